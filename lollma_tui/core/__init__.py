@@ -1,0 +1,1 @@
+"""Everything below the UI: backends, models, hardware, chat. Never imports Textual or rich."""

@@ -1,0 +1,205 @@
+"""The contract every inference backend meets, and the events a reply streams as.
+
+A backend loads one model at a time, streams chat replies as `ChatEvent`s, can stop a reply,
+and reports its state. The UI only sees these types; it never talks to llama.cpp or Ollama.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal, Protocol, runtime_checkable
+
+from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings
+
+Role = Literal["system", "user", "assistant"]
+FinishReason = Literal["stop", "length", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunSetup:
+    """The settings that produced a reply, as the backend actually applied them."""
+
+    backend: BackendKind
+    model: str
+    quant: str
+    n_gpu_layers: int
+    """Layers actually offloaded (-1 = all, reported by Ollama as a share instead)."""
+    n_layers: int | None
+    n_ctx: int
+    n_threads: int | None
+    n_batch: int | None = None
+    flash_attn: bool | None = None
+    gpu_share: float | None = None
+    """Fraction of the model in GPU memory where the backend reports it (Ollama /api/ps)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyStats:
+    """Measured figures for one reply."""
+
+    setup: RunSetup
+    ttft_s: float | None
+    """Request sent → first text arrived, as the user sees it."""
+    prompt_tokens: int | None
+    prompt_tokens_evaluated: int | None
+    """Prompt tokens actually computed; fewer than prompt_tokens when a cached prefix was reused."""
+    prompt_tps: float | None
+    gen_tokens: int
+    gen_tps: float | None
+    total_s: float
+    load_s: float | None = None
+
+    @property
+    def prompt_cached(self) -> bool:
+        """True when prompt tokens/s is unreliable because part of the prompt came from cache."""
+        if self.prompt_tokens is None or self.prompt_tokens_evaluated is None:
+            return False
+        return self.prompt_tokens_evaluated < self.prompt_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyDone:
+    finish_reason: FinishReason
+    stats: ReplyStats
+
+
+ChatEvent = TextDelta | ThinkingDelta | ReplyDone
+
+
+class BackendState(StrEnum):
+    UNLOADED = "unloaded"
+    LOADING = "loading"
+    READY = "ready"
+    GENERATING = "generating"
+    FAILED = "failed"
+    """The last load failed or the engine died; the next request tries again."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """What is loaded, as the engine reports it after loading."""
+
+    settings: LoadSettings
+    name: str
+    architecture: str
+    quant: str
+    n_layers: int | None
+    n_ctx: int
+    n_ctx_train: int | None
+    n_gpu_layers: int
+    """Layers actually placed on the GPU (0 on a CPU-only build whatever was asked)."""
+    gpu_offload_supported: bool
+    chat_format: str
+    chat_format_source: Literal["gguf", "architecture", "server"]
+    size_bytes: int | None
+    n_params: int | None
+    load_s: float
+    n_threads: int | None = None
+    is_base_model: bool = False
+    """True for pre-trained (not instruction-tuned) models such as the demo model."""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def setup(self) -> RunSetup:
+        return RunSetup(
+            backend=self.settings.backend,
+            model=self.name,
+            quant=self.quant,
+            n_gpu_layers=self.n_gpu_layers,
+            n_layers=self.n_layers,
+            n_ctx=self.n_ctx,
+            n_threads=self.n_threads,
+            n_batch=self.settings.n_batch,
+            flash_attn=self.settings.flash_attn,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BackendStatus:
+    state: BackendState
+    message: str = ""
+    loaded: LoadedModel | None = None
+
+
+class BackendError(Exception):
+    """A failure the user should read: `str(error)` is one clear line."""
+
+
+class ModelLoadError(BackendError):
+    pass
+
+
+class ModelNotFoundError(BackendError):
+    pass
+
+
+class BackendUnavailableError(BackendError):
+    """The engine or server cannot be reached (Ollama down, worker cannot start)."""
+
+
+class BackendCrashedError(BackendError):
+    """The engine died mid-request; the conversation is intact and the next request restarts it."""
+
+
+class ContextOverflowError(BackendError):
+    pass
+
+
+StatusListener = Callable[[BackendStatus], None]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """One inference engine holding at most one loaded model."""
+
+    kind: BackendKind
+
+    @property
+    def status(self) -> BackendStatus: ...
+
+    async def load(self, settings: LoadSettings) -> LoadedModel:
+        """Load a model, replacing any loaded one. Raises `BackendError` subclasses."""
+        ...
+
+    def stream_chat(
+        self, messages: Sequence[ChatMessage], sampling: SamplingSettings
+    ) -> AsyncIterator[ChatEvent]:
+        """Stream one reply. Ends with exactly one `ReplyDone` unless it raises `BackendError`."""
+        ...
+
+    async def cancel(self) -> None:
+        """Stop the reply in flight; the stream then ends with ``finish_reason="cancelled"``."""
+        ...
+
+    async def unload(self) -> None:
+        """Free the model's memory. Safe to call when nothing is loaded."""
+        ...
+
+    async def close(self) -> None:
+        """Release everything; the backend is not used afterwards."""
+        ...
+
+    def process_ids(self) -> tuple[int, ...]:
+        """Local processes doing this backend's work, for the hardware panel."""
+        ...
+
+    def set_status_listener(self, listener: StatusListener | None) -> None:
+        """Call `listener` (on the event loop) whenever `status` changes."""
+        ...

@@ -1,0 +1,113 @@
+"""The line protocol between the app and its llama.cpp worker process.
+
+One JSON object per line in each direction. Requests carry ``op``; worker events carry ``ev``.
+Kept free of llama_cpp so both sides can import it cheaply.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from lollma_tui.core.backends.base import ChatMessage
+from lollma_tui.core.settings import AUTO, BackendKind, LoadSettings, SamplingSettings
+
+# Requests (app → worker)
+OP_LOAD = "load"
+OP_CHAT = "chat"
+OP_CANCEL = "cancel"
+OP_SHUTDOWN = "shutdown"
+
+# Events (worker → app)
+EV_HELLO = "hello"
+EV_LOADED = "loaded"
+EV_DELTA = "delta"
+EV_DONE = "done"
+EV_ERROR = "error"
+
+# Error kinds carried by EV_ERROR
+ERR_LOAD = "load"
+ERR_CONTEXT = "context"
+ERR_GENERATION = "generation"
+ERR_PROTOCOL = "protocol"
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    value = json.loads(line)
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def load_settings_to_wire(settings: LoadSettings) -> dict[str, Any]:
+    wire = asdict(settings)
+    wire["backend"] = str(settings.backend)
+    return wire
+
+
+def load_settings_from_wire(wire: dict[str, Any]) -> LoadSettings:
+    values = dict(wire)
+    values["backend"] = BackendKind(values["backend"])
+    if values.get("n_gpu_layers") != AUTO:
+        values["n_gpu_layers"] = int(values["n_gpu_layers"])
+    return LoadSettings(**values)
+
+
+def sampling_to_wire(sampling: SamplingSettings) -> dict[str, Any]:
+    wire = asdict(sampling)
+    wire["stop"] = list(sampling.stop)
+    return wire
+
+
+def sampling_from_wire(wire: dict[str, Any]) -> SamplingSettings:
+    values = dict(wire)
+    values["stop"] = tuple(values.get("stop") or ())
+    return SamplingSettings(**values)
+
+
+def messages_to_wire(messages: list[ChatMessage]) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerReplyFigures:
+    """What the worker measures for one reply; the app adds its own wall-clock figures."""
+
+    finish_reason: str
+    prompt_tokens: int
+    prompt_tokens_evaluated: int
+    prompt_ms: float
+    gen_tokens: int
+    gen_s: float
+    """Seconds from the first to the last sampled token."""
+
+    @property
+    def prompt_tps(self) -> float | None:
+        if self.prompt_tokens_evaluated <= 0 or self.prompt_ms <= 0:
+            return None
+        return self.prompt_tokens_evaluated / (self.prompt_ms / 1000.0)
+
+    @property
+    def gen_tps(self) -> float | None:
+        if self.gen_tokens < 2 or self.gen_s <= 0:
+            return None
+        return (self.gen_tokens - 1) / self.gen_s
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, Any]) -> WorkerReplyFigures:
+        return cls(
+            finish_reason=str(wire["finish_reason"]),
+            prompt_tokens=int(wire["prompt_tokens"]),
+            prompt_tokens_evaluated=int(wire["prompt_tokens_evaluated"]),
+            prompt_ms=float(wire["prompt_ms"]),
+            gen_tokens=int(wire["gen_tokens"]),
+            gen_s=float(wire["gen_s"]),
+        )

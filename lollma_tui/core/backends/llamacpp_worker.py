@@ -1,0 +1,417 @@
+"""The llama.cpp worker process: the only module that imports llama_cpp.
+
+Run as ``python -m lollma_tui.core.backends.llamacpp_worker --log FILE``. It speaks the line
+protocol of `llamacpp_protocol` on its original stdout and sends everything else llama.cpp or
+Python prints (fd 1 and fd 2) to the log file, so nothing ever reaches the app's terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Generator, Iterator, Sequence
+from typing import IO, Any
+
+from lollma_tui.core.backends import llamacpp_protocol as proto
+from lollma_tui.core.backends.base import ChatMessage
+from lollma_tui.core.backends.chat_formats import adapt_messages, format_for_architecture
+from lollma_tui.core.settings import AUTO, LoadSettings, SamplingSettings
+
+_KV_TYPE_IDS = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 8}
+
+
+class Cancelled(Exception):
+    """Raised inside prompt evaluation when the app asked to stop."""
+
+
+class Channel:
+    """The protocol side of the worker: requests in on stdin, events out on the saved stdout."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+        self.requests: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._cancel_lock = threading.Lock()
+        self._cancelled: set[int] = set()
+        self.current: int | None = None
+        self.cancel_event = threading.Event()
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = proto.encode(message)
+        with self._lock:
+            self._out.write(data)
+            self._out.flush()
+
+    def begin(self, request_id: int) -> threading.Event:
+        with self._cancel_lock:
+            self.current = request_id
+            self.cancel_event = threading.Event()
+            if request_id in self._cancelled:
+                self.cancel_event.set()
+            return self.cancel_event
+
+    def end(self) -> None:
+        with self._cancel_lock:
+            if self.current is not None:
+                self._cancelled.discard(self.current)
+            self.current = None
+
+    def read_requests(self, stdin: IO[bytes]) -> None:
+        """Reader thread: cancels act at once; everything else queues for the main loop."""
+        for line in stdin:
+            try:
+                message = proto.decode(line)
+            except ValueError as error:
+                self.send({"ev": proto.EV_ERROR, "kind": proto.ERR_PROTOCOL, "message": str(error)})
+                continue
+            if message.get("op") == proto.OP_CANCEL:
+                request_id = int(message["id"])
+                with self._cancel_lock:
+                    self._cancelled.add(request_id)
+                    if self.current == request_id:
+                        self.cancel_event.set()
+                continue
+            self.requests.put(message)
+        # The app is gone (closed our stdin or died): stop any reply and exit.
+        self.cancel_event.set()
+        self.requests.put({"op": proto.OP_SHUTDOWN})
+
+
+def _make_engine_class() -> type:
+    """Build the Llama subclass lazily so importing this module stays cheap."""
+    import llama_cpp
+
+    class Engine(llama_cpp.Llama):
+        """Llama that can stop between prompt batches and between tokens, and counts tokens."""
+
+        cancel_event: threading.Event = threading.Event()
+        prompt_tokens = 0
+        sampled = 0
+        first_token_at = 0.0
+        last_token_at = 0.0
+
+        def eval(self, tokens: Sequence[int]) -> None:
+            # Evaluating a long prompt batch by batch lets a stop land between batches instead
+            # of after the whole prompt.
+            step = max(1, self.n_batch)
+            for start in range(0, len(tokens), step):
+                if self.cancel_event.is_set():
+                    raise Cancelled
+                super().eval(tokens[start : start + step])
+
+        def generate(
+            self, tokens: Sequence[int], *args: Any, **kwargs: Any
+        ) -> Generator[int, Sequence[int] | None, None]:
+            self.prompt_tokens = len(tokens)
+            for token in super().generate(tokens, *args, **kwargs):
+                if self.cancel_event.is_set():
+                    return
+                now = time.perf_counter()
+                if self.sampled == 0:
+                    self.first_token_at = now
+                self.sampled += 1
+                self.last_token_at = now
+                yield token
+
+    return Engine
+
+
+def quant_name(file_type: str | None) -> str:
+    if file_type is None:
+        return "unknown"
+    try:
+        from gguf import LlamaFileType
+
+        name = LlamaFileType(int(file_type)).name
+    except (ValueError, ImportError):
+        return f"type {file_type}"
+    return name.removeprefix("MOSTLY_").removeprefix("ALL_")
+
+
+class Worker:
+    def __init__(self, channel: Channel, log_path: str) -> None:
+        self.channel = channel
+        self.log_path = log_path
+        self.llm: Any = None
+        self.chat_format = ""
+        self.engine_class = _make_engine_class()
+
+    def log_tail_since(self, offset: int) -> str:
+        sys.stderr.flush()
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(offset)
+                text = log.read().decode(errors="replace")
+        except OSError:
+            return ""
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        interesting = [
+            ln for ln in lines if any(w in ln.lower() for w in ("error", "failed", "invalid", "unable"))
+        ]
+        return (interesting or lines)[-1] if (interesting or lines) else ""
+
+    def load(self, request: dict[str, Any]) -> None:
+        import llama_cpp
+
+        request_id = int(request["id"])
+        settings = proto.load_settings_from_wire(request["settings"])
+        offset = _log_size(self.log_path)
+        started = time.perf_counter()
+        try:
+            self.llm = self._construct(settings, llama_cpp)
+        except (ValueError, RuntimeError, OSError) as error:
+            detail = self.log_tail_since(offset)
+            message = str(error)
+            if detail and detail not in message:
+                message = f"{message} — llama.cpp: {detail}"
+            self.channel.send(
+                {"ev": proto.EV_ERROR, "id": request_id, "kind": proto.ERR_LOAD, "message": message}
+            )
+            return
+        llm = self.llm
+        metadata: dict[str, str] = dict(llm.metadata)
+        architecture = metadata.get("general.architecture", "unknown")
+        has_template = "tokenizer.chat_template" in metadata
+        notes: list[str] = []
+        if has_template:
+            self.chat_format = str(llm.chat_format)
+        else:
+            self.chat_format = format_for_architecture(architecture)
+            llm.chat_format = self.chat_format
+            note = (
+                f"{os.path.basename(settings.model)} has no chat template; "
+                f"using the '{self.chat_format}' format for architecture '{architecture}'"
+            )
+            notes.append(note)
+            print(f"lollma-tui: {note}", file=sys.stderr, flush=True)
+        self._warm_up(llm)
+        n_layers = _int_or_none(metadata.get(f"{architecture}.block_count"))
+        offload = bool(llama_cpp.llama_supports_gpu_offload())
+        requested = settings.n_gpu_layers
+        if not offload:
+            on_gpu = 0
+        elif requested == AUTO or requested == -1:
+            on_gpu = (n_layers + 1) if n_layers is not None else -1
+        else:
+            on_gpu = min(int(requested), (n_layers + 1) if n_layers is not None else int(requested))
+        self.channel.send(
+            {
+                "ev": proto.EV_LOADED,
+                "id": request_id,
+                "model": {
+                    "name": metadata.get("general.name") or os.path.basename(settings.model),
+                    "architecture": architecture,
+                    "quant": quant_name(metadata.get("general.file_type")),
+                    "n_layers": n_layers,
+                    "n_ctx": int(llm.n_ctx()),
+                    "n_ctx_train": _int_or_none(metadata.get(f"{architecture}.context_length")),
+                    "n_gpu_layers": on_gpu,
+                    "gpu_offload_supported": offload,
+                    "chat_format": self.chat_format,
+                    "chat_format_source": "gguf" if has_template else "architecture",
+                    "size_bytes": int(llm._model.size()),
+                    "n_params": int(llm._model.n_params()),
+                    "load_s": time.perf_counter() - started,
+                    "n_threads": int(llm.n_threads) if hasattr(llm, "n_threads") else settings.n_threads,
+                    "notes": notes,
+                },
+            }
+        )
+
+    def _construct(self, settings: LoadSettings, llama_cpp: Any) -> Any:
+        if not os.path.isfile(settings.model):
+            raise ValueError(f"Model file not found: {settings.model}")
+        threads = settings.n_threads or default_threads()
+        gpu_layers = settings.n_gpu_layers
+        if gpu_layers == AUTO:
+            gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
+        kv_type = _KV_TYPE_IDS[settings.kv_cache_type]
+        return self.engine_class(
+            model_path=settings.model,
+            n_gpu_layers=int(gpu_layers),
+            n_ctx=settings.n_ctx,
+            n_batch=settings.n_batch,
+            n_ubatch=min(settings.n_batch, 512),
+            n_threads=threads,
+            n_threads_batch=max(threads, os.cpu_count() or threads),
+            flash_attn=settings.flash_attn,
+            type_k=kv_type,
+            type_v=kv_type,
+            use_mmap=settings.use_mmap,
+            use_mlock=settings.use_mlock,
+            # verbose=True keeps llama-cpp-python from dup2()ing /dev/null over fd 2, so the
+            # load log lands in our log file, and makes it reset perf counters per request.
+            verbose=True,
+        )
+
+    def _warm_up(self, llm: Any) -> None:
+        import llama_cpp
+
+        # The first decode pays one-off costs (buffer allocation, weight repacking); pay them
+        # at load time so the first reply's time to first token is honest.
+        bos = llm.token_bos()
+        token = bos if bos >= 0 else 0
+        llm.eval([token, token])
+        llm.eval([token])
+        # Perf counters only advance at a synchronize: without one the warm-up tokens would be
+        # counted into the first reply's prompt figures.
+        llama_cpp.llama_synchronize(llm.ctx)
+        llm.reset()
+        llm._ctx.kv_cache_clear()
+        llm._ctx.reset_timings()
+
+    def chat(self, request: dict[str, Any]) -> None:
+        import llama_cpp
+
+        request_id = int(request["id"])
+        cancel = self.channel.begin(request_id)
+        try:
+            if self.llm is None:
+                self.channel.send(
+                    {
+                        "ev": proto.EV_ERROR,
+                        "id": request_id,
+                        "kind": proto.ERR_GENERATION,
+                        "message": "No model is loaded",
+                    }
+                )
+                return
+            llm = self.llm
+            sampling = proto.sampling_from_wire(request["sampling"])
+            messages = adapt_messages(
+                [ChatMessage(m["role"], m["content"]) for m in request["messages"]], self.chat_format
+            )
+            llm.cancel_event = cancel
+            llm.sampled = 0
+            llm.prompt_tokens = 0
+            llm._ctx.reset_timings()
+            finish = "length"
+            try:
+                for chunk in self._stream(llm, messages, sampling):
+                    choice = chunk["choices"][0]
+                    text = choice["delta"].get("content")
+                    if text:
+                        self.channel.send({"ev": proto.EV_DELTA, "id": request_id, "text": text})
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
+            except Cancelled:
+                pass
+            except ValueError as error:
+                kind = proto.ERR_CONTEXT if "exceed context window" in str(error) else proto.ERR_GENERATION
+                self.channel.send(
+                    {"ev": proto.EV_ERROR, "id": request_id, "kind": kind, "message": str(error)}
+                )
+                return
+            if cancel.is_set():
+                finish = "cancelled"
+            perf = llama_cpp.llama_perf_context(llm.ctx)
+            figures = proto.WorkerReplyFigures(
+                finish_reason=finish,
+                prompt_tokens=int(llm.prompt_tokens),
+                prompt_tokens_evaluated=int(perf.n_p_eval),
+                prompt_ms=float(perf.t_p_eval_ms),
+                gen_tokens=int(llm.sampled),
+                gen_s=max(0.0, llm.last_token_at - llm.first_token_at) if llm.sampled else 0.0,
+            )
+            self.channel.send({"ev": proto.EV_DONE, "id": request_id, "figures": figures.to_wire()})
+        finally:
+            self.channel.end()
+
+    def _stream(self, llm: Any, messages: list[ChatMessage], sampling: SamplingSettings) -> Iterator[Any]:
+        return iter(
+            llm.create_chat_completion(
+                messages=proto.messages_to_wire(messages),
+                stream=True,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                top_k=sampling.top_k,
+                min_p=sampling.min_p,
+                repeat_penalty=sampling.repeat_penalty,
+                seed=sampling.seed,
+                max_tokens=sampling.max_tokens,
+                stop=list(sampling.stop),
+            )
+        )
+
+    def serve(self) -> None:
+        while True:
+            request = self.channel.requests.get()
+            op = request.get("op")
+            if op == proto.OP_SHUTDOWN:
+                return
+            if op == proto.OP_LOAD:
+                self.load(request)
+            elif op == proto.OP_CHAT:
+                self.chat(request)
+            else:
+                self.channel.send(
+                    {"ev": proto.EV_ERROR, "kind": proto.ERR_PROTOCOL, "message": f"unknown op {op!r}"}
+                )
+
+
+def default_threads() -> int:
+    """Physical cores, as llama-bench uses; llama-cpp-python's own default is half the logical ones."""
+    try:
+        import psutil
+
+        physical = psutil.cpu_count(logical=False)
+    except ImportError:
+        physical = None
+    return max(1, physical or os.cpu_count() or 1)
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _log_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _redirect_output(log_path: str) -> IO[bytes]:
+    """Keep the protocol on a private copy of stdout; point fd 1 and fd 2 at the log file."""
+    protocol_fd = os.dup(1)
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    return os.fdopen(protocol_fd, "wb", buffering=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="lollma-tui llama.cpp worker (started by the app)")
+    parser.add_argument("--log", required=True)
+    args = parser.parse_args(argv)
+    out = _redirect_output(args.log)
+    channel = Channel(out)
+    worker = Worker(channel, args.log)
+    import llama_cpp
+
+    channel.send(
+        {
+            "ev": proto.EV_HELLO,
+            "pid": os.getpid(),
+            "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
+            "llama_cpp_version": getattr(llama_cpp, "__version__", "?"),
+        }
+    )
+    reader = threading.Thread(target=channel.read_requests, args=(sys.stdin.buffer,), daemon=True)
+    reader.start()
+    worker.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

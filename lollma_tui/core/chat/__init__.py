@@ -1,0 +1,1 @@
+"""Conversations: the in-memory model, the store, export and import."""

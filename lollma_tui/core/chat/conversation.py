@@ -1,0 +1,100 @@
+"""The conversation the user is having: messages, per-reply state and stats.
+
+The app owns one `Conversation`; backends receive it as a plain list of `ChatMessage`s.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from lollma_tui.core.backends.base import ChatMessage, ReplyStats, Role
+
+
+class ReplyState(StrEnum):
+    COMPLETE = "complete"
+    STREAMING = "streaming"
+    STOPPED = "stopped"
+    """The user stopped it; the partial text is kept."""
+    LENGTH = "length"
+    """It hit the token limit or the context size."""
+    ERROR = "error"
+    INCOMPLETE = "incomplete"
+    """Streaming when the app died; found so on the next start."""
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(slots=True)
+class Message:
+    role: Role
+    content: str
+    id: str = field(default_factory=new_id)
+    created_at: float = field(default_factory=time.time)
+    state: ReplyState = ReplyState.COMPLETE
+    stats: ReplyStats | None = None
+    error: str | None = None
+
+    def to_chat(self) -> ChatMessage:
+        return ChatMessage(self.role, self.content)
+
+
+@dataclass(slots=True)
+class Conversation:
+    id: str = field(default_factory=new_id)
+    title: str = ""
+    system_prompt: str = ""
+    messages: list[Message] = field(default_factory=list)
+    created_at: float = field(default_factory=time.time)
+
+    def add_user(self, text: str) -> Message:
+        message = Message("user", text)
+        self.messages.append(message)
+        if not self.title:
+            self.title = title_from(text)
+        return message
+
+    def start_reply(self) -> Message:
+        message = Message("assistant", "", state=ReplyState.STREAMING)
+        self.messages.append(message)
+        return message
+
+    def history(self) -> list[ChatMessage]:
+        """What the model is sent: the system prompt, then every turn that holds text.
+
+        Failed or empty replies are left out so that a retry after an error sees the same
+        context; stopped partial replies stay in, because the user saw them.
+        """
+        sent: list[ChatMessage] = []
+        if self.system_prompt.strip():
+            sent.append(ChatMessage("system", self.system_prompt))
+        for message in self.messages:
+            if message.role == "assistant" and (
+                message.state in (ReplyState.STREAMING, ReplyState.ERROR) or not message.content
+            ):
+                continue
+            sent.append(message.to_chat())
+        return sent
+
+    def last_reply(self) -> Message | None:
+        for message in reversed(self.messages):
+            if message.role == "assistant":
+                return message
+        return None
+
+    def drop_last_reply(self) -> Message | None:
+        """Remove the final assistant reply (to regenerate it); returns the user turn it answered."""
+        if self.messages and self.messages[-1].role == "assistant":
+            self.messages.pop()
+        if self.messages and self.messages[-1].role == "user":
+            return self.messages[-1]
+        return None
+
+
+def title_from(text: str, limit: int = 48) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"

@@ -1,0 +1,66 @@
+"""One-line descriptions of a reply's speed and of the set-up that produced it."""
+
+from __future__ import annotations
+
+from lollma_tui.core.backends.base import LoadedModel, ReplyStats, RunSetup
+
+
+def format_rate(tps: float | None) -> str:
+    if tps is None:
+        return "—"
+    return f"{tps:.0f}" if tps >= 100 else f"{tps:.1f}"
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    return f"{seconds:.1f} s"
+
+
+def format_gpu_layers(n_gpu_layers: int, n_layers: int | None) -> str:
+    """`ngl 12/19`: offloaded / offloadable (repeating layers plus the output head)."""
+    if n_layers is None:
+        return "ngl all" if n_gpu_layers < 0 else f"ngl {n_gpu_layers}"
+    total = n_layers + 1
+    shown = total if n_gpu_layers < 0 else min(n_gpu_layers, total)
+    return f"ngl {shown}/{total}"
+
+
+def format_setup(setup: RunSetup) -> str:
+    parts = [
+        setup.model,
+        setup.quant,
+        str(setup.backend),
+        format_gpu_layers(setup.n_gpu_layers, setup.n_layers),
+    ]
+    if setup.gpu_share is not None:
+        parts.append(f"{setup.gpu_share * 100:.0f}% GPU")
+    parts.append(f"ctx {setup.n_ctx}")
+    if setup.n_threads:
+        parts.append(f"{setup.n_threads} threads")
+    return " · ".join(parts)
+
+
+def format_stats(stats: ReplyStats) -> str:
+    parts = [f"{format_seconds(stats.ttft_s)} to first token"]
+    if stats.prompt_tokens is not None:
+        prompt = f"prompt {stats.prompt_tokens} tok"
+        if stats.prompt_cached and stats.prompt_tokens_evaluated is not None:
+            prompt += f" ({stats.prompt_tokens - stats.prompt_tokens_evaluated} cached)"
+        elif stats.prompt_tps is not None:
+            prompt += f" @ {format_rate(stats.prompt_tps)} tok/s"
+        parts.append(prompt)
+    parts.append(f"{format_rate(stats.gen_tps)} tok/s")
+    parts.append(f"{stats.gen_tokens} tokens")
+    parts.append(format_seconds(stats.total_s))
+    return " · ".join(parts)
+
+
+def format_loaded(model: LoadedModel) -> str:
+    return (
+        f"{model.name} ({model.quant}) loaded in {format_seconds(model.load_s)} · "
+        f"{format_gpu_layers(model.n_gpu_layers, model.n_layers)} · ctx {model.n_ctx}"
+        + ("" if model.gpu_offload_supported else " · CPU-only llama.cpp build")
+    )

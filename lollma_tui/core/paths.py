@@ -1,0 +1,40 @@
+"""Where lollma-tui keeps its files, resolved lazily (nothing is created at import time)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "lollma-tui"
+
+
+def _override(env: str) -> Path | None:
+    # One switch for tests and for users who want everything in one place.
+    value = os.environ.get(env)
+    return Path(value) if value else None
+
+
+def data_dir() -> Path:
+    return _override("LOLLMA_DATA_DIR") or platformdirs.user_data_path(APP_NAME, appauthor=False)
+
+
+def state_dir() -> Path:
+    return _override("LOLLMA_STATE_DIR") or platformdirs.user_state_path(APP_NAME, appauthor=False)
+
+
+def cache_dir() -> Path:
+    return _override("LOLLMA_CACHE_DIR") or platformdirs.user_cache_path(APP_NAME, appauthor=False)
+
+
+def config_dir() -> Path:
+    return _override("LOLLMA_CONFIG_DIR") or platformdirs.user_config_path(APP_NAME, appauthor=False)
+
+
+def log_dir() -> Path:
+    return state_dir() / "logs"
+
+
+def llama_log_path() -> Path:
+    return log_dir() / "llama.cpp.log"

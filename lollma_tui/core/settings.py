@@ -1,0 +1,123 @@
+"""Run settings: what a model is loaded with and how replies are sampled.
+
+Load settings need a model reload when they change; sampling settings apply to the next reply.
+Both are frozen so a reply can keep the exact settings that produced it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from typing import Any, Literal
+
+AUTO: Literal["auto"] = "auto"
+"""Sentinel for "let the fit estimator (llama.cpp) or the server (Ollama) decide"."""
+
+GpuLayers = int | Literal["auto"]
+"""Number of layers to offload; -1 means all of them."""
+
+
+class BackendKind(StrEnum):
+    LLAMA_CPP = "llama.cpp"
+    OLLAMA = "ollama"
+
+
+KV_CACHE_TYPES: tuple[str, ...] = ("f16", "q8_0", "q4_0", "f32")
+
+
+class SettingsError(ValueError):
+    """A settings value is out of range; the message names the field and the allowed range."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSettings:
+    """Settings that only take effect when the model is (re)loaded."""
+
+    backend: BackendKind = BackendKind.LLAMA_CPP
+    model: str = ""
+    """A GGUF path for llama.cpp, a tag (``name:tag``) for Ollama."""
+    n_gpu_layers: GpuLayers = 0
+    n_ctx: int = 4096
+    n_threads: int | None = None
+    """None lets the backend choose (llama.cpp: half the logical cores)."""
+    n_batch: int = 512
+    flash_attn: bool = False
+    kv_cache_type: str = "f16"
+    use_mmap: bool = True
+    use_mlock: bool = False
+    keep_alive: str = "5m"
+    """Ollama only: how long the server keeps the model loaded after a request."""
+
+    def __post_init__(self) -> None:
+        if self.n_gpu_layers != AUTO and (not isinstance(self.n_gpu_layers, int) or self.n_gpu_layers < -1):
+            raise SettingsError(
+                f"n_gpu_layers must be -1 (all), 0 or more, or 'auto', not {self.n_gpu_layers!r}"
+            )
+        if not 64 <= self.n_ctx <= 1 << 22:
+            raise SettingsError(f"n_ctx must be between 64 and 4194304, not {self.n_ctx}")
+        if self.n_threads is not None and not 1 <= self.n_threads <= 1024:
+            raise SettingsError(f"n_threads must be between 1 and 1024, not {self.n_threads}")
+        if not 1 <= self.n_batch <= 1 << 16:
+            raise SettingsError(f"n_batch must be between 1 and 65536, not {self.n_batch}")
+        if self.kv_cache_type not in KV_CACHE_TYPES:
+            raise SettingsError(
+                f"kv_cache_type must be one of {', '.join(KV_CACHE_TYPES)}, not {self.kv_cache_type!r}"
+            )
+
+    def with_changes(self, **changes: Any) -> LoadSettings:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingSettings:
+    """Settings applied per reply; changing them never reloads the model."""
+
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    seed: int | None = None
+    """None means a fresh random seed for every reply."""
+    max_tokens: int | None = None
+    """None means until the model stops or the context is full."""
+    stop: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.temperature <= 5.0:
+            raise SettingsError(f"temperature must be between 0 and 5, not {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise SettingsError(f"top_p must be in (0, 1], not {self.top_p}")
+        if self.top_k < 0:
+            raise SettingsError(f"top_k must be 0 (off) or more, not {self.top_k}")
+        if not 0.0 <= self.min_p < 1.0:
+            raise SettingsError(f"min_p must be in [0, 1), not {self.min_p}")
+        if not 0.0 < self.repeat_penalty <= 5.0:
+            raise SettingsError(f"repeat_penalty must be in (0, 5], not {self.repeat_penalty}")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise SettingsError(f"max_tokens must be 1 or more (or unset), not {self.max_tokens}")
+
+    def with_changes(self, **changes: Any) -> SamplingSettings:
+        return replace(self, **changes)
+
+
+DEMO_SAMPLING = SamplingSettings(
+    temperature=0.7, top_p=0.9, top_k=40, min_p=0.05, repeat_penalty=1.3, max_tokens=160
+)
+"""The demo model is a base model: a strong repeat penalty and a short limit keep it readable."""
+
+
+def sampling_field_names() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(SamplingSettings))
+
+
+@dataclass(frozen=True, slots=True)
+class StartupOptions:
+    """What the command line asked for, handed to the app."""
+
+    load: LoadSettings
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    system_prompt: str = ""
+    theme: str = "lollma-dark"
+    demo: bool = False
+    """The model is the bundled demo; it is assembled (once) before the first load."""

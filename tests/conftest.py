@@ -1,0 +1,59 @@
+"""Shared fixtures: isolated user folders, and real GGUF models built once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from gguf_factory import SLOW_PREFILL_SPEC, TinyModelSpec, write_tiny_gguf
+
+
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path: Path, session_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep tests out of the developer's real config, history and logs."""
+    for name in ("DATA", "STATE", "CONFIG"):
+        folder = tmp_path / f"lollma-{name.lower()}"
+        monkeypatch.setenv(f"LOLLMA_{name}_DIR", str(folder))
+    # The demo model is assembled once per session into a shared cache folder.
+    monkeypatch.setenv("LOLLMA_CACHE_DIR", str(session_cache))
+    monkeypatch.delenv("OLLAMA_HOST", raising=False)
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(models_dir: Path) -> Path:
+    """A 2-layer random-weight llama with a chat template (about 3 MB)."""
+    return write_tiny_gguf(models_dir / "tiny-llama-f16.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf_no_template(models_dir: Path) -> Path:
+    return write_tiny_gguf(models_dir / "tiny-llama-notemplate.gguf", TinyModelSpec(chat_template=None))
+
+
+@pytest.fixture(scope="session")
+def slow_gguf(models_dir: Path) -> Path:
+    """Big enough that a long prompt takes seconds on one thread."""
+    return write_tiny_gguf(models_dir / "tiny-slow-f16.gguf", SLOW_PREFILL_SPEC)
+
+
+@pytest.fixture(scope="session")
+def demo_gguf(session_cache: Path) -> Path:
+    """The real Gemma 3 270M Q4_K_M from the demo package, assembled once."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LOLLMA_CACHE_DIR", str(session_cache))
+    try:
+        from lollma_tui.core.models.demo import ensure_demo_model
+
+        return ensure_demo_model()
+    finally:
+        mp.undo()

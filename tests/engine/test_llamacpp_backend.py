@@ -1,0 +1,214 @@
+"""The llama.cpp backend against a real worker process and real GGUF files."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psutil
+import pytest
+from gguf_factory import WORDS
+
+from lollma_tui.core.backends.base import (
+    BackendCrashedError,
+    BackendState,
+    BackendStatus,
+    ChatMessage,
+    ContextOverflowError,
+    ModelLoadError,
+    ReplyDone,
+    TextDelta,
+)
+from lollma_tui.core.backends.llamacpp import LlamaCppBackend
+from lollma_tui.core.settings import LoadSettings, SamplingSettings
+
+GREEDY = SamplingSettings(temperature=0.0, seed=1, max_tokens=24)
+ENDLESS = SamplingSettings(temperature=0.0, seed=1, repeat_penalty=1.0, max_tokens=3000)
+"""Greedy on the random tiny model loops without ever sampling EOS, so only a stop ends it early."""
+
+
+@pytest.fixture
+async def backend(tmp_path: Path) -> AsyncIterator[LlamaCppBackend]:
+    backend = LlamaCppBackend(log_path=tmp_path / "llama.log")
+    yield backend
+    await backend.close()
+
+
+async def collect(backend: LlamaCppBackend, prompt: str, sampling: SamplingSettings) -> tuple[str, ReplyDone]:
+    text = ""
+    done: ReplyDone | None = None
+    async for event in backend.stream_chat([ChatMessage("user", prompt)], sampling):
+        if isinstance(event, TextDelta):
+            text += event.text
+        elif isinstance(event, ReplyDone):
+            done = event
+    assert done is not None
+    return text, done
+
+
+async def test_load_reports_what_llama_cpp_loaded(backend: LlamaCppBackend, tiny_gguf: Path) -> None:
+    statuses: list[BackendStatus] = []
+    backend.set_status_listener(statuses.append)
+    loaded = await backend.load(LoadSettings(model=str(tiny_gguf), n_ctx=1000))
+    assert loaded.architecture == "llama"
+    assert loaded.quant == "F16"
+    assert loaded.n_layers == 2
+    assert loaded.n_ctx == 1024  # llama.cpp rounds the context up to a multiple of 256
+    assert loaded.chat_format_source == "gguf"
+    assert loaded.n_params is not None and loaded.n_params > 100_000
+    assert [s.state for s in statuses] == [BackendState.LOADING, BackendState.READY]
+    (pid,) = backend.process_ids()
+    assert psutil.Process(pid).is_running() and pid != os.getpid()
+
+
+async def test_llama_cpp_log_goes_to_the_log_file(
+    backend: LlamaCppBackend, tiny_gguf: Path, tmp_path: Path
+) -> None:
+    await backend.load(LoadSettings(model=str(tiny_gguf)))
+    log = (tmp_path / "llama.log").read_text()
+    assert "llama_model_loader" in log or "print_info" in log
+    assert oct((tmp_path / "llama.log").stat().st_mode & 0o777) == "0o600"
+
+
+async def test_stream_yields_text_then_measured_stats(backend: LlamaCppBackend, tiny_gguf: Path) -> None:
+    await backend.load(LoadSettings(model=str(tiny_gguf)))
+    text, done = await collect(backend, "tell me about the cache", GREEDY)
+    assert text.strip()
+    stats = done.stats
+    assert done.finish_reason in ("length", "stop")
+    assert stats.gen_tokens > 1 and stats.gen_tps is not None and stats.gen_tps > 0
+    assert stats.prompt_tokens is not None and stats.prompt_tokens > 5
+    assert stats.prompt_tokens_evaluated == stats.prompt_tokens
+    assert stats.ttft_s is not None and 0 < stats.ttft_s < stats.total_s
+    assert stats.setup.quant == "F16" and stats.setup.n_layers == 2
+
+
+async def test_counters_are_per_reply_and_a_repeated_prompt_is_cached(
+    backend: LlamaCppBackend, tiny_gguf: Path
+) -> None:
+    await backend.load(LoadSettings(model=str(tiny_gguf)))
+    _, first = await collect(backend, "the same question", GREEDY)
+    _, second = await collect(backend, "the same question", GREEDY)
+    assert first.stats.gen_tokens == second.stats.gen_tokens == GREEDY.max_tokens
+    assert second.stats.prompt_cached  # the KV prefix was reused, so its prompt rate is unreliable
+    assert second.stats.prompt_tokens_evaluated is not None
+    assert second.stats.prompt_tokens_evaluated < first.stats.prompt_tokens_evaluated  # type: ignore[operator]
+
+
+async def test_gguf_without_template_uses_the_architecture_format(
+    backend: LlamaCppBackend, tiny_gguf_no_template: Path, tmp_path: Path
+) -> None:
+    loaded = await backend.load(LoadSettings(model=str(tiny_gguf_no_template)))
+    assert loaded.chat_format_source == "architecture"
+    assert loaded.chat_format == "llama-2"
+    assert any("no chat template" in note for note in loaded.notes)
+    assert "no chat template" in (tmp_path / "llama.log").read_text()
+
+
+async def test_cancel_mid_stream_keeps_the_partial_reply(backend: LlamaCppBackend, tiny_gguf: Path) -> None:
+    await backend.load(LoadSettings(model=str(tiny_gguf)))
+    (pid,) = backend.process_ids()
+    sampling = ENDLESS
+    text = ""
+    done: ReplyDone | None = None
+    async for event in backend.stream_chat([ChatMessage("user", "go on forever")], sampling):
+        if isinstance(event, TextDelta):
+            text += event.text
+            if len(text) > 20 and backend.status.state == BackendState.GENERATING:
+                asyncio.get_running_loop().create_task(backend.cancel())
+        elif isinstance(event, ReplyDone):
+            done = event
+    assert done is not None and done.finish_reason == "cancelled"
+    assert text and done.stats.gen_tokens < 3000
+    assert backend.process_ids() == (pid,)  # honoured by the worker, not by killing it
+
+
+async def test_cancel_during_a_long_prompt_between_batches(backend: LlamaCppBackend, slow_gguf: Path) -> None:
+    await backend.load(LoadSettings(model=str(slow_gguf), n_ctx=8192, n_batch=256, n_threads=1))
+    (pid,) = backend.process_ids()
+    prompt = " ".join(WORDS * 50)
+    task = asyncio.create_task(collect(backend, prompt, GREEDY))
+    await asyncio.sleep(1.0)
+    await backend.cancel()
+    text, done = await asyncio.wait_for(task, 10)
+    assert done.finish_reason == "cancelled" and text == ""
+    assert backend.process_ids() == (pid,)
+
+
+async def test_cancel_stuck_in_one_prompt_batch_kills_and_restarts_the_worker(
+    backend: LlamaCppBackend, slow_gguf: Path
+) -> None:
+    # One 8192-token batch is a single llama_decode call: the worker cannot see the stop.
+    settings = LoadSettings(model=str(slow_gguf), n_ctx=8192, n_batch=8192, n_threads=1)
+    await backend.load(settings)
+    (pid,) = backend.process_ids()
+    prompt = " ".join(WORDS * 50)
+    task = asyncio.create_task(collect(backend, prompt, GREEDY))
+    await asyncio.sleep(1.0)
+    await backend.cancel()
+    _, done = await asyncio.wait_for(task, 5)
+    assert done.finish_reason == "cancelled"
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    # The worker comes back with the same settings and answers.
+    _, after = await collect(backend, "short", GREEDY)
+    assert after.stats.gen_tokens > 0
+    (new_pid,) = backend.process_ids()
+    assert new_pid != pid
+    assert backend.status.loaded is not None and backend.status.loaded.settings == settings
+
+
+async def test_worker_killed_mid_stream_is_reported_and_restarted(
+    backend: LlamaCppBackend, tiny_gguf: Path
+) -> None:
+    await backend.load(LoadSettings(model=str(tiny_gguf)))
+    (pid,) = backend.process_ids()
+    sampling = ENDLESS
+    with pytest.raises(BackendCrashedError, match=r"SIGKILL.*next message restarts"):
+        async for event in backend.stream_chat([ChatMessage("user", "hello")], sampling):
+            if isinstance(event, TextDelta):
+                os.kill(pid, signal.SIGKILL)
+    assert backend.status.state == BackendState.FAILED
+    _, done = await collect(backend, "are you back?", GREEDY)
+    assert done.stats.gen_tokens > 0
+    assert backend.process_ids() and backend.process_ids()[0] != pid
+
+
+async def test_unload_ends_the_worker_process(backend: LlamaCppBackend, tiny_gguf: Path) -> None:
+    await backend.load(LoadSettings(model=str(tiny_gguf)))
+    (pid,) = backend.process_ids()
+    process = psutil.Process(pid)
+    await backend.unload()
+    assert backend.process_ids() == ()
+    assert backend.status.state == BackendState.UNLOADED
+    with pytest.raises(psutil.NoSuchProcess):
+        process.wait(timeout=5)
+        process.status()
+
+
+async def test_missing_and_corrupt_files_fail_with_a_reason(
+    backend: LlamaCppBackend, tmp_path: Path, tiny_gguf: Path
+) -> None:
+    with pytest.raises(ModelLoadError, match="not found"):
+        await backend.load(LoadSettings(model=str(tmp_path / "nope.gguf")))
+    corrupt = tmp_path / "corrupt.gguf"
+    corrupt.write_bytes(tiny_gguf.read_bytes()[:200_000])
+    with pytest.raises(ModelLoadError, match=r"corrupt\.gguf"):
+        await backend.load(LoadSettings(model=str(corrupt)))
+    assert backend.status.state == BackendState.FAILED
+    assert backend.process_ids() == ()
+    # The backend is still usable afterwards.
+    loaded = await backend.load(LoadSettings(model=str(tiny_gguf)))
+    assert loaded.n_layers == 2
+
+
+async def test_prompt_larger_than_the_context_is_a_clear_error(
+    backend: LlamaCppBackend, tiny_gguf: Path
+) -> None:
+    await backend.load(LoadSettings(model=str(tiny_gguf), n_ctx=256))
+    with pytest.raises(ContextOverflowError, match="context"):
+        await collect(backend, " ".join(WORDS * 40), GREEDY)
+    _, done = await collect(backend, "small", GREEDY)
+    assert done.stats.gen_tokens > 0
