@@ -1,0 +1,43 @@
+"""The one-line description of the GPU block ("CPU only", "GPU: NVIDIA H100 …")."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lollma_tui.core.hardware.snapshots import GpuSnapshot, GpuState, SourceState, SourceStatus
+
+CPU_ONLY = "CPU only"
+HOST_SOURCE = "host"
+
+
+def _describe(gpu: GpuSnapshot) -> str:
+    if gpu.state is GpuState.LOST:
+        return f"{gpu.name} (lost)"
+    if gpu.state is GpuState.ASLEEP:
+        return f"{gpu.name} (asleep)"
+    extras = [
+        label for flag, label in ((gpu.unified_memory, "unified memory"), (gpu.mig_enabled, "MIG")) if flag
+    ]
+    return f"{gpu.name} ({', '.join(extras)})" if extras else gpu.name
+
+
+def gpu_summary(gpus: Sequence[GpuSnapshot], sources: Sequence[SourceStatus], hint: str | None = None) -> str:
+    """What the GPU block should say in one line.
+
+    With GPUs: their names (identical ones folded into "2 × name"). Without: the first GPU
+    source error if there is one, then the install hint, else "CPU only" — a machine without
+    a GPU is normal, not an error.
+    """
+    if gpus:
+        labels = [_describe(g) for g in gpus]
+        if len(labels) == 1:
+            return f"GPU: {labels[0]}"
+        if len(set(labels)) == 1:
+            return f"{len(labels)} GPUs: {len(labels)} × {labels[0]}"
+        return f"{len(labels)} GPUs: " + ", ".join(labels)
+    for source in sources:
+        if source.name != HOST_SOURCE and source.state is SourceState.ERROR:
+            return f"GPU unavailable: {source.message}"
+    if hint:
+        return f"{CPU_ONLY} — {hint}"
+    return CPU_ONLY
