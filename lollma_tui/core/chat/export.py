@@ -1,0 +1,391 @@
+"""Export a conversation to Markdown (to read) or JSON (to keep or move), and import JSON back.
+
+Markdown holds the visible thread: YAML front matter (title, ids, dates, the models used), then
+each turn under a heading; under each reply, a quoted block gives the set-up, speed, sampling
+settings and, unless it completed normally, how it ended.
+
+JSON format ``lollma-tui/conversation``, version 1 — one object, every branch included::
+
+    {
+      "format": "lollma-tui/conversation",
+      "version": 1,
+      "exported_at": 1764076801.5,               # Unix seconds
+      "conversation": {
+        "id": "3f2a…", "title": "…", "system_prompt": "…",
+        "created_at": 1764076000.0, "updated_at": 1764076801.2,
+        "current_message_id": "9c1e…"           # end of the visible thread; null when empty
+      },
+      "messages": [                              # parents before children
+        {
+          "id": "…", "parent_id": null | "…",
+          "role": "system" | "user" | "assistant",
+          "content": "…",
+          "state": "complete" | "streaming" | "stopped" | "length" | "error" | "incomplete",
+          "error": null | "…",
+          "created_at": 1764076001.0,
+          "stats": null | {ReplyStats fields, with "setup": {RunSetup fields}},
+          "sampling": null | {SamplingSettings fields; "stop" is a list}
+        }
+      ]
+    }
+
+Field names inside "stats", "setup" and "sampling" are those of the dataclasses in
+`lollma_tui.core.backends.base` and `lollma_tui.core.settings`. Import is strict: unknown keys,
+wrong types, out-of-range settings, dangling parents or a newer version are refused with one
+error naming the place, and nothing is written. A later format version bumps "version".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, cast
+
+from lollma_tui import __version__
+from lollma_tui.core.backends.base import ReplyStats, Role, RunSetup
+from lollma_tui.core.chat import codec
+from lollma_tui.core.chat.conversation import Message, ReplyState
+from lollma_tui.core.chat.errors import ImportFormatError
+from lollma_tui.core.chat.stats_format import format_gpu_layers, format_rate, format_seconds
+from lollma_tui.core.chat.store import ChatStore, ConversationTree, StoredMessage, ThreadWindow
+from lollma_tui.core.settings import SamplingSettings
+
+FORMAT = "lollma-tui/conversation"
+FORMAT_VERSION = 1
+
+_ROLES: tuple[Role, ...] = ("system", "user", "assistant")
+_CONVERSATION_KEYS = ("id", "title", "system_prompt", "created_at", "updated_at", "current_message_id")
+_MESSAGE_KEYS = ("id", "parent_id", "role", "content", "state", "error", "created_at", "stats", "sampling")
+
+
+# -- JSON ---------------------------------------------------------------------------------------
+
+
+def tree_to_json(tree: ConversationTree, *, exported_at: float | None = None) -> str:
+    document = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "exported_at": time.time() if exported_at is None else exported_at,
+        "conversation": {
+            "id": tree.id,
+            "title": tree.title,
+            "system_prompt": tree.system_prompt,
+            "created_at": tree.created_at,
+            "updated_at": tree.updated_at,
+            "current_message_id": tree.leaf_id,
+        },
+        "messages": [_message_to_json(stored) for stored in tree.messages],
+    }
+    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+
+
+def _message_to_json(stored: StoredMessage) -> dict[str, Any]:
+    message = stored.message
+    return {
+        "id": message.id,
+        "parent_id": stored.parent_id,
+        "role": message.role,
+        "content": message.content,
+        "state": message.state.value,
+        "error": message.error,
+        "created_at": message.created_at,
+        "stats": codec.to_jsonable(message.stats),
+        "sampling": codec.to_jsonable(stored.sampling),
+    }
+
+
+def export_json(store: ChatStore, conversation_id: str) -> str:
+    return tree_to_json(store.message_tree(conversation_id))
+
+
+def parse_json(data: str | bytes) -> ConversationTree:
+    """Validate an export completely; raises `ImportFormatError` with one clear line."""
+    try:
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data.removeprefix("\ufeff")
+        document = json.loads(text)
+    except UnicodeDecodeError as exc:
+        raise ImportFormatError(f"not a conversation export: not UTF-8 text ({exc.reason})") from exc
+    except json.JSONDecodeError as exc:
+        raise ImportFormatError(f"not a conversation export: invalid JSON ({exc})") from exc
+    try:
+        return _tree_from_document(document)
+    except codec.FormatError as exc:
+        raise ImportFormatError(f"not a valid conversation export: {exc}") from exc
+
+
+def import_json(store: ChatStore, data: str | bytes | Path) -> str:
+    """Import one exported conversation in a single transaction; returns its id in the store.
+
+    Nothing is written unless the whole file is valid. Ids already in the store (re-importing a
+    backup) are replaced by fresh ones rather than overwriting anything.
+    """
+    if isinstance(data, Path):
+        try:
+            content: str | bytes = data.read_bytes()
+        except OSError as exc:
+            raise ImportFormatError(f"cannot read {data}: {exc.strerror or exc}") from exc
+    else:
+        content = data
+    return store.import_tree(parse_json(content))
+
+
+def _tree_from_document(document: object) -> ConversationTree:
+    top = _object(document, "top level", ("format", "version", "exported_at", "conversation", "messages"))
+    if top["format"] != FORMAT:
+        raise codec.FormatError(f"format: expected {FORMAT!r}, got {top['format']!r}")
+    version = top["version"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise codec.FormatError(f"version: expected an integer, got {codec.kind_of(version)}")
+    if version > FORMAT_VERSION:
+        raise codec.FormatError(f"version {version} is newer than this lollma-tui reads ({FORMAT_VERSION})")
+    if version < 1:
+        raise codec.FormatError(f"version: {version} is not a version")
+    _number(top, "exported_at", "top level")
+    head = _object(top["conversation"], "conversation", _CONVERSATION_KEYS)
+    raw_messages = top["messages"]
+    if not isinstance(raw_messages, list):
+        raise codec.FormatError(f"messages: expected a list, got {codec.kind_of(raw_messages)}")
+    messages: list[StoredMessage] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_messages):
+        stored = _message_from_json(raw, f"messages[{i}]")
+        if stored.message.id in seen:
+            raise codec.FormatError(f"messages[{i}].id: {stored.message.id!r} appears twice")
+        if stored.parent_id is not None and stored.parent_id not in seen:
+            raise codec.FormatError(
+                f"messages[{i}].parent_id: {stored.parent_id!r} is not an earlier message"
+                " (parents must come before their replies)"
+            )
+        seen.add(stored.message.id)
+        messages.append(stored)
+    leaf = _optional_str(head, "current_message_id", "conversation")
+    if leaf is not None and leaf not in seen:
+        raise codec.FormatError(f"conversation.current_message_id: {leaf!r} is not among the messages")
+    if leaf is None and messages:
+        raise codec.FormatError(
+            "conversation.current_message_id: must name a message when there are messages"
+        )
+    return ConversationTree(
+        id=_id(head, "id", "conversation"),
+        title=_str(head, "title", "conversation"),
+        system_prompt=_str(head, "system_prompt", "conversation"),
+        created_at=_number(head, "created_at", "conversation"),
+        updated_at=_number(head, "updated_at", "conversation"),
+        leaf_id=leaf,
+        messages=tuple(messages),
+    )
+
+
+def _message_from_json(raw: object, where: str) -> StoredMessage:
+    record = _object(raw, where, _MESSAGE_KEYS)
+    role = record["role"]
+    if role not in _ROLES:
+        choices = ", ".join(repr(r) for r in _ROLES)
+        raise codec.FormatError(f"{where}.role: expected one of {choices}, got {role!r}")
+    try:
+        state = ReplyState(cast(str, record["state"]))
+    except (ValueError, TypeError):
+        choices = ", ".join(repr(s.value) for s in ReplyState)
+        raise codec.FormatError(
+            f"{where}.state: expected one of {choices}, got {record['state']!r}"
+        ) from None
+    stats_raw = record["stats"]
+    sampling_raw = record["sampling"]
+    message = Message(
+        role=role,
+        content=_str(record, "content", where),
+        id=_id(record, "id", where),
+        created_at=_number(record, "created_at", where),
+        state=state,
+        stats=None if stats_raw is None else codec.from_jsonable(ReplyStats, stats_raw, f"{where}.stats"),
+        error=_optional_str(record, "error", where),
+    )
+    sampling = (
+        None
+        if sampling_raw is None
+        else codec.from_jsonable(SamplingSettings, sampling_raw, f"{where}.sampling")
+    )
+    parent = record["parent_id"]
+    if parent is not None:
+        parent = _id(record, "parent_id", where)
+    return StoredMessage(message, parent, sampling)
+
+
+def _object(value: object, where: str, keys: Sequence[str]) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise codec.FormatError(f"{where}: expected an object, got {codec.kind_of(value)}")
+    unknown = sorted(str(key) for key in value if key not in keys)
+    if unknown:
+        raise codec.FormatError(f"{where}: unknown field {unknown[0]!r}")
+    missing = [key for key in keys if key not in value]
+    if missing:
+        raise codec.FormatError(f"{where}: missing field {missing[0]!r}")
+    return cast(dict[str, object], value)
+
+
+def _str(record: dict[str, object], key: str, where: str) -> str:
+    value = record[key]
+    if not isinstance(value, str):
+        raise codec.FormatError(f"{where}.{key}: expected a string, got {codec.kind_of(value)}")
+    return value
+
+
+def _optional_str(record: dict[str, object], key: str, where: str) -> str | None:
+    return None if record[key] is None else _str(record, key, where)
+
+
+def _id(record: dict[str, object], key: str, where: str) -> str:
+    value = _str(record, key, where)
+    if not value or len(value) > 128 or not value.isprintable():
+        raise codec.FormatError(f"{where}.{key}: expected an id (1 to 128 printable characters)")
+    return value
+
+
+def _number(record: dict[str, object], key: str, where: str) -> float:
+    value = record[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise codec.FormatError(f"{where}.{key}: expected a number, got {codec.kind_of(value)}")
+    return float(value)
+
+
+# -- Markdown -----------------------------------------------------------------------------------
+
+_STATE_NOTES: dict[ReplyState, str] = {
+    ReplyState.STREAMING: "still being written when exported",
+    ReplyState.STOPPED: "stopped by the user",
+    ReplyState.LENGTH: "cut off at the token or context limit",
+    ReplyState.INCOMPLETE: "interrupted: lollma-tui closed while it was being written",
+}
+
+
+def export_markdown(store: ChatStore, conversation_id: str, *, exported_at: float | None = None) -> str:
+    return window_to_markdown(store.load(conversation_id), exported_at=exported_at)
+
+
+def window_to_markdown(window: ThreadWindow, *, exported_at: float | None = None) -> str:
+    conversation = window.conversation
+    exported = time.time() if exported_at is None else exported_at
+    models: list[str] = []
+    for message in conversation.messages:
+        if message.stats is not None:
+            label = _model_label(message.stats.setup)
+            if label not in models:
+                models.append(label)
+    lines = [
+        "---",
+        f"title: {_yaml_str(conversation.title or 'Untitled conversation')}",
+        f"conversation_id: {conversation.id}",
+        f"created: {_iso(conversation.created_at)}",
+        f"updated: {_iso(window.updated_at)}",
+        f"exported: {_iso(exported)}",
+        f"messages: {len(conversation.messages)}",
+    ]
+    if window.start > 0:
+        lines.append(f"first_message: {window.start + 1}  # of {window.total}")
+    lines.append("models:" + ("" if models else " []"))
+    lines.extend(f"  - {_yaml_str(label)}" for label in models)
+    lines += [f"exported_by: lollma-tui {__version__}", "---", ""]
+    lines.append(f"# {conversation.title or 'Untitled conversation'}")
+    lines.append("")
+    if conversation.system_prompt.strip():
+        lines += ["## System prompt", "", *_quoted(conversation.system_prompt), ""]
+    for message in conversation.messages:
+        meta = window.meta.get(message.id)
+        lines += _message_markdown(message, None if meta is None else meta.sampling)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _message_markdown(message: Message, sampling: SamplingSettings | None) -> list[str]:
+    who = {"user": "You", "assistant": "Assistant", "system": "System"}[message.role]
+    if message.stats is not None:
+        model = " ".join(part for part in (message.stats.setup.model, message.stats.setup.quant) if part)
+        who += f" ({model})"
+    lines = [f"## {who} · {_clock(message.created_at)}", ""]
+    body = message.content.rstrip("\n")
+    lines.append(body if body else "*(no text)*")
+    # A reply stopped inside a code block would swallow everything after it; close the fence.
+    if sum(1 for line in body.splitlines() if line.lstrip().startswith("```")) % 2:
+        lines.append("```")
+    lines.append("")
+    notes: list[str] = []
+    if message.stats is not None:
+        notes.append(f"setup: {_setup_line(message.stats.setup)}")
+        notes.append(f"speed: {_stats_line(message.stats)}")
+    if sampling is not None:
+        notes.append(f"sampling: {_sampling_line(sampling)}")
+    if message.state is ReplyState.ERROR:
+        notes.append(f"state: failed: {message.error or 'unknown error'}")
+    elif message.state in _STATE_NOTES:
+        notes.append(f"state: {_STATE_NOTES[message.state]}")
+    if notes:
+        lines += [f"> - {note}" for note in notes]
+        lines.append("")
+    return lines
+
+
+def _model_label(setup: RunSetup) -> str:
+    return f"{setup.model} · {setup.quant} · {setup.backend}"
+
+
+def _setup_line(setup: RunSetup) -> str:
+    parts = [_model_label(setup), format_gpu_layers(setup.n_gpu_layers, setup.n_layers)]
+    if setup.gpu_share is not None:
+        parts.append(f"{setup.gpu_share * 100:.0f}% in GPU memory")
+    parts.append(f"ctx {setup.n_ctx}")
+    parts.append("threads auto" if setup.n_threads is None else f"{setup.n_threads} threads")
+    if setup.n_batch is not None:
+        parts.append(f"batch {setup.n_batch}")
+    if setup.flash_attn is not None:
+        parts.append(f"flash attention {'on' if setup.flash_attn else 'off'}")
+    return " · ".join(parts)
+
+
+def _stats_line(stats: ReplyStats) -> str:
+    parts = [f"{format_rate(stats.gen_tps)} tok/s", f"{stats.gen_tokens} tokens"]
+    parts.append(f"{format_seconds(stats.ttft_s)} to first token")
+    if stats.prompt_tokens is not None:
+        prompt = f"prompt {stats.prompt_tokens} tokens"
+        if stats.prompt_tokens_evaluated is not None and stats.prompt_cached:
+            prompt += f" ({stats.prompt_tokens - stats.prompt_tokens_evaluated} from cache)"
+        if stats.prompt_tps is not None:
+            prompt += f" at {format_rate(stats.prompt_tps)} tok/s"
+        parts.append(prompt)
+    parts.append(f"{format_seconds(stats.total_s)} total")
+    if stats.load_s is not None:
+        parts.append(f"model load {format_seconds(stats.load_s)}")
+    return " · ".join(parts)
+
+
+def _sampling_line(sampling: SamplingSettings) -> str:
+    parts = [
+        f"temperature {sampling.temperature:g}",
+        f"top_p {sampling.top_p:g}",
+        f"top_k {sampling.top_k}",
+        f"min_p {sampling.min_p:g}",
+        f"repeat penalty {sampling.repeat_penalty:g}",
+        "seed random" if sampling.seed is None else f"seed {sampling.seed}",
+        "no token limit" if sampling.max_tokens is None else f"max {sampling.max_tokens} tokens",
+    ]
+    if sampling.stop:
+        parts.append("stop at " + ", ".join(json.dumps(s, ensure_ascii=False) for s in sampling.stop))
+    return " · ".join(parts)
+
+
+def _quoted(text: str) -> list[str]:
+    return [f"> {line}".rstrip() for line in text.strip("\n").splitlines()]
+
+
+def _yaml_str(text: str) -> str:
+    # A JSON string is a valid YAML double-quoted scalar: safe for any title.
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+def _clock(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))

@@ -1,0 +1,99 @@
+"""Full-text search across conversations (FTS5), kept in step with every write."""
+
+from __future__ import annotations
+
+import pytest
+
+from lollma_tui.core.chat.conversation import Message, ReplyState
+from lollma_tui.core.chat.store import ChatStore
+
+
+@pytest.fixture
+def filled(store: ChatStore) -> dict[str, str]:
+    ids: dict[str, str] = {}
+    physics = store.new_conversation()
+    ids["physics"] = physics.id
+    ids["q"] = store.add_message(physics.id, Message("user", "Explain quantum entanglement simply")).id
+    ids["a"] = store.add_message(
+        physics.id, Message("assistant", "Two particles share one quantum state.")
+    ).id
+    cooking = store.new_conversation()
+    ids["cooking"] = cooking.id
+    ids["c"] = store.add_message(cooking.id, Message("user", "How long do I boil an egg? Café style")).id
+    return ids
+
+
+def test_hits_name_conversation_and_message(store: ChatStore, filled: dict[str, str]) -> None:
+    hits = store.search("quantum")
+    assert {(h.conversation_id, h.message_id) for h in hits} == {
+        (filled["physics"], filled["q"]),
+        (filled["physics"], filled["a"]),
+    }
+    assert all(h.conversation_title == "Explain quantum entanglement simply" for h in hits)
+    assert {h.role for h in hits} == {"user", "assistant"}
+    assert any("[quantum]" in h.snippet for h in hits)
+
+
+def test_every_word_must_match_and_the_last_is_a_prefix(store: ChatStore, filled: dict[str, str]) -> None:
+    assert [h.message_id for h in store.search("quantum entang")] == [filled["q"]]
+    assert [h.message_id for h in store.search("cafe")] == [filled["c"]]  # accents folded
+    assert store.search("quantum egg") == []
+
+
+def test_custom_marks_for_the_ui(store: ChatStore, filled: dict[str, str]) -> None:
+    (hit,) = store.search("egg", marks=("<<", ">>"))
+    assert "<<egg>>" in hit.snippet
+
+
+@pytest.mark.parametrize("query", ['"', "AND", "NEAR(", "a OR", "*", "-x", "col:umn", "(", "'; DROP", "  "])
+def test_query_syntax_in_user_text_never_raises(store: ChatStore, filled: dict[str, str], query: str) -> None:
+    store.search(query)
+
+
+def _index_matches_text(store: ChatStore) -> None:
+    # FTS5 compares its index with the messages table (valid while no reply is streaming).
+    store._conn.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)")
+
+
+def test_replies_are_indexed_when_they_stop_streaming(store: ChatStore, filled: dict[str, str]) -> None:
+    writer = store.start_reply(filled["cooking"])
+    writer.append_delta("Nine minutes for a hard-boiled ")
+    writer.flush()
+    assert store.search("minutes") == []  # not while it grows: see schema.FTS_STATEMENTS
+    writer.append_delta("ostrich egg")
+    writer.finish(ReplyState.LENGTH)
+    assert [h.message_id for h in store.search("ostrich minutes")] == [writer.message_id]
+    _index_matches_text(store)
+
+    more = store.continue_reply(writer.message_id)
+    more.append_delta(", or an hour for a dinosaur egg")
+    more.flush()
+    more.finish(ReplyState.COMPLETE)
+    assert [h.message_id for h in store.search("dinosaur")] == [writer.message_id]
+    _index_matches_text(store)
+
+
+def test_recovered_replies_become_searchable(store: ChatStore, filled: dict[str, str]) -> None:
+    writer = store.start_reply(filled["cooking"])
+    writer.append_delta("interrupted porridge")
+    writer.flush()
+    assert store.recover() == 1
+    assert [h.message_id for h in store.search("porridge")] == [writer.message_id]
+    _index_matches_text(store)
+
+
+def test_deleted_conversations_leave_the_index(store: ChatStore, filled: dict[str, str]) -> None:
+    store.branch_from(filled["c"], "How long for a duck egg?")
+    store.delete_conversation(filled["cooking"])
+    assert store.search("egg") == []
+    assert len(store.search("quantum")) == 2
+    _index_matches_text(store)
+
+
+def test_hits_on_hidden_branches_can_be_located(store: ChatStore, filled: dict[str, str]) -> None:
+    store.branch_from(filled["q"], "Explain superposition instead")
+    (hit,) = store.search("entanglement")
+    location = store.locate(hit.message_id)
+    assert (location.conversation_id, location.index, location.in_thread) == (filled["physics"], 0, False)
+    store.switch_branch(hit.message_id)
+    assert store.locate(hit.message_id).in_thread
