@@ -1,0 +1,502 @@
+"""Ollama backend: `ollama.AsyncClient` talking to a local or remote ``ollama serve``.
+
+Importing this module pulls in httpx and pydantic (through ollama), so the app imports it only
+when the user picks Ollama. Notes that shaped it (reference/backends.md §A):
+
+* options go as a plain dict (`ollama.Options` silently drops min_p);
+* runner options are sent identically on every request after a load: any difference reloads
+  the model, and a reload is how a new num_gpu / num_ctx takes effect;
+* the client has no timeout by default, and a streaming call raises a raw `httpx.ConnectError`
+  when the server is down (non-streaming ones raise `ConnectionError`);
+* cancelling the task that iterates the stream closes the HTTP response, and the server stops
+  generating when its client goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import Any, TypeVar
+
+import httpx
+import ollama
+from ollama import ChatResponse
+
+from lollma_tui.core.backends.base import (
+    BackendCrashedError,
+    BackendError,
+    BackendState,
+    BackendStatus,
+    BackendUnavailableError,
+    ChatEvent,
+    ChatMessage,
+    LoadedModel,
+    ModelLoadError,
+    ModelNotFoundError,
+    ReplyDone,
+    ReplyStats,
+    RunSetup,
+    StatusListener,
+    TextDelta,
+    ThinkingDelta,
+)
+from lollma_tui.core.backends.ollama_errors import CLIENT_ERRORS, Operation, translate
+from lollma_tui.core.backends.ollama_host import ServerProcessFinder, base_url, host_and_port, is_local
+from lollma_tui.core.backends.ollama_models import (
+    OllamaModel,
+    OllamaModelInfo,
+    OllamaRunningModel,
+    PullProgress,
+    info_from,
+    models_from,
+    progress_from,
+    running_from,
+    same_model,
+)
+from lollma_tui.core.backends.ollama_options import (
+    keep_alive_value,
+    runner_options,
+    sampling_options,
+    unsupported_settings,
+)
+from lollma_tui.core.backends.ollama_stats import (
+    FinalFigures,
+    PromptCacheTracker,
+    Transcript,
+    partial_stats,
+    reply_stats,
+)
+from lollma_tui.core.settings import AUTO, BackendKind, GpuLayers, LoadSettings, SamplingSettings
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT_S = 300.0
+"""Longest silence tolerated from the server: a cold load or a long prompt sends nothing."""
+CONNECT_TIMEOUT_S = 3.0
+PING_TIMEOUT_S = 2.0
+DRAIN_S = 1.0
+"""After the final chunk, how long to let the response end cleanly before closing it."""
+
+
+class _Finished:
+    """The stream ended (without a final chunk, if it comes before one)."""
+
+
+class _Cancelled:
+    """The pump was cancelled: a stop, or the consumer went away."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Failure:
+    error: BaseException
+
+
+_Item = ChatResponse | _Finished | _Cancelled | _Failure
+
+
+def offloaded_layers(requested: GpuLayers, n_layers: int | None, gpu_share: float | None) -> int:
+    """Layers on the GPU as best we can tell: Ollama reports a memory share, not layers."""
+    if gpu_share is None:
+        return 0 if requested == AUTO else int(requested)
+    if gpu_share >= 1.0:
+        return n_layers if n_layers is not None else -1
+    if gpu_share <= 0.0:
+        return 0
+    if n_layers is None:
+        return 0 if requested == AUTO else int(requested)
+    if requested != AUTO and int(requested) >= 0:
+        return min(int(requested), n_layers)
+    return max(1, min(n_layers - 1, round(gpu_share * n_layers)))
+
+
+class OllamaBackend:
+    """`Backend` over Ollama's REST API, plus the model management Ollama offers."""
+
+    kind = BackendKind.OLLAMA
+
+    def __init__(
+        self,
+        host: str | None = None,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        think: bool = True,
+        unload_on_close: bool = True,
+        on_status: StatusListener | None = None,
+    ) -> None:
+        self.base_url = base_url(host)
+        self.timeout_s = timeout_s
+        self.think = think
+        """Let thinking-capable models think (their thoughts stream as `ThinkingDelta`)."""
+        self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
+        self._client = ollama.AsyncClient(host=self.base_url, timeout=self._timeout)
+        self._http: httpx.AsyncClient | None = None
+        self._unload_on_close = unload_on_close
+        self._on_status = on_status
+        self._status = BackendStatus(BackendState.UNLOADED, "No model loaded")
+        self._loaded: LoadedModel | None = None
+        self._info: OllamaModelInfo | None = None
+        self._runner_options: dict[str, Any] = {}
+        self._keep_alive: float | str = "5m"
+        self._gpu_share: float | None = None
+        self._cache = PromptCacheTracker()
+        self._pump: asyncio.Task[None] | None = None
+        self._cancel_requested = False
+        self._lock = asyncio.Lock()
+        self._finder = (
+            ServerProcessFinder(host_and_port(self.base_url)[1]) if is_local(self.base_url) else None
+        )
+
+    # -- status -------------------------------------------------------------------------------
+
+    @property
+    def status(self) -> BackendStatus:
+        return self._status
+
+    @property
+    def loaded(self) -> LoadedModel | None:
+        return self._loaded
+
+    def set_status_listener(self, listener: StatusListener | None) -> None:
+        self._on_status = listener
+
+    def _set_status(self, state: BackendState, message: str = "") -> None:
+        self._status = BackendStatus(state, message, self._loaded)
+        if self._on_status is not None:
+            self._on_status(self._status)
+
+    def process_ids(self) -> tuple[int, ...]:
+        """The local ``ollama serve`` process (its runners are its children); () when remote."""
+        if self._finder is None:
+            return ()
+        pid = self._finder.pid()
+        return (pid,) if pid is not None else ()
+
+    async def _call(self, operation: Operation, awaitable: Awaitable[T], model: str = "") -> T:
+        try:
+            return await awaitable
+        except CLIENT_ERRORS as error:
+            raise translate(
+                error, base_url=self.base_url, operation=operation, model=model, timeout_s=self.timeout_s
+            ) from error
+
+    # -- load / unload ------------------------------------------------------------------------
+
+    async def load(self, settings: LoadSettings) -> LoadedModel:
+        """Load `settings.model` with its runner options in one request (a reload if they changed)."""
+        async with self._lock:
+            await self.cancel()
+            name = settings.model.strip()
+            if not name:
+                raise ModelNotFoundError("Choose an Ollama model first (pull one with `ollama pull <name>`).")
+            previous, self._loaded = self._loaded, None
+            self._cache.forget()
+            self._set_status(BackendState.LOADING, f"Loading {name}…")
+            options = runner_options(settings)
+            keep_alive = keep_alive_value(settings.keep_alive)
+            try:
+                info = await self.show(name)
+                if previous is not None and not same_model(previous.name, name):
+                    # A swap frees the old model first, as the llama.cpp backend does.
+                    with contextlib.suppress(BackendError):
+                        await self._unload_model(previous.name)
+                started = time.perf_counter()
+                await self._call(
+                    "load",
+                    self._client.chat(model=name, messages=[], options=options, keep_alive=keep_alive),
+                    name,
+                )
+                load_s = time.perf_counter() - started
+                running = await self._running_entry(name)
+            except BackendError as error:
+                self._set_status(BackendState.FAILED, str(error))
+                raise
+            self._info = info
+            self._runner_options = options
+            self._keep_alive = keep_alive
+            self._gpu_share = running.gpu_share if running is not None else None
+            self._loaded = self._describe(settings, info, running, load_s)
+            self._set_status(BackendState.READY, f"{name} ready")
+            return self._loaded
+
+    def _describe(
+        self, settings: LoadSettings, info: OllamaModelInfo, running: OllamaRunningModel | None, load_s: float
+    ) -> LoadedModel:
+        notes = list(unsupported_settings(settings))
+        n_ctx = running.context_length if running is not None and running.context_length else settings.n_ctx
+        if n_ctx < settings.n_ctx:
+            notes.append(f"Ollama runs this model with a {n_ctx}-token context (asked for {settings.n_ctx}).")
+        if running is not None:
+            notes.append(f"Placement: {running.placement}")
+        elif keep_alive_value(settings.keep_alive) in (0, 0.0, "0", "0s"):
+            notes.append("keep_alive is 0: Ollama unloads the model after every request.")
+        vram = running.vram_bytes if running is not None else 0
+        return LoadedModel(
+            settings=settings,
+            name=settings.model.strip(),
+            architecture=info.architecture,
+            quant=info.quantization,
+            n_layers=info.n_layers,
+            n_ctx=n_ctx,
+            n_ctx_train=info.n_ctx_train,
+            n_gpu_layers=offloaded_layers(settings.n_gpu_layers, info.n_layers, self._gpu_share),
+            # A CPU-only request says nothing about the GPU, so it is not reported missing.
+            gpu_offload_supported=vram > 0 or settings.n_gpu_layers == 0,
+            chat_format="ollama template",
+            chat_format_source="server",
+            size_bytes=running.size_bytes if running is not None else None,
+            n_params=info.n_params,
+            load_s=load_s,
+            n_threads=settings.n_threads,
+            is_base_model=not info.template,
+            notes=tuple(notes),
+        )
+
+    async def _running_entry(self, name: str) -> OllamaRunningModel | None:
+        for model in await self.running():
+            if same_model(model.name, name):
+                return model
+        return None
+
+    async def _unload_model(self, name: str) -> None:
+        # A stopped server or a deleted model holds no memory: nothing to report.
+        with contextlib.suppress(BackendUnavailableError, ModelNotFoundError):
+            await self._call("unload", self._client.chat(model=name, messages=[], keep_alive=0), name)
+
+    async def unload(self) -> None:
+        async with self._lock:
+            await self.cancel()
+            loaded, self._loaded = self._loaded, None
+            self._cache.forget()
+            self._runner_options = {}
+            self._gpu_share = None
+            try:
+                if loaded is not None:
+                    await self._unload_model(loaded.name)
+            finally:
+                self._set_status(BackendState.UNLOADED, "No model loaded")
+
+    async def close(self) -> None:
+        await self.cancel()
+        if self._unload_on_close and self._loaded is not None:
+            with contextlib.suppress(BackendError):
+                await self.unload()
+        await self._client.close()  # type: ignore[no-untyped-call]
+        if self._http is not None:
+            await self._http.aclose()
+
+    # -- chat ---------------------------------------------------------------------------------
+
+    def _think_flag(self) -> bool | None:
+        if self._info is not None and self._info.can_think:
+            return self.think
+        return None  # sending think to a model without the capability is a 400
+
+    async def stream_chat(
+        self, messages: Sequence[ChatMessage], sampling: SamplingSettings
+    ) -> AsyncIterator[ChatEvent]:
+        loaded = self._loaded
+        if loaded is None:
+            raise ModelLoadError("No Ollama model is loaded.")
+        if self._pump is not None and not self._pump.done():
+            raise BackendError("A reply is already streaming; stop it first.")
+        name = loaded.name
+        transcript: Transcript = tuple((m.role, m.content) for m in messages)
+        request: dict[str, Any] = {
+            "model": name,
+            "messages": [{"role": role, "content": content} for role, content in transcript],
+            "options": {**self._runner_options, **sampling_options(sampling)},
+            "keep_alive": self._keep_alive,
+            "think": self._think_flag(),
+        }
+        queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._cancel_requested = False
+        started = time.perf_counter()
+        pump = asyncio.create_task(self._pump_chat(request, queue), name="ollama-chat")
+        self._pump = pump
+        self._set_status(BackendState.GENERATING, f"{name} generating")
+        first_at: float | None = None
+        last_at: float | None = None
+        pieces = 0
+        reply: list[str] = []
+        thought = False
+        try:
+            while True:
+                item = await queue.get()
+                if self._cancel_requested or isinstance(item, _Cancelled):
+                    now = time.perf_counter()
+                    stats = partial_stats(
+                        self._setup(loaded),
+                        ttft_s=None if first_at is None else first_at - started,
+                        total_s=now - started,
+                        pieces=pieces,
+                        first_s=first_at,
+                        last_s=last_at,
+                    )
+                    self._cache.forget()  # the runner stopped midway; its cache is unknown
+                    yield ReplyDone("cancelled", stats)
+                    return
+                if isinstance(item, _Failure | _Finished):
+                    error = self._chat_failure(item, name)
+                    raise error from (item.error if isinstance(item, _Failure) else None)
+                thinking = item.message.thinking or ""
+                content = item.message.content or ""
+                if thinking or content:
+                    last_at = time.perf_counter()
+                    first_at = first_at or last_at
+                    pieces += 1
+                if thinking:
+                    thought = True
+                    yield ThinkingDelta(thinking)
+                if content:
+                    reply.append(content)
+                    yield TextDelta(content)
+                if item.done:
+                    await asyncio.wait({pump}, timeout=DRAIN_S)
+                    final = FinalFigures.from_response(item)
+                    yield ReplyDone(
+                        "length" if final.done_reason == "length" else "stop",
+                        await self._finish(
+                            loaded, final, transcript, "".join(reply), thought, started, first_at
+                        ),
+                    )
+                    return
+        finally:
+            if not pump.done():
+                pump.cancel()
+                await asyncio.wait({pump})
+            self._pump = None
+            if self._status.state is BackendState.GENERATING:
+                self._set_status(BackendState.READY, f"{name} ready")
+
+    async def _pump_chat(self, request: dict[str, Any], queue: asyncio.Queue[_Item]) -> None:
+        """Read the HTTP stream into `queue`; cancelling this task closes the connection."""
+        try:
+            stream = await self._client.chat(**request, stream=True)
+            async for part in stream:
+                queue.put_nowait(part)
+        except asyncio.CancelledError:
+            queue.put_nowait(_Cancelled())
+            raise
+        except Exception as error:
+            queue.put_nowait(_Failure(error))
+        else:
+            queue.put_nowait(_Finished())
+
+    def _chat_failure(self, item: _Failure | _Finished, name: str) -> BackendError:
+        if isinstance(item, _Finished):
+            error: BackendError = BackendCrashedError(
+                "Ollama ended the reply without finishing it; the conversation is kept."
+            )
+        else:
+            error = translate(
+                item.error, base_url=self.base_url, operation="chat", model=name, timeout_s=self.timeout_s
+            )
+        self._cache.forget()
+        plain_rejection = type(error) is BackendError
+        self._set_status(BackendState.READY if plain_rejection else BackendState.FAILED, str(error))
+        return error
+
+    def _setup(self, loaded: LoadedModel) -> RunSetup:
+        return dataclasses.replace(loaded.setup(), gpu_share=self._gpu_share)
+
+    async def _finish(
+        self,
+        loaded: LoadedModel,
+        final: FinalFigures,
+        transcript: Transcript,
+        reply: str,
+        thought: bool,
+        started: float,
+        first_at: float | None,
+    ) -> ReplyStats:
+        if final.reloaded:
+            # The server (re)loaded the model for this request (e.g. keep_alive had expired):
+            # nothing was cached, and its placement may have changed.
+            self._cache.forget()
+            with contextlib.suppress(BackendError):
+                running = await self._running_entry(loaded.name)
+                if running is not None:
+                    self._gpu_share = running.gpu_share
+        prompt_tokens = final.prompt_eval_count or 0
+        cached = self._cache.cached_tokens(transcript, prompt_tokens)
+        stats = reply_stats(
+            self._setup(loaded),
+            final,
+            ttft_s=None if first_at is None else first_at - started,
+            total_s=time.perf_counter() - started,
+            cached_tokens=cached,
+        )
+        self._cache.record(transcript, reply, prompt_tokens, final.eval_count or 0, thought=thought)
+        return stats
+
+    async def cancel(self) -> None:
+        """Stop the reply in flight: the HTTP stream is closed, which stops Ollama generating."""
+        pump = self._pump
+        if pump is None or pump.done():
+            return
+        self._cancel_requested = True
+        pump.cancel()
+        await asyncio.wait({pump})
+
+    # -- model management ---------------------------------------------------------------------
+
+    async def list_models(self) -> list[OllamaModel]:
+        """Installed models (/api/tags) with family, parameter size and quantization."""
+        return models_from(await self._call("list", self._client.list()))
+
+    async def running(self) -> list[OllamaRunningModel]:
+        """Loaded models (/api/ps) with memory placement and context length."""
+        return running_from(await self._call("ps", self._client.ps()))
+
+    async def show(self, name: str) -> OllamaModelInfo:
+        """Architecture, layer count, trained context and capabilities (/api/show)."""
+        return info_from(name, await self._call("show", self._client.show(name), name))
+
+    async def pull(self, name: str) -> AsyncIterator[PullProgress]:
+        """Download a model, yielding Ollama's progress lines until "success"."""
+        try:
+            stream = await self._client.pull(name, stream=True)
+            async for part in stream:
+                yield progress_from(part)
+        except CLIENT_ERRORS as error:
+            raise translate(
+                error, base_url=self.base_url, operation="pull", model=name, timeout_s=self.timeout_s
+            ) from error
+
+    async def delete(self, name: str) -> None:
+        await self._call("delete", self._client.delete(name), name)
+
+    def _http_client(self) -> httpx.AsyncClient:
+        # The ollama client has no version() call; a plain httpx client reads /api/version.
+        if self._http is None:
+            self._http = httpx.AsyncClient(base_url=self.base_url, timeout=self._timeout)
+        return self._http
+
+    async def version(self) -> str:
+        """The server's version (/api/version)."""
+        try:
+            response = await self._http_client().get("/api/version")
+            response.raise_for_status()
+            return str(response.json()["version"])
+        except httpx.HTTPStatusError as error:
+            status = error.response.status_code
+            raise BackendUnavailableError(
+                f"{self.base_url} answered {status} to /api/version — is it an Ollama server?"
+            ) from error
+        except (ValueError, KeyError, TypeError) as error:
+            raise BackendUnavailableError(f"{self.base_url} does not look like an Ollama server.") from error
+        except httpx.HTTPError as error:
+            raise translate(error, base_url=self.base_url, operation="version") from error
+
+    async def ping(self) -> str | None:
+        """The server's version if it answers within a couple of seconds, else None."""
+        try:
+            response = await self._http_client().get("/api/version", timeout=PING_TIMEOUT_S)
+            response.raise_for_status()
+            return str(response.json()["version"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None

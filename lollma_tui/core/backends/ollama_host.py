@@ -1,0 +1,111 @@
+"""Where the Ollama server is: its base URL, whether it runs on this machine, and its process."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import time
+import urllib.parse
+
+import psutil
+
+DEFAULT_HOST = "127.0.0.1:11434"
+DEFAULT_PORT = 11434
+
+_LOCAL_NAMES = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::"}
+"""0.0.0.0 is what people put in OLLAMA_HOST to make the server listen everywhere; a client
+using it connects locally."""
+
+_RESCAN_S = 10.0
+
+
+def base_url(host: str | None = None) -> str:
+    """``http://host:port`` from an argument, else OLLAMA_HOST, else the default.
+
+    Accepts what the ollama client and CLI accept: ``host``, ``host:port``, ``:port``,
+    ``http(s)://host[:port][/path]`` and bracketed IPv6.
+    """
+    raw = (host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST).strip()
+    scheme, sep, rest = raw.partition("://")
+    port = DEFAULT_PORT
+    if not sep:
+        scheme, rest = "http", raw
+    elif scheme == "https":
+        port = 443
+    elif scheme == "http":
+        port = 80
+    split = urllib.parse.urlsplit(f"{scheme}://{rest}")
+    hostname = split.hostname or "127.0.0.1"
+    with contextlib.suppress(ValueError):  # a malformed port keeps the default
+        port = split.port or port
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(hostname).version == 6:
+            hostname = f"[{hostname}]"
+    path = split.path.strip("/")
+    return f"{scheme}://{hostname}:{port}" + (f"/{path}" if path else "")
+
+
+def host_and_port(url: str) -> tuple[str, int]:
+    split = urllib.parse.urlsplit(url)
+    return split.hostname or "127.0.0.1", split.port or DEFAULT_PORT
+
+
+def is_local(url: str) -> bool:
+    hostname, _ = host_and_port(url)
+    return hostname.lower() in _LOCAL_NAMES
+
+
+class ServerProcessFinder:
+    """Finds the local ``ollama serve`` process, cheaply enough to ask every second.
+
+    The pid is cached and checked by creation time; a failed search is retried at most every
+    few seconds, since it walks the process table.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._found: tuple[int, float] | None = None
+        self._last_scan = float("-inf")
+
+    def pid(self) -> int | None:
+        if self._found is not None:
+            pid, created = self._found
+            try:
+                if psutil.Process(pid).create_time() == created:
+                    return pid
+            except psutil.Error:
+                pass
+            self._found = None
+            self._last_scan = float("-inf")
+        now = time.monotonic()
+        if now - self._last_scan < _RESCAN_S:
+            return None
+        self._last_scan = now
+        found = self._listening_pid() or self._serve_pid()
+        if found is not None:
+            with contextlib.suppress(psutil.Error):
+                self._found = (found, psutil.Process(found).create_time())
+        return found
+
+    def _listening_pid(self) -> int | None:
+        # The exact answer; needs privileges on macOS, so it may come back empty there.
+        try:
+            connections = psutil.net_connections(kind="tcp")
+        except (psutil.Error, OSError):
+            return None
+        for conn in connections:
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == self.port and conn.pid:
+                return conn.pid
+        return None
+
+    @staticmethod
+    def _serve_pid() -> int | None:
+        for process in psutil.process_iter(["name", "cmdline"]):
+            name = (process.info.get("name") or "").lower()
+            if name not in ("ollama", "ollama.exe"):
+                continue
+            cmdline = process.info.get("cmdline") or []
+            if "serve" in cmdline[1:]:
+                return int(process.pid)
+        return None

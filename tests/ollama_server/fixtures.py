@@ -1,0 +1,25 @@
+"""Pytest fixtures for the Ollama test server; import them into a conftest.py:
+
+from ollama_server.fixtures import ollama_server, dead_ollama_host  # noqa: F401
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from .server import OllamaTestServer, free_port
+
+
+@pytest.fixture
+def ollama_server() -> Iterator[OllamaTestServer]:
+    """A fresh server with the default models and the scripted engine, stopped after the test."""
+    with OllamaTestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def dead_ollama_host() -> str:
+    """``127.0.0.1:PORT`` with nothing listening: what a client sees when Ollama is not running."""
+    return f"127.0.0.1:{free_port()}"
