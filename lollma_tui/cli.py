@@ -1,0 +1,175 @@
+"""The `lollma-tui` command. Imports stay light until the app actually starts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lollma_tui import __version__
+
+if TYPE_CHECKING:
+    from lollma_tui.core.settings import StartupOptions
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A bad argument or input file: printed as one line, exit code 2."""
+
+
+def _gpu_layers(value: str) -> int | str:
+    if value.lower() in ("auto", "a"):
+        return "auto"
+    if value.lower() in ("all", "max"):
+        return -1
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of layers, 'all' or 'auto', not {value!r}"
+        ) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lollma-tui",
+        description="Chat with local LLMs, watch your hardware, and hot-swap quantization and GPU offload.",
+    )
+    parser.add_argument("--version", action="version", version=f"lollma-tui {__version__}")
+    parser.add_argument(
+        "--model",
+        "-m",
+        metavar="PATH|NAME",
+        help="a GGUF file, or part of a file name found in your models folders (default: the demo model)",
+    )
+    parser.add_argument(
+        "--n-gpu-layers",
+        "--ngl",
+        type=_gpu_layers,
+        metavar="N|all|auto",
+        help="layers to offload to the GPU (default 0)",
+    )
+    parser.add_argument("--ctx", type=int, metavar="N", help="context size in tokens (default 4096)")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: physical cores)")
+    parser.add_argument("--batch", type=int, metavar="N", help="prompt batch size (default 512)")
+    parser.add_argument("--system", metavar="TEXT", default="", help="system prompt")
+    parser.add_argument("--temp", type=float, metavar="T", help="sampling temperature")
+    parser.add_argument("--max-tokens", type=int, metavar="N", help="longest reply in tokens")
+    parser.add_argument("--repeat-penalty", type=float, metavar="P", help="repeat penalty (1.0 = off)")
+    parser.add_argument("--seed", type=int, metavar="N", help="sampling seed (default: random)")
+    parser.add_argument(
+        "--theme", metavar="NAME", help="colour theme (lollma-dark, lollma-light, lollma-amber, …)"
+    )
+    return parser
+
+
+def models_folders() -> list[Path]:
+    from lollma_tui.core import paths
+
+    return [paths.data_dir() / "models", Path.home() / "models"]
+
+
+def resolve_model(spec: str) -> Path:
+    """A path as given, or the single GGUF in the models folders whose name contains `spec`."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        found = sorted(path.glob("*.gguf"))
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise CliError(f"no .gguf files in {path}")
+        raise CliError(f"{path} holds {len(found)} GGUF files; pick one with --model {found[0]}")
+    if path.exists() or path.suffix == ".gguf" or "/" in spec:
+        return path
+    needle = spec.lower()
+    matches = sorted(
+        {
+            p
+            for folder in models_folders()
+            if folder.is_dir()
+            for p in folder.rglob("*.gguf")
+            if needle in p.name.lower()
+        }
+    )
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        folders = ", ".join(str(f) for f in models_folders())
+        raise CliError(f"model not found: {spec} (not a file, and no GGUF named like it in {folders})")
+    raise CliError(f"{spec!r} matches {len(matches)} models: {', '.join(m.name for m in matches[:5])}")
+
+
+def check_model_file(path: Path) -> None:
+    from lollma_tui.core.models.gguf_header import GGUFError, quick_check
+
+    try:
+        quick_check(path)
+    except GGUFError as error:
+        raise CliError(str(error)) from None
+
+
+def startup_options(args: argparse.Namespace) -> StartupOptions:
+    from lollma_tui.core.models.demo import INSTALL_HINT, demo_installed, demo_model_path
+    from lollma_tui.core.settings import (
+        DEMO_SAMPLING,
+        LoadSettings,
+        SamplingSettings,
+        SettingsError,
+        StartupOptions,
+    )
+
+    demo = args.model is None
+    if demo:
+        if not demo_installed():
+            raise CliError(INSTALL_HINT)
+        model_path = demo_model_path()
+    else:
+        model_path = resolve_model(args.model)
+        check_model_file(model_path)
+    load_changes = {
+        "n_gpu_layers": args.n_gpu_layers,
+        "n_ctx": args.ctx,
+        "n_threads": args.threads,
+        "n_batch": args.batch,
+    }
+    sampling_changes = {
+        "temperature": args.temp,
+        "max_tokens": args.max_tokens,
+        "repeat_penalty": args.repeat_penalty,
+        "seed": args.seed,
+    }
+    try:
+        load = LoadSettings(
+            model=str(model_path.resolve()), **{k: v for k, v in load_changes.items() if v is not None}
+        )
+        base_sampling = DEMO_SAMPLING if demo else SamplingSettings()
+        sampling = base_sampling.with_changes(**{k: v for k, v in sampling_changes.items() if v is not None})
+    except SettingsError as error:
+        raise CliError(str(error)) from None
+    return StartupOptions(
+        load=load,
+        sampling=sampling,
+        system_prompt=args.system,
+        theme=args.theme or "lollma-dark",
+        demo=demo,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        options = startup_options(args)
+    except CliError as error:
+        print(f"lollma-tui: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    from lollma_tui.ui.app import LollmaApp
+
+    LollmaApp(options).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Keys and slash commands, one keypress away."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+from lollma_tui.core.chat.commands import COMMANDS
+
+KEYS = (
+    ("Enter", "send the message"),
+    ("Ctrl+J / Shift+Enter", "new line in the message"),
+    ("Esc", "stop the reply being written"),
+    ("Ctrl+R", "regenerate the last reply"),
+    ("Ctrl+N", "new conversation"),
+    ("Ctrl+B", "show or hide the side panel"),
+    ("Up / Down", "previous messages you sent"),
+    ("Tab", "complete a /command"),
+    ("Ctrl+P", "command palette (themes, keys)"),
+    ("F1", "this help"),
+    ("Ctrl+Q", "quit"),
+)
+
+
+def help_markdown() -> str:
+    keys = "\n".join(f"| `{key}` | {what} |" for key, what in KEYS)
+    commands = "\n".join(f"| `{c.usage}` | {c.help} |" for c in COMMANDS)
+    return (
+        "# lollma-tui\n\n| key | does |\n|---|---|\n"
+        f"{keys}\n\n| command | does |\n|---|---|\n{commands}\n\n"
+        "Start a message with `//` to send text that begins with a slash.\n"
+    )
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,f1,q", "dismiss", "Close", id="help.close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-dialog"):
+            yield Markdown(help_markdown())

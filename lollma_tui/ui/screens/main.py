@@ -1,0 +1,44 @@
+"""The one screen: chat on the left, the side panel on the right, keys at the bottom."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from lollma_tui.ui.widgets.chat_log import ChatLog
+from lollma_tui.ui.widgets.model_card import ModelCard
+from lollma_tui.ui.widgets.prompt_input import PromptInput
+
+
+class MainScreen(Screen[None]):
+    """Layout only; the app owns the conversation and the backend and drives these widgets."""
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            with Vertical(id="chat-column"):
+                yield ChatLog(id="chat-log")
+                yield PromptInput(id="prompt")
+            with VerticalScroll(id="sidebar"):
+                yield ModelCard(id="model-card")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.prompt.focus()
+
+    @property
+    def chat_log(self) -> ChatLog:
+        return self.query_one(ChatLog)
+
+    @property
+    def prompt(self) -> PromptInput:
+        return self.query_one(PromptInput)
+
+    @property
+    def model_card(self) -> ModelCard:
+        return self.query_one(ModelCard)
+
+    @property
+    def sidebar(self) -> VerticalScroll:
+        return self.query_one("#sidebar", VerticalScroll)

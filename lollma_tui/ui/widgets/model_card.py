@@ -1,0 +1,70 @@
+"""The sidebar card that says what is loaded, how, and how fast the last reply was."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from lollma_tui.core.backends.base import BackendState, BackendStatus, ReplyStats
+from lollma_tui.core.chat.stats_format import format_gpu_layers, format_rate, format_seconds
+
+_STATE_MARK = {
+    BackendState.UNLOADED: "○ no model",
+    BackendState.LOADING: "◌ loading",
+    BackendState.READY: "● ready",
+    BackendState.GENERATING: "◉ generating",
+    BackendState.FAILED: "✗ failed",
+}
+
+
+def _params(n_params: int | None) -> str:
+    if not n_params:
+        return ""
+    return f"{n_params / 1e9:.1f}B" if n_params >= 1e9 else f"{n_params / 1e6:.0f}M"
+
+
+class ModelCard(Vertical):
+    status: reactive[BackendStatus | None] = reactive(None, init=False)
+    """The backend's latest status; set by the app."""
+    last_stats: reactive[ReplyStats | None] = reactive(None, init=False)
+
+    def compose(self) -> ComposeResult:
+        yield Static("model", classes="card-title")
+        yield Static("", id="model-lines", markup=False)
+        yield Static("", id="model-state", markup=False)
+        yield Static("", id="model-speed", markup=False)
+
+    def watch_status(self, status: BackendStatus | None) -> None:
+        lines: list[str] = []
+        state_line = ""
+        if status is not None:
+            loaded = status.loaded
+            if loaded is not None:
+                settings = loaded.settings
+                lines = [
+                    loaded.name,
+                    " · ".join(p for p in (loaded.quant, loaded.architecture, _params(loaded.n_params)) if p),
+                    f"{settings.backend} · {'GPU build' if loaded.gpu_offload_supported else 'CPU only'}",
+                    f"{format_gpu_layers(loaded.n_gpu_layers, loaded.n_layers)} · ctx {loaded.n_ctx}",
+                    f"threads {loaded.n_threads or 'auto'} · batch {settings.n_batch}",
+                ]
+            state_line = _STATE_MARK[status.state]
+            if status.state in (BackendState.LOADING, BackendState.FAILED, BackendState.UNLOADED):
+                state_line += f"\n{status.message}"
+            for state in BackendState:
+                self.set_class(status.state == state, f"-{state.value}")
+        self.query_one("#model-lines", Static).update("\n".join(lines))
+        self.query_one("#model-state", Static).update(state_line)
+
+    def watch_last_stats(self, stats: ReplyStats | None) -> None:
+        text = ""
+        if stats is not None:
+            text = (
+                f"last reply\n{format_rate(stats.gen_tps)} tok/s · {stats.gen_tokens} tok\n"
+                f"TTFT {format_seconds(stats.ttft_s)}"
+            )
+            if stats.prompt_tps is not None and not stats.prompt_cached:
+                text += f"\nprompt {format_rate(stats.prompt_tps)} tok/s"
+        self.query_one("#model-speed", Static).update(text)

@@ -1,0 +1,107 @@
+"""The chat input: Enter sends, Ctrl+J (or Shift+Enter where the terminal reports it) adds a line."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from textual import events
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import TextArea
+
+from lollma_tui.core.chat.commands import complete
+
+
+class PromptInput(TextArea):
+    BINDINGS = [
+        Binding("ctrl+j,shift+enter", "newline", "New line", show=False, id="prompt.newline"),
+        Binding("up", "history_back", show=False, id="prompt.history-back"),
+        Binding("down", "history_forward", show=False, id="prompt.history-forward"),
+    ]
+
+    @dataclass
+    class Submitted(Message):
+        prompt_input: PromptInput
+        text: str
+
+        @property
+        def control(self) -> PromptInput:
+            return self.prompt_input
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(
+            soft_wrap=True,
+            show_line_numbers=False,
+            tab_behavior="focus",
+            compact=True,
+            placeholder="Message, or /command — Enter sends, Ctrl+J new line",
+            id=id,
+            classes=classes,
+        )
+        self._history: list[str] = []
+        self._history_index: int | None = None
+        # A blinking cursor repaints twice a second forever; terminals over SSH notice.
+        self.cursor_blink = os.environ.get("LOLLMA_CURSOR_BLINK", "0") == "1"
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "enter":
+            event.stop()
+            event.prevent_default()
+            self._submit()
+            return
+        if event.key == "tab" and self._complete_command():
+            event.stop()
+            event.prevent_default()
+            return
+        await super()._on_key(event)
+
+    def _submit(self) -> None:
+        text = self.text
+        if not text.strip():
+            return
+        if not self._history or self._history[-1] != text:
+            self._history.append(text)
+        self._history_index = None
+        self.clear()
+        self.post_message(self.Submitted(self, text))
+
+    def _complete_command(self) -> bool:
+        matches = complete(self.text)
+        if not matches:
+            return False
+        names = [m.name for m in matches]
+        common = os.path.commonprefix(names)  # noqa: RUF071 - plain strings, not paths
+        completed = "/" + (common if len(names) > 1 else names[0] + " ")
+        if completed != self.text:
+            self.load_text(completed)
+            self.move_cursor(self.document.end)
+        if len(names) > 1:
+            self.notify("  ".join("/" + n for n in names), title="Commands", timeout=4)
+        return True
+
+    def action_newline(self) -> None:
+        self.insert("\n")
+
+    def action_history_back(self) -> None:
+        # Only recall history from the first line, so Up still moves within a long draft.
+        if self.cursor_location[0] != 0 or not self._history:
+            self.action_cursor_up()
+            return
+        index = len(self._history) - 1 if self._history_index is None else max(0, self._history_index - 1)
+        self._history_index = index
+        self.load_text(self._history[index])
+        self.move_cursor(self.document.end)
+
+    def action_history_forward(self) -> None:
+        if self._history_index is None or self.cursor_location[0] != self.document.line_count - 1:
+            self.action_cursor_down()
+            return
+        index = self._history_index + 1
+        if index >= len(self._history):
+            self._history_index = None
+            self.clear()
+            return
+        self._history_index = index
+        self.load_text(self._history[index])
+        self.move_cursor(self.document.end)
