@@ -103,10 +103,11 @@ def resolve_model(spec: str) -> Path:
 
 
 def check_model_file(path: Path) -> None:
-    from lollma_tui.core.models.gguf_header import GGUFError, quick_check
+    # The full header walk (tens of ms on a big vocabulary) also catches truncated files.
+    from lollma_tui.core.models.gguf_header import GGUFError, read_gguf_header
 
     try:
-        quick_check(path)
+        read_gguf_header(path)
     except GGUFError as error:
         raise CliError(str(error)) from None
 

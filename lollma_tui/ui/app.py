@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
-from textual.widgets import Markdown
 from textual.worker import Worker, WorkerState
 
 from lollma_tui.core.backends.base import (
@@ -109,6 +109,7 @@ class LollmaApp(App[None]):
     def on_ready(self) -> None:
         self.main.model_card.status = self.backend.status
         self.load_model(self.load_settings)
+        threading.Thread(target=_preload_reply_widgets, name="preload-markdown", daemon=True).start()
 
     def apply_theme(self, name: str) -> bool:
         if name not in self.available_themes:
@@ -213,7 +214,7 @@ class LollmaApp(App[None]):
         history = self.conversation.history()
         if self.backend.status.loaded is None:
             turn.show_waiting("waiting for the model to load… Esc cancels")
-        stream = Markdown.get_stream(turn.body)
+        stream = turn.body.get_stream(turn.body)
         streaming = False
         try:
             async for event in self.backend.stream_chat(history, self.sampling):
@@ -238,9 +239,12 @@ class LollmaApp(App[None]):
         finally:
             if reply.state == ReplyState.STREAMING:
                 reply.state = ReplyState.STOPPED
-            self._generating = None
-            await stream.stop()
-            await turn.finish()
+            try:
+                await stream.stop()
+                if turn.is_mounted:
+                    await turn.finish()
+            finally:
+                self._generating = None
 
     @on(Worker.StateChanged)
     async def _report_worker_error(self, event: Worker.StateChanged) -> None:
@@ -318,3 +322,8 @@ class LollmaApp(App[None]):
             self.action_help()
         elif name == "quit":
             await self.action_quit()
+
+
+def _preload_reply_widgets() -> None:
+    """Import the Markdown widget off the UI thread so the first reply does not pay for it."""
+    import textual.widgets._markdown  # noqa: F401

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import Markdown, Static
+from textual.widgets import Static
 
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.stats_format import format_stats
+
+if TYPE_CHECKING:
+    from textual.widgets import Markdown
 
 _STATE_NOTES = {
     ReplyState.STOPPED: "stopped",
@@ -33,7 +38,11 @@ class ReplyTurn(Vertical):
         super().__init__(classes="turn reply-turn")
         self.message = message
         self._header = header
-        self.body = Markdown(message.content or None, classes="reply-text")
+        # Imported here: markdown-it and pygments cost a tenth of a second that the first
+        # frame should not wait for (the app preloads them once the screen is up).
+        from textual.widgets import Markdown
+
+        self.body: Markdown = Markdown(message.content or None, classes="reply-text")
         self.footer = Static("", classes="reply-stats", markup=False)
 
     def compose(self) -> ComposeResult:

@@ -1,0 +1,156 @@
+"""Generation speed through the app's backend (worker process + pipe) vs llama-cpp-python in-process.
+
+Same model, settings, prompt and greedy sampling, alternated run by run in one process:
+
+    uv run python scripts/bench_ipc.py [--model PATH] [--runs 5] [--tokens 128]
+
+Both sides are timed the same way, at the consumer: from the first piece of text to the last,
+over the tokens llama.cpp generated. The goal is a ratio (worker / direct) of at least 0.97.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lollma_tui.core.backends.base import ChatMessage, ReplyDone, TextDelta
+from lollma_tui.core.backends.llamacpp import LlamaCppBackend
+from lollma_tui.core.backends.llamacpp_worker import default_threads
+from lollma_tui.core.models.demo import ensure_demo_model
+from lollma_tui.core.settings import LoadSettings, SamplingSettings
+
+QUESTIONS = [
+    "explain quantum entanglement",
+    "describe how a lighthouse works",
+    "what makes bread rise",
+    "why is the sky blue",
+    "how do bees find flowers",
+    "what is a compiler",
+    "how does a river form",
+]
+
+
+def direct_engine(model: Path, n_ctx: int, threads: int) -> Any:
+    import llama_cpp
+
+    # Keep llama.cpp's load log off this terminal, as the worker does.
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        llm = llama_cpp.Llama(
+            str(model),
+            n_ctx=n_ctx,
+            n_threads=threads,
+            n_threads_batch=max(threads, os.cpu_count() or threads),
+            n_batch=512,
+            n_ubatch=512,
+            verbose=False,
+        )
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
+    if "tokenizer.chat_template" not in llm.metadata:
+        llm.chat_format = "gemma" if "gemma" in llm.metadata.get("general.architecture", "") else "chatml"
+    return llm
+
+
+def run_direct(llm: Any, question: str, sampling: SamplingSettings) -> tuple[float, int]:
+    import llama_cpp
+
+    llm.reset()
+    llm._ctx.kv_cache_clear()
+    llm._ctx.reset_timings()
+    first = last = 0.0
+    for chunk in llm.create_chat_completion(
+        [{"role": "user", "content": question}],
+        stream=True,
+        temperature=sampling.temperature,
+        top_k=sampling.top_k,
+        top_p=sampling.top_p,
+        min_p=sampling.min_p,
+        repeat_penalty=sampling.repeat_penalty,
+        seed=sampling.seed,
+        max_tokens=sampling.max_tokens,
+    ):
+        if chunk["choices"][0]["delta"].get("content"):
+            now = time.perf_counter()
+            first = first or now
+            last = now
+    perf = llama_cpp.llama_perf_context(llm.ctx)
+    return last - first, int(perf.n_eval) + 1
+
+
+async def run_worker(
+    backend: LlamaCppBackend, question: str, sampling: SamplingSettings
+) -> tuple[float, int]:
+    first = last = 0.0
+    tokens = 0
+    async for event in backend.stream_chat([ChatMessage("user", question)], sampling):
+        if isinstance(event, TextDelta) and event.text:
+            now = time.perf_counter()
+            first = first or now
+            last = now
+        elif isinstance(event, ReplyDone):
+            tokens = event.stats.gen_tokens
+    return last - first, tokens
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", type=Path, help="GGUF file (default: the demo model)")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--ctx", type=int, default=2048)
+    args = parser.parse_args()
+    model = args.model or ensure_demo_model()
+    threads = default_threads()
+    sampling = SamplingSettings(
+        temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, seed=1, max_tokens=args.tokens
+    )
+    backend = LlamaCppBackend(log_path=Path(tempfile.mkdtemp()) / "bench.log")
+    await backend.load(LoadSettings(model=str(model), n_ctx=args.ctx, n_threads=threads, n_batch=512))
+    llm = direct_engine(model, args.ctx, threads)
+    # One untimed warm-up each, so both sides start with warm caches.
+    await run_worker(backend, "hello", sampling)
+    run_direct(llm, "hello", sampling)
+
+    worker_rates: list[float] = []
+    direct_rates: list[float] = []
+    print(f"model {model.name} · {threads} threads · ctx {args.ctx} · greedy · {args.tokens} tokens")
+    print(f"{'run':>3}  {'worker tok/s':>12}  {'direct tok/s':>12}  {'tokens w/d':>10}")
+    for run in range(args.runs):
+        question = QUESTIONS[run % len(QUESTIONS)]
+        order = ("worker", "direct") if run % 2 == 0 else ("direct", "worker")
+        figures: dict[str, tuple[float, int]] = {}
+        for side in order:
+            if side == "worker":
+                figures[side] = await run_worker(backend, question, sampling)
+            else:
+                figures[side] = run_direct(llm, question, sampling)
+        (w_s, w_n), (d_s, d_n) = figures["worker"], figures["direct"]
+        worker_rates.append((w_n - 1) / w_s)
+        direct_rates.append((d_n - 1) / d_s)
+        print(f"{run + 1:>3}  {worker_rates[-1]:>12.1f}  {direct_rates[-1]:>12.1f}  {w_n:>4}/{d_n:<5}")
+    await backend.close()
+    worker = statistics.median(worker_rates)
+    direct = statistics.median(direct_rates)
+    print(
+        f"median: worker {worker:.1f} tok/s, direct {direct:.1f} tok/s, "
+        f"ratio {worker / direct:.3f} (goal ≥ 0.97)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

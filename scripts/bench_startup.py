@@ -1,0 +1,103 @@
+"""Time to first frame of the installed `lollma-tui` command, next to a bare Textual app.
+
+    uv run python scripts/bench_startup.py [--runs 5]
+
+Each command runs in a pseudo-terminal (80×24); the clock stops when the first frame's text
+(the chat input's placeholder, or the bare app's label) has been written. The bare Textual app
+shows the floor that Python plus Textual set on this machine; the ratio is our cost above it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import pty
+import select
+import signal
+import statistics
+import struct
+import sys
+import tempfile
+import termios
+import time
+from pathlib import Path
+
+BARE_APP = """
+from textual.app import App
+from textual.widgets import Static
+class Bare(App):
+    def compose(self):
+        yield Static("bare-textual-ready")
+Bare().run()
+"""
+
+
+def time_to_text(argv: list[str], marker: bytes, env: dict[str, str], timeout: float = 30.0) -> float:
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe(argv[0], argv, env)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    started = time.perf_counter()
+    seen = b""
+    try:
+        while True:
+            if time.perf_counter() - started > timeout:
+                raise TimeoutError(f"{argv[0]} showed no first frame in {timeout} s")
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                raise RuntimeError(f"{argv[0]} exited before its first frame") from None
+            seen += chunk
+            if marker in seen:
+                return time.perf_counter() - started
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    bindir = Path(sys.executable).parent
+    command = str(bindir / "lollma-tui")
+    scratch = Path(tempfile.mkdtemp())
+    env = {
+        **os.environ,
+        "TERM": "xterm-256color",
+        "LOLLMA_STATE_DIR": str(scratch / "state"),
+        "LOLLMA_DATA_DIR": str(scratch / "data"),
+        "LOLLMA_CONFIG_DIR": str(scratch / "config"),
+    }
+    bare_script = scratch / "bare.py"
+    bare_script.write_text(BARE_APP)
+    ours: list[float] = []
+    bare: list[float] = []
+    # Untimed warm-up of both, so .pyc files and the page cache are hot for every timed run.
+    time_to_text([command], b"Message, or /command", env)
+    time_to_text([sys.executable, str(bare_script)], b"bare-textual-ready", env)
+    for run in range(args.runs):
+        ours.append(time_to_text([command], b"Message, or /command", env))
+        bare.append(time_to_text([sys.executable, str(bare_script)], b"bare-textual-ready", env))
+        print(
+            f"run {run + 1}: lollma-tui {ours[-1] * 1000:.0f} ms · bare Textual app {bare[-1] * 1000:.0f} ms"
+        )
+    ours_median = statistics.median(ours)
+    bare_median = statistics.median(bare)
+    print(
+        f"median first frame: lollma-tui {ours_median * 1000:.0f} ms, "
+        f"bare Textual app {bare_median * 1000:.0f} ms, "
+        f"ratio {ours_median / bare_median:.2f} (goal: under 350 ms)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
