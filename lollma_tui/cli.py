@@ -40,10 +40,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lollma-tui {__version__}")
     parser.add_argument(
+        "--backend",
+        choices=("llama.cpp", "ollama"),
+        default="llama.cpp",
+        help="llama.cpp in-process (GGUF files) or an Ollama server (default llama.cpp)",
+    )
+    parser.add_argument(
+        "--ollama-host",
+        metavar="HOST[:PORT]",
+        help="Ollama server (default: $OLLAMA_HOST or 127.0.0.1:11434)",
+    )
+    parser.add_argument(
         "--model",
         "-m",
         metavar="PATH|NAME",
-        help="a GGUF file, or part of a file name found in your models folders (default: the demo model)",
+        help="a GGUF file, or part of a file name found in your models folders (default: the demo "
+        "model); with --backend ollama, a model tag such as llama3.2:1b",
     )
     parser.add_argument(
         "--n-gpu-layers",
@@ -116,20 +128,25 @@ def startup_options(args: argparse.Namespace) -> StartupOptions:
     from lollma_tui.core.models.demo import INSTALL_HINT, demo_installed, demo_model_path
     from lollma_tui.core.settings import (
         DEMO_SAMPLING,
+        BackendKind,
         LoadSettings,
         SamplingSettings,
         SettingsError,
         StartupOptions,
     )
 
-    demo = args.model is None
-    if demo:
+    backend = BackendKind(args.backend)
+    demo = backend == BackendKind.LLAMA_CPP and args.model is None
+    if backend == BackendKind.OLLAMA:
+        model = (args.model or "").strip()
+    elif demo:
         if not demo_installed():
             raise CliError(INSTALL_HINT)
-        model_path = demo_model_path()
+        model = str(demo_model_path())
     else:
         model_path = resolve_model(args.model)
         check_model_file(model_path)
+        model = str(model_path.resolve())
     load_changes = {
         "n_gpu_layers": args.n_gpu_layers,
         "n_ctx": args.ctx,
@@ -144,7 +161,7 @@ def startup_options(args: argparse.Namespace) -> StartupOptions:
     }
     try:
         load = LoadSettings(
-            model=str(model_path.resolve()), **{k: v for k, v in load_changes.items() if v is not None}
+            backend=backend, model=model, **{k: v for k, v in load_changes.items() if v is not None}
         )
         base_sampling = DEMO_SAMPLING if demo else SamplingSettings()
         sampling = base_sampling.with_changes(**{k: v for k, v in sampling_changes.items() if v is not None})
@@ -156,6 +173,7 @@ def startup_options(args: argparse.Namespace) -> StartupOptions:
         system_prompt=args.system,
         theme=args.theme or "lollma-dark",
         demo=demo,
+        ollama_host=args.ollama_host,
     )
 
 

@@ -121,3 +121,5 @@ class StartupOptions:
     theme: str = "lollma-dark"
     demo: bool = False
     """The model is the bundled demo; it is assembled (once) before the first load."""
+    ollama_host: str | None = None
+    """Ollama server address; None means OLLAMA_HOST or the default 127.0.0.1:11434."""

@@ -14,6 +14,7 @@ from textual.worker import Worker, WorkerState
 from lollma_tui.core.backends.base import (
     Backend,
     BackendError,
+    BackendState,
     BackendStatus,
     ReplyDone,
     TextDelta,
@@ -23,7 +24,7 @@ from lollma_tui.core.chat.commands import CommandError, is_command, parse_comman
 from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
 from lollma_tui.core.chat.stats_format import format_gpu_layers, format_loaded
 from lollma_tui.core.models.demo import DemoModelError, ensure_demo_model, is_demo_model
-from lollma_tui.core.settings import LoadSettings, StartupOptions
+from lollma_tui.core.settings import BackendKind, LoadSettings, StartupOptions
 from lollma_tui.core.theme_files import APP_VARIABLES
 from lollma_tui.ui.messages import BackendStatusChanged
 from lollma_tui.ui.screens.help import HelpScreen
@@ -70,6 +71,10 @@ class LollmaApp(App[None]):
     # -- set-up -------------------------------------------------------------------------------
 
     def _default_backend(self) -> Backend:
+        if self.options.load.backend == BackendKind.OLLAMA:
+            from lollma_tui.core.backends.ollama import OllamaBackend
+
+            return OllamaBackend(self.options.ollama_host)
         from lollma_tui.core.backends.llamacpp import LlamaCppBackend
 
         return LlamaCppBackend()
@@ -142,6 +147,11 @@ class LollmaApp(App[None]):
     @work(group="model-load", exclusive=True, exit_on_error=False)
     async def load_model(self, settings: LoadSettings) -> None:
         chat_log = self.main.chat_log
+        if settings.backend == BackendKind.OLLAMA:
+            ready = await self._wait_for_ollama(settings)
+            if ready is None:
+                return
+            settings = ready
         if self.options.demo and is_demo_model(settings.model):
             try:
                 await asyncio.to_thread(ensure_demo_model)
@@ -163,6 +173,44 @@ class LollmaApp(App[None]):
                 DEMO_NOTICE.format(penalty=self.sampling.repeat_penalty, limit=self.sampling.max_tokens),
                 "warning",
             )
+
+    async def _wait_for_ollama(self, settings: LoadSettings) -> LoadSettings | None:
+        """Wait (retrying with backoff) until the server answers, then settle which model to load."""
+        from lollma_tui.core.backends.ollama import OllamaBackend
+
+        backend = self.backend
+        if not isinstance(backend, OllamaBackend):
+            return settings
+        chat_log = self.main.chat_log
+        delay = 1.0
+        warned = False
+        while (version := await backend.ping()) is None:
+            message = f"Ollama is not reachable at {backend.base_url} — is `ollama serve` running?"
+            if not warned:
+                warned = True
+                await chat_log.add_notice(f"{message} Retrying in the background.", "error")
+            self.main.model_card.status = BackendStatus(BackendState.FAILED, f"{message} Retrying…")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        await chat_log.add_notice(f"Connected to Ollama {version} at {backend.base_url}.")
+        if settings.model:
+            return settings
+        try:
+            models = await backend.list_models()
+        except BackendError as error:
+            await chat_log.add_notice(str(error), "error")
+            return None
+        if len(models) == 1:
+            return settings.with_changes(model=models[0].name)
+        if not models:
+            await chat_log.add_notice(
+                "This Ollama server has no models yet: pull one with `ollama pull llama3.2:1b`.", "warning"
+            )
+        else:
+            names = ", ".join(m.name for m in models)
+            await chat_log.add_notice(f"Models on this server: {names}. Start with --model NAME to pick one.")
+        self.main.model_card.status = BackendStatus(BackendState.UNLOADED, "No model chosen")
+        return None
 
     @on(BackendStatusChanged)
     def _show_backend_status(self, message: BackendStatusChanged) -> None:
@@ -225,7 +273,7 @@ class LollmaApp(App[None]):
                     reply.content += event.text
                     await stream.write(event.text)
                 elif isinstance(event, ThinkingDelta):
-                    continue
+                    await turn.add_thinking(event.text)
                 elif isinstance(event, ReplyDone):
                     reply.stats = event.stats
                     reply.state = _FINISH_STATE[event.finish_reason]

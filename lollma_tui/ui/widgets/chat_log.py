@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import Static
+from textual.widgets import Collapsible, Static
 
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.stats_format import format_stats
@@ -44,11 +44,22 @@ class ReplyTurn(Vertical):
 
         self.body: Markdown = Markdown(message.content or None, classes="reply-text")
         self.footer = Static("", classes="reply-stats", markup=False)
+        self.thinking = ""
+        self._thinking_view: Static | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(self._header, classes="turn-label", markup=False)
         yield self.body
         yield self.footer
+
+    async def add_thinking(self, text: str) -> None:
+        """Stream a model's thinking into a folded section above the answer."""
+        self.thinking += text
+        if self._thinking_view is None:
+            self._thinking_view = Static("", markup=False, classes="thinking-text")
+            folded = Collapsible(self._thinking_view, title="thinking", collapsed=True, classes="thinking")
+            await self.mount(folded, before=self.body)
+        self._thinking_view.update(self.thinking)
 
     def show_waiting(self, text: str) -> None:
         self.footer.update(text)

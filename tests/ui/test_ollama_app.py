@@ -1,0 +1,125 @@
+"""The app on the Ollama backend: the real `ollama` client over real HTTP to the test server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from ollama_server import OllamaTestServer
+from ollama_server.engines import Script
+from ollama_server.fixtures import dead_ollama_host, ollama_server
+from textual.pilot import Pilot
+from textual.widgets import Collapsible
+
+from lollma_tui.core.backends.base import BackendState
+from lollma_tui.core.backends.ollama import OllamaBackend
+from lollma_tui.core.chat.conversation import ReplyState
+from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
+from lollma_tui.ui.app import LollmaApp
+from lollma_tui.ui.widgets.chat_log import Notice, ReplyTurn
+
+__all__ = ["dead_ollama_host", "ollama_server"]
+
+
+def make_app(host: str, model: str = "tinyllama:1b-q4_K_M") -> LollmaApp:
+    options = StartupOptions(
+        load=LoadSettings(backend=BackendKind.OLLAMA, model=model, n_ctx=2048),
+        sampling=SamplingSettings(max_tokens=64),
+        ollama_host=host,
+    )
+    return LollmaApp(options, backend=OllamaBackend(host, timeout_s=10.0, connect_timeout_s=1.0))
+
+
+async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], within: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.05)
+
+
+def notices(app: LollmaApp) -> list[str]:
+    return [str(n.render()) for n in app.main.chat_log.query(Notice)]
+
+
+async def send(pilot: Pilot[None], app: LollmaApp, text: str) -> ReplyTurn:
+    before = len(app.main.chat_log.reply_turns())
+    await pilot.press(*text, "enter")
+    await wait_until(pilot, lambda: len(app.main.chat_log.reply_turns()) > before)
+    turn = app.main.chat_log.reply_turns()[-1]
+    await wait_until(pilot, lambda: not app.is_generating)
+    return turn
+
+
+async def test_chat_through_ollama_with_stats_from_the_final_chunk(ollama_server: OllamaTestServer) -> None:
+    ollama_server.queue_reply(Script(text="Entanglement links two particles.", tokens_per_second=200))
+    app = make_app(ollama_server.host)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
+        turn = await send(pilot, app, "explain quantum entanglement")
+        assert turn.message.content == "Entanglement links two particles."
+        assert turn.message.state == ReplyState.COMPLETE
+        stats = turn.message.stats
+        assert stats is not None and stats.gen_tokens == ollama_server.generations[-1].eval_count
+        assert stats.setup.backend == BackendKind.OLLAMA and stats.setup.quant == "Q4_K_M"
+        footer = str(turn.footer.render())
+        assert "tok/s" in footer and "to first token" in footer
+        assert any("Connected to Ollama" in n for n in notices(app))
+
+
+async def test_thinking_is_shown_folded_above_the_answer(ollama_server: OllamaTestServer) -> None:
+    ollama_server.queue_reply(Script(text="Four.", thinking="Two plus two is four."))
+    app = make_app(ollama_server.host, model="qwen3:0.6b")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
+        turn = await send(pilot, app, "2+2?")
+        assert turn.message.content == "Four."
+        folded = turn.query_one(Collapsible)
+        assert folded.collapsed
+        assert turn.thinking == "Two plus two is four."
+        # The thinking text is not part of what the model is sent back next turn.
+        assert app.conversation.history()[-1].content == "Four."
+
+
+async def test_server_down_at_start_then_up_connects_and_chats(dead_ollama_host: str) -> None:
+    app = make_app(dead_ollama_host)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: any("not reachable" in n for n in notices(app)))
+        assert "Retrying" in (app.main.model_card.status.message if app.main.model_card.status else "")
+        port = int(dead_ollama_host.rsplit(":", 1)[1])
+        with OllamaTestServer(port=port) as server:
+            server.queue_reply("I am here now.")
+            await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY, within=30)
+            turn = await send(pilot, app, "hello?")
+            assert turn.message.content == "I am here now."
+
+
+async def test_errors_mid_stream_and_on_load_keep_the_chat(ollama_server: OllamaTestServer) -> None:
+    app = make_app(ollama_server.host)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
+        ollama_server.fail_stream("CUDA error: out of memory", after=2)
+        failed = await send(pilot, app, "first question")
+        assert failed.message.state == ReplyState.ERROR
+        assert "out of memory" in str(failed.footer.render())
+        ollama_server.clear_faults()
+        ollama_server.queue_reply("Recovered.")
+        ok = await send(pilot, app, "second question")
+        assert ok.message.content == "Recovered."
+        users = [m.content for m in app.conversation.messages if m.role == "user"]
+        assert users == ["first question", "second question"]
+        # The failed reply's fragments are not sent back to the model.
+        assert [m.content for m in app.conversation.history()] == [
+            "first question",
+            "second question",
+            "Recovered.",
+        ]
+
+
+async def test_unknown_model_says_how_to_get_it(ollama_server: OllamaTestServer) -> None:
+    app = make_app(ollama_server.host, model="llama9:70b")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: any("llama9:70b" in n for n in notices(app)))
+        message = next(n for n in notices(app) if "llama9:70b" in n)
+        assert "no model" in message and "ollama pull llama9:70b" in message
