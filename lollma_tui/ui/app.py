@@ -212,6 +212,25 @@ class LollmaApp(App[None]):
         self.main.model_card.status = BackendStatus(BackendState.UNLOADED, "No model chosen")
         return None
 
+    @work(group="ollama-pull", exit_on_error=False)
+    async def pull_model(self, name: str) -> None:
+        """Download an Ollama model with a progress bar in the chat; the chat stays usable."""
+        from lollma_tui.core.backends.ollama import OllamaBackend
+
+        backend = self.backend
+        chat_log = self.main.chat_log
+        if not isinstance(backend, OllamaBackend):
+            await chat_log.add_notice("Pulling models needs the Ollama backend (/backend ollama).", "error")
+            return
+        view = await chat_log.add_pull(name)
+        try:
+            async for progress in backend.pull(name):
+                view.show(progress.status, progress.completed, progress.total)
+        except BackendError as error:
+            view.finish(f"pull {name} failed: {error}", ok=False)
+            return
+        view.finish(f"pulled {name}", ok=True)
+
     @on(BackendStatusChanged)
     def _show_backend_status(self, message: BackendStatusChanged) -> None:
         self.main.model_card.status = message.status

@@ -16,7 +16,7 @@ from lollma_tui.core.backends.ollama import OllamaBackend
 from lollma_tui.core.chat.conversation import ReplyState
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
-from lollma_tui.ui.widgets.chat_log import Notice, ReplyTurn
+from lollma_tui.ui.widgets.chat_log import Notice, PullView, ReplyTurn
 
 __all__ = ["dead_ollama_host", "ollama_server"]
 
@@ -123,3 +123,24 @@ async def test_unknown_model_says_how_to_get_it(ollama_server: OllamaTestServer)
         await wait_until(pilot, lambda: any("llama9:70b" in n for n in notices(app)))
         message = next(n for n in notices(app) if "llama9:70b" in n)
         assert "no model" in message and "ollama pull llama9:70b" in message
+
+
+async def test_pull_shows_progress_and_the_model_becomes_available(ollama_server: OllamaTestServer) -> None:
+    ollama_server.delay_pull_steps(0.05)
+    app = make_app(ollama_server.host)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
+        app.pull_model("smollm2:135m")
+        view = await _pull_view(pilot, app)
+        await wait_until(pilot, lambda: (view.bar.total or 0) > 0)
+        await wait_until(pilot, lambda: str(view.status.render()) == "pulled smollm2:135m")
+        assert "smollm2:135m" in ollama_server.installed_names()
+        app.pull_model("no-such-model:1b")
+        await wait_until(
+            pilot, lambda: "failed" in str(app.main.chat_log.query(PullView).last().status.render())
+        )
+
+
+async def _pull_view(pilot: Pilot[None], app: LollmaApp) -> PullView:
+    await wait_until(pilot, lambda: bool(app.main.chat_log.query(PullView)))
+    return app.main.chat_log.query_one(PullView)

@@ -115,6 +115,11 @@ class ChatLog(VerticalScroll):
         await self.mount(notice)
         return notice
 
+    async def add_pull(self, model: str) -> PullView:
+        view = PullView(model)
+        await self.mount(view)
+        return view
+
     async def remove_last_reply(self) -> None:
         replies = self.query(ReplyTurn)
         if replies:
@@ -125,3 +130,29 @@ class ChatLog(VerticalScroll):
 
     def reply_turns(self) -> list[ReplyTurn]:
         return list(self.query(ReplyTurn))
+
+
+class PullView(Vertical):
+    """An Ollama download in progress: a status line and a bar, left in the log when done."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(classes="notice pull")
+        self.model = model
+        self.status = Static(f"pulling {model}…", markup=False)
+        from textual.widgets import ProgressBar
+
+        self.bar = ProgressBar(total=None, show_eta=True)
+
+    def compose(self) -> ComposeResult:
+        yield self.status
+        yield self.bar
+
+    def show(self, status: str, completed: int | None, total: int | None) -> None:
+        self.status.update(f"{self.model}: {status}")
+        if total:
+            self.bar.update(total=total, progress=completed or 0)
+
+    def finish(self, text: str, ok: bool) -> None:
+        self.status.update(text)
+        self.bar.display = False
+        self.set_class(not ok, "-error")
