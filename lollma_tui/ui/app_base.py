@@ -1,0 +1,75 @@
+"""The app's shared state and plumbing; feature layers build on it (see app.py for the stack)."""
+
+from __future__ import annotations
+
+from textual.app import App
+
+from lollma_tui.core.backends.base import Backend, BackendStatus
+from lollma_tui.core.chat.conversation import Conversation, Message
+from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
+from lollma_tui.ui.messages import BackendStatusChanged
+from lollma_tui.ui.screens.main import MainScreen
+from lollma_tui.ui.theming import choose_theme, with_app_variables
+
+
+class AppBase(App[None]):
+    """Holds what every feature needs: options, backend, conversation, settings, themes."""
+
+    def __init__(self, options: StartupOptions, backend: Backend | None = None) -> None:
+        super().__init__()
+        self.options = options
+        self.load_settings: LoadSettings = options.load
+        """The settings of the model that is loaded (or being loaded)."""
+        self.sampling: SamplingSettings = options.sampling
+        self.conversation = Conversation(system_prompt=options.system_prompt)
+        self.backend: Backend = backend or self.make_backend(options.load.backend)
+        self.backend.set_status_listener(self._on_backend_status)
+        self._generating: Message | None = None
+
+    def make_backend(self, kind: BackendKind) -> Backend:
+        if kind == BackendKind.OLLAMA:
+            from lollma_tui.core.backends.ollama import OllamaBackend
+
+            return OllamaBackend(self.options.ollama_host)
+        from lollma_tui.core.backends.llamacpp import LlamaCppBackend
+
+        return LlamaCppBackend()
+
+    def _on_backend_status(self, status: BackendStatus) -> None:
+        self.post_message(BackendStatusChanged(status))
+
+    @property
+    def is_generating(self) -> bool:
+        return self._generating is not None
+
+    # -- screen -------------------------------------------------------------------------------
+
+    def get_default_screen(self) -> MainScreen:
+        return MainScreen()
+
+    @property
+    def main(self) -> MainScreen:
+        """The main screen, also while a dialog is on top of it."""
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, MainScreen):
+                return screen
+        raise RuntimeError("main screen is not mounted")
+
+    async def notice(self, text: str, kind: str = "info") -> None:
+        await self.main.chat_log.add_notice(text, kind)
+
+    # -- themes -------------------------------------------------------------------------------
+
+    def get_css_variables(self) -> dict[str, str]:
+        variables = with_app_variables(super().get_css_variables())
+        self.theme_variables = variables
+        return variables
+
+    def apply_theme(self, name: str) -> bool:
+        warning = choose_theme(self, name)
+        if warning is not None:
+            self.notify(warning, severity="warning")
+        return warning is None
+
+    def theme_names(self) -> list[str]:
+        return sorted(self.available_themes)

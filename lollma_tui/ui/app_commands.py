@@ -1,0 +1,47 @@
+"""Slash commands typed in the chat input, dispatched to the app's actions."""
+
+from __future__ import annotations
+
+from lollma_tui.core.chat.commands import CommandError, parse_command
+from lollma_tui.ui.app_chat import ChatFeatures
+
+
+class CommandFeatures(ChatFeatures):
+    async def run_command(self, text: str) -> None:
+        try:
+            command = parse_command(text)
+        except CommandError as error:
+            await self.notice(str(error), "error")
+            return
+        name, argument = command.name, command.argument
+        if name == "clear":
+            await self.action_new_conversation()
+        elif name == "system":
+            if argument:
+                self.conversation.system_prompt = argument
+                await self.notice(f"System prompt set: {argument}")
+            else:
+                await self.notice(f"System prompt: {self.conversation.system_prompt or '(none)'}")
+        elif name == "regen":
+            await self.action_regenerate()
+        elif name == "stop":
+            await self.action_stop()
+        elif name == "theme":
+            if not argument:
+                await self.notice(f"Themes: {', '.join(self.theme_names())} (now: {self.theme})")
+            elif self.apply_theme(argument):
+                await self.notice(f"Theme: {argument}")
+        elif name == "help":
+            self.action_help()
+        elif name == "quit":
+            await self.action_quit()
+
+    def action_help(self) -> None:
+        # Imported on demand: the help screen's Markdown is not needed for the first frame.
+        from lollma_tui.ui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        await self.backend.close()
+        self.exit()
