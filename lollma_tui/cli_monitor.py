@@ -1,0 +1,56 @@
+"""`lollma-tui monitor`: parse its options and run the monitor app."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from lollma_tui.core.hardware.sampler import DEFAULT_INTERVAL_S, IntervalError, validate_interval
+
+
+def _interval(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, not {value!r}") from None
+    try:
+        return validate_interval(seconds)
+    except IntervalError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def build_monitor_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lollma-tui monitor",
+        description="Watch CPU, RAM, GPUs and local LLM servers, without loading a model.",
+    )
+    parser.add_argument(
+        "--interval",
+        "-i",
+        type=_interval,
+        default=DEFAULT_INTERVAL_S,
+        metavar="SECONDS",
+        help=f"sampling interval, 0.25 to 5 (default {DEFAULT_INTERVAL_S:g}); + and - change it live",
+    )
+    parser.add_argument(
+        "--theme", metavar="NAME", help="colour theme (lollma-dark, lollma-light, lollma-amber, …)"
+    )
+    parser.add_argument(
+        "--pid",
+        type=int,
+        action="append",
+        default=[],
+        metavar="PID",
+        help="also show this process and its children (repeatable)",
+    )
+    return parser
+
+
+def monitor_main(argv: Sequence[str] | None = None) -> int:
+    """Run the monitor until the user quits; bad options exit with status 2 (argparse)."""
+    args = build_monitor_parser().parse_args(argv)
+    from lollma_tui.ui.monitor_app import MonitorApp
+    from lollma_tui.ui.themes import DEFAULT_THEME
+
+    MonitorApp(interval_s=args.interval, theme=args.theme or DEFAULT_THEME, process_ids=args.pid).run()
+    return 0

@@ -1,0 +1,147 @@
+"""Runs the hardware sampler for an app and turns its snapshots into Textual messages.
+
+The sampler thread only posts: each snapshot crosses to the UI thread as a Textual callback
+event (`post_message` is thread-safe), is added to the history there, and goes to the app as
+a `HardwareSampled` message. Those collapse to the newest when the app falls behind, so a
+busy UI renders one snapshot, not a backlog, while the history still gets every sample.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from textual import events
+from textual.app import App
+from textual.message import Message
+from textual.timer import Timer
+
+from lollma_tui.core.hardware import (
+    DEFAULT_INTERVAL_S,
+    HardwareHistory,
+    HardwareSampler,
+    HardwareSource,
+    SystemSnapshot,
+    is_stale,
+)
+from lollma_tui.core.hardware.sampler import PidsProvider
+
+STALE_CHECK_MAX_S = 1.0
+"""The stale check runs every interval, but at least this often."""
+
+
+@dataclass
+class HardwareSampled(Message):
+    """The newest hardware state, for the app to hand to its `HardwarePanel`.
+
+    Posted for every snapshot, and once more with ``stale=True`` when no new one has come for
+    3 intervals (a source stalled, or the sampler stopped).
+    """
+
+    snapshot: SystemSnapshot
+    history: HardwareHistory
+    """Grows in place on the UI thread; read it only there."""
+    stale: bool = False
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, HardwareSampled)
+
+
+class HardwareFeed:
+    """Owns a `HardwareSampler` on behalf of `app`.
+
+    Call `start()` once the app runs (``on_mount``) and `stop()` when it ends (``on_unmount``);
+    the app then receives `HardwareSampled` messages.
+    """
+
+    def __init__(
+        self,
+        app: App[Any],
+        sources: Sequence[HardwareSource] | None = None,
+        *,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        process_ids: PidsProvider | None = None,
+    ) -> None:
+        self._app = app
+        self._sampler = HardwareSampler(
+            self._on_snapshot, sources, interval_s=interval_s, process_ids=process_ids
+        )
+        self._history = HardwareHistory(self._sampler.interval_s)
+        self._latest: SystemSnapshot | None = None
+        self._stale = False
+        self._timer: Timer | None = None
+
+    @property
+    def interval_s(self) -> float:
+        return self._sampler.interval_s
+
+    @property
+    def running(self) -> bool:
+        return self._sampler.running
+
+    @property
+    def history(self) -> HardwareHistory:
+        return self._history
+
+    @property
+    def latest(self) -> SystemSnapshot | None:
+        return self._latest
+
+    @property
+    def stale(self) -> bool:
+        return self._stale
+
+    def start(self) -> None:
+        """Start sampling; call on the UI thread once the app is running."""
+        self._sampler.start()
+        self._arm_stale_check()
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Stop sampling and join the thread; True when it has ended within `timeout`."""
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        return self._sampler.stop(timeout)
+
+    def set_interval(self, seconds: float) -> float:
+        """Sample every `seconds` (0.25–5, else `IntervalError`); returns the value in force."""
+        self._sampler.set_interval(seconds)
+        if self._timer is not None:
+            self._arm_stale_check()
+        return self._sampler.interval_s
+
+    def set_process_ids_provider(self, provider: PidsProvider | None) -> None:
+        """Where our pids come from; called on the sampler thread each tick, so keep it quick."""
+        self._sampler.set_process_ids_provider(provider)
+
+    def refresh_now(self) -> None:
+        self._sampler.refresh_now()
+
+    # -- sampler thread ---------------------------------------------------------------------------
+
+    def _on_snapshot(self, snapshot: SystemSnapshot) -> None:
+        self._app.post_message(events.Callback(callback=partial(self._receive, snapshot)))
+
+    # -- UI thread --------------------------------------------------------------------------------
+
+    def _receive(self, snapshot: SystemSnapshot) -> None:
+        self._history.add(snapshot)
+        self._latest = snapshot
+        self._stale = is_stale(snapshot, time.monotonic())
+        self._app.post_message(HardwareSampled(snapshot, self._history, self._stale))
+
+    def _check_stale(self) -> None:
+        latest = self._latest
+        if latest is None or self._stale or not is_stale(latest, time.monotonic()):
+            return
+        self._stale = True
+        self._app.post_message(HardwareSampled(latest, self._history, stale=True))
+
+    def _arm_stale_check(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        period = min(self._sampler.interval_s, STALE_CHECK_MAX_S)
+        self._timer = self._app.set_interval(period, self._check_stale, name="hardware-stale-check")

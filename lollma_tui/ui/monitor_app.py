@@ -1,0 +1,167 @@
+"""`lollma-tui monitor`: the hardware panel full screen, no model loaded.
+
+A small nvitop/macmon for LLM boxes that works over SSH: CPU, RAM, every GPU, and the LLM
+servers running here (Ollama, llama.cpp's server, …) with their memory and CPU use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+import psutil
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.reactive import reactive
+from textual.widgets import Footer
+
+from lollma_tui.core.hardware import DEFAULT_INTERVAL_S, MAX_INTERVAL_S, MIN_INTERVAL_S, HardwareSource
+from lollma_tui.ui.hardware_feed import HardwareFeed, HardwareSampled
+from lollma_tui.ui.themes import DEFAULT_THEME
+from lollma_tui.ui.theming import choose_theme, register_themes, with_app_variables
+from lollma_tui.ui.widgets.hardware_panel import HardwarePanel, ModelFootprint
+
+INTERVAL_STEPS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
+"""What + and - step through, in seconds."""
+
+LLM_PROCESS_NAMES = frozenset({"ollama", "llama-server", "llama-cli", "llamafile", "koboldcpp", "lms"})
+"""Process names of LLM servers worth a line of their own (compared lower-case, without .exe)."""
+
+
+def next_interval(current: float, direction: int) -> float:
+    """The step after `current` in `direction` (+1 slower, -1 faster), clamped to 0.25–5 s."""
+    if direction > 0:
+        later = [step for step in INTERVAL_STEPS if step > current + 1e-9]
+        return later[0] if later else MAX_INTERVAL_S
+    earlier = [step for step in INTERVAL_STEPS if step < current - 1e-9]
+    return earlier[-1] if earlier else MIN_INTERVAL_S
+
+
+class LlmProcessFinder:
+    """Pids of the LLM servers running here, outermost only (an Ollama server, not its runners,
+    which the sampler counts as its children). Called on the sampler thread: the process table
+    is walked at most every `rescan_s`."""
+
+    def __init__(
+        self,
+        names: Iterable[str] = LLM_PROCESS_NAMES,
+        *,
+        rescan_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._names = frozenset(name.lower() for name in names)
+        self._rescan_s = rescan_s
+        self._clock = clock
+        self._found: tuple[int, ...] = ()
+        self._scanned_at: float | None = None
+
+    def __call__(self) -> tuple[int, ...]:
+        now = self._clock()
+        if self._scanned_at is None or now - self._scanned_at >= self._rescan_s:
+            self._found = self._scan()
+            self._scanned_at = now
+        return self._found
+
+    def _scan(self) -> tuple[int, ...]:
+        parents: dict[int, int | None] = {}
+        for proc in psutil.process_iter(["pid", "ppid", "name"]):
+            info = proc.info
+            name = str(info.get("name") or "").lower().removesuffix(".exe")
+            if name in self._names:
+                parents[int(info["pid"])] = info.get("ppid")
+        return tuple(sorted(pid for pid, ppid in parents.items() if ppid not in parents))
+
+
+class MonitorApp(App[None]):
+    CSS_PATH = ["hardware_panel.tcss", "monitor_app.tcss"]
+    TITLE = "lollma-tui monitor"
+
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("plus,equals_sign", "slower", "Slower", key_display="+", id="slower"),
+        Binding("minus,underscore", "faster", "Faster", key_display="-", id="faster"),
+        Binding("p", "toggle_processes", "Processes", id="toggle-processes"),
+    ]
+
+    show_processes: reactive[bool] = reactive(True, init=False)
+    """Whether the LLM server lines are shown under the GPUs."""
+
+    def __init__(
+        self,
+        *,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        theme: str = DEFAULT_THEME,
+        sources: Sequence[HardwareSource] | None = None,
+        process_ids: Sequence[int] = (),
+        find_llm_processes: bool = True,
+    ) -> None:
+        super().__init__()
+        self.requested_theme = theme
+        """The theme asked for; an unknown name falls back to lollma-dark with a warning."""
+        self.watched_pids = tuple(process_ids)
+        """Processes shown whether or not they look like LLM servers (``--pid``)."""
+        self._finder = LlmProcessFinder() if find_llm_processes else None
+        self.hardware = HardwareFeed(self, sources, interval_s=interval_s, process_ids=self._process_ids)
+
+    def _process_ids(self) -> list[int]:
+        found = self._finder() if self._finder is not None else ()
+        return list(dict.fromkeys((*self.watched_pids, *found)))
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="monitor-body"):
+            yield HardwarePanel(id="monitor-panel")
+        yield Footer()
+
+    @property
+    def panel(self) -> HardwarePanel:
+        return self.query_one(HardwarePanel)
+
+    def get_css_variables(self) -> dict[str, str]:
+        return with_app_variables(super().get_css_variables())
+
+    def on_mount(self) -> None:
+        failures = register_themes(self)
+        warning = choose_theme(self, self.requested_theme)
+        if failures:
+            self.notify("\n".join(failures), title="Some themes did not load", severity="warning")
+        if warning:
+            self.notify(warning, severity="warning")
+        self.hardware.start()
+
+    def on_unmount(self) -> None:
+        self.hardware.stop()
+
+    @on(HardwareSampled)
+    def _show_hardware(self, message: HardwareSampled) -> None:
+        panels = self.query(HardwarePanel)
+        if not panels:
+            return  # a sample that was on its way while the app shuts down
+        panel = panels.first()
+        panel.history = message.history
+        panel.stale = message.stale
+        panel.snapshot = message.snapshot
+        self._show_footprint()
+
+    def _show_footprint(self) -> None:
+        snapshot = self.hardware.latest
+        processes = snapshot.processes if snapshot is not None else ()
+        for panel in self.query(HardwarePanel):
+            panel.model_footprint = ModelFootprint(processes) if self.show_processes and processes else None
+
+    def watch_show_processes(self) -> None:
+        self._show_footprint()
+
+    def action_slower(self) -> None:
+        self.hardware.set_interval(next_interval(self.hardware.interval_s, +1))
+
+    def action_faster(self) -> None:
+        self.hardware.set_interval(next_interval(self.hardware.interval_s, -1))
+
+    def action_toggle_processes(self) -> None:
+        self.show_processes = not self.show_processes
+        latest = self.hardware.latest
+        if self.show_processes and latest is not None and not latest.processes:
+            names = ", ".join(sorted(LLM_PROCESS_NAMES))
+            self.notify(f"No LLM server running ({names}); --pid PID shows any process.", timeout=4)

@@ -1,0 +1,294 @@
+"""The live hardware panel: CPU, RAM, each GPU, the model's footprint and the live token rate.
+
+It renders what it is handed (attributes down) and never samples anything itself. At about
+30 columns it is a compact sidebar; from `WIDE_COLUMNS` on it adds a per-core strip, history
+strips for RAM, VRAM and power, and clocks, fan and throttle reasons. Layout and colours are
+in ``ui/hardware_panel.tcss``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from lollma_tui.core.hardware import (
+    CpuSnapshot,
+    HardwareHistory,
+    MemorySnapshot,
+    Metric,
+    ProcessSnapshot,
+    SystemSnapshot,
+)
+from lollma_tui.core.hardware.summary import CPU_ONLY, HOST_SOURCE
+from lollma_tui.ui.widgets import hardware_format as fmt
+from lollma_tui.ui.widgets.hardware_gpu import GpuBlock
+from lollma_tui.ui.widgets.hardware_rows import MetricRow, set_text
+
+WIDE_COLUMNS = 48
+"""Content width from which the panel shows its extra rows (the sidebar is about 27)."""
+
+WAITING = "waiting for the first sample…"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFootprint:
+    """What the loaded model costs the machine, as the panel should word it."""
+
+    processes: tuple[ProcessSnapshot, ...] = ()
+    """Our processes as the sampler read them (`SystemSnapshot.processes`): the llama.cpp worker,
+    or the Ollama server with its runners (their totals include children)."""
+    placement: str | None = None
+    """Where the backend put the model, e.g. Ollama's "72% GPU / 28% CPU"."""
+    labels: Mapping[int, str] = field(default_factory=dict)
+    """Names to show instead of the process name, by pid (e.g. "worker")."""
+
+
+def footprint_lines(footprint: ModelFootprint, wide: bool = False) -> list[str]:
+    lines = [f"model: {footprint.placement}"] if footprint.placement else []
+    for process in footprint.processes:
+        label = footprint.labels.get(process.pid) or process.name or f"pid {process.pid}"
+        rss = process.total_rss_bytes if process.total_rss_bytes is not None else process.rss_bytes
+        cpu = process.total_cpu_percent if process.total_cpu_percent is not None else process.cpu_percent
+        vram = process.total_vram_bytes if process.total_vram_bytes is not None else process.vram_bytes
+        usage = [f"CPU {fmt.percent(cpu)}"]
+        if vram is not None:
+            usage.append(f"VRAM {fmt.size(vram)}")
+        if wide:
+            lines.append(f"{label} (pid {process.pid}): RSS {fmt.size(rss)} · " + " · ".join(usage))
+        else:
+            # Two short lines fit a 27-column sidebar where one long one would wrap mid-figure.
+            lines.append(f"{label}: RSS {fmt.size(rss)}")
+            lines.append("  " + " · ".join(usage))
+    return lines
+
+
+def cpu_detail(cpu: CpuSnapshot | None, wide: bool = False) -> str:
+    if cpu is None:
+        return ""
+    parts: list[str] = []
+    if wide:
+        if cpu.model:
+            parts.append(cpu.model)
+        if cpu.logical_cores and cpu.physical_cores and cpu.physical_cores != cpu.logical_cores:
+            parts.append(f"{cpu.physical_cores} cores / {cpu.logical_cores} threads")
+        elif cpu.logical_cores:
+            parts.append(f"{cpu.logical_cores} cores")
+        if cpu.freq_mhz is not None:
+            parts.append(fmt.clock(cpu.freq_mhz))
+        if cpu.load_avg is not None:
+            parts.append("load " + " ".join(f"{value:.2f}" for value in cpu.load_avg))
+    else:
+        if cpu.logical_cores:
+            parts.append(f"{cpu.logical_cores} cores")
+        if cpu.load_avg is not None:
+            parts.append(f"load {cpu.load_avg[0]:.2f}")
+    return " · ".join(parts)
+
+
+def swap_text(memory: MemorySnapshot) -> str:
+    if memory.swap_total_bytes == 0:
+        return "none"
+    return fmt.used_of_total(memory.swap_used_bytes, memory.swap_total_bytes)
+
+
+class HardwarePanel(Vertical):
+    """Shows the latest `SystemSnapshot` with its `HardwareHistory`; set by the app."""
+
+    snapshot: reactive[SystemSnapshot | None] = reactive(None, init=False)
+    """The newest sample; None until the first one arrives."""
+    history: reactive[HardwareHistory | None] = reactive(None, init=False, always_update=True)
+    """Recent values for the strips. The same object grows in place, so assigning it again
+    redraws the strips."""
+    stale: reactive[bool] = reactive(False, init=False)
+    """The sampler has not delivered for 3 intervals: the figures are dimmed and marked."""
+    live_rate: reactive[float | None] = reactive(None, init=False)
+    """Tokens per second of the reply being written; None when nothing streams."""
+    model_footprint: reactive[ModelFootprint | None] = reactive(None, init=False)
+    """What the loaded model costs; None hides the lines."""
+
+    def __init__(
+        self,
+        snapshot: SystemSnapshot | None = None,
+        history: HardwareHistory | None = None,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.set_reactive(HardwarePanel.snapshot, snapshot)
+        self.set_reactive(HardwarePanel.history, history)
+        self._gpu_blocks: dict[str, GpuBlock] = {}
+        self._wide = False
+        self._ready = False
+        self._render_pending = False
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="hw-header"):
+            yield Static("hardware", id="hw-title", classes="card-title", markup=False)
+            yield Static("stale", id="hw-stale", markup=False)
+        yield Static("", id="hw-rate", markup=False)
+        yield Static(WAITING, id="hw-waiting", markup=False)
+        with Vertical(id="hw-body"):
+            yield MetricRow("CPU", id="hw-cpu")
+            yield Static("", id="hw-cpu-detail", classes="hw-detail", markup=False)
+            with Horizontal(id="hw-cores", classes="wide-only"):
+                yield Static("cores", classes="metric-label", markup=False)
+                yield Static("", id="hw-cores-strip", markup=False)
+            yield MetricRow("RAM", id="hw-ram")
+            yield MetricRow("swap", id="hw-swap", strip=False)
+            yield Static(CPU_ONLY, id="hw-no-gpu", markup=False)
+            yield Vertical(id="hw-gpus")
+            yield Static("", id="hw-problems", markup=False)
+            yield Static("", id="hw-hint", markup=False)
+        yield Static("", id="hw-footprint", markup=False)
+
+    def on_mount(self) -> None:
+        self._ready = True
+        self.set_class(self.stale, "-stale")
+        self._render_snapshot()
+        self._render_rate()
+        self._render_footprint()
+
+    def on_resize(self, event: events.Resize) -> None:
+        wide = self.size.width >= WIDE_COLUMNS
+        if wide != self._wide:
+            self._wide = wide
+            self.set_class(wide, "-wide")
+            self._render_footprint()
+        # Text widths (per-core strip, details) depend on the width, so redraw even without a flip.
+        self._schedule_render()
+
+    @property
+    def wide(self) -> bool:
+        return self._wide
+
+    @property
+    def gpu_blocks(self) -> tuple[GpuBlock, ...]:
+        return tuple(self._gpu_blocks.values())
+
+    # -- watchers ---------------------------------------------------------------------------------
+
+    def watch_snapshot(self) -> None:
+        self._schedule_render()
+
+    def watch_history(self) -> None:
+        self._schedule_render()
+
+    def watch_stale(self, stale: bool) -> None:
+        self.set_class(stale, "-stale")
+
+    def watch_live_rate(self) -> None:
+        self._render_rate()
+
+    def watch_model_footprint(self) -> None:
+        self._render_footprint()
+
+    # -- rendering --------------------------------------------------------------------------------
+
+    def _schedule_render(self) -> None:
+        # The app sets snapshot, history and stale one after the other; draw once for all of them.
+        if not self._render_pending:
+            self._render_pending = True
+            self.call_later(self._flush_render)
+
+    def _flush_render(self) -> None:
+        self._render_pending = False
+        self._render_snapshot()
+
+    def _render_rate(self) -> None:
+        if not self._ready:
+            return
+        rate = self.query_one("#hw-rate", Static)
+        if self.live_rate is None:
+            rate.display = False
+            return
+        set_text(rate, f"generating {fmt.rate(self.live_rate)} tok/s")
+        rate.display = True
+
+    def _render_footprint(self) -> None:
+        if not self._ready:
+            return
+        footprint = self.query_one("#hw-footprint", Static)
+        lines = footprint_lines(self.model_footprint, self._wide) if self.model_footprint else []
+        set_text(footprint, "\n".join(lines))
+        footprint.display = bool(lines)
+
+    def _render_snapshot(self) -> None:
+        if not self._ready:
+            return
+        snapshot = self.snapshot
+        self.set_class(snapshot is None, "-waiting")
+        if snapshot is None:
+            return
+        history = self.history
+        window = history.maxlen if history is not None else 0
+        title = "hardware"
+        if self._wide:
+            title += f" · every {snapshot.interval_s:g} s · {snapshot.sample_cost_s * 1000:.0f} ms/sample"
+        set_text(self.query_one("#hw-title", Static), title)
+        self._render_cpu(snapshot.cpu, history, window)
+        self._render_memory(snapshot.memory, history, window)
+        self._render_gpus(snapshot, history)
+        self._render_notes(snapshot)
+
+    def _render_cpu(self, cpu: CpuSnapshot | None, history: HardwareHistory | None, window: int) -> None:
+        value = cpu.percent if cpu is not None else None
+        self.query_one("#hw-cpu", MetricRow).show(
+            fmt.percent(value),
+            fmt.level_of(Metric.UTILIZATION_PERCENT, value),
+            history.cpu_percent() if history is not None else (),
+            scale=100.0,
+            window=window,
+        )
+        set_text(self.query_one("#hw-cpu-detail", Static), cpu_detail(cpu, self._wide))
+        strip = fmt.core_strip(cpu.per_core_percent, self.size.width - 6) if cpu is not None else ""
+        set_text(self.query_one("#hw-cores-strip", Static), strip or fmt.MISSING)
+
+    def _render_memory(
+        self, memory: MemorySnapshot | None, history: HardwareHistory | None, window: int
+    ) -> None:
+        ram = self.query_one("#hw-ram", MetricRow)
+        swap = self.query_one("#hw-swap", MetricRow)
+        if memory is None:
+            ram.show(fmt.MISSING)
+            swap.show(fmt.MISSING)
+            return
+        used_fraction = memory.used_fraction
+        ram.show(
+            fmt.used_of_total(memory.used_bytes, memory.total_bytes),
+            fmt.level_of(Metric.MEMORY_FRACTION, used_fraction),
+            history.ram_used_bytes() if history is not None else (),
+            scale=float(memory.total_bytes) or None,
+            window=window,
+        )
+        swap.show(swap_text(memory), fmt.level_of(Metric.SWAP_FRACTION, memory.swap_fraction))
+
+    def _render_gpus(self, snapshot: SystemSnapshot, history: HardwareHistory | None) -> None:
+        keys = tuple(gpu.key for gpu in snapshot.gpus)
+        if keys != tuple(self._gpu_blocks):
+            container = self.query_one("#hw-gpus", Vertical)
+            container.remove_children()
+            self._gpu_blocks = {gpu.key: GpuBlock(gpu, history, classes="gpu-block") for gpu in snapshot.gpus}
+            container.mount_all(self._gpu_blocks.values())
+            return
+        for gpu in snapshot.gpus:
+            self._gpu_blocks[gpu.key].show(gpu, history)
+
+    def _render_notes(self, snapshot: SystemSnapshot) -> None:
+        problems = snapshot.problems
+        gpu_failed = any(problem.name != HOST_SOURCE for problem in problems)
+        self.query_one("#hw-no-gpu", Static).display = not snapshot.gpus and not gpu_failed
+        problem_text = "\n".join(f"✗ {problem.message or problem.name + ' failed'}" for problem in problems)
+        problem_line = self.query_one("#hw-problems", Static)
+        set_text(problem_line, problem_text)
+        problem_line.display = bool(problems)
+        hint = self.query_one("#hw-hint", Static)
+        set_text(hint, snapshot.hint or "")
+        hint.display = bool(snapshot.hint)

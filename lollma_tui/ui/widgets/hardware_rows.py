@@ -1,0 +1,130 @@
+"""Building blocks of the hardware panel: a coloured value, a history strip, a labelled row.
+
+They only redraw when what they show has changed, so a tick that moves no rounded figure
+costs no layout work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.app import ComposeResult, RenderResult
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Static
+
+from lollma_tui.core.hardware import Level
+from lollma_tui.ui.widgets import hardware_format as fmt
+
+LEVEL_CLASSES = tuple(f"-{level.value}" for level in Level)
+
+
+def set_level(widget: Widget, level: Level | None) -> None:
+    """Give `widget` exactly one of -ok/-warm/-hot (none for None); the .tcss maps them to colours."""
+    for candidate in Level:
+        widget.set_class(candidate is level, f"-{candidate.value}")
+
+
+def set_text(static: Static, text: str) -> None:
+    """Update `static` only when the text differs: an update costs a layout pass."""
+    if static.content != text:
+        static.update(text)
+
+
+class MetricValue(Static):
+    """One figure, coloured by its level."""
+
+    def __init__(
+        self,
+        text: str = fmt.MISSING,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(text, markup=False, name=name, id=id, classes=classes)
+
+    @property
+    def text(self) -> str:
+        return str(self.content)
+
+    def show(self, text: str, level: Level | None = None) -> None:
+        set_text(self, text)
+        set_level(self, level)
+
+
+class SparkStrip(Widget):
+    """A one-line history chart, as wide as the layout makes it (see `hardware_format.spark`)."""
+
+    values: reactive[tuple[float | None, ...]] = reactive(())
+    """Samples, oldest first."""
+    scale: reactive[float | None] = reactive(None)
+    """Full scale of the bars; None scales to the largest value shown."""
+    window: reactive[int] = reactive(0)
+    """How many samples the full width stands for (the history length), so cells keep their span."""
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+
+    def show(self, values: Sequence[float | None], scale: float | None, window: int) -> None:
+        self.values = tuple(values)
+        self.scale = scale
+        self.window = window
+
+    @property
+    def text(self) -> str:
+        return fmt.spark(self.values, self.size.width, self.scale, self.window)
+
+    def render(self) -> RenderResult:
+        return self.text
+
+
+class MetricRow(Horizontal):
+    """ "label  value  ▂▃▅▇" on one line; the strip takes whatever width is left."""
+
+    def __init__(
+        self,
+        label: str,
+        *,
+        strip: bool = True,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self._label = label
+        self._has_strip = strip
+        self.level: Level | None = None
+        """The level shown by the latest `show`, for the block around the row to colour by."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._label, classes="metric-label", markup=False)
+        yield MetricValue(classes="metric-value")
+        if self._has_strip:
+            yield SparkStrip(classes="metric-spark")
+
+    @property
+    def value(self) -> MetricValue:
+        return self.query_one(MetricValue)
+
+    def show(
+        self,
+        text: str,
+        level: Level | None = None,
+        history: Sequence[float | None] = (),
+        *,
+        scale: float | None = None,
+        window: int = 0,
+    ) -> None:
+        self.level = level
+        set_level(self, level)
+        self.value.show(text, level)
+        if self._has_strip:
+            self.query_one(SparkStrip).show(history, scale, window)

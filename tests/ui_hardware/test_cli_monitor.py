@@ -1,0 +1,37 @@
+"""`lollma-tui monitor` options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lollma_tui.cli_monitor import build_monitor_parser, monitor_main
+from lollma_tui.ui.monitor_app import MonitorApp
+
+
+def test_defaults() -> None:
+    args = build_monitor_parser().parse_args([])
+    assert args.interval == 1.0 and args.theme is None and args.pid == []
+
+
+@pytest.mark.parametrize("value", ["0.1", "6", "nan", "fast"])
+def test_an_interval_out_of_range_is_a_usage_error(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        monitor_main(["--interval", value])
+    assert exit_info.value.code == 2
+    assert "--interval" in capsys.readouterr().err
+
+
+def test_options_reach_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[MonitorApp] = []
+
+    def run(self: MonitorApp, *args: Any, **kwargs: Any) -> None:
+        started.append(self)
+
+    monkeypatch.setattr(MonitorApp, "run", run)
+    assert monitor_main(["--interval", "0.5", "--theme", "lollma-amber", "--pid", "1", "--pid", "2"]) == 0
+    (app,) = started
+    assert app.hardware.interval_s == 0.5
+    assert app.requested_theme == "lollma-amber"
+    assert app.watched_pids == (1, 2)
