@@ -15,6 +15,13 @@ if TYPE_CHECKING:
 
 EXIT_USAGE = 2
 
+SUBCOMMANDS = {
+    "monitor": ("lollma_tui.cli_monitor", "monitor_main", "the hardware panel full screen, no model"),
+    "bench": ("lollma_tui.cli_bench", "bench_main", "llama-bench-style speed tables"),
+    "quantize": ("lollma_tui.cli_bench", "quantize_main", "make quantized GGUF variants"),
+    "history": ("lollma_tui.cli_history", "history_main", "list, show, export, import, search chats"),
+}
+
 
 class CliError(Exception):
     """A bad argument or input file: printed as one line, exit code 2."""
@@ -37,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lollma-tui",
         description="Chat with local LLMs, watch your hardware, and hot-swap quantization and GPU offload.",
+        epilog="subcommands: "
+        + "; ".join(f"lollma-tui {name} — {help_text}" for name, (_, _, help_text) in SUBCOMMANDS.items())
+        + " (each has --help)",
     )
     parser.add_argument("--version", action="version", version=f"lollma-tui {__version__}")
     parser.add_argument(
@@ -74,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, metavar="N", help="sampling seed (default: random)")
     parser.add_argument(
         "--theme", metavar="NAME", help="colour theme (lollma-dark, lollma-light, lollma-amber, …)"
+    )
+    parser.add_argument(
+        "--hw-interval", type=float, default=1.0, metavar="S", help="hardware sampling interval, 0.25–5 s"
     )
     return parser
 
@@ -167,6 +180,8 @@ def startup_options(args: argparse.Namespace) -> StartupOptions:
         sampling = base_sampling.with_changes(**{k: v for k, v in sampling_changes.items() if v is not None})
     except SettingsError as error:
         raise CliError(str(error)) from None
+    if not 0.25 <= args.hw_interval <= 5.0:
+        raise CliError(f"--hw-interval must be between 0.25 and 5 seconds, not {args.hw_interval}")
     return StartupOptions(
         load=load,
         sampling=sampling,
@@ -174,11 +189,23 @@ def startup_options(args: argparse.Namespace) -> StartupOptions:
         theme=args.theme or "lollma-dark",
         demo=demo,
         ollama_host=args.ollama_host,
+        hardware_interval_s=args.hw_interval,
     )
 
 
+def run_subcommand(name: str, argv: list[str]) -> int:
+    import importlib
+
+    module_name, function, _ = SUBCOMMANDS[name]
+    entry = getattr(importlib.import_module(module_name), function)
+    return int(entry(argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in SUBCOMMANDS:
+        return run_subcommand(arguments[0], arguments[1:])
+    args = build_parser().parse_args(arguments)
     try:
         options = startup_options(args)
     except CliError as error:

@@ -123,3 +123,5 @@ class StartupOptions:
     """The model is the bundled demo; it is assembled (once) before the first load."""
     ollama_host: str | None = None
     """Ollama server address; None means OLLAMA_HOST or the default 127.0.0.1:11434."""
+    hardware_interval_s: float = 1.0
+    """How often the hardware panel samples (0.25–5 s)."""

@@ -1,6 +1,6 @@
 """LollmaApp: the composition of the app's feature layers.
 
-    AppBase → ModelFeatures → ChatFeatures → CommandFeatures → LollmaApp
+    AppBase → ModelFeatures → HardwareFeatures → ChatFeatures → CommandFeatures → LollmaApp
 
 Each layer owns one area and may call the layers below it; widgets only render what the
 app hands them and post messages back.
@@ -19,7 +19,7 @@ from lollma_tui.ui.theming import register_themes
 
 
 class LollmaApp(CommandFeatures):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = ["app.tcss", "hardware_panel.tcss"]
     TITLE = "lollma-tui"
 
     BINDINGS = [
@@ -36,6 +36,10 @@ class LollmaApp(CommandFeatures):
         self.apply_theme(self.options.theme)
         if failures:
             self.notify("\n".join(failures), title="Some themes did not load", severity="warning")
+        self.start_hardware()
+
+    def on_unmount(self) -> None:
+        self.stop_hardware()
 
     def on_ready(self) -> None:
         self.main.model_card.status = self.backend.status
@@ -43,7 +47,9 @@ class LollmaApp(CommandFeatures):
         threading.Thread(target=_preload_reply_widgets, name="preload-markdown", daemon=True).start()
 
     def action_toggle_sidebar(self) -> None:
-        self.main.sidebar.toggle_class("-hidden")
+        sidebar = self.main.sidebar
+        sidebar.toggle_class("-hidden")
+        self.fold_hardware(sidebar.has_class("-hidden"))
 
     @on(Worker.StateChanged)
     def _report_worker_error(self, event: Worker.StateChanged) -> None:

@@ -11,14 +11,14 @@ from lollma_tui.core.backends.base import BackendError, ReplyDone, TextDelta, Th
 from lollma_tui.core.chat.commands import is_command, unescape_message
 from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
 from lollma_tui.core.chat.stats_format import format_gpu_layers
-from lollma_tui.ui.app_models import ModelFeatures
+from lollma_tui.ui.app_hardware import HardwareFeatures
 from lollma_tui.ui.widgets.chat_log import ReplyTurn
 from lollma_tui.ui.widgets.prompt_input import PromptInput
 
 FINISH_STATE = {"stop": ReplyState.COMPLETE, "length": ReplyState.LENGTH, "cancelled": ReplyState.STOPPED}
 
 
-class ChatFeatures(ModelFeatures):
+class ChatFeatures(HardwareFeatures):
     @on(PromptInput.Submitted)
     async def _handle_prompt(self, message: PromptInput.Submitted) -> None:
         text = message.text
@@ -65,6 +65,7 @@ class ChatFeatures(ModelFeatures):
             turn.show_waiting("waiting for the model to load… Esc cancels")
         stream = turn.body.get_stream(turn.body)
         streaming = False
+        self.rate_begin()
         try:
             async for event in self.backend.stream_chat(history, self.sampling):
                 if isinstance(event, TextDelta):
@@ -72,6 +73,7 @@ class ChatFeatures(ModelFeatures):
                         streaming = True
                         turn.show_streaming()
                     reply.content += event.text
+                    self.rate_tokens(event.tokens)
                     await stream.write(event.text)
                 elif isinstance(event, ThinkingDelta):
                     await turn.add_thinking(event.text)
@@ -88,6 +90,7 @@ class ChatFeatures(ModelFeatures):
         finally:
             if reply.state == ReplyState.STREAMING:
                 reply.state = ReplyState.STOPPED
+            self.rate_end()
             try:
                 await stream.stop()
                 if turn.is_mounted:

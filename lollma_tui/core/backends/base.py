@@ -68,6 +68,8 @@ class ReplyStats:
 @dataclass(frozen=True, slots=True)
 class TextDelta:
     text: str
+    tokens: int | None = None
+    """Tokens generated so far in this reply, where the backend knows (for a live tok/s)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,8 @@ class LoadedModel:
     n_threads: int | None = None
     is_base_model: bool = False
     """True for pre-trained (not instruction-tuned) models such as the demo model."""
+    placement: str | None = None
+    """Where the server put the model, e.g. Ollama's "72% GPU / 28% CPU"."""
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def setup(self) -> RunSetup:

@@ -351,7 +351,7 @@ class LlamaCppBackend:
                 if kind == proto.EV_DELTA:
                     if first_at is None:
                         first_at = time.perf_counter()
-                    yield TextDelta(str(event["text"]))
+                    yield TextDelta(str(event["text"]), event.get("n"))
                 elif kind == proto.EV_DONE:
                     finished = True
                     figures = proto.WorkerReplyFigures.from_wire(event["figures"])

@@ -295,7 +295,9 @@ class Worker:
                     choice = chunk["choices"][0]
                     text = choice["delta"].get("content")
                     if text:
-                        self.channel.send({"ev": proto.EV_DELTA, "id": request_id, "text": text})
+                        self.channel.send(
+                            {"ev": proto.EV_DELTA, "id": request_id, "text": text, "n": llm.sampled}
+                        )
                     if choice.get("finish_reason"):
                         finish = choice["finish_reason"]
             except Cancelled:

@@ -252,6 +252,7 @@ class OllamaBackend:
             load_s=load_s,
             n_threads=settings.n_threads,
             is_base_model=not info.template,
+            placement=running.placement if running is not None else None,
             notes=tuple(notes),
         )
 
@@ -353,7 +354,7 @@ class OllamaBackend:
                     yield ThinkingDelta(thinking)
                 if content:
                     reply.append(content)
-                    yield TextDelta(content)
+                    yield TextDelta(content, pieces)  # Ollama streams one token per chunk
                 if item.done:
                     await asyncio.wait({pump}, timeout=DRAIN_S)
                     final = FinalFigures.from_response(item)

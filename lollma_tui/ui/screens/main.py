@@ -8,6 +8,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from lollma_tui.ui.widgets.chat_log import ChatLog
+from lollma_tui.ui.widgets.hardware_panel import HardwarePanel
 from lollma_tui.ui.widgets.model_card import ModelCard
 from lollma_tui.ui.widgets.prompt_input import PromptInput
 
@@ -22,6 +23,7 @@ class MainScreen(Screen[None]):
                 yield PromptInput(id="prompt")
             with VerticalScroll(id="sidebar"):
                 yield ModelCard(id="model-card")
+                yield HardwarePanel(id="hardware-panel")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -38,6 +40,10 @@ class MainScreen(Screen[None]):
     @property
     def model_card(self) -> ModelCard:
         return self.query_one(ModelCard)
+
+    @property
+    def hardware_panel(self) -> HardwarePanel:
+        return self.query_one(HardwarePanel)
 
     @property
     def sidebar(self) -> VerticalScroll:

@@ -1,0 +1,84 @@
+"""The hardware panel inside the chat app: real sampler, real worker, real tokens."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from lollma_tui.core.backends.base import BackendState
+from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
+from lollma_tui.ui.app import LollmaApp
+
+SLOW_ENDLESS = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=400)
+
+
+async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], within: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.02)
+
+
+def options(model: Path, interval: float = 0.25) -> StartupOptions:
+    return StartupOptions(
+        load=LoadSettings(model=str(model), n_ctx=2048, n_threads=1),
+        sampling=SLOW_ENDLESS,
+        hardware_interval_s=interval,
+    )
+
+
+async def test_panel_shows_this_machine_and_the_worker_footprint(slow_gguf: Path) -> None:
+    app = LollmaApp(options(slow_gguf))
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
+        panel = app.main.hardware_panel
+        await wait_until(pilot, lambda: panel.snapshot is not None and bool(panel.snapshot.processes))
+        snapshot = panel.snapshot
+        assert snapshot is not None
+        assert snapshot.gpu_summary == "CPU only"
+        (worker_pid,) = app.backend.process_ids()
+        (worker,) = snapshot.processes
+        assert worker.pid == worker_pid
+        assert worker.rss_bytes is not None and worker.rss_bytes > 20 * 1024 * 1024
+        footprint = panel.model_footprint
+        assert footprint is not None and footprint.labels == {worker_pid: "llama.cpp worker"}
+
+
+async def test_live_token_rate_shows_while_streaming_and_goes_away(slow_gguf: Path) -> None:
+    app = LollmaApp(options(slow_gguf))
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
+        panel = app.main.hardware_panel
+        rates: list[float] = []
+
+        def sample_rate() -> bool:
+            if panel.live_rate is not None:
+                rates.append(panel.live_rate)
+            return len(rates) >= 3
+
+        await pilot.press(*"go", "enter")
+        await wait_until(pilot, sample_rate)
+        assert all(rate > 0 for rate in rates)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not app.is_generating)
+        assert panel.live_rate is None
+        # The measured figure and the live one describe the same reply: same order of magnitude.
+        stats = app.conversation.messages[-1].stats
+        assert stats is not None and stats.gen_tps is not None
+        assert 0.2 < rates[-1] / stats.gen_tps < 5
+
+
+async def test_folding_the_panel_slows_sampling(tiny_gguf: Path) -> None:
+    app = LollmaApp(options(tiny_gguf, interval=0.5))
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        assert app.hardware.interval_s == 0.5
+        await pilot.press("ctrl+b")
+        assert app.hardware.interval_s == 5.0
+        await pilot.press("ctrl+b")
+        assert app.hardware.interval_s == 0.5
