@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--theme", metavar="NAME", help="colour theme (lollma-dark, lollma-light, lollma-amber, …)"
     )
     parser.add_argument(
+        "--new", action="store_true", help="start a new conversation instead of resuming the last"
+    )
+    parser.add_argument(
+        "--conversation", metavar="ID", help="resume this conversation (see `lollma-tui history list`)"
+    )
+    parser.add_argument(
         "--hw-interval", type=float, default=1.0, metavar="S", help="hardware sampling interval, 0.25–5 s"
     )
     return parser
@@ -190,6 +196,8 @@ def startup_options(args: argparse.Namespace) -> StartupOptions:
         demo=demo,
         ollama_host=args.ollama_host,
         hardware_interval_s=args.hw_interval,
+        new_conversation=args.new,
+        conversation_id=args.conversation,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Literal
 
 AUTO: Literal["auto"] = "auto"
@@ -125,3 +126,9 @@ class StartupOptions:
     """Ollama server address; None means OLLAMA_HOST or the default 127.0.0.1:11434."""
     hardware_interval_s: float = 1.0
     """How often the hardware panel samples (0.25–5 s)."""
+    new_conversation: bool = False
+    """Start with a fresh conversation instead of resuming the last one."""
+    conversation_id: str | None = None
+    """Resume this conversation (an id or a unique prefix of one)."""
+    history_path: Path | None = None
+    """Where the chat history lives; None means the default under the user's data folder."""

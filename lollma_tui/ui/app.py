@@ -1,6 +1,7 @@
 """LollmaApp: the composition of the app's feature layers.
 
-    AppBase → ModelFeatures → HardwareFeatures → ChatFeatures → CommandFeatures → LollmaApp
+    AppBase → ModelFeatures → HardwareFeatures → HistoryFeatures → ChatFeatures → CommandFeatures
+    → LollmaApp
 
 Each layer owns one area and may call the layers below it; widgets only render what the
 app hands them and post messages back.
@@ -44,6 +45,7 @@ class LollmaApp(CommandFeatures):
     def on_ready(self) -> None:
         self.main.model_card.status = self.backend.status
         self.load_model(self.load_settings)
+        self.open_history()
         threading.Thread(target=_preload_reply_widgets, name="preload-markdown", daemon=True).start()
 
     def action_toggle_sidebar(self) -> None:

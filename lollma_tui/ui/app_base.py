@@ -42,6 +42,10 @@ class AppBase(App[None]):
     def is_generating(self) -> bool:
         return self._generating is not None
 
+    async def stop_and_wait(self) -> None:
+        """Stop a reply in flight and wait until it is wrapped up (the chat layer implements it)."""
+        raise NotImplementedError
+
     # -- screen -------------------------------------------------------------------------------
 
     def get_default_screen(self) -> MainScreen:

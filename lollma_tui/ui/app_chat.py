@@ -8,17 +8,18 @@ from pathlib import Path
 from textual import on, work
 
 from lollma_tui.core.backends.base import BackendError, ReplyDone, TextDelta, ThinkingDelta
+from lollma_tui.core.chat.async_store import StreamingReply
 from lollma_tui.core.chat.commands import is_command, unescape_message
-from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
+from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.stats_format import format_gpu_layers
-from lollma_tui.ui.app_hardware import HardwareFeatures
+from lollma_tui.ui.app_history import HistoryFeatures
 from lollma_tui.ui.widgets.chat_log import ReplyTurn
 from lollma_tui.ui.widgets.prompt_input import PromptInput
 
 FINISH_STATE = {"stop": ReplyState.COMPLETE, "length": ReplyState.LENGTH, "cancelled": ReplyState.STOPPED}
 
 
-class ChatFeatures(HardwareFeatures):
+class ChatFeatures(HistoryFeatures):
     @on(PromptInput.Submitted)
     async def _handle_prompt(self, message: PromptInput.Submitted) -> None:
         text = message.text
@@ -36,14 +37,17 @@ class ChatFeatures(HardwareFeatures):
             self.notify("A reply is still being written — Esc stops it.", severity="warning")
             return
         user = self.conversation.add_user(text)
+        # Saved before it is sent: a crash from here on cannot lose what the user typed.
+        await self.save_user_message(user)
         await self.main.chat_log.add_user(user)
         await self.start_reply()
 
-    async def start_reply(self) -> None:
+    async def start_reply(self, replaces: Message | None = None) -> None:
         reply = self.conversation.start_reply()
         turn = await self.main.chat_log.add_reply(reply, self.reply_header())
         self._generating = reply
-        self.generate(reply, turn)
+        saved = await self.begin_saved_reply(reply, replaces)
+        self.generate(reply, turn, saved)
 
     def reply_header(self) -> str:
         loaded = self.backend.status.loaded
@@ -59,7 +63,7 @@ class ChatFeatures(HardwareFeatures):
         )
 
     @work(group="generation", exclusive=True, exit_on_error=False)
-    async def generate(self, reply: Message, turn: ReplyTurn) -> None:
+    async def generate(self, reply: Message, turn: ReplyTurn, saved: StreamingReply | None) -> None:
         history = self.conversation.history()
         if self.backend.status.loaded is None:
             turn.show_waiting("waiting for the model to load… Esc cancels")
@@ -75,6 +79,9 @@ class ChatFeatures(HardwareFeatures):
                     reply.content += event.text
                     self.rate_tokens(event.tokens)
                     await stream.write(event.text)
+                    if saved is not None:
+                        saved.add(event.text)
+                        await saved.flush_if_due()
                 elif isinstance(event, ThinkingDelta):
                     await turn.add_thinking(event.text)
                 elif isinstance(event, ReplyDone):
@@ -95,6 +102,10 @@ class ChatFeatures(HardwareFeatures):
                 await stream.stop()
                 if turn.is_mounted:
                     await turn.finish()
+                if saved is not None:
+                    await saved.finish(
+                        reply.state, stats=reply.stats, sampling=self.sampling, error=reply.error
+                    )
             finally:
                 self._generating = None
 
@@ -118,14 +129,16 @@ class ChatFeatures(HardwareFeatures):
         if self.is_generating:
             self.notify("Wait for the reply to finish, or press Esc first.", severity="warning")
             return
+        old = self.conversation.last_reply()
         if self.conversation.drop_last_reply() is None:
             self.notify("Nothing to regenerate yet.")
             return
         await self.main.chat_log.remove_last_reply()
-        await self.start_reply()
+        # The store keeps the old reply as a sibling branch.
+        await self.start_reply(replaces=old)
 
     async def action_new_conversation(self) -> None:
         await self.stop_and_wait()
-        self.conversation = Conversation(system_prompt=self.conversation.system_prompt)
+        self.forget_conversation(self.conversation.system_prompt)
         await self.main.chat_log.clear_turns()
         await self.notice("New conversation.")

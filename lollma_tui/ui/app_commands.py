@@ -19,6 +19,7 @@ class CommandFeatures(ChatFeatures):
         elif name == "system":
             if argument:
                 self.conversation.system_prompt = argument
+                await self.save_system_prompt()
                 await self.notice(f"System prompt set: {argument}")
             else:
                 await self.notice(f"System prompt: {self.conversation.system_prompt or '(none)'}")
@@ -43,5 +44,7 @@ class CommandFeatures(ChatFeatures):
         self.push_screen(HelpScreen())
 
     async def action_quit(self) -> None:
+        await self.stop_and_wait()
         await self.backend.close()
+        await self.close_history()
         self.exit()

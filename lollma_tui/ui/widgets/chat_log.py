@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from textual.app import ComposeResult
+from textual import message as textual_message
+from textual.app import ComposeResult, RenderResult
 from textual.containers import Vertical, VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Collapsible, Static
 
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.stats_format import format_stats
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
     from textual.widgets import Markdown
 
 _STATE_NOTES = {
@@ -29,6 +33,20 @@ class UserTurn(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("you", classes="turn-label")
         yield Static(self.message.content, markup=False, classes="user-text")
+
+
+def reply_footer(message: Message) -> str:
+    parts: list[str] = []
+    if message.state == ReplyState.ERROR:
+        parts.append(f"error: {message.error}")
+    elif not message.content.strip():
+        parts.append("the model returned no text")
+    note = _STATE_NOTES.get(message.state)
+    if note:
+        parts.append(note)
+    if message.stats is not None:
+        parts.append(format_stats(message.stats))
+    return " · ".join(parts)
 
 
 class ReplyTurn(Vertical):
@@ -73,19 +91,47 @@ class ReplyTurn(Vertical):
     async def finish(self) -> None:
         message = self.message
         self.remove_class("-waiting", "-streaming")
+        # One full render at the end: the stream's incremental blocks can differ from a
+        # whole-document parse (an unterminated code fence, a list that became a table).
         await self.body.update(message.content)
-        parts: list[str] = []
-        if message.state == ReplyState.ERROR:
-            self.add_class("-error")
-            parts.append(f"error: {message.error}")
-        elif not message.content.strip():
-            parts.append("the model returned no text")
-        note = _STATE_NOTES.get(message.state)
-        if note:
-            parts.append(note)
-        if message.stats is not None:
-            parts.append(format_stats(message.stats))
-        self.footer.update(" · ".join(parts))
+        self.set_class(message.state == ReplyState.ERROR, "-error")
+        self.footer.update(reply_footer(message))
+
+
+class HistoryTurn(Widget):
+    """A turn from the history, drawn as one widget (label, text, stats) so that a long
+    conversation mounts a page of them quickly; colours come from the theme's variables."""
+
+    def __init__(self, message: Message, header: str) -> None:
+        role_class = "user-turn" if message.role == "user" else "reply-turn"
+        super().__init__(classes=f"turn history-turn {role_class}")
+        self.message = message
+        self._header = header if message.role == "assistant" else "you"
+        self.set_class(message.state == ReplyState.ERROR, "-error")
+
+    def render(self) -> RenderResult:
+        from rich.console import Group
+        from rich.markdown import Markdown as RichMarkdown
+        from rich.padding import Padding
+        from rich.style import Style
+        from rich.text import Text
+
+        colours = self.app.theme_variables
+        is_user = self.message.role == "user"
+        label = Text(
+            self._header,
+            style=Style(bold=True, color=colours.get("user-label" if is_user else "reply-label")),
+        )
+        if is_user:
+            body: RenderableType = Text(self.message.content)
+            return Group(label, Padding(body, (0, 0, 0, 2)))
+        body = RichMarkdown(self.message.content)
+        footer_colour = colours.get("error" if self.message.state == ReplyState.ERROR else "reply-stats")
+        footer = Text(reply_footer(self.message), style=Style(color=footer_colour))
+        return Group(label, Padding(body, (0, 0, 0, 2)), Padding(footer, (0, 0, 0, 2)))
+
+
+Turn = UserTurn | ReplyTurn | HistoryTurn
 
 
 class Notice(Static):
@@ -96,8 +142,23 @@ class Notice(Static):
 
 
 class ChatLog(VerticalScroll):
+    """The conversation's turns. A long conversation is mounted from its tail; scrolling to the
+    top asks the app for the page before it."""
+
+    class EarlierWanted(textual_message.Message):
+        """The user scrolled to the top and earlier turns exist."""
+
+    has_earlier = False
+    """Set by the app when turns before the first mounted one exist."""
+
     def on_mount(self) -> None:
         self.anchor()
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if new <= 0 < old and self.has_earlier:
+            self.has_earlier = False  # until the app says more remain, after mounting a page
+            self.post_message(self.EarlierWanted())
 
     async def add_user(self, message: Message) -> UserTurn:
         turn = UserTurn(message)
@@ -110,6 +171,33 @@ class ChatLog(VerticalScroll):
         await self.mount(turn)
         return turn
 
+    def _turns_for(self, messages: Iterable[Message], header_for: Callable[[Message], str]) -> list[Widget]:
+        return [HistoryTurn(m, header_for(m)) for m in messages if m.role != "system"]
+
+    async def show_messages(self, messages: Iterable[Message], header_for: Callable[[Message], str]) -> None:
+        """Mount finished turns (a resumed conversation) in one go."""
+        turns = self._turns_for(messages, header_for)
+        if turns:
+            await self.mount_all(turns)
+
+    async def prepend_messages(
+        self, messages: Iterable[Message], header_for: Callable[[Message], str]
+    ) -> None:
+        turns = self._turns_for(messages, header_for)
+        if not turns:
+            return
+        first = next(iter(self.turns()), None)
+        if first is None:
+            await self.mount_all(turns)
+        else:
+            await self.mount_all(turns, before=first)
+
+    def turn_for(self, message_id: str) -> Turn | None:
+        for turn in self.query(".turn"):
+            if isinstance(turn, Turn) and turn.message.id == message_id:
+                return turn
+        return None
+
     async def add_notice(self, text: str, kind: str = "info") -> Notice:
         notice = Notice(text, kind)
         await self.mount(notice)
@@ -121,15 +209,33 @@ class ChatLog(VerticalScroll):
         return view
 
     async def remove_last_reply(self) -> None:
-        replies = self.query(ReplyTurn)
+        replies = [
+            child
+            for child in self.children
+            if isinstance(child, ReplyTurn)
+            or (isinstance(child, HistoryTurn) and child.message.role == "assistant")
+        ]
         if replies:
-            await replies.last().remove()
+            await replies[-1].remove()
+
+    async def remove_turns_from(self, message_id: str) -> None:
+        """Remove the turn for `message_id` and everything after it (edit and resend)."""
+        children = list(self.children)
+        for index, child in enumerate(children):
+            if isinstance(child, Turn) and child.message.id == message_id:
+                await self.remove_children(children[index:])
+                return
 
     async def clear_turns(self) -> None:
+        self.has_earlier = False
         await self.remove_children()
 
     def reply_turns(self) -> list[ReplyTurn]:
+        """Replies written in this session (history shows as `HistoryTurn`)."""
         return list(self.query(ReplyTurn))
+
+    def turns(self) -> list[Turn]:
+        return [child for child in self.children if isinstance(child, Turn)]
 
 
 class PullView(Vertical):

@@ -1,0 +1,152 @@
+"""Conversations saved as they happen, resumed on the next start, opened lazily when long."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from lollma_tui.core.backends.base import BackendState
+from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
+from lollma_tui.core.chat.opening import default_store_path
+from lollma_tui.core.chat.store import ChatStore
+from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
+from lollma_tui.ui.app import LollmaApp
+from lollma_tui.ui.app_history import TAIL_MESSAGES
+
+SHORT = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=12)
+
+
+def make_app(model: Path, **changes: object) -> LollmaApp:
+    options = StartupOptions(load=LoadSettings(model=str(model), n_ctx=1024), sampling=SHORT)
+    for key, value in changes.items():
+        object.__setattr__(options, key, value)
+    return LollmaApp(options)
+
+
+async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], within: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.02)
+
+
+async def chat(pilot: Pilot[None], app: LollmaApp, text: str) -> None:
+    before = len(app.main.chat_log.reply_turns())
+    await pilot.press(*text, "enter")
+    await wait_until(pilot, lambda: len(app.main.chat_log.reply_turns()) > before and not app.is_generating)
+
+
+async def started(pilot: Pilot[None], app: LollmaApp) -> None:
+    await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
+    await wait_until(pilot, lambda: app.history_store is not None)
+    await app.workers.wait_for_complete([w for w in app.workers if w.group == "history-open"])
+
+
+def stored_thread() -> list[Message]:
+    with ChatStore.open(default_store_path()) as store:
+        conversation_id = store.latest_conversation_id()
+        assert conversation_id is not None
+        return store.load(conversation_id).conversation.messages
+
+
+async def test_every_turn_is_saved_with_its_stats_and_resumed_next_time(tiny_gguf: Path) -> None:
+    app = make_app(tiny_gguf)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await chat(pilot, app, "first question")
+        await chat(pilot, app, "second question")
+        shown = [m.content for m in app.conversation.messages]
+    saved = stored_thread()
+    assert [m.content for m in saved] == shown
+    assert [m.role for m in saved] == ["user", "assistant", "user", "assistant"]
+    reply = saved[1]
+    assert reply.state in (ReplyState.COMPLETE, ReplyState.LENGTH)
+    assert reply.stats is not None and reply.stats.gen_tokens > 0 and reply.stats.setup.quant == "F16"
+
+    again = make_app(tiny_gguf)
+    async with again.run_test(size=(100, 32)) as pilot:
+        await started(pilot, again)
+        assert [m.content for m in again.conversation.messages] == shown
+        users = [t.message.content for t in again.main.chat_log.turns() if t.message.role == "user"]
+        assert users == ["first question", "second question"]
+        # The resumed conversation goes on in the same thread.
+        await chat(pilot, again, "third question")
+    assert [m.content for m in stored_thread()][:4] == shown
+    assert len(stored_thread()) == 6
+
+
+async def test_new_flag_starts_fresh_and_keeps_the_old_one(tiny_gguf: Path) -> None:
+    app = make_app(tiny_gguf)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await chat(pilot, app, "keep me")
+    fresh = make_app(tiny_gguf, new_conversation=True)
+    async with fresh.run_test(size=(100, 32)) as pilot:
+        await started(pilot, fresh)
+        assert fresh.conversation.messages == []
+        assert fresh.main.chat_log.turns() == []
+    with ChatStore.open(default_store_path()) as store:
+        assert store.count_conversations() == 1  # nothing said yet, so nothing new saved
+
+
+async def test_regenerate_keeps_the_old_reply_as_a_branch(tiny_gguf: Path) -> None:
+    app = make_app(tiny_gguf)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await chat(pilot, app, "hello")
+        first_reply = app.conversation.messages[1]
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: app.conversation.messages[-1] is not first_reply)
+        await wait_until(pilot, lambda: not app.is_generating)
+        second_reply = app.conversation.messages[1]
+    with ChatStore.open(default_store_path()) as store:
+        assert store.siblings(second_reply.id) == [first_reply.id, second_reply.id]
+        conversation_id = store.latest_conversation_id()
+        assert conversation_id is not None
+        visible = store.load(conversation_id).conversation.messages
+        assert [m.id for m in visible] == [app.conversation.messages[0].id, second_reply.id]
+
+
+async def test_system_prompt_is_saved(tiny_gguf: Path) -> None:
+    app = make_app(tiny_gguf)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await chat(pilot, app, "hi")
+        await pilot.press(*"/system Be terse.", "enter")
+        await pilot.pause()
+    with ChatStore.open(default_store_path()) as store:
+        conversation_id = store.latest_conversation_id()
+        assert conversation_id is not None
+        assert store.load(conversation_id).conversation.system_prompt == "Be terse."
+
+
+async def test_a_long_conversation_opens_with_only_its_tail_mounted(tiny_gguf: Path) -> None:
+    conversation = Conversation(title="long one")
+    for i in range(1000):
+        conversation.messages.append(Message("user", f"question {i}"))
+        conversation.messages.append(Message("assistant", f"answer {i}"))
+    with ChatStore.open(default_store_path()) as store:
+        store.create_conversation(conversation)
+
+    app = make_app(tiny_gguf)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        assert len(app.conversation.messages) == 2000
+        chat_log = app.main.chat_log
+        mounted = len(chat_log.turns())
+        assert mounted == TAIL_MESSAGES
+        assert chat_log.turns()[-1].message.content == "answer 999"
+        # Scrolling to the top mounts the page before.
+        chat_log.scroll_home(animate=False)
+        await wait_until(pilot, lambda: len(chat_log.turns()) > mounted)
+        first = chat_log.turns()[0].message.content
+        assert first == f"question {1000 - TAIL_MESSAGES}"
+        # Jumping to an old message mounts what it takes to show it.
+        target = app.conversation.messages[10]
+        await app.reveal_message(target.id)
+        assert chat_log.turn_for(target.id) is not None
