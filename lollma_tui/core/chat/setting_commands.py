@@ -1,0 +1,503 @@
+"""What /model, /quant, /ngl, /ctx, /threads, /batch, /backend and /set do to the settings.
+
+Pure: a command and the current settings in, new settings out (`SettingsChange`), or a
+`CommandError` with a message the user can act on. Values are converted from text here and then
+checked by the settings' own validation. The app then hands `change.load` to
+`ModelSession.swap` when `change.load_changed`, and `change.sampling` to `set_sampling`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from lollma_tui.core.backends.base import BackendError, LoadedModel
+from lollma_tui.core.chat.commands import (
+    SETTING_NAMES,
+    Command,
+    CommandError,
+    CompletionContext,
+)
+from lollma_tui.core.models.catalog import Catalog
+from lollma_tui.core.session.models import (
+    ModelChoiceError,
+    model_names,
+    quant_variants,
+    resolve_model,
+    settings_for_quant,
+)
+from lollma_tui.core.session.reload import applied_without_reload, ignored_fields, reload_needed
+from lollma_tui.core.settings import (
+    AUTO,
+    BackendKind,
+    LoadSettings,
+    SamplingSettings,
+    SettingsError,
+)
+
+if TYPE_CHECKING:
+    from lollma_tui.core.session.session import ModelSession
+
+SETTING_COMMANDS: frozenset[str] = frozenset(
+    {"model", "quant", "ngl", "ctx", "threads", "batch", "backend", "set"}
+)
+"""Commands `apply_setting_command` handles; /settings and /compare only show things."""
+
+_LOAD_NAMES = frozenset(f.name for f in fields(LoadSettings))
+
+ALIASES: Mapping[str, str] = {
+    "temp": "temperature",
+    "ngl": "n_gpu_layers",
+    "gpu_layers": "n_gpu_layers",
+    "num_gpu": "n_gpu_layers",
+    "ctx": "n_ctx",
+    "context": "n_ctx",
+    "num_ctx": "n_ctx",
+    "threads": "n_threads",
+    "num_thread": "n_threads",
+    "batch": "n_batch",
+    "num_batch": "n_batch",
+    "fa": "flash_attn",
+    "kv": "kv_cache_type",
+    "cache_type": "kv_cache_type",
+    "mmap": "use_mmap",
+    "mlock": "use_mlock",
+    "max": "max_tokens",
+    "num_predict": "max_tokens",
+    "repeat": "repeat_penalty",
+}
+
+_BACKEND_NAMES: Mapping[str, BackendKind] = {
+    "llama.cpp": BackendKind.LLAMA_CPP,
+    "llamacpp": BackendKind.LLAMA_CPP,
+    "llama-cpp": BackendKind.LLAMA_CPP,
+    "llama_cpp": BackendKind.LLAMA_CPP,
+    "llama": BackendKind.LLAMA_CPP,
+    "ollama": BackendKind.OLLAMA,
+}
+
+_TRUE = frozenset({"on", "true", "yes", "1", "enable", "enabled"})
+_FALSE = frozenset({"off", "false", "no", "0", "disable", "disabled"})
+_GO_DURATION = re.compile(r"^[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+$")
+_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class CommandState:
+    """What a setting command works on."""
+
+    load: LoadSettings
+    sampling: SamplingSettings
+    catalog: Catalog | None = None
+    """Models the current backend can load (GGUF files or Ollama tags); None if unknown."""
+    last_models: Mapping[BackendKind, str] = field(default_factory=dict)
+    """The model last used with each backend, for /backend without a model."""
+    loaded: LoadedModel | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsChange:
+    load: LoadSettings
+    sampling: SamplingSettings
+    changed: tuple[str, ...]
+    """Names of the fields whose value changed (load fields first)."""
+    reload: tuple[str, ...]
+    """The changed load fields that need a model reload."""
+    message: str
+
+    @property
+    def load_changed(self) -> bool:
+        """True when `load` differs: hand it to `ModelSession.swap` (it reloads only if needed)."""
+        return any(name in _LOAD_NAMES for name in self.changed)
+
+    @property
+    def needs_reload(self) -> bool:
+        return bool(self.reload)
+
+
+# --- value parsers --------------------------------------------------------------------------
+
+
+def _int(text: str, name: str, *, k_suffix: bool = False) -> int:
+    value = text.strip().lower().replace("_", "")
+    scale = 1
+    if k_suffix and value.endswith("k"):
+        value, scale = value[:-1], 1024
+    try:
+        return int(value) * scale
+    except ValueError:
+        raise CommandError(f"{name} takes a whole number, not {text!r}") from None
+
+
+def _float(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise CommandError(f"{name} takes a number, not {text!r}") from None
+
+
+def _bool(text: str, name: str) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise CommandError(f"{name} takes on or off, not {text!r}")
+
+
+def _gpu_layers(text: str, name: str) -> int | str:
+    word = text.strip().lower()
+    if word == AUTO:
+        return AUTO
+    if word in ("all", "max", "-1"):
+        return -1
+    value = _int(word, name)
+    if value < 0:
+        raise CommandError(f"{name} takes a layer count, auto or all, not {text!r}")
+    return value
+
+
+def _threads(text: str, name: str) -> int | None:
+    if text.strip().lower() in ("auto", "default", "none"):
+        return None
+    return _int(text, name)
+
+
+def _seed(text: str, name: str) -> int | None:
+    if text.strip().lower() in ("random", "none", "-1"):
+        return None
+    return _int(text, name)
+
+
+def _max_tokens(text: str, name: str) -> int | None:
+    if text.strip().lower() in ("none", "unlimited", "off", "-1"):
+        return None
+    return _int(text, name)
+
+
+def _stop(text: str, name: str) -> tuple[str, ...]:
+    """Comma-separated; ``\\,`` is a literal comma, ``\\n`` and ``\\t`` the control characters."""
+    if text.strip().lower() in ("", "none", "off"):
+        return ()
+    pieces: list[str] = []
+    current: list[str] = []
+    escapes = {"n": "\n", "t": "\t", ",": ",", "\\": "\\"}
+    chars = iter(text)
+    for char in chars:
+        if char == "\\":
+            following = next(chars, "\\")
+            current.append(escapes.get(following, "\\" + following))
+        elif char == ",":
+            pieces.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    pieces.append("".join(current))
+    stops = tuple(p for p in pieces if p)
+    if not stops:
+        raise CommandError(f"{name}: give strings separated by commas, or none")
+    return stops
+
+
+def _backend(text: str, name: str) -> BackendKind:
+    kind = _BACKEND_NAMES.get(text.strip().lower())
+    if kind is None:
+        raise CommandError(f"{name} is llama.cpp or ollama, not {text!r}")
+    return kind
+
+
+def _kv_type(text: str, name: str) -> str:
+    return text.strip().lower()
+
+
+def _keep_alive(text: str, name: str) -> str:
+    value = text.strip()
+    if not (_GO_DURATION.match(value) or _NUMBER.match(value)):
+        raise CommandError(f"{name} takes a duration like 5m, 1h30m, 300 (seconds), 0 or -1 (forever)")
+    return value
+
+
+def _text(text: str, name: str) -> str:
+    return text.strip()
+
+
+Parser = Callable[[str, str], Any]
+
+PARSERS: Mapping[str, Parser] = {
+    "backend": _backend,
+    "model": _text,
+    "n_gpu_layers": _gpu_layers,
+    "n_ctx": lambda text, name: _int(text, name, k_suffix=True),
+    "n_threads": _threads,
+    "n_batch": lambda text, name: _int(text, name, k_suffix=True),
+    "flash_attn": _bool,
+    "kv_cache_type": _kv_type,
+    "use_mmap": _bool,
+    "use_mlock": _bool,
+    "keep_alive": _keep_alive,
+    "temperature": _float,
+    "top_p": _float,
+    "top_k": _int,
+    "min_p": _float,
+    "repeat_penalty": _float,
+    "seed": _seed,
+    "max_tokens": _max_tokens,
+    "stop": _stop,
+}
+"""One parser per settings field; a test checks none is missing."""
+
+
+def setting_name(text: str) -> str:
+    """The field a user means: its name, an alias (temp, ngl, ctx…), dashes allowed."""
+    key = text.strip().lower().replace("-", "_")
+    key = ALIASES.get(key, key)
+    if key not in PARSERS:
+        close = [n for n in SETTING_NAMES if key and key in n]
+        hint = f" — did you mean {', '.join(close)}?" if close else f" — settings: {', '.join(SETTING_NAMES)}"
+        raise CommandError(f"no setting called {text.strip()!r}{hint}")
+    return key
+
+
+def format_value(name: str, value: object) -> str:
+    """A settings value the way a user would type it back."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None:
+        return {"seed": "random", "n_threads": "auto", "max_tokens": "none"}.get(name, "none")
+    if name == "n_gpu_layers" and value == -1:
+        return "all"
+    if name == "stop" and isinstance(value, tuple):
+        if not value:
+            return "none"
+        return ",".join(_escape(s) for s in value)
+    return str(value)
+
+
+def _escape(stop: str) -> str:
+    return stop.replace("\\", "\\\\").replace(",", "\\,").replace("\n", "\\n").replace("\t", "\\t")
+
+
+# --- applying -------------------------------------------------------------------------------
+
+
+def apply_setting_command(command: Command, state: CommandState) -> SettingsChange:
+    """The settings after `command` (one of `SETTING_COMMANDS`); raises `CommandError`."""
+    name, argument = command.name, command.argument.strip()
+    if name == "set":
+        return _apply_set(argument, state)
+    if name == "model":
+        return _apply_model(argument, state)
+    if name == "quant":
+        return _apply_quant(argument, state)
+    if name == "backend":
+        return _apply_backend(argument, state)
+    field_name = {"ngl": "n_gpu_layers", "ctx": "n_ctx", "threads": "n_threads", "batch": "n_batch"}.get(name)
+    if field_name is None:
+        raise CommandError(f"/{name} does not change settings")
+    if not argument:
+        return _unchanged(
+            state, f"{field_name} is {format_value(field_name, getattr(state.load, field_name))}"
+        )
+    return set_value(state, field_name, argument)
+
+
+def set_value(state: CommandState, name: str, text: str) -> SettingsChange:
+    """``/set NAME TEXT``: convert, validate, and report what changes."""
+    if name == "model":
+        return _apply_model(text.strip(), state)
+    if name == "backend":
+        return _apply_backend(text.strip(), state)
+    value = PARSERS[name](text, name)
+    try:
+        if name in _LOAD_NAMES:
+            change = _change(state, load=state.load.with_changes(**{name: value}))
+        else:
+            change = _change(state, sampling=state.sampling.with_changes(**{name: value}))
+    except SettingsError as error:
+        raise CommandError(str(error)) from None
+    if not change.changed:
+        return _unchanged(state, f"{name} is already {format_value(name, value)}")
+    return change
+
+
+def _apply_set(argument: str, state: CommandState) -> SettingsChange:
+    key, _, value = argument.partition(" ")
+    if not key:
+        raise CommandError(f"usage: /set KEY VALUE — keys: {', '.join(SETTING_NAMES)}")
+    name = setting_name(key)
+    if not value.strip() and name != "stop":
+        current = getattr(state.load if name in _LOAD_NAMES else state.sampling, name)
+        return _unchanged(state, f"{name} is {format_value(name, current)}")
+    return set_value(state, name, value)
+
+
+def _apply_model(argument: str, state: CommandState) -> SettingsChange:
+    catalog = state.catalog
+    if not argument:
+        if catalog is None or not catalog.groups:
+            raise CommandError("usage: /model NAME — part of a model's name, a GGUF path or an Ollama tag")
+        names = ", ".join(g.name for g in catalog.groups)
+        return _unchanged(state, f"models: {names}")
+    if catalog is None and state.load.backend is BackendKind.OLLAMA:
+        # Without the server's list, trust the tag: loading it will say if it is missing.
+        return _change(state, load=state.load.with_changes(model=argument))
+    prefer = state.loaded.quant if state.loaded is not None else None
+    try:
+        choice = resolve_model(argument, catalog or Catalog(), prefer_quant=prefer)
+    except ModelChoiceError as error:
+        raise CommandError(str(error)) from None
+    return _change(state, load=state.load.with_changes(model=choice.ref), note=choice.note)
+
+
+def _apply_quant(argument: str, state: CommandState) -> SettingsChange:
+    catalog = state.catalog
+    if catalog is None:
+        raise CommandError("the model list is not available yet, so the quantizations are unknown")
+    if not argument:
+        variants = quant_variants(catalog, state.load.model)
+        if not variants:
+            raise CommandError("the current model is not in the model list; its quantizations are unknown")
+        return _unchanged(state, "quantizations: " + ", ".join(dict.fromkeys(v.quant for v in variants)))
+    try:
+        load = settings_for_quant(state.load, argument, catalog)
+    except ModelChoiceError as error:
+        raise CommandError(str(error)) from None
+    return _change(state, load=load)
+
+
+def _apply_backend(argument: str, state: CommandState) -> SettingsChange:
+    word, _, model = argument.partition(" ")
+    if not word:
+        raise CommandError(f"usage: /backend llama.cpp|ollama [MODEL] — now: {state.load.backend}")
+    kind = _backend(word, "backend")
+    model = model.strip()
+    if kind is state.load.backend:
+        if not model:
+            return _unchanged(state, f"backend is already {kind}")
+        return _apply_model(model, state)
+    chosen = model or state.last_models.get(kind, "")
+    if not chosen:
+        example = "PATH/TO/model.gguf" if kind is BackendKind.LLAMA_CPP else "NAME:TAG (see `ollama list`)"
+        raise CommandError(f"which model with {kind}? /backend {kind} {example}")
+    return _change(state, load=state.load.with_changes(backend=kind, model=chosen))
+
+
+def _diff(old: LoadSettings | SamplingSettings, new: LoadSettings | SamplingSettings) -> list[str]:
+    return [f.name for f in fields(old) if getattr(old, f.name) != getattr(new, f.name)]
+
+
+def _unchanged(state: CommandState, message: str) -> SettingsChange:
+    return SettingsChange(state.load, state.sampling, (), (), message)
+
+
+def _change(
+    state: CommandState,
+    *,
+    load: LoadSettings | None = None,
+    sampling: SamplingSettings | None = None,
+    note: str = "",
+) -> SettingsChange:
+    new_load = load if load is not None else state.load
+    new_sampling = sampling if sampling is not None else state.sampling
+    old_load, old_sampling = state.load, state.sampling
+    load_changed = [
+        f.name for f in fields(LoadSettings) if getattr(old_load, f.name) != getattr(new_load, f.name)
+    ]
+    sampling_changed = [
+        f.name
+        for f in fields(SamplingSettings)
+        if getattr(old_sampling, f.name) != getattr(new_sampling, f.name)
+    ]
+    reload = reload_needed(old_load, new_load)
+    in_place = set(applied_without_reload(old_load, new_load))
+    ignored = ignored_fields(new_load.backend)
+    parts = []
+    for name in load_changed:
+        before = format_value(name, getattr(old_load, name))
+        after = format_value(name, getattr(new_load, name))
+        if name in reload or name == "backend":
+            effect = "reloads the model"
+        elif name in in_place:
+            effect = "applies without a reload"
+        elif name in ignored:
+            effect = f"not used by {new_load.backend}"
+        else:
+            effect = "no reload needed"
+        parts.append(f"{name}: {before} → {after} ({effect})")
+    for name in sampling_changed:
+        before = format_value(name, getattr(old_sampling, name))
+        after = format_value(name, getattr(new_sampling, name))
+        parts.append(f"{name}: {before} → {after} (next reply)")
+    if not parts:
+        parts.append("no change")
+    if note:
+        parts.append(note)
+    return SettingsChange(
+        new_load, new_sampling, tuple(load_changed + sampling_changed), reload, "; ".join(parts)
+    )
+
+
+# --- showing --------------------------------------------------------------------------------
+
+
+def describe_settings(
+    load: LoadSettings, sampling: SamplingSettings, loaded: LoadedModel | None = None
+) -> str:
+    """/settings: every field, one per line, with what the backend actually applied."""
+    ignored = ignored_fields(load.backend)
+    width = max(len(n) for n in SETTING_NAMES)
+    lines = ["load (changing these reloads the model):"]
+    for f in fields(LoadSettings):
+        value = format_value(f.name, getattr(load, f.name))
+        extra = ""
+        if f.name in ignored:
+            extra = f"  (not used by {load.backend})"
+        elif loaded is not None:
+            extra = _actual(f.name, load, loaded)
+        lines.append(f"  {f.name.ljust(width)}  {value}{extra}")
+    lines.append("sampling (next reply):")
+    for f in fields(SamplingSettings):
+        lines.append(f"  {f.name.ljust(width)}  {format_value(f.name, getattr(sampling, f.name))}")
+    return "\n".join(lines)
+
+
+def _actual(name: str, load: LoadSettings, loaded: LoadedModel) -> str:
+    if name == "model":
+        return f"  ({loaded.name}, {loaded.quant})"
+    if name == "n_gpu_layers":
+        total = f"/{loaded.n_layers + 1}" if loaded.n_layers is not None else ""
+        return f"  (on GPU: {loaded.n_gpu_layers}{total})"
+    if name == "n_ctx" and loaded.n_ctx != load.n_ctx:
+        return f"  (actual: {loaded.n_ctx})"
+    if name == "n_threads" and load.n_threads is None and loaded.n_threads is not None:
+        return f"  ({loaded.n_threads})"
+    return ""
+
+
+# --- glue for the app ------------------------------------------------------------------------
+
+
+def completion_context(state: CommandState, themes: tuple[str, ...] = ()) -> CompletionContext:
+    """Argument completions from what the state knows (models, the current model's quants)."""
+    catalog = state.catalog
+    if catalog is None:
+        return CompletionContext(themes=themes)
+    quants = tuple(dict.fromkeys(v.quant for v in quant_variants(catalog, state.load.model)))
+    return CompletionContext(models=model_names(catalog), quants=quants, themes=themes)
+
+
+async def command_state(session: ModelSession, gguf_catalog: Catalog | None = None) -> CommandState:
+    """The session's settings and catalog as a `CommandState` (catalog None if Ollama is down)."""
+    try:
+        catalog: Catalog | None = await session.catalog(gguf_catalog)
+    except BackendError:
+        catalog = None
+    return CommandState(
+        load=session.settings,
+        sampling=session.sampling,
+        catalog=catalog,
+        last_models=session.last_models,
+        loaded=session.loaded,
+    )

@@ -1,0 +1,116 @@
+"""/compare: replies grouped by the set-up that produced them, with median speeds.
+
+Medians rather than means: one reply that waited on a cold cache or a busy machine should not
+move a set-up's figure.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from lollma_tui.core.backends.base import ReplyStats, RunSetup
+from lollma_tui.core.chat.stats_format import format_rate, format_setup
+
+SetupKey = tuple[object, ...]
+
+
+def setup_key(setup: RunSetup) -> SetupKey:
+    """What makes two replies comparable: everything that was loaded, not Ollama's gpu_share,
+    which is a measurement of the same set-up."""
+    return (
+        setup.backend,
+        setup.model,
+        setup.quant,
+        setup.n_gpu_layers,
+        setup.n_layers,
+        setup.n_ctx,
+        setup.n_threads,
+        setup.n_batch,
+        setup.flash_attn,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SetupSummary:
+    setup: RunSetup
+    """The first reply's set-up (gpu_share may differ between its replies)."""
+    replies: int
+    gen_tokens: int
+    gen_tps: float | None
+    """Median generation tokens/s over replies that measured it."""
+    prompt_tps: float | None
+    """Median prompt tokens/s over replies whose prompt was fully evaluated (no cached prefix)."""
+    ttft_s: float | None
+    """Median time to first token."""
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def summarise_replies(stats: Iterable[ReplyStats]) -> list[SetupSummary]:
+    """One summary per distinct set-up, in the order the set-ups were first used."""
+    groups: dict[SetupKey, list[ReplyStats]] = {}
+    for reply in stats:
+        groups.setdefault(setup_key(reply.setup), []).append(reply)
+    return [
+        SetupSummary(
+            setup=replies[0].setup,
+            replies=len(replies),
+            gen_tokens=sum(r.gen_tokens for r in replies),
+            gen_tps=_median(r.gen_tps for r in replies),
+            # A reused prefix makes the prompt rate meaningless (few tokens over little time).
+            prompt_tps=_median(r.prompt_tps for r in replies if not r.prompt_cached),
+            ttft_s=_median(r.ttft_s for r in replies),
+        )
+        for replies in groups.values()
+    ]
+
+
+_HEADERS = ("#", "n", "gen t/s", "pp t/s", "ttft", "set-up")
+
+
+def _ttft(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    return f"{seconds * 1000:.0f}ms" if seconds < 1 else f"{seconds:.2f}s"
+
+
+def format_comparison(summaries: Sequence[SetupSummary]) -> str:
+    """A plain-text table, one row per set-up; the fastest generation is marked with *.
+
+    Figures come first so they line up at any width; the set-up, the widest part, goes last
+    where wrapping in a narrow chat pane does no harm.
+    """
+    if not summaries:
+        return "No replies to compare yet: chat, change a setting, chat again, then /compare."
+    fastest = max((s.gen_tps for s in summaries if s.gen_tps is not None), default=None)
+    rows = []
+    for index, summary in enumerate(summaries, 1):
+        gen = format_rate(summary.gen_tps)
+        marked = fastest is not None and summary.gen_tps == fastest and len(summaries) > 1
+        rows.append(
+            (
+                str(index),
+                str(summary.replies),
+                gen + ("*" if marked else " "),
+                format_rate(summary.prompt_tps),
+                _ttft(summary.ttft_s),
+                format_setup(summary.setup),
+            )
+        )
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(_HEADERS)]
+
+    def line(cells: Sequence[str]) -> str:
+        # Figures align right, the set-up left.
+        *figures, setup = cells
+        padded = [c.rjust(w) for c, w in zip(figures, widths, strict=False)]
+        return "  ".join([*padded, setup]).rstrip()
+
+    out = [line(_HEADERS), line(["-" * w for w in widths[:-1]] + ["-" * len(_HEADERS[-1])])]
+    out.extend(line(r) for r in rows)
+    out.append("n: replies · speeds are medians · pp t/s leaves out replies with a cached prompt")
+    return "\n".join(out)

@@ -1,0 +1,165 @@
+"""Picking a model or a quantization by name, against a catalog of GGUF files or Ollama tags.
+
+Pure functions over `Catalog`; the session builds the catalog for the active backend (a scan of
+model folders for llama.cpp, `group_ollama_models` over /api/tags for Ollama).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lollma_tui.core.models.catalog import Catalog, ModelGroup, ModelVariant
+from lollma_tui.core.models.ollama_tags import group_ollama_models
+from lollma_tui.core.models.quant_types import normalize_quant
+from lollma_tui.core.settings import BackendKind, LoadSettings
+
+if TYPE_CHECKING:
+    from lollma_tui.core.backends.ollama_models import OllamaModel
+
+_LISTED = 6
+"""Candidates named in an ambiguity message before "…"."""
+
+
+class ModelChoiceError(ValueError):
+    """A model or quantization the user named cannot be used; the message says why and what can."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChoice:
+    ref: str
+    """What the backend loads: a GGUF path or an Ollama tag."""
+    group: ModelGroup | None
+    variant: ModelVariant | None
+    note: str = ""
+
+
+def ollama_catalog(models: Iterable[OllamaModel]) -> Catalog:
+    """Installed Ollama models (from `OllamaBackend.list_models`) grouped by quantization."""
+    records: list[dict[str, Any]] = [
+        {
+            "model": m.name,
+            "size": m.size_bytes,
+            "digest": m.digest,
+            "details": {
+                "family": m.family,
+                "parameter_size": m.parameter_size,
+                "quantization_level": m.quantization,
+            },
+        }
+        for m in models
+    ]
+    return group_ollama_models(records)
+
+
+def variant_label(variant: ModelVariant) -> str:
+    """A variant's own name: its file name, or its most specific tag."""
+    if variant.path is not None:
+        return variant.path.name
+    return variant.tags[0] if variant.tags else variant.quant
+
+
+def model_names(catalog: Catalog) -> tuple[str, ...]:
+    """Names a user can type after /model: each model's name and each variant's own name."""
+    names: dict[str, None] = {}
+    for group in catalog.groups:
+        names[group.name] = None
+        for variant in group.variants:
+            names[variant_label(variant)] = None
+    return tuple(names)
+
+
+def quant_variants(catalog: Catalog, ref: str) -> tuple[ModelVariant, ...]:
+    """The quantizations of `ref`'s model in `catalog` (`ref` itself included); () if unknown."""
+    found = catalog.find(ref)
+    return found[0].variants if found else ()
+
+
+def settings_for_quant(settings: LoadSettings, quant: str, catalog: Catalog) -> LoadSettings:
+    """`settings` with the model swapped for its variant in `quant` ("Q8_0", "q8_0", "fp16"…)."""
+    wanted = normalize_quant(quant)
+    if wanted is None:
+        raise ModelChoiceError(f"{quant!r} is not a quantization name (e.g. Q4_K_M, Q8_0, F16)")
+    found = catalog.find(settings.model)
+    if found is None:
+        where = "the model folders" if settings.backend is BackendKind.LLAMA_CPP else "Ollama's model list"
+        raise ModelChoiceError(
+            f"{_short(settings.model)} is not in {where}, so its other quantizations are unknown"
+        )
+    group, current = found
+    variant = group.variant(wanted)
+    if variant is None:
+        have = ", ".join(group.quants)
+        hint = ""
+        if settings.backend is BackendKind.OLLAMA:
+            hint = " (Ollama: pull the tag that has it, e.g. with `ollama pull`)"
+        raise ModelChoiceError(f"{group.name} has no {wanted} variant here; available: {have}{hint}")
+    if variant == current:
+        return settings
+    return settings.with_changes(model=variant.ref)
+
+
+def resolve_model(query: str, catalog: Catalog, *, prefer_quant: str | None = None) -> ModelChoice:
+    """The model a user means by `query`: a path, a tag, or part of a name.
+
+    An exact path or tag wins. Otherwise every model whose name, file name or tag contains the
+    query (any case) is a candidate; one model must remain. When several of its quantizations
+    match, `prefer_quant` (the current one) is taken if present, else the smallest file.
+    """
+    text = query.strip()
+    if not text:
+        raise ModelChoiceError("name a model: a GGUF path, an Ollama tag, or part of a model's name")
+    exact = catalog.find(text)
+    if exact is not None:
+        return ModelChoice(exact[1].ref, exact[0], exact[1])
+    if _is_existing_gguf(text):
+        return ModelChoice(str(Path(text).expanduser()), None, None)
+
+    needle = text.lower()
+    by_group: dict[int, list[ModelVariant]] = {}
+    for index, group in enumerate(catalog.groups):
+        group_hit = needle in group.name.lower()
+        hits = [v for v in group.variants if needle in _variant_words(v)]
+        if group_hit or hits:
+            by_group[index] = hits or list(group.variants)
+    if not by_group:
+        known = ", ".join(g.name for g in catalog.groups[:_LISTED]) or "none found"
+        more = "…" if len(catalog.groups) > _LISTED else ""
+        raise ModelChoiceError(f"no model matches {text!r} (models: {known}{more})")
+    if len(by_group) > 1:
+        exact_name = [i for i in by_group if catalog.groups[i].name.lower() == needle]
+        if len(exact_name) != 1:
+            names = [catalog.groups[i].name for i in by_group]
+            listed = ", ".join(names[:_LISTED]) + ("…" if len(names) > _LISTED else "")
+            raise ModelChoiceError(f"{text!r} matches {len(names)} models: {listed}")
+        by_group = {exact_name[0]: by_group[exact_name[0]]}
+    ((index, variants),) = by_group.items()
+    group = catalog.groups[index]
+    if len(variants) == 1:
+        return ModelChoice(variants[0].ref, group, variants[0])
+    preferred = normalize_quant(prefer_quant) if prefer_quant else None
+    chosen = next((v for v in variants if v.quant == preferred), None)
+    if chosen is None:
+        chosen = min(variants, key=lambda v: v.size_bytes)
+    others = ", ".join(v.quant for v in variants if v is not chosen)
+    return ModelChoice(chosen.ref, group, chosen, f"{group.name}: took {chosen.quant} (also: {others})")
+
+
+def _variant_words(variant: ModelVariant) -> str:
+    return " ".join([*(p.name for p in variant.paths), *variant.tags]).lower()
+
+
+def _is_existing_gguf(text: str) -> bool:
+    path = Path(os.path.expanduser(text))
+    return path.suffix.lower() == ".gguf" and path.is_file()
+
+
+def _short(model: str) -> str:
+    return Path(model).name if looks_like_path(model) else model
+
+
+def looks_like_path(model: str) -> bool:
+    return os.sep in model or model.lower().endswith(".gguf")

@@ -1,0 +1,67 @@
+"""What a swap reports while it runs and when it ends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from lollma_tui.core.backends.base import LoadedModel
+from lollma_tui.core.session.plan import LoadPlan
+from lollma_tui.core.settings import LoadSettings
+
+
+class SwapPhase(StrEnum):
+    ESTIMATING = "estimating"
+    STOPPING_REPLY = "stopping reply"
+    UNLOADING = "unloading"
+    LOADING = "loading"
+    ROLLING_BACK = "rolling back"
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class SwapProgress:
+    phase: SwapPhase
+    message: str
+
+
+ProgressListener = Callable[[SwapProgress], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SwapTimings:
+    """Seconds spent in each phase (0 for phases that did not run)."""
+
+    estimate_s: float = 0.0
+    stop_reply_s: float = 0.0
+    unload_s: float = 0.0
+    load_s: float = 0.0
+    rollback_s: float = 0.0
+    total_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SwapResult:
+    ok: bool
+    """The requested settings are in force."""
+    requested: LoadSettings
+    loaded: LoadedModel | None
+    """What is loaded now: the new model, the previous one after a rollback, or nothing."""
+    message: str
+    """One line for the chat log: what happened, and on failure why and where things stand."""
+    reloaded: bool = False
+    """A model was (re)loaded; False when the change applied without one, or was refused."""
+    refused: bool = False
+    """The fit check refused before anything was touched (the previous model is still loaded)."""
+    rolled_back: bool = False
+    """The new model failed and the previous one is loaded again."""
+    rollback_failed: bool = False
+    """The new model failed, and so did reloading the previous one: nothing is loaded."""
+    stopped_reply: bool = False
+    error: str | None = None
+    """Why the requested model could not be loaded."""
+    rollback_error: str | None = None
+    notes: tuple[str, ...] = ()
+    plan: LoadPlan | None = None
+    timings: SwapTimings = field(default_factory=SwapTimings)

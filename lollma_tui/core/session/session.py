@@ -1,0 +1,602 @@
+"""`ModelSession`: the active backend, its load and sampling settings, and swaps as transactions.
+
+A swap checks the fit, stops a reply in flight, unloads the old model, loads the new one, and
+when that fails loads the old one again, so the user always ends up knowing what is loaded. The
+conversation is not touched: it lives in the app and is simply sent to whichever model is loaded.
+
+Everything here runs on the event loop that owns the backends; nothing is thread-safe. Swaps
+are serialised (a second one waits for the first), and a reply cannot start during one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Final
+
+from lollma_tui.core.backends.base import (
+    Backend,
+    BackendError,
+    BackendState,
+    ChatEvent,
+    ChatMessage,
+    LoadedModel,
+    ReplyDone,
+)
+from lollma_tui.core.models.catalog import Catalog, HeaderCache, ModelVariant, scan_models
+from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader
+from lollma_tui.core.session.budget import MemoryBudget
+from lollma_tui.core.session.models import (
+    ModelChoice,
+    ollama_catalog,
+    quant_variants,
+    resolve_model,
+    settings_for_quant,
+)
+from lollma_tui.core.session.plan import (
+    CPU_ONLY_BUILD_NOTE,
+    LoadPlan,
+    model_label,
+    plan_load,
+    reclaimable_memory,
+)
+from lollma_tui.core.session.reload import applied_without_reload, reload_needed
+from lollma_tui.core.session.results import (
+    ProgressListener,
+    SwapPhase,
+    SwapProgress,
+    SwapResult,
+    SwapTimings,
+)
+from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings
+
+BackendFactory = Callable[[BackendKind], Backend]
+BackendListener = Callable[[Backend], None]
+
+STOP_REPLY_TIMEOUT_S: Final = 10.0
+"""Longest wait for a reply to stop before unloading anyway (unloading stops it for good)."""
+_STOP_POLL_S: Final = 0.1
+
+
+class SwapInProgressError(BackendError):
+    """A reply was requested while the model is being swapped."""
+
+
+@dataclass
+class _Clock:
+    started: float
+
+    @classmethod
+    def start(cls) -> _Clock:
+        return cls(time.perf_counter())
+
+    def lap(self) -> float:
+        now = time.perf_counter()
+        elapsed, self.started = now - self.started, now
+        return elapsed
+
+
+def _ignore(_: SwapProgress) -> None:
+    pass
+
+
+def _expand_home(settings: LoadSettings) -> LoadSettings:
+    # The worker opens the path as given; no shell is there to expand "~".
+    if settings.backend is BackendKind.LLAMA_CPP and settings.model.startswith("~"):
+        return settings.with_changes(model=os.path.expanduser(settings.model))
+    return settings
+
+
+def _failure_text(label: str, error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    # The llama.cpp backend already words its load errors this way.
+    return text if text.lower().startswith("could not load") else f"Could not load {label}: {text}"
+
+
+class ModelSession:
+    """Owns the active `Backend` and what it was asked to load.
+
+    `factory` builds a backend of a kind (the app passes constructors carrying its status
+    listener and log path); it is called once at start and again on every backend switch.
+    """
+
+    def __init__(
+        self,
+        factory: BackendFactory,
+        settings: LoadSettings,
+        sampling: SamplingSettings | None = None,
+        *,
+        on_backend_change: BackendListener | None = None,
+        header_cache: HeaderCache | None = None,
+        stop_reply_timeout_s: float = STOP_REPLY_TIMEOUT_S,
+    ) -> None:
+        self._factory = factory
+        self._settings = settings
+        self._sampling = sampling if sampling is not None else SamplingSettings()
+        self._on_backend_change = on_backend_change
+        self._headers = header_cache if header_cache is not None else HeaderCache()
+        self._stop_timeout_s = stop_reply_timeout_s
+        self._backend = factory(settings.backend)
+        self._lock = asyncio.Lock()
+        self._swapping = False
+        self._streams = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._gpu_offload: bool | None = None
+        self._last_models: dict[BackendKind, str] = {settings.backend: settings.model}
+        self._closed = False
+
+    # -- state --------------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> Backend:
+        """The active backend; it changes on a backend switch (see `on_backend_change`)."""
+        return self._backend
+
+    @property
+    def kind(self) -> BackendKind:
+        return self._backend.kind
+
+    @property
+    def settings(self) -> LoadSettings:
+        """The load settings as asked for ("auto" kept); `loaded.settings` has them resolved."""
+        return self._settings
+
+    @property
+    def sampling(self) -> SamplingSettings:
+        return self._sampling
+
+    @property
+    def loaded(self) -> LoadedModel | None:
+        return self._backend.status.loaded
+
+    @property
+    def swapping(self) -> bool:
+        return self._swapping
+
+    @property
+    def replying(self) -> bool:
+        return self._streams > 0 or self._backend.status.state is BackendState.GENERATING
+
+    @property
+    def gpu_offload_supported(self) -> bool | None:
+        """Whether the llama.cpp build can offload layers; None until it has loaded a model."""
+        return self._gpu_offload
+
+    @property
+    def last_models(self) -> dict[BackendKind, str]:
+        """The model last loaded with each backend, for switching back and forth."""
+        return dict(self._last_models)
+
+    def process_ids(self) -> tuple[int, ...]:
+        return self._backend.process_ids()
+
+    # -- sampling -----------------------------------------------------------------------------
+
+    def set_sampling(self, sampling: SamplingSettings | None = None, **changes: Any) -> SamplingSettings:
+        """Replace the sampling settings (or change some fields); they apply to the next reply.
+
+        Raises `SettingsError` for an out-of-range value and leaves the settings unchanged.
+        """
+        base = sampling if sampling is not None else self._sampling
+        self._sampling = base.with_changes(**changes) if changes else base
+        return self._sampling
+
+    # -- chat ---------------------------------------------------------------------------------
+
+    async def stream_chat(
+        self, messages: Sequence[ChatMessage], sampling: SamplingSettings | None = None
+    ) -> AsyncIterator[ChatEvent]:
+        """The active backend's reply stream, tracked so that a swap can stop it first."""
+        if self._swapping:
+            raise SwapInProgressError("The model is being switched; send again once it is loaded.")
+        backend = self._backend
+        self._streams += 1
+        self._idle.clear()
+        open_ = True
+        try:
+            async for event in backend.stream_chat(messages, sampling or self._sampling):
+                if isinstance(event, ReplyDone) and open_:
+                    # Counted as finished before the consumer sees it: a consumer that stops
+                    # iterating at ReplyDone must not leave a swap waiting.
+                    open_ = False
+                    self._stream_ended()
+                yield event
+        finally:
+            if open_:
+                self._stream_ended()
+
+    def _stream_ended(self) -> None:
+        self._streams -= 1
+        if self._streams == 0:
+            self._idle.set()
+
+    async def cancel(self) -> None:
+        await self._backend.cancel()
+
+    async def _stop_reply(self) -> bool:
+        """Cancel the reply in flight and wait until it has ended; False if there was none."""
+        if not self.replying:
+            return False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._stop_timeout_s
+        while self.replying:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            # Repeated because a reply that was still being set up ignores the first cancel.
+            with contextlib.suppress(BackendError, TimeoutError):
+                await asyncio.wait_for(self._backend.cancel(), left)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), min(_STOP_POLL_S, max(left, 0.001)))
+            if self._streams == 0 and self._backend.status.state is BackendState.GENERATING:
+                # A reply the app streams from the backend directly: only its status tells.
+                await asyncio.sleep(_STOP_POLL_S)
+        return True
+
+    # -- swapping -----------------------------------------------------------------------------
+
+    async def swap(
+        self,
+        target: LoadSettings,
+        *,
+        budget: MemoryBudget | None = None,
+        force: bool = False,
+        always_reload: bool = False,
+        progress: ProgressListener | None = None,
+    ) -> SwapResult:
+        """Make `target` the loaded configuration, as a transaction.
+
+        `budget` is the free memory now (e.g. `budget_from_snapshot` of the latest hardware
+        snapshot); the current model's share is added back, since it is unloaded first. Without
+        a budget nothing is refused and "auto" GPU layers are left to the backend. `force` loads
+        even when the estimate says it will not fit. `progress` is called on each phase.
+        Never raises `BackendError`: failures are in the result.
+        """
+        async with self._lock:
+            self._swapping = True
+            try:
+                return await self._swap(target, budget, force, always_reload, progress or _ignore)
+            finally:
+                self._swapping = False
+
+    async def settled(self) -> None:
+        """Wait until no swap is running (returns at once when none is)."""
+        async with self._lock:
+            pass
+
+    async def load(
+        self, *, budget: MemoryBudget | None = None, progress: ProgressListener | None = None
+    ) -> SwapResult:
+        """Load the current settings (the first load, or a retry after a failure)."""
+        return await self.swap(self._settings, budget=budget, always_reload=True, progress=progress)
+
+    async def _swap(
+        self,
+        target: LoadSettings,
+        budget: MemoryBudget | None,
+        force: bool,
+        always_reload: bool,
+        report: ProgressListener,
+    ) -> SwapResult:
+        total = _Clock.start()
+        clock = _Clock.start()
+        target = _expand_home(target)
+        label = model_label(target)
+        previous = self.loaded
+        previous_requested = self._settings
+
+        report(SwapProgress(SwapPhase.ESTIMATING, f"Checking {label}…"))
+        plan = await self._plan(target, budget, previous)
+        estimate_s = clock.lap()
+        if not plan.go and not force:
+            where = f" — still on {previous.name}" if previous is not None else ""
+            message = f"Not loading {label}: {plan.refusal}{where}"
+            report(SwapProgress(SwapPhase.DONE, message))
+            return SwapResult(
+                ok=False,
+                requested=target,
+                loaded=previous,
+                message=message,
+                refused=True,
+                error=plan.refusal,
+                notes=plan.notes,
+                plan=plan,
+                timings=SwapTimings(estimate_s=estimate_s, total_s=total.lap()),
+            )
+        notes = list(plan.notes)
+        if not plan.go:
+            notes.append(f"loaded anyway (forced): {plan.refusal}")
+
+        unchanged = previous is not None and not reload_needed(previous.settings, plan.settings)
+        if previous is not None and unchanged and not always_reload and self._same_backend(target):
+            return await self._apply_in_place(target, plan, previous, notes, report, estimate_s, total)
+
+        if self.replying:
+            report(SwapProgress(SwapPhase.STOPPING_REPLY, "Stopping the reply…"))
+        stopped = await self._stop_reply()
+        stop_s = clock.lap()
+
+        old_name = previous.name if previous is not None else "the current model"
+        report(SwapProgress(SwapPhase.UNLOADING, f"Unloading {old_name}…"))
+        unload_note = await self._unload_for(target.backend)
+        if unload_note:
+            notes.append(unload_note)
+        unload_s = clock.lap()
+
+        report(SwapProgress(SwapPhase.LOADING, f"Loading {label}…"))
+        try:
+            loaded = await self._backend.load(plan.settings)
+        except BackendError as error:
+            load_s = clock.lap()
+            timings = SwapTimings(estimate_s, stop_s, unload_s, load_s)
+            return await self._roll_back(
+                target, plan, error, previous, previous_requested, notes, stopped, timings, report, total
+            )
+        load_s = clock.lap()
+        self._settings = target
+        self._remember(loaded)
+        notes.extend(self._notes_after_load(loaded, plan))
+        message = f"Loaded {loaded.name} ({loaded.quant}, {target.backend!s}) in {loaded.load_s:.1f} s"
+        report(SwapProgress(SwapPhase.DONE, message))
+        return SwapResult(
+            ok=True,
+            requested=target,
+            loaded=loaded,
+            message=message,
+            reloaded=True,
+            stopped_reply=stopped,
+            notes=tuple(dict.fromkeys(notes)),
+            plan=plan,
+            timings=SwapTimings(estimate_s, stop_s, unload_s, load_s, 0.0, total.lap()),
+        )
+
+    def _same_backend(self, target: LoadSettings) -> bool:
+        return target.backend is self._backend.kind
+
+    async def _apply_in_place(
+        self,
+        target: LoadSettings,
+        plan: LoadPlan,
+        previous: LoadedModel,
+        notes: list[str],
+        report: ProgressListener,
+        estimate_s: float,
+        total: _Clock,
+    ) -> SwapResult:
+        """Settings that change nothing the engine was loaded with: no reload."""
+        loaded: LoadedModel | None = previous
+        applied = applied_without_reload(previous.settings, plan.settings)
+        stopped = False
+        if applied:
+            # Ollama keeps keep_alive per backend load; sending the same runner options again
+            # does not restart the runner (reference/backends.md §A.7). Its load() would cancel
+            # a reply anyway, so stop it here the way every swap does, and say so.
+            if self.replying:
+                report(SwapProgress(SwapPhase.STOPPING_REPLY, "Stopping the reply…"))
+            stopped = await self._stop_reply()
+            try:
+                loaded = await self._backend.load(plan.settings)
+            except BackendError as error:
+                message = f"Could not apply {', '.join(applied)}: {error}"
+                report(SwapProgress(SwapPhase.DONE, message))
+                return SwapResult(
+                    ok=False,
+                    requested=target,
+                    loaded=self.loaded,
+                    message=message,
+                    error=str(error),
+                    stopped_reply=stopped,
+                    notes=tuple(notes),
+                    plan=plan,
+                    timings=SwapTimings(estimate_s=estimate_s, total_s=total.lap()),
+                )
+        self._settings = target
+        message = (
+            f"{', '.join(applied)} applied without reloading {previous.name}"
+            if applied
+            else f"{previous.name} is already loaded with these settings"
+        )
+        report(SwapProgress(SwapPhase.DONE, message))
+        return SwapResult(
+            ok=True,
+            requested=target,
+            loaded=loaded,
+            message=message,
+            stopped_reply=stopped,
+            notes=tuple(notes),
+            plan=plan,
+            timings=SwapTimings(estimate_s=estimate_s, total_s=total.lap()),
+        )
+
+    async def _roll_back(
+        self,
+        target: LoadSettings,
+        plan: LoadPlan,
+        error: BackendError,
+        previous: LoadedModel | None,
+        previous_requested: LoadSettings,
+        notes: list[str],
+        stopped: bool,
+        timings: SwapTimings,
+        report: ProgressListener,
+        total: _Clock,
+    ) -> SwapResult:
+        failure = _failure_text(model_label(target), error)
+        base = SwapResult(
+            ok=False,
+            requested=target,
+            loaded=None,
+            message=failure,
+            reloaded=True,
+            stopped_reply=stopped,
+            error=str(error),
+            notes=tuple(notes),
+            plan=plan,
+        )
+        if previous is None:
+            self._settings = target
+            report(SwapProgress(SwapPhase.DONE, failure))
+            return replace(base, timings=replace(timings, total_s=total.lap()))
+
+        clock = _Clock.start()
+        report(SwapProgress(SwapPhase.ROLLING_BACK, f"{failure} — reloading {previous.name}…"))
+        # Whatever happens next, the settings shown are those of the model we go back to.
+        self._settings = previous_requested
+        if previous.settings.backend is not self._backend.kind:
+            await self._switch_backend(previous.settings.backend)
+        try:
+            back = await self._backend.load(previous.settings)
+        except BackendError as second:
+            message = f"{failure} — and {previous.name} could not be reloaded either: {second}"
+            report(SwapProgress(SwapPhase.DONE, message))
+            return replace(
+                base,
+                message=message,
+                rollback_failed=True,
+                rollback_error=str(second),
+                timings=replace(timings, rollback_s=clock.lap(), total_s=total.lap()),
+            )
+        self._remember(back)
+        message = f"{failure} — back on {back.name}"
+        report(SwapProgress(SwapPhase.DONE, message))
+        return replace(
+            base,
+            loaded=back,
+            message=message,
+            rolled_back=True,
+            timings=replace(timings, rollback_s=clock.lap(), total_s=total.lap()),
+        )
+
+    async def _plan(
+        self, target: LoadSettings, budget: MemoryBudget | None, previous: LoadedModel | None
+    ) -> LoadPlan:
+        header: GGUFHeader | GGUFError | None = None
+        if target.backend is BackendKind.LLAMA_CPP and target.model.strip():
+            header = await self._read_header(target.model)
+        if budget is not None and previous is not None:
+            budget = budget.plus(*await self._reclaimable(previous))
+        offload = self._gpu_offload if target.backend is BackendKind.LLAMA_CPP else None
+        return plan_load(target, header, budget, gpu_offload=offload)
+
+    async def _read_header(self, model: str) -> GGUFHeader | GGUFError:
+        # Reading a header costs milliseconds to a few hundred (big vocabularies): off the loop.
+        return await asyncio.to_thread(self._read_header_now, model)
+
+    def _read_header_now(self, model: str) -> GGUFHeader | GGUFError:
+        path = Path(model).expanduser()
+        try:
+            return self._headers.read(path)
+        except GGUFError as error:
+            return error
+        except OSError as error:
+            return GGUFError(path, f"cannot read: {error.strerror or error}")
+
+    async def _reclaimable(self, loaded: LoadedModel) -> tuple[int, int]:
+        """(RAM, VRAM) the current model frees when it is unloaded, as far as we can tell.
+
+        Only for llama.cpp, whose worker is ours and exits on unload. Mapped weights are left
+        out: they are page cache, which the free-RAM figure already counts as available.
+        """
+        if loaded.settings.backend is not BackendKind.LLAMA_CPP:
+            return 0, 0
+        header = await self._read_header(loaded.settings.model)
+        if isinstance(header, GGUFError):
+            return 0, 0
+        return reclaimable_memory(header, loaded)
+
+    async def _unload_for(self, kind: BackendKind) -> str | None:
+        """Free the current model; on a backend switch, close the old backend and make the new one."""
+        if kind is not self._backend.kind:
+            return await self._switch_backend(kind)
+        try:
+            await self._backend.unload()
+        except BackendError as error:
+            return f"the previous model may still be loaded: {error}"
+        return None
+
+    async def _switch_backend(self, kind: BackendKind) -> str | None:
+        old = self._backend
+        note = None
+        try:
+            # llama.cpp: the worker exits. Ollama: the model is unloaded (keep_alive 0) unless
+            # the backend was built with unload_on_close=False.
+            await old.close()
+        except BackendError as error:
+            note = f"closing the {old.kind} backend failed: {error}"
+        self._backend = self._factory(kind)
+        if self._on_backend_change is not None:
+            self._on_backend_change(self._backend)
+        return note
+
+    def _remember(self, loaded: LoadedModel) -> None:
+        self._last_models[loaded.settings.backend] = loaded.settings.model
+        if loaded.settings.backend is BackendKind.LLAMA_CPP:
+            self._gpu_offload = loaded.gpu_offload_supported
+
+    def _notes_after_load(self, loaded: LoadedModel, plan: LoadPlan) -> list[str]:
+        notes = list(loaded.notes)
+        asked = plan.settings.n_gpu_layers
+        if (
+            loaded.settings.backend is BackendKind.LLAMA_CPP
+            and not loaded.gpu_offload_supported
+            and asked != 0
+        ):
+            notes.append(CPU_ONLY_BUILD_NOTE)
+        return notes
+
+    # -- models and quantizations -------------------------------------------------------------
+
+    async def catalog(self, gguf_catalog: Catalog | None = None) -> Catalog:
+        """The models the active backend can load.
+
+        llama.cpp: `gguf_catalog` (the app's scan of model folders), with the current model's
+        own folder added when the scan does not include it. Ollama: the server's installed tags.
+        Raises `BackendError` when Ollama cannot be asked.
+        """
+        if self._backend.kind is BackendKind.OLLAMA:
+            list_models = getattr(self._backend, "list_models", None)
+            if list_models is None:
+                return Catalog()
+            return ollama_catalog(await list_models())
+        current = self._settings.model.strip()
+        if gguf_catalog is not None and (not current or gguf_catalog.find(current) is not None):
+            return gguf_catalog
+        if not current:
+            return Catalog()
+        known = [p for g in gguf_catalog.groups for v in g.variants for p in v.paths] if gguf_catalog else []
+        return await asyncio.to_thread(self._scan_around, current, known)
+
+    def _scan_around(self, model: str, known: list[Path]) -> Catalog:
+        path = Path(model).expanduser()
+        return scan_models([path.parent], [path, *known], cache=self._headers)
+
+    async def quant_variants(self, gguf_catalog: Catalog | None = None) -> tuple[ModelVariant, ...]:
+        """The current model's quantizations the active backend can load (current one included)."""
+        return quant_variants(await self.catalog(gguf_catalog), self._settings.model)
+
+    async def settings_for_quant(self, quant: str, gguf_catalog: Catalog | None = None) -> LoadSettings:
+        """The current settings with the model in another quantization (`ModelChoiceError` if absent)."""
+        return settings_for_quant(self._settings, quant, await self.catalog(gguf_catalog))
+
+    async def choose_model(self, query: str, gguf_catalog: Catalog | None = None) -> ModelChoice:
+        """Resolve a user's model name for the active backend (`ModelChoiceError` if not unique)."""
+        current = self.loaded
+        prefer = current.quant if current is not None else None
+        return resolve_model(query, await self.catalog(gguf_catalog), prefer_quant=prefer)
+
+    # -- shutdown -----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop any reply and close the backend (llama.cpp's worker exits; Ollama unloads)."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(BackendError):
+            await self._stop_reply()
+        await self._backend.close()
