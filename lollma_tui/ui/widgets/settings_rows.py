@@ -1,0 +1,128 @@
+"""Building blocks of the settings drawer: a labelled field row, text entries, the fit line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.validation import ValidationResult, Validator
+from textual.widget import Widget
+from textual.widgets import Button, Input, Label, Select, Static
+
+from lollma_tui.core.models.fit import FitVerdict
+from lollma_tui.core.settings import SettingsError
+from lollma_tui.ui.widgets.settings_form import FIT_LEVELS, TextField, fit_summary
+
+
+class FieldValidator(Validator):
+    """Runs a field's parser, so the Input gets its `-invalid` class and the error text."""
+
+    def __init__(self, field: TextField) -> None:
+        super().__init__()
+        self.field = field
+
+    def validate(self, value: str) -> ValidationResult:
+        try:
+            self.field.parse(value)
+        except SettingsError as error:
+            return self.failure(str(error))
+        return self.success()
+
+
+class FieldRow(Vertical):
+    """A label, its control and a reload mark on one line, and room for an error below.
+
+    Classes set by the drawer: `-changed` (differs from the settings in effect), `-reload`
+    (and that change reloads the model), `-invalid` (the entry cannot be used).
+    """
+
+    def __init__(self, label: str, control: Widget, *, field: str) -> None:
+        super().__init__(id=f"row-{field}", classes="field")
+        self.label = label
+        self.control = control
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="field-line"):
+            yield Label(self.label, classes="field-label")
+            yield self.control
+            yield Static("⟳", classes="reload-mark")
+        yield Static("", classes="field-error", markup=False)
+
+    def show_error(self, error: str | None) -> None:
+        self.set_class(error is not None, "-invalid")
+        self.query_one(".field-error", Static).update(error or "")
+
+
+def text_row(text_field: TextField, value: Any, *, classes: str) -> FieldRow:
+    """A row with a compact Input for `text_field`, showing `value`."""
+    text_input = Input(
+        text_field.show(value),
+        placeholder=text_field.placeholder,
+        validators=[FieldValidator(text_field)],
+        id=text_field.name,
+        classes=classes,
+        compact=True,
+        tooltip=text_field.tooltip or None,
+    )
+    # A blinking cursor repaints forever; over SSH that is traffic for nothing.
+    text_input.cursor_blink = False
+    return FieldRow(text_field.label, text_input, field=text_field.name)
+
+
+def compact_select(options: list[tuple[str, Any]], value: Any, *, id: str) -> Select[Any]:
+    return Select(options, value=value, allow_blank=False, compact=True, id=id)
+
+
+class FitLine(Vertical):
+    """The fit estimator's verdict, coloured ok/warm/hot, and its notes below it."""
+
+    verdict: reactive[FitVerdict | None] = reactive(None, init=False)
+    """None hides the line (no checker, or nothing it can tell for this model)."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="fit-verdict", markup=False)
+        yield Static("", id="fit-notes", markup=False)
+
+    def on_mount(self) -> None:
+        self.watch_verdict(self.verdict)
+
+    def watch_verdict(self, verdict: FitVerdict | None) -> None:
+        self.display = verdict is not None
+        if not self.children:
+            return
+        line = self.query_one("#fit-verdict", Static)
+        notes = self.query_one("#fit-notes", Static)
+        level = FIT_LEVELS[verdict.status] if verdict is not None else ""
+        for name in FIT_LEVELS.values():
+            line.set_class(name == level, f"-{name}")
+        line.update(fit_summary(verdict) if verdict is not None else "")
+        notes.display = verdict is not None and bool(verdict.notes)
+        notes.update("\n".join(verdict.notes) if verdict is not None else "")
+
+
+class ApplyBar(Vertical):
+    """What is pending, and the Apply and Reset buttons (their presses bubble to the drawer)."""
+
+    STATES = ("-invalid", "-reload", "-changed")
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="drawer-pending", markup=False)
+        with Horizontal(id="drawer-buttons"):
+            yield Button("Apply", id="apply", variant="primary", compact=True)
+            yield Button("Reset", id="reset", compact=True, tooltip="Discard pending changes")
+
+    def show(self, text: str, state: str, *, reload: bool, can_apply: bool, can_reset: bool) -> None:
+        """`state` is one of `STATES` (or ""); it colours the pending line."""
+        pending = self.query_one("#drawer-pending", Static)
+        pending.update(text)
+        for name in self.STATES:
+            pending.set_class(name == state, name)
+        apply = self.query_one("#apply", Button)
+        apply.label = "Apply (reload)" if reload else "Apply"
+        if not can_apply and apply.has_focus:
+            # A focused button that gets disabled drops focus out of the drawer altogether.
+            self.screen.focus_previous()
+        apply.disabled = not can_apply
+        self.query_one("#reset", Button).disabled = not can_reset
