@@ -145,3 +145,17 @@ SLOW_PREFILL_SPEC = TinyModelSpec(
     n_embd=512, n_layer=4, n_head=8, n_head_kv=4, n_ff=2048, n_ctx_train=16384, name="tiny-slow"
 )
 """Big enough that a long prompt takes seconds to evaluate on one thread (for cancel tests)."""
+
+
+def quantize_gguf(source: Path, target: Path, file_type: LlamaFileType) -> Path:
+    """Quantize `source` into `target` with llama.cpp's own quantizer (in this process)."""
+    import ctypes
+
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = int(file_type)
+    params.nthread = 1
+    rc = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), ctypes.byref(params))
+    assert rc == 0, f"llama_model_quantize failed with {rc}"
+    return target

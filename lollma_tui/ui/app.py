@@ -1,7 +1,7 @@
 """LollmaApp: the composition of the app's feature layers.
 
-    AppBase → ModelFeatures → HardwareFeatures → HistoryFeatures → ChatFeatures → CommandFeatures
-    → LollmaApp
+    AppBase → ModelFeatures → HardwareFeatures → HistoryFeatures → ChatFeatures
+    → SettingsFeatures → CommandFeatures → LollmaApp
 
 Each layer owns one area and may call the layers below it; widgets only render what the
 app hands them and post messages back.
@@ -20,13 +20,14 @@ from lollma_tui.ui.theming import register_themes
 
 
 class LollmaApp(CommandFeatures):
-    CSS_PATH = ["app.tcss", "hardware_panel.tcss"]
+    CSS_PATH = ["app.tcss", "hardware_panel.tcss", "settings_drawer.tcss", "history_screens.tcss"]
     TITLE = "lollma-tui"
 
     BINDINGS = [
         Binding("escape", "stop", "Stop", id="stop"),
         Binding("ctrl+r", "regenerate", "Regenerate", id="regenerate"),
         Binding("ctrl+n", "new_conversation", "New chat", id="new-conversation"),
+        Binding("f2,ctrl+t", "toggle_settings", "Settings", id="toggle-settings"),
         Binding("ctrl+b", "toggle_sidebar", "Panel", id="toggle-sidebar"),
         Binding("f1", "help", "Help", id="help"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
@@ -46,6 +47,7 @@ class LollmaApp(CommandFeatures):
         self.main.model_card.status = self.backend.status
         self.load_model(self.load_settings)
         self.open_history()
+        self.scan_catalog()
         threading.Thread(target=_preload_reply_widgets, name="preload-markdown", daemon=True).start()
 
     def action_toggle_sidebar(self) -> None:

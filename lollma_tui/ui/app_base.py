@@ -6,6 +6,7 @@ from textual.app import App
 
 from lollma_tui.core.backends.base import Backend, BackendStatus
 from lollma_tui.core.chat.conversation import Conversation, Message
+from lollma_tui.core.session import ModelSession
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.messages import BackendStatusChanged
 from lollma_tui.ui.screens.main import MainScreen
@@ -18,13 +19,21 @@ class AppBase(App[None]):
     def __init__(self, options: StartupOptions, backend: Backend | None = None) -> None:
         super().__init__()
         self.options = options
-        self.load_settings: LoadSettings = options.load
-        """The settings of the model that is loaded (or being loaded)."""
-        self.sampling: SamplingSettings = options.sampling
+        self._first_backend = backend
         self.conversation = Conversation(system_prompt=options.system_prompt)
-        self.backend: Backend = backend or self.make_backend(options.load.backend)
-        self.backend.set_status_listener(self._on_backend_status)
+        self.session = ModelSession(self._backend_for, options.load, options.sampling)
+        """Owns the active backend; every load and swap goes through it."""
         self._generating: Message | None = None
+
+    def _backend_for(self, kind: BackendKind) -> Backend:
+        """The session's backend factory: the injected backend first, then fresh ones."""
+        backend = self._first_backend
+        if backend is not None and backend.kind == kind:
+            self._first_backend = None
+        else:
+            backend = self.make_backend(kind)
+        backend.set_status_listener(self._on_backend_status)
+        return backend
 
     def make_backend(self, kind: BackendKind) -> Backend:
         if kind == BackendKind.OLLAMA:
@@ -34,6 +43,23 @@ class AppBase(App[None]):
         from lollma_tui.core.backends.llamacpp import LlamaCppBackend
 
         return LlamaCppBackend()
+
+    @property
+    def backend(self) -> Backend:
+        return self.session.backend
+
+    @property
+    def load_settings(self) -> LoadSettings:
+        """The load settings as asked for (the loaded model's own carry "auto" resolved)."""
+        return self.session.settings
+
+    @property
+    def sampling(self) -> SamplingSettings:
+        return self.session.sampling
+
+    @sampling.setter
+    def sampling(self, value: SamplingSettings) -> None:
+        self.session.set_sampling(value)
 
     def _on_backend_status(self, status: BackendStatus) -> None:
         self.post_message(BackendStatusChanged(status))

@@ -65,13 +65,14 @@ class ChatFeatures(HistoryFeatures):
     @work(group="generation", exclusive=True, exit_on_error=False)
     async def generate(self, reply: Message, turn: ReplyTurn, saved: StreamingReply | None) -> None:
         history = self.conversation.history()
-        if self.backend.status.loaded is None:
+        if self.backend.status.loaded is None or self.session.swapping:
             turn.show_waiting("waiting for the model to load… Esc cancels")
+        await self.session.settled()
         stream = turn.body.get_stream(turn.body)
         streaming = False
         self.rate_begin()
         try:
-            async for event in self.backend.stream_chat(history, self.sampling):
+            async for event in self.session.stream_chat(history, self.sampling):
                 if isinstance(event, TextDelta):
                     if not streaming:
                         streaming = True
@@ -112,11 +113,11 @@ class ChatFeatures(HistoryFeatures):
     async def action_stop(self) -> None:
         if not self.is_generating:
             return
-        if self.backend.status.loaded is None:
+        if self.backend.status.loaded is None or self.session.swapping:
             # Still waiting for the model: nothing runs in the engine yet, so just drop the wait.
             self.workers.cancel_group(self, "generation")
             return
-        self.run_worker(self.backend.cancel(), group="stop", exclusive=True, exit_on_error=False)
+        self.run_worker(self.session.cancel(), group="stop", exclusive=True, exit_on_error=False)
 
     async def stop_and_wait(self) -> None:
         """Stop a reply in flight and wait until its worker has wrapped up."""

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from lollma_tui.core.chat.commands import CommandError, parse_command
-from lollma_tui.ui.app_chat import ChatFeatures
+from lollma_tui.ui.app_settings import SETTING_COMMANDS, SettingsFeatures
 
 
-class CommandFeatures(ChatFeatures):
+class CommandFeatures(SettingsFeatures):
     async def run_command(self, text: str) -> None:
         try:
             command = parse_command(text)
@@ -14,7 +14,23 @@ class CommandFeatures(ChatFeatures):
             await self.notice(str(error), "error")
             return
         name, argument = command.name, command.argument
-        if name == "clear":
+        if name in SETTING_COMMANDS:
+            await self.run_setting_command(command)
+        elif name == "settings":
+            await self.show_settings()
+        elif name == "compare":
+            await self.show_comparison()
+        elif name == "pull":
+            if argument:
+                self.pull_model(argument)
+            else:
+                await self.notice("Usage: /pull NAME (e.g. /pull llama3.2:1b)", "error")
+        elif name == "delete":
+            if argument:
+                self.delete_model(argument)
+            else:
+                await self.notice("Usage: /delete NAME", "error")
+        elif name == "clear":
             await self.action_new_conversation()
         elif name == "system":
             if argument:
@@ -45,6 +61,6 @@ class CommandFeatures(ChatFeatures):
 
     async def action_quit(self) -> None:
         await self.stop_and_wait()
-        await self.backend.close()
+        await self.session.close()
         await self.close_history()
         self.exit()

@@ -9,6 +9,7 @@ from textual import on
 from textual.css.query import NoMatches
 
 from lollma_tui.core.backends.base import Backend
+from lollma_tui.core.session import MemoryBudget, budget_from_snapshot
 from lollma_tui.core.settings import BackendKind
 from lollma_tui.ui.app_models import ModelFeatures
 from lollma_tui.ui.hardware_feed import HardwareFeed, HardwareSampled
@@ -16,6 +17,9 @@ from lollma_tui.ui.widgets.hardware_panel import ModelFootprint
 
 LIVE_RATE_EVERY_S = 0.25
 """How often the live tokens/s figure may change while a reply streams."""
+
+FIRST_SAMPLE_WAIT_S = 2.0
+"""The first load waits this long at most for free-memory figures to check the fit against."""
 
 HIDDEN_PANEL_INTERVAL_S = 5.0
 """Sample slowly while the side panel is folded away: nobody is looking."""
@@ -36,6 +40,15 @@ class HardwareFeatures(ModelFeatures):
     def _our_pids(self) -> tuple[int, ...]:
         backend: Backend = self.backend
         return backend.process_ids()
+
+    def memory_budget(self) -> MemoryBudget | None:
+        latest = self.hardware.latest if getattr(self, "hardware", None) is not None else None
+        return budget_from_snapshot(latest) if latest is not None else None
+
+    async def first_memory_budget(self) -> MemoryBudget | None:
+        feed = getattr(self, "hardware", None)
+        snapshot = await feed.first_snapshot(FIRST_SAMPLE_WAIT_S) if feed is not None else None
+        return budget_from_snapshot(snapshot) if snapshot is not None else None
 
     def stop_hardware(self) -> None:
         feed = getattr(self, "hardware", None)

@@ -9,9 +9,10 @@ from textual import on, work
 from lollma_tui.core.backends.base import BackendError, BackendState, BackendStatus
 from lollma_tui.core.chat.stats_format import format_loaded
 from lollma_tui.core.models.demo import DemoModelError, ensure_demo_model, is_demo_model
+from lollma_tui.core.session import MemoryBudget, SwapProgress, SwapResult
 from lollma_tui.core.settings import BackendKind, LoadSettings
 from lollma_tui.ui.app_base import AppBase
-from lollma_tui.ui.messages import BackendStatusChanged
+from lollma_tui.ui.messages import BackendStatusChanged, SwapFinished, SwapProgressed
 
 DEMO_NOTICE = (
     "Demo model: Gemma 3 270M is a base model, not an instruction-tuned one, so its replies "
@@ -25,6 +26,7 @@ class ModelFeatures(AppBase):
 
     @work(group="model-load", exclusive=True, exit_on_error=False)
     async def load_model(self, settings: LoadSettings) -> None:
+        """The first load (after waiting for Ollama or assembling the demo when needed)."""
         if settings.backend == BackendKind.OLLAMA:
             ready = await self._wait_for_ollama(settings)
             if ready is None:
@@ -36,16 +38,52 @@ class ModelFeatures(AppBase):
             except DemoModelError as error:
                 await self.notice(str(error), "error")
                 return
-        try:
-            loaded = await self.backend.load(settings)
-        except BackendError as error:
-            await self.notice(str(error), "error")
+        result = await self.session.swap(
+            settings,
+            budget=await self.first_memory_budget(),
+            always_reload=True,
+            progress=self._swap_progress,
+        )
+        await self._report_swap(result, first=True)
+
+    @work(group="swap", exclusive=True, exit_on_error=False)
+    async def swap_to(self, target: LoadSettings, force: bool = False) -> None:
+        """Hot-swap: stop the reply, unload, load `target`, and go back to the old model on failure."""
+        result = await self.session.swap(
+            target, budget=self.memory_budget(), force=force, progress=self._swap_progress
+        )
+        await self._report_swap(result, first=False)
+
+    def memory_budget(self) -> MemoryBudget | None:
+        """Free memory from the newest hardware snapshot (None before the first one)."""
+        return None
+
+    async def first_memory_budget(self) -> MemoryBudget | None:
+        """Like `memory_budget`, but worth a short wait for the first sample at start-up."""
+        return self.memory_budget()
+
+    def _swap_progress(self, progress: SwapProgress) -> None:
+        self.post_message(SwapProgressed(progress))
+
+    async def _report_swap(self, result: SwapResult, *, first: bool) -> None:
+        self.post_message(SwapFinished(result))
+        loaded = result.loaded
+        if not result.ok:
+            if self.backend.status.loaded is None:
+                # Refused before the engine was asked (does not fit, unreadable file): the card
+                # must say so, not just "no model".
+                self.main.model_card.status = BackendStatus(BackendState.FAILED, result.message)
+            await self.notice(result.message, "error" if not result.rolled_back else "warning")
             return
-        self.load_settings = settings
-        await self.notice(format_loaded(loaded))
-        for note in loaded.notes:
-            await self.notice(note)
-        if self.options.demo and is_demo_model(settings.model) and not self._demo_notice_shown:
+        if not result.reloaded:
+            await self.notice(result.message)
+            return
+        if loaded is not None:
+            await self.notice(format_loaded(loaded))
+            for note in (*loaded.notes, *result.notes):
+                await self.notice(note)
+        demo_loaded = self.options.demo and loaded is not None and is_demo_model(loaded.settings.model)
+        if demo_loaded and not self._demo_notice_shown:
             self._demo_notice_shown = True
             await self.notice(
                 DEMO_NOTICE.format(penalty=self.sampling.repeat_penalty, limit=self.sampling.max_tokens),
@@ -106,6 +144,25 @@ class ModelFeatures(AppBase):
             view.finish(f"pull {name} failed: {error}", ok=False)
             return
         view.finish(f"pulled {name}", ok=True)
+
+    @work(group="ollama-delete", exit_on_error=False)
+    async def delete_model(self, name: str) -> None:
+        from lollma_tui.core.backends.ollama import OllamaBackend
+
+        backend = self.backend
+        if not isinstance(backend, OllamaBackend):
+            await self.notice("Deleting models needs the Ollama backend (/backend ollama).", "error")
+            return
+        loaded = backend.status.loaded
+        if loaded is not None and loaded.name == name:
+            await self.notice(f"{name} is loaded; switch to another model first.", "error")
+            return
+        try:
+            await backend.delete(name)
+        except BackendError as error:
+            await self.notice(str(error), "error")
+            return
+        await self.notice(f"Deleted {name} from the Ollama server.")
 
     @on(BackendStatusChanged)
     def _show_backend_status(self, message: BackendStatusChanged) -> None:

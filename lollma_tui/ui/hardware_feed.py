@@ -8,6 +8,8 @@ busy UI renders one snapshot, not a backlog, while the history still gets every 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,6 +73,7 @@ class HardwareFeed:
         )
         self._history = HardwareHistory(self._sampler.interval_s)
         self._latest: SystemSnapshot | None = None
+        self._first = asyncio.Event()
         self._stale = False
         self._timer: Timer | None = None
 
@@ -127,9 +130,17 @@ class HardwareFeed:
 
     # -- UI thread --------------------------------------------------------------------------------
 
+    async def first_snapshot(self, within_s: float) -> SystemSnapshot | None:
+        """The newest snapshot, waiting up to `within_s` for the first one after start-up."""
+        if self._latest is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._first.wait(), within_s)
+        return self._latest
+
     def _receive(self, snapshot: SystemSnapshot) -> None:
         self._history.add(snapshot)
         self._latest = snapshot
+        self._first.set()
         self._stale = is_stale(snapshot, time.monotonic())
         self._app.post_message(HardwareSampled(snapshot, self._history, self._stale))
 

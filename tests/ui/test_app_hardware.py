@@ -12,7 +12,8 @@ from lollma_tui.core.backends.base import BackendState
 from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
 
-SLOW_ENDLESS = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=400)
+SLOW_ENDLESS = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=3500)
+"""Greedy on the random model never stops by itself: long enough to watch, and Esc ends it."""
 
 
 async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], within: float = 30.0) -> None:
@@ -26,7 +27,7 @@ async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], within: 
 
 def options(model: Path, interval: float = 0.25) -> StartupOptions:
     return StartupOptions(
-        load=LoadSettings(model=str(model), n_ctx=2048, n_threads=1),
+        load=LoadSettings(model=str(model), n_ctx=4096, n_threads=1),
         sampling=SLOW_ENDLESS,
         hardware_interval_s=interval,
     )
@@ -70,6 +71,7 @@ async def test_live_token_rate_shows_while_streaming_and_goes_away(slow_gguf: Pa
         # The measured figure and the live one describe the same reply: same order of magnitude.
         stats = app.conversation.messages[-1].stats
         assert stats is not None and stats.gen_tps is not None
+        assert stats.gen_tokens < SLOW_ENDLESS.max_tokens  # it was still going when stopped
         assert 0.2 < rates[-1] / stats.gen_tps < 5
 
 

@@ -161,8 +161,9 @@ async def test_a_corrupt_model_is_reported_and_the_app_keeps_running(tmp_path: P
     corrupt.write_bytes(tiny_gguf.read_bytes()[:100_000])
     app = make_app(corrupt)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: app.backend.status.state == BackendState.FAILED)
         await wait_until(pilot, lambda: any("broken.gguf" in n for n in notices(app)))
+        card = app.main.model_card.status
+        assert card is not None and card.state == BackendState.FAILED and "broken.gguf" in card.message
         await send(pilot, "hello?")
         await wait_until(pilot, lambda: app.main.chat_log.reply_turns() != [] and not app.is_generating)
         reply = app.main.chat_log.query_one(ReplyTurn).message

@@ -11,6 +11,7 @@ from lollma_tui.ui.widgets.chat_log import ChatLog
 from lollma_tui.ui.widgets.hardware_panel import HardwarePanel
 from lollma_tui.ui.widgets.model_card import ModelCard
 from lollma_tui.ui.widgets.prompt_input import PromptInput
+from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
 
 
 class MainScreen(Screen[None]):
@@ -24,6 +25,7 @@ class MainScreen(Screen[None]):
             with VerticalScroll(id="sidebar"):
                 yield ModelCard(id="model-card")
                 yield HardwarePanel(id="hardware-panel")
+        yield SettingsDrawer(id="settings-drawer")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -44,6 +46,10 @@ class MainScreen(Screen[None]):
     @property
     def hardware_panel(self) -> HardwarePanel:
         return self.query_one(HardwarePanel)
+
+    @property
+    def settings_drawer(self) -> SettingsDrawer:
+        return self.query_one(SettingsDrawer)
 
     @property
     def sidebar(self) -> VerticalScroll:

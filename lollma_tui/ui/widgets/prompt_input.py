@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import TextArea
 
-from lollma_tui.core.chat.commands import complete
+from lollma_tui.core.chat.commands import Completion, CompletionContext, complete
 
 
 class PromptInput(TextArea):
@@ -39,6 +39,8 @@ class PromptInput(TextArea):
             id=id,
             classes=classes,
         )
+        self.completion_context: CompletionContext | None = None
+        """Argument values to complete (models, quants, themes); set by the app."""
         self._history: list[str] = []
         self._history_index: int | None = None
         # A blinking cursor repaints twice a second forever; terminals over SSH notice.
@@ -67,17 +69,20 @@ class PromptInput(TextArea):
         self.post_message(self.Submitted(self, text))
 
     def _complete_command(self) -> bool:
-        matches = complete(self.text)
-        if not matches:
+        text = self.text
+        if self.completion_context is None:
+            completions = [Completion(c.name, f"/{c.name} ", c.help) for c in complete(text)]
+        else:
+            completions = complete(text, context=self.completion_context)
+        if not completions:
             return False
-        names = [m.name for m in matches]
-        common = os.path.commonprefix(names)  # noqa: RUF071 - plain strings, not paths
-        completed = "/" + (common if len(names) > 1 else names[0] + " ")
-        if completed != self.text:
+        common = os.path.commonprefix([c.text for c in completions])  # noqa: RUF071 - plain strings
+        completed = completions[0].text if len(completions) == 1 else common
+        if len(completed) > len(text):
             self.load_text(completed)
             self.move_cursor(self.document.end)
-        if len(names) > 1:
-            self.notify("  ".join("/" + n for n in names), title="Commands", timeout=4)
+        if len(completions) > 1:
+            self.notify("  ".join(c.name for c in completions[:24]), title="Completions", timeout=4)
         return True
 
     def action_newline(self) -> None:
