@@ -1,0 +1,57 @@
+"""Saved results: one JSON line per row in ``data_dir()/bench/results.jsonl``.
+
+One row per line keeps the file appendable, greppable and readable with ``jq``; each row
+carries its run id and the hardware fingerprint it was measured on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from lollma_tui.core import paths
+from lollma_tui.core.bench.records import BenchRecord
+
+
+def results_path() -> Path:
+    return paths.data_dir() / "bench" / "results.jsonl"
+
+
+class ResultStore:
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or results_path()
+
+    def save(self, records: Iterable[BenchRecord]) -> int:
+        lines = [json.dumps(r.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n" for r in records]
+        if not lines:
+            return 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One write of whole lines in append mode: a crash cannot interleave half a row.
+        with open(self.path, "a", encoding="utf-8") as out:
+            out.write("".join(lines))
+            out.flush()
+            os.fsync(out.fileno())
+        return len(lines)
+
+    def load(self, *, fingerprint: str | None = None) -> list[BenchRecord]:
+        """Rows in the order they were saved; lines that do not parse are skipped."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        records: list[BenchRecord] = []
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                if not isinstance(data, dict):
+                    continue
+                record = BenchRecord.from_dict(data)
+            except (ValueError, TypeError):
+                continue
+            if fingerprint is None or record.fingerprint == fingerprint:
+                records.append(record)
+        return records

@@ -1,0 +1,509 @@
+"""Make a quantized GGUF from an F32/F16/BF16 one with llama.cpp's own quantizer.
+
+`plan_quantization` checks everything that can be checked up front and refuses with one clear
+line (`QuantizeRefused`): an unknown or unsupported type, an i-quant that needs an importance
+matrix, a source that is already quantized (unless re-quantizing is allowed), too little disk.
+`quantize` runs `llama_model_quantize` in a worker process (`quantize_worker`), reports
+progress (elapsed time, bytes written, tensors done), and can be cancelled.
+
+The output goes next to the source as ``<base>-<TYPE>.gguf`` (``tiny-llama-f16.gguf`` →
+``tiny-llama-Q4_K_M.gguf``), which the catalog groups with the source at once: the metadata
+(name, architecture, parameter count) is copied, and the name minus its quant word is the same.
+Until it is complete the file is written under a hidden temporary name in the same folder and
+renamed at the end, so a failed, cancelled or killed run leaves no partial model behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lollma_tui.core import paths
+from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader, read_gguf_header
+from lollma_tui.core.models.quant_types import FILE_TYPE_IDS, normalize_quant
+
+WORKER_MODULE = "lollma_tui.core.models.quantize_worker"
+
+SOURCE_TYPES = frozenset({"F32", "F16", "BF16"})
+"""What a quantization should start from; anything else stacks quantization error."""
+
+IMATRIX_TYPES = frozenset(
+    {"IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ3_XXS", "IQ3_XS", "Q2_K_S"}
+)
+"""llama.cpp refuses these without an importance matrix (verified: "requires an imatrix")."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuantTarget:
+    bits_per_weight: float
+    """Average over a typical model's large matrices, mixes included (Q4_K_M puts some in Q6_K)."""
+    block_size: int
+    """Rows must be a multiple of this; others fall back to a wider type."""
+    description: str
+
+
+TARGETS: dict[str, QuantTarget] = {
+    "F32": QuantTarget(32.0, 1, "32-bit float, lossless, twice F16's size"),
+    "F16": QuantTarget(16.0, 1, "16-bit float, effectively lossless"),
+    "BF16": QuantTarget(16.0, 1, "bfloat16, effectively lossless"),
+    "Q8_0": QuantTarget(8.5, 32, "8-bit, nearly lossless"),
+    "Q6_K": QuantTarget(6.5625, 256, "6-bit k-quant, very close to Q8_0"),
+    "Q5_K_M": QuantTarget(5.69, 256, "5-bit k-quant mix, very good quality"),
+    "Q5_K_S": QuantTarget(5.54, 256, "5-bit k-quant"),
+    "Q5_1": QuantTarget(6.0, 32, "legacy 5-bit"),
+    "Q5_0": QuantTarget(5.5, 32, "legacy 5-bit"),
+    "Q4_K_M": QuantTarget(4.89, 256, "4-bit k-quant mix, the usual choice"),
+    "Q4_K_S": QuantTarget(4.58, 256, "4-bit k-quant, a little smaller"),
+    "Q4_1": QuantTarget(5.0, 32, "legacy 4-bit"),
+    "Q4_0": QuantTarget(4.5, 32, "legacy 4-bit, fast on some CPUs and GPUs"),
+    "IQ4_NL": QuantTarget(4.5, 32, "4-bit non-linear i-quant"),
+    "IQ4_XS": QuantTarget(4.25, 256, "4-bit i-quant, smaller than Q4_K_S"),
+    "Q3_K_L": QuantTarget(4.27, 256, "3-bit k-quant mix, large"),
+    "Q3_K_M": QuantTarget(3.91, 256, "3-bit k-quant mix, noticeable quality loss"),
+    "Q3_K_S": QuantTarget(3.5, 256, "3-bit k-quant, clear quality loss"),
+    "IQ3_M": QuantTarget(3.66, 256, "3-bit i-quant mix (better with an imatrix)"),
+    "IQ3_S": QuantTarget(3.44, 256, "3-bit i-quant (better with an imatrix)"),
+    "Q2_K": QuantTarget(3.35, 256, "2-bit k-quant mix, large quality loss"),
+}
+"""The types offered, best quality first."""
+
+_OUTPUT_BITS = 6.5625
+"""llama.cpp keeps output.weight in Q6_K for every type below Q8_0."""
+_HEADROOM = 1.05
+_HEADROOM_BYTES = 1 << 20
+_PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.partial$")
+_TENSOR_LINE = re.compile(rb"\[\s*(\d+)\s*/\s*(\d+)\s*\]")
+
+
+class QuantizeRefused(ValueError):
+    """Refused before anything ran; the message is one line for the user."""
+
+
+class QuantizeFailed(RuntimeError):
+    """llama.cpp failed, or its worker died; no output file was left behind."""
+
+
+class QuantizeCancelled(Exception):
+    """Stopped on request; no output file was left behind."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuantizePlan:
+    source: Path
+    source_quant: str
+    target: str
+    ftype: int
+    output: Path
+    estimated_bytes: int
+    allow_requantize: bool = False
+    warnings: tuple[str, ...] = ()
+
+    def partial_path(self, pid: int) -> Path:
+        """Hidden (the catalog skips dot files) and not ``.gguf``, next to the output."""
+        return self.output.with_name(f".{self.output.name}.{pid}.partial")
+
+
+@dataclass(frozen=True, slots=True)
+class QuantizeProgress:
+    plan: QuantizePlan
+    elapsed_s: float
+    bytes_written: int
+    tensors_done: int | None = None
+    tensors_total: int | None = None
+    worker_pid: int | None = None
+
+    @property
+    def fraction(self) -> float | None:
+        """Tensors done when the log says so, else bytes written against the estimate."""
+        if self.tensors_done is not None and self.tensors_total:
+            return min(1.0, self.tensors_done / self.tensors_total)
+        if self.plan.estimated_bytes > 0:
+            return min(0.99, self.bytes_written / self.plan.estimated_bytes)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class QuantizeResult:
+    plan: QuantizePlan
+    output: Path
+    size_bytes: int
+    seconds: float
+
+
+ProgressCallback = Callable[[QuantizeProgress], None]
+
+
+def quantize_log_path() -> Path:
+    return paths.log_dir() / "quantize.log"
+
+
+def supported_types() -> tuple[str, ...]:
+    return tuple(TARGETS)
+
+
+def base_name(source: Path) -> str:
+    """The file name without ``.gguf`` and without trailing quantization words."""
+    stem = source.name[: -len(".gguf")] if source.name.lower().endswith(".gguf") else source.stem
+    # Underscores belong to quant names (Q4_K_M), so only dots, dashes and spaces separate words.
+    parts = re.split(r"([\s.\-]+)", stem)
+    while parts and (normalize_quant(parts[-1]) is not None or not parts[-1].strip(" .-")):
+        parts.pop()
+    return "".join(parts) or stem
+
+
+def output_path(source: Path, target: str, output_dir: Path | None = None) -> Path:
+    return (output_dir or source.parent) / f"{base_name(source)}-{target}.gguf"
+
+
+def estimate_output_bytes(header: GGUFHeader, target: str) -> int:
+    """About what llama.cpp will write; on the high side, as a disk check wants."""
+    spec = TARGETS[target]
+    full_precision = target in ("F32", "F16", "BF16", "Q8_0")
+    total = header.data_offset
+    for tensor in header.tensors:
+        if len(tensor.shape) < 2 or tensor.n_elements < 1:
+            # Norms and biases are copied as they are.
+            total += tensor.n_bytes
+            continue
+        bits = spec.bits_per_weight
+        if tensor.name == "output.weight" and not full_precision:
+            bits = max(bits, _OUTPUT_BITS)
+        row = tensor.shape[0]
+        if row % spec.block_size:
+            # llama.cpp falls back to a type whose block fits the row.
+            bits = max(bits, 8.5 if row % 32 == 0 else 16.0)
+        total += int(tensor.n_elements * bits / 8) + header.alignment
+    return total
+
+
+def space_needed(estimated_bytes: int) -> int:
+    """Free disk a quantization asks for: the estimate plus room for its error."""
+    return int(estimated_bytes * _HEADROOM) + _HEADROOM_BYTES
+
+
+def _disk_free(folder: Path) -> int:
+    return int(shutil.disk_usage(folder).free)
+
+
+def plan_quantization(
+    source: str | os.PathLike[str],
+    target: str,
+    *,
+    output_dir: str | os.PathLike[str] | None = None,
+    allow_requantize: bool = False,
+    overwrite: bool = False,
+) -> QuantizePlan:
+    """Check a quantization of `source` to `target` and say where it will go (QuantizeRefused)."""
+    source_path = Path(source).expanduser()
+    name = normalize_quant(target)
+    if name is None or (name not in TARGETS and name not in IMATRIX_TYPES and name not in FILE_TYPE_IDS):
+        raise QuantizeRefused(f"unknown quantization type {target!r} (choose from {', '.join(TARGETS)})")
+    if name in IMATRIX_TYPES:
+        raise QuantizeRefused(
+            f"{name} needs an importance matrix (imatrix), which lollma-tui does not make; "
+            "choose IQ4_XS, Q3_K_M or Q2_K instead"
+        )
+    if name not in TARGETS:
+        raise QuantizeRefused(f"{name} is not offered here (choose from {', '.join(TARGETS)})")
+    if not source_path.is_file():
+        raise QuantizeRefused(f"source not found: {source_path}")
+    try:
+        header = read_gguf_header(source_path)
+    except GGUFError as error:
+        raise QuantizeRefused(str(error)) from None
+    except OSError as error:
+        raise QuantizeRefused(f"cannot read {source_path}: {error.strerror or error}") from None
+    if header.split_count > 1:
+        raise QuantizeRefused(f"{source_path.name} is one part of a split model; merge it first")
+    source_quant = header.quantization
+    warnings: list[str] = []
+    if source_quant == name:
+        raise QuantizeRefused(f"{source_path.name} is already {name}")
+    if source_quant not in SOURCE_TYPES:
+        if not allow_requantize:
+            raise QuantizeRefused(
+                f"{source_path.name} is already quantized ({source_quant}); quantize from an F16, BF16 "
+                "or F32 file, or allow re-quantizing (quality suffers)"
+            )
+        warnings.append(
+            f"re-quantizing {source_quant} to {name} stacks both quantization errors: quality will be "
+            "worse than quantizing the F16/BF16 original"
+        )
+        if TARGETS[name].bits_per_weight >= TARGETS.get(source_quant, TARGETS["F16"]).bits_per_weight:
+            warnings.append(f"{name} cannot restore what {source_quant} lost; the file only gets bigger")
+    folder = Path(output_dir).expanduser() if output_dir is not None else source_path.parent
+    if not folder.is_dir():
+        raise QuantizeRefused(f"output folder not found: {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise QuantizeRefused(f"cannot write to {folder}")
+    output = output_path(source_path, name, folder)
+    if output.exists() and not overwrite:
+        raise QuantizeRefused(f"{output} already exists")
+    if output.resolve() == source_path.resolve():
+        raise QuantizeRefused("the output would overwrite the source")
+    estimate = estimate_output_bytes(header, name)
+    needed = space_needed(estimate)
+    free = _disk_free(folder)
+    if free < needed:
+        raise QuantizeRefused(
+            f"not enough disk space in {folder}: {name} needs about {_size(needed)}, {_size(free)} free"
+        )
+    return QuantizePlan(
+        source=source_path,
+        source_quant=source_quant,
+        target=name,
+        ftype=FILE_TYPE_IDS[name],
+        output=output,
+        estimated_bytes=estimate,
+        allow_requantize=allow_requantize,
+        warnings=tuple(warnings),
+    )
+
+
+def _size(n_bytes: int) -> str:
+    if n_bytes >= 1 << 30:
+        return f"{n_bytes / (1 << 30):.1f} GiB"
+    return f"{n_bytes / (1 << 20):.1f} MiB"
+
+
+def remove_stale_partials(folder: Path) -> list[Path]:
+    """Delete temporary files left by runs whose process no longer exists (a killed app)."""
+    import psutil
+
+    removed: list[Path] = []
+    with contextlib.suppress(OSError):
+        for entry in folder.iterdir():
+            match = _PARTIAL.match(entry.name)
+            if match and not psutil.pid_exists(int(match["pid"])):
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+                    removed.append(entry)
+    return removed
+
+
+def _open_log(log_path: Path) -> int:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.write(fd, f"\n=== quantize started {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
+    return fd
+
+
+def _failure_line(log_text: str) -> str:
+    lines = [ln.strip() for ln in log_text.splitlines() if ln.strip() and not ln.startswith("===")]
+    for line in reversed(lines):
+        if any(w in line.lower() for w in ("error", "failed", "unable", "cannot", "exception")):
+            return line
+    return lines[-1] if lines else ""
+
+
+class _LogFollower:
+    """Reads what the worker adds to the log and keeps the latest ``[ i/ n]`` tensor counter."""
+
+    def __init__(self, log_path: Path, offset: int) -> None:
+        self.path = log_path
+        self.offset = offset
+        self.text = bytearray()
+        self.done: int | None = None
+        self.total: int | None = None
+
+    def poll(self) -> None:
+        try:
+            with open(self.path, "rb") as log:
+                log.seek(self.offset)
+                chunk = log.read()
+        except OSError:
+            return
+        if not chunk:
+            return
+        self.offset += len(chunk)
+        self.text += chunk
+        # Only the tail matters for the counter; keep memory bounded on huge models.
+        del self.text[: max(0, len(self.text) - 65536)]
+        matches = _TENSOR_LINE.findall(chunk)
+        if matches:
+            done, total = matches[-1]
+            self.done, self.total = int(done), int(total)
+
+
+def quantize(
+    plan: QuantizePlan,
+    *,
+    on_progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    threads: int | None = None,
+    log_path: Path | None = None,
+    poll_s: float = 0.1,
+    python: str | None = None,
+) -> QuantizeResult:
+    """Run the plan (blocking; call it from a thread in an event-loop program).
+
+    Setting `cancel` kills the worker within `poll_s` and raises QuantizeCancelled. Whatever
+    happens, the only file left is the finished output.
+    """
+    log = log_path or quantize_log_path()
+    folder = plan.output.parent
+    remove_stale_partials(folder)
+    partial = plan.partial_path(os.getpid())
+    with contextlib.suppress(FileNotFoundError):
+        partial.unlink()
+    log_fd = _open_log(log)
+    follower = _LogFollower(log, os.fstat(log_fd).st_size)
+    command = [
+        python or sys.executable,
+        "-m",
+        WORKER_MODULE,
+        str(plan.source),
+        str(partial),
+        "--ftype",
+        str(plan.ftype),
+        "--threads",
+        str(threads if threads is not None else (os.cpu_count() or 0)),
+    ]
+    if plan.allow_requantize:
+        command.append("--allow-requantize")
+    started = time.monotonic()
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        try:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log_fd,
+                # Ctrl+C in a terminal reaches us, not the worker: we stop it and clean up.
+                start_new_session=True,
+            )
+        except OSError as error:
+            raise QuantizeFailed(f"could not start the quantize worker: {error}") from error
+        finally:
+            os.close(log_fd)
+        while process.poll() is None:
+            if cancel is not None and cancel.is_set():
+                raise QuantizeCancelled(f"quantizing {plan.source.name} to {plan.target} was cancelled")
+            follower.poll()
+            if on_progress is not None:
+                on_progress(
+                    QuantizeProgress(
+                        plan=plan,
+                        elapsed_s=time.monotonic() - started,
+                        bytes_written=_file_size(partial),
+                        tensors_done=follower.done,
+                        tensors_total=follower.total,
+                        worker_pid=process.pid,
+                    )
+                )
+            if cancel is not None:
+                cancel.wait(poll_s)
+            else:
+                time.sleep(poll_s)
+        follower.poll()
+        assert process.stdout is not None
+        reply = process.stdout.read().decode(errors="replace").strip().splitlines()
+        rc = _result_code(reply[-1] if reply else "")
+        if process.returncode != 0 or rc != 0:
+            detail = _failure_line(follower.text.decode(errors="replace"))
+            if process.returncode is not None and process.returncode < 0:
+                from lollma_tui.core.backends.llamacpp import describe_exit
+
+                reason = f"the quantize worker {describe_exit(process.returncode)}"
+            else:
+                reason = "llama.cpp could not quantize the model"
+            raise QuantizeFailed(f"{reason}" + (f": {detail}" if detail else "") + f" (log: {log})")
+        try:
+            read_gguf_header(partial)
+        except (GGUFError, OSError) as error:
+            raise QuantizeFailed(f"the quantized file is not readable: {error}") from None
+        os.replace(partial, plan.output)
+        size = _file_size(plan.output)
+        if on_progress is not None:
+            elapsed = time.monotonic() - started
+            on_progress(QuantizeProgress(plan, elapsed, size, follower.total, follower.total, process.pid))
+        return QuantizeResult(plan, plan.output, size, time.monotonic() - started)
+    finally:
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        if process is not None and process.stdout is not None:
+            process.stdout.close()
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+
+
+async def quantize_async(
+    plan: QuantizePlan,
+    *,
+    on_progress: ProgressCallback | None = None,
+    threads: int | None = None,
+    log_path: Path | None = None,
+) -> QuantizeResult:
+    """`quantize` on a thread, for event-loop programs: cancelling the awaiting task stops the
+    worker and waits for the clean-up. `on_progress` runs on that thread (in Textual, hand it on
+    with ``call_from_thread``)."""
+    cancel = threading.Event()
+    run = functools.partial(
+        quantize, plan, on_progress=on_progress, cancel=cancel, threads=threads, log_path=log_path
+    )
+    future = asyncio.get_running_loop().run_in_executor(None, run)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        cancel.set()
+        with contextlib.suppress(QuantizeCancelled):
+            await future
+        raise
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _result_code(line: str) -> int | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return int(value["rc"]) if isinstance(value, dict) and "rc" in value else None
+
+
+def plan_quantizations(
+    source: str | os.PathLike[str],
+    targets: list[str],
+    *,
+    output_dir: str | os.PathLike[str] | None = None,
+    allow_requantize: bool = False,
+) -> list[QuantizePlan]:
+    """Plans for several types at once, so every refusal shows before anything runs.
+
+    The disk check counts the outputs together: three types need the room of all three.
+    """
+    wanted = list(dict.fromkeys(normalize_quant(t) or t for t in targets))
+    plans = [
+        plan_quantization(source, t, output_dir=output_dir, allow_requantize=allow_requantize) for t in wanted
+    ]
+    by_folder: dict[Path, int] = {}
+    for plan in plans:
+        by_folder[plan.output.parent] = by_folder.get(plan.output.parent, 0) + plan.estimated_bytes
+    for folder, total in by_folder.items():
+        needed = space_needed(total)
+        free = _disk_free(folder)
+        if free < needed:
+            raise QuantizeRefused(
+                f"not enough disk space in {folder} for {len(plans)} files: about {_size(needed)} "
+                f"needed, {_size(free)} free"
+            )
+    return plans
