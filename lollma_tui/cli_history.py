@@ -1,0 +1,351 @@
+"""`lollma-tui history`: list, read, export, import, search and delete saved conversations.
+
+Plain text for pipes and SSH sessions: data goes to stdout, notes and errors to stderr, one line
+each. Exit status: 0 done, 1 the history could not be used or the user said no, 2 a bad
+argument, an unknown or ambiguous id, or an input file that is not a valid export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Final
+
+from lollma_tui.core.chat.conversation import Message, ReplyState
+from lollma_tui.core.chat.errors import AmbiguousIdError, NotFoundError, StoreError
+from lollma_tui.core.chat.opening import default_store_path, open_store
+from lollma_tui.core.chat.stats_format import format_setup, format_stats
+from lollma_tui.core.chat.store import ChatStore, MessageMeta
+
+PROG: Final = "lollma-tui history"
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+
+_READ_ONLY: Final = frozenset({"list", "show", "export", "search"})
+_ROLE_NAMES: Final = {"user": "You", "assistant": "Assistant", "system": "System"}
+_STATE_NOTES: Final = {
+    ReplyState.STREAMING: "still being written",
+    ReplyState.STOPPED: "stopped by the user",
+    ReplyState.LENGTH: "cut off at the token or context limit",
+    ReplyState.INCOMPLETE: "interrupted: lollma-tui closed while it was being written",
+}
+# Everything a terminal could act on except newline and tab: a reply or an imported title may
+# carry escape sequences, and printing them raw would let a file drive the user's terminal.
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class HistoryError(Exception):
+    """Ends the command with one line on stderr and the given exit status."""
+
+    def __init__(self, message: str | None, status: int) -> None:
+        super().__init__(message or "")
+        self.message = message
+        self.status = status
+
+
+def build_history_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=f"Read and manage the saved conversations in {default_store_path()}.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    listing = commands.add_parser("list", help="conversations, most recently updated first")
+    listing.add_argument("--limit", type=_count, default=50, metavar="N", help="at most N (default 50)")
+    listing.add_argument("--offset", type=_count, default=0, metavar="N", help="skip the first N")
+
+    show = commands.add_parser("show", help="print a conversation as plain text")
+    show.add_argument("id", metavar="ID", help="conversation id, or the start of one")
+
+    export = commands.add_parser("export", help="write a conversation as Markdown or JSON")
+    export.add_argument("id", metavar="ID", help="conversation id, or the start of one")
+    export.add_argument(
+        "--format",
+        "-f",
+        choices=("md", "json"),
+        help="md to read, json to keep or import elsewhere (default: from the -o name, else md)",
+    )
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+
+    importing = commands.add_parser("import", help="add a conversation from a JSON export")
+    importing.add_argument("file", metavar="FILE", help="a file written by `export --format json`, or -")
+
+    search = commands.add_parser("search", help="find messages in all conversations")
+    search.add_argument("text", nargs="+", metavar="TEXT", help="words to find (the last one as a prefix)")
+    search.add_argument(
+        "--limit", type=_positive, default=20, metavar="N", help="at most N hits (default 20)"
+    )
+
+    delete = commands.add_parser("delete", help="delete a conversation and all its messages")
+    delete.add_argument("id", metavar="ID", help="conversation id, or the start of one")
+    delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    return parser
+
+
+def _count(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, not {number}")
+    return number
+
+
+def _positive(value: str) -> int:
+    number = _count(value)
+    if number == 0:
+        raise argparse.ArgumentTypeError("expected 1 or more")
+    return number
+
+
+def history_main(argv: Sequence[str] | None = None) -> int:
+    """Run one history command; returns the exit status (argparse exits 2 on bad usage itself)."""
+    args = build_history_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except HistoryError as failure:
+        if failure.message:
+            _note(failure.message)
+        return failure.status
+    except BrokenPipeError:
+        # The reader (head, less) went away: stop quietly, and keep Python from failing again
+        # when it flushes stdout on the way out.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    commands: dict[str, Callable[[ChatStore, argparse.Namespace], int]] = {
+        "list": _list,
+        "show": _show,
+        "export": _export,
+        "import": _import,
+        "search": _search,
+        "delete": _delete,
+    }
+    store = _open(args.command)
+    try:
+        return commands[args.command](store, args)
+    except StoreError as exc:
+        raise HistoryError(str(exc), EXIT_FAILED) from exc
+    finally:
+        store.close()
+
+
+def _open(command: str) -> ChatStore:
+    path = default_store_path()
+    if command in _READ_ONLY and not path.exists():
+        # Nothing saved yet: answer from an empty store instead of creating folders to read.
+        return ChatStore.open(None)
+    opened = open_store(path)
+    if opened.notice:
+        _note(opened.notice)
+    if not opened.store.persistent:
+        # The file is locked, too new or unwritable: the fallback store is empty and would
+        # forget whatever this command wrote.
+        opened.store.close()
+        raise HistoryError(None, EXIT_FAILED)
+    return opened.store
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def _list(store: ChatStore, args: argparse.Namespace) -> int:
+    summaries = store.list_conversations(limit=args.limit, offset=args.offset)
+    for summary in summaries:
+        count = f"{summary.message_count} msg" + ("" if summary.message_count == 1 else "s")
+        _out(f"{summary.id[:8]}  {_when(summary.updated_at)}  {count:>8}  {_title(summary.title)}")
+    shown_to = args.offset + len(summaries)
+    if not summaries:
+        total = store.count_conversations()
+        _note("no conversations saved yet" if total == 0 else f"nothing after {args.offset} of {total}")
+    elif len(summaries) == args.limit:
+        total = store.count_conversations()
+        if total > shown_to:
+            _note(f"{args.offset + 1}–{shown_to} of {total}; --offset {shown_to} for the next ones")
+    return EXIT_OK
+
+
+def _show(store: ChatStore, args: argparse.Namespace) -> int:
+    window = store.load(_resolve(store, args.id))
+    conversation = window.conversation
+    count = len(conversation.messages)
+    lines = [
+        _title(conversation.title),
+        f"id {conversation.id} · created {_when(conversation.created_at)} · updated "
+        f"{_when(window.updated_at)} · {_messages(count)}",
+    ]
+    if conversation.system_prompt.strip():
+        lines += ["", "System prompt:", *_indented(conversation.system_prompt)]
+    for message in conversation.messages:
+        lines += ["", *_message_lines(message, window.meta.get(message.id))]
+    _out("\n".join(lines))
+    return EXIT_OK
+
+
+def _message_lines(message: Message, meta: MessageMeta | None) -> list[str]:
+    heading = [_ROLE_NAMES[message.role]]
+    if message.stats is not None:
+        heading.append(" ".join(p for p in (message.stats.setup.model, message.stats.setup.quant) if p))
+    heading.append(_when(message.created_at))
+    if meta is not None and meta.sibling_count > 1:
+        heading.append(f"version {meta.sibling_index + 1} of {meta.sibling_count}")
+    lines = [f"── {' · '.join(_clean(part) for part in heading)} ──"]
+    body = _clean(message.content.rstrip("\n"), keep_lines=True)
+    lines.append(body if body.strip() else "(no text)")
+    if message.stats is not None:
+        lines.append(f"   ⤷ {format_stats(message.stats)}")
+        lines.append(f"   ⤷ {_clean(format_setup(message.stats.setup))}")
+    if message.state is ReplyState.ERROR:
+        lines.append(f"   ⤷ failed: {_clean(message.error or 'unknown error')}")
+    elif message.state in _STATE_NOTES:
+        lines.append(f"   ⤷ {_STATE_NOTES[message.state]}")
+    return lines
+
+
+def _export(store: ChatStore, args: argparse.Namespace) -> int:
+    from lollma_tui.core.chat.export import export_json, export_markdown
+
+    conversation_id = _resolve(store, args.id)
+    output: str | None = None if args.output in (None, "-") else args.output
+    kind = args.format or ("json" if output is not None and output.lower().endswith(".json") else "md")
+    text = export_json(store, conversation_id) if kind == "json" else export_markdown(store, conversation_id)
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return EXIT_OK
+    target = Path(output).expanduser()
+    try:
+        _write_private(target, text)
+    except OSError as exc:
+        raise HistoryError(f"cannot write {target}: {exc.strerror or exc}", EXIT_FAILED) from exc
+    _note(f"wrote {target} ({'JSON' if kind == 'json' else 'Markdown'})")
+    return EXIT_OK
+
+
+def _write_private(target: Path, text: str) -> None:
+    """Replace `target` in one step (no half-written export), readable by the user only, since
+    it holds private chats."""
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _import(store: ChatStore, args: argparse.Namespace) -> int:
+    from lollma_tui.core.chat.errors import ImportFormatError
+    from lollma_tui.core.chat.export import parse_json
+
+    try:
+        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).expanduser().read_bytes()
+    except OSError as exc:
+        raise HistoryError(f"cannot read {args.file}: {exc.strerror or exc}", EXIT_USAGE) from exc
+    try:
+        tree = parse_json(data)
+        new_id = store.import_tree(tree)
+    except ImportFormatError as exc:
+        raise HistoryError(f"{args.file}: {exc}", EXIT_USAGE) from exc
+    count = len(tree.messages)
+    copy = "" if new_id == tree.id else " as a copy (its ids were already in the history)"
+    _note(f"imported “{_title(tree.title)}” ({_messages(count)}){copy}")
+    _out(new_id)
+    return EXIT_OK
+
+
+def _search(store: ChatStore, args: argparse.Namespace) -> int:
+    query = " ".join(args.text)
+    hits = store.search(query, limit=args.limit)
+    for hit in hits:
+        snippet = " ".join(_clean(hit.snippet).split())
+        role = "you" if hit.role == "user" else hit.role
+        ids = f"{hit.conversation_id[:8]}  {hit.message_id[:8]}"
+        _out(f"{ids}  {role:<9}  {_title(hit.conversation_title)}: {snippet}")
+    if not hits:
+        _note(f"no messages match {query!r}")
+    return EXIT_OK
+
+
+def _delete(store: ChatStore, args: argparse.Namespace) -> int:
+    conversation_id = _resolve(store, args.id)
+    summary = store.get_summary(conversation_id)
+    described = f"“{_title(summary.title)}” ({_messages(summary.message_count)})"
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise HistoryError(
+                "not deleting without --yes: input is not a terminal to confirm on", EXIT_USAGE
+            )
+        if not _confirm(f"Delete {described}? This cannot be undone. [y/N] "):
+            raise HistoryError("nothing deleted", EXIT_FAILED)
+    store.delete_conversation(conversation_id)
+    _note(f"deleted {described}, id {conversation_id}")
+    return EXIT_OK
+
+
+def _confirm(question: str) -> bool:
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _resolve(store: ChatStore, id_or_prefix: str) -> str:
+    try:
+        return store.resolve_id(id_or_prefix)
+    except (NotFoundError, AmbiguousIdError) as exc:
+        raise HistoryError(str(exc), EXIT_USAGE) from exc
+
+
+def _messages(count: int) -> str:
+    return f"{count} message" + ("" if count == 1 else "s")
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+def _title(title: str) -> str:
+    return " ".join(_clean(title).split()) or "Untitled conversation"
+
+
+def _clean(text: str, *, keep_lines: bool = False) -> str:
+    if keep_lines:
+        text = text.replace("\r\n", "\n")
+        return _CONTROL.sub("\ufffd", text)
+    return _CONTROL.sub("\ufffd", text.replace("\n", " ").replace("\t", " "))
+
+
+def _indented(text: str) -> list[str]:
+    return ["  " + line for line in _clean(text.strip("\n"), keep_lines=True).splitlines()]
+
+
+def _out(line: str) -> None:
+    sys.stdout.write(line + "\n")
+
+
+def _note(line: str) -> None:
+    sys.stdout.flush()
+    print(f"{PROG}: {line}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(history_main())

@@ -1,0 +1,111 @@
+"""What to do when the next message would not fit in the model's context: the user decides.
+
+Backends cut an overlong prompt silently (Ollama drops the start of the context) or fail; this
+dialog makes the cut a choice instead of a surprise.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+
+class OverflowChoice(Enum):
+    TRUNCATE = "truncate"
+    """Leave the oldest turns out of what is sent; they stay in the history."""
+    NEW_CONVERSATION = "new"
+    SEND_ANYWAY = "send"
+    """Send it all and let the backend cope (it may cut the start of the context or refuse)."""
+    CANCEL = "cancel"
+
+
+_CHOICES: tuple[tuple[OverflowChoice, str, str, str], ...] = (
+    (
+        OverflowChoice.TRUNCATE,
+        "t",
+        "Truncate oldest turns",
+        "send without the earliest turns; they stay in the history",
+    ),
+    (OverflowChoice.NEW_CONVERSATION, "n", "Start a new conversation", "this one stays saved"),
+    (OverflowChoice.SEND_ANYWAY, "s", "Send anyway", "the backend may cut the start itself, or fail"),
+    (OverflowChoice.CANCEL, "c", "Cancel", "back to the message"),
+)
+
+
+def overflow_text(used_tokens: int, n_ctx: int, needed_tokens: int) -> str:
+    over = needed_tokens - n_ctx
+    return (
+        f"The next message would overflow the model's context ({needed_tokens:,} of {n_ctx:,} tokens"
+        + (f", {over:,} too many" if over > 0 else "")
+        + f"). The conversation so far takes {used_tokens:,}."
+    )
+
+
+class ContextOverflowScreen(ModalScreen[OverflowChoice]):
+    """Dismisses with the `OverflowChoice` picked; Esc is `OverflowChoice.CANCEL`."""
+
+    BINDINGS = [
+        Binding("t", "choose('truncate')", "Truncate", id="overflow.truncate"),
+        Binding("n", "choose('new')", "New conversation", id="overflow.new"),
+        Binding("s", "choose('send')", "Send anyway", id="overflow.send"),
+        Binding("c,escape", "choose('cancel')", "Cancel", id="overflow.cancel"),
+    ]
+
+    def __init__(
+        self,
+        used_tokens: int,
+        n_ctx: int,
+        needed_tokens: int,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.used_tokens = used_tokens
+        self.n_ctx = n_ctx
+        self.needed_tokens = needed_tokens
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="overflow-dialog", classes="history-dialog") as dialog:
+            dialog.border_title = "Context full"
+            yield Static(
+                Content(overflow_text(self.used_tokens, self.n_ctx, self.needed_tokens)),
+                id="overflow-question",
+            )
+            yield OptionList(
+                *(
+                    Option(
+                        Content.assemble(
+                            (f"{key}  ", "bold"), (label, "bold"), (f" — {detail}", "$text-muted")
+                        ),
+                        id=choice.value,
+                    )
+                    for choice, key, label, detail in _CHOICES
+                ),
+                id="overflow-choices",
+            )
+            yield Static("↑/↓ and Enter, or the letter · Esc cancels", classes="dialog-keys")
+
+    def on_mount(self) -> None:
+        choices = self.query_one("#overflow-choices", OptionList)
+        # The harmless choice is the default: Enter pressed out of habit sends nothing.
+        choices.highlighted = len(_CHOICES) - 1
+        choices.focus()
+
+    def action_choose(self, value: str) -> None:
+        self.dismiss(OverflowChoice(value))
+
+    @on(OptionList.OptionSelected, "#overflow-choices")
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option.id is not None:
+            self.dismiss(OverflowChoice(event.option.id))

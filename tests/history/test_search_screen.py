@@ -1,0 +1,160 @@
+"""Search as you type: hits from the store's full-text index, Enter jumps to the message."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from history_support import HostApp, add_turn, wait_until
+from textual.pilot import Pilot
+from textual.widgets import OptionList, Static
+
+from lollma_tui.core.chat.conversation import Conversation
+from lollma_tui.core.chat.errors import StoreLockedError
+from lollma_tui.core.chat.store import ChatStore, SearchHit
+from lollma_tui.ui.screens.search import SearchJump, SearchScreen, hit_content
+
+SIZE = (80, 24)
+
+
+def hit_ids(app: HostApp) -> list[str]:
+    options = app.screen.query_one("#search-hits", OptionList).options
+    return [option.id for option in options if option.id is not None]
+
+
+def status(app: HostApp) -> str:
+    return str(app.screen.query_one("#search-status", Static).render())
+
+
+async def open_search(pilot: Pilot[Any], app: HostApp, screen: SearchScreen) -> None:
+    app.open(screen)
+    await wait_until(pilot, lambda: app.screen is screen and screen.is_mounted)
+
+
+def fill(store: ChatStore) -> dict[str, tuple[str, str]]:
+    """Three conversations; name -> (conversation id, id of the reply holding the rare word)."""
+    found = {}
+    for title, answer in (
+        ("Birds", "Swallows migrate south in autumn."),
+        ("Animals", "A zebra has stripes; no two zebras are alike."),
+        ("Horses", "Horses sleep standing; a zebra does too."),
+    ):
+        chat = store.create_conversation(Conversation(title=title))
+        _, reply = add_turn(store, chat.id, f"tell me about {title.lower()}", answer)
+        found[title] = (chat.id, reply)
+    return found
+
+
+async def test_hits_show_the_conversation_and_enter_jumps(store: ChatStore) -> None:
+    saved = fill(store)
+    app = HostApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_search(pilot, app, SearchScreen(store, debounce_s=0.05))
+        await pilot.press(*"swallow")  # a prefix of the word in the text
+        await wait_until(pilot, lambda: len(hit_ids(app)) == 1)
+        [option] = [o for o in app.screen.query_one("#search-hits", OptionList).options if o.id]
+        assert str(option.prompt).startswith("Birds  assistant · ")
+        assert "Swallows migrate south" in str(option.prompt)
+        assert status(app).startswith("1 message")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: bool(app.results))
+    [jump] = app.results
+    assert isinstance(jump, SearchJump)
+    assert jump == saved["Birds"]  # (conversation id, message id)
+
+
+async def test_arrow_keys_pick_among_hits(store: ChatStore) -> None:
+    saved = fill(store)
+    app = HostApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_search(pilot, app, SearchScreen(store, debounce_s=0.05))
+        await pilot.press(*"zebra")
+        await wait_until(pilot, lambda: len(hit_ids(app)) == 2)
+        order = [hit.message_id for hit in store.search("zebra")]
+        assert hit_ids(app) == order
+        await pilot.press("down", "up", "down", "enter")
+        await wait_until(pilot, lambda: bool(app.results))
+    by_reply = {reply: chat for chat, reply in saved.values()}
+    assert app.results == [(by_reply[order[1]], order[1])]
+
+
+class CountingStore:
+    def __init__(self, store: ChatStore) -> None:
+        self.store = store
+        self.queries: list[str] = []
+        self.threads: set[str] = set()
+
+    def search(self, query: str, *, limit: int = 50, marks: tuple[str, str] = ("[", "]")) -> list[SearchHit]:
+        self.queries.append(query)
+        self.threads.add(threading.current_thread().name)
+        return self.store.search(query, limit=limit, marks=marks)
+
+
+async def test_typing_is_debounced_and_searched_off_the_event_loop(store: ChatStore) -> None:
+    fill(store)
+    counting = CountingStore(store)
+    app = HostApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_search(pilot, app, SearchScreen(counting, debounce_s=0.5))
+        await pilot.press(*"migrate")
+        await wait_until(pilot, lambda: len(hit_ids(app)) == 1)
+    assert counting.queries == ["migrate"]
+    assert threading.main_thread().name not in counting.threads
+
+
+async def test_no_hits_and_cleared_text(store: ChatStore) -> None:
+    fill(store)
+    app = HostApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_search(pilot, app, SearchScreen(store, debounce_s=0.05))
+        await pilot.press(*"xylophone")
+        await wait_until(pilot, lambda: status(app) == "no messages match")
+        assert hit_ids(app) == []
+        await pilot.press("enter")  # nothing to open
+        await pilot.press("ctrl+u", *"zebra")
+        await wait_until(pilot, lambda: len(hit_ids(app)) == 2)
+        await pilot.press("ctrl+u")
+        await wait_until(pilot, lambda: hit_ids(app) == [])
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: bool(app.results))
+    assert app.results == [None]
+
+
+async def test_enter_before_the_pause_searches_instead_of_opening_a_stale_hit(store: ChatStore) -> None:
+    saved = fill(store)
+    app = HostApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_search(pilot, app, SearchScreen(store, query="swallow", debounce_s=5.0))
+        await wait_until(pilot, lambda: len(hit_ids(app)) == 1)  # the initial query runs at once
+        await pilot.press("ctrl+u", *"stripes", "enter")
+        await wait_until(pilot, lambda: hit_ids(app) == [saved["Animals"][1]])
+        assert app.results == []
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: bool(app.results))
+    assert app.results == [saved["Animals"]]
+
+
+class BrokenStore:
+    def search(self, query: str, *, limit: int = 50, marks: tuple[str, str] = ("[", "]")) -> list[SearchHit]:
+        raise StoreLockedError("the chat history is locked by another program")
+
+
+async def test_a_store_error_is_shown() -> None:
+    app = HostApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_search(pilot, app, SearchScreen(BrokenStore(), debounce_s=0.01))
+        await pilot.press(*"abc")
+        await wait_until(pilot, lambda: "locked" in status(app))
+        assert app.screen.query_one("#search-status").has_class("-error")
+
+
+def test_hit_content_marks_the_matches() -> None:
+    hit = SearchHit("c1", "  A\ntitle ", "m1", "user", "one \ue000zebra\ue001 and\n\ue000two\ue001", 0.0)
+    content = hit_content(hit)
+    heading, snippet = content.plain.split("\n")
+    assert heading.startswith("A title  you · ")
+    assert snippet == "  one zebra and two"
+    marked = [
+        content.plain[span.start : span.end] for span in content.spans if "$text-accent" in str(span.style)
+    ]
+    assert marked == ["zebra", "two"]
