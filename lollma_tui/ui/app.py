@@ -1,7 +1,7 @@
 """LollmaApp: the composition of the app's feature layers.
 
     AppBase → ModelFeatures → HardwareFeatures → HistoryFeatures → ChatFeatures
-    → SettingsFeatures → CommandFeatures → LollmaApp
+    → SettingsFeatures → ConversationFeatures → CommandFeatures → LollmaApp
 
 Each layer owns one area and may call the layers below it; widgets only render what the
 app hands them and post messages back.
@@ -28,6 +28,9 @@ class LollmaApp(CommandFeatures):
         Binding("ctrl+r", "regenerate", "Regenerate", id="regenerate"),
         Binding("ctrl+n", "new_conversation", "New chat", id="new-conversation"),
         Binding("f2,ctrl+t", "toggle_settings", "Settings", id="toggle-settings"),
+        Binding("ctrl+o", "conversations", "Chats", id="conversations"),
+        Binding("ctrl+f", "search", "Search", id="search", show=False),
+        Binding("f3", "copy_last", "Copy", id="copy-last", show=False),
         Binding("ctrl+b", "toggle_sidebar", "Panel", id="toggle-sidebar"),
         Binding("f1", "help", "Help", id="help"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),

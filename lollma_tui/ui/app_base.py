@@ -68,6 +68,9 @@ class AppBase(App[None]):
     def is_generating(self) -> bool:
         return self._generating is not None
 
+    def reply_finished(self, reply: Message) -> None:
+        """Called when a reply has ended, whatever the reason (later layers react to it)."""
+
     async def stop_and_wait(self) -> None:
         """Stop a reply in flight and wait until it is wrapped up (the chat layer implements it)."""
         raise NotImplementedError

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from textual import on, work
 
-from lollma_tui.core.backends.base import BackendError, ReplyDone, TextDelta, ThinkingDelta
+from lollma_tui.core.backends.base import BackendError, ChatMessage, ReplyDone, TextDelta, ThinkingDelta
 from lollma_tui.core.chat.async_store import StreamingReply
 from lollma_tui.core.chat.commands import is_command, unescape_message
 from lollma_tui.core.chat.conversation import Message, ReplyState
@@ -49,6 +49,18 @@ class ChatFeatures(HistoryFeatures):
         saved = await self.begin_saved_reply(reply, replaces)
         self.generate(reply, turn, saved)
 
+    async def start_continuation(self, reply: Message) -> None:
+        """Stream more text onto `reply`, which stopped at the token limit or was cut off."""
+        chat_log = self.main.chat_log
+        previous = chat_log.turn_for(reply.id)
+        if previous is not None:
+            await previous.remove()
+        reply.state = ReplyState.STREAMING
+        turn = await chat_log.add_reply(reply, self.reply_header())
+        self._generating = reply
+        saved = await self.begin_continued_reply(reply)
+        self.generate(reply, turn, saved, continuing=True)
+
     def reply_header(self) -> str:
         loaded = self.backend.status.loaded
         if loaded is None:
@@ -63,8 +75,13 @@ class ChatFeatures(HistoryFeatures):
         )
 
     @work(group="generation", exclusive=True, exit_on_error=False)
-    async def generate(self, reply: Message, turn: ReplyTurn, saved: StreamingReply | None) -> None:
+    async def generate(
+        self, reply: Message, turn: ReplyTurn, saved: StreamingReply | None, continuing: bool = False
+    ) -> None:
         history = self.conversation.history()
+        if continuing:
+            # The unfinished reply goes last: the backend continues it rather than answering anew.
+            history.append(ChatMessage("assistant", reply.content))
         if self.backend.status.loaded is None or self.session.swapping:
             turn.show_waiting("waiting for the model to load… Esc cancels")
         await self.session.settled()
@@ -109,6 +126,7 @@ class ChatFeatures(HistoryFeatures):
                     )
             finally:
                 self._generating = None
+            self.reply_finished(reply)
 
     async def action_stop(self) -> None:
         if not self.is_generating:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from lollma_tui.core.chat.commands import CommandError, parse_command
-from lollma_tui.ui.app_settings import SETTING_COMMANDS, SettingsFeatures
+from lollma_tui.ui.app_conversations import ConversationFeatures
+from lollma_tui.ui.app_settings import SETTING_COMMANDS
 
 
-class CommandFeatures(SettingsFeatures):
+class CommandFeatures(ConversationFeatures):
     async def run_command(self, text: str) -> None:
         try:
             command = parse_command(text)
@@ -30,6 +31,22 @@ class CommandFeatures(SettingsFeatures):
                 self.delete_model(argument)
             else:
                 await self.notice("Usage: /delete NAME", "error")
+        elif name == "history":
+            self.action_conversations()
+        elif name == "search":
+            self.action_search(argument)
+        elif name == "rename":
+            await self.rename_conversation(argument)
+        elif name == "edit":
+            await self.begin_edit()
+        elif name == "continue":
+            await self.continue_reply()
+        elif name == "copy":
+            await self.copy_reply(argument)
+        elif name == "export":
+            await self.export_conversation(argument)
+        elif name == "import":
+            await self.import_conversation(argument)
         elif name == "clear":
             await self.action_new_conversation()
         elif name == "system":
@@ -52,6 +69,9 @@ class CommandFeatures(SettingsFeatures):
             self.action_help()
         elif name == "quit":
             await self.action_quit()
+
+    async def action_copy_last(self) -> None:
+        await self.copy_reply("")
 
     def action_help(self) -> None:
         # Imported on demand: the help screen's Markdown is not needed for the first frame.

@@ -32,6 +32,8 @@ class HistoryFeatures(HardwareFeatures):
         store = AsyncStore()
         opened = await store.open(self.options.history_path)
         self.history_store = store
+        await self._resume_at_start(store)
+        # Shown after resuming, because opening a conversation clears the chat log.
         if opened.notice:
             await self.notice(opened.notice, "warning")
         if opened.recovered:
@@ -39,6 +41,8 @@ class HistoryFeatures(HardwareFeatures):
             await self.notice(
                 f"{opened.recovered} {replies} cut off when lollma-tui last closed; marked incomplete."
             )
+
+    async def _resume_at_start(self, store: AsyncStore) -> None:
         if self.options.new_conversation or self.conversation.messages:
             return
         wanted = self.options.conversation_id
@@ -159,6 +163,17 @@ class HistoryFeatures(HardwareFeatures):
                 writer = await store.run(store.store.regenerate, replaces.id, message=reply)
             else:
                 writer = await store.run(store.store.start_reply, self.conversation.id, message=reply)
+        except StoreError as error:
+            await self._store_call_failed(error)
+            return None
+        return store.streaming(writer)
+
+    async def begin_continued_reply(self, reply: Message) -> StreamingReply | None:
+        store = self.history_store
+        if store is None or not self._conversation_saved:
+            return None
+        try:
+            writer = await store.run(store.store.continue_reply, reply.id)
         except StoreError as error:
             await self._store_call_failed(error)
             return None

@@ -212,3 +212,35 @@ async def test_prompt_larger_than_the_context_is_a_clear_error(
         await collect(backend, " ".join(WORDS * 40), GREEDY)
     _, done = await collect(backend, "small", GREEDY)
     assert done.stats.gen_tokens > 0
+
+
+async def test_count_tokens_uses_the_model_tokenizer(backend: LlamaCppBackend, tiny_gguf: Path) -> None:
+    assert await backend.count_tokens("the model") is None  # nothing loaded yet
+    await backend.load(LoadSettings(model=str(tiny_gguf)))
+    import llama_cpp
+
+    vocab = llama_cpp.Llama(str(tiny_gguf), vocab_only=True, verbose=False)
+    for text in ("the model", "quantum entanglement, explained!", ""):
+        expected = len(vocab.tokenize(text.encode(), add_bos=False, special=False))
+        assert await backend.count_tokens(text) == expected
+    assert expected == 0 and len(vocab.tokenize(b"the model", add_bos=False)) > 2
+
+
+async def test_a_trailing_assistant_message_is_continued(backend: LlamaCppBackend, tiny_gguf: Path) -> None:
+    await backend.load(LoadSettings(model=str(tiny_gguf)))
+    question = ChatMessage("user", "tell me about the cache")
+    first, _ = await collect(backend, question.content, GREEDY)
+    text = ""
+    done: ReplyDone | None = None
+    async for event in backend.stream_chat([question, ChatMessage("assistant", first)], GREEDY):
+        if isinstance(event, TextDelta):
+            text += event.text
+        elif isinstance(event, ReplyDone):
+            done = event
+    assert done is not None and text
+    # Continuing sends the partial reply as part of the prompt: more prompt tokens than the
+    # question alone, and greedy decoding picks up where the first reply stopped.
+    assert done.stats.prompt_tokens is not None
+    _, fresh = await collect(backend, question.content, GREEDY)
+    assert fresh.stats.prompt_tokens is not None
+    assert done.stats.prompt_tokens > fresh.stats.prompt_tokens

@@ -185,7 +185,11 @@ class Backend(Protocol):
     def stream_chat(
         self, messages: Sequence[ChatMessage], sampling: SamplingSettings
     ) -> AsyncIterator[ChatEvent]:
-        """Stream one reply. Ends with exactly one `ReplyDone` unless it raises `BackendError`."""
+        """Stream one reply. Ends with exactly one `ReplyDone` unless it raises `BackendError`.
+
+        When the last message is the assistant's, the reply continues that text (a reply that
+        stopped at the token limit) instead of starting a new turn.
+        """
         ...
 
     async def cancel(self) -> None:
@@ -202,6 +206,10 @@ class Backend(Protocol):
 
     def process_ids(self) -> tuple[int, ...]:
         """Local processes doing this backend's work, for the hardware panel."""
+        ...
+
+    async def count_tokens(self, text: str) -> int | None:
+        """Tokens `text` takes with the loaded model's tokenizer; None when it cannot tell."""
         ...
 
     def set_status_listener(self, listener: StatusListener | None) -> None:

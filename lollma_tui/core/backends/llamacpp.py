@@ -160,6 +160,7 @@ class LlamaCppBackend:
         self._cancelling = False
         self._idle = asyncio.Event()
         self._idle.set()
+        self._reading = asyncio.Lock()
         self._restart: asyncio.Task[LoadedModel] | None = None
 
     # -- status -------------------------------------------------------------------------------
@@ -312,6 +313,8 @@ class LlamaCppBackend:
         worker = await self._ensure_running()
         loaded = self._loaded
         assert loaded is not None
+        # One reader of the worker's events at a time (a token count may be under way).
+        await self._reading.acquire()
         request_id = next(self._ids)
         self._active = request_id
         self._cancelling = False
@@ -373,9 +376,27 @@ class LlamaCppBackend:
                 # The consumer went away mid-reply: make the worker stop generating too.
                 await worker.send({"op": proto.OP_CANCEL, "id": request_id})
             self._active = None
+            self._reading.release()
             self._idle.set()
             if self._status.state == BackendState.GENERATING:
                 self._set_status(BackendState.READY, f"{loaded.name} ready")
+
+    async def count_tokens(self, text: str) -> int | None:
+        """Tokens in `text` with the loaded model's own tokenizer (None while no model is up)."""
+        worker = self._worker
+        if worker is None or not worker.alive or self._loaded is None or self._reading.locked():
+            return None
+        async with self._reading:
+            request_id = next(self._ids)
+            await worker.send({"op": proto.OP_TOKENIZE, "id": request_id, "text": text})
+            while True:
+                event = await worker.events.get()
+                if isinstance(event, _Exited):
+                    worker.events.put_nowait(event)  # leave it for whoever streams next
+                    return None
+                if event.get("id") == request_id and event.get("ev") == proto.EV_TOKENS:
+                    count = event.get("count")
+                    return int(count) if count is not None else None
 
     async def cancel(self) -> None:
         request_id = self._active

@@ -17,6 +17,7 @@ from lollma_tui.core.settings import AUTO, BackendKind, LoadSettings, SamplingSe
 OP_LOAD = "load"
 OP_CHAT = "chat"
 OP_CANCEL = "cancel"
+OP_TOKENIZE = "tokenize"
 OP_SHUTDOWN = "shutdown"
 
 # Events (worker → app)
@@ -25,6 +26,7 @@ EV_LOADED = "loaded"
 EV_DELTA = "delta"
 EV_DONE = "done"
 EV_ERROR = "error"
+EV_TOKENS = "tokens"
 
 # Error kinds carried by EV_ERROR
 ERR_LOAD = "load"

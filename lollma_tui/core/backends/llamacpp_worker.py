@@ -103,6 +103,20 @@ def _make_engine_class() -> type:
                     raise Cancelled
                 super().eval(tokens[start : start + step])
 
+        continue_text = ""
+        """Set before a chat completion to continue this text as the assistant's turn."""
+
+        def create_completion(self, prompt: str | list[int], *args: Any, **kwargs: Any) -> Any:
+            # The chat handlers format the conversation, tokenize it and call this; appending the
+            # unfinished reply here makes the model continue it rather than start a new turn.
+            extra, self.continue_text = self.continue_text, ""
+            if extra:
+                if isinstance(prompt, str):
+                    prompt = prompt + extra
+                else:
+                    prompt = [*prompt, *self.tokenize(extra.encode(), add_bos=False, special=False)]
+            return super().create_completion(prompt, *args, **kwargs)
+
         def generate(
             self, tokens: Sequence[int], *args: Any, **kwargs: Any
         ) -> Generator[int, Sequence[int] | None, None]:
@@ -282,9 +296,10 @@ class Worker:
                 return
             llm = self.llm
             sampling = proto.sampling_from_wire(request["sampling"])
-            messages = adapt_messages(
-                [ChatMessage(m["role"], m["content"]) for m in request["messages"]], self.chat_format
-            )
+            messages = [ChatMessage(m["role"], m["content"]) for m in request["messages"]]
+            if messages and messages[-1].role == "assistant":
+                llm.continue_text = messages.pop().content
+            messages = adapt_messages(messages, self.chat_format)
             llm.cancel_event = cancel
             llm.sampled = 0
             llm.prompt_tokens = 0
@@ -339,6 +354,14 @@ class Worker:
             )
         )
 
+    def tokenize(self, request: dict[str, Any]) -> None:
+        request_id = int(request["id"])
+        count = None
+        if self.llm is not None:
+            text = str(request.get("text", ""))
+            count = len(self.llm.tokenize(text.encode(), add_bos=False, special=False))
+        self.channel.send({"ev": proto.EV_TOKENS, "id": request_id, "count": count})
+
     def serve(self) -> None:
         while True:
             request = self.channel.requests.get()
@@ -349,6 +372,8 @@ class Worker:
                 self.load(request)
             elif op == proto.OP_CHAT:
                 self.chat(request)
+            elif op == proto.OP_TOKENIZE:
+                self.tokenize(request)
             else:
                 self.channel.send(
                     {"ev": proto.EV_ERROR, "kind": proto.ERR_PROTOCOL, "message": f"unknown op {op!r}"}

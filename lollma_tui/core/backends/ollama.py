@@ -434,6 +434,11 @@ class OllamaBackend:
         self._cache.record(transcript, reply, prompt_tokens, final.eval_count or 0, thought=thought)
         return stats
 
+    async def count_tokens(self, text: str) -> int | None:
+        """Ollama has no tokenize endpoint: the caller estimates."""
+        del text
+        return None
+
     async def cancel(self) -> None:
         """Stop the reply in flight: the HTTP stream is closed, which stops Ollama generating."""
         pump = self._pump

@@ -50,6 +50,9 @@ class Conversation:
     system_prompt: str = ""
     messages: list[Message] = field(default_factory=list)
     created_at: float = field(default_factory=time.time)
+    context_from: int = 0
+    """Index of the first message the model is sent; earlier turns were left out to fit the
+    context (they stay in the conversation and the history)."""
 
     def add_user(self, text: str) -> Message:
         message = Message("user", text)
@@ -72,13 +75,19 @@ class Conversation:
         sent: list[ChatMessage] = []
         if self.system_prompt.strip():
             sent.append(ChatMessage("system", self.system_prompt))
-        for message in self.messages:
+        for message in self.messages[self.context_from :]:
             if message.role == "assistant" and (
                 message.state in (ReplyState.STREAMING, ReplyState.ERROR) or not message.content
             ):
                 continue
             sent.append(message.to_chat())
         return sent
+
+    def last_user(self) -> Message | None:
+        for message in reversed(self.messages):
+            if message.role == "user":
+                return message
+        return None
 
     def last_reply(self) -> Message | None:
         for message in reversed(self.messages):

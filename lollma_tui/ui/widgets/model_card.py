@@ -8,7 +8,9 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from lollma_tui.core.backends.base import BackendState, BackendStatus, ReplyStats
+from lollma_tui.core.chat.context_budget import ContextCheck
 from lollma_tui.core.chat.stats_format import format_gpu_layers, format_rate, format_seconds
+from lollma_tui.core.hardware.history import Metric, classify
 
 _STATE_MARK = {
     BackendState.UNLOADED: "○ no model",
@@ -29,11 +31,14 @@ class ModelCard(Vertical):
     status: reactive[BackendStatus | None] = reactive(None, init=False)
     """The backend's latest status; set by the app."""
     last_stats: reactive[ReplyStats | None] = reactive(None, init=False)
+    context: reactive[ContextCheck | None] = reactive(None, init=False)
+    """Tokens the conversation takes of the loaded context; set by the app."""
 
     def compose(self) -> ComposeResult:
         yield Static("model", classes="card-title")
         yield Static("", id="model-lines", markup=False)
         yield Static("", id="model-state", markup=False)
+        yield Static("", id="model-context", markup=False)
         yield Static("", id="model-speed", markup=False)
 
     def watch_status(self, status: BackendStatus | None) -> None:
@@ -68,3 +73,15 @@ class ModelCard(Vertical):
             if stats.prompt_tps is not None and not stats.prompt_cached:
                 text += f"\nprompt {format_rate(stats.prompt_tps)} tok/s"
         self.query_one("#model-speed", Static).update(text)
+
+    def watch_context(self, check: ContextCheck | None) -> None:
+        line = self.query_one("#model-context", Static)
+        if check is None:
+            line.update("")
+            return
+        share = check.used / check.n_ctx if check.n_ctx else 0.0
+        approx = "" if check.exact else "≈"
+        line.update(f"context {approx}{check.used:,}/{check.n_ctx:,} ({share:.0%})")
+        level = classify(Metric.MEMORY_FRACTION, share)
+        for name in ("ok", "warm", "hot"):
+            line.set_class(level == name, f"-{name}")

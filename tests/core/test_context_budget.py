@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from lollma_tui.core.chat.context_budget import ContextCheck, estimate_tokens, keep_from, reply_reserve
+
+
+def test_overflow_counts_what_is_used_and_what_comes_next() -> None:
+    assert not ContextCheck(used=3000, needed=1000, n_ctx=4096, exact=True).overflows
+    assert ContextCheck(used=3000, needed=1100, n_ctx=4096, exact=True).overflows
+
+
+def test_keep_from_drops_the_oldest_turns_only_as_far_as_needed() -> None:
+    sizes = [100, 400, 50, 300, 80]
+    assert keep_from(sizes, 1000) == 0
+    assert keep_from(sizes, 800) == 2  # 930 in all; without the first two, 430
+    assert keep_from(sizes, 400) == 3  # 380
+    assert keep_from(sizes, 10) == 4  # the newest message always stays
+    assert keep_from(sizes, 400, first=4) == 4
+
+
+def test_estimates_and_reserve() -> None:
+    assert estimate_tokens("") == 0
+    assert estimate_tokens("abcdefgh") == 2
+    assert reply_reserve(None) > 0 and reply_reserve(64) == 64

@@ -1,0 +1,211 @@
+"""Conversation features in the app: edit and resend, continue, copy, export and import,
+the conversation list and search, and the context overflow choice."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from lollma_tui.core.backends.base import BackendState
+from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
+from lollma_tui.core.chat.opening import default_store_path
+from lollma_tui.core.chat.store import ChatStore
+from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
+from lollma_tui.ui.app import LollmaApp
+from lollma_tui.ui.screens.context_overflow import ContextOverflowScreen
+from lollma_tui.ui.screens.conversations import ConversationsScreen
+from lollma_tui.ui.screens.search import SearchScreen
+from lollma_tui.ui.widgets.chat_log import Notice
+
+SHORT = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=10)
+
+
+def make_app(model: Path, sampling: SamplingSettings = SHORT, n_ctx: int = 1024) -> LollmaApp:
+    return LollmaApp(StartupOptions(load=LoadSettings(model=str(model), n_ctx=n_ctx), sampling=sampling))
+
+
+async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], within: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.02)
+
+
+async def started(pilot: Pilot[None], app: LollmaApp) -> None:
+    await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
+    await wait_until(pilot, lambda: app.history_store is not None)
+    await app.workers.wait_for_complete([w for w in app.workers if w.group == "history-open"])
+
+
+async def type_enter(pilot: Pilot[None], text: str) -> None:
+    await pilot.press(*text, "enter")
+    await pilot.pause()
+
+
+async def chat(pilot: Pilot[None], app: LollmaApp, text: str) -> None:
+    count = len(app.conversation.messages)
+    await type_enter(pilot, text)
+    await wait_until(pilot, lambda: len(app.conversation.messages) >= count + 2 and not app.is_generating)
+
+
+def notices(app: LollmaApp) -> list[str]:
+    return [str(n.render()) for n in app.main.chat_log.query(Notice)]
+
+
+def stored_thread(conversation_id: str) -> list[Message]:
+    with ChatStore.open(default_store_path()) as store:
+        return store.load(conversation_id).conversation.messages
+
+
+async def test_edit_and_resend_replaces_later_turns_and_keeps_the_old_branch(tiny_gguf: Path) -> None:
+    app = make_app(tiny_gguf)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await chat(pilot, app, "one")
+        await chat(pilot, app, "two")
+        original = app.conversation.messages[2]
+        await type_enter(pilot, "/edit")
+        assert app.main.prompt.text == "two"
+        await pilot.press("ctrl+a")  # to the start of the line; then type over the old text
+        await pilot.press(*"edited ", "enter")
+        await wait_until(pilot, lambda: len(app.conversation.messages) == 4 and not app.is_generating)
+        assert [m.content for m in app.conversation.messages if m.role == "user"] == ["one", "edited two"]
+        assert app.main.chat_log.turn_for(original.id) is None
+        conversation_id = app.conversation.id
+        new_id = app.conversation.messages[2].id
+    with ChatStore.open(default_store_path()) as store:
+        assert store.siblings(new_id) == [original.id, new_id]
+    assert [m.content for m in stored_thread(conversation_id) if m.role == "user"] == ["one", "edited two"]
+
+
+async def test_continue_appends_to_a_reply_cut_at_the_limit(tiny_gguf: Path) -> None:
+    app = make_app(tiny_gguf, sampling=SHORT.with_changes(max_tokens=6))
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await chat(pilot, app, "tell me about the cache")
+        reply = app.conversation.messages[-1]
+        assert reply.state == ReplyState.LENGTH
+        before = reply.content
+        await type_enter(pilot, "/continue")
+        await wait_until(pilot, lambda: not app.is_generating and reply.state != ReplyState.STREAMING)
+        assert len(app.conversation.messages) == 2  # the same reply grew; no new turn
+        assert reply.content.startswith(before) and len(reply.content) > len(before)
+        conversation_id = app.conversation.id
+    (saved_reply,) = [m for m in stored_thread(conversation_id) if m.role == "assistant"]
+    assert saved_reply.content == reply.content
+
+
+async def test_copy_sends_osc52_and_saves_a_file(tiny_gguf: Path, tmp_path: Path) -> None:
+    app = make_app(tiny_gguf)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await chat(pilot, app, "hello")
+        written: list[str] = []
+        driver = app._driver
+        assert driver is not None
+        original_write = driver.write
+        driver.write = lambda data: (written.append(data), original_write(data))[1]  # type: ignore[method-assign]
+        reply = app.conversation.messages[-1].content
+        # Give the reply a code block to copy on its own.
+        app.conversation.messages[-1].content = reply + "\n\n```python\nprint('hi')\n```\n"
+        await type_enter(pilot, "/copy code 1")
+        sequences = [w for w in written if w.startswith("\x1b]52;c;")]
+        assert sequences, written
+        copied = base64.b64decode(sequences[-1][len("\x1b]52;c;") : -1]).decode()
+        assert copied == "print('hi')"
+        await pilot.press("f3")
+        await pilot.pause()
+        copied = base64.b64decode([w for w in written if w.startswith("\x1b]52;c;")][-1][7:-1]).decode()
+        assert copied == app.conversation.messages[-1].content
+        saved = Path(notices(app)[-1].split("also in ")[1].rstrip("."))
+        assert saved.read_text() == copied
+
+
+async def test_export_and_import_round_trip(tiny_gguf: Path, tmp_path: Path) -> None:
+    app = make_app(tiny_gguf)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await chat(pilot, app, "export me")
+        await type_enter(pilot, f"/export json {tmp_path / 'chat.json'}")
+        await type_enter(pilot, f"/export md {tmp_path / 'chat.md'}")
+        await wait_until(pilot, lambda: (tmp_path / "chat.md").exists())
+        document = json.loads((tmp_path / "chat.json").read_text())
+        assert "export me" in json.dumps(document)
+        markdown = (tmp_path / "chat.md").read_text()
+        assert "export me" in markdown and "tok/s" in markdown
+        original_id = app.conversation.id
+        await type_enter(pilot, f"/import {tmp_path / 'chat.json'}")
+        await wait_until(pilot, lambda: app.conversation.id != original_id)
+        assert app.conversation.messages[0].content == "export me"
+        (tmp_path / "bad.json").write_text('{"format": "nope"}')
+        with ChatStore.open(default_store_path()) as store:
+            before = store.count_conversations()
+        await type_enter(pilot, f"/import {tmp_path / 'bad.json'}")
+        await wait_until(pilot, lambda: "Import failed" in notices(app)[-1])
+        with ChatStore.open(default_store_path()) as store:
+            assert store.count_conversations() == before
+
+
+async def test_conversation_list_and_search_open_other_conversations(tiny_gguf: Path) -> None:
+    with ChatStore.open(default_store_path()) as store:
+        old = Conversation(title="about lighthouses")
+        old.messages += [
+            Message("user", "how do lighthouses work"),
+            Message("assistant", "a lamp and a lens"),
+        ]
+        store.create_conversation(old)
+    app = make_app(tiny_gguf)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await type_enter(pilot, "/clear")
+        await chat(pilot, app, "a newer conversation")
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConversationsScreen))
+        await pilot.pause(0.3)
+        await pilot.press("down", "enter")  # the list is newest first: the second is the old one
+        await wait_until(pilot, lambda: app.conversation.id == old.id)
+        assert [m.content for m in app.conversation.messages] == [
+            "how do lighthouses work",
+            "a lamp and a lens",
+        ]
+        await type_enter(pilot, "/clear")
+        await pilot.press("ctrl+f")
+        await wait_until(pilot, lambda: isinstance(app.screen, SearchScreen))
+        await pilot.press(*"lens")
+        await pilot.pause(0.6)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.conversation.id == old.id)
+        assert app.main.chat_log.turn_for(old.messages[1].id) is not None
+
+
+async def test_a_message_that_would_overflow_the_context_asks_first(tiny_gguf: Path) -> None:
+    app = make_app(tiny_gguf, sampling=SHORT.with_changes(max_tokens=16), n_ctx=256)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await chat(pilot, app, "the model " * 8)
+        await chat(pilot, app, "the cache " * 8)
+        await wait_until(pilot, lambda: app.main.model_card.context is not None)
+        long_message = "quant layer memory " * 4
+        await pilot.press(*long_message, "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ContextOverflowScreen))
+        await pilot.press("c")  # cancel: nothing is sent, the text comes back
+        await wait_until(pilot, lambda: not isinstance(app.screen, ContextOverflowScreen))
+        assert app.main.prompt.text == long_message
+        assert len(app.conversation.messages) == 4
+        app.main.prompt.clear()
+        await pilot.press(*long_message, "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ContextOverflowScreen))
+        await pilot.press("t")  # truncate: the oldest turns are left out, then it is sent
+        await wait_until(pilot, lambda: len(app.conversation.messages) == 6 and not app.is_generating)
+        assert app.conversation.context_from >= 2
+        assert app.conversation.messages[app.conversation.context_from].role == "user"
+        reply = app.conversation.messages[-1]
+        assert reply.state in (ReplyState.COMPLETE, ReplyState.LENGTH)
+        assert len(app.conversation.messages) == 6  # nothing was deleted from the conversation
