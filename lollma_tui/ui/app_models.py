@@ -101,10 +101,10 @@ class ModelFeatures(AppBase):
         warned = False
         while (version := await backend.ping()) is None:
             message = f"Ollama is not reachable at {backend.base_url} — is `ollama serve` running?"
+            self.main.model_card.status = BackendStatus(BackendState.FAILED, f"{message} Retrying…")
             if not warned:
                 warned = True
                 await self.notice(f"{message} Retrying in the background.", "error")
-            self.main.model_card.status = BackendStatus(BackendState.FAILED, f"{message} Retrying…")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
         await self.notice(f"Connected to Ollama {version} at {backend.base_url}.")

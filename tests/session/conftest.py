@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from gguf_factory import write_tiny_gguf
+from gguf import LlamaFileType
+from gguf_factory import quantize_gguf, write_tiny_gguf
 
 # tests/ is on sys.path; see tests/ollama/conftest.py for why ollama_server stays a plain folder.
 from ollama_server import OllamaTestServer
 from ollama_server.fixtures import ollama_server
-from swap_support import GREEDY, Factory, quantize
+from swap_support import GREEDY, Factory
 
 from lollma_tui.core.backends.base import Backend
 from lollma_tui.core.backends.llamacpp import LlamaCppBackend
@@ -27,11 +28,10 @@ __all__ = ["ollama_server"]
 @pytest.fixture(scope="session")
 def quant_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model folder with tiny-llama in F16 and in Q8_0 (derived with llama_model_quantize)."""
-    import llama_cpp
 
     folder = tmp_path_factory.mktemp("quants")
     f16 = write_tiny_gguf(folder / "tiny-llama-F16.gguf")
-    quantize(f16, folder / "tiny-llama-Q8_0.gguf", llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0)
+    quantize_gguf(f16, folder / "tiny-llama-Q8_0.gguf", LlamaFileType.MOSTLY_Q8_0)
     return folder
 
 

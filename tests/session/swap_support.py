@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable
-from pathlib import Path
 
 from lollma_tui.core.backends.base import Backend, ChatMessage, ReplyDone, TextDelta
 from lollma_tui.core.session import ModelSession, SwapProgress
@@ -13,17 +11,6 @@ from lollma_tui.core.settings import BackendKind, SamplingSettings
 GREEDY = SamplingSettings(temperature=0.0, seed=1, max_tokens=12)
 ENDLESS = SamplingSettings(temperature=0.0, seed=1, repeat_penalty=1.0, max_tokens=3000)
 """Greedy on the random tiny model never samples EOS, so only a stop ends it early."""
-
-
-def quantize(source: Path, target: Path, ftype: int) -> Path:
-    import llama_cpp
-
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = ftype
-    params.nthread = 1
-    rc = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), ctypes.byref(params))
-    assert rc == 0, f"llama_model_quantize failed with {rc}"
-    return target
 
 
 Factory = Callable[[BackendKind], Backend]

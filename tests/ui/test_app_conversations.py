@@ -3,12 +3,11 @@ the conversation list and search, and the context overflow choice."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-from collections.abc import Callable
 from pathlib import Path
 
+from pilot_support import wait_until
 from textual.pilot import Pilot
 
 from lollma_tui.core.backends.base import BackendState
@@ -27,15 +26,6 @@ SHORT = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=10)
 
 def make_app(model: Path, sampling: SamplingSettings = SHORT, n_ctx: int = 1024) -> LollmaApp:
     return LollmaApp(StartupOptions(load=LoadSettings(model=str(model), n_ctx=n_ctx), sampling=sampling))
-
-
-async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], within: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.02)
 
 
 async def started(pilot: Pilot[None], app: LollmaApp) -> None:

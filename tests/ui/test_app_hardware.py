@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
-from textual.pilot import Pilot
+from pilot_support import wait_until
 
 from lollma_tui.core.backends.base import BackendState
 from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
@@ -14,15 +12,6 @@ from lollma_tui.ui.app import LollmaApp
 
 SLOW_ENDLESS = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=3500)
 """Greedy on the random model never stops by itself: long enough to watch, and Esc ends it."""
-
-
-async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], within: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.02)
 
 
 def options(model: Path, interval: float = 0.25) -> StartupOptions:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
+from pilot_support import wait_until
 from textual.pilot import Pilot
 
 from lollma_tui.core.backends.base import BackendState
@@ -24,15 +23,6 @@ def make_app(model: Path, **changes: object) -> LollmaApp:
     for key, value in changes.items():
         object.__setattr__(options, key, value)
     return LollmaApp(options)
-
-
-async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], within: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.02)
 
 
 async def chat(pilot: Pilot[None], app: LollmaApp, text: str) -> None:

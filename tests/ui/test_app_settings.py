@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from gguf import LlamaFileType
 from gguf_factory import quantize_gguf
+from pilot_support import wait_until
 from textual.pilot import Pilot
 
 from lollma_tui.core.backends.base import BackendState
@@ -27,15 +26,6 @@ def quant_folder(tmp_path_factory: pytest.TempPathFactory, tiny_gguf: Path) -> P
     shutil.copy(tiny_gguf, folder / "tiny-llama-F16.gguf")
     quantize_gguf(folder / "tiny-llama-F16.gguf", folder / "tiny-llama-Q8_0.gguf", LlamaFileType.MOSTLY_Q8_0)
     return folder
-
-
-async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], within: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.02)
 
 
 def make_app(model: Path) -> LollmaApp:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pilot_support import wait_until
 from textual.pilot import Pilot
 from textual.widgets import Static
 
@@ -25,15 +24,6 @@ def make_app(model: Path, sampling: SamplingSettings = DEMO_SAMPLING, demo: bool
     return LollmaApp(
         StartupOptions(load=LoadSettings(model=str(model), n_ctx=2048), sampling=sampling, demo=demo)
     )
-
-
-async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], within: float = 60.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.05)
 
 
 async def ready(pilot: Pilot[None], app: LollmaApp) -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-
 from ollama_server import OllamaTestServer
 from ollama_server.engines import Script
 from ollama_server.fixtures import dead_ollama_host, ollama_server
+from pilot_support import wait_until
 from textual.pilot import Pilot
 from textual.widgets import Collapsible
 
@@ -28,15 +26,6 @@ def make_app(host: str, model: str = "tinyllama:1b-q4_K_M") -> LollmaApp:
         ollama_host=host,
     )
     return LollmaApp(options, backend=OllamaBackend(host, timeout_s=10.0, connect_timeout_s=1.0))
-
-
-async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], within: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.05)
 
 
 def notices(app: LollmaApp) -> list[str]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import ctypes
 from pathlib import Path
 
 import pytest
-from gguf_factory import TinyModelSpec, write_tiny_gguf
+from gguf import LlamaFileType
+from gguf_factory import TinyModelSpec, quantize_gguf, write_tiny_gguf
 
 from lollma_tui.core.models.catalog import Catalog, scan_models
 from lollma_tui.core.models.fit import FitParams, estimate_memory
@@ -20,22 +20,11 @@ WIDE_SPEC = TinyModelSpec(name="tiny-wide", n_layer=4, n_ctx_train=16384, seed=1
 """A second model: more layers and a longer training context than tiny-llama."""
 
 
-def quantize_q8_0(source: Path, target: Path) -> Path:
-    import llama_cpp
-
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
-    params.nthread = 1
-    rc = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), ctypes.byref(params))
-    assert rc == 0, f"llama_model_quantize failed with {rc}"
-    return target
-
-
 @pytest.fixture(scope="session")
 def drawer_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("drawer-models")
     f16 = write_tiny_gguf(folder / "tiny-llama-F16.gguf")
-    quantize_q8_0(f16, folder / "tiny-llama-Q8_0.gguf")
+    quantize_gguf(f16, folder / "tiny-llama-Q8_0.gguf", LlamaFileType.MOSTLY_Q8_0)
     write_tiny_gguf(folder / "tiny-wide-F16.gguf", WIDE_SPEC)
     return folder
 
