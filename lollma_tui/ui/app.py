@@ -1,7 +1,7 @@
 """LollmaApp: the composition of the app's feature layers.
 
     AppBase → ModelFeatures → HardwareFeatures → HistoryFeatures → ChatFeatures
-    → SettingsFeatures → ConversationFeatures → CommandFeatures → LollmaApp
+    → SettingsFeatures → ConversationFeatures → BenchFeatures → CommandFeatures → LollmaApp
 
 Each layer owns one area and may call the layers below it; widgets only render what the
 app hands them and post messages back.
@@ -20,7 +20,13 @@ from lollma_tui.ui.theming import register_themes
 
 
 class LollmaApp(CommandFeatures):
-    CSS_PATH = ["app.tcss", "hardware_panel.tcss", "settings_drawer.tcss", "history_screens.tcss"]
+    CSS_PATH = [
+        "app.tcss",
+        "hardware_panel.tcss",
+        "settings_drawer.tcss",
+        "history_screens.tcss",
+        "bench_screens.tcss",
+    ]
     TITLE = "lollma-tui"
 
     BINDINGS = [

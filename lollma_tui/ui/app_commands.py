@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from lollma_tui.core.chat.commands import CommandError, parse_command
-from lollma_tui.ui.app_conversations import ConversationFeatures
+from lollma_tui.ui.app_bench import BenchFeatures
 from lollma_tui.ui.app_settings import SETTING_COMMANDS
 
 
-class CommandFeatures(ConversationFeatures):
+class CommandFeatures(BenchFeatures):
     async def run_command(self, text: str) -> None:
         try:
             command = parse_command(text)
@@ -31,6 +31,10 @@ class CommandFeatures(ConversationFeatures):
                 self.delete_model(argument)
             else:
                 await self.notice("Usage: /delete NAME", "error")
+        elif name == "bench":
+            self.action_bench()
+        elif name == "quantize":
+            await self.action_quantize()
         elif name == "history":
             self.action_conversations()
         elif name == "search":

@@ -35,6 +35,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("set", "/set KEY VALUE", "change any load or sampling setting, e.g. /set temperature 0.7"),
     CommandSpec("settings", "/settings", "show the current settings"),
     CommandSpec("compare", "/compare", "compare speeds of the set-ups used in this conversation"),
+    CommandSpec("bench", "/bench", "benchmark quantizations, GPU layers and threads, llama-bench style"),
+    CommandSpec("quantize", "/quantize", "make other quantizations of the current GGUF model"),
     CommandSpec("pull", "/pull NAME", "download an Ollama model, with progress"),
     CommandSpec("delete", "/delete NAME", "delete an Ollama model from the server"),
     CommandSpec("history", "/history", "list saved conversations (open, rename, delete)"),

@@ -93,6 +93,17 @@ class SettingsDrawer(Vertical):
             return self.drawer
 
     @dataclass
+    class QuantizeRequested(Message):
+        """Quantize… was pressed for `model`, a GGUF file (llama.cpp models only)."""
+
+        drawer: SettingsDrawer
+        model: str
+
+        @property
+        def control(self) -> SettingsDrawer:
+            return self.drawer
+
+    @dataclass
     class Closed(Message):
         """The drawer was closed (Esc or `close()`); the app may move focus back."""
 
@@ -441,6 +452,15 @@ class SettingsDrawer(Vertical):
     def _apply_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         self.action_apply()
+
+    @on(Button.Pressed, "#quantize")
+    def _quantize_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        draft = self.draft_load
+        if draft.backend is BackendKind.LLAMA_CPP and draft.model:
+            self.post_message(self.QuantizeRequested(self, draft.model))
+        else:
+            self.notify("Quantizing works on GGUF files (the llama.cpp backend).", severity="warning")
 
     @on(Button.Pressed, "#reset")
     def _reset_pressed(self, event: Button.Pressed) -> None:

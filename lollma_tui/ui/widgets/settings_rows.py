@@ -112,6 +112,9 @@ class ApplyBar(Vertical):
         with Horizontal(id="drawer-buttons"):
             yield Button("Apply", id="apply", variant="primary", compact=True)
             yield Button("Reset", id="reset", compact=True, tooltip="Discard pending changes")
+            yield Button(
+                "Quantize…", id="quantize", compact=True, tooltip="Make other quantizations of this model"
+            )
 
     def show(self, text: str, state: str, *, reload: bool, can_apply: bool, can_reset: bool) -> None:
         """`state` is one of `STATES` (or ""); it colours the pending line."""

@@ -1,0 +1,77 @@
+"""Bench and quantize from inside the app: the screens open on the current model, and their
+results come back as a swap or as new quantizations in the catalog."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from pilot_support import wait_until
+
+from lollma_tui.core.backends.base import BackendState
+from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
+from lollma_tui.ui.app import LollmaApp
+from lollma_tui.ui.screens.bench import BenchScreen
+from lollma_tui.ui.screens.quantize import QuantizeScreen
+
+
+@pytest.fixture
+def model_copy(tmp_path: Path, tiny_gguf: Path) -> Path:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    return Path(shutil.copy(tiny_gguf, folder / "tiny-llama-F16.gguf"))
+
+
+def make_app(model: Path) -> LollmaApp:
+    options = StartupOptions(
+        load=LoadSettings(model=str(model), n_ctx=1024), sampling=SamplingSettings(max_tokens=8)
+    )
+    return LollmaApp(options)
+
+
+async def test_bench_screen_opens_on_the_model_and_apply_best_swaps(model_copy: Path) -> None:
+    app = make_app(model_copy)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
+        await wait_until(pilot, lambda: app.gguf_catalog is not None)
+        await pilot.press(*"/bench", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, BenchScreen))
+        screen = app.screen
+        assert isinstance(screen, BenchScreen)
+        assert screen.base_settings == app.session.settings
+        best = app.session.settings.with_changes(n_ctx=2048, n_threads=1)
+        screen.post_message(BenchScreen.ApplyBest(screen, best, None))  # type: ignore[arg-type]
+        await wait_until(pilot, lambda: not isinstance(app.screen, BenchScreen))
+        await wait_until(
+            pilot, lambda: app.backend.status.loaded is not None and app.backend.status.loaded.n_ctx == 2048
+        )
+        assert app.session.settings.n_threads == 1
+
+
+async def test_quantize_from_the_drawer_adds_the_variant_to_the_catalog(model_copy: Path) -> None:
+    app = make_app(model_copy)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
+        await wait_until(pilot, lambda: app.gguf_catalog is not None)
+        await pilot.press("f2")
+        drawer = app.main.settings_drawer
+        drawer.query_one("#quantize").focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, QuantizeScreen))
+        await pilot.pause(0.5)
+        await pilot.press("r")  # Q4_K_M is ticked by default
+        await wait_until(pilot, lambda: not isinstance(app.screen, QuantizeScreen), within=60)
+        created = model_copy.parent / "tiny-llama-Q4_K_M.gguf"
+        assert created.exists()
+        await wait_until(
+            pilot,
+            lambda: (
+                app.gguf_catalog is not None
+                and any(v.quant == "Q4_K_M" for g in app.gguf_catalog.groups for v in g.variants)
+            ),
+        )
+        assert sorted(p.name for p in model_copy.parent.iterdir()) == [
+            "tiny-llama-F16.gguf",
+            "tiny-llama-Q4_K_M.gguf",
+        ]
