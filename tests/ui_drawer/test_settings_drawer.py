@@ -409,6 +409,7 @@ async def test_every_control_can_be_reached_and_is_fully_visible_at_80x24(
         "stop",
         "apply",
         "reset",
+        "quantize",
     ]
     async with app.run_test(size=SIZE) as pilot:
         await open_drawer(pilot, drawer)
