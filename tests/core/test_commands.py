@@ -326,7 +326,7 @@ def test_completion_offers_argument_values() -> None:
     assert texts("/model q") == ["/model qwen3:0.6b", "/model tinyllama:1b-q8_0"]
     assert texts("/model q8") == ["/model tinyllama:1b-q8_0"]
     assert texts("/theme ") == ["/theme dark"]
-    assert texts("/qu") == ["/quant ", "/quit "]
+    assert texts("/qu") == ["/quant ", "/quantize ", "/quit "]
     assert texts("/nonsense x") == []
 
 

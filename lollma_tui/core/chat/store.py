@@ -19,9 +19,8 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Final, Literal, cast
@@ -29,10 +28,46 @@ from typing import Final, Literal, cast
 from lollma_tui.core.backends.base import ReplyStats, Role
 from lollma_tui.core.chat import codec
 from lollma_tui.core.chat.connection import connect, store_error
-from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState, new_id, title_from
-from lollma_tui.core.chat.errors import AmbiguousIdError, NotFoundError, StoreError
+from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState, title_from
+from lollma_tui.core.chat.errors import AmbiguousIdError, NotFoundError
+from lollma_tui.core.chat.store_results import (
+    ConversationSummary,
+    MessageLocation,
+    MessageMeta,
+    ThreadWindow,
+)
+from lollma_tui.core.chat.store_rows import (
+    MESSAGE_COLUMNS,
+    ON_THREAD_SQL,
+    WINDOW_SQL,
+    insert_message,
+    message_from_row,
+    sampling_from_row,
+)
+from lollma_tui.core.chat.store_search import SearchHit, search_statement
+from lollma_tui.core.chat.store_tree import (
+    ConversationTree,
+    StoredMessage,
+    check_tree,
+    insert_tree,
+    read_tree_rows,
+    tree_from_rows,
+)
 from lollma_tui.core.chat.writer import Clock, ReplyWriter
 from lollma_tui.core.settings import SamplingSettings
+
+__all__ = [
+    "AT_LEAF",
+    "ChatStore",
+    "ConversationSummary",
+    "ConversationTree",
+    "MessageLocation",
+    "MessageMeta",
+    "ParentRef",
+    "SearchHit",
+    "StoredMessage",
+    "ThreadWindow",
+]
 
 
 class _Leaf(Enum):
@@ -43,163 +78,6 @@ AT_LEAF: Final = _Leaf.LEAF
 """Default parent for a new message: the end of the visible thread."""
 
 ParentRef = str | None | Literal[_Leaf.LEAF]
-_ROLES: Final = frozenset({"system", "user", "assistant"})
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationSummary:
-    id: str
-    title: str
-    created_at: float
-    updated_at: float
-    message_count: int
-    """Messages in the visible thread (other branches not counted)."""
-
-
-@dataclass(frozen=True, slots=True)
-class MessageMeta:
-    parent_id: str | None
-    index: int
-    """Position in the visible thread, 0-based."""
-    sampling: SamplingSettings | None
-    sibling_index: int
-    """Position among the alternatives at this point (edits, regenerations), oldest first."""
-    sibling_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class ThreadWindow:
-    """A slice of a conversation's visible thread; `conversation.messages` holds only the slice."""
-
-    conversation: Conversation
-    updated_at: float
-    start: int
-    total: int
-    meta: dict[str, MessageMeta]
-
-    @property
-    def stop(self) -> int:
-        return self.start + len(self.conversation.messages)
-
-    @property
-    def has_earlier(self) -> bool:
-        return self.start > 0
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    message: Message
-    parent_id: str | None
-    sampling: SamplingSettings | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationTree:
-    """A whole conversation with every branch, parents before children (export and import)."""
-
-    id: str
-    title: str
-    system_prompt: str
-    created_at: float
-    updated_at: float
-    leaf_id: str | None
-    messages: tuple[StoredMessage, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SearchHit:
-    conversation_id: str
-    conversation_title: str
-    message_id: str
-    role: Role
-    snippet: str
-    created_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class MessageLocation:
-    conversation_id: str
-    index: int
-    in_thread: bool
-    """False when the message is on a branch that is not the visible one (see `switch_branch`)."""
-
-
-_MESSAGE_COLUMNS = (
-    "m.n, m.id, m.parent_id, m.role, m.content, m.state, m.error, m.created_at, m.stats, m.sampling, m.depth"
-)
-
-_WINDOW_SQL = f"""
-WITH RECURSIVE path(n, parent_id, depth) AS (
-    SELECT n, parent_id, depth FROM messages WHERE id = :leaf
-    UNION ALL
-    SELECT m.n, m.parent_id, m.depth FROM messages AS m JOIN path AS p ON m.id = p.parent_id
-    WHERE p.depth > :start
-)
-SELECT {_MESSAGE_COLUMNS},
-    (SELECT count(*) FROM messages AS s
-        WHERE s.parent_id IS m.parent_id AND s.conversation_id = m.conversation_id),
-    (SELECT count(*) FROM messages AS s
-        WHERE s.parent_id IS m.parent_id AND s.conversation_id = m.conversation_id AND s.n < m.n)
-FROM path JOIN messages AS m ON m.n = path.n
-WHERE path.depth < :stop
-ORDER BY path.depth
-"""
-
-_ON_THREAD_SQL = """
-WITH RECURSIVE path(id, parent_id, depth) AS (
-    SELECT id, parent_id, depth FROM messages WHERE id = :leaf
-    UNION ALL
-    SELECT m.id, m.parent_id, m.depth FROM messages AS m JOIN path AS p ON m.id = p.parent_id
-    WHERE p.depth > :depth
-)
-SELECT id FROM path WHERE depth = :depth
-"""
-
-
-def _message(row: Sequence[object]) -> Message:
-    _n, message_id, _parent, role, content, state, error, created_at, stats, _sampling, _depth = row[:11]
-    if role not in _ROLES:
-        raise StoreError(f"message {message_id}: unknown role {role!r} in the history file")
-    try:
-        return Message(
-            role=cast(Role, role),
-            content=cast(str, content),
-            id=cast(str, message_id),
-            created_at=cast(float, created_at),
-            state=ReplyState(cast(str, state)),
-            stats=codec.stats_from_json(cast("str | None", stats), f"message {message_id} stats"),
-            error=cast("str | None", error),
-        )
-    except ValueError as exc:
-        raise StoreError(f"unreadable message in the history file: {exc}") from exc
-
-
-def _sampling(row: Sequence[object]) -> SamplingSettings | None:
-    try:
-        return codec.sampling_from_json(cast("str | None", row[9]), f"message {row[1]} sampling")
-    except ValueError as exc:
-        raise StoreError(f"unreadable message in the history file: {exc}") from exc
-
-
-def _fts_query(text: str) -> str | None:
-    """User text to an FTS5 query: each word a quoted phrase (no syntax errors), the last a prefix."""
-    chunks = [chunk for chunk in text.split() if re.search(r"\w", chunk)]
-    if not chunks:
-        return None
-    phrases = ['"' + chunk.replace('"', '""') + '"' for chunk in chunks]
-    phrases[-1] += "*"
-    return " ".join(phrases)
-
-
-def _like_snippet(text: str, term: str, marks: tuple[str, str], width: int = 60) -> str:
-    at = text.casefold().find(term.casefold())
-    if at < 0:
-        return text[:width]
-    start = max(0, at - width // 2)
-    end = min(len(text), at + len(term) + width // 2)
-    before = ("…" if start else "") + text[start:at]
-    after = text[at + len(term) : end] + ("…" if end < len(text) else "")
-    return f"{before}{marks[0]}{text[at : at + len(term)]}{marks[1]}{after}"
 
 
 class ChatStore:
@@ -427,16 +305,16 @@ class ChatStore:
             start = min(max(0, start), total)
             stop = total if stop is None else min(max(start, stop), total)
             rows = (
-                conn.execute(_WINDOW_SQL, {"leaf": leaf, "start": start, "stop": stop}).fetchall()
+                conn.execute(WINDOW_SQL, {"leaf": leaf, "start": start, "stop": stop}).fetchall()
                 if stop > start
                 else []
             )
-        messages = [_message(row) for row in rows]
+        messages = [message_from_row(row) for row in rows]
         meta = {
             str(row[1]): MessageMeta(
                 parent_id=row[2],
                 index=int(row[10]),
-                sampling=_sampling(row),
+                sampling=sampling_from_row(row),
                 sibling_index=row[12],
                 sibling_count=row[11],
             )
@@ -454,11 +332,11 @@ class ChatStore:
     def get_message(self, message_id: str) -> Message:
         with self._read() as conn:
             row = conn.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages AS m WHERE m.id = ?", (message_id,)
+                f"SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE m.id = ?", (message_id,)
             ).fetchone()
         if row is None:
             raise NotFoundError(f"no message {message_id}")
-        return _message(row)
+        return message_from_row(row)
 
     def locate(self, message_id: str) -> MessageLocation:
         """Where a message is, for jumping to a search hit."""
@@ -471,7 +349,7 @@ class ChatStore:
             if row is None:
                 raise NotFoundError(f"no message {message_id}")
             conversation_id, depth, leaf = row
-            found = conn.execute(_ON_THREAD_SQL, {"leaf": leaf, "depth": depth}).fetchone()
+            found = conn.execute(ON_THREAD_SQL, {"leaf": leaf, "depth": depth}).fetchone()
         return MessageLocation(conversation_id, int(depth), found is not None and found[0] == message_id)
 
     def siblings(self, message_id: str) -> list[str]:
@@ -490,24 +368,8 @@ class ChatStore:
     def message_tree(self, conversation_id: str) -> ConversationTree:
         """Every message of every branch, parents before children."""
         with self._read() as conn:
-            head = conn.execute(
-                "SELECT title, system_prompt, created_at, updated_at, leaf_id FROM conversations"
-                " WHERE id = ?",
-                (conversation_id,),
-            ).fetchone()
-            if head is None:
-                raise NotFoundError(f"no conversation {conversation_id}")
-            # Depth order puts parents first; n keeps siblings in the order they were made.
-            rows = conn.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages AS m WHERE m.conversation_id = ?"
-                " ORDER BY m.depth, m.n",
-                (conversation_id,),
-            ).fetchall()
-        stored = tuple(StoredMessage(_message(row), row[2], _sampling(row)) for row in rows)
-        title, system_prompt, created_at, updated_at, leaf_id = head
-        return ConversationTree(
-            conversation_id, title, system_prompt, created_at, updated_at, leaf_id, stored
-        )
+            fetched = read_tree_rows(conn, conversation_id)
+        return tree_from_rows(conversation_id, fetched)
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -637,42 +499,13 @@ class ChatStore:
             if parent is None:
                 raise NotFoundError(f"no message {parent_id} in conversation {conversation_id}")
             depth = parent[0] + 1
-        row = self._insert(conn, conversation_id, message, parent_id, depth, state, sampling)
+        row = insert_message(conn, conversation_id, message, parent_id, depth, state, sampling)
         conn.execute(
             "UPDATE conversations SET leaf_id = ?, updated_at = ?,"
             " title = CASE WHEN title = '' AND ? = 'user' THEN ? ELSE title END WHERE id = ?",
             (message.id, self._wall(), message.role, title_from(message.content), conversation_id),
         )
         return row
-
-    @staticmethod
-    def _insert(
-        conn: sqlite3.Connection,
-        conversation_id: str,
-        message: Message,
-        parent_id: str | None,
-        depth: int,
-        state: ReplyState,
-        sampling: SamplingSettings | None,
-    ) -> int:
-        cursor = conn.execute(
-            "INSERT INTO messages(id, conversation_id, parent_id, depth, role, content, state, error,"
-            " created_at, stats, sampling) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                message.id,
-                conversation_id,
-                parent_id,
-                depth,
-                message.role,
-                message.content,
-                state.value,
-                message.error,
-                message.created_at,
-                None if message.stats is None else codec.dumps(message.stats),
-                None if sampling is None else codec.dumps(sampling),
-            ),
-        )
-        return cast(int, cursor.lastrowid)
 
     def _writer(self, row: int, message_id: str, conversation_id: str) -> ReplyWriter:
         return ReplyWriter(
@@ -729,40 +562,12 @@ class ChatStore:
 
         Hits on branches that are not visible are included; `locate` tells the UI where they are.
         """
-        if self._fts:
-            match = _fts_query(query)
-            if match is None:
-                return []
-            with self._read() as conn:
-                rows = conn.execute(
-                    "SELECT m.conversation_id, c.title, m.id, m.role,"
-                    " snippet(messages_fts, 0, ?, ?, '…', 12), m.created_at"
-                    " FROM messages_fts JOIN messages AS m ON m.n = messages_fts.rowid"
-                    " JOIN conversations AS c ON c.id = m.conversation_id"
-                    " WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
-                    (marks[0], marks[1], match, limit),
-                ).fetchall()
-            return [SearchHit(*row) for row in rows]
-        return self._search_like(query, limit, marks)
-
-    def _search_like(self, query: str, limit: int, marks: tuple[str, str]) -> list[SearchHit]:
-        # Fallback for a sqlite without FTS5: slow on big histories, but search still works.
-        terms = query.split()
-        if not terms:
+        statement = search_statement(query, fts=self._fts, limit=limit, marks=marks)
+        if statement is None:
             return []
-        escaped = [term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for term in terms]
-        where = " AND ".join("m.content LIKE ? ESCAPE '\\'" for _ in escaped)
         with self._read() as conn:
-            rows = conn.execute(
-                "SELECT m.conversation_id, c.title, m.id, m.role, m.content, m.created_at FROM messages AS m"
-                f" JOIN conversations AS c ON c.id = m.conversation_id WHERE {where}"
-                " ORDER BY m.created_at DESC LIMIT ?",
-                (*[f"%{term}%" for term in escaped], limit),
-            ).fetchall()
-        return [
-            SearchHit(row[0], row[1], row[2], row[3], _like_snippet(row[4], terms[0], marks), row[5])
-            for row in rows
-        ]
+            rows = conn.execute(statement.sql, statement.params).fetchall()
+        return statement.hits(rows)
 
     # -- import and maintenance ---------------------------------------------------------------
 
@@ -773,35 +578,9 @@ class ChatStore:
         replaced by a fresh one so nothing existing is touched. Replies that were streaming when
         exported come in as INCOMPLETE.
         """
-        _check_tree(tree)
+        check_tree(tree)
         with self._write() as conn:
-            if self._ids_taken(conn, tree):
-                tree = _with_fresh_ids(tree)
-            conn.execute(
-                "INSERT INTO conversations(id, title, system_prompt, created_at, updated_at, leaf_id)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (tree.id, tree.title, tree.system_prompt, tree.created_at, tree.updated_at, tree.leaf_id),
-            )
-            depths: dict[str, int] = {}
-            for stored in tree.messages:
-                message = stored.message
-                depth = 0 if stored.parent_id is None else depths[stored.parent_id] + 1
-                depths[message.id] = depth
-                state = ReplyState.INCOMPLETE if message.state is ReplyState.STREAMING else message.state
-                self._insert(conn, tree.id, message, stored.parent_id, depth, state, stored.sampling)
-        return tree.id
-
-    @staticmethod
-    def _ids_taken(conn: sqlite3.Connection, tree: ConversationTree) -> bool:
-        if conn.execute("SELECT 1 FROM conversations WHERE id = ?", (tree.id,)).fetchone():
-            return True
-        ids = [stored.message.id for stored in tree.messages]
-        for at in range(0, len(ids), 500):
-            chunk = ids[at : at + 500]
-            marks = ", ".join("?" * len(chunk))
-            if conn.execute(f"SELECT 1 FROM messages WHERE id IN ({marks}) LIMIT 1", chunk).fetchone():
-                return True
-        return False
+            return insert_tree(conn, tree)
 
     def integrity_check(self) -> list[str]:
         """SQLite's quick_check (reads the whole file); an empty list means healthy."""
@@ -809,32 +588,3 @@ class ChatStore:
             rows = conn.execute("PRAGMA quick_check").fetchall()
         problems = [str(row[0]) for row in rows]
         return [] if problems == ["ok"] else problems
-
-
-def _check_tree(tree: ConversationTree) -> None:
-    seen: set[str] = set()
-    for stored in tree.messages:
-        message_id = stored.message.id
-        if message_id in seen:
-            raise StoreError(f"message id {message_id} appears twice")
-        if stored.parent_id is not None and stored.parent_id not in seen:
-            raise StoreError(f"message {message_id}: parent {stored.parent_id} must come before it")
-        seen.add(message_id)
-    if tree.leaf_id is not None and tree.leaf_id not in seen:
-        raise StoreError(f"current message {tree.leaf_id} is not among the messages")
-    if tree.leaf_id is None and tree.messages:
-        raise StoreError("a conversation with messages must name its current message")
-
-
-def _with_fresh_ids(tree: ConversationTree) -> ConversationTree:
-    mapping = {stored.message.id: new_id() for stored in tree.messages}
-    messages = tuple(
-        StoredMessage(
-            replace(stored.message, id=mapping[stored.message.id]),
-            None if stored.parent_id is None else mapping[stored.parent_id],
-            stored.sampling,
-        )
-        for stored in tree.messages
-    )
-    leaf = None if tree.leaf_id is None else mapping[tree.leaf_id]
-    return replace(tree, id=new_id(), leaf_id=leaf, messages=messages)

@@ -28,12 +28,12 @@ from lollma_tui.core.backends.base import (
     LoadedModel,
     ReplyDone,
 )
-from lollma_tui.core.models.catalog import Catalog, HeaderCache, ModelVariant, scan_models
+from lollma_tui.core.models.catalog import Catalog, HeaderCache, ModelVariant
 from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader
+from lollma_tui.core.session.backend_catalog import backend_catalog
 from lollma_tui.core.session.budget import MemoryBudget
 from lollma_tui.core.session.models import (
     ModelChoice,
-    ollama_catalog,
     quant_variants,
     resolve_model,
     settings_for_quant,
@@ -559,22 +559,7 @@ class ModelSession:
         own folder added when the scan does not include it. Ollama: the server's installed tags.
         Raises `BackendError` when Ollama cannot be asked.
         """
-        if self._backend.kind is BackendKind.OLLAMA:
-            list_models = getattr(self._backend, "list_models", None)
-            if list_models is None:
-                return Catalog()
-            return ollama_catalog(await list_models())
-        current = self._settings.model.strip()
-        if gguf_catalog is not None and (not current or gguf_catalog.find(current) is not None):
-            return gguf_catalog
-        if not current:
-            return Catalog()
-        known = [p for g in gguf_catalog.groups for v in g.variants for p in v.paths] if gguf_catalog else []
-        return await asyncio.to_thread(self._scan_around, current, known)
-
-    def _scan_around(self, model: str, known: list[Path]) -> Catalog:
-        path = Path(model).expanduser()
-        return scan_models([path.parent], [path, *known], cache=self._headers)
+        return await backend_catalog(self._backend, self._settings.model, self._headers, gguf_catalog)
 
     async def quant_variants(self, gguf_catalog: Catalog | None = None) -> tuple[ModelVariant, ...]:
         """The current model's quantizations the active backend can load (current one included)."""

@@ -1,0 +1,40 @@
+"""The models the active backend can load, as one `Catalog` for the model menu, /model and /quant.
+
+llama.cpp: the app's scan of model folders, widened to the current model's own folder when the
+scan does not include it (a model opened by path from elsewhere still lists its siblings).
+Ollama: the server's installed tags.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from lollma_tui.core.backends.base import Backend
+from lollma_tui.core.models.catalog import Catalog, HeaderCache, scan_models
+from lollma_tui.core.session.models import ollama_catalog
+from lollma_tui.core.settings import BackendKind
+
+
+async def backend_catalog(
+    backend: Backend, model: str, headers: HeaderCache, gguf_catalog: Catalog | None = None
+) -> Catalog:
+    """The catalog for `backend`, whose current model is `model`; raises `BackendError` when
+    Ollama cannot be asked. The folder scan runs off the loop, reading headers through `headers`."""
+    if backend.kind is BackendKind.OLLAMA:
+        list_models = getattr(backend, "list_models", None)
+        if list_models is None:
+            return Catalog()
+        return ollama_catalog(await list_models())
+    current = model.strip()
+    if gguf_catalog is not None and (not current or gguf_catalog.find(current) is not None):
+        return gguf_catalog
+    if not current:
+        return Catalog()
+    known = [p for g in gguf_catalog.groups for v in g.variants for p in v.paths] if gguf_catalog else []
+    return await asyncio.to_thread(_scan_around, current, known, headers)
+
+
+def _scan_around(model: str, known: list[Path], headers: HeaderCache) -> Catalog:
+    path = Path(model).expanduser()
+    return scan_models([path.parent], [path, *known], cache=headers)
