@@ -37,6 +37,8 @@ class BenchFeatures(ConversationFeatures):
 
     @on(HardwareSampled)
     def _hardware_to_bench(self, message: HardwareSampled) -> None:
+        if not self.screen_stack:
+            return  # a late sample while the app shuts down
         screen = self.screen
         if isinstance(screen, BenchScreen):
             screen.history = message.history

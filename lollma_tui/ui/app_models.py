@@ -80,7 +80,8 @@ class ModelFeatures(AppBase):
             return
         if loaded is not None:
             await self.notice(format_loaded(loaded))
-            for note in (*loaded.notes, *result.notes):
+            # The session's notes already include the backend's own ones.
+            for note in dict.fromkeys((*loaded.notes, *result.notes)):
                 await self.notice(note)
         demo_loaded = self.options.demo and loaded is not None and is_demo_model(loaded.settings.model)
         if demo_loaded and not self._demo_notice_shown:

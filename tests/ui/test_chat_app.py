@@ -62,6 +62,7 @@ async def test_send_streams_a_reply_with_its_stats(demo_gguf: Path) -> None:
         assert [m.role for m in app.conversation.messages] == ["user", "assistant"]
         # The demo's base-model warning was shown once.
         assert sum("base model" in n for n in notices(app)) == 1
+        assert sum("no chat template" in n for n in notices(app)) == 1
         speed = str(app.main.model_card.query_one("#model-speed", Static).render())
         assert "tok/s" in speed
 

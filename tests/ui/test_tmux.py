@@ -59,7 +59,9 @@ def test_installed_command_streams_a_reply_with_stats(
         "LOLLMA_CONFIG_DIR": tmp_path / "config",
         "LOLLMA_CACHE_DIR": session_cache,  # where demo_gguf assembled the demo model
     }
-    line = "env " + " ".join(f"{k}={shlex.quote(str(v))}" for k, v in env.items())
+    # GNU readline (imported by pytest) puts COLUMNS/LINES for 80x24 into the C environment,
+    # where tmux would hand them to the app: drop them so the app sizes itself by the pane.
+    line = "env -u COLUMNS -u LINES " + " ".join(f"{k}={shlex.quote(str(v))}" for k, v in env.items())
     line += f" {shlex.quote(command)} --max-tokens 60 --ctx 2048"
     tmux.run("new-session", "-d", "-s", "chat", "-x", "110", "-y", "32", line)
 

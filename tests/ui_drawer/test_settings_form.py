@@ -216,3 +216,10 @@ def test_fit_summary_and_levels(llama_catalog: Catalog, f16_path: str) -> None:
     text, level = verdict(0, None, 1 * MiB)
     assert level == "hot" and text.startswith("✗ does not fit: RAM short by")
     assert set(FIT_LEVELS) == set(FitStatus)
+
+
+def test_a_model_not_in_the_catalog_still_gets_a_valid_selection(llama_catalog: Catalog) -> None:
+    menu = ModelMenu.build(llama_catalog, BackendKind.LLAMA_CPP)
+    (models, value), _ = menu.options("/elsewhere/unknown.gguf")
+    assert value in [option for _, option in models]
+    assert len(models) == len(menu.choices) + 1

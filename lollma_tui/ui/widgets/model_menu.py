@@ -112,9 +112,11 @@ class ModelMenu:
         """(options, value) of the model list, and of the quant list of `ref`'s model."""
         located = self.locate(ref)
         model_options = [(choice.label, index) for index, choice in enumerate(self.choices)]
-        model = (model_options or [("no models found", NO_MODEL)], located[0] if located else NO_MODEL)
         if located is None:
-            return model, ([("—", NO_MODEL)], NO_MODEL)
+            # The value must be one of the options: offer a placeholder entry for "none yet".
+            placeholder = "choose a model" if model_options else "no models found"
+            return ([(placeholder, NO_MODEL), *model_options], NO_MODEL), ([("—", NO_MODEL)], NO_MODEL)
+        model = (model_options, located[0])
         labels = self.choices[located[0]].variant_labels()
         return model, ([(label, index) for index, label in enumerate(labels)], located[1])
 
