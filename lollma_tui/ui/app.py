@@ -20,13 +20,8 @@ from lollma_tui.ui.theming import register_themes
 
 
 class LollmaApp(CommandFeatures):
-    CSS_PATH = [
-        "app.tcss",
-        "hardware_panel.tcss",
-        "settings_drawer.tcss",
-        "history_screens.tcss",
-        "bench_screens.tcss",
-    ]
+    CSS_PATH = ["app.tcss", "hardware_panel.tcss"]
+    """Dialogs, the drawer and the bench screen bring their own stylesheets when first shown."""
     TITLE = "lollma-tui"
 
     BINDINGS = [
@@ -47,12 +42,12 @@ class LollmaApp(CommandFeatures):
         self.apply_theme(self.options.theme)
         if failures:
             self.notify("\n".join(failures), title="Some themes did not load", severity="warning")
-        self.start_hardware()
 
     def on_unmount(self) -> None:
         self.stop_hardware()
 
     def on_ready(self) -> None:
+        self.start_hardware()
         self.main.model_card.status = self.backend.status
         self.load_model(self.load_settings)
         self.open_history()

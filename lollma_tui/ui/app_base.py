@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import App
 
 from lollma_tui.core.backends.base import Backend, BackendStatus
 from lollma_tui.core.chat.conversation import Conversation, Message
-from lollma_tui.core.session import ModelSession
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.messages import BackendStatusChanged
 from lollma_tui.ui.screens.main import MainScreen
 from lollma_tui.ui.theming import choose_theme, with_app_variables
+
+if TYPE_CHECKING:
+    from lollma_tui.core.session.session import ModelSession
 
 
 class AppBase(App[None]):
@@ -21,9 +25,21 @@ class AppBase(App[None]):
         self.options = options
         self._first_backend = backend
         self.conversation = Conversation(system_prompt=options.system_prompt)
-        self.session = ModelSession(self._backend_for, options.load, options.sampling)
-        """Owns the active backend; every load and swap goes through it."""
+        self._session: ModelSession | None = None
         self._generating: Message | None = None
+
+    @property
+    def session(self) -> ModelSession:
+        """Owns the active backend; every load and swap goes through it.
+
+        Built on first use (after the first frame): the session pulls in the estimator and the
+        catalog, which the first frame does not need.
+        """
+        if self._session is None:
+            from lollma_tui.core.session.session import ModelSession
+
+            self._session = ModelSession(self._backend_for, self.options.load, self.options.sampling)
+        return self._session
 
     def _backend_for(self, kind: BackendKind) -> Backend:
         """The session's backend factory: the injected backend first, then fresh ones."""
@@ -87,6 +103,14 @@ class AppBase(App[None]):
             if isinstance(screen, MainScreen):
                 return screen
         raise RuntimeError("main screen is not mounted")
+
+    @property
+    def main_or_none(self) -> MainScreen | None:
+        """The main screen, or None while the app starts up or shuts down (late messages)."""
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, MainScreen):
+                return screen
+        return None
 
     async def notice(self, text: str, kind: str = "info") -> None:
         await self.main.chat_log.add_notice(text, kind)

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import on, work
 
 from lollma_tui.core.backends.base import BackendError, ChatMessage, ReplyDone, TextDelta, ThinkingDelta
-from lollma_tui.core.chat.async_store import StreamingReply
 from lollma_tui.core.chat.commands import is_command, unescape_message
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.stats_format import format_gpu_layers
 from lollma_tui.ui.app_history import HistoryFeatures
 from lollma_tui.ui.widgets.chat_log import ReplyTurn
 from lollma_tui.ui.widgets.prompt_input import PromptInput
+
+if TYPE_CHECKING:
+    from lollma_tui.core.chat.async_store import StreamingReply
 
 FINISH_STATE = {"stop": ReplyState.COMPLETE, "length": ReplyState.LENGTH, "cancelled": ReplyState.STOPPED}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import on, work
 
@@ -19,13 +20,14 @@ from lollma_tui.core.chat.context_budget import (
 )
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.errors import StoreError
-from lollma_tui.core.chat.export import export_json, export_markdown, import_json
-from lollma_tui.core.chat.store import ChatStore
 from lollma_tui.ui.app_settings import SettingsFeatures
 from lollma_tui.ui.messages import SwapFinished
-from lollma_tui.ui.screens.context_overflow import ContextOverflowScreen, OverflowChoice
-from lollma_tui.ui.screens.conversations import NEW_CONVERSATION, ConversationsResult, ConversationsScreen
-from lollma_tui.ui.screens.search import SearchJump, SearchScreen
+
+if TYPE_CHECKING:
+    # The dialogs and the exporter load when first used, not on the way to the first frame.
+    from lollma_tui.core.chat.store import ChatStore
+    from lollma_tui.ui.screens.conversations import ConversationsResult, ConversationsScreen
+    from lollma_tui.ui.screens.search import SearchJump
 
 _CODE_BLOCK = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
@@ -44,10 +46,14 @@ class ConversationFeatures(SettingsFeatures):
         if store is None or not store.is_open:
             self.notify("The history is not open yet.")
             return
+        from lollma_tui.ui.screens.conversations import ConversationsScreen
+
         current = self.conversation.id if self._conversation_saved else None
         self.push_screen(ConversationsScreen(store.store, current_id=current), self._conversation_chosen)
 
     async def _conversation_chosen(self, result: ConversationsResult) -> None:
+        from lollma_tui.ui.screens.conversations import NEW_CONVERSATION
+
         if result is None:
             return
         if result is NEW_CONVERSATION:
@@ -55,14 +61,12 @@ class ConversationFeatures(SettingsFeatures):
             return
         await self.open_conversation(str(result))
 
-    @on(ConversationsScreen.Deleted)
-    async def _conversation_deleted(self, message: ConversationsScreen.Deleted) -> None:
+    async def on_conversations_screen_deleted(self, message: ConversationsScreen.Deleted) -> None:
         if self._conversation_saved and message.conversation_id == self.conversation.id:
             # The open conversation is gone from the store; what is on screen starts afresh.
             await self.action_new_conversation()
 
-    @on(ConversationsScreen.Renamed)
-    def _conversation_renamed(self, message: ConversationsScreen.Renamed) -> None:
+    def on_conversations_screen_renamed(self, message: ConversationsScreen.Renamed) -> None:
         if message.summary.id == self.conversation.id:
             self.conversation.title = message.summary.title
 
@@ -71,6 +75,8 @@ class ConversationFeatures(SettingsFeatures):
         if store is None or not store.is_open:
             self.notify("The history is not open yet.")
             return
+        from lollma_tui.ui.screens.search import SearchScreen
+
         self.push_screen(SearchScreen(store.store, query=query), self._search_chosen)
 
     async def _search_chosen(self, jump: SearchJump | None) -> None:
@@ -225,6 +231,8 @@ class ConversationFeatures(SettingsFeatures):
         if kind not in ("md", "json"):
             await self.notice("Usage: /export md|json [PATH]", "error")
             return
+        from lollma_tui.core.chat.export import export_json, export_markdown
+
         given = words[1] if len(words) > 1 else f"{_slug(self.conversation.title or 'conversation')}.{kind}"
         render = export_markdown if kind == "md" else export_json
         try:
@@ -324,6 +332,8 @@ class ConversationFeatures(SettingsFeatures):
 
     @work(group="context-overflow", exclusive=True, exit_on_error=False)
     async def ask_about_overflow(self, check: ContextCheck, text: str) -> None:
+        from lollma_tui.ui.screens.context_overflow import ContextOverflowScreen, OverflowChoice
+
         choice = await self.push_screen_wait(ContextOverflowScreen(check.used, check.n_ctx, check.needed))
         if choice is OverflowChoice.CANCEL:
             self.main.prompt.load_text(text)
@@ -355,6 +365,8 @@ def _slug(title: str) -> str:
 
 
 def _import_file(store: ChatStore, given: str) -> str:
+    from lollma_tui.core.chat.export import import_json
+
     return import_json(store, Path(given).expanduser())
 
 

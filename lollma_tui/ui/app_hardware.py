@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.css.query import NoMatches
 
 from lollma_tui.core.backends.base import Backend
-from lollma_tui.core.session import MemoryBudget, budget_from_snapshot
 from lollma_tui.core.settings import BackendKind
 from lollma_tui.ui.app_models import ModelFeatures
-from lollma_tui.ui.hardware_feed import HardwareFeed, HardwareSampled
+from lollma_tui.ui.messages import HardwareSampled
+
+if TYPE_CHECKING:
+    from lollma_tui.core.session import MemoryBudget
+    from lollma_tui.ui.hardware_feed import HardwareFeed
 from lollma_tui.ui.widgets.hardware_panel import ModelFootprint
 
 LIVE_RATE_EVERY_S = 0.25
@@ -31,6 +35,8 @@ class HardwareFeatures(ModelFeatures):
     _rate_shown_at = 0.0
 
     def start_hardware(self) -> None:
+        from lollma_tui.ui.hardware_feed import HardwareFeed
+
         # The provider runs on the sampler thread; it reads whichever backend is current.
         self.hardware = HardwareFeed(
             self, interval_s=self.options.hardware_interval_s, process_ids=self._our_pids
@@ -42,12 +48,16 @@ class HardwareFeatures(ModelFeatures):
         return backend.process_ids()
 
     def memory_budget(self) -> MemoryBudget | None:
+        from lollma_tui.core.session.budget import budget_from_snapshot
+
         latest = self.hardware.latest if getattr(self, "hardware", None) is not None else None
         return budget_from_snapshot(latest) if latest is not None else None
 
     async def first_memory_budget(self) -> MemoryBudget | None:
         feed = getattr(self, "hardware", None)
         snapshot = await feed.first_snapshot(FIRST_SAMPLE_WAIT_S) if feed is not None else None
+        from lollma_tui.core.session.budget import budget_from_snapshot
+
         return budget_from_snapshot(snapshot) if snapshot is not None else None
 
     def stop_hardware(self) -> None:
@@ -62,10 +72,13 @@ class HardwareFeatures(ModelFeatures):
 
     @on(HardwareSampled)
     def _show_hardware(self, message: HardwareSampled) -> None:
-        try:
-            panel = self.main.hardware_panel
-        except (NoMatches, RuntimeError):
+        main = self.main_or_none
+        if main is None:
             return  # a late sample while the app shuts down
+        try:
+            panel = main.hardware_panel
+        except NoMatches:
+            return
         panel.history = message.history
         panel.stale = message.stale
         panel.snapshot = message.snapshot

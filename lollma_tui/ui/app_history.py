@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual import on, work
 
-from lollma_tui.core.chat.async_store import AsyncStore, StreamingReply
 from lollma_tui.core.chat.conversation import Conversation, Message
 from lollma_tui.core.chat.errors import StoreError
 from lollma_tui.core.chat.stats_format import format_setup
 from lollma_tui.ui.app_hardware import HardwareFeatures
 from lollma_tui.ui.widgets.chat_log import ChatLog
+
+if TYPE_CHECKING:
+    from lollma_tui.core.chat.async_store import AsyncStore, StreamingReply
 
 TAIL_MESSAGES = 30
 """Messages mounted when a conversation opens; earlier ones load as the user scrolls up."""
@@ -29,6 +33,8 @@ class HistoryFeatures(HardwareFeatures):
     @work(group="history-open", exclusive=True, exit_on_error=False)
     async def open_history(self) -> None:
         """Open the store and resume where the user left off (unless told otherwise)."""
+        from lollma_tui.core.chat.async_store import AsyncStore
+
         store = AsyncStore()
         opened = await store.open(self.options.history_path)
         self.history_store = store

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from textual import on, work
 
 from lollma_tui.core.backends.base import BackendError, BackendState, BackendStatus
 from lollma_tui.core.chat.stats_format import format_loaded
 from lollma_tui.core.models.demo import DemoModelError, ensure_demo_model, is_demo_model
-from lollma_tui.core.session import MemoryBudget, SwapProgress, SwapResult
 from lollma_tui.core.settings import BackendKind, LoadSettings
 from lollma_tui.ui.app_base import AppBase
 from lollma_tui.ui.messages import BackendStatusChanged, SwapFinished, SwapProgressed
+
+if TYPE_CHECKING:
+    from lollma_tui.core.session import MemoryBudget, SwapProgress, SwapResult
 
 DEMO_NOTICE = (
     "Demo model: Gemma 3 270M is a base model, not an instruction-tuned one, so its replies "
@@ -167,4 +170,6 @@ class ModelFeatures(AppBase):
 
     @on(BackendStatusChanged)
     def _show_backend_status(self, message: BackendStatusChanged) -> None:
-        self.main.model_card.status = message.status
+        main = self.main_or_none
+        if main is not None:
+            main.model_card.status = message.status

@@ -1,31 +1,26 @@
-"""Changing the set-up: the settings drawer, the setting commands, and the model catalog."""
+"""Changing the set-up: the settings drawer, the setting commands, and the model catalog.
+
+The drawer and the setting-command machinery are imported on first use: they are not needed
+for the first frame.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import on, work
 
 from lollma_tui.core.chat.commands import Command, CommandError
-from lollma_tui.core.chat.setting_commands import (
-    apply_setting_command,
-    command_state,
-    completion_context,
-    describe_settings,
-)
-from lollma_tui.core.models.catalog import Catalog, HeaderCache, default_model_dirs, scan_models
-from lollma_tui.core.models.fit import FitParams, FitVerdict, check_fit
-from lollma_tui.core.session import (
-    format_comparison,
-    reclaimable_memory,
-    reload_needed,
-    summarise_replies,
-)
 from lollma_tui.core.settings import BackendKind, LoadSettings, SettingsError
 from lollma_tui.ui.app_chat import ChatFeatures
 from lollma_tui.ui.messages import SwapFinished, SwapProgressed
-from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
+
+if TYPE_CHECKING:
+    from lollma_tui.core.models.catalog import Catalog, HeaderCache
+    from lollma_tui.core.models.fit import FitVerdict
+    from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
 
 SETTING_COMMANDS = frozenset({"model", "quant", "ngl", "ctx", "threads", "batch", "backend", "set"})
 
@@ -33,6 +28,7 @@ SETTING_COMMANDS = frozenset({"model", "quant", "ngl", "ctx", "threads", "batch"
 class SettingsFeatures(ChatFeatures):
     gguf_catalog: Catalog | None = None
     _headers: HeaderCache | None = None
+    _catalogs: dict[BackendKind, Catalog] | None = None
     _sidebar_was_hidden = False
 
     # -- the model catalog --------------------------------------------------------------------
@@ -40,6 +36,8 @@ class SettingsFeatures(ChatFeatures):
     @work(group="catalog-scan", exclusive=True, exit_on_error=False)
     async def scan_catalog(self) -> None:
         """Find GGUF files in the models folders (in a thread: large vocabularies take ms each)."""
+        from lollma_tui.core.models.catalog import HeaderCache, default_model_dirs, scan_models
+
         if self._headers is None:
             self._headers = HeaderCache()
         folders = list(default_model_dirs())
@@ -55,18 +53,25 @@ class SettingsFeatures(ChatFeatures):
 
     async def refresh_choices(self) -> None:
         """Hand the drawer and the prompt's completion what the app now knows."""
+        from lollma_tui.core.chat.setting_commands import command_state, completion_context
+
         state = await command_state(self.session, self.gguf_catalog)
         self.main.prompt.completion_context = completion_context(state, tuple(self.theme_names()))
-        drawer = self.main.settings_drawer
-        catalogs = dict(drawer.catalogs)
+        catalogs = dict(self._catalogs or {})
         if self.gguf_catalog is not None:
             catalogs[BackendKind.LLAMA_CPP] = self.gguf_catalog
         if state.catalog is not None:
             catalogs[state.load.backend] = state.catalog
-        drawer.catalogs = catalogs
+        self._catalogs = catalogs
+        drawer = self.main.settings_drawer
+        if drawer is not None:
+            drawer.catalogs = catalogs
 
     def fit_for(self, settings: LoadSettings) -> FitVerdict | None:
         """The drawer's live verdict: the estimator against the newest free-memory figures."""
+        from lollma_tui.core.models.fit import FitParams, check_fit
+        from lollma_tui.core.session import reclaimable_memory
+
         if settings.backend != BackendKind.LLAMA_CPP or self.gguf_catalog is None:
             return None
         found = self.gguf_catalog.find(settings.model)
@@ -89,12 +94,20 @@ class SettingsFeatures(ChatFeatures):
 
     # -- the drawer ---------------------------------------------------------------------------
 
-    def action_toggle_settings(self) -> None:
+    async def action_toggle_settings(self) -> None:
         drawer = self.main.settings_drawer
-        if drawer.is_open:
+        if drawer is not None and drawer.is_open:
             drawer.close()
             self._drawer_closed()
             return
+        if drawer is None:
+            from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
+
+            drawer = SettingsDrawer(self.session.settings, self.sampling, id="settings-drawer")
+            await self.main.add_settings_drawer(drawer)
+            drawer.catalogs = dict(self._catalogs or {})
+        from lollma_tui.core.session import reload_needed
+
         drawer.applied_load = self.session.settings
         drawer.applied_sampling = self.sampling
         drawer.fit_checker = self.fit_for
@@ -110,32 +123,39 @@ class SettingsFeatures(ChatFeatures):
             self.main.sidebar.remove_class("-hidden")
         self.main.prompt.focus()
 
-    @on(SettingsDrawer.Closed)
-    def _settings_closed(self, _: SettingsDrawer.Closed) -> None:
+    # Handlers by name, so the drawer's module is not imported before it is first opened.
+    def on_settings_drawer_closed(self, _: SettingsDrawer.Closed) -> None:
         self._drawer_closed()
 
-    @on(SettingsDrawer.ApplyRequested)
-    def _apply_settings(self, message: SettingsDrawer.ApplyRequested) -> None:
+    def on_settings_drawer_apply_requested(self, message: SettingsDrawer.ApplyRequested) -> None:
         self.swap_to(message.load)
 
-    @on(SettingsDrawer.SamplingChanged)
-    def _sampling_changed(self, message: SettingsDrawer.SamplingChanged) -> None:
+    def on_settings_drawer_sampling_changed(self, message: SettingsDrawer.SamplingChanged) -> None:
         self.sampling = message.sampling
 
     @on(SwapProgressed)
     def _swap_moved_on(self, message: SwapProgressed) -> None:
-        self.main.settings_drawer.busy = message.progress.message
+        main = self.main_or_none
+        drawer = main.settings_drawer if main is not None else None
+        if drawer is not None:
+            drawer.busy = message.progress.message
 
     @on(SwapFinished)
     async def _swap_done(self, message: SwapFinished) -> None:
-        drawer = self.main.settings_drawer
-        drawer.busy = None
-        drawer.applied_load = self.session.settings
+        main = self.main_or_none
+        if main is None:
+            return  # the app is closing
+        drawer = main.settings_drawer
+        if drawer is not None:
+            drawer.busy = None
+            drawer.applied_load = self.session.settings
         await self.refresh_choices()
 
     # -- setting commands ---------------------------------------------------------------------
 
     async def run_setting_command(self, command: Command) -> None:
+        from lollma_tui.core.chat.setting_commands import apply_setting_command, command_state
+
         state = await command_state(self.session, self.gguf_catalog)
         try:
             change = apply_setting_command(command, state)
@@ -147,12 +167,18 @@ class SettingsFeatures(ChatFeatures):
         if change.load_changed:
             self.swap_to(change.load)
         await self.notice(change.message)
-        self.main.settings_drawer.applied_sampling = self.sampling
+        drawer = self.main.settings_drawer
+        if drawer is not None:
+            drawer.applied_sampling = self.sampling
 
     async def show_settings(self) -> None:
+        from lollma_tui.core.chat.setting_commands import describe_settings
+
         await self.notice(describe_settings(self.session.settings, self.sampling, self.session.loaded))
 
     async def show_comparison(self) -> None:
+        from lollma_tui.core.session import format_comparison, summarise_replies
+
         stats = [m.stats for m in self.conversation.messages if m.role == "assistant" and m.stats is not None]
         if not stats:
             await self.notice("No replies with measured speed in this conversation yet.")

@@ -12,13 +12,11 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from textual import events
 from textual.app import App
-from textual.message import Message
 from textual.timer import Timer
 
 from lollma_tui.core.hardware import (
@@ -30,26 +28,12 @@ from lollma_tui.core.hardware import (
     is_stale,
 )
 from lollma_tui.core.hardware.sampler import PidsProvider
+from lollma_tui.ui.messages import HardwareSampled
+
+__all__ = ["HardwareFeed", "HardwareSampled"]
 
 STALE_CHECK_MAX_S = 1.0
 """The stale check runs every interval, but at least this often."""
-
-
-@dataclass
-class HardwareSampled(Message):
-    """The newest hardware state, for the app to hand to its `HardwarePanel`.
-
-    Posted for every snapshot, and once more with ``stale=True`` when no new one has come for
-    3 intervals (a source stalled, or the sampler stopped).
-    """
-
-    snapshot: SystemSnapshot
-    history: HardwareHistory
-    """Grows in place on the UI thread; read it only there."""
-    stale: bool = False
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, HardwareSampled)
 
 
 class HardwareFeed:

@@ -67,7 +67,7 @@ async def test_live_token_rate_shows_while_streaming_and_goes_away(slow_gguf: Pa
 async def test_folding_the_panel_slows_sampling(tiny_gguf: Path) -> None:
     app = LollmaApp(options(tiny_gguf, interval=0.5))
     async with app.run_test(size=(100, 32)) as pilot:
-        await pilot.pause()
+        await wait_until(pilot, lambda: getattr(app, "hardware", None) is not None)
         assert app.hardware.interval_s == 0.5
         await pilot.press("ctrl+b")
         assert app.hardware.interval_s == 5.0

@@ -160,7 +160,7 @@ class LlamaCppBackend:
         self._cancelling = False
         self._idle = asyncio.Event()
         self._idle.set()
-        self._reading = asyncio.Lock()
+        self._counting: asyncio.Future[None] | None = None
         self._restart: asyncio.Task[LoadedModel] | None = None
 
     # -- status -------------------------------------------------------------------------------
@@ -313,8 +313,9 @@ class LlamaCppBackend:
         worker = await self._ensure_running()
         loaded = self._loaded
         assert loaded is not None
-        # One reader of the worker's events at a time (a token count may be under way).
-        await self._reading.acquire()
+        # A token count reads the same event queue; it takes milliseconds, so wait it out.
+        while self._counting is not None:
+            await asyncio.shield(self._counting)
         request_id = next(self._ids)
         self._active = request_id
         self._cancelling = False
@@ -376,7 +377,6 @@ class LlamaCppBackend:
                 # The consumer went away mid-reply: make the worker stop generating too.
                 await worker.send({"op": proto.OP_CANCEL, "id": request_id})
             self._active = None
-            self._reading.release()
             self._idle.set()
             if self._status.state == BackendState.GENERATING:
                 self._set_status(BackendState.READY, f"{loaded.name} ready")
@@ -384,9 +384,12 @@ class LlamaCppBackend:
     async def count_tokens(self, text: str) -> int | None:
         """Tokens in `text` with the loaded model's own tokenizer (None while no model is up)."""
         worker = self._worker
-        if worker is None or not worker.alive or self._loaded is None or self._reading.locked():
-            return None
-        async with self._reading:
+        busy = self._active is not None or self._counting is not None
+        if worker is None or not worker.alive or self._loaded is None or busy:
+            return None  # a reply owns the worker's events now; the caller estimates instead
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._counting = done
+        try:
             request_id = next(self._ids)
             await worker.send({"op": proto.OP_TOKENIZE, "id": request_id, "text": text})
             while True:
@@ -397,6 +400,9 @@ class LlamaCppBackend:
                 if event.get("id") == request_id and event.get("ev") == proto.EV_TOKENS:
                     count = event.get("count")
                     return int(count) if count is not None else None
+        finally:
+            self._counting = None
+            done.set_result(None)
 
     async def cancel(self) -> None:
         request_id = self._active

@@ -13,43 +13,88 @@ No Textual and no rich here. Typical use::
 
 from __future__ import annotations
 
-from lollma_tui.core.hardware.defaults import default_sources
-from lollma_tui.core.hardware.history import (
-    HISTORY_WINDOW_S,
-    THRESHOLDS,
-    HardwareHistory,
-    Level,
-    Metric,
-    Thresholds,
-    classify,
-)
-from lollma_tui.core.hardware.host import HostSource
-from lollma_tui.core.hardware.macmon import MacmonSource, parse_macmon_line
-from lollma_tui.core.hardware.nvidia import NvidiaSource, import_pynvml
-from lollma_tui.core.hardware.processes import ProcessTracker
-from lollma_tui.core.hardware.sampler import (
-    DEFAULT_INTERVAL_S,
-    MAX_INTERVAL_S,
-    MIN_INTERVAL_S,
-    HardwareSampler,
-    IntervalError,
-    validate_interval,
-)
-from lollma_tui.core.hardware.snapshots import (
-    CpuSnapshot,
-    GpuProcessMemory,
-    GpuSnapshot,
-    GpuState,
-    GpuVendor,
-    MemorySnapshot,
-    ProcessSnapshot,
-    SourceState,
-    SourceStatus,
-    SystemSnapshot,
-    is_stale,
-)
-from lollma_tui.core.hardware.source import HardwareSource, SampleContext, SourceReading
-from lollma_tui.core.hardware.sysfs_gpu import SysfsGpuSource
+from typing import TYPE_CHECKING
+
+from lollma_tui.core.lazy_exports import lazy_getattr
+
+if TYPE_CHECKING:
+    from lollma_tui.core.hardware.defaults import default_sources
+    from lollma_tui.core.hardware.history import (
+        HISTORY_WINDOW_S,
+        THRESHOLDS,
+        HardwareHistory,
+        Level,
+        Metric,
+        Thresholds,
+        classify,
+    )
+    from lollma_tui.core.hardware.host import HostSource
+    from lollma_tui.core.hardware.macmon import MacmonSource, parse_macmon_line
+    from lollma_tui.core.hardware.nvidia import NvidiaSource, import_pynvml
+    from lollma_tui.core.hardware.processes import ProcessTracker
+    from lollma_tui.core.hardware.sampler import (
+        DEFAULT_INTERVAL_S,
+        MAX_INTERVAL_S,
+        MIN_INTERVAL_S,
+        HardwareSampler,
+        IntervalError,
+        validate_interval,
+    )
+    from lollma_tui.core.hardware.snapshots import (
+        CpuSnapshot,
+        GpuProcessMemory,
+        GpuSnapshot,
+        GpuState,
+        GpuVendor,
+        MemorySnapshot,
+        ProcessSnapshot,
+        SourceState,
+        SourceStatus,
+        SystemSnapshot,
+        is_stale,
+    )
+    from lollma_tui.core.hardware.source import HardwareSource, SampleContext, SourceReading
+    from lollma_tui.core.hardware.sysfs_gpu import SysfsGpuSource
+
+_EXPORTS = {
+    "default_sources": "defaults",
+    "HISTORY_WINDOW_S": "history",
+    "THRESHOLDS": "history",
+    "HardwareHistory": "history",
+    "Level": "history",
+    "Metric": "history",
+    "Thresholds": "history",
+    "classify": "history",
+    "HostSource": "host",
+    "MacmonSource": "macmon",
+    "parse_macmon_line": "macmon",
+    "NvidiaSource": "nvidia",
+    "import_pynvml": "nvidia",
+    "ProcessTracker": "processes",
+    "DEFAULT_INTERVAL_S": "sampler",
+    "MAX_INTERVAL_S": "sampler",
+    "MIN_INTERVAL_S": "sampler",
+    "HardwareSampler": "sampler",
+    "IntervalError": "sampler",
+    "validate_interval": "sampler",
+    "CpuSnapshot": "snapshots",
+    "GpuProcessMemory": "snapshots",
+    "GpuSnapshot": "snapshots",
+    "GpuState": "snapshots",
+    "GpuVendor": "snapshots",
+    "MemorySnapshot": "snapshots",
+    "ProcessSnapshot": "snapshots",
+    "SourceState": "snapshots",
+    "SourceStatus": "snapshots",
+    "SystemSnapshot": "snapshots",
+    "is_stale": "snapshots",
+    "HardwareSource": "source",
+    "SampleContext": "source",
+    "SourceReading": "source",
+    "SysfsGpuSource": "sysfs_gpu",
+}
+
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 __all__ = [
     "DEFAULT_INTERVAL_S",

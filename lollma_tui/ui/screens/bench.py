@@ -93,6 +93,9 @@ class BenchScreen(Screen[None]):
     | escape | Stop the sweep, or close the screen when none runs. |
     """
 
+    CSS_PATH = "../bench_screens.tcss"
+    """Loaded with the screen, so the app's first frame does not parse it."""
+
     BINDINGS = [
         Binding("escape", "stop_or_close", "Stop/close", id="bench.escape"),
         Binding("r", "run", "Run", id="bench.run"),

@@ -17,6 +17,9 @@ class ConfirmScreen(ModalScreen[bool]):
     "No" has the focus at first, so a reflexive Enter never confirms a destructive action.
     """
 
+    CSS_PATH = "../history_screens.tcss"
+    """Loaded with the screen, so the app's first frame does not parse it."""
+
     BINDINGS = [
         Binding("y", "answer(True)", "Yes", id="confirm.yes"),
         Binding("n,escape", "answer(False)", "No", id="confirm.no"),

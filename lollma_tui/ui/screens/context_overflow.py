@@ -52,6 +52,9 @@ def overflow_text(used_tokens: int, n_ctx: int, needed_tokens: int) -> str:
 class ContextOverflowScreen(ModalScreen[OverflowChoice]):
     """Dismisses with the `OverflowChoice` picked; Esc is `OverflowChoice.CANCEL`."""
 
+    CSS_PATH = "../history_screens.tcss"
+    """Loaded with the screen, so the app's first frame does not parse it."""
+
     BINDINGS = [
         Binding("t", "choose('truncate')", "Truncate", id="overflow.truncate"),
         Binding("n", "choose('new')", "New conversation", id="overflow.new"),

@@ -129,6 +129,9 @@ class ConversationsScreen(ModalScreen[ConversationsResult]):
     None (Esc). Renames and deletions happen here, in the store, and are announced to the app
     with `ConversationsScreen.Renamed` and `ConversationsScreen.Deleted`."""
 
+    CSS_PATH = "../history_screens.tcss"
+    """Loaded with the screen, so the app's first frame does not parse it."""
+
     BINDINGS = [
         Binding("escape", "close", "Close", id="conversations.close"),
         Binding("n", "new", "New", id="conversations.new"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
@@ -11,7 +13,9 @@ from lollma_tui.ui.widgets.chat_log import ChatLog
 from lollma_tui.ui.widgets.hardware_panel import HardwarePanel
 from lollma_tui.ui.widgets.model_card import ModelCard
 from lollma_tui.ui.widgets.prompt_input import PromptInput
-from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
+
+if TYPE_CHECKING:
+    from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
 
 
 class MainScreen(Screen[None]):
@@ -25,7 +29,6 @@ class MainScreen(Screen[None]):
             with VerticalScroll(id="sidebar"):
                 yield ModelCard(id="model-card")
                 yield HardwarePanel(id="hardware-panel")
-        yield SettingsDrawer(id="settings-drawer")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -48,8 +51,13 @@ class MainScreen(Screen[None]):
         return self.query_one(HardwarePanel)
 
     @property
-    def settings_drawer(self) -> SettingsDrawer:
-        return self.query_one(SettingsDrawer)
+    def settings_drawer(self) -> SettingsDrawer | None:
+        """The drawer once it has been opened (it is built on first use, off the start-up path)."""
+        found = self.query("#settings-drawer")
+        return cast("SettingsDrawer", found.first()) if found else None
+
+    async def add_settings_drawer(self, drawer: SettingsDrawer) -> None:
+        await self.mount(drawer, before=self.query_one(Footer))
 
     @property
     def sidebar(self) -> VerticalScroll:

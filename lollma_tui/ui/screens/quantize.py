@@ -81,6 +81,9 @@ class QuantizeScreen(ModalScreen[list[Path]]):
     | escape | Stop the running quantization, or close. |
     """
 
+    CSS_PATH = "../bench_screens.tcss"
+    """Loaded with the screen, so the app's first frame does not parse it."""
+
     BINDINGS = [
         Binding("escape", "cancel_or_close", "Stop/close", id="quantize.escape"),
         Binding("r", "run", "Quantize", id="quantize.run"),

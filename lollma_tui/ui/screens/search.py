@@ -83,6 +83,9 @@ class SearchScreen(ModalScreen[SearchJump | None]):
     anything but the current text are dropped.
     """
 
+    CSS_PATH = "../history_screens.tcss"
+    """Loaded with the screen, so the app's first frame does not parse it."""
+
     BINDINGS = [
         Binding("escape", "close", "Close", id="search.close"),
         Binding("down", "move(1)", "Next hit", show=False, id="search.next"),

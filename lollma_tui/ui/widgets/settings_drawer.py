@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from textual import on
@@ -54,6 +55,13 @@ class SettingsDrawer(Vertical):
     | :- | :- |
     | escape | Close the drawer (posts `Closed`). |
     """
+
+    # The drawer is built the first time it opens; reading its stylesheet then (not in the app's
+    # CSS_PATH) keeps it off the first frame. Not scoped: its rules are written as app rules.
+    DEFAULT_CSS = (Path(__file__).resolve().parent.parent / "settings_drawer.tcss").read_text(
+        encoding="utf-8"
+    )
+    SCOPED_CSS = False
 
     BINDINGS = [Binding("escape", "close", "Close", id="settings.close")]
 
