@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
+from textual.app import App
 from textual.pilot import Pilot
+
+from lollma_tui.ui.theming import choose_theme, register_themes, with_app_variables
 
 
 async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], within: float = 30.0) -> None:
@@ -17,3 +20,17 @@ async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], within: f
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await pilot.pause(0.02)
+
+
+class ThemedApp(App[None]):
+    """A host app for widget and screen tests: lollma-tui's themes and colour slots, as the real
+    apps load them (subclasses add CSS_PATH and their own message handlers)."""
+
+    theme_name: ClassVar[str] = "lollma-dark"
+
+    def get_css_variables(self) -> dict[str, str]:
+        return with_app_variables(super().get_css_variables())
+
+    def on_mount(self) -> None:
+        register_themes(self)
+        choose_theme(self, self.theme_name)

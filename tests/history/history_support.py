@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from textual.app import App
-from textual.pilot import Pilot
+from pilot_support import ThemedApp
 from textual.screen import Screen
 
 from lollma_tui.core.backends.base import ReplyStats, RunSetup
 from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
 from lollma_tui.core.chat.store import ChatStore
 from lollma_tui.core.settings import BackendKind, SamplingSettings
-from lollma_tui.ui.theming import with_app_variables
 
 UI_DIR = Path(__file__).resolve().parents[2] / "lollma_tui" / "ui"
 
@@ -49,7 +45,7 @@ class Saved:
         return [self.quantum, self.pasta, self.notes]
 
 
-class HostApp(App[None]):
+class HostApp(ThemedApp):
     """The screens in an app with the real stylesheets, as the main app will show them."""
 
     CSS_PATH = [UI_DIR / "app.tcss", UI_DIR / "history_screens.tcss"]
@@ -59,9 +55,6 @@ class HostApp(App[None]):
         self.results: list[Any] = []
         self.announced: list[Any] = []
 
-    def get_css_variables(self) -> dict[str, str]:
-        return with_app_variables(super().get_css_variables())
-
     def open(self, screen: Screen[Any]) -> None:
         self.push_screen(screen, self.results.append)
 
@@ -70,15 +63,6 @@ class HostApp(App[None]):
 
     def on_conversations_screen_deleted(self, message: Any) -> None:
         self.announced.append(message)
-
-
-async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], within: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.02)
 
 
 def sample_stats(model: str = "gemma-3-270m", gen_tps: float = 77.125) -> ReplyStats:

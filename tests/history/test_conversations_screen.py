@@ -6,7 +6,8 @@ import time
 from typing import Any
 
 import pytest
-from history_support import HostApp, make_conversations, wait_until
+from history_support import HostApp, make_conversations
+from pilot_support import wait_until
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Static

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from history_support import HostApp, wait_until
+from history_support import HostApp
+from pilot_support import wait_until
 from textual.widgets import Static
 
 from lollma_tui.ui.screens.confirm import ConfirmScreen

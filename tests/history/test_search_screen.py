@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from history_support import HostApp, add_turn, wait_until
+from history_support import HostApp, add_turn
+from pilot_support import wait_until
 from textual.pilot import Pilot
 from textual.widgets import OptionList, Static
 

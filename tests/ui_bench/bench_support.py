@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from textual.app import App
+from pilot_support import ThemedApp
 from textual.message import Message
-from textual.pilot import Pilot
 from textual.screen import Screen
 
 from lollma_tui.core.hardware import CpuSnapshot, MemorySnapshot, SystemSnapshot
-from lollma_tui.ui.theming import with_app_variables
 
 UI_DIR = Path(__file__).resolve().parents[2] / "lollma_tui" / "ui"
 
 
-class HostApp(App[None]):
+class HostApp(ThemedApp):
     """The screens in an app with the real stylesheets, as the main app will show them."""
 
     CSS_PATH = [UI_DIR / "app.tcss", UI_DIR / "hardware_panel.tcss", UI_DIR / "bench_screens.tcss"]
@@ -27,9 +23,6 @@ class HostApp(App[None]):
         super().__init__()
         self.results: list[Any] = []
         self.messages: list[Message] = []
-
-    def get_css_variables(self) -> dict[str, str]:
-        return with_app_variables(super().get_css_variables())
 
     def open(self, screen: Screen[Any]) -> None:
         # Pushed from the app's own task, so the screen runs in its context (and message hook).
@@ -40,15 +33,6 @@ class HostApp(App[None]):
 
     def on_bench_screen_finished(self, message: Message) -> None:
         self.messages.append(message)
-
-
-async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], within: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.02)
 
 
 def files_in(folder: Path) -> list[str]:

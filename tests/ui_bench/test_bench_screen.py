@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bench_support import HostApp, host_snapshot, wait_until
+from bench_support import HostApp, host_snapshot
 from gguf import LlamaFileType
 from gguf_factory import quantize_gguf
+from pilot_support import wait_until
 from textual.content import Content
 from textual.message import Message
 from textual.widgets import Checkbox, Input, SelectionList

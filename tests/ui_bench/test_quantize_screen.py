@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench_support import HostApp, files_in, wait_until
+from bench_support import HostApp, files_in
 from gguf import LlamaFileType
 from gguf_factory import quantize_gguf
+from pilot_support import wait_until
 from textual.widgets import SelectionList, Static, Switch
 
 from lollma_tui.core.models.catalog import scan_models

@@ -6,8 +6,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
+from pilot_support import ThemedApp
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.pilot import Pilot
@@ -25,7 +26,6 @@ from lollma_tui.core.hardware import (
     SourceStatus,
     SystemSnapshot,
 )
-from lollma_tui.ui.theming import choose_theme, register_themes, with_app_variables
 from lollma_tui.ui.widgets.hardware_panel import HardwarePanel
 
 PANEL_TCSS = Path(lollma_tui.ui.__file__).parent / "hardware_panel.tcss"
@@ -165,18 +165,10 @@ def worker_process(pid: int = 4242) -> ProcessSnapshot:
     )
 
 
-class ThemedTestApp(App[None]):
+class ThemedTestApp(ThemedApp):
     """Loads lollma-tui's themes like the real apps, and starts on `theme_name`."""
 
     CSS_PATH = PANEL_TCSS
-    theme_name: ClassVar[str] = "lollma-dark"
-
-    def get_css_variables(self) -> dict[str, str]:
-        return with_app_variables(super().get_css_variables())
-
-    def on_mount(self) -> None:
-        register_themes(self)
-        choose_theme(self, self.theme_name)
 
 
 class SidebarApp(ThemedTestApp):
