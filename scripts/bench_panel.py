@@ -1,0 +1,270 @@
+"""What the hardware panel costs: CPU over a minute, and generation speed with it on and off.
+
+    uv run python scripts/bench_panel.py [--seconds 60] [--rounds 3] [--replies 2]
+
+1. CPU, all measured over the same `--seconds` window, side by side:
+   - the sampler thread alone, at 1 s with the default sources and our own pid tracked: its
+     CPU time is read with `time.thread_time()` inside its own callback, so it is exactly
+     that thread's (goal: under 1 % of one core);
+   - `lollma-tui monitor` in a pseudo-terminal at 120×40, the panel visible and redrawn every
+     second: the whole process (sampler, Textual, rendering);
+   - `top -d 1`, `btop` and `nvitop` in the same kind of terminal where they are installed,
+     for scale: the monitors people already run next to a model.
+2. Generation tokens/s with the panel on and off: a headless `LollmaApp` on the demo model,
+   greedy, the same questions. "On" is the app as shipped (side panel shown, sampling at 1 s,
+   the live tok/s figure updating); "off" has no sampler thread and the side panel hidden.
+   Each round starts one app of each kind, in alternating order. The rate is the reply's own
+   generation tok/s, the figure the stats line shows. Goal: on / off ≥ 0.98.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import functools
+import os
+import pty
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psutil
+
+from lollma_tui.core.backends.base import BackendState
+from lollma_tui.core.hardware import HardwareSampler, SystemSnapshot, default_sources
+from lollma_tui.core.models.demo import ensure_demo_model
+from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
+
+QUESTIONS = [
+    "explain quantum entanglement",
+    "describe how a lighthouse works",
+    "what makes bread rise",
+    "why is the sky blue",
+]
+
+if TYPE_CHECKING:
+    from textual.pilot import Pilot
+
+    from lollma_tui.ui.app import LollmaApp
+
+SETTLE_S = 5.0
+"""Start-up is not what is measured: each program runs this long before the window opens."""
+
+
+class ThreadClock:
+    """The sampler's callback notes its own thread's CPU time and the wall clock."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[float, float]] = []
+
+    def __call__(self, _: SystemSnapshot) -> None:
+        self.marks.append((time.perf_counter(), time.thread_time()))
+
+    def share_between(self, start: float, end: float) -> tuple[float, int]:
+        """CPU seconds per wall second between the first and last tick inside [start, end]."""
+        inside = [mark for mark in self.marks if start <= mark[0] <= end]
+        if len(inside) < 2:
+            return float("nan"), len(inside)
+        (wall0, cpu0), (wall1, cpu1) = inside[0], inside[-1]
+        return (cpu1 - cpu0) / (wall1 - wall0), len(inside) - 1
+
+
+@contextlib.contextmanager
+def in_terminal(argv: list[str], env: dict[str, str]) -> Iterator[psutil.Process]:
+    """Run `argv` in a 120×40 pseudo-terminal whose output is read and thrown away."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    process = subprocess.Popen(
+        argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True
+    )
+    os.close(slave)
+
+    def drain() -> None:
+        # A full terminal buffer would block the program and make it look cheap.
+        try:
+            while os.read(master, 65536):
+                pass
+        except OSError:
+            pass
+
+    threading.Thread(target=drain, name="pty-drain", daemon=True).start()
+    try:
+        yield psutil.Process(process.pid)
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        os.close(master)
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    total = times.user + times.system
+    for child in process.children(recursive=True):
+        try:
+            child_times = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += child_times.user + child_times.system
+    return total
+
+
+def measure_cpu(seconds: float) -> None:
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+    programs: dict[str, list[str]] = {"lollma-tui monitor": [_installed_command(), "monitor"]}
+    for name, argv in {"top -d 1": ["top", "-d", "1"], "btop": ["btop"], "nvitop": ["nvitop"]}.items():
+        if shutil.which(argv[0]):
+            programs[name] = argv
+    missing = [name for name in ("btop", "nvitop") if name not in programs]
+
+    clock = ThreadClock()
+    sampler = HardwareSampler(clock, default_sources(), interval_s=1.0)
+    sampler.set_process_ids_provider(lambda: (os.getpid(),))
+    with contextlib.ExitStack() as stack:
+        processes = {name: stack.enter_context(in_terminal(argv, env)) for name, argv in programs.items()}
+        sampler.start()
+        time.sleep(SETTLE_S)
+        alive = {name: p for name, p in processes.items() if p.is_running()}
+        before = {name: cpu_seconds(p) for name, p in alive.items()}
+        start = time.perf_counter()
+        time.sleep(seconds)
+        end = time.perf_counter()
+        after = {name: cpu_seconds(p) for name, p in alive.items() if p.is_running()}
+    sampler.stop(2.0)
+    window = end - start
+    share, ticks = clock.share_between(start, end)
+    print(f"CPU over {window:.0f} s, at a 1 s interval, % of one core ({os.cpu_count()} logical CPUs):")
+    print(f"  {'sampler thread alone (' + str(ticks) + ' ticks)':<36} {share * 100:7.3f} %   goal < 1 %")
+    for name in programs:
+        if name in after:
+            used = after[name] - before[name]
+            print(f"  {name:<36} {used / window * 100:7.3f} %")
+        else:
+            print(f"  {name:<36} exited early; not measured")
+    if missing:
+        print(f"  not installed here, so not compared: {', '.join(missing)}")
+
+
+def _installed_command() -> str:
+    command = Path(sys.executable).with_name("lollma-tui")
+    return str(command) if command.exists() else "lollma-tui"
+
+
+async def until(pilot: Pilot[None], condition: Callable[[], bool], within: float = 120.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the app did not get there in time")
+        await pilot.pause(0.05)
+
+
+def replied(app: LollmaApp, replies_before: int) -> bool:
+    return len(app.main.chat_log.reply_turns()) > replies_before and not app.is_generating
+
+
+async def send_and_wait(app: LollmaApp, questions: list[str]) -> list[float]:
+    """Type each question as a user would and wait for its reply; its generation tok/s each."""
+    rates: list[float] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.backend.status.state == BackendState.READY)
+        for question in questions:
+            before = len(app.main.chat_log.reply_turns())
+            await pilot.click("#prompt")
+            await pilot.press(*question)
+            await pilot.press("enter")
+            await until(pilot, functools.partial(replied, app, before))
+            stats = app.main.chat_log.reply_turns()[-1].message.stats
+            if stats is None or not stats.gen_tps:
+                raise RuntimeError("a reply came back without generation stats")
+            rates.append(stats.gen_tps)
+    return rates
+
+
+async def replies(model: Path, panel: bool, questions: list[str], tokens: int, history: Path) -> list[float]:
+    """Generation tok/s of each reply in a fresh headless app with the panel on or off."""
+    from lollma_tui.ui import app as app_module
+    from lollma_tui.ui.app import LollmaApp
+
+    class PanelOffApp(LollmaApp):
+        # Textual resolves CSS_PATH against the defining module's folder: point it back.
+        CSS_PATH = [str(Path(app_module.__file__).parent / css) for css in LollmaApp.CSS_PATH]
+
+        def start_hardware(self) -> None:
+            self.main.sidebar.add_class("-hidden")
+
+    options = StartupOptions(
+        load=LoadSettings(model=str(model), n_ctx=2048),
+        sampling=SamplingSettings(
+            temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, seed=1, max_tokens=tokens
+        ),
+        new_conversation=True,
+        history_path=history,
+    )
+    app = LollmaApp(options) if panel else PanelOffApp(options)
+    return await send_and_wait(app, questions)
+
+
+async def measure_generation(model: Path, rounds: int, per_round: int, tokens: int) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="lollma-bench-panel-"))
+    rates: dict[str, list[float]] = {"on": [], "off": []}
+    print(
+        f"generation, panel on vs off: {model.name}, greedy, {tokens} tokens max, "
+        f"{rounds} rounds × {per_round} replies per side, a fresh app per side"
+    )
+    print(f"{'round':>5}  {'on tok/s':>22}  {'off tok/s':>22}")
+    for round_ in range(rounds):
+        questions = [QUESTIONS[(round_ * per_round + i) % len(QUESTIONS)] for i in range(per_round)]
+        order = ("on", "off") if round_ % 2 == 0 else ("off", "on")
+        figures: dict[str, list[float]] = {}
+        for side in order:
+            figures[side] = await replies(
+                model, side == "on", questions, tokens, folder / f"history-{round_}-{side}.db"
+            )
+            rates[side] += figures[side]
+        print(
+            f"{round_ + 1:>5}  {' '.join(f'{r:6.1f}' for r in figures['on']):>22}  "
+            f"{' '.join(f'{r:6.1f}' for r in figures['off']):>22}"
+        )
+    on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
+    verdict = "met" if on / off >= 0.98 else "MISSED"
+    print(
+        f"median: panel on {on:.1f} tok/s, off {off:.1f} tok/s, ratio {on / off:.3f} (goal ≥ 0.98): {verdict}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=60.0, help="the CPU window")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--replies", type=int, default=2, help="replies per side and round")
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--model", type=Path, help="GGUF file (default: the demo model)")
+    parser.add_argument("--skip-cpu", action="store_true")
+    parser.add_argument("--skip-generation", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_cpu:
+        measure_cpu(args.seconds)
+    if not args.skip_generation:
+        model = args.model or ensure_demo_model()
+        asyncio.run(measure_generation(model, args.rounds, args.replies, args.tokens))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
