@@ -188,6 +188,66 @@ async def test_unload_ends_the_worker_process(backend: LlamaCppBackend, tiny_ggu
         process.status()
 
 
+async def wait_for_spare(backend: LlamaCppBackend) -> int:
+    for _ in range(300):
+        spare = backend.spare_process_ids()
+        if spare:
+            return spare[0]
+        await asyncio.sleep(0.05)
+    raise AssertionError("no spare worker started")
+
+
+async def test_a_reload_runs_in_the_spare_and_close_ends_both(
+    backend: LlamaCppBackend, tiny_gguf: Path
+) -> None:
+    await backend.load(LoadSettings(model=str(tiny_gguf), n_ctx=512))
+    (first,) = backend.process_ids()
+    spare = await wait_for_spare(backend)
+    assert spare != first
+    old = psutil.Process(first)
+    loaded = await backend.load(LoadSettings(model=str(tiny_gguf), n_ctx=1024))
+    # The new settings run in the process that was waiting, and the old one has ended.
+    assert backend.process_ids() == (spare,)
+    assert loaded.n_ctx == 1024
+    with pytest.raises(psutil.NoSuchProcess):
+        old.wait(timeout=5)
+        old.status()
+    text, done = await collect(backend, "hello", GREEDY)
+    assert text and done.stats.gen_tokens > 0
+    # A new spare waits for the next change. Unloading ends the model's process and keeps the
+    # spare (it holds no model) for the load that usually follows; closing ends it too.
+    next_spare = psutil.Process(await wait_for_spare(backend))
+    current = psutil.Process(spare)
+    await backend.unload()
+    with pytest.raises(psutil.NoSuchProcess):
+        current.wait(timeout=5)
+        current.status()
+    assert backend.spare_process_ids() == (next_spare.pid,)
+    await backend.load(LoadSettings(model=str(tiny_gguf), n_ctx=512))
+    assert backend.process_ids() == (next_spare.pid,)
+    last_spare = psutil.Process(await wait_for_spare(backend))
+    await backend.close()
+    assert backend.spare_process_ids() == ()
+    for process in (next_spare, last_spare):
+        with pytest.raises(psutil.NoSuchProcess):
+            process.wait(timeout=5)
+            process.status()
+
+
+async def test_without_a_spare_a_reload_starts_a_new_process(tmp_path: Path, tiny_gguf: Path) -> None:
+    backend = LlamaCppBackend(log_path=tmp_path / "llama.log", keep_spare=False)
+    try:
+        await backend.load(LoadSettings(model=str(tiny_gguf), n_ctx=512))
+        (first,) = backend.process_ids()
+        await asyncio.sleep(0.5)
+        assert backend.spare_process_ids() == ()
+        await backend.load(LoadSettings(model=str(tiny_gguf), n_ctx=1024))
+        (second,) = backend.process_ids()
+        assert second != first
+    finally:
+        await backend.close()
+
+
 async def test_missing_and_corrupt_files_fail_with_a_reason(
     backend: LlamaCppBackend, tmp_path: Path, tiny_gguf: Path
 ) -> None:

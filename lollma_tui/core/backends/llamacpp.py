@@ -145,6 +145,7 @@ class LlamaCppBackend:
         on_status: StatusListener | None = None,
         python: str | None = None,
         cancel_grace_s: float = CANCEL_GRACE_S,
+        keep_spare: bool = True,
     ) -> None:
         self._log_path = log_path or paths.llama_log_path()
         self._on_status = on_status
@@ -162,6 +163,8 @@ class LlamaCppBackend:
         self._idle.set()
         self._counting: asyncio.Future[None] | None = None
         self._restart: asyncio.Task[LoadedModel] | None = None
+        self._spare: asyncio.Task[_WorkerProcess] | None = None
+        self._keep_spare = keep_spare
 
     # -- status -------------------------------------------------------------------------------
 
@@ -234,13 +237,22 @@ class LlamaCppBackend:
             return await self._load_locked(settings)
 
     async def _load_locked(self, settings: LoadSettings, restarting: bool = False) -> LoadedModel:
-        await self._stop_worker()
+        # The next process starts (Python, llama_cpp's import) while the old one exits; it may
+        # only load once the old one is gone, so that its memory, VRAM above all, is free.
+        spare = self._take_spare()
+        try:
+            await self._stop_worker()
+        except BaseException:
+            self._spare = spare  # unload() and close() stop it
+            raise
         self._loaded = None
         self._wanted = settings
         name = Path(settings.model).name
         self._set_status(BackendState.LOADING, f"{'Restarting' if restarting else 'Loading'} {name}…")
         try:
-            worker = await self._spawn()
+            worker = await spare
+            if not worker.alive:
+                worker = await self._spawn()
         except BackendUnavailableError as error:
             self._set_status(BackendState.FAILED, str(error))
             raise
@@ -269,12 +281,44 @@ class LlamaCppBackend:
             if event.get("ev") == proto.EV_LOADED:
                 self._loaded = _loaded_from_wire(settings, event["model"])
                 self._set_status(BackendState.READY, f"{self._loaded.name} ready")
+                self._prepare_spare()
                 return self._loaded
 
     async def _stop_worker(self) -> None:
         worker, self._worker = self._worker, None
         if worker is not None:
             await worker.stop()
+
+    # A spare process, started and idle, makes the next swap cost what loading the file costs:
+    # a fresh process per model (its memory all returned on exit) without paying for Python and
+    # llama_cpp's import (about 0.3 s here) on every change of settings. It holds no model, so
+    # unload() (the first half of a swap) keeps it; close() ends it.
+
+    def _prepare_spare(self) -> None:
+        if self._keep_spare and self._spare is None:
+            self._spare = asyncio.create_task(self._spawn(), name="llama-worker-spare")
+
+    def _take_spare(self) -> asyncio.Task[_WorkerProcess]:
+        spare, self._spare = self._spare, None
+        return spare if spare is not None else asyncio.create_task(self._spawn(), name="llama-worker-start")
+
+    async def _stop_spare(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return
+        try:
+            worker = await spare
+        except (BackendUnavailableError, asyncio.CancelledError):
+            return
+        await worker.stop()
+
+    def spare_process_ids(self) -> tuple[int, ...]:
+        """The idle spare's pid, when one has started (it holds no model)."""
+        spare = self._spare
+        if spare is None or not spare.done() or spare.cancelled() or spare.exception() is not None:
+            return ()
+        worker = spare.result()
+        return (worker.pid,) if worker.alive else ()
 
     async def unload(self) -> None:
         async with self._lock:
@@ -287,6 +331,7 @@ class LlamaCppBackend:
         if self._restart is not None:
             self._restart.cancel()
         await self.unload()
+        await self._stop_spare()
 
     async def _ensure_running(self) -> _WorkerProcess:
         """Restart a worker that died or was killed, with the settings it had."""

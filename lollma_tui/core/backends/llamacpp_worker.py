@@ -437,7 +437,11 @@ def main(argv: list[str] | None = None) -> int:
     reader = threading.Thread(target=channel.read_requests, args=(sys.stdin.buffer,), daemon=True)
     reader.start()
     worker.serve()
-    return 0
+    # Asked to shut down: the kernel frees the model's memory (and a GPU context) as the process
+    # ends; interpreter teardown would only add time to every swap, which waits for this exit.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
