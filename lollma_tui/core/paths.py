@@ -38,3 +38,8 @@ def log_dir() -> Path:
 
 def llama_log_path() -> Path:
     return log_dir() / "llama.cpp.log"
+
+
+def header_cache_path() -> Path:
+    """Parsed GGUF headers from earlier scans (a cache: safe to delete)."""
+    return cache_dir() / "gguf-headers.json"

@@ -36,10 +36,9 @@ class SettingsFeatures(ChatFeatures):
     @work(group="catalog-scan", exclusive=True, exit_on_error=False)
     async def scan_catalog(self) -> None:
         """Find GGUF files in the models folders (in a thread: large vocabularies take ms each)."""
+        from lollma_tui.core import paths
         from lollma_tui.core.models.catalog import HeaderCache, default_model_dirs, scan_models
 
-        if self._headers is None:
-            self._headers = HeaderCache()
         folders = list(default_model_dirs())
         extra: list[Path] = []
         if self.load_settings.backend == BackendKind.LLAMA_CPP and self.load_settings.model:
@@ -48,7 +47,15 @@ class SettingsFeatures(ChatFeatures):
             extra.append(model)
             folders.append(model.parent)
         headers = self._headers
-        self.gguf_catalog = await asyncio.to_thread(scan_models, folders, extra, cache=headers)
+
+        def scan() -> tuple[Catalog, HeaderCache]:
+            # Headers from earlier runs first: only new or changed files are read.
+            cache = headers if headers is not None else HeaderCache(paths.header_cache_path())
+            catalog = scan_models(folders, extra, cache=cache)
+            cache.save()
+            return catalog, cache
+
+        self.gguf_catalog, self._headers = await asyncio.to_thread(scan)
         await self.refresh_choices()
 
     async def refresh_choices(self) -> None:

@@ -6,15 +6,20 @@ knows where people keep models, so tests never see the developer's real folders.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader, merge_split_headers, read_gguf_header
 from lollma_tui.core.models.quant_types import FILE_TYPE_IDS, GGML_TYPE_IDS, normalize_quant
+
+if TYPE_CHECKING:
+    from lollma_tui.core.models.header_store import Entry
 
 _SPLIT_NAME = re.compile(r"^(?P<base>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 _QUANT_WORDS = frozenset(name.lower() for name in (*FILE_TYPE_IDS, *GGML_TYPE_IDS)) | {"fp16", "fp32", "gguf"}
@@ -206,10 +211,20 @@ def _walk(root: Path, seen_dirs: set[str]) -> Iterator[Path]:
 
 
 class HeaderCache:
-    """Parsed headers (or their errors) by path, reused while size and mtime are unchanged."""
+    """Parsed headers (or their errors) by path, reused while size and mtime are unchanged.
 
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[tuple[int, int, int], GGUFHeader | GGUFError]] = {}
+    With a `store` file the headers outlive the process: it is read here (call from a thread)
+    and written by `save()`, so the next start only re-reads files that changed.
+    """
+
+    def __init__(self, store: Path | None = None) -> None:
+        self._store = store
+        self._entries: dict[str, Entry] = {}
+        if store is not None:
+            from lollma_tui.core.models.header_store import load_entries
+
+            self._entries = load_entries(store)
+        self._dirty = False
 
     def read(self, path: Path) -> GGUFHeader:
         key = _path_key(path)
@@ -231,9 +246,22 @@ class HeaderCache:
                 result = error
             if identity is not None:
                 self._entries[key] = (identity, result)
+                self._dirty = True
         if isinstance(result, GGUFError):
             raise result
         return result
+
+    def save(self) -> None:
+        """Write the store, if any and if a header was read; files that are gone are dropped.
+        A store that cannot be written only costs the next start its head start."""
+        if self._store is None or not self._dirty:
+            return
+        from lollma_tui.core.models.header_store import save_entries
+
+        kept = {key: entry for key, entry in self._entries.items() if os.path.exists(key)}
+        with contextlib.suppress(OSError):
+            save_entries(self._store, kept)
+            self._dirty = False
 
     def __len__(self) -> int:
         return len(self._entries)
