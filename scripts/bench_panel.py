@@ -54,8 +54,6 @@ QUESTIONS = [
 ]
 
 if TYPE_CHECKING:
-    from textual.pilot import Pilot
-
     from lollma_tui.ui.app import LollmaApp
 
 SETTLE_S = 5.0
@@ -164,12 +162,14 @@ def _installed_command() -> str:
     return str(command) if command.exists() else "lollma-tui"
 
 
-async def until(pilot: Pilot[None], condition: Callable[[], bool], within: float = 120.0) -> None:
+async def until(condition: Callable[[], bool], within: float = 120.0) -> None:
+    # A plain sleep, not pilot.pause(): that waits for the screen to settle on every poll and
+    # would add UI work of its own to what is measured.
     deadline = time.monotonic() + within
     while not condition():
         if time.monotonic() > deadline:
             raise TimeoutError("the app did not get there in time")
-        await pilot.pause(0.05)
+        await asyncio.sleep(0.1)
 
 
 def replied(app: LollmaApp, replies_before: int) -> bool:
@@ -180,13 +180,13 @@ async def send_and_wait(app: LollmaApp, questions: list[str]) -> list[float]:
     """Type each question as a user would and wait for its reply; its generation tok/s each."""
     rates: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: app.backend.status.state == BackendState.READY)
+        await until(lambda: app.backend.status.state == BackendState.READY)
         for question in questions:
             before = len(app.main.chat_log.reply_turns())
             await pilot.click("#prompt")
             await pilot.press(*question)
             await pilot.press("enter")
-            await until(pilot, functools.partial(replied, app, before))
+            await until(functools.partial(replied, app, before))
             stats = app.main.chat_log.reply_turns()[-1].message.stats
             if stats is None or not stats.gen_tps:
                 raise RuntimeError("a reply came back without generation stats")

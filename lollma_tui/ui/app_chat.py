@@ -13,6 +13,7 @@ from lollma_tui.core.chat.commands import is_command, unescape_message
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.stats_format import format_gpu_layers
 from lollma_tui.ui.app_history import HistoryFeatures
+from lollma_tui.ui.paced_stream import PacedStream
 from lollma_tui.ui.widgets.chat_log import ReplyTurn
 from lollma_tui.ui.widgets.prompt_input import PromptInput
 
@@ -88,7 +89,7 @@ class ChatFeatures(HistoryFeatures):
         if self.backend.status.loaded is None or self.session.swapping:
             turn.show_waiting("waiting for the model to load… Esc cancels")
         await self.session.settled()
-        stream = turn.body.get_stream(turn.body)
+        stream = PacedStream(turn.body.get_stream(turn.body))
         streaming = False
         self.rate_begin()
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.cells import cell_len
 from textual.app import ComposeResult, RenderResult
 from textual.containers import Horizontal
 from textual.reactive import reactive
@@ -27,9 +28,20 @@ def set_level(widget: Widget, level: Level | None) -> None:
 
 
 def set_text(static: Static, text: str) -> None:
-    """Update `static` only when the text differs: an update costs a layout pass."""
-    if static.content != text:
-        static.update(text)
+    """Update `static` only when the text differs, and lay the screen out again only when its
+    size may change: a layout pass redoes the whole screen, chat included (~10 ms here)."""
+    old = static.content
+    if old == text:
+        return
+    # One line of the same width that fits: the widget keeps its size, so a repaint is enough.
+    same_size = (
+        isinstance(old, str)
+        and "\n" not in old
+        and "\n" not in text
+        and cell_len(old) == cell_len(text)
+        and cell_len(text) <= static.content_size.width
+    )
+    static.update(text, layout=not same_size)
 
 
 class MetricValue(Static):

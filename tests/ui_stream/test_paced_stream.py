@@ -1,0 +1,76 @@
+"""Reply text reaches the Markdown widget in paced batches, complete and never late."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from textual.app import App, ComposeResult
+from textual.widgets import Markdown
+
+from lollma_tui.ui.paced_stream import PacedStream
+
+
+class Recorder:
+    """Stands in for Textual's MarkdownStream: notes each write and when it came."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[float, str]] = []
+        self.stopped = False
+
+    async def write(self, markdown_fragment: str) -> None:
+        self.writes.append((time.monotonic(), markdown_fragment))
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_fast_fragments_are_batched_and_nothing_is_lost() -> None:
+    recorder = Recorder()
+    stream = PacedStream(recorder, every_s=0.05)
+    sent = [f"w{i} " for i in range(200)]
+    started = time.monotonic()
+    for piece in sent:
+        await stream.write(piece)
+        await asyncio.sleep(0.001)
+    elapsed = time.monotonic() - started
+    await stream.stop()
+    assert "".join(text for _, text in recorder.writes) == "".join(sent)
+    assert recorder.stopped
+    # One write at once, then at most one per interval (and the last one from stop()).
+    assert len(recorder.writes) <= elapsed / 0.05 + 3
+    assert len(recorder.writes) < len(sent) / 4
+    gaps = [b - a for (a, _), (b, _) in zip(recorder.writes, recorder.writes[1:-1], strict=False)]
+    assert all(gap >= 0.045 for gap in gaps)
+
+
+async def test_a_fragment_after_a_pause_is_shown_without_waiting_for_the_next() -> None:
+    recorder = Recorder()
+    stream = PacedStream(recorder, every_s=0.05)
+    await stream.write("first ")
+    assert [text for _, text in recorder.writes] == ["first "]  # the first goes out at once
+    await stream.write("second ")  # inside the interval: booked, not written yet
+    assert len(recorder.writes) == 1
+    await asyncio.sleep(0.2)  # no further token comes
+    assert [text for _, text in recorder.writes] == ["first ", "second "]
+    assert recorder.writes[1][0] - recorder.writes[0][0] < 0.15
+    await asyncio.sleep(0.1)
+    await stream.write("third")  # after a quiet spell: at once again
+    assert recorder.writes[-1][1] == "third"
+    await stream.stop()
+
+
+async def test_with_a_real_markdown_widget() -> None:
+    class Host(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Markdown()
+
+    app = Host()
+    async with app.run_test() as pilot:
+        markdown = app.query_one(Markdown)
+        stream = PacedStream(markdown.get_stream(markdown), every_s=0.05)
+        for word in ["# Title\n\n", "Some ", "*streamed* ", "text."]:
+            await stream.write(word)
+        await stream.stop()
+        await pilot.pause()
+        assert markdown.source == "# Title\n\nSome *streamed* text."
