@@ -14,7 +14,9 @@
    greedy, the same questions. "On" is the app as shipped (side panel shown, sampling at 1 s,
    the live tok/s figure updating); "off" has no sampler thread and the side panel hidden.
    Each round starts one app of each kind, in alternating order. The rate is the reply's own
-   generation tok/s, the figure the stats line shows. Goal: on / off ≥ 0.98.
+   generation tok/s, the figure the stats line shows. Goal: on / off ≥ 0.98. A third side,
+   the llama.cpp backend alone with no app, shows what the whole UI costs: on a machine with
+   as many llama.cpp threads as cores, every ms the UI spends is taken from generation.
 """
 
 from __future__ import annotations
@@ -58,6 +60,12 @@ if TYPE_CHECKING:
 
 SETTLE_S = 5.0
 """Start-up is not what is measured: each program runs this long before the window opens."""
+
+
+def greedy(tokens: int) -> SamplingSettings:
+    return SamplingSettings(
+        temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, seed=1, max_tokens=tokens
+    )
 
 
 class ThreadClock:
@@ -208,9 +216,7 @@ async def replies(model: Path, panel: bool, questions: list[str], tokens: int, h
 
     options = StartupOptions(
         load=LoadSettings(model=str(model), n_ctx=2048),
-        sampling=SamplingSettings(
-            temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, seed=1, max_tokens=tokens
-        ),
+        sampling=greedy(tokens),
         new_conversation=True,
         history_path=history,
     )
@@ -218,32 +224,55 @@ async def replies(model: Path, panel: bool, questions: list[str], tokens: int, h
     return await send_and_wait(app, questions)
 
 
+async def backend_only(model: Path, questions: list[str], tokens: int) -> list[float]:
+    """The same replies from the llama.cpp backend with no app at all: what the UI costs."""
+    from lollma_tui.core.backends.base import ChatMessage, ReplyDone
+    from lollma_tui.core.backends.llamacpp import LlamaCppBackend
+
+    backend = LlamaCppBackend(log_path=Path(tempfile.mkdtemp()) / "llama.log", keep_spare=False)
+    rates: list[float] = []
+    try:
+        await backend.load(LoadSettings(model=str(model), n_ctx=2048))
+        for question in questions:
+            async for event in backend.stream_chat([ChatMessage("user", question)], greedy(tokens)):
+                if isinstance(event, ReplyDone) and event.stats.gen_tps:
+                    rates.append(event.stats.gen_tps)
+    finally:
+        await backend.close()
+    return rates
+
+
 async def measure_generation(model: Path, rounds: int, per_round: int, tokens: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="lollma-bench-panel-"))
-    rates: dict[str, list[float]] = {"on": [], "off": []}
+    sides = ("on", "off", "no app")
+    rates: dict[str, list[float]] = {side: [] for side in sides}
     print(
         f"generation, panel on vs off: {model.name}, greedy, {tokens} tokens max, "
-        f"{rounds} rounds × {per_round} replies per side, a fresh app per side"
+        f"{rounds} rounds × {per_round} replies per side, a fresh app per side; "
+        "'no app' is the backend alone, for scale"
     )
-    print(f"{'round':>5}  {'on tok/s':>22}  {'off tok/s':>22}")
+    print(f"{'round':>5}  {'on tok/s':>16}  {'off tok/s':>16}  {'no app tok/s':>16}")
     for round_ in range(rounds):
         questions = [QUESTIONS[(round_ * per_round + i) % len(QUESTIONS)] for i in range(per_round)]
-        order = ("on", "off") if round_ % 2 == 0 else ("off", "on")
+        order = sides if round_ % 2 == 0 else tuple(reversed(sides))
         figures: dict[str, list[float]] = {}
         for side in order:
-            figures[side] = await replies(
-                model, side == "on", questions, tokens, folder / f"history-{round_}-{side}.db"
-            )
+            if side == "no app":
+                figures[side] = await backend_only(model, questions, tokens)
+            else:
+                history = folder / f"history-{round_}-{side}.db"
+                figures[side] = await replies(model, side == "on", questions, tokens, history)
             rates[side] += figures[side]
         print(
-            f"{round_ + 1:>5}  {' '.join(f'{r:6.1f}' for r in figures['on']):>22}  "
-            f"{' '.join(f'{r:6.1f}' for r in figures['off']):>22}"
+            f"{round_ + 1:>5}  "
+            + "  ".join(f"{' '.join(f'{r:6.1f}' for r in figures[side]):>16}" for side in sides)
         )
-    on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
+    on, off, bare = (statistics.median(rates[side]) for side in sides)
     verdict = "met" if on / off >= 0.98 else "MISSED"
     print(
         f"median: panel on {on:.1f} tok/s, off {off:.1f} tok/s, ratio {on / off:.3f} (goal ≥ 0.98): {verdict}"
     )
+    print(f"the app with its panel against the backend alone: {on:.1f} / {bare:.1f} = {on / bare:.3f}")
 
 
 def main() -> int:

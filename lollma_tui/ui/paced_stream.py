@@ -1,8 +1,11 @@
 """Streamed reply text handed to the Markdown widget at a steady pace, not token by token.
 
-Every Markdown update re-parses the last block and lays out the chat again (~25 ms of UI time
-here). Token by token, at 40 tok/s, that is a core's worth of work taken from llama.cpp's
-threads on a small machine, and generation slows to match. Ten updates a second read as live.
+Every Markdown update re-parses the last block and lays out and repaints the screen: 15-30 ms
+of UI time on a small machine. Token by token, at 40 tok/s, that is most of a core taken from
+llama.cpp's threads, and generation slows to match. So updates come at most ten times a
+second, and less often when they are expensive: the pace is set so that the UI process spends
+about `UI_SHARE` of one core while a reply streams (measured, not guessed: its CPU time per
+update). On a fast machine that stays ten a second; on this project's 2-core test box, about six.
 """
 
 from __future__ import annotations
@@ -10,10 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Protocol
 
-UPDATES_EVERY_S = 0.1
+FASTEST_S = 0.1
 """The most often the reply's Markdown changes while it streams."""
+
+SLOWEST_S = 0.25
+"""The least often: below four a second the text no longer reads as streaming."""
+
+UI_SHARE = 0.15
+"""Share of one core the UI process may spend on a streaming reply before updates thin out."""
 
 
 class TextStream(Protocol):
@@ -25,13 +35,24 @@ class TextStream(Protocol):
 
 
 class PacedStream:
-    """Collects fragments and writes them at most every `every_s`; text never waits longer."""
+    """Collects fragments and writes them at most every `interval_s`; text never waits longer."""
 
-    def __init__(self, stream: TextStream, every_s: float = UPDATES_EVERY_S) -> None:
+    def __init__(
+        self,
+        stream: TextStream,
+        fastest_s: float = FASTEST_S,
+        slowest_s: float = SLOWEST_S,
+        *,
+        cpu_clock: Callable[[], float] = time.process_time,
+    ) -> None:
         self._stream = stream
-        self._every_s = every_s
+        self._fastest_s = fastest_s
+        self._slowest_s = max(slowest_s, fastest_s)
+        self._cpu_clock = cpu_clock
+        self.interval_s = fastest_s
         self._pending: list[str] = []
         self._last = float("-inf")
+        self._cpu_at_last: float | None = None
         self._waiting: asyncio.Task[None] | None = None
 
     async def write(self, text: str) -> None:
@@ -40,7 +61,7 @@ class PacedStream:
         self._pending.append(text)
         if self._waiting is not None:
             return  # a write is already booked; it takes this text too
-        delay = self._last + self._every_s - time.monotonic()
+        delay = self._last + self.interval_s - time.monotonic()
         if delay <= 0:
             await self._flush()
         else:
@@ -51,12 +72,23 @@ class PacedStream:
         self._waiting = None
         await self._flush()
 
+    def _adjust_pace(self) -> None:
+        # CPU the process spent since the previous update: that update's layout and paint, and
+        # the tokens handled meanwhile. Spread over the interval, it should stay near UI_SHARE.
+        cpu = self._cpu_clock()
+        if self._cpu_at_last is not None:
+            wanted = (cpu - self._cpu_at_last) / UI_SHARE
+            smoothed = 0.7 * self.interval_s + 0.3 * wanted
+            self.interval_s = min(self._slowest_s, max(self._fastest_s, smoothed))
+        self._cpu_at_last = cpu
+
     async def _flush(self) -> None:
         if not self._pending:
             return
         text = "".join(self._pending)
         self._pending.clear()
         self._last = time.monotonic()
+        self._adjust_pace()
         await self._stream.write(text)
 
     async def stop(self) -> None:

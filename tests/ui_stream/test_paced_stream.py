@@ -27,7 +27,7 @@ class Recorder:
 
 async def test_fast_fragments_are_batched_and_nothing_is_lost() -> None:
     recorder = Recorder()
-    stream = PacedStream(recorder, every_s=0.05)
+    stream = PacedStream(recorder, 0.05, 0.05)
     sent = [f"w{i} " for i in range(200)]
     started = time.monotonic()
     for piece in sent:
@@ -46,7 +46,7 @@ async def test_fast_fragments_are_batched_and_nothing_is_lost() -> None:
 
 async def test_a_fragment_after_a_pause_is_shown_without_waiting_for_the_next() -> None:
     recorder = Recorder()
-    stream = PacedStream(recorder, every_s=0.05)
+    stream = PacedStream(recorder, 0.05, 0.05)
     await stream.write("first ")
     assert [text for _, text in recorder.writes] == ["first "]  # the first goes out at once
     await stream.write("second ")  # inside the interval: booked, not written yet
@@ -68,9 +68,43 @@ async def test_with_a_real_markdown_widget() -> None:
     app = Host()
     async with app.run_test() as pilot:
         markdown = app.query_one(Markdown)
-        stream = PacedStream(markdown.get_stream(markdown), every_s=0.05)
+        stream = PacedStream(markdown.get_stream(markdown), 0.05, 0.05)
         for word in ["# Title\n\n", "Some ", "*streamed* ", "text."]:
             await stream.write(word)
         await stream.stop()
         await pilot.pause()
         assert markdown.source == "# Title\n\nSome *streamed* text."
+
+
+class FakeCpu:
+    """The UI process's CPU clock, advanced by a fixed cost per update."""
+
+    def __init__(self, per_update_s: float) -> None:
+        self.per_update_s = per_update_s
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += self.per_update_s
+        return self.now
+
+
+async def feed(stream: PacedStream, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await stream.write("tok ")
+        await asyncio.sleep(0.005)
+
+
+async def test_expensive_updates_thin_out_and_cheap_ones_keep_the_fastest_pace() -> None:
+    cheap = PacedStream(Recorder(), 0.02, 0.08, cpu_clock=FakeCpu(0.001))
+    costly = PacedStream(Recorder(), 0.02, 0.08, cpu_clock=FakeCpu(0.009))
+    await asyncio.gather(feed(cheap, 0.6), feed(costly, 0.6))
+    # 1 ms of UI work per update is well under the share at the fastest pace...
+    assert cheap.interval_s == 0.02
+    # ...9 ms is not: the pace slows to about 9 ms / 15 % = 60 ms.
+    assert 0.045 < costly.interval_s < 0.075
+    heavy = PacedStream(Recorder(), 0.02, 0.08, cpu_clock=FakeCpu(0.5))
+    await feed(heavy, 0.5)
+    assert heavy.interval_s == 0.08  # never slower than the slowest pace
+    for stream in (cheap, costly, heavy):
+        await stream.stop()
