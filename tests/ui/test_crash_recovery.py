@@ -140,10 +140,16 @@ def app_process(pane_pid: int) -> psutil.Process:
     raise AssertionError(f"no lollma-tui process under pane pid {pane_pid}")
 
 
-def worker_process(app: psutil.Process) -> psutil.Process:
-    workers = [c for c in app.children() if WORKER_MODULE in " ".join(c.cmdline())]
-    assert len(workers) == 1, f"expected one llama.cpp worker under the app, found {workers}"
-    return workers[0]
+def worker_processes(app: psutil.Process, timeout: float = 20.0) -> list[psutil.Process]:
+    """The model's worker and the idle spare the app starts after a load."""
+    deadline = time.monotonic() + timeout
+    while True:
+        workers = [c for c in app.children() if WORKER_MODULE in " ".join(c.cmdline())]
+        if len(workers) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(workers) == 2, f"expected the llama.cpp worker and its spare, found {workers}"
+    return workers
 
 
 def is_gone(process: psutil.Process) -> bool:
@@ -191,8 +197,8 @@ def test_kill_9_while_streaming_keeps_the_partial_reply_and_resumes_it(
     tmux.run("set-option", "-t", "crash", "remain-on-exit", "on")
     tmux.wait_for("crash", lambda s: "loaded in" in s, timeout=90)
     app = app_process(int(tmux.run("display", "-p", "-t", "crash", "#{pane_pid}").strip()))
-    worker = worker_process(app)
-    started_processes.extend((app, worker))
+    workers = worker_processes(app)
+    started_processes.extend((app, *workers))
     tmux.run("send-keys", "-t", "crash", "C-b")  # hide the side panel: the chat gets whole lines
     tmux.run("send-keys", "-t", "crash", QUESTION, "Enter")
 
@@ -216,8 +222,9 @@ def test_kill_9_while_streaming_keeps_the_partial_reply_and_resumes_it(
         time.sleep(0.03)
     os.kill(app.pid, signal.SIGKILL)  # at once: any delay eats into the window before the next flush
     wait_gone(app, "lollma-tui", timeout=5)
-    # The worker is in its own session, so it gets no hang-up: it must notice its stdin closed.
-    wait_gone(worker, "the llama.cpp worker", timeout=10)
+    # Workers are in their own sessions, so they get no hang-up: each must notice its stdin closed.
+    for worker in workers:
+        wait_gone(worker, "a llama.cpp worker", timeout=10)
     tmux.wait_for("crash", lambda _: tmux.pane_dead("crash"), timeout=5)
     last_frame = tmux.screen("crash")
     assert "writing…" in last_frame, (
