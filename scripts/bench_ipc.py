@@ -20,21 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_prompts import QUESTIONS
+
 from lollma_tui.core.backends.base import ChatMessage, ReplyDone, TextDelta
 from lollma_tui.core.backends.llamacpp import LlamaCppBackend
 from lollma_tui.core.backends.llamacpp_worker import default_threads
 from lollma_tui.core.models.demo import ensure_demo_model
 from lollma_tui.core.settings import LoadSettings, SamplingSettings
-
-QUESTIONS = [
-    "explain quantum entanglement",
-    "describe how a lighthouse works",
-    "what makes bread rise",
-    "why is the sky blue",
-    "how do bees find flowers",
-    "what is a compiler",
-    "how does a river form",
-]
 
 
 def direct_engine(model: Path, n_ctx: int, threads: int) -> Any:

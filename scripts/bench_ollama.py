@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 # mypy finds the test server only with MYPYPATH=tests; either way this line is clean.
+from bench_prompts import QUESTIONS  # noqa: E402
 from ollama_server import (  # type: ignore[import-not-found, unused-ignore]  # noqa: E402
     TINYLLAMA_Q4,
     Finish,
@@ -57,15 +58,6 @@ from lollma_tui.core.backends.ollama import OllamaBackend  # noqa: E402
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings  # noqa: E402
 
 GOAL = 0.98
-QUESTIONS = [
-    "explain quantum entanglement",
-    "describe how a lighthouse works",
-    "what makes bread rise",
-    "why is the sky blue",
-    "how do bees find flowers",
-    "what is a compiler",
-    "how does a river form",
-]
 SENTENCE = (
     "the quick brown fox jumps over the lazy dog while a curious cat watches from the warm "
     "window sill and the river keeps flowing past the old mill ."

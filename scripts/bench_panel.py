@@ -42,18 +42,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
+from bench_prompts import QUESTIONS
 
 from lollma_tui.core.backends.base import BackendState
 from lollma_tui.core.hardware import HardwareSampler, SystemSnapshot, default_sources
 from lollma_tui.core.models.demo import ensure_demo_model
 from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
-
-QUESTIONS = [
-    "explain quantum entanglement",
-    "describe how a lighthouse works",
-    "what makes bread rise",
-    "why is the sky blue",
-]
 
 if TYPE_CHECKING:
     from lollma_tui.ui.app import LollmaApp
