@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from gguf_model_writer import ModelSpec, write_model
 
+from lollma_tui.core.models import catalog as catalog_module
+
 
 @pytest.fixture
 def model_factory(tmp_path: Path) -> Any:
@@ -19,3 +21,17 @@ def model_factory(tmp_path: Path) -> Any:
         return write_model(target, ModelSpec(**fields))[0]
 
     return make
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every header the catalog parses from a file, in order."""
+    seen: list[Path] = []
+    real = catalog_module.read_gguf_header
+
+    def counting(path: Any) -> Any:
+        seen.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(catalog_module, "read_gguf_header", counting)
+    return seen

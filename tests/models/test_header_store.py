@@ -12,23 +12,8 @@ import pytest
 from gguf import GGUFValueType
 from gguf_model_writer import ModelSpec, write_model
 
-from lollma_tui.core.models import catalog as catalog_module
 from lollma_tui.core.models.catalog import Catalog, HeaderCache, scan_models
 from lollma_tui.core.models.gguf_header import GGUFHeader, read_gguf_header
-
-
-@pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """Every header the catalog parses from a file."""
-    seen: list[Path] = []
-    real = catalog_module.read_gguf_header
-
-    def counting(path: Any) -> Any:
-        seen.append(Path(path))
-        return real(path)
-
-    monkeypatch.setattr(catalog_module, "read_gguf_header", counting)
-    return seen
 
 
 @pytest.fixture

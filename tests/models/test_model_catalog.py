@@ -10,7 +10,6 @@ import pytest
 from gguf import GGMLQuantizationType, LlamaFileType
 from gguf_model_writer import ModelSpec, write_model
 
-from lollma_tui.core.models import catalog as catalog_module
 from lollma_tui.core.models.catalog import (
     HeaderCache,
     build_catalog,
@@ -200,19 +199,11 @@ def test_projectors_are_kept_apart(model_factory: Any, tmp_path: Path) -> None:
 
 
 def test_header_cache_rereads_only_changed_files(
-    model_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    model_factory: Any, tmp_path: Path, reads: list[Path]
 ) -> None:
     folder = tmp_path / "m"
     first = model_factory("a.gguf", folder, name="A")
     model_factory("b.gguf", folder, name="B")
-    reads: list[Path] = []
-    real = catalog_module.read_gguf_header
-
-    def counting(path: Any) -> Any:
-        reads.append(Path(path))
-        return real(path)
-
-    monkeypatch.setattr(catalog_module, "read_gguf_header", counting)
     cache = HeaderCache()
     scan_models([folder], cache=cache)
     scan_models([folder], cache=cache)
