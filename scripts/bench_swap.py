@@ -66,6 +66,7 @@ from lollma_tui.core.backends.llamacpp import LlamaCppBackend
 from lollma_tui.core.backends.llamacpp_worker import Channel, Worker, default_threads
 from lollma_tui.core.models.catalog import Catalog, HeaderCache, scan_models
 from lollma_tui.core.models.demo import ensure_demo_model
+from lollma_tui.core.models.gguf_known_arrays import KNOWN_STRING_ARRAYS
 from lollma_tui.core.models.quant_types import FILE_TYPE_IDS
 from lollma_tui.core.session import MemoryBudget, ModelSession
 from lollma_tui.core.session.results import SwapResult
@@ -385,6 +386,8 @@ def bench_catalog(count: int, runs: int, tiny_vocab: bool, tmp: Path) -> int:
     catalog = Catalog()
     for run in range(runs):
         store = tmp / f"headers-{run}.json"
+        # As in a new process: no header and no string array seen before.
+        KNOWN_STRING_ARRAYS.clear()
         cache = HeaderCache(store)
         elapsed, catalog = timed_scan(root / "models", cache)
         cache.save()

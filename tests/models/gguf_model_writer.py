@@ -39,6 +39,8 @@ class ModelSpec:
     split_max_tensors: int = 0
     endian: GGUFEndian = GGUFEndian.LITTLE
     merges: int = 0
+    last_token_suffix: str = ""
+    """Appended to the last token: a vocabulary of the same size whose bytes differ."""
     extra_kv: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
 
@@ -81,6 +83,7 @@ def write_model(path: Path, spec: ModelSpec = ModelSpec()) -> list[Path]:
         writer.add_uint64("general.parameter_count", spec.parameter_count)
     writer.add_tokenizer_model("llama")
     tokens = [f"tok{i}" for i in range(spec.n_vocab)]
+    tokens[-1] += spec.last_token_suffix
     writer.add_token_list(tokens)
     writer.add_token_scores([-float(i) for i in range(spec.n_vocab)])
     writer.add_token_types([1] * spec.n_vocab)

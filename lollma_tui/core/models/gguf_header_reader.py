@@ -3,7 +3,8 @@
 No tensor data is read and nothing heavier than `struct` and `mmap` is imported, because this
 runs on the app's start-up path. Long arrays (vocabularies of 150k-262k tokens, merges, scores)
 are not decoded: numeric ones are skipped in one step, string ones by walking their length
-prefixes, and only their element type and length are kept.
+prefixes (or, for one seen before, by checking its bytes: `gguf_known_arrays`), and only their
+element type and length are kept.
 
 Layout (all integers little-endian unless the file is big-endian): magic ``GGUF``, u32 version,
 u64 tensor count, u64 key/value count, the key/value entries, the tensor infos, padding to the
@@ -25,6 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final, TypeAlias
 
+from lollma_tui.core.models.gguf_known_arrays import KNOWN_STRING_ARRAYS, MIN_STRINGS
 from lollma_tui.core.models.quant_types import GGML_TYPES, ggml_type_name
 
 MAGIC: Final = b"GGUF"
@@ -226,6 +228,15 @@ class _Parser:
 
     def skip_strings(self, off: int, count: int) -> int:
         """Offset just past `count` length-prefixed strings starting at `off`."""
+        if count < MIN_STRINGS:
+            return self._walk_strings(off, count)
+        end = KNOWN_STRING_ARRAYS.end_of(self.buf, off, count, self.size)
+        if end is None:
+            end = self._walk_strings(off, count)
+            KNOWN_STRING_ARRAYS.remember(self.buf, off, count, end, self.size)
+        return end
+
+    def _walk_strings(self, off: int, count: int) -> int:
         if self.endian == "<" and _NATIVE_LITTLE:
             return _skip_strings_le(self.buf, off, count, self.size)
         u64 = self._u64
