@@ -43,8 +43,12 @@ class LollmaApp(CommandFeatures):
         if failures:
             self.notify("\n".join(failures), title="Some themes did not load", severity="warning")
 
-    def on_unmount(self) -> None:
+    async def on_unmount(self) -> None:
         self.stop_hardware()
+        # However the app ends, the llama.cpp worker and its spare end with it (after /quit
+        # this finds the session closed already).
+        if self._session is not None:
+            await self._session.close()
 
     def on_ready(self) -> None:
         self.start_hardware()

@@ -220,7 +220,15 @@ class LlamaCppBackend:
         finally:
             log_file.close()
         worker = _WorkerProcess(process, log_path)
-        event = await worker.events.get()
+        try:
+            event = await worker.events.get()
+        except asyncio.CancelledError:
+            # A start nobody waits for any more (the spare, at shutdown): end it, and reap it
+            # while the event loop still runs, so its pipes close cleanly.
+            worker.kill()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(worker.reader), 2.0)
+            raise
         if isinstance(event, _Exited) or event.get("ev") != proto.EV_HELLO:
             await worker.stop()
             detail = _last_log_line(log_path)
@@ -306,11 +314,12 @@ class LlamaCppBackend:
         spare, self._spare = self._spare, None
         if spare is None:
             return
-        try:
-            worker = await spare
-        except (BackendUnavailableError, asyncio.CancelledError):
+        if not spare.done():
+            spare.cancel()  # still starting: _spawn kills its process
+            await asyncio.wait({spare})
+        if spare.cancelled() or spare.exception() is not None:
             return
-        await worker.stop()
+        await spare.result().stop()
 
     def spare_process_ids(self) -> tuple[int, ...]:
         """The idle spare's pid, when one has started (it holds no model)."""
