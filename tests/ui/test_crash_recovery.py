@@ -11,12 +11,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shlex
 import shutil
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, suppress
@@ -25,6 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 from textual.pilot import Pilot
+from tmux_support import Tmux, app_folders, command_line
 
 from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
 from lollma_tui.core.chat.opening import DB_FILENAME, default_store_path, open_store
@@ -43,41 +41,6 @@ STREAMED_AT_LEAST_S = 1.5
 # The kill lands this long after a flush was seen: late enough for the screen to have drawn the
 # flushed text, early enough that the next flush (1 s after the last) cannot have happened.
 KILL_AFTER_FLUSH_S = (0.35, 0.65)
-
-
-class Tmux:
-    def __init__(self, socket: Path) -> None:
-        tmux = shutil.which("tmux")
-        assert tmux is not None, "tmux is required for this test (CI installs it)"
-        self.base = [tmux, "-S", str(socket)]
-
-    def run(self, *args: str) -> str:
-        return subprocess.run(
-            [*self.base, *args], capture_output=True, text=True, check=True, timeout=30
-        ).stdout
-
-    def screen(self, target: str) -> str:
-        return self.run("capture-pane", "-p", "-t", target)
-
-    def pane_dead(self, target: str) -> bool:
-        return self.run("display", "-p", "-t", target, "#{pane_dead}").strip() == "1"
-
-    def wait_for(self, target: str, condition: Callable[[str], bool], timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.screen(target)
-            if condition(text):
-                return text
-            if time.monotonic() > deadline:
-                raise AssertionError(f"screen never matched; last screen:\n{text}")
-            time.sleep(0.1)
-
-
-@pytest.fixture
-def tmux(tmp_path: Path) -> Iterator[Tmux]:
-    session = Tmux(tmp_path / "tmux.sock")
-    yield session
-    subprocess.run([*session.base, "kill-server"], capture_output=True, timeout=30)
 
 
 @pytest.fixture
@@ -175,20 +138,10 @@ def test_kill_9_while_streaming_keeps_the_partial_reply_and_resumes_it(
     session_cache: Path,
     started_processes: list[psutil.Process],
 ) -> None:
-    command = shutil.which("lollma-tui", path=str(Path(sys.executable).parent))
-    assert command is not None
-    data = tmp_path / "data"
-    env = {
-        "LOLLMA_DATA_DIR": data,
-        "LOLLMA_STATE_DIR": tmp_path / "state",
-        "LOLLMA_CONFIG_DIR": tmp_path / "config",
-        "LOLLMA_CACHE_DIR": session_cache,  # where demo_gguf assembled the demo model
-    }
-    # pytest imports readline, and GNU readline exports COLUMNS=80 and LINES=24 into the process
-    # environment (not os.environ): tmux would pass them on and the app would ignore the pane size.
-    line = "env -u COLUMNS -u LINES " + " ".join(f"{k}={shlex.quote(str(v))}" for k, v in env.items())
+    env = app_folders(tmp_path, session_cache)
+    data = env["LOLLMA_DATA_DIR"]
     # Greedy, so the long story is the same every run; far more tokens than the test waits for.
-    line += f" {shlex.quote(command)} --max-tokens 4000 --ctx 4096 --temp 0 --seed 1"
+    line = command_line(env, "--max-tokens", "4000", "--ctx", "4096", "--temp", "0", "--seed", "1")
     db = data / DB_FILENAME
 
     # Tall enough that the whole partial reply stays on screen at the kill and after resuming.

@@ -1,0 +1,78 @@
+"""Driving the installed `lollma-tui` command in tmux and reading the screen, as a person would."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+
+class Tmux:
+    """One private tmux server (its own socket), so tests never touch the user's sessions."""
+
+    def __init__(self, socket: Path) -> None:
+        tmux = shutil.which("tmux")
+        assert tmux is not None, "tmux is required for this test (CI installs it)"
+        self.base = [tmux, "-S", str(socket)]
+
+    def run(self, *args: str) -> str:
+        return subprocess.run(
+            [*self.base, *args], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
+
+    def has_session(self, target: str) -> bool:
+        found = subprocess.run([*self.base, "has-session", "-t", target], capture_output=True, timeout=30)
+        return found.returncode == 0
+
+    def screen(self, target: str) -> str:
+        return self.run("capture-pane", "-p", "-t", target)
+
+    def pane_dead(self, target: str) -> bool:
+        return self.run("display", "-p", "-t", target, "#{pane_dead}").strip() == "1"
+
+    def wait_for(self, target: str, condition: Callable[[str], bool], timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.screen(target)
+            if condition(text):
+                return text
+            if time.monotonic() > deadline:
+                size = self.run("display", "-p", "-t", target, "#{window_width}x#{window_height}").strip()
+                raise AssertionError(f"screen ({size}) never matched; last screen:\n{text}")
+            time.sleep(0.1)
+
+    def kill_server(self) -> None:
+        subprocess.run([*self.base, "kill-server"], capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    session = Tmux(tmp_path / "tmux.sock")
+    yield session
+    session.kill_server()
+
+
+def app_folders(tmp_path: Path, session_cache: Path) -> dict[str, Path]:
+    """The app's folders under the test's own, with the cache where the demo model was built."""
+    return {
+        "LOLLMA_DATA_DIR": tmp_path / "data",
+        "LOLLMA_STATE_DIR": tmp_path / "state",
+        "LOLLMA_CONFIG_DIR": tmp_path / "config",
+        "LOLLMA_CACHE_DIR": session_cache,
+    }
+
+
+def command_line(env: Mapping[str, object], *args: str) -> str:
+    """The shell line that starts the installed command with `env` and `args` in a pane."""
+    command = shutil.which("lollma-tui", path=str(Path(sys.executable).parent))
+    assert command is not None, "lollma-tui is not installed in this environment"
+    # pytest imports readline, and GNU readline exports COLUMNS=80 and LINES=24 into the process
+    # environment (not os.environ): tmux would pass them on and the app would ignore the pane size.
+    line = "env -u COLUMNS -u LINES " + " ".join(f"{k}={shlex.quote(str(v))}" for k, v in env.items())
+    return f"{line} {shlex.quote(command)} " + " ".join(shlex.quote(a) for a in args)
