@@ -38,9 +38,10 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_prompts import WORDS, filler_text, sample_stats
 from textual import work
 
-from lollma_tui.core.backends.base import ChatMessage, ReplyDone, ReplyStats, RunSetup, TextDelta
+from lollma_tui.core.backends.base import ChatMessage, ReplyDone, TextDelta
 from lollma_tui.core.backends.llamacpp import LlamaCppBackend
 from lollma_tui.core.backends.llamacpp_worker import default_threads
 from lollma_tui.core.chat.async_store import AsyncStore, StreamingReply
@@ -48,36 +49,11 @@ from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
 from lollma_tui.core.chat.store import ChatStore
 from lollma_tui.core.chat.writer import ReplyWriter, state_for
 from lollma_tui.core.models.demo import ensure_demo_model
-from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
+from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
 
-WORDS = [
-    "the",
-    "model",
-    "streams",
-    "tokens",
-    "while",
-    "the",
-    "store",
-    "saves",
-    "them",
-    "once",
-    "a",
-    "second",
-    "to",
-    "disk",
-]
 PROMPT = "Write a long story about a lighthouse keeper."
 GOAL_OPEN_S = 0.5
 GOAL_STORE_COST = 0.01
-
-
-def _text(i: int, words: int) -> str:
-    return " ".join(WORDS[(i + k) % len(WORDS)] for k in range(words))
-
-
-def _stats() -> ReplyStats:
-    setup = RunSetup(BackendKind.LLAMA_CPP, "gemma-3-270m", "Q4_K_M", 19, 18, 4096, 8, 512, False)
-    return ReplyStats(setup, 0.19, 120, 120, 800.0, 200, 77.0, 2.8, None)
 
 
 def build_history(path: Path, messages: int, others: int) -> None:
@@ -86,12 +62,12 @@ def build_history(path: Path, messages: int, others: int) -> None:
         for n in range(others):
             short = Conversation(title=f"chat {n}")
             for i in range(10):
-                short.messages.append(Message("user" if i % 2 == 0 else "assistant", _text(n + i, 40)))
+                short.messages.append(Message("user" if i % 2 == 0 else "assistant", filler_text(n + i, 40)))
             store.create_conversation(short)
         long = Conversation(title="the long one", system_prompt="You are a helpful assistant.")
         for i in range(messages // 2):
-            long.messages.append(Message("user", _text(i, 30)))
-            long.messages.append(Message("assistant", _text(i, 150), stats=_stats()))
+            long.messages.append(Message("user", filler_text(i, 30)))
+            long.messages.append(Message("assistant", filler_text(i, 150), stats=sample_stats()))
         store.create_conversation(long)
 
 

@@ -30,37 +30,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lollma_tui.core.backends.base import ReplyStats, RunSetup
+from bench_prompts import WORDS, filler_text, sample_stats
+
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.opening import open_store
 from lollma_tui.core.chat.store import ChatStore
-from lollma_tui.core.settings import BackendKind, SamplingSettings
-
-WORDS = [
-    "the",
-    "model",
-    "streams",
-    "tokens",
-    "while",
-    "the",
-    "store",
-    "saves",
-    "them",
-    "once",
-    "a",
-    "second",
-    "to",
-    "disk",
-]
-
-
-def _text(i: int, words: int) -> str:
-    return " ".join(WORDS[(i + k) % len(WORDS)] for k in range(words))
-
-
-def _stats() -> ReplyStats:
-    setup = RunSetup(BackendKind.LLAMA_CPP, "gemma-3-270m", "Q4_K_M", 19, 18, 4096, 8, 512, False)
-    return ReplyStats(setup, 0.19, 120, 120, 800.0, 200, 77.0, 2.8, None)
+from lollma_tui.core.settings import SamplingSettings
 
 
 def build(path: Path, messages: int, others: int) -> str:
@@ -68,12 +43,14 @@ def build(path: Path, messages: int, others: int) -> str:
     for n in range(others):
         chat = store.new_conversation()
         for i in range(10):
-            store.add_message(chat.id, Message("user" if i % 2 == 0 else "assistant", _text(n + i, 40)))
+            store.add_message(chat.id, Message("user" if i % 2 == 0 else "assistant", filler_text(n + i, 40)))
     chat = store.new_conversation("You are a helpful assistant.")
     sampling = SamplingSettings()
     for i in range(messages // 2):
-        store.add_message(chat.id, Message("user", _text(i, 30)))
-        store.add_message(chat.id, Message("assistant", _text(i, 150), stats=_stats()), sampling=sampling)
+        store.add_message(chat.id, Message("user", filler_text(i, 30)))
+        store.add_message(
+            chat.id, Message("assistant", filler_text(i, 150), stats=sample_stats()), sampling=sampling
+        )
     store.close()
     return chat.id
 
@@ -130,7 +107,7 @@ class _FakeClock:
         return self.now
 
 
-def _time_loop(body: Callable[[], None]) -> float:
+def _time_loop(body: Callable[[], object]) -> float:
     start = time.perf_counter()
     body()
     return time.perf_counter() - start
