@@ -2,7 +2,7 @@
 
 Same model, settings, prompt and greedy sampling, alternated run by run in one process:
 
-    uv run python scripts/bench_ipc.py [--model PATH] [--runs 5] [--tokens 128]
+    uv run python scripts/perf/ipc.py [--model PATH] [--runs 5] [--tokens 128] [--quick]
 
 Both sides are timed the same way, at the consumer: from the first piece of text to the last,
 over the tokens llama.cpp generated. The goal is a ratio (worker / direct) of at least 0.97.
@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_prompts import QUESTIONS
+from _prompts import QUESTIONS
+from _support import QUICK_HELP, tiny_model
 
 from lollma_tui.core.backends.base import ChatMessage, ReplyDone, TextDelta
 from lollma_tui.core.backends.llamacpp import LlamaCppBackend
@@ -120,13 +121,17 @@ async def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--ctx", type=int, default=2048)
+    parser.add_argument("--quick", action="store_true", help=QUICK_HELP + ": one run on the tiny model")
     args = parser.parse_args()
-    model = args.model or ensure_demo_model()
+    if args.quick:
+        args.runs, args.tokens, args.ctx = 1, 16, 512
+    scratch = Path(tempfile.mkdtemp())
+    model = args.model or (tiny_model(scratch) if args.quick else ensure_demo_model())
     threads = default_threads()
     sampling = SamplingSettings(
         temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, seed=1, max_tokens=args.tokens
     )
-    backend = LlamaCppBackend(log_path=Path(tempfile.mkdtemp()) / "bench.log")
+    backend = LlamaCppBackend(log_path=scratch / "bench.log")
     await backend.load(LoadSettings(model=str(model), n_ctx=args.ctx, n_threads=threads, n_batch=512))
     llm = direct_engine(model, args.ctx, threads)
     # One untimed warm-up each, so both sides start with warm caches.

@@ -1,6 +1,6 @@
 """Predicted RAM (the fit estimator) against the llama.cpp worker's measured RSS.
 
-    uv run python scripts/bench_fit.py [--demo-ctx 512 2048 8192 32768] [--tiny-ctx 512 2048 4096]
+    uv run python scripts/perf/fit.py [--demo-ctx 512 2048 8192 32768] [--tiny-ctx 512 2048 4096] [--quick]
 
 For the demo model (Gemma 3 270M Q4_K_M) and a tiny generated llama, at several contexts, the
 worker is loaded on the CPU and its RSS read with psutil right after the load and after one short
@@ -22,22 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+from _support import QUICK_HELP, tiny_model
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from gguf_factory import write_tiny_gguf  # noqa: E402
-
-from lollma_tui.core.backends.base import ChatMessage, ReplyDone  # noqa: E402
-from lollma_tui.core.backends.llamacpp import LlamaCppBackend  # noqa: E402
-from lollma_tui.core.models.demo import ensure_demo_model  # noqa: E402
-from lollma_tui.core.models.fit import (  # noqa: E402
+from lollma_tui.core.backends.base import ChatMessage, ReplyDone
+from lollma_tui.core.backends.llamacpp import LlamaCppBackend
+from lollma_tui.core.models.demo import ensure_demo_model
+from lollma_tui.core.models.fit import (
     DEFAULT_PROCESS_OVERHEAD,
     FitParams,
     estimate_memory,
 )
-from lollma_tui.core.models.gguf_header import GGUFHeader, read_gguf_header  # noqa: E402
-from lollma_tui.core.settings import LoadSettings, SamplingSettings  # noqa: E402
+from lollma_tui.core.models.gguf_header import GGUFHeader, read_gguf_header
+from lollma_tui.core.settings import LoadSettings, SamplingSettings
 
 MiB = 1 << 20
 WARM_UP_TOKENS = 2
@@ -152,7 +148,10 @@ async def main() -> None:
     )
     parser.add_argument("--demo-ctx", type=int, nargs="*", default=[512, 2048, 8192, 32768])
     parser.add_argument("--tiny-ctx", type=int, nargs="*", default=[512, 2048, 4096])
+    parser.add_argument("--quick", action="store_true", help=QUICK_HELP + ": the tiny model at one context")
     args = parser.parse_args()
+    if args.quick:
+        args.demo_ctx, args.tiny_ctx = [], [512]
 
     with tempfile.TemporaryDirectory(prefix="bench-fit-") as folder:
         tmp = Path(folder)
@@ -166,7 +165,7 @@ async def main() -> None:
         if args.demo_ctx:
             models.append((ensure_demo_model(), args.demo_ctx))
         if args.tiny_ctx:
-            models.append((write_tiny_gguf(tmp / "tiny-llama-f16.gguf"), args.tiny_ctx))
+            models.append((tiny_model(tmp), args.tiny_ctx))
         rows: list[Row] = []
         notes: list[str] = []
         for model, contexts in models:

@@ -1,9 +1,10 @@
 """Tokens/s the app sees through `OllamaBackend` vs the rate the server streamed at.
 
-    uv run python scripts/bench_ollama.py [--runs 5] [--tokens 400] [--rate 200] [--headroom-rate 1000]
+    uv run python scripts/perf/ollama_rate.py [--runs 5] [--tokens 400] [--rate 200] [--headroom-rate 1000]
+                                              [--quick]
 
-The server is the Ollama-compatible test server from ``tests/ollama_server`` (this script puts the
-``tests`` folder on sys.path to import it). It runs in a background thread of this process and
+The server is the Ollama-compatible test server from the test tree (this script puts the test
+helpers on sys.path to import it). It runs in a background thread of this process and
 speaks real HTTP on 127.0.0.1 to the official ``ollama.AsyncClient`` inside `OllamaBackend`; it
 shares the GIL with the app, which can only make the app's side slower. Its scripted engine is
 wrapped here (`PacedEngine`) so content chunks leave on a fixed, drift-free schedule (chunk k, from
@@ -36,13 +37,13 @@ import sys
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from _prompts import QUESTIONS
+from _support import QUICK_HELP, borrow_test_helpers
+
+borrow_test_helpers()
 
 # mypy finds the test server only with MYPYPATH=tests; either way this line is clean.
-from bench_prompts import QUESTIONS  # noqa: E402
 from ollama_server import (  # type: ignore[import-not-found, unused-ignore]  # noqa: E402
     TINYLLAMA_Q4,
     Finish,
@@ -212,7 +213,10 @@ async def main() -> int:
     parser.add_argument("--tokens", type=int, default=400, help="content chunks per reply")
     parser.add_argument("--rate", type=float, default=200.0, help="tok/s served (the goal's rate)")
     parser.add_argument("--headroom-rate", type=float, default=1000.0, help="a second rate served, 0 to skip")
+    parser.add_argument("--quick", action="store_true", help=QUICK_HELP + ": one run of 30 tokens per rate")
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.tokens = 1, 30
     if args.tokens < 2 or args.runs < 1 or args.rate <= 0 or args.headroom_rate < 0:
         parser.error("need --tokens ≥ 2, --runs ≥ 1, --rate > 0, --headroom-rate ≥ 0")
     rates = [args.rate] + ([args.headroom_rate] if args.headroom_rate else [])

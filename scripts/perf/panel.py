@@ -1,6 +1,6 @@
 """What the hardware panel costs: CPU over a minute, and generation speed with it on and off.
 
-    uv run python scripts/bench_panel.py [--seconds 60] [--rounds 3] [--replies 2]
+    uv run python scripts/perf/panel.py [--seconds 60] [--rounds 3] [--replies 2] [--quick]
 
 1. CPU, all measured over the same `--seconds` window, side by side:
    - the sampler thread alone, at 1 s with the default sources and our own pid tracked: its
@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
-from bench_prompts import QUESTIONS
+from _prompts import QUESTIONS
+from _support import QUICK_HELP, tiny_model
 
 from lollma_tui.core.backends.base import BackendState
 from lollma_tui.core.hardware import HardwareSampler, SystemSnapshot, default_sources
@@ -53,7 +54,8 @@ if TYPE_CHECKING:
     from lollma_tui.ui.app import LollmaApp
 
 SETTLE_S = 5.0
-"""Start-up is not what is measured: each program runs this long before the window opens."""
+"""Start-up is not what is measured: each program runs this long before the window opens
+(`--quick` shortens it)."""
 
 
 def greedy(tokens: int) -> SamplingSettings:
@@ -123,7 +125,7 @@ def cpu_seconds(process: psutil.Process) -> float:
     return total
 
 
-def measure_cpu(seconds: float) -> None:
+def measure_cpu(seconds: float, settle_s: float = SETTLE_S) -> None:
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
     programs: dict[str, list[str]] = {"lollma-tui monitor": [_installed_command(), "monitor"]}
     for name, argv in {"top -d 1": ["top", "-d", "1"], "btop": ["btop"], "nvitop": ["nvitop"]}.items():
@@ -137,7 +139,7 @@ def measure_cpu(seconds: float) -> None:
     with contextlib.ExitStack() as stack:
         processes = {name: stack.enter_context(in_terminal(argv, env)) for name, argv in programs.items()}
         sampler.start()
-        time.sleep(SETTLE_S)
+        time.sleep(settle_s)
         alive = {name: p for name, p in processes.items() if p.is_running()}
         before = {name: cpu_seconds(p) for name, p in alive.items()}
         start = time.perf_counter()
@@ -280,11 +282,17 @@ def main() -> int:
     parser.add_argument("--model", type=Path, help="GGUF file (default: the demo model)")
     parser.add_argument("--skip-cpu", action="store_true")
     parser.add_argument("--skip-generation", action="store_true")
+    parser.add_argument(
+        "--quick", action="store_true", help=QUICK_HELP + ": a 2 s window, one reply per side, the tiny model"
+    )
     args = parser.parse_args()
+    settle_s = SETTLE_S
+    if args.quick:
+        args.seconds, args.rounds, args.replies, args.tokens, settle_s = 2.0, 1, 1, 8, 1.5
     if not args.skip_cpu:
-        measure_cpu(args.seconds)
+        measure_cpu(args.seconds, settle_s)
     if not args.skip_generation:
-        model = args.model or ensure_demo_model()
+        model = args.model or (tiny_model(Path(tempfile.mkdtemp())) if args.quick else ensure_demo_model())
         asyncio.run(measure_generation(model, args.rounds, args.replies, args.tokens))
     return 0
 

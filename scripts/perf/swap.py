@@ -1,8 +1,8 @@
 """Hot-swap time against a direct llama-cpp-python load, and the catalog scan of 100 GGUF files.
 
-    .venv/bin/python scripts/bench_swap.py [--model PATH] [--runs 5] [--ctx 2048 4096]
-                                           [--files 100] [--scan-runs 5] [--tiny-vocab]
-                                           [--only swap|catalog]
+    uv run python scripts/perf/swap.py [--model PATH] [--runs 5] [--ctx 2048 4096]
+                                       [--files 100] [--scan-runs 5] [--tiny-vocab]
+                                       [--only swap|catalog] [--quick]
 
 Swap (goal: swap / direct ≤ 1.1). `ModelSession.swap` alternates the same GGUF (the demo model
 by default) between two context sizes, so every swap reloads it. A llama.cpp swap does not
@@ -28,7 +28,7 @@ split comes from `SwapResult.timings`, and the worker's own load time from `Load
 one: a new process, imports, hello and the pipe).
 
 Catalog scan (goal: < 1 s for 100 files). Files are written into a temporary folder with
-`write_file` from scripts/bench_gguf_headers.py (imported from this script's folder): one file
+`write_file` from gguf_headers.py (imported from this script's folder): one file
 per vocabulary size (real-size vocabularies, 32k-262k tokens with their merges; 512 tokens with
 --tiny-vocab), copied to 20 models x 5 quantizations in nested folders, with general.name and
 general.file_type patched in place in each copy, so that grouping has models and variants to
@@ -57,8 +57,9 @@ from pathlib import Path
 from typing import IO
 
 import psutil
-from bench_gguf_headers import REAL_VOCABS, write_file
+from _support import QUICK_HELP, tiny_model
 from gguf import GGUFValueType
+from gguf_headers import REAL_VOCABS, write_file
 
 from lollma_tui.core.backends import llamacpp_protocol as proto
 from lollma_tui.core.backends.base import Backend
@@ -435,13 +436,20 @@ async def main() -> int:
     parser.add_argument("--scan-runs", type=int, default=5, help="cold and warm scans each")
     parser.add_argument("--tiny-vocab", action="store_true", help="512-token vocabularies in the scan")
     parser.add_argument("--only", choices=("swap", "catalog"))
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=QUICK_HELP + ": one swap each way on the tiny model, 10 tiny-vocabulary files scanned once",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.ctx, args.files, args.scan_runs, args.tiny_vocab = 1, [512, 1024], 10, 1, True
     if args.ctx[0] == args.ctx[1]:
         parser.error("--ctx needs two different sizes, so that each swap reloads")
     status = 0
     with tempfile.TemporaryDirectory(prefix="bench-swap-") as tmp:
         if args.only != "catalog":
-            model = args.model or ensure_demo_model()
+            model = args.model or (tiny_model(Path(tmp)) if args.quick else ensure_demo_model())
             status |= await bench_swap(model, args.ctx, args.runs, Path(tmp))
         if args.only != "swap":
             status |= bench_catalog(args.files, args.scan_runs, args.tiny_vocab, Path(tmp))

@@ -1,6 +1,6 @@
 """Benchmark the conversation store: opening a long conversation, and the cost of saving a stream.
 
-    .venv/bin/python scripts/bench_store.py [--messages 2000] [--tokens 200000] [--tail 50]
+    uv run python scripts/perf/store.py [--messages 2000] [--tokens 200000] [--tail 50] [--quick]
 
 Figures printed side by side:
 
@@ -28,9 +28,8 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench_prompts import WORDS, filler_text, sample_stats
+from _prompts import WORDS, filler_text, sample_stats
+from _support import QUICK_HELP
 
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.opening import open_store
@@ -180,7 +179,6 @@ def measure_write(path: Path, tokens: int) -> None:
 _CHILD = """
 import resource, sys, time
 start = time.perf_counter()
-sys.path.insert(0, sys.argv[3])
 from lollma_tui.core.chat.opening import open_store
 imported = time.perf_counter()
 opened = open_store(__import__("pathlib").Path(sys.argv[1]))
@@ -198,7 +196,7 @@ def measure_fresh_process(path: Path, tail: int, runs: int) -> None:
     rows = []
     for _ in range(runs):
         result = subprocess.run(
-            [sys.executable, "-c", _CHILD, str(path), str(tail), str(Path(__file__).resolve().parents[1])],
+            [sys.executable, "-c", _CHILD, str(path), str(tail)],
             capture_output=True,
             text=True,
             check=True,
@@ -221,7 +219,12 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=200_000)
     parser.add_argument("--tail", type=int, default=50)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument(
+        "--quick", action="store_true", help=QUICK_HELP + ": 200 messages, 2,000 tokens, one run"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.messages, args.others, args.tokens, args.runs = 200, 2, 2_000, 1
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "history.db"
@@ -239,7 +242,7 @@ def main() -> None:
             f"   Python peak {figures['open_peak_kib']:7.0f} KiB   RSS +{figures['open_rss_kib']:.0f} KiB"
         )
         print(f"  {'whole thread, for contrast':<28} {figures['full_ms']:8.2f} ms")
-        measure_fresh_process(path, args.tail, 5)
+        measure_fresh_process(path, args.tail, min(args.runs, 5))
         measure_write(Path(folder) / "write.db", args.tokens)
 
 

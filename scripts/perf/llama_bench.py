@@ -2,7 +2,7 @@
 llama-cpp-python's low-level calls, alternated in one run; then the generation rate against
 this machine's memory-bandwidth bound.
 
-    uv run python scripts/bench_llama_bench.py [--model PATH] [--rounds 6] [--reps 5]
+    uv run python scripts/perf/llama_bench.py [--model PATH] [--rounds 6] [--reps 5] [--quick]
 
 Ours: a `BenchSession` (what `lollma-tui bench -p 512 -n 128 --ngl 0` runs), one fresh bench
 worker process per round. Direct: a fresh process per round too (this script, run as a child),
@@ -33,6 +33,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from _support import QUICK_HELP, tiny_model
 
 from lollma_tui.core.bench.protocol import BenchTest
 from lollma_tui.core.bench.session import BenchSession, plan_sweep
@@ -216,7 +218,14 @@ async def main() -> int:
     parser.add_argument("-n", "--n-gen", type=int, default=128)
     parser.add_argument("-t", "--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--direct-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--quick", action="store_true", help=QUICK_HELP + ": one round of pp32/tg8 on the tiny model"
+    )
     args = parser.parse_args()
+    copy_mib = 512
+    if args.quick:
+        args.rounds, args.reps, args.n_prompt, args.n_gen, copy_mib = 1, 1, 32, 8, 64
+        args.model = args.model or tiny_model(Path(tempfile.mkdtemp()))
     model = args.model or ensure_demo_model()
     tests = {
         f"pp{args.n_prompt}": BenchTest(n_prompt=args.n_prompt),
@@ -266,7 +275,7 @@ async def main() -> int:
     verdict = "met" if worst <= 0.05 else "MISSED"
     print(f"largest disagreement {worst * 100:.1f} % (goal ≤ 5 %): {verdict}")
 
-    bandwidth = memory_bandwidth()
+    bandwidth = memory_bandwidth(copy_mib)
     bound = bandwidth / weight_bytes
     tg = statistics.median(samples[f"tg{args.n_gen}"]["ours"])
     print(

@@ -1,6 +1,6 @@
 """Time to first frame of the installed `lollma-tui` command, next to a bare Textual app.
 
-    uv run python scripts/bench_startup.py [--runs 5]
+    uv run python scripts/perf/startup.py [--runs 5] [--quick]
 
 Each command runs in a pseudo-terminal (80×24); the clock stops when the first frame's text
 (the chat input's placeholder, or the bare app's label) has been written. The bare Textual app
@@ -22,6 +22,8 @@ import tempfile
 import termios
 import time
 from pathlib import Path
+
+from _support import QUICK_HELP
 
 BARE_APP = """
 from textual.app import App
@@ -65,7 +67,10 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help=QUICK_HELP + ": one timed run each")
     args = parser.parse_args()
+    if args.quick:
+        args.runs = 1
     bindir = Path(sys.executable).parent
     command = str(bindir / "lollma-tui")
     scratch = Path(tempfile.mkdtemp())

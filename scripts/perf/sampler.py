@@ -1,6 +1,6 @@
 """Time one sample of each hardware source on this machine, and a whole sampler tick.
 
-    .venv/bin/python scripts/bench_sampler.py [--samples 200]
+    uv run python scripts/perf/sampler.py [--samples 200] [--quick]
 
 Prints median and p95 per call. Sources that find nothing here (no NVIDIA driver, no DRM GPU)
 are timed too: their cost while absent is what a CPU-only box pays every tick. The AMD line
@@ -19,6 +19,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from _support import QUICK_HELP
 
 from lollma_tui.core.hardware import (
     HardwareSampler,
@@ -75,7 +77,10 @@ def fake_amd_tree(root: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help=QUICK_HELP + ": 5 samples each")
     args = parser.parse_args()
+    if args.quick:
+        args.samples = 5
     n = args.samples
 
     def ctx(i: int, pids: frozenset[int] = frozenset()) -> SampleContext:

@@ -1,8 +1,9 @@
 """Time lollma-tui's GGUF header reader against gguf.GGUFReader on the same files.
 
-    .venv/bin/python scripts/bench_gguf_headers.py                # 100 files, one with a 152k vocab
-    .venv/bin/python scripts/bench_gguf_headers.py --realistic    # every file has a real-size vocab
-    .venv/bin/python scripts/bench_gguf_headers.py --demo PATH    # add a real model file
+    uv run python scripts/perf/gguf_headers.py                # 100 files, one with a 152k vocab
+    uv run python scripts/perf/gguf_headers.py --realistic    # every file has a real-size vocab
+    uv run python scripts/perf/gguf_headers.py --demo PATH    # add a real model file
+    uv run python scripts/perf/gguf_headers.py --quick        # 5 files, one pass
 
 Files are generated with the `gguf` package into a temporary folder (tiny tensors, real-size
 vocabularies): by default 99 small llama files (512-token vocabularies, 2-32 layers) and one
@@ -16,16 +17,14 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from _support import QUICK_HELP
 from gguf import GGUFReader, GGUFWriter
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lollma_tui.core.models.gguf_header import read_gguf_header
 from lollma_tui.core.models.gguf_known_arrays import KNOWN_STRING_ARRAYS
@@ -79,7 +78,9 @@ def write_file(path: Path, *, n_layer: int, n_vocab: int, n_merges: int, seed: i
     writer.close()
 
 
-def make_files(folder: Path, count: int, realistic: bool) -> list[Path]:
+def make_files(
+    folder: Path, count: int, realistic: bool, big_vocab: tuple[int, int] = BIG_VOCAB
+) -> list[Path]:
     """Write the distinct files once and copy them up to `count` (copies read the same)."""
     templates: list[Path] = []
     if realistic:
@@ -89,7 +90,7 @@ def make_files(folder: Path, count: int, realistic: bool) -> list[Path]:
             templates.append(path)
     else:
         big = folder / "big-vocab.gguf"
-        write_file(big, n_layer=28, n_vocab=BIG_VOCAB[0], n_merges=BIG_VOCAB[1], seed=999)
+        write_file(big, n_layer=28, n_vocab=big_vocab[0], n_merges=big_vocab[1], seed=999)
         templates.append(big)
         for n_layer in (2, 8, 16, 32):
             path = folder / f"template-{n_layer}.gguf"
@@ -130,11 +131,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reader-sample", type=int, default=0, help="GGUFReader on this many files only")
     parser.add_argument("--demo", type=Path, help="also time this GGUF file (e.g. the demo model)")
     parser.add_argument("--repeat", type=int, default=3, help="best of N passes for our reader")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=QUICK_HELP + ": 5 files, one pass, an 8k vocabulary for the big one",
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.count, args.repeat, args.realistic = 5, 1, False
 
     with tempfile.TemporaryDirectory(prefix="gguf-bench-") as tmp:
         started = time.perf_counter()
-        files = make_files(Path(tmp), args.count, args.realistic)
+        big_vocab = (8_192, 8_000) if args.quick else BIG_VOCAB
+        files = make_files(Path(tmp), args.count, args.realistic, big_vocab)
         if args.demo:
             files.append(args.demo)
         size = sum(p.stat().st_size for p in files)

@@ -1,6 +1,7 @@
 """The history as the app uses it: opening a long conversation, and saving a reply as it streams.
 
-    .venv/bin/python scripts/bench_history.py [--messages 2000] [--runs 7] [--replies 6] [--tokens 160]
+    uv run python scripts/perf/history.py [--messages 2000] [--runs 7] [--replies 6] [--tokens 160]
+                                          [--model PATH] [--quick]
 
 Figures printed side by side, all measured in this one run:
 
@@ -35,10 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench_prompts import WORDS, filler_text, sample_stats
+from _prompts import WORDS, filler_text, sample_stats
+from _support import QUICK_HELP, tiny_model
 from textual import work
 
 from lollma_tui.core.backends.base import ChatMessage, ReplyDone, TextDelta
@@ -270,7 +269,7 @@ def measure_open(folder: Path, messages: int, others: int, runs: int, env: dict[
 @dataclass(frozen=True, slots=True)
 class StreamRun:
     rate: float
-    """Tokens/s at the consumer: (tokens - 1) over first piece → last piece, as bench_ipc times it."""
+    """Tokens/s at the consumer: (tokens - 1) over first piece → last piece, as ipc.py times it."""
     worker_rate: float | None
     """Tokens/s as llama.cpp measured it in the worker."""
     tokens: int
@@ -348,8 +347,7 @@ async def per_call_costs(calls: int) -> tuple[float, float, float]:
     return best_add / calls, best_due / calls, best_bare / calls
 
 
-async def measure_write(replies: int, tokens: int, folder: Path) -> None:
-    model = ensure_demo_model()
+async def measure_write(model: Path, replies: int, tokens: int, calls: int, folder: Path) -> None:
     threads = default_threads()
     # Greedy and seeded: every run writes the same reply, so both sides do the same work.
     sampling = SamplingSettings(temperature=0.0, repeat_penalty=1.3, seed=1, max_tokens=tokens)
@@ -408,7 +406,6 @@ async def measure_write(replies: int, tokens: int, folder: Path) -> None:
         f" finish() median {statistics.median(r.finish_ms for r in runs[True]):.2f} ms"
     )
 
-    calls = 200_000
     add_ns, due_ns, bare_ns = await per_call_costs(calls)
     per_token_ns = add_ns + due_ns
     share = per_token_ns * store_rate / 1e9
@@ -434,9 +431,17 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=160, help="max tokens per reply")
     parser.add_argument("--skip-open", action="store_true")
     parser.add_argument("--skip-write", action="store_true")
+    parser.add_argument("--model", type=Path, help="GGUF file for the write side (default: the demo model)")
+    parser.add_argument("--calls", type=int, default=200_000, help="calls per pass of the per-call costs")
+    parser.add_argument(
+        "--quick", action="store_true", help=QUICK_HELP + ": 200 messages, one start, the tiny model"
+    )
     parser.add_argument("--child-open", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--expect", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.quick:
+        args.messages, args.others, args.runs, args.replies, args.tokens = 200, 2, 1, 1, 16
+        args.calls = 2_000
     if args.child_open is not None:
         _child_open(args.child_open, args.expect)
         return 0
@@ -451,7 +456,8 @@ def main() -> int:
         if not args.skip_open:
             measure_open(folder, args.messages, args.others, args.runs, env)
         if not args.skip_write:
-            asyncio.run(measure_write(args.replies, args.tokens, folder))
+            model = args.model or (tiny_model(folder) if args.quick else ensure_demo_model())
+            asyncio.run(measure_write(model, args.replies, args.tokens, args.calls, folder))
     return 0
 
 
