@@ -1,11 +1,13 @@
-"""Streamed reply text handed to the Markdown widget at a steady pace, not token by token.
+"""Streamed reply text handed to the reply widget at a steady pace, not token by token.
 
-Every Markdown update re-parses the last block and lays out and repaints the screen: 15-30 ms
-of UI time on a small machine. Token by token, at 40 tok/s, that is most of a core taken from
-llama.cpp's threads, and generation slows to match. So updates come at most ten times a
-second, and less often when they are expensive: the pace is set so that the UI process spends
+Every update re-renders the reply's last block and repaints what changed: 2-3 ms of UI time
+on a small machine, and a whole-screen repaint when the reply needs more room (see
+`widgets.reply_markdown`). Token by token, at 40 tok/s, that is a good part of a core taken
+from llama.cpp's threads, and generation slows to match. So updates come at most ten times a
+second, and less often when the process is busy: the pace is set so that the UI process spends
 about `UI_SHARE` of one core while a reply streams (measured, not guessed: its CPU time per
-update). On a fast machine that stays ten a second; on this project's 2-core test box, about six.
+update, token handling included). A slow stream on a fast machine gets ten updates a second;
+100 tok/s on this project's 2-core test box gets four.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ FASTEST_S = 0.1
 SLOWEST_S = 0.25
 """The least often: below four a second the text no longer reads as streaming."""
 
-UI_SHARE = 0.15
+UI_SHARE = 0.02
 """Share of one core the UI process may spend on a streaming reply before updates thin out."""
 
 

@@ -8,7 +8,7 @@ import time
 from textual.app import App, ComposeResult
 from textual.widgets import Markdown
 
-from lollma_tui.ui.paced_stream import PacedStream
+from lollma_tui.ui.paced_stream import UI_SHARE, PacedStream
 
 
 class Recorder:
@@ -96,12 +96,13 @@ async def feed(stream: PacedStream, seconds: float) -> None:
 
 
 async def test_expensive_updates_thin_out_and_cheap_ones_keep_the_fastest_pace() -> None:
-    cheap = PacedStream(Recorder(), 0.02, 0.08, cpu_clock=FakeCpu(0.001))
-    costly = PacedStream(Recorder(), 0.02, 0.08, cpu_clock=FakeCpu(0.009))
+    # CPU per update in shares of the fastest interval: half the allowed share, and three times it.
+    cheap = PacedStream(Recorder(), 0.02, 0.08, cpu_clock=FakeCpu(0.02 * UI_SHARE / 2))
+    costly = PacedStream(Recorder(), 0.02, 0.08, cpu_clock=FakeCpu(0.02 * UI_SHARE * 3))
     await asyncio.gather(feed(cheap, 0.6), feed(costly, 0.6))
-    # 1 ms of UI work per update is well under the share at the fastest pace...
+    # Well under the share at the fastest pace...
     assert cheap.interval_s == 0.02
-    # ...9 ms is not: the pace slows to about 9 ms / 15 % = 60 ms.
+    # ...three times over it: the pace slows to about three times the fastest interval.
     assert 0.045 < costly.interval_s < 0.075
     heavy = PacedStream(Recorder(), 0.02, 0.08, cpu_clock=FakeCpu(0.5))
     await feed(heavy, 0.5)

@@ -13,10 +13,10 @@ from textual.widgets import Collapsible, Static
 
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.stats_format import format_stats
+from lollma_tui.ui.widgets.reply_markdown import ReplyMarkdown, printable
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
-    from textual.widgets import Markdown
 
 _STATE_NOTES = {
     ReplyState.STOPPED: "stopped",
@@ -56,11 +56,7 @@ class ReplyTurn(Vertical):
         super().__init__(classes="turn reply-turn")
         self.message = message
         self._header = header
-        # Imported here: markdown-it and pygments cost a tenth of a second that the first
-        # frame should not wait for (the app preloads them once the screen is up).
-        from textual.widgets import Markdown
-
-        self.body: Markdown = Markdown(message.content or None, classes="reply-text")
+        self.body = ReplyMarkdown(message.content, classes="reply-text")
         self.footer = Static("", classes="reply-stats", markup=False)
         self.thinking = ""
         self._thinking_view: Static | None = None
@@ -93,7 +89,7 @@ class ReplyTurn(Vertical):
         self.remove_class("-waiting", "-streaming")
         # One full render at the end: the stream's incremental blocks can differ from a
         # whole-document parse (an unterminated code fence, a list that became a table).
-        await self.body.update(message.content)
+        self.body.update(message.content)
         self.set_class(message.state == ReplyState.ERROR, "-error")
         self.footer.update(reply_footer(message))
 
@@ -123,9 +119,9 @@ class HistoryTurn(Widget):
             style=Style(bold=True, color=colours.get("user-label" if is_user else "reply-label")),
         )
         if is_user:
-            body: RenderableType = Text(self.message.content)
+            body: RenderableType = Text(printable(self.message.content))
             return Group(label, Padding(body, (0, 0, 0, 2)))
-        body = RichMarkdown(self.message.content)
+        body = RichMarkdown(printable(self.message.content))
         footer_colour = colours.get("error" if self.message.state == ReplyState.ERROR else "reply-stats")
         footer = Text(reply_footer(self.message), style=Style(color=footer_colour))
         return Group(label, Padding(body, (0, 0, 0, 2)), Padding(footer, (0, 0, 0, 2)))

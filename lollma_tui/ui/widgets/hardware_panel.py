@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.widgets import Static
 
 from lollma_tui.core.hardware import (
@@ -100,16 +100,18 @@ def swap_text(memory: MemorySnapshot) -> str:
 class HardwarePanel(Vertical):
     """Shows the latest `SystemSnapshot` with its `HardwareHistory`; set by the app."""
 
-    snapshot: reactive[SystemSnapshot | None] = reactive(None, init=False)
+    # `var`, not `reactive`: the rows below redraw what changed; a repaint of the whole panel
+    # on every assignment (four a second for the live rate) would redo all of its lines.
+    snapshot: var[SystemSnapshot | None] = var(None, init=False)
     """The newest sample; None until the first one arrives."""
-    history: reactive[HardwareHistory | None] = reactive(None, init=False, always_update=True)
+    history: var[HardwareHistory | None] = var(None, init=False, always_update=True)
     """Recent values for the strips. The same object grows in place, so assigning it again
     redraws the strips."""
-    stale: reactive[bool] = reactive(False, init=False)
+    stale: var[bool] = var(False, init=False)
     """The sampler has not delivered for 3 intervals: the figures are dimmed and marked."""
-    live_rate: reactive[float | None] = reactive(None, init=False)
+    live_rate: var[float | None] = var(None, init=False)
     """Tokens per second of the reply being written; None when nothing streams."""
-    model_footprint: reactive[ModelFootprint | None] = reactive(None, init=False)
+    model_footprint: var[ModelFootprint | None] = var(None, init=False)
     """What the loaded model costs; None hides the lines."""
 
     def __init__(

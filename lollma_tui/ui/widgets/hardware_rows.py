@@ -33,19 +33,29 @@ def set_text(static: Static, text: str) -> None:
     old = static.content
     if old == text:
         return
-    # One line of the same width that fits: the widget keeps its size, so a repaint is enough.
-    same_size = (
-        isinstance(old, str)
-        and "\n" not in old
-        and "\n" not in text
-        and cell_len(old) == cell_len(text)
-        and cell_len(text) <= static.content_size.width
-    )
-    static.update(text, layout=not same_size)
+    static.update(text, layout=_size_may_change(static, old, text))
+
+
+def _size_may_change(static: Static, old: object, new: str) -> bool:
+    if static.styles.display == "none":
+        # Hidden (a wide-only row in the sidebar, say): showing it lays it out anyway.
+        return False
+    if not isinstance(old, str):
+        return True
+    width = static.content_size.width
+    old_lines, new_lines = old.split("\n"), new.split("\n")
+    old_widths, new_widths = [cell_len(line) for line in old_lines], [cell_len(line) for line in new_lines]
+    if len(old_lines) != len(new_lines) or max(old_widths + new_widths) > width:
+        return True  # a line more or less, or a line that wraps
+    width_rule = static.styles.width
+    # A width set by the layout (a column, 1fr) stays; an auto one follows the longest line.
+    return width_rule is not None and width_rule.is_auto and max(old_widths) != max(new_widths)
 
 
 class MetricValue(Static):
-    """One figure, coloured by its level."""
+    """One figure, coloured by its level. Where its width follows its text, the figure is
+    right-aligned to the widest one shown so far: "9%" after "12%" keeps the row's layout
+    (and the strip beside it) where it was, so a new sample costs a repaint, not a layout."""
 
     def __init__(
         self,
@@ -56,12 +66,20 @@ class MetricValue(Static):
         classes: str | None = None,
     ) -> None:
         super().__init__(text, markup=False, name=name, id=id, classes=classes)
+        self._text = text
+        self._widest = 0
 
     @property
     def text(self) -> str:
-        return str(self.content)
+        """The figure as last shown, without alignment."""
+        return self._text
 
     def show(self, text: str, level: Level | None = None) -> None:
+        self._text = text
+        width_rule = self.styles.width
+        if width_rule is not None and width_rule.is_auto:
+            self._widest = max(self._widest, cell_len(text))
+            text = " " * (self._widest - cell_len(text)) + text
         set_text(self, text)
         set_level(self, level)
 

@@ -1,0 +1,140 @@
+"""The reply widget: streamed block by block it shows what the whole document shows, grows in
+steps while it streams, and never draws a control character."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pilot_support import ThemedApp, wait_until
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+
+from lollma_tui.ui.widgets.reply_markdown import (
+    CODE_CHUNK_LINES,
+    MIN_STEP_LINES,
+    STEP_SHARE,
+    ReplyMarkdown,
+    printable,
+)
+
+DOCUMENT = """# Streaming
+
+A paragraph with **bold**, *italic* and `code`, long enough to wrap across more than one line
+of the log at this width, so that wrapping is part of what is compared.
+
+- first item
+- second item with a [link](https://example.org)
+- third item
+
+```python
+def add(a, b):
+    return a + b
+```
+
+| model | tok/s |
+|---|---|
+| gemma | 77 |
+
+> A quote to finish, followed by a rule.
+
+---
+
+1. one
+2. two
+"""
+
+
+class Host(ThemedApp):
+    CSS: ClassVar[str] = "VerticalScroll { height: 1fr; } ReplyMarkdown { padding: 0 0 0 2; }"
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield ReplyMarkdown(id="streamed")
+            yield ReplyMarkdown(id="whole")
+
+
+def texts(body: ReplyMarkdown) -> list[str]:
+    return [line.text.rstrip() for line in body.rendered_lines]
+
+
+def words(text: str) -> list[str]:
+    """Token-sized pieces, spaces and newlines attached, as a model streams them."""
+    pieces: list[str] = []
+    for word in text.split(" "):
+        pieces.append(word + " ")
+    pieces[-1] = pieces[-1][:-1]
+    return pieces
+
+
+async def test_a_streamed_reply_shows_what_the_whole_document_shows() -> None:
+    app = Host()
+    async with app.run_test(size=(90, 40)) as pilot:
+        streamed = app.query_one("#streamed", ReplyMarkdown)
+        whole = app.query_one("#whole", ReplyMarkdown)
+        whole.update(DOCUMENT)
+        for piece in words(DOCUMENT):
+            streamed.append(piece)
+            await pilot.pause()
+        await wait_until(pilot, lambda: bool(streamed.rendered_lines) and bool(whole.rendered_lines))
+        assert streamed.source == DOCUMENT
+        # Before the final render: finished blocks were rendered one by one as the text came.
+        assert texts(streamed) == texts(whole)
+        assert streamed.rendered_lines == whole.rendered_lines  # colours and styles too
+        assert any("def add(a, b):" in line for line in texts(whole))
+        assert any("gemma" in line and "77" in line for line in texts(whole))
+
+
+LISTING = (
+    "Here is the listing:\n\n```python\n"
+    + "".join(f"value_{i} = compute({i}, 'label {i}')  # line {i}\n" for i in range(CODE_CHUNK_LINES * 3 + 5))
+    + "```\n"
+)
+
+
+async def test_a_long_code_block_streamed_in_chunks_shows_what_the_whole_block_shows() -> None:
+    app = Host()
+    async with app.run_test(size=(90, 40)) as pilot:
+        streamed = app.query_one("#streamed", ReplyMarkdown)
+        whole = app.query_one("#whole", ReplyMarkdown)
+        whole.update(LISTING)
+        for line in LISTING.splitlines(keepends=True):
+            for piece in words(line):
+                streamed.append(piece)
+            await pilot.pause()
+        await wait_until(pilot, lambda: bool(streamed.rendered_lines) and bool(whole.rendered_lines))
+        assert sum("= compute(" in line for line in texts(streamed)) == CODE_CHUNK_LINES * 3 + 5
+        assert streamed.rendered_lines == whole.rendered_lines
+
+
+async def test_the_reply_grows_a_step_at_a_time_and_fits_its_text_once_done() -> None:
+    app = Host()
+    async with app.run_test(size=(90, 40)) as pilot:
+        body = app.query_one("#streamed", ReplyMarkdown)
+        step = max(MIN_STEP_LINES, 40 // STEP_SHARE)
+        heights: set[int] = set()
+        for piece in words(DOCUMENT):
+            body.append(piece)
+            await pilot.pause()
+            heights.add(body.size.height)
+            assert body.size.height >= len(body.rendered_lines)
+        assert all(height % step == 0 for height in heights)
+        assert len(heights) < len(texts(body)) // 2  # far fewer heights than lines
+        body.update(body.source)
+        await pilot.pause()
+        assert body.size.height == len(body.rendered_lines)
+
+
+async def test_control_characters_in_a_reply_are_not_drawn() -> None:
+    app = Host()
+    async with app.run_test(size=(90, 40)) as pilot:
+        body = app.query_one("#streamed", ReplyMarkdown)
+        body.append("plain \x1b[31mred\x1b[0m bell\x07 and\r carriage\n\ttab")
+        await wait_until(pilot, lambda: bool(body.rendered_lines))
+        drawn = "".join(segment.text for line in body.rendered_lines for segment in line)
+        assert "\x1b" not in drawn and "\x07" not in drawn and "\r" not in drawn
+        assert "[31mred" in drawn  # the rest of the text is kept, literally
+        assert body.source.startswith("plain \x1b[31m")  # what is stored is what came
+
+
+def test_printable_keeps_newlines_and_tabs() -> None:
+    assert printable("a\tb\nc\x00d\x9be\x7f") == "a\tb\ncde"
