@@ -130,7 +130,10 @@ async def test_repack_on_is_obeyed_and_a_crash_shows_the_log_not_our_own_notes(
 
 
 async def test_repack_off_never_takes_the_crashing_path(
-    make_backend: Callable[[], LlamaCppBackend], tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    make_backend: Callable[[], LlamaCppBackend],
+    tiny_gguf: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     monkeypatch.setenv(repack.FAULT_ENV, "load")
     backend = make_backend()

@@ -19,7 +19,8 @@ FAST = ["-p", "16", "-n", "4", "-r", "1", "--no-chat", "-t", "1", "--no-save"]
 @pytest.fixture(scope="session")
 def q4_model(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Q4_0 is a type llama.cpp repacks on x86 (AVX2) and ARM alike.
-    return quantize_gguf(tiny_gguf, tmp_path_factory.mktemp("repack") / "tiny-Q4_0.gguf", LlamaFileType.MOSTLY_Q4_0)
+    target = tmp_path_factory.mktemp("repack") / "tiny-Q4_0.gguf"
+    return quantize_gguf(tiny_gguf, target, LlamaFileType.MOSTLY_Q4_0)
 
 
 def table_rows(text: str) -> list[dict[str, str]]:
