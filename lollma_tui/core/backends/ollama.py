@@ -402,7 +402,7 @@ class OllamaBackend:
         return error
 
     def _setup(self, loaded: LoadedModel) -> RunSetup:
-        return dataclasses.replace(loaded.setup(), gpu_share=self._gpu_share)
+        return dataclasses.replace(loaded.setup(), gpu_share=self._gpu_share, server=self.base_url)
 
     async def _finish(
         self,
