@@ -309,7 +309,7 @@ class OpenAIBackend:
                     stats = reply_stats(self._setup(loaded), figures, clock)
                     yield ReplyDone("length" if finish == "length" else "stop", stats)
                     return
-                figures.take(item.model_extra, item.usage)
+                figures.take(item.model_extra, item.usage.model_dump() if item.usage is not None else None)
                 delta = delta_text(item)
                 finish = delta.finish_reason or finish
                 if delta.content or delta.reasoning:
