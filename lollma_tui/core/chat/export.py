@@ -327,14 +327,17 @@ def _message_markdown(message: Message, sampling: SamplingSettings | None) -> li
 
 
 def _model_label(setup: RunSetup) -> str:
-    where = f"{setup.backend}" + (f" at {setup.server}" if setup.server else "")
-    return " · ".join(w for w in (setup.model, setup.quant, where) if w)
+    if setup.backend is BackendKind.OPENAI:
+        # The same model id can be served by several machines: the server is part of its name.
+        where = f"{setup.server_kind or setup.backend} at {setup.server or '?'}"
+        return " · ".join(w for w in (setup.model, setup.quant, where) if w)
+    return f"{setup.model} · {setup.quant} · {setup.backend}"
 
 
 def _setup_line(setup: RunSetup) -> str:
-    if setup.server_kind and setup.backend is BackendKind.OPENAI:
+    if setup.backend is BackendKind.OPENAI:
         # Layers, threads and batch are the server's own start-up flags: not known here.
-        return f"{_model_label(setup)} · {setup.server_kind} · ctx {setup.n_ctx}"
+        return f"{_model_label(setup)} · ctx {setup.n_ctx}"
     parts = [_model_label(setup), format_gpu_layers(setup.n_gpu_layers, setup.n_layers)]
     if setup.gpu_share is not None:
         parts.append(f"{setup.gpu_share * 100:.0f}% in GPU memory")

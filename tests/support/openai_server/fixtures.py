@@ -9,10 +9,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from lollma_tui.core.backends.openai import OpenAIBackend
 
 from .server import OpenAITestServer
 from .shapes import Flavour
@@ -29,6 +31,23 @@ def llama_server() -> Iterator[OpenAITestServer]:
     """The test server speaking llama-server's dialect."""
     with OpenAITestServer(Flavour.LLAMA_SERVER) as server:
         yield server
+
+
+@pytest.fixture
+async def make_openai_backend() -> AsyncIterator[Callable[..., OpenAIBackend]]:
+    """Builds OpenAIBackends with short timeouts (so a hang fails fast) and closes them."""
+    made: list[OpenAIBackend] = []
+
+    def build(url: str, **kwargs: object) -> OpenAIBackend:
+        kwargs.setdefault("timeout_s", 10.0)
+        kwargs.setdefault("connect_timeout_s", 2.0)
+        backend = OpenAIBackend(url, **kwargs)  # type: ignore[arg-type]
+        made.append(backend)
+        return backend
+
+    yield build
+    for backend in made:
+        await backend.close()
 
 
 def free_port() -> int:
