@@ -183,14 +183,14 @@ class OpenAIBackend:
             await self.cancel()
             name = settings.model.strip()
             self._loaded = None
-            if not name:
-                raise ModelNotFoundError(
-                    f"Choose a model served at {self.base_url} first (see its /v1/models)."
-                )
-            self._set_status(BackendState.LOADING, f"Loading {name}…")
+            self._set_status(BackendState.LOADING, f"Loading {name or 'the server’s model'}…")
             try:
                 await self.probe()
                 offered = await self.list_models()
+                if not name and len(offered) == 1:
+                    # No model named: a server with one model (llama-server's usual set-up) serves it.
+                    name = offered[0].id
+                    settings = settings.with_changes(model=name)
                 if name not in {m.id for m in offered}:
                     raise ModelNotFoundError(self._not_offered(name, offered))
                 started = time.perf_counter()
@@ -206,6 +206,8 @@ class OpenAIBackend:
 
     def _not_offered(self, name: str, offered: Sequence[ServedModel]) -> str:
         listed = ", ".join(m.id for m in offered[:_ID_LIST]) + ("…" if len(offered) > _ID_LIST else "")
+        if not name:
+            return f"Choose one of the models {self._where().at} offers: {listed or 'none'} (/model NAME)."
         return f"{self._where().subject} has no model '{name}' (it offers: {listed or 'none'})."
 
     async def _warm(self, name: str) -> None:

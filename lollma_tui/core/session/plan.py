@@ -47,10 +47,9 @@ class LoadPlan:
         return self.refusal is None
 
 
-_WHAT_TO_CHOOSE = {
+_WHAT_TO_CHOOSE: dict[BackendKind, str] = {
     BackendKind.LLAMA_CPP: "a GGUF file",
     BackendKind.OLLAMA: "an Ollama model",
-    BackendKind.OPENAI: "a model the server offers",
 }
 
 
@@ -79,12 +78,13 @@ def plan_load(
     `budget` the free memory once the current model is unloaded (None: unknown, nothing is
     checked), `gpu_offload` whether the llama.cpp build can offload (None: not known yet).
     """
+    if requested.backend is BackendKind.OPENAI:
+        # The server's memory is not visible from here: no fit check, nothing to resolve. An
+        # empty model id is the backend's to settle (a server with one model serves that one).
+        return LoadPlan(requested, requested, notes=("fit not checked: the model runs on the server",))
     if not requested.model.strip():
         what = _WHAT_TO_CHOOSE[requested.backend]
         return LoadPlan(requested, requested, refusal=f"choose {what} first (/model NAME)")
-    if requested.backend is BackendKind.OPENAI:
-        # The server's memory is not visible from here: no fit check, nothing to resolve.
-        return LoadPlan(requested, requested, notes=("fit not checked: the model runs on the server",))
     if requested.backend is BackendKind.OLLAMA:
         if looks_like_gguf_path(requested.model):
             return LoadPlan(

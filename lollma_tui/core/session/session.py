@@ -348,7 +348,8 @@ class ModelSession:
                 target, plan, error, previous, previous_requested, notes, stopped, timings, report, total
             )
         load_s = clock.lap()
-        self._settings = target
+        # A backend may settle what was left open (an OpenAI server's only model): keep its choice.
+        self._settings = target if target.model.strip() else target.with_changes(model=loaded.settings.model)
         self._remember(loaded)
         notes.extend(self._notes_after_load(loaded, plan))
         message = f"Loaded {loaded.name} ({loaded.quant}, {target.backend!s}) in {loaded.load_s:.1f} s"
