@@ -55,9 +55,14 @@ def reloading_fields(kind: BackendKind) -> frozenset[str]:
     return frozenset(LOAD_FIELDS) - {"backend"} - ignored_fields(kind)
 
 
+_PUT_BACK = frozenset({BackendKind.OPENAI})
+"""Backends whose read-only fields are put back when changed: an OpenAI server's start-up flags
+never apply. The others' ignored fields are kept as asked, for after a backend switch."""
+
+
 def keep_read_only(old: LoadSettings, new: LoadSettings) -> LoadSettings:
     """`new` with the fields its backend cannot change put back to `old`'s values."""
-    if old.backend != new.backend:
+    if old.backend != new.backend or new.backend not in _PUT_BACK:
         return new
     reasons = _READ_ONLY[new.backend]
     kept = {name: getattr(old, name) for name in changed_fields(old, new) if name in reasons}
@@ -66,11 +71,11 @@ def keep_read_only(old: LoadSettings, new: LoadSettings) -> LoadSettings:
 
 def read_only_notes(old: LoadSettings, new: LoadSettings) -> tuple[str, ...]:
     """One line per field changed from `old` to `new` that `new.backend` cannot apply."""
+    if old.backend != new.backend or new.backend not in _PUT_BACK:
+        return ()
     reasons = _READ_ONLY[new.backend]
     return tuple(
-        f"{name} not changed: {reasons[name]}"
-        for name in changed_fields(old, new)
-        if name in reasons and old.backend == new.backend
+        f"{name} not changed: {reasons[name]}" for name in changed_fields(old, new) if name in reasons
     )
 
 
