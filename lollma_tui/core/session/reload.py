@@ -4,9 +4,9 @@ llama.cpp rebuilds the whole model and context for any load setting, so every fi
 Ollama's keep_alive reloads. Ollama restarts its runner only when a *runner* option differs
 from the loaded instance's (reference/backends.md §A.7: num_ctx, num_batch, num_gpu, num_thread,
 use_mmap); keep_alive is sent per request, and flash attention, the KV cache type and mlock are
-server-wide settings it does not take per request. An OpenAI-compatible server fixes its
-settings when it starts: only the model id changes anything, the rest is read-only (with the
-reason, for the UI).
+server-wide settings it does not take per request; repacked weights are llama.cpp's in-process
+choice, which Ollama makes for itself. An OpenAI-compatible server fixes its settings when it
+starts: only the model id changes anything, the rest is read-only (with the reason, for the UI).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ _READ_ONLY: dict[BackendKind, dict[str, str]] = {
         "flash_attn": _OLLAMA_SERVER_WIDE,
         "kv_cache_type": _OLLAMA_SERVER_WIDE,
         "use_mlock": _OLLAMA_SERVER_WIDE,
+        "repack": "llama.cpp's in-process choice: Ollama repacks weights as it sees fit",
     },
     BackendKind.OPENAI: {
         name: _SET_AT_START for name in LOAD_FIELDS if name not in ("backend", "model", "keep_alive")
