@@ -54,6 +54,7 @@ from lollma_tui.core.backends.openai_probe import probe_server, refresh_live
 from lollma_tui.core.backends.openai_request import chat_body, delta_text, quant_in_names
 from lollma_tui.core.backends.openai_stats import Clock, StreamFigures, reply_stats
 from lollma_tui.core.backends.openai_think import ThinkSplitter
+from lollma_tui.core.backends.server_state import ServerBackendState
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings
 
 T = TypeVar("T")
@@ -74,7 +75,7 @@ class _Failure:
     error: BaseException
 
 
-class OpenAIBackend:
+class OpenAIBackend(ServerBackendState):
     """`Backend` over the OpenAI chat API, plus what the server reveals about itself."""
 
     kind = BackendKind.OPENAI
@@ -108,35 +109,12 @@ class OpenAIBackend:
         port = host_and_port(self.base_url)[1]
         self._finder = ServerProcessFinder(port, process_names=()) if is_loopback(self.base_url) else None
 
-    # -- status -------------------------------------------------------------------------------
-
-    @property
-    def status(self) -> BackendStatus:
-        return self._status
-
-    @property
-    def loaded(self) -> LoadedModel | None:
-        return self._loaded
+    # -- requests -----------------------------------------------------------------------------
 
     @property
     def extras(self) -> ServerExtras:
         """What the server told about itself at the last load or refresh."""
         return self._extras
-
-    def set_status_listener(self, listener: StatusListener | None) -> None:
-        self._on_status = listener
-
-    def _set_status(self, state: BackendState, message: str = "") -> None:
-        self._status = BackendStatus(state, message, self._loaded)
-        if self._on_status is not None:
-            self._on_status(self._status)
-
-    def process_ids(self) -> tuple[int, ...]:
-        """The server process when it listens on this machine; () when it is remote."""
-        if self._finder is None:
-            return ()
-        pid = self._finder.pid()
-        return (pid,) if pid is not None else ()
 
     def _where(self, model: str = "") -> Where:
         server = self._extras.kind.value if self._extras.kind is not ServerKind.UNKNOWN else "the server"
