@@ -8,11 +8,15 @@ Callers catch it per item, so one bad entry costs that entry, not the whole repl
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 MAX_TEXT = 4096
 """Longest string accepted unless a reader asks for another limit."""
+
+
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class WireError(ValueError):
@@ -90,8 +94,14 @@ def optional_bool(data: Mapping[str, Any], key: str, where: str) -> bool | None:
 
 def one_line(value: object, limit: int = 300) -> str:
     """`value` as one line of at most `limit` characters, for a message quoting a server."""
-    line = " ".join(str(value).split())
+    line = without_controls(" ".join(str(value).split()))
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def without_controls(value: str) -> str:
+    """`value` with control characters (escape sequences' ESC, BEL, newlines…) dropped, for one
+    line of a table cell or a status: text from elsewhere must not steer the terminal."""
+    return _CONTROLS.sub("", value)
 
 
 def _kind(value: object) -> str:

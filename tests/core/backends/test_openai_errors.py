@@ -158,3 +158,13 @@ def _chat_args() -> tuple[list, object]:
     from lollma_tui.core.settings import SamplingSettings
 
     return list(QUESTION), SamplingSettings()
+
+
+async def test_server_text_in_a_message_cannot_steer_the_terminal(
+    llama_server: OpenAITestServer, make_backend: Factory
+) -> None:
+    backend = await loaded_backend(llama_server, make_backend)
+    llama_server.queue(Script(status=500, message="bad\x1b[2J\x07 things\nhappened"))
+    with pytest.raises(ModelLoadError) as caught:
+        await reply(backend)
+    assert str(caught.value).endswith(": bad[2J things happened")
