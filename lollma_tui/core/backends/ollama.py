@@ -417,15 +417,6 @@ class OllamaBackend(ServerBackendState):
         del text
         return None
 
-    async def cancel(self) -> None:
-        """Stop the reply in flight: the HTTP stream is closed, which stops Ollama generating."""
-        pump = self._pump
-        if pump is None or pump.done():
-            return
-        self._cancel_requested = True
-        pump.cancel()
-        await asyncio.wait({pump})
-
     # -- model management ---------------------------------------------------------------------
 
     async def list_models(self) -> list[OllamaModel]:

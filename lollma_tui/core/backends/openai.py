@@ -355,15 +355,6 @@ class OpenAIBackend(ServerBackendState):
         self._set_status(BackendState.READY if plain_rejection else BackendState.FAILED, str(failure))
         return failure
 
-    async def cancel(self) -> None:
-        """Stop the reply in flight: the HTTP stream is closed, which stops the server generating."""
-        pump = self._pump
-        if pump is None or pump.done():
-            return
-        self._cancel_requested = True
-        pump.cancel()
-        await asyncio.wait({pump})
-
     async def count_tokens(self, text: str) -> int | None:
         """llama-server's /tokenize where the server has it; None lets the caller estimate."""
         if self._extras.kind is not ServerKind.LLAMA_SERVER:

@@ -1,6 +1,9 @@
-"""What a backend talking to an HTTP server keeps about itself: status, listener, server process."""
+"""What a backend talking to an HTTP server keeps about itself: status, listener, server process,
+and the task reading a reply (cancelling it closes the response, and the server stops)."""
 
 from __future__ import annotations
+
+import asyncio
 
 from lollma_tui.core.backends.base import BackendState, BackendStatus, LoadedModel, StatusListener
 from lollma_tui.core.backends.ollama_host import ServerProcessFinder
@@ -14,6 +17,9 @@ class ServerBackendState:
     _on_status: StatusListener | None
     _finder: ServerProcessFinder | None
     """Finds the server's process when it runs on this machine; None for a remote server."""
+    _pump: asyncio.Task[None] | None
+    """The task reading the reply's HTTP stream."""
+    _cancel_requested: bool
 
     @property
     def status(self) -> BackendStatus:
@@ -37,3 +43,12 @@ class ServerBackendState:
             return ()
         pid = self._finder.pid()
         return (pid,) if pid is not None else ()
+
+    async def cancel(self) -> None:
+        """Stop the reply in flight: the HTTP stream is closed, which stops the server generating."""
+        pump = self._pump
+        if pump is None or pump.done():
+            return
+        self._cancel_requested = True
+        pump.cancel()
+        await asyncio.wait({pump})
