@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from lollma_tui import __version__
 
@@ -51,9 +51,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lollma-tui {__version__}")
     parser.add_argument(
         "--backend",
-        choices=("llama.cpp", "ollama"),
+        choices=("llama.cpp", "ollama", "openai"),
         default="llama.cpp",
-        help="llama.cpp in-process (GGUF files) or an Ollama server (default llama.cpp)",
+        help="llama.cpp in-process (GGUF files), an Ollama server, or any OpenAI-compatible server "
+        "(llama-server, vLLM, LM Studio…); default llama.cpp",
+    )
+    parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="OpenAI-compatible server (default: $OPENAI_BASE_URL or http://127.0.0.1:8080/v1)",
+    )
+    parser.add_argument(
+        "--api-key-env",
+        metavar="NAME",
+        help="environment variable holding that server's API key (default OPENAI_API_KEY)",
+    )
+    parser.add_argument(
+        "--hw-host",
+        metavar="[USER@]HOST[:PORT]",
+        help="show that machine's hardware, read over your ssh (key login, no password prompt)",
+    )
+    parser.add_argument(
+        "--hw-command",
+        metavar="CMD",
+        help="command run on --hw-host (default: lollma-tui monitor --jsonl --interval S)",
     )
     parser.add_argument(
         "--ollama-host",
@@ -66,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH|NAME",
         help="a GGUF file, or part of a file name found in your models folders (default: the demo "
         "model); with --backend ollama, a model tag such as llama3.2:1b",
+    )
+    parser.add_argument(
+        "--demo",
+        choices=("smollm2", "gemma"),
+        help="which bundled demo model to chat with when no --model is given (default smollm2: "
+        "SmolLM2 135M Instruct; gemma: the Gemma 3 270M base model)",
+    )
+    parser.add_argument(
+        "--repack",
+        choices=("auto", "on", "off"),
+        help="llama.cpp's repacked weights (fast CPU kernels, AMX included); auto turns them off for a "
+        "model on a CPU where they crashed before (default auto)",
     )
     parser.add_argument(
         "--n-gpu-layers",
@@ -144,9 +177,8 @@ def check_model_file(path: Path) -> None:
 
 
 def startup_options(args: argparse.Namespace) -> StartupOptions:
-    from lollma_tui.core.models.demo import INSTALL_HINT, demo_installed, demo_model_path
+    from lollma_tui.core.models.demo import DEFAULT_DEMO, DEMOS, INSTALL_HINT, demo_installed, demo_model_path
     from lollma_tui.core.settings import (
-        DEMO_SAMPLING,
         BackendKind,
         LoadSettings,
         SamplingSettings,
@@ -156,12 +188,15 @@ def startup_options(args: argparse.Namespace) -> StartupOptions:
 
     backend = BackendKind(args.backend)
     demo = backend == BackendKind.LLAMA_CPP and args.model is None
-    if backend == BackendKind.OLLAMA:
+    demo_model = DEMOS[args.demo] if args.demo else DEFAULT_DEMO
+    if args.demo and not demo:
+        raise CliError("--demo picks the model when no --model is given (llama.cpp backend only)")
+    if backend in (BackendKind.OLLAMA, BackendKind.OPENAI):
         model = (args.model or "").strip()
     elif demo:
-        if not demo_installed():
+        if not demo_installed(demo_model):
             raise CliError(INSTALL_HINT)
-        model = str(demo_model_path())
+        model = str(demo_model_path(demo_model))
     else:
         model_path = resolve_model(args.model)
         check_model_file(model_path)
@@ -171,6 +206,7 @@ def startup_options(args: argparse.Namespace) -> StartupOptions:
         "n_ctx": args.ctx,
         "n_threads": args.threads,
         "n_batch": args.batch,
+        "repack": args.repack,
     }
     sampling_changes = {
         "temperature": args.temp,
@@ -182,10 +218,11 @@ def startup_options(args: argparse.Namespace) -> StartupOptions:
         load = LoadSettings(
             backend=backend, model=model, **{k: v for k, v in load_changes.items() if v is not None}
         )
-        base_sampling = DEMO_SAMPLING if demo else SamplingSettings()
+        base_sampling = demo_model.sampling if demo else SamplingSettings()
         sampling = base_sampling.with_changes(**{k: v for k, v in sampling_changes.items() if v is not None})
     except SettingsError as error:
         raise CliError(str(error)) from None
+    remote = remote_options(args)
     if not 0.25 <= args.hw_interval <= 5.0:
         raise CliError(f"--hw-interval must be between 0.25 and 5 seconds, not {args.hw_interval}")
     return StartupOptions(
@@ -195,10 +232,34 @@ def startup_options(args: argparse.Namespace) -> StartupOptions:
         theme=args.theme or "lollma-dark",
         demo=demo,
         ollama_host=args.ollama_host,
+        openai_base_url=remote.base_url,
+        openai_api_key_env=args.api_key_env,
+        hw_host=remote.hw_host,
+        hw_command=args.hw_command,
         hardware_interval_s=args.hw_interval,
         new_conversation=args.new,
         conversation_id=args.conversation,
     )
+
+
+class RemoteOptions(NamedTuple):
+    base_url: str | None
+    hw_host: str | None
+
+
+def remote_options(args: argparse.Namespace) -> RemoteOptions:
+    """--base-url, --hw-host and --hw-command, checked."""
+    from lollma_tui.core.backends.openai_host import BaseUrlError, base_url
+    from lollma_tui.core.hardware.ssh_target import SshTarget, SshTargetError
+
+    try:
+        url = base_url(args.base_url) if args.base_url else None
+        hw_host = str(SshTarget.parse(args.hw_host)) if args.hw_host else None
+    except (BaseUrlError, SshTargetError) as error:
+        raise CliError(str(error)) from None
+    if args.hw_command and not hw_host:
+        raise CliError("--hw-command needs --hw-host (the machine to run it on)")
+    return RemoteOptions(url, hw_host)
 
 
 def run_subcommand(name: str, argv: list[str]) -> int:
@@ -214,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments and arguments[0] in SUBCOMMANDS:
         return run_subcommand(arguments[0], arguments[1:])
     args = build_parser().parse_args(arguments)
+    from lollma_tui.core.settings import BackendKind
+
     try:
         options = startup_options(args)
     except CliError as error:
@@ -221,7 +284,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     from lollma_tui.ui.app import LollmaApp
 
-    LollmaApp(options).run()
+    backend = None
+    if options.load.backend is BackendKind.OPENAI:
+        # Handed to the app as its first backend (the app's own factory predates this backend).
+        from lollma_tui.core.backends.factory import make_backend
+
+        backend = make_backend(options.load.backend, options)
+    LollmaApp(options, backend).run()
     return 0
 
 

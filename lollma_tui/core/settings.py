@@ -21,9 +21,12 @@ GpuLayers = int | Literal["auto"]
 class BackendKind(StrEnum):
     LLAMA_CPP = "llama.cpp"
     OLLAMA = "ollama"
+    OPENAI = "openai"
+    """Any server speaking the OpenAI chat API: llama-server, vLLM, LM Studio, llamafile, …"""
 
 
 KV_CACHE_TYPES: tuple[str, ...] = ("f16", "q8_0", "q4_0", "f32")
+REPACK_CHOICES: tuple[str, ...] = ("auto", "on", "off")
 
 
 class SettingsError(ValueError):
@@ -36,7 +39,7 @@ class LoadSettings:
 
     backend: BackendKind = BackendKind.LLAMA_CPP
     model: str = ""
-    """A GGUF path for llama.cpp, a tag (``name:tag``) for Ollama."""
+    """A GGUF path for llama.cpp, a tag (``name:tag``) for Ollama, a model id for an OpenAI server."""
     n_gpu_layers: GpuLayers = 0
     n_ctx: int = 4096
     n_threads: int | None = None
@@ -48,6 +51,9 @@ class LoadSettings:
     use_mlock: bool = False
     keep_alive: str = "5m"
     """Ollama only: how long the server keeps the model loaded after a request."""
+    repack: str = "auto"
+    """llama.cpp only: repacked weight buffers (its fast CPU kernels, AMX included). "auto" uses
+    them unless they crashed for this model on this CPU before (see backends.repack)."""
 
     def __post_init__(self) -> None:
         if self.n_gpu_layers != AUTO and (not isinstance(self.n_gpu_layers, int) or self.n_gpu_layers < -1):
@@ -64,6 +70,9 @@ class LoadSettings:
             raise SettingsError(
                 f"kv_cache_type must be one of {', '.join(KV_CACHE_TYPES)}, not {self.kv_cache_type!r}"
             )
+
+        if self.repack not in REPACK_CHOICES:
+            raise SettingsError(f"repack must be one of {', '.join(REPACK_CHOICES)}, not {self.repack!r}")
 
     def with_changes(self, **changes: Any) -> LoadSettings:
         return replace(self, **changes)
@@ -102,12 +111,6 @@ class SamplingSettings:
         return replace(self, **changes)
 
 
-DEMO_SAMPLING = SamplingSettings(
-    temperature=0.7, top_p=0.9, top_k=40, min_p=0.05, repeat_penalty=1.3, max_tokens=160
-)
-"""The demo model is a base model: a strong repeat penalty and a short limit keep it readable."""
-
-
 def sampling_field_names() -> tuple[str, ...]:
     return tuple(f.name for f in fields(SamplingSettings))
 
@@ -124,6 +127,14 @@ class StartupOptions:
     """The model is the bundled demo; it is assembled (once) before the first load."""
     ollama_host: str | None = None
     """Ollama server address; None means OLLAMA_HOST or the default 127.0.0.1:11434."""
+    openai_base_url: str | None = None
+    """OpenAI-compatible server (…/v1); None means OPENAI_BASE_URL or http://127.0.0.1:8080/v1."""
+    openai_api_key_env: str | None = None
+    """Name of the environment variable holding that server's API key; None means OPENAI_API_KEY."""
+    hw_host: str | None = None
+    """Watch this machine's hardware over ssh (``[user@]host[:port]``) instead of this one's."""
+    hw_command: str | None = None
+    """The command run there; None means `lollma-tui monitor --jsonl` at the panel's interval."""
     hardware_interval_s: float = 1.0
     """How often the hardware panel samples (0.25–5 s)."""
     new_conversation: bool = False

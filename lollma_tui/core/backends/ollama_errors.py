@@ -22,6 +22,9 @@ from lollma_tui.core.backends.base import (
     ModelLoadError,
     ModelNotFoundError,
 )
+from lollma_tui.core.checked import one_line
+
+__all__ = ["CLIENT_ERRORS", "Operation", "one_line", "translate", "unreachable_message"]
 
 Operation = Literal["load", "chat", "unload", "list", "show", "ps", "pull", "delete", "version"]
 
@@ -34,11 +37,6 @@ CLIENT_ERRORS: tuple[type[BaseException], ...] = (
     json.JSONDecodeError,
 )
 """What a call through the ollama client can raise besides our own errors."""
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def unreachable_message(base_url: str) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from lollma_tui.core import paths
+from lollma_tui.core.backends import repack
 from lollma_tui.core.backends.base import BackendError, LoadedModel
 from lollma_tui.core.backends.llamacpp import LlamaCppBackend
 from lollma_tui.core.bench.chat_run import ChatTestFailed, run_chat_test
@@ -41,6 +42,7 @@ from lollma_tui.core.bench.llama_run import (
     with_peaks,
 )
 from lollma_tui.core.bench.ollama_run import OLLAMA_CAVEATS, OllamaRun, installed_models
+from lollma_tui.core.bench.openai_run import OPENAI_CAVEATS, OpenAIRun, resolve_served, served_models
 from lollma_tui.core.bench.protocol import BenchRequest
 from lollma_tui.core.bench.records import BackendImpl, BenchRecord, utc_now
 from lollma_tui.core.bench.sweep import (
@@ -49,14 +51,16 @@ from lollma_tui.core.bench.sweep import (
     SweepSpec,
     plan_llama_sweep,
     plan_ollama_sweep,
+    plan_openai_sweep,
     resolve_ollama_models,
 )
-from lollma_tui.core.bench.worker_client import BenchWorker, WorkerFailed
+from lollma_tui.core.bench.worker_client import WorkerFailed, start_bench_worker
 from lollma_tui.core.hardware.sampler import HardwareSampler
 from lollma_tui.core.hardware.snapshots import SystemSnapshot
 from lollma_tui.core.hardware.source import HardwareSource
 from lollma_tui.core.models.catalog import parameter_label
 from lollma_tui.core.settings import BackendKind, LoadSettings
+from lollma_tui.core.workers.process import WorkerProcess
 
 T = TypeVar("T")
 
@@ -75,6 +79,8 @@ async def plan_sweep(spec: SweepSpec, *, search_dirs: Iterable[Path] | None = No
     if spec.backend == BackendKind.OLLAMA:
         installed = await installed_models(spec.ollama_host)
         return plan_ollama_sweep(spec, resolve_ollama_models(spec, installed))
+    if spec.backend == BackendKind.OPENAI:
+        return plan_openai_sweep(spec, resolve_served(spec, await served_models(spec)))
     dirs = list(search_dirs) if search_dirs is not None else None
     return await asyncio.to_thread(plan_llama_sweep, spec, search_dirs=dirs)
 
@@ -128,8 +134,9 @@ class BenchSession:
         self._ctx: RunContext | None = None
         self._system: SystemInfo | None = None
         self._ollama_version = ""
+        self._server_label = ""
         self._failures: list[ConfigFailure] = []
-        self._measured: set[tuple[str, int, int | None]] = set()
+        self._measured: set[tuple[str, int, int | None, str]] = set()
         self._tracker = PeakTracker()
 
     # -- control -----------------------------------------------------------------------------
@@ -195,6 +202,9 @@ class BenchSession:
             if self.spec.backend == BackendKind.OLLAMA:
                 for config in self.plan.configurations:
                     await self._ollama_configuration(ctx, config)
+            elif self.spec.backend == BackendKind.OPENAI:
+                for config in self.plan.configurations:
+                    await self._openai_configuration(ctx, config)
             else:
                 for config in self.plan.configurations:
                     await self._llama_configuration(ctx, config)
@@ -202,9 +212,13 @@ class BenchSession:
             pass
         finally:
             await asyncio.to_thread(sampler.close)
+        caveats: tuple[str, ...] = ()
         if self.spec.backend == BackendKind.OLLAMA:
             impl: BackendImpl = "ollama"
             build = f"ollama {self._ollama_version}".strip()
+            caveats = OLLAMA_CAVEATS
+        elif self.spec.backend == BackendKind.OPENAI:
+            impl, build, caveats = "openai", self._server_label, OPENAI_CAVEATS
         else:
             impl = "llama-cpp-python"
             build = self._system.build_label if self._system else ""
@@ -216,7 +230,7 @@ class BenchSession:
             records=tuple(ctx.records),
             failures=tuple(self._failures),
             notes=tuple(ctx.notes),
-            caveats=OLLAMA_CAVEATS if impl == "ollama" else (),
+            caveats=caveats,
             hardware=hardware,
             fingerprint=ctx.fingerprint,
             build=build,
@@ -230,17 +244,29 @@ class BenchSession:
 
     # -- llama.cpp --------------------------------------------------------------------------
 
-    async def _start_worker(self) -> BenchWorker:
-        worker = await self._guard(BenchWorker.start(self.log_path, python=self._python))
+    async def _start_worker(self) -> WorkerProcess:
+        worker = await self._guard(start_bench_worker(self.log_path, python=self._python))
         self._system = SystemInfo.from_hello(worker.hello)
         return worker
+
+    async def _repack_for(self, config: Configuration, system: SystemInfo) -> bool:
+        """Repacked weights for this run: as asked, or in auto mode unless they crashed here."""
+        if config.repack != "auto":
+            return config.repack == "on"
+        key = await asyncio.to_thread(repack.key_for, config.model.ref, system.llama_cpp_version)
+        return key is None or not await asyncio.to_thread(repack.RepackMemory().crashes_with_repack, key)
+
+    async def _remember_repack_crash(self, config: Configuration, system: SystemInfo) -> None:
+        key = await asyncio.to_thread(repack.key_for, config.model.ref, system.llama_cpp_version)
+        if key is not None:
+            await asyncio.to_thread(repack.RepackMemory().remember_crash, key, config.model.label)
 
     async def _llama_configuration(self, ctx: RunContext, config: Configuration) -> None:
         spec, plan = self.spec, self.plan
         steps_before = ctx.done
         label = config.label()
         n_ctx = max((t.context for t in plan.tests), default=1)
-        worker: BenchWorker | None = None
+        worker: WorkerProcess | None = None
         try:
             if self._system is None:
                 worker = await self._start_worker()
@@ -259,7 +285,7 @@ class BenchSession:
                 free_ram=free_ram,
             )
             label = config.label(ngl)
-            key = (config.model.ref, ngl, config.threads)
+            key = (config.model.ref, ngl, config.threads, config.repack)
             if key in self._measured:
                 ctx.skip(plan.steps_per_configuration)
                 why = "" if system.gpu_offload else " (this llama.cpp build cannot offload to a GPU)"
@@ -278,6 +304,7 @@ class BenchSession:
             if plan.tests:
                 if worker is None:
                     worker = await self._start_worker()
+                use_repack = await self._repack_for(config, system)
                 request = BenchRequest(
                     model=config.model.ref,
                     n_gpu_layers=ngl,
@@ -287,14 +314,30 @@ class BenchSession:
                     n_batch=spec.batch,
                     n_ubatch=spec.n_ubatch,
                     flash_attn=spec.flash_attn,
+                    repack=use_repack,
                     warmup=spec.warmup,
                     seed=spec.seed,
                 )
                 ctx.announce(f"{label} · loading")
-                rows = await self._guard(run_llama_configuration(ctx, worker, config, request, system, label))
+                try:
+                    rows = await self._guard(
+                        run_llama_configuration(ctx, worker, config, request, system, label)
+                    )
+                except WorkerFailed as error:
+                    if not (error.crashed and use_repack and config.repack == "auto"):
+                        raise
+                    # As in the chat backend: the same file runs with repacking off.
+                    await self._remember_repack_crash(config, system)
+                    ctx.note(f"{label}: {repack.fallback_note()}", label)
+                    await worker.kill()
+                    worker = await self._start_worker()
+                    request = replace(request, repack=False)
+                    rows = await self._guard(
+                        run_llama_configuration(ctx, worker, config, request, system, label)
+                    )
             if worker is not None:
                 # Free the bench worker's memory before the chat backend loads its own copy.
-                await worker.close()
+                await worker.stop()
                 worker = None
             if spec.chat:
                 await self._llama_chat(ctx, config, ngl, rows, label)
@@ -318,7 +361,11 @@ class BenchSession:
         ctx.pid_source = backend.process_ids
         try:
             settings = LoadSettings(
-                model=config.model.ref, n_gpu_layers=ngl, n_threads=config.threads, flash_attn=spec.flash_attn
+                model=config.model.ref,
+                n_gpu_layers=ngl,
+                n_threads=config.threads,
+                flash_attn=spec.flash_attn,
+                repack=config.repack,
             )
             ctx.announce(f"{label} · loading the chat backend")
             loaded = await self._guard(backend.load(settings))
@@ -342,6 +389,23 @@ class BenchSession:
         finally:
             ctx.pid_source = None
             await backend.close()
+
+    # -- OpenAI-compatible servers ----------------------------------------------------------
+
+    async def _openai_configuration(self, ctx: RunContext, config: Configuration) -> None:
+        label = config.label()
+        steps_before = ctx.done
+        run = OpenAIRun(ctx, self.spec, config, label)
+        try:
+            ctx.announce(f"{label} · choosing the model on the server")
+            record = await self._guard(run.measure())
+            self._server_label = run.backend.extras.label
+            ctx.add_row(with_peaks(record, ctx.tracker.snapshot()), label)
+        except (BackendError, ChatTestFailed) as error:
+            self._fail(ctx, label, str(error), self.plan.steps_per_configuration - (ctx.done - steps_before))
+        finally:
+            ctx.pid_source = None
+            await run.close()
 
     # -- Ollama -----------------------------------------------------------------------------
 
@@ -405,6 +469,7 @@ def _chat_base(
         type_k=settings.kv_cache_type,
         type_v=settings.kv_cache_type,
         use_mmap=settings.use_mmap,
+        repack=loaded.repack,
         test_time=utc_now(),
         notes=(
             f"chat rows: the app's own backend (n_ctx {loaded.n_ctx}, n_batch {settings.n_batch}), greedy",

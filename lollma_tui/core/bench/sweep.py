@@ -18,7 +18,7 @@ from lollma_tui.core.bench.protocol import BenchTest
 from lollma_tui.core.models.catalog import Catalog, ModelGroup, ModelVariant, default_model_dirs, scan_models
 from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader, read_gguf_header
 from lollma_tui.core.models.quant_types import normalize_quant
-from lollma_tui.core.settings import AUTO, BackendKind
+from lollma_tui.core.settings import AUTO, REPACK_CHOICES, BackendKind
 
 DEFAULT_QUESTION = "explain quantum entanglement"
 DEFAULT_CHAT_TOKENS = 128
@@ -50,12 +50,16 @@ class SweepSpec:
     n_batch: int | None = None
     n_ubatch: int = 512
     flash_attn: bool = False
+    repack: tuple[str, ...] = ("auto",)
+    """llama.cpp's repacked weights per configuration: auto, on, off (a list sweeps them)."""
     chat: bool = True
     question: str = DEFAULT_QUESTION
     chat_tokens: int | None = None
     """Reply length for the chat test; default: the first -n value, else 128."""
     backend: BackendKind = BackendKind.LLAMA_CPP
     ollama_host: str | None = None
+    openai_base_url: str | None = None
+    openai_api_key_env: str | None = None
     model_dirs: tuple[Path, ...] = ()
     """Searched before the default model folders."""
     warmup: bool = True
@@ -78,6 +82,10 @@ class SweepSpec:
                 raise SweepInputError(f"GPU layers must be a count, -1 (all) or auto, not {layers!r}")
         if not self.gpu_layers:
             raise SweepInputError("no GPU layer count given")
+        bad = [r for r in self.repack if r not in REPACK_CHOICES]
+        if bad or not self.repack:
+            given = ", ".join(bad) or "nothing"
+            raise SweepInputError(f"--repack takes {', '.join(REPACK_CHOICES)}, not {given}")
         if (self.n_batch is not None and self.n_batch < 1) or self.n_ubatch < 1:
             raise SweepInputError("batch sizes must be 1 or more")
         if not self.tests() and not self.chat:
@@ -86,6 +94,10 @@ class SweepSpec:
             raise SweepInputError("the chat question is empty")
         if self.chat_tokens is not None and self.chat_tokens < 2:
             raise SweepInputError("the chat reply needs 2 tokens or more to give a speed")
+        if self.backend == BackendKind.OPENAI and not self.chat:
+            raise SweepInputError(
+                "an OpenAI-compatible server is measured by the chat test only (TTFT, tok/s): drop --no-chat"
+            )
         if self.backend == BackendKind.OLLAMA and any(self.n_depth):
             raise SweepInputError(
                 "-d is not available with Ollama: there is no raw-token API, so the prompt is the depth"
@@ -105,6 +117,8 @@ class SweepSpec:
 
     def tests(self) -> tuple[BenchTest, ...]:
         """llama-bench's order: every pp test at every depth, then every tg test."""
+        if self.backend == BackendKind.OPENAI:
+            return ()  # no raw-token API: the chat row is all there is
         found: list[BenchTest] = []
         for depth in dict.fromkeys(self.n_depth):
             found += [BenchTest(n_prompt=p, n_depth=depth) for p in dict.fromkeys(self.n_prompt) if p > 0]
@@ -135,13 +149,19 @@ class Configuration:
     model: ModelChoice
     gpu_layers: GpuLayersChoice
     threads: int | None
+    repack: str = "auto"
+    on_server: bool = False
+    """The server's own flags set layers and threads (an OpenAI-compatible server)."""
 
     def label(self, resolved_layers: int | None = None) -> str:
+        if self.on_server:
+            return self.model.label
         layers = self.gpu_layers if resolved_layers is None else resolved_layers
         threads = ""
         if self.threads:
             threads = f" · {self.threads} thread{'s' if self.threads != 1 else ''}"
-        return f"{self.model.label} · ngl {layers}{threads}"
+        repack = f" · repack {self.repack}" if self.repack != "auto" else ""
+        return f"{self.model.label} · ngl {layers}{threads}{repack}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,11 +206,14 @@ def _configurations(spec: SweepSpec, models: Sequence[ModelChoice]) -> tuple[Con
         threads = (default_thread_count(),)
     else:
         threads = (None,)
+    # Ollama decides repacking for itself: one configuration, not one per value.
+    repacks = tuple(dict.fromkeys(spec.repack)) if spec.backend == BackendKind.LLAMA_CPP else ("auto",)
     return tuple(
-        Configuration(model, layers, count)
+        Configuration(model, layers, count, repack)
         for model in models
         for layers in dict.fromkeys(spec.gpu_layers)
         for count in threads
+        for repack in repacks
     )
 
 
@@ -248,9 +271,9 @@ def _pick_variants(
 
 
 def _extra_files() -> list[Path]:
-    from lollma_tui.core.models.demo import demo_model_path, demo_model_ready
+    from lollma_tui.core.models.demo import DEMOS, demo_model_path, demo_model_ready
 
-    return [demo_model_path()] if demo_model_ready() else []
+    return [demo_model_path(demo) for demo in DEMOS.values() if demo_model_ready(demo)]
 
 
 def resolve_llama_models(spec: SweepSpec, *, search_dirs: Iterable[Path] | None = None) -> list[ModelChoice]:
@@ -349,3 +372,8 @@ def resolve_ollama_models(
 
 def plan_ollama_sweep(spec: SweepSpec, models: Sequence[ModelChoice]) -> SweepPlan:
     return SweepPlan(spec, _configurations(spec, models), spec.tests())
+
+
+def plan_openai_sweep(spec: SweepSpec, models: Sequence[ModelChoice]) -> SweepPlan:
+    """One configuration per model id: the server fixes everything else."""
+    return SweepPlan(spec, tuple(Configuration(m, AUTO, None, on_server=True) for m in models), ())

@@ -10,7 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import overload
 
-from lollma_tui.core.settings import KV_CACHE_TYPES, BackendKind, LoadSettings, SamplingSettings
+from lollma_tui.core.settings import (
+    KV_CACHE_TYPES,
+    REPACK_CHOICES,
+    BackendKind,
+    LoadSettings,
+    SamplingSettings,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +37,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("ctx", "/ctx N", "context size in tokens, e.g. 8192 or 8k (reloads)"),
     CommandSpec("threads", "/threads N|auto", "CPU threads (reloads)"),
     CommandSpec("batch", "/batch N", "prompt batch size (reloads)"),
-    CommandSpec("backend", "/backend llama.cpp|ollama [MODEL]", "switch the inference backend"),
+    CommandSpec("backend", "/backend llama.cpp|ollama|openai [MODEL]", "switch the inference backend"),
     CommandSpec("set", "/set KEY VALUE", "change any load or sampling setting, e.g. /set temperature 0.7"),
     CommandSpec("settings", "/settings", "show the current settings"),
     CommandSpec("compare", "/compare", "compare speeds of the set-ups used in this conversation"),
@@ -114,6 +120,7 @@ def default_setting_values() -> dict[str, tuple[str, ...]]:
         n_gpu_layers=("auto", "all", "0"),
         n_threads=("auto",),
         kv_cache_type=KV_CACHE_TYPES,
+        repack=REPACK_CHOICES,
         keep_alive=("5m", "30m", "1h", "-1", "0"),
         seed=("random",),
         max_tokens=("none",),

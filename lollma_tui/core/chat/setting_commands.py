@@ -31,6 +31,7 @@ from lollma_tui.core.session.models import (
 from lollma_tui.core.session.reload import applied_without_reload, ignored_fields, reload_needed
 from lollma_tui.core.settings import (
     AUTO,
+    REPACK_CHOICES,
     BackendKind,
     LoadSettings,
     SamplingSettings,
@@ -76,6 +77,8 @@ _BACKEND_NAMES: Mapping[str, BackendKind] = {
     "llama_cpp": BackendKind.LLAMA_CPP,
     "llama": BackendKind.LLAMA_CPP,
     "ollama": BackendKind.OLLAMA,
+    "openai": BackendKind.OPENAI,
+    "oai": BackendKind.OPENAI,
 }
 
 _TRUE = frozenset({"on", "true", "yes", "1", "enable", "enabled"})
@@ -204,12 +207,20 @@ def _stop(text: str, name: str) -> tuple[str, ...]:
 def _backend(text: str, name: str) -> BackendKind:
     kind = _BACKEND_NAMES.get(text.strip().lower())
     if kind is None:
-        raise CommandError(f"{name} is llama.cpp or ollama, not {text!r}")
+        raise CommandError(f"{name} is llama.cpp, ollama or openai, not {text!r}")
     return kind
 
 
 def _kv_type(text: str, name: str) -> str:
     return text.strip().lower()
+
+
+def _repack(text: str, name: str) -> str:
+    value = text.strip().lower()
+    value = {"true": "on", "yes": "on", "1": "on", "false": "off", "no": "off", "0": "off"}.get(value, value)
+    if value not in REPACK_CHOICES:
+        raise CommandError(f"{name} is auto, on or off, not {text.strip()!r}")
+    return value
 
 
 def _keep_alive(text: str, name: str) -> str:
@@ -237,6 +248,7 @@ PARSERS: Mapping[str, Parser] = {
     "use_mmap": _bool,
     "use_mlock": _bool,
     "keep_alive": _keep_alive,
+    "repack": _repack,
     "temperature": _float,
     "top_p": _float,
     "top_k": _int,
@@ -340,8 +352,8 @@ def _apply_model(argument: str, state: CommandState) -> SettingsChange:
             raise CommandError("usage: /model NAME — part of a model's name, a GGUF path or an Ollama tag")
         names = ", ".join(g.name for g in catalog.groups)
         return _unchanged(state, f"models: {names}")
-    if catalog is None and state.load.backend is BackendKind.OLLAMA:
-        # Without the server's list, trust the tag: loading it will say if it is missing.
+    if catalog is None and state.load.backend in (BackendKind.OLLAMA, BackendKind.OPENAI):
+        # Without the server's list, trust the name: loading it will say if it is missing.
         return _change(state, load=state.load.with_changes(model=argument))
     prefer = state.loaded.quant if state.loaded is not None else None
     try:
@@ -370,7 +382,7 @@ def _apply_quant(argument: str, state: CommandState) -> SettingsChange:
 def _apply_backend(argument: str, state: CommandState) -> SettingsChange:
     word, _, model = argument.partition(" ")
     if not word:
-        raise CommandError(f"usage: /backend llama.cpp|ollama [MODEL] — now: {state.load.backend}")
+        raise CommandError(f"usage: /backend llama.cpp|ollama|openai [MODEL] — now: {state.load.backend}")
     kind = _backend(word, "backend")
     model = model.strip()
     if kind is state.load.backend:
