@@ -53,6 +53,9 @@ from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOpti
 if TYPE_CHECKING:
     from lollma_tui.ui.app import LollmaApp
 
+MONITOR_GOAL = 1.5
+"""`lollma-tui monitor` may cost at most this many times what `top -d 1` costs."""
+
 SETTLE_S = 5.0
 """Start-up is not what is measured: each program runs this long before the window opens
 (`--quick` shortens it)."""
@@ -159,6 +162,11 @@ def measure_cpu(seconds: float, settle_s: float = SETTLE_S) -> None:
             print(f"  {name:<36} exited early; not measured")
     if missing:
         print(f"  not installed here, so not compared: {', '.join(missing)}")
+    ours, top = "lollma-tui monitor", "top -d 1"
+    if ours in after and top in after and after[top] > before[top]:
+        ratio = (after[ours] - before[ours]) / (after[top] - before[top])
+        verdict = "met" if ratio <= MONITOR_GOAL else "MISSED"
+        print(f"  lollma-tui monitor / top -d 1 = {ratio:.2f} (goal ≤ {MONITOR_GOAL}): {verdict}")
 
 
 def _installed_command() -> str:
