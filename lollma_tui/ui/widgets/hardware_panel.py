@@ -207,12 +207,10 @@ class HardwarePanel(Vertical):
     def _render_rate(self) -> None:
         if not self._ready:
             return
-        rate = self.query_one("#hw-rate", Static)
-        if self.live_rate is None:
-            rate.display = False
-            return
-        set_text(rate, f"generating {fmt.rate(self.live_rate)} tok/s")
-        rate.display = True
+        # The line keeps its place while nothing streams: showing and hiding it at each reply
+        # would lay the screen out again just as the first tokens come.
+        text = "" if self.live_rate is None else f"generating {fmt.rate(self.live_rate)} tok/s"
+        set_text(self.query_one("#hw-rate", Static), text)
 
     def _render_footprint(self) -> None:
         if not self._ready:

@@ -12,6 +12,7 @@ from rich.cells import cell_len
 from textual.app import ComposeResult, RenderResult
 from textual.containers import Horizontal
 from textual.reactive import reactive
+from textual.visual import visualize
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -37,19 +38,28 @@ def set_text(static: Static, text: str) -> None:
 
 
 def _size_may_change(static: Static, old: object, new: str) -> bool:
-    if static.styles.display == "none":
+    if any(node.styles.display == "none" for node in static.ancestors_with_self):
         # Hidden (a wide-only row in the sidebar, say): showing it lays it out anyway.
         return False
     if not isinstance(old, str):
         return True
+    width_rule, height_rule = static.styles.width, static.styles.height
+    auto_width = width_rule is not None and width_rule.is_auto
+    if auto_width and _longest(old) != _longest(new):
+        return True  # an auto width follows the longest line
+    if not auto_width and height_rule is not None and not height_rule.is_auto:
+        return False  # a size set by the stylesheet: the text cannot change it
     width = static.content_size.width
-    old_lines, new_lines = old.split("\n"), new.split("\n")
-    old_widths, new_widths = [cell_len(line) for line in old_lines], [cell_len(line) for line in new_lines]
-    if len(old_lines) != len(new_lines) or max(old_widths + new_widths) > width:
-        return True  # a line more or less, or a line that wraps
-    width_rule = static.styles.width
-    # A width set by the layout (a column, 1fr) stays; an auto one follows the longest line.
-    return width_rule is not None and width_rule.is_auto and max(old_widths) != max(new_widths)
+    # The height at the width it has (a figure's line that wraps the same way every second).
+    return not width or _height(static, old, width) != _height(static, new, width)
+
+
+def _longest(text: str) -> int:
+    return max(cell_len(line) for line in text.split("\n"))
+
+
+def _height(static: Static, text: str, width: int) -> int:
+    return visualize(static, text, markup=False).get_height(static.styles, width)
 
 
 class MetricValue(Static):

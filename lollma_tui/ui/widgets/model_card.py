@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.widgets import Static
 
 from lollma_tui.core.backends.base import BackendState, BackendStatus, ReplyStats
 from lollma_tui.core.chat.context_budget import ContextCheck
 from lollma_tui.core.chat.stats_format import format_gpu_layers, format_rate, format_seconds
 from lollma_tui.core.hardware.history import Metric, classify
+from lollma_tui.ui.widgets.hardware_rows import set_text
 
 _STATE_MARK = {
     BackendState.UNLOADED: "○ no model",
@@ -28,10 +29,12 @@ def _params(n_params: int | None) -> str:
 
 
 class ModelCard(Vertical):
-    status: reactive[BackendStatus | None] = reactive(None, init=False)
+    # `var`: the lines below redraw themselves, and only lay the screen out when their size
+    # changes (a status flip at each reply's start and end would otherwise redo the screen).
+    status: var[BackendStatus | None] = var(None, init=False)
     """The backend's latest status; set by the app."""
-    last_stats: reactive[ReplyStats | None] = reactive(None, init=False)
-    context: reactive[ContextCheck | None] = reactive(None, init=False)
+    last_stats: var[ReplyStats | None] = var(None, init=False)
+    context: var[ContextCheck | None] = var(None, init=False)
     """Tokens the conversation takes of the loaded context; set by the app."""
 
     def compose(self) -> ComposeResult:
@@ -61,8 +64,8 @@ class ModelCard(Vertical):
                 state_line += f"\n{status.message}"
             for state in BackendState:
                 self.set_class(status.state == state, f"-{state.value}")
-        self.query_one("#model-lines", Static).update("\n".join(lines))
-        self.query_one("#model-state", Static).update(state_line)
+        set_text(self.query_one("#model-lines", Static), "\n".join(lines))
+        set_text(self.query_one("#model-state", Static), state_line)
 
     def watch_last_stats(self, stats: ReplyStats | None) -> None:
         text = ""
@@ -73,16 +76,16 @@ class ModelCard(Vertical):
             )
             if stats.prompt_tps is not None and not stats.prompt_cached:
                 text += f"\nprompt {format_rate(stats.prompt_tps)} tok/s"
-        self.query_one("#model-speed", Static).update(text)
+        set_text(self.query_one("#model-speed", Static), text)
 
     def watch_context(self, check: ContextCheck | None) -> None:
         line = self.query_one("#model-context", Static)
         if check is None:
-            line.update("")
+            set_text(line, "")
             return
         share = check.used / check.n_ctx if check.n_ctx else 0.0
         approx = "" if check.exact else "≈"
-        line.update(f"context {approx}{check.used:,}/{check.n_ctx:,} ({share:.0%})")
+        set_text(line, f"context {approx}{check.used:,}/{check.n_ctx:,} ({share:.0%})")
         level = classify(Metric.MEMORY_FRACTION, share)
         for name in ("ok", "warm", "hot"):
             line.set_class(level == name, f"-{name}")
