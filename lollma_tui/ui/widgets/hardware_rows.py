@@ -7,6 +7,7 @@ costs no layout work.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 from rich.cells import cell_len
 from textual.app import ComposeResult, RenderResult
@@ -18,6 +19,9 @@ from textual.widgets import Static
 
 from lollma_tui.core.hardware import Level
 from lollma_tui.ui.widgets import hardware_format as fmt
+
+if TYPE_CHECKING:
+    from textual.css.styles import RulesMap
 
 LEVEL_CLASSES = tuple(f"-{level.value}" for level in Level)
 
@@ -59,7 +63,9 @@ def _longest(text: str) -> int:
 
 
 def _height(static: Static, text: str, width: int) -> int:
-    return visualize(static, text, markup=False).get_height(static.styles, width)
+    # The styles object, as Textual itself passes it (its annotation asks for the rules map).
+    rules = cast("RulesMap", static.styles)
+    return visualize(static, text, markup=False).get_height(rules, width)
 
 
 class MetricValue(Static):
