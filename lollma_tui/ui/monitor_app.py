@@ -6,8 +6,10 @@ servers running here (Ollama, llama.cpp's server, …) with their memory and CPU
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 
 import psutil
 from textual import on
@@ -65,13 +67,34 @@ class LlmProcessFinder:
         return self._found
 
     def _scan(self) -> tuple[int, ...]:
-        parents: dict[int, int | None] = {}
-        for proc in psutil.process_iter(["pid", "ppid", "name"]):
-            info = proc.info
-            name = str(info.get("name") or "").lower().removesuffix(".exe")
-            if name in self._names:
-                parents[int(info["pid"])] = info.get("ppid")
+        parents: dict[int, int | None] = dict(_named_processes_proc(self._names)) if _PROC.is_dir() else {}
+        if not parents:
+            # Not Linux, or /proc unreadable: psutil, five times slower (7 ms for 75 processes).
+            for proc in psutil.process_iter(["pid", "ppid", "name"]):
+                info = proc.info
+                name = str(info.get("name") or "").lower().removesuffix(".exe")
+                if name in self._names:
+                    parents[int(info["pid"])] = info.get("ppid")
         return tuple(sorted(pid for pid, ppid in parents.items() if ppid not in parents))
+
+
+_PROC = Path("/proc")
+
+
+def _named_processes_proc(names: frozenset[str]) -> Iterator[tuple[int, int]]:
+    """(pid, ppid) of the processes called one of `names`, from each ``/proc/PID/stat``: one
+    read per process. The kernel keeps 15 characters of a name; every name we look for fits."""
+    for entry in os.scandir(_PROC):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(os.path.join(entry.path, "stat"), "rb") as stat:
+                data = stat.read()
+        except OSError:
+            continue  # ended meanwhile
+        opening, closing = data.find(b"("), data.rfind(b")")
+        if data[opening + 1 : closing].decode(errors="replace").lower() in names:
+            yield int(entry.name), int(data[closing + 2 :].split(None, 2)[1])
 
 
 class MonitorApp(App[None]):
@@ -104,6 +127,7 @@ class MonitorApp(App[None]):
         """Processes shown whether or not they look like LLM servers (``--pid``)."""
         self._finder = LlmProcessFinder() if find_llm_processes else None
         self.hardware = HardwareFeed(self, sources, interval_s=interval_s, process_ids=self._process_ids)
+        self._shown_panel: HardwarePanel | None = None
 
     def _process_ids(self) -> list[int]:
         found = self._finder() if self._finder is not None else ()
@@ -135,20 +159,27 @@ class MonitorApp(App[None]):
 
     @on(HardwareSampled)
     def _show_hardware(self, message: HardwareSampled) -> None:
-        panels = self.query(HardwarePanel)
-        if not panels:
+        panel = self._panel()
+        if panel is None:
             return  # a sample that was on its way while the app shuts down
-        panel = panels.first()
         panel.history = message.history
         panel.stale = message.stale
         panel.snapshot = message.snapshot
         self._show_footprint()
 
+    def _panel(self) -> HardwarePanel | None:
+        # Looked up once: a query walks the whole DOM, every second.
+        if self._shown_panel is None or not self._shown_panel.is_attached:
+            self._shown_panel = next(iter(self.query(HardwarePanel)), None)
+        return self._shown_panel
+
     def _show_footprint(self) -> None:
+        panel = self._panel()
+        if panel is None:
+            return
         snapshot = self.hardware.latest
         processes = snapshot.processes if snapshot is not None else ()
-        for panel in self.query(HardwarePanel):
-            panel.model_footprint = ModelFootprint(processes) if self.show_processes and processes else None
+        panel.model_footprint = ModelFootprint(processes) if self.show_processes and processes else None
 
     def watch_show_processes(self) -> None:
         self._show_footprint()

@@ -1,0 +1,54 @@
+"""The monitor finds LLM servers by reading /proc where there is one, and through psutil where
+there is not; both find the same server, and not its runner."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from lollma_tui.ui import monitor_app
+from lollma_tui.ui.monitor_app import LlmProcessFinder
+
+
+@pytest.fixture
+def server_and_runner(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    """A process named "koboldcpp" (a python under that name) with a child of the same name."""
+    exe = tmp_path / "koboldcpp"
+    exe.symlink_to(sys.executable)
+    code = (
+        "import subprocess, sys, time\n"
+        "subprocess.Popen([sys.argv[1], '-c', 'import time; time.sleep(60)'])\n"
+        "time.sleep(60)\n"
+    )
+    server = subprocess.Popen([str(exe), "-c", code, str(exe)])
+    try:
+        deadline = time.monotonic() + 10
+        while not psutil.Process(server.pid).children() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (runner,) = psutil.Process(server.pid).children()
+        yield server.pid, runner.pid
+    finally:
+        for process in psutil.Process(server.pid).children(recursive=True):
+            process.kill()
+        server.kill()
+        server.wait()
+
+
+@pytest.mark.parametrize("source", ["proc", "psutil"])
+def test_the_server_is_found_and_not_its_runner(
+    server_and_runner: tuple[int, int], source: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    if source == "psutil":
+        monkeypatch.setattr(monitor_app, "_PROC", tmp_path / "no-proc")
+    elif not Path("/proc").is_dir():
+        pytest.fail("this platform has no /proc; the test runs on Linux")
+    server, runner = server_and_runner
+    found = LlmProcessFinder()()
+    assert server in found
+    assert runner not in found
