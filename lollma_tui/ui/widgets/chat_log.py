@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from textual import message as textual_message
 from textual.app import ComposeResult, RenderResult
 from textual.containers import Vertical, VerticalScroll
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widget import Widget
 from textual.widgets import Collapsible, Static
 
@@ -51,6 +53,10 @@ def reply_footer(message: Message) -> str:
 
 class ReplyTurn(Vertical):
     """One assistant reply. The app streams into `body`, then calls `finish`."""
+
+    # Set by Textual once the turn is laid out; a second layout pass for it is wasted work
+    # each time a streaming reply grows (see `ReplyMarkdown.virtual_size`).
+    virtual_size = Reactive(Size(0, 0), layout=False)
 
     def __init__(self, message: Message, header: str) -> None:
         super().__init__(classes="turn reply-turn")
@@ -140,6 +146,9 @@ class Notice(Static):
 class ChatLog(VerticalScroll):
     """The conversation's turns. A long conversation is mounted from its tail; scrolling to the
     top asks the app for the page before it."""
+
+    # As `ReplyTurn.virtual_size`: the log's scrollbars follow in the same pass.
+    virtual_size = Reactive(Size(0, 0), layout=False)
 
     class EarlierWanted(textual_message.Message):
         """The user scrolled to the top and earlier turns exist."""

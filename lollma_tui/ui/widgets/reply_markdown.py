@@ -26,15 +26,18 @@ reply looks the same while it streams, once it is done, and after a restart.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual.geometry import Region, Size
+from textual.reactive import Reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
     from markdown_it.token import Token
+    from rich.console import Console, ConsoleOptions, RenderResult
+    from rich.markdown import Markdown as RichMarkdown
     from rich.style import Style
 
 # markdown-it, rich's Markdown and pygments are imported on first use, not with this module:
@@ -45,7 +48,7 @@ STEP_SHARE = 2
 
 MIN_STEP_LINES = 4
 
-CODE_CHUNK_LINES = 16
+CODE_CHUNK_LINES = 8
 """Lines of a code block still being written that are highlighted together, once."""
 
 _UNPRINTABLE = dict.fromkeys([*range(0x20), 0x7F, *range(0x80, 0xA0)])
@@ -65,10 +68,68 @@ def block_parser() -> MarkdownIt:
     return MarkdownIt().enable("strikethrough").enable("table")
 
 
-def top_blocks(source: str) -> list[Token]:
-    """The opening token of each top-level block of `source` (its `map` holds its lines)."""
-    tokens = block_parser().parse(source)
+def top_blocks(tokens: list[Token]) -> list[Token]:
+    """The opening token of each top-level block (its `map` holds its lines)."""
     return [token for token in tokens if token.level == 0 and token.nesting >= 0 and token.map]
+
+
+@functools.cache
+def _markdown_template() -> RichMarkdown:
+    from rich.markdown import CodeBlock
+    from rich.markdown import Markdown as RichMarkdown
+    from rich.syntax import Syntax
+
+    @functools.cache
+    def lexer(name: str) -> Any:
+        # rich looks a lexer up by name on every render, more than once (2 ms a time): keep the
+        # one it finds. Unknown names stay names; rich falls back to plain text for them.
+        return Syntax("", name, tab_size=4).lexer or name
+
+    class ReplyCodeBlock(CodeBlock):
+        """rich's code block, its lexer found once per language."""
+
+        def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+            code = str(self.text).rstrip()
+            yield Syntax(code, lexer(self.lexer_name), theme=self.theme, word_wrap=True, padding=1)
+
+    class ReplyMarkdownRenderable(RichMarkdown):
+        elements = {**RichMarkdown.elements, "fence": ReplyCodeBlock, "code_block": ReplyCodeBlock}
+
+    return ReplyMarkdownRenderable("")
+
+
+def rich_markdown(source: str, tokens: list[Token] | None = None) -> RichMarkdown:
+    """rich's Markdown of `source`, parsed by the one parser (or given its tokens).
+
+    rich builds a new markdown-it parser for every `Markdown` (a millisecond here, a good part
+    of an update): this copies a default one and swaps in the text and its tokens.
+    """
+    template = _markdown_template()
+    markdown = type(template).__new__(type(template))
+    markdown.__dict__.update(template.__dict__)
+    markdown.markup = source
+    markdown.parsed = tokens if tokens is not None else block_parser().parse(source)
+    return markdown
+
+
+def block_kind(block: Token) -> str:
+    """What decides how rich spaces a block from its neighbours: its type and its marker."""
+    return f"{block.type}{block.markup}"
+
+
+Seam = tuple[list[Strip], int]
+"""Where a block meets the one before: the lines in between, and how many of its own first
+lines rich leaves out there (a list brings its own blank line; after a paragraph it is the gap)."""
+
+
+def find_seam(joined: list[Strip], alone: list[Strip]) -> Seam | None:
+    """How `alone` (a block drawn by itself) appears in `joined` (drawn after the prior block)."""
+    for skip in range(min(3, len(alone) + 1)):
+        rest = alone[skip:]
+        gap = len(joined) - len(rest)
+        if 0 <= gap <= 3 and joined[gap:] == rest and not any(line.text.strip() for line in joined[:gap]):
+            return joined[:gap], skip
+    return None
 
 
 def first_difference(old: list[Strip], new: list[Strip]) -> int:
@@ -81,6 +142,10 @@ def first_difference(old: list[Strip], new: list[Strip]) -> int:
 
 class ReplyMarkdown(Widget):
     """Markdown source shown as rendered lines; `append` adds text, `update` replaces it."""
+
+    # Textual sets this right after laying the widget out; its default asks for another layout
+    # pass, a second whole-screen one for each step the reply grows.
+    virtual_size = Reactive(Size(0, 0), layout=False)
 
     DEFAULT_CSS = """
     ReplyMarkdown {
@@ -95,9 +160,11 @@ class ReplyMarkdown(Widget):
         """Characters of the source rendered into `_settled`; they never change again."""
         self._settled: list[Strip] = []
         self._prior_block = ""
-        """The last settled block's source. Later text is rendered after it and its own lines
-        dropped, so the space rich puts between two blocks comes out as in the whole document."""
-        self._prior_rows = 0
+        """The last settled block's source: the space rich puts after it depends on its kind."""
+        self._prior_kind = ""
+        self._seams: dict[str, Seam] = {}
+        """How a block of one kind follows one of another ("paragraph_open>fence```"), each
+        found once by drawing the two together."""
         self._tail: list[Strip] = []
         self._code_chunks: list[list[Strip]] = []
         """Rows of the code block being written, `CODE_CHUNK_LINES` source lines each."""
@@ -153,7 +220,8 @@ class ReplyMarkdown(Widget):
         self._settled_chars = 0
         self._settled = []
         self._prior_block = ""
-        self._prior_rows = 0
+        self._prior_kind = ""
+        self._seams = {}
         self._tail = []
         self._code_chunks = []
         self._code_chunks_of = None
@@ -177,20 +245,36 @@ class ReplyMarkdown(Widget):
         if last > first:
             self.refresh(Region(0, first, width, last - first))
 
-    def _draw(self, source: str, width: int) -> list[Strip]:
+    def _draw(self, source: str, width: int, tokens: list[Token] | None = None) -> list[Strip]:
         """`source` rendered at `width`, in the widget's colours: ready for `render_line`."""
-        from rich.markdown import Markdown as RichMarkdown
-
         if self._line_style is None:
             self._line_style = self.rich_style
         style = self._line_style
         console = self.app.console
         options = console.options.update(width=width, height=None)
-        lines = console.render_lines(RichMarkdown(printable(source)), options, style=style, pad=False)
+        markdown = rich_markdown(printable(source), tokens)
+        lines = console.render_lines(markdown, options, style=style, pad=False)
         return [Strip(line).extend_cell_length(width, style) for line in lines]
 
-    def _draw_after_prior(self, source: str, width: int) -> list[Strip]:
-        return self._draw(self._prior_block + source, width)[self._prior_rows :]
+    def _draw_after_prior(
+        self, source: str, kind: str, width: int, tokens: list[Token] | None = None
+    ) -> list[Strip]:
+        """`source` (starting with a block of `kind`) drawn as it shows after the settled lines."""
+        lines = self._draw(source, width, tokens)
+        if not self._prior_block:
+            return lines
+        pair = f"{self._prior_kind}>{kind}"
+        seam = self._seams.get(pair)
+        if seam is None:
+            # Drawn once after the prior block, to see how rich joins the two kinds of block.
+            prior_rows = len(self._draw(self._prior_block, width))
+            joined = self._draw(self._prior_block + source, width)[prior_rows:]
+            seam = find_seam(joined, lines)
+            if seam is None or not any(line.text.strip() for line in lines):
+                return joined  # no seam, or one not to trust yet: the block shows nothing so far
+            self._seams[pair] = seam
+        gap, skip = seam
+        return [*gap, *lines[skip:]]
 
     def _render_lines(self, width: int) -> None:
         if width != self._width:
@@ -200,22 +284,25 @@ class ReplyMarkdown(Widget):
             return
         self._stale = False
         rest = self._source[self._settled_chars :]
-        blocks = top_blocks(rest)
+        tokens = block_parser().parse(printable(rest))
+        blocks = top_blocks(tokens)
         if len(blocks) >= 2:
             # Every block but the last is finished: no later text can change how it renders.
             starts = [block.map[0] for block in blocks if block.map]
-            lines = rest.splitlines(keepends=True)
+            # By "\n" only, as markdown-it counts lines (splitlines also breaks at \f, \v, …).
+            lines = [f"{line}\n" for line in rest.split("\n")]
             finished = "".join(lines[: starts[-1]])
-            self._settled.extend(self._draw_after_prior(finished, width))
+            self._settled.extend(self._draw_after_prior(finished, block_kind(blocks[0]), width))
             self._settled_chars += len(finished)
             self._prior_block = "".join(lines[starts[-2] : starts[-1]])
-            self._prior_rows = len(self._draw(self._prior_block, width))
+            self._prior_kind = block_kind(blocks[-2])
             rest = rest[len(finished) :]
+            tokens = block_parser().parse(printable(rest))
         last = blocks[-1] if blocks else None
         if self._streaming and last is not None and last.type == "fence":
             self._tail = self._draw_code(last, width)
         else:
-            self._tail = self._draw_after_prior(rest, width) if rest.strip() else []
+            self._tail = self._draw_after_prior(rest, block_kind(last), width, tokens) if last else []
 
     def _draw_code(self, block: Token, width: int) -> list[Strip]:
         """The code block being written: finished chunks of lines from before, the rest now.
@@ -228,6 +315,7 @@ class ReplyMarkdown(Widget):
         owner = (self._settled_chars, fence + block.info)
         if owner != self._code_chunks_of:
             self._code_chunks, self._code_chunks_of = [], owner
+        # Parsed from printable text: "\n" is the only line break left in it.
         code = block.content.splitlines(keepends=True)
         # The last line may still grow: it is never part of a finished chunk.
         while (len(self._code_chunks) + 1) * CODE_CHUNK_LINES < len(code):
@@ -242,7 +330,7 @@ class ReplyMarkdown(Widget):
     def _draw_code_lines(self, fence: str, info: str, lines: list[str], width: int) -> list[Strip]:
         source = f"{fence}{info}\n{''.join(lines)}{fence}\n"
         if not self._code_chunks:
-            return self._draw_after_prior(source, width)  # the block's first rows, gap included
+            return self._draw_after_prior(source, f"fence{fence}", width)  # first rows, gap included
         return self._draw(source, width)[1:]  # without its top padding: it continues a chunk
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:

@@ -3,8 +3,10 @@ steps while it streams, and never draws a control character."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
+import pytest
 from pilot_support import ThemedApp, wait_until
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -66,15 +68,24 @@ def words(text: str) -> list[str]:
     return pieces
 
 
-async def test_a_streamed_reply_shows_what_the_whole_document_shows() -> None:
+def characters(text: str, size: int = 3) -> list[str]:
+    """Pieces of `size` characters: a block is seen in every state it passes through (">" alone)."""
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+@pytest.mark.parametrize("split", [words, characters])
+async def test_a_streamed_reply_shows_what_the_whole_document_shows(
+    split: Callable[[str], list[str]],
+) -> None:
     app = Host()
     async with app.run_test(size=(90, 40)) as pilot:
         streamed = app.query_one("#streamed", ReplyMarkdown)
         whole = app.query_one("#whole", ReplyMarkdown)
         whole.update(DOCUMENT)
-        for piece in words(DOCUMENT):
+        for count, piece in enumerate(split(DOCUMENT)):
             streamed.append(piece)
-            await pilot.pause()
+            if count % 5 == 0:
+                await pilot.pause()
         await wait_until(pilot, lambda: bool(streamed.rendered_lines) and bool(whole.rendered_lines))
         assert streamed.source == DOCUMENT
         # Before the final render: finished blocks were rendered one by one as the text came.
