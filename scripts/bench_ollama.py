@@ -2,9 +2,9 @@
 
     uv run python scripts/bench_ollama.py [--runs 5] [--tokens 400] [--rate 200] [--headroom-rate 1000]
 
-The server is the Ollama-compatible test server from ``tests/ollama_server`` (this script puts the
-``tests`` folder on sys.path to import it). It runs in a background thread of this process and
-speaks real HTTP on 127.0.0.1 to the official ``ollama.AsyncClient`` inside `OllamaBackend`; it
+The server is the Ollama-compatible test server from ``tests/support/ollama_server`` (this script
+puts the ``tests/support`` folder on sys.path to import it). It runs in a background thread of this
+process and speaks real HTTP on 127.0.0.1 to the official ``ollama.AsyncClient`` inside `OllamaBackend`; it
 shares the GIL with the app, which can only make the app's side slower. Its scripted engine is
 wrapped here (`PacedEngine`) so content chunks leave on a fixed, drift-free schedule (chunk k, from
 0, at start + (k + 1) / rate) and so the moment each chunk was written to the HTTP response is
@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 
-# mypy finds the test server only with MYPYPATH=tests; either way this line is clean.
+# mypy finds the test server only with MYPYPATH=tests/support; either way this line is clean.
 from bench_prompts import QUESTIONS  # noqa: E402
 from ollama_server import (  # type: ignore[import-not-found, unused-ignore]  # noqa: E402
     TINYLLAMA_Q4,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ollama_server import OllamaTestServer
 from ollama_server.engines import Script
-from ollama_server.fixtures import dead_ollama_host, ollama_server
 from pilot_support import wait_until
 from textual.pilot import Pilot
 from textual.widgets import Collapsible
@@ -15,8 +14,6 @@ from lollma_tui.core.chat.conversation import ReplyState
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
 from lollma_tui.ui.widgets.chat_log import Notice, PullView, ReplyTurn
-
-__all__ = ["dead_ollama_host", "ollama_server"]
 
 
 def make_app(host: str, model: str = "tinyllama:1b-q4_K_M") -> LollmaApp:

@@ -8,13 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import store_crash_child
 from store_crash_child import token
 
 from lollma_tui.core.chat.conversation import ReplyState
 from lollma_tui.core.chat.opening import open_store
 
-CHILD = Path(__file__).with_name("store_crash_child.py")
-REPO = Path(__file__).resolve().parents[2]
+CHILD = Path(store_crash_child.__file__)
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_sigkill_mid_stream_keeps_flushed_text(db_path: Path) -> None:

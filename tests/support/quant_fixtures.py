@@ -1,5 +1,5 @@
-"""Fixtures for the bench and quantize tests: quant variants of the tiny model, made once with
-our own quantizer, and the Ollama test server."""
+"""Fixtures for tests that quantize or bench: the k-quant-ready tiny model and variants of it made
+by our own quantizer. Registered for the whole tree by `pytest_plugins` in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -7,17 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from gguf_factory import TinyModelSpec, write_tiny_gguf
-
-# tests/ is on sys.path; importing the fixture here makes it available to this folder.
-from ollama_server.fixtures import dead_ollama_host, ollama_server
+from gguf_factory import KQUANT_SPEC, write_tiny_gguf
 
 from lollma_tui.core.models.quantize import plan_quantization, quantize
-
-__all__ = ["dead_ollama_host", "ollama_server"]
-
-KQUANT_SPEC = TinyModelSpec(n_embd=256, n_ff=512)
-"""k-quants need rows that are multiples of 256."""
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +19,7 @@ def f16_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def quant_dir(tmp_path_factory: pytest.TempPathFactory, f16_source: Path) -> Path:
+def quantized_models(tmp_path_factory: pytest.TempPathFactory, f16_source: Path) -> Path:
     """A folder with the tiny model in F16, Q8_0 and Q4_K_M, the latter two made by `quantize`."""
     folder = tmp_path_factory.mktemp("quants")
     source = folder / f16_source.name

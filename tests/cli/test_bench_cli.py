@@ -25,19 +25,19 @@ def table_rows(text: str) -> list[list[str]]:
 
 
 def test_bad_input_is_one_line_and_exit_code_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], quant_dir: Path
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], quantized_models: Path
 ) -> None:
     garbage = tmp_path / "broken.gguf"
     garbage.write_bytes(b"this is not a model at all" * 10)
     cases = [
         (["-m", str(tmp_path / "missing.gguf")], "model not found"),
         (["-m", str(garbage)], "not a GGUF file"),
-        (["-m", str(quant_dir / "tiny-llama-f16.gguf"), "--quants", "Q5_K_S"], "has no Q5_K_S"),
+        (["-m", str(quantized_models / "tiny-llama-f16.gguf"), "--quants", "Q5_K_S"], "has no Q5_K_S"),
         (
-            ["-m", str(quant_dir / "tiny-llama-f16.gguf"), "-p", "0", "-n", "0", "--no-chat"],
+            ["-m", str(quantized_models / "tiny-llama-f16.gguf"), "-p", "0", "-n", "0", "--no-chat"],
             "nothing to measure",
         ),
-        (["-m", str(quant_dir / "tiny-llama-f16.gguf"), "-r", "0"], "repetitions"),
+        (["-m", str(quantized_models / "tiny-llama-f16.gguf"), "-r", "0"], "repetitions"),
     ]
     for argv, message in cases:
         assert bench_main(argv) == 2, argv
@@ -60,9 +60,9 @@ def test_missing_model_in_a_real_process_has_no_traceback(tmp_path: Path) -> Non
 
 
 def test_markdown_table_then_json_with_comparison(
-    quant_dir: Path, capsys: pytest.CaptureFixture[str]
+    quantized_models: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model = str(quant_dir / "tiny-llama-Q8_0.gguf")
+    model = str(quantized_models / "tiny-llama-Q8_0.gguf")
     assert bench_main(["-m", model, *FAST, "-n", "4,6"]) == 0
     out = capsys.readouterr().out
     rows = table_rows(out)
@@ -83,19 +83,19 @@ def test_markdown_table_then_json_with_comparison(
     assert len(ResultStore().load()) == 4
 
 
-def test_no_save_leaves_the_results_alone(quant_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    model = str(quant_dir / "tiny-llama-Q4_K_M.gguf")
+def test_no_save_leaves_the_results_alone(quantized_models: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = str(quantized_models / "tiny-llama-Q4_K_M.gguf")
     assert bench_main(["-m", model, *FAST, "-o", "jsonl", "--no-save"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["test"] == "tg4"
     assert ResultStore().load() == []
 
 
-def test_ctrl_c_prints_the_finished_rows_and_exits_130(quant_dir: Path, tmp_path: Path) -> None:
+def test_ctrl_c_prints_the_finished_rows_and_exits_130(quantized_models: Path, tmp_path: Path) -> None:
     env = dict(os.environ, LOLLMA_DATA_DIR=str(tmp_path / "data"), LOLLMA_STATE_DIR=str(tmp_path / "state"))
     command = [
         sys.executable, "-m", "lollma_tui.cli_bench", "bench",
-        "-m", str(quant_dir / "tiny-llama-f16.gguf"), "--quants", "all",
+        "-m", str(quantized_models / "tiny-llama-f16.gguf"), "--quants", "all",
         "-t", "1,2", "-p", "0", "-n", "64", "-r", "5", "--no-chat",
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

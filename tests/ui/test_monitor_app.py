@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from hardware.hw_fakes import FakeGpu, FakeNvml, kill_tree
+from hw_fakes import FakeGpu, FakeNvml, kill_tree
 from panel_fakes import GiB, wait_until
 from textual.widgets import Static
 

@@ -1,8 +1,7 @@
-"""Fixtures for the history CLI and screens: real store files in the test's own data folder."""
+"""Fixtures for the history command: real store files in the test's own data folder."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,13 +10,6 @@ from history_support import FakeClock, Saved, add_turn, sample_stats
 from lollma_tui.core.chat.conversation import Conversation, ReplyState
 from lollma_tui.core.chat.opening import default_store_path
 from lollma_tui.core.chat.store import ChatStore
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ChatStore]:
-    opened = ChatStore.open(tmp_path / "screens" / "history.db", wall_clock=FakeClock())
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

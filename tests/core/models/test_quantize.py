@@ -125,8 +125,8 @@ def test_bad_sources_and_existing_outputs_are_refused(source_copy: Path, tmp_pat
         plan_quantization(source_copy, "Q8_0")
 
 
-def test_an_already_quantized_source_needs_permission(quant_dir: Path, tmp_path: Path) -> None:
-    q8 = quant_dir / "tiny-llama-Q8_0.gguf"
+def test_an_already_quantized_source_needs_permission(quantized_models: Path, tmp_path: Path) -> None:
+    q8 = quantized_models / "tiny-llama-Q8_0.gguf"
     with pytest.raises(QuantizeRefused, match=r"already quantized \(Q8_0\)"):
         plan_quantization(q8, "Q4_0", output_dir=tmp_path)
     plan = plan_quantization(q8, "Q4_0", output_dir=tmp_path, allow_requantize=True)

@@ -48,10 +48,12 @@ def run_sweep(spec: SweepSpec, log_path: Path) -> tuple[BenchRun, list[BenchProg
 
 
 @pytest.fixture(scope="module")
-def sweep(quant_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[BenchRun, list[BenchProgress]]:
+def sweep(
+    quantized_models: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[BenchRun, list[BenchProgress]]:
     """2 quants × 2 thread counts × (0, auto) GPU layers, one tg test, 3 repetitions."""
     spec = SweepSpec(
-        models=(str(quant_dir / "tiny-llama-f16.gguf"),),
+        models=(str(quantized_models / "tiny-llama-f16.gguf"),),
         quants=("Q8_0", "Q4_K_M"),
         gpu_layers=(0, "auto"),
         threads=(1, 2),
@@ -170,10 +172,12 @@ def _workers_started_since(when: float) -> list[psutil.Process]:
     return found
 
 
-def test_cancel_keeps_the_rows_measured_so_far_and_stops_the_worker(quant_dir: Path, tmp_path: Path) -> None:
+def test_cancel_keeps_the_rows_measured_so_far_and_stops_the_worker(
+    quantized_models: Path, tmp_path: Path
+) -> None:
     started = time.time()
     spec = SweepSpec(
-        models=(str(quant_dir / "tiny-llama-f16.gguf"),),
+        models=(str(quantized_models / "tiny-llama-f16.gguf"),),
         quants="all",
         gpu_layers=(0,),
         threads=(1,),
@@ -200,15 +204,15 @@ def test_cancel_keeps_the_rows_measured_so_far_and_stops_the_worker(quant_dir: P
     assert not [p for p in _workers_started_since(started) if p.is_running() and p.status() != "zombie"]
 
 
-def test_a_named_model_is_found_in_the_given_folders(quant_dir: Path) -> None:
+def test_a_named_model_is_found_in_the_given_folders(quantized_models: Path) -> None:
     spec = SweepSpec(models=("tiny-llama",), quants="all", chat=False)
-    plan = asyncio.run(plan_sweep(spec, search_dirs=[quant_dir]))
+    plan = asyncio.run(plan_sweep(spec, search_dirs=[quantized_models]))
     assert sorted(c.model.quant for c in plan.configurations) == ["F16", "Q4_K_M", "Q8_0"]
     with pytest.raises(SweepInputError, match="comes in 3 quantizations"):
-        asyncio.run(plan_sweep(SweepSpec(models=("tiny-llama",), chat=False), search_dirs=[quant_dir]))
+        asyncio.run(plan_sweep(SweepSpec(models=("tiny-llama",), chat=False), search_dirs=[quantized_models]))
     with pytest.raises(SweepInputError, match="has no Q5_K_S"):
         asyncio.run(
-            plan_sweep(SweepSpec(models=("tiny-llama",), quants=("Q5_K_S",)), search_dirs=[quant_dir])
+            plan_sweep(SweepSpec(models=("tiny-llama",), quants=("Q5_K_S",)), search_dirs=[quantized_models])
         )
     with pytest.raises(SweepInputError, match="model not found"):
-        asyncio.run(plan_sweep(SweepSpec(models=("no-such-model",)), search_dirs=[quant_dir]))
+        asyncio.run(plan_sweep(SweepSpec(models=("no-such-model",)), search_dirs=[quantized_models]))

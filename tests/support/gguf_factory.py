@@ -146,6 +146,9 @@ SLOW_PREFILL_SPEC = TinyModelSpec(
 )
 """Big enough that a long prompt takes seconds to evaluate on one thread (for cancel tests)."""
 
+KQUANT_SPEC = TinyModelSpec(n_embd=256, n_ff=512)
+"""k-quants need rows that are multiples of 256."""
+
 
 def quantize_gguf(source: Path, target: Path, file_type: LlamaFileType) -> Path:
     """Quantize `source` into `target` with llama.cpp's own quantizer (in this process)."""

@@ -5,15 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-
-# tests/ is on sys.path (tests/conftest.py is a rootdir conftest). This folder must stay a
-# plain directory: as a package it would be importable as `ollama` and shadow the client.
 from ollama_server import OllamaTestServer
-from ollama_server.fixtures import dead_ollama_host, ollama_server
 
 from lollma_tui.core.backends.ollama import OllamaBackend
-
-__all__ = ["dead_ollama_host", "ollama_server"]
 
 
 @pytest.fixture

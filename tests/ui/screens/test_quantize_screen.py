@@ -53,11 +53,11 @@ async def test_quantizes_to_q8_0_and_q4_k_m_and_returns_the_new_files(
 
 
 async def test_an_already_quantized_source_is_refused_with_the_reason(
-    f16_model: Path, tmp_path: Path
+    f16_source: Path, tmp_path: Path
 ) -> None:
     folder = tmp_path / "quantized"
     folder.mkdir()
-    source = quantize_gguf(f16_model, folder / "tiny-llama-Q8_0.gguf", LlamaFileType.MOSTLY_Q8_0)
+    source = quantize_gguf(f16_source, folder / "tiny-llama-Q8_0.gguf", LlamaFileType.MOSTLY_Q8_0)
     app = HostApp()
     screen = QuantizeScreen(source, threads=1, log_path=tmp_path / "quantize.log")
     async with app.run_test(size=(80, 24)) as pilot:

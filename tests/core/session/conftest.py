@@ -10,10 +10,7 @@ from pathlib import Path
 import pytest
 from gguf import LlamaFileType
 from gguf_factory import quantize_gguf, write_tiny_gguf
-
-# tests/ is on sys.path; see tests/ollama/conftest.py for why ollama_server stays a plain folder.
 from ollama_server import OllamaTestServer
-from ollama_server.fixtures import ollama_server
 from swap_support import GREEDY, Factory
 
 from lollma_tui.core.backends.base import Backend
@@ -22,11 +19,9 @@ from lollma_tui.core.backends.ollama import OllamaBackend
 from lollma_tui.core.session import ModelSession
 from lollma_tui.core.settings import BackendKind, LoadSettings
 
-__all__ = ["ollama_server"]
-
 
 @pytest.fixture(scope="session")
-def quant_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def swap_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model folder with tiny-llama in F16 and in Q8_0 (derived with llama_model_quantize)."""
 
     folder = tmp_path_factory.mktemp("quants")
@@ -36,13 +31,13 @@ def quant_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def tiny_f16(quant_dir: Path) -> Path:
-    return quant_dir / "tiny-llama-F16.gguf"
+def tiny_f16(swap_models: Path) -> Path:
+    return swap_models / "tiny-llama-F16.gguf"
 
 
 @pytest.fixture
-def tiny_q8(quant_dir: Path) -> Path:
-    return quant_dir / "tiny-llama-Q8_0.gguf"
+def tiny_q8(swap_models: Path) -> Path:
+    return swap_models / "tiny-llama-Q8_0.gguf"
 
 
 @pytest.fixture

@@ -1,7 +1,5 @@
-"""Pytest fixtures for the Ollama test server; import them into a conftest.py:
-
-from ollama_server.fixtures import ollama_server, dead_ollama_host  # noqa: F401
-"""
+"""Pytest fixtures for the Ollama test server, registered for the whole tree by `pytest_plugins` in
+tests/conftest.py."""
 
 from __future__ import annotations
 
