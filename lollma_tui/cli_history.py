@@ -20,8 +20,8 @@ from typing import Final
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.errors import AmbiguousIdError, NotFoundError, StoreError
 from lollma_tui.core.chat.opening import default_store_path, open_store
-from lollma_tui.core.chat.stats_format import format_setup, format_stats
 from lollma_tui.core.chat.store import ChatStore, MessageMeta
+from lollma_tui.core.formatting import format_setup, format_stats
 
 PROG: Final = "lollma-tui history"
 EXIT_OK: Final = 0

@@ -11,7 +11,7 @@ from textual import on, work
 from lollma_tui.core.backends.base import BackendError, ChatMessage, ReplyDone, TextDelta, ThinkingDelta
 from lollma_tui.core.chat.commands import is_command, unescape_message
 from lollma_tui.core.chat.conversation import Message, ReplyState
-from lollma_tui.core.chat.stats_format import format_gpu_layers
+from lollma_tui.core.formatting import format_gpu_layers
 from lollma_tui.ui.app_history import HistoryFeatures
 from lollma_tui.ui.paced_stream import PacedStream
 from lollma_tui.ui.widgets.chat_log import ReplyTurn

@@ -8,7 +8,7 @@ from textual import on, work
 
 from lollma_tui.core.chat.conversation import Conversation, Message
 from lollma_tui.core.chat.errors import StoreError
-from lollma_tui.core.chat.stats_format import format_setup
+from lollma_tui.core.formatting import format_setup
 from lollma_tui.ui.app_hardware import HardwareFeatures
 from lollma_tui.ui.widgets.chat_log import ChatLog
 

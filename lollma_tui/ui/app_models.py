@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from textual import on, work
 
 from lollma_tui.core.backends.base import BackendError, BackendState, BackendStatus
-from lollma_tui.core.chat.stats_format import format_loaded
+from lollma_tui.core.formatting import format_loaded
 from lollma_tui.core.models.demo import DemoModelError, ensure_demo_model, is_demo_model
 from lollma_tui.core.settings import BackendKind, LoadSettings
 from lollma_tui.ui.app_base import AppBase

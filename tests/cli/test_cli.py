@@ -71,3 +71,8 @@ def test_model_name_is_looked_up_in_the_models_folder(tmp_path: Path, tiny_gguf:
     env = {"LOLLMA_DATA_DIR": str(data), "HOME": str(tmp_path)}
     assert_one_line_error(run("--model", "llama-70b", env=env), "model not found")
     assert_one_line_error(run("--model", "my-tiny", "--ctx", "5", env=env), "n_ctx")
+
+
+def test_a_bad_flag_value_is_one_line_naming_the_setting(tiny_gguf: Path) -> None:
+    assert_one_line_error(run("--model", str(tiny_gguf), "--temp", "hot"), "temperature must be a number")
+    assert_one_line_error(run("--model", str(tiny_gguf), "--seed", "x"), "seed must be a whole number")

@@ -45,11 +45,11 @@ from pathlib import Path
 from typing import Any, cast
 
 from lollma_tui import __version__
+from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import ReplyStats, Role, RunSetup
 from lollma_tui.core.chat import codec
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.errors import ImportFormatError
-from lollma_tui.core.chat.stats_format import format_gpu_layers, format_rate, format_seconds
 from lollma_tui.core.chat.store import ChatStore, ConversationTree, StoredMessage, ThreadWindow
 from lollma_tui.core.settings import SamplingSettings
 
@@ -331,7 +331,7 @@ def _model_label(setup: RunSetup) -> str:
 
 
 def _setup_line(setup: RunSetup) -> str:
-    parts = [_model_label(setup), format_gpu_layers(setup.n_gpu_layers, setup.n_layers)]
+    parts = [_model_label(setup), fmt.format_gpu_layers(setup.n_gpu_layers, setup.n_layers)]
     if setup.gpu_share is not None:
         parts.append(f"{setup.gpu_share * 100:.0f}% in GPU memory")
     parts.append(f"ctx {setup.n_ctx}")
@@ -344,18 +344,18 @@ def _setup_line(setup: RunSetup) -> str:
 
 
 def _stats_line(stats: ReplyStats) -> str:
-    parts = [f"{format_rate(stats.gen_tps)} tok/s", f"{stats.gen_tokens} tokens"]
-    parts.append(f"{format_seconds(stats.ttft_s)} to first token")
+    parts = [f"{fmt.rate(stats.gen_tps)} tok/s", f"{stats.gen_tokens} tokens"]
+    parts.append(f"{fmt.seconds(stats.ttft_s)} to first token")
     if stats.prompt_tokens is not None:
         prompt = f"prompt {stats.prompt_tokens} tokens"
         if stats.prompt_tokens_evaluated is not None and stats.prompt_cached:
             prompt += f" ({stats.prompt_tokens - stats.prompt_tokens_evaluated} from cache)"
         if stats.prompt_tps is not None:
-            prompt += f" at {format_rate(stats.prompt_tps)} tok/s"
+            prompt += f" at {fmt.rate(stats.prompt_tps)} tok/s"
         parts.append(prompt)
-    parts.append(f"{format_seconds(stats.total_s)} total")
+    parts.append(f"{fmt.seconds(stats.total_s)} total")
     if stats.load_s is not None:
-        parts.append(f"model load {format_seconds(stats.load_s)}")
+        parts.append(f"model load {fmt.seconds(stats.load_s)}")
     return " · ".join(parts)
 
 

@@ -12,7 +12,7 @@ from textual.widget import Widget
 from textual.widgets import Collapsible, Static
 
 from lollma_tui.core.chat.conversation import Message, ReplyState
-from lollma_tui.core.chat.stats_format import format_stats
+from lollma_tui.core.formatting import format_stats
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

@@ -7,9 +7,9 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import BackendState, BackendStatus, ReplyStats
 from lollma_tui.core.chat.context_budget import ContextCheck
-from lollma_tui.core.chat.stats_format import format_gpu_layers, format_rate, format_seconds
 from lollma_tui.core.hardware.history import Metric, classify
 
 _STATE_MARK = {
@@ -52,7 +52,7 @@ class ModelCard(Vertical):
                     loaded.name,
                     " · ".join(p for p in (loaded.quant, loaded.architecture, _params(loaded.n_params)) if p),
                     f"{settings.backend} · {'GPU build' if loaded.gpu_offload_supported else 'CPU only'}",
-                    f"{format_gpu_layers(loaded.n_gpu_layers, loaded.n_layers)} · ctx {loaded.n_ctx}",
+                    f"{fmt.format_gpu_layers(loaded.n_gpu_layers, loaded.n_layers)} · ctx {loaded.n_ctx}",
                     f"threads {loaded.n_threads or 'auto'} · batch {settings.n_batch}",
                 ]
             state_line = _STATE_MARK[status.state]
@@ -67,11 +67,11 @@ class ModelCard(Vertical):
         text = ""
         if stats is not None:
             text = (
-                f"last reply\n{format_rate(stats.gen_tps)} tok/s · {stats.gen_tokens} tok\n"
-                f"TTFT {format_seconds(stats.ttft_s)}"
+                f"last reply\n{fmt.rate(stats.gen_tps)} tok/s · {stats.gen_tokens} tok\n"
+                f"TTFT {fmt.seconds(stats.ttft_s)}"
             )
             if stats.prompt_tps is not None and not stats.prompt_cached:
-                text += f"\nprompt {format_rate(stats.prompt_tps)} tok/s"
+                text += f"\nprompt {fmt.rate(stats.prompt_tps)} tok/s"
         self.query_one("#model-speed", Static).update(text)
 
     def watch_context(self, check: ContextCheck | None) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from lollma_tui.core.formatting import size as format_bytes
 from lollma_tui.core.hardware.snapshots import (
     GpuSnapshot,
     GpuState,
@@ -14,7 +15,7 @@ from lollma_tui.core.hardware.snapshots import (
     MemorySnapshot,
     SystemSnapshot,
 )
-from lollma_tui.core.models.fit import FitParams, estimate_memory, format_bytes
+from lollma_tui.core.models.fit import FitParams, estimate_memory
 from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader, read_gguf_header
 from lollma_tui.core.session import MemoryBudget, budget_from_snapshot, plan_load
 from lollma_tui.core.session.plan import CPU_ONLY_BUILD_NOTE

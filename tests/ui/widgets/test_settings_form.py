@@ -14,10 +14,7 @@ from lollma_tui.ui.widgets.settings_form import (
     SAMPLING_FIELDS,
     default_reload_fields,
     fit_summary,
-    parse_keep_alive,
-    parse_stop,
     rebase,
-    show_stop,
 )
 from lollma_tui.ui.widgets.stepper import UNKNOWN_LAYER_LIMIT, ContextScale, LayerScale, StepValue
 
@@ -87,26 +84,7 @@ def test_load_entries() -> None:
         LOAD["n_batch"].parse("0")
     with pytest.raises(SettingsError, match="n_threads must be between 1 and 1024"):
         LOAD["n_threads"].parse("0")
-    assert LOAD["n_threads"].show(None) == "" and LOAD["n_batch"].show(512) == "512"
-
-
-@pytest.mark.parametrize("text", ["5m", "1h30m", "300", "0", "-1", "2.5h", "90s"])
-def test_keep_alive_accepts_ollama_durations(text: str) -> None:
-    assert parse_keep_alive(text) == text
-
-
-@pytest.mark.parametrize("text", ["soon", "5 m", "", "m5", "1d"])
-def test_keep_alive_refuses_other_text(text: str) -> None:
-    with pytest.raises(SettingsError, match="keep_alive must be a duration"):
-        parse_keep_alive(text)
-
-
-def test_stop_strings_split_on_commas_with_escapes() -> None:
-    assert parse_stop("User:, ###") == ("User:", "###")
-    assert parse_stop(r"a\,b, \n\n, ,") == ("a,b", "\n\n")
-    stops = ("a,b", "\n", "x\\y", " lead")
-    assert parse_stop(show_stop(stops)) == ("a,b", "\n", "x\\y", "lead")
-    assert show_stop(()) == ""
+    assert LOAD["n_threads"].entry_text(None) == "" and LOAD["n_batch"].entry_text(512) == "512"
 
 
 def walk(scale: LayerScale | ContextScale, start: StepValue, delta: int, steps: int) -> list[StepValue]:
@@ -155,7 +133,7 @@ def test_menu_lists_groups_and_their_quants(llama_catalog: Catalog, f16_path: st
     (models, model), (quants, quant) = menu.options(f16_path)
     assert [label for label, _ in models] == ["tiny-llama 1.44M", "tiny-wide 2.62M"]
     assert model == 0 and quant == 1
-    assert [label for label, _ in quants] == ["Q8_0 · 1 MiB", "F16 · 3 MiB"]
+    assert [label for label, _ in quants] == ["Q8_0 · 1.5 MiB", "F16 · 2.8 MiB"]
     variant = menu.variant(q8_path)
     assert variant is not None and variant.quant == "Q8_0"
     assert n_layers_of(variant) == 2 and n_ctx_train_of(variant) == 4096
