@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a GGUF file, or part of a file name found in your models folders (default: the demo "
         "model); with --backend ollama, a model tag such as llama3.2:1b",
     )
+    parser.add_argument(
+        "--demo",
+        choices=("smollm2", "gemma"),
+        help="which bundled demo model to chat with when no --model is given (default smollm2: "
+        "SmolLM2 135M Instruct; gemma: the Gemma 3 270M base model)",
+    )
     parser.add_argument("--system", metavar="TEXT", default="", help="system prompt")
     _add_setting_flags(parser)
     parser.add_argument(
@@ -130,9 +136,8 @@ def check_model_file(path: Path) -> None:
 
 def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) -> StartupOptions:
     """What the app starts with: the settings' defaults, then the config file, then the flags."""
-    from lollma_tui.core.models.demo import INSTALL_HINT, demo_installed, demo_model_path
+    from lollma_tui.core.models.demo import DEFAULT_DEMO, DEMOS, INSTALL_HINT, demo_installed, demo_model_path
     from lollma_tui.core.settings import (
-        DEMO_SAMPLING,
         BackendKind,
         LoadSettings,
         SamplingSettings,
@@ -152,12 +157,15 @@ def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) 
     backend = BackendKind(args.backend) if args.backend else chosen.get("backend", BackendKind.LLAMA_CPP)
     model_spec = args.model if args.model is not None else chosen.get("model")
     demo = backend == BackendKind.LLAMA_CPP and not model_spec
+    demo_model = DEMOS[args.demo] if args.demo else DEFAULT_DEMO
+    if args.demo and not demo:
+        raise CliError("--demo picks the model when no --model is given (llama.cpp backend only)")
     if backend == BackendKind.OLLAMA:
         model = (model_spec or "").strip()
     elif demo:
-        if not demo_installed():
+        if not demo_installed(demo_model):
             raise CliError(INSTALL_HINT)
-        model = str(demo_model_path())
+        model = str(demo_model_path(demo_model))
     else:
         model_path = resolve_model(str(model_spec))
         check_model_file(model_path)
@@ -166,7 +174,7 @@ def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) 
     sampling_changes = {name: value for name, value in chosen.items() if name not in LOAD_NAMES}
     try:
         load = LoadSettings(**{**load_changes, "backend": backend, "model": model})
-        sampling = (DEMO_SAMPLING if demo else SamplingSettings()).with_changes(**sampling_changes)
+        sampling = (demo_model.sampling if demo else SamplingSettings()).with_changes(**sampling_changes)
     except SettingsError as error:
         raise CliError(str(error)) from None
     if not 0.25 <= args.hw_interval <= 5.0:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from lollma_tui.core.settings import (
     AUTO,
     KV_CACHE_TYPES,
+    REPACK_CHOICES,
     BackendKind,
     LoadSettings,
     SamplingSettings,
@@ -174,6 +175,13 @@ def _kv_cache_type(text: str) -> str:
     return value
 
 
+def _repack(text: str) -> str:
+    word = text.strip().lower()
+    value = {"true": "on", "yes": "on", "1": "on", "false": "off", "no": "off", "0": "off"}.get(word, word)
+    _checked("load", "repack", value)
+    return value
+
+
 def _keep_alive(text: str) -> str:
     value = text.strip()
     if not _KEEP_ALIVE.match(value):
@@ -311,6 +319,13 @@ SETTINGS: tuple[Setting, ...] = (
         help="how long Ollama keeps the model loaded after a reply (-1: forever)",
         label="keep_alive", row_label="keep_alive", choices=("5m", "30m", "1h", "-1", "0"),
         flags=("--keep-alive",), metavar="DURATION",
+    ),
+    Setting(
+        "repack", "load", parse=_repack, format=str, reload=True,
+        help="llama.cpp's repacked weights (fast CPU kernels, AMX included); auto turns them off for a "
+        "model on a CPU where they crashed before",
+        label="repack", row_label="Repack", choices=REPACK_CHOICES, flags=("--repack",),
+        metavar="auto|on|off",
     ),
     Setting(
         "temperature", "sampling", parse=_float_reader("temperature"), format=_plain, reload=False,

@@ -28,6 +28,7 @@ SAMPLE_VALUES: dict[str, tuple[object, ...]] = {
     "use_mmap": (True, False),
     "use_mlock": (True, False),
     "keep_alive": ("5m", "-1", "1h30m", "300"),
+    "repack": ("auto", "on", "off"),
     "temperature": (0.0, 0.7, 0.123456789),
     "top_p": (0.95, 1.0),
     "top_k": (0, 40),
