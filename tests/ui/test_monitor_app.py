@@ -15,7 +15,7 @@ from panel_fakes import GiB, wait_until
 from textual.widgets import Static
 
 from lollma_tui.core.hardware import HostSource, NvidiaSource
-from lollma_tui.ui.hardware_feed import HardwareSampled
+from lollma_tui.ui.messages import HardwareSampled
 from lollma_tui.ui.monitor_app import LlmProcessFinder, MonitorApp, next_interval
 from lollma_tui.ui.widgets.hardware_gpu import GpuBlock
 from lollma_tui.ui.widgets.hardware_rows import MetricRow

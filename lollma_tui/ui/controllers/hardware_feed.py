@@ -1,8 +1,8 @@
-"""Runs the hardware sampler for an app and turns its snapshots into Textual messages.
+"""Runs the hardware sampler for a screen or app and turns its snapshots into Textual messages.
 
 The sampler thread only posts: each snapshot crosses to the UI thread as a Textual callback
-event (`post_message` is thread-safe), is added to the history there, and goes to the app as
-a `HardwareSampled` message. Those collapse to the newest when the app falls behind, so a
+event (`post_message` is thread-safe), is added to the history there, and goes to the owner as
+a `HardwareSampled` message. Those collapse to the newest when the owner falls behind, so a
 busy UI renders one snapshot, not a backlog, while the history still gets every sample.
 """
 
@@ -13,10 +13,10 @@ import contextlib
 import time
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import events
-from textual.app import App
+from textual.message_pump import MessagePump
 from textual.timer import Timer
 
 from lollma_tui.core.hardware import (
@@ -30,28 +30,29 @@ from lollma_tui.core.hardware import (
 from lollma_tui.core.hardware.sampler import PidsProvider
 from lollma_tui.ui.messages import HardwareSampled
 
-__all__ = ["HardwareFeed", "HardwareSampled"]
+if TYPE_CHECKING:
+    from lollma_tui.core.session import MemoryBudget
 
 STALE_CHECK_MAX_S = 1.0
 """The stale check runs every interval, but at least this often."""
 
 
 class HardwareFeed:
-    """Owns a `HardwareSampler` on behalf of `app`.
+    """Owns a `HardwareSampler` on behalf of `owner` (the chat screen, or the monitor app).
 
-    Call `start()` once the app runs (``on_mount``) and `stop()` when it ends (``on_unmount``);
-    the app then receives `HardwareSampled` messages.
+    Call `start()` once the owner runs and `stop()` when it ends; the owner then receives
+    `HardwareSampled` messages.
     """
 
     def __init__(
         self,
-        app: App[Any],
+        owner: MessagePump,
         sources: Sequence[HardwareSource] | None = None,
         *,
         interval_s: float = DEFAULT_INTERVAL_S,
         process_ids: PidsProvider | None = None,
     ) -> None:
-        self._app = app
+        self._owner = owner
         self._sampler = HardwareSampler(
             self._on_snapshot, sources, interval_s=interval_s, process_ids=process_ids
         )
@@ -82,7 +83,7 @@ class HardwareFeed:
         return self._stale
 
     def start(self) -> None:
-        """Start sampling; call on the UI thread once the app is running."""
+        """Start sampling; call on the UI thread once the owner is running."""
         self._sampler.start()
         self._arm_stale_check()
 
@@ -107,10 +108,16 @@ class HardwareFeed:
     def refresh_now(self) -> None:
         self._sampler.refresh_now()
 
+    def budget(self) -> MemoryBudget | None:
+        """Free memory from the newest snapshot, to check a load against (None before the first)."""
+        from lollma_tui.core.session.budget import budget_from_snapshot
+
+        return budget_from_snapshot(self._latest) if self._latest is not None else None
+
     # -- sampler thread ---------------------------------------------------------------------------
 
     def _on_snapshot(self, snapshot: SystemSnapshot) -> None:
-        self._app.post_message(events.Callback(callback=partial(self._receive, snapshot)))
+        self._owner.post_message(events.Callback(callback=partial(self._receive, snapshot)))
 
     # -- UI thread --------------------------------------------------------------------------------
 
@@ -126,17 +133,17 @@ class HardwareFeed:
         self._latest = snapshot
         self._first.set()
         self._stale = is_stale(snapshot, time.monotonic())
-        self._app.post_message(HardwareSampled(snapshot, self._history, self._stale))
+        self._owner.post_message(HardwareSampled(snapshot, self._history, self._stale))
 
     def _check_stale(self) -> None:
         latest = self._latest
         if latest is None or self._stale or not is_stale(latest, time.monotonic()):
             return
         self._stale = True
-        self._app.post_message(HardwareSampled(latest, self._history, stale=True))
+        self._owner.post_message(HardwareSampled(latest, self._history, stale=True))
 
     def _arm_stale_check(self) -> None:
         if self._timer is not None:
             self._timer.stop()
         period = min(self._sampler.interval_s, STALE_CHECK_MAX_S)
-        self._timer = self._app.set_interval(period, self._check_stale, name="hardware-stale-check")
+        self._timer = self._owner.set_interval(period, self._check_stale, name="hardware-stale-check")

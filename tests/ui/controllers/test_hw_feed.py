@@ -19,7 +19,8 @@ from lollma_tui.core.hardware import (
     SourceState,
     SourceStatus,
 )
-from lollma_tui.ui.hardware_feed import HardwareFeed, HardwareSampled
+from lollma_tui.ui.controllers.hardware_feed import HardwareFeed
+from lollma_tui.ui.messages import HardwareSampled
 
 
 class FeedApp(App[None]):
