@@ -9,11 +9,12 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
 import pytest
-from gguf_factory import TinyModelSpec, write_tiny_gguf
+from gguf_factory import SLOW_PREFILL_SPEC, TinyModelSpec, write_tiny_gguf
 
 from lollma_tui.core.backends.base import ModelLoadError
 from lollma_tui.core.backends.llamacpp import LlamaCppBackend
@@ -99,12 +100,19 @@ def _worker_of(parent: psutil.Process, module: str, within: float = 60) -> psuti
     raise AssertionError(f"no {module} child appeared")
 
 
-def test_kill_9_of_the_app_during_a_quantize_leaves_nothing(slow_gguf: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="session")
+def long_quantize_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About 5 s to quantize on one thread: a worker that outlived the app would still be busy."""
+    spec = replace(SLOW_PREFILL_SPEC, n_layer=12, name="tiny-long")
+    return write_tiny_gguf(tmp_path_factory.mktemp("long") / "tiny-long-f16.gguf", spec)
+
+
+def test_kill_9_of_the_app_during_a_quantize_leaves_nothing(long_quantize_gguf: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    app = subprocess.Popen(
-        [sys.executable, "-c", _QUANTIZING_PARENT, str(slow_gguf), str(out), str(tmp_path / "q.log")]
-    )
+    source = long_quantize_gguf
+    log = tmp_path / "q.log"
+    app = subprocess.Popen([sys.executable, "-c", _QUANTIZING_PARENT, str(source), str(out), str(log)])
     try:
         worker = _worker_of(psutil.Process(app.pid), "quantize_worker")
         deadline = time.monotonic() + 60
@@ -113,13 +121,13 @@ def test_kill_9_of_the_app_during_a_quantize_leaves_nothing(slow_gguf: Path, tmp
             time.sleep(0.05)
         os.kill(app.pid, signal.SIGKILL)
         app.wait(timeout=10)
-        # The worker does not go on writing a file nobody will finish.
-        worker.wait(timeout=10)
+        # The worker does not go on writing a file nobody will finish: it ends with the app.
+        worker.wait(timeout=1.5)
     finally:
         if app.poll() is None:
             app.kill()
     # The next start removes what the killed run left.
-    plan = plan_quantization(slow_gguf, "Q4_K_M", output_dir=out)
+    plan = plan_quantization(source, "Q4_K_M", output_dir=out)
     removed = remove_stale_partials(plan.output.parent)
     assert len(removed) == 1 and list(out.iterdir()) == []
 
