@@ -10,6 +10,7 @@ short: `ReplyStreamer` writes replies into their turns, `ChatCommands` runs the 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -22,12 +23,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from lollma_tui.core.backends.base import (
-    Backend,
-    BackendError,
-    BackendState,
-    BackendStatus,
-)
+from lollma_tui.core.backends.base import Backend, BackendError, BackendState, BackendStatus, ReplyStats
 from lollma_tui.core.chat.commands import is_command, unescape_message
 from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
 from lollma_tui.core.formatting import format_gpu_layers, format_setup
@@ -181,6 +177,18 @@ class ChatScreen(Screen[None]):
 
     async def notice(self, text: str, kind: str = "info") -> None:
         await self.chat_log.add_notice(text, kind)
+
+    def show_rate(self, tokens_per_s: float | None) -> None:
+        """The live tokens/s of the reply being written (None once it has ended)."""
+        with contextlib.suppress(NoMatches):
+            self.hardware_panel.live_rate = tokens_per_s
+
+    def show_reply_stats(self, stats: ReplyStats) -> None:
+        self.model_card.last_stats = stats
+
+    def put_back(self, text: str) -> None:
+        """A message that was not sent goes back into the prompt."""
+        self.prompt.load_text(text)
 
     # -- what the controllers report ---------------------------------------------------------------
 

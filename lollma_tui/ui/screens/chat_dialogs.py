@@ -81,7 +81,7 @@ class ChatDialogs:
             ContextOverflowScreen(check.used, check.n_ctx, check.needed)
         )
         if choice is OverflowChoice.CANCEL:
-            screen.prompt.load_text(text)
+            screen.put_back(text)
             return
         if choice is OverflowChoice.NEW_CONVERSATION:
             await screen.action_new_conversation()

@@ -7,10 +7,7 @@ reply's text into the turn the screen hands it, saves it as it grows, and stops 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TYPE_CHECKING
-
-from textual.css.query import NoMatches
 
 from lollma_tui.core.backends.base import BackendError, ChatMessage, ReplyDone, TextDelta, ThinkingDelta
 from lollma_tui.core.chat.conversation import Message, ReplyState
@@ -70,7 +67,7 @@ class ReplyStreamer:
                     reply.content += event.text
                     rate = self._rate.update(event.tokens)
                     if rate is not None:
-                        screen.hardware_panel.live_rate = rate
+                        screen.show_rate(rate)
                     await stream.write(event.text)
                     if saved is not None:
                         saved.add(event.text)
@@ -80,7 +77,7 @@ class ReplyStreamer:
                 elif isinstance(event, ReplyDone):
                     reply.stats = event.stats
                     reply.state = FINISH_STATE[event.finish_reason]
-                    screen.model_card.last_stats = event.stats
+                    screen.show_reply_stats(event.stats)
         except BackendError as error:
             reply.state = ReplyState.ERROR
             reply.error = str(error)
@@ -90,8 +87,7 @@ class ReplyStreamer:
         finally:
             if reply.state == ReplyState.STREAMING:
                 reply.state = ReplyState.STOPPED
-            with contextlib.suppress(NoMatches, RuntimeError):
-                screen.hardware_panel.live_rate = None
+            screen.show_rate(None)
             try:
                 await stream.stop()
                 if turn.is_mounted:
