@@ -69,6 +69,7 @@ from lollma_tui.core.backends.ollama_stats import (
     partial_stats,
     reply_stats,
 )
+from lollma_tui.core.net import trust_env_for
 from lollma_tui.core.settings import AUTO, BackendKind, GpuLayers, LoadSettings, SamplingSettings
 
 T = TypeVar("T")
@@ -126,13 +127,18 @@ class OllamaBackend:
         think: bool = True,
         unload_on_close: bool = True,
         on_status: StatusListener | None = None,
+        proxy_loopback: bool = False,
     ) -> None:
         self.base_url = base_url(host)
         self.timeout_s = timeout_s
         self.think = think
         """Let thinking-capable models think (their thoughts stream as `ThinkingDelta`)."""
         self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
-        self._client = ollama.AsyncClient(host=self.base_url, timeout=self._timeout)
+        self._trust_env = trust_env_for(self.base_url, proxy_loopback=proxy_loopback)
+        """False for a server on this machine: env proxies are for the web (see core.net)."""
+        self._client = ollama.AsyncClient(
+            host=self.base_url, timeout=self._timeout, trust_env=self._trust_env
+        )
         self._http: httpx.AsyncClient | None = None
         self._unload_on_close = unload_on_close
         self._on_status = on_status
@@ -479,7 +485,9 @@ class OllamaBackend:
     def _http_client(self) -> httpx.AsyncClient:
         # The ollama client has no version() call; a plain httpx client reads /api/version.
         if self._http is None:
-            self._http = httpx.AsyncClient(base_url=self.base_url, timeout=self._timeout)
+            self._http = httpx.AsyncClient(
+                base_url=self.base_url, timeout=self._timeout, trust_env=self._trust_env
+            )
         return self._http
 
     async def version(self) -> str:
