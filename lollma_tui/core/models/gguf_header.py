@@ -18,6 +18,7 @@ from pathlib import Path
 from lollma_tui.core.models.gguf_header_reader import (
     DEFAULT_ALIGNMENT,
     MAGIC,
+    MAX_LAYERS,
     SMALL_ARRAY_LIMIT,
     SUPPORTED_VERSIONS,
     T_ARRAY,
@@ -47,6 +48,7 @@ from lollma_tui.core.models.quant_types import FILE_TYPE_NAMES, ggml_type_name
 __all__ = [
     "DEFAULT_ALIGNMENT",
     "MAGIC",
+    "MAX_LAYERS",
     "SMALL_ARRAY_LIMIT",
     "SUPPORTED_VERSIONS",
     "T_ARRAY",
@@ -116,7 +118,10 @@ class GGUFHeader:
     def _int_or_layers(self, suffix: str) -> int | tuple[int, ...] | None:
         value = self.arch_get(suffix)
         if isinstance(value, tuple):
-            return tuple(int(v) for v in value)
+            # Anything but a non-empty list of integers means the file does not say.
+            if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                return tuple(int(v) for v in value)
+            return None
         return self._int(value)
 
     # --- identity -------------------------------------------------------------------------
@@ -186,8 +191,10 @@ class GGUFHeader:
 
     @property
     def block_count(self) -> int:
-        """Number of repeating layers (n_layer); 0 when the file does not say."""
-        return self._int(self.arch_get("block_count")) or 0
+        """Number of repeating layers (n_layer); 0 when the file does not say (or says nonsense:
+        the reader refuses such files, and per-layer tables must stay small)."""
+        count = self._int(self.arch_get("block_count")) or 0
+        return count if 0 <= count <= MAX_LAYERS else 0
 
     @property
     def context_length(self) -> int | None:
