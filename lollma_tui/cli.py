@@ -68,6 +68,18 @@ def build_parser() -> argparse.ArgumentParser:
         "model); with --backend ollama, a model tag such as llama3.2:1b",
     )
     parser.add_argument(
+        "--demo",
+        choices=("smollm2", "gemma"),
+        help="which bundled demo model to chat with when no --model is given (default smollm2: "
+        "SmolLM2 135M Instruct; gemma: the Gemma 3 270M base model)",
+    )
+    parser.add_argument(
+        "--repack",
+        choices=("auto", "on", "off"),
+        help="llama.cpp's repacked weights (fast CPU kernels, AMX included); auto turns them off for a "
+        "model on a CPU where they crashed before (default auto)",
+    )
+    parser.add_argument(
         "--n-gpu-layers",
         "--ngl",
         type=_gpu_layers,
@@ -144,9 +156,8 @@ def check_model_file(path: Path) -> None:
 
 
 def startup_options(args: argparse.Namespace) -> StartupOptions:
-    from lollma_tui.core.models.demo import INSTALL_HINT, demo_installed, demo_model_path
+    from lollma_tui.core.models.demo import DEFAULT_DEMO, DEMOS, INSTALL_HINT, demo_installed, demo_model_path
     from lollma_tui.core.settings import (
-        DEMO_SAMPLING,
         BackendKind,
         LoadSettings,
         SamplingSettings,
@@ -156,12 +167,15 @@ def startup_options(args: argparse.Namespace) -> StartupOptions:
 
     backend = BackendKind(args.backend)
     demo = backend == BackendKind.LLAMA_CPP and args.model is None
+    demo_model = DEMOS[args.demo] if args.demo else DEFAULT_DEMO
+    if args.demo and not demo:
+        raise CliError("--demo picks the model when no --model is given (llama.cpp backend only)")
     if backend == BackendKind.OLLAMA:
         model = (args.model or "").strip()
     elif demo:
-        if not demo_installed():
+        if not demo_installed(demo_model):
             raise CliError(INSTALL_HINT)
-        model = str(demo_model_path())
+        model = str(demo_model_path(demo_model))
     else:
         model_path = resolve_model(args.model)
         check_model_file(model_path)
@@ -171,6 +185,7 @@ def startup_options(args: argparse.Namespace) -> StartupOptions:
         "n_ctx": args.ctx,
         "n_threads": args.threads,
         "n_batch": args.batch,
+        "repack": args.repack,
     }
     sampling_changes = {
         "temperature": args.temp,
@@ -182,7 +197,7 @@ def startup_options(args: argparse.Namespace) -> StartupOptions:
         load = LoadSettings(
             backend=backend, model=model, **{k: v for k, v in load_changes.items() if v is not None}
         )
-        base_sampling = DEMO_SAMPLING if demo else SamplingSettings()
+        base_sampling = demo_model.sampling if demo else SamplingSettings()
         sampling = base_sampling.with_changes(**{k: v for k, v in sampling_changes.items() if v is not None})
     except SettingsError as error:
         raise CliError(str(error)) from None

@@ -48,12 +48,20 @@ def slow_gguf(models_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_gguf(session_cache: Path) -> Path:
-    """The real Gemma 3 270M Q4_K_M from the demo package, assembled once."""
+    """The real Gemma 3 270M Q4_K_M base model from its demo package, assembled once."""
     mp = pytest.MonkeyPatch()
     mp.setenv("LOLLMA_CACHE_DIR", str(session_cache))
     try:
-        from lollma_tui.core.models.demo import ensure_demo_model
+        from lollma_tui.core.models.demo import GEMMA, ensure_demo_model
 
-        return ensure_demo_model()
+        return ensure_demo_model(GEMMA)
     finally:
         mp.undo()
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """The real SmolLM2-135M-Instruct Q4_1 (the default demo), where its package installed it."""
+    from lollma_tui.core.models.demo import SMOLLM2, ensure_demo_model
+
+    return ensure_demo_model(SMOLLM2)

@@ -24,6 +24,7 @@ class BackendKind(StrEnum):
 
 
 KV_CACHE_TYPES: tuple[str, ...] = ("f16", "q8_0", "q4_0", "f32")
+REPACK_CHOICES: tuple[str, ...] = ("auto", "on", "off")
 
 
 class SettingsError(ValueError):
@@ -48,6 +49,9 @@ class LoadSettings:
     use_mlock: bool = False
     keep_alive: str = "5m"
     """Ollama only: how long the server keeps the model loaded after a request."""
+    repack: str = "auto"
+    """llama.cpp only: repacked weight buffers (its fast CPU kernels, AMX included). "auto" uses
+    them unless they crashed for this model on this CPU before (see backends.repack)."""
 
     def __post_init__(self) -> None:
         if self.n_gpu_layers != AUTO and (not isinstance(self.n_gpu_layers, int) or self.n_gpu_layers < -1):
@@ -64,6 +68,9 @@ class LoadSettings:
             raise SettingsError(
                 f"kv_cache_type must be one of {', '.join(KV_CACHE_TYPES)}, not {self.kv_cache_type!r}"
             )
+
+        if self.repack not in REPACK_CHOICES:
+            raise SettingsError(f"repack must be one of {', '.join(REPACK_CHOICES)}, not {self.repack!r}")
 
     def with_changes(self, **changes: Any) -> LoadSettings:
         return replace(self, **changes)
@@ -100,12 +107,6 @@ class SamplingSettings:
 
     def with_changes(self, **changes: Any) -> SamplingSettings:
         return replace(self, **changes)
-
-
-DEMO_SAMPLING = SamplingSettings(
-    temperature=0.7, top_p=0.9, top_k=40, min_p=0.05, repeat_penalty=1.3, max_tokens=160
-)
-"""The demo model is a base model: a strong repeat penalty and a short limit keep it readable."""
 
 
 def sampling_field_names() -> tuple[str, ...]:

@@ -9,7 +9,7 @@ from textual import on, work
 
 from lollma_tui.core.backends.base import BackendError, BackendState, BackendStatus
 from lollma_tui.core.chat.stats_format import format_loaded
-from lollma_tui.core.models.demo import DemoModelError, ensure_demo_model, is_demo_model
+from lollma_tui.core.models.demo import DemoModelError, demo_for, ensure_demo_model
 from lollma_tui.core.settings import BackendKind, LoadSettings
 from lollma_tui.ui.app_base import AppBase
 from lollma_tui.ui.messages import BackendStatusChanged, SwapFinished, SwapProgressed
@@ -17,10 +17,14 @@ from lollma_tui.ui.messages import BackendStatusChanged, SwapFinished, SwapProgr
 if TYPE_CHECKING:
     from lollma_tui.core.session import MemoryBudget, SwapProgress, SwapResult
 
-DEMO_NOTICE = (
+BASE_DEMO_NOTICE = (
     "Demo model: Gemma 3 270M is a base model, not an instruction-tuned one, so its replies "
     "ramble. This session uses a repeat penalty of {penalty} and at most {limit} tokens per reply to "
     "keep them readable. For real chats start lollma-tui with --model PATH/TO/your-instruct.gguf."
+)
+DEMO_NOTICE = (
+    "Demo model: SmolLM2 135M Instruct, small enough to answer at once on any CPU, and often "
+    "wrong. For real chats start lollma-tui with --model PATH/TO/your-instruct.gguf."
 )
 
 
@@ -35,9 +39,10 @@ class ModelFeatures(AppBase):
             if ready is None:
                 return
             settings = ready
-        if self.options.demo and is_demo_model(settings.model):
+        demo = demo_for(settings.model) if self.options.demo else None
+        if demo is not None:
             try:
-                await asyncio.to_thread(ensure_demo_model)
+                await asyncio.to_thread(ensure_demo_model, demo)
             except DemoModelError as error:
                 await self.notice(str(error), "error")
                 return
@@ -86,12 +91,13 @@ class ModelFeatures(AppBase):
             # The session's notes already include the backend's own ones.
             for note in dict.fromkeys((*loaded.notes, *result.notes)):
                 await self.notice(note)
-        demo_loaded = self.options.demo and loaded is not None and is_demo_model(loaded.settings.model)
-        if demo_loaded and not self._demo_notice_shown:
+        demo = demo_for(loaded.settings.model) if self.options.demo and loaded is not None else None
+        if demo is not None and not self._demo_notice_shown:
             self._demo_notice_shown = True
+            notice = BASE_DEMO_NOTICE if demo.base_model else DEMO_NOTICE
             await self.notice(
-                DEMO_NOTICE.format(penalty=self.sampling.repeat_penalty, limit=self.sampling.max_tokens),
-                "warning",
+                notice.format(penalty=self.sampling.repeat_penalty, limit=self.sampling.max_tokens),
+                "warning" if demo.base_model else "info",
             )
 
     async def _wait_for_ollama(self, settings: LoadSettings) -> LoadSettings | None:

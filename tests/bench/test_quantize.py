@@ -65,7 +65,8 @@ async def test_two_types_are_written_next_to_the_source_and_answer(source_copy: 
     plans = plan_quantizations(source_copy, ["Q8_0", "q4_k_m"])
     assert [p.output.name for p in plans] == ["tiny-llama-Q8_0.gguf", "tiny-llama-Q4_K_M.gguf"]
     progress: list[QuantizeProgress] = []
-    results = [quantize(plan, on_progress=progress.append, log_path=tmp_path / "q.log") for plan in plans]
+    log = tmp_path / "q.log"
+    results = [await quantize_async(plan, on_progress=progress.append, log_path=log) for plan in plans]
     assert not stale.exists()
     assert only_models_left(folder) == [
         "tiny-llama-Q4_K_M.gguf",

@@ -28,6 +28,7 @@ OTHER_VALUE: dict[str, Any] = {
     "use_mmap": False,
     "use_mlock": True,
     "keep_alive": "30m",
+    "repack": "off",
 }
 OLLAMA_RUNNER = {"model", "n_gpu_layers", "n_ctx", "n_threads", "n_batch", "use_mmap"}
 
@@ -54,7 +55,7 @@ def test_ollama_reloads_only_for_runner_options(name: str) -> None:
     # keep_alive is sent with each request: it applies without a reload; the server-wide
     # settings (flash attention, KV type, mlock) do not apply at all.
     assert applied_without_reload(old, new) == (("keep_alive",) if name == "keep_alive" else ())
-    server_wide = {"flash_attn", "kv_cache_type", "use_mlock"}
+    server_wide = {"flash_attn", "kv_cache_type", "use_mlock", "repack"}
     assert (name in ignored_fields(BackendKind.OLLAMA)) == (name in server_wide)
 
 

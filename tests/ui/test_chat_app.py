@@ -13,9 +13,12 @@ from textual.widgets import Static
 
 from lollma_tui.core.backends.base import BackendState
 from lollma_tui.core.chat.conversation import ReplyState
-from lollma_tui.core.settings import DEMO_SAMPLING, LoadSettings, SamplingSettings, StartupOptions
+from lollma_tui.core.models.demo import GEMMA
+from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
 from lollma_tui.ui.widgets.chat_log import Notice, ReplyTurn, UserTurn
+
+DEMO_SAMPLING = GEMMA.sampling
 
 pytestmark = pytest.mark.slow
 

@@ -397,6 +397,7 @@ async def test_every_control_can_be_reached_and_is_fully_visible_at_80x24(
         "n_batch",
         "flash_attn",
         "kv_cache_type",
+        "repack",
         "use_mmap",
         "use_mlock",
         "temperature",

@@ -119,6 +119,8 @@ class LoadedModel:
     """True for pre-trained (not instruction-tuned) models such as the demo model."""
     placement: str | None = None
     """Where the server put the model, e.g. Ollama's "72% GPU / 28% CPU"."""
+    repack: bool | None = None
+    """llama.cpp: whether repacked weight buffers are in use (None where it does not apply)."""
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def setup(self) -> RunSetup:

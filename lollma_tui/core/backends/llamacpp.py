@@ -11,15 +11,14 @@ import asyncio
 import contextlib
 import itertools
 import os
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from lollma_tui.core import paths
 from lollma_tui.core.backends import llamacpp_protocol as proto
+from lollma_tui.core.backends import repack
 from lollma_tui.core.backends.base import (
     BackendCrashedError,
     BackendState,
@@ -36,101 +35,22 @@ from lollma_tui.core.backends.base import (
     TextDelta,
 )
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings
+from lollma_tui.core.workers.process import WorkerExited, WorkerProcess, describe_exit
+
+__all__ = ["CANCEL_GRACE_S", "LlamaCppBackend", "describe_exit"]
+
+WORKER_MODULE = "lollma_tui.core.backends.llamacpp_worker"
 
 CANCEL_GRACE_S = 1.0
 """How long a stop may take before the worker is killed (it is stuck in prompt evaluation)."""
 
-_LOG_ROTATE_BYTES = 5 * 1024 * 1024
+LOAD_TIMEOUT_BASE_S = 120.0
+LOAD_BYTES_PER_S = 50 * 1024 * 1024
+"""A load that takes longer than the base plus reading the file at this rate is stuck."""
 
 
-class _Exited:
-    """Queued by the reader when the worker's stdout closes."""
-
-    def __init__(self, returncode: int | None) -> None:
-        self.returncode = returncode
-
-
-class _WorkerProcess:
-    """One running worker: its process, the event queue fed by its stdout, and its log."""
-
-    def __init__(self, process: asyncio.subprocess.Process, log_path: Path) -> None:
-        self.process = process
-        self.log_path = log_path
-        self.events: asyncio.Queue[dict[str, Any] | _Exited] = asyncio.Queue()
-        self.reader = asyncio.create_task(self._read(), name="llama-worker-reader")
-        self.hello: dict[str, Any] | None = None
-
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        stdout = self.process.stdout
-        while True:
-            try:
-                line = await stdout.readline()
-            except (ValueError, asyncio.LimitOverrunError):
-                continue
-            if not line:
-                break
-            try:
-                self.events.put_nowait(proto.decode(line))
-            except ValueError:
-                continue
-        returncode = await self.process.wait()
-        self.events.put_nowait(_Exited(returncode))
-
-    @property
-    def alive(self) -> bool:
-        return self.process.returncode is None
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    async def send(self, message: dict[str, Any]) -> None:
-        stdin = self.process.stdin
-        if stdin is None or stdin.is_closing():
-            return
-        try:
-            stdin.write(proto.encode(message))
-            await stdin.drain()
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    def kill(self) -> None:
-        if self.alive:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
-
-    async def stop(self, grace_s: float = 2.0) -> None:
-        """Ask the worker to exit, then kill it if it does not; its memory is freed either way."""
-        if self.alive:
-            await self.send({"op": proto.OP_SHUTDOWN})
-            if self.process.stdin is not None:
-                self.process.stdin.close()
-            try:
-                await asyncio.wait_for(self.process.wait(), grace_s)
-            except TimeoutError:
-                self.kill()
-                await self.process.wait()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.reader
-
-
-def describe_exit(returncode: int | None) -> str:
-    if returncode is None:
-        return "stopped responding"
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        reasons = {
-            "SIGKILL": "killed (out of memory, or by another program)",
-            "SIGSEGV": "crashed (segmentation fault)",
-            "SIGABRT": "aborted by llama.cpp",
-            "SIGTERM": "terminated",
-        }
-        return f"{reasons.get(name, 'died')} [{name}]"
-    return f"exited with code {returncode}"
+class _RepackCrash(Exception):
+    """The worker crashed while loading with repacked weights on (auto mode): try without."""
 
 
 class LlamaCppBackend:
@@ -146,14 +66,22 @@ class LlamaCppBackend:
         python: str | None = None,
         cancel_grace_s: float = CANCEL_GRACE_S,
         keep_spare: bool = True,
+        repack_memory: repack.RepackMemory | None = None,
+        load_timeout_s: float | None = None,
     ) -> None:
         self._log_path = log_path or paths.llama_log_path()
         self._on_status = on_status
-        self._python = python or sys.executable
+        self._python = python
         self._cancel_grace_s = cancel_grace_s
-        self._worker: _WorkerProcess | None = None
+        self._repack_memory = repack_memory or repack.RepackMemory()
+        self._load_timeout_s = load_timeout_s
+        self._worker: WorkerProcess | None = None
         self._loaded: LoadedModel | None = None
         self._wanted: LoadSettings | None = None
+        self._repack_key: repack.RepackKey | None = None
+        self._repack_used = True
+        self._pending_notes: tuple[str, ...] = ()
+        """Said with the next successful load (a fallback decided after a crash mid-reply)."""
         self._status = BackendStatus(BackendState.UNLOADED, "No model loaded")
         self._lock = asyncio.Lock()
         self._ids = itertools.count(1)
@@ -163,7 +91,7 @@ class LlamaCppBackend:
         self._idle.set()
         self._counting: asyncio.Future[None] | None = None
         self._restart: asyncio.Task[LoadedModel] | None = None
-        self._spare: asyncio.Task[_WorkerProcess] | None = None
+        self._spare: asyncio.Task[WorkerProcess] | None = None
         self._keep_spare = keep_spare
 
     # -- status -------------------------------------------------------------------------------
@@ -190,55 +118,13 @@ class LlamaCppBackend:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def _open_log(self) -> BinaryIO:
-        log_path = self._log_path
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        _rotate(log_path)
-        log_file = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed by _spawn
-        os.chmod(log_path, 0o600)
-        log_file.write(f"\n=== llama.cpp worker started {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
-        log_file.flush()
-        return log_file
-
-    async def _spawn(self) -> _WorkerProcess:
-        log_path = self._log_path
-        log_file = await asyncio.to_thread(self._open_log)
+    async def _spawn(self) -> WorkerProcess:
         try:
-            process = await asyncio.create_subprocess_exec(
-                self._python,
-                "-m",
-                "lollma_tui.core.backends.llamacpp_worker",
-                "--log",
-                str(log_path),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=log_file,
-                start_new_session=True,
+            return await WorkerProcess.start(
+                WORKER_MODULE, name="llama.cpp worker", log_path=self._log_path, python=self._python
             )
-        except OSError as error:
-            raise BackendUnavailableError(f"Could not start the llama.cpp worker: {error}") from error
-        finally:
-            log_file.close()
-        worker = _WorkerProcess(process, log_path)
-        try:
-            event = await worker.events.get()
-        except asyncio.CancelledError:
-            # A start nobody waits for any more (the spare, at shutdown): end it, and reap it
-            # while the event loop still runs, so its pipes close cleanly.
-            worker.kill()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(worker.reader), 2.0)
-            raise
-        if isinstance(event, _Exited) or event.get("ev") != proto.EV_HELLO:
-            await worker.stop()
-            detail = _last_log_line(log_path)
-            raise BackendUnavailableError(
-                "The llama.cpp worker failed to start"
-                + (f": {detail}" if detail else "")
-                + f" (log: {log_path})"
-            )
-        worker.hello = event
-        return worker
+        except WorkerExited as error:
+            raise BackendUnavailableError(f"Could not start {error} (log: {self._log_path})") from error
 
     async def load(self, settings: LoadSettings) -> LoadedModel:
         async with self._lock:
@@ -264,30 +150,86 @@ class LlamaCppBackend:
         except BackendUnavailableError as error:
             self._set_status(BackendState.FAILED, str(error))
             raise
+        use_repack = await self._repack_for(settings, worker)
+        notes, self._pending_notes = self._pending_notes, ()
+        try:
+            return await self._load_in(worker, settings, use_repack, notes)
+        except _RepackCrash:
+            # Known to happen in llama.cpp's AMX path on some Xeons: the same file loads and
+            # runs with repacking off, so do that, and remember it for this file and CPU.
+            await asyncio.to_thread(self._remember_repack_crash, name)
+            self._set_status(BackendState.LOADING, f"Loading {name} again with repacking off…")
+            try:
+                worker = await self._spawn()
+            except BackendUnavailableError as error:
+                self._set_status(BackendState.FAILED, str(error))
+                raise
+            return await self._load_in(worker, settings, False, (*notes, repack.fallback_note()))
+
+    async def _repack_for(self, settings: LoadSettings, worker: WorkerProcess) -> bool:
+        """Whether this load uses repacked weights; "auto" avoids them where they crashed before."""
+        version = str(worker.hello.get("llama_cpp_version", "?"))
+        self._repack_key = await asyncio.to_thread(repack.key_for, settings.model, version)
+        if settings.repack != "auto":
+            return settings.repack == "on"
+        key = self._repack_key
+        return key is None or not await asyncio.to_thread(self._repack_memory.crashes_with_repack, key)
+
+    def _remember_repack_crash(self, model_name: str) -> None:
+        if self._repack_key is not None:
+            self._repack_memory.remember_crash(self._repack_key, model_name)
+
+    def _load_timeout(self, settings: LoadSettings) -> float:
+        if self._load_timeout_s is not None:
+            return self._load_timeout_s
+        try:
+            size = os.path.getsize(settings.model)
+        except OSError:
+            size = 0
+        return LOAD_TIMEOUT_BASE_S + size / LOAD_BYTES_PER_S
+
+    async def _load_in(
+        self, worker: WorkerProcess, settings: LoadSettings, use_repack: bool, notes: tuple[str, ...]
+    ) -> LoadedModel:
         self._worker = worker
+        self._repack_used = use_repack
+        name = Path(settings.model).name
         request_id = next(self._ids)
         await worker.send(
-            {"op": proto.OP_LOAD, "id": request_id, "settings": proto.load_settings_to_wire(settings)}
+            {
+                "op": proto.OP_LOAD,
+                "id": request_id,
+                "settings": proto.load_settings_to_wire(settings),
+                "repack": use_repack,
+            }
         )
+        timeout = self._load_timeout(settings)
         while True:
-            event = await worker.events.get()
-            if isinstance(event, _Exited):
+            try:
+                event = await worker.next_event(timeout_s=timeout)
+            except WorkerExited as exited:
                 self._worker = None
-                message = f"llama.cpp {describe_exit(event.returncode)} while loading {name}"
-                detail = _last_log_line(self._log_path)
-                if detail:
-                    message += f": {detail}"
+                if exited.crashed and use_repack and settings.repack == "auto":
+                    raise _RepackCrash from exited
+                how = exited.problem or describe_exit(exited.returncode)
+                message = f"llama.cpp {how} while loading {name}"
+                if exited.detail:
+                    message += f": {exited.detail}"
                 self._set_status(BackendState.FAILED, message)
-                raise ModelLoadError(message)
+                raise ModelLoadError(message) from exited
             if event.get("id") != request_id:
                 continue
             if event.get("ev") == proto.EV_ERROR:
+                detail = await asyncio.to_thread(worker.log_detail)
                 await self._stop_worker()
-                message = f"Could not load {name}: {event.get('message', 'unknown error')}"
+                text = str(event.get("message", "unknown error"))
+                message = f"Could not load {name}: {text}"
+                if detail and detail not in text:
+                    message += f" — llama.cpp: {detail}"
                 self._set_status(BackendState.FAILED, message)
                 raise ModelLoadError(message)
             if event.get("ev") == proto.EV_LOADED:
-                self._loaded = _loaded_from_wire(settings, event["model"])
+                self._loaded = _loaded_from_wire(settings, event["model"], notes)
                 self._set_status(BackendState.READY, f"{self._loaded.name} ready")
                 self._prepare_spare()
                 return self._loaded
@@ -306,7 +248,7 @@ class LlamaCppBackend:
         if self._keep_spare and self._spare is None:
             self._spare = asyncio.create_task(self._spawn(), name="llama-worker-spare")
 
-    def _take_spare(self) -> asyncio.Task[_WorkerProcess]:
+    def _take_spare(self) -> asyncio.Task[WorkerProcess]:
         spare, self._spare = self._spare, None
         return spare if spare is not None else asyncio.create_task(self._spawn(), name="llama-worker-start")
 
@@ -315,7 +257,7 @@ class LlamaCppBackend:
         if spare is None:
             return
         if not spare.done():
-            spare.cancel()  # still starting: _spawn kills its process
+            spare.cancel()  # still starting: WorkerProcess.start kills its process
             await asyncio.wait({spare})
         if spare.cancelled() or spare.exception() is not None:
             return
@@ -342,7 +284,7 @@ class LlamaCppBackend:
         await self.unload()
         await self._stop_spare()
 
-    async def _ensure_running(self) -> _WorkerProcess:
+    async def _ensure_running(self) -> WorkerProcess:
         """Restart a worker that died or was killed, with the settings it had."""
         if self._restart is not None:
             restart, self._restart = self._restart, None
@@ -388,8 +330,9 @@ class LlamaCppBackend:
                 }
             )
             while True:
-                event = await worker.events.get()
-                if isinstance(event, _Exited):
+                try:
+                    event = await worker.next_event()
+                except WorkerExited as exited:
                     self._worker = None
                     if self._cancelling:
                         finished = True
@@ -397,12 +340,9 @@ class LlamaCppBackend:
                         yield ReplyDone("cancelled", _stats(loaded, started, first_at, None))
                         return
                     self._loaded = None
-                    message = (
-                        f"The llama.cpp worker {describe_exit(event.returncode)}. "
-                        "The conversation is kept; your next message restarts the model."
-                    )
+                    message = await self._crashed_while_generating(exited, loaded.settings)
                     self._set_status(BackendState.FAILED, message)
-                    raise BackendCrashedError(message)
+                    raise BackendCrashedError(message) from exited
                 if event.get("id") != request_id:
                     continue
                 kind = event.get("ev")
@@ -435,6 +375,23 @@ class LlamaCppBackend:
             if self._status.state == BackendState.GENERATING:
                 self._set_status(BackendState.READY, f"{loaded.name} ready")
 
+    async def _crashed_while_generating(self, exited: WorkerExited, settings: LoadSettings) -> str:
+        how = exited.problem or describe_exit(exited.returncode)
+        if exited.crashed and self._repack_used and settings.repack == "auto":
+            # A larger prompt batch can take another kernel path than the load's warm-up did:
+            # the restart that follows runs without repacked weights.
+            await asyncio.to_thread(self._remember_repack_crash, Path(settings.model).name)
+            self._pending_notes = (repack.fallback_note(),)
+            return (
+                f"The llama.cpp worker {how} with repacked weights on. The conversation is kept; "
+                "your next message restarts the model with repacking off."
+            )
+        detail = f" llama.cpp's log: {exited.detail}." if exited.detail else ""
+        return (
+            f"The llama.cpp worker {how}.{detail} The conversation is kept; your next message "
+            "restarts the model."
+        )
+
     async def count_tokens(self, text: str) -> int | None:
         """Tokens in `text` with the loaded model's own tokenizer (None while no model is up)."""
         worker = self._worker
@@ -447,10 +404,10 @@ class LlamaCppBackend:
             request_id = next(self._ids)
             await worker.send({"op": proto.OP_TOKENIZE, "id": request_id, "text": text})
             while True:
-                event = await worker.events.get()
-                if isinstance(event, _Exited):
-                    worker.events.put_nowait(event)  # leave it for whoever streams next
-                    return None
+                try:
+                    event = await worker.next_event()
+                except WorkerExited:
+                    return None  # the exit stays queued for whoever streams next
                 if event.get("id") == request_id and event.get("ev") == proto.EV_TOKENS:
                     count = event.get("count")
                     return int(count) if count is not None else None
@@ -469,7 +426,7 @@ class LlamaCppBackend:
             await asyncio.wait_for(self._idle.wait(), self._cancel_grace_s)
         except TimeoutError:
             # Stuck inside one long llama_decode call: only killing the process stops it.
-            worker.kill()
+            worker.kill_now(keep_reader=True)
             await self._idle.wait()
 
     def _schedule_restart(self) -> None:
@@ -500,7 +457,7 @@ def _stats(
     )
 
 
-def _loaded_from_wire(settings: LoadSettings, model: dict[str, Any]) -> LoadedModel:
+def _loaded_from_wire(settings: LoadSettings, model: dict[str, Any], notes: tuple[str, ...]) -> LoadedModel:
     return LoadedModel(
         settings=settings,
         name=str(model["name"]),
@@ -517,27 +474,6 @@ def _loaded_from_wire(settings: LoadSettings, model: dict[str, Any]) -> LoadedMo
         n_params=model.get("n_params"),
         load_s=float(model["load_s"]),
         n_threads=model.get("n_threads"),
-        notes=tuple(model.get("notes") or ()),
+        repack=bool(model.get("repack", True)),
+        notes=(*(model.get("notes") or ()), *notes),
     )
-
-
-def _rotate(log_path: Path) -> None:
-    try:
-        if log_path.stat().st_size > _LOG_ROTATE_BYTES:
-            log_path.replace(log_path.with_name(log_path.name + ".1"))
-    except OSError:
-        pass
-
-
-def _last_log_line(log_path: Path) -> str:
-    try:
-        with open(log_path, "rb") as log:
-            log.seek(max(0, log.seek(0, os.SEEK_END) - 8192))
-            tail = log.read().decode(errors="replace")
-    except OSError:
-        return ""
-    lines = [ln.strip() for ln in tail.splitlines() if ln.strip() and not ln.startswith("===")]
-    for line in reversed(lines):
-        if any(w in line.lower() for w in ("error", "failed", "exception", "abort")):
-            return line
-    return lines[-1] if lines else ""

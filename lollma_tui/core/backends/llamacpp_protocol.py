@@ -6,26 +6,24 @@ Kept free of llama_cpp so both sides can import it cheaply.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from lollma_tui.core.backends.base import ChatMessage
 from lollma_tui.core.settings import AUTO, BackendKind, LoadSettings, SamplingSettings
+from lollma_tui.core.workers.wire import EV_ERROR, EV_HELLO, OP_CANCEL, OP_SHUTDOWN, decode, encode
+
+__all__ = ["EV_ERROR", "EV_HELLO", "OP_CANCEL", "OP_SHUTDOWN", "decode", "encode"]
 
 # Requests (app → worker)
 OP_LOAD = "load"
 OP_CHAT = "chat"
-OP_CANCEL = "cancel"
 OP_TOKENIZE = "tokenize"
-OP_SHUTDOWN = "shutdown"
 
 # Events (worker → app)
-EV_HELLO = "hello"
 EV_LOADED = "loaded"
 EV_DELTA = "delta"
 EV_DONE = "done"
-EV_ERROR = "error"
 EV_TOKENS = "tokens"
 
 # Error kinds carried by EV_ERROR
@@ -33,17 +31,6 @@ ERR_LOAD = "load"
 ERR_CONTEXT = "context"
 ERR_GENERATION = "generation"
 ERR_PROTOCOL = "protocol"
-
-
-def encode(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-
-
-def decode(line: bytes) -> dict[str, Any]:
-    value = json.loads(line)
-    if not isinstance(value, dict):
-        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
-    return value
 
 
 def load_settings_to_wire(settings: LoadSettings) -> dict[str, Any]:

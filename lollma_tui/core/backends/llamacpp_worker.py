@@ -7,78 +7,26 @@ Python prints (fd 1 and fd 2) to the log file, so nothing ever reaches the app's
 
 from __future__ import annotations
 
-import argparse
 import os
-import queue
 import sys
 import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
-from typing import IO, Any
+from typing import Any
 
 from lollma_tui.core.backends import llamacpp_protocol as proto
 from lollma_tui.core.backends.base import ChatMessage
 from lollma_tui.core.backends.chat_formats import adapt_messages, format_for_architecture
+from lollma_tui.core.backends.repack import crash_if_asked, set_repack
 from lollma_tui.core.settings import AUTO, LoadSettings, SamplingSettings
+from lollma_tui.core.workers.channel import Channel, finish, open_channel
+from lollma_tui.core.workers.logs import OWN_NOTE_PREFIX
 
 _KV_TYPE_IDS = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 8}
 
 
 class Cancelled(Exception):
     """Raised inside prompt evaluation when the app asked to stop."""
-
-
-class Channel:
-    """The protocol side of the worker: requests in on stdin, events out on the saved stdout."""
-
-    def __init__(self, out: IO[bytes]) -> None:
-        self._out = out
-        self._lock = threading.Lock()
-        self.requests: queue.Queue[dict[str, Any]] = queue.Queue()
-        self._cancel_lock = threading.Lock()
-        self._cancelled: set[int] = set()
-        self.current: int | None = None
-        self.cancel_event = threading.Event()
-
-    def send(self, message: dict[str, Any]) -> None:
-        data = proto.encode(message)
-        with self._lock:
-            self._out.write(data)
-            self._out.flush()
-
-    def begin(self, request_id: int) -> threading.Event:
-        with self._cancel_lock:
-            self.current = request_id
-            self.cancel_event = threading.Event()
-            if request_id in self._cancelled:
-                self.cancel_event.set()
-            return self.cancel_event
-
-    def end(self) -> None:
-        with self._cancel_lock:
-            if self.current is not None:
-                self._cancelled.discard(self.current)
-            self.current = None
-
-    def read_requests(self, stdin: IO[bytes]) -> None:
-        """Reader thread: cancels act at once; everything else queues for the main loop."""
-        for line in stdin:
-            try:
-                message = proto.decode(line)
-            except ValueError as error:
-                self.send({"ev": proto.EV_ERROR, "kind": proto.ERR_PROTOCOL, "message": str(error)})
-                continue
-            if message.get("op") == proto.OP_CANCEL:
-                request_id = int(message["id"])
-                with self._cancel_lock:
-                    self._cancelled.add(request_id)
-                    if self.current == request_id:
-                        self.cancel_event.set()
-                continue
-            self.requests.put(message)
-        # The app is gone (closed our stdin or died): stop any reply and exit.
-        self.cancel_event.set()
-        self.requests.put({"op": proto.OP_SHUTDOWN})
 
 
 def _make_engine_class() -> type:
@@ -147,43 +95,27 @@ def quant_name(file_type: str | None) -> str:
 
 
 class Worker:
-    def __init__(self, channel: Channel, log_path: str) -> None:
+    def __init__(self, channel: Channel) -> None:
         self.channel = channel
-        self.log_path = log_path
         self.llm: Any = None
         self.chat_format = ""
+        self.repack = True
         self.engine_class = _make_engine_class()
-
-    def log_tail_since(self, offset: int) -> str:
-        sys.stderr.flush()
-        try:
-            with open(self.log_path, "rb") as log:
-                log.seek(offset)
-                text = log.read().decode(errors="replace")
-        except OSError:
-            return ""
-        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-        interesting = [
-            ln for ln in lines if any(w in ln.lower() for w in ("error", "failed", "invalid", "unable"))
-        ]
-        return (interesting or lines)[-1] if (interesting or lines) else ""
 
     def load(self, request: dict[str, Any]) -> None:
         import llama_cpp
 
         request_id = int(request["id"])
         settings = proto.load_settings_from_wire(request["settings"])
-        offset = _log_size(self.log_path)
+        self.repack = bool(request.get("repack", True))
+        set_repack(llama_cpp, self.repack)
         started = time.perf_counter()
         try:
             self.llm = self._construct(settings, llama_cpp)
         except (ValueError, RuntimeError, OSError) as error:
-            detail = self.log_tail_since(offset)
-            message = str(error)
-            if detail and detail not in message:
-                message = f"{message} — llama.cpp: {detail}"
+            # The app adds what llama.cpp logged about it.
             self.channel.send(
-                {"ev": proto.EV_ERROR, "id": request_id, "kind": proto.ERR_LOAD, "message": message}
+                {"ev": proto.EV_ERROR, "id": request_id, "kind": proto.ERR_LOAD, "message": str(error)}
             )
             return
         llm = self.llm
@@ -201,7 +133,7 @@ class Worker:
                 f"using the '{self.chat_format}' format for architecture '{architecture}'"
             )
             notes.append(note)
-            print(f"lollma-tui: {note}", file=sys.stderr, flush=True)
+            print(f"{OWN_NOTE_PREFIX} {note}", file=sys.stderr, flush=True)
         self._warm_up(llm)
         n_layers = _int_or_none(metadata.get(f"{architecture}.block_count"))
         offload = bool(llama_cpp.llama_supports_gpu_offload())
@@ -231,6 +163,7 @@ class Worker:
                     "n_params": int(llm._model.n_params()),
                     "load_s": time.perf_counter() - started,
                     "n_threads": int(llm.n_threads) if hasattr(llm, "n_threads") else settings.n_threads,
+                    "repack": self.repack,
                     "notes": notes,
                 },
             }
@@ -269,6 +202,7 @@ class Worker:
         # at load time so the first reply's time to first token is honest.
         bos = llm.token_bos()
         token = bos if bos >= 0 else 0
+        crash_if_asked("load", self.repack)
         llm.eval([token, token])
         llm.eval([token])
         # Perf counters only advance at a synchronize: without one the warm-up tokens would be
@@ -304,6 +238,7 @@ class Worker:
             llm.sampled = 0
             llm.prompt_tokens = 0
             llm._ctx.reset_timings()
+            crash_if_asked("reply", self.repack)
             finish = "length"
             try:
                 for chunk in self._stream(llm, messages, sampling):
@@ -398,32 +333,17 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
-def _log_size(path: str) -> int:
+def system_info(llama_cpp: Any) -> str:
+    """llama.cpp's own line of CPU features (``AMX_INT8 = 1``, ``REPACK = 1`` …)."""
     try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
+        return bytes(llama_cpp.llama_print_system_info()).decode(errors="replace").strip()
+    except (AttributeError, TypeError, OSError):
+        return ""
 
 
-def _redirect_output(log_path: str) -> IO[bytes]:
-    """Keep the protocol on a private copy of stdout; point fd 1 and fd 2 at the log file."""
-    protocol_fd = os.dup(1)
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(log_fd, 1)
-    os.dup2(log_fd, 2)
-    os.close(log_fd)
-    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-    return os.fdopen(protocol_fd, "wb", buffering=0)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="lollma-tui llama.cpp worker (started by the app)")
-    parser.add_argument("--log", required=True)
-    args = parser.parse_args(argv)
-    out = _redirect_output(args.log)
-    channel = Channel(out)
-    worker = Worker(channel, args.log)
+def main() -> int:
+    channel = open_channel()
+    worker = Worker(channel)
     import llama_cpp
 
     channel.send(
@@ -432,16 +352,13 @@ def main(argv: list[str] | None = None) -> int:
             "pid": os.getpid(),
             "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
             "llama_cpp_version": getattr(llama_cpp, "__version__", "?"),
+            "system_info": system_info(llama_cpp),
         }
     )
-    reader = threading.Thread(target=channel.read_requests, args=(sys.stdin.buffer,), daemon=True)
-    reader.start()
+    channel.listen(sys.stdin.buffer)
     worker.serve()
-    # Asked to shut down: the kernel frees the model's memory (and a GPU context) as the process
-    # ends; interpreter teardown would only add time to every swap, which waits for this exit.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    finish(0)
+    return 0
 
 
 if __name__ == "__main__":

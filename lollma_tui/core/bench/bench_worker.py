@@ -1,8 +1,7 @@
 """The bench worker: one process per configuration, measuring as llama-bench does.
 
-Run as ``python -m lollma_tui.core.bench.bench_worker`` with stderr pointed at a log file. It
-keeps a private copy of stdout for the protocol (`bench.protocol`) and points fd 1 at the log,
-so nothing llama.cpp prints reaches the terminal.
+Started by `worker_client` as a `WorkerProcess`; it speaks `bench.protocol` over the worker
+channel, so nothing llama.cpp prints reaches the terminal.
 
 What is timed, following llama-bench: ``pp<N>`` is N random tokens (the first is BOS when the
 vocabulary adds one) decoded in chunks of n_batch into an empty KV cache, then a synchronize;
@@ -14,31 +13,19 @@ are not timed.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import random
 import sys
-import threading
 import time
-from typing import IO, Any
+from typing import Any
 
+from lollma_tui.core.backends.repack import crash_if_asked, set_repack
 from lollma_tui.core.bench import protocol as proto
 from lollma_tui.core.bench.protocol import BenchRequest, BenchTest
+from lollma_tui.core.workers.channel import Channel, finish, open_channel
 
 _KV_TYPE_IDS = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 8}
-
-
-class Channel:
-    def __init__(self, out: IO[bytes]) -> None:
-        self._out = out
-        self._lock = threading.Lock()
-
-    def send(self, message: dict[str, Any]) -> None:
-        data = proto.encode(message)
-        with self._lock:
-            self._out.write(data)
-            self._out.flush()
 
 
 def _c_text(lib: Any, name: str, *args: Any) -> str:
@@ -117,6 +104,7 @@ class Bench:
         if not os.path.isfile(r.model):
             raise ValueError(f"Model file not found: {r.model}")
         started = time.perf_counter()
+        set_repack(self.llama_cpp, r.repack)
         self.llm = self.llama_cpp.Llama(
             model_path=r.model,
             n_gpu_layers=r.n_gpu_layers,
@@ -188,6 +176,7 @@ class Bench:
 
     def warm_up(self, test: BenchTest) -> None:
         # As llama-bench: a full prompt for pp tests, a single token for tg tests.
+        crash_if_asked("load", self.request.repack)
         self._clear()
         if test.n_prompt:
             self._prompt(test.n_prompt)
@@ -228,36 +217,17 @@ def run(channel: Channel, request: BenchRequest, llama_cpp: Any) -> None:
     channel.send({"ev": proto.EV_DONE, "peak_rss_bytes": peak_rss_bytes()})
 
 
-def _watch_stdin(stdin: IO[bytes]) -> None:
-    """Exit when the parent goes away or says so; the benchmark itself never yields."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in stdin:
-            with contextlib.suppress(ValueError):
-                if proto.decode(line).get("op") == proto.OP_SHUTDOWN:
-                    break
-    os._exit(0)
-
-
 def main() -> int:
-    protocol_out = os.fdopen(os.dup(1), "wb", buffering=0)
-    # fd 2 is the log file the parent opened for us; send fd 1 there too.
-    os.dup2(2, 1)
-    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
-    channel = Channel(protocol_out)
+    channel = open_channel()
     import llama_cpp
 
     # Hello first: the parent needs gpu_offload to resolve "auto" GPU layers before it asks.
     channel.send({"ev": proto.EV_HELLO, "pid": os.getpid(), **system_info(llama_cpp)})
-    first = sys.stdin.buffer.readline()
-    try:
-        message = proto.decode(first) if first else {"op": proto.OP_SHUTDOWN}
-    except ValueError as error:
-        channel.send({"ev": proto.EV_ERROR, "kind": "protocol", "message": str(error)})
-        return 2
-    if message.get("op") != proto.OP_BENCH:
-        return 0
-    threading.Thread(target=_watch_stdin, args=(sys.stdin.buffer,), daemon=True).start()
-    run(channel, BenchRequest.from_wire(message), llama_cpp)
+    channel.listen(sys.stdin.buffer)
+    message = channel.requests.get()
+    if message.get("op") == proto.OP_BENCH:
+        run(channel, BenchRequest.from_wire(message), llama_cpp)
+    finish(0)
     return 0
 
 

@@ -12,10 +12,11 @@ from lollma_tui.core.bench.protocol import BenchRequest
 from lollma_tui.core.bench.records import BenchRecord, bench_test_name
 from lollma_tui.core.bench.stats import summarize
 from lollma_tui.core.bench.sweep import Configuration, GpuLayersChoice, SweepSpec
-from lollma_tui.core.bench.worker_client import BenchWorker
+from lollma_tui.core.bench.worker_client import bench_events
 from lollma_tui.core.models.fit import FitParams, FitStatus, auto_gpu_layers, check_fit
 from lollma_tui.core.models.gguf_header import GGUFHeader
 from lollma_tui.core.settings import AUTO
+from lollma_tui.core.workers.process import WorkerProcess
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +160,7 @@ def with_peaks(record: BenchRecord, peaks: Peaks) -> BenchRecord:
 
 async def run_llama_configuration(
     ctx: RunContext,
-    worker: BenchWorker,
+    worker: WorkerProcess,
     config: Configuration,
     request: BenchRequest,
     system: SystemInfo,
@@ -171,7 +172,7 @@ async def run_llama_configuration(
     await worker.send(request.to_wire())
     rows: list[BenchRecord] = []
     base: BenchRecord | None = None
-    async for event in worker.events():
+    async for event in bench_events(worker):
         kind = event.get("ev")
         if kind == proto.EV_LOADED:
             base = base_record(config, request, system, event)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from lollma_tui.core.backends.llamacpp_protocol import decode, encode
+from lollma_tui.core.workers.wire import EV_ERROR, EV_HELLO, OP_SHUTDOWN, decode, encode
 
 __all__ = [
     "EV_DONE",
@@ -29,14 +29,11 @@ __all__ = [
 ]
 
 OP_BENCH = "bench"
-OP_SHUTDOWN = "shutdown"
 
-EV_HELLO = "hello"
 EV_LOADED = "loaded"
 EV_SAMPLE = "sample"
 EV_TEST_DONE = "test_done"
 EV_DONE = "done"
-EV_ERROR = "error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +60,8 @@ class BenchRequest:
     type_k: str = "f16"
     type_v: str = "f16"
     use_mmap: bool = True
+    repack: bool = True
+    """llama.cpp's repacked weight buffers (off = its --no-repack)."""
     warmup: bool = True
     seed: int = 1
 

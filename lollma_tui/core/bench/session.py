@@ -51,12 +51,13 @@ from lollma_tui.core.bench.sweep import (
     plan_ollama_sweep,
     resolve_ollama_models,
 )
-from lollma_tui.core.bench.worker_client import BenchWorker, WorkerFailed
+from lollma_tui.core.bench.worker_client import WorkerFailed, start_bench_worker
 from lollma_tui.core.hardware.sampler import HardwareSampler
 from lollma_tui.core.hardware.snapshots import SystemSnapshot
 from lollma_tui.core.hardware.source import HardwareSource
 from lollma_tui.core.models.catalog import parameter_label
 from lollma_tui.core.settings import BackendKind, LoadSettings
+from lollma_tui.core.workers.process import WorkerProcess
 
 T = TypeVar("T")
 
@@ -230,8 +231,8 @@ class BenchSession:
 
     # -- llama.cpp --------------------------------------------------------------------------
 
-    async def _start_worker(self) -> BenchWorker:
-        worker = await self._guard(BenchWorker.start(self.log_path, python=self._python))
+    async def _start_worker(self) -> WorkerProcess:
+        worker = await self._guard(start_bench_worker(self.log_path, python=self._python))
         self._system = SystemInfo.from_hello(worker.hello)
         return worker
 
@@ -240,7 +241,7 @@ class BenchSession:
         steps_before = ctx.done
         label = config.label()
         n_ctx = max((t.context for t in plan.tests), default=1)
-        worker: BenchWorker | None = None
+        worker: WorkerProcess | None = None
         try:
             if self._system is None:
                 worker = await self._start_worker()
@@ -294,7 +295,7 @@ class BenchSession:
                 rows = await self._guard(run_llama_configuration(ctx, worker, config, request, system, label))
             if worker is not None:
                 # Free the bench worker's memory before the chat backend loads its own copy.
-                await worker.close()
+                await worker.stop()
                 worker = None
             if spec.chat:
                 await self._llama_chat(ctx, config, ngl, rows, label)

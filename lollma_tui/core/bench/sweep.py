@@ -248,9 +248,9 @@ def _pick_variants(
 
 
 def _extra_files() -> list[Path]:
-    from lollma_tui.core.models.demo import demo_model_path, demo_model_ready
+    from lollma_tui.core.models.demo import DEMOS, demo_model_path, demo_model_ready
 
-    return [demo_model_path()] if demo_model_ready() else []
+    return [demo_model_path(demo) for demo in DEMOS.values() if demo_model_ready(demo)]
 
 
 def resolve_llama_models(spec: SweepSpec, *, search_dirs: Iterable[Path] | None = None) -> list[ModelChoice]:

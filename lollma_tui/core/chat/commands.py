@@ -10,7 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import overload
 
-from lollma_tui.core.settings import KV_CACHE_TYPES, BackendKind, LoadSettings, SamplingSettings
+from lollma_tui.core.settings import (
+    KV_CACHE_TYPES,
+    REPACK_CHOICES,
+    BackendKind,
+    LoadSettings,
+    SamplingSettings,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +120,7 @@ def default_setting_values() -> dict[str, tuple[str, ...]]:
         n_gpu_layers=("auto", "all", "0"),
         n_threads=("auto",),
         kv_cache_type=KV_CACHE_TYPES,
+        repack=REPACK_CHOICES,
         keep_alive=("5m", "30m", "1h", "-1", "0"),
         seed=("random",),
         max_tokens=("none",),

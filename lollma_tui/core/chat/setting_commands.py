@@ -31,6 +31,7 @@ from lollma_tui.core.session.models import (
 from lollma_tui.core.session.reload import applied_without_reload, ignored_fields, reload_needed
 from lollma_tui.core.settings import (
     AUTO,
+    REPACK_CHOICES,
     BackendKind,
     LoadSettings,
     SamplingSettings,
@@ -212,6 +213,14 @@ def _kv_type(text: str, name: str) -> str:
     return text.strip().lower()
 
 
+def _repack(text: str, name: str) -> str:
+    value = text.strip().lower()
+    value = {"true": "on", "yes": "on", "1": "on", "false": "off", "no": "off", "0": "off"}.get(value, value)
+    if value not in REPACK_CHOICES:
+        raise CommandError(f"{name} is auto, on or off, not {text.strip()!r}")
+    return value
+
+
 def _keep_alive(text: str, name: str) -> str:
     value = text.strip()
     if not (_GO_DURATION.match(value) or _NUMBER.match(value)):
@@ -237,6 +246,7 @@ PARSERS: Mapping[str, Parser] = {
     "use_mmap": _bool,
     "use_mlock": _bool,
     "keep_alive": _keep_alive,
+    "repack": _repack,
     "temperature": _float,
     "top_p": _float,
     "top_k": _int,

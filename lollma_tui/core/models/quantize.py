@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -33,8 +29,11 @@ from pathlib import Path
 from lollma_tui.core import paths
 from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader, read_gguf_header
 from lollma_tui.core.models.quant_types import FILE_TYPE_IDS, normalize_quant
+from lollma_tui.core.workers.process import WorkerExited, WorkerProcess
 
 WORKER_MODULE = "lollma_tui.core.models.quantize_worker"
+OP_QUANTIZE = "quantize"
+"""The request the quantize worker answers (its module keeps llama_cpp out of this one)."""
 
 SOURCE_TYPES = frozenset({"F32", "F16", "BF16"})
 """What a quantization should start from; anything else stacks quantization error."""
@@ -293,28 +292,12 @@ def remove_stale_partials(folder: Path) -> list[Path]:
     return removed
 
 
-def _open_log(log_path: Path) -> int:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.write(fd, f"\n=== quantize started {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
-    return fd
-
-
-def _failure_line(log_text: str) -> str:
-    lines = [ln.strip() for ln in log_text.splitlines() if ln.strip() and not ln.startswith("===")]
-    for line in reversed(lines):
-        if any(w in line.lower() for w in ("error", "failed", "unable", "cannot", "exception")):
-            return line
-    return lines[-1] if lines else ""
-
-
 class _LogFollower:
     """Reads what the worker adds to the log and keeps the latest ``[ i/ n]`` tensor counter."""
 
     def __init__(self, log_path: Path, offset: int) -> None:
         self.path = log_path
         self.offset = offset
-        self.text = bytearray()
         self.done: int | None = None
         self.total: int | None = None
 
@@ -328,9 +311,6 @@ class _LogFollower:
         if not chunk:
             return
         self.offset += len(chunk)
-        self.text += chunk
-        # Only the tail matters for the counter; keep memory bounded on huge models.
-        del self.text[: max(0, len(self.text) - 65536)]
         matches = _TENSOR_LINE.findall(chunk)
         if matches:
             done, total = matches[-1]
@@ -347,122 +327,109 @@ def quantize(
     poll_s: float = 0.1,
     python: str | None = None,
 ) -> QuantizeResult:
-    """Run the plan (blocking; call it from a thread in an event-loop program).
+    """Run the plan (blocking; programs with an event loop use `quantize_async`).
 
     Setting `cancel` kills the worker within `poll_s` and raises QuantizeCancelled. Whatever
     happens, the only file left is the finished output.
     """
-    log = log_path or quantize_log_path()
-    folder = plan.output.parent
-    remove_stale_partials(folder)
-    partial = plan.partial_path(os.getpid())
-    with contextlib.suppress(FileNotFoundError):
-        partial.unlink()
-    log_fd = _open_log(log)
-    follower = _LogFollower(log, os.fstat(log_fd).st_size)
-    command = [
-        python or sys.executable,
-        "-m",
-        WORKER_MODULE,
-        str(plan.source),
-        str(partial),
-        "--ftype",
-        str(plan.ftype),
-        "--threads",
-        str(threads if threads is not None else (os.cpu_count() or 0)),
-    ]
-    if plan.allow_requantize:
-        command.append("--allow-requantize")
-    started = time.monotonic()
-    process: subprocess.Popen[bytes] | None = None
-    try:
-        try:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=log_fd,
-                # Ctrl+C in a terminal reaches us, not the worker: we stop it and clean up.
-                start_new_session=True,
-            )
-        except OSError as error:
-            raise QuantizeFailed(f"could not start the quantize worker: {error}") from error
-        finally:
-            os.close(log_fd)
-        while process.poll() is None:
-            if cancel is not None and cancel.is_set():
-                raise QuantizeCancelled(f"quantizing {plan.source.name} to {plan.target} was cancelled")
-            follower.poll()
-            if on_progress is not None:
-                on_progress(
-                    QuantizeProgress(
-                        plan=plan,
-                        elapsed_s=time.monotonic() - started,
-                        bytes_written=_file_size(partial),
-                        tensors_done=follower.done,
-                        tensors_total=follower.total,
-                        worker_pid=process.pid,
-                    )
-                )
-            if cancel is not None:
-                cancel.wait(poll_s)
-            else:
-                time.sleep(poll_s)
-        follower.poll()
-        assert process.stdout is not None
-        reply = process.stdout.read().decode(errors="replace").strip().splitlines()
-        rc = _result_code(reply[-1] if reply else "")
-        if process.returncode != 0 or rc != 0:
-            detail = _failure_line(follower.text.decode(errors="replace"))
-            if process.returncode is not None and process.returncode < 0:
-                from lollma_tui.core.backends.llamacpp import describe_exit
-
-                reason = f"the quantize worker {describe_exit(process.returncode)}"
-            else:
-                reason = "llama.cpp could not quantize the model"
-            raise QuantizeFailed(f"{reason}" + (f": {detail}" if detail else "") + f" (log: {log})")
-        try:
-            read_gguf_header(partial)
-        except (GGUFError, OSError) as error:
-            raise QuantizeFailed(f"the quantized file is not readable: {error}") from None
-        os.replace(partial, plan.output)
-        size = _file_size(plan.output)
-        if on_progress is not None:
-            elapsed = time.monotonic() - started
-            on_progress(QuantizeProgress(plan, elapsed, size, follower.total, follower.total, process.pid))
-        return QuantizeResult(plan, plan.output, size, time.monotonic() - started)
-    finally:
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait()
-        if process is not None and process.stdout is not None:
-            process.stdout.close()
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
+    return asyncio.run(
+        quantize_async(
+            plan,
+            on_progress=on_progress,
+            cancel=cancel,
+            threads=threads,
+            log_path=log_path,
+            poll_s=poll_s,
+            python=python,
+        )
+    )
 
 
 async def quantize_async(
     plan: QuantizePlan,
     *,
     on_progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
     threads: int | None = None,
     log_path: Path | None = None,
+    poll_s: float = 0.1,
+    python: str | None = None,
 ) -> QuantizeResult:
-    """`quantize` on a thread, for event-loop programs: cancelling the awaiting task stops the
-    worker and waits for the clean-up. `on_progress` runs on that thread (in Textual, hand it on
-    with ``call_from_thread``)."""
-    cancel = threading.Event()
-    run = functools.partial(
-        quantize, plan, on_progress=on_progress, cancel=cancel, threads=threads, log_path=log_path
-    )
-    future = asyncio.get_running_loop().run_in_executor(None, run)
+    """Quantize in a worker process. Cancelling the awaiting task (or setting `cancel`) kills the
+    worker and removes the partial file. `on_progress` runs on the event loop."""
+    log = log_path or quantize_log_path()
+    await asyncio.to_thread(remove_stale_partials, plan.output.parent)
+    partial = plan.partial_path(os.getpid())
+    with contextlib.suppress(FileNotFoundError):
+        partial.unlink()
+    started = time.monotonic()
+    worker: WorkerProcess | None = None
+    reporter: asyncio.Task[None] | None = None
     try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        cancel.set()
-        with contextlib.suppress(QuantizeCancelled):
-            await future
-        raise
+        try:
+            worker = await WorkerProcess.start(
+                WORKER_MODULE, name="quantize worker", log_path=log, python=python
+            )
+        except WorkerExited as error:
+            raise QuantizeFailed(f"could not start {error}") from error
+        follower = _LogFollower(log, worker.log_offset)
+        running = worker
+
+        async def report() -> None:
+            while True:
+                if cancel is not None and cancel.is_set():
+                    running.kill_now(keep_reader=True)
+                    return
+                await asyncio.to_thread(follower.poll)
+                if on_progress is not None:
+                    written = await asyncio.to_thread(_file_size, partial)
+                    elapsed = time.monotonic() - started
+                    done, total = follower.done, follower.total
+                    on_progress(QuantizeProgress(plan, elapsed, written, done, total, running.pid))
+                await asyncio.sleep(poll_s)
+
+        reporter = asyncio.create_task(report(), name="quantize-progress")
+        await worker.send(
+            {
+                "op": OP_QUANTIZE,
+                "source": str(plan.source),
+                "output": str(partial),
+                "ftype": plan.ftype,
+                "threads": threads if threads is not None else (os.cpu_count() or 0),
+                "allow_requantize": plan.allow_requantize,
+            }
+        )
+        try:
+            event = await worker.next_event()
+        except WorkerExited as exited:
+            if cancel is not None and cancel.is_set():
+                raise QuantizeCancelled(
+                    f"quantizing {plan.source.name} to {plan.target} was cancelled"
+                ) from None
+            raise QuantizeFailed(f"{exited} (log: {log})") from exited
+        await asyncio.to_thread(follower.poll)
+        if event.get("rc") != 0:
+            detail = await asyncio.to_thread(worker.log_detail)
+            reason = "llama.cpp could not quantize the model" + (f": {detail}" if detail else "")
+            raise QuantizeFailed(f"{reason} (log: {log})")
+        try:
+            await asyncio.to_thread(read_gguf_header, partial)
+        except (GGUFError, OSError) as error:
+            raise QuantizeFailed(f"the quantized file is not readable: {error}") from None
+        await asyncio.to_thread(os.replace, partial, plan.output)
+        size = _file_size(plan.output)
+        if on_progress is not None:
+            elapsed = time.monotonic() - started
+            on_progress(QuantizeProgress(plan, elapsed, size, follower.total, follower.total, worker.pid))
+        return QuantizeResult(plan, plan.output, size, time.monotonic() - started)
+    finally:
+        if reporter is not None:
+            reporter.cancel()
+        if worker is not None:
+            # Never left running: cancelled, failed or done, the worker is gone before we return.
+            await asyncio.shield(worker.kill())
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
 
 
 def _file_size(path: Path) -> int:
@@ -470,14 +437,6 @@ def _file_size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def _result_code(line: str) -> int | None:
-    try:
-        value = json.loads(line)
-    except ValueError:
-        return None
-    return int(value["rc"]) if isinstance(value, dict) and "rc" in value else None
 
 
 def plan_quantizations(

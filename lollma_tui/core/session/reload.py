@@ -4,7 +4,8 @@ llama.cpp rebuilds the whole model and context for any load setting, so every fi
 Ollama's keep_alive reloads. Ollama restarts its runner only when a *runner* option differs
 from the loaded instance's (reference/backends.md §A.7: num_ctx, num_batch, num_gpu, num_thread,
 use_mmap); keep_alive is sent per request, and flash attention, the KV cache type and mlock are
-server-wide settings it does not take per request.
+server-wide settings it does not take per request; repacked weights are llama.cpp's in-process
+choice, which Ollama makes for itself.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ _OLLAMA_RUNNER_FIELDS: frozenset[str] = frozenset(
 )
 _IGNORED: dict[BackendKind, frozenset[str]] = {
     BackendKind.LLAMA_CPP: frozenset({"keep_alive"}),
-    BackendKind.OLLAMA: frozenset({"flash_attn", "kv_cache_type", "use_mlock"}),
+    BackendKind.OLLAMA: frozenset({"flash_attn", "kv_cache_type", "use_mlock", "repack"}),
 }
 
 

@@ -53,7 +53,8 @@ class ModelCard(Vertical):
                     " · ".join(p for p in (loaded.quant, loaded.architecture, _params(loaded.n_params)) if p),
                     f"{settings.backend} · {'GPU build' if loaded.gpu_offload_supported else 'CPU only'}",
                     f"{format_gpu_layers(loaded.n_gpu_layers, loaded.n_layers)} · ctx {loaded.n_ctx}",
-                    f"threads {loaded.n_threads or 'auto'} · batch {settings.n_batch}",
+                    f"threads {loaded.n_threads or 'auto'} · batch {settings.n_batch}"
+                    + (" · repack off" if loaded.repack is False else ""),
                 ]
             state_line = _STATE_MARK[status.state]
             if status.state in (BackendState.LOADING, BackendState.FAILED, BackendState.UNLOADED):

@@ -23,6 +23,7 @@ from textual.widgets import Button, Input, Select, Static, Switch
 from lollma_tui.core.models.catalog import Catalog
 from lollma_tui.core.settings import (
     KV_CACHE_TYPES,
+    REPACK_CHOICES,
     BackendKind,
     LoadSettings,
     SamplingSettings,
@@ -254,6 +255,9 @@ class SettingsDrawer(Vertical):
             kv_options = [(kind, kind) for kind in KV_CACHE_TYPES]
             kv_select = compact_select(kv_options, draft.kv_cache_type, id="kv_cache_type")
             yield FieldRow("KV cache", kv_select, field="kv_cache_type")
+            repack_options = [(choice, choice) for choice in REPACK_CHOICES]
+            repack_select = compact_select(repack_options, draft.repack, id="repack")
+            yield FieldRow("Repack", repack_select, field="repack")
             yield self._switch_row("use_mmap")
             yield self._switch_row("use_mlock")
             yield text_row(keep_alive, draft.keep_alive, classes="load-input")
@@ -348,6 +352,7 @@ class SettingsDrawer(Vertical):
         for name in _SWITCHES:
             self.query_one(f"#{name}", Switch).value = getattr(draft, name)
         self.query_one("#kv_cache_type", Select).value = draft.kv_cache_type
+        self.query_one("#repack", Select).value = draft.repack
         for text_field in LOAD_TEXT_FIELDS:
             if force or text_field.name not in self._errors:
                 self._show_text(text_field, getattr(draft, text_field.name), force=force)
@@ -420,11 +425,11 @@ class SettingsDrawer(Vertical):
         event.stop()
         self._edit(event.switch.id or "", event.switch.value)
 
-    @on(Select.Changed, "#kv_cache_type")
-    def _kv_chosen(self, event: Select.Changed) -> None:
+    @on(Select.Changed, "#kv_cache_type, #repack")
+    def _choice_made(self, event: Select.Changed) -> None:
         event.stop()
-        if isinstance(event.select.value, str):
-            self._edit("kv_cache_type", event.select.value)
+        if isinstance(event.select.value, str) and event.select.id:
+            self._edit(event.select.id, event.select.value)
 
     @on(Input.Changed, ".load-input")
     def _load_typed(self, event: Input.Changed) -> None:

@@ -33,6 +33,7 @@ FIELD_LABELS: dict[str, str] = {
     "use_mmap": "mmap",
     "use_mlock": "mlock",
     "keep_alive": "keep_alive",
+    "repack": "repack",
     "temperature": "temperature",
     "top_p": "top_p",
     "top_k": "top_k",
