@@ -220,10 +220,13 @@ class HeaderCache:
     def __init__(self, store: Path | None = None) -> None:
         self._store = store
         self._entries: dict[str, Entry] = {}
+        self.dropped: tuple[tuple[str, str], ...] = ()
+        """Stored entries left out as damaged: (path key, reason); those files are read again."""
         if store is not None:
-            from lollma_tui.core.models.header_store import load_entries
+            from lollma_tui.core.models.header_store import load_store
 
-            self._entries = load_entries(store)
+            stored = load_store(store)
+            self._entries, self.dropped = stored.entries, stored.dropped
         self._dirty = False
 
     def read(self, path: Path) -> GGUFHeader:
