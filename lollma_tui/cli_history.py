@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -70,6 +69,7 @@ def build_history_parser() -> argparse.ArgumentParser:
         help="md to read, json to keep or import elsewhere (default: from the -o name, else md)",
     )
     export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    export.add_argument("--force", action="store_true", help="replace FILE if it exists")
 
     importing = commands.add_parser("import", help="add a conversation from a JSON export")
     importing.add_argument("file", metavar="FILE", help="a file written by `export --format json`, or -")
@@ -214,7 +214,7 @@ def _message_lines(message: Message, meta: MessageMeta | None) -> list[str]:
 
 
 def _export(store: ChatStore, args: argparse.Namespace) -> int:
-    from lollma_tui.core.chat.export import export_json, export_markdown
+    from lollma_tui.core.chat.export import ExportTargetExists, export_json, export_markdown, write_export
 
     conversation_id = _resolve(store, args.id)
     output: str | None = None if args.output in (None, "-") else args.output
@@ -226,34 +226,29 @@ def _export(store: ChatStore, args: argparse.Namespace) -> int:
         return EXIT_OK
     target = Path(output).expanduser()
     try:
-        _write_private(target, text)
+        write_export(target, text, overwrite=args.force)
+    except ExportTargetExists as exc:
+        raise HistoryError(f"{target} already exists (--force replaces it)", EXIT_FAILED) from exc
     except OSError as exc:
         raise HistoryError(f"cannot write {target}: {exc.strerror or exc}", EXIT_FAILED) from exc
     _note(f"wrote {target} ({'JSON' if kind == 'json' else 'Markdown'})")
     return EXIT_OK
 
 
-def _write_private(target: Path, text: str) -> None:
-    """Replace `target` in one step (no half-written export), readable by the user only, since
-    it holds private chats."""
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _import(store: ChatStore, args: argparse.Namespace) -> int:
     from lollma_tui.core.chat.errors import ImportFormatError
-    from lollma_tui.core.chat.export import parse_json
+    from lollma_tui.core.chat.export import MAX_IMPORT_BYTES, parse_json, read_import_file
 
     try:
-        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).expanduser().read_bytes()
+        if args.file == "-":
+            # One byte past the cap is enough to refuse: `< /dev/zero` must not fill memory.
+            data = sys.stdin.buffer.read(MAX_IMPORT_BYTES + 1)
+        else:
+            data = read_import_file(Path(args.file).expanduser())
     except OSError as exc:
         raise HistoryError(f"cannot read {args.file}: {exc.strerror or exc}", EXIT_USAGE) from exc
+    except ImportFormatError as exc:
+        raise HistoryError(str(exc), EXIT_USAGE) from exc
     try:
         tree = parse_json(data)
         new_id = store.import_tree(tree)

@@ -39,6 +39,9 @@ class TargetExistsError(FileExistsError):
         super().__init__(errno.EEXIST, "already exists", str(path))
         self.path = path
 
+    def __str__(self) -> str:
+        return f"{self.path} already exists"
+
 
 def _kind(mode: int) -> str:
     if stat.S_ISDIR(mode):

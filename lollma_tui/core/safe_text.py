@@ -41,6 +41,12 @@ def clean_text(text: str, *, keep_lines: bool = True) -> str:
     return pattern.sub("", text)
 
 
+def has_surrogates(text: str) -> bool:
+    """True when `text` holds a surrogate code point (a lone one from a JSON escape or a
+    ``surrogateescape`` decode): such text cannot be encoded to UTF-8, stored or shown as is."""
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
 def safe_link(url: str) -> str | None:
     """``url`` if it is an http(s) link to a host, else None: never open another scheme.
 
