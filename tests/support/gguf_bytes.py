@@ -96,7 +96,7 @@ def small_model(
     *,
     arch: str = "llama",
     name: str = "Small",
-    block_count: int = 2,
+    block_count: int | None = 2,
     tensor_names: Sequence[str] = ("blk.0.attn_q.weight", "blk.1.attn_q.weight"),
     extra_kvs: Sequence[bytes] = (),
     file_type: int | None = 0,
@@ -105,11 +105,12 @@ def small_model(
     kvs = [
         kv("general.architecture", STRING, arch),
         kv("general.name", STRING, name),
-        kv(f"{arch}.block_count", UINT64 if block_count >= 1 << 32 else UINT32, block_count),
         kv(f"{arch}.embedding_length", UINT32, 32),
         kv(f"{arch}.attention.head_count", UINT32, 4),
         *extra_kvs,
     ]
+    if block_count is not None:
+        kvs.append(kv(f"{arch}.block_count", UINT64 if block_count >= 1 << 32 else UINT32, block_count))
     if file_type is not None:
         kvs.append(kv("general.file_type", UINT32, file_type))
     infos = [tensor_info(t, (32,), F32, 128 * i) for i, t in enumerate(tensor_names)]

@@ -236,9 +236,9 @@ class GGUFHeader:
 
     @property
     def _default_head_dim(self) -> int | None:
-        heads = self.head_count_per_layer()
+        heads = self.head_count
         n_embd = self.embedding_length
-        n_head = max(heads, default=0)
+        n_head = max(heads, default=0) if isinstance(heads, tuple) else (heads or 0)
         return n_embd // n_head if n_embd and n_head else None
 
     @property
@@ -348,9 +348,11 @@ class GGUFHeader:
 
 
 def _per_layer(value: int | tuple[int, ...] | None, n_layer: int) -> tuple[int, ...]:
+    """Exactly `n_layer` values: a shorter list repeats its last value, a longer one is cut (its
+    callers zip it with other per-layer tables)."""
     if isinstance(value, tuple):
         padded = value + (value[-1] if value else 0,) * max(0, n_layer - len(value))
-        return padded[:n_layer] if n_layer else value
+        return padded[:n_layer]
     return (value or 0,) * n_layer
 
 

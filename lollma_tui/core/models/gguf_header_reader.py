@@ -415,7 +415,12 @@ class _Parser:
             kv[key] = value
 
         alignment = kv.get("general.alignment", DEFAULT_ALIGNMENT)
-        if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
+        if (
+            isinstance(alignment, bool)
+            or not isinstance(alignment, int)
+            or alignment & (alignment - 1)
+            or alignment <= 0
+        ):
             raise self.fail(f"invalid general.alignment {alignment!r} (must be a power of two)")
 
         infos: list[tuple[str, int, tuple[int, ...], int]] = []

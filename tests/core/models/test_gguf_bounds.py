@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from gguf_bytes import (
     ARRAY,
+    BOOL,
     STRING,
     UINT8,
     UINT32,
@@ -213,3 +214,22 @@ def test_one_bad_file_leaves_the_rest_of_the_scan(tmp_path: Path) -> None:
     assert "nested" in reasons["deep.gguf"]
     assert "truncated" in reasons["wide.gguf"]
     assert "FIFO" in reasons["pipe.gguf"]
+
+
+# Found by the fuzzer (tests/fuzz/test_fuzz_gguf.py) ----------------------------------------
+
+
+def test_a_per_layer_head_count_without_a_block_count_plans(tmp_path: Path) -> None:
+    # memory_profile zipped per-layer tables of different lengths: a ValueError in fit planning.
+    extra = [kv_array("llama.attention.head_count_kv", UINT32, [0])]
+    path = write(tmp_path / "nolayers.gguf", small_model(block_count=None, extra_kvs=extra))
+    header = read_gguf_header(path)
+    assert header.block_count == 0
+    assert header.head_count_kv_per_layer() == ()
+    assert memory_profile(header).n_layer == 0
+
+
+def test_a_boolean_alignment_is_refused(tmp_path: Path) -> None:
+    # True passed as alignment 1, and the header store then refused the header it had written.
+    path = write(tmp_path / "align.gguf", small_model(extra_kvs=[kv("general.alignment", BOOL, True)]))
+    assert "invalid general.alignment True" in reason(path)
