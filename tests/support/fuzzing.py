@@ -90,6 +90,36 @@ def mutated_json(draw: st.DrawFn, document: Any, changes: int = 3) -> Any:
     return document
 
 
+def _leaf_of_same_kind(value: Any) -> st.SearchStrategy[Any]:
+    if isinstance(value, bool):
+        return st.booleans()
+    if isinstance(value, int):
+        return ANY_INT
+    if isinstance(value, float):
+        return st.one_of(ANY_FLOAT, ANY_INT)
+    if isinstance(value, str):
+        return ANY_TEXT
+    return st.none()
+
+
+@st.composite
+def same_shape_json(draw: st.DrawFn, document: Any, changes: int = 4) -> Any:
+    """`document` with up to `changes` leaves replaced by hostile values of the same JSON kind
+    (text with escapes and surrogates, huge and non-finite numbers): it keeps its shape, so
+    a strict reader gets past the structure to the values."""
+    leaves = [p for p in paths_in(document) if not isinstance(_at(document, p), dict | list)]
+    for _ in range(draw(st.integers(1, changes))):
+        path = draw(st.sampled_from(leaves))
+        document = replaced(document, path, draw(_leaf_of_same_kind(_at(document, path))))
+    return document
+
+
+def _at(document: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        document = document[step]
+    return document
+
+
 def _removed(document: Any, path: tuple[Any, ...]) -> Any:
     head, rest = path[0], path[1:]
     if rest:

@@ -142,7 +142,7 @@ def models_from(response: ListResponse) -> list[OllamaModel]:
         models.append(
             OllamaModel(
                 name=item.model or "",
-                size_bytes=int(item.size or 0),
+                size_bytes=_size(item.size),
                 digest=item.digest or "",
                 modified_at=item.modified_at,
                 family=family,
@@ -161,9 +161,9 @@ def running_from(response: ProcessResponse) -> list[OllamaRunningModel]:
         running.append(
             OllamaRunningModel(
                 name=item.model or item.name or "",
-                size_bytes=int(item.size or 0),
-                vram_bytes=int(item.size_vram or 0),
-                context_length=item.context_length,
+                size_bytes=_size(item.size),
+                vram_bytes=_size(item.size_vram),
+                context_length=_size(item.context_length) or None,
                 expires_at=item.expires_at,
                 quantization=quantization,
             )
@@ -174,6 +174,12 @@ def running_from(response: ProcessResponse) -> list[OllamaRunningModel]:
 _INT_MAX = (1 << 63) - 1
 _MAX_LAYERS = 4096
 """As for GGUF headers (`gguf_header_reader.MAX_LAYERS`): planning allocates per layer."""
+
+
+def _size(value: int | None) -> int:
+    """A byte count or length from a reply; 0 when missing, negative or past 64 bits (a ratio
+    of two such numbers would not even be a float)."""
+    return value if value is not None and 0 <= value <= _INT_MAX else 0
 
 
 def _int(info: Mapping[str, Any], key: str, limit: int = _INT_MAX) -> int | None:

@@ -43,7 +43,6 @@ integers that fit 64 bits, text without unpaired surrogates.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -286,7 +285,8 @@ def _timestamp(record: dict[str, object], key: str, where: str) -> float:
     value = record[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise codec.FormatError(f"{where}.{key}: expected a number, got {codec.kind_of(value)}")
-    if not (math.isfinite(value) and 0 <= value <= MAX_TIMESTAMP):
+    # Compared before any float conversion: an integer of 300 digits has no float.
+    if not (0 <= value <= MAX_TIMESTAMP):
         raise codec.FormatError(
             f"{where}.{key}: {codec.brief(value)} is not a date between 1970 and 9999 (Unix seconds)"
         )

@@ -163,3 +163,15 @@ async def test_final_figures_beyond_any_float_are_dropped(
     done = events[-1]
     assert isinstance(done, ReplyDone) and done.stats is not None
     assert done.stats.gen_tps is None and done.stats.prompt_tps is None
+
+
+async def test_sizes_past_64_bits_mean_unknown(
+    ollama_server: OllamaTestServer, backend: OllamaBackend
+) -> None:
+    # Found by the fuzzer: the GPU share and placement divided one such size by another.
+    huge = 10**400
+    model = {"model": "x", "size": huge, "size_vram": huge // 2, "context_length": -3}
+    ollama_server.reply_raw("/api/ps", json.dumps({"models": [model]}).encode())
+    (running,) = await backend.running()
+    assert (running.size_bytes, running.vram_bytes, running.context_length) == (0, 0, None)
+    assert running.placement == "100% CPU" and running.gpu_share == 0.0

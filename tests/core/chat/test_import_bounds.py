@@ -64,8 +64,11 @@ def _set(*path: Any, value: Any) -> Edit:
         (_set("conversation", "created_at", value=-1.0), "conversation.created_at"),
         (_set("messages", 1, "created_at", value=1e300), "messages[1].created_at"),
         (_set("exported_at", value=253_402_300_800), "top level.exported_at"),
+        # Found by the fuzzer: an integer with no float made the range check itself raise.
+        (_set("exported_at", value=10**400), "top level.exported_at"),
+        (_set("conversation", "created_at", value=float("nan")), "conversation.created_at"),
     ],
-    ids=["updated 1e300", "created before 1970", "message 1e300", "exported after 9999"],
+    ids=["updated 1e300", "created before 1970", "message 1e300", "exported after 9999", "10**400", "NaN"],
 )
 def test_timestamps_outside_the_calendar_are_refused(
     exported: dict[str, Any], store: ChatStore, edit: Edit, place: str
