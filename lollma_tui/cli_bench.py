@@ -123,6 +123,14 @@ def build_bench_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--threads", "-t", type=_int_list, metavar="N,M", help="CPU threads (physical cores)")
     parser.add_argument(
+        "--repack",
+        type=lambda text: _split([text]),
+        default=["auto"],
+        metavar="auto,on,off",
+        help="llama.cpp's repacked weights (auto: on unless they crashed here before); "
+        "--repack on,off shows what repacking buys on this CPU",
+    )
+    parser.add_argument(
         "-p", "--n-prompt", type=_int_list, default=[512], metavar="N", help="prompt tokens (512)"
     )
     parser.add_argument(
@@ -186,6 +194,7 @@ def bench_spec(args: argparse.Namespace) -> SweepSpec:
         n_batch=args.batch_size,
         n_ubatch=args.ubatch_size,
         flash_attn=bool(args.flash_attn),
+        repack=tuple(str(r).lower() for r in args.repack),
         chat=args.chat,
         question=args.question if args.question is not None else DEFAULT_QUESTION,
         chat_tokens=args.chat_tokens,
@@ -226,7 +235,12 @@ async def _run_bench(args: argparse.Namespace) -> int:
 
     fmt = args.output
     columns = layout_for_sweep(
-        spec.batch, spec.n_ubatch, spec.flash_attn, spec.chat, spec.backend == BackendKind.LLAMA_CPP
+        spec.batch,
+        spec.n_ubatch,
+        spec.flash_attn,
+        spec.chat,
+        spec.backend == BackendKind.LLAMA_CPP,
+        repack=spec.repack != ("auto",),
     )
     writer = RowWriter(fmt, sys.stdout, columns)
     line = ProgressLine(sys.stderr) if sys.stderr.isatty() else None

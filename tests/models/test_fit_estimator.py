@@ -289,12 +289,14 @@ def test_invalid_kv_type_is_rejected() -> None:
 _PROBE = """
 import ctypes, json, re, sys
 import psutil, llama_cpp
+from lollma_tui.core.backends.repack import set_repack
 lines = []
 @llama_cpp.llama_log_callback
 def _log(level, text, user):
     lines.append(text.decode(errors="replace"))
 llama_cpp.llama_log_set(_log, ctypes.c_void_p(0))
 args = json.loads(sys.argv[1])
+set_repack(llama_cpp, args.pop("cpu_repack"))
 proc = psutil.Process()
 before = proc.memory_info().rss
 llm = llama_cpp.Llama(args.pop("path"), verbose=True, n_threads=1, **args)
@@ -312,18 +314,30 @@ print(json.dumps({"before": before, "loaded": loaded, "used": used, "kv": kv, "c
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "settings",
-    [{"n_ctx": 4096}, {"n_ctx": 2048, "flash_attn": True, "swa_full": False, "use_mmap": False}],
-    ids=["mmap", "fa-swa-nommap"],
+    [
+        {"n_ctx": 4096, "cpu_repack": True},
+        {"n_ctx": 2048, "flash_attn": True, "swa_full": False, "use_mmap": False, "cpu_repack": True},
+        {"n_ctx": 4096, "cpu_repack": False},
+    ],
+    ids=["mmap", "fa-swa-nommap", "no-repack"],
 )
 def test_prediction_matches_a_real_cpu_load(demo_gguf: Path, settings: dict[str, Any]) -> None:
     """Load the demo model in a fresh process and compare llama.cpp's logs and the RSS."""
-    pytest.importorskip("llama_cpp")
+    from lollma_tui.core.backends.repack import cpu_has_amx
+
     out = subprocess.run(
         [sys.executable, "-c", _PROBE, json.dumps({"path": str(demo_gguf), **settings})],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
+    if out.returncode < 0 and settings["cpu_repack"]:
+        # llama.cpp#20824: its AMX repack path segfaults on some Xeons (the app falls back, see
+        # test_repack_fallback). Only there may a repacked load crash; the no-repack case still
+        # measures on that CPU.
+        assert cpu_has_amx(), f"llama.cpp crashed with repacking on a CPU without AMX:\n{out.stderr[-2000:]}"
+        pytest.xfail("llama.cpp's AMX repack path crashes on this CPU (llama.cpp#20824)")
+    assert out.returncode == 0, out.stderr[-2000:]
     real = json.loads(out.stdout.strip().splitlines()[-1])
     params = FitParams(**settings, process_overhead=real["before"])
     header = read_gguf_header(demo_gguf)

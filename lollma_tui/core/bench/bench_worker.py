@@ -122,6 +122,7 @@ class Bench:
             verbose=True,
         )
         llm = self.llm
+        crash_if_asked("load", r.repack)
         buffer = ctypes.create_string_buffer(256)
         self.llama_cpp.llama_model_desc(llm.model, buffer, ctypes.sizeof(buffer))
         self.n_vocab = int(llm.n_vocab())
@@ -176,7 +177,6 @@ class Bench:
 
     def warm_up(self, test: BenchTest) -> None:
         # As llama-bench: a full prompt for pp tests, a single token for tg tests.
-        crash_if_asked("load", self.request.repack)
         self._clear()
         if test.n_prompt:
             self._prompt(test.n_prompt)

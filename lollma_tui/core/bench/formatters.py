@@ -59,7 +59,7 @@ class Column:
     right: bool = True
 
 
-def _columns(batch: bool, ubatch: bool, fa: bool, chat: bool) -> list[Column]:
+def _columns(batch: bool, ubatch: bool, fa: bool, chat: bool, repack: bool = False) -> list[Column]:
     columns = [
         Column("model", 30, lambda r: r.model_type or r.model_name, right=False),
         Column("size", 10, lambda r: format_size(r.model_size)),
@@ -74,6 +74,8 @@ def _columns(batch: bool, ubatch: bool, fa: bool, chat: bool) -> list[Column]:
         columns.append(Column("n_ubatch", 8, lambda r: str(r.n_ubatch)))
     if fa:
         columns.append(Column("fa", 2, lambda r: "1" if r.flash_attn else "0"))
+    if repack:
+        columns.append(Column("repack", 6, lambda r: "" if r.repack is None else "1" if r.repack else "0"))
     columns.append(Column("test", 13, lambda r: r.test))
     columns.append(Column("t/s", 20, lambda r: format_rate(r.avg_ts, r.stddev_ts)))
     if chat:
@@ -92,16 +94,20 @@ def layout_for(records: Sequence[BenchRecord], *, chat: bool | None = None) -> l
         ubatch=any(r.n_ubatch != _DEFAULT_UBATCH for r in llama),
         fa=any(r.flash_attn for r in records),
         chat=any(r.is_chat for r in records) if chat is None else chat,
+        repack=any(r.repack is False for r in records),
     )
 
 
-def layout_for_sweep(n_batch: int, n_ubatch: int, flash_attn: bool, chat: bool, llama: bool) -> list[Column]:
+def layout_for_sweep(
+    n_batch: int, n_ubatch: int, flash_attn: bool, chat: bool, llama: bool, repack: bool = False
+) -> list[Column]:
     """Columns decided before any row exists, for a table printed row by row."""
     return _columns(
         batch=llama and n_batch != _DEFAULT_BATCH,
         ubatch=llama and n_ubatch != _DEFAULT_UBATCH,
         fa=flash_attn,
         chat=chat,
+        repack=llama and repack,
     )
 
 

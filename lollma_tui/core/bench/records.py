@@ -108,6 +108,8 @@ class BenchRecord:
     """As asked: "auto", "all" or a number; `n_gpu_layers` is what was used."""
     gpu_offload: bool = False
     """The llama.cpp build can offload to a GPU (False: every layer ran on the CPU)."""
+    repack: bool | None = None
+    """llama.cpp's repacked weight buffers were on (llama-bench has no field for it; None: Ollama)."""
     repetitions: int = 0
     avg_ttft_ns: int | None = None
     stddev_ttft_ns: int | None = None
@@ -165,6 +167,7 @@ class BenchRecord:
             self.type_k,
             self.type_v,
             self.flash_attn,
+            self.repack,
             self.test,
             self.n_prompt if not self.is_chat else None,
             self.n_gen if not self.is_chat else None,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from lollma_tui.core import paths
+from lollma_tui.core.backends import repack
 from lollma_tui.core.backends.base import BackendError, LoadedModel
 from lollma_tui.core.backends.llamacpp import LlamaCppBackend
 from lollma_tui.core.bench.chat_run import ChatTestFailed, run_chat_test
@@ -130,7 +131,7 @@ class BenchSession:
         self._system: SystemInfo | None = None
         self._ollama_version = ""
         self._failures: list[ConfigFailure] = []
-        self._measured: set[tuple[str, int, int | None]] = set()
+        self._measured: set[tuple[str, int, int | None, str]] = set()
         self._tracker = PeakTracker()
 
     # -- control -----------------------------------------------------------------------------
@@ -236,6 +237,18 @@ class BenchSession:
         self._system = SystemInfo.from_hello(worker.hello)
         return worker
 
+    async def _repack_for(self, config: Configuration, system: SystemInfo) -> bool:
+        """Repacked weights for this run: as asked, or in auto mode unless they crashed here."""
+        if config.repack != "auto":
+            return config.repack == "on"
+        key = await asyncio.to_thread(repack.key_for, config.model.ref, system.llama_cpp_version)
+        return key is None or not await asyncio.to_thread(repack.RepackMemory().crashes_with_repack, key)
+
+    async def _remember_repack_crash(self, config: Configuration, system: SystemInfo) -> None:
+        key = await asyncio.to_thread(repack.key_for, config.model.ref, system.llama_cpp_version)
+        if key is not None:
+            await asyncio.to_thread(repack.RepackMemory().remember_crash, key, config.model.label)
+
     async def _llama_configuration(self, ctx: RunContext, config: Configuration) -> None:
         spec, plan = self.spec, self.plan
         steps_before = ctx.done
@@ -260,7 +273,7 @@ class BenchSession:
                 free_ram=free_ram,
             )
             label = config.label(ngl)
-            key = (config.model.ref, ngl, config.threads)
+            key = (config.model.ref, ngl, config.threads, config.repack)
             if key in self._measured:
                 ctx.skip(plan.steps_per_configuration)
                 why = "" if system.gpu_offload else " (this llama.cpp build cannot offload to a GPU)"
@@ -279,6 +292,7 @@ class BenchSession:
             if plan.tests:
                 if worker is None:
                     worker = await self._start_worker()
+                use_repack = await self._repack_for(config, system)
                 request = BenchRequest(
                     model=config.model.ref,
                     n_gpu_layers=ngl,
@@ -288,11 +302,27 @@ class BenchSession:
                     n_batch=spec.batch,
                     n_ubatch=spec.n_ubatch,
                     flash_attn=spec.flash_attn,
+                    repack=use_repack,
                     warmup=spec.warmup,
                     seed=spec.seed,
                 )
                 ctx.announce(f"{label} · loading")
-                rows = await self._guard(run_llama_configuration(ctx, worker, config, request, system, label))
+                try:
+                    rows = await self._guard(
+                        run_llama_configuration(ctx, worker, config, request, system, label)
+                    )
+                except WorkerFailed as error:
+                    if not (error.crashed and use_repack and config.repack == "auto"):
+                        raise
+                    # As in the chat backend: the same file runs with repacking off.
+                    await self._remember_repack_crash(config, system)
+                    ctx.note(f"{label}: {repack.fallback_note()}", label)
+                    await worker.kill()
+                    worker = await self._start_worker()
+                    request = replace(request, repack=False)
+                    rows = await self._guard(
+                        run_llama_configuration(ctx, worker, config, request, system, label)
+                    )
             if worker is not None:
                 # Free the bench worker's memory before the chat backend loads its own copy.
                 await worker.stop()
@@ -319,7 +349,11 @@ class BenchSession:
         ctx.pid_source = backend.process_ids
         try:
             settings = LoadSettings(
-                model=config.model.ref, n_gpu_layers=ngl, n_threads=config.threads, flash_attn=spec.flash_attn
+                model=config.model.ref,
+                n_gpu_layers=ngl,
+                n_threads=config.threads,
+                flash_attn=spec.flash_attn,
+                repack=config.repack,
             )
             ctx.announce(f"{label} · loading the chat backend")
             loaded = await self._guard(backend.load(settings))
@@ -406,6 +440,7 @@ def _chat_base(
         type_k=settings.kv_cache_type,
         type_v=settings.kv_cache_type,
         use_mmap=settings.use_mmap,
+        repack=loaded.repack,
         test_time=utc_now(),
         notes=(
             f"chat rows: the app's own backend (n_ctx {loaded.n_ctx}, n_batch {settings.n_batch}), greedy",

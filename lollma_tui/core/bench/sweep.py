@@ -18,7 +18,7 @@ from lollma_tui.core.bench.protocol import BenchTest
 from lollma_tui.core.models.catalog import Catalog, ModelGroup, ModelVariant, default_model_dirs, scan_models
 from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader, read_gguf_header
 from lollma_tui.core.models.quant_types import normalize_quant
-from lollma_tui.core.settings import AUTO, BackendKind
+from lollma_tui.core.settings import AUTO, REPACK_CHOICES, BackendKind
 
 DEFAULT_QUESTION = "explain quantum entanglement"
 DEFAULT_CHAT_TOKENS = 128
@@ -50,6 +50,8 @@ class SweepSpec:
     n_batch: int | None = None
     n_ubatch: int = 512
     flash_attn: bool = False
+    repack: tuple[str, ...] = ("auto",)
+    """llama.cpp's repacked weights per configuration: auto, on, off (a list sweeps them)."""
     chat: bool = True
     question: str = DEFAULT_QUESTION
     chat_tokens: int | None = None
@@ -78,6 +80,10 @@ class SweepSpec:
                 raise SweepInputError(f"GPU layers must be a count, -1 (all) or auto, not {layers!r}")
         if not self.gpu_layers:
             raise SweepInputError("no GPU layer count given")
+        bad = [r for r in self.repack if r not in REPACK_CHOICES]
+        if bad or not self.repack:
+            given = ", ".join(bad) or "nothing"
+            raise SweepInputError(f"--repack takes {', '.join(REPACK_CHOICES)}, not {given}")
         if (self.n_batch is not None and self.n_batch < 1) or self.n_ubatch < 1:
             raise SweepInputError("batch sizes must be 1 or more")
         if not self.tests() and not self.chat:
@@ -135,13 +141,15 @@ class Configuration:
     model: ModelChoice
     gpu_layers: GpuLayersChoice
     threads: int | None
+    repack: str = "auto"
 
     def label(self, resolved_layers: int | None = None) -> str:
         layers = self.gpu_layers if resolved_layers is None else resolved_layers
         threads = ""
         if self.threads:
             threads = f" · {self.threads} thread{'s' if self.threads != 1 else ''}"
-        return f"{self.model.label} · ngl {layers}{threads}"
+        repack = f" · repack {self.repack}" if self.repack != "auto" else ""
+        return f"{self.model.label} · ngl {layers}{threads}{repack}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,11 +194,14 @@ def _configurations(spec: SweepSpec, models: Sequence[ModelChoice]) -> tuple[Con
         threads = (default_thread_count(),)
     else:
         threads = (None,)
+    # Ollama decides repacking for itself: one configuration, not one per value.
+    repacks = tuple(dict.fromkeys(spec.repack)) if spec.backend == BackendKind.LLAMA_CPP else ("auto",)
     return tuple(
-        Configuration(model, layers, count)
+        Configuration(model, layers, count, repack)
         for model in models
         for layers in dict.fromkeys(spec.gpu_layers)
         for count in threads
+        for repack in repacks
     )
 
 

@@ -119,6 +119,8 @@ class FitParams:
             "kv_cache_type": settings.kv_cache_type,
             "flash_attn": settings.flash_attn,
             "use_mmap": settings.use_mmap,
+            # "auto" counts the repacked copies: the larger figure, and what runs where it works.
+            "cpu_repack": settings.repack != "off",
         }
         values.update(overrides)
         return cls(**values)

@@ -1,0 +1,67 @@
+"""`lollma-tui bench --repack`: what llama.cpp's repacked weights buy on this CPU, and the
+fallback when they crash (made to happen here by the worker's test-only fault seam)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from gguf import LlamaFileType
+from gguf_factory import quantize_gguf
+
+from lollma_tui.cli_bench import bench_main
+from lollma_tui.core.backends import repack
+
+FAST = ["-p", "16", "-n", "4", "-r", "1", "--no-chat", "-t", "1", "--no-save"]
+
+
+@pytest.fixture(scope="session")
+def q4_model(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Q4_0 is a type llama.cpp repacks on x86 (AVX2) and ARM alike.
+    target = tmp_path_factory.mktemp("repack") / "tiny-Q4_0.gguf"
+    return quantize_gguf(tiny_gguf, target, LlamaFileType.MOSTLY_Q4_0)
+
+
+def table_rows(text: str) -> list[dict[str, str]]:
+    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    return [dict(zip(header, (c.strip() for c in ln.strip("|").split("|")), strict=True)) for ln in lines[2:]]
+
+
+def test_a_repack_sweep_gives_a_row_per_choice(q4_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_main(["-m", str(q4_model), *FAST, "--repack", "on,off", "-o", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(row["test"], row["repack"]) for row in rows] == [
+        ("pp16", True),
+        ("tg4", True),
+        ("pp16", False),
+        ("tg4", False),
+    ]
+    assert all(row["avg_ts"] > 0 for row in rows)
+
+    assert bench_main(["-m", str(q4_model), *FAST, "--repack", "on,off"]) == 0
+    table = table_rows(capsys.readouterr().out)
+    assert [row["repack"] for row in table] == ["1", "1", "0", "0"]
+
+
+def test_a_crash_with_repacking_falls_back_and_is_remembered(
+    q4_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LOLLMA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv(repack.FAULT_ENV, "load")
+    assert bench_main(["-m", str(q4_model), *FAST, "-o", "json"]) == 0
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    assert [row["repack"] for row in rows] == [False, False]
+    assert "repacking off" in captured.err
+    assert repack.RepackMemory().path.exists()
+    # Asked for explicitly, "on" is not overridden: the configuration fails with the crash.
+    assert bench_main(["-m", str(q4_model), *FAST, "--repack", "on", "-o", "json"]) != 0
+    assert "segmentation fault" in capsys.readouterr().err.lower()
+
+
+def test_a_bad_repack_value_is_one_line(q4_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_main(["-m", str(q4_model), *FAST, "--repack", "maybe"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--repack takes auto, on, off, not maybe" in err[0]
