@@ -18,7 +18,6 @@ from pathlib import Path
 from lollma_tui.core.models.gguf_header_reader import (
     DEFAULT_ALIGNMENT,
     MAGIC,
-    MAX_LAYERS,
     SMALL_ARRAY_LIMIT,
     SUPPORTED_VERSIONS,
     T_ARRAY,
@@ -43,6 +42,7 @@ from lollma_tui.core.models.gguf_header_reader import (
     quick_check,
     read_raw_header,
 )
+from lollma_tui.core.models.gguf_limits import MAX_LAYERS
 from lollma_tui.core.models.quant_types import FILE_TYPE_NAMES, ggml_type_name
 
 __all__ = [

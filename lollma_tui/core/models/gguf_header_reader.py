@@ -15,7 +15,7 @@ Any file in a models folder is read, so nothing in one may cost more than a boun
 time or memory or end the scan: the file is opened ``O_NONBLOCK`` and checked with ``fstat``
 (a FIFO or device is refused, never waited on), its header is read with ``pread`` as the walk
 reaches it (never an mmap of the file, which dies with SIGBUS when it shrinks), and the limits
-below make every hostile shape a `GGUFError` with a reason. Each is far above any real model.
+in `gguf_limits` make every hostile shape a `GGUFError` with a reason.
 
 Import from `gguf_header`, which wraps `read_raw_header` in a `GGUFHeader` and re-exports the rest.
 """
@@ -33,6 +33,15 @@ from types import MappingProxyType
 from typing import Final, TypeAlias
 
 from lollma_tui.core.models.gguf_known_arrays import KNOWN_STRING_ARRAYS, MIN_STRINGS
+from lollma_tui.core.models.gguf_limits import (
+    MAX_ARRAY_DEPTH,
+    MAX_HEADER_BYTES,
+    MAX_ITEMS,
+    MAX_NESTED_ELEMENTS,
+    MAX_STRING_BYTES,
+    check_block_count,
+    layer_index,
+)
 from lollma_tui.core.models.quant_types import GGML_TYPES, ggml_type_name
 from lollma_tui.core.safe_files import NotRegularFileError, open_regular_file, pread_into
 
@@ -44,20 +53,6 @@ SMALL_ARRAY_LIMIT: Final = 64
 
 _MAX_DIMS: Final = 4
 
-MAX_HEADER_BYTES: Final = 256 << 20
-"""Bytes of header read into memory; real headers (262k-token vocabularies) are 5-20 MiB."""
-MAX_STRING_BYTES: Final = 16 << 20
-"""One decoded string (chat templates, the longest real ones, are tens of KiB)."""
-MAX_ITEMS: Final = 4_000_000
-"""Keys, tensors, strings walked and nested-array elements per file: the walk's total work.
-Real files stay under 700k (Llama 3: 128k tokens and 280k merges)."""
-MAX_ARRAY_DEPTH: Final = 3
-"""Arrays inside arrays: no known model writes any, and each level is a Python call."""
-MAX_NESTED_ELEMENTS: Final = 1 << 16
-"""Elements over all arrays of arrays in one file (each is walked by a Python call)."""
-MAX_LAYERS: Final = 4096
-"""``block_count`` and ``blk.N`` indices: fit planning allocates per layer (the largest real
-models have under 200)."""
 _FIRST_READ: Final = 64 << 10
 _READ_CHUNK: Final = 64 << 10
 _STRING_BYTES_GUESS: Final = 24
@@ -164,32 +159,6 @@ class RawHeader:
     data_offset: int
     file_size: int
     big_endian: bool
-
-
-def layer_index(name: str) -> int | None:
-    """N for a tensor named ``blk.N.*`` (ASCII digits, N < MAX_LAYERS), else None.
-
-    A larger N counts as a tensor outside the layers: per-layer tables stay MAX_LAYERS long
-    at most, and llama.cpp refuses such a file with its own message when it is loaded.
-    """
-    if not name.startswith("blk."):
-        return None
-    index, _, _ = name[4:].partition(".")
-    # str.isdigit() is true for "²" and other digits int() refuses.
-    if not (index.isascii() and index.isdigit() and len(index) <= 6):
-        return None
-    value = int(index)
-    return value if value < MAX_LAYERS else None
-
-
-def check_block_count(kv: Mapping[str, KVValue]) -> str | None:
-    """Why the header's layer count cannot be planned with (None when it can)."""
-    arch = kv.get("general.architecture")
-    if isinstance(arch, str):
-        count = kv.get(f"{arch}.block_count")
-        if isinstance(count, int) and not isinstance(count, bool) and not 0 <= count <= MAX_LAYERS:
-            return f"implausible {arch[:80]}.block_count {count} (at most {MAX_LAYERS} layers)"
-    return None
 
 
 class _Truncated(Exception):

@@ -29,7 +29,7 @@ from lollma_tui.core.models.gguf_header import (
     Scalar,
     TensorInfo,
 )
-from lollma_tui.core.models.gguf_header_reader import MAX_ITEMS, MAX_STRING_BYTES, check_block_count
+from lollma_tui.core.models.gguf_limits import MAX_ITEMS, MAX_STRING_BYTES, check_block_count
 from lollma_tui.core.models.quant_types import GGML_TYPES
 from lollma_tui.core.safe_files import read_regular_file, write_private_file
 

@@ -31,11 +31,12 @@ from gguf_bytes import (
 
 from lollma_tui.core.models.catalog import build_catalog
 from lollma_tui.core.models.fit import memory_profile
-from lollma_tui.core.models.gguf_header import MAX_LAYERS, GGUFError, GGUFHeader, read_gguf_header
-from lollma_tui.core.models.gguf_header_reader import (
+from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader, read_gguf_header
+from lollma_tui.core.models.gguf_limits import (
     MAX_ARRAY_DEPTH,
     MAX_HEADER_BYTES,
     MAX_ITEMS,
+    MAX_LAYERS,
     MAX_NESTED_ELEMENTS,
     MAX_STRING_BYTES,
 )
