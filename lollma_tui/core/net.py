@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import urllib.parse
 
-_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain"})
+_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 
 
 def is_loopback_host(hostname: str) -> bool:

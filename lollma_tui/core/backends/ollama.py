@@ -75,6 +75,7 @@ from lollma_tui.core.backends.ollama_stats import (
     partial_stats,
     reply_stats,
 )
+from lollma_tui.core.backends.server_state import ServerBackendState
 from lollma_tui.core.net import trust_env_for
 from lollma_tui.core.settings import AUTO, BackendKind, GpuLayers, LoadSettings, SamplingSettings
 
@@ -120,7 +121,7 @@ def offloaded_layers(requested: GpuLayers, n_layers: int | None, gpu_share: floa
     return max(1, min(n_layers - 1, round(gpu_share * n_layers)))
 
 
-class OllamaBackend:
+class OllamaBackend(ServerBackendState):
     """`Backend` over Ollama's REST API, plus the model management Ollama offers."""
 
     kind = BackendKind.OLLAMA
@@ -163,30 +164,7 @@ class OllamaBackend:
             ServerProcessFinder(host_and_port(self.base_url)[1]) if is_local(self.base_url) else None
         )
 
-    # -- status -------------------------------------------------------------------------------
-
-    @property
-    def status(self) -> BackendStatus:
-        return self._status
-
-    @property
-    def loaded(self) -> LoadedModel | None:
-        return self._loaded
-
-    def set_status_listener(self, listener: StatusListener | None) -> None:
-        self._on_status = listener
-
-    def _set_status(self, state: BackendState, message: str = "") -> None:
-        self._status = BackendStatus(state, message, self._loaded)
-        if self._on_status is not None:
-            self._on_status(self._status)
-
-    def process_ids(self) -> tuple[int, ...]:
-        """The local ``ollama serve`` process (its runners are its children); () when remote."""
-        if self._finder is None:
-            return ()
-        pid = self._finder.pid()
-        return (pid,) if pid is not None else ()
+    # -- requests -----------------------------------------------------------------------------
 
     async def _call(self, operation: Operation, awaitable: Awaitable[T], model: str = "") -> T:
         try:
@@ -431,7 +409,7 @@ class OllamaBackend:
         return error
 
     def _setup(self, loaded: LoadedModel) -> RunSetup:
-        return dataclasses.replace(loaded.setup(), gpu_share=self._gpu_share)
+        return dataclasses.replace(loaded.setup(), gpu_share=self._gpu_share, server=self.base_url)
 
     async def _finish(
         self,
@@ -467,15 +445,6 @@ class OllamaBackend:
         """Ollama has no tokenize endpoint: the caller estimates."""
         del text
         return None
-
-    async def cancel(self) -> None:
-        """Stop the reply in flight: the HTTP stream is closed, which stops Ollama generating."""
-        pump = self._pump
-        if pump is None or pump.done():
-            return
-        self._cancel_requested = True
-        pump.cancel()
-        await asyncio.wait({pump})
 
     # -- model management ---------------------------------------------------------------------
 

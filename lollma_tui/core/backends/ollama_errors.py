@@ -24,6 +24,9 @@ from lollma_tui.core.backends.base import (
     ModelLoadError,
     ModelNotFoundError,
 )
+from lollma_tui.core.checked import one_line
+
+__all__ = ["CLIENT_ERRORS", "Operation", "one_line", "translate", "unreachable_message"]
 
 Operation = Literal["load", "chat", "unload", "list", "show", "ps", "pull", "delete", "version"]
 
@@ -50,11 +53,6 @@ CLIENT_ERRORS: tuple[type[BaseException], ...] = (
 """What a call through the ollama client can raise besides our own errors."""
 
 UNREADABLE_REPLY = "Ollama sent a reply this app cannot read"
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def unreachable_message(base_url: str) -> str:

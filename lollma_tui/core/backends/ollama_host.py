@@ -61,8 +61,10 @@ class ServerProcessFinder:
     few seconds, since it walks the process table.
     """
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *, process_names: tuple[str, ...] = ("ollama", "ollama.exe")) -> None:
         self.port = port
+        self._names = process_names
+        """Server processes recognised by name (``NAME serve``) when the port lookup fails."""
         self._found: tuple[int, float] | None = None
         self._last_scan = float("-inf")
 
@@ -80,7 +82,7 @@ class ServerProcessFinder:
         if now - self._last_scan < _RESCAN_S:
             return None
         self._last_scan = now
-        found = self._listening_pid() or self._serve_pid()
+        found = self._listening_pid() or (self._serve_pid(self._names) if self._names else None)
         if found is not None:
             with contextlib.suppress(psutil.Error):
                 self._found = (found, psutil.Process(found).create_time())
@@ -98,10 +100,10 @@ class ServerProcessFinder:
         return None
 
     @staticmethod
-    def _serve_pid() -> int | None:
+    def _serve_pid(names: tuple[str, ...]) -> int | None:
         for process in psutil.process_iter(["name", "cmdline"]):
             name = (process.info.get("name") or "").lower()
-            if name not in ("ollama", "ollama.exe"):
+            if name not in names:
                 continue
             cmdline = process.info.get("cmdline") or []
             if "serve" in cmdline[1:]:

@@ -37,7 +37,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("ctx", "/ctx N", "context size in tokens, e.g. 8192 or 8k (reloads)"),
     CommandSpec("threads", "/threads N|auto", "CPU threads (reloads)"),
     CommandSpec("batch", "/batch N", "prompt batch size (reloads)"),
-    CommandSpec("backend", "/backend llama.cpp|ollama [MODEL]", "switch the inference backend"),
+    CommandSpec("backend", "/backend llama.cpp|ollama|openai [MODEL]", "switch the inference backend"),
     CommandSpec("set", "/set KEY VALUE", "change any load or sampling setting, e.g. /set temperature 0.7"),
     CommandSpec("settings", "/settings", "show the current settings"),
     CommandSpec("compare", "/compare", "compare speeds of the set-ups used in this conversation"),

@@ -57,7 +57,7 @@ from lollma_tui.core.chat.stats_format import format_gpu_layers, format_rate, fo
 from lollma_tui.core.chat.store import ChatStore, ConversationTree, StoredMessage, ThreadWindow
 from lollma_tui.core.safe_files import TargetExistsError, read_regular_file, write_private_file
 from lollma_tui.core.safe_text import has_surrogates
-from lollma_tui.core.settings import SamplingSettings
+from lollma_tui.core.settings import BackendKind, SamplingSettings
 
 FORMAT = "lollma-tui/conversation"
 FORMAT_VERSION = 1
@@ -369,10 +369,17 @@ def _message_markdown(message: Message, sampling: SamplingSettings | None) -> li
 
 
 def _model_label(setup: RunSetup) -> str:
+    if setup.backend is BackendKind.OPENAI:
+        # The same model id can be served by several machines: the server is part of its name.
+        where = f"{setup.server_kind or setup.backend} at {setup.server or '?'}"
+        return " · ".join(w for w in (setup.model, setup.quant, where) if w)
     return f"{setup.model} · {setup.quant} · {setup.backend}"
 
 
 def _setup_line(setup: RunSetup) -> str:
+    if setup.backend is BackendKind.OPENAI:
+        # Layers, threads and batch are the server's own start-up flags: not known here.
+        return f"{_model_label(setup)} · ctx {setup.n_ctx}"
     parts = [_model_label(setup), format_gpu_layers(setup.n_gpu_layers, setup.n_layers)]
     if setup.gpu_share is not None:
         parts.append(f"{setup.gpu_share * 100:.0f}% in GPU memory")
@@ -398,6 +405,8 @@ def _stats_line(stats: ReplyStats) -> str:
     parts.append(f"{format_seconds(stats.total_s)} total")
     if stats.load_s is not None:
         parts.append(f"model load {format_seconds(stats.load_s)}")
+    if stats.source.measured_here:
+        parts.append(f"measured by lollma-tui ({stats.source})")
     return " · ".join(parts)
 
 

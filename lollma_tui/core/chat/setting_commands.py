@@ -77,6 +77,8 @@ _BACKEND_NAMES: Mapping[str, BackendKind] = {
     "llama_cpp": BackendKind.LLAMA_CPP,
     "llama": BackendKind.LLAMA_CPP,
     "ollama": BackendKind.OLLAMA,
+    "openai": BackendKind.OPENAI,
+    "oai": BackendKind.OPENAI,
 }
 
 _TRUE = frozenset({"on", "true", "yes", "1", "enable", "enabled"})
@@ -205,7 +207,7 @@ def _stop(text: str, name: str) -> tuple[str, ...]:
 def _backend(text: str, name: str) -> BackendKind:
     kind = _BACKEND_NAMES.get(text.strip().lower())
     if kind is None:
-        raise CommandError(f"{name} is llama.cpp or ollama, not {text!r}")
+        raise CommandError(f"{name} is llama.cpp, ollama or openai, not {text!r}")
     return kind
 
 
@@ -350,8 +352,8 @@ def _apply_model(argument: str, state: CommandState) -> SettingsChange:
             raise CommandError("usage: /model NAME — part of a model's name, a GGUF path or an Ollama tag")
         names = ", ".join(g.name for g in catalog.groups)
         return _unchanged(state, f"models: {names}")
-    if catalog is None and state.load.backend is BackendKind.OLLAMA:
-        # Without the server's list, trust the tag: loading it will say if it is missing.
+    if catalog is None and state.load.backend in (BackendKind.OLLAMA, BackendKind.OPENAI):
+        # Without the server's list, trust the name: loading it will say if it is missing.
         return _change(state, load=state.load.with_changes(model=argument))
     prefer = state.loaded.quant if state.loaded is not None else None
     try:
@@ -380,7 +382,7 @@ def _apply_quant(argument: str, state: CommandState) -> SettingsChange:
 def _apply_backend(argument: str, state: CommandState) -> SettingsChange:
     word, _, model = argument.partition(" ")
     if not word:
-        raise CommandError(f"usage: /backend llama.cpp|ollama [MODEL] — now: {state.load.backend}")
+        raise CommandError(f"usage: /backend llama.cpp|ollama|openai [MODEL] — now: {state.load.backend}")
     kind = _backend(word, "backend")
     model = model.strip()
     if kind is state.load.backend:
