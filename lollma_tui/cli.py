@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from lollma_tui import __version__
 
@@ -39,8 +39,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lollma-tui {__version__}")
     parser.add_argument(
         "--backend",
-        choices=("llama.cpp", "ollama"),
-        help="llama.cpp in a worker process (GGUF files) or an Ollama server (default llama.cpp)",
+        choices=("llama.cpp", "ollama", "openai"),
+        help="llama.cpp in a worker process (GGUF files), an Ollama server, or any OpenAI-compatible server "
+        "(llama-server, vLLM, LM Studio…); default llama.cpp",
+    )
+    parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="OpenAI-compatible server (default: $OPENAI_BASE_URL or http://127.0.0.1:8080/v1)",
+    )
+    parser.add_argument(
+        "--api-key-env",
+        metavar="NAME",
+        help="environment variable holding that server's API key (default OPENAI_API_KEY)",
+    )
+    parser.add_argument(
+        "--hw-host",
+        metavar="[USER@]HOST[:PORT]",
+        help="show that machine's hardware, read over your ssh (key login, no password prompt)",
+    )
+    parser.add_argument(
+        "--hw-command",
+        metavar="CMD",
+        help="command run on --hw-host (default: lollma-tui monitor --jsonl --interval S)",
     )
     parser.add_argument(
         "--ollama-host",
@@ -160,7 +181,7 @@ def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) 
     demo_model = DEMOS[args.demo] if args.demo else DEFAULT_DEMO
     if args.demo and not demo:
         raise CliError("--demo picks the model when no --model is given (llama.cpp backend only)")
-    if backend == BackendKind.OLLAMA:
+    if backend in (BackendKind.OLLAMA, BackendKind.OPENAI):
         model = (model_spec or "").strip()
     elif demo:
         if not demo_installed(demo_model):
@@ -177,6 +198,7 @@ def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) 
         sampling = (demo_model.sampling if demo else SamplingSettings()).with_changes(**sampling_changes)
     except SettingsError as error:
         raise CliError(str(error)) from None
+    remote = remote_options(args)
     if not 0.25 <= args.hw_interval <= 5.0:
         raise CliError(f"--hw-interval must be between 0.25 and 5 seconds, not {args.hw_interval}")
     return StartupOptions(
@@ -186,11 +208,35 @@ def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) 
         theme=args.theme or "lollma-dark",
         demo=demo,
         ollama_host=args.ollama_host,
+        openai_base_url=remote.base_url,
+        openai_api_key_env=args.api_key_env,
+        hw_host=remote.hw_host,
+        hw_command=args.hw_command,
         hardware_interval_s=args.hw_interval,
         new_conversation=args.new,
         conversation_id=args.conversation,
         config_problems=config.problems if config is not None else (),
     )
+
+
+class RemoteOptions(NamedTuple):
+    base_url: str | None
+    hw_host: str | None
+
+
+def remote_options(args: argparse.Namespace) -> RemoteOptions:
+    """--base-url, --hw-host and --hw-command, checked."""
+    from lollma_tui.core.backends.openai_host import BaseUrlError, base_url
+    from lollma_tui.core.hardware.ssh_target import SshTarget, SshTargetError
+
+    try:
+        url = base_url(args.base_url) if args.base_url else None
+        hw_host = str(SshTarget.parse(args.hw_host)) if args.hw_host else None
+    except (BaseUrlError, SshTargetError) as error:
+        raise CliError(str(error)) from None
+    if args.hw_command and not hw_host:
+        raise CliError("--hw-command needs --hw-host (the machine to run it on)")
+    return RemoteOptions(url, hw_host)
 
 
 def run_subcommand(name: str, argv: list[str]) -> int:

@@ -151,7 +151,11 @@ def build_bench_parser() -> argparse.ArgumentParser:
     parser.add_argument("--question", metavar="TEXT", help="the chat test's question")
     parser.add_argument("--chat-tokens", type=int, metavar="N", help="chat reply length (the first -n)")
     parser.add_argument("-o", "--output", choices=("md", "csv", "json", "jsonl"), default="md")
-    parser.add_argument("--backend", choices=("llama.cpp", "ollama"), default="llama.cpp")
+    parser.add_argument("--backend", choices=("llama.cpp", "ollama", "openai"), default="llama.cpp")
+    parser.add_argument(
+        "--base-url", metavar="URL", help="OpenAI-compatible server (OPENAI_BASE_URL, else 127.0.0.1:8080/v1)"
+    )
+    parser.add_argument("--api-key-env", metavar="NAME", help="variable holding its API key (OPENAI_API_KEY)")
     parser.add_argument(
         "--ollama-host", metavar="HOST", help="Ollama server (OLLAMA_HOST, else 127.0.0.1:11434)"
     )
@@ -171,6 +175,13 @@ def bench_spec(args: argparse.Namespace) -> SweepSpec:
     from lollma_tui.core.bench.sweep import DEFAULT_QUESTION, SweepInputError, SweepSpec
     from lollma_tui.core.settings import BackendKind
 
+    if args.base_url:
+        from lollma_tui.core.backends.openai_host import BaseUrlError, base_url
+
+        try:
+            base_url(args.base_url)
+        except BaseUrlError as error:
+            raise SweepInputError(str(error)) from None
     models = _split(args.model)
     if not models:
         raise SweepInputError("give a model with --model NAME|PATH (or an Ollama tag with --backend ollama)")
@@ -198,8 +209,10 @@ def bench_spec(args: argparse.Namespace) -> SweepSpec:
         chat=args.chat,
         question=args.question if args.question is not None else DEFAULT_QUESTION,
         chat_tokens=args.chat_tokens,
-        backend=BackendKind.OLLAMA if args.backend == "ollama" else BackendKind.LLAMA_CPP,
+        backend=BackendKind(args.backend),
         ollama_host=args.ollama_host,
+        openai_base_url=args.base_url,
+        openai_api_key_env=args.api_key_env,
         model_dirs=tuple(Path(d).expanduser() for d in args.model_dir),
         warmup=not args.no_warmup,
         check_fit=not args.no_fit_check,

@@ -43,12 +43,27 @@ def build_monitor_parser() -> argparse.ArgumentParser:
         metavar="PID",
         help="also show this process and its children (repeatable)",
     )
+    parser.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="no screen: print one hardware snapshot per line as JSON (what --hw-host runs remotely)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        metavar="PORT",
+        help="with --jsonl: also follow the process listening on this TCP port (an LLM server)",
+    )
     return parser
 
 
 def monitor_main(argv: Sequence[str] | None = None) -> int:
     """Run the monitor until the user quits; bad options exit with status 2 (argparse)."""
     args = build_monitor_parser().parse_args(argv)
+    if args.jsonl:
+        from lollma_tui.cli_monitor_jsonl import run_jsonl
+
+        return run_jsonl(args.interval, args.pid, args.port)
     from lollma_tui.ui.monitor_app import MonitorApp
     from lollma_tui.ui.themes import DEFAULT_THEME
 

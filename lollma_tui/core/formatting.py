@@ -7,7 +7,8 @@ keep llama-bench's own fixed formats (`core.bench.formatters`), so their columns
 
 from __future__ import annotations
 
-from lollma_tui.core.backends.base import LoadedModel, ReplyStats, RunSetup
+from lollma_tui.core.backends.base import LoadedModel, ReplyStats, RunSetup, StatsSource
+from lollma_tui.core.settings import BackendKind
 
 MISSING = "—"
 KiB = 1 << 10
@@ -92,6 +93,10 @@ def format_gpu_layers(n_gpu_layers: int, n_layers: int | None) -> str:
 
 
 def format_setup(setup: RunSetup) -> str:
+    if setup.backend is BackendKind.OPENAI:
+        # The server's own start-up flags decide layers and threads; only it knows them.
+        where = " ".join(w for w in (setup.server_kind, setup.server) if w) or str(setup.backend)
+        return " · ".join(w for w in (setup.model, setup.quant, where, f"ctx {setup.n_ctx}") if w)
     parts = [
         setup.model,
         setup.quant,
@@ -118,10 +123,14 @@ def format_stats(stats: ReplyStats) -> str:
     parts.append(f"{rate(stats.gen_tps)} tok/s")
     parts.append(f"{stats.gen_tokens} tokens")
     parts.append(seconds(stats.total_s))
+    if stats.source.measured_here:
+        parts.append("measured here" if stats.source is StatsSource.CLIENT_CLOCK else "measured here, chunks")
     return " · ".join(parts)
 
 
 def format_loaded(model: LoadedModel) -> str:
+    if model.settings.backend is BackendKind.OPENAI:
+        return f"{model.name} ready on the server in {seconds(model.load_s)} · ctx {model.n_ctx}"
     return (
         f"{model.name} ({model.quant}) loaded in {seconds(model.load_s)} · "
         f"{format_gpu_layers(model.n_gpu_layers, model.n_layers)} · ctx {model.n_ctx}"

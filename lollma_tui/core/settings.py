@@ -21,6 +21,8 @@ GpuLayers = int | Literal["auto"]
 class BackendKind(StrEnum):
     LLAMA_CPP = "llama.cpp"
     OLLAMA = "ollama"
+    OPENAI = "openai"
+    """Any server speaking the OpenAI chat API: llama-server, vLLM, LM Studio, llamafile, …"""
 
 
 KV_CACHE_TYPES: tuple[str, ...] = ("f16", "q8_0", "q4_0", "f32")
@@ -37,7 +39,7 @@ class LoadSettings:
 
     backend: BackendKind = BackendKind.LLAMA_CPP
     model: str = ""
-    """A GGUF path for llama.cpp, a tag (``name:tag``) for Ollama."""
+    """A GGUF path for llama.cpp, a tag (``name:tag``) for Ollama, a model id for an OpenAI server."""
     n_gpu_layers: GpuLayers = 0
     n_ctx: int = 4096
     n_threads: int | None = None
@@ -125,6 +127,14 @@ class StartupOptions:
     """The model is the bundled demo; it is assembled (once) before the first load."""
     ollama_host: str | None = None
     """Ollama server address; None means OLLAMA_HOST or the default 127.0.0.1:11434."""
+    openai_base_url: str | None = None
+    """OpenAI-compatible server (…/v1); None means OPENAI_BASE_URL or http://127.0.0.1:8080/v1."""
+    openai_api_key_env: str | None = None
+    """Name of the environment variable holding that server's API key; None means OPENAI_API_KEY."""
+    hw_host: str | None = None
+    """Watch this machine's hardware over ssh (``[user@]host[:port]``) instead of this one's."""
+    hw_command: str | None = None
+    """The command run there; None means `lollma-tui monitor --jsonl` at the panel's interval."""
     hardware_interval_s: float = 1.0
     """How often the hardware panel samples (0.25–5 s)."""
     new_conversation: bool = False

@@ -41,6 +41,8 @@ BACKEND_NAMES: Mapping[str, BackendKind] = {
     "llama_cpp": BackendKind.LLAMA_CPP,
     "llama": BackendKind.LLAMA_CPP,
     "ollama": BackendKind.OLLAMA,
+    "openai": BackendKind.OPENAI,
+    "oai": BackendKind.OPENAI,
 }
 
 
@@ -165,7 +167,7 @@ def _gpu_layers(text: str) -> int | str:
 def _backend(text: str) -> BackendKind:
     kind = BACKEND_NAMES.get(text.strip().lower())
     if kind is None:
-        raise SettingsError(f"backend must be llama.cpp or ollama, not {text.strip()!r}")
+        raise SettingsError(f"backend must be llama.cpp, ollama or openai, not {text.strip()!r}")
     return kind
 
 
@@ -258,12 +260,13 @@ _ON_OFF = ("on", "off")
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "backend", "load", parse=_backend, format=str, reload=True,
-        help="the inference backend: llama.cpp (GGUF files, in a worker process) or an Ollama server",
+        help="the inference backend: llama.cpp (GGUF files, in a worker process), an Ollama server, "
+        "or an OpenAI-compatible server",
         label="backend", row_label="Backend", choices=tuple(kind.value for kind in BackendKind),
     ),
     Setting(
         "model", "load", parse=str.strip, format=str, reload=True,
-        help="a GGUF path for llama.cpp, a tag (name:tag) for Ollama",
+        help="a GGUF path for llama.cpp, a tag (name:tag) for Ollama, a model id for an OpenAI server",
         label="model", row_label="Model",
     ),
     Setting(

@@ -19,6 +19,9 @@ def test_no_core_module_pulls_in_textual_or_rich() -> None:
     modules = core_modules()
     code = (
         "import importlib, sys\n"
+        # httpx imports its command-line tool, and with it rich, whenever click is installed.
+        # lollma-tui does not depend on click: only the test servers' uvicorn brings it here.
+        "sys.modules['click'] = None\n"
         f"for name in {modules!r}:\n"
         "    importlib.import_module(name)\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich'))\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from lollma_tui.core.backends.base import ReplyStats, RunSetup
+from lollma_tui.core.backends.base import ReplyStats, RunSetup, StatsSource
 from lollma_tui.core.settings import BackendKind, SamplingSettings
 
 
@@ -38,6 +38,8 @@ def sample_stats(**changes: object) -> ReplyStats:
         n_batch=256,
         flash_attn=True,
         gpu_share=0.625,
+        server="http://gpu-box:11434",
+        server_kind="Ollama 0.33.0",
     )
     values: dict[str, object] = {
         "setup": setup,
@@ -49,6 +51,7 @@ def sample_stats(**changes: object) -> ReplyStats:
         "gen_tps": 77.125,
         "total_s": 1.84,
         "load_s": 2.5,
+        "source": StatsSource.SERVER_TIMINGS,
     }
     values.update(changes)
     return ReplyStats(**values)  # type: ignore[arg-type]

@@ -39,6 +39,29 @@ class RunSetup:
     flash_attn: bool | None = None
     gpu_share: float | None = None
     """Fraction of the model in GPU memory where the backend reports it (Ollama /api/ps)."""
+    server: str | None = None
+    """The server that computed the reply (its base URL), None for llama.cpp in this app."""
+    server_kind: str | None = None
+    """What that server is, where it says: "llama-server b4500", "vLLM 0.9.1", "LM Studio"…"""
+
+
+class StatsSource(StrEnum):
+    """Who measured a reply's speed."""
+
+    ENGINE = "engine"
+    """llama.cpp's or Ollama's own counters."""
+    SERVER_TIMINGS = "server timings"
+    """An OpenAI-compatible server's own figures (llama-server `timings`)."""
+    SERVER_STATS = "server stats"
+    """LM Studio's `stats`: tokens/s from the server, token counts from `usage`."""
+    CLIENT_CLOCK = "client clock"
+    """Measured here from arrival times; token counts from the server's `usage`."""
+    CLIENT_CHUNKS = "client chunks"
+    """Measured here, and streamed chunks counted as tokens: the server gave no counts."""
+
+    @property
+    def measured_here(self) -> bool:
+        return self in (StatsSource.CLIENT_CLOCK, StatsSource.CLIENT_CHUNKS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +79,7 @@ class ReplyStats:
     gen_tps: float | None
     total_s: float
     load_s: float | None = None
+    source: StatsSource = StatsSource.ENGINE
 
     @property
     def prompt_cached(self) -> bool:

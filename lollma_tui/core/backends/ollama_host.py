@@ -10,12 +10,10 @@ import urllib.parse
 
 import psutil
 
+from lollma_tui.core.net import is_loopback_host
+
 DEFAULT_HOST = "127.0.0.1:11434"
 DEFAULT_PORT = 11434
-
-_LOCAL_NAMES = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::"}
-"""0.0.0.0 is what people put in OLLAMA_HOST to make the server listen everywhere; a client
-using it connects locally."""
 
 _RESCAN_S = 10.0
 
@@ -53,7 +51,7 @@ def host_and_port(url: str) -> tuple[str, int]:
 
 def is_local(url: str) -> bool:
     hostname, _ = host_and_port(url)
-    return hostname.lower() in _LOCAL_NAMES
+    return is_loopback_host(hostname)
 
 
 class ServerProcessFinder:
@@ -63,8 +61,10 @@ class ServerProcessFinder:
     few seconds, since it walks the process table.
     """
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *, process_names: tuple[str, ...] = ("ollama", "ollama.exe")) -> None:
         self.port = port
+        self._names = process_names
+        """Server processes recognised by name (``NAME serve``) when the port lookup fails."""
         self._found: tuple[int, float] | None = None
         self._last_scan = float("-inf")
 
@@ -82,7 +82,7 @@ class ServerProcessFinder:
         if now - self._last_scan < _RESCAN_S:
             return None
         self._last_scan = now
-        found = self._listening_pid() or self._serve_pid()
+        found = self._listening_pid() or (self._serve_pid(self._names) if self._names else None)
         if found is not None:
             with contextlib.suppress(psutil.Error):
                 self._found = (found, psutil.Process(found).create_time())
@@ -100,10 +100,10 @@ class ServerProcessFinder:
         return None
 
     @staticmethod
-    def _serve_pid() -> int | None:
+    def _serve_pid(names: tuple[str, ...]) -> int | None:
         for process in psutil.process_iter(["name", "cmdline"]):
             name = (process.info.get("name") or "").lower()
-            if name not in ("ollama", "ollama.exe"):
+            if name not in names:
                 continue
             cmdline = process.info.get("cmdline") or []
             if "serve" in cmdline[1:]:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from lollma_tui.core.bench.hardware_info import HardwareInfo
 from lollma_tui.core.bench.stats import Summary
 
-BackendImpl = Literal["llama-cpp-python", "ollama"]
+BackendImpl = Literal["llama-cpp-python", "ollama", "openai"]
 
 LLAMA_BENCH_FIELDS: tuple[str, ...] = (
     "build_commit",

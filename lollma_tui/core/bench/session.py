@@ -42,6 +42,7 @@ from lollma_tui.core.bench.llama_run import (
     with_peaks,
 )
 from lollma_tui.core.bench.ollama_run import OLLAMA_CAVEATS, OllamaRun, installed_models
+from lollma_tui.core.bench.openai_run import OPENAI_CAVEATS, OpenAIRun, resolve_served, served_models
 from lollma_tui.core.bench.protocol import BenchRequest
 from lollma_tui.core.bench.records import BackendImpl, BenchRecord, utc_now
 from lollma_tui.core.bench.sweep import (
@@ -50,6 +51,7 @@ from lollma_tui.core.bench.sweep import (
     SweepSpec,
     plan_llama_sweep,
     plan_ollama_sweep,
+    plan_openai_sweep,
     resolve_ollama_models,
 )
 from lollma_tui.core.bench.worker_client import WorkerFailed, start_bench_worker
@@ -77,6 +79,8 @@ async def plan_sweep(spec: SweepSpec, *, search_dirs: Iterable[Path] | None = No
     if spec.backend == BackendKind.OLLAMA:
         installed = await installed_models(spec.ollama_host)
         return plan_ollama_sweep(spec, resolve_ollama_models(spec, installed))
+    if spec.backend == BackendKind.OPENAI:
+        return plan_openai_sweep(spec, resolve_served(spec, await served_models(spec)))
     dirs = list(search_dirs) if search_dirs is not None else None
     return await asyncio.to_thread(plan_llama_sweep, spec, search_dirs=dirs)
 
@@ -130,6 +134,7 @@ class BenchSession:
         self._ctx: RunContext | None = None
         self._system: SystemInfo | None = None
         self._ollama_version = ""
+        self._server_label = ""
         self._failures: list[ConfigFailure] = []
         self._measured: set[tuple[str, int, int | None, str]] = set()
         self._tracker = PeakTracker()
@@ -197,6 +202,9 @@ class BenchSession:
             if self.spec.backend == BackendKind.OLLAMA:
                 for config in self.plan.configurations:
                     await self._ollama_configuration(ctx, config)
+            elif self.spec.backend == BackendKind.OPENAI:
+                for config in self.plan.configurations:
+                    await self._openai_configuration(ctx, config)
             else:
                 for config in self.plan.configurations:
                     await self._llama_configuration(ctx, config)
@@ -204,9 +212,13 @@ class BenchSession:
             pass
         finally:
             await asyncio.to_thread(sampler.close)
+        caveats: tuple[str, ...] = ()
         if self.spec.backend == BackendKind.OLLAMA:
             impl: BackendImpl = "ollama"
             build = f"ollama {self._ollama_version}".strip()
+            caveats = OLLAMA_CAVEATS
+        elif self.spec.backend == BackendKind.OPENAI:
+            impl, build, caveats = "openai", self._server_label, OPENAI_CAVEATS
         else:
             impl = "llama-cpp-python"
             build = self._system.build_label if self._system else ""
@@ -218,7 +230,7 @@ class BenchSession:
             records=tuple(ctx.records),
             failures=tuple(self._failures),
             notes=tuple(ctx.notes),
-            caveats=OLLAMA_CAVEATS if impl == "ollama" else (),
+            caveats=caveats,
             hardware=hardware,
             fingerprint=ctx.fingerprint,
             build=build,
@@ -377,6 +389,23 @@ class BenchSession:
         finally:
             ctx.pid_source = None
             await backend.close()
+
+    # -- OpenAI-compatible servers ----------------------------------------------------------
+
+    async def _openai_configuration(self, ctx: RunContext, config: Configuration) -> None:
+        label = config.label()
+        steps_before = ctx.done
+        run = OpenAIRun(ctx, self.spec, config, label)
+        try:
+            ctx.announce(f"{label} · choosing the model on the server")
+            record = await self._guard(run.measure())
+            self._server_label = run.backend.extras.label
+            ctx.add_row(with_peaks(record, ctx.tracker.snapshot()), label)
+        except (BackendError, ChatTestFailed) as error:
+            self._fail(ctx, label, str(error), self.plan.steps_per_configuration - (ctx.done - steps_before))
+        finally:
+            ctx.pid_source = None
+            await run.close()
 
     # -- Ollama -----------------------------------------------------------------------------
 

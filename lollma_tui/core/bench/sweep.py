@@ -58,6 +58,8 @@ class SweepSpec:
     """Reply length for the chat test; default: the first -n value, else 128."""
     backend: BackendKind = BackendKind.LLAMA_CPP
     ollama_host: str | None = None
+    openai_base_url: str | None = None
+    openai_api_key_env: str | None = None
     model_dirs: tuple[Path, ...] = ()
     """Searched before the default model folders."""
     warmup: bool = True
@@ -92,6 +94,10 @@ class SweepSpec:
             raise SweepInputError("the chat question is empty")
         if self.chat_tokens is not None and self.chat_tokens < 2:
             raise SweepInputError("the chat reply needs 2 tokens or more to give a speed")
+        if self.backend == BackendKind.OPENAI and not self.chat:
+            raise SweepInputError(
+                "an OpenAI-compatible server is measured by the chat test only (TTFT, tok/s): drop --no-chat"
+            )
         if self.backend == BackendKind.OLLAMA and any(self.n_depth):
             raise SweepInputError(
                 "-d is not available with Ollama: there is no raw-token API, so the prompt is the depth"
@@ -111,6 +117,8 @@ class SweepSpec:
 
     def tests(self) -> tuple[BenchTest, ...]:
         """llama-bench's order: every pp test at every depth, then every tg test."""
+        if self.backend == BackendKind.OPENAI:
+            return ()  # no raw-token API: the chat row is all there is
         found: list[BenchTest] = []
         for depth in dict.fromkeys(self.n_depth):
             found += [BenchTest(n_prompt=p, n_depth=depth) for p in dict.fromkeys(self.n_prompt) if p > 0]
@@ -142,8 +150,12 @@ class Configuration:
     gpu_layers: GpuLayersChoice
     threads: int | None
     repack: str = "auto"
+    on_server: bool = False
+    """The server's own flags set layers and threads (an OpenAI-compatible server)."""
 
     def label(self, resolved_layers: int | None = None) -> str:
+        if self.on_server:
+            return self.model.label
         layers = self.gpu_layers if resolved_layers is None else resolved_layers
         threads = ""
         if self.threads:
@@ -360,3 +372,8 @@ def resolve_ollama_models(
 
 def plan_ollama_sweep(spec: SweepSpec, models: Sequence[ModelChoice]) -> SweepPlan:
     return SweepPlan(spec, _configurations(spec, models), spec.tests())
+
+
+def plan_openai_sweep(spec: SweepSpec, models: Sequence[ModelChoice]) -> SweepPlan:
+    """One configuration per model id: the server fixes everything else."""
+    return SweepPlan(spec, tuple(Configuration(m, AUTO, None, on_server=True) for m in models), ())

@@ -150,7 +150,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "backend",
-        "/backend llama.cpp|ollama [MODEL]",
+        "/backend llama.cpp|ollama|openai [MODEL]",
         "switch the inference backend",
         "setting",
         _values(lambda c: c.backends),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lollma_tui.core import paths
 from lollma_tui.core.chat.commands import CommandError
+from lollma_tui.core.safe_files import write_private_file
 
 _CODE_BLOCK = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
@@ -33,7 +34,5 @@ def choose_copy(reply: str, argument: str) -> tuple[str, str]:
 def save_copy(text: str) -> Path:
     """Keep the copied text in a file only the user can read, for terminals without OSC 52."""
     target = paths.state_dir() / "last-copy.txt"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    target.chmod(0o600)
+    write_private_file(target, text)
     return target

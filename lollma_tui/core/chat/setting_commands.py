@@ -130,8 +130,8 @@ def _apply_model(argument: str, state: CommandState) -> SettingsChange:
             raise CommandError("usage: /model NAME — part of a model's name, a GGUF path or an Ollama tag")
         names = ", ".join(g.name for g in catalog.groups)
         return _unchanged(state, f"models: {names}")
-    if catalog is None and state.load.backend is BackendKind.OLLAMA:
-        # Without the server's list, trust the tag: loading it will say if it is missing.
+    if catalog is None and state.load.backend in (BackendKind.OLLAMA, BackendKind.OPENAI):
+        # Without the server's list, trust the name: loading it will say if it is missing.
         return _change(state, load=state.load.with_changes(model=argument))
     prefer = state.loaded.quant if state.loaded is not None else None
     try:
@@ -160,7 +160,7 @@ def _apply_quant(argument: str, state: CommandState) -> SettingsChange:
 def _apply_backend(argument: str, state: CommandState) -> SettingsChange:
     word, _, model = argument.partition(" ")
     if not word:
-        raise CommandError(f"usage: /backend llama.cpp|ollama [MODEL] — now: {state.load.backend}")
+        raise CommandError(f"usage: /backend llama.cpp|ollama|openai [MODEL] — now: {state.load.backend}")
     try:
         kind = setting("backend").parse(word)
     except SettingsError as error:

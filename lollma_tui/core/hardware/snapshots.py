@@ -184,6 +184,8 @@ class SystemSnapshot:
     """An install hint worth showing once, e.g. "install macmon for GPU/power"."""
     sample_cost_s: float = 0.0
     """Wall time the whole tick took, for a "monitor: x ms/tick" readout."""
+    host: str | None = None
+    """The machine these readings are from, when it is not this one (remote hardware over ssh)."""
 
     @property
     def problems(self) -> tuple[SourceStatus, ...]:

@@ -2,7 +2,7 @@
 
 llama.cpp: the app's scan of model folders, widened to the current model's own folder when the
 scan does not include it (a model opened by path from elsewhere still lists its siblings).
-Ollama: the server's installed tags.
+Ollama: the server's installed tags. An OpenAI-compatible server: its /v1/models.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lollma_tui.core.backends.base import Backend
 from lollma_tui.core.models.catalog import Catalog, HeaderCache, scan_models
-from lollma_tui.core.session.models import ollama_catalog
+from lollma_tui.core.session.models import ollama_catalog, openai_catalog
 from lollma_tui.core.settings import BackendKind
 
 
@@ -21,11 +21,12 @@ async def backend_catalog(
 ) -> Catalog:
     """The catalog for `backend`, whose current model is `model`; raises `BackendError` when
     Ollama cannot be asked. The folder scan runs off the loop, reading headers through `headers`."""
-    if backend.kind is BackendKind.OLLAMA:
+    if backend.kind in (BackendKind.OLLAMA, BackendKind.OPENAI):
         list_models = getattr(backend, "list_models", None)
         if list_models is None:
             return Catalog()
-        return ollama_catalog(await list_models())
+        listed = await list_models()
+        return ollama_catalog(listed) if backend.kind is BackendKind.OLLAMA else openai_catalog(listed)
     current = model.strip()
     if gguf_catalog is not None and (not current or gguf_catalog.find(current) is not None):
         return gguf_catalog

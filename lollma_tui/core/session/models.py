@@ -19,6 +19,7 @@ from lollma_tui.core.settings import BackendKind, LoadSettings
 
 if TYPE_CHECKING:
     from lollma_tui.core.backends.ollama_models import OllamaModel
+    from lollma_tui.core.backends.openai_extras import ServedModel
 
 _LISTED = 6
 """Candidates named in an ambiguity message before "…"."""
@@ -53,6 +54,33 @@ def ollama_catalog(models: Iterable[OllamaModel]) -> Catalog:
         for m in models
     ]
     return group_ollama_models(records)
+
+
+def openai_catalog(models: Iterable[ServedModel]) -> Catalog:
+    """An OpenAI-compatible server's models (`OpenAIBackend.list_models`), one group per id.
+
+    Servers name models freely ("qwen2.5-7b-instruct", a file path, "org/model@q4_k_m"), so
+    ids are not grouped into quantizations; the quantization shown is the one the server reports
+    (LM Studio) or the one the id spells.
+    """
+    from lollma_tui.core.backends.openai_request import quant_in_names
+
+    groups = tuple(
+        ModelGroup(
+            name=model.id,
+            architecture=model.architecture or "",
+            parameter_label="",
+            variants=(
+                ModelVariant(
+                    quant=model.quantization or quant_in_names(model.id) or "?",
+                    size_bytes=0,
+                    tags=(model.id,),
+                ),
+            ),
+        )
+        for model in models
+    )
+    return Catalog(groups)
 
 
 def variant_label(variant: ModelVariant) -> str:

@@ -2,7 +2,8 @@
 
 Pure: the caller reads the GGUF header and the free memory; this decides. llama-cpp-python has
 no automatic layer fitting (reference/backends.md §C.2), so "auto" is resolved here with our own
-estimator; Ollama fits models itself, so its targets pass through untouched.
+estimator; Ollama fits models itself, and an OpenAI-compatible server's memory cannot be seen
+from here, so their targets pass through untouched.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ class LoadPlan:
         return self.refusal is None
 
 
+_WHAT_TO_CHOOSE: dict[BackendKind, str] = {
+    BackendKind.LLAMA_CPP: "a GGUF file",
+    BackendKind.OLLAMA: "an Ollama model",
+}
+
+
 def model_label(settings: LoadSettings) -> str:
     """How a target is named in messages: a GGUF's file name, an Ollama tag as is."""
     if settings.backend is BackendKind.LLAMA_CPP:
@@ -71,8 +78,12 @@ def plan_load(
     `budget` the free memory once the current model is unloaded (None: unknown, nothing is
     checked), `gpu_offload` whether the llama.cpp build can offload (None: not known yet).
     """
+    if requested.backend is BackendKind.OPENAI:
+        # The server's memory is not visible from here: no fit check, nothing to resolve. An
+        # empty model id is the backend's to settle (a server with one model serves that one).
+        return LoadPlan(requested, requested, notes=("fit not checked: the model runs on the server",))
     if not requested.model.strip():
-        what = "a GGUF file" if requested.backend is BackendKind.LLAMA_CPP else "an Ollama model"
+        what = _WHAT_TO_CHOOSE[requested.backend]
         return LoadPlan(requested, requested, refusal=f"choose {what} first (/model NAME)")
     if requested.backend is BackendKind.OLLAMA:
         if looks_like_gguf_path(requested.model):

@@ -45,7 +45,12 @@ from lollma_tui.core.session.plan import (
     plan_load,
     reclaimable_memory,
 )
-from lollma_tui.core.session.reload import applied_without_reload, reload_needed
+from lollma_tui.core.session.reload import (
+    applied_without_reload,
+    keep_read_only,
+    read_only_notes,
+    reload_needed,
+)
 from lollma_tui.core.session.results import (
     ProgressListener,
     SwapPhase,
@@ -287,6 +292,8 @@ class ModelSession:
         total = _Clock.start()
         clock = _Clock.start()
         target = _expand_home(target)
+        refused_changes = read_only_notes(self._settings, target)
+        target = keep_read_only(self._settings, target)
         label = model_label(target)
         previous = self.loaded
         previous_requested = self._settings
@@ -305,17 +312,19 @@ class ModelSession:
                 message=message,
                 refused=True,
                 error=plan.refusal,
-                notes=plan.notes,
+                notes=(*refused_changes, *plan.notes),
                 plan=plan,
                 timings=SwapTimings(estimate_s=estimate_s, total_s=total.lap()),
             )
-        notes = list(plan.notes)
+        notes = [*refused_changes, *plan.notes]
         if not plan.go:
             notes.append(f"loaded anyway (forced): {plan.refusal}")
 
         unchanged = previous is not None and not reload_needed(previous.settings, plan.settings)
         if previous is not None and unchanged and not always_reload and self._same_backend(target):
-            return await self._apply_in_place(target, plan, previous, notes, report, estimate_s, total)
+            return await self._apply_in_place(
+                target, plan, previous, notes, report, estimate_s, total, refused_changes
+            )
 
         if self.replying:
             report(SwapProgress(SwapPhase.STOPPING_REPLY, "Stopping the reply…"))
@@ -339,7 +348,8 @@ class ModelSession:
                 target, plan, error, previous, previous_requested, notes, stopped, timings, report, total
             )
         load_s = clock.lap()
-        self._settings = target
+        # A backend may settle what was left open (an OpenAI server's only model): keep its choice.
+        self._settings = target if target.model.strip() else target.with_changes(model=loaded.settings.model)
         self._remember(loaded)
         notes.extend(self._notes_after_load(loaded, plan))
         message = f"Loaded {loaded.name} ({loaded.quant}, {target.backend!s}) in {loaded.load_s:.1f} s"
@@ -368,8 +378,11 @@ class ModelSession:
         report: ProgressListener,
         estimate_s: float,
         total: _Clock,
+        refused: tuple[str, ...] = (),
     ) -> SwapResult:
-        """Settings that change nothing the engine was loaded with: no reload."""
+        """Settings that change nothing the engine was loaded with: no reload.
+
+        `refused` says which asked-for changes the backend cannot make (read-only fields)."""
         loaded: LoadedModel | None = previous
         applied = applied_without_reload(previous.settings, plan.settings)
         stopped = False
@@ -397,11 +410,12 @@ class ModelSession:
                     timings=SwapTimings(estimate_s=estimate_s, total_s=total.lap()),
                 )
         self._settings = target
-        message = (
-            f"{', '.join(applied)} applied without reloading {previous.name}"
-            if applied
-            else f"{previous.name} is already loaded with these settings"
-        )
+        if applied:
+            message = f"{', '.join(applied)} applied without reloading {previous.name}"
+        elif refused:
+            message = f"{previous.name} is unchanged: " + "; ".join(refused)
+        else:
+            message = f"{previous.name} is already loaded with these settings"
         report(SwapProgress(SwapPhase.DONE, message))
         return SwapResult(
             ok=True,

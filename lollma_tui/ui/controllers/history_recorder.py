@@ -224,9 +224,8 @@ def _import_file(store: ChatStore, given: str) -> str:
 
 
 def _write_private(given: str, text: str) -> Path:
-    """Write an export readable only by the user; a relative path is under the working folder."""
-    target = Path(given).expanduser().resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    target.chmod(0o600)
-    return target
+    """Write an export readable only by the user; a relative path is under the working folder.
+    An existing file is kept (`ExportTargetExists`, an OSError) until the UI asks first."""
+    from lollma_tui.core.chat.export import write_export
+
+    return write_export(Path(given).expanduser().absolute(), text)

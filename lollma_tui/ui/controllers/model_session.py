@@ -75,14 +75,10 @@ class ModelController:
         backend = self._first_backend
         if backend is not None and backend.kind == kind:
             self._first_backend = None
-        elif kind == BackendKind.OLLAMA:
-            from lollma_tui.core.backends.ollama import OllamaBackend
-
-            backend = OllamaBackend(self._options.ollama_host)
         else:
-            from lollma_tui.core.backends.llamacpp import LlamaCppBackend
+            from lollma_tui.core.backends.factory import make_backend
 
-            backend = LlamaCppBackend()
+            backend = make_backend(kind, self._options)
         backend.set_status_listener(self._status)
         return backend
 

@@ -1,4 +1,5 @@
-"""Fixtures for the Ollama tests: the test server (real HTTP on 127.0.0.1) and a backend on it."""
+"""Fixtures for the backend tests: the Ollama and OpenAI-compatible test servers (real HTTP on
+127.0.0.1) and backends on them."""
 
 from __future__ import annotations
 
@@ -6,8 +7,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 from ollama_server import OllamaTestServer
+from openai_server.fixtures import any_flavour_server, llama_server, make_openai_backend
 
 from lollma_tui.core.backends.ollama import OllamaBackend
+
+make_backend = make_openai_backend
+
+__all__ = ["any_flavour_server", "llama_server", "make_backend"]
 
 
 @pytest.fixture

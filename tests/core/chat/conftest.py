@@ -1,4 +1,5 @@
-"""Fixtures for the conversation store tests."""
+"""Fixtures for the conversation store tests, and the OpenAI protocol test server and backend
+factory for the chat-record tests."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from openai_server.fixtures import llama_server, make_openai_backend
 from store_helpers import FakeClock
 
 from lollma_tui.core.chat.store import ChatStore
+
+make_backend = make_openai_backend
+
+__all__ = ["llama_server", "make_backend"]
 
 
 @pytest.fixture

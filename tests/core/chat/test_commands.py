@@ -150,7 +150,7 @@ def test_threads_auto_goes_back_to_the_backends_choice() -> None:
         ("/set stop ,,", "strings separated by commas"),
         ("/set tempature 1", r"no setting called 'tempature'"),
         ("/set", "usage: /set KEY VALUE"),
-        ("/backend vllm", "llama.cpp or ollama"),
+        ("/backend vllm", "llama.cpp, ollama or openai"),
         ("/backend", "usage: /backend"),
         ("/backend ollama", "which model with ollama"),
         ("/quant Q8_0", "model list is not available"),
@@ -317,7 +317,7 @@ def texts(prefix: str) -> list[str]:
 def test_completion_offers_argument_values() -> None:
     assert texts("/quant ") == ["/quant Q4_K_M", "/quant Q8_0", "/quant F16"]
     assert texts("/quant q8") == ["/quant Q8_0"]
-    assert texts("/backend ") == ["/backend llama.cpp", "/backend ollama"]
+    assert texts("/backend ") == ["/backend llama.cpp", "/backend ollama", "/backend openai"]
     assert texts("/ngl a") == ["/ngl auto", "/ngl all"]
     # Model names also match in the middle, after those that start with the text.
     assert texts("/model q") == ["/model qwen3:0.6b", "/model tinyllama:1b-q8_0"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lollma_tui.core.formatting import size as format_bytes
+from lollma_tui.core import formatting as fmt
 from lollma_tui.core.hardware.snapshots import (
     GpuSnapshot,
     GpuState,
@@ -75,7 +75,7 @@ def test_too_many_layers_for_the_vram_is_refused_with_a_hint(header: GGUFHeader,
     free = (vram_at(header, target, 1) + need) // 2
     plan = plan_load(target, header, MemoryBudget(PLENTY, free))
     assert not plan.go and plan.refusal is not None
-    assert f"VRAM short by {format_bytes(need - free)} (needs {format_bytes(need)}" in plan.refusal
+    assert f"VRAM short by {fmt.size(need - free)} (needs {fmt.size(need)}" in plan.refusal
     assert "/ngl 1" in plan.refusal
 
 
@@ -85,8 +85,7 @@ def test_short_ram_is_refused_with_the_shortfall(header: GGUFHeader, tiny_f16: P
     free = need - 50 * (1 << 20)
     plan = plan_load(target, header, MemoryBudget(free, None))
     assert plan.refusal == (
-        f"does not fit: RAM short by {format_bytes(need - free)} "
-        f"(needs {format_bytes(need)}, {format_bytes(free)} free)"
+        f"does not fit: RAM short by {fmt.size(need - free)} (needs {fmt.size(need)}, {fmt.size(free)} free)"
     )
     assert plan_load(target, header, MemoryBudget(need, None)).go
     auto = plan_load(target.with_changes(n_gpu_layers=AUTO), header, MemoryBudget(free, None))

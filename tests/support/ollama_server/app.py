@@ -277,7 +277,7 @@ class OllamaApp:
         self._contexts: dict[tuple[int, ...], str] = {}
 
     def build(self) -> web.Application:
-        app = web.Application(middlewares=[self._record, self._gin_errors])
+        app = web.Application(middlewares=[self._record, self._raw_replies, self._gin_errors])
         router = app.router
         router.add_get("/", self.root)  # also answers HEAD, as Ollama's route table does
         router.add_get("/api/version", self.version_handler)
@@ -304,6 +304,16 @@ class OllamaApp:
         self.records.add_request(
             RequestRecord(request.method, request.path, body, raw, dict(request.headers))
         )
+        return await handler(request)
+
+    @web.middleware
+    async def _raw_replies(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        queued = self.faults.raw_replies.get(request.path)
+        if queued:
+            status, body, content_type = queued.popleft()
+            return web.Response(status=status, body=body, content_type=content_type)
         return await handler(request)
 
     @web.middleware

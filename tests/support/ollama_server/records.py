@@ -80,6 +80,9 @@ class Faults:
     """Each real (re)load takes the next message and fails with a 500 carrying it."""
     stream_errors: deque[tuple[int, str]] = field(default_factory=deque)
     """Each generation takes the next (after_pieces, message): an error after that many pieces."""
+    raw_replies: dict[str, deque[tuple[int, bytes, str]]] = field(default_factory=dict)
+    """Path -> (status, body, content type) answered as is, one per request, before any handler:
+    replies no real server sends (NaN, wrong shapes, broken JSON)."""
 
 
 class Records:

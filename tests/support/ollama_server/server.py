@@ -10,6 +10,7 @@ import asyncio
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -163,6 +164,19 @@ class OllamaTestServer:
         """The next generation fails after `after` pieces (0: a 500 before any byte)."""
         self.faults.stream_errors.append((after, message))
 
+    def reply_raw(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        status: int = 200,
+        content_type: str = "application/json",
+        times: int = 1,
+    ) -> None:
+        """The next `times` requests to `path` get `body` as is (a stream: NDJSON lines)."""
+        queue = self.faults.raw_replies.setdefault(path, deque())
+        queue.extend([(status, body, content_type)] * times)
+
     def delay_load(self, seconds: float) -> None:
         self.faults.load_delay_s = seconds
 
@@ -178,6 +192,7 @@ class OllamaTestServer:
     def clear_faults(self) -> None:
         self.faults.load_errors.clear()
         self.faults.stream_errors.clear()
+        self.faults.raw_replies.clear()
         self.faults.load_delay_s = self.faults.first_token_delay_s = 0.0
         self.faults.piece_delay_s = self.faults.pull_step_delay_s = 0.0
 

@@ -1,0 +1,367 @@
+"""OpenAI-compatible backend: `openai.AsyncOpenAI` talking to llama-server, vLLM, LM Studio, …
+
+Importing this module pulls in the openai client (pydantic, httpx2), so the app imports it only
+when the user picks this backend. Notes that shaped it (reference/backends.md §G):
+
+* "loading" a model is choosing another model id: llama-server's router mode, LM Studio's JIT
+  loading and Ollama's /v1 load on demand. `load` checks the id against /v1/models and sends a
+  one-token request so that a model that cannot run fails the swap, not the first message;
+* the server's start-up flags (GPU layers, context, threads, batch…) cannot be changed by a
+  client: the session reports them read-only, and `LoadedModel.notes` says so;
+* per-reply figures come from wherever the server puts them (`openai_stats`);
+* stopping a reply cancels the task reading the stream, which closes the HTTP response; the
+  servers stop generating when their client goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import Any, TypeVar
+
+import openai
+
+from lollma_tui.core.backends.base import (
+    BackendCrashedError,
+    BackendError,
+    BackendState,
+    BackendStatus,
+    ChatEvent,
+    ChatMessage,
+    LoadedModel,
+    ModelLoadError,
+    ModelNotFoundError,
+    ReplyDone,
+    RunSetup,
+    StatusListener,
+    TextDelta,
+    ThinkingDelta,
+)
+from lollma_tui.core.backends.ollama_host import ServerProcessFinder
+from lollma_tui.core.backends.openai_client import (
+    CONNECT_TIMEOUT_S,
+    DEFAULT_TIMEOUT_S,
+    http_client,
+    openai_client,
+)
+from lollma_tui.core.backends.openai_errors import CLIENT_ERRORS, Operation, Where, translate
+from lollma_tui.core.backends.openai_extras import ServedModel, ServerExtras, ServerKind, read_model_ids
+from lollma_tui.core.backends.openai_host import api_key, base_url, host_and_port, is_loopback, server_root
+from lollma_tui.core.backends.openai_probe import probe_server, refresh_live
+from lollma_tui.core.backends.openai_request import chat_body, delta_text, quant_in_names
+from lollma_tui.core.backends.openai_stats import Clock, StreamFigures, reply_stats
+from lollma_tui.core.backends.openai_think import ThinkSplitter
+from lollma_tui.core.backends.server_state import ServerBackendState
+from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings
+
+T = TypeVar("T")
+
+SERVER_SET_NOTE = (
+    "GPU layers, context size, threads, batch, flash attention and the KV cache type are set "
+    "when the server starts; this app cannot change them"
+)
+_ID_LIST = 6
+
+
+class _End:
+    """The stream ended."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Failure:
+    error: BaseException
+
+
+class OpenAIBackend(ServerBackendState):
+    """`Backend` over the OpenAI chat API, plus what the server reveals about itself."""
+
+    kind = BackendKind.OPENAI
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        api_key_env: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        warm_up: bool = True,
+        on_status: StatusListener | None = None,
+    ) -> None:
+        self.base_url = base_url(url)
+        self.root = server_root(self.base_url)
+        self.timeout_s = timeout_s
+        self._warm_up = warm_up
+        self._key = api_key(api_key_env)
+        self._http = http_client(self.base_url, timeout_s=timeout_s, connect_timeout_s=connect_timeout_s)
+        self._client = openai_client(self.base_url, self._key.sent, self._http)
+        self._on_status = on_status
+        self._status = BackendStatus(BackendState.UNLOADED, "No model loaded")
+        self._loaded: LoadedModel | None = None
+        self._extras = ServerExtras()
+        self._full_request = True
+        """Send stream_options and llama.cpp's samplers; cleared when the server rejects them."""
+        self._pump: asyncio.Task[None] | None = None
+        self._cancel_requested = False
+        self._lock = asyncio.Lock()
+        port = host_and_port(self.base_url)[1]
+        self._finder = ServerProcessFinder(port, process_names=()) if is_loopback(self.base_url) else None
+
+    # -- requests -----------------------------------------------------------------------------
+
+    @property
+    def extras(self) -> ServerExtras:
+        """What the server told about itself at the last load or refresh."""
+        return self._extras
+
+    def _where(self, model: str = "") -> Where:
+        server = self._extras.kind.value if self._extras.kind is not ServerKind.UNKNOWN else "the server"
+        return Where(
+            base_url=self.base_url,
+            server=server,
+            model=model,
+            key_env=self._key.env_name,
+            key_set=self._key.value is not None,
+            timeout_s=self.timeout_s,
+        )
+
+    async def _call(self, operation: Operation, awaitable: Awaitable[T], model: str = "") -> T:
+        try:
+            return await awaitable
+        except CLIENT_ERRORS as error:
+            raise translate(error, self._where(model), operation) from error
+
+    # -- the server's models and extras --------------------------------------------------------
+
+    async def list_models(self) -> tuple[ServedModel, ...]:
+        """The models the server offers (/v1/models), with LM Studio's details where known."""
+        page = await self._call("models", self._client.models.list())
+        ids, problems = read_model_ids(getattr(m, "id", None) for m in page.data)
+        if problems:
+            self._extras = dataclasses.replace(self._extras, problems=(*self._extras.problems, *problems))
+        return tuple(self._extras.model(i) or ServedModel(i) for i in ids)
+
+    async def probe(self) -> ServerExtras:
+        """Find out what kind of server this is and what it offers beyond the OpenAI API."""
+        self._extras = await probe_server(self._http, self.root)
+        return self._extras
+
+    async def refresh_extras(self) -> ServerExtras:
+        """Read the live extras again (/slots, /metrics, /health) where the server has them."""
+        self._extras = await refresh_live(self._http, self.root, self._extras)
+        return self._extras
+
+    # -- load / unload ------------------------------------------------------------------------
+
+    async def load(self, settings: LoadSettings) -> LoadedModel:
+        """Make `settings.model` the model id replies use, checking the server offers it."""
+        async with self._lock:
+            await self.cancel()
+            name = settings.model.strip()
+            self._loaded = None
+            self._set_status(BackendState.LOADING, f"Loading {name or 'the server’s model'}…")
+            try:
+                await self.probe()
+                offered = await self.list_models()
+                if not name and len(offered) == 1:
+                    # No model named: a server with one model (llama-server's usual set-up) serves it.
+                    name = offered[0].id
+                    settings = settings.with_changes(model=name)
+                if name not in {m.id for m in offered}:
+                    raise ModelNotFoundError(self._not_offered(name, offered))
+                started = time.perf_counter()
+                if self._warm_up:
+                    await self._warm(name)
+                load_s = time.perf_counter() - started
+            except BackendError as error:
+                self._set_status(BackendState.FAILED, str(error))
+                raise
+            self._loaded = self._describe(settings, load_s)
+            self._set_status(BackendState.READY, f"{name} ready")
+            return self._loaded
+
+    def _not_offered(self, name: str, offered: Sequence[ServedModel]) -> str:
+        listed = ", ".join(m.id for m in offered[:_ID_LIST]) + ("…" if len(offered) > _ID_LIST else "")
+        if not name:
+            return f"Choose one of the models {self._where().at} offers: {listed or 'none'} (/model NAME)."
+        return f"{self._where().subject} has no model '{name}' (it offers: {listed or 'none'})."
+
+    async def _warm(self, name: str) -> None:
+        # One token: a JIT-loading server loads the model now, and a model it cannot run fails
+        # the swap (which then rolls back) instead of the user's first message.
+        request = self._client.chat.completions.create(
+            model=name, messages=[{"role": "user", "content": "Hi"}], max_tokens=1, temperature=0.0
+        )
+        try:
+            await self._call("load", request, name)
+        except BackendError as error:
+            # A plain rejection (400, 429) says nothing about whether the model can run.
+            if type(error) is not BackendError:
+                raise
+
+    def _describe(self, settings: LoadSettings, load_s: float) -> LoadedModel:
+        name = settings.model.strip()
+        extras = self._extras
+        served = extras.model(name)
+        n_ctx = extras.context_for(name)
+        notes = [f"{extras.label} at {self.base_url}", SERVER_SET_NOTE]
+        if n_ctx is None:
+            notes.append(f"the server does not say its context size; assuming {settings.n_ctx} tokens")
+        if extras.loading:
+            notes.append("the server reported it was still loading its model")
+        return LoadedModel(
+            settings=settings,
+            name=name,
+            architecture=(served.architecture if served else None) or "",
+            quant=(served.quantization if served else None) or quant_in_names(name, extras.model_path),
+            n_layers=None,
+            n_ctx=n_ctx or settings.n_ctx,
+            n_ctx_train=served.max_context if served is not None else None,
+            n_gpu_layers=0,
+            # Whatever the server does with GPUs is its own business; never claim a CPU-only build.
+            gpu_offload_supported=True,
+            chat_format="server template",
+            chat_format_source="server",
+            size_bytes=None,
+            n_params=None,
+            load_s=load_s,
+            n_threads=None,
+            placement=None,
+            notes=tuple(notes),
+        )
+
+    async def unload(self) -> None:
+        """Forget the model id: a remote server's memory is not ours to free."""
+        async with self._lock:
+            await self.cancel()
+            self._loaded = None
+            self._set_status(BackendState.UNLOADED, "No model loaded")
+
+    async def close(self) -> None:
+        await self.cancel()
+        await self._client.close()
+        await self._http.aclose()
+
+    # -- chat ---------------------------------------------------------------------------------
+
+    def _setup(self, loaded: LoadedModel) -> RunSetup:
+        return dataclasses.replace(loaded.setup(), server=self.base_url, server_kind=self._extras.label)
+
+    async def stream_chat(
+        self, messages: Sequence[ChatMessage], sampling: SamplingSettings
+    ) -> AsyncIterator[ChatEvent]:
+        loaded = self._loaded
+        if loaded is None:
+            raise ModelLoadError("No model is chosen on the OpenAI-compatible server.")
+        if self._pump is not None and not self._pump.done():
+            raise BackendError("A reply is already streaming; stop it first.")
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._cancel_requested = False
+        started = time.perf_counter()
+        pump = asyncio.create_task(
+            self._pump_chat(loaded.name, messages, sampling, queue), name="openai-chat"
+        )
+        self._pump = pump
+        self._set_status(BackendState.GENERATING, f"{loaded.name} generating")
+        figures = StreamFigures()
+        splitter = ThinkSplitter()
+        first_at: float | None = None
+        last_at: float | None = None
+        chunks = 0
+        finish: str | None = None
+        try:
+            while True:
+                item = await queue.get()
+                if self._cancel_requested or item is None:
+                    clock = Clock(started, first_at, last_at, time.perf_counter(), chunks)
+                    yield ReplyDone("cancelled", reply_stats(self._setup(loaded), figures, clock))
+                    return
+                if isinstance(item, _Failure):
+                    raise self._chat_failure(item.error, loaded.name, streaming=chunks > 0) from item.error
+                if isinstance(item, _End):
+                    if finish is None:
+                        raise self._chat_failure(None, loaded.name, streaming=True)
+                    for kind, piece in splitter.flush():
+                        yield TextDelta(piece, chunks) if kind == "text" else ThinkingDelta(piece)
+                    clock = Clock(started, first_at, last_at, time.perf_counter(), chunks)
+                    stats = reply_stats(self._setup(loaded), figures, clock)
+                    yield ReplyDone("length" if finish == "length" else "stop", stats)
+                    return
+                figures.take(item.model_extra, item.usage.model_dump() if item.usage is not None else None)
+                delta = delta_text(item)
+                finish = delta.finish_reason or finish
+                if delta.content or delta.reasoning:
+                    last_at = time.perf_counter()
+                    first_at = first_at or last_at
+                    chunks += 1
+                if delta.reasoning:
+                    yield ThinkingDelta(delta.reasoning)
+                for kind, piece in splitter.feed(delta.content):
+                    yield TextDelta(piece, chunks) if kind == "text" else ThinkingDelta(piece)
+        finally:
+            if not pump.done():
+                pump.cancel()
+                await asyncio.wait({pump})
+            self._pump = None
+            if self._status.state is BackendState.GENERATING:
+                self._set_status(BackendState.READY, f"{loaded.name} ready")
+
+    async def _pump_chat(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        sampling: SamplingSettings,
+        queue: asyncio.Queue[Any],
+    ) -> None:
+        """Read the stream into `queue`; cancelling this task closes the HTTP response."""
+        try:
+            stream = await self._open_stream(model, messages, sampling)
+            async with stream:
+                async for chunk in stream:
+                    queue.put_nowait(chunk)
+        except asyncio.CancelledError:
+            queue.put_nowait(None)
+            raise
+        except Exception as error:
+            queue.put_nowait(_Failure(error))
+        else:
+            queue.put_nowait(_End())
+
+    async def _open_stream(
+        self, model: str, messages: Sequence[ChatMessage], sampling: SamplingSettings
+    ) -> Any:
+        while True:
+            params, extra_body = chat_body(
+                model, messages, sampling, full=self._full_request, kind=self._extras.kind
+            )
+            try:
+                return await self._client.chat.completions.create(**params, extra_body=extra_body)
+            except (openai.BadRequestError, openai.UnprocessableEntityError):
+                if not self._full_request:
+                    raise
+                # A strict server refuses fields it does not know: ask again with standard ones.
+                self._full_request = False
+
+    def _chat_failure(self, error: BaseException | None, name: str, *, streaming: bool) -> BackendError:
+        if error is None:
+            failure: BackendError = BackendCrashedError(
+                f"{self._where().subject} ended the reply without finishing it; the conversation is kept."
+            )
+        else:
+            failure = translate(error, self._where(name), "chat", streaming=streaming)
+        plain_rejection = type(failure) is BackendError
+        self._set_status(BackendState.READY if plain_rejection else BackendState.FAILED, str(failure))
+        return failure
+
+    async def count_tokens(self, text: str) -> int | None:
+        """llama-server's /tokenize where the server has it; None lets the caller estimate."""
+        if self._extras.kind is not ServerKind.LLAMA_SERVER:
+            return None
+        with contextlib.suppress(Exception):
+            response = await self._http.post(self.root + "/tokenize", json={"content": text}, timeout=5.0)
+            tokens = response.json().get("tokens")
+            if response.status_code == 200 and isinstance(tokens, list):
+                return len(tokens)
+        return None

@@ -1,0 +1,107 @@
+"""Where to watch hardware over ssh: ``[user@]host[:port]`` or ``ssh://[user@]host[:port]``.
+
+The user's own `ssh` does the work, with their config, keys and agent. We add only what a
+background reader needs: ``-T`` (no terminal), ``BatchMode=yes`` (never a password or host-key
+prompt: there is nobody to answer it) and keep-alives so a dead link is noticed.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+
+KEY_SETUP_HINT = (
+    "set up a key: `ssh-keygen -t ed25519` once, then `ssh-copy-id {target}`, and check that "
+    "`ssh {target} true` runs without asking anything"
+)
+
+
+class SshTargetError(ValueError):
+    """Not a usable ssh destination; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class SshTarget:
+    host: str
+    user: str | None = None
+    port: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> SshTarget:
+        raw = text.strip()
+        if raw.startswith("ssh://"):
+            raw = raw[len("ssh://") :].rstrip("/")
+        user: str | None = None
+        if "@" in raw:
+            user, _, raw = raw.rpartition("@")
+            if not _USER.match(user):
+                raise SshTargetError(f"{text!r}: {user!r} is not a user name")
+        host, port = _split_port(raw, text)
+        if not host or not (_NAME.match(host) or _is_ipv6(host)):
+            raise SshTargetError(f"{text!r}: expected [user@]host[:port]")
+        return cls(host, user, port)
+
+    @property
+    def destination(self) -> str:
+        return f"{self.user}@{self.host}" if self.user else self.host
+
+    @property
+    def label(self) -> str:
+        """How the panel names the machine: the host as the user wrote it."""
+        return self.host
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        name = f"{self.user}@{host}" if self.user else host
+        return f"{name}:{self.port}" if self.port else name
+
+    def argv(self, remote_command: str, *, ssh: str = "ssh", options: Sequence[str] = ()) -> list[str]:
+        """The ssh command line running `remote_command` there; `options` go before the host."""
+        command = [
+            ssh,
+            "-T",
+            "-o", "BatchMode=yes",
+            "-o", "ConnectTimeout=10",
+            "-o", "ServerAliveInterval=5",
+            "-o", "ServerAliveCountMax=3",
+            *options,
+        ]  # fmt: skip
+        if self.port:
+            command += ["-p", str(self.port)]
+        return [*command, "--", self.destination, remote_command]
+
+
+def default_remote_command(interval_s: float, server_port: int | None = None) -> str:
+    """What runs on the other machine unless the user says otherwise (--hw-command)."""
+    command = f"lollma-tui monitor --jsonl --interval {interval_s:g}"
+    return command + (f" --port {server_port}" if server_port else "")
+
+
+def quote_command(argv: Sequence[str]) -> str:
+    return shlex.join(argv)
+
+
+def _split_port(raw: str, text: str) -> tuple[str, int | None]:
+    if raw.startswith("["):
+        host, _, rest = raw[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+        if rest and not rest.startswith(":"):
+            raise SshTargetError(f"{text!r}: expected [host]:port")
+    elif raw.count(":") == 1:
+        host, _, port_text = raw.partition(":")
+    else:
+        host, port_text = raw, ""
+    if not port_text:
+        return host, None
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise SshTargetError(f"{text!r}: the port must be a number from 1 to 65535")
+    return host, int(port_text)
+
+
+def _is_ipv6(host: str) -> bool:
+    return ":" in host and all(c in "0123456789abcdefABCDEF:." for c in host)

@@ -1,0 +1,136 @@
+"""Each server's dialect through the backend: where the figures come from, what extras are found."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from openai_helpers import QUESTION, done_of, openai_settings, reply, text_of, thinking_of
+from openai_server import Flavour, OpenAITestServer, Script, ServedSpec
+
+from lollma_tui.core.backends.base import ChatMessage, StatsSource
+from lollma_tui.core.backends.openai import OpenAIBackend
+from lollma_tui.core.backends.openai_extras import ServerKind
+
+Factory = Callable[..., OpenAIBackend]
+
+EXPECTED_SOURCE = {
+    Flavour.LLAMA_SERVER: StatsSource.SERVER_TIMINGS,
+    Flavour.VLLM: StatsSource.CLIENT_CLOCK,
+    Flavour.LM_STUDIO: StatsSource.SERVER_STATS,
+    Flavour.PLAIN: StatsSource.CLIENT_CHUNKS,
+}
+EXPECTED_KIND = {
+    Flavour.LLAMA_SERVER: ServerKind.LLAMA_SERVER,
+    Flavour.VLLM: ServerKind.VLLM,
+    Flavour.LM_STUDIO: ServerKind.LM_STUDIO,
+    Flavour.PLAIN: ServerKind.UNKNOWN,
+}
+
+
+async def test_each_dialect_streams_and_reports_who_measured(
+    any_flavour_server: OpenAITestServer, make_backend: Factory
+) -> None:
+    server = any_flavour_server
+    server.queue("one two three four five six")
+    backend = make_backend(server.base_url)
+    await backend.load(openai_settings(server.models[0].id))
+    events = await reply(backend)
+    done = done_of(events)
+    assert text_of(events) == "one two three four five six"
+    assert done.finish_reason == "stop"
+    assert done.stats.source is EXPECTED_SOURCE[server.flavour]
+    assert done.stats.gen_tokens == 6
+    assert backend.extras.kind is EXPECTED_KIND[server.flavour]
+    # Usage is asked for on every request: vLLM sends token counts only then.
+    assert server.chat_requests()[-1].body["stream_options"] == {"include_usage": True}
+
+
+async def test_llama_server_timings_are_the_reply_figures(
+    llama_server: OpenAITestServer, make_backend: Factory
+) -> None:
+    llama_server.tokens_per_second = 400.0
+    backend = make_backend(llama_server.base_url)
+    await backend.load(openai_settings(llama_server.models[0].id))
+    done = done_of(await reply(backend))
+    timings = llama_server.records.replies[-1]
+    assert done.stats.gen_tps == pytest.approx(timings["predicted_per_second"])
+    assert done.stats.prompt_tps == pytest.approx(timings["prompt_per_second"])
+    assert done.stats.prompt_tokens == timings["prompt_n"] + timings["cache_n"]
+
+
+async def test_llama_server_extras_are_found(llama_server: OpenAITestServer, make_backend: Factory) -> None:
+    backend = make_backend(llama_server.base_url)
+    loaded = await backend.load(openai_settings(llama_server.models[0].id))
+    extras = backend.extras
+    assert extras.label == "llama-server b4500-0abc123"
+    assert extras.n_ctx == llama_server.n_ctx == loaded.n_ctx
+    assert extras.model_path == f"/models/{llama_server.models[0].id}.gguf"
+    assert [s.n_ctx for s in extras.slots] == [llama_server.n_ctx]
+    assert extras.metrics is not None and extras.metrics.kv_cache_usage == 0.25
+    assert extras.metrics.gen_tps == pytest.approx(198.7)
+    assert set(extras.endpoints) == {"/props", "/health", "/slots", "/metrics"}
+    assert loaded.quant == "Q4_K_M"  # spelled in the model id
+    assert not extras.problems
+
+
+async def test_vllm_metrics_and_version(make_backend: Factory) -> None:
+    models = [ServedSpec("meta-llama/Llama-3.1-8B-Instruct"), ServedSpec("Qwen/Qwen3-0.6B")]
+    with OpenAITestServer(Flavour.VLLM, models=models) as server:
+        extras = await make_backend(server.base_url).probe()
+    assert extras.label == "vLLM 0.9.1"
+    assert extras.metrics is not None
+    # One series per model: requests add up, the cache usage is the highest.
+    assert (extras.metrics.requests_running, extras.metrics.requests_waiting) == (2, 4)
+    assert extras.metrics.kv_cache_usage == 0.125
+
+
+async def test_lm_studio_models_carry_quantization_and_context(make_backend: Factory) -> None:
+    models = [
+        ServedSpec("granite-3.0-2b-instruct", "Q8_0", "granite", 4096),
+        ServedSpec("qwen3-4b", loaded=False),
+    ]
+    with OpenAITestServer(Flavour.LM_STUDIO, models=models) as server:
+        backend = make_backend(server.base_url)
+        loaded = await backend.load(openai_settings("granite-3.0-2b-instruct"))
+        listed = await backend.list_models()
+    assert (loaded.quant, loaded.architecture, loaded.n_ctx) == ("Q8_0", "granite", 4096)
+    assert [(m.id, m.loaded) for m in listed] == [("granite-3.0-2b-instruct", True), ("qwen3-4b", False)]
+
+
+async def test_reasoning_content_and_think_tags_become_thinking(
+    llama_server: OpenAITestServer, make_backend: Factory
+) -> None:
+    llama_server.queue(
+        Script(text="The answer is 4.", reasoning="two plus two"),
+        Script(text="<think>weigh it up</think>Forty-two."),
+    )
+    backend = make_backend(llama_server.base_url)
+    await backend.load(openai_settings(llama_server.models[0].id))
+    first = await reply(backend)
+    assert thinking_of(first).split() == ["two", "plus", "two"]
+    assert text_of(first) == "The answer is 4."
+    second = await reply(backend)
+    assert thinking_of(second) == "weigh it up"
+    assert text_of(second) == "Forty-two."
+
+
+async def test_sampling_reaches_the_server_with_llama_cpp_samplers(
+    llama_server: OpenAITestServer, make_backend: Factory
+) -> None:
+    backend = make_backend(llama_server.base_url)
+    await backend.load(openai_settings(llama_server.models[0].id))
+    await reply(backend, temperature=0.3, top_k=7, min_p=0.2, repeat_penalty=1.3, seed=5, max_tokens=3)
+    body = llama_server.chat_requests()[-1].body
+    assert (body["temperature"], body["top_k"], body["min_p"], body["repeat_penalty"]) == (0.3, 7, 0.2, 1.3)
+    assert (body["seed"], body["max_tokens"]) == (5, 3)
+
+
+async def test_a_continued_reply_sends_the_assistant_text_last(
+    llama_server: OpenAITestServer, make_backend: Factory
+) -> None:
+    backend = make_backend(llama_server.base_url)
+    await backend.load(openai_settings(llama_server.models[0].id))
+    await reply(backend, [*QUESTION, ChatMessage("assistant", "Hello")])
+    messages = llama_server.chat_requests()[-1].body["messages"]
+    assert messages[-1] == {"role": "assistant", "content": "Hello"}

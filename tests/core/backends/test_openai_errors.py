@@ -1,0 +1,170 @@
+"""Failures become the same kinds of errors, and the same one-line messages, as with Ollama."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from openai_helpers import done_of, openai_settings, reply, text_of
+from openai_server import Flavour, OpenAITestServer, Script
+from openai_server.fixtures import free_port
+
+from lollma_tui.core.backends.base import (
+    BackendCrashedError,
+    BackendError,
+    BackendState,
+    BackendUnavailableError,
+    ModelLoadError,
+    ModelNotFoundError,
+)
+from lollma_tui.core.backends.openai import OpenAIBackend
+
+Factory = Callable[..., OpenAIBackend]
+
+
+async def loaded_backend(server: OpenAITestServer, make_backend: Factory, **kwargs: object) -> OpenAIBackend:
+    backend = make_backend(server.base_url, **kwargs)
+    await backend.load(openai_settings(server.models[0].id))
+    return backend
+
+
+async def test_connection_refused_says_no_server_answers(make_backend: Factory) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    backend = make_backend(url)
+    with pytest.raises(BackendUnavailableError) as caught:
+        await backend.load(openai_settings("any"))
+    assert str(caught.value) == f"No OpenAI-compatible server answers at {url} — is it running?"
+    assert backend.status.state is BackendState.FAILED
+
+
+async def test_a_missing_key_names_the_variable_to_set(
+    make_backend: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MY_SERVER_KEY", raising=False)
+    with OpenAITestServer(Flavour.VLLM, api_key="s3cret") as server:
+        backend = make_backend(server.base_url, api_key_env="MY_SERVER_KEY")
+        with pytest.raises(
+            BackendUnavailableError, match=r"needs an API key \(401\): put it in \$MY_SERVER_KEY"
+        ):
+            await backend.load(openai_settings(server.models[0].id))
+
+
+async def test_the_key_is_read_from_the_named_variable(
+    make_backend: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MY_SERVER_KEY", "s3cret")
+    with OpenAITestServer(Flavour.VLLM, api_key="s3cret") as server:
+        backend = make_backend(server.base_url, api_key_env="MY_SERVER_KEY")
+        await backend.load(openai_settings(server.models[0].id))
+        assert text_of(await reply(backend))
+        assert server.chat_requests()[-1].authorization == "Bearer s3cret"
+
+
+async def test_a_wrong_key_is_reported_as_rejected(
+    make_backend: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "wrong")
+    with OpenAITestServer(Flavour.VLLM, api_key="s3cret") as server:
+        backend = make_backend(server.base_url)
+        with pytest.raises(
+            BackendUnavailableError, match=r"rejected the API key in \$OPENAI_API_KEY \(401\)"
+        ):
+            await backend.load(openai_settings(server.models[0].id))
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "words"),
+    [
+        (429, BackendError, "is limiting requests (429)"),
+        (500, ModelLoadError, "could not run"),
+        (503, BackendUnavailableError, "is busy or still loading (503)"),
+    ],
+)
+async def test_http_errors_before_the_reply(
+    llama_server: OpenAITestServer, make_backend: Factory, status: int, error: type[BackendError], words: str
+) -> None:
+    backend = await loaded_backend(llama_server, make_backend)
+    llama_server.queue(Script(status=status, message="told to fail"), "fine again")
+    with pytest.raises(error) as caught:
+        await reply(backend)
+    assert type(caught.value) is error
+    assert words in str(caught.value) and "told to fail" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    # The chat goes on: the next message is answered.
+    assert text_of(await reply(backend)) == "fine again"
+
+
+async def test_a_model_gone_from_the_server_is_not_found(
+    llama_server: OpenAITestServer, make_backend: Factory
+) -> None:
+    backend = await loaded_backend(llama_server, make_backend)
+    llama_server.models[0].id = "renamed"
+    with pytest.raises(ModelNotFoundError, match="has no model"):
+        await reply(backend)
+
+
+async def test_a_stream_cut_mid_reply_is_a_crash_and_the_chat_goes_on(
+    llama_server: OpenAITestServer, make_backend: Factory
+) -> None:
+    backend = await loaded_backend(llama_server, make_backend)
+    llama_server.queue(Script(text="a b c d e f", cut_after=3), "after the cut")
+    events = []
+    with pytest.raises(
+        BackendCrashedError, match="closed the connection mid-reply; the conversation is kept"
+    ):
+        async for event in backend.stream_chat(*_chat_args()):
+            events.append(event)
+    assert text_of(events) == "a b c"
+    assert backend.status.state is BackendState.FAILED
+    assert text_of(await reply(backend)) == "after the cut"
+    assert backend.status.state is BackendState.READY
+
+
+async def test_an_error_event_inside_the_stream(
+    llama_server: OpenAITestServer, make_backend: Factory
+) -> None:
+    backend = await loaded_backend(llama_server, make_backend)
+    llama_server.queue(Script(text="a b c", error_after=1, message="slot unavailable"))
+    with pytest.raises(BackendCrashedError, match="failed mid-reply: slot unavailable"):
+        await reply(backend)
+
+
+async def test_loading_server_is_reported_busy_on_load(
+    llama_server: OpenAITestServer, make_backend: Factory
+) -> None:
+    llama_server.loading = True
+    backend = make_backend(llama_server.base_url)
+    with pytest.raises(BackendUnavailableError, match="still loading"):
+        await backend.load(openai_settings(llama_server.models[0].id))
+    assert backend.extras.loading
+    llama_server.loading = False
+    await backend.load(openai_settings(llama_server.models[0].id))
+    assert not backend.extras.loading
+
+
+async def test_a_strict_server_gets_the_plain_request(make_backend: Factory) -> None:
+    with OpenAITestServer(Flavour.PLAIN) as server:
+        backend = await loaded_backend(server, make_backend)
+        server.queue(Script(status=400, message="Unrecognized request argument supplied: top_k"), "plain")
+        done = done_of(events := await reply(backend))
+        assert text_of(events) == "plain" and done.finish_reason == "stop"
+        retried = server.chat_requests()[-1].body
+        assert "top_k" not in retried and "stream_options" not in retried
+
+
+def _chat_args() -> tuple[list, object]:
+    from openai_helpers import QUESTION
+
+    from lollma_tui.core.settings import SamplingSettings
+
+    return list(QUESTION), SamplingSettings()
+
+
+async def test_server_text_in_a_message_cannot_steer_the_terminal(
+    llama_server: OpenAITestServer, make_backend: Factory
+) -> None:
+    backend = await loaded_backend(llama_server, make_backend)
+    llama_server.queue(Script(status=500, message="bad\x1b[2J\x07 things\nhappened"))
+    with pytest.raises(ModelLoadError) as caught:
+        await reply(backend)
+    assert str(caught.value).endswith(": bad[2J things happened")

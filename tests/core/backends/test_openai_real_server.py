@@ -1,0 +1,83 @@
+"""The backend against a real OpenAI-compatible server: llama-cpp-python's own, running the tiny GGUF."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from openai_helpers import done_of, openai_settings, reply, text_of
+from openai_server.fixtures import llama_cpp_server
+
+from lollma_tui.core.backends.base import (
+    BackendState,
+    ChatMessage,
+    ModelNotFoundError,
+    ReplyDone,
+    StatsSource,
+    TextDelta,
+)
+from lollma_tui.core.backends.openai import OpenAIBackend
+from lollma_tui.core.backends.openai_extras import ServerKind
+from lollma_tui.core.settings import SamplingSettings
+
+ALIAS = "tiny-chat"
+
+
+@pytest.fixture(scope="module")
+def real_server(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("llama-cpp-server") / "server.log"
+    with llama_cpp_server(tiny_gguf, ALIAS, log) as url:
+        yield url
+
+
+async def test_streams_real_tokens_through_the_openai_client(real_server: str) -> None:
+    backend = OpenAIBackend(real_server, timeout_s=60)
+    try:
+        loaded = await backend.load(openai_settings(ALIAS))
+        assert loaded.name == ALIAS
+        assert backend.status.state is BackendState.READY
+        events = await reply(backend, temperature=0.0, max_tokens=12, seed=1)
+        done = done_of(events)
+        pieces = [e for e in events if isinstance(e, TextDelta)]
+        assert text_of(events).strip()
+        assert done.finish_reason == "length"
+        # llama-cpp-python's server sends no usage or timings: the figures are ours, and say so.
+        assert done.stats.source is StatsSource.CLIENT_CHUNKS
+        assert done.stats.gen_tokens == len(pieces) == 12
+        assert done.stats.gen_tps is not None and done.stats.gen_tps > 0
+        assert done.stats.setup.server == real_server
+        assert backend.extras.kind is ServerKind.UNKNOWN  # nothing beyond the OpenAI API, nothing assumed
+    finally:
+        await backend.close()
+
+
+async def test_stop_closes_the_stream_and_the_server_serves_the_next_reply(real_server: str) -> None:
+    backend = OpenAIBackend(real_server, timeout_s=60)
+    try:
+        await backend.load(openai_settings(ALIAS))
+        events = []
+        stream = backend.stream_chat([ChatMessage("user", "Count.")], SamplingSettings(max_tokens=400))
+        async for event in stream:
+            events.append(event)
+            if sum(isinstance(e, TextDelta) for e in events) == 3:
+                await backend.cancel()
+        done = done_of(events)
+        assert done.finish_reason == "cancelled"
+        assert done.stats.gen_tokens < 400
+        after = await asyncio.wait_for(reply(backend, max_tokens=4), 30)
+        assert isinstance(after[-1], ReplyDone) and after[-1].finish_reason == "length"
+    finally:
+        await backend.close()
+
+
+async def test_a_model_the_server_does_not_offer_fails_the_load_with_the_ids_it_has(real_server: str) -> None:
+    backend = OpenAIBackend(real_server, timeout_s=60)
+    try:
+        with pytest.raises(ModelNotFoundError, match=f"no model 'gpt-4o'.*offers: {ALIAS}"):
+            await backend.load(openai_settings("gpt-4o"))
+        assert backend.status.state is BackendState.FAILED
+        assert [m.id for m in await backend.list_models()] == [ALIAS]
+    finally:
+        await backend.close()

@@ -1,0 +1,97 @@
+"""The `monitor --jsonl` line schema: a faithful round trip, bounded reads, per-entry failures."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+
+from lollma_tui.core.hardware.snapshot_lines import MAX_LINE, SnapshotLineError, decode, encode
+from lollma_tui.core.hardware.snapshots import (
+    CpuSnapshot,
+    GpuProcessMemory,
+    GpuSnapshot,
+    GpuState,
+    GpuVendor,
+    MemorySnapshot,
+    ProcessSnapshot,
+    SourceState,
+    SourceStatus,
+    SystemSnapshot,
+)
+
+GiB = 1 << 30
+
+
+def full_snapshot() -> SystemSnapshot:
+    gpu = GpuSnapshot(
+        index=1, name="NVIDIA H100", vendor=GpuVendor.NVIDIA, state=GpuState.OK, utilization_percent=87.0,
+        memory_bandwidth_percent=54.0, memory_used_bytes=8 * GiB, memory_total_bytes=80 * GiB,
+        temperature_c=71.0, power_w=215.5, power_limit_w=700.0, clock_mhz=1980, fan_percent=None,
+        throttle_reasons=("power cap",), unified_memory=False, mig_enabled=True, bus_id="00000000:01:00.0",
+        processes=(GpuProcessMemory(4242, 6 * GiB), GpuProcessMemory(4243, None)),
+    )  # fmt: skip
+    return SystemSnapshot(
+        monotonic=100.0, wall_time=1_764_000_000.5, interval_s=1.0, tick=7,
+        cpu=CpuSnapshot(63.5, (60.0, 67.0), 3200.0, 4500.0, (1.5, 1.0, 0.5), 2, 2, "AMD EPYC"),
+        memory=MemorySnapshot(24 * GiB, 19 * GiB, 5 * GiB, 0, 2 * GiB),
+        gpus=(gpu, GpuSnapshot(0, "AMD Radeon", GpuVendor.AMD, state=GpuState.ASLEEP)),
+        processes=(
+            ProcessSnapshot(4242, "llama-server", GiB, 350.0, 6 * GiB, (4243,), 2 * GiB, 360.0, 6 * GiB),
+        ),
+        sources=(SourceStatus("host", SourceState.OK, "CPU and memory via psutil", 0.001),),
+        gpu_summary="2 GPUs", hint="install macmon", sample_cost_s=0.002,
+    )  # fmt: skip
+
+
+def test_round_trip_keeps_every_field_but_the_clock() -> None:
+    snapshot = full_snapshot()
+    line = encode(snapshot)
+    assert "\n" not in line
+    decoded = decode(line, received_at=5.0, host="gpu-box")
+    assert decoded.problems == ()
+    assert decoded.snapshot == dataclasses.replace(snapshot, monotonic=5.0, host="gpu-box")
+
+
+def test_a_bad_gpu_costs_that_gpu_only() -> None:
+    data = json.loads(encode(full_snapshot()))
+    data["gpus"][0]["temperature_c"] = 1e9
+    data["gpus"].append("not a gpu")
+    decoded = decode(json.dumps(data), received_at=0.0)
+    assert [g.name for g in decoded.snapshot.gpus] == ["AMD Radeon"]
+    assert decoded.problems == (
+        "gpus[0].temperature_c: 1e+09 is outside -100..300",
+        "gpus[2]: expected an object, got a string",
+    )
+    assert decoded.snapshot.cpu is not None  # the rest of the line is intact
+
+
+def test_unknown_fields_are_ignored_for_newer_monitors() -> None:
+    data = json.loads(encode(full_snapshot()))
+    data["npu"] = {"utilization": 3}
+    data["cpu"]["boost"] = True
+    assert decode(json.dumps(data), received_at=0.0).snapshot.cpu == full_snapshot().cpu
+
+
+def test_non_finite_readings_are_sent_as_unknown() -> None:
+    snapshot = dataclasses.replace(
+        full_snapshot(), cpu=dataclasses.replace(full_snapshot().cpu, percent=math.nan)
+    )  # type: ignore[arg-type]
+    decoded = decode(encode(snapshot), received_at=0.0)
+    assert decoded.snapshot.cpu is not None and decoded.snapshot.cpu.percent is None
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("hello", "not JSON"),
+        ('{"schema": "macmon"}', "not a lollma-hw line"),
+        ('{"schema": "lollma-hw", "v": 2}', "version 2; this lollma-tui reads version 1"),
+        ("x" * (MAX_LINE + 1), "more than the"),
+    ],
+)
+def test_lines_that_are_not_snapshots_are_refused_with_a_reason(line: str, words: str) -> None:
+    with pytest.raises(SnapshotLineError, match=words):
+        decode(line, received_at=0.0)

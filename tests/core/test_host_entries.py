@@ -1,0 +1,70 @@
+"""Host entries (the future ``[[hosts]]`` tables) and ssh targets."""
+
+from __future__ import annotations
+
+import pytest
+
+from lollma_tui.core.hardware.ssh_target import SshTarget, SshTargetError, default_remote_command
+from lollma_tui.core.hosts import HostEntry, HostEntryError, default_hosts
+from lollma_tui.core.settings import BackendKind
+
+
+@pytest.mark.parametrize(
+    ("text", "target"),
+    [
+        ("gpu-box", SshTarget("gpu-box")),
+        ("me@gpu-box", SshTarget("gpu-box", "me")),
+        ("me@gpu-box:2222", SshTarget("gpu-box", "me", 2222)),
+        ("ssh://me@10.0.0.5:22/", SshTarget("10.0.0.5", "me", 22)),
+        ("[fe80::1]:2200", SshTarget("fe80::1", None, 2200)),
+    ],
+)
+def test_ssh_targets_parse(text: str, target: SshTarget) -> None:
+    assert SshTarget.parse(text) == target
+
+
+@pytest.mark.parametrize("text", ["", "-oProxyCommand=x", "me@", "box:ssh", "box:70000", "a b", "me;rm@box"])
+def test_bad_ssh_targets_are_refused(text: str) -> None:
+    with pytest.raises(SshTargetError):
+        SshTarget.parse(text)
+
+
+def test_ssh_runs_batch_mode_without_a_terminal() -> None:
+    argv = SshTarget("gpu-box", "me", 2222).argv("lollma-tui monitor --jsonl", options=("-F", "cfg"))
+    assert argv[:2] == ["ssh", "-T"]
+    assert argv[argv.index("BatchMode=yes") - 1] == "-o"
+    assert argv[-5:] == ["-p", "2222", "--", "me@gpu-box", "lollma-tui monitor --jsonl"]
+    assert default_remote_command(0.5, 8080) == "lollma-tui monitor --jsonl --interval 0.5 --port 8080"
+
+
+def test_host_entries_from_config_tables() -> None:
+    entry = HostEntry.from_mapping(
+        {
+            "name": "box",
+            "kind": "openai",
+            "url": "http://box:8000/v1",
+            "hw": "ssh://me@box",
+            "hw_command": "uvx lollma-tui monitor --jsonl",
+        }
+    )
+    assert (entry.kind, entry.hw, entry.url) == (
+        BackendKind.OPENAI,
+        SshTarget("box", "me"),
+        "http://box:8000/v1",
+    )
+    with pytest.raises(HostEntryError, match=r"hosts\.kind: 'tgi' is not one of llama\.cpp, ollama, openai"):
+        HostEntry.from_mapping({"name": "x", "kind": "tgi"})
+    with pytest.raises(HostEntryError, match=r"hosts\.name: expected a string"):
+        HostEntry.from_mapping({"kind": "ollama"})
+    with pytest.raises(HostEntryError, match="has no URL"):
+        HostEntry("local", BackendKind.LLAMA_CPP, url="http://x")
+
+
+def test_environment_variables_give_the_default_hosts() -> None:
+    hosts = default_hosts({"OLLAMA_HOST": "box:11434", "OPENAI_BASE_URL": "http://box:8080/v1"})
+    assert [(h.name, h.kind, h.url) for h in hosts] == [
+        ("local", BackendKind.LLAMA_CPP, None),
+        ("ollama", BackendKind.OLLAMA, "box:11434"),
+        ("openai", BackendKind.OPENAI, "http://box:8080/v1"),
+    ]
+    assert [h.name for h in default_hosts({})] == ["local"]

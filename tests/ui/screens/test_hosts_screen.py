@@ -1,0 +1,62 @@
+"""The hosts view on a bare app: one row per host, server text shown literally, Enter picks one."""
+
+from __future__ import annotations
+
+from textual.app import App
+from textual.widgets import DataTable
+
+from lollma_tui.core.hardware.ssh_target import SshTarget
+from lollma_tui.core.host_reports import HostReport
+from lollma_tui.core.hosts import HostEntry
+from lollma_tui.core.settings import BackendKind
+from lollma_tui.ui.screens.hosts import HostsScreen
+
+REPORTS = [
+    HostReport(HostEntry("local", BackendKind.LLAMA_CPP), True, "llama.cpp in this app"),
+    HostReport(
+        HostEntry("box", BackendKind.OPENAI, "http://box:8080/v1", hw=SshTarget("box", "me")),
+        True,
+        "llama-server b4500",
+        models=("a", "b", "c", "d", "e"),
+        loaded=("a",),
+        gpu_summary="2 GPUs: NVIDIA RTX 4090, RTX 3090",
+    ),
+    HostReport(
+        HostEntry("evil", BackendKind.OPENAI, "http://evil/v1"), False, "[bold red]boom[/]\x1b[2J\x07"
+    ),
+]
+
+
+class HostApp(App[None]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.chosen: list[str | None] = []
+
+    def on_mount(self) -> None:
+        self.push_screen(HostsScreen(REPORTS), self.chosen.append)
+
+
+async def test_rows_show_each_host_literally_and_enter_picks_one() -> None:
+    app = HostApp()
+    async with app.run_test(size=(140, 30)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(DataTable)
+        assert table.row_count == 3
+        cells = [str(cell) for cell in table.get_row("box")]
+        assert cells[:4] == ["box", "openai", "http://box:8080/v1", "● llama-server b4500"]
+        assert cells[4] == "a, b, c (+2)" and cells[5] == "a" and cells[6].startswith("2 GPUs")
+        evil = [str(cell) for cell in table.get_row("evil")]
+        # Markup stays text, and the control characters are gone.
+        assert evil[3] == "● [bold red]boom[/][2J"
+        await pilot.press("down", "enter")
+        await pilot.pause()
+    assert app.chosen == ["box"]
+
+
+async def test_escape_closes_without_choosing() -> None:
+    app = HostApp()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+    assert app.chosen == [None]
