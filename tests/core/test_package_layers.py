@@ -20,7 +20,7 @@ def package_of(module: str) -> str | None:
 def core_imports() -> dict[str, set[str]]:
     """Package → the other core packages it imports, at module level or inside functions."""
     graph: dict[str, set[str]] = {}
-    for path in CORE.rglob("*.py*"):
+    for path in (p for p in CORE.rglob("*.py*") if p.suffix in (".py", ".pyi")):
         relative = path.relative_to(CORE)
         own = relative.parts[0] if len(relative.parts) > 1 else relative.stem
         targets = graph.setdefault(own, set())

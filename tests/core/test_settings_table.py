@@ -91,7 +91,7 @@ def test_stop_strings_split_on_commas_with_escapes() -> None:
         ("temperature", "hot", "temperature must be a number, not 'hot'"),
         ("flash_attn", "maybe", "flash_attn must be on or off, not 'maybe'"),
         ("kv_cache_type", "q5", "kv_cache_type must be one of"),
-        ("backend", "vllm", "backend must be llama.cpp or ollama, not 'vllm'"),
+        ("backend", "vllm", "backend must be llama.cpp, ollama or openai, not 'vllm'"),
     ],
 )
 def test_bad_text_names_the_setting_and_the_reason(name: str, text: str, message: str) -> None:
