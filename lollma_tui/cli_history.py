@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
+from lollma_tui.core.backends.describe import format_setup, format_stats
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.errors import AmbiguousIdError, NotFoundError, StoreError
 from lollma_tui.core.chat.opening import default_store_path, open_store
 from lollma_tui.core.chat.store import ChatStore, MessageMeta
-from lollma_tui.core.formatting import format_setup, format_stats
 from lollma_tui.core.safe_text import clean_text
 
 PROG: Final = "lollma-tui history"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import ReplyStats, RunSetup
+from lollma_tui.core.backends.describe import format_setup
 
 SetupKey = tuple[object, ...]
 
@@ -99,7 +100,7 @@ def format_comparison(summaries: Sequence[SetupSummary]) -> str:
                 gen + ("*" if marked else " "),
                 fmt.rate(summary.prompt_tps),
                 _ttft(summary.ttft_s),
-                fmt.format_setup(summary.setup),
+                format_setup(summary.setup),
             )
         )
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(_HEADERS)]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from textual.dom import DOMNode
 
 from lollma_tui.core.backends.base import Backend, BackendError, BackendState, BackendStatus, LoadedModel
-from lollma_tui.core.formatting import format_loaded
+from lollma_tui.core.backends.describe import format_loaded
 from lollma_tui.core.models.demo import DemoModelError, demo_for, ensure_demo_model
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.messages import BackendStatusChanged, NoticePosted, SwapFinished, SwapProgressed

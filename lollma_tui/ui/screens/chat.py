@@ -24,9 +24,9 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from lollma_tui.core.backends.base import Backend, BackendError, BackendState, BackendStatus, ReplyStats
+from lollma_tui.core.backends.describe import format_gpu_layers, format_setup
 from lollma_tui.core.chat.commands import is_command, unescape_message
 from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
-from lollma_tui.core.formatting import format_gpu_layers, format_setup
 from lollma_tui.core.settings import BackendKind, LoadSettings, StartupOptions
 from lollma_tui.ui.controllers.context_meter import ContextMeter
 from lollma_tui.ui.controllers.history_recorder import HistoryRecorder

@@ -11,8 +11,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Collapsible, Static
 
+from lollma_tui.core.backends.describe import format_stats
 from lollma_tui.core.chat.conversation import Message, ReplyState
-from lollma_tui.core.formatting import format_stats
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

@@ -9,6 +9,7 @@ from textual.widgets import Static
 
 from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import BackendState, BackendStatus, ReplyStats
+from lollma_tui.core.backends.describe import format_gpu_layers
 from lollma_tui.core.chat.context_budget import ContextCheck
 from lollma_tui.core.hardware.history import Metric, classify
 
@@ -52,7 +53,7 @@ class ModelCard(Vertical):
                     loaded.name,
                     " · ".join(p for p in (loaded.quant, loaded.architecture, _params(loaded.n_params)) if p),
                     f"{settings.backend} · {'GPU build' if loaded.gpu_offload_supported else 'CPU only'}",
-                    f"{fmt.format_gpu_layers(loaded.n_gpu_layers, loaded.n_layers)} · ctx {loaded.n_ctx}",
+                    f"{format_gpu_layers(loaded.n_gpu_layers, loaded.n_layers)} · ctx {loaded.n_ctx}",
                     f"threads {loaded.n_threads or 'auto'} · batch {settings.n_batch}"
                     + (" · repack off" if loaded.repack is False else ""),
                 ]
