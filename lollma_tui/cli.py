@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from lollma_tui import __version__
 
 if TYPE_CHECKING:
+    from lollma_tui.core.config_file import ConfigFile
     from lollma_tui.core.settings import StartupOptions
 
 EXIT_USAGE = 2
@@ -27,19 +28,6 @@ class CliError(Exception):
     """A bad argument or input file: printed as one line, exit code 2."""
 
 
-def _gpu_layers(value: str) -> int | str:
-    if value.lower() in ("auto", "a"):
-        return "auto"
-    if value.lower() in ("all", "max"):
-        return -1
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of layers, 'all' or 'auto', not {value!r}"
-        ) from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lollma-tui",
@@ -52,8 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--backend",
         choices=("llama.cpp", "ollama", "openai"),
-        default="llama.cpp",
-        help="llama.cpp in-process (GGUF files), an Ollama server, or any OpenAI-compatible server "
+        help="llama.cpp in a worker process (GGUF files), an Ollama server, or any OpenAI-compatible server "
         "(llama-server, vLLM, LM Studio…); default llama.cpp",
     )
     parser.add_argument(
@@ -94,27 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="which bundled demo model to chat with when no --model is given (default smollm2: "
         "SmolLM2 135M Instruct; gemma: the Gemma 3 270M base model)",
     )
-    parser.add_argument(
-        "--repack",
-        choices=("auto", "on", "off"),
-        help="llama.cpp's repacked weights (fast CPU kernels, AMX included); auto turns them off for a "
-        "model on a CPU where they crashed before (default auto)",
-    )
-    parser.add_argument(
-        "--n-gpu-layers",
-        "--ngl",
-        type=_gpu_layers,
-        metavar="N|all|auto",
-        help="layers to offload to the GPU (default 0)",
-    )
-    parser.add_argument("--ctx", type=int, metavar="N", help="context size in tokens (default 4096)")
-    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: physical cores)")
-    parser.add_argument("--batch", type=int, metavar="N", help="prompt batch size (default 512)")
     parser.add_argument("--system", metavar="TEXT", default="", help="system prompt")
-    parser.add_argument("--temp", type=float, metavar="T", help="sampling temperature")
-    parser.add_argument("--max-tokens", type=int, metavar="N", help="longest reply in tokens")
-    parser.add_argument("--repeat-penalty", type=float, metavar="P", help="repeat penalty (1.0 = off)")
-    parser.add_argument("--seed", type=int, metavar="N", help="sampling seed (default: random)")
+    _add_setting_flags(parser)
     parser.add_argument(
         "--theme", metavar="NAME", help="colour theme (lollma-dark, lollma-light, lollma-amber, …)"
     )
@@ -128,6 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--hw-interval", type=float, default=1.0, metavar="S", help="hardware sampling interval, 0.25–5 s"
     )
     return parser
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per row of the settings table that has flags; values are read by the table after
+    parsing, so a bad one is reported in one line like any other input error."""
+    from lollma_tui.core.settings_table import SETTINGS
+
+    group = parser.add_argument_group("settings (also in config.toml; see the README)")
+    for setting in SETTINGS:
+        if setting.flags:
+            group.add_argument(*setting.flags, dest=setting.name, metavar=setting.metavar, help=setting.help)
 
 
 def models_folders() -> list[Path]:
@@ -176,7 +155,8 @@ def check_model_file(path: Path) -> None:
         raise CliError(str(error)) from None
 
 
-def startup_options(args: argparse.Namespace) -> StartupOptions:
+def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) -> StartupOptions:
+    """What the app starts with: the settings' defaults, then the config file, then the flags."""
     from lollma_tui.core.models.demo import DEFAULT_DEMO, DEMOS, INSTALL_HINT, demo_installed, demo_model_path
     from lollma_tui.core.settings import (
         BackendKind,
@@ -185,41 +165,37 @@ def startup_options(args: argparse.Namespace) -> StartupOptions:
         SettingsError,
         StartupOptions,
     )
+    from lollma_tui.core.settings_table import LOAD_NAMES, SETTINGS
 
-    backend = BackendKind(args.backend)
-    demo = backend == BackendKind.LLAMA_CPP and args.model is None
+    chosen = dict(config.settings) if config is not None else {}
+    try:
+        for setting in SETTINGS:
+            text = getattr(args, setting.name, None)
+            if text is not None:
+                chosen[setting.name] = setting.parse(text)
+    except SettingsError as error:
+        raise CliError(str(error)) from None
+    backend = BackendKind(args.backend) if args.backend else chosen.get("backend", BackendKind.LLAMA_CPP)
+    model_spec = args.model if args.model is not None else chosen.get("model")
+    demo = backend == BackendKind.LLAMA_CPP and not model_spec
     demo_model = DEMOS[args.demo] if args.demo else DEFAULT_DEMO
     if args.demo and not demo:
         raise CliError("--demo picks the model when no --model is given (llama.cpp backend only)")
     if backend in (BackendKind.OLLAMA, BackendKind.OPENAI):
-        model = (args.model or "").strip()
+        model = (model_spec or "").strip()
     elif demo:
         if not demo_installed(demo_model):
             raise CliError(INSTALL_HINT)
         model = str(demo_model_path(demo_model))
     else:
-        model_path = resolve_model(args.model)
+        model_path = resolve_model(str(model_spec))
         check_model_file(model_path)
         model = str(model_path.resolve())
-    load_changes = {
-        "n_gpu_layers": args.n_gpu_layers,
-        "n_ctx": args.ctx,
-        "n_threads": args.threads,
-        "n_batch": args.batch,
-        "repack": args.repack,
-    }
-    sampling_changes = {
-        "temperature": args.temp,
-        "max_tokens": args.max_tokens,
-        "repeat_penalty": args.repeat_penalty,
-        "seed": args.seed,
-    }
+    load_changes = {name: value for name, value in chosen.items() if name in LOAD_NAMES}
+    sampling_changes = {name: value for name, value in chosen.items() if name not in LOAD_NAMES}
     try:
-        load = LoadSettings(
-            backend=backend, model=model, **{k: v for k, v in load_changes.items() if v is not None}
-        )
-        base_sampling = demo_model.sampling if demo else SamplingSettings()
-        sampling = base_sampling.with_changes(**{k: v for k, v in sampling_changes.items() if v is not None})
+        load = LoadSettings(**{**load_changes, "backend": backend, "model": model})
+        sampling = (demo_model.sampling if demo else SamplingSettings()).with_changes(**sampling_changes)
     except SettingsError as error:
         raise CliError(str(error)) from None
     remote = remote_options(args)
@@ -239,6 +215,7 @@ def startup_options(args: argparse.Namespace) -> StartupOptions:
         hardware_interval_s=args.hw_interval,
         new_conversation=args.new,
         conversation_id=args.conversation,
+        config_problems=config.problems if config is not None else (),
     )
 
 
@@ -275,22 +252,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments and arguments[0] in SUBCOMMANDS:
         return run_subcommand(arguments[0], arguments[1:])
     args = build_parser().parse_args(arguments)
-    from lollma_tui.core.settings import BackendKind
+    from lollma_tui.core.config_file import read_config
 
     try:
-        options = startup_options(args)
+        options = startup_options(args, read_config())
     except CliError as error:
         print(f"lollma-tui: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     from lollma_tui.ui.app import LollmaApp
 
-    backend = None
-    if options.load.backend is BackendKind.OPENAI:
-        # Handed to the app as its first backend (the app's own factory predates this backend).
-        from lollma_tui.core.backends.factory import make_backend
-
-        backend = make_backend(options.load.backend, options)
-    LollmaApp(options, backend).run()
+    LollmaApp(options).run()
     return 0
 
 

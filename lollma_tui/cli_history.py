@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
+from lollma_tui.core.backends.describe import format_setup, format_stats
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.errors import AmbiguousIdError, NotFoundError, StoreError
 from lollma_tui.core.chat.opening import default_store_path, open_store
-from lollma_tui.core.chat.stats_format import format_setup, format_stats
 from lollma_tui.core.chat.store import ChatStore, MessageMeta
+from lollma_tui.core.safe_text import clean_text
 
 PROG: Final = "lollma-tui history"
 EXIT_OK: Final = 0
@@ -36,9 +35,6 @@ _STATE_NOTES: Final = {
     ReplyState.LENGTH: "cut off at the token or context limit",
     ReplyState.INCOMPLETE: "interrupted: lollma-tui closed while it was being written",
 }
-# Everything a terminal could act on except newline and tab: a reply or an imported title may
-# carry escape sequences, and printing them raw would let a file drive the user's terminal.
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class HistoryError(Exception):
@@ -73,6 +69,7 @@ def build_history_parser() -> argparse.ArgumentParser:
         help="md to read, json to keep or import elsewhere (default: from the -o name, else md)",
     )
     export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    export.add_argument("--force", action="store_true", help="replace FILE if it exists")
 
     importing = commands.add_parser("import", help="add a conversation from a JSON export")
     importing.add_argument("file", metavar="FILE", help="a file written by `export --format json`, or -")
@@ -203,21 +200,21 @@ def _message_lines(message: Message, meta: MessageMeta | None) -> list[str]:
     heading.append(_when(message.created_at))
     if meta is not None and meta.sibling_count > 1:
         heading.append(f"version {meta.sibling_index + 1} of {meta.sibling_count}")
-    lines = [f"── {' · '.join(_clean(part) for part in heading)} ──"]
-    body = _clean(message.content.rstrip("\n"), keep_lines=True)
+    lines = [f"── {' · '.join(clean_text(part, keep_lines=False) for part in heading)} ──"]
+    body = clean_text(message.content.rstrip("\n"))
     lines.append(body if body.strip() else "(no text)")
     if message.stats is not None:
         lines.append(f"   ⤷ {format_stats(message.stats)}")
-        lines.append(f"   ⤷ {_clean(format_setup(message.stats.setup))}")
+        lines.append(f"   ⤷ {clean_text(format_setup(message.stats.setup), keep_lines=False)}")
     if message.state is ReplyState.ERROR:
-        lines.append(f"   ⤷ failed: {_clean(message.error or 'unknown error')}")
+        lines.append(f"   ⤷ failed: {clean_text(message.error or 'unknown error', keep_lines=False)}")
     elif message.state in _STATE_NOTES:
         lines.append(f"   ⤷ {_STATE_NOTES[message.state]}")
     return lines
 
 
 def _export(store: ChatStore, args: argparse.Namespace) -> int:
-    from lollma_tui.core.chat.export import export_json, export_markdown
+    from lollma_tui.core.chat.export import ExportTargetExists, export_json, export_markdown, write_export
 
     conversation_id = _resolve(store, args.id)
     output: str | None = None if args.output in (None, "-") else args.output
@@ -229,34 +226,29 @@ def _export(store: ChatStore, args: argparse.Namespace) -> int:
         return EXIT_OK
     target = Path(output).expanduser()
     try:
-        _write_private(target, text)
+        write_export(target, text, overwrite=args.force)
+    except ExportTargetExists as exc:
+        raise HistoryError(f"{target} already exists (--force replaces it)", EXIT_FAILED) from exc
     except OSError as exc:
         raise HistoryError(f"cannot write {target}: {exc.strerror or exc}", EXIT_FAILED) from exc
     _note(f"wrote {target} ({'JSON' if kind == 'json' else 'Markdown'})")
     return EXIT_OK
 
 
-def _write_private(target: Path, text: str) -> None:
-    """Replace `target` in one step (no half-written export), readable by the user only, since
-    it holds private chats."""
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _import(store: ChatStore, args: argparse.Namespace) -> int:
     from lollma_tui.core.chat.errors import ImportFormatError
-    from lollma_tui.core.chat.export import parse_json
+    from lollma_tui.core.chat.export import MAX_IMPORT_BYTES, parse_json, read_import_file
 
     try:
-        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).expanduser().read_bytes()
+        if args.file == "-":
+            # One byte past the cap is enough to refuse: `< /dev/zero` must not fill memory.
+            data = sys.stdin.buffer.read(MAX_IMPORT_BYTES + 1)
+        else:
+            data = read_import_file(Path(args.file).expanduser())
     except OSError as exc:
         raise HistoryError(f"cannot read {args.file}: {exc.strerror or exc}", EXIT_USAGE) from exc
+    except ImportFormatError as exc:
+        raise HistoryError(str(exc), EXIT_USAGE) from exc
     try:
         tree = parse_json(data)
         new_id = store.import_tree(tree)
@@ -273,7 +265,7 @@ def _search(store: ChatStore, args: argparse.Namespace) -> int:
     query = " ".join(args.text)
     hits = store.search(query, limit=args.limit)
     for hit in hits:
-        snippet = " ".join(_clean(hit.snippet).split())
+        snippet = " ".join(clean_text(hit.snippet, keep_lines=False).split())
         role = "you" if hit.role == "user" else hit.role
         ids = f"{hit.conversation_id[:8]}  {hit.message_id[:8]}"
         _out(f"{ids}  {role:<9}  {_title(hit.conversation_title)}: {snippet}")
@@ -324,18 +316,11 @@ def _when(timestamp: float) -> str:
 
 
 def _title(title: str) -> str:
-    return " ".join(_clean(title).split()) or "Untitled conversation"
-
-
-def _clean(text: str, *, keep_lines: bool = False) -> str:
-    if keep_lines:
-        text = text.replace("\r\n", "\n")
-        return _CONTROL.sub("\ufffd", text)
-    return _CONTROL.sub("\ufffd", text.replace("\n", " ").replace("\t", " "))
+    return " ".join(clean_text(title, keep_lines=False).split()) or "Untitled conversation"
 
 
 def _indented(text: str) -> list[str]:
-    return ["  " + line for line in _clean(text.strip("\n"), keep_lines=True).splitlines()]
+    return ["  " + line for line in clean_text(text.strip("\n")).splitlines()]
 
 
 def _out(line: str) -> None:

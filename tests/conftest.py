@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 from gguf_factory import SLOW_PREFILL_SPEC, TinyModelSpec, write_tiny_gguf
 
+# Fixtures that tests in several folders need; their modules live in tests/support.
+pytest_plugins = ["ollama_server.fixtures", "quant_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -143,3 +143,5 @@ class StartupOptions:
     """Resume this conversation (an id or a unique prefix of one)."""
     history_path: Path | None = None
     """Where the chat history lives; None means the default under the user's data folder."""
+    config_problems: tuple[str, ...] = ()
+    """What the config file said that could not be used (file, key, reason), for the app to show."""

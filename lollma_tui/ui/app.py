@@ -1,41 +1,45 @@
-"""LollmaApp: the composition of the app's feature layers.
+"""LollmaApp: themes, the start-up options, and the screens; the chat screen does the rest.
 
-    AppBase → ModelFeatures → HardwareFeatures → HistoryFeatures → ChatFeatures
-    → SettingsFeatures → ConversationFeatures → BenchFeatures → CommandFeatures → LollmaApp
-
-Each layer owns one area and may call the layers below it; widgets only render what the
-app hands them and post messages back.
+The app builds the `ChatScreen` and starts it once the first frame is up, applies themes, runs
+the help and quit keys that work on every screen, and passes on what the screens it opens for
+the chat screen report (the bench screen's "apply best", renames and deletions in the list).
 """
 
 from __future__ import annotations
 
-import threading
+import base64
+import os
+import sys
 
 from textual import on
+from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
-from lollma_tui.ui.app_commands import CommandFeatures
-from lollma_tui.ui.theming import register_themes
+from lollma_tui.core.backends.base import Backend
+from lollma_tui.core.settings import StartupOptions
+from lollma_tui.ui.messages import HardwareSampled
+from lollma_tui.ui.screens.chat import ChatScreen
+from lollma_tui.ui.theming import choose_theme, register_themes, with_app_variables
 
 
-class LollmaApp(CommandFeatures):
+class LollmaApp(App[None]):
     CSS_PATH = ["app.tcss", "hardware_panel.tcss"]
     """Dialogs, the drawer and the bench screen bring their own stylesheets when first shown."""
     TITLE = "lollma-tui"
 
     BINDINGS = [
-        Binding("escape", "stop", "Stop", id="stop"),
-        Binding("ctrl+r", "regenerate", "Regenerate", id="regenerate"),
-        Binding("ctrl+n", "new_conversation", "New chat", id="new-conversation"),
-        Binding("f2,ctrl+t", "toggle_settings", "Settings", id="toggle-settings"),
-        Binding("ctrl+o", "conversations", "Chats", id="conversations"),
-        Binding("ctrl+f", "search", "Search", id="search", show=False),
-        Binding("f3", "copy_last", "Copy", id="copy-last", show=False),
-        Binding("ctrl+b", "toggle_sidebar", "Panel", id="toggle-sidebar"),
         Binding("f1", "help", "Help", id="help"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
     ]
+
+    def __init__(self, options: StartupOptions, backend: Backend | None = None) -> None:
+        super().__init__()
+        self.options = options
+        self.chat_screen = ChatScreen(options, backend)
+
+    def get_default_screen(self) -> ChatScreen:
+        return self.chat_screen
 
     def on_mount(self) -> None:
         failures = register_themes(self)
@@ -43,32 +47,77 @@ class LollmaApp(CommandFeatures):
         if failures:
             self.notify("\n".join(failures), title="Some themes did not load", severity="warning")
 
-    async def on_unmount(self) -> None:
-        self.stop_hardware()
-        # However the app ends, the llama.cpp worker and its spare end with it (after /quit
-        # this finds the session closed already).
-        if self._session is not None:
-            await self._session.close()
-
     def on_ready(self) -> None:
-        self.start_hardware()
-        self.main.model_card.status = self.backend.status
-        self.load_model(self.load_settings)
-        self.open_history()
-        self.scan_catalog()
-        threading.Thread(target=_preload_reply_widgets, name="preload-markdown", daemon=True).start()
+        self.chat_screen.start()
 
-    def action_toggle_sidebar(self) -> None:
-        sidebar = self.main.sidebar
-        sidebar.toggle_class("-hidden")
-        self.fold_hardware(sidebar.has_class("-hidden"))
+    # -- themes -----------------------------------------------------------------------------------
+
+    def get_css_variables(self) -> dict[str, str]:
+        variables = with_app_variables(super().get_css_variables())
+        self.theme_variables = variables
+        return variables
+
+    def apply_theme(self, name: str) -> bool:
+        warning = choose_theme(self, name)
+        if warning is not None:
+            self.notify(warning, severity="warning")
+        return warning is None
+
+    # -- keys every screen has --------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        # Imported on demand: the help screen's Markdown is not needed for the first frame.
+        from lollma_tui.ui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        await self.chat_screen.wind_down()
+        self.exit()
+
+    def copy_to_clipboard(self, text: str) -> None:
+        super().copy_to_clipboard(text)
+        if os.environ.get("TMUX") and self._driver is not None:
+            # tmux passes OSC 52 on only with set-clipboard; a DCS-wrapped copy also gets through
+            # where allow-passthrough is on.
+            encoded = base64.b64encode(text.encode()).decode()
+            self._driver.write(f"\x1bPtmux;\x1b\x1b]52;c;{encoded}\a\x1b\\")
+
+    # -- what the screens opened for the chat report ------------------------------------------------
+
+    @on(HardwareSampled)
+    def _hardware_to_bench(self, message: HardwareSampled) -> None:
+        bench = sys.modules.get("lollma_tui.ui.screens.bench")
+        if bench is None or not self.screen_stack:
+            return  # never opened, so it cannot be on screen (and stays unimported)
+        screen = self.screen
+        if isinstance(screen, bench.BenchScreen):
+            screen.history = message.history
+            screen.stale = message.stale
+            screen.snapshot = message.snapshot
+            screen.budget = self.chat_screen.memory_budget()
+
+    # Handlers by name, so the screens' modules are not imported before they are first opened.
+    def on_bench_screen_apply_best(self, message: object) -> None:
+        from lollma_tui.ui.screens.bench import BenchScreen
+
+        assert isinstance(message, BenchScreen.ApplyBest)
+        message.control.dismiss()
+        self.chat_screen.apply_settings(message.load)
+
+    async def on_conversations_screen_deleted(self, message: object) -> None:
+        from lollma_tui.ui.screens.conversations import ConversationsScreen
+
+        assert isinstance(message, ConversationsScreen.Deleted)
+        await self.chat_screen.conversation_deleted(message.conversation_id)
+
+    def on_conversations_screen_renamed(self, message: object) -> None:
+        from lollma_tui.ui.screens.conversations import ConversationsScreen
+
+        assert isinstance(message, ConversationsScreen.Renamed)
+        self.chat_screen.conversation_renamed(message.summary.id, message.summary.title)
 
     @on(Worker.StateChanged)
     def _report_worker_error(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             self.notify(f"{type(event.worker.error).__name__}: {event.worker.error}", severity="error")
-
-
-def _preload_reply_widgets() -> None:
-    """Import the Markdown widget off the UI thread so the first reply does not pay for it."""
-    import textual.widgets._markdown  # noqa: F401

@@ -1,7 +1,12 @@
-"""Messages that travel from backends and workers to the app."""
+"""Messages that travel up from the chat screen's controllers (and their workers) to the screen.
+
+Each names what happened (Harlequin-style worker results): the screen that receives one sets
+the reactives of its widgets from it; the controllers never touch a widget.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -10,8 +15,12 @@ from textual.message import Message
 from lollma_tui.core.backends.base import BackendStatus
 
 if TYPE_CHECKING:
+    from lollma_tui.core.chat.commands import CompletionContext
+    from lollma_tui.core.chat.context_budget import ContextCheck
     from lollma_tui.core.hardware import HardwareHistory, SystemSnapshot
+    from lollma_tui.core.models.catalog import Catalog
     from lollma_tui.core.session import SwapProgress, SwapResult
+    from lollma_tui.core.settings import BackendKind
 
 
 @dataclass
@@ -32,12 +41,41 @@ class SwapProgressed(Message):
 
 @dataclass
 class SwapFinished(Message):
+    """A load or swap ended, loaded or not; `first` for the load at start-up."""
+
     result: SwapResult
+    first: bool = False
+
+
+@dataclass
+class NoticePosted(Message):
+    """A line for the chat log: something the user should read (kind: info, warning, error)."""
+
+    text: str
+    kind: str = "info"
+
+
+@dataclass
+class ChoicesRefreshed(Message):
+    """What the models folders and the backend offer now: the drawer's menus, Tab's words."""
+
+    catalogs: Mapping[BackendKind, Catalog]
+    completion: CompletionContext
+
+
+@dataclass
+class ContextMeasured(Message):
+    """Tokens the conversation takes of the loaded context (None: no model loaded)."""
+
+    check: ContextCheck | None
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ContextMeasured)
 
 
 @dataclass
 class HardwareSampled(Message):
-    """The newest hardware state, for the app to hand to its `HardwarePanel`.
+    """The newest hardware state, for the screen to hand to its `HardwarePanel`.
 
     Posted for every snapshot, and once more with ``stale=True`` when no new one has come for
     3 intervals (a source stalled, or the sampler stopped).

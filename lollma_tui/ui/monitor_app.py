@@ -20,7 +20,8 @@ from textual.reactive import reactive
 from textual.widgets import Footer
 
 from lollma_tui.core.hardware import DEFAULT_INTERVAL_S, MAX_INTERVAL_S, MIN_INTERVAL_S, HardwareSource
-from lollma_tui.ui.hardware_feed import HardwareFeed, HardwareSampled
+from lollma_tui.ui.controllers.hardware_feed import HardwareFeed
+from lollma_tui.ui.messages import HardwareSampled
 from lollma_tui.ui.themes import DEFAULT_THEME
 from lollma_tui.ui.theming import choose_theme, register_themes, with_app_variables
 from lollma_tui.ui.widgets.hardware_panel import HardwarePanel, ModelFootprint

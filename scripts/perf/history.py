@@ -38,7 +38,6 @@ from pathlib import Path
 import psutil
 from _prompts import WORDS, filler_text, sample_stats
 from _support import QUICK_HELP, tiny_model
-from textual import work
 
 from lollma_tui.core.backends.base import ChatMessage, ReplyDone, TextDelta
 from lollma_tui.core.backends.llamacpp import LlamaCppBackend
@@ -77,28 +76,31 @@ def _child_open(history: Path, expect: int) -> None:
     """Start the app once on `history`, print its figures as one JSON line."""
     import lollma_tui.ui.app as app_module
     from lollma_tui.ui.app import LollmaApp
-    from lollma_tui.ui.app_history import EARLIER_PAGE, TAIL_MESSAGES
+    from lollma_tui.ui.screens.chat import EARLIER_PAGE, TAIL_MESSAGES
 
     marks: dict[str, float] = {}
 
-    class NoModelApp(LollmaApp):
+    class MarkedApp(LollmaApp):
         # Textual resolves CSS paths next to the module of the class that names them: this one.
         CSS_PATH = [str(Path(app_module.__file__).parent / css) for css in LollmaApp.CSS_PATH]
-
-        # The model load would compete for the CPU with what is measured; it is not part of it.
-        @work(group="model-load", exclusive=True, exit_on_error=False)
-        async def load_model(self, settings: LoadSettings) -> None:
-            return
-
-        async def open_conversation(self, conversation_id: str, focus_message: str | None = None) -> None:
-            marks["conversation"] = time.perf_counter()
-            await super().open_conversation(conversation_id, focus_message)
-            marks["conversation"] = time.perf_counter() - marks["conversation"]
 
         def on_ready(self) -> None:
             # No super() call: Textual runs every class's handler, LollmaApp's (which opens the
             # history) right after this one.
             marks["ready"] = time.perf_counter()
+
+    def without_model(app: LollmaApp) -> None:
+        """The model load would compete for the CPU with what is measured; it is not part of it."""
+        chat = app.chat_screen
+        chat.models.load_first = lambda: None  # type: ignore[method-assign]
+        open_conversation = chat.open_conversation
+
+        async def timed(conversation_id: str, focus_message: str | None = None) -> None:
+            marks["conversation"] = time.perf_counter()
+            await open_conversation(conversation_id, focus_message)
+            marks["conversation"] = time.perf_counter() - marks["conversation"]
+
+        chat.open_conversation = timed  # type: ignore[method-assign]
 
     async def painted(app: LollmaApp) -> None:
         """Wait until what is mounted now has been laid out and drawn once."""
@@ -113,29 +115,31 @@ def _child_open(history: Path, expect: int) -> None:
         gc.collect()
         rss_before = process.memory_info().rss
         start = time.perf_counter()
-        app = NoModelApp(options)
+        app = MarkedApp(options)
+        without_model(app)
+        chat = app.chat_screen
         figures: dict[str, float] = {}
         measured = False
         try:
             async with app.run_test(size=(120, 40)):
 
                 def resumed() -> bool:
-                    if app.history_store is None:
+                    if chat.history.store is None:
                         return False
                     if any(w.group == "history-open" and w.is_running for w in app.workers):
                         return False
                     if expect == 0:
                         return True
-                    shown = len(app.main.chat_log.turns())
-                    return len(app.conversation.messages) == expect and shown == min(TAIL_MESSAGES, expect)
+                    shown = len(chat.chat_log.turns())
+                    return len(chat.conversation.messages) == expect and shown == min(TAIL_MESSAGES, expect)
 
                 while not resumed():
                     if time.perf_counter() - start > 60:
                         raise RuntimeError(
                             "the conversation was not resumed within 60 s: store"
-                            f" {'open' if app.history_store else 'not open'},"
-                            f" {len(app.conversation.messages)} messages,"
-                            f" {len(app.main.chat_log.turns())} turns shown,"
+                            f" {'open' if chat.history.store else 'not open'},"
+                            f" {len(chat.conversation.messages)} messages,"
+                            f" {len(chat.chat_log.turns())} turns shown,"
                             f" workers {[(w.group, w.state.name) for w in app.workers]}"
                         )
                     await asyncio.sleep(0.001)
@@ -148,10 +152,10 @@ def _child_open(history: Path, expect: int) -> None:
                 figures["painted_s"] = time.perf_counter() - start
                 figures["rss_mib"] = (process.memory_info().rss - rss_before) / 2**20
                 if expect:
-                    chat_log = app.main.chat_log
+                    chat_log = chat.chat_log
                     before = len(chat_log.turns())
                     page_start = time.perf_counter()
-                    await app._mount_earlier()
+                    await chat.mount_earlier()
                     figures["page_s"] = time.perf_counter() - page_start
                     await painted(app)
                     figures["page_painted_s"] = time.perf_counter() - page_start

@@ -185,21 +185,23 @@ async def until(condition: Callable[[], bool], within: float = 120.0) -> None:
 
 
 def replied(app: LollmaApp, replies_before: int) -> bool:
-    return len(app.main.chat_log.reply_turns()) > replies_before and not app.is_generating
+    chat = app.chat_screen
+    return len(chat.chat_log.reply_turns()) > replies_before and not chat.is_generating
 
 
 async def send_and_wait(app: LollmaApp, questions: list[str]) -> list[float]:
     """Type each question as a user would and wait for its reply; its generation tok/s each."""
     rates: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(lambda: app.backend.status.state == BackendState.READY)
+        chat = app.chat_screen
+        await until(lambda: chat.models.backend.status.state == BackendState.READY)
         for question in questions:
-            before = len(app.main.chat_log.reply_turns())
+            before = len(chat.chat_log.reply_turns())
             await pilot.click("#prompt")
             await pilot.press(*question)
             await pilot.press("enter")
             await until(functools.partial(replied, app, before))
-            stats = app.main.chat_log.reply_turns()[-1].message.stats
+            stats = chat.chat_log.reply_turns()[-1].message.stats
             if stats is None or not stats.gen_tps:
                 raise RuntimeError("a reply came back without generation stats")
             rates.append(stats.gen_tps)
@@ -208,15 +210,7 @@ async def send_and_wait(app: LollmaApp, questions: list[str]) -> list[float]:
 
 async def replies(model: Path, panel: bool, questions: list[str], tokens: int, history: Path) -> list[float]:
     """Generation tok/s of each reply in a fresh headless app with the panel on or off."""
-    from lollma_tui.ui import app as app_module
     from lollma_tui.ui.app import LollmaApp
-
-    class PanelOffApp(LollmaApp):
-        # Textual resolves CSS_PATH against the defining module's folder: point it back.
-        CSS_PATH = [str(Path(app_module.__file__).parent / css) for css in LollmaApp.CSS_PATH]
-
-        def start_hardware(self) -> None:
-            self.main.sidebar.add_class("-hidden")
 
     options = StartupOptions(
         load=LoadSettings(model=str(model), n_ctx=2048),
@@ -224,7 +218,11 @@ async def replies(model: Path, panel: bool, questions: list[str], tokens: int, h
         new_conversation=True,
         history_path=history,
     )
-    app = LollmaApp(options) if panel else PanelOffApp(options)
+    app = LollmaApp(options)
+    if not panel:
+        chat = app.chat_screen
+        # No sampler thread and no panel updates: the panel folded away before it ever starts.
+        chat.start_hardware = lambda: chat.sidebar.add_class("-hidden")  # type: ignore[method-assign]
     return await send_and_wait(app, questions)
 
 

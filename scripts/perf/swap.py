@@ -118,7 +118,7 @@ class DirectSide:
 
     def __init__(self, log_path: Path, sink: IO[bytes]) -> None:
         self._log_path = log_path
-        self._worker = Worker(Channel(sink), str(log_path))  # imports llama_cpp, untimed
+        self._worker = Worker(Channel(sink))  # imports llama_cpp, untimed
         self._ids = 0
 
     def swap(self, settings: LoadSettings) -> DirectTimes:

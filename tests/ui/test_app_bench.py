@@ -32,30 +32,36 @@ def make_app(model: Path) -> LollmaApp:
 
 async def test_bench_screen_opens_on_the_model_and_apply_best_swaps(model_copy: Path) -> None:
     app = make_app(model_copy)
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
-        await wait_until(pilot, lambda: app.gguf_catalog is not None)
+        await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
+        await wait_until(pilot, lambda: main.catalog.gguf is not None)
         await pilot.press(*"/bench", "enter")
         await wait_until(pilot, lambda: isinstance(app.screen, BenchScreen))
         screen = app.screen
         assert isinstance(screen, BenchScreen)
-        assert screen.base_settings == app.session.settings
-        best = app.session.settings.with_changes(n_ctx=2048, n_threads=1)
+        assert screen.base_settings == main.models.session.settings
+        best = main.models.session.settings.with_changes(n_ctx=2048, n_threads=1)
         screen.post_message(BenchScreen.ApplyBest(screen, best, None))  # type: ignore[arg-type]
         await wait_until(pilot, lambda: not isinstance(app.screen, BenchScreen))
         await wait_until(
-            pilot, lambda: app.backend.status.loaded is not None and app.backend.status.loaded.n_ctx == 2048
+            pilot,
+            lambda: (
+                main.models.backend.status.loaded is not None
+                and main.models.backend.status.loaded.n_ctx == 2048
+            ),
         )
-        assert app.session.settings.n_threads == 1
+        assert main.models.session.settings.n_threads == 1
 
 
 async def test_quantize_from_the_drawer_adds_the_variant_to_the_catalog(model_copy: Path) -> None:
     app = make_app(model_copy)
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
-        await wait_until(pilot, lambda: app.gguf_catalog is not None)
+        await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
+        await wait_until(pilot, lambda: main.catalog.gguf is not None)
         await pilot.press("f2")
-        drawer = app.main.settings_drawer
+        drawer = main.settings_drawer
         drawer.query_one("#quantize").focus()
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, QuantizeScreen))
@@ -67,8 +73,8 @@ async def test_quantize_from_the_drawer_adds_the_variant_to_the_catalog(model_co
         await wait_until(
             pilot,
             lambda: (
-                app.gguf_catalog is not None
-                and any(v.quant == "Q4_K_M" for g in app.gguf_catalog.groups for v in g.variants)
+                main.catalog.gguf is not None
+                and any(v.quant == "Q4_K_M" for g in main.catalog.gguf.groups for v in g.variants)
             ),
         )
         assert sorted(p.name for p in model_copy.parent.iterdir()) == [

@@ -29,8 +29,9 @@ def make_app(model: Path, sampling: SamplingSettings = SHORT, n_ctx: int = 1024)
 
 
 async def started(pilot: Pilot[None], app: LollmaApp) -> None:
-    await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
-    await wait_until(pilot, lambda: app.history_store is not None)
+    main = app.chat_screen
+    await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
+    await wait_until(pilot, lambda: main.history.store is not None)
     await app.workers.wait_for_complete([w for w in app.workers if w.group == "history-open"])
 
 
@@ -40,13 +41,18 @@ async def type_enter(pilot: Pilot[None], text: str) -> None:
 
 
 async def chat(pilot: Pilot[None], app: LollmaApp, text: str) -> None:
-    count = len(app.conversation.messages)
+    main = app.chat_screen
+    count = len(main.conversation.messages)
     await type_enter(pilot, text)
-    await wait_until(pilot, lambda: len(app.conversation.messages) >= count + 2 and not app.is_generating)
+    await wait_until(
+        pilot,
+        lambda: len(main.conversation.messages) >= count + 2 and not main.is_generating,
+    )
 
 
 def notices(app: LollmaApp) -> list[str]:
-    return [str(n.render()) for n in app.main.chat_log.query(Notice)]
+    main = app.chat_screen
+    return [str(n.render()) for n in main.chat_log.query(Notice)]
 
 
 def stored_thread(conversation_id: str) -> list[Message]:
@@ -56,20 +62,27 @@ def stored_thread(conversation_id: str) -> list[Message]:
 
 async def test_edit_and_resend_replaces_later_turns_and_keeps_the_old_branch(tiny_gguf: Path) -> None:
     app = make_app(tiny_gguf)
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await started(pilot, app)
         await chat(pilot, app, "one")
         await chat(pilot, app, "two")
-        original = app.conversation.messages[2]
+        original = main.conversation.messages[2]
         await type_enter(pilot, "/edit")
-        assert app.main.prompt.text == "two"
+        assert main.prompt.text == "two"
         await pilot.press("ctrl+a")  # to the start of the line; then type over the old text
         await pilot.press(*"edited ", "enter")
-        await wait_until(pilot, lambda: len(app.conversation.messages) == 4 and not app.is_generating)
-        assert [m.content for m in app.conversation.messages if m.role == "user"] == ["one", "edited two"]
-        assert app.main.chat_log.turn_for(original.id) is None
-        conversation_id = app.conversation.id
-        new_id = app.conversation.messages[2].id
+        await wait_until(
+            pilot,
+            lambda: len(main.conversation.messages) == 4 and not main.is_generating,
+        )
+        assert [m.content for m in main.conversation.messages if m.role == "user"] == [
+            "one",
+            "edited two",
+        ]
+        assert main.chat_log.turn_for(original.id) is None
+        conversation_id = main.conversation.id
+        new_id = main.conversation.messages[2].id
     with ChatStore.open(default_store_path()) as store:
         assert store.siblings(new_id) == [original.id, new_id]
     assert [m.content for m in stored_thread(conversation_id) if m.role == "user"] == ["one", "edited two"]
@@ -77,23 +90,25 @@ async def test_edit_and_resend_replaces_later_turns_and_keeps_the_old_branch(tin
 
 async def test_continue_appends_to_a_reply_cut_at_the_limit(tiny_gguf: Path) -> None:
     app = make_app(tiny_gguf, sampling=SHORT.with_changes(max_tokens=6))
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await started(pilot, app)
         await chat(pilot, app, "tell me about the cache")
-        reply = app.conversation.messages[-1]
+        reply = main.conversation.messages[-1]
         assert reply.state == ReplyState.LENGTH
         before = reply.content
         await type_enter(pilot, "/continue")
-        await wait_until(pilot, lambda: not app.is_generating and reply.state != ReplyState.STREAMING)
-        assert len(app.conversation.messages) == 2  # the same reply grew; no new turn
+        await wait_until(pilot, lambda: not main.is_generating and reply.state != ReplyState.STREAMING)
+        assert len(main.conversation.messages) == 2  # the same reply grew; no new turn
         assert reply.content.startswith(before) and len(reply.content) > len(before)
-        conversation_id = app.conversation.id
+        conversation_id = main.conversation.id
     (saved_reply,) = [m for m in stored_thread(conversation_id) if m.role == "assistant"]
     assert saved_reply.content == reply.content
 
 
 async def test_copy_sends_osc52_and_saves_a_file(tiny_gguf: Path, tmp_path: Path) -> None:
     app = make_app(tiny_gguf)
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await started(pilot, app)
         await chat(pilot, app, "hello")
@@ -102,9 +117,9 @@ async def test_copy_sends_osc52_and_saves_a_file(tiny_gguf: Path, tmp_path: Path
         assert driver is not None
         original_write = driver.write
         driver.write = lambda data: (written.append(data), original_write(data))[1]  # type: ignore[method-assign]
-        reply = app.conversation.messages[-1].content
+        reply = main.conversation.messages[-1].content
         # Give the reply a code block to copy on its own.
-        app.conversation.messages[-1].content = reply + "\n\n```python\nprint('hi')\n```\n"
+        main.conversation.messages[-1].content = reply + "\n\n```python\nprint('hi')\n```\n"
         await type_enter(pilot, "/copy code 1")
         sequences = [w for w in written if w.startswith("\x1b]52;c;")]
         assert sequences, written
@@ -113,27 +128,28 @@ async def test_copy_sends_osc52_and_saves_a_file(tiny_gguf: Path, tmp_path: Path
         await pilot.press("f3")
         await pilot.pause()
         copied = base64.b64decode([w for w in written if w.startswith("\x1b]52;c;")][-1][7:-1]).decode()
-        assert copied == app.conversation.messages[-1].content
+        assert copied == main.conversation.messages[-1].content
         saved = Path(notices(app)[-1].split("also in ")[1].rstrip("."))
         assert saved.read_text() == copied
 
 
 async def test_export_and_import_round_trip(tiny_gguf: Path, tmp_path: Path) -> None:
     app = make_app(tiny_gguf)
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await started(pilot, app)
         await chat(pilot, app, "export me")
-        await type_enter(pilot, f"/export json {tmp_path / 'chat.json'}")
-        await type_enter(pilot, f"/export md {tmp_path / 'chat.md'}")
-        await wait_until(pilot, lambda: (tmp_path / "chat.md").exists())
-        document = json.loads((tmp_path / "chat.json").read_text())
+        await type_enter(pilot, f"/export json {tmp_path / 'main.json'}")
+        await type_enter(pilot, f"/export md {tmp_path / 'main.md'}")
+        await wait_until(pilot, lambda: (tmp_path / "main.md").exists())
+        document = json.loads((tmp_path / "main.json").read_text())
         assert "export me" in json.dumps(document)
-        markdown = (tmp_path / "chat.md").read_text()
+        markdown = (tmp_path / "main.md").read_text()
         assert "export me" in markdown and "tok/s" in markdown
-        original_id = app.conversation.id
-        await type_enter(pilot, f"/import {tmp_path / 'chat.json'}")
-        await wait_until(pilot, lambda: app.conversation.id != original_id)
-        assert app.conversation.messages[0].content == "export me"
+        original_id = main.conversation.id
+        await type_enter(pilot, f"/import {tmp_path / 'main.json'}")
+        await wait_until(pilot, lambda: main.conversation.id != original_id)
+        assert main.conversation.messages[0].content == "export me"
         (tmp_path / "bad.json").write_text('{"format": "nope"}')
         with ChatStore.open(default_store_path()) as store:
             before = store.count_conversations()
@@ -152,6 +168,7 @@ async def test_conversation_list_and_search_open_other_conversations(tiny_gguf: 
         ]
         store.create_conversation(old)
     app = make_app(tiny_gguf)
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await started(pilot, app)
         await type_enter(pilot, "/clear")
@@ -160,8 +177,8 @@ async def test_conversation_list_and_search_open_other_conversations(tiny_gguf: 
         await wait_until(pilot, lambda: isinstance(app.screen, ConversationsScreen))
         await pilot.pause(0.3)
         await pilot.press("down", "enter")  # the list is newest first: the second is the old one
-        await wait_until(pilot, lambda: app.conversation.id == old.id)
-        assert [m.content for m in app.conversation.messages] == [
+        await wait_until(pilot, lambda: main.conversation.id == old.id)
+        assert [m.content for m in main.conversation.messages] == [
             "how do lighthouses work",
             "a lamp and a lens",
         ]
@@ -171,31 +188,35 @@ async def test_conversation_list_and_search_open_other_conversations(tiny_gguf: 
         await pilot.press(*"lens")
         await pilot.pause(0.6)
         await pilot.press("enter")
-        await wait_until(pilot, lambda: app.conversation.id == old.id)
-        assert app.main.chat_log.turn_for(old.messages[1].id) is not None
+        await wait_until(pilot, lambda: main.conversation.id == old.id)
+        assert main.chat_log.turn_for(old.messages[1].id) is not None
 
 
 async def test_a_message_that_would_overflow_the_context_asks_first(tiny_gguf: Path) -> None:
     app = make_app(tiny_gguf, sampling=SHORT.with_changes(max_tokens=16), n_ctx=256)
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await started(pilot, app)
         await chat(pilot, app, "the model " * 8)
         await chat(pilot, app, "the cache " * 8)
-        await wait_until(pilot, lambda: app.main.model_card.context is not None)
+        await wait_until(pilot, lambda: main.model_card.context is not None)
         long_message = "quant layer memory " * 4
         await pilot.press(*long_message, "enter")
         await wait_until(pilot, lambda: isinstance(app.screen, ContextOverflowScreen))
         await pilot.press("c")  # cancel: nothing is sent, the text comes back
         await wait_until(pilot, lambda: not isinstance(app.screen, ContextOverflowScreen))
-        assert app.main.prompt.text == long_message
-        assert len(app.conversation.messages) == 4
-        app.main.prompt.clear()
+        assert main.prompt.text == long_message
+        assert len(main.conversation.messages) == 4
+        main.prompt.clear()
         await pilot.press(*long_message, "enter")
         await wait_until(pilot, lambda: isinstance(app.screen, ContextOverflowScreen))
         await pilot.press("t")  # truncate: the oldest turns are left out, then it is sent
-        await wait_until(pilot, lambda: len(app.conversation.messages) == 6 and not app.is_generating)
-        assert app.conversation.context_from >= 2
-        assert app.conversation.messages[app.conversation.context_from].role == "user"
-        reply = app.conversation.messages[-1]
+        await wait_until(
+            pilot,
+            lambda: len(main.conversation.messages) == 6 and not main.is_generating,
+        )
+        assert main.conversation.context_from >= 2
+        assert main.conversation.messages[main.conversation.context_from].role == "user"
+        reply = main.conversation.messages[-1]
         assert reply.state in (ReplyState.COMPLETE, ReplyState.LENGTH)
-        assert len(app.conversation.messages) == 6  # nothing was deleted from the conversation
+        assert len(main.conversation.messages) == 6  # nothing was deleted from the conversation

@@ -24,14 +24,15 @@ def options(model: Path, interval: float = 0.25) -> StartupOptions:
 
 async def test_panel_shows_this_machine_and_the_worker_footprint(slow_gguf: Path) -> None:
     app = LollmaApp(options(slow_gguf))
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
-        panel = app.main.hardware_panel
+        await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
+        panel = main.hardware_panel
         await wait_until(pilot, lambda: panel.snapshot is not None and bool(panel.snapshot.processes))
         snapshot = panel.snapshot
         assert snapshot is not None
         assert snapshot.gpu_summary == "CPU only"
-        (worker_pid,) = app.backend.process_ids()
+        (worker_pid,) = main.models.backend.process_ids()
         (worker,) = snapshot.processes
         assert worker.pid == worker_pid
         assert worker.rss_bytes is not None and worker.rss_bytes > 20 * 1024 * 1024
@@ -41,9 +42,10 @@ async def test_panel_shows_this_machine_and_the_worker_footprint(slow_gguf: Path
 
 async def test_live_token_rate_shows_while_streaming_and_goes_away(slow_gguf: Path) -> None:
     app = LollmaApp(options(slow_gguf))
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
-        panel = app.main.hardware_panel
+        await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
+        panel = main.hardware_panel
         rates: list[float] = []
 
         def sample_rate() -> bool:
@@ -55,10 +57,10 @@ async def test_live_token_rate_shows_while_streaming_and_goes_away(slow_gguf: Pa
         await wait_until(pilot, sample_rate)
         assert all(rate > 0 for rate in rates)
         await pilot.press("escape")
-        await wait_until(pilot, lambda: not app.is_generating)
+        await wait_until(pilot, lambda: not main.is_generating)
         assert panel.live_rate is None
         # The measured figure and the live one describe the same reply: same order of magnitude.
-        stats = app.conversation.messages[-1].stats
+        stats = main.conversation.messages[-1].stats
         assert stats is not None and stats.gen_tps is not None
         assert stats.gen_tokens < SLOW_ENDLESS.max_tokens  # it was still going when stopped
         assert 0.2 < rates[-1] / stats.gen_tps < 5
@@ -66,10 +68,11 @@ async def test_live_token_rate_shows_while_streaming_and_goes_away(slow_gguf: Pa
 
 async def test_folding_the_panel_slows_sampling(tiny_gguf: Path) -> None:
     app = LollmaApp(options(tiny_gguf, interval=0.5))
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(pilot, lambda: getattr(app, "hardware", None) is not None)
-        assert app.hardware.interval_s == 0.5
+        await wait_until(pilot, lambda: main.hardware is not None)
+        assert main.hardware.interval_s == 0.5
         await pilot.press("ctrl+b")
-        assert app.hardware.interval_s == 5.0
+        assert main.hardware.interval_s == 5.0
         await pilot.press("ctrl+b")
-        assert app.hardware.interval_s == 0.5
+        assert main.hardware.interval_s == 0.5

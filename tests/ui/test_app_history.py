@@ -13,7 +13,7 @@ from lollma_tui.core.chat.opening import default_store_path
 from lollma_tui.core.chat.store import ChatStore
 from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
-from lollma_tui.ui.app_history import TAIL_MESSAGES
+from lollma_tui.ui.screens.chat import TAIL_MESSAGES
 
 SHORT = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=12)
 
@@ -26,14 +26,19 @@ def make_app(model: Path, **changes: object) -> LollmaApp:
 
 
 async def chat(pilot: Pilot[None], app: LollmaApp, text: str) -> None:
-    before = len(app.main.chat_log.reply_turns())
+    main = app.chat_screen
+    before = len(main.chat_log.reply_turns())
     await pilot.press(*text, "enter")
-    await wait_until(pilot, lambda: len(app.main.chat_log.reply_turns()) > before and not app.is_generating)
+    await wait_until(
+        pilot,
+        lambda: len(main.chat_log.reply_turns()) > before and not main.is_generating,
+    )
 
 
 async def started(pilot: Pilot[None], app: LollmaApp) -> None:
-    await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
-    await wait_until(pilot, lambda: app.history_store is not None)
+    main = app.chat_screen
+    await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
+    await wait_until(pilot, lambda: main.history.store is not None)
     await app.workers.wait_for_complete([w for w in app.workers if w.group == "history-open"])
 
 
@@ -46,11 +51,12 @@ def stored_thread() -> list[Message]:
 
 async def test_every_turn_is_saved_with_its_stats_and_resumed_next_time(tiny_gguf: Path) -> None:
     app = make_app(tiny_gguf)
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await started(pilot, app)
         await chat(pilot, app, "first question")
         await chat(pilot, app, "second question")
-        shown = [m.content for m in app.conversation.messages]
+        shown = [m.content for m in main.conversation.messages]
     saved = stored_thread()
     assert [m.content for m in saved] == shown
     assert [m.role for m in saved] == ["user", "assistant", "user", "assistant"]
@@ -61,8 +67,8 @@ async def test_every_turn_is_saved_with_its_stats_and_resumed_next_time(tiny_ggu
     again = make_app(tiny_gguf)
     async with again.run_test(size=(100, 32)) as pilot:
         await started(pilot, again)
-        assert [m.content for m in again.conversation.messages] == shown
-        users = [t.message.content for t in again.main.chat_log.turns() if t.message.role == "user"]
+        assert [m.content for m in again.chat_screen.conversation.messages] == shown
+        users = [t.message.content for t in again.chat_screen.chat_log.turns() if t.message.role == "user"]
         assert users == ["first question", "second question"]
         # The resumed conversation goes on in the same thread.
         await chat(pilot, again, "third question")
@@ -78,28 +84,29 @@ async def test_new_flag_starts_fresh_and_keeps_the_old_one(tiny_gguf: Path) -> N
     fresh = make_app(tiny_gguf, new_conversation=True)
     async with fresh.run_test(size=(100, 32)) as pilot:
         await started(pilot, fresh)
-        assert fresh.conversation.messages == []
-        assert fresh.main.chat_log.turns() == []
+        assert fresh.chat_screen.conversation.messages == []
+        assert fresh.chat_screen.chat_log.turns() == []
     with ChatStore.open(default_store_path()) as store:
         assert store.count_conversations() == 1  # nothing said yet, so nothing new saved
 
 
 async def test_regenerate_keeps_the_old_reply_as_a_branch(tiny_gguf: Path) -> None:
     app = make_app(tiny_gguf)
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await started(pilot, app)
         await chat(pilot, app, "hello")
-        first_reply = app.conversation.messages[1]
+        first_reply = main.conversation.messages[1]
         await pilot.press("ctrl+r")
-        await wait_until(pilot, lambda: app.conversation.messages[-1] is not first_reply)
-        await wait_until(pilot, lambda: not app.is_generating)
-        second_reply = app.conversation.messages[1]
+        await wait_until(pilot, lambda: main.conversation.messages[-1] is not first_reply)
+        await wait_until(pilot, lambda: not main.is_generating)
+        second_reply = main.conversation.messages[1]
     with ChatStore.open(default_store_path()) as store:
         assert store.siblings(second_reply.id) == [first_reply.id, second_reply.id]
         conversation_id = store.latest_conversation_id()
         assert conversation_id is not None
         visible = store.load(conversation_id).conversation.messages
-        assert [m.id for m in visible] == [app.conversation.messages[0].id, second_reply.id]
+        assert [m.id for m in visible] == [main.conversation.messages[0].id, second_reply.id]
 
 
 async def test_system_prompt_is_saved(tiny_gguf: Path) -> None:
@@ -124,10 +131,11 @@ async def test_a_long_conversation_opens_with_only_its_tail_mounted(tiny_gguf: P
         store.create_conversation(conversation)
 
     app = make_app(tiny_gguf)
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await started(pilot, app)
-        assert len(app.conversation.messages) == 2000
-        chat_log = app.main.chat_log
+        assert len(main.conversation.messages) == 2000
+        chat_log = main.chat_log
         mounted = len(chat_log.turns())
         assert mounted == TAIL_MESSAGES
         assert chat_log.turns()[-1].message.content == "answer 999"
@@ -137,6 +145,6 @@ async def test_a_long_conversation_opens_with_only_its_tail_mounted(tiny_gguf: P
         first = chat_log.turns()[0].message.content
         assert first == f"question {1000 - TAIL_MESSAGES}"
         # Jumping to an old message mounts what it takes to show it.
-        target = app.conversation.messages[10]
-        await app.reveal_message(target.id)
+        target = main.conversation.messages[10]
+        await main.reveal_message(target.id)
         assert chat_log.turn_for(target.id) is not None

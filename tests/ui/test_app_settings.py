@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
-from gguf import LlamaFileType
-from gguf_factory import quantize_gguf
 from pilot_support import wait_until
 from textual.pilot import Pilot
 
@@ -20,60 +16,73 @@ from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
 SHORT = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=8)
 
 
-@pytest.fixture(scope="module")
-def quant_folder(tmp_path_factory: pytest.TempPathFactory, tiny_gguf: Path) -> Path:
-    folder = tmp_path_factory.mktemp("quants")
-    shutil.copy(tiny_gguf, folder / "tiny-llama-F16.gguf")
-    quantize_gguf(folder / "tiny-llama-F16.gguf", folder / "tiny-llama-Q8_0.gguf", LlamaFileType.MOSTLY_Q8_0)
-    return folder
-
-
 def make_app(model: Path) -> LollmaApp:
     return LollmaApp(StartupOptions(load=LoadSettings(model=str(model), n_ctx=1024), sampling=SHORT))
 
 
 def notices(app: LollmaApp) -> list[str]:
-    return [str(n.render()) for n in app.main.chat_log.query(Notice)]
+    main = app.chat_screen
+    return [str(n.render()) for n in main.chat_log.query(Notice)]
 
 
 async def ready(pilot: Pilot[None], app: LollmaApp) -> None:
+    main = app.chat_screen
     await wait_until(
-        pilot, lambda: app.backend.status.state == BackendState.READY and not app.session.swapping
+        pilot,
+        lambda: main.models.backend.status.state == BackendState.READY and not main.models.session.swapping,
     )
 
 
 async def command(pilot: Pilot[None], app: LollmaApp, text: str) -> None:
+    main = app.chat_screen
     await pilot.press(*text, "enter")
     await pilot.pause()
     await wait_until(
-        pilot, lambda: not app.session.swapping and app.backend.status.state != BackendState.LOADING
+        pilot,
+        lambda: not main.models.session.swapping and main.models.backend.status.state != BackendState.LOADING,
     )
 
 
 async def chat(pilot: Pilot[None], app: LollmaApp, text: str) -> None:
-    count = len(app.conversation.messages)
+    main = app.chat_screen
+    count = len(main.conversation.messages)
     await pilot.press(*text, "enter")
-    await wait_until(pilot, lambda: len(app.conversation.messages) >= count + 2 and not app.is_generating)
+    await wait_until(
+        pilot,
+        lambda: len(main.conversation.messages) >= count + 2 and not main.is_generating,
+    )
 
 
 async def test_quant_and_context_swaps_keep_the_chat_and_label_each_reply(quant_folder: Path) -> None:
     app = make_app(quant_folder / "tiny-llama-F16.gguf")
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await ready(pilot, app)
         await chat(pilot, app, "first")
-        old_pid = app.backend.process_ids()
+        old_pid = main.models.backend.process_ids()
         await command(pilot, app, "/quant Q8_0")
         await wait_until(
-            pilot, lambda: app.backend.status.loaded is not None and app.backend.status.loaded.quant == "Q8_0"
+            pilot,
+            lambda: (
+                main.models.backend.status.loaded is not None
+                and main.models.backend.status.loaded.quant == "Q8_0"
+            ),
         )
-        assert app.backend.process_ids() != old_pid  # a fresh worker for the new file
+        assert main.models.backend.process_ids() != old_pid  # a fresh worker for the new file
         await command(pilot, app, "/ctx 2048")
         await wait_until(
-            pilot, lambda: app.backend.status.loaded is not None and app.backend.status.loaded.n_ctx == 2048
+            pilot,
+            lambda: (
+                main.models.backend.status.loaded is not None
+                and main.models.backend.status.loaded.n_ctx == 2048
+            ),
         )
         await chat(pilot, app, "second")
-        replies = [m for m in app.conversation.messages if m.role == "assistant"]
-        assert [m.content for m in app.conversation.messages if m.role == "user"] == ["first", "second"]
+        replies = [m for m in main.conversation.messages if m.role == "assistant"]
+        assert [m.content for m in main.conversation.messages if m.role == "user"] == [
+            "first",
+            "second",
+        ]
         first, second = (r.stats for r in replies)
         assert first is not None and second is not None
         assert (first.setup.quant, first.setup.n_ctx) == ("F16", 1024)
@@ -85,14 +94,15 @@ async def test_quant_and_context_swaps_keep_the_chat_and_label_each_reply(quant_
 
 async def test_sampling_commands_apply_without_a_reload(quant_folder: Path) -> None:
     app = make_app(quant_folder / "tiny-llama-F16.gguf")
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await ready(pilot, app)
-        pid = app.backend.process_ids()
+        pid = main.models.backend.process_ids()
         await command(pilot, app, "/set temperature 0.3")
-        assert app.sampling.temperature == 0.3
-        assert app.backend.process_ids() == pid
+        assert main.models.sampling.temperature == 0.3
+        assert main.models.backend.process_ids() == pid
         await command(pilot, app, "/set temperature 42")
-        assert app.sampling.temperature == 0.3
+        assert main.models.sampling.temperature == 0.3
         assert "temperature" in notices(app)[-1]
 
 
@@ -100,28 +110,33 @@ async def test_a_failed_swap_goes_back_to_the_previous_model(quant_folder: Path,
     broken = tmp_path / "broken-Q4_K_M.gguf"
     broken.write_bytes((quant_folder / "tiny-llama-F16.gguf").read_bytes()[:50_000])
     app = make_app(quant_folder / "tiny-llama-F16.gguf")
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await ready(pilot, app)
         await chat(pilot, app, "before")
         await command(pilot, app, f"/model {broken}")
         assert any("broken-Q4_K_M.gguf" in n for n in notices(app))
-        loaded = app.backend.status.loaded
+        loaded = main.models.backend.status.loaded
         assert loaded is not None and loaded.settings.model.endswith("tiny-llama-F16.gguf")
         await chat(pilot, app, "after")
-        assert [m.content for m in app.conversation.messages if m.role == "user"] == ["before", "after"]
+        assert [m.content for m in main.conversation.messages if m.role == "user"] == [
+            "before",
+            "after",
+        ]
 
 
 async def test_drawer_by_keyboard_applies_a_swap(quant_folder: Path) -> None:
     app = make_app(quant_folder / "tiny-llama-F16.gguf")
+    main = app.chat_screen
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot, app)
-        await wait_until(pilot, lambda: app.gguf_catalog is not None)
+        await wait_until(pilot, lambda: main.catalog.gguf is not None)
         await pilot.press("f2")
-        drawer = app.main.settings_drawer
+        drawer = main.settings_drawer
         assert drawer.is_open
-        assert not app.main.sidebar.display  # the side panel makes room at 80 columns
+        assert not main.sidebar.display  # the side panel makes room at 80 columns
         applied: list[LoadSettings] = []
-        app.swap_to = lambda target, force=False: applied.append(target)  # type: ignore[method-assign]
+        main.models.swap_to = lambda target, force=False: applied.append(target)  # type: ignore[method-assign]
         drawer.post_message(
             SettingsDrawer.ApplyRequested(drawer, drawer.applied_load.with_changes(n_ctx=2048), ("n_ctx",))
         )
@@ -130,15 +145,16 @@ async def test_drawer_by_keyboard_applies_a_swap(quant_folder: Path) -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert not drawer.is_open
-        assert app.main.sidebar.display
-        assert app.focused is app.main.prompt
+        assert main.sidebar.display
+        assert app.focused is main.prompt
 
 
 async def test_slash_completion_offers_the_models_quants(quant_folder: Path) -> None:
     app = make_app(quant_folder / "tiny-llama-F16.gguf")
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await ready(pilot, app)
-        await wait_until(pilot, lambda: app.main.prompt.completion_context is not None)
-        await wait_until(pilot, lambda: "Q8_0" in app.main.prompt.completion_context.quants)  # type: ignore[union-attr]
+        await wait_until(pilot, lambda: main.prompt.completion_context is not None)
+        await wait_until(pilot, lambda: "Q8_0" in main.prompt.completion_context.quants)  # type: ignore[union-attr]
         await pilot.press(*"/quant Q", "tab")
-        assert app.main.prompt.text == "/quant Q8_0" or app.main.prompt.text.startswith("/quant ")
+        assert main.prompt.text == "/quant Q8_0" or main.prompt.text.startswith("/quant ")

@@ -30,7 +30,8 @@ def make_app(model: Path, sampling: SamplingSettings = DEMO_SAMPLING, demo: bool
 
 
 async def ready(pilot: Pilot[None], app: LollmaApp) -> None:
-    await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
+    main = app.chat_screen
+    await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
 
 
 async def send(pilot: Pilot[None], text: str) -> None:
@@ -40,19 +41,21 @@ async def send(pilot: Pilot[None], text: str) -> None:
 
 
 def notices(app: LollmaApp) -> list[str]:
-    return [str(n.render()) for n in app.main.chat_log.query(Notice)]
+    main = app.chat_screen
+    return [str(n.render()) for n in main.chat_log.query(Notice)]
 
 
 async def test_send_streams_a_reply_with_its_stats(demo_gguf: Path) -> None:
     app = make_app(demo_gguf, demo=True)
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await ready(pilot, app)
         await send(pilot, "explain quantum entanglement")
-        turn = app.main.chat_log.query_one(ReplyTurn)
+        turn = main.chat_log.query_one(ReplyTurn)
         # Streaming: text shows up before the reply is finished.
         await wait_until(pilot, lambda: bool(turn.message.content))
-        assert app.is_generating
-        await wait_until(pilot, lambda: not app.is_generating)
+        assert main.is_generating
+        await wait_until(pilot, lambda: not main.is_generating)
         reply = turn.message
         assert reply.state in (ReplyState.COMPLETE, ReplyState.LENGTH)
         assert len(reply.content.split()) > 5
@@ -61,91 +64,95 @@ async def test_send_streams_a_reply_with_its_stats(demo_gguf: Path) -> None:
         assert reply.stats is not None and reply.stats.gen_tokens > 5
         assert reply.stats.setup.quant == "Q4_K_M"
         # The user turn and the conversation both hold the question.
-        assert app.main.chat_log.query_one(UserTurn).message.content == "explain quantum entanglement"
-        assert [m.role for m in app.conversation.messages] == ["user", "assistant"]
+        assert main.chat_log.query_one(UserTurn).message.content == "explain quantum entanglement"
+        assert [m.role for m in main.conversation.messages] == ["user", "assistant"]
         # The demo's base-model warning was shown once.
         assert sum("base model" in n for n in notices(app)) == 1
         assert sum("no chat template" in n for n in notices(app)) == 1
-        speed = str(app.main.model_card.query_one("#model-speed", Static).render())
+        speed = str(main.model_card.query_one("#model-speed", Static).render())
         assert "tok/s" in speed
 
 
 async def test_escape_stops_the_reply_and_keeps_the_partial_text(demo_gguf: Path) -> None:
     app = make_app(demo_gguf, sampling=DEMO_SAMPLING.with_changes(max_tokens=1500))
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await ready(pilot, app)
         await send(pilot, "Write a long story about a lighthouse keeper.")
-        turn = app.main.chat_log.query_one(ReplyTurn)
+        turn = main.chat_log.query_one(ReplyTurn)
         await wait_until(pilot, lambda: len(turn.message.content) > 10)
         await pilot.press("escape")
-        await wait_until(pilot, lambda: not app.is_generating, within=5)
+        await wait_until(pilot, lambda: not main.is_generating, within=5)
         reply = turn.message
         assert reply.state == ReplyState.STOPPED
         assert reply.content
         assert reply.stats is not None and reply.stats.gen_tokens < 1500
         assert "stopped" in str(turn.footer.render())
         # The partial reply stays in the conversation the model sees next.
-        assert app.conversation.history()[-1].content == reply.content
+        assert main.conversation.history()[-1].content == reply.content
 
 
 async def test_regenerate_replaces_the_last_reply(demo_gguf: Path) -> None:
     app = make_app(demo_gguf, sampling=DEMO_SAMPLING.with_changes(max_tokens=20))
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await ready(pilot, app)
         await send(pilot, "Name a colour.")
-        await wait_until(pilot, lambda: app.main.chat_log.reply_turns() != [] and not app.is_generating)
-        first = app.main.chat_log.query_one(ReplyTurn)
+        await wait_until(pilot, lambda: main.chat_log.reply_turns() != [] and not main.is_generating)
+        first = main.chat_log.query_one(ReplyTurn)
         await pilot.press("ctrl+r")
-        await wait_until(pilot, lambda: app.main.chat_log.query_one(ReplyTurn) is not first)
-        await wait_until(pilot, lambda: not app.is_generating)
-        (second,) = app.main.chat_log.reply_turns()
+        await wait_until(pilot, lambda: main.chat_log.query_one(ReplyTurn) is not first)
+        await wait_until(pilot, lambda: not main.is_generating)
+        (second,) = main.chat_log.reply_turns()
         assert second.message.id != first.message.id
         assert second.message.content
-        assert [m.role for m in app.conversation.messages] == ["user", "assistant"]
-        assert app.conversation.messages[1] is second.message
+        assert [m.role for m in main.conversation.messages] == ["user", "assistant"]
+        assert main.conversation.messages[1] is second.message
 
 
 async def test_worker_killed_mid_reply_keeps_the_chat_and_recovers(demo_gguf: Path) -> None:
     app = make_app(demo_gguf, sampling=DEMO_SAMPLING.with_changes(max_tokens=1500))
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await ready(pilot, app)
         await send(pilot, "Tell me about rivers.")
-        turn = app.main.chat_log.query_one(ReplyTurn)
+        turn = main.chat_log.query_one(ReplyTurn)
         await wait_until(pilot, lambda: bool(turn.message.content))
-        (pid,) = app.backend.process_ids()
+        (pid,) = main.models.backend.process_ids()
         os.kill(pid, signal.SIGKILL)
-        await wait_until(pilot, lambda: not app.is_generating, within=10)
+        await wait_until(pilot, lambda: not main.is_generating, within=10)
         assert turn.message.state == ReplyState.ERROR
         assert "SIGKILL" in str(turn.footer.render())
-        assert app.backend.status.state == BackendState.FAILED
+        assert main.models.backend.status.state == BackendState.FAILED
         # Everything typed so far is still there, and the next message restarts the model.
-        app.sampling = app.sampling.with_changes(max_tokens=12)
+        main.models.sampling = main.models.sampling.with_changes(max_tokens=12)
         await send(pilot, "Are you back?")
-        await wait_until(pilot, lambda: len(app.main.chat_log.reply_turns()) == 2)
-        second = app.main.chat_log.reply_turns()[1]
+        await wait_until(pilot, lambda: len(main.chat_log.reply_turns()) == 2)
+        second = main.chat_log.reply_turns()[1]
         await wait_until(pilot, lambda: second.message.state != ReplyState.STREAMING)
         assert second.message.state in (ReplyState.COMPLETE, ReplyState.LENGTH)
-        assert [m.content for m in app.conversation.messages if m.role == "user"] == [
+        assert [m.content for m in main.conversation.messages if m.role == "user"] == [
             "Tell me about rivers.",
             "Are you back?",
         ]
-        assert app.backend.process_ids()[0] != pid
+        assert main.models.backend.process_ids()[0] != pid
 
 
 async def test_system_prompt_and_clear_commands(demo_gguf: Path) -> None:
     app = make_app(demo_gguf, sampling=DEMO_SAMPLING.with_changes(max_tokens=8))
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await ready(pilot, app)
         await send(pilot, "/system You answer in French.")
-        assert app.conversation.system_prompt == "You answer in French."
+        assert main.conversation.system_prompt == "You answer in French."
         await send(pilot, "Bonjour")
-        await wait_until(pilot, lambda: app.main.chat_log.reply_turns() != [] and not app.is_generating)
-        assert app.conversation.history()[0].role == "system"
+        await wait_until(pilot, lambda: main.chat_log.reply_turns() != [] and not main.is_generating)
+        assert main.conversation.history()[0].role == "system"
         await send(pilot, "/clear")
         await pilot.pause()
-        assert app.conversation.messages == []
-        assert app.conversation.system_prompt == "You answer in French."
-        assert app.main.chat_log.reply_turns() == []
+        assert main.conversation.messages == []
+        assert main.conversation.system_prompt == "You answer in French."
+        assert main.chat_log.reply_turns() == []
         await send(pilot, "/nonsense")
         assert any("unknown command" in n for n in notices(app))
 
@@ -154,22 +161,24 @@ async def test_a_corrupt_model_is_reported_and_the_app_keeps_running(tmp_path: P
     corrupt = tmp_path / "broken.gguf"
     corrupt.write_bytes(tiny_gguf.read_bytes()[:100_000])
     app = make_app(corrupt)
+    main = app.chat_screen
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: any("broken.gguf" in n for n in notices(app)))
-        card = app.main.model_card.status
+        card = main.model_card.status
         assert card is not None and card.state == BackendState.FAILED and "broken.gguf" in card.message
         await send(pilot, "hello?")
-        await wait_until(pilot, lambda: app.main.chat_log.reply_turns() != [] and not app.is_generating)
-        reply = app.main.chat_log.query_one(ReplyTurn).message
+        await wait_until(pilot, lambda: main.chat_log.reply_turns() != [] and not main.is_generating)
+        reply = main.chat_log.query_one(ReplyTurn).message
         assert reply.state == ReplyState.ERROR
-        assert app.conversation.messages[0].content == "hello?"
+        assert main.conversation.messages[0].content == "hello?"
 
 
 async def test_everything_fits_and_works_by_keyboard_at_80x24(demo_gguf: Path) -> None:
     app = make_app(demo_gguf, sampling=DEMO_SAMPLING.with_changes(max_tokens=8))
+    main = app.chat_screen
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot, app)
-        screen = app.main
+        screen = app.chat_screen
         assert app.focused is screen.prompt
         for widget in (screen.chat_log, screen.prompt, screen.sidebar):
             region = widget.region
@@ -177,7 +186,7 @@ async def test_everything_fits_and_works_by_keyboard_at_80x24(demo_gguf: Path) -
             assert region.right <= 80 and region.bottom <= 24
         assert screen.chat_log.region.width >= 40
         await pilot.press(*"hi", "enter")
-        await wait_until(pilot, lambda: app.main.chat_log.reply_turns() != [] and not app.is_generating)
+        await wait_until(pilot, lambda: main.chat_log.reply_turns() != [] and not main.is_generating)
         # The side panel folds away for a wider chat, and comes back.
         await pilot.press("ctrl+b")
         await pilot.pause()

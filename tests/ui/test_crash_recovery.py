@@ -252,12 +252,16 @@ async def test_the_cut_off_notice_survives_resuming(tiny_gguf: Path) -> None:
         load=LoadSettings(model=str(tiny_gguf), n_ctx=512), sampling=SamplingSettings(max_tokens=4)
     )
     app = LollmaApp(options)
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await _until(pilot, lambda: app.history_store is not None and len(app.main.chat_log.turns()) == 2)
+        await _until(
+            pilot,
+            lambda: main.history.store is not None and len(main.chat_log.turns()) == 2,
+        )
         await app.workers.wait_for_complete([w for w in app.workers if w.group == "history-open"])
-        notices = [str(n.content) for n in app.main.chat_log.query(Notice)]
+        notices = [str(n.content) for n in main.chat_log.query(Notice)]
         assert any(CUT_OFF_NOTICE in text for text in notices), notices
-        reply = app.main.chat_log.turns()[-1]
+        reply = main.chat_log.turns()[-1]
         assert isinstance(reply, HistoryTurn)
         assert reply.message.state == ReplyState.INCOMPLETE
         assert reply.message.content == "a partial answer"

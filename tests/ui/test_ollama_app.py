@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ollama_server import OllamaTestServer
 from ollama_server.engines import Script
-from ollama_server.fixtures import dead_ollama_host, ollama_server
 from pilot_support import wait_until
 from textual.pilot import Pilot
 from textual.widgets import Collapsible
@@ -15,8 +14,6 @@ from lollma_tui.core.chat.conversation import ReplyState
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
 from lollma_tui.ui.widgets.chat_log import Notice, PullView, ReplyTurn
-
-__all__ = ["dead_ollama_host", "ollama_server"]
 
 
 def make_app(host: str, model: str = "tinyllama:1b-q4_K_M") -> LollmaApp:
@@ -29,23 +26,26 @@ def make_app(host: str, model: str = "tinyllama:1b-q4_K_M") -> LollmaApp:
 
 
 def notices(app: LollmaApp) -> list[str]:
-    return [str(n.render()) for n in app.main.chat_log.query(Notice)]
+    main = app.chat_screen
+    return [str(n.render()) for n in main.chat_log.query(Notice)]
 
 
 async def send(pilot: Pilot[None], app: LollmaApp, text: str) -> ReplyTurn:
-    before = len(app.main.chat_log.reply_turns())
+    main = app.chat_screen
+    before = len(main.chat_log.reply_turns())
     await pilot.press(*text, "enter")
-    await wait_until(pilot, lambda: len(app.main.chat_log.reply_turns()) > before)
-    turn = app.main.chat_log.reply_turns()[-1]
-    await wait_until(pilot, lambda: not app.is_generating)
+    await wait_until(pilot, lambda: len(main.chat_log.reply_turns()) > before)
+    turn = main.chat_log.reply_turns()[-1]
+    await wait_until(pilot, lambda: not main.is_generating)
     return turn
 
 
 async def test_chat_through_ollama_with_stats_from_the_final_chunk(ollama_server: OllamaTestServer) -> None:
     ollama_server.queue_reply(Script(text="Entanglement links two particles.", tokens_per_second=200))
     app = make_app(ollama_server.host)
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
+        await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
         turn = await send(pilot, app, "explain quantum entanglement")
         assert turn.message.content == "Entanglement links two particles."
         assert turn.message.state == ReplyState.COMPLETE
@@ -60,34 +60,37 @@ async def test_chat_through_ollama_with_stats_from_the_final_chunk(ollama_server
 async def test_thinking_is_shown_folded_above_the_answer(ollama_server: OllamaTestServer) -> None:
     ollama_server.queue_reply(Script(text="Four.", thinking="Two plus two is four."))
     app = make_app(ollama_server.host, model="qwen3:0.6b")
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
+        await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
         turn = await send(pilot, app, "2+2?")
         assert turn.message.content == "Four."
         folded = turn.query_one(Collapsible)
         assert folded.collapsed
         assert turn.thinking == "Two plus two is four."
         # The thinking text is not part of what the model is sent back next turn.
-        assert app.conversation.history()[-1].content == "Four."
+        assert main.conversation.history()[-1].content == "Four."
 
 
 async def test_server_down_at_start_then_up_connects_and_chats(dead_ollama_host: str) -> None:
     app = make_app(dead_ollama_host)
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_until(pilot, lambda: any("not reachable" in n for n in notices(app)))
-        assert "Retrying" in (app.main.model_card.status.message if app.main.model_card.status else "")
+        assert "Retrying" in (main.model_card.status.message if main.model_card.status else "")
         port = int(dead_ollama_host.rsplit(":", 1)[1])
         with OllamaTestServer(port=port) as server:
             server.queue_reply("I am here now.")
-            await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY, within=30)
+            await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY, within=30)
             turn = await send(pilot, app, "hello?")
             assert turn.message.content == "I am here now."
 
 
 async def test_errors_mid_stream_and_on_load_keep_the_chat(ollama_server: OllamaTestServer) -> None:
     app = make_app(ollama_server.host)
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
+        await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
         ollama_server.fail_stream("CUDA error: out of memory", after=2)
         failed = await send(pilot, app, "first question")
         assert failed.message.state == ReplyState.ERROR
@@ -96,10 +99,10 @@ async def test_errors_mid_stream_and_on_load_keep_the_chat(ollama_server: Ollama
         ollama_server.queue_reply("Recovered.")
         ok = await send(pilot, app, "second question")
         assert ok.message.content == "Recovered."
-        users = [m.content for m in app.conversation.messages if m.role == "user"]
+        users = [m.content for m in main.conversation.messages if m.role == "user"]
         assert users == ["first question", "second question"]
         # The failed reply's fragments are not sent back to the model.
-        assert [m.content for m in app.conversation.history()] == [
+        assert [m.content for m in main.conversation.history()] == [
             "first question",
             "second question",
             "Recovered.",
@@ -117,19 +120,19 @@ async def test_unknown_model_says_how_to_get_it(ollama_server: OllamaTestServer)
 async def test_pull_shows_progress_and_the_model_becomes_available(ollama_server: OllamaTestServer) -> None:
     ollama_server.delay_pull_steps(0.05)
     app = make_app(ollama_server.host)
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY)
-        app.pull_model("smollm2:135m")
+        await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
+        main.pull_model("smollm2:135m")
         view = await _pull_view(pilot, app)
         await wait_until(pilot, lambda: (view.bar.total or 0) > 0)
         await wait_until(pilot, lambda: str(view.status.render()) == "pulled smollm2:135m")
         assert "smollm2:135m" in ollama_server.installed_names()
-        app.pull_model("no-such-model:1b")
-        await wait_until(
-            pilot, lambda: "failed" in str(app.main.chat_log.query(PullView).last().status.render())
-        )
+        main.pull_model("no-such-model:1b")
+        await wait_until(pilot, lambda: "failed" in str(main.chat_log.query(PullView).last().status.render()))
 
 
 async def _pull_view(pilot: Pilot[None], app: LollmaApp) -> PullView:
-    await wait_until(pilot, lambda: bool(app.main.chat_log.query(PullView)))
-    return app.main.chat_log.query_one(PullView)
+    main = app.chat_screen
+    await wait_until(pilot, lambda: bool(main.chat_log.query(PullView)))
+    return main.chat_log.query_one(PullView)

@@ -36,7 +36,8 @@ def make_app(model: Path) -> LollmaApp:
 
 
 def crash_notices(app: LollmaApp) -> list[str]:
-    return [text for n in app.main.chat_log.query(Notice) if "repacking off" in (text := str(n.render()))]
+    main = app.chat_screen
+    return [text for n in main.chat_log.query(Notice) if "repacking off" in (text := str(n.render()))]
 
 
 async def test_the_app_answers_says_so_once_and_remembers(
@@ -47,23 +48,25 @@ async def test_the_app_answers_says_so_once_and_remembers(
     log = paths.llama_log_path()
 
     app = make_app(smollm2_gguf)
+    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(pilot, lambda: app.backend.status.state == BackendState.READY, within=60)
+        await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY, within=60)
         await pilot.click("#prompt")
         await pilot.press(*"What is the capital of France?", "enter")
-        turn = app.main.chat_log.query_one(ReplyTurn)
+        turn = main.chat_log.query_one(ReplyTurn)
         await wait_until(pilot, lambda: turn.message.state != ReplyState.STREAMING, within=60)
         assert turn.message.state in (ReplyState.COMPLETE, ReplyState.LENGTH)
         assert turn.message.content.strip()
         assert len(crash_notices(app)) == 1
-        card = str(app.main.model_card.query_one("#model-lines", Static).render())
+        card = str(main.model_card.query_one("#model-lines", Static).render())
         assert "repack off" in card
     assert log.read_text(errors="replace").count("fault injection: crashing") == 1
 
     again = make_app(smollm2_gguf)
     async with again.run_test(size=(100, 32)) as pilot:
-        await wait_until(pilot, lambda: again.backend.status.state == BackendState.READY, within=60)
+        models = again.chat_screen.models
+        await wait_until(pilot, lambda: models.backend.status.state == BackendState.READY, within=60)
         assert crash_notices(again) == []
-        card = str(again.main.model_card.query_one("#model-lines", Static).render())
+        card = str(again.chat_screen.model_card.query_one("#model-lines", Static).render())
         assert "repack off" in card
     assert log.read_text(errors="replace").count("fault injection: crashing") == 1

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lollma_tui.core import paths
-from lollma_tui.core.backends import llamacpp_protocol as proto
-from lollma_tui.core.backends import repack
+from lollma_tui.core.backends import llamacpp_protocol as proto, repack
 from lollma_tui.core.backends.base import (
     BackendCrashedError,
     BackendState,

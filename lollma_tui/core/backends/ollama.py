@@ -18,7 +18,8 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import httpx
@@ -43,7 +44,12 @@ from lollma_tui.core.backends.base import (
     TextDelta,
     ThinkingDelta,
 )
-from lollma_tui.core.backends.ollama_errors import CLIENT_ERRORS, Operation, translate
+from lollma_tui.core.backends.ollama_errors import (
+    CLIENT_ERRORS,
+    MALFORMED_REPLY_ERRORS,
+    Operation,
+    translate,
+)
 from lollma_tui.core.backends.ollama_host import ServerProcessFinder, base_url, host_and_port, is_local
 from lollma_tui.core.backends.ollama_models import (
     OllamaModel,
@@ -70,9 +76,11 @@ from lollma_tui.core.backends.ollama_stats import (
     reply_stats,
 )
 from lollma_tui.core.backends.server_state import ServerBackendState
+from lollma_tui.core.net import trust_env_for
 from lollma_tui.core.settings import AUTO, BackendKind, GpuLayers, LoadSettings, SamplingSettings
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 DEFAULT_TIMEOUT_S = 300.0
 """Longest silence tolerated from the server: a cold load or a long prompt sends nothing."""
@@ -127,13 +135,18 @@ class OllamaBackend(ServerBackendState):
         think: bool = True,
         unload_on_close: bool = True,
         on_status: StatusListener | None = None,
+        proxy_loopback: bool = False,
     ) -> None:
         self.base_url = base_url(host)
         self.timeout_s = timeout_s
         self.think = think
         """Let thinking-capable models think (their thoughts stream as `ThinkingDelta`)."""
         self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
-        self._client = ollama.AsyncClient(host=self.base_url, timeout=self._timeout)
+        self._trust_env = trust_env_for(self.base_url, proxy_loopback=proxy_loopback)
+        """False for a server on this machine: env proxies are for the web (see core.net)."""
+        self._client = ollama.AsyncClient(
+            host=self.base_url, timeout=self._timeout, trust_env=self._trust_env
+        )
         self._http: httpx.AsyncClient | None = None
         self._unload_on_close = unload_on_close
         self._on_status = on_status
@@ -160,6 +173,17 @@ class OllamaBackend(ServerBackendState):
             raise translate(
                 error, base_url=self.base_url, operation=operation, model=model, timeout_s=self.timeout_s
             ) from error
+
+    async def _read(
+        self, operation: Operation, awaitable: Awaitable[T], decode: Callable[[T], U], model: str = ""
+    ) -> U:
+        """`_call`, then `decode` the reply: a reply of an unexpected shape is the same error
+        however deep in the decoding it shows."""
+        reply = await self._call(operation, awaitable, model)
+        try:
+            return decode(reply)
+        except MALFORMED_REPLY_ERRORS as error:
+            raise translate(error, base_url=self.base_url, operation=operation, model=model) from error
 
     # -- load / unload ------------------------------------------------------------------------
 
@@ -189,14 +213,19 @@ class OllamaBackend(ServerBackendState):
                 )
                 load_s = time.perf_counter() - started
                 running = await self._running_entry(name)
-            except BackendError as error:
-                self._set_status(BackendState.FAILED, str(error))
-                raise
+                self._gpu_share = running.gpu_share if running is not None else None
+                loaded = self._describe(settings, info, running, load_s)
+            except Exception as error:
+                # Whatever went wrong, the status must not stay at "loading".
+                failure = translate(error, base_url=self.base_url, operation="load", model=name)
+                self._set_status(BackendState.FAILED, str(failure))
+                if failure is error:
+                    raise
+                raise failure from error
             self._info = info
             self._runner_options = options
             self._keep_alive = keep_alive
-            self._gpu_share = running.gpu_share if running is not None else None
-            self._loaded = self._describe(settings, info, running, load_s)
+            self._loaded = loaded
             self._set_status(BackendState.READY, f"{name} ready")
             return self._loaded
 
@@ -421,15 +450,15 @@ class OllamaBackend(ServerBackendState):
 
     async def list_models(self) -> list[OllamaModel]:
         """Installed models (/api/tags) with family, parameter size and quantization."""
-        return models_from(await self._call("list", self._client.list()))
+        return await self._read("list", self._client.list(), models_from)
 
     async def running(self) -> list[OllamaRunningModel]:
         """Loaded models (/api/ps) with memory placement and context length."""
-        return running_from(await self._call("ps", self._client.ps()))
+        return await self._read("ps", self._client.ps(), running_from)
 
     async def show(self, name: str) -> OllamaModelInfo:
         """Architecture, layer count, trained context and capabilities (/api/show)."""
-        return info_from(name, await self._call("show", self._client.show(name), name))
+        return await self._read("show", self._client.show(name), partial(info_from, name), name)
 
     async def pull(self, name: str) -> AsyncIterator[PullProgress]:
         """Download a model, yielding Ollama's progress lines until "success"."""
@@ -448,7 +477,9 @@ class OllamaBackend(ServerBackendState):
     def _http_client(self) -> httpx.AsyncClient:
         # The ollama client has no version() call; a plain httpx client reads /api/version.
         if self._http is None:
-            self._http = httpx.AsyncClient(base_url=self.base_url, timeout=self._timeout)
+            self._http = httpx.AsyncClient(
+                base_url=self.base_url, timeout=self._timeout, trust_env=self._trust_env
+            )
         return self._http
 
     async def version(self) -> str:
@@ -462,7 +493,7 @@ class OllamaBackend(ServerBackendState):
             raise BackendUnavailableError(
                 f"{self.base_url} answered {status} to /api/version — is it an Ollama server?"
             ) from error
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError, RecursionError) as error:
             raise BackendUnavailableError(f"{self.base_url} does not look like an Ollama server.") from error
         except httpx.HTTPError as error:
             raise translate(error, base_url=self.base_url, operation="version") from error
@@ -473,5 +504,5 @@ class OllamaBackend(ServerBackendState):
             response = await self._http_client().get("/api/version", timeout=PING_TIMEOUT_S)
             response.raise_for_status()
             return str(response.json()["version"])
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, RecursionError):
             return None

@@ -3,7 +3,9 @@
 The client surfaces failures in several shapes (reference/backends.md §A.9): `ResponseError`
 with the HTTP status (or -1 for an error line inside a 200 stream), the builtin
 `ConnectionError` from non-streaming calls, a raw `httpx.ConnectError` from streaming ones,
-httpx timeouts, and pydantic errors on malformed replies.
+httpx timeouts, and on malformed replies whatever parsing them raises: pydantic errors, bad
+JSON, NaN where an integer belongs, a list where an object belongs (``cls(**reply)``, a
+TypeError), JSON nested past the parser's recursion limit. All of those are one error.
 """
 
 from __future__ import annotations
@@ -28,15 +30,29 @@ __all__ = ["CLIENT_ERRORS", "Operation", "one_line", "translate", "unreachable_m
 
 Operation = Literal["load", "chat", "unload", "list", "show", "ps", "pull", "delete", "version"]
 
+MALFORMED_REPLY_ERRORS: tuple[type[BaseException], ...] = (
+    pydantic.ValidationError,
+    json.JSONDecodeError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    KeyError,
+    IndexError,
+    OverflowError,
+    RecursionError,
+)
+"""What reading a reply of an unexpected shape raises, in the client or in our decoding."""
+
 CLIENT_ERRORS: tuple[type[BaseException], ...] = (
     ollama.ResponseError,
     ollama.RequestError,
     httpx.HTTPError,
     ConnectionError,
-    pydantic.ValidationError,
-    json.JSONDecodeError,
+    *MALFORMED_REPLY_ERRORS,
 )
 """What a call through the ollama client can raise besides our own errors."""
+
+UNREADABLE_REPLY = "Ollama sent a reply this app cannot read"
 
 
 def unreachable_message(base_url: str) -> str:
@@ -75,12 +91,12 @@ def translate(
         if operation == "chat":
             return BackendCrashedError("Ollama closed the connection mid-reply; the conversation is kept.")
         return BackendUnavailableError(f"Lost the connection to Ollama at {base_url}.")
-    if isinstance(error, pydantic.ValidationError | json.JSONDecodeError):
-        return BackendError(f"Ollama sent a reply this app cannot read ({type(error).__name__}).")
     if isinstance(error, ollama.RequestError):
         return BackendError(f"Invalid request to Ollama: {one_line(error.error)}")
     if isinstance(error, httpx.HTTPError):
         return BackendUnavailableError(f"Talking to Ollama at {base_url} failed: {one_line(str(error))}")
+    if isinstance(error, MALFORMED_REPLY_ERRORS):
+        return BackendError(f"{UNREADABLE_REPLY} ({type(error).__name__}).")
     return BackendError(f"Ollama request failed: {one_line(repr(error))}")
 
 

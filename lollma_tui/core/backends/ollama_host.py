@@ -10,12 +10,10 @@ import urllib.parse
 
 import psutil
 
+from lollma_tui.core.net import is_loopback_host
+
 DEFAULT_HOST = "127.0.0.1:11434"
 DEFAULT_PORT = 11434
-
-_LOCAL_NAMES = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::"}
-"""0.0.0.0 is what people put in OLLAMA_HOST to make the server listen everywhere; a client
-using it connects locally."""
 
 _RESCAN_S = 10.0
 
@@ -53,7 +51,7 @@ def host_and_port(url: str) -> tuple[str, int]:
 
 def is_local(url: str) -> bool:
     hostname, _ = host_and_port(url)
-    return hostname.lower() in _LOCAL_NAMES
+    return is_loopback_host(hostname)
 
 
 class ServerProcessFinder:

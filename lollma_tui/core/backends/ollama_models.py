@@ -5,6 +5,7 @@ Built from the ollama client's pydantic responses so nothing above the backend d
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -141,7 +142,7 @@ def models_from(response: ListResponse) -> list[OllamaModel]:
         models.append(
             OllamaModel(
                 name=item.model or "",
-                size_bytes=int(item.size or 0),
+                size_bytes=_size(item.size),
                 digest=item.digest or "",
                 modified_at=item.modified_at,
                 family=family,
@@ -160,9 +161,9 @@ def running_from(response: ProcessResponse) -> list[OllamaRunningModel]:
         running.append(
             OllamaRunningModel(
                 name=item.model or item.name or "",
-                size_bytes=int(item.size or 0),
-                vram_bytes=int(item.size_vram or 0),
-                context_length=item.context_length,
+                size_bytes=_size(item.size),
+                vram_bytes=_size(item.size_vram),
+                context_length=_size(item.context_length) or None,
                 expires_at=item.expires_at,
                 quantization=quantization,
             )
@@ -170,19 +171,47 @@ def running_from(response: ProcessResponse) -> list[OllamaRunningModel]:
     return running
 
 
-def _int(info: Mapping[str, Any], key: str) -> int | None:
+_INT_MAX = (1 << 63) - 1
+_MAX_LAYERS = 4096
+"""As for GGUF headers (`gguf_header_reader.MAX_LAYERS`): planning allocates per layer."""
+
+
+def _size(value: int | None) -> int:
+    """A byte count or length from a reply; 0 when missing, negative or past 64 bits (a ratio
+    of two such numbers would not even be a float)."""
+    return value if value is not None and 0 <= value <= _INT_MAX else 0
+
+
+def _int(info: Mapping[str, Any], key: str, limit: int = _INT_MAX) -> int | None:
+    """A count from model info, or None: NaN, infinities, fractions, negatives, non-numbers
+    and values past `limit` mean the server does not say."""
     value = info.get(key)
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit:
+        return value
+    return None
+
+
+def _check_finite(info: Mapping[str, Any]) -> None:
+    """Go's JSON encoder cannot write NaN or infinities, so a reply holding one is not from a
+    working Ollama: it is refused like any other malformed reply."""
+    for key, value in info.items():
+        items = value if isinstance(value, list) else (value,)
+        if any(isinstance(item, float) and not math.isfinite(item) for item in items):
+            raise ValueError(f"model info {key!r} is not a finite number")
 
 
 def info_from(name: str, response: ShowResponse) -> OllamaModelInfo:
     info: Mapping[str, Any] = response.modelinfo or {}
-    arch = str(info.get("general.architecture") or "")
+    _check_finite(info)
+    declared = info.get("general.architecture")
+    arch = declared if isinstance(declared, str) else ""
     family, parameter_size, quantization, _ = _details(response.details)
     return OllamaModelInfo(
         name=name,
         architecture=arch or family,
-        n_layers=_int(info, f"{arch}.block_count"),
+        n_layers=_int(info, f"{arch}.block_count", _MAX_LAYERS),
         n_ctx_train=_int(info, f"{arch}.context_length"),
         embedding_length=_int(info, f"{arch}.embedding_length"),
         head_count=_int(info, f"{arch}.attention.head_count"),

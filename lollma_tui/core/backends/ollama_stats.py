@@ -20,6 +20,13 @@ Transcript = tuple[tuple[str, str], ...]
 RELOAD_EVIDENCE_S = 0.25
 """A load_duration this long means the runner (re)started, so its prompt cache was empty."""
 
+_COUNT_MAX = (1 << 63) - 1
+
+
+def _count(value: int | None) -> int | None:
+    # A negative or past-64-bit figure is not a measurement; dividing by it could overflow.
+    return value if value is not None and 0 <= value <= _COUNT_MAX else None
+
 
 @dataclass(frozen=True, slots=True)
 class FinalFigures:
@@ -37,12 +44,12 @@ class FinalFigures:
     def from_response(cls, part: ChatResponse) -> FinalFigures:
         return cls(
             done_reason=part.done_reason,
-            prompt_eval_count=part.prompt_eval_count,
-            prompt_eval_duration_ns=part.prompt_eval_duration,
-            eval_count=part.eval_count,
-            eval_duration_ns=part.eval_duration,
-            load_duration_ns=part.load_duration,
-            total_duration_ns=part.total_duration,
+            prompt_eval_count=_count(part.prompt_eval_count),
+            prompt_eval_duration_ns=_count(part.prompt_eval_duration),
+            eval_count=_count(part.eval_count),
+            eval_duration_ns=_count(part.eval_duration),
+            load_duration_ns=_count(part.load_duration),
+            total_duration_ns=_count(part.total_duration),
         )
 
     @property

@@ -9,25 +9,18 @@ from __future__ import annotations
 import httpx2
 from openai import AsyncOpenAI
 
-from lollma_tui.core.backends.openai_host import is_loopback
+from lollma_tui.core.net import trust_env_for
 
 DEFAULT_TIMEOUT_S = 300.0
 """Longest silence tolerated: a model loading on demand (JIT, router mode) sends nothing."""
 CONNECT_TIMEOUT_S = 3.0
 
 
-def honour_proxy_env(url: str) -> bool:
-    """Whether HTTP(S)_PROXY and friends apply to `url`: never for this machine's own servers.
-
-    A proxy set for the web must not capture a request to 127.0.0.1, where the server runs.
-    """
-    return not is_loopback(url)
-
-
 def http_client(url: str, *, timeout_s: float, connect_timeout_s: float) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(
         timeout=httpx2.Timeout(timeout_s, connect=connect_timeout_s),
-        trust_env=honour_proxy_env(url),
+        # Proxy variables are for the web, never for this machine's own servers (core.net).
+        trust_env=trust_env_for(url),
         follow_redirects=True,
     )
 

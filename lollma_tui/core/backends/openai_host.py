@@ -6,18 +6,17 @@ own extras (llama-server's /props, vLLM's /version, LM Studio's /api/v0) hang of
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import urllib.parse
 from dataclasses import dataclass
+
+from lollma_tui.core.net import is_loopback_host
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"
 """llama-server's default address; OPENAI_BASE_URL overrides it."""
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 NO_KEY = "no-key"
 """Sent when no key is set: local servers ignore it, and the client refuses to run without one."""
-
-_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 
 class BaseUrlError(ValueError):
@@ -68,14 +67,8 @@ def host_and_port(url: str) -> tuple[str, int]:
 
 
 def is_loopback(url: str) -> bool:
-    """True when the URL names this machine by a loopback address or name."""
-    hostname = host_and_port(url)[0].lower()
-    if hostname in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
+    """True when the URL names this machine by a loopback address or name (`core.net`'s rule)."""
+    return is_loopback_host(host_and_port(url)[0])
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,6 @@ import os
 import platform
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lollma_tui.core import paths
+from lollma_tui.core.safe_files import write_private_file
 
 UPSTREAM_ISSUE = "llama.cpp#20824"
 _MAX_ENTRIES = 500
@@ -124,17 +124,8 @@ class RepackMemory:
         self._write({"version": 1, "entries": newest})
 
     def _write(self, document: dict[str, object]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=".repack-", suffix=".json", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                json.dump(document, file, indent=1)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, self.path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
+        with contextlib.suppress(OSError):
+            write_private_file(self.path, json.dumps(document, indent=1))
 
 
 def fallback_note() -> str:

@@ -26,6 +26,7 @@ _CSV_SKIP = frozenset({"samples_ns", "samples_ts", "samples_ttft_ns", "hardware"
 
 
 def format_size(n_bytes: int | None) -> str:
+    """llama-bench's size column ("1.50 GiB"), so the tables compare with its own."""
     if not n_bytes:
         return "—"
     if n_bytes >= 1 << 30:

@@ -25,6 +25,7 @@ from lollma_tui.core.bench.context import RunContext
 from lollma_tui.core.bench.records import BenchRecord, bench_test_name, utc_now
 from lollma_tui.core.bench.stats import mean, summarize
 from lollma_tui.core.bench.sweep import Configuration, SweepSpec, ollama_pairs
+from lollma_tui.core.net import trust_env_for
 from lollma_tui.core.settings import AUTO, BackendKind, LoadSettings
 
 OLLAMA_CAVEATS: tuple[str, ...] = (
@@ -117,7 +118,9 @@ class OllamaRun:
         self.label = label
         self.backend = OllamaBackend(spec.ollama_host, think=False, unload_on_close=True)
         self.client = ollama.AsyncClient(
-            host=self.backend.base_url, timeout=httpx.Timeout(600.0, connect=5.0)
+            host=self.backend.base_url,
+            timeout=httpx.Timeout(600.0, connect=5.0),
+            trust_env=trust_env_for(self.backend.base_url),
         )
         self.tag = config.model.ref
         self.settings = LoadSettings(

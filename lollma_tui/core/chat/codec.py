@@ -21,9 +21,13 @@ from functools import cache
 from typing import Any, TypeVar, Union, cast, get_args, get_origin, get_type_hints
 
 from lollma_tui.core.backends.base import ReplyStats
+from lollma_tui.core.safe_text import has_surrogates
 from lollma_tui.core.settings import SamplingSettings
 
 T = TypeVar("T")
+
+INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
+"""What SQLite stores; a larger integer in an import would fail the store's write."""
 
 
 class FormatError(ValueError):
@@ -127,7 +131,7 @@ def _enum_decoder(tp: type[Enum]) -> Decoder:
         try:
             return tp(value)
         except (ValueError, TypeError):
-            raise _Bad(f"expected one of {choices}, got {value!r}") from None
+            raise _Bad(f"expected one of {choices}, got {brief(value)}") from None
 
     return decode
 
@@ -172,9 +176,16 @@ def _primitive(tp: type, description: str) -> Decoder:
     # type() is, not isinstance: JSON true/false must not pass as the integers 1/0.
     def decode(value: object) -> Any:
         if type(value) is tp:
+            if tp is int and not INT_MIN <= cast(int, value) <= INT_MAX:
+                raise _Bad("integer out of range (64-bit)")
+            if tp is str and has_surrogates(cast(str, value)):
+                raise _Bad("text with an unpaired surrogate (\\ud800-\\udfff)")
             return value
         if tp is float and type(value) is int:
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:
+                raise _Bad("number out of range") from None
         raise _Bad(f"expected {description}, got {kind_of(value)}")
 
     return decode
@@ -193,6 +204,16 @@ def _describe(tp: Any) -> str:
         return " or ".join(_describe(arg) for arg in get_args(tp))
     names = {bool: "true/false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
     return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def brief(value: object) -> str:
+    """A short description of a value for an error message: never the whole of a huge one."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 60 else repr(value[:57]) + "…"
+    if isinstance(value, bool | int | float) or value is None:
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "…"
+    return kind_of(value)
 
 
 def kind_of(value: object) -> str:

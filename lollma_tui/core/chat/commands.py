@@ -1,22 +1,79 @@
-"""Slash commands typed in the chat input: parsing, and completion of names and arguments.
+"""The slash commands: one registry from which /help, Tab completion and dispatch derive.
 
-What the model-setting commands do to the settings is in `setting_commands`; this module only
-knows their names and the values worth offering.
+Each `CommandSpec` says what the command is called, how it is used, what it does, how its
+argument completes, and which handler runs it: the chat screen calls its method
+``command_<handler>``. What the model-setting commands do to the settings is in
+`setting_commands`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import overload
 
-from lollma_tui.core.settings import (
-    KV_CACHE_TYPES,
-    REPACK_CHOICES,
-    BackendKind,
-    LoadSettings,
-    SamplingSettings,
-)
+from lollma_tui.core.settings import BackendKind
+from lollma_tui.core.settings_table import SETTING_NAMES, SETTINGS, setting
+
+
+def default_setting_values() -> dict[str, tuple[str, ...]]:
+    """Words worth offering after ``/set KEY`` (numbers are left to the user)."""
+    return {s.name: s.choices for s in SETTINGS if s.choices}
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionContext:
+    """What completion may offer as arguments; the app fills it from what it knows now."""
+
+    models: tuple[str, ...] = ()
+    """Names /model accepts: model names, GGUF file names, Ollama tags."""
+    quants: tuple[str, ...] = ()
+    """The current model's quantizations."""
+    themes: tuple[str, ...] = ()
+    backends: tuple[str, ...] = tuple(kind.value for kind in BackendKind)
+    setting_values: Mapping[str, tuple[str, ...]] = field(default_factory=default_setting_values)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    name: str
+    """The word offered: a command name (without the slash) or an argument value."""
+    text: str
+    """The whole input line once this completion is taken."""
+    help: str = ""
+
+
+Completer = Callable[[str, str, CompletionContext], list[Completion]]
+"""(the line up to the argument, the argument typed so far, the context) → completions."""
+
+
+def _offer(
+    lead: str, typed: str, choices: tuple[str, ...], *, suffix: str = "", substring: bool = False
+) -> list[Completion]:
+    """Choices starting with `typed` (any case); for model names also those containing it, after."""
+    needle = typed.lower()
+    starts = [c for c in choices if c.lower().startswith(needle)]
+    inside = [c for c in choices if substring and needle and needle in c.lower() and c not in starts]
+    return [Completion(c, lead + c + suffix) for c in dict.fromkeys(starts + inside)]
+
+
+def _values(choices: Callable[[CompletionContext], tuple[str, ...]], *, substring: bool = False) -> Completer:
+    def complete(lead: str, typed: str, context: CompletionContext) -> list[Completion]:
+        return _offer(lead, typed, choices(context), substring=substring)
+
+    return complete
+
+
+def _complete_set(lead: str, typed: str, context: CompletionContext) -> list[Completion]:
+    key, space, value = typed.partition(" ")
+    if not space:
+        return _offer(lead, key, SETTING_NAMES, suffix=" ")
+    values = context.models if key == "model" else context.setting_values.get(key, ())
+    return _offer(f"{lead}{key} ", value.lstrip(), values)
+
+
+_CONTEXT_SIZES = ("2048", "4096", "8192", "16384", "32768", "65536", "131072")
+_BATCH_SIZES = ("128", "256", "512", "1024", "2048")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +81,20 @@ class CommandSpec:
     name: str
     usage: str
     help: str
+    handler: str = ""
+    """The chat screen runs ``command_<handler>``; empty means the command's own name."""
+    complete: Completer | None = None
+    """How the argument completes; None offers nothing."""
+    setting: str = ""
+    """For a shortcut such as /ctx: the setting it shows or changes."""
+
+    @property
+    def handler_name(self) -> str:
+        return f"command_{self.handler or self.name}"
+
+
+def _setting_choices(name: str) -> Completer:
+    return _values(lambda _: setting(name).choices)
 
 
 COMMANDS: tuple[CommandSpec, ...] = (
@@ -31,14 +102,66 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("system", "/system [TEXT]", "set the system prompt (empty: show it)"),
     CommandSpec("regen", "/regen", "regenerate the last reply"),
     CommandSpec("stop", "/stop", "stop the reply being written"),
-    CommandSpec("model", "/model [NAME]", "load another model: part of its name, a GGUF path or a tag"),
-    CommandSpec("quant", "/quant [QUANT]", "load the current model in another quantization (e.g. Q8_0)"),
-    CommandSpec("ngl", "/ngl N|auto|all", "GPU layers to offload (reloads the model)"),
-    CommandSpec("ctx", "/ctx N", "context size in tokens, e.g. 8192 or 8k (reloads)"),
-    CommandSpec("threads", "/threads N|auto", "CPU threads (reloads)"),
-    CommandSpec("batch", "/batch N", "prompt batch size (reloads)"),
-    CommandSpec("backend", "/backend llama.cpp|ollama|openai [MODEL]", "switch the inference backend"),
-    CommandSpec("set", "/set KEY VALUE", "change any load or sampling setting, e.g. /set temperature 0.7"),
+    CommandSpec(
+        "model",
+        "/model [NAME]",
+        "load another model: part of its name, a GGUF path or a tag",
+        "setting",
+        _values(lambda c: c.models, substring=True),
+    ),
+    CommandSpec(
+        "quant",
+        "/quant [QUANT]",
+        "load the current model in another quantization (e.g. Q8_0)",
+        "setting",
+        _values(lambda c: c.quants),
+    ),
+    CommandSpec(
+        "ngl",
+        "/ngl N|auto|all",
+        "GPU layers to offload (reloads the model)",
+        "setting",
+        _setting_choices("n_gpu_layers"),
+        "n_gpu_layers",
+    ),
+    CommandSpec(
+        "ctx",
+        "/ctx N",
+        "context size in tokens, e.g. 8192 or 8k (reloads)",
+        "setting",
+        _values(lambda _: _CONTEXT_SIZES),
+        "n_ctx",
+    ),
+    CommandSpec(
+        "threads",
+        "/threads N|auto",
+        "CPU threads (reloads)",
+        "setting",
+        _setting_choices("n_threads"),
+        "n_threads",
+    ),
+    CommandSpec(
+        "batch",
+        "/batch N",
+        "prompt batch size (reloads)",
+        "setting",
+        _values(lambda _: _BATCH_SIZES),
+        "n_batch",
+    ),
+    CommandSpec(
+        "backend",
+        "/backend llama.cpp|ollama|openai [MODEL]",
+        "switch the inference backend",
+        "setting",
+        _values(lambda c: c.backends),
+    ),
+    CommandSpec(
+        "set",
+        "/set KEY VALUE",
+        "change any load or sampling setting, e.g. /set temperature 0.7",
+        "setting",
+        _complete_set,
+    ),
     CommandSpec("settings", "/settings", "show the current settings"),
     CommandSpec("compare", "/compare", "compare speeds of the set-ups used in this conversation"),
     CommandSpec("bench", "/bench", "benchmark quantizations, GPU layers and threads, llama-bench style"),
@@ -53,10 +176,19 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("copy", "/copy [code N]", "copy the last reply, or its Nth code block"),
     CommandSpec("export", "/export md|json [PATH]", "save this conversation as Markdown or JSON"),
     CommandSpec("import", "/import PATH", "open a conversation exported as JSON"),
-    CommandSpec("theme", "/theme [NAME]", "switch colour theme (empty: list them)"),
+    CommandSpec(
+        "theme",
+        "/theme [NAME]",
+        "switch colour theme (empty: list them)",
+        complete=_values(lambda c: c.themes),
+    ),
     CommandSpec("help", "/help", "show keys and commands"),
     CommandSpec("quit", "/quit", "leave lollma-tui"),
 )
+
+BY_NAME: Mapping[str, CommandSpec] = {spec.name: spec for spec in COMMANDS}
+SETTING_COMMANDS: frozenset[str] = frozenset(spec.name for spec in COMMANDS if spec.handler == "setting")
+"""Commands `setting_commands.apply_setting_command` handles; /settings and /compare only show things."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,57 +235,6 @@ def unescape_message(text: str) -> str:
 
 # --- completion -----------------------------------------------------------------------------
 
-SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in fields(LoadSettings)) + tuple(
-    f.name for f in fields(SamplingSettings)
-)
-"""Every key /set accepts, load settings first."""
-
-_ON_OFF = ("on", "off")
-_BOOL_SETTINGS = tuple(f.name for f in fields(LoadSettings) if isinstance(f.default, bool))
-
-
-def default_setting_values() -> dict[str, tuple[str, ...]]:
-    """Words worth offering after ``/set KEY`` (numbers are left to the user)."""
-    values: dict[str, tuple[str, ...]] = dict.fromkeys(_BOOL_SETTINGS, _ON_OFF)
-    values.update(
-        backend=tuple(kind.value for kind in BackendKind),
-        n_gpu_layers=("auto", "all", "0"),
-        n_threads=("auto",),
-        kv_cache_type=KV_CACHE_TYPES,
-        repack=REPACK_CHOICES,
-        keep_alive=("5m", "30m", "1h", "-1", "0"),
-        seed=("random",),
-        max_tokens=("none",),
-        stop=("none",),
-    )
-    return values
-
-
-@dataclass(frozen=True, slots=True)
-class CompletionContext:
-    """What completion may offer as arguments; the app fills it from what it knows now."""
-
-    models: tuple[str, ...] = ()
-    """Names /model accepts: model names, GGUF file names, Ollama tags."""
-    quants: tuple[str, ...] = ()
-    """The current model's quantizations."""
-    themes: tuple[str, ...] = ()
-    backends: tuple[str, ...] = tuple(kind.value for kind in BackendKind)
-    setting_values: Mapping[str, tuple[str, ...]] = field(default_factory=default_setting_values)
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    name: str
-    """The word offered: a command name (without the slash) or an argument value."""
-    text: str
-    """The whole input line once this completion is taken."""
-    help: str = ""
-
-
-_CONTEXT_SIZES = ("2048", "4096", "8192", "16384", "32768", "65536", "131072")
-_BATCH_SIZES = ("128", "256", "512", "1024", "2048")
-
 
 @overload
 def complete(prefix: str, known: tuple[CommandSpec, ...] = ...) -> list[CommandSpec]: ...
@@ -167,7 +248,7 @@ def complete(
     """Without `context`: the commands whose name starts with what follows the slash.
 
     With `context`: `Completion`s, for command names and, after a command and a space, for its
-    argument (/quant, /model, /backend, /ngl, /ctx, /threads, /batch, /theme, /set KEY VALUE).
+    argument (by the command's own `complete`).
     """
     if context is None:
         if not prefix.startswith("/") or " " in prefix:
@@ -181,37 +262,9 @@ def complete(
         word = head.lower()
         return [Completion(s.name, f"/{s.name} ", s.help) for s in known if s.name.startswith(word)]
     try:
-        name = parse_command("/" + head, known).name
+        spec = BY_NAME[parse_command("/" + head, known).name]
     except CommandError:
         return []
-    return _complete_argument(name, rest.lstrip(), context)
-
-
-def _complete_argument(name: str, typed: str, context: CompletionContext) -> list[Completion]:
-    if name == "set":
-        key, space, value = typed.partition(" ")
-        if not space:
-            return _offer("/set ", key, SETTING_NAMES, suffix=" ")
-        values = context.models if key == "model" else context.setting_values.get(key, ())
-        return _offer(f"/set {key} ", value.lstrip(), values)
-    choices: tuple[str, ...] = {
-        "model": context.models,
-        "quant": context.quants,
-        "backend": context.backends,
-        "theme": context.themes,
-        "ngl": ("auto", "all", "0"),
-        "threads": ("auto",),
-        "ctx": _CONTEXT_SIZES,
-        "batch": _BATCH_SIZES,
-    }.get(name, ())
-    return _offer(f"/{name} ", typed, choices, substring=name == "model")
-
-
-def _offer(
-    lead: str, typed: str, choices: tuple[str, ...], *, suffix: str = "", substring: bool = False
-) -> list[Completion]:
-    """Choices starting with `typed` (any case); for model names also those containing it, after."""
-    needle = typed.lower()
-    starts = [c for c in choices if c.lower().startswith(needle)]
-    inside = [c for c in choices if substring and needle and needle in c.lower() and c not in starts]
-    return [Completion(c, lead + c + suffix) for c in dict.fromkeys(starts + inside)]
+    if spec.complete is None:
+        return []
+    return spec.complete(f"/{spec.name} ", rest.lstrip(), context)

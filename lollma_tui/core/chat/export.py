@@ -33,28 +33,38 @@ Field names inside "stats", "setup" and "sampling" are those of the dataclasses 
 `lollma_tui.core.backends.base` and `lollma_tui.core.settings`. Import is strict: unknown keys,
 wrong types, out-of-range settings, dangling parents or a newer version are refused with one
 error naming the place, and nothing is written. A later format version bumps "version".
+
+An import file comes from anywhere, so its reading is bounded too: a regular file only (a FIFO
+or ``/dev/zero`` is refused, never read), at most `MAX_IMPORT_BYTES`, JSON nesting beyond the
+parser's recursion limit refused like any other invalid JSON, timestamps between 1970 and 9999,
+integers that fit 64 bits, text without unpaired surrogates.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
 from lollma_tui import __version__
+from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import ReplyStats, Role, RunSetup
+from lollma_tui.core.backends.describe import format_gpu_layers
 from lollma_tui.core.chat import codec
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.errors import ImportFormatError
-from lollma_tui.core.chat.stats_format import format_gpu_layers, format_rate, format_seconds
 from lollma_tui.core.chat.store import ChatStore, ConversationTree, StoredMessage, ThreadWindow
+from lollma_tui.core.safe_files import TargetExistsError, read_regular_file, write_private_file
+from lollma_tui.core.safe_text import has_surrogates
 from lollma_tui.core.settings import BackendKind, SamplingSettings
 
 FORMAT = "lollma-tui/conversation"
 FORMAT_VERSION = 1
+MAX_IMPORT_BYTES = 64 << 20
+MAX_TIMESTAMP = 253_402_300_799.0
+"""9999-12-31T23:59:59Z: every clock and date formatter handles up to there."""
 
 _ROLES: tuple[Role, ...] = ("system", "user", "assistant")
 _CONVERSATION_KEYS = ("id", "title", "system_prompt", "created_at", "updated_at", "current_message_id")
@@ -103,17 +113,47 @@ def export_json(store: ChatStore, conversation_id: str) -> str:
 
 def parse_json(data: str | bytes) -> ConversationTree:
     """Validate an export completely; raises `ImportFormatError` with one clear line."""
+    if len(data) > MAX_IMPORT_BYTES:
+        raise ImportFormatError(f"not a conversation export: larger than {MAX_IMPORT_BYTES >> 20} MiB")
     try:
         text = data.decode("utf-8-sig") if isinstance(data, bytes) else data.removeprefix("\ufeff")
         document = json.loads(text)
+    except RecursionError:
+        # The parser recurses once per level and stops near a thousand: a clean exception, and
+        # far beyond the few levels of the format, whose validation refuses anything deeper.
+        raise ImportFormatError("not a conversation export: JSON nested too deeply") from None
     except UnicodeDecodeError as exc:
         raise ImportFormatError(f"not a conversation export: not UTF-8 text ({exc.reason})") from exc
-    except json.JSONDecodeError as exc:
-        raise ImportFormatError(f"not a conversation export: invalid JSON ({exc})") from exc
+    except ValueError as exc:  # JSONDecodeError, and integers of more than 4300 digits
+        raise ImportFormatError(f"not a conversation export: invalid JSON ({str(exc)[:200]})") from exc
     try:
         return _tree_from_document(document)
     except codec.FormatError as exc:
         raise ImportFormatError(f"not a valid conversation export: {exc}") from exc
+
+
+def read_import_file(path: Path) -> bytes:
+    """The bytes of an export file to import; `ImportFormatError` when it cannot be read as one."""
+    try:
+        return read_regular_file(path, MAX_IMPORT_BYTES)
+    except OSError as exc:
+        raise ImportFormatError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+class ExportTargetExists(TargetExistsError):
+    """An export would replace an existing file (or symlink): the caller asks before overwriting."""
+
+
+def write_export(path: Path, text: str, *, overwrite: bool = False) -> Path:
+    """Write an export readable by the user only, in one step (no half-written file).
+
+    A symlink at `path` is never written through. Raises `ExportTargetExists` when something
+    is at `path` and `overwrite` is false; OSError when the file cannot be written.
+    """
+    try:
+        return write_private_file(path, text, overwrite=overwrite)
+    except TargetExistsError:
+        raise ExportTargetExists(path) from None
 
 
 def import_json(store: ChatStore, data: str | bytes | Path) -> str:
@@ -122,20 +162,14 @@ def import_json(store: ChatStore, data: str | bytes | Path) -> str:
     Nothing is written unless the whole file is valid. Ids already in the store (re-importing a
     backup) are replaced by fresh ones rather than overwriting anything.
     """
-    if isinstance(data, Path):
-        try:
-            content: str | bytes = data.read_bytes()
-        except OSError as exc:
-            raise ImportFormatError(f"cannot read {data}: {exc.strerror or exc}") from exc
-    else:
-        content = data
+    content = read_import_file(data) if isinstance(data, Path) else data
     return store.import_tree(parse_json(content))
 
 
 def _tree_from_document(document: object) -> ConversationTree:
     top = _object(document, "top level", ("format", "version", "exported_at", "conversation", "messages"))
     if top["format"] != FORMAT:
-        raise codec.FormatError(f"format: expected {FORMAT!r}, got {top['format']!r}")
+        raise codec.FormatError(f"format: expected {FORMAT!r}, got {codec.brief(top['format'])}")
     version = top["version"]
     if not isinstance(version, int) or isinstance(version, bool):
         raise codec.FormatError(f"version: expected an integer, got {codec.kind_of(version)}")
@@ -143,7 +177,7 @@ def _tree_from_document(document: object) -> ConversationTree:
         raise codec.FormatError(f"version {version} is newer than this lollma-tui reads ({FORMAT_VERSION})")
     if version < 1:
         raise codec.FormatError(f"version: {version} is not a version")
-    _number(top, "exported_at", "top level")
+    _timestamp(top, "exported_at", "top level")
     head = _object(top["conversation"], "conversation", _CONVERSATION_KEYS)
     raw_messages = top["messages"]
     if not isinstance(raw_messages, list):
@@ -163,7 +197,9 @@ def _tree_from_document(document: object) -> ConversationTree:
         messages.append(stored)
     leaf = _optional_str(head, "current_message_id", "conversation")
     if leaf is not None and leaf not in seen:
-        raise codec.FormatError(f"conversation.current_message_id: {leaf!r} is not among the messages")
+        raise codec.FormatError(
+            f"conversation.current_message_id: {codec.brief(leaf)} is not among the messages"
+        )
     if leaf is None and messages:
         raise codec.FormatError(
             "conversation.current_message_id: must name a message when there are messages"
@@ -172,8 +208,8 @@ def _tree_from_document(document: object) -> ConversationTree:
         id=_id(head, "id", "conversation"),
         title=_str(head, "title", "conversation"),
         system_prompt=_str(head, "system_prompt", "conversation"),
-        created_at=_number(head, "created_at", "conversation"),
-        updated_at=_number(head, "updated_at", "conversation"),
+        created_at=_timestamp(head, "created_at", "conversation"),
+        updated_at=_timestamp(head, "updated_at", "conversation"),
         leaf_id=leaf,
         messages=tuple(messages),
     )
@@ -184,13 +220,13 @@ def _message_from_json(raw: object, where: str) -> StoredMessage:
     role = record["role"]
     if role not in _ROLES:
         choices = ", ".join(repr(r) for r in _ROLES)
-        raise codec.FormatError(f"{where}.role: expected one of {choices}, got {role!r}")
+        raise codec.FormatError(f"{where}.role: expected one of {choices}, got {codec.brief(role)}")
     try:
         state = ReplyState(cast(str, record["state"]))
     except (ValueError, TypeError):
         choices = ", ".join(repr(s.value) for s in ReplyState)
         raise codec.FormatError(
-            f"{where}.state: expected one of {choices}, got {record['state']!r}"
+            f"{where}.state: expected one of {choices}, got {codec.brief(record['state'])}"
         ) from None
     stats_raw = record["stats"]
     sampling_raw = record["sampling"]
@@ -198,7 +234,7 @@ def _message_from_json(raw: object, where: str) -> StoredMessage:
         role=role,
         content=_str(record, "content", where),
         id=_id(record, "id", where),
-        created_at=_number(record, "created_at", where),
+        created_at=_timestamp(record, "created_at", where),
         state=state,
         stats=None if stats_raw is None else codec.from_jsonable(ReplyStats, stats_raw, f"{where}.stats"),
         error=_optional_str(record, "error", where),
@@ -219,7 +255,7 @@ def _object(value: object, where: str, keys: Sequence[str]) -> dict[str, object]
         raise codec.FormatError(f"{where}: expected an object, got {codec.kind_of(value)}")
     unknown = sorted(str(key) for key in value if key not in keys)
     if unknown:
-        raise codec.FormatError(f"{where}: unknown field {unknown[0]!r}")
+        raise codec.FormatError(f"{where}: unknown field {codec.brief(unknown[0])}")
     missing = [key for key in keys if key not in value]
     if missing:
         raise codec.FormatError(f"{where}: missing field {missing[0]!r}")
@@ -230,6 +266,8 @@ def _str(record: dict[str, object], key: str, where: str) -> str:
     value = record[key]
     if not isinstance(value, str):
         raise codec.FormatError(f"{where}.{key}: expected a string, got {codec.kind_of(value)}")
+    if has_surrogates(value):
+        raise codec.FormatError(f"{where}.{key}: text with an unpaired surrogate (\\ud800-\\udfff)")
     return value
 
 
@@ -244,10 +282,15 @@ def _id(record: dict[str, object], key: str, where: str) -> str:
     return value
 
 
-def _number(record: dict[str, object], key: str, where: str) -> float:
+def _timestamp(record: dict[str, object], key: str, where: str) -> float:
     value = record[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise codec.FormatError(f"{where}.{key}: expected a number, got {codec.kind_of(value)}")
+    # Compared before any float conversion: an integer of 300 digits has no float.
+    if not (0 <= value <= MAX_TIMESTAMP):
+        raise codec.FormatError(
+            f"{where}.{key}: {codec.brief(value)} is not a date between 1970 and 9999 (Unix seconds)"
+        )
     return float(value)
 
 
@@ -351,18 +394,18 @@ def _setup_line(setup: RunSetup) -> str:
 
 
 def _stats_line(stats: ReplyStats) -> str:
-    parts = [f"{format_rate(stats.gen_tps)} tok/s", f"{stats.gen_tokens} tokens"]
-    parts.append(f"{format_seconds(stats.ttft_s)} to first token")
+    parts = [f"{fmt.rate(stats.gen_tps)} tok/s", f"{stats.gen_tokens} tokens"]
+    parts.append(f"{fmt.seconds(stats.ttft_s)} to first token")
     if stats.prompt_tokens is not None:
         prompt = f"prompt {stats.prompt_tokens} tokens"
         if stats.prompt_tokens_evaluated is not None and stats.prompt_cached:
             prompt += f" ({stats.prompt_tokens - stats.prompt_tokens_evaluated} from cache)"
         if stats.prompt_tps is not None:
-            prompt += f" at {format_rate(stats.prompt_tps)} tok/s"
+            prompt += f" at {fmt.rate(stats.prompt_tps)} tok/s"
         parts.append(prompt)
-    parts.append(f"{format_seconds(stats.total_s)} total")
+    parts.append(f"{fmt.seconds(stats.total_s)} total")
     if stats.load_s is not None:
-        parts.append(f"model load {format_seconds(stats.load_s)}")
+        parts.append(f"model load {fmt.seconds(stats.load_s)}")
     if stats.source.measured_here:
         parts.append(f"measured by lollma-tui ({stats.source})")
     return " · ".join(parts)

@@ -1,25 +1,20 @@
 """What /model, /quant, /ngl, /ctx, /threads, /batch, /backend and /set do to the settings.
 
 Pure: a command and the current settings in, new settings out (`SettingsChange`), or a
-`CommandError` with a message the user can act on. Values are converted from text here and then
-checked by the settings' own validation. The app then hands `change.load` to
-`ModelSession.swap` when `change.load_changed`, and `change.sampling` to `set_sampling`.
+`CommandError` with a message the user can act on. Values are read from text by the settings
+table (`core.settings_table`), as the drawer, the flags and the config file read them. The app
+then hands `change.load` to `ModelSession.swap` when `change.load_changed`, and
+`change.sampling` to `set_sampling`.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lollma_tui.core.backends.base import BackendError, LoadedModel
-from lollma_tui.core.chat.commands import (
-    SETTING_NAMES,
-    Command,
-    CommandError,
-    CompletionContext,
-)
+from lollma_tui.core.chat.commands import BY_NAME, Command, CommandError, CompletionContext
 from lollma_tui.core.models.catalog import Catalog
 from lollma_tui.core.session.models import (
     ModelChoiceError,
@@ -29,62 +24,13 @@ from lollma_tui.core.session.models import (
     settings_for_quant,
 )
 from lollma_tui.core.session.reload import applied_without_reload, ignored_fields, reload_needed
-from lollma_tui.core.settings import (
-    AUTO,
-    REPACK_CHOICES,
-    BackendKind,
-    LoadSettings,
-    SamplingSettings,
-    SettingsError,
-)
+from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, SettingsError
+from lollma_tui.core.settings_table import SETTING_NAMES, find_setting, format_value, setting
 
 if TYPE_CHECKING:
     from lollma_tui.core.session.session import ModelSession
 
-SETTING_COMMANDS: frozenset[str] = frozenset(
-    {"model", "quant", "ngl", "ctx", "threads", "batch", "backend", "set"}
-)
-"""Commands `apply_setting_command` handles; /settings and /compare only show things."""
-
 _LOAD_NAMES = frozenset(f.name for f in fields(LoadSettings))
-
-ALIASES: Mapping[str, str] = {
-    "temp": "temperature",
-    "ngl": "n_gpu_layers",
-    "gpu_layers": "n_gpu_layers",
-    "num_gpu": "n_gpu_layers",
-    "ctx": "n_ctx",
-    "context": "n_ctx",
-    "num_ctx": "n_ctx",
-    "threads": "n_threads",
-    "num_thread": "n_threads",
-    "batch": "n_batch",
-    "num_batch": "n_batch",
-    "fa": "flash_attn",
-    "kv": "kv_cache_type",
-    "cache_type": "kv_cache_type",
-    "mmap": "use_mmap",
-    "mlock": "use_mlock",
-    "max": "max_tokens",
-    "num_predict": "max_tokens",
-    "repeat": "repeat_penalty",
-}
-
-_BACKEND_NAMES: Mapping[str, BackendKind] = {
-    "llama.cpp": BackendKind.LLAMA_CPP,
-    "llamacpp": BackendKind.LLAMA_CPP,
-    "llama-cpp": BackendKind.LLAMA_CPP,
-    "llama_cpp": BackendKind.LLAMA_CPP,
-    "llama": BackendKind.LLAMA_CPP,
-    "ollama": BackendKind.OLLAMA,
-    "openai": BackendKind.OPENAI,
-    "oai": BackendKind.OPENAI,
-}
-
-_TRUE = frozenset({"on", "true", "yes", "1", "enable", "enabled"})
-_FALSE = frozenset({"off", "false", "no", "0", "disable", "disabled"})
-_GO_DURATION = re.compile(r"^[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+$")
-_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,177 +66,6 @@ class SettingsChange:
         return bool(self.reload)
 
 
-# --- value parsers --------------------------------------------------------------------------
-
-
-def _int(text: str, name: str, *, k_suffix: bool = False) -> int:
-    value = text.strip().lower().replace("_", "")
-    scale = 1
-    if k_suffix and value.endswith("k"):
-        value, scale = value[:-1], 1024
-    try:
-        return int(value) * scale
-    except ValueError:
-        raise CommandError(f"{name} takes a whole number, not {text!r}") from None
-
-
-def _float(text: str, name: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise CommandError(f"{name} takes a number, not {text!r}") from None
-
-
-def _bool(text: str, name: str) -> bool:
-    word = text.strip().lower()
-    if word in _TRUE:
-        return True
-    if word in _FALSE:
-        return False
-    raise CommandError(f"{name} takes on or off, not {text!r}")
-
-
-def _gpu_layers(text: str, name: str) -> int | str:
-    word = text.strip().lower()
-    if word == AUTO:
-        return AUTO
-    if word in ("all", "max", "-1"):
-        return -1
-    value = _int(word, name)
-    if value < 0:
-        raise CommandError(f"{name} takes a layer count, auto or all, not {text!r}")
-    return value
-
-
-def _threads(text: str, name: str) -> int | None:
-    if text.strip().lower() in ("auto", "default", "none"):
-        return None
-    return _int(text, name)
-
-
-def _seed(text: str, name: str) -> int | None:
-    if text.strip().lower() in ("random", "none", "-1"):
-        return None
-    return _int(text, name)
-
-
-def _max_tokens(text: str, name: str) -> int | None:
-    if text.strip().lower() in ("none", "unlimited", "off", "-1"):
-        return None
-    return _int(text, name)
-
-
-def _stop(text: str, name: str) -> tuple[str, ...]:
-    """Comma-separated; ``\\,`` is a literal comma, ``\\n`` and ``\\t`` the control characters."""
-    if text.strip().lower() in ("", "none", "off"):
-        return ()
-    pieces: list[str] = []
-    current: list[str] = []
-    escapes = {"n": "\n", "t": "\t", ",": ",", "\\": "\\"}
-    chars = iter(text)
-    for char in chars:
-        if char == "\\":
-            following = next(chars, "\\")
-            current.append(escapes.get(following, "\\" + following))
-        elif char == ",":
-            pieces.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    pieces.append("".join(current))
-    stops = tuple(p for p in pieces if p)
-    if not stops:
-        raise CommandError(f"{name}: give strings separated by commas, or none")
-    return stops
-
-
-def _backend(text: str, name: str) -> BackendKind:
-    kind = _BACKEND_NAMES.get(text.strip().lower())
-    if kind is None:
-        raise CommandError(f"{name} is llama.cpp, ollama or openai, not {text!r}")
-    return kind
-
-
-def _kv_type(text: str, name: str) -> str:
-    return text.strip().lower()
-
-
-def _repack(text: str, name: str) -> str:
-    value = text.strip().lower()
-    value = {"true": "on", "yes": "on", "1": "on", "false": "off", "no": "off", "0": "off"}.get(value, value)
-    if value not in REPACK_CHOICES:
-        raise CommandError(f"{name} is auto, on or off, not {text.strip()!r}")
-    return value
-
-
-def _keep_alive(text: str, name: str) -> str:
-    value = text.strip()
-    if not (_GO_DURATION.match(value) or _NUMBER.match(value)):
-        raise CommandError(f"{name} takes a duration like 5m, 1h30m, 300 (seconds), 0 or -1 (forever)")
-    return value
-
-
-def _text(text: str, name: str) -> str:
-    return text.strip()
-
-
-Parser = Callable[[str, str], Any]
-
-PARSERS: Mapping[str, Parser] = {
-    "backend": _backend,
-    "model": _text,
-    "n_gpu_layers": _gpu_layers,
-    "n_ctx": lambda text, name: _int(text, name, k_suffix=True),
-    "n_threads": _threads,
-    "n_batch": lambda text, name: _int(text, name, k_suffix=True),
-    "flash_attn": _bool,
-    "kv_cache_type": _kv_type,
-    "use_mmap": _bool,
-    "use_mlock": _bool,
-    "keep_alive": _keep_alive,
-    "repack": _repack,
-    "temperature": _float,
-    "top_p": _float,
-    "top_k": _int,
-    "min_p": _float,
-    "repeat_penalty": _float,
-    "seed": _seed,
-    "max_tokens": _max_tokens,
-    "stop": _stop,
-}
-"""One parser per settings field; a test checks none is missing."""
-
-
-def setting_name(text: str) -> str:
-    """The field a user means: its name, an alias (temp, ngl, ctx…), dashes allowed."""
-    key = text.strip().lower().replace("-", "_")
-    key = ALIASES.get(key, key)
-    if key not in PARSERS:
-        close = [n for n in SETTING_NAMES if key and key in n]
-        hint = f" — did you mean {', '.join(close)}?" if close else f" — settings: {', '.join(SETTING_NAMES)}"
-        raise CommandError(f"no setting called {text.strip()!r}{hint}")
-    return key
-
-
-def format_value(name: str, value: object) -> str:
-    """A settings value the way a user would type it back."""
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if value is None:
-        return {"seed": "random", "n_threads": "auto", "max_tokens": "none"}.get(name, "none")
-    if name == "n_gpu_layers" and value == -1:
-        return "all"
-    if name == "stop" and isinstance(value, tuple):
-        if not value:
-            return "none"
-        return ",".join(_escape(s) for s in value)
-    return str(value)
-
-
-def _escape(stop: str) -> str:
-    return stop.replace("\\", "\\\\").replace(",", "\\,").replace("\n", "\\n").replace("\t", "\\t")
-
-
 # --- applying -------------------------------------------------------------------------------
 
 
@@ -305,8 +80,8 @@ def apply_setting_command(command: Command, state: CommandState) -> SettingsChan
         return _apply_quant(argument, state)
     if name == "backend":
         return _apply_backend(argument, state)
-    field_name = {"ngl": "n_gpu_layers", "ctx": "n_ctx", "threads": "n_threads", "batch": "n_batch"}.get(name)
-    if field_name is None:
+    field_name = BY_NAME[name].setting if name in BY_NAME else ""
+    if not field_name:
         raise CommandError(f"/{name} does not change settings")
     if not argument:
         return _unchanged(
@@ -321,8 +96,8 @@ def set_value(state: CommandState, name: str, text: str) -> SettingsChange:
         return _apply_model(text.strip(), state)
     if name == "backend":
         return _apply_backend(text.strip(), state)
-    value = PARSERS[name](text, name)
     try:
+        value = setting(name).parse(text)
         if name in _LOAD_NAMES:
             change = _change(state, load=state.load.with_changes(**{name: value}))
         else:
@@ -338,7 +113,10 @@ def _apply_set(argument: str, state: CommandState) -> SettingsChange:
     key, _, value = argument.partition(" ")
     if not key:
         raise CommandError(f"usage: /set KEY VALUE — keys: {', '.join(SETTING_NAMES)}")
-    name = setting_name(key)
+    try:
+        name = find_setting(key).name
+    except SettingsError as error:
+        raise CommandError(str(error)) from None
     if not value.strip() and name != "stop":
         current = getattr(state.load if name in _LOAD_NAMES else state.sampling, name)
         return _unchanged(state, f"{name} is {format_value(name, current)}")
@@ -383,7 +161,10 @@ def _apply_backend(argument: str, state: CommandState) -> SettingsChange:
     word, _, model = argument.partition(" ")
     if not word:
         raise CommandError(f"usage: /backend llama.cpp|ollama|openai [MODEL] — now: {state.load.backend}")
-    kind = _backend(word, "backend")
+    try:
+        kind = setting("backend").parse(word)
+    except SettingsError as error:
+        raise CommandError(str(error)) from None
     model = model.strip()
     if kind is state.load.backend:
         if not model:

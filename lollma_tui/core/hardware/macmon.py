@@ -16,9 +16,9 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from lollma_tui.core.hardware.host import read_cpu_model
 from lollma_tui.core.hardware.snapshots import GpuSnapshot, GpuVendor, SourceState
@@ -294,7 +294,9 @@ class MacmonSource:
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL,
-                    text=True,
+                    # Bytes that are not UTF-8 become U+FFFD: the line is then junk, not fatal.
+                    encoding="utf-8",
+                    errors="replace",
                     bufsize=1,
                 )
             except OSError as exc:
@@ -327,7 +329,7 @@ class MacmonSource:
     def _read_lines(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
         with proc.stdout:
-            for line in proc.stdout:
+            for line in _bounded_lines(proc.stdout):
                 reading = parse_macmon_line(line)
                 if reading is None:
                     continue
@@ -341,6 +343,21 @@ class MacmonSource:
         with self._lock:
             self._problem = message
             self._latest = None
+
+
+MAX_LINE_CHARS = 1 << 20
+"""A macmon line is about 1 KiB; a longer one is skipped rather than held in memory."""
+
+
+def _bounded_lines(stream: IO[str]) -> Iterator[str]:
+    """The stream's lines, leaving out (read in pieces, never whole) any past MAX_LINE_CHARS."""
+    skipping = False
+    while chunk := stream.readline(MAX_LINE_CHARS):
+        ended = chunk.endswith("\n")
+        if skipping or (not ended and len(chunk) == MAX_LINE_CHARS):
+            skipping = not ended  # a piece of a line past the limit, dropped to its newline
+            continue
+        yield chunk
 
 
 def _terminate(proc: subprocess.Popen[str]) -> None:

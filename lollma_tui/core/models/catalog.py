@@ -220,10 +220,13 @@ class HeaderCache:
     def __init__(self, store: Path | None = None) -> None:
         self._store = store
         self._entries: dict[str, Entry] = {}
+        self.dropped: tuple[tuple[str, str], ...] = ()
+        """Stored entries left out as damaged: (path key, reason); those files are read again."""
         if store is not None:
-            from lollma_tui.core.models.header_store import load_entries
+            from lollma_tui.core.models.header_store import load_store
 
-            self._entries = load_entries(store)
+            stored = load_store(store)
+            self._entries, self.dropped = stored.entries, stored.dropped
         self._dirty = False
 
     def read(self, path: Path) -> GGUFHeader:
@@ -288,29 +291,31 @@ def build_catalog(files: Iterable[Path], *, cache: HeaderCache | None = None) ->
     read: Reader = cache.read if cache is not None else read_gguf_header
     unreadable: list[UnreadableModel] = []
     projectors: list[Path] = []
-    entries: list[tuple[tuple[Path, ...], GGUFHeader]] = []
 
     singles, splits = _split_sets(files)
+    read_sets: list[tuple[tuple[Path, ...], GGUFHeader] | UnreadableModel] = []
     for path in singles:
-        try:
-            entries.append(((path,), read(path)))
-        except GGUFError as error:
-            unreadable.append(UnreadableModel(path, error.reason))
-        except OSError as error:
-            unreadable.append(UnreadableModel(path, f"cannot read: {error.strerror or error}"))
-    for split in splits:
-        merged = _read_split(split, read)
-        if isinstance(merged, UnreadableModel):
-            unreadable.append(merged)
-        else:
-            entries.append(merged)
+        result = _read_one(path, read)
+        read_sets.append(UnreadableModel(path, result) if isinstance(result, str) else ((path,), result))
+    read_sets.extend(_read_split(split, read) for split in splits)
 
     by_key: dict[tuple[str, str, str, int], list[tuple[tuple[Path, ...], GGUFHeader]]] = {}
-    for parts, header in entries:
+    for item in read_sets:
+        if isinstance(item, UnreadableModel):
+            unreadable.append(item)
+            continue
+        parts, header = item
         if (header.architecture or "") in _NON_CHAT_ARCHS:
             projectors.append(parts[0])
             continue
-        by_key.setdefault(_group_key(header, parts[0]), []).append((parts, header))
+        try:
+            # The views the groups show are computed here, per file (they are cached).
+            key = _group_key(header, parts[0])
+            _ = header.quantization, parameter_label(header.parameter_count)
+        except Exception as error:
+            unreadable.append(UnreadableModel(parts[0], _unexpected(error)))
+            continue
+        by_key.setdefault(key, []).append((parts, header))
 
     groups = [_make_group(members) for members in by_key.values()]
     groups.sort(key=lambda g: (g.name.lower(), g.parameter_count or 0))
@@ -322,6 +327,22 @@ class _SplitSet:
     parts: dict[int, Path]
     """Part number (1-based, from the file name) → path."""
     count: int
+
+
+def _read_one(path: Path, read: Reader) -> GGUFHeader | str:
+    """The header, or why there is none."""
+    try:
+        return read(path)
+    except GGUFError as error:
+        return error.reason
+    except OSError as error:
+        return f"cannot read: {error.strerror or error}"
+    except Exception as error:  # one file's surprise must not empty the catalog
+        return _unexpected(error)
+
+
+def _unexpected(error: Exception) -> str:
+    return f"cannot read: {type(error).__name__}: {str(error)[:200]}"
 
 
 def _split_sets(files: Iterable[Path]) -> tuple[list[Path], list[_SplitSet]]:
@@ -346,12 +367,10 @@ def _read_split(split: _SplitSet, read: Reader) -> tuple[tuple[Path, ...], GGUFH
         return UnreadableModel(first, f"split model is missing part {listed} of {count}")
     headers = []
     for index in range(1, count + 1):
-        try:
-            headers.append(read(parts[index]))
-        except GGUFError as error:
-            return UnreadableModel(first, f"part {index} of {count}: {error.reason}")
-        except OSError as error:
-            return UnreadableModel(first, f"part {index} of {count}: cannot read: {error.strerror or error}")
+        result = _read_one(parts[index], read)
+        if isinstance(result, str):
+            return UnreadableModel(first, f"part {index} of {count}: {result}")
+        headers.append(result)
     if any(h.split_count != count for h in headers):
         return UnreadableModel(first, f"file names say {count} parts but the headers disagree")
     return tuple(parts[i] for i in range(1, count + 1)), merge_split_headers(headers)

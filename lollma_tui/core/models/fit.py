@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from lollma_tui.core import formatting as fmt
 from lollma_tui.core.models.fit_estimate import (
     DEFAULT_GPU_OVERHEAD,
     DEFAULT_PROCESS_OVERHEAD,
@@ -25,7 +26,6 @@ from lollma_tui.core.models.fit_estimate import (
     MemoryEstimate,
     MiB,
     estimate_memory,
-    format_bytes,
     pad_ctx,
 )
 from lollma_tui.core.models.fit_profile import MemoryProfile, memory_profile, swa_layer_flags
@@ -49,7 +49,6 @@ __all__ = [
     "auto_gpu_layers",
     "check_fit",
     "estimate_memory",
-    "format_bytes",
     "memory_profile",
     "pad_ctx",
     "swa_layer_flags",
@@ -150,9 +149,9 @@ def check_fit(
         return FitVerdict(FitStatus.FITS_WITH_LAYERS, best, better, vram_short, ram_short, message, notes)
     reasons = []
     if vram_short:
-        reasons.append(f"VRAM short by {format_bytes(vram_short)}")
+        reasons.append(f"VRAM short by {fmt.size(vram_short)}")
     if ram_short:
-        reasons.append(f"RAM short by {format_bytes(ram_short)}")
+        reasons.append(f"RAM short by {fmt.size(ram_short)}")
     return FitVerdict(
         FitStatus.DOES_NOT_FIT,
         estimate.n_gpu_layers,

@@ -81,14 +81,6 @@ def pad_ctx(n_ctx: int) -> int:
     return -(-max(n_ctx, 1) // 256) * 256
 
 
-def format_bytes(n: int) -> str:
-    if abs(n) >= GiB:
-        return f"{n / GiB:.1f} GiB"
-    if abs(n) >= MiB:
-        return f"{n / MiB:.0f} MiB"
-    return f"{n / 1024:.0f} KiB"
-
-
 @dataclass(frozen=True, slots=True)
 class FitParams:
     """Load settings that change memory use (llama-cpp-python's names and defaults where it has them)."""

@@ -42,11 +42,13 @@ from lollma_tui.core.models.gguf_header_reader import (
     quick_check,
     read_raw_header,
 )
+from lollma_tui.core.models.gguf_limits import MAX_LAYERS
 from lollma_tui.core.models.quant_types import FILE_TYPE_NAMES, ggml_type_name
 
 __all__ = [
     "DEFAULT_ALIGNMENT",
     "MAGIC",
+    "MAX_LAYERS",
     "SMALL_ARRAY_LIMIT",
     "SUPPORTED_VERSIONS",
     "T_ARRAY",
@@ -116,7 +118,10 @@ class GGUFHeader:
     def _int_or_layers(self, suffix: str) -> int | tuple[int, ...] | None:
         value = self.arch_get(suffix)
         if isinstance(value, tuple):
-            return tuple(int(v) for v in value)
+            # Anything but a non-empty list of integers means the file does not say.
+            if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                return tuple(int(v) for v in value)
+            return None
         return self._int(value)
 
     # --- identity -------------------------------------------------------------------------
@@ -186,8 +191,10 @@ class GGUFHeader:
 
     @property
     def block_count(self) -> int:
-        """Number of repeating layers (n_layer); 0 when the file does not say."""
-        return self._int(self.arch_get("block_count")) or 0
+        """Number of repeating layers (n_layer); 0 when the file does not say (or says nonsense:
+        the reader refuses such files, and per-layer tables must stay small)."""
+        count = self._int(self.arch_get("block_count")) or 0
+        return count if 0 <= count <= MAX_LAYERS else 0
 
     @property
     def context_length(self) -> int | None:
@@ -229,9 +236,9 @@ class GGUFHeader:
 
     @property
     def _default_head_dim(self) -> int | None:
-        heads = self.head_count_per_layer()
+        heads = self.head_count
         n_embd = self.embedding_length
-        n_head = max(heads, default=0)
+        n_head = max(heads, default=0) if isinstance(heads, tuple) else (heads or 0)
         return n_embd // n_head if n_embd and n_head else None
 
     @property
@@ -341,9 +348,11 @@ class GGUFHeader:
 
 
 def _per_layer(value: int | tuple[int, ...] | None, n_layer: int) -> tuple[int, ...]:
+    """Exactly `n_layer` values: a shorter list repeats its last value, a longer one is cut (its
+    callers zip it with other per-layer tables)."""
     if isinstance(value, tuple):
         padded = value + (value[-1] if value else 0,) * max(0, n_layer - len(value))
-        return padded[:n_layer] if n_layer else value
+        return padded[:n_layer]
     return (value or 0,) * n_layer
 
 

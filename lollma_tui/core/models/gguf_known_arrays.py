@@ -29,7 +29,12 @@ def _digest(buf: mmap.mmap, start: int, end: int) -> bytes:
 
 
 class KnownStringArrays:
-    """Byte lengths of string arrays already walked, keyed by count and a digest of their start."""
+    """Byte lengths of string arrays already walked, keyed by count and a digest of their start.
+
+    ``buf[:size]`` is the file's first bytes as read so far (the rest of `buf` is not this
+    file's); the caller makes sure it holds the bytes each call looks at: the first 4 KiB of
+    the array (or up to the file's end) and, for `matches`, the whole candidate.
+    """
 
     def __init__(self, max_entries: int = _MAX_ENTRIES) -> None:
         self._max_entries = max_entries
@@ -44,17 +49,19 @@ class KnownStringArrays:
     def _key(self, buf: mmap.mmap, off: int, count: int, size: int) -> tuple[int, bytes]:
         return count, _digest(buf, off, min(size, off + _PREFIX_BYTES))
 
-    def end_of(self, buf: mmap.mmap, off: int, count: int, size: int) -> int | None:
-        """Offset just past the array at `off`, when its bytes match one seen before; else None."""
+    def candidates(self, buf: mmap.mmap, off: int, count: int, size: int) -> list[tuple[int, bytes]]:
+        """(byte length, digest) of the arrays seen before that start like the one at `off`."""
         key = self._key(buf, off, count, size)
         with self._lock:
-            candidates = list(self._entries.get(key, ()))
-            if candidates:
+            found = list(self._entries.get(key, ()))
+            if found:
                 self._entries.move_to_end(key)
-        for length, digest in candidates:
-            if off + length <= size and _digest(buf, off, off + length) == digest:
-                return off + length
-        return None
+        return found
+
+    @staticmethod
+    def matches(buf: mmap.mmap, off: int, length: int, digest: bytes) -> bool:
+        """Whether ``buf[off:off + length]`` (which the caller has read) is the array remembered."""
+        return _digest(buf, off, off + length) == digest
 
     def remember(self, buf: mmap.mmap, off: int, count: int, end: int, size: int) -> None:
         """Note that the `count` strings at `off` end at `end` (after walking them)."""

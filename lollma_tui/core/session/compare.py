@@ -10,8 +10,9 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import ReplyStats, RunSetup
-from lollma_tui.core.chat.stats_format import format_rate, format_setup
+from lollma_tui.core.backends.describe import format_setup
 
 SetupKey = tuple[object, ...]
 
@@ -90,14 +91,14 @@ def format_comparison(summaries: Sequence[SetupSummary]) -> str:
     fastest = max((s.gen_tps for s in summaries if s.gen_tps is not None), default=None)
     rows = []
     for index, summary in enumerate(summaries, 1):
-        gen = format_rate(summary.gen_tps)
+        gen = fmt.rate(summary.gen_tps)
         marked = fastest is not None and summary.gen_tps == fastest and len(summaries) > 1
         rows.append(
             (
                 str(index),
                 str(summary.replies),
                 gen + ("*" if marked else " "),
-                format_rate(summary.prompt_tps),
+                fmt.rate(summary.prompt_tps),
                 _ttft(summary.ttft_s),
                 format_setup(summary.setup),
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import LoadedModel
 from lollma_tui.core.models.fit import (
     FitParams,
@@ -19,7 +20,6 @@ from lollma_tui.core.models.fit import (
     auto_gpu_layers,
     check_fit,
     estimate_memory,
-    format_bytes,
     memory_profile,
 )
 from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader
@@ -162,20 +162,20 @@ def _auto_note(layers: int, n_layer: int, free_vram: int | None) -> str:
         return "auto GPU layers → 0 (no GPU)"
     if layers > n_layer:
         return f"auto GPU layers → all {n_layer + 1} (the model fits in VRAM)"
-    return f"auto GPU layers → {layers} of {n_layer + 1} (what fits in {format_bytes(free_vram)} free VRAM)"
+    return f"auto GPU layers → {layers} of {n_layer + 1} (what fits in {fmt.size(free_vram)} free VRAM)"
 
 
 def _shortfall_text(estimate: MemoryEstimate, budget: MemoryBudget) -> str:
     parts = []
     if budget.free_vram is not None and estimate.n_gpu_layers and estimate.vram_total > budget.free_vram:
         parts.append(
-            f"VRAM short by {format_bytes(estimate.vram_total - budget.free_vram)} "
-            f"(needs {format_bytes(estimate.vram_total)}, {format_bytes(budget.free_vram)} free)"
+            f"VRAM short by {fmt.size(estimate.vram_total - budget.free_vram)} "
+            f"(needs {fmt.size(estimate.vram_total)}, {fmt.size(budget.free_vram)} free)"
         )
     if budget.free_ram is not None and estimate.ram_total > budget.free_ram:
         parts.append(
-            f"RAM short by {format_bytes(estimate.ram_total - budget.free_ram)} "
-            f"(needs {format_bytes(estimate.ram_total)}, {format_bytes(max(0, budget.free_ram))} free)"
+            f"RAM short by {fmt.size(estimate.ram_total - budget.free_ram)} "
+            f"(needs {fmt.size(estimate.ram_total)}, {fmt.size(max(0, budget.free_ram))} free)"
         )
     return "does not fit: " + ", ".join(parts) if parts else "does not fit"
 

@@ -14,8 +14,11 @@ from __future__ import annotations
 from dataclasses import fields
 
 from lollma_tui.core.settings import BackendKind, LoadSettings
+from lollma_tui.core.settings_table import SETTINGS
 
 LOAD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LoadSettings))
+_TABLE_RELOADS = frozenset(s.name for s in SETTINGS if s.section == "load" and s.reload)
+"""llama.cpp's rule, from the settings table: it rebuilds model and context for these."""
 
 _OLLAMA_RUNNER_FIELDS: frozenset[str] = frozenset(
     {"model", "n_gpu_layers", "n_ctx", "n_batch", "n_threads", "use_mmap"}
@@ -53,7 +56,7 @@ def reloading_fields(kind: BackendKind) -> frozenset[str]:
     """Load settings whose change makes `kind` load the model again."""
     if kind is BackendKind.OLLAMA:
         return _OLLAMA_RUNNER_FIELDS
-    return frozenset(LOAD_FIELDS) - {"backend"} - ignored_fields(kind)
+    return _TABLE_RELOADS - {"backend"} - ignored_fields(kind)
 
 
 _PUT_BACK = frozenset({BackendKind.OPENAI})

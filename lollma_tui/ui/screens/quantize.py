@@ -24,7 +24,7 @@ from textual.widgets import Button, Label, ProgressBar, SelectionList, Static, S
 from textual.widgets.selection_list import Selection
 from textual.worker import Worker, WorkerState
 
-from lollma_tui.core.bench.formatters import format_size
+from lollma_tui.core import formatting as fmt
 from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader, read_gguf_header
 from lollma_tui.core.models.quantize import (
     TARGETS,
@@ -53,14 +53,14 @@ def _duration(seconds: float) -> str:
 
 def progress_text(progress: QuantizeProgress, index: int, count: int) -> str:
     parts = [f"{progress.plan.target} ({index}/{count})", _duration(progress.elapsed_s)]
-    parts.append(f"{format_size(progress.bytes_written)} written" if progress.bytes_written else "starting")
+    parts.append(f"{fmt.size(progress.bytes_written)} written" if progress.bytes_written else "starting")
     if progress.tensors_total:
         parts.append(f"tensor {progress.tensors_done or 0}/{progress.tensors_total}")
     return " · ".join(parts)
 
 
 def plan_text(plans: Sequence[QuantizePlan]) -> str:
-    return "\n".join(f"→ {plan.output.name}  ≈ {format_size(plan.estimated_bytes)}" for plan in plans)
+    return "\n".join(f"→ {plan.output.name}  ≈ {fmt.size(plan.estimated_bytes)}" for plan in plans)
 
 
 def type_prompt(target: str) -> str:
@@ -272,7 +272,7 @@ class QuantizeScreen(ModalScreen[list[Path]]):
             self._header = message.header
             header = message.header
             self.query_one("#quantize-source", Static).update(
-                f"{self.source} · {header.quantization} · {format_size(header.file_size)}"
+                f"{self.source} · {header.quantization} · {fmt.size(header.file_size)}"
             )
         if message.generation != self._generation or self.running:
             return
@@ -391,7 +391,7 @@ class QuantizeScreen(ModalScreen[list[Path]]):
         result = message.result
         self._created.append(result.output)
         self._say(
-            f"✓ {result.output.name} · {format_size(result.size_bytes)} in {result.seconds:.1f} s", "-done"
+            f"✓ {result.output.name} · {fmt.size(result.size_bytes)} in {result.seconds:.1f} s", "-done"
         )
 
     @on(_Failed)

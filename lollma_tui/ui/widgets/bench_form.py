@@ -19,7 +19,7 @@ from textual.widgets import Checkbox, Input, Label, Select, SelectionList
 from textual.widgets.select import NoSelection
 from textual.widgets.selection_list import Selection
 
-from lollma_tui.core.bench.formatters import format_size
+from lollma_tui.core import formatting as fmt
 from lollma_tui.core.bench.sweep import GpuLayersChoice, SweepInputError, SweepSpec
 from lollma_tui.core.models.catalog import Catalog, ModelGroup
 from lollma_tui.core.settings import AUTO
@@ -272,7 +272,7 @@ class BenchSetup(Vertical):
         if group is not None:
             quants.add_options(
                 Selection(
-                    f"{variant.quant} {format_size(variant.size_bytes)}",
+                    f"{variant.quant} {fmt.size(variant.size_bytes)}",
                     str(variant.path),
                     keep is None or str(variant.path) in keep,
                 )

@@ -13,8 +13,8 @@ from textual.reactive import Reactive
 from textual.widget import Widget
 from textual.widgets import Collapsible, Static
 
+from lollma_tui.core.backends.describe import format_stats
 from lollma_tui.core.chat.conversation import Message, ReplyState
-from lollma_tui.core.chat.stats_format import format_stats
 from lollma_tui.ui.widgets.reply_markdown import ReplyMarkdown, printable
 
 if TYPE_CHECKING:

@@ -1,6 +1,7 @@
 """Short texts and one-line charts for the hardware panel; plain functions, no Textual.
 
-Every formatter takes ``None`` for "not available" and answers "—".
+Every formatter takes ``None`` for "not available" and answers "—". Sizes, rates and percentages
+are the app's one set (`core.formatting`), offered here next to the panel's own.
 """
 
 from __future__ import annotations
@@ -8,58 +9,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
+from lollma_tui.core.formatting import MISSING, percent, rate, size, used_of_total
 from lollma_tui.core.hardware import Level, Metric, classify
 
-MISSING = "—"
-KiB = 1 << 10
-MiB = 1 << 20
-GiB = 1 << 30
-TiB = 1 << 40
+__all__ = ["MISSING", "percent", "rate", "size", "used_of_total"]
 
 BARS = "▁▂▃▄▅▆▇█"
 """One-cell bars from "a sample, near zero" to "full scale"; a blank cell means no sample."""
 
 _LEVEL_ORDER = {Level.OK: 0, Level.WARM: 1, Level.HOT: 2}
-
-
-def percent(value: float | None) -> str:
-    return MISSING if value is None else f"{value:.0f}%"
-
-
-def _number(value: float) -> str:
-    # Three significant figures read well in a narrow column: 7.93 → 7.9, 123.4 → 123.
-    if value >= 100 or value == 0:
-        return f"{value:.0f}"
-    text = f"{value:.1f}"
-    return text.removesuffix(".0") if text.endswith(".0") and value >= 10 else text
-
-
-def _unit_for(size: int) -> tuple[int, str]:
-    for factor, unit in ((TiB, "TiB"), (GiB, "GiB"), (MiB, "MiB"), (KiB, "KiB")):
-        if size >= factor:
-            return factor, unit
-    return 1, "B"
-
-
-def size(value: int | None) -> str:
-    """ "412 MiB", "7.9 GiB", "0 B"."""
-    if value is None:
-        return MISSING
-    factor, unit = _unit_for(abs(value))
-    return f"{_number(value / factor)} {unit}"
-
-
-def used_of_total(used: int | None, total: int | None) -> str:
-    """ "7.9/24 GiB": both in the unit of the total, so the two figures compare at a glance."""
-    if not total:
-        return size(used)
-    factor, unit = _unit_for(total)
-    used_text = MISSING if used is None else _number(used / factor)
-    total_value = total / factor
-    total_text = (
-        f"{total_value:.0f}" if abs(total_value - round(total_value)) < 0.05 else _number(total_value)
-    )
-    return f"{used_text}/{total_text} {unit}"
 
 
 def temperature(value: float | None) -> str:
@@ -79,10 +37,6 @@ def clock(mhz: float | None) -> str:
     if mhz is None:
         return MISSING
     return f"{mhz / 1000:.2f} GHz" if mhz >= 1000 else f"{mhz:.0f} MHz"
-
-
-def rate(tokens_per_s: float) -> str:
-    return f"{tokens_per_s:.0f}" if tokens_per_s >= 100 else f"{tokens_per_s:.1f}"
 
 
 def level_of(metric: Metric, value: float | None) -> Level | None:

@@ -7,9 +7,10 @@ from textual.containers import Vertical
 from textual.reactive import var
 from textual.widgets import Static
 
+from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import BackendState, BackendStatus, ReplyStats
+from lollma_tui.core.backends.describe import format_gpu_layers
 from lollma_tui.core.chat.context_budget import ContextCheck
-from lollma_tui.core.chat.stats_format import format_gpu_layers, format_rate, format_seconds
 from lollma_tui.core.hardware.history import Metric, classify
 from lollma_tui.ui.widgets.hardware_rows import set_text
 
@@ -71,11 +72,11 @@ class ModelCard(Vertical):
         text = ""
         if stats is not None:
             text = (
-                f"last reply\n{format_rate(stats.gen_tps)} tok/s · {stats.gen_tokens} tok\n"
-                f"TTFT {format_seconds(stats.ttft_s)}"
+                f"last reply\n{fmt.rate(stats.gen_tps)} tok/s · {stats.gen_tokens} tok\n"
+                f"TTFT {fmt.seconds(stats.ttft_s)}"
             )
             if stats.prompt_tps is not None and not stats.prompt_cached:
-                text += f"\nprompt {format_rate(stats.prompt_tps)} tok/s"
+                text += f"\nprompt {fmt.rate(stats.prompt_tps)} tok/s"
         set_text(self.query_one("#model-speed", Static), text)
 
     def watch_context(self, check: ContextCheck | None) -> None:

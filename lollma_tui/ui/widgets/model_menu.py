@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from lollma_tui.core import formatting as fmt
 from lollma_tui.core.models.catalog import Catalog, ModelGroup, ModelVariant
-from lollma_tui.core.models.fit import format_bytes
 from lollma_tui.core.settings import BackendKind
 
 NO_MODEL = -1
@@ -36,7 +36,7 @@ class ModelChoice:
 def _variant_label(variant: ModelVariant, ambiguous: bool) -> str:
     parts = [variant.quant]
     if variant.size_bytes:
-        parts.append(format_bytes(variant.size_bytes))
+        parts.append(fmt.size(variant.size_bytes))
     if ambiguous:
         # Two files (or tags) in one quantization: tell them apart by where they come from.
         parts.append(variant.tags[0] if variant.tags else variant.path.name if variant.path else "")

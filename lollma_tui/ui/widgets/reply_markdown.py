@@ -75,8 +75,7 @@ def top_blocks(tokens: list[Token]) -> list[Token]:
 
 @functools.cache
 def _markdown_template() -> RichMarkdown:
-    from rich.markdown import CodeBlock
-    from rich.markdown import Markdown as RichMarkdown
+    from rich.markdown import CodeBlock, Markdown as RichMarkdown
     from rich.syntax import Syntax
 
     @functools.cache

@@ -13,7 +13,8 @@ from textual.reactive import reactive
 from textual.widgets import Input, Static
 
 from lollma_tui.core.settings import SamplingSettings, SettingsError
-from lollma_tui.ui.widgets.settings_form import SAMPLING_FIELDS, TextField
+from lollma_tui.core.settings_table import Setting
+from lollma_tui.ui.widgets.settings_form import SAMPLING_FIELDS
 from lollma_tui.ui.widgets.settings_rows import FieldRow, text_row
 
 
@@ -58,13 +59,13 @@ class SamplingSection(Vertical):
         """Every entry shows the settings in effect again, mistakes included."""
         self._errors.clear()
         for text_field in SAMPLING_FIELDS:
-            self._input(text_field).value = text_field.show(getattr(self.sampling, text_field.name))
+            self._input(text_field).value = text_field.entry_text(getattr(self.sampling, text_field.name))
             self.query_one(f"#row-{text_field.name}", FieldRow).show_error(None)
 
-    def _input(self, text_field: TextField) -> Input:
+    def _input(self, text_field: Setting) -> Input:
         return self.query_one(f"#{text_field.name}", Input)
 
-    def _show(self, text_field: TextField, value: object) -> None:
+    def _show(self, text_field: Setting, value: object) -> None:
         text_input = self._input(text_field)
         try:
             same = text_field.parse(text_input.value) == value
@@ -72,7 +73,7 @@ class SamplingSection(Vertical):
             same = False
         # An entry that already means this value stays as typed ("0.50" is not rewritten to "0.5").
         if not same:
-            text_input.value = text_field.show(value)
+            text_input.value = text_field.entry_text(value)
 
     @on(Input.Changed, ".sampling-input")
     def _typed(self, event: Input.Changed) -> None:

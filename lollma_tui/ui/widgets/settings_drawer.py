@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
+from textual.widget import Widget
 from textual.widgets import Button, Input, Select, Static, Switch
 
 from lollma_tui.core.models.catalog import Catalog
@@ -29,6 +30,7 @@ from lollma_tui.core.settings import (
     SamplingSettings,
     SettingsError,
 )
+from lollma_tui.core.settings_table import Setting, describe_fields, setting
 from lollma_tui.ui.widgets.model_menu import ModelMenu, Options, n_ctx_train_of, n_layers_of
 from lollma_tui.ui.widgets.sampling_section import SamplingSection
 from lollma_tui.ui.widgets.settings_form import (
@@ -36,17 +38,19 @@ from lollma_tui.ui.widgets.settings_form import (
     LOAD_TEXT_FIELDS,
     FitChecker,
     ReloadFields,
-    TextField,
     changed_fields,
     default_reload_fields,
-    describe_fields,
     rebase,
 )
 from lollma_tui.ui.widgets.settings_rows import ApplyBar, FieldRow, FitLine, compact_select, text_row
 from lollma_tui.ui.widgets.stepper import ContextScale, LayerScale, Stepper, StepValue
 
-_SWITCHES = {"flash_attn": "Flash attn", "use_mmap": "mmap", "use_mlock": "mlock"}
+_SWITCHES = ("flash_attn", "use_mmap", "use_mlock")
 _TEXT_FIELDS = {f.name: f for f in LOAD_TEXT_FIELDS}
+
+
+def _row(name: str, control: Widget) -> FieldRow:
+    return FieldRow(setting(name).row_label, control, field=name)
 
 
 class SettingsDrawer(Vertical):
@@ -241,23 +245,22 @@ class SettingsDrawer(Vertical):
         with VerticalScroll(id="drawer-body", can_focus=False):
             yield Static("Model · changes marked ⟳ reload it", classes="drawer-section")
             backend = compact_select(self._backend_options(), draft.backend, id="backend")
-            yield FieldRow("Backend", backend, field="backend")
-            yield FieldRow("Model", compact_select(model_options, model_value, id="model"), field="model")
+            yield _row("backend", backend)
+            yield _row("model", compact_select(model_options, model_value, id="model"))
             yield FieldRow("Quant", compact_select(quant_options, quant_value, id="quant"), field="quant")
             layers = Stepper(draft.n_gpu_layers, LayerScale(n_layers_of(variant)), id="n_gpu_layers")
-            yield FieldRow("GPU layers", layers, field="n_gpu_layers")
+            yield _row("n_gpu_layers", layers)
             yield FitLine(id="fit")
             context = Stepper(draft.n_ctx, ContextScale(n_ctx_train_of(variant)), id="n_ctx")
-            yield FieldRow("Context", context, field="n_ctx")
+            yield _row("n_ctx", context)
             yield text_row(threads, draft.n_threads, classes="load-input")
             yield text_row(batch, draft.n_batch, classes="load-input")
             yield self._switch_row("flash_attn")
             kv_options = [(kind, kind) for kind in KV_CACHE_TYPES]
             kv_select = compact_select(kv_options, draft.kv_cache_type, id="kv_cache_type")
-            yield FieldRow("KV cache", kv_select, field="kv_cache_type")
+            yield _row("kv_cache_type", kv_select)
             repack_options = [(choice, choice) for choice in REPACK_CHOICES]
-            repack_select = compact_select(repack_options, draft.repack, id="repack")
-            yield FieldRow("Repack", repack_select, field="repack")
+            yield _row("repack", compact_select(repack_options, draft.repack, id="repack"))
             yield self._switch_row("use_mmap")
             yield self._switch_row("use_mlock")
             yield text_row(keep_alive, draft.keep_alive, classes="load-input")
@@ -265,7 +268,7 @@ class SettingsDrawer(Vertical):
         yield ApplyBar(id="apply-bar")
 
     def _switch_row(self, name: str) -> FieldRow:
-        return FieldRow(_SWITCHES[name], Switch(getattr(self._draft, name), id=name), field=name)
+        return _row(name, Switch(getattr(self._draft, name), id=name))
 
     def on_mount(self) -> None:
         self._ready = True
@@ -357,7 +360,7 @@ class SettingsDrawer(Vertical):
             if force or text_field.name not in self._errors:
                 self._show_text(text_field, getattr(draft, text_field.name), force=force)
 
-    def _show_text(self, text_field: TextField, value: Any, *, force: bool) -> None:
+    def _show_text(self, text_field: Setting, value: Any, *, force: bool) -> None:
         text_input = self.query_one(f"#{text_field.name}", Input)
         try:
             same = text_field.parse(text_input.value) == value
@@ -365,7 +368,7 @@ class SettingsDrawer(Vertical):
             same = False
         # An entry that already means this value stays as typed ("08" is not rewritten to "8").
         if force or not same:
-            text_input.value = text_field.show(value)
+            text_input.value = text_field.entry_text(value)
 
     def _set_error(self, name: str, error: str | None) -> None:
         if error is None:

@@ -13,13 +13,14 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from lollma_tui.core.models.fit import FitVerdict
 from lollma_tui.core.settings import SettingsError
-from lollma_tui.ui.widgets.settings_form import FIT_LEVELS, TextField, fit_summary
+from lollma_tui.core.settings_table import Setting
+from lollma_tui.ui.widgets.settings_form import FIT_LEVELS, fit_summary
 
 
 class FieldValidator(Validator):
     """Runs a field's parser, so the Input gets its `-invalid` class and the error text."""
 
-    def __init__(self, field: TextField) -> None:
+    def __init__(self, field: Setting) -> None:
         super().__init__()
         self.field = field
 
@@ -55,20 +56,20 @@ class FieldRow(Vertical):
         self.query_one(".field-error", Static).update(error or "")
 
 
-def text_row(text_field: TextField, value: Any, *, classes: str) -> FieldRow:
+def text_row(text_field: Setting, value: Any, *, classes: str) -> FieldRow:
     """A row with a compact Input for `text_field`, showing `value`."""
     text_input = Input(
-        text_field.show(value),
-        placeholder=text_field.placeholder,
+        text_field.entry_text(value),
+        placeholder=text_field.placeholder(),
         validators=[FieldValidator(text_field)],
         id=text_field.name,
         classes=classes,
         compact=True,
-        tooltip=text_field.tooltip or None,
+        tooltip=text_field.help,
     )
     # A blinking cursor repaints forever; over SSH that is traffic for nothing.
     text_input.cursor_blink = False
-    return FieldRow(text_field.label, text_input, field=text_field.name)
+    return FieldRow(text_field.row_label, text_input, field=text_field.name)
 
 
 def compact_select(options: list[tuple[str, Any]], value: Any, *, id: str) -> Select[Any]:

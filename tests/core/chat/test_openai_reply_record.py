@@ -10,10 +10,10 @@ from openai_helpers import done_of, openai_settings, reply, text_of
 from openai_server import OpenAITestServer
 
 from lollma_tui.core.backends.base import ReplyStats, RunSetup, StatsSource
+from lollma_tui.core.backends.describe import format_setup, format_stats
 from lollma_tui.core.backends.openai import OpenAIBackend
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.export import export_markdown
-from lollma_tui.core.chat.stats_format import format_setup, format_stats
 from lollma_tui.core.chat.store import ChatStore
 from lollma_tui.core.chat.writer import state_for
 from lollma_tui.core.settings import BackendKind

@@ -1,0 +1,62 @@
+"""One-line descriptions of a run's set-up, a reply's speed and a loaded model."""
+
+from __future__ import annotations
+
+from lollma_tui.core.backends.base import LoadedModel, ReplyStats, RunSetup, StatsSource
+from lollma_tui.core.formatting import rate, seconds, share
+from lollma_tui.core.settings import BackendKind
+
+
+def format_gpu_layers(n_gpu_layers: int, n_layers: int | None) -> str:
+    """`ngl 12/19`: offloaded / offloadable (repeating layers plus the output head)."""
+    if n_layers is None:
+        return "ngl all" if n_gpu_layers < 0 else f"ngl {n_gpu_layers}"
+    total = n_layers + 1
+    shown = total if n_gpu_layers < 0 else min(n_gpu_layers, total)
+    return f"ngl {shown}/{total}"
+
+
+def format_setup(setup: RunSetup) -> str:
+    if setup.backend is BackendKind.OPENAI:
+        # The server's own start-up flags decide layers and threads; only it knows them.
+        where = " ".join(w for w in (setup.server_kind, setup.server) if w) or str(setup.backend)
+        return " · ".join(w for w in (setup.model, setup.quant, where, f"ctx {setup.n_ctx}") if w)
+    parts = [
+        setup.model,
+        setup.quant,
+        str(setup.backend),
+        format_gpu_layers(setup.n_gpu_layers, setup.n_layers),
+    ]
+    if setup.gpu_share is not None:
+        parts.append(f"{share(setup.gpu_share)} GPU")
+    parts.append(f"ctx {setup.n_ctx}")
+    if setup.n_threads:
+        parts.append(f"{setup.n_threads} threads")
+    return " · ".join(parts)
+
+
+def format_stats(stats: ReplyStats) -> str:
+    parts = [f"{seconds(stats.ttft_s)} to first token"]
+    if stats.prompt_tokens is not None:
+        prompt = f"prompt {stats.prompt_tokens} tok"
+        if stats.prompt_cached and stats.prompt_tokens_evaluated is not None:
+            prompt += f" ({stats.prompt_tokens - stats.prompt_tokens_evaluated} cached)"
+        elif stats.prompt_tps is not None:
+            prompt += f" @ {rate(stats.prompt_tps)} tok/s"
+        parts.append(prompt)
+    parts.append(f"{rate(stats.gen_tps)} tok/s")
+    parts.append(f"{stats.gen_tokens} tokens")
+    parts.append(seconds(stats.total_s))
+    if stats.source.measured_here:
+        parts.append("measured here" if stats.source is StatsSource.CLIENT_CLOCK else "measured here, chunks")
+    return " · ".join(parts)
+
+
+def format_loaded(model: LoadedModel) -> str:
+    if model.settings.backend is BackendKind.OPENAI:
+        return f"{model.name} ready on the server in {seconds(model.load_s)} · ctx {model.n_ctx}"
+    return (
+        f"{model.name} ({model.quant}) loaded in {seconds(model.load_s)} · "
+        f"{format_gpu_layers(model.n_gpu_layers, model.n_layers)} · ctx {model.n_ctx}"
+        + ("" if model.gpu_offload_supported else " · CPU-only llama.cpp build")
+    )

@@ -1,0 +1,38 @@
+"""What /copy copies: the last reply, or one of its code blocks, and the file it also lands in."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lollma_tui.core import paths
+from lollma_tui.core.chat.commands import CommandError
+from lollma_tui.core.safe_files import write_private_file
+
+_CODE_BLOCK = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def code_blocks(markdown: str) -> list[str]:
+    return [block.rstrip("\n") for block in _CODE_BLOCK.findall(markdown)]
+
+
+def choose_copy(reply: str, argument: str) -> tuple[str, str]:
+    """The text ``/copy [code N]`` takes from `reply`, and how to name it; raises `CommandError`."""
+    words = argument.split()
+    if not words or words[0] != "code":
+        return reply, "the last reply"
+    blocks = code_blocks(reply)
+    try:
+        number = int(words[1]) if len(words) > 1 else 1
+    except ValueError:
+        raise CommandError("Usage: /copy code N") from None
+    if not 1 <= number <= len(blocks):
+        raise CommandError(f"The last reply has {len(blocks)} code block(s).")
+    return blocks[number - 1], f"code block {number}"
+
+
+def save_copy(text: str) -> Path:
+    """Keep the copied text in a file only the user can read, for terminals without OSC 52."""
+    target = paths.state_dir() / "last-copy.txt"
+    write_private_file(target, text)
+    return target

@@ -1,0 +1,91 @@
+"""The user's config file: ``config.toml`` in the config folder, read once at start-up.
+
+    [settings]            # defaults for any load or sampling setting, by its name or an alias
+    n_gpu_layers = "auto"
+    n_ctx = 8192
+    temperature = 0.7
+    stop = ["</s>", "User:"]
+
+Values go through the settings table, as typed text does, so the file accepts what /set accepts.
+A bad value or an unknown key is reported (file, key, reason) and left out; the rest still
+applies. Sections other than those in `SECTIONS` are reported too, so a misspelt name shows.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lollma_tui.core import paths
+from lollma_tui.core.settings import SettingsError
+from lollma_tui.core.settings_table import find_setting
+
+CONFIG_FILENAME = "config.toml"
+SECTIONS: tuple[str, ...] = ("settings",)
+MAX_CONFIG_BYTES = 1 << 20
+"""A config file is a few lines; anything this large is not one."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigFile:
+    """What the file asked for, and what it said that could not be used."""
+
+    path: Path
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    """Setting name → value, already read through the settings table."""
+    problems: tuple[str, ...] = ()
+    """One line per problem: the file, the key and the reason."""
+
+
+def config_path() -> Path:
+    return paths.config_dir() / CONFIG_FILENAME
+
+
+def read_config(path: Path | None = None) -> ConfigFile:
+    """The file at `path` (default `config_path()`); a missing file is an empty config."""
+    path = path or config_path()
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        return ConfigFile(path)
+    except OSError as error:
+        return ConfigFile(path, problems=(f"{path}: could not be read ({error.strerror or error})",))
+    if len(data) > MAX_CONFIG_BYTES:
+        return ConfigFile(path, problems=(f"{path}: larger than {MAX_CONFIG_BYTES} bytes; not read",))
+    try:
+        document = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        return ConfigFile(path, problems=(f"{path}: not valid TOML ({error}); not used",))
+    problems = [
+        f"{path}: unknown section [{name}] (known: {', '.join(SECTIONS)})"
+        for name in document
+        if name not in SECTIONS
+    ]
+    table = document.get("settings", {})
+    if not isinstance(table, dict):
+        problems.append(f"{path}: settings must be a table ([settings])")
+        table = {}
+    settings: dict[str, Any] = {}
+    for key, raw in table.items():
+        try:
+            setting = find_setting(key)
+            settings[setting.name] = setting.parse(_as_text(raw, setting.format))
+        except SettingsError as error:
+            problems.append(f"{path}: settings.{key}: {error}")
+    return ConfigFile(path, settings, tuple(problems))
+
+
+def _as_text(raw: object, format_value: Callable[[Any], str]) -> str:
+    """A TOML value as the text a user would type: numbers and booleans as written, a list
+    (stop strings) in the comma-separated form."""
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, bool | int | float):
+        return format_value(raw)
+    if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+        return format_value(tuple(raw))
+    raise SettingsError(f"takes text, a number, on/off or a list of strings, not {type(raw).__name__}")

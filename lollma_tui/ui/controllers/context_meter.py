@@ -1,0 +1,91 @@
+"""How much of the loaded model's context the conversation takes, and what to leave out.
+
+A plain object the chat screen owns. `refresh` measures as the screen's worker and posts
+`ContextMeasured`; the other methods answer the screen's own workers directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from textual.dom import DOMNode
+
+from lollma_tui.core.chat.context_budget import (
+    TURN_OVERHEAD_TOKENS,
+    ContextCheck,
+    estimate_tokens,
+    keep_from,
+    reply_reserve,
+)
+from lollma_tui.core.chat.conversation import Conversation
+from lollma_tui.ui.controllers.model_session import ModelController
+from lollma_tui.ui.messages import ContextMeasured
+
+
+class ContextMeter:
+    def __init__(self, owner: DOMNode, models: ModelController) -> None:
+        self._owner = owner
+        self._models = models
+
+    def refresh(self, conversation: Conversation) -> None:
+        self._owner.run_worker(
+            self._refresh(conversation), group="context-meter", exclusive=True, exit_on_error=False
+        )
+
+    async def _refresh(self, conversation: Conversation) -> None:
+        self._owner.post_message(ContextMeasured(await self.usage(conversation)))
+
+    async def measure(self, text: str) -> tuple[int, bool]:
+        """Tokens `text` takes with the loaded model's tokenizer, or an estimate (exact=False)."""
+        counted = await self._models.backend.count_tokens(text)
+        if counted is None:
+            return estimate_tokens(text), False
+        return counted, True
+
+    async def usage(self, conversation: Conversation) -> ContextCheck | None:
+        """What the conversation takes now (None: no model loaded)."""
+        loaded = self._models.loaded
+        if loaded is None:
+            return None
+        used, exact = self._used_from_stats(conversation)
+        if used is None:
+            used, exact = 0, True
+            for message in conversation.history():
+                tokens, counted = await self.measure(message.content)
+                used += tokens + TURN_OVERHEAD_TOKENS
+                exact = exact and counted
+        return ContextCheck(used=used, needed=0, n_ctx=loaded.n_ctx, exact=exact)
+
+    def _used_from_stats(self, conversation: Conversation) -> tuple[int | None, bool]:
+        """Exact usage from the last reply: the prompt it was sent plus what it generated."""
+        messages = conversation.messages
+        if not messages or messages[-1].role != "assistant" or conversation.context_from:
+            return None, False
+        stats = messages[-1].stats
+        loaded = self._models.loaded
+        if stats is None or stats.prompt_tokens is None or loaded is None:
+            return None, False
+        if stats.setup.model != loaded.name or stats.setup.n_ctx != loaded.n_ctx:
+            return None, False
+        return stats.prompt_tokens + stats.gen_tokens, True
+
+    async def overflow(self, conversation: Conversation, text: str) -> ContextCheck | None:
+        """The check for sending `text` next when it would overflow the context, else None."""
+        current = await self.usage(conversation)
+        self._owner.post_message(ContextMeasured(current))
+        if current is None:
+            return None
+        new_tokens, exact = await self.measure(text)
+        needed = new_tokens + TURN_OVERHEAD_TOKENS + reply_reserve(self._models.sampling.max_tokens)
+        check = replace(current, needed=needed, exact=current.exact and exact)
+        return check if check.overflows else None
+
+    async def first_to_keep(self, conversation: Conversation, check: ContextCheck) -> int:
+        """Index of the first message the model should see so that `check` fits, on a user turn."""
+        messages = conversation.messages
+        sizes = [(await self.measure(m.content))[0] + TURN_OVERHEAD_TOKENS for m in messages]
+        start = keep_from(sizes, check.n_ctx - check.needed, conversation.context_from)
+        # Start the context on a user turn so the model never sees a reply without its question.
+        while start < len(messages) and messages[start].role != "user":
+            start += 1
+        return start

@@ -1,0 +1,231 @@
+"""Keeping every conversation: the SQLite store, saving as it happens, and the history's files.
+
+A plain object the chat screen owns. Its methods run on the screen's workers and answer them
+directly; a store that stops working is reported once as `NoticePosted` and the chat goes on
+unsaved. It never touches a widget.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual.dom import DOMNode
+
+from lollma_tui.core.chat.conversation import Conversation, Message
+from lollma_tui.core.chat.errors import StoreError
+from lollma_tui.ui.messages import NoticePosted
+
+if TYPE_CHECKING:
+    from lollma_tui.core.chat.async_store import AsyncStore, StreamingReply
+    from lollma_tui.core.chat.opening import StoreOpen
+    from lollma_tui.core.chat.store import ChatStore
+    from lollma_tui.core.chat.store_results import ThreadWindow
+
+
+class HistoryRecorder:
+    def __init__(self, owner: DOMNode) -> None:
+        self._owner = owner
+        self.store: AsyncStore | None = None
+        """The open store; None until `open` has finished (or when it could not open)."""
+        self.saved = False
+        """The conversation on screen is in the store (it reaches it with its first message)."""
+        self._failed = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.store is not None and self.store.is_open
+
+    async def open(self, path: Path | None) -> StoreOpen:
+        from lollma_tui.core.chat.async_store import AsyncStore
+
+        store = AsyncStore()
+        opened = await store.open(path)
+        self.store = store
+        return opened
+
+    async def close(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+
+    async def resume_target(self, wanted: str | None) -> str | None:
+        """The conversation to open at start-up: `wanted` (an id or a prefix), else the newest."""
+        store = self.store
+        if store is None:
+            return None
+        try:
+            if wanted:
+                return await store.run(store.store.resolve_id, wanted)
+            return await store.run(store.store.latest_conversation_id)
+        except StoreError as error:
+            self._owner.post_message(NoticePosted(f"Could not open conversation {wanted}: {error}", "error"))
+            return None
+
+    async def load(self, conversation_id: str, last: int) -> tuple[ThreadWindow, ThreadWindow] | None:
+        """The last `last` messages to mount and the whole thread for the model; None on failure."""
+        store = self.store
+        if store is None:
+            return None
+        try:
+            tail = await store.run(store.store.load, conversation_id, last=last)
+            whole = await store.run(store.store.load, conversation_id)
+        except StoreError as error:
+            self._owner.post_message(NoticePosted(f"Could not open that conversation: {error}", "error"))
+            return None
+        self.saved = True
+        return tail, whole
+
+    async def locate(self, message_id: str) -> bool:
+        """Make the branch holding `message_id` the visible one; False (reported) on failure."""
+        store = self.store
+        if store is None:
+            return False
+        try:
+            place = await store.run(store.store.locate, message_id)
+            if not place.in_thread:
+                # A hit on a branch that was edited away: show that branch.
+                await store.run(store.store.switch_branch, message_id)
+        except StoreError as error:
+            self._owner.post_message(NoticePosted(str(error), "error"))
+            return False
+        return True
+
+    # -- saving as it happens -------------------------------------------------------------------
+
+    def _call_failed(self, error: StoreError) -> None:
+        # The chat goes on without the store; say so once rather than on every message.
+        if not self._failed:
+            self._failed = True
+            text = f"History could not be saved: {error}. The chat goes on unsaved."
+            self._owner.post_message(NoticePosted(text, "error"))
+
+    async def save_user_message(self, conversation: Conversation, message: Message) -> None:
+        store = self.store
+        if store is None:
+            return
+        try:
+            if not self.saved:
+                # Saved with its messages (this one included) the first time anything is said.
+                await store.run(store.store.create_conversation, conversation)
+                self.saved = True
+                return
+            await store.run(store.store.add_message, conversation.id, message)
+        except StoreError as error:
+            self._call_failed(error)
+
+    async def save_system_prompt(self, conversation: Conversation) -> None:
+        store = self.store
+        if store is None or not self.saved:
+            return
+        try:
+            await store.run(store.store.set_system_prompt, conversation.id, conversation.system_prompt)
+        except StoreError as error:
+            self._call_failed(error)
+
+    async def begin_reply(
+        self, conversation: Conversation, reply: Message, replaces: Message | None = None
+    ) -> StreamingReply | None:
+        """Save the empty reply before streaming starts; the returned handle takes its text."""
+        store = self.store
+        if store is None or not self.saved:
+            return None
+        try:
+            if replaces is not None:
+                writer = await store.run(store.store.regenerate, replaces.id, message=reply)
+            else:
+                writer = await store.run(store.store.start_reply, conversation.id, message=reply)
+        except StoreError as error:
+            self._call_failed(error)
+            return None
+        return store.streaming(writer)
+
+    async def begin_continued_reply(self, reply: Message) -> StreamingReply | None:
+        store = self.store
+        if store is None or not self.saved:
+            return None
+        try:
+            writer = await store.run(store.store.continue_reply, reply.id)
+        except StoreError as error:
+            self._call_failed(error)
+            return None
+        return store.streaming(writer)
+
+    async def branch_from(self, original: Message, text: str) -> Message:
+        """The edited message, saved on a new branch (the old one stays in the store)."""
+        store = self.store
+        if store is not None and self.saved:
+            try:
+                return await store.run(store.store.branch_from, original.id, text)
+            except StoreError as error:
+                self._owner.post_message(NoticePosted(f"The edit could not be saved: {error}", "error"))
+        return Message("user", text)
+
+    # -- titles and files -----------------------------------------------------------------------
+
+    async def rename(self, conversation: Conversation, title: str) -> tuple[str, str]:
+        """Rename the conversation; returns the line to show and its kind."""
+        title = " ".join(title.split())
+        if not title:
+            return f"This conversation is called “{conversation.title or 'untitled'}”.", "info"
+        conversation.title = title
+        store = self.store
+        if store is not None and self.saved:
+            try:
+                await store.run(store.store.rename, conversation.id, title)
+            except StoreError as error:
+                return str(error), "error"
+        return f"Renamed to “{title}”.", "info"
+
+    async def export(self, conversation: Conversation, argument: str) -> tuple[str, str]:
+        """``/export md|json [PATH]``; returns the line to show and its kind."""
+        store = self.store
+        if store is None or not self.saved:
+            return "Nothing saved to export yet: say something first.", "info"
+        words = argument.split(maxsplit=1)
+        kind = words[0].lower() if words else "md"
+        if kind not in ("md", "json"):
+            return "Usage: /export md|json [PATH]", "error"
+        from lollma_tui.core.chat.export import export_json, export_markdown
+
+        given = words[1] if len(words) > 1 else f"{_slug(conversation.title or 'conversation')}.{kind}"
+        render = export_markdown if kind == "md" else export_json
+        try:
+            text = await store.run(render, store.store, conversation.id)
+            target = await store.run(_write_private, given, text)
+        except (StoreError, OSError) as error:
+            return f"Export failed: {error}", "error"
+        return f"Exported to {target}", "info"
+
+    async def import_file(self, argument: str) -> str | None:
+        """``/import PATH``: the new conversation's id, or None (reported) when nothing was added."""
+        store = self.store
+        if store is None or not argument.strip():
+            self._owner.post_message(
+                NoticePosted("Usage: /import PATH (a conversation exported as JSON)", "error")
+            )
+            return None
+        try:
+            return await store.run(_import_file, store.store, argument.strip())
+        except (StoreError, OSError, ValueError) as error:
+            self._owner.post_message(NoticePosted(f"Import failed, nothing was added: {error}", "error"))
+            return None
+
+
+def _slug(title: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower()
+    return slug[:48] or "conversation"
+
+
+def _import_file(store: ChatStore, given: str) -> str:
+    from lollma_tui.core.chat.export import import_json
+
+    return import_json(store, Path(given).expanduser())
+
+
+def _write_private(given: str, text: str) -> Path:
+    """Write an export readable only by the user; a relative path is under the working folder.
+    An existing file is kept (`ExportTargetExists`, an OSError) until the UI asks first."""
+    from lollma_tui.core.chat.export import write_export
+
+    return write_export(Path(given).expanduser().absolute(), text)

@@ -1,0 +1,132 @@
+"""What can be loaded: GGUF files in the models folders and the backend's own list, the fit
+verdict for a set-up, and what the setting commands work on.
+
+A plain object the chat screen owns. Scans run as the screen's workers and end in a
+`ChoicesRefreshed` message carrying the drawer's catalogs and Tab completion's words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual.dom import DOMNode
+
+from lollma_tui.core.settings import BackendKind, LoadSettings, SettingsError
+from lollma_tui.ui.controllers.model_session import ModelController
+from lollma_tui.ui.messages import ChoicesRefreshed
+
+if TYPE_CHECKING:
+    from lollma_tui.core.chat.commands import Command
+    from lollma_tui.core.chat.setting_commands import CommandState, SettingsChange
+    from lollma_tui.core.models.catalog import Catalog, HeaderCache
+    from lollma_tui.core.models.fit import FitVerdict
+    from lollma_tui.core.session import MemoryBudget
+
+
+class ModelCatalog:
+    """The GGUF catalog (scanned in a thread) and the last catalog each backend offered."""
+
+    def __init__(
+        self,
+        owner: DOMNode,
+        models: ModelController,
+        *,
+        budget: Callable[[], MemoryBudget | None],
+        themes: Callable[[], tuple[str, ...]],
+    ) -> None:
+        self._owner = owner
+        self._models = models
+        self._budget = budget
+        self._themes = themes
+        self.gguf: Catalog | None = None
+        """GGUF files found in the models folders; None until the first scan ends."""
+        self._headers: HeaderCache | None = None
+        self._catalogs: dict[BackendKind, Catalog] = {}
+
+    @property
+    def catalogs(self) -> dict[BackendKind, Catalog]:
+        """The last catalog of each backend, as the drawer lists them."""
+        return dict(self._catalogs)
+
+    def scan(self) -> None:
+        """Find GGUF files in the models folders (large vocabularies take ms each: in a thread)."""
+        self._owner.run_worker(self._scan(), group="catalog-scan", exclusive=True, exit_on_error=False)
+
+    def refresh(self) -> None:
+        """Ask the backend what it offers now and post the choices."""
+        self._owner.run_worker(self._refresh(), group="choices", exclusive=True, exit_on_error=False)
+
+    async def _scan(self) -> None:
+        from lollma_tui.core import paths
+        from lollma_tui.core.models.catalog import HeaderCache, default_model_dirs, scan_models
+
+        settings = self._models.settings
+        folders = list(default_model_dirs())
+        extra: list[Path] = []
+        if settings.backend == BackendKind.LLAMA_CPP and settings.model:
+            # The folder of the model the user started with holds its other quantizations.
+            model = Path(settings.model)
+            extra.append(model)
+            folders.append(model.parent)
+        headers = self._headers
+
+        def scan() -> tuple[Catalog, HeaderCache]:
+            # Headers from earlier runs first: only new or changed files are read.
+            cache = headers if headers is not None else HeaderCache(paths.header_cache_path())
+            catalog = scan_models(folders, extra, cache=cache)
+            cache.save()
+            return catalog, cache
+
+        self.gguf, self._headers = await asyncio.to_thread(scan)
+        await self._refresh()
+
+    async def _refresh(self) -> None:
+        from lollma_tui.core.chat.setting_commands import completion_context
+
+        state = await self.command_state()
+        if self.gguf is not None:
+            self._catalogs[BackendKind.LLAMA_CPP] = self.gguf
+        if state.catalog is not None:
+            self._catalogs[state.load.backend] = state.catalog
+        completion = completion_context(state, self._themes())
+        self._owner.post_message(ChoicesRefreshed(self.catalogs, completion))
+
+    async def command_state(self) -> CommandState:
+        """What a setting command works on: the session's settings and the current catalog."""
+        from lollma_tui.core.chat.setting_commands import command_state
+
+        return await command_state(self._models.session, self.gguf)
+
+    async def apply(self, command: Command) -> SettingsChange:
+        """The settings after a setting command (/ngl, /set …); raises `CommandError`."""
+        from lollma_tui.core.chat.setting_commands import apply_setting_command
+
+        return apply_setting_command(command, await self.command_state())
+
+    def fit_for(self, settings: LoadSettings) -> FitVerdict | None:
+        """The drawer's live verdict: the estimator against the newest free-memory figures."""
+        from lollma_tui.core.models.fit import FitParams, check_fit
+        from lollma_tui.core.session import reclaimable_memory
+
+        if settings.backend != BackendKind.LLAMA_CPP or self.gguf is None:
+            return None
+        found = self.gguf.find(settings.model)
+        if found is None or found[1].header is None:
+            return None
+        budget = self._budget()
+        loaded = self._models.session.loaded
+        if budget is not None and loaded is not None and loaded.settings.backend == BackendKind.LLAMA_CPP:
+            current = self.gguf.find(loaded.settings.model)
+            if current is not None and current[1].header is not None:
+                # The current model is unloaded before the new one loads.
+                budget = budget.plus(*reclaimable_memory(current[1].header, loaded))
+        free_ram = budget.free_ram if budget is not None else None
+        free_vram = budget.free_vram if budget is not None else None
+        try:
+            params = FitParams.from_settings(settings)
+        except SettingsError:
+            return None
+        return check_fit(found[1].header, params, free_vram, free_ram)

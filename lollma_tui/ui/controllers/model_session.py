@@ -1,0 +1,246 @@
+"""The model behind the chat: one `ModelSession`, its first load, swaps, and Ollama's models.
+
+A plain object the chat screen owns. Loads and swaps run as the screen's workers and end in a
+`SwapFinished` message; the backend's status changes arrive as `BackendStatusChanged`; what the
+user should read arrives as `NoticePosted`. It never touches a widget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from textual.dom import DOMNode
+
+from lollma_tui.core.backends.base import Backend, BackendError, BackendState, BackendStatus, LoadedModel
+from lollma_tui.core.backends.describe import format_loaded
+from lollma_tui.core.models.demo import DemoModelError, demo_for, ensure_demo_model
+from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
+from lollma_tui.ui.messages import BackendStatusChanged, NoticePosted, SwapFinished, SwapProgressed
+
+if TYPE_CHECKING:
+    from lollma_tui.core.backends.ollama import OllamaBackend
+    from lollma_tui.core.backends.ollama_models import PullProgress
+    from lollma_tui.core.session import MemoryBudget, SwapProgress, SwapResult
+    from lollma_tui.core.session.session import ModelSession
+
+BASE_DEMO_NOTICE = (
+    "Demo model: Gemma 3 270M is a base model, not an instruction-tuned one, so its replies "
+    "ramble. This session uses a repeat penalty of {penalty} and at most {limit} tokens per reply to "
+    "keep them readable. For real chats start lollma-tui with --model PATH/TO/your-instruct.gguf."
+)
+DEMO_NOTICE = (
+    "Demo model: SmolLM2 135M Instruct, small enough to answer at once on any CPU, and often "
+    "wrong. For real chats start lollma-tui with --model PATH/TO/your-instruct.gguf."
+)
+
+Budget = Callable[[], "MemoryBudget | None"]
+FirstBudget = Callable[[], Awaitable["MemoryBudget | None"]]
+
+
+class ModelController:
+    """Owns the active backend through a `ModelSession`; every load and swap goes through it."""
+
+    def __init__(
+        self,
+        owner: DOMNode,
+        options: StartupOptions,
+        *,
+        backend: Backend | None = None,
+        budget: Budget,
+        first_budget: FirstBudget,
+    ) -> None:
+        self._owner = owner
+        self._options = options
+        self._first_backend = backend
+        self._budget = budget
+        self._first_budget = first_budget
+        self._session: ModelSession | None = None
+        self._demo_notice_shown = False
+
+    # -- the session -----------------------------------------------------------------------------
+
+    @property
+    def session(self) -> ModelSession:
+        """Built on first use (after the first frame): it pulls in the estimator and the catalog."""
+        if self._session is None:
+            from lollma_tui.core.session.session import ModelSession
+
+            self._session = ModelSession(self._backend_for, self._options.load, self._options.sampling)
+        return self._session
+
+    def _backend_for(self, kind: BackendKind) -> Backend:
+        """The session's backend factory: the injected backend first, then fresh ones."""
+        backend = self._first_backend
+        if backend is not None and backend.kind == kind:
+            self._first_backend = None
+        else:
+            from lollma_tui.core.backends.factory import make_backend
+
+            backend = make_backend(kind, self._options)
+        backend.set_status_listener(self._status)
+        return backend
+
+    @property
+    def backend(self) -> Backend:
+        return self.session.backend
+
+    @property
+    def settings(self) -> LoadSettings:
+        """The load settings as asked for (the loaded model's own carry "auto" resolved)."""
+        return self.session.settings
+
+    @property
+    def sampling(self) -> SamplingSettings:
+        return self.session.sampling
+
+    @sampling.setter
+    def sampling(self, value: SamplingSettings) -> None:
+        self.session.set_sampling(value)
+
+    @property
+    def loaded(self) -> LoadedModel | None:
+        return self.backend.status.loaded
+
+    @property
+    def ready(self) -> bool:
+        """A model is loaded and no swap is under way."""
+        return self.loaded is not None and not self.session.swapping
+
+    async def close(self) -> None:
+        """End the worker process (and its spare); safe to call again."""
+        if self._session is not None:
+            await self._session.close()
+
+    # -- loading and swapping ----------------------------------------------------------------------
+
+    def load_first(self) -> None:
+        """The first load, after waiting for Ollama or assembling the demo when needed."""
+        self._owner.run_worker(self._load_first(), group="model-load", exclusive=True, exit_on_error=False)
+
+    def swap_to(self, target: LoadSettings, *, force: bool = False) -> None:
+        """Hot-swap: stop the reply, unload, load `target`, and go back to the old model on failure."""
+        self._owner.run_worker(self._swap(target, force), group="swap", exclusive=True, exit_on_error=False)
+
+    async def _load_first(self) -> None:
+        settings: LoadSettings | None = self.settings
+        if settings is not None and settings.backend == BackendKind.OLLAMA:
+            settings = await self._wait_for_ollama(settings)
+        if settings is None:
+            return
+        demo = demo_for(settings.model) if self._options.demo else None
+        if demo is not None:
+            try:
+                await asyncio.to_thread(ensure_demo_model, demo)
+            except DemoModelError as error:
+                self._notice(str(error), "error")
+                return
+        budget = await self._first_budget()
+        result = await self.session.swap(settings, budget=budget, always_reload=True, progress=self._progress)
+        self._owner.post_message(SwapFinished(result, first=True))
+
+    async def _swap(self, target: LoadSettings, force: bool) -> None:
+        result = await self.session.swap(target, budget=self._budget(), force=force, progress=self._progress)
+        self._owner.post_message(SwapFinished(result))
+
+    def _progress(self, progress: SwapProgress) -> None:
+        self._owner.post_message(SwapProgressed(progress))
+
+    def report(self, result: SwapResult) -> list[tuple[str, str]]:
+        """What to tell the user about a finished swap: (text, kind) lines for the chat log."""
+        loaded = result.loaded
+        if not result.ok:
+            return [(result.message, "error" if not result.rolled_back else "warning")]
+        if not result.reloaded:
+            return [(result.message, "info")]
+        lines: list[tuple[str, str]] = []
+        if loaded is not None:
+            lines.append((format_loaded(loaded), "info"))
+            # The session's notes already include the backend's own ones.
+            lines.extend((note, "info") for note in dict.fromkeys((*loaded.notes, *result.notes)))
+        demo = demo_for(loaded.settings.model) if self._options.demo and loaded is not None else None
+        if demo is not None and not self._demo_notice_shown:
+            self._demo_notice_shown = True
+            notice = BASE_DEMO_NOTICE if demo.base_model else DEMO_NOTICE
+            text = notice.format(penalty=self.sampling.repeat_penalty, limit=self.sampling.max_tokens)
+            lines.append((text, "warning" if demo.base_model else "info"))
+        return lines
+
+    async def _wait_for_ollama(self, settings: LoadSettings) -> LoadSettings | None:
+        """Wait (retrying with backoff) until the server answers, then settle which model to load."""
+        backend = self.ollama()
+        if backend is None:
+            return settings
+        delay = 1.0
+        warned = False
+        while (version := await backend.ping()) is None:
+            message = f"Ollama is not reachable at {backend.base_url} — is `ollama serve` running?"
+            self._status(BackendStatus(BackendState.FAILED, f"{message} Retrying…"))
+            if not warned:
+                warned = True
+                self._notice(f"{message} Retrying in the background.", "error")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        self._notice(f"Connected to Ollama {version} at {backend.base_url}.")
+        if settings.model:
+            return settings
+        try:
+            models = await backend.list_models()
+        except BackendError as error:
+            self._notice(str(error), "error")
+            return None
+        if len(models) == 1:
+            return settings.with_changes(model=models[0].name)
+        if not models:
+            self._notice(
+                "This Ollama server has no models yet: pull one with `ollama pull llama3.2:1b`.", "warning"
+            )
+        else:
+            names = ", ".join(m.name for m in models)
+            self._notice(f"Models on this server: {names}. Choose one with /model NAME.")
+        self._status(BackendStatus(BackendState.UNLOADED, "No model chosen"))
+        return None
+
+    def _notice(self, text: str, kind: str = "info") -> None:
+        self._owner.post_message(NoticePosted(text, kind))
+
+    def _status(self, status: BackendStatus) -> None:
+        self._owner.post_message(BackendStatusChanged(status))
+
+    # -- replies --------------------------------------------------------------------------------
+
+    def stop_reply(self) -> None:
+        """Ask the engine to stop the reply it is writing (the reply's worker then winds up)."""
+        self._owner.run_worker(self.session.cancel(), group="stop", exclusive=True, exit_on_error=False)
+
+    # -- Ollama's models ------------------------------------------------------------------------
+
+    def ollama(self) -> OllamaBackend | None:
+        """The active backend when it is Ollama's."""
+        from lollma_tui.core.backends.ollama import OllamaBackend
+
+        backend = self.backend
+        return backend if isinstance(backend, OllamaBackend) else None
+
+    async def pull(self, name: str) -> AsyncIterator[PullProgress]:
+        """Download an Ollama model; raises `BackendError` when it fails or Ollama is not in use."""
+        backend = self.ollama()
+        if backend is None:
+            raise BackendError("Pulling models needs the Ollama backend (/backend ollama).")
+        async for progress in backend.pull(name):
+            yield progress
+
+    async def delete(self, name: str) -> tuple[str, str]:
+        """Delete an Ollama model; returns the line to show and its kind."""
+        backend = self.ollama()
+        if backend is None:
+            return "Deleting models needs the Ollama backend (/backend ollama).", "error"
+        loaded = backend.status.loaded
+        if loaded is not None and loaded.name == name:
+            return f"{name} is loaded; switch to another model first.", "error"
+        try:
+            await backend.delete(name)
+        except BackendError as error:
+            return str(error), "error"
+        return f"Deleted {name} from the Ollama server.", "info"

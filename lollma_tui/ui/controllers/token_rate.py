@@ -1,0 +1,34 @@
+"""The live tokens/s figure while a reply streams, at most a few times a second."""
+
+from __future__ import annotations
+
+import time
+
+SHOW_EVERY_S = 0.25
+"""How often the live tokens/s figure may change while a reply streams."""
+
+
+class TokenRate:
+    def __init__(self) -> None:
+        self._started: tuple[float, int] | None = None
+        self._shown_at = 0.0
+
+    def begin(self) -> None:
+        self._started = None
+        self._shown_at = 0.0
+
+    def update(self, tokens: int | None) -> float | None:
+        """The rate to show now, given the reply's token count so far; None: leave it as it is."""
+        if tokens is None:
+            return None
+        now = time.perf_counter()
+        if self._started is None:
+            self._started = (now, tokens)
+            return None
+        if now - self._shown_at < SHOW_EVERY_S:
+            return None
+        started_at, started_tokens = self._started
+        if now > started_at and tokens > started_tokens:
+            self._shown_at = now
+            return (tokens - started_tokens) / (now - started_at)
+        return None

@@ -1,0 +1,566 @@
+"""The chat screen: the conversation on the left, the side panel on the right, keys at the bottom.
+
+It owns the conversation and its flow (send, regenerate, edit, continue, open saved ones) and
+composes the plain objects that own the rest: the model session, the model catalog, the history
+recorder, the hardware feed and the context meter. They report with messages; the screen hands
+what they report down to its widgets as attributes. Three helpers of its own keep this module
+short: `ReplyStreamer` writes replies into their turns, `ChatCommands` runs the slash commands
+(listed once, in `core.chat.commands`), `ChatDialogs` opens the screens it needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from lollma_tui.core.backends.base import Backend, BackendError, BackendState, BackendStatus, ReplyStats
+from lollma_tui.core.backends.describe import format_gpu_layers, format_setup
+from lollma_tui.core.chat.commands import is_command, unescape_message
+from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
+from lollma_tui.core.settings import BackendKind, LoadSettings, StartupOptions
+from lollma_tui.ui.controllers.context_meter import ContextMeter
+from lollma_tui.ui.controllers.history_recorder import HistoryRecorder
+from lollma_tui.ui.controllers.model_catalog import ModelCatalog
+from lollma_tui.ui.controllers.model_session import ModelController
+from lollma_tui.ui.messages import (
+    BackendStatusChanged,
+    ChoicesRefreshed,
+    ContextMeasured,
+    HardwareSampled,
+    NoticePosted,
+    SwapFinished,
+    SwapProgressed,
+)
+from lollma_tui.ui.screens.chat_commands import ChatCommands
+from lollma_tui.ui.screens.chat_dialogs import ChatDialogs
+from lollma_tui.ui.screens.chat_replies import ReplyStreamer
+from lollma_tui.ui.widgets.chat_log import ChatLog
+from lollma_tui.ui.widgets.hardware_panel import HardwarePanel, ModelFootprint
+from lollma_tui.ui.widgets.model_card import ModelCard
+from lollma_tui.ui.widgets.prompt_input import PromptInput
+
+if TYPE_CHECKING:
+    from lollma_tui.core.session import MemoryBudget
+    from lollma_tui.ui.controllers.hardware_feed import HardwareFeed
+    from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
+
+TAIL_MESSAGES = 30
+"""Messages mounted when a conversation opens; earlier ones load as the user scrolls up."""
+EARLIER_PAGE = 30
+FIRST_SAMPLE_WAIT_S = 2.0
+"""The first load waits this long at most for free-memory figures to check the fit against."""
+HIDDEN_PANEL_INTERVAL_S = 5.0
+"""Sample slowly while the side panel is folded away: nobody is looking."""
+
+
+class ChatScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "stop", "Stop", id="stop"),
+        Binding("ctrl+r", "regenerate", "Regenerate", id="regenerate"),
+        Binding("ctrl+n", "new_conversation", "New chat", id="new-conversation"),
+        Binding("f2,ctrl+t", "toggle_settings", "Settings", id="toggle-settings"),
+        Binding("ctrl+o", "conversations", "Chats", id="conversations"),
+        Binding("ctrl+f", "search", "Search", id="search", show=False),
+        Binding("f3", "copy_last", "Copy", id="copy-last", show=False),
+        Binding("ctrl+b", "toggle_sidebar", "Panel", id="toggle-sidebar"),
+    ]
+
+    def __init__(self, options: StartupOptions, backend: Backend | None = None) -> None:
+        super().__init__()
+        self.options = options
+        self.conversation = Conversation(system_prompt=options.system_prompt)
+        self.models = ModelController(
+            self, options, backend=backend, budget=self.memory_budget, first_budget=self._first_budget
+        )
+        self.catalog = ModelCatalog(self, self.models, budget=self.memory_budget, themes=self._theme_names)
+        self.history = HistoryRecorder(self)
+        self.context = ContextMeter(self, self.models)
+        self.commands = ChatCommands(self)
+        self.dialogs = ChatDialogs(self)
+        self.hardware: HardwareFeed | None = None
+        """Started once the first frame is up (`start`)."""
+        self.replies = ReplyStreamer(self)
+        self._editing: Message | None = None
+        self._shown_from = 0
+        """Index in the thread of the first message mounted in the chat log."""
+        self._sidebar_was_hidden = False
+
+    # -- layout -----------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            with Vertical(id="chat-column"):
+                yield ChatLog(id="chat-log")
+                yield PromptInput(id="prompt")
+            with VerticalScroll(id="sidebar"):
+                yield ModelCard(id="model-card")
+                yield HardwarePanel(id="hardware-panel")
+        yield Footer()
+
+    @property
+    def chat_log(self) -> ChatLog:
+        return self.query_one(ChatLog)
+
+    @property
+    def prompt(self) -> PromptInput:
+        return self.query_one(PromptInput)
+
+    @property
+    def model_card(self) -> ModelCard:
+        return self.query_one(ModelCard)
+
+    @property
+    def hardware_panel(self) -> HardwarePanel:
+        return self.query_one(HardwarePanel)
+
+    @property
+    def sidebar(self) -> VerticalScroll:
+        return self.query_one("#sidebar", VerticalScroll)
+
+    @property
+    def settings_drawer(self) -> SettingsDrawer | None:
+        """The drawer once it has been opened (it is built on first use, off the start-up path)."""
+        found = self.query("#settings-drawer")
+        return cast("SettingsDrawer", found.first()) if found else None
+
+    # -- life -------------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.prompt.focus()
+
+    def start(self) -> None:
+        """Start the work behind the screen; the app calls it once the first frame is up."""
+        self.start_hardware()
+        self.model_card.status = self.models.backend.status
+        for problem in self.options.config_problems:
+            self.post_message(NoticePosted(problem, "warning"))
+        self.models.load_first()
+        self.open_history()
+        self.catalog.scan()
+        threading.Thread(target=_preload_reply_widgets, name="preload-markdown", daemon=True).start()
+
+    def start_hardware(self) -> None:
+        from lollma_tui.ui.controllers.hardware_feed import HardwareFeed
+
+        # The provider runs on the sampler thread; it reads whichever backend is current.
+        self.hardware = HardwareFeed(
+            self, interval_s=self.options.hardware_interval_s, process_ids=self._our_pids
+        )
+        self.hardware.start()
+
+    async def wind_down(self) -> None:
+        """Stop the reply in flight (saving what it has) and close the model and the history."""
+        await self.stop_and_wait()
+        await self.models.close()
+        await self.history.close()
+
+    async def on_unmount(self) -> None:
+        if self.hardware is not None:
+            self.hardware.stop(timeout=2.0)
+        # However the app ends, the llama.cpp worker and its spare end with it (after /quit
+        # this finds the session closed already).
+        await self.models.close()
+
+    @property
+    def is_generating(self) -> bool:
+        return self.replies.generating is not None
+
+    async def notice(self, text: str, kind: str = "info") -> None:
+        await self.chat_log.add_notice(text, kind)
+
+    def show_rate(self, tokens_per_s: float | None) -> None:
+        """The live tokens/s of the reply being written (None once it has ended)."""
+        with contextlib.suppress(NoMatches):
+            self.hardware_panel.live_rate = tokens_per_s
+
+    def show_reply_stats(self, stats: ReplyStats) -> None:
+        self.model_card.last_stats = stats
+
+    def put_back(self, text: str) -> None:
+        """A message that was not sent goes back into the prompt."""
+        self.prompt.load_text(text)
+
+    # -- what the controllers report ---------------------------------------------------------------
+
+    @on(NoticePosted)
+    async def _show_notice(self, message: NoticePosted) -> None:
+        await self.chat_log.add_notice(message.text, message.kind)
+
+    @on(BackendStatusChanged)
+    def _show_backend_status(self, message: BackendStatusChanged) -> None:
+        self.model_card.status = message.status
+
+    @on(SwapProgressed)
+    def _swap_moved_on(self, message: SwapProgressed) -> None:
+        drawer = self.settings_drawer
+        if drawer is not None:
+            drawer.busy = message.progress.message
+
+    @on(SwapFinished)
+    async def _swap_finished(self, message: SwapFinished) -> None:
+        result = message.result
+        drawer = self.settings_drawer
+        if drawer is not None:
+            drawer.busy = None
+            drawer.applied_load = self.models.settings
+        if not result.ok and self.models.loaded is None:
+            # Refused before the engine was asked (does not fit, unreadable file): the card must
+            # say so, not just "no model".
+            self.model_card.status = BackendStatus(BackendState.FAILED, result.message)
+        for text, kind in self.models.report(result):
+            await self.chat_log.add_notice(text, kind)
+        self.catalog.refresh()
+        self.context.refresh(self.conversation)
+
+    @on(ChoicesRefreshed)
+    def _choices_refreshed(self, message: ChoicesRefreshed) -> None:
+        self.prompt.completion_context = message.completion
+        drawer = self.settings_drawer
+        if drawer is not None:
+            drawer.catalogs = dict(message.catalogs)
+
+    @on(ContextMeasured)
+    def _context_measured(self, message: ContextMeasured) -> None:
+        self.model_card.context = message.check
+
+    @on(HardwareSampled)
+    def _show_hardware(self, message: HardwareSampled) -> None:
+        # Not stopped: the app hands it on to the bench screen when that is open.
+        try:
+            panel = self.hardware_panel
+        except NoMatches:
+            return  # a late sample while the screen closes
+        panel.history = message.history
+        panel.stale = message.stale
+        panel.snapshot = message.snapshot
+        backend = self.models.backend
+        loaded = backend.status.loaded
+        labels = {}
+        if backend.kind == BackendKind.LLAMA_CPP:
+            labels = {pid: "llama.cpp worker" for pid in backend.process_ids()}
+        panel.model_footprint = ModelFootprint(
+            message.snapshot.processes,
+            placement=loaded.placement if loaded is not None else None,
+            labels=labels,
+        )
+
+    def _our_pids(self) -> tuple[int, ...]:
+        return self.models.backend.process_ids()
+
+    def memory_budget(self) -> MemoryBudget | None:
+        """Free memory from the newest hardware snapshot (None before the first one)."""
+        return self.hardware.budget() if self.hardware is not None else None
+
+    async def _first_budget(self) -> MemoryBudget | None:
+        """Like `memory_budget`, but worth a short wait for the first sample at start-up."""
+        if self.hardware is None:
+            return None
+        await self.hardware.first_snapshot(FIRST_SAMPLE_WAIT_S)
+        return self.hardware.budget()
+
+    def _theme_names(self) -> tuple[str, ...]:
+        return tuple(sorted(self.app.available_themes))
+
+    # -- the conversation ---------------------------------------------------------------------------
+
+    @on(PromptInput.Submitted)
+    async def _prompt_submitted(self, message: PromptInput.Submitted) -> None:
+        text = message.text
+        if is_command(text):
+            await self.commands.run(text)
+            return
+        await self.send(unescape_message(text))
+
+    async def send(self, text: str, *, context_checked: bool = False) -> None:
+        editing, self._editing = self._editing, None
+        if self.is_generating:
+            self.notify("A reply is still being written — Esc stops it.", severity="warning")
+            return
+        if editing is not None:
+            await self._resend_edited(editing, text)
+            return
+        if not context_checked:
+            check = await self.context.overflow(self.conversation, text)
+            if check is not None:
+                self.dialogs.ask_about_overflow(check, text)
+                return
+        user = self.conversation.add_user(text)
+        # Saved before it is sent: a crash from here on cannot lose what the user typed.
+        await self.history.save_user_message(self.conversation, user)
+        await self.chat_log.add_user(user)
+        await self.start_reply()
+
+    async def start_reply(self, replaces: Message | None = None) -> None:
+        reply = self.conversation.start_reply()
+        turn = await self.chat_log.add_reply(reply, self.reply_header())
+        await self.replies.start(reply, turn, replaces=replaces)
+
+    def reply_header(self) -> str:
+        loaded = self.models.loaded
+        if loaded is None:
+            return Path(self.models.settings.model).name or "assistant"
+        layers = format_gpu_layers(loaded.n_gpu_layers, loaded.n_layers)
+        return " · ".join((loaded.name, loaded.quant, str(loaded.settings.backend), layers))
+
+    def reply_header_for(self, message: Message) -> str:
+        return format_setup(message.stats.setup) if message.stats is not None else "assistant"
+
+    async def action_stop(self) -> None:
+        await self.replies.stop()
+
+    async def stop_and_wait(self) -> None:
+        """Stop a reply in flight and wait until its worker has wrapped up."""
+        await self.replies.stop_and_wait()
+
+    async def _resend_edited(self, original: Message, text: str) -> None:
+        messages = self.conversation.messages
+        index = next((i for i, m in enumerate(messages) if m.id == original.id), None)
+        if index is None:
+            await self.send(text, context_checked=True)
+            return
+        # The old version and everything after it stay in the store on their branch.
+        replacement = await self.history.branch_from(original, text)
+        del messages[index:]
+        messages.append(replacement)
+        await self.chat_log.remove_turns_from(original.id)
+        await self.chat_log.add_user(replacement)
+        await self.start_reply()
+
+    async def action_regenerate(self) -> None:
+        if self.is_generating:
+            self.notify("Wait for the reply to finish, or press Esc first.", severity="warning")
+            return
+        old = self.conversation.last_reply()
+        if self.conversation.drop_last_reply() is None:
+            self.notify("Nothing to regenerate yet.")
+            return
+        await self.chat_log.remove_last_reply()
+        # The store keeps the old reply as a sibling branch.
+        await self.start_reply(replaces=old)
+
+    async def action_new_conversation(self) -> None:
+        await self.stop_and_wait()
+        self.conversation = Conversation(system_prompt=self.conversation.system_prompt)
+        # It reaches the store with its first message.
+        self.history.saved = False
+        self._shown_from = 0
+        self._editing = None
+        await self.chat_log.clear_turns()
+        await self.chat_log.add_notice("New conversation.")
+        self.context.refresh(self.conversation)
+
+    async def begin_edit(self) -> None:
+        """/edit: the last message of the user's goes back into the prompt; Enter resends it."""
+        if self.is_generating:
+            self.notify("Wait for the reply to finish, or press Esc first.", severity="warning")
+            return
+        message = self.conversation.last_user()
+        if message is None:
+            await self.notice("There is no message of yours to edit yet.")
+            return
+        self._editing = message
+        prompt = self.prompt
+        prompt.load_text(message.content)
+        prompt.move_cursor(prompt.document.end)
+        prompt.focus()
+        await self.notice("Editing your last message: Enter sends it again and replaces what came after it.")
+
+    async def continue_reply(self) -> None:
+        """/continue: more of the last reply, when it stopped at the limit or was cut off."""
+        if self.is_generating:
+            self.notify("A reply is still being written.", severity="warning")
+            return
+        reply = self.conversation.last_reply()
+        messages = self.conversation.messages
+        if reply is None or messages[-1] is not reply or not reply.content:
+            await self.notice("Nothing to continue: /continue picks up the last reply where it stopped.")
+            return
+        if reply.state not in (ReplyState.LENGTH, ReplyState.STOPPED, ReplyState.INCOMPLETE):
+            await self.notice("The last reply is complete; there is nothing to continue.")
+            return
+        # The continued reply is written again, whole, into a fresh turn.
+        previous = self.chat_log.turn_for(reply.id)
+        if previous is not None:
+            await previous.remove()
+        reply.state = ReplyState.STREAMING
+        turn = await self.chat_log.add_reply(reply, self.reply_header())
+        await self.replies.start(reply, turn, continuing=True)
+
+    # -- opening saved conversations ------------------------------------------------------------
+
+    @work(group="history-open", exclusive=True, exit_on_error=False)
+    async def open_history(self) -> None:
+        """Open the store and resume where the user left off (unless told otherwise)."""
+        opened = await self.history.open(self.options.history_path)
+        if not self.options.new_conversation and not self.conversation.messages:
+            conversation_id = await self.history.resume_target(self.options.conversation_id)
+            if conversation_id is not None:
+                await self.open_conversation(conversation_id)
+        # Shown after resuming, because opening a conversation clears the chat log.
+        if opened.notice:
+            await self.chat_log.add_notice(opened.notice, "warning")
+        if opened.recovered:
+            replies = "reply was" if opened.recovered == 1 else "replies were"
+            await self.chat_log.add_notice(
+                f"{opened.recovered} {replies} cut off when lollma-tui last closed; marked incomplete."
+            )
+
+    async def open_conversation(self, conversation_id: str, focus_message: str | None = None) -> None:
+        if self.history.store is None:
+            return
+        await self.stop_and_wait()
+        loaded = await self.history.load(conversation_id, TAIL_MESSAGES)
+        if loaded is None:
+            return
+        tail, whole = loaded
+        conversation = whole.conversation
+        conversation.system_prompt = conversation.system_prompt or self.options.system_prompt
+        self.conversation = conversation
+        self._shown_from = tail.start
+        self._editing = None
+        chat_log = self.chat_log
+        await chat_log.clear_turns()
+        await chat_log.show_messages(tail.conversation.messages, self.reply_header_for)
+        chat_log.has_earlier = tail.has_earlier
+        title = conversation.title or "untitled"
+        await chat_log.add_notice(f"Resumed “{title}” · {whole.total} messages · /clear starts a new one")
+        chat_log.scroll_end(animate=False)
+        if focus_message is not None:
+            await self.reveal_message(focus_message)
+        self.context.refresh(self.conversation)
+
+    async def reveal_message(self, message_id: str) -> None:
+        """Mount earlier pages until `message_id` is shown, then scroll it into view."""
+        chat_log = self.chat_log
+        while chat_log.turn_for(message_id) is None and self._shown_from > 0:
+            await self.mount_earlier()
+        turn = chat_log.turn_for(message_id)
+        if turn is not None:
+            chat_log.release_anchor()
+            turn.scroll_visible(top=True, animate=False)
+            turn.add_class("-found")
+
+    @on(ChatLog.EarlierWanted)
+    async def _earlier_wanted(self, _: ChatLog.EarlierWanted) -> None:
+        await self.mount_earlier()
+
+    async def mount_earlier(self) -> None:
+        if self._shown_from <= 0:
+            return
+        start = max(0, self._shown_from - EARLIER_PAGE)
+        earlier = self.conversation.messages[start : self._shown_from]
+        self._shown_from = start
+        chat_log = self.chat_log
+        await chat_log.prepend_messages(earlier, self.reply_header_for)
+        chat_log.has_earlier = start > 0
+
+    async def conversation_deleted(self, conversation_id: str) -> None:
+        """A conversation was deleted from the list; the one on screen starts afresh if it was it."""
+        if self.history.saved and conversation_id == self.conversation.id:
+            await self.action_new_conversation()
+
+    def conversation_renamed(self, conversation_id: str, title: str) -> None:
+        if conversation_id == self.conversation.id:
+            self.conversation.title = title
+
+    # -- the side panel and the drawer ----------------------------------------------------------
+
+    def action_toggle_sidebar(self) -> None:
+        self.sidebar.toggle_class("-hidden")
+        self._fold_hardware(self.sidebar.has_class("-hidden"))
+
+    def _fold_hardware(self, hidden: bool) -> None:
+        if self.hardware is not None:
+            self.hardware.set_interval(
+                HIDDEN_PANEL_INTERVAL_S if hidden else self.options.hardware_interval_s
+            )
+
+    async def action_toggle_settings(self) -> None:
+        drawer = self.settings_drawer
+        if drawer is not None and drawer.is_open:
+            drawer.close()
+            self._drawer_closed()
+            return
+        if drawer is None:
+            from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
+
+            drawer = SettingsDrawer(self.models.settings, self.models.sampling, id="settings-drawer")
+            await self.mount(drawer, before=self.query_one(Footer))
+            drawer.catalogs = self.catalog.catalogs
+        from lollma_tui.core.session import reload_needed
+
+        drawer.applied_load = self.models.settings
+        drawer.applied_sampling = self.models.sampling
+        drawer.fit_checker = self.catalog.fit_for
+        drawer.reload_fields = reload_needed
+        # At 80 columns the drawer and the side panel together would squeeze the chat away.
+        self._sidebar_was_hidden = self.sidebar.has_class("-hidden")
+        self.sidebar.add_class("-hidden")
+        drawer.open()
+
+    def _drawer_closed(self) -> None:
+        if not self._sidebar_was_hidden:
+            self.sidebar.remove_class("-hidden")
+        self.prompt.focus()
+
+    # Handlers by name, so the drawer's module is not imported before it is first opened.
+    def on_settings_drawer_closed(self, _: SettingsDrawer.Closed) -> None:
+        self._drawer_closed()
+
+    def on_settings_drawer_apply_requested(self, message: SettingsDrawer.ApplyRequested) -> None:
+        self.models.swap_to(message.load)
+
+    def on_settings_drawer_sampling_changed(self, message: SettingsDrawer.SamplingChanged) -> None:
+        self.models.sampling = message.sampling
+
+    async def on_settings_drawer_quantize_requested(self, message: SettingsDrawer.QuantizeRequested) -> None:
+        await self.dialogs.quantize(message.model)
+
+    def sampling_applied(self) -> None:
+        """The sampling settings changed elsewhere (a command): the drawer shows them."""
+        drawer = self.settings_drawer
+        if drawer is not None:
+            drawer.applied_sampling = self.models.sampling
+
+    def apply_settings(self, load: LoadSettings) -> None:
+        """Load with `load` (from the bench screen's "apply best")."""
+        self.models.swap_to(load)
+
+    @work(group="ollama-pull", exit_on_error=False)
+    async def pull_model(self, name: str) -> None:
+        """Download an Ollama model with a progress bar in the chat; the chat stays usable."""
+        if self.models.ollama() is None:
+            await self.notice("Pulling models needs the Ollama backend (/backend ollama).", "error")
+            return
+        view = await self.chat_log.add_pull(name)
+        try:
+            async for progress in self.models.pull(name):
+                view.show(progress.status, progress.completed, progress.total)
+        except BackendError as error:
+            view.finish(f"pull {name} failed: {error}", ok=False)
+            return
+        view.finish(f"pulled {name}", ok=True)
+
+    async def action_copy_last(self) -> None:
+        await self.commands.run("/copy")
+
+    def action_conversations(self) -> None:
+        self.dialogs.conversations()
+
+    def action_search(self, query: str = "") -> None:
+        self.dialogs.search(query)
+
+
+def _preload_reply_widgets() -> None:
+    """Import the Markdown widget off the UI thread so the first reply does not pay for it."""
+    import textual.widgets._markdown  # noqa: F401

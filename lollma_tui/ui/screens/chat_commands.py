@@ -1,0 +1,171 @@
+"""The chat screen's slash commands: each spec in `core.chat.commands` names one method here.
+
+A plain object the chat screen owns. It turns a command's argument into calls on the screen's
+own methods and its controllers; what the user should read goes to the screen's `notice`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from lollma_tui.core.chat.commands import BY_NAME, Command, CommandError, parse_command
+from lollma_tui.core.chat.copying import choose_copy, save_copy
+from lollma_tui.ui.theming import choose_theme
+
+if TYPE_CHECKING:
+    from lollma_tui.ui.screens.chat import ChatScreen
+
+
+class ChatCommands:
+    def __init__(self, screen: ChatScreen) -> None:
+        self._screen = screen
+
+    async def run(self, text: str) -> None:
+        """Parse `text` and run the handler its spec names."""
+        try:
+            command = parse_command(text)
+        except CommandError as error:
+            await self._screen.notice(str(error), "error")
+            return
+        await getattr(self, BY_NAME[command.name].handler_name)(command)
+
+    # -- the model and its settings ---------------------------------------------------------------
+
+    async def command_setting(self, command: Command) -> None:
+        """/model, /quant, /ngl, /ctx, /threads, /batch, /backend and /set."""
+        screen = self._screen
+        try:
+            change = await screen.catalog.apply(command)
+        except CommandError as error:
+            await screen.notice(str(error), "error")
+            return
+        models = screen.models
+        if change.sampling != models.sampling:
+            models.sampling = change.sampling
+            screen.sampling_applied()
+        if change.load_changed:
+            models.swap_to(change.load)
+        await screen.notice(change.message)
+
+    async def command_settings(self, command: Command) -> None:
+        from lollma_tui.core.chat.setting_commands import describe_settings
+
+        models = self._screen.models
+        await self._screen.notice(describe_settings(models.settings, models.sampling, models.session.loaded))
+
+    async def command_compare(self, command: Command) -> None:
+        from lollma_tui.core.session import format_comparison, summarise_replies
+
+        messages = self._screen.conversation.messages
+        stats = [m.stats for m in messages if m.role == "assistant" and m.stats is not None]
+        if not stats:
+            await self._screen.notice("No replies with measured speed in this conversation yet.")
+            return
+        await self._screen.notice(format_comparison(summarise_replies(stats)))
+
+    async def command_pull(self, command: Command) -> None:
+        if not command.argument:
+            await self._screen.notice("Usage: /pull NAME (e.g. /pull llama3.2:1b)", "error")
+            return
+        self._screen.pull_model(command.argument)
+
+    async def command_delete(self, command: Command) -> None:
+        if not command.argument:
+            await self._screen.notice("Usage: /delete NAME", "error")
+            return
+        self._screen.run_worker(self._delete(command.argument), group="ollama-delete", exit_on_error=False)
+
+    async def _delete(self, name: str) -> None:
+        text, kind = await self._screen.models.delete(name)
+        await self._screen.notice(text, kind)
+
+    async def command_bench(self, command: Command) -> None:
+        self._screen.dialogs.bench()
+
+    async def command_quantize(self, command: Command) -> None:
+        await self._screen.dialogs.quantize()
+
+    # -- the conversation -----------------------------------------------------------------------
+
+    async def command_clear(self, command: Command) -> None:
+        await self._screen.action_new_conversation()
+
+    async def command_regen(self, command: Command) -> None:
+        await self._screen.action_regenerate()
+
+    async def command_stop(self, command: Command) -> None:
+        await self._screen.action_stop()
+
+    async def command_edit(self, command: Command) -> None:
+        await self._screen.begin_edit()
+
+    async def command_continue(self, command: Command) -> None:
+        await self._screen.continue_reply()
+
+    async def command_system(self, command: Command) -> None:
+        screen = self._screen
+        if not command.argument:
+            await screen.notice(f"System prompt: {screen.conversation.system_prompt or '(none)'}")
+            return
+        screen.conversation.system_prompt = command.argument
+        await screen.history.save_system_prompt(screen.conversation)
+        await screen.notice(f"System prompt set: {command.argument}")
+
+    async def command_copy(self, command: Command) -> None:
+        screen = self._screen
+        reply = screen.conversation.last_reply()
+        if reply is None or not reply.content:
+            await screen.notice("There is no reply to copy yet.")
+            return
+        try:
+            text, what = choose_copy(reply.content, command.argument)
+        except CommandError as error:
+            await screen.notice(str(error), "error")
+            return
+        screen.app.copy_to_clipboard(text)
+        saved = await asyncio.to_thread(save_copy, text)
+        await screen.notice(
+            f"Copied {what} ({len(text)} characters) with OSC 52. If your terminal ignores OSC 52, "
+            f"it is also in {saved}."
+        )
+
+    # -- saved conversations --------------------------------------------------------------------
+
+    async def command_history(self, command: Command) -> None:
+        self._screen.dialogs.conversations()
+
+    async def command_search(self, command: Command) -> None:
+        self._screen.dialogs.search(command.argument)
+
+    async def command_rename(self, command: Command) -> None:
+        screen = self._screen
+        await screen.notice(*await screen.history.rename(screen.conversation, command.argument))
+
+    async def command_export(self, command: Command) -> None:
+        screen = self._screen
+        await screen.notice(*await screen.history.export(screen.conversation, command.argument))
+
+    async def command_import(self, command: Command) -> None:
+        conversation_id = await self._screen.history.import_file(command.argument)
+        if conversation_id is not None:
+            await self._screen.open_conversation(conversation_id)
+
+    # -- the app --------------------------------------------------------------------------------
+
+    async def command_theme(self, command: Command) -> None:
+        app = self._screen.app
+        if not command.argument:
+            await self._screen.notice(f"Themes: {', '.join(sorted(app.available_themes))} (now: {app.theme})")
+            return
+        warning = choose_theme(app, command.argument)
+        if warning is not None:
+            app.notify(warning, severity="warning")
+            return
+        await self._screen.notice(f"Theme: {command.argument}")
+
+    async def command_help(self, command: Command) -> None:
+        await self._screen.run_action("app.help")
+
+    async def command_quit(self, command: Command) -> None:
+        await self._screen.run_action("app.quit")

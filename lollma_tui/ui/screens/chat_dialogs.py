@@ -1,0 +1,134 @@
+"""The screens the chat screen opens, and what their answers do to the chat.
+
+A plain object the chat screen owns: it opens the conversation list, search, the bench and
+quantize screens and the context-overflow question, and turns what they answer into calls on
+the screen's own methods.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lollma_tui.core import paths
+from lollma_tui.core.settings import BackendKind
+
+if TYPE_CHECKING:
+    from lollma_tui.core.chat.context_budget import ContextCheck
+    from lollma_tui.ui.screens.chat import ChatScreen
+    from lollma_tui.ui.screens.conversations import ConversationsResult
+    from lollma_tui.ui.screens.search import SearchJump
+
+
+class ChatDialogs:
+    def __init__(self, screen: ChatScreen) -> None:
+        self._screen = screen
+
+    # -- saved conversations --------------------------------------------------------------------
+
+    def conversations(self) -> None:
+        screen = self._screen
+        if not screen.history.is_open:
+            screen.notify("The history is not open yet.")
+            return
+        from lollma_tui.ui.screens.conversations import ConversationsScreen
+
+        assert screen.history.store is not None
+        current = screen.conversation.id if screen.history.saved else None
+        dialog = ConversationsScreen(screen.history.store.store, current_id=current)
+        screen.app.push_screen(dialog, self._conversation_chosen)
+
+    async def _conversation_chosen(self, result: ConversationsResult) -> None:
+        from lollma_tui.ui.screens.conversations import NEW_CONVERSATION
+
+        if result is None:
+            return
+        if result is NEW_CONVERSATION:
+            await self._screen.action_new_conversation()
+            return
+        await self._screen.open_conversation(str(result))
+
+    def search(self, query: str = "") -> None:
+        screen = self._screen
+        if not screen.history.is_open:
+            screen.notify("The history is not open yet.")
+            return
+        from lollma_tui.ui.screens.search import SearchScreen
+
+        assert screen.history.store is not None
+        screen.app.push_screen(SearchScreen(screen.history.store.store, query=query), self._search_chosen)
+
+    async def _search_chosen(self, jump: SearchJump | None) -> None:
+        if jump is not None and await self._screen.history.locate(jump.message_id):
+            await self._screen.open_conversation(jump.conversation_id, focus_message=jump.message_id)
+
+    # -- the context --------------------------------------------------------------------------------
+
+    def ask_about_overflow(self, check: ContextCheck, text: str) -> None:
+        """The next message would overflow the context: ask what to do, then send it (or not)."""
+        self._screen.run_worker(
+            self._ask_about_overflow(check, text),
+            group="context-overflow",
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    async def _ask_about_overflow(self, check: ContextCheck, text: str) -> None:
+        from lollma_tui.ui.screens.context_overflow import ContextOverflowScreen, OverflowChoice
+
+        screen = self._screen
+        choice = await screen.app.push_screen_wait(
+            ContextOverflowScreen(check.used, check.n_ctx, check.needed)
+        )
+        if choice is OverflowChoice.CANCEL:
+            screen.put_back(text)
+            return
+        if choice is OverflowChoice.NEW_CONVERSATION:
+            await screen.action_new_conversation()
+        elif choice is OverflowChoice.TRUNCATE:
+            start = await screen.context.first_to_keep(screen.conversation, check)
+            screen.conversation.context_from = start
+            await screen.notice(
+                f"The oldest {start} message(s) are left out of what the model sees from now on; "
+                "they stay in the conversation."
+            )
+        await screen.send(text, context_checked=True)
+
+    # -- benchmarks and quantizing ------------------------------------------------------------------
+
+    def bench(self) -> None:
+        from lollma_tui.core.models.catalog import Catalog
+        from lollma_tui.ui.screens.bench import BenchScreen
+
+        screen = self._screen
+        settings = screen.models.settings
+        model = settings.model if settings.backend == BackendKind.LLAMA_CPP else None
+        dialog = BenchScreen(
+            screen.catalog.gguf or Catalog(),
+            model=model,
+            budget=screen.memory_budget(),
+            base_settings=settings,
+            log_path=paths.log_dir() / "bench.log",
+        )
+        screen.app.push_screen(dialog)
+
+    async def quantize(self, model: str | None = None) -> None:
+        screen = self._screen
+        settings = screen.models.settings
+        source = model or (settings.model if settings.backend == BackendKind.LLAMA_CPP else "")
+        if not source:
+            await screen.notice(
+                "Quantizing works on GGUF files: load one with the llama.cpp backend.", "error"
+            )
+            return
+        from lollma_tui.ui.screens.quantize import QuantizeScreen
+
+        dialog = QuantizeScreen(Path(source), log_path=paths.log_dir() / "quantize.log")
+        screen.app.push_screen(dialog, self._quantized)
+
+    async def _quantized(self, created: list[Path] | None) -> None:
+        if not created:
+            return
+        names = ", ".join(path.name for path in created)
+        await self._screen.notice(f"Created {names}; pick it in the drawer (F2) or with /quant.")
+        self._screen.catalog.scan()

@@ -1,0 +1,118 @@
+"""Streaming a reply into its turn in the chat log, one reply at a time.
+
+A plain object the chat screen owns: it runs the screen's "generation" worker, writes the
+reply's text into the turn the screen hands it, saves it as it grows, and stops it on request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from lollma_tui.core.backends.base import BackendError, ChatMessage, ReplyDone, TextDelta, ThinkingDelta
+from lollma_tui.core.chat.conversation import Message, ReplyState
+from lollma_tui.ui.controllers.token_rate import TokenRate
+from lollma_tui.ui.paced_stream import PacedStream
+
+if TYPE_CHECKING:
+    from lollma_tui.core.chat.async_store import StreamingReply
+    from lollma_tui.ui.screens.chat import ChatScreen
+    from lollma_tui.ui.widgets.chat_log import ReplyTurn
+
+FINISH_STATE = {"stop": ReplyState.COMPLETE, "length": ReplyState.LENGTH, "cancelled": ReplyState.STOPPED}
+
+
+class ReplyStreamer:
+    def __init__(self, screen: ChatScreen) -> None:
+        self._screen = screen
+        self._rate = TokenRate()
+        self.generating: Message | None = None
+        """The reply being written (or waiting for the model), if any."""
+
+    async def start(
+        self, reply: Message, turn: ReplyTurn, *, replaces: Message | None = None, continuing: bool = False
+    ) -> None:
+        """Write `reply` into `turn`: a new reply (replacing `replaces`), or more of a cut-off one."""
+        screen = self._screen
+        self.generating = reply
+        # Saved before streaming starts; the handle then takes the text as it comes.
+        if continuing:
+            saved = await screen.history.begin_continued_reply(reply)
+        else:
+            saved = await screen.history.begin_reply(screen.conversation, reply, replaces)
+        work = self._generate(reply, turn, saved, continuing)
+        screen.run_worker(work, group="generation", exclusive=True, exit_on_error=False)
+
+    async def _generate(
+        self, reply: Message, turn: ReplyTurn, saved: StreamingReply | None, continuing: bool
+    ) -> None:
+        screen = self._screen
+        models = screen.models
+        history = screen.conversation.history()
+        if continuing:
+            # The unfinished reply goes last: the backend continues it rather than answering anew.
+            history.append(ChatMessage("assistant", reply.content))
+        if not models.ready:
+            turn.show_waiting("waiting for the model to load… Esc cancels")
+        await models.session.settled()
+        stream = PacedStream(turn.body.get_stream(turn.body))
+        streaming = False
+        self._rate.begin()
+        try:
+            async for event in models.session.stream_chat(history, models.sampling):
+                if isinstance(event, TextDelta):
+                    if not streaming:
+                        streaming = True
+                        turn.show_streaming()
+                    reply.content += event.text
+                    rate = self._rate.update(event.tokens)
+                    if rate is not None:
+                        screen.show_rate(rate)
+                    await stream.write(event.text)
+                    if saved is not None:
+                        saved.add(event.text)
+                        await saved.flush_if_due()
+                elif isinstance(event, ThinkingDelta):
+                    await turn.add_thinking(event.text)
+                elif isinstance(event, ReplyDone):
+                    reply.stats = event.stats
+                    reply.state = FINISH_STATE[event.finish_reason]
+                    screen.show_reply_stats(event.stats)
+        except BackendError as error:
+            reply.state = ReplyState.ERROR
+            reply.error = str(error)
+        except asyncio.CancelledError:
+            reply.state = ReplyState.STOPPED
+            raise
+        finally:
+            if reply.state == ReplyState.STREAMING:
+                reply.state = ReplyState.STOPPED
+            screen.show_rate(None)
+            try:
+                await stream.stop()
+                if turn.is_mounted:
+                    await turn.finish()
+                if saved is not None:
+                    await saved.finish(
+                        reply.state, stats=reply.stats, sampling=models.sampling, error=reply.error
+                    )
+            finally:
+                self.generating = None
+            screen.context.refresh(screen.conversation)
+
+    async def stop(self) -> None:
+        if self.generating is None:
+            return
+        if not self._screen.models.ready:
+            # Still waiting for the model: nothing runs in the engine yet, so just drop the wait.
+            self._screen.workers.cancel_group(self._screen, "generation")
+            return
+        self._screen.models.stop_reply()
+
+    async def stop_and_wait(self) -> None:
+        """Stop a reply in flight and wait until its worker has wrapped up."""
+        if self.generating is None:
+            return
+        await self.stop()
+        workers = self._screen.workers
+        await workers.wait_for_complete([w for w in workers if w.group == "generation"])

@@ -1,0 +1,147 @@
+"""`lollma-tui bench` and `lollma-tui quantize` from the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lollma_tui.cli_bench import bench_main, main, quantize_main
+from lollma_tui.core.bench import ResultStore
+
+FAST = ["-p", "0", "-n", "4", "-r", "2", "--no-chat", "-t", "1"]
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """Data rows of the markdown table in `text` (header and rule left out)."""
+    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    return [[cell.strip() for cell in ln.strip("|").split("|")] for ln in lines[2:]]
+
+
+def test_bad_input_is_one_line_and_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], quantized_models: Path
+) -> None:
+    garbage = tmp_path / "broken.gguf"
+    garbage.write_bytes(b"this is not a model at all" * 10)
+    cases = [
+        (["-m", str(tmp_path / "missing.gguf")], "model not found"),
+        (["-m", str(garbage)], "not a GGUF file"),
+        (["-m", str(quantized_models / "tiny-llama-f16.gguf"), "--quants", "Q5_K_S"], "has no Q5_K_S"),
+        (
+            ["-m", str(quantized_models / "tiny-llama-f16.gguf"), "-p", "0", "-n", "0", "--no-chat"],
+            "nothing to measure",
+        ),
+        (["-m", str(quantized_models / "tiny-llama-f16.gguf"), "-r", "0"], "repetitions"),
+    ]
+    for argv, message in cases:
+        assert bench_main(argv) == 2, argv
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        lines = captured.err.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0] and lines[0].startswith("lollma-tui bench: error:")
+
+
+def test_missing_model_in_a_real_process_has_no_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "lollma_tui.cli_bench", "bench", "-m", str(tmp_path / "nope.gguf")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+
+
+def test_markdown_table_then_json_with_comparison(
+    quantized_models: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = str(quantized_models / "tiny-llama-Q8_0.gguf")
+    assert bench_main(["-m", model, *FAST, "-n", "4,6"]) == 0
+    out = capsys.readouterr().out
+    rows = table_rows(out)
+    assert [row[-3] for row in rows] == ["tg4", "tg6"]
+    assert all(row[-2].count(" ± ") == 1 for row in rows)  # t/s as avg ± stddev
+    assert "build: " in out and "llama-cpp-python" in out
+    saved = ResultStore().load()
+    assert len(saved) == 2
+
+    assert bench_main(["-m", model, *FAST, "-n", "4,6", "-o", "json", "--compare"]) == 0
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)  # stdout stays pure JSON; the comparison goes to stderr
+    assert [row["test"] for row in document] == ["tg4", "tg6"]
+    assert "Compared with the last saved run" in captured.err
+    compared = table_rows(captured.err)
+    assert len(compared) == 2
+    assert all(row[-1].endswith("%") or row[-1].endswith("~") for row in compared)
+    assert len(ResultStore().load()) == 4
+
+
+def test_no_save_leaves_the_results_alone(quantized_models: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = str(quantized_models / "tiny-llama-Q4_K_M.gguf")
+    assert bench_main(["-m", model, *FAST, "-o", "jsonl", "--no-save"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["test"] == "tg4"
+    assert ResultStore().load() == []
+
+
+def test_ctrl_c_prints_the_finished_rows_and_exits_130(quantized_models: Path, tmp_path: Path) -> None:
+    env = dict(os.environ, LOLLMA_DATA_DIR=str(tmp_path / "data"), LOLLMA_STATE_DIR=str(tmp_path / "state"))
+    command = [
+        sys.executable, "-m", "lollma_tui.cli_bench", "bench",
+        "-m", str(quantized_models / "tiny-llama-f16.gguf"), "--quants", "all",
+        "-t", "1,2", "-p", "0", "-n", "64", "-r", "5", "--no-chat",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert process.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if line.startswith("| llama"):
+            break
+    assert seen and seen[-1].startswith("| llama"), "no row appeared"
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    text = "".join(seen) + out
+    assert process.returncode == 130
+    rows = table_rows(text)
+    assert 1 <= len(rows) < 6  # 3 quants × 2 thread counts were planned
+    assert "build: " in text
+    assert "stopped" in err and "Traceback" not in err
+    # What was measured is kept.
+    saved = (tmp_path / "data" / "bench" / "results.jsonl").read_text().splitlines()
+    assert len(saved) == len(rows)
+
+
+def test_quantize_command(source_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert quantize_main([str(source_copy), "--type", "Q4_0,Q8_0"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [Path(line.split("\t")[0]).name for line in out] == [
+        "tiny-llama-Q4_0.gguf",
+        "tiny-llama-Q8_0.gguf",
+    ]
+    assert (source_copy.parent / "tiny-llama-Q4_0.gguf").is_file()
+
+    assert quantize_main([str(source_copy), "--type", "IQ2_XXS"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "importance matrix" in err[0]
+    assert main(["quantize", str(source_copy), "--type", "Q4_0"]) == 2  # exists already
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_argument_errors_return_2_instead_of_exiting(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_main(["-m", "x", "--ngl", "lots"]) == 2
+    assert "expected layer counts" in capsys.readouterr().err
+    assert quantize_main(["model.gguf"]) == 2  # --type is required
+    assert bench_main(["--help"]) == 0
+    assert "llama-bench" in capsys.readouterr().out

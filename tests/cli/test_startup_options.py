@@ -1,0 +1,52 @@
+"""What the app starts with: the settings' defaults, then config.toml, then the flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lollma_tui.cli import CliError, build_parser, startup_options
+from lollma_tui.core.config_file import ConfigFile
+from lollma_tui.core.settings import AUTO, BackendKind, StartupOptions
+
+
+def options_for(*argv: str, config: ConfigFile | None = None) -> StartupOptions:
+    return startup_options(build_parser().parse_args(list(argv)), config)
+
+
+def test_flags_win_over_the_config_file_which_wins_over_defaults(tiny_gguf: Path) -> None:
+    config = ConfigFile(Path("config.toml"), {"n_ctx": 8192, "temperature": 0.2, "n_gpu_layers": AUTO})
+    options = options_for("--model", str(tiny_gguf), "--ctx", "2k", "--keep-alive", "1h", config=config)
+    assert options.load.n_ctx == 2048 and options.load.keep_alive == "1h"
+    assert options.load.n_gpu_layers == AUTO and options.sampling.temperature == 0.2
+    assert options.sampling.top_k == 40  # untouched: the default
+
+
+def test_every_setting_with_a_flag_reaches_the_options(tiny_gguf: Path) -> None:
+    options = options_for(
+        "--model", str(tiny_gguf), "--ngl", "all", "--threads", "auto", "--mmap", "off",
+        "--top-p", "0.5", "--stop", "</s>,###", "--max-tokens", "unlimited", "--seed", "3",
+    )  # fmt: skip
+    assert options.load.n_gpu_layers == -1 and options.load.n_threads is None and not options.load.use_mmap
+    assert options.sampling.top_p == 0.5 and options.sampling.stop == ("</s>", "###")
+    assert options.sampling.max_tokens is None and options.sampling.seed == 3
+
+
+def test_the_config_file_can_name_the_backend_and_model() -> None:
+    config = ConfigFile(Path("config.toml"), {"backend": BackendKind.OLLAMA, "model": "llama3.2:1b"})
+    options = options_for(config=config)
+    assert options.load.backend is BackendKind.OLLAMA and options.load.model == "llama3.2:1b"
+    assert not options.demo
+    # A flag still wins.
+    assert options_for("--model", "qwen3:0.6b", config=config).load.model == "qwen3:0.6b"
+
+
+def test_config_problems_travel_to_the_app(tiny_gguf: Path) -> None:
+    config = ConfigFile(Path("config.toml"), {}, ("config.toml: settings.n_ctx: too small",))
+    assert options_for("--model", str(tiny_gguf), config=config).config_problems == config.problems
+
+
+def test_a_value_out_of_range_is_a_cli_error(tiny_gguf: Path) -> None:
+    with pytest.raises(CliError, match="n_ctx must be between"):
+        options_for("--model", str(tiny_gguf), "--ctx", "5")

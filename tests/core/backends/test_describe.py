@@ -1,0 +1,44 @@
+"""The lines that describe a run's set-up and a reply's speed."""
+
+from __future__ import annotations
+
+from lollma_tui.core.backends.base import ReplyStats, RunSetup
+from lollma_tui.core.backends.describe import format_gpu_layers, format_setup, format_stats
+from lollma_tui.core.settings import BackendKind
+
+SETUP = RunSetup(BackendKind.LLAMA_CPP, "Gemma 3 270m", "Q4_K_M", 0, 18, 2048, 2)
+
+
+def stats(**changes: object) -> ReplyStats:
+    values: dict[str, object] = {
+        "setup": SETUP,
+        "ttft_s": 0.19,
+        "prompt_tokens": 40,
+        "prompt_tokens_evaluated": 40,
+        "prompt_tps": 250.0,
+        "gen_tokens": 128,
+        "gen_tps": 77.04,
+        "total_s": 1.9,
+    }
+    values.update(changes)
+    return ReplyStats(**values)  # type: ignore[arg-type]
+
+
+def test_stats_line_reads_like_the_design() -> None:
+    line = format_stats(stats())
+    assert line.startswith("0.19 s to first token")
+    assert "prompt 40 tok @ 250 tok/s" in line
+    assert "77.0 tok/s" in line and "128 tokens" in line
+
+
+def test_cached_prompt_does_not_claim_a_prompt_rate() -> None:
+    line = format_stats(stats(prompt_tokens_evaluated=3, prompt_tps=9000.0))
+    assert "37 cached" in line
+    assert "9000" not in line
+
+
+def test_gpu_layers_count_the_output_head() -> None:
+    assert format_gpu_layers(0, 18) == "ngl 0/19"
+    assert format_gpu_layers(-1, 18) == "ngl 19/19"
+    assert format_gpu_layers(40, 18) == "ngl 19/19"
+    assert "ctx 2048" in format_setup(SETUP)

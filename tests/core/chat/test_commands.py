@@ -1,0 +1,348 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from gguf import LlamaFileType
+from gguf_factory import TinyModelSpec, write_tiny_gguf
+
+from lollma_tui.core.chat.commands import (
+    COMMANDS,
+    SETTING_COMMANDS,
+    CommandError,
+    CommandSpec,
+    CompletionContext,
+    complete,
+    default_setting_values,
+    is_command,
+    parse_command,
+    unescape_message,
+)
+from lollma_tui.core.chat.setting_commands import (
+    CommandState,
+    SettingsChange,
+    apply_setting_command,
+    completion_context,
+    describe_settings,
+    set_value,
+)
+from lollma_tui.core.models.catalog import build_catalog
+from lollma_tui.core.models.ollama_tags import group_ollama_models
+from lollma_tui.core.session.reload import LOAD_FIELDS
+from lollma_tui.core.settings import AUTO, BackendKind, LoadSettings, SamplingSettings
+from lollma_tui.core.settings_table import SETTING_NAMES, format_value
+
+LOAD_NAMES = frozenset(LOAD_FIELDS)
+
+
+def test_parse_with_argument() -> None:
+    command = parse_command("/system  You are terse.  ")
+    assert (command.name, command.argument) == ("system", "You are terse.")
+
+
+def test_unique_prefix_is_accepted() -> None:
+    assert parse_command("/cl").name == "clear"
+
+
+def test_ambiguous_prefix_lists_candidates() -> None:
+    # /s could be /system or /stop
+    with pytest.raises(CommandError, match=r"/stop.*/system|/system.*/stop"):
+        parse_command("/s")
+
+
+def test_unknown_command_points_at_help() -> None:
+    with pytest.raises(CommandError, match="/help"):
+        parse_command("/frobnicate")
+
+
+def test_double_slash_sends_text() -> None:
+    assert not is_command("//not a command")
+    assert unescape_message("//etc/hosts is a file") == "/etc/hosts is a file"
+    assert is_command("  /clear")
+
+
+def test_completion() -> None:
+    assert [c.name for c in complete("/the")] == ["theme"]
+    assert [c.name for c in complete("/th")] == ["threads", "theme"]
+    assert complete("/theme dark") == []
+    assert complete("hello") == []
+
+
+# --- model-setting commands -----------------------------------------------------------------
+
+GGUF = LoadSettings(model="/models/tiny-llama-F16.gguf", n_ctx=4096)
+STATE = CommandState(GGUF, SamplingSettings())
+
+
+def run(text: str, state: CommandState = STATE) -> SettingsChange:
+    return apply_setting_command(parse_command(text), state)
+
+
+def tag_record(name: str, digest: str, quant: str, size: int) -> dict[str, object]:
+    details = {"family": "llama", "parameter_size": "1.1B", "quantization_level": quant}
+    return {"model": name, "size": size, "digest": digest * 64, "details": details}
+
+
+OLLAMA_TAGS = group_ollama_models(
+    [
+        tag_record("tinyllama:1b-q4_K_M", "a", "Q4_K_M", 600),
+        tag_record("tinyllama:1b-q8_0", "b", "Q8_0", 1100),
+        tag_record("tinyllama:1b-fp16", "c", "F16", 2200),
+        tag_record("qwen3:0.6b", "d", "Q4_K_M", 500),
+    ]
+)
+OLLAMA_STATE = CommandState(
+    LoadSettings(backend=BackendKind.OLLAMA, model="tinyllama:1b-q4_K_M"),
+    SamplingSettings(),
+    catalog=OLLAMA_TAGS,
+    last_models={BackendKind.LLAMA_CPP: "/models/tiny-llama-F16.gguf"},
+)
+
+
+def test_every_new_command_parses() -> None:
+    for name in ("model", "quant", "ngl", "ctx", "threads", "batch", "backend", "set", "settings", "compare"):
+        assert parse_command(f"/{name} x").name == name
+    assert {"model", "quant", "ngl", "ctx", "threads", "batch", "backend", "set"} == SETTING_COMMANDS
+    assert {spec.name for spec in COMMANDS} >= SETTING_COMMANDS | {"settings", "compare"}
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "value"),
+    [
+        ("/ngl 20", "n_gpu_layers", 20),
+        ("/ngl auto", "n_gpu_layers", AUTO),
+        ("/ngl all", "n_gpu_layers", -1),
+        ("/ctx 8192", "n_ctx", 8192),
+        ("/ctx 32k", "n_ctx", 32768),
+        ("/threads 8", "n_threads", 8),
+        ("/batch 1024", "n_batch", 1024),
+    ],
+)
+def test_load_commands_change_one_field_and_need_a_reload(text: str, field: str, value: object) -> None:
+    change = run(text)
+    assert getattr(change.load, field) == value
+    assert change.changed == (field,) and change.reload == (field,)
+    assert change.needs_reload and change.load_changed
+    assert "reloads the model" in change.message and change.sampling == STATE.sampling
+
+
+def test_threads_auto_goes_back_to_the_backends_choice() -> None:
+    state = CommandState(GGUF.with_changes(n_threads=4), SamplingSettings())
+    assert run("/threads auto", state).load.n_threads is None
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("/ngl -3", "layer count, auto or all"),
+        ("/ngl lots", "whole number"),
+        ("/ctx 10", "n_ctx must be between 64"),
+        ("/ctx big", "whole number"),
+        ("/threads 0", "n_threads must be between 1"),
+        ("/batch 0", "n_batch must be between 1"),
+        ("/set temperature hot", "must be a number"),
+        ("/set temperature 9", "temperature must be between 0 and 5"),
+        ("/set top_k -1", "top_k must be 0"),
+        ("/set flash_attn maybe", "on or off"),
+        ("/set kv_cache_type q5", "kv_cache_type must be one of"),
+        ("/set keep_alive soon", "duration like 5m"),
+        ("/set max_tokens 0", "max_tokens must be 1 or more"),
+        ("/set stop ,,", "strings separated by commas"),
+        ("/set tempature 1", r"no setting called 'tempature'"),
+        ("/set", "usage: /set KEY VALUE"),
+        ("/backend vllm", "llama.cpp, ollama or openai"),
+        ("/backend", "usage: /backend"),
+        ("/backend ollama", "which model with ollama"),
+        ("/quant Q8_0", "model list is not available"),
+    ],
+)
+def test_bad_values_are_refused_with_a_reason(text: str, error: str) -> None:
+    with pytest.raises(CommandError, match=error):
+        run(text)
+
+
+def test_an_unknown_setting_suggests_close_names() -> None:
+    with pytest.raises(CommandError, match="did you mean n_ctx"):
+        run("/set n_ct 100")
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "value"),
+    [
+        ("/set temperature 0.7", "temperature", 0.7),
+        ("/set temp 0", "temperature", 0.0),
+        ("/set top_p 0.5", "top_p", 0.5),
+        ("/set top_k 0", "top_k", 0),
+        ("/set min_p 0.1", "min_p", 0.1),
+        ("/set repeat_penalty 1.3", "repeat_penalty", 1.3),
+        ("/set seed 42", "seed", 42),
+        ("/set max_tokens 64", "max_tokens", 64),
+        ("/set stop </s>,###", "stop", ("</s>", "###")),
+        ("/set stop a\\,b,\\n\\n", "stop", ("a,b", "\n\n")),
+    ],
+)
+def test_sampling_values_apply_to_the_next_reply(text: str, field: str, value: object) -> None:
+    change = run(text)
+    assert getattr(change.sampling, field) == value
+    assert change.load == STATE.load and not change.load_changed and not change.needs_reload
+    assert change.changed == (field,) and "(next reply)" in change.message
+
+
+def test_sampling_values_that_clear() -> None:
+    state = CommandState(GGUF, SamplingSettings(seed=5, max_tokens=10, stop=("x",)))
+    assert run("/set seed random", state).sampling.seed is None
+    assert run("/set max_tokens none", state).sampling.max_tokens is None
+    assert run("/set stop none", state).sampling.stop == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "value"),
+    [
+        ("/set flash_attn on", "flash_attn", True),
+        ("/set fa yes", "flash_attn", True),
+        ("/set kv_cache_type q8_0", "kv_cache_type", "q8_0"),
+        ("/set kv Q4_0", "kv_cache_type", "q4_0"),
+        ("/set use-mmap off", "use_mmap", False),
+        ("/set mlock on", "use_mlock", True),
+        ("/set ngl auto", "n_gpu_layers", AUTO),
+        ("/set n_ctx 2k", "n_ctx", 2048),
+    ],
+)
+def test_set_reaches_every_load_field(text: str, field: str, value: object) -> None:
+    change = run(text)
+    assert getattr(change.load, field) == value
+    assert change.reload == (field,)
+
+
+def test_keep_alive_needs_no_reload_and_ollama_ignores_server_settings() -> None:
+    llama = run("/set keep_alive 30m")
+    assert llama.load.keep_alive == "30m" and llama.load_changed and not llama.needs_reload
+    assert "not used by llama.cpp" in llama.message
+    ollama = run("/set keep_alive 1h30m", OLLAMA_STATE)
+    assert ollama.load.keep_alive == "1h30m" and not ollama.needs_reload
+    assert "applies without a reload" in ollama.message
+    fa = run("/set flash_attn on", OLLAMA_STATE)
+    assert fa.load.flash_attn and not fa.needs_reload and "not used by ollama" in fa.message
+    assert run("/ngl 10", OLLAMA_STATE).reload == ("n_gpu_layers",)
+
+
+def test_an_unchanged_value_says_so() -> None:
+    change = run("/ctx 4096")
+    assert change.changed == () and change.message == "n_ctx is already 4096"
+    assert run("/ctx").message == "n_ctx is 4096"
+    assert run("/set seed").message == "seed is random"
+
+
+def test_quant_switches_the_ollama_tag() -> None:
+    change = run("/quant q8_0", OLLAMA_STATE)
+    assert change.load.model == "tinyllama:1b-q8_0" and change.reload == ("model",)
+    assert run("/quant", OLLAMA_STATE).message == "quantizations: Q4_K_M, Q8_0, F16"
+    with pytest.raises(CommandError, match="no Q6_K variant here; available: Q4_K_M, Q8_0, F16"):
+        run("/quant Q6_K", OLLAMA_STATE)
+
+
+def test_quant_switches_the_gguf_file(tiny_gguf: Path, tmp_path: Path) -> None:
+    # The catalog takes the quantization from general.file_type, so a file that declares
+    # Q8_0 stands in for a real second quantization here.
+    q8 = write_tiny_gguf(
+        tmp_path / "tiny-llama-Q8_0.gguf", TinyModelSpec(file_type=LlamaFileType.MOSTLY_Q8_0)
+    )
+    catalog = build_catalog([tiny_gguf, q8])
+    state = CommandState(LoadSettings(model=str(tiny_gguf)), SamplingSettings(), catalog=catalog)
+    assert run("/quant Q8_0", state).load.model == str(q8)
+
+
+def test_model_resolves_part_of_a_name() -> None:
+    change = run("/model qwen", OLLAMA_STATE)
+    assert change.load.model == "qwen3:0.6b" and change.reload == ("model",)
+    with pytest.raises(CommandError, match="no model matches 'mistral'"):
+        run("/model mistral", OLLAMA_STATE)
+    assert run("/model", OLLAMA_STATE).message == "models: qwen3:0.6b, tinyllama:1b"
+    # Without the server's list the tag is taken as typed; loading it will tell.
+    bare = CommandState(OLLAMA_STATE.load, SamplingSettings())
+    assert run("/model llama3.2:1b", bare).load.model == "llama3.2:1b"
+
+
+def test_model_takes_a_gguf_path(tiny_gguf: Path) -> None:
+    change = run(f"/model {tiny_gguf}")
+    assert change.load.model == str(tiny_gguf)
+    with pytest.raises(CommandError, match="no model matches"):
+        run("/model /nowhere/missing.gguf")
+
+
+def test_backend_switch_uses_the_given_or_the_last_model() -> None:
+    to_ollama = run("/backend ollama tinyllama:1b-q8_0")
+    assert to_ollama.load.backend is BackendKind.OLLAMA and to_ollama.load.model == "tinyllama:1b-q8_0"
+    assert to_ollama.reload[0] == "backend"
+    back = run("/backend llama.cpp", OLLAMA_STATE)
+    assert back.load.backend is BackendKind.LLAMA_CPP and back.load.model == "/models/tiny-llama-F16.gguf"
+    assert run("/backend LLAMA", OLLAMA_STATE).load.backend is BackendKind.LLAMA_CPP
+    assert run("/backend ollama", OLLAMA_STATE).changed == ()
+    assert run("/set backend ollama tinyllama:1b-fp16").load.model == "tinyllama:1b-fp16"
+
+
+def test_settings_are_shown_with_what_the_backend_ignores() -> None:
+    text = describe_settings(OLLAMA_STATE.load, SamplingSettings(stop=("</s>", "a,b")))
+    lines = text.splitlines()
+    assert lines[0].startswith("load") and any(line.startswith("sampling") for line in lines)
+    by_name = {line.split()[0]: line for line in lines if line.startswith("  ")}
+    assert set(by_name) == set(SETTING_NAMES)
+    assert "not used by ollama" in by_name["flash_attn"] and "not used" not in by_name["keep_alive"]
+    assert by_name["stop"].split()[-1] == "</s>,a\\,b"
+    assert by_name["seed"].split()[-1] == "random"
+
+
+def test_every_offered_value_parses() -> None:
+    for name, values in default_setting_values().items():
+        for value in values:
+            if name in ("backend", "model"):
+                continue  # switching backend needs a model; covered above
+            change = set_value(STATE, name, value)
+            assert format_value(name, getattr(change.load if name in LOAD_NAMES else change.sampling, name))
+
+
+# --- completion of arguments ----------------------------------------------------------------
+
+CONTEXT = CompletionContext(
+    models=("tinyllama:1b", "tinyllama:1b-q8_0", "qwen3:0.6b"),
+    quants=("Q4_K_M", "Q8_0", "F16"),
+    themes=("dark",),
+)
+
+
+def texts(prefix: str) -> list[str]:
+    return [c.text for c in complete(prefix, context=CONTEXT)]
+
+
+def test_completion_offers_argument_values() -> None:
+    assert texts("/quant ") == ["/quant Q4_K_M", "/quant Q8_0", "/quant F16"]
+    assert texts("/quant q8") == ["/quant Q8_0"]
+    assert texts("/backend ") == ["/backend llama.cpp", "/backend ollama", "/backend openai"]
+    assert texts("/ngl a") == ["/ngl auto", "/ngl all"]
+    # Model names also match in the middle, after those that start with the text.
+    assert texts("/model q") == ["/model qwen3:0.6b", "/model tinyllama:1b-q8_0"]
+    assert texts("/model q8") == ["/model tinyllama:1b-q8_0"]
+    assert texts("/theme ") == ["/theme dark"]
+    assert texts("/qu") == ["/quant ", "/quantize ", "/quit "]
+    assert texts("/nonsense x") == []
+
+
+def test_completion_of_set_keys_and_values() -> None:
+    assert texts("/set temp") == ["/set temperature "]
+    assert "/set n_gpu_layers " in texts("/set ")
+    assert len(texts("/set ")) == len(SETTING_NAMES)
+    assert texts("/set flash_attn ") == ["/set flash_attn on", "/set flash_attn off"]
+    assert texts("/set kv_cache_type q") == ["/set kv_cache_type q8_0", "/set kv_cache_type q4_0"]
+    assert texts("/set model qw") == ["/set model qwen3:0.6b"]
+
+
+def test_completion_context_from_a_command_state() -> None:
+    context = completion_context(OLLAMA_STATE, themes=("dark",))
+    assert context.quants == ("Q4_K_M", "Q8_0", "F16")
+    assert "tinyllama:1b-fp16" in context.models and "qwen3:0.6b" in context.models
+    assert completion_context(STATE).models == ()
+
+
+def test_the_old_completion_call_is_unchanged() -> None:
+    assert all(isinstance(c, CommandSpec) for c in complete("/s"))
+    assert complete("/quant ") == []

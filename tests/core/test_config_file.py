@@ -1,0 +1,75 @@
+"""config.toml: defaults for settings, read through the settings table; bad entries are reported
+with file, key and reason and left out, and the rest still applies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lollma_tui.core.config_file import config_path, read_config
+from lollma_tui.core.settings import AUTO
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_file_lives_in_the_config_folder(tmp_path: Path) -> None:
+    # The root conftest points LOLLMA_CONFIG_DIR into this test's folder.
+    assert config_path() == tmp_path / "lollma-config" / "config.toml"
+    assert read_config().settings == {} and read_config().problems == ()
+
+
+def test_values_are_read_as_typed_text_is(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "config.toml",
+        """
+        [settings]
+        n_gpu_layers = "auto"
+        ctx = 8192            # an alias, as /set takes it
+        temp = 0.2
+        use_mmap = false
+        keep_alive = "10m"
+        stop = ["</s>", "a,b"]
+        max_tokens = "unlimited"
+        batch = "1k"
+        """.replace("\n        ", "\n"),
+    )
+    config = read_config(path)
+    assert config.problems == ()
+    assert config.settings == {
+        "n_gpu_layers": AUTO,
+        "n_ctx": 8192,
+        "temperature": 0.2,
+        "use_mmap": False,
+        "keep_alive": "10m",
+        "stop": ("</s>", "a,b"),
+        "max_tokens": None,
+        "n_batch": 1024,
+    }
+
+
+def test_bad_entries_are_reported_and_left_out(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "config.toml",
+        '[settings]\nn_ctx = 10\ntemperature = "hot"\nbogus = 1\ntop_k = [1]\nseed = 7\n\n[setings]\nx = 1\n',
+    )
+    config = read_config(path)
+    assert config.settings == {"seed": 7}
+    problems = "\n".join(config.problems)
+    assert len(config.problems) == 5, problems
+    assert all(line.startswith(f"{path}: ") for line in config.problems)
+    assert "settings.n_ctx: n_ctx must be between 64 and 4194304, not 10" in problems
+    assert "settings.temperature: temperature must be a number, not 'hot'" in problems
+    assert "settings.bogus: no setting called 'bogus'" in problems
+    assert "settings.top_k: takes text, a number, on/off or a list of strings, not list" in problems
+    assert "unknown section [setings]" in problems
+
+
+def test_a_file_that_is_not_toml_is_one_problem(tmp_path: Path) -> None:
+    path = write(tmp_path / "config.toml", "[settings\nn_ctx = \n")
+    config = read_config(path)
+    assert config.settings == {}
+    assert len(config.problems) == 1 and "not valid TOML" in config.problems[0]
+    assert config.problems[0].startswith(str(path))

@@ -1,0 +1,164 @@
+"""Write small random-weight llama GGUF files that llama.cpp really loads.
+
+Nothing binary is committed: tests build the models they need in a temp folder. The vocabulary
+is a SentencePiece-style one (byte tokens plus a few word pieces), so any sampled token decodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from gguf import GGUFWriter, LlamaFileType, TokenType
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+WORDS = (
+    "the",
+    "a",
+    "model",
+    "token",
+    "layer",
+    "cache",
+    "quant",
+    "entangle",
+    "quantum",
+    "state",
+    "light",
+    "speed",
+    "memory",
+    "fast",
+    "slow",
+    "and",
+    "of",
+    "to",
+    "is",
+    "in",
+    "it",
+    "that",
+)
+
+
+@dataclass(frozen=True)
+class TinyModelSpec:
+    n_embd: int = 256
+    n_layer: int = 2
+    n_head: int = 4
+    n_head_kv: int = 2
+    n_ff: int = 512
+    n_ctx_train: int = 4096
+    name: str = "tiny-llama"
+    chat_template: str | None = CHATML_TEMPLATE
+    file_type: LlamaFileType = LlamaFileType.MOSTLY_F16
+    seed: int = 0
+
+
+def _vocab() -> tuple[list[str], list[float], list[int]]:
+    tokens = ["<unk>", "<s>", "</s>"]
+    types = [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL]
+    # Byte tokens for ASCII only: a random model that samples lone high bytes produces text
+    # llama-cpp-python must hold back as invalid UTF-8, and its stream then stalls for seconds.
+    tokens += [f"<0x{b:02X}>" for b in range(128)]
+    types += [TokenType.BYTE] * 128
+    tokens += [f"▁b{b}" for b in range(128, 256)]
+    types += [TokenType.NORMAL] * 128
+    pieces = [f"▁{w}" for w in WORDS] + list("abcdefghijklmnopqrstuvwxyz") + ["▁"]
+    tokens += pieces
+    types += [TokenType.NORMAL] * len(pieces)
+    # Pad to a round size so embedding rows quantize cleanly.
+    while len(tokens) < 512:
+        tokens.append(f"▁w{len(tokens)}")
+        types.append(TokenType.NORMAL)
+    scores = [0.0] * 3 + [0.0] * 256 + [-float(i) for i in range(len(tokens) - 259)]
+    return tokens, scores, [int(t) for t in types]
+
+
+def write_tiny_gguf(path: Path, spec: TinyModelSpec = TinyModelSpec()) -> Path:
+    """Write a llama-architecture GGUF described by `spec` to `path` and return the path."""
+    rng = np.random.default_rng(spec.seed)
+    float_type = np.float32 if spec.file_type == LlamaFileType.ALL_F32 else np.float16
+    tokens, scores, types = _vocab()
+    n_vocab = len(tokens)
+    head_dim = spec.n_embd // spec.n_head
+    n_embd_kv = head_dim * spec.n_head_kv
+
+    writer = GGUFWriter(str(path), "llama")
+    writer.add_name(spec.name)
+    writer.add_context_length(spec.n_ctx_train)
+    writer.add_embedding_length(spec.n_embd)
+    writer.add_block_count(spec.n_layer)
+    writer.add_feed_forward_length(spec.n_ff)
+    writer.add_head_count(spec.n_head)
+    writer.add_head_count_kv(spec.n_head_kv)
+    writer.add_rope_dimension_count(head_dim)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_file_type(int(spec.file_type))
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_unk_token_id(0)
+    writer.add_add_bos_token(True)
+    if spec.chat_template is not None:
+        writer.add_chat_template(spec.chat_template)
+
+    def weight(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.05).astype(float_type)
+
+    def norm(n: int) -> np.ndarray:
+        return np.ones(n, dtype=np.float32)
+
+    writer.add_tensor("token_embd.weight", weight(n_vocab, spec.n_embd))
+    for i in range(spec.n_layer):
+        writer.add_tensor(f"blk.{i}.attn_norm.weight", norm(spec.n_embd))
+        writer.add_tensor(f"blk.{i}.attn_q.weight", weight(spec.n_embd, spec.n_embd))
+        writer.add_tensor(f"blk.{i}.attn_k.weight", weight(n_embd_kv, spec.n_embd))
+        writer.add_tensor(f"blk.{i}.attn_v.weight", weight(n_embd_kv, spec.n_embd))
+        writer.add_tensor(f"blk.{i}.attn_output.weight", weight(spec.n_embd, spec.n_embd))
+        writer.add_tensor(f"blk.{i}.ffn_norm.weight", norm(spec.n_embd))
+        writer.add_tensor(f"blk.{i}.ffn_gate.weight", weight(spec.n_ff, spec.n_embd))
+        writer.add_tensor(f"blk.{i}.ffn_up.weight", weight(spec.n_ff, spec.n_embd))
+        writer.add_tensor(f"blk.{i}.ffn_down.weight", weight(spec.n_embd, spec.n_ff))
+    writer.add_tensor("output_norm.weight", norm(spec.n_embd))
+    output = weight(n_vocab, spec.n_embd)
+    # A zero row gives EOS a logit of 0 while the best of the other 511 random rows is well above
+    # it, so greedy decoding never ends a reply by itself: only a stop or the token limit does.
+    output[2, :] = 0
+    writer.add_tensor("output.weight", output)
+
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+SLOW_PREFILL_SPEC = TinyModelSpec(
+    n_embd=512, n_layer=4, n_head=8, n_head_kv=4, n_ff=2048, n_ctx_train=16384, name="tiny-slow"
+)
+"""Big enough that a long prompt takes seconds to evaluate on one thread (for cancel tests)."""
+
+KQUANT_SPEC = TinyModelSpec(n_embd=256, n_ff=512)
+"""k-quants need rows that are multiples of 256."""
+
+
+def quantize_gguf(source: Path, target: Path, file_type: LlamaFileType) -> Path:
+    """Quantize `source` into `target` with llama.cpp's own quantizer (in this process)."""
+    import ctypes
+
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = int(file_type)
+    params.nthread = 1
+    rc = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), ctypes.byref(params))
+    assert rc == 0, f"llama_model_quantize failed with {rc}"
+    return target

@@ -1,0 +1,184 @@
+"""Messages between the chat screen and its controllers: what each reports reaches the widgets
+that show it. Real llama.cpp on tiny models, the real hardware sampler, the real store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hw_fakes import GiB, make_snapshot
+from pilot_support import wait_until
+from textual.message import Message
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+from lollma_tui.core.backends.base import BackendState
+from lollma_tui.core.chat.commands import COMMANDS
+from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
+from lollma_tui.ui.app import LollmaApp
+from lollma_tui.ui.messages import (
+    BackendStatusChanged,
+    ChoicesRefreshed,
+    ContextMeasured,
+    HardwareSampled,
+    NoticePosted,
+    SwapFinished,
+    SwapProgressed,
+)
+from lollma_tui.ui.screens.chat import ChatScreen
+from lollma_tui.ui.screens.chat_commands import ChatCommands
+from lollma_tui.ui.widgets.chat_log import Notice, ReplyTurn
+from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
+
+SHORT = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=8)
+
+
+def make_app(model: Path, **options: object) -> LollmaApp:
+    load = LoadSettings(model=str(model), n_ctx=1024)
+    return LollmaApp(StartupOptions(load=load, sampling=SHORT, **options))  # type: ignore[arg-type]
+
+
+def notices(screen: ChatScreen) -> list[tuple[str, set[str]]]:
+    return [(str(n.render()), set(n.classes)) for n in screen.chat_log.query(Notice)]
+
+
+async def loaded(pilot: Pilot[None], screen: ChatScreen) -> None:
+    models = screen.models
+    await wait_until(pilot, lambda: models.backend.status.state == BackendState.READY and models.ready)
+
+
+def of_type(seen: list[Message], kind: type[Message]) -> list[Message]:
+    """Each message once: the hook sees a message again at every node it bubbles through."""
+    return list({id(m): m for m in seen if isinstance(m, kind)}.values())
+
+
+async def test_a_swap_result_updates_the_card_and_the_drawer(quant_folder: Path) -> None:
+    seen: list[Message] = []
+    app = make_app(quant_folder / "tiny-llama-F16.gguf")
+    screen = app.chat_screen
+    async with app.run_test(size=(120, 40), message_hook=seen.append) as pilot:
+        await loaded(pilot, screen)
+        [first] = of_type(seen, SwapFinished)
+        assert first.first and first.result.ok  # type: ignore[attr-defined]
+        await wait_until(pilot, lambda: screen.catalog.gguf is not None)
+        await pilot.press("f2")
+        drawer = screen.settings_drawer
+        assert drawer is not None and drawer.is_open
+        target = drawer.applied_load.with_changes(model=str(quant_folder / "tiny-llama-Q8_0.gguf"))
+        drawer.post_message(SettingsDrawer.ApplyRequested(drawer, target, ("model",)))
+        await wait_until(pilot, lambda: len(of_type(seen, SwapFinished)) == 2, within=60)
+        await loaded(pilot, screen)
+        await pilot.pause()
+        # The controller reported each phase, then the result; the screen handed it down.
+        assert of_type(seen, SwapProgressed)
+        assert drawer.busy is None
+        assert drawer.applied_load.model.endswith("tiny-llama-Q8_0.gguf")
+        card = str(screen.model_card.query_one("#model-lines", Static).render())
+        assert "Q8_0" in card
+        assert screen.model_card.status is not None and screen.model_card.status.state == BackendState.READY
+        assert any("Q8_0" in text and "loaded in" in text for text, _ in notices(screen))
+
+
+async def test_a_failed_first_load_marks_the_card(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 64)
+    app = make_app(broken)
+    screen = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(
+            pilot,
+            lambda: (
+                screen.model_card.status is not None and screen.model_card.status.state == BackendState.FAILED
+            ),
+        )
+        assert screen.model_card.status is not None and "broken.gguf" in screen.model_card.status.message
+        assert any("-error" in classes for _, classes in notices(screen))
+
+
+async def test_a_reply_reaches_the_card_the_meter_and_the_panel(tiny_gguf: Path) -> None:
+    seen: list[Message] = []
+    app = make_app(tiny_gguf)
+    screen = app.chat_screen
+    async with app.run_test(size=(120, 40), message_hook=seen.append) as pilot:
+        await loaded(pilot, screen)
+        await pilot.press(*"hello", "enter")
+        await wait_until(pilot, lambda: bool(screen.chat_log.reply_turns()) and not screen.is_generating)
+        await pilot.pause()
+        reply = screen.chat_log.query_one(ReplyTurn).message
+        assert reply.stats is not None
+        assert screen.model_card.last_stats is reply.stats
+        assert "tok/s" in str(screen.model_card.query_one("#model-speed", Static).render())
+        # The context meter measured the conversation once the reply ended.
+        measured = [m for m in of_type(seen, ContextMeasured) if m.check is not None]  # type: ignore[attr-defined]
+        assert measured and screen.model_card.context == measured[-1].check  # type: ignore[attr-defined]
+        assert screen.model_card.context is not None and screen.model_card.context.used > 0
+        # The live rate is shown while a reply streams and cleared when it ends.
+        assert screen.hardware_panel.live_rate is None
+
+
+async def test_hardware_samples_reach_the_panel(tiny_gguf: Path) -> None:
+    app = make_app(tiny_gguf, hardware_interval_s=0.25)
+    screen = app.chat_screen
+    async with app.run_test(size=(120, 40)) as pilot:
+        # The real sampler, through the feed: the panel shows its newest snapshot.
+        await wait_until(pilot, lambda: screen.hardware is not None and screen.hardware.latest is not None)
+        feed = screen.hardware
+        assert feed is not None
+        await wait_until(pilot, lambda: screen.hardware_panel.snapshot is not None)
+        assert screen.hardware_panel.history is feed.history
+        # A sample posted to the screen is what the panel shows, with our worker's footprint.
+        feed.stop()
+        await loaded(pilot, screen)
+        snapshot = make_snapshot(ram_used=7 * GiB)
+        screen.post_message(HardwareSampled(snapshot, feed.history, stale=True))
+        await wait_until(pilot, lambda: screen.hardware_panel.snapshot is snapshot)
+        assert screen.hardware_panel.stale
+        footprint = screen.hardware_panel.model_footprint
+        assert footprint is not None
+        assert set(footprint.labels) == set(screen.models.backend.process_ids())
+
+
+async def test_backend_status_and_notices_from_controllers(tiny_gguf: Path) -> None:
+    seen: list[Message] = []
+    app = make_app(tiny_gguf)
+    screen = app.chat_screen
+    async with app.run_test(size=(100, 32), message_hook=seen.append) as pilot:
+        await loaded(pilot, screen)
+        statuses = [m.status.state for m in of_type(seen, BackendStatusChanged)]  # type: ignore[attr-defined]
+        assert BackendState.LOADING in statuses and statuses[-1] == BackendState.READY
+        # A controller's notice: the history recorder refuses an import without a path.
+        await pilot.press(*"/import", "enter")
+        await wait_until(pilot, lambda: any("Usage: /import PATH" in text for text, _ in notices(screen)))
+        assert [m.text for m in of_type(seen, NoticePosted)][-1].startswith("Usage: /import")  # type: ignore[attr-defined]
+
+
+async def test_choices_reach_completion_and_the_drawer(quant_folder: Path) -> None:
+    seen: list[Message] = []
+    app = make_app(quant_folder / "tiny-llama-F16.gguf")
+    screen = app.chat_screen
+    async with app.run_test(size=(120, 40), message_hook=seen.append) as pilot:
+        await wait_until(pilot, lambda: bool(of_type(seen, ChoicesRefreshed)))
+        completion = screen.prompt.completion_context
+        assert completion is not None and {"F16", "Q8_0"} <= set(completion.quants)
+        await pilot.press("f2")
+        drawer = screen.settings_drawer
+        assert drawer is not None
+        [catalog] = drawer.catalogs.values()
+        assert [group.name for group in catalog.groups] == ["tiny-llama"]
+
+
+async def test_config_problems_are_shown_when_the_app_starts(tiny_gguf: Path) -> None:
+    problems = ("config.toml: settings.n_ctx: n_ctx must be between 64 and 4194304, not 10",)
+    app = make_app(tiny_gguf, config_problems=problems)
+    screen = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: any("settings.n_ctx" in text for text, _ in notices(screen)))
+        [(text, classes)] = [(t, c) for t, c in notices(screen) if "settings.n_ctx" in t]
+        assert text == problems[0] and "-warning" in classes
+        await loaded(pilot, screen)  # the app still starts and loads the model
+
+
+def test_every_command_has_its_handler() -> None:
+    for spec in COMMANDS:
+        assert callable(getattr(ChatCommands, spec.handler_name, None)), spec.name
+    handlers = {name for name in vars(ChatCommands) if name.startswith("command_")}
+    assert handlers == {spec.handler_name for spec in COMMANDS}
