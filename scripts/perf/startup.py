@@ -17,6 +17,7 @@ import select
 import signal
 import statistics
 import struct
+import subprocess
 import sys
 import tempfile
 import termios
@@ -38,7 +39,10 @@ Bare().run()
 """
 
 
-def time_to_text(argv: list[str], marker: bytes, env: dict[str, str], timeout: float = 30.0) -> float:
+def time_to_text(
+    argv: list[str], marker: bytes, env: dict[str, str], timeout: float = 30.0
+) -> tuple[float, float]:
+    """Seconds until `marker` was written, and the CPU seconds the program had used by then."""
     pid, fd = pty.fork()
     if pid == 0:
         os.execvpe(argv[0], argv, env)
@@ -58,11 +62,31 @@ def time_to_text(argv: list[str], marker: bytes, env: dict[str, str], timeout: f
                 raise RuntimeError(f"{argv[0]} exited before its first frame") from None
             seen += chunk
             if marker in seen:
-                return time.perf_counter() - started
+                elapsed = time.perf_counter() - started
+                os.kill(pid, signal.SIGKILL)
+                _, _, usage = os.wait4(pid, 0)
+                pid = 0
+                return elapsed, usage.ru_utime + usage.ru_stime
     finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
         os.close(fd)
+
+
+def compile_package(env: dict[str, str]) -> Path:
+    """Write the bytecode of the `lollma_tui` this environment imports, as an install does
+    (uv and pip compile it): with PYTHONDONTWRITEBYTECODE set, a checkout would otherwise be
+    compiled from source at every start."""
+    where = subprocess.run(
+        [sys.executable, "-c", "import lollma_tui, os; print(os.path.dirname(lollma_tui.__file__))"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    subprocess.run([sys.executable, "-m", "compileall", "-q", where], env=env, check=True)
+    return Path(where)
 
 
 def main() -> int:
@@ -86,24 +110,31 @@ def main() -> int:
     }
     bare_script = scratch / "bare.py"
     bare_script.write_text(BARE_APP)
-    ours: list[float] = []
-    bare: list[float] = []
-    # Untimed warm-up of both, so .pyc files and the page cache are hot for every timed run.
+    package = compile_package(env)
+    ours: list[tuple[float, float]] = []
+    bare: list[tuple[float, float]] = []
+    # Untimed warm-up of both, so the page cache is hot for every timed run.
     time_to_text([command], b"Message, or /command", env)
     time_to_text([sys.executable, str(bare_script)], b"bare-textual-ready", env)
+    print(f"lollma-tui from {package}; wall time to the first frame, and CPU time used by then")
     for run in range(args.runs):
         ours.append(time_to_text([command], b"Message, or /command", env))
         bare.append(time_to_text([sys.executable, str(bare_script)], b"bare-textual-ready", env))
         print(
-            f"run {run + 1}: lollma-tui {ours[-1] * 1000:.0f} ms · bare Textual app {bare[-1] * 1000:.0f} ms"
+            f"run {run + 1}: lollma-tui {ours[-1][0] * 1000:.0f} ms ({ours[-1][1] * 1000:.0f} ms CPU) · "
+            f"bare Textual app {bare[-1][0] * 1000:.0f} ms ({bare[-1][1] * 1000:.0f} ms CPU)"
         )
-    ours_median = statistics.median(ours)
-    bare_median = statistics.median(bare)
+    ours_wall, ours_cpu = (statistics.median(run[i] for run in ours) for i in (0, 1))
+    bare_wall, bare_cpu = (statistics.median(run[i] for run in bare) for i in (0, 1))
     print(
-        f"median first frame: lollma-tui {ours_median * 1000:.0f} ms, "
-        f"bare Textual app {bare_median * 1000:.0f} ms, "
-        f"ratio {ours_median / bare_median:.2f} (goal ≤ {GOAL_RATIO}: "
-        f"{'met' if ours_median / bare_median <= GOAL_RATIO else 'MISSED'})"
+        f"median first frame: lollma-tui {ours_wall * 1000:.0f} ms, "
+        f"bare Textual app {bare_wall * 1000:.0f} ms, "
+        f"ratio {ours_wall / bare_wall:.2f} (goal ≤ {GOAL_RATIO}: "
+        f"{'met' if ours_wall / bare_wall <= GOAL_RATIO else 'MISSED'})"
+    )
+    print(
+        f"median CPU to the first frame (steadier than wall time on a shared machine): lollma-tui "
+        f"{ours_cpu * 1000:.0f} ms, bare {bare_cpu * 1000:.0f} ms, ratio {ours_cpu / bare_cpu:.2f}"
     )
     return 0
 

@@ -562,5 +562,7 @@ class ChatScreen(Screen[None]):
 
 
 def _preload_reply_widgets() -> None:
-    """Import the Markdown widget off the UI thread so the first reply does not pay for it."""
-    import textual.widgets._markdown  # noqa: F401
+    """Load the reply renderer off the UI thread so the first reply does not pay for it."""
+    from lollma_tui.ui.widgets.reply_markdown import preload
+
+    preload()

@@ -97,6 +97,17 @@ def _markdown_template() -> RichMarkdown:
     return ReplyMarkdownRenderable("")
 
 
+def preload() -> None:
+    """Import and build what the first reply needs (markdown-it, rich's Markdown, pygments and
+    its Python lexer: about a tenth of a second), e.g. on a thread once the screen is up."""
+    import io
+
+    from rich.console import Console
+
+    sample = "# a\n\n*b* `c`\n\n- d\n\n| e |\n|---|\n| f |\n\n```python\ng = 1\n```\n"
+    Console(file=io.StringIO(), width=40).print(rich_markdown(sample))
+
+
 def rich_markdown(source: str, tokens: list[Token] | None = None) -> RichMarkdown:
     """rich's Markdown of `source`, parsed by the one parser (or given its tokens).
 

@@ -16,6 +16,7 @@ from lollma_tui.ui.widgets.reply_markdown import (
     MIN_STEP_LINES,
     STEP_SHARE,
     ReplyMarkdown,
+    preload,
     printable,
 )
 
@@ -149,3 +150,8 @@ async def test_control_characters_in_a_reply_are_not_drawn() -> None:
 
 def test_printable_keeps_newlines_and_tabs() -> None:
     assert printable("a\tb\nc\x00d\x9be\x7f") == "a\tb\ncde"
+
+
+def test_preload_renders_every_kind_of_block_without_an_app() -> None:
+    # It runs on a thread of its own at start-up, where an error would go unseen.
+    preload()
