@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from textual.app import App
 from textual.pilot import Pilot
 
+from lollma_tui.ui.literal_app import LiteralApp
 from lollma_tui.ui.theming import choose_theme, register_themes, with_app_variables
 
 
@@ -22,9 +22,9 @@ async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], within: f
         await pilot.pause(0.02)
 
 
-class ThemedApp(App[None]):
-    """A host app for widget and screen tests: lollma-tui's themes and colour slots, as the real
-    apps load them (subclasses add CSS_PATH and their own message handlers)."""
+class ThemedApp(LiteralApp[None]):
+    """A host app for widget and screen tests: lollma-tui's themes, colour slots and literal
+    toasts, as the real apps have them (subclasses add CSS_PATH and their own message handlers)."""
 
     theme_name: ClassVar[str] = "lollma-dark"
 

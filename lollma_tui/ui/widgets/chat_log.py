@@ -13,6 +13,7 @@ from textual.widgets import Collapsible, Static
 
 from lollma_tui.core.backends.describe import format_stats
 from lollma_tui.core.chat.conversation import Message, ReplyState
+from lollma_tui.ui.literal import literal
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -138,7 +139,7 @@ class Notice(Static):
     """A line from the app itself: model loaded, an error, a hint."""
 
     def __init__(self, text: str, kind: str = "info") -> None:
-        super().__init__(text, markup=False, classes=f"notice -{kind}")
+        super().__init__(literal(text), markup=False, classes=f"notice -{kind}")
 
 
 class ChatLog(VerticalScroll):
