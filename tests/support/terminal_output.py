@@ -50,14 +50,21 @@ def foreign_controls(output: str) -> list[str]:
     return _CONTROL.findall(stripped)
 
 
+def click_targets(app: App[Any]) -> dict[str, tuple[int, int]]:
+    """Each action that clicking on the current screen would run (``@click`` links, such as a
+    Markdown link's ``link('…')``), and the screen offset of its first cell."""
+    targets: dict[str, tuple[int, int]] = {}
+    for y, line in enumerate(_full_update(app).strips):
+        x = 0
+        for segment in (segment for strip in line for segment in strip):
+            action = segment.style.meta.get("@click") if segment.style is not None else None
+            if action is not None:
+                targets.setdefault(str(action), (x, y))
+            x += segment.cell_length
+    return targets
+
+
 def click_actions(app: App[Any]) -> list[str]:
-    """The actions that clicking somewhere on the current screen would run (``@click`` links:
-    markup such as ``[@click=app.quit]`` in a shown name would add one)."""
-    actions: list[str] = []
-    for line in _full_update(app).strips:
-        for strip in line:
-            for segment in strip:
-                action = segment.style.meta.get("@click") if segment.style is not None else None
-                if action is not None:
-                    actions.append(str(action))
-    return actions
+    """The actions clickable on the current screen: markup such as ``[@click=app.quit]`` in a
+    shown name would add one."""
+    return list(click_targets(app))
