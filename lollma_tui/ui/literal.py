@@ -14,12 +14,15 @@ cleaned `str` (`plain`) for a widget already told not to parse markup (``Static(
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from rich.text import Text
 from textual.content import Content
 
-from lollma_tui.core.safe_text import clean_text
+from lollma_tui.core.safe_text import clean_text, safe_link
+
+if TYPE_CHECKING:
+    from markdown_it.token import Token
 
 T = TypeVar("T")
 
@@ -42,6 +45,20 @@ def literal_text(text: str, *, one_line: bool = False, style: str = "") -> Text:
 def literal_options(options: Iterable[tuple[str, T]]) -> list[tuple[Text, T]]:
     """A `Select`'s options with literal one-line prompts (type-to-search still finds them)."""
     return [(literal_text(prompt, one_line=True), value) for prompt, value in options]
+
+
+def drop_unsafe_links(tokens: Iterable[Token]) -> None:
+    """Unlink each link and image in parsed Markdown whose target `safe_link` refuses.
+
+    For Markdown that Rich draws: Rich turns a link into a terminal hyperlink (OSC 8), which the
+    terminal opens on a click without asking the app. The link's text stays, unlinked.
+    """
+    for block in tokens:
+        for token in block.children or ():
+            if token.type == "link_open" and safe_link(str(token.attrs.get("href", ""))) is None:
+                token.attrs["href"] = ""
+            elif token.type == "image" and safe_link(str(token.attrs.get("src", ""))) is None:
+                token.attrs["src"] = ""
 
 
 class StreamCleaner:

@@ -204,7 +204,12 @@ def hostile_export() -> dict[str, Any]:
             }
             for n, role, content in (
                 (1, "user", "hostile question\x1b[2J [@click=app.quit]click"),
-                (2, "assistant", "hostile answer\x1b]0;PWNED\x07 with **bold**\x9b2J"),
+                (
+                    2,
+                    "assistant",
+                    "hostile answer\x1b]0;PWNED\x07 with **bold**\x9b2J, "
+                    "[a share](smb://evil.example/share) and [the docs](https://example.com/docs)",
+                ),
             )
         ],
     }
@@ -225,6 +230,8 @@ async def test_an_imported_conversation_is_shown_without_controls_in_chat_list_a
         await pilot.pause()
         shown = screen_text(app)
         assert "hostile answer]0;PWNED" in shown and "Evil [/] chat]0;PWNED [@click=app.quit]q" in shown
+        # A saved reply's links are terminal hyperlinks: only the http(s) one stays a link.
+        assert hyperlinks(screen_output(app)) == ["https://example.com/docs"]
         assert_terminal_safe(app)
         # Exports of saved text that holds escape sequences: Markdown drops them, JSON escapes
         # them (it is a backup: nothing is lost).

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from lollma_tui.ui.literal import StreamCleaner, literal, literal_options, literal_text, plain
+from lollma_tui.ui.literal import (
+    StreamCleaner,
+    drop_unsafe_links,
+    literal,
+    literal_options,
+    literal_text,
+    plain,
+)
 
 HOSTILE = "Evil [/] [@click=app.quit]x[/]\x1b]0;title\x07\tend\x9b2J\r\nnext"
 
@@ -39,3 +46,20 @@ def test_select_options_keep_their_values() -> None:
 def test_stream_cleaner_cleans_text_that_arrives_in_pieces(pieces: list[str], shown: str) -> None:
     cleaner = StreamCleaner()
     assert "".join(cleaner.feed(piece) for piece in pieces) == shown
+
+
+def test_markdown_links_and_images_of_other_schemes_are_unlinked() -> None:
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt().parse(
+        "[a](smb://h/s) [b](https://ok.example/) ![c](x-man-page://ls) "
+        "![d](http://ok.example/i.png) [e](/etc)"
+    )
+    drop_unsafe_links(tokens)
+    links = [
+        token.attrs.get("href", token.attrs.get("src"))
+        for block in tokens
+        for token in block.children or ()
+        if token.type in ("link_open", "image")
+    ]
+    assert links == ["", "https://ok.example/", "", "http://ok.example/i.png", ""]
