@@ -8,6 +8,9 @@ from typing import Any, ClassVar
 
 from textual.pilot import Pilot
 
+from lollma_tui.core.backends.ollama import OllamaBackend
+from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
+from lollma_tui.ui.app import LollmaApp
 from lollma_tui.ui.literal_app import LiteralApp
 from lollma_tui.ui.theming import choose_theme, register_themes, with_app_variables
 
@@ -34,3 +37,13 @@ class ThemedApp(LiteralApp[None]):
     def on_mount(self) -> None:
         register_themes(self)
         choose_theme(self, self.theme_name)
+
+
+def ollama_app(host: str, model: str = "tinyllama:1b-q4_K_M") -> LollmaApp:
+    """The app on the Ollama backend at `host` (the test server), replies of 64 tokens at most."""
+    options = StartupOptions(
+        load=LoadSettings(backend=BackendKind.OLLAMA, model=model, n_ctx=2048),
+        sampling=SamplingSettings(max_tokens=64),
+        ollama_host=host,
+    )
+    return LollmaApp(options, backend=OllamaBackend(host, timeout_s=10.0, connect_timeout_s=1.0))

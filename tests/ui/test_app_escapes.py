@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from ollama_server import OllamaTestServer
 from ollama_server.engines import Script
-from pilot_support import wait_until
+from pilot_support import ollama_app, wait_until
 from terminal_output import (
     click_actions,
     click_targets,
@@ -28,10 +28,8 @@ from textual.pilot import Pilot
 from textual.widgets import Collapsible, OptionList
 
 from lollma_tui.core.backends.base import BackendState
-from lollma_tui.core.backends.ollama import OllamaBackend
 from lollma_tui.core.chat.conversation import ReplyState
 from lollma_tui.core.safe_text import safe_link
-from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
 from lollma_tui.ui.screens.conversations import ConversationsScreen
 from lollma_tui.ui.screens.search import SearchScreen
@@ -52,15 +50,6 @@ REPLY_PIECES = (
     "done.",
 )
 SHOWN_REPLY = "Hello ]0;PWNEDworld\n[2Jcleared ]52;c;cHduZWQ=\\copied 2Jdone."
-
-
-def make_app(host: str, model: str = "tinyllama:1b-q4_K_M") -> LollmaApp:
-    options = StartupOptions(
-        load=LoadSettings(backend=BackendKind.OLLAMA, model=model, n_ctx=2048),
-        sampling=SamplingSettings(max_tokens=64),
-        ollama_host=host,
-    )
-    return LollmaApp(options, backend=OllamaBackend(host, timeout_s=10.0, connect_timeout_s=1.0))
 
 
 async def ready(pilot: Pilot[None], app: LollmaApp) -> None:
@@ -95,7 +84,7 @@ async def test_a_streamed_reply_reaches_screen_store_copy_and_export_without_con
     ollama_server: OllamaTestServer, tmp_path: Path
 ) -> None:
     ollama_server.queue_reply(Script(pieces=REPLY_PIECES, tokens_per_second=200))
-    app = make_app(ollama_server.host)
+    app = ollama_app(ollama_server.host)
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await ready(pilot, app)
@@ -124,7 +113,7 @@ async def test_a_streamed_reply_reaches_screen_store_copy_and_export_without_con
 async def test_a_server_error_and_a_thinking_section_are_shown_without_controls(
     ollama_server: OllamaTestServer,
 ) -> None:
-    app = make_app(ollama_server.host, model="qwen3:0.6b")
+    app = ollama_app(ollama_server.host, model="qwen3:0.6b")
     async with app.run_test(size=(100, 32)) as pilot:
         await ready(pilot, app)
         ollama_server.queue_reply(
@@ -160,7 +149,7 @@ async def test_only_http_links_in_a_reply_open(
         "[share](smb://evil.example/share) [passwords](%66ile:///etc/passwd) "
         "[run](%6Aavascript:alert(1)) [docs](https://example.com/docs)"
     )
-    app = make_app(ollama_server.host)
+    app = ollama_app(ollama_server.host)
     async with app.run_test(size=(100, 32), notifications=True) as pilot:
         await ready(pilot, app)
         await send(pilot, app, "links please")
@@ -221,7 +210,7 @@ async def test_an_imported_conversation_is_shown_without_controls_in_chat_list_a
     original = hostile_export()
     source = tmp_path / "hostile.json"
     source.write_text(json.dumps(original), encoding="utf-8")
-    app = make_app(ollama_server.host)
+    app = ollama_app(ollama_server.host)
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await ready(pilot, app)

@@ -5,25 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ollama_server import OllamaTestServer
-from pilot_support import wait_until
+from pilot_support import ollama_app, wait_until
 from textual.pilot import Pilot
 from textual.widgets import Static
 
 from lollma_tui.core.backends.base import BackendState
-from lollma_tui.core.backends.ollama import OllamaBackend
-from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
 from lollma_tui.ui.screens.confirm import ConfirmScreen
 from lollma_tui.ui.widgets.chat_log import Notice
-
-
-def make_app(host: str) -> LollmaApp:
-    options = StartupOptions(
-        load=LoadSettings(backend=BackendKind.OLLAMA, model="tinyllama:1b-q4_K_M", n_ctx=2048),
-        sampling=SamplingSettings(max_tokens=64),
-        ollama_host=host,
-    )
-    return LollmaApp(options, backend=OllamaBackend(host, timeout_s=10.0, connect_timeout_s=1.0))
 
 
 def last_notice(app: LollmaApp) -> str:
@@ -59,7 +48,7 @@ async def test_export_onto_a_file_asks_and_keeps_it_on_no_replaces_it_on_yes(
     ollama_server.queue_reply("General Kenobi.")
     target = tmp_path / "notes [b]x.md"
     target.write_text("keep me\n", encoding="utf-8")
-    app = make_app(ollama_server.host)
+    app = ollama_app(ollama_server.host)
     async with app.run_test(size=(100, 32)) as pilot:
         await chatted(pilot, app)
         said = await export_onto(pilot, app, target, "n")
@@ -79,7 +68,7 @@ async def test_yes_replaces_a_symlink_and_leaves_the_file_it_points_to(
     precious.write_text("do not touch\n", encoding="utf-8")
     link = tmp_path / "link.md"
     link.symlink_to(precious)
-    app = make_app(ollama_server.host)
+    app = ollama_app(ollama_server.host)
     async with app.run_test(size=(100, 32)) as pilot:
         await chatted(pilot, app)
         said = await export_onto(pilot, app, link, "y")
