@@ -1,9 +1,10 @@
 """The base of every lollma-tui app: the places Textual itself shows or opens text, made safe.
 
-Toasts, links and the theme picker are the app's, not a widget's, so the rule of `ui.literal`
-is kept here once for every screen: a toast is shown literally whoever raised it, a link opens
-only when `core.safe_text.safe_link` accepts it (http or https), and theme names, which come
-from the user's theme files, are listed literally in the command palette.
+Toasts, links, pastes and the theme picker are the app's, not a widget's, so the rule of
+`ui.literal` is kept here once for every screen: a toast is shown literally whoever raised it, a
+link opens only when `core.safe_text.safe_link` accepts it (http or https), pasted text arrives
+without control characters, and theme names, which come from the user's theme files, are listed
+literally in the command palette.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TypeVar
 
+from textual import events
 from textual.app import App
 from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
@@ -24,6 +26,13 @@ ReturnType = TypeVar("ReturnType")
 
 
 class LiteralApp(App[ReturnType]):
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Paste) and not event.is_forwarded:
+            # Pasted text is the user's like any typed, and often copied from a terminal with its
+            # colour codes: the focused field gets it without them.
+            event.text = plain(event.text)
+        await super().on_event(event)
+
     def notify(
         self,
         message: str,

@@ -24,6 +24,7 @@ from terminal_output import (
     screen_output,
     screen_text,
 )
+from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Collapsible, OptionList
 
@@ -162,6 +163,23 @@ async def test_only_http_links_in_a_reply_open(
         toasts = " ".join(str(toast.render()) for toast in app.screen.query("Toast"))
         for refused in ("smb://evil.example/share", "file:///etc/passwd", "javascript:alert(1)"):
             assert f"Not opened: {refused}" in toasts
+        assert_terminal_safe(app)
+
+
+async def test_pasted_text_reaches_the_prompt_and_the_chat_without_controls(
+    ollama_server: OllamaTestServer,
+) -> None:
+    app = ollama_app(ollama_server.host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        # What the driver posts for a bracketed paste: here, terminal output with its colours.
+        app.post_message(events.Paste("\x1b[1;31mred\x1b[0m and \x1b]0;PWNED\x07 plain"))
+        await wait_until(pilot, lambda: "plain" in main.prompt.text)
+        assert main.prompt.text == "[1;31mred[0m and ]0;PWNED plain"
+        assert_terminal_safe(app)
+        await send(pilot, app, "")
+        assert main.conversation.messages[0].content == "[1;31mred[0m and ]0;PWNED plain"
         assert_terminal_safe(app)
 
 
