@@ -199,12 +199,17 @@ class SearchScreen(ModalScreen[SearchJump | None]):
         self._shown_query = query
         self._hits = {hit.message_id: hit for hit in hits}
         results = self.query_one("#search-hits", OptionList)
+        # A later answer (one more letter typed) keeps the hit the user moved to, if it is still there.
+        before = results.highlighted_option
+        kept = before.id if before is not None and before.id in self._hits else None
         options: list[Option | None] = []
         for hit in self._hits.values():
             # None draws a rule under the option before it: hits are two lines each.
             options += [Option(hit_content(hit), id=hit.message_id), None]
         results.set_options(options)
-        if self._hits:
+        if kept is not None:
+            results.highlighted = results.get_option_index(kept)
+        elif self._hits:
             results.highlighted = 0
 
     def _status(self, text: str, *, error: bool = False) -> None:
