@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 from textual import on
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.reactive import reactive
@@ -21,6 +21,7 @@ from textual.widgets import Footer
 
 from lollma_tui.core.hardware import DEFAULT_INTERVAL_S, MAX_INTERVAL_S, MIN_INTERVAL_S, HardwareSource
 from lollma_tui.ui.controllers.hardware_feed import HardwareFeed
+from lollma_tui.ui.literal_app import LiteralApp
 from lollma_tui.ui.messages import HardwareSampled
 from lollma_tui.ui.themes import DEFAULT_THEME
 from lollma_tui.ui.theming import choose_theme, register_themes, with_app_variables
@@ -98,7 +99,7 @@ def _named_processes_proc(names: frozenset[str]) -> Iterator[tuple[int, int]]:
             yield int(entry.name), int(data[closing + 2 :].split(None, 2)[1])
 
 
-class MonitorApp(App[None]):
+class MonitorApp(LiteralApp[None]):
     CSS_PATH = ["hardware_panel.tcss", "monitor_app.tcss"]
     TITLE = "lollma-tui monitor"
 

@@ -17,8 +17,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from lollma_tui.core.checked import without_controls
 from lollma_tui.core.host_reports import HostReport
+from lollma_tui.ui.literal import literal_text
 
 MODELS_SHOWN = 3
 
@@ -32,7 +32,7 @@ def _models_cell(report: HostReport) -> str:
 
 
 def _cell(text: str, style: str = "") -> Text:
-    return Text(without_controls(text), style=style)
+    return literal_text(text, one_line=True, style=style)
 
 
 def host_row(report: HostReport) -> tuple[Text, ...]:

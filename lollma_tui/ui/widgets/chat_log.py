@@ -15,7 +15,8 @@ from textual.widgets import Collapsible, Static
 
 from lollma_tui.core.backends.describe import format_stats
 from lollma_tui.core.chat.conversation import Message, ReplyState
-from lollma_tui.ui.widgets.reply_markdown import ReplyMarkdown, printable
+from lollma_tui.ui.literal import drop_unsafe_links, literal, plain
+from lollma_tui.ui.widgets.reply_markdown import ReplyMarkdown, rich_markdown
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -113,7 +114,6 @@ class HistoryTurn(Widget):
 
     def render(self) -> RenderResult:
         from rich.console import Group
-        from rich.markdown import Markdown as RichMarkdown
         from rich.padding import Padding
         from rich.style import Style
         from rich.text import Text
@@ -125,12 +125,14 @@ class HistoryTurn(Widget):
             style=Style(bold=True, color=colours.get("user-label" if is_user else "reply-label")),
         )
         if is_user:
-            body: RenderableType = Text(printable(self.message.content))
+            body: RenderableType = Text(plain(self.message.content))
             return Group(label, Padding(body, (0, 0, 0, 2)))
-        body = RichMarkdown(printable(self.message.content))
+        markdown = rich_markdown(plain(self.message.content))
+        # Drawn by Rich, a link is a terminal hyperlink the terminal opens without the app.
+        drop_unsafe_links(markdown.parsed)
         footer_colour = colours.get("error" if self.message.state == ReplyState.ERROR else "reply-stats")
         footer = Text(reply_footer(self.message), style=Style(color=footer_colour))
-        return Group(label, Padding(body, (0, 0, 0, 2)), Padding(footer, (0, 0, 0, 2)))
+        return Group(label, Padding(markdown, (0, 0, 0, 2)), Padding(footer, (0, 0, 0, 2)))
 
 
 Turn = UserTurn | ReplyTurn | HistoryTurn
@@ -140,7 +142,7 @@ class Notice(Static):
     """A line from the app itself: model loaded, an error, a hint."""
 
     def __init__(self, text: str, kind: str = "info") -> None:
-        super().__init__(text, markup=False, classes=f"notice -{kind}")
+        super().__init__(literal(text), markup=False, classes=f"notice -{kind}")
 
 
 class ChatLog(VerticalScroll):

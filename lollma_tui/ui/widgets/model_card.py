@@ -12,6 +12,7 @@ from lollma_tui.core.backends.base import BackendState, BackendStatus, ReplyStat
 from lollma_tui.core.backends.describe import format_gpu_layers
 from lollma_tui.core.chat.context_budget import ContextCheck
 from lollma_tui.core.hardware.history import Metric, classify
+from lollma_tui.ui.literal import plain
 from lollma_tui.ui.widgets.hardware_rows import set_text
 
 _STATE_MARK = {
@@ -65,8 +66,8 @@ class ModelCard(Vertical):
                 state_line += f"\n{status.message}"
             for state in BackendState:
                 self.set_class(status.state == state, f"-{state.value}")
-        set_text(self.query_one("#model-lines", Static), "\n".join(lines))
-        set_text(self.query_one("#model-state", Static), state_line)
+        set_text(self.query_one("#model-lines", Static), plain("\n".join(lines)))
+        set_text(self.query_one("#model-state", Static), plain(state_line))
 
     def watch_last_stats(self, stats: ReplyStats | None) -> None:
         text = ""

@@ -27,18 +27,22 @@ from __future__ import annotations
 
 import functools
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
+from rich.segment import Segment
+from rich.style import Style
 from textual.geometry import Region, Size
 from textual.reactive import Reactive
 from textual.strip import Strip
 from textual.widget import Widget
+
+from lollma_tui.ui.literal import StreamCleaner, plain
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
     from markdown_it.token import Token
     from rich.console import Console, ConsoleOptions, RenderResult
     from rich.markdown import Markdown as RichMarkdown
-    from rich.style import Style
 
 # markdown-it, rich's Markdown and pygments are imported on first use, not with this module:
 # the first frame does not wait for them (the app preloads them once the screen is up).
@@ -50,14 +54,6 @@ MIN_STEP_LINES = 4
 
 CODE_CHUNK_LINES = 8
 """Lines of a code block still being written that are highlighted together, once."""
-
-_UNPRINTABLE = dict.fromkeys([*range(0x20), 0x7F, *range(0x80, 0xA0)])
-del _UNPRINTABLE[ord("\n")], _UNPRINTABLE[ord("\t")]
-
-
-def printable(text: str) -> str:
-    """`text` without control characters: a model's escape sequence must not reach the terminal."""
-    return text.translate(_UNPRINTABLE)
 
 
 @functools.cache
@@ -150,6 +146,27 @@ def first_difference(old: list[Strip], new: list[Strip]) -> int:
     return min(len(old), len(new))
 
 
+def clickable_links(line: list[Segment]) -> list[Segment]:
+    """`line` with each hyperlink made a click on the app's `link` action instead.
+
+    Rich draws a link as a terminal hyperlink (OSC 8), which the terminal opens on a click
+    without asking the app; as an action, the click reaches `App.open_url`, which opens only
+    http(s) links and says why it refused any other (as Textual's Markdown widget does).
+    """
+    if not any(segment.style is not None and segment.style.link for segment in line):
+        return line
+    return [
+        Segment(text, _click_style(style), control)
+        if style is not None and style.link
+        else Segment(text, style, control)
+        for text, style, control in line
+    ]
+
+
+def _click_style(style: Style) -> Style:
+    return style.update_link(None) + Style.from_meta({"@click": f"link({style.link!r})"})
+
+
 class ReplyMarkdown(Widget):
     """Markdown source shown as rendered lines; `append` adds text, `update` replaces it."""
 
@@ -165,7 +182,9 @@ class ReplyMarkdown(Widget):
 
     def __init__(self, source: str = "", *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self._source = source
+        # Kept without control characters, so every line drawn from it is free of them too.
+        self._source = plain(source)
+        self._cleaner = StreamCleaner()
         self._settled_chars = 0
         """Characters of the source rendered into `_settled`; they never change again."""
         self._settled: list[Strip] = []
@@ -199,6 +218,7 @@ class ReplyMarkdown(Widget):
 
     def append(self, text: str) -> None:
         """Add text at the end: the last block is rendered again, finished ones are kept."""
+        text = self._cleaner.feed(text)
         if text:
             self._source += text
             self._streaming = True
@@ -206,7 +226,8 @@ class ReplyMarkdown(Widget):
 
     def update(self, source: str) -> None:
         """Show `source` rendered as one document, at its own height (the reply has ended)."""
-        self._source = source
+        self._source = plain(source)
+        self._cleaner = StreamCleaner()
         self._streaming = False
         self._forget_lines()
         self.refresh(layout=True)
@@ -262,9 +283,9 @@ class ReplyMarkdown(Widget):
         style = self._line_style
         console = self.app.console
         options = console.options.update(width=width, height=None)
-        markdown = rich_markdown(printable(source), tokens)
+        markdown = rich_markdown(source, tokens)
         lines = console.render_lines(markdown, options, style=style, pad=False)
-        return [Strip(line).extend_cell_length(width, style) for line in lines]
+        return [Strip(clickable_links(line)).extend_cell_length(width, style) for line in lines]
 
     def _draw_after_prior(
         self, source: str, kind: str, width: int, tokens: list[Token] | None = None
@@ -294,7 +315,7 @@ class ReplyMarkdown(Widget):
             return
         self._stale = False
         rest = self._source[self._settled_chars :]
-        tokens = block_parser().parse(printable(rest))
+        tokens = block_parser().parse(rest)
         blocks = top_blocks(tokens)
         if len(blocks) >= 2:
             # Every block but the last is finished: no later text can change how it renders.
@@ -307,7 +328,7 @@ class ReplyMarkdown(Widget):
             self._prior_block = "".join(lines[starts[-2] : starts[-1]])
             self._prior_kind = block_kind(blocks[-2])
             rest = rest[len(finished) :]
-            tokens = block_parser().parse(printable(rest))
+            tokens = block_parser().parse(rest)
         last = blocks[-1] if blocks else None
         if self._streaming and last is not None and last.type == "fence":
             self._tail = self._draw_code(last, width)
@@ -325,7 +346,7 @@ class ReplyMarkdown(Widget):
         owner = (self._settled_chars, fence + block.info)
         if owner != self._code_chunks_of:
             self._code_chunks, self._code_chunks_of = [], owner
-        # Parsed from printable text: "\n" is the only line break left in it.
+        # The source holds no control characters: "\n" is the only line break left in it.
         code = block.content.splitlines(keepends=True)
         # The last line may still grow: it is never part of a finished chunk.
         while (len(self._code_chunks) + 1) * CODE_CHUNK_LINES < len(code):
@@ -352,6 +373,12 @@ class ReplyMarkdown(Widget):
         # New colours (a theme change): render every line again.
         self._line_style = None
         self._width = 0
+
+    async def action_link(self, href: str) -> None:
+        """A click on a link: the app decides whether it opens (see `clickable_links`). The
+        target is percent-decoded first, as Textual's Markdown does, so ``%66ile:`` is judged
+        (and refused) as the ``file:`` link a browser would see."""
+        self.app.open_url(unquote(href))
 
     def render_line(self, y: int) -> Strip:
         lines = self._settled if y < len(self._settled) else self._tail

@@ -14,6 +14,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 from lollma_tui.core.models.fit import FitVerdict
 from lollma_tui.core.settings import SettingsError
 from lollma_tui.core.settings_table import Setting
+from lollma_tui.ui.literal import literal_options, plain
 from lollma_tui.ui.widgets.settings_form import FIT_LEVELS, fit_summary
 
 
@@ -53,7 +54,7 @@ class FieldRow(Vertical):
 
     def show_error(self, error: str | None) -> None:
         self.set_class(error is not None, "-invalid")
-        self.query_one(".field-error", Static).update(error or "")
+        self.query_one(".field-error", Static).update(plain(error or ""))
 
 
 def text_row(text_field: Setting, value: Any, *, classes: str) -> FieldRow:
@@ -73,7 +74,7 @@ def text_row(text_field: Setting, value: Any, *, classes: str) -> FieldRow:
 
 
 def compact_select(options: list[tuple[str, Any]], value: Any, *, id: str) -> Select[Any]:
-    return Select(options, value=value, allow_blank=False, compact=True, id=id)
+    return Select(literal_options(options), value=value, allow_blank=False, compact=True, id=id)
 
 
 class FitLine(Vertical):
@@ -98,9 +99,9 @@ class FitLine(Vertical):
         level = FIT_LEVELS[verdict.status] if verdict is not None else ""
         for name in FIT_LEVELS.values():
             line.set_class(name == level, f"-{name}")
-        line.update(fit_summary(verdict) if verdict is not None else "")
+        line.update(plain(fit_summary(verdict)) if verdict is not None else "")
         notes.display = verdict is not None and bool(verdict.notes)
-        notes.update("\n".join(verdict.notes) if verdict is not None else "")
+        notes.update(plain("\n".join(verdict.notes)) if verdict is not None else "")
 
 
 class ApplyBar(Vertical):

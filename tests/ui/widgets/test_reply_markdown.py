@@ -17,7 +17,6 @@ from lollma_tui.ui.widgets.reply_markdown import (
     STEP_SHARE,
     ReplyMarkdown,
     preload,
-    printable,
 )
 
 DOCUMENT = """# Streaming
@@ -145,11 +144,30 @@ async def test_control_characters_in_a_reply_are_not_drawn() -> None:
         drawn = "".join(segment.text for line in body.rendered_lines for segment in line)
         assert "\x1b" not in drawn and "\x07" not in drawn and "\r" not in drawn
         assert "[31mred" in drawn  # the rest of the text is kept, literally
-        assert body.source.startswith("plain \x1b[31m")  # what is stored is what came
+        assert body.source.startswith("plain [31mred[0m bell and\n carriage")
 
 
-def test_printable_keeps_newlines_and_tabs() -> None:
-    assert printable("a\tb\nc\x00d\x9be\x7f") == "a\tb\ncde"
+async def test_a_crlf_split_between_two_pieces_is_one_line_break() -> None:
+    app = Host()
+    async with app.run_test(size=(90, 40)) as pilot:
+        body = app.query_one("#streamed", ReplyMarkdown)
+        for piece in ("one\r", "\ntwo\r", "\n"):
+            body.append(piece)
+        await pilot.pause()
+        assert body.source == "one\ntwo\n"
+
+
+async def test_a_link_is_a_click_for_the_app_never_a_terminal_hyperlink() -> None:
+    app = Host()
+    async with app.run_test(size=(90, 40)) as pilot:
+        body = app.query_one("#streamed", ReplyMarkdown)
+        body.append("see [the docs](https://example.org/docs) and [a share](smb://evil.example/s) ")
+        await wait_until(pilot, lambda: bool(body.rendered_lines))
+        segments = [segment for line in body.rendered_lines for segment in line]
+        # A hyperlink is opened by the terminal, which never asks the app.
+        assert not [segment.text for segment in segments if segment.style and segment.style.link]
+        clicks = {segment.style.meta.get("@click") for segment in segments if segment.style}
+        assert {"link('https://example.org/docs')", "link('smb://evil.example/s')"} <= clicks
 
 
 def test_preload_renders_every_kind_of_block_without_an_app() -> None:
