@@ -28,3 +28,27 @@ def tiny_model(folder: Path) -> Path:
     from gguf_factory import write_tiny_gguf
 
     return Path(write_tiny_gguf(folder / "tiny-llama-f16.gguf"))
+
+
+def in_process_repack(model: Path) -> bool:
+    """Whether a model loaded in the script's own process uses llama.cpp's repacked weights.
+
+    The app's worker survives a crash on that path (llama.cpp#20824, on Intel CPUs with AMX) by
+    loading again without them (`lollma_tui.core.backends.repack`); a script's own process
+    cannot, so it takes them only where the app would (no crash remembered for this model and
+    CPU) and the CPU has no AMX. Give the worker side of a comparison the same choice
+    (`repack_setting`), so both sides run the same kernels.
+    """
+    import llama_cpp
+
+    from lollma_tui.core.backends import repack
+
+    if repack.cpu_has_amx():
+        return False
+    key = repack.key_for(str(model), str(getattr(llama_cpp, "__version__", "?")))
+    return key is None or not repack.RepackMemory().crashes_with_repack(key)
+
+
+def repack_setting(enabled: bool) -> str:
+    """`LoadSettings.repack` (and `SweepSpec.repack`) for an in-process choice."""
+    return "on" if enabled else "off"

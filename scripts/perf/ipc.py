@@ -21,18 +21,20 @@ from pathlib import Path
 from typing import Any
 
 from _prompts import QUESTIONS
-from _support import QUICK_HELP, tiny_model
+from _support import QUICK_HELP, in_process_repack, repack_setting, tiny_model
 
 from lollma_tui.core.backends.base import ChatMessage, ReplyDone, TextDelta
 from lollma_tui.core.backends.llamacpp import LlamaCppBackend
 from lollma_tui.core.backends.llamacpp_worker import default_threads
+from lollma_tui.core.backends.repack import set_repack
 from lollma_tui.core.models.demo import ensure_demo_model
 from lollma_tui.core.settings import LoadSettings, SamplingSettings
 
 
-def direct_engine(model: Path, n_ctx: int, threads: int) -> Any:
+def direct_engine(model: Path, n_ctx: int, threads: int, repack: bool) -> Any:
     import llama_cpp
 
+    set_repack(llama_cpp, repack)
     # Keep llama.cpp's load log off this terminal, as the worker does.
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -131,16 +133,24 @@ async def main() -> int:
     sampling = SamplingSettings(
         temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, seed=1, max_tokens=args.tokens
     )
+    repack = in_process_repack(model)
     backend = LlamaCppBackend(log_path=scratch / "bench.log")
-    await backend.load(LoadSettings(model=str(model), n_ctx=args.ctx, n_threads=threads, n_batch=512))
-    llm = direct_engine(model, args.ctx, threads)
+    await backend.load(
+        LoadSettings(
+            model=str(model), n_ctx=args.ctx, n_threads=threads, n_batch=512, repack=repack_setting(repack)
+        )
+    )
+    llm = direct_engine(model, args.ctx, threads, repack)
     # One untimed warm-up each, so both sides start with warm caches.
     await run_worker(backend, "hello", sampling)
     run_direct(llm, "hello", sampling)
 
     worker_rates: list[float] = []
     direct_rates: list[float] = []
-    print(f"model {model.name} · {threads} threads · ctx {args.ctx} · greedy · {args.tokens} tokens")
+    print(
+        f"model {model.name} · {threads} threads · ctx {args.ctx} · greedy · {args.tokens} tokens"
+        f" · repacked weights {repack_setting(repack)} on both sides"
+    )
     print(f"{'run':>3}  {'worker tok/s':>12}  {'direct tok/s':>12}  {'tokens w/d':>10}")
     for run in range(args.runs):
         question = QUESTIONS[run % len(QUESTIONS)]

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from _support import QUICK_HELP, tiny_model
+from _support import QUICK_HELP, in_process_repack, repack_setting, tiny_model
 
 from lollma_tui.core.bench.protocol import BenchTest
 from lollma_tui.core.bench.session import BenchSession, plan_sweep
@@ -59,7 +59,9 @@ def quiet_stderr() -> Iterator[None]:
 class DirectBench:
     """llama-bench's pp and tg loops written against llama-cpp-python's C bindings."""
 
-    def __init__(self, model: Path, n_ctx: int, threads: int, n_batch: int, n_ubatch: int) -> None:
+    def __init__(
+        self, model: Path, n_ctx: int, threads: int, n_batch: int, n_ubatch: int, repack: bool
+    ) -> None:
         import llama_cpp
 
         self.lib = llama_cpp
@@ -67,6 +69,7 @@ class DirectBench:
         with quiet_stderr():
             mparams = llama_cpp.llama_model_default_params()
             mparams.n_gpu_layers = 0
+            mparams.use_extra_bufts = repack  # llama.cpp's --no-repack when off
             self.model = llama_cpp.llama_model_load_from_file(str(model).encode(), mparams)
             cparams = llama_cpp.llama_context_default_params()
             cparams.n_ctx = n_ctx
@@ -138,8 +141,11 @@ class DirectBench:
             self.lib.llama_model_free(self.model)
 
 
-async def ours(model: Path, threads: int, n_prompt: int, n_gen: int, reps: int) -> dict[str, list[float]]:
+async def ours(
+    model: Path, threads: int, n_prompt: int, n_gen: int, reps: int, repack: bool
+) -> dict[str, list[float]]:
     spec = SweepSpec(
+        repack=(repack_setting(repack),),
         models=(str(model),),
         gpu_layers=(0,),
         threads=(threads,),
@@ -156,7 +162,9 @@ async def ours(model: Path, threads: int, n_prompt: int, n_gen: int, reps: int) 
     return {record.test: list(record.samples_ts) for record in run.records}
 
 
-def direct_in_child(model: Path, threads: int, n_prompt: int, n_gen: int, reps: int) -> dict[str, Any]:
+def direct_in_child(
+    model: Path, threads: int, n_prompt: int, n_gen: int, reps: int, repack: bool
+) -> dict[str, Any]:
     """The direct side in a fresh process, as the bench worker is: neither side gains from a
     process that has run the model before (its heap, its mappings, its threads)."""
     command = [
@@ -173,15 +181,17 @@ def direct_in_child(model: Path, threads: int, n_prompt: int, n_gen: int, reps: 
         str(n_gen),
         "--reps",
         str(reps),
+        "--repack",
+        repack_setting(repack),
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
-def run_direct_child(model: Path, threads: int, tests: dict[str, BenchTest], reps: int) -> None:
+def run_direct_child(model: Path, threads: int, tests: dict[str, BenchTest], reps: int, repack: bool) -> None:
     n_ctx = max(t.context for t in tests.values())
-    direct = DirectBench(model, n_ctx, threads, n_batch=min(2048, n_ctx), n_ubatch=512)
+    direct = DirectBench(model, n_ctx, threads, n_batch=min(2048, n_ctx), n_ubatch=512, repack=repack)
     rates = {name: direct.rates(test, reps) for name, test in tests.items()}
     weight_bytes = direct.weight_bytes
     direct.close()
@@ -218,6 +228,7 @@ async def main() -> int:
     parser.add_argument("-n", "--n-gen", type=int, default=128)
     parser.add_argument("-t", "--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--direct-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--repack", choices=("on", "off"), help=argparse.SUPPRESS)
     parser.add_argument(
         "--quick", action="store_true", help=QUICK_HELP + ": one round of pp32/tg8 on the tiny model"
     )
@@ -232,13 +243,15 @@ async def main() -> int:
         f"tg{args.n_gen}": BenchTest(n_gen=args.n_gen),
     }
     if args.direct_child:
-        run_direct_child(model, args.threads, tests, args.reps)
+        run_direct_child(model, args.threads, tests, args.reps, args.repack == "on")
         return 0
+    repack = in_process_repack(model)
     n_ctx = max(t.context for t in tests.values())
     weight_bytes = 0
     print(
         f"model {model.name} · {model.stat().st_size / 2**20:.1f} MiB file · "
-        f"{args.threads} threads · n_ctx {n_ctx} · {args.rounds} rounds × {args.reps} reps"
+        f"{args.threads} threads · n_ctx {n_ctx} · {args.rounds} rounds × {args.reps} reps · "
+        f"repacked weights {repack_setting(repack)} on both sides"
     )
     samples: dict[str, dict[str, list[float]]] = {name: {"ours": [], "direct": []} for name in tests}
     print(f"{'round':>5}  {'test':<6} {'ours t/s':>17}  {'direct t/s':>17}  {'ratio':>6}")
@@ -247,9 +260,9 @@ async def main() -> int:
         figures: dict[str, dict[str, list[float]]] = {}
         for side in order:
             if side == "ours":
-                figures[side] = await ours(model, args.threads, args.n_prompt, args.n_gen, args.reps)
+                figures[side] = await ours(model, args.threads, args.n_prompt, args.n_gen, args.reps, repack)
             else:
-                child = direct_in_child(model, args.threads, args.n_prompt, args.n_gen, args.reps)
+                child = direct_in_child(model, args.threads, args.n_prompt, args.n_gen, args.reps, repack)
                 figures[side] = child["rates"]
                 weight_bytes = int(child["weight_bytes"])
         for name in tests:

@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import IO
 
 import psutil
-from _support import QUICK_HELP, tiny_model
+from _support import QUICK_HELP, in_process_repack, repack_setting, tiny_model
 from gguf import GGUFValueType
 from gguf_headers import REAL_VOCABS, write_file
 
@@ -116,15 +116,21 @@ class DirectTimes:
 class DirectSide:
     """llama-cpp-python in this process, loaded by the worker's own code (no process, no pipe)."""
 
-    def __init__(self, log_path: Path, sink: IO[bytes]) -> None:
+    def __init__(self, log_path: Path, sink: IO[bytes], repack: bool) -> None:
         self._log_path = log_path
+        self._repack = repack
         self._worker = Worker(Channel(sink))  # imports llama_cpp, untimed
         self._ids = 0
 
     def swap(self, settings: LoadSettings) -> DirectTimes:
         """Free the loaded model, if any, and load `settings` (with the worker's warm-up)."""
         self._ids += 1
-        request = {"op": proto.OP_LOAD, "id": self._ids, "settings": proto.load_settings_to_wire(settings)}
+        request = {
+            "op": proto.OP_LOAD,
+            "id": self._ids,
+            "settings": proto.load_settings_to_wire(settings),
+            "repack": self._repack,
+        }
         with output_to(self._log_path):
             started = time.perf_counter()
             self._free()
@@ -195,7 +201,15 @@ def print_row(label: str, ctx: str, first: str, row: SwapRow) -> None:
 
 async def bench_swap(model: Path, ctxs: Sequence[int], runs: int, tmp: Path) -> int:
     threads = default_threads()
-    base = LoadSettings(model=str(model), n_ctx=ctxs[0], n_threads=threads, n_batch=512, n_gpu_layers=0)
+    repack = in_process_repack(model)
+    base = LoadSettings(
+        model=str(model),
+        n_ctx=ctxs[0],
+        n_threads=threads,
+        n_batch=512,
+        n_gpu_layers=0,
+        repack=repack_setting(repack),
+    )
     log_path = tmp / "llama-worker.log"
 
     def make_backend(kind: BackendKind) -> Backend:
@@ -204,7 +218,7 @@ async def bench_swap(model: Path, ctxs: Sequence[int], runs: int, tmp: Path) -> 
 
     session = ModelSession(make_backend, base)
     sink = open(os.devnull, "wb")  # noqa: SIM115 - closed below
-    direct = DirectSide(tmp / "llama-direct.log", sink)
+    direct = DirectSide(tmp / "llama-direct.log", sink, repack)
     try:
         # Untimed first loads: both sides start from the same loaded model, page cache warm.
         first = await session.load(budget=budget_now())
@@ -214,7 +228,8 @@ async def bench_swap(model: Path, ctxs: Sequence[int], runs: int, tmp: Path) -> 
         direct.swap(base)
         print(
             f"swap: {model.name} · {threads} threads · CPU (n_gpu_layers 0) · "
-            f"n_ctx {ctxs[0]} ↔ {ctxs[1]} · mmap on · {runs} runs, alternating which side goes first"
+            f"n_ctx {ctxs[0]} ↔ {ctxs[1]} · mmap on · repacked weights {repack_setting(repack)} "
+            f"on both sides · {runs} runs, alternating which side goes first"
         )
         print(
             "  app: ModelSession.swap → worker process stopped, the model loaded in the spare worker "
