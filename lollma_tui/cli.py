@@ -212,6 +212,7 @@ def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) 
         openai_api_key_env=args.api_key_env,
         hw_host=remote.hw_host,
         hw_command=args.hw_command,
+        hosts=config.hosts if config is not None else (),
         hardware_interval_s=args.hw_interval,
         new_conversation=args.new,
         conversation_id=args.conversation,
