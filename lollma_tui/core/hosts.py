@@ -132,13 +132,9 @@ def session_hosts(
             listed.append(default)
     kind = options.load.backend
     url = {BackendKind.OLLAMA: options.ollama_host, BackendKind.OPENAI: options.openai_base_url}.get(kind)
+    hw = SshTarget.parse(options.hw_host) if options.hw_host else None
     start = HostEntry(
-        LOCAL,
-        kind,
-        server_address(kind, url),
-        hw=SshTarget.parse(options.hw_host) if options.hw_host else None,
-        hw_command=options.hw_command,
-        api_key_env=options.openai_api_key_env,
+        LOCAL, kind, server_address(kind, url), hw, options.hw_command, options.openai_api_key_env
     )
     for index, host in enumerate(listed):
         if host.same_server(start):
@@ -153,6 +149,19 @@ def session_hosts(
             return tuple(listed), host
     start = replace(start, name=_unused_name(_address_name(start), listed))
     return (*listed, start), start
+
+
+def options_url(options: StartupOptions, kind: BackendKind) -> str | None:
+    """The server of `kind` the command line names (None: the environment's or the default)."""
+    return {BackendKind.OLLAMA: options.ollama_host, BackendKind.OPENAI: options.openai_base_url}.get(kind)
+
+
+def host_for_server(kind: BackendKind, url: str | None, hosts: Sequence[HostEntry]) -> HostEntry:
+    """The listed host serving `kind` at `url` (None: the environment's or the default server),
+    or a new entry named after the address when none does."""
+    wanted = HostEntry(LOCAL, kind, server_address(kind, url))
+    found = next((h for h in hosts if h.same_server(wanted)), None)
+    return found or replace(wanted, name=_unused_name(_address_name(wanted), hosts))
 
 
 def _address_name(host: HostEntry) -> str:
