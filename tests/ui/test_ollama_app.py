@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chat_app_support import notices, send
 from ollama_server import OllamaTestServer
 from ollama_server.engines import Script
 from pilot_support import wait_until
@@ -13,7 +14,7 @@ from lollma_tui.core.backends.ollama import OllamaBackend
 from lollma_tui.core.chat.conversation import ReplyState
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
-from lollma_tui.ui.widgets.chat_log import Notice, PullView, ReplyTurn
+from lollma_tui.ui.widgets.chat_log import PullView
 
 
 def make_app(host: str, model: str = "tinyllama:1b-q4_K_M") -> LollmaApp:
@@ -23,21 +24,6 @@ def make_app(host: str, model: str = "tinyllama:1b-q4_K_M") -> LollmaApp:
         ollama_host=host,
     )
     return LollmaApp(options, backend=OllamaBackend(host, timeout_s=10.0, connect_timeout_s=1.0))
-
-
-def notices(app: LollmaApp) -> list[str]:
-    main = app.chat_screen
-    return [str(n.render()) for n in main.chat_log.query(Notice)]
-
-
-async def send(pilot: Pilot[None], app: LollmaApp, text: str) -> ReplyTurn:
-    main = app.chat_screen
-    before = len(main.chat_log.reply_turns())
-    await pilot.press(*text, "enter")
-    await wait_until(pilot, lambda: len(main.chat_log.reply_turns()) > before)
-    turn = main.chat_log.reply_turns()[-1]
-    await wait_until(pilot, lambda: not main.is_generating)
-    return turn
 
 
 async def test_chat_through_ollama_with_stats_from_the_final_chunk(ollama_server: OllamaTestServer) -> None:
