@@ -148,6 +148,26 @@ async def test_a_cut_stream_and_a_server_error_keep_the_chat(server: OpenAITestS
         assert [m["content"] for m in sent if m["role"] == "user"] == users
 
 
+async def test_escape_stops_the_reply_and_the_server_sees_the_client_go(server: OpenAITestServer) -> None:
+    server.tokens_per_second = 20
+    server.queue(" ".join(f"word{i}" for i in range(400)))
+    app = make_app(server.base_url)
+    main = app.chat_screen
+    async with app.run_test(size=(110, 36)) as pilot:
+        await wait_ready(pilot, app)
+        await pilot.press(*"count", "enter")
+        await wait_until(pilot, lambda: bool(main.chat_log.reply_turns()))
+        turn = main.chat_log.reply_turns()[-1]
+        await wait_until(pilot, lambda: "word3" in turn.message.content)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not main.is_generating, within=10)
+        assert turn.message.state is ReplyState.STOPPED
+        await server.until(lambda: server.records.disconnects == 1)
+        server.tokens_per_second = 0
+        server.queue("Next.")
+        assert (await send(pilot, app, "again")).message.content == "Next."
+
+
 @pytest.mark.parametrize(
     ("case", "words"),
     [
