@@ -8,7 +8,7 @@ import pytest
 from gguf_factory import SLOW_PREFILL_SPEC, TinyModelSpec, write_tiny_gguf
 
 # Fixtures that tests in several folders need; their modules live in tests/support.
-pytest_plugins = ["ollama_server.fixtures", "quant_fixtures"]
+pytest_plugins = ["ollama_server.fixtures", "quant_fixtures", "sshd_fixtures"]
 
 
 @pytest.fixture(scope="session")
