@@ -82,7 +82,9 @@ def test_the_session_starts_on_the_configured_host_with_the_same_server() -> Non
     assert start == box
     assert [h.name for h in hosts] == ["box", "local"]
     # --hw-host on the command line wins over the entry's own.
-    chosen = _options(backend=BackendKind.OPENAI, openai_base_url="box:8080", hosts=(box,), hw_host="me@other")
+    chosen = _options(
+        backend=BackendKind.OPENAI, openai_base_url="box:8080", hosts=(box,), hw_host="me@other"
+    )
     hosts, start = session_hosts(chosen, {})
     assert start.name == "box" and start.hw == SshTarget("other", "me") and hosts[0] == start
 
@@ -91,7 +93,11 @@ def test_a_server_not_in_the_config_is_added_named_after_its_address() -> None:
     box = HostEntry("box", BackendKind.OLLAMA, "http://box:11434")
     options = _options(backend=BackendKind.OPENAI, openai_base_url="http://10.0.0.5:8000/v1", hosts=(box,))
     hosts, start = session_hosts(options, {"OLLAMA_HOST": "box"})
-    assert (start.name, start.kind, start.url) == ("10.0.0.5:8000", BackendKind.OPENAI, "http://10.0.0.5:8000/v1")
+    assert (start.name, start.kind, start.url) == (
+        "10.0.0.5:8000",
+        BackendKind.OPENAI,
+        "http://10.0.0.5:8000/v1",
+    )
     # OLLAMA_HOST names the same server as the entry "box": it is not listed twice.
     assert [h.name for h in hosts] == ["box", "local", "10.0.0.5:8000"]
     hosts, start = session_hosts(_options(hosts=(box,)), {})

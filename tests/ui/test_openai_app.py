@@ -60,7 +60,9 @@ async def test_a_question_streams_a_reply_with_the_servers_figures(server: OpenA
         stats = turn.message.stats
         assert stats is not None and stats.source is StatsSource.SERVER_TIMINGS
         assert stats.gen_tokens == server.records.replies[-1]["predicted_n"]
-        assert stats.setup.server == server.base_url and stats.setup.server_kind == "llama-server b4500-0abc123"
+        assert (
+            stats.setup.server == server.base_url and stats.setup.server_kind == "llama-server b4500-0abc123"
+        )
         footer = str(turn.footer.render())
         assert "tok/s" in footer and "to first token" in footer
         # The reply's heading names the server it came from.
@@ -110,7 +112,9 @@ async def test_the_drawer_shows_the_servers_settings_read_only_with_the_reason(
         for name in ("n_gpu_layers", "n_ctx"):
             assert drawer.query_one(f"#{name}", Stepper).disabled
             row = drawer.query_one(f"#row-{name}", FieldRow)
-            assert row.has_class("-read-only") and "set when the OpenAI-compatible server starts" in str(row.tooltip)
+            assert row.has_class("-read-only") and "set when the OpenAI-compatible server starts" in str(
+                row.tooltip
+            )
         for name in ("n_threads", "n_batch", "flash_attn", "kv_cache_type", "use_mmap"):
             assert drawer.query_one(f"#row-{name}", FieldRow).control.disabled
         assert not drawer.query_one("#model", Select).disabled
@@ -180,7 +184,9 @@ async def test_a_failed_first_load_is_a_clear_notice(
     case: str, words: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    with OpenAITestServer(Flavour.LLAMA_SERVER, models=MODELS, api_key="s3cret" if case == "key" else None) as srv:
+    with OpenAITestServer(
+        Flavour.LLAMA_SERVER, models=MODELS, api_key="s3cret" if case == "key" else None
+    ) as srv:
         url = f"http://127.0.0.1:{free_port()}/v1" if case == "refused" else srv.base_url
         app = make_app(url, model="gpt-4o" if case == "no-model" else MODELS[0].id)
         async with app.run_test(size=(110, 36)) as pilot:

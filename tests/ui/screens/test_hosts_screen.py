@@ -70,7 +70,12 @@ async def test_rows_wait_for_the_reports_and_mark_the_host_in_use() -> None:
         await app.push_screen(screen)
         await pilot.pause()
         table = screen.query_one(DataTable)
-        assert [str(c) for c in table.get_row("box")][:4] == ["▶ box", "openai", "http://box:8080/v1", "asking…"]
+        assert [str(c) for c in table.get_row("box")][:4] == [
+            "▶ box",
+            "openai",
+            "http://box:8080/v1",
+            "asking…",
+        ]
         screen.reports = (REPORTS[1],)
         await pilot.pause()
         assert str(table.get_row("box")[3]) == "● llama-server b4500"
