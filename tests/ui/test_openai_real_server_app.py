@@ -3,26 +3,13 @@ llama_cpp.server`) running the tests' tiny GGUF; real tokens through `AsyncOpenA
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from chat_app_support import send, wait_ready
-from openai_server.fixtures import llama_cpp_server
+from openai_server.fixtures import REAL_SERVER_ALIAS as ALIAS
 
 from lollma_tui.core.backends.base import StatsSource
 from lollma_tui.core.chat.conversation import ReplyState
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
-
-ALIAS = "tiny-chat"
-
-
-@pytest.fixture(scope="module")
-def real_server(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("llama-cpp-server-app") / "server.log"
-    with llama_cpp_server(tiny_gguf, ALIAS, log) as url:
-        yield url
 
 
 def make_app(url: str, max_tokens: int) -> LollmaApp:
@@ -34,8 +21,8 @@ def make_app(url: str, max_tokens: int) -> LollmaApp:
     return LollmaApp(options)
 
 
-async def test_real_tokens_stream_into_the_chat_with_figures_measured_here(real_server: str) -> None:
-    app = make_app(real_server, max_tokens=12)
+async def test_real_tokens_stream_into_the_chat_with_figures_measured_here(real_openai_server: str) -> None:
+    app = make_app(real_openai_server, max_tokens=12)
     main = app.chat_screen
     async with app.run_test(size=(110, 36)) as pilot:
         # No --model: the server's only model is the one served.
@@ -47,6 +34,6 @@ async def test_real_tokens_stream_into_the_chat_with_figures_measured_here(real_
         stats = turn.message.stats
         assert stats is not None and stats.gen_tokens == 12
         # llama-cpp-python's server sends no timings: the figures are ours, and say so.
-        assert stats.source is StatsSource.CLIENT_CHUNKS and stats.setup.server == real_server
+        assert stats.source is StatsSource.CLIENT_CHUNKS and stats.setup.server == real_openai_server
         footer = str(turn.footer.render())
         assert "tok/s" in footer and "measured here" in footer
