@@ -13,6 +13,8 @@ from pilot_support import wait_until
 from sshd_server import ALIAS, SshServer, monitor_command
 from textual.widgets import Static
 
+from lollma_tui.core.hardware.ssh_target import SshTarget
+from lollma_tui.core.hosts import HostEntry
 from lollma_tui.core.settings import BackendKind, LoadSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
 from lollma_tui.ui.widgets.hardware_panel import HardwarePanel
@@ -88,3 +90,43 @@ async def test_a_refused_key_is_a_notice_on_setting_one_up(
         assert f"ssh-copy-id {ALIAS}" in notice and "ssh-keygen" in notice
         panel = app.chat_screen.hardware_panel
         assert panel.snapshot is None and not panel.gpu_blocks
+
+
+async def test_the_panel_follows_the_chat_to_a_host_with_remote_hardware(
+    server: OpenAITestServer, sshd: SshServer, fake_nvml_site: Path
+) -> None:
+    with OpenAITestServer(Flavour.VLLM) as gpu_server:
+        box = HostEntry(
+            "box",
+            BackendKind.OPENAI,
+            gpu_server.base_url,
+            hw=SshTarget(ALIAS),
+            hw_command=monitor_command(fake_nvml_site, INTERVAL_S),
+        )
+        options = StartupOptions(
+            load=LoadSettings(backend=BackendKind.OPENAI, model=""),
+            openai_base_url=server.base_url,
+            hosts=(box,),
+            ssh_options=sshd.options,
+            hardware_interval_s=INTERVAL_S,
+        )
+        app = LollmaApp(options)
+        main = app.chat_screen
+        async with app.run_test(size=(120, 44)) as pilot:
+            await wait_ready(pilot, app)
+            panel = main.hardware_panel
+            await wait_until(pilot, lambda: panel.snapshot is not None)
+            assert text_of(panel, "#hw-title") == "hardware" and panel.snapshot.host is None
+            await pilot.press(*"/host box", "enter")
+            await wait_until(pilot, lambda: main.models.host.name == "box", within=15)
+            await wait_until(pilot, lambda: len(panel.gpu_blocks) == 2, within=30)
+            assert text_of(panel, "#hw-title") == f"hardware · {ALIAS}"
+            # The vLLM server's own figures are under the model card now.
+            assert "vLLM 0.9.1" in str(main.query_one("#server-lines", Static).render())
+            await pilot.press(*f"/host 127.0.0.1:{server.port}", "enter")
+            await wait_until(pilot, lambda: main.models.host.name != "box", within=15)
+            await wait_until(
+                pilot, lambda: panel.snapshot is not None and panel.snapshot.host is None, within=15
+            )
+            assert text_of(panel, "#hw-title") == "hardware"
+            assert not any("RTX" in g.name for g in panel.snapshot.gpus)
