@@ -67,7 +67,7 @@ class HostEntry:
             if kind is not BackendKind.LLAMA_CPP:
                 if not url:
                     raise HostEntryError(f"{where}.url: {kind} hosts need the server’s address")
-                url = server_address(kind, url)
+                url = server_address(kind, url, strict=True)
             return cls(
                 name=name,
                 kind=kind,
@@ -90,17 +90,23 @@ class HostEntry:
         return self.kind is other.kind and self.address == other.address
 
 
-def server_address(kind: BackendKind, url: str | None) -> str | None:
+def server_address(kind: BackendKind, url: str | None, *, strict: bool = False) -> str | None:
     """`url` as the backend of `kind` reads it (None: the environment's or the default server).
 
-    Raises ValueError (`BaseUrlError`) for an OpenAI address that cannot be one.
+    An OpenAI address that cannot be one raises ValueError (`BaseUrlError`) when `strict`, and
+    otherwise stays as written: the backend built on it says what is wrong when it is used.
     """
     if kind is BackendKind.LLAMA_CPP:
         return None
     if kind is BackendKind.OPENAI:
-        from lollma_tui.core.backends.openai_host import base_url
+        from lollma_tui.core.backends.openai_host import BaseUrlError, base_url
 
-        return base_url(url)
+        try:
+            return base_url(url)
+        except BaseUrlError:
+            if strict:
+                raise
+            return (url or os.environ.get("OPENAI_BASE_URL", "")).strip()
     from lollma_tui.core.backends.ollama_host import base_url as ollama_url
 
     return ollama_url(url)

@@ -102,3 +102,10 @@ def test_a_server_not_in_the_config_is_added_named_after_its_address() -> None:
     assert [h.name for h in hosts] == ["box", "local", "10.0.0.5:8000"]
     hosts, start = session_hosts(_options(hosts=(box,)), {})
     assert start.name == "local" and start.kind is BackendKind.LLAMA_CPP and len(hosts) == 2
+
+
+def test_a_bad_openai_base_url_in_the_environment_does_not_stop_a_session() -> None:
+    hosts, start = session_hosts(_options(), {"OPENAI_BASE_URL": "ftp://nowhere"})
+    assert start.name == "local" and [h.name for h in hosts] == ["local", "openai"]
+    with pytest.raises(HostEntryError, match="must start with http"):
+        HostEntry.from_mapping({"name": "x", "kind": "openai", "url": "ftp://nowhere"})
