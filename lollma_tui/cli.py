@@ -212,7 +212,6 @@ def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) 
         openai_api_key_env=args.api_key_env,
         hw_host=remote.hw_host,
         hw_command=args.hw_command,
-        hosts=config.hosts if config is not None else (),
         hardware_interval_s=args.hw_interval,
         new_conversation=args.new,
         conversation_id=args.conversation,
@@ -256,13 +255,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lollma_tui.core.config_file import read_config
 
     try:
-        options = startup_options(args, read_config())
+        config = read_config()
+        options = startup_options(args, config)
     except CliError as error:
         print(f"lollma-tui: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     from lollma_tui.ui.app import LollmaApp
 
-    LollmaApp(options).run()
+    LollmaApp(options, hosts=config.hosts).run()
     return 0
 
 

@@ -76,6 +76,8 @@ class HostEntry:
                 hw_command=optional_text(table, "hw_command", where, max_length=2000),
                 api_key_env=optional_text(table, "api_key_env", where, max_length=200),
             )
+        except HostEntryError:
+            raise
         except (WireError, SshTargetError) as error:
             raise HostEntryError(str(error)) from None
         except ValueError as error:  # the OpenAI base URL's own check
@@ -124,15 +126,17 @@ def default_hosts(environ: Mapping[str, str] | None = None) -> tuple[HostEntry, 
 
 
 def session_hosts(
-    options: StartupOptions, environ: Mapping[str, str] | None = None
+    options: StartupOptions,
+    configured: Sequence[HostEntry] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[tuple[HostEntry, ...], HostEntry]:
     """The hosts a session can move to, and the one it starts on.
 
-    The config file's hosts come first, then the default ones whose name and server are not
-    listed yet. The command line's server is the listed host with the same address (with the
+    The `configured` hosts (the config file's) come first, then the default ones whose name and
+    server are not listed yet. The command line's server is the listed host with the same address (with the
     command line's --hw-host, where given), or else it is added, named after its address.
     """
-    listed = list(options.hosts)
+    listed = list(configured)
     for default in default_hosts(environ):
         if not any(h.name == default.name or h.same_server(default) for h in listed):
             listed.append(default)

@@ -9,10 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from lollma_tui.core.hosts import HostEntry
+from typing import Any, Literal
 
 AUTO: Literal["auto"] = "auto"
 """Sentinel for "let the fit estimator (llama.cpp) or the server (Ollama) decide"."""
@@ -138,8 +135,6 @@ class StartupOptions:
     """Watch this machine's hardware over ssh (``[user@]host[:port]``) instead of this one's."""
     hw_command: str | None = None
     """The command run there; None means `lollma-tui monitor --jsonl` at the panel's interval."""
-    hosts: tuple[HostEntry, ...] = ()
-    """The config file's ``[[hosts]]``; `core.hosts.session_hosts` adds the defaults to them."""
     ssh_options: tuple[str, ...] = ()
     """Options given to ssh before the host (e.g. ``-F CONFIG``), for every remote-hardware link."""
     hardware_interval_s: float = 1.0

@@ -115,7 +115,10 @@ def test_hosts_are_read_each_on_its_own(tmp_path: Path) -> None:
     box = config.hosts[0]
     assert box.hw == SshTarget("gpu-box", "me", 2222) and box.hw_command == "uvx lollma-tui monitor --jsonl"
     problems = "\n".join(config.problems)
-    assert "hosts[1].kind: 'tgi' is not one of" in problems
+    assert (
+        f"{path}: hosts[1].kind: 'tgi' is not one of llama.cpp, ollama, openai; this host is left out"
+        in problems
+    )
     assert "hosts[3].url: openai hosts need the server’s address" in problems
     assert "hosts[4].name: 'gpu-box' is named twice" in problems
     assert all(line.startswith(f"{path}: ") for line in config.problems)

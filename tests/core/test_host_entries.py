@@ -77,22 +77,20 @@ def _options(**kwargs: object) -> StartupOptions:
 
 def test_the_session_starts_on_the_configured_host_with_the_same_server() -> None:
     box = HostEntry("box", BackendKind.OPENAI, "http://box:8080/v1", hw=SshTarget("box"))
-    options = _options(backend=BackendKind.OPENAI, openai_base_url="box:8080", hosts=(box,))
-    hosts, start = session_hosts(options, {})
+    options = _options(backend=BackendKind.OPENAI, openai_base_url="box:8080")
+    hosts, start = session_hosts(options, (box,), {})
     assert start == box
     assert [h.name for h in hosts] == ["box", "local"]
     # --hw-host on the command line wins over the entry's own.
-    chosen = _options(
-        backend=BackendKind.OPENAI, openai_base_url="box:8080", hosts=(box,), hw_host="me@other"
-    )
-    hosts, start = session_hosts(chosen, {})
+    chosen = _options(backend=BackendKind.OPENAI, openai_base_url="box:8080", hw_host="me@other")
+    hosts, start = session_hosts(chosen, (box,), {})
     assert start.name == "box" and start.hw == SshTarget("other", "me") and hosts[0] == start
 
 
 def test_a_server_not_in_the_config_is_added_named_after_its_address() -> None:
     box = HostEntry("box", BackendKind.OLLAMA, "http://box:11434")
-    options = _options(backend=BackendKind.OPENAI, openai_base_url="http://10.0.0.5:8000/v1", hosts=(box,))
-    hosts, start = session_hosts(options, {"OLLAMA_HOST": "box"})
+    options = _options(backend=BackendKind.OPENAI, openai_base_url="http://10.0.0.5:8000/v1")
+    hosts, start = session_hosts(options, (box,), {"OLLAMA_HOST": "box"})
     assert (start.name, start.kind, start.url) == (
         "10.0.0.5:8000",
         BackendKind.OPENAI,
@@ -100,12 +98,12 @@ def test_a_server_not_in_the_config_is_added_named_after_its_address() -> None:
     )
     # OLLAMA_HOST names the same server as the entry "box": it is not listed twice.
     assert [h.name for h in hosts] == ["box", "local", "10.0.0.5:8000"]
-    hosts, start = session_hosts(_options(hosts=(box,)), {})
+    hosts, start = session_hosts(_options(), (box,), {})
     assert start.name == "local" and start.kind is BackendKind.LLAMA_CPP and len(hosts) == 2
 
 
 def test_a_bad_openai_base_url_in_the_environment_does_not_stop_a_session() -> None:
-    hosts, start = session_hosts(_options(), {"OPENAI_BASE_URL": "ftp://nowhere"})
+    hosts, start = session_hosts(_options(), (), {"OPENAI_BASE_URL": "ftp://nowhere"})
     assert start.name == "local" and [h.name for h in hosts] == ["local", "openai"]
     with pytest.raises(HostEntryError, match="must start with http"):
         HostEntry.from_mapping({"name": "x", "kind": "openai", "url": "ftp://nowhere"})

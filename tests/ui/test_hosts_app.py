@@ -38,9 +38,8 @@ def make_app(ollama: OllamaTestServer, studio: OpenAITestServer) -> LollmaApp:
         load=LoadSettings(backend=BackendKind.OLLAMA, model=OLLAMA_MODEL, n_ctx=2048),
         sampling=SamplingSettings(max_tokens=64),
         ollama_host=ollama.host,
-        hosts=hosts,
     )
-    return LollmaApp(options)
+    return LollmaApp(options, hosts=hosts)
 
 
 def header_of(turn: object) -> str:

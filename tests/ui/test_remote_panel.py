@@ -106,11 +106,10 @@ async def test_the_panel_follows_the_chat_to_a_host_with_remote_hardware(
         options = StartupOptions(
             load=LoadSettings(backend=BackendKind.OPENAI, model=""),
             openai_base_url=server.base_url,
-            hosts=(box,),
             ssh_options=sshd.options,
             hardware_interval_s=INTERVAL_S,
         )
-        app = LollmaApp(options)
+        app = LollmaApp(options, hosts=(box,))
         main = app.chat_screen
         async with app.run_test(size=(120, 44)) as pilot:
             await wait_ready(pilot, app)

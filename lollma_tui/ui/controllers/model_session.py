@@ -9,7 +9,7 @@ widget.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from textual.dom import DOMNode
@@ -50,6 +50,7 @@ class ModelController:
         options: StartupOptions,
         *,
         backend: Backend | None = None,
+        hosts: Sequence[HostEntry] = (),
         budget: Budget,
         first_budget: FirstBudget,
     ) -> None:
@@ -60,7 +61,7 @@ class ModelController:
         self._first_budget = first_budget
         self._session: ModelSession | None = None
         self._demo_notice_shown = False
-        self.hosts, self._start_host = session_hosts(options)
+        self.hosts, self._start_host = session_hosts(options, hosts)
         """Every host the chat can move to (`/host NAME`), the one it starts on among them."""
         self._host_models: dict[str, str] = {}
         """The model last loaded on each host, by name, for moving back to it."""

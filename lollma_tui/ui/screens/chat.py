@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -28,6 +29,7 @@ from lollma_tui.core.backends.base import Backend, BackendError, BackendState, B
 from lollma_tui.core.backends.describe import format_gpu_layers, format_setup
 from lollma_tui.core.chat.commands import is_command, unescape_message
 from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
+from lollma_tui.core.hosts import HostEntry
 from lollma_tui.core.settings import BackendKind, LoadSettings, StartupOptions
 from lollma_tui.ui.controllers.context_meter import ContextMeter
 from lollma_tui.ui.controllers.history_recorder import HistoryRecorder
@@ -82,12 +84,19 @@ class ChatScreen(Screen[None]):
         Binding("f4", "hosts", "Hosts", id="hosts", show=False),
     ]
 
-    def __init__(self, options: StartupOptions, backend: Backend | None = None) -> None:
+    def __init__(
+        self, options: StartupOptions, backend: Backend | None = None, *, hosts: Sequence[HostEntry] = ()
+    ) -> None:
         super().__init__()
         self.options = options
         self.conversation = Conversation(system_prompt=options.system_prompt)
         self.models = ModelController(
-            self, options, backend=backend, budget=self.memory_budget, first_budget=self._first_budget
+            self,
+            options,
+            backend=backend,
+            hosts=hosts,
+            budget=self.memory_budget,
+            first_budget=self._first_budget,
         )
         self.catalog = ModelCatalog(self, self.models, budget=self.memory_budget, themes=self._theme_names)
         self.history = HistoryRecorder(self)
