@@ -13,19 +13,19 @@ import sys
 from collections.abc import Sequence
 
 from textual import on
-from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
 from lollma_tui.core.backends.base import Backend
 from lollma_tui.core.hosts import HostEntry
 from lollma_tui.core.settings import StartupOptions
+from lollma_tui.ui.literal_app import LiteralApp
 from lollma_tui.ui.messages import HardwareSampled
 from lollma_tui.ui.screens.chat import ChatScreen
 from lollma_tui.ui.theming import choose_theme, register_themes, with_app_variables
 
 
-class LollmaApp(App[None]):
+class LollmaApp(LiteralApp[None]):
     CSS_PATH = ["app.tcss", "hardware_panel.tcss"]
     """Dialogs, the drawer and the bench screen bring their own stylesheets when first shown."""
     TITLE = "lollma-tui"

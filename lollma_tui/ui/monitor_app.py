@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import psutil
 from textual import on
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.reactive import reactive
@@ -19,6 +19,7 @@ from textual.widgets import Footer
 
 from lollma_tui.core.hardware import DEFAULT_INTERVAL_S, MAX_INTERVAL_S, MIN_INTERVAL_S, HardwareSource
 from lollma_tui.ui.controllers.hardware_feed import HardwareFeed
+from lollma_tui.ui.literal_app import LiteralApp
 from lollma_tui.ui.messages import HardwareSampled
 from lollma_tui.ui.themes import DEFAULT_THEME
 from lollma_tui.ui.theming import choose_theme, register_themes, with_app_variables
@@ -75,7 +76,7 @@ class LlmProcessFinder:
         return tuple(sorted(pid for pid, ppid in parents.items() if ppid not in parents))
 
 
-class MonitorApp(App[None]):
+class MonitorApp(LiteralApp[None]):
     CSS_PATH = ["hardware_panel.tcss", "monitor_app.tcss"]
     TITLE = "lollma-tui monitor"
 

@@ -6,9 +6,12 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from textual.app import App
 from textual.pilot import Pilot
 
+from lollma_tui.core.backends.ollama import OllamaBackend
+from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
+from lollma_tui.ui.app import LollmaApp
+from lollma_tui.ui.literal_app import LiteralApp
 from lollma_tui.ui.theming import choose_theme, register_themes, with_app_variables
 
 
@@ -22,9 +25,9 @@ async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], within: f
         await pilot.pause(0.02)
 
 
-class ThemedApp(App[None]):
-    """A host app for widget and screen tests: lollma-tui's themes and colour slots, as the real
-    apps load them (subclasses add CSS_PATH and their own message handlers)."""
+class ThemedApp(LiteralApp[None]):
+    """A host app for widget and screen tests: lollma-tui's themes, colour slots and literal
+    toasts, as the real apps have them (subclasses add CSS_PATH and their own message handlers)."""
 
     theme_name: ClassVar[str] = "lollma-dark"
 
@@ -34,3 +37,13 @@ class ThemedApp(App[None]):
     def on_mount(self) -> None:
         register_themes(self)
         choose_theme(self, self.theme_name)
+
+
+def ollama_app(host: str, model: str = "tinyllama:1b-q4_K_M") -> LollmaApp:
+    """The app on the Ollama backend at `host` (the test server), replies of 64 tokens at most."""
+    options = StartupOptions(
+        load=LoadSettings(backend=BackendKind.OLLAMA, model=model, n_ctx=2048),
+        sampling=SamplingSettings(max_tokens=64),
+        ollama_host=host,
+    )
+    return LollmaApp(options, backend=OllamaBackend(host, timeout_s=10.0, connect_timeout_s=1.0))

@@ -5,30 +5,20 @@ from __future__ import annotations
 from chat_app_support import notices, send
 from ollama_server import OllamaTestServer
 from ollama_server.engines import Script
-from pilot_support import wait_until
+from pilot_support import ollama_app, wait_until
 from textual.pilot import Pilot
 from textual.widgets import Collapsible
 
 from lollma_tui.core.backends.base import BackendState
-from lollma_tui.core.backends.ollama import OllamaBackend
 from lollma_tui.core.chat.conversation import ReplyState
-from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
+from lollma_tui.core.settings import BackendKind
 from lollma_tui.ui.app import LollmaApp
 from lollma_tui.ui.widgets.chat_log import PullView
 
 
-def make_app(host: str, model: str = "tinyllama:1b-q4_K_M") -> LollmaApp:
-    options = StartupOptions(
-        load=LoadSettings(backend=BackendKind.OLLAMA, model=model, n_ctx=2048),
-        sampling=SamplingSettings(max_tokens=64),
-        ollama_host=host,
-    )
-    return LollmaApp(options, backend=OllamaBackend(host, timeout_s=10.0, connect_timeout_s=1.0))
-
-
 async def test_chat_through_ollama_with_stats_from_the_final_chunk(ollama_server: OllamaTestServer) -> None:
     ollama_server.queue_reply(Script(text="Entanglement links two particles.", tokens_per_second=200))
-    app = make_app(ollama_server.host)
+    app = ollama_app(ollama_server.host)
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
@@ -45,7 +35,7 @@ async def test_chat_through_ollama_with_stats_from_the_final_chunk(ollama_server
 
 async def test_thinking_is_shown_folded_above_the_answer(ollama_server: OllamaTestServer) -> None:
     ollama_server.queue_reply(Script(text="Four.", thinking="Two plus two is four."))
-    app = make_app(ollama_server.host, model="qwen3:0.6b")
+    app = ollama_app(ollama_server.host, model="qwen3:0.6b")
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
@@ -59,7 +49,7 @@ async def test_thinking_is_shown_folded_above_the_answer(ollama_server: OllamaTe
 
 
 async def test_server_down_at_start_then_up_connects_and_chats(dead_ollama_host: str) -> None:
-    app = make_app(dead_ollama_host)
+    app = ollama_app(dead_ollama_host)
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_until(pilot, lambda: any("not reachable" in n for n in notices(app)))
@@ -73,7 +63,7 @@ async def test_server_down_at_start_then_up_connects_and_chats(dead_ollama_host:
 
 
 async def test_errors_mid_stream_and_on_load_keep_the_chat(ollama_server: OllamaTestServer) -> None:
-    app = make_app(ollama_server.host)
+    app = ollama_app(ollama_server.host)
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
@@ -96,7 +86,7 @@ async def test_errors_mid_stream_and_on_load_keep_the_chat(ollama_server: Ollama
 
 
 async def test_unknown_model_says_how_to_get_it(ollama_server: OllamaTestServer) -> None:
-    app = make_app(ollama_server.host, model="llama9:70b")
+    app = ollama_app(ollama_server.host, model="llama9:70b")
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_until(pilot, lambda: any("llama9:70b" in n for n in notices(app)))
         message = next(n for n in notices(app) if "llama9:70b" in n)
@@ -105,7 +95,7 @@ async def test_unknown_model_says_how_to_get_it(ollama_server: OllamaTestServer)
 
 async def test_pull_shows_progress_and_the_model_becomes_available(ollama_server: OllamaTestServer) -> None:
     ollama_server.delay_pull_steps(0.05)
-    app = make_app(ollama_server.host)
+    app = ollama_app(ollama_server.host)
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)

@@ -43,6 +43,7 @@ integers that fit 64 bits, text without unpaired surrogates.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,7 +58,7 @@ from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.errors import ImportFormatError
 from lollma_tui.core.chat.store import ChatStore, ConversationTree, StoredMessage, ThreadWindow
 from lollma_tui.core.safe_files import TargetExistsError, read_regular_file, write_private_file
-from lollma_tui.core.safe_text import has_surrogates
+from lollma_tui.core.safe_text import clean_text, has_surrogates
 from lollma_tui.core.settings import BackendKind, SamplingSettings
 
 FORMAT = "lollma-tui/conversation"
@@ -65,6 +66,9 @@ FORMAT_VERSION = 1
 MAX_IMPORT_BYTES = 64 << 20
 MAX_TIMESTAMP = 253_402_300_799.0
 """9999-12-31T23:59:59Z: every clock and date formatter handles up to there."""
+
+_RAW_CONTROLS = re.compile("[\x7f-\x9f]")
+"""DEL and C1, which `json.dumps` leaves as they are (it escapes only C0)."""
 
 _ROLES: tuple[Role, ...] = ("system", "user", "assistant")
 _CONVERSATION_KEYS = ("id", "title", "system_prompt", "created_at", "updated_at", "current_message_id")
@@ -89,7 +93,10 @@ def tree_to_json(tree: ConversationTree, *, exported_at: float | None = None) ->
         },
         "messages": [_message_to_json(stored) for stored in tree.messages],
     }
-    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    # Escaped, a C1 control (0x9b is CSI to many terminals) stays in the backup without reaching
+    # the terminal of whoever prints the file; outside strings JSON holds only ASCII.
+    return _RAW_CONTROLS.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def _message_to_json(stored: StoredMessage) -> dict[str, Any]:
@@ -338,7 +345,8 @@ def window_to_markdown(window: ThreadWindow, *, exported_at: float | None = None
     for message in conversation.messages:
         meta = window.meta.get(message.id)
         lines += _message_markdown(message, None if meta is None else meta.sampling)
-    return "\n".join(lines).rstrip("\n") + "\n"
+    # Markdown is for reading (cat, less, an editor): saved text loses its escape sequences.
+    return clean_text("\n".join(lines)).rstrip("\n") + "\n"
 
 
 def _message_markdown(message: Message, sampling: SamplingSettings | None) -> list[str]:

@@ -15,6 +15,7 @@ from textual.dom import DOMNode
 
 from lollma_tui.core.chat.conversation import Conversation, Message
 from lollma_tui.core.chat.errors import StoreError
+from lollma_tui.ui.literal import plain
 from lollma_tui.ui.messages import NoticePosted
 
 if TYPE_CHECKING:
@@ -74,6 +75,8 @@ class HistoryRecorder:
             self._owner.post_message(NoticePosted(f"Could not open that conversation: {error}", "error"))
             return None
         self.saved = True
+        for window in (tail, whole):
+            _clean_window(window)
         return tail, whole
 
     async def locate(self, message_id: str) -> bool:
@@ -165,7 +168,7 @@ class HistoryRecorder:
 
     async def rename(self, conversation: Conversation, title: str) -> tuple[str, str]:
         """Rename the conversation; returns the line to show and its kind."""
-        title = " ".join(title.split())
+        title = " ".join(plain(title, one_line=True).split())
         if not title:
             return f"This conversation is called “{conversation.title or 'untitled'}”.", "info"
         conversation.title = title
@@ -177,8 +180,14 @@ class HistoryRecorder:
                 return str(error), "error"
         return f"Renamed to “{title}”.", "info"
 
-    async def export(self, conversation: Conversation, argument: str) -> tuple[str, str]:
-        """``/export md|json [PATH]``; returns the line to show and its kind."""
+    async def export(
+        self, conversation: Conversation, argument: str, *, overwrite: bool = False
+    ) -> tuple[str, str]:
+        """``/export md|json [PATH]``; returns the line to show and its kind.
+
+        Raises `ExportTargetExists` when something is at the target and `overwrite` is false,
+        so that the screen can ask before replacing it.
+        """
         store = self.store
         if store is None or not self.saved:
             return "Nothing saved to export yet: say something first.", "info"
@@ -186,13 +195,15 @@ class HistoryRecorder:
         kind = words[0].lower() if words else "md"
         if kind not in ("md", "json"):
             return "Usage: /export md|json [PATH]", "error"
-        from lollma_tui.core.chat.export import export_json, export_markdown
+        from lollma_tui.core.chat.export import ExportTargetExists, export_json, export_markdown
 
         given = words[1] if len(words) > 1 else f"{_slug(conversation.title or 'conversation')}.{kind}"
         render = export_markdown if kind == "md" else export_json
         try:
             text = await store.run(render, store.store, conversation.id)
-            target = await store.run(_write_private, given, text)
+            target = await store.run(_write_private, given, text, overwrite)
+        except ExportTargetExists:
+            raise
         except (StoreError, OSError) as error:
             return f"Export failed: {error}", "error"
         return f"Exported to {target}", "info"
@@ -223,9 +234,22 @@ def _import_file(store: ChatStore, given: str) -> str:
     return import_json(store, Path(given).expanduser())
 
 
-def _write_private(given: str, text: str) -> Path:
+def _write_private(given: str, text: str, overwrite: bool) -> Path:
     """Write an export readable only by the user; a relative path is under the working folder.
-    An existing file is kept (`ExportTargetExists`, an OSError) until the UI asks first."""
+    An existing file is kept (`ExportTargetExists`, an OSError) unless `overwrite`."""
     from lollma_tui.core.chat.export import write_export
 
-    return write_export(Path(given).expanduser().absolute(), text)
+    return write_export(Path(given).expanduser().absolute(), text, overwrite=overwrite)
+
+
+def _clean_window(window: ThreadWindow) -> None:
+    """Drop control characters from a loaded thread's text, which the chat shows and copies:
+    an imported file, or a reply saved before replies were cleaned as they arrived, may hold
+    escape sequences."""
+    conversation = window.conversation
+    conversation.title = plain(conversation.title, one_line=True)
+    conversation.system_prompt = plain(conversation.system_prompt)
+    for message in conversation.messages:
+        message.content = plain(message.content)
+        if message.error is not None:
+            message.error = plain(message.error)

@@ -33,6 +33,7 @@ from lollma_tui.core.bench.sweep import SweepInputError, SweepPlan, SweepSpec
 from lollma_tui.core.hardware import HardwareHistory, SystemSnapshot
 from lollma_tui.core.models.catalog import Catalog
 from lollma_tui.core.settings import LoadSettings
+from lollma_tui.ui.literal import plain
 from lollma_tui.ui.widgets.bench_chart import BenchChart
 from lollma_tui.ui.widgets.bench_form import BenchSetup, SweepForm
 from lollma_tui.ui.widgets.bench_results import BenchTable
@@ -283,7 +284,7 @@ class BenchScreen(Screen[None]):
 
     def _say(self, text: str, state: str = "") -> None:
         status = self.query_one("#bench-status", Static)
-        status.update(text)
+        status.update(plain(text))
         for name in STATUS_CLASSES:
             status.set_class(name == state, name)
 
@@ -408,7 +409,7 @@ class BenchScreen(Screen[None]):
     def _progressed(self, message: _Progressed) -> None:
         progress = message.progress
         self.query_one("#bench-progress", ProgressBar).update(total=progress.total, progress=progress.done)
-        self.query_one("#bench-progress-text", Static).update(progress_text(progress))
+        self.query_one("#bench-progress-text", Static).update(plain(progress_text(progress)))
         if progress.row is not None:
             self.table.add_record(progress.row)
             self.chart.records = self.table.records

@@ -35,6 +35,7 @@ from lollma_tui.ui.controllers.context_meter import ContextMeter
 from lollma_tui.ui.controllers.history_recorder import HistoryRecorder
 from lollma_tui.ui.controllers.model_catalog import ModelCatalog
 from lollma_tui.ui.controllers.model_session import ModelController
+from lollma_tui.ui.literal import plain
 from lollma_tui.ui.messages import (
     BackendStatusChanged,
     ChoicesRefreshed,
@@ -303,7 +304,8 @@ class ChatScreen(Screen[None]):
 
     @on(PromptInput.Submitted)
     async def _prompt_submitted(self, message: PromptInput.Submitted) -> None:
-        text = message.text
+        # A pasted escape sequence would be echoed, saved, titled and sent like any text.
+        text = plain(message.text)
         if is_command(text):
             await self.commands.run(text)
             return
@@ -336,17 +338,21 @@ class ChatScreen(Screen[None]):
     def reply_header(self) -> str:
         loaded = self.models.loaded
         if loaded is None:
-            return Path(self.models.settings.model).name or "assistant"
+            return plain(Path(self.models.settings.model).name, one_line=True) or "assistant"
         backend = loaded.settings.backend
         if backend is not BackendKind.LLAMA_CPP:
             # A server's own flags decide its layers; which server it is matters more.
             host = self.models.host
-            return " · ".join((loaded.name, loaded.quant, f"{backend} on {host.name}"))
-        layers = format_gpu_layers(loaded.n_gpu_layers, loaded.n_layers)
-        return " · ".join((loaded.name, loaded.quant, str(backend), layers))
+            header = " · ".join((loaded.name, loaded.quant, f"{backend} on {host.name}"))
+        else:
+            layers = format_gpu_layers(loaded.n_gpu_layers, loaded.n_layers)
+            header = " · ".join((loaded.name, loaded.quant, str(backend), layers))
+        return plain(header, one_line=True)
 
     def reply_header_for(self, message: Message) -> str:
-        return format_setup(message.stats.setup) if message.stats is not None else "assistant"
+        if message.stats is None:
+            return "assistant"
+        return plain(format_setup(message.stats.setup), one_line=True)
 
     async def action_stop(self) -> None:
         await self.replies.stop()
@@ -577,14 +583,15 @@ class ChatScreen(Screen[None]):
         if self.models.ollama() is None:
             await self.notice("Pulling models needs the Ollama backend (/backend ollama).", "error")
             return
-        view = await self.chat_log.add_pull(name)
+        shown = plain(name, one_line=True)
+        view = await self.chat_log.add_pull(shown)
         try:
             async for progress in self.models.pull(name):
-                view.show(progress.status, progress.completed, progress.total)
+                view.show(plain(progress.status, one_line=True), progress.completed, progress.total)
         except BackendError as error:
-            view.finish(f"pull {name} failed: {error}", ok=False)
+            view.finish(plain(f"pull {shown} failed: {error}"), ok=False)
             return
-        view.finish(f"pulled {name}", ok=True)
+        view.finish(f"pulled {shown}", ok=True)
 
     async def action_copy_last(self) -> None:
         await self.commands.run("/copy")

@@ -153,8 +153,15 @@ class ChatCommands:
         await screen.notice(*await screen.history.rename(screen.conversation, command.argument))
 
     async def command_export(self, command: Command) -> None:
+        from lollma_tui.core.chat.export import ExportTargetExists
+
         screen = self._screen
-        await screen.notice(*await screen.history.export(screen.conversation, command.argument))
+        try:
+            line = await screen.history.export(screen.conversation, command.argument)
+        except ExportTargetExists as exists:
+            screen.dialogs.confirm_export_over(exists.path, command.argument)
+            return
+        await screen.notice(*line)
 
     async def command_import(self, command: Command) -> None:
         conversation_id = await self._screen.history.import_file(command.argument)

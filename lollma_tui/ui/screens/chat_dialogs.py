@@ -7,6 +7,7 @@ the screen's own methods.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from lollma_tui.core.settings import BackendKind
 
 if TYPE_CHECKING:
     from lollma_tui.core.chat.context_budget import ContextCheck
+    from lollma_tui.core.chat.conversation import Conversation
     from lollma_tui.ui.screens.chat import ChatScreen
     from lollma_tui.ui.screens.conversations import ConversationsResult
     from lollma_tui.ui.screens.search import SearchJump
@@ -61,6 +63,24 @@ class ChatDialogs:
     async def _search_chosen(self, jump: SearchJump | None) -> None:
         if jump is not None and await self._screen.history.locate(jump.message_id):
             await self._screen.open_conversation(jump.conversation_id, focus_message=jump.message_id)
+
+    def confirm_export_over(self, target: Path, argument: str) -> None:
+        """``/export`` found a file at `target`: replace it only if the user says yes."""
+        from lollma_tui.ui.screens.confirm import ConfirmScreen
+
+        screen = self._screen
+        question = f"{target} already exists.\nReplace it with this conversation?"
+        answered = partial(self._export_over_answered, screen.conversation, argument, target)
+        screen.app.push_screen(ConfirmScreen(question, "Replace", "Keep"), answered)
+
+    async def _export_over_answered(
+        self, conversation: Conversation, argument: str, target: Path, yes: bool | None
+    ) -> None:
+        screen = self._screen
+        if not yes:
+            await screen.notice(f"Not exported: {target} is left as it was.")
+            return
+        await screen.notice(*await screen.history.export(conversation, argument, overwrite=True))
 
     # -- the context --------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from lollma_tui.core.backends.base import BackendError, ChatMessage, ReplyDone, TextDelta, ThinkingDelta
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.ui.controllers.token_rate import TokenRate
+from lollma_tui.ui.literal import StreamCleaner, plain
 from lollma_tui.ui.paced_stream import PacedStream
 
 if TYPE_CHECKING:
@@ -57,6 +58,9 @@ class ReplyStreamer:
         await models.session.settled()
         stream = PacedStream(turn.body.get_stream(turn.body))
         streaming = False
+        # Model text is cleaned as it arrives: what is shown, saved, copied and sent back to the
+        # model never holds an escape sequence (llama.cpp byte tokens, a server's "\u001b").
+        text_cleaner, thinking_cleaner = StreamCleaner(), StreamCleaner()
         self._rate.begin()
         try:
             async for event in models.session.stream_chat(history, models.sampling):
@@ -64,23 +68,24 @@ class ReplyStreamer:
                     if not streaming:
                         streaming = True
                         turn.show_streaming()
-                    reply.content += event.text
+                    text = text_cleaner.feed(event.text)
+                    reply.content += text
                     rate = self._rate.update(event.tokens)
                     if rate is not None:
                         screen.show_rate(rate)
-                    await stream.write(event.text)
+                    await stream.write(text)
                     if saved is not None:
-                        saved.add(event.text)
+                        saved.add(text)
                         await saved.flush_if_due()
                 elif isinstance(event, ThinkingDelta):
-                    await turn.add_thinking(event.text)
+                    await turn.add_thinking(thinking_cleaner.feed(event.text))
                 elif isinstance(event, ReplyDone):
                     reply.stats = event.stats
                     reply.state = FINISH_STATE[event.finish_reason]
                     screen.show_reply_stats(event.stats)
         except BackendError as error:
             reply.state = ReplyState.ERROR
-            reply.error = str(error)
+            reply.error = plain(str(error))
         except asyncio.CancelledError:
             reply.state = ReplyState.STOPPED
             raise

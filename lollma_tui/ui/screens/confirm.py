@@ -6,9 +6,10 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
+
+from lollma_tui.ui.literal import literal
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -43,11 +44,11 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-dialog", classes="history-dialog"):
-            yield Static(Content(self.question), id="confirm-question")
+            # A question quotes titles and paths: shown literally, "[all]" is not markup.
+            yield Static(literal(self.question), id="confirm-question")
             with Horizontal(id="confirm-buttons"):
-                # Content(...) keeps a label such as "Delete [all]" from being read as markup.
-                yield Button(Content(self.yes_label), variant="error", id="confirm-yes")
-                yield Button(Content(self.no_label), id="confirm-no")
+                yield Button(literal(self.yes_label, one_line=True), variant="error", id="confirm-yes")
+                yield Button(literal(self.no_label, one_line=True), id="confirm-no")
             yield Static("y yes · n or Esc no · ←/→ and Enter", classes="dialog-keys")
 
     def on_mount(self) -> None:

@@ -28,6 +28,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from lollma_tui.core.chat.errors import NotFoundError, StoreError
 from lollma_tui.core.chat.store import ConversationSummary
+from lollma_tui.ui.literal import literal, plain
 from lollma_tui.ui.screens.confirm import ConfirmScreen
 
 LIST_GROUP: Final = "history-list"
@@ -72,7 +73,8 @@ class Page:
 
 
 def display_title(title: str) -> str:
-    return " ".join(title.split()) or UNTITLED
+    """A title as the list shows it: one line, without control characters (imports carry any)."""
+    return " ".join(plain(title, one_line=True).split()) or UNTITLED
 
 
 def fetch_page(
@@ -321,7 +323,7 @@ class ConversationsScreen(ModalScreen[ConversationsResult]):
         status = self.query_one("#conversations-status", Static)
         status.set_class(error is not None, "-error")
         if error is not None:
-            status.update(Content(error))
+            status.update(literal(error))
             return
         loaded = len(self._rows)
         more = "" if self._exhausted else " · more as you scroll"
@@ -332,7 +334,7 @@ class ConversationsScreen(ModalScreen[ConversationsResult]):
         else:
             total = max(self._total or 0, loaded)
             text = f"{loaded} of {total}{more}"
-        status.update(Content(text))
+        status.update(literal(text))
 
     @on(_Failed)
     def _failed(self, message: _Failed) -> None:
@@ -419,7 +421,7 @@ class ConversationsScreen(ModalScreen[ConversationsResult]):
             return
         self._renaming = row.id
         field = self._rename_input
-        field.value = row.title
+        field.value = plain(row.title, one_line=True)
         field.border_title = "New title · Enter saves · Esc cancels"
         field.remove_class("-hidden")
         field.focus()

@@ -4,7 +4,7 @@ It opens at once with one row per host ("asking…") and shows the `HostReport`s
 (core/host_reports.py) when the chat screen hands them down; asking the hosts is the caller's
 work. Choosing a row dismisses the screen with that host's name (what `/host NAME` does);
 Escape, with None. Server text is shown literally: every cell is a `Text` (no markup parsing)
-without control characters (`clean_text`).
+without control characters (`ui/literal.py`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Static
 
 from lollma_tui.core.host_reports import HostReport
 from lollma_tui.core.hosts import HostEntry
-from lollma_tui.core.safe_text import clean_text
+from lollma_tui.ui.literal import literal_text
 
 MODELS_SHOWN = 3
 ASKING = "asking…"
@@ -36,7 +36,7 @@ def _models_cell(report: HostReport) -> str:
 
 
 def _cell(text: str, style: str = "") -> Text:
-    return Text(clean_text(text, keep_lines=False), style=style)
+    return literal_text(text, one_line=True, style=style)
 
 
 def _head(entry: HostEntry, active: bool) -> tuple[Text, ...]:

@@ -36,6 +36,7 @@ from lollma_tui.core.models.quantize import (
     plan_quantizations,
     quantize_async,
 )
+from lollma_tui.ui.literal import literal, plain
 
 PLAN_GROUP: Final = "quantize-plan"
 RUN_GROUP: Final = "quantize-run"
@@ -168,8 +169,9 @@ class QuantizeScreen(ModalScreen[list[Path]]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="quantize-dialog") as dialog:
-            dialog.border_title = f"Quantize {self.source.name}"
-            yield Static(str(self.source), id="quantize-source", markup=False)
+            # A file name is the user's (or a download's): "[b]" in it is not markup.
+            dialog.border_title = literal(f"Quantize {self.source.name}", one_line=True)
+            yield Static(plain(str(self.source)), id="quantize-source", markup=False)
             yield SelectionList[str](
                 *(Selection(type_prompt(t), t, t in self._selected) for t in self.types),
                 id="quantize-types",
@@ -272,7 +274,7 @@ class QuantizeScreen(ModalScreen[list[Path]]):
             self._header = message.header
             header = message.header
             self.query_one("#quantize-source", Static).update(
-                f"{self.source} · {header.quantization} · {fmt.size(header.file_size)}"
+                plain(f"{self.source} · {header.quantization} · {fmt.size(header.file_size)}")
             )
         if message.generation != self._generation or self.running:
             return
@@ -281,14 +283,14 @@ class QuantizeScreen(ModalScreen[list[Path]]):
         plan_line = self.query_one("#quantize-plan", Static)
         warnings = self.query_one("#quantize-warnings", Static)
         if message.refusal is not None:
-            plan_line.update(f"✗ {message.refusal}")
+            plan_line.update(plain(f"✗ {message.refusal}"))
         elif message.plans:
-            plan_line.update(plan_text(message.plans))
+            plan_line.update(plain(plan_text(message.plans)))
         else:
             plan_line.update(NOTHING_CHOSEN)
         plan_line.set_class(message.refusal is not None, "-refused")
         notes = list(dict.fromkeys(w for plan in message.plans for w in plan.warnings))
-        warnings.update("\n".join(f"! {note}" for note in notes))
+        warnings.update(plain("\n".join(f"! {note}" for note in notes)))
         warnings.display = bool(notes)
         self._update_run_button()
 
@@ -360,7 +362,7 @@ class QuantizeScreen(ModalScreen[list[Path]]):
 
     def _say(self, text: str, state: str) -> None:
         status = self.query_one("#quantize-status", Static)
-        status.update(text)
+        status.update(plain(text))
         for name in _STATES:
             status.set_class(name == state, name)
 
@@ -369,7 +371,7 @@ class QuantizeScreen(ModalScreen[list[Path]]):
         self._current = (message.plan, message.index, message.count)
         self.query_one("#quantize-progress", ProgressBar).update(total=100, progress=0)
         self.query_one("#quantize-progress-text", Static).update(
-            f"{message.plan.target} ({message.index}/{message.count}) · starting"
+            plain(f"{message.plan.target} ({message.index}/{message.count}) · starting")
         )
 
     @on(_Progressed)
@@ -384,7 +386,7 @@ class QuantizeScreen(ModalScreen[list[Path]]):
             bar.update(total=None)
         else:
             bar.update(total=100, progress=fraction * 100)
-        self.query_one("#quantize-progress-text", Static).update(progress_text(progress, index, count))
+        self.query_one("#quantize-progress-text", Static).update(plain(progress_text(progress, index, count)))
 
     @on(_Created)
     def _created_file(self, message: _Created) -> None:

@@ -19,6 +19,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from lollma_tui.core.chat.errors import StoreError
 from lollma_tui.core.chat.store import SearchHit
+from lollma_tui.ui.literal import literal, plain
 
 SEARCH_GROUP: Final = "history-search"
 # Private-use characters: they cannot clash with the text of a message, unlike "[" and "]".
@@ -47,14 +48,14 @@ def searchable(query: str) -> bool:
 
 def hit_content(hit: SearchHit) -> Content:
     """Two lines: the conversation and who wrote it, then the snippet with the matches marked."""
-    title = " ".join(hit.conversation_title.split()) or "Untitled conversation"
+    title = " ".join(plain(hit.conversation_title, one_line=True).split()) or "Untitled conversation"
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(hit.created_at))
     heading = Content.assemble(
         (title, "bold"), (f"  {_ROLE_NAMES.get(hit.role, hit.role)} · {when}", "$text-muted")
     )
     parts: list[str | tuple[str, str]] = ["  "]
     marked = False
-    for piece in _split_marks(" ".join(hit.snippet.split())):
+    for piece in _split_marks(" ".join(plain(hit.snippet, one_line=True).split())):
         if piece:
             parts.append((piece, "bold $text-accent") if marked else piece)
         marked = not marked
@@ -198,17 +199,22 @@ class SearchScreen(ModalScreen[SearchJump | None]):
         self._shown_query = query
         self._hits = {hit.message_id: hit for hit in hits}
         results = self.query_one("#search-hits", OptionList)
+        # A later answer (one more letter typed) keeps the hit the user moved to, if it is still there.
+        before = results.highlighted_option
+        kept = before.id if before is not None and before.id in self._hits else None
         options: list[Option | None] = []
         for hit in self._hits.values():
             # None draws a rule under the option before it: hits are two lines each.
             options += [Option(hit_content(hit), id=hit.message_id), None]
         results.set_options(options)
-        if self._hits:
+        if kept is not None:
+            results.highlighted = results.get_option_index(kept)
+        elif self._hits:
             results.highlighted = 0
 
     def _status(self, text: str, *, error: bool = False) -> None:
         status = self.query_one("#search-status", Static)
-        status.update(Content(text))
+        status.update(literal(text))
         status.set_class(error, "-error")
 
     def action_move(self, step: int) -> None:

@@ -17,6 +17,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from lollma_tui.core.bench.records import BenchRecord
+from lollma_tui.ui.literal import plain
 
 CHARTED_KINDS: tuple[str, ...] = ("pp", "tg")
 """Only llama-bench's synthetic tests: a chat row's rate measures something else."""
@@ -46,7 +47,8 @@ class BarGroup:
 def bar_label(record: BenchRecord, *, with_model: bool) -> str:
     threads = f"{record.n_threads}t" if record.n_threads else "default t"
     label = f"{record.quant or '?'} · ngl {record.n_gpu_layers} · {threads}"
-    return f"{record.model_name} {label}" if with_model else label
+    # The model's name comes from its file; the label is drawn as plain text beside the bar.
+    return plain(f"{record.model_name} {label}" if with_model else label, one_line=True)
 
 
 def bar_groups(records: Iterable[BenchRecord]) -> tuple[BarGroup, ...]:

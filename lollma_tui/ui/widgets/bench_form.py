@@ -23,6 +23,7 @@ from lollma_tui.core import formatting as fmt
 from lollma_tui.core.bench.sweep import GpuLayersChoice, SweepInputError, SweepSpec
 from lollma_tui.core.models.catalog import Catalog, ModelGroup
 from lollma_tui.core.settings import AUTO
+from lollma_tui.ui.literal import literal_options, literal_text
 
 NO_MODELS: Final = "no GGUF models found"
 
@@ -136,7 +137,7 @@ class BenchSetup(Vertical):
         with Horizontal(classes="bench-line"):
             yield Label("model", classes="bench-label")
             yield Select[int](
-                self._model_options(),
+                literal_options(self._model_options()),
                 prompt=NO_MODELS,
                 allow_blank=not self._groups,
                 value=self._group_index(self._initial_model),
@@ -239,7 +240,7 @@ class BenchSetup(Vertical):
         keep = self.selected_models
         self._groups = file_groups(catalog)
         select = self.query_one("#bench-model", Select)
-        select.set_options(self._model_options())
+        select.set_options(literal_options(self._model_options()))
         names = [g.name for g in self._groups]
         if current is not None and current.name in names:
             select.value = names.index(current.name)
@@ -272,7 +273,7 @@ class BenchSetup(Vertical):
         if group is not None:
             quants.add_options(
                 Selection(
-                    f"{variant.quant} {fmt.size(variant.size_bytes)}",
+                    literal_text(f"{variant.quant} {fmt.size(variant.size_bytes)}", one_line=True),
                     str(variant.path),
                     keep is None or str(variant.path) in keep,
                 )

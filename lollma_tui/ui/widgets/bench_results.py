@@ -1,7 +1,8 @@
 """The bench results table: llama-bench's columns, filled a row at a time as rows are measured.
 
 The columns come from the core's formatters (the CLI prints the same ones), with TTFT and peak
-RSS always shown; cells are Rich `Text`, so a model name is never read as markup.
+RSS always shown; cells are Rich `Text` of `plain` text, so a model name is never read as markup
+and its control characters never reach the terminal.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from textual.widgets import DataTable
 from lollma_tui.core.bench.formatters import Column, layout_for_sweep
 from lollma_tui.core.bench.records import BenchRecord
 from lollma_tui.core.bench.sweep import SweepSpec
+from lollma_tui.ui.literal import plain
 
 EMPTY_CELL = "—"
 
@@ -27,7 +29,7 @@ def columns_for(spec: SweepSpec | None) -> list[Column]:
 
 
 def cell(column: Column, record: BenchRecord) -> Text:
-    value = column.value(record).strip()
+    value = plain(column.value(record), one_line=True).strip()
     return Text(value or EMPTY_CELL, justify="right" if column.right else "left", no_wrap=True)
 
 

@@ -13,6 +13,7 @@ from textual.widgets import Collapsible, Static
 
 from lollma_tui.core.backends.describe import format_stats
 from lollma_tui.core.chat.conversation import Message, ReplyState
+from lollma_tui.ui.literal import drop_unsafe_links, literal
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -126,6 +127,7 @@ class HistoryTurn(Widget):
             body: RenderableType = Text(self.message.content)
             return Group(label, Padding(body, (0, 0, 0, 2)))
         body = RichMarkdown(self.message.content)
+        drop_unsafe_links(body.parsed)
         footer_colour = colours.get("error" if self.message.state == ReplyState.ERROR else "reply-stats")
         footer = Text(reply_footer(self.message), style=Style(color=footer_colour))
         return Group(label, Padding(body, (0, 0, 0, 2)), Padding(footer, (0, 0, 0, 2)))
@@ -138,7 +140,7 @@ class Notice(Static):
     """A line from the app itself: model loaded, an error, a hint."""
 
     def __init__(self, text: str, kind: str = "info") -> None:
-        super().__init__(text, markup=False, classes=f"notice -{kind}")
+        super().__init__(literal(text), markup=False, classes=f"notice -{kind}")
 
 
 class ChatLog(VerticalScroll):

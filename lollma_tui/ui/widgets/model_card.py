@@ -13,6 +13,7 @@ from lollma_tui.core.backends.describe import format_gpu_layers
 from lollma_tui.core.chat.context_budget import ContextCheck
 from lollma_tui.core.hardware.history import Metric, classify
 from lollma_tui.core.settings import BackendKind
+from lollma_tui.ui.literal import plain
 
 _STATE_MARK = {
     BackendState.UNLOADED: "○ no model",
@@ -66,8 +67,8 @@ class ModelCard(Vertical):
                 state_line += f"\n{status.message}"
             for state in BackendState:
                 self.set_class(status.state == state, f"-{state.value}")
-        self.query_one("#model-lines", Static).update("\n".join(lines))
-        self.query_one("#model-state", Static).update(state_line)
+        self.query_one("#model-lines", Static).update(plain("\n".join(lines)))
+        self.query_one("#model-state", Static).update(plain(state_line))
 
     def watch_last_stats(self, stats: ReplyStats | None) -> None:
         text = ""

@@ -31,6 +31,7 @@ from lollma_tui.core.settings import (
     SettingsError,
 )
 from lollma_tui.core.settings_table import Setting, describe_fields, setting
+from lollma_tui.ui.literal import literal_options, plain
 from lollma_tui.ui.widgets.model_menu import ModelMenu, Options, n_ctx_train_of, n_layers_of
 from lollma_tui.ui.widgets.sampling_section import SamplingSection
 from lollma_tui.ui.widgets.settings_form import (
@@ -317,7 +318,7 @@ class SettingsDrawer(Vertical):
     def watch_backends(self) -> None:
         if self._ready:
             backend = self.query_one("#backend", Select)
-            backend.set_options(self._backend_options())
+            backend.set_options(literal_options(self._backend_options()))
             backend.value = self._draft.backend
 
     def watch_busy(self, busy: str | None) -> None:
@@ -349,7 +350,7 @@ class SettingsDrawer(Vertical):
             # set_options resets the selection, so it is only called when the list changed.
             if self._options_shown.get(control_id) != options:
                 self._options_shown[control_id] = options
-                select.set_options(options)
+                select.set_options(literal_options(options))
                 if select.value == value:
                     # set_options keeps the old label when the selected value stays the same.
                     select.mutate_reactive(Select.value)  # type: ignore[misc]
@@ -539,7 +540,7 @@ class SettingsDrawer(Vertical):
 
         busy = self.query_one("#drawer-busy", Static)
         busy.display = self.busy is not None
-        busy.update(f"⟳ {self.busy or 'applying…'}")
+        busy.update(plain(f"⟳ {self.busy or 'applying…'}"))
         if self._errors:
             text, state = f"fix first: {describe_fields(tuple(self._errors))}", "-invalid"
         elif not draft.model:

@@ -14,6 +14,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 from lollma_tui.core.models.fit import FitVerdict
 from lollma_tui.core.settings import SettingsError
 from lollma_tui.core.settings_table import Setting
+from lollma_tui.ui.literal import literal, literal_options, plain
 from lollma_tui.ui.widgets.settings_form import FIT_LEVELS, fit_summary
 
 
@@ -54,13 +55,13 @@ class FieldRow(Vertical):
 
     def show_error(self, error: str | None) -> None:
         self.set_class(error is not None, "-invalid")
-        self.query_one(".field-error", Static).update(error or "")
+        self.query_one(".field-error", Static).update(plain(error or ""))
 
     def show_read_only(self, reason: str | None) -> None:
         """Disable the control while the backend fixes this setting; `reason` is its tooltip."""
         self.set_class(reason is not None, "-read-only")
         self.control.disabled = reason is not None
-        self.tooltip = reason
+        self.tooltip = literal(reason) if reason is not None else None
 
 
 def text_row(text_field: Setting, value: Any, *, classes: str) -> FieldRow:
@@ -80,7 +81,7 @@ def text_row(text_field: Setting, value: Any, *, classes: str) -> FieldRow:
 
 
 def compact_select(options: list[tuple[str, Any]], value: Any, *, id: str) -> Select[Any]:
-    return Select(options, value=value, allow_blank=False, compact=True, id=id)
+    return Select(literal_options(options), value=value, allow_blank=False, compact=True, id=id)
 
 
 class FitLine(Vertical):
@@ -114,11 +115,11 @@ class FitLine(Vertical):
         level = FIT_LEVELS[verdict.status] if verdict is not None else ""
         for name in FIT_LEVELS.values():
             line.set_class(name == level, f"-{name}")
-        line.update(fit_summary(verdict) if verdict is not None else "")
+        line.update(plain(fit_summary(verdict)) if verdict is not None else "")
         line.display = verdict is not None
         lines = verdict.notes if verdict is not None else (note,) if note else ()
         notes.display = bool(lines)
-        notes.update("\n".join(lines))
+        notes.update(plain("\n".join(lines)))
 
 
 class ApplyBar(Vertical):

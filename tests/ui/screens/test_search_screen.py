@@ -103,6 +103,24 @@ async def test_typing_is_debounced_and_searched_off_the_event_loop(store: ChatSt
     assert threading.main_thread().name not in counting.threads
 
 
+async def test_a_refreshed_answer_keeps_the_hit_moved_to(store: ChatStore) -> None:
+    saved = fill(store)
+    counting = CountingStore(store)
+    app = HostApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_search(pilot, app, SearchScreen(counting, debounce_s=0.05))
+        await pilot.press(*"zebr")
+        await wait_until(pilot, lambda: len(hit_ids(app)) == 2 and status(app).startswith("2 "))
+        order = hit_ids(app)
+        await pilot.press("down", "a")  # one more letter: the same two hits come back
+        await wait_until(pilot, lambda: "zebra" in counting.queries and status(app).startswith("2 "))
+        assert hit_ids(app) == order
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: bool(app.results))
+    by_reply = {reply: chat for chat, reply in saved.values()}
+    assert app.results == [(by_reply[order[1]], order[1])]
+
+
 async def test_no_hits_and_cleared_text(store: ChatStore) -> None:
     fill(store)
     app = HostApp()

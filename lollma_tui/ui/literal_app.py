@@ -1,0 +1,102 @@
+"""The base of every lollma-tui app: the places Textual itself shows or opens text, made safe.
+
+Toasts, links, pastes and the theme picker are the app's, not a widget's, so the rule of
+`ui.literal` is kept here once for every screen: a toast is shown literally whoever raised it, a
+link opens only when `core.safe_text.safe_link` accepts it (http or https), pasted text arrives
+without control characters, and theme names, which come from the user's theme files, are listed
+literally in the command palette.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TypeVar
+
+from textual import events
+from textual.app import App
+from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+from textual.fuzzy import Matcher
+from textual.notifications import SeverityLevel
+
+from lollma_tui.core.safe_text import safe_link
+from lollma_tui.ui.literal import plain
+
+ReturnType = TypeVar("ReturnType")
+
+
+class LiteralApp(App[ReturnType]):
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Paste) and not event.is_forwarded:
+            # Pasted text is the user's like any typed, and often copied from a terminal with its
+            # colour codes: the focused field gets it without them.
+            event.text = plain(event.text)
+        await super().on_event(event)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Show a toast. Its text is always literal (`markup` is ignored): toasts quote file
+        names, server errors and model names, and the app never styles one with markup."""
+        super().notify(
+            plain(message),
+            title=plain(title, one_line=True),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
+
+    def open_url(self, url: str, *, new_tab: bool = True) -> None:
+        """Open `url` when it is an http(s) link; say so, and open nothing, otherwise.
+
+        Every link click lands here (a reply's Markdown calls it with the link's target, which a
+        model wrote), so ``file:``, ``javascript:`` or an opener's custom scheme never reaches the
+        system's URL handler.
+        """
+        target = safe_link(url)
+        if target is None:
+            self.notify(f"Not opened: {url} (only http and https links open)", severity="warning")
+            return
+        super().open_url(target, new_tab=new_tab)
+
+    def search_themes(self) -> None:
+        self.push_screen(CommandPalette(providers=[LiteralThemes], placeholder="Search for themes…"))
+
+
+class LiteralThemes(Provider):
+    """Textual's theme picker with each name shown literally (a theme file names its theme)."""
+
+    def _names(self) -> list[str]:
+        return sorted(self.app.available_themes)
+
+    def _choose(self, name: str) -> None:
+        self.app.theme = name
+
+    async def discover(self) -> Hits:
+        for name in self._names():
+            shown = plain(name, one_line=True)
+            yield DiscoveryHit(Content(shown), partial(self._choose, name), text=shown)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name in self._names():
+            shown = plain(name, one_line=True)
+            score = matcher.match(shown)
+            if score > 0:
+                yield Hit(score, _highlighted(matcher, shown), partial(self._choose, name), text=shown)
+
+
+def _highlighted(matcher: Matcher, shown: str) -> Content:
+    """`shown` with the letters the query matched marked, as Textual's own providers mark them."""
+    content = Content(shown)
+    _, offsets = matcher.fuzzy_search.match(matcher.query, shown)
+    for offset in offsets:
+        if not shown[offset].isspace():
+            content = content.stylize(matcher.match_style, offset, offset + 1)
+    return content
