@@ -14,8 +14,8 @@ import urllib.parse
 from typing import TYPE_CHECKING
 
 from lollma_tui.core.hardware.remote import LinkState
-from lollma_tui.core.safe_text import clean_text
 from lollma_tui.core.settings import BackendKind
+from lollma_tui.ui.literal import plain
 from lollma_tui.ui.messages import HostsReported, NoticePosted, ServerExtrasRead
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class ChatHosts:
 
     def _say(self, text: str, kind: str = "info") -> None:
         # Host names, addresses, server and ssh messages come from elsewhere: shown literally.
-        self._screen.post_message(NoticePosted(clean_text(text, keep_lines=False), kind))
+        self._screen.post_message(NoticePosted(plain(text, one_line=True), kind))
 
     # -- the hardware feed ---------------------------------------------------------------------
 
@@ -102,7 +102,10 @@ class ChatHosts:
     def footprint_labels(self, snapshot: SystemSnapshot) -> dict[int, str]:
         """Names for the panel's model processes: ours, or the server on the remote machine."""
         if snapshot.host is not None:
-            return {process.pid: f"server on {snapshot.host}" for process in snapshot.processes}
+            return {
+                process.pid: plain(f"server on {snapshot.host}", one_line=True)
+                for process in snapshot.processes
+            }
         backend = self._screen.models.backend
         if backend.kind == BackendKind.LLAMA_CPP:
             return {pid: "llama.cpp worker" for pid in backend.process_ids()}

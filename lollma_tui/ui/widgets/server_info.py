@@ -13,7 +13,7 @@ from textual.widgets import Static
 
 from lollma_tui.core.backends.describe import format_server
 from lollma_tui.core.backends.openai_extras import ServerExtras
-from lollma_tui.core.safe_text import clean_text
+from lollma_tui.ui.literal import plain
 
 
 class ServerInfo(Vertical):
@@ -43,5 +43,5 @@ class ServerInfo(Vertical):
         if extras is None or not self.is_mounted:
             return
         self.set_class(extras.loading, "-loading")
-        lines = (clean_text(line, keep_lines=False) for line in format_server(extras, self.model))
+        lines = (plain(line, one_line=True) for line in format_server(extras, self.model))
         self.query_one("#server-lines", Static).update("\n".join(lines))
