@@ -141,6 +141,13 @@ async def test_host_errors_are_notices_and_the_chat_stays_where_it_was(
     main = app.chat_screen
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_ready(pilot, app)
+        # Tab completes the names /host takes.
+        await wait_until(
+            pilot, lambda: bool(main.prompt.completion_context and main.prompt.completion_context.hosts)
+        )
+        await pilot.press(*"/host stu", "tab")
+        assert main.prompt.text == "/host studio"
+        main.prompt.clear()
         await pilot.press(*"/host nowhere", "enter")
         await wait_until(pilot, lambda: any("No host named 'nowhere'" in n for n in notices(app)))
         assert "Hosts: den, studio, gone, local" in next(n for n in notices(app) if "nowhere" in n)

@@ -66,8 +66,9 @@ async def test_host_and_model_names_from_outside_are_shown_literally(studio: Ope
         assert main.models.host.name == HOSTILE_HOST
         card = str(main.model_card.query_one("#model-lines", Static).render())
         assert card.splitlines()[0] == SHOWN_MODEL and SHOWN_QUANT in card
-        server = str(main.query_one("#server-lines", Static).render())
-        assert SHOWN_MODEL in server or SHOWN_QUANT in server
+        lines = main.query_one("#server-lines", Static)
+        await wait_until(pilot, lambda: "LM Studio" in str(lines.render()))
+        assert SHOWN_QUANT in str(lines.render())
         turn = await send(pilot, app, "hi")
         assert turn.message.content == "Hello."
         header = str(turn.query_one(".turn-label", Static).render())
@@ -98,4 +99,16 @@ async def test_host_and_model_names_from_outside_are_shown_literally(studio: Ope
         await wait_until(pilot, lambda: any("No host named" in n for n in notices(app)))
         assert f"Hosts: {SHOWN_HOST}, local" in next(n for n in notices(app) if "nowhere" in n)
         assert_shown_safely(app)
+
+        # Tab completes the host's name in the prompt; what is drawn there is literal too.
+        await wait_until(
+            pilot, lambda: bool(main.prompt.completion_context and main.prompt.completion_context.hosts)
+        )
+        await pilot.press(*"/host Ev", "tab")
+        assert main.prompt.text == f"/host {SHOWN_HOST}"
+        assert_shown_safely(app)
+        # The name as shown finds the host, spaces and all.
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: any("is on" in n and "already" in n for n in notices(app)))
+        assert f"The chat is on {SHOWN_HOST} already." in notices(app)
         assert app.is_running

@@ -17,6 +17,7 @@ from textual.dom import DOMNode
 
 from lollma_tui.core.settings import BackendKind, LoadSettings, SettingsError
 from lollma_tui.ui.controllers.model_session import ModelController
+from lollma_tui.ui.literal import plain
 from lollma_tui.ui.messages import ChoicesRefreshed
 
 if TYPE_CHECKING:
@@ -93,7 +94,8 @@ class ModelCatalog:
         if state.catalog is not None:
             self._catalogs[state.load.backend] = state.catalog
         completion = replace(
-            completion_context(state, self._themes()), hosts=tuple(h.name for h in self._models.hosts)
+            completion_context(state, self._themes()),
+            hosts=tuple(plain(h.name, one_line=True) for h in self._models.hosts),
         )
         self._owner.post_message(ChoicesRefreshed(self.catalogs, completion))
 

@@ -19,6 +19,7 @@ from lollma_tui.core.backends.describe import format_loaded
 from lollma_tui.core.hosts import HostEntry, host_for_server, options_url, session_hosts
 from lollma_tui.core.models.demo import DemoModelError, demo_for, ensure_demo_model
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
+from lollma_tui.ui.literal import plain
 from lollma_tui.ui.messages import BackendStatusChanged, NoticePosted, SwapFinished, SwapProgressed
 
 if TYPE_CHECKING:
@@ -126,7 +127,22 @@ class ModelController:
         return host
 
     def find_host(self, name: str) -> HostEntry | None:
-        return next((h for h in self.hosts if h.name == name), None)
+        """The host named `name`, as written or as shown (Tab completes the shown name)."""
+        exact = next((h for h in self.hosts if h.name == name), None)
+        return exact or next((h for h in self.hosts if plain(h.name, one_line=True) == name), None)
+
+    def split_host_argument(self, argument: str) -> tuple[str, str]:
+        """/host's argument as (host name, model): a name may hold spaces, so the longest
+        known name the argument starts with wins; otherwise the first word is the name."""
+        argument = argument.strip()
+        names = sorted(
+            {n for h in self.hosts for n in (h.name, plain(h.name, one_line=True))}, key=len, reverse=True
+        )
+        for name in names:
+            if argument == name or argument.startswith(name + " "):
+                return name, argument[len(name) :].strip()
+        name, _, model = argument.partition(" ")
+        return name, model.strip()
 
     def process_ids(self) -> tuple[int, ...]:
         """Our model processes, for the hardware sampler's thread: it never builds the session."""

@@ -84,11 +84,11 @@ class ChatCommands:
         self._screen.hosts.open_view()
 
     async def command_host(self, command: Command) -> None:
-        name, _, model = command.argument.partition(" ")
+        name, model = self._screen.models.split_host_argument(command.argument)
         if not name:
             self._screen.hosts.open_view()
             return
-        await self._screen.hosts.move(name, model.strip())
+        await self._screen.hosts.move(name, model)
 
     async def command_bench(self, command: Command) -> None:
         self._screen.dialogs.bench()
