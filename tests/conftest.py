@@ -25,6 +25,7 @@ def isolated_dirs(tmp_path: Path, session_cache: Path, monkeypatch: pytest.Monke
     # The demo model is assembled once per session into a shared cache folder.
     monkeypatch.setenv("LOLLMA_CACHE_DIR", str(session_cache))
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -165,3 +165,23 @@ async def test_host_errors_are_notices_and_the_chat_stays_where_it_was(
         await wait_until(pilot, lambda: main.models.host.name == "studio", within=15)
         await wait_ready(pilot, app)
         assert main.models.loaded is not None and main.models.loaded.name == "qwen3-4b"
+
+
+async def test_ollama_host_and_openai_base_url_are_the_default_hosts(
+    ollama_server: OllamaTestServer, studio: OpenAITestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", studio.base_url)
+    monkeypatch.setenv("OLLAMA_HOST", ollama_server.host)
+    # No address on the command line and no config file: the environment names both servers.
+    app = LollmaApp(StartupOptions(load=LoadSettings(backend=BackendKind.OPENAI, model=STUDIO_MODELS[0].id)))
+    main = app.chat_screen
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_ready(pilot, app)
+        assert main.models.host.name == "openai"
+        assert main.models.loaded is not None and main.models.loaded.name == "granite-3.0-2b-instruct"
+        assert [h.name for h in main.models.hosts] == ["local", "ollama", "openai"]
+        await pilot.press(*f"/host ollama {OLLAMA_MODEL}", "enter")
+        await wait_until(pilot, lambda: main.models.host.name == "ollama", within=15)
+        await wait_ready(pilot, app)
+        assert main.models.loaded is not None and main.models.loaded.name == OLLAMA_MODEL
+        assert main.models.host.address == ollama_server.url
