@@ -142,11 +142,15 @@ async def test_a_cut_stream_and_a_server_error_keep_the_chat(server: OpenAITestS
         failed = await send(pilot, app, "second question")
         assert failed.message.state is ReplyState.ERROR
         assert "(500): CUDA error: out of memory" in str(failed.footer.render())
+        server.queue(Script(status=429, message="slow down"))
+        limited = await send(pilot, app, "third question")
+        assert limited.message.state is ReplyState.ERROR
+        assert "is limiting requests (429)" in str(limited.footer.render())
         server.queue("Recovered.")
-        ok = await send(pilot, app, "third question")
+        ok = await send(pilot, app, "fourth question")
         assert ok.message.content == "Recovered."
         users = [m.content for m in main.conversation.messages if m.role == "user"]
-        assert users == ["first question", "second question", "third question"]
+        assert users == ["first question", "second question", "third question", "fourth question"]
         # The last request carried the whole conversation, without the failed replies' pieces.
         sent = server.chat_requests()[-1].body["messages"]
         assert [m["content"] for m in sent if m["role"] == "user"] == users
