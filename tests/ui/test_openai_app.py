@@ -115,7 +115,7 @@ async def test_the_drawer_shows_the_servers_settings_read_only_with_the_reason(
             assert row.has_class("-read-only") and "set when the OpenAI-compatible server starts" in str(
                 row.tooltip
             )
-        for name in ("n_threads", "n_batch", "flash_attn", "kv_cache_type", "use_mmap"):
+        for name in ("n_threads", "n_batch", "flash_attn", "kv_cache_type", "use_mmap", "repack"):
             assert drawer.query_one(f"#row-{name}", FieldRow).control.disabled
         assert not drawer.query_one("#model", Select).disabled
         summary = str(drawer.query_one("#drawer-read-only", Static).render())
@@ -126,6 +126,7 @@ async def test_the_drawer_shows_the_servers_settings_read_only_with_the_reason(
         backend.value = BackendKind.LLAMA_CPP
         await pilot.pause()
         assert not drawer.query_one("#n_gpu_layers", Stepper).disabled
+        assert not drawer.query_one("#row-repack", FieldRow).control.disabled
         assert not drawer.query_one("#drawer-read-only", Static).display
 
 
