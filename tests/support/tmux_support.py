@@ -36,6 +36,16 @@ class Tmux:
     def pane_dead(self, target: str) -> bool:
         return self.run("display", "-p", "-t", target, "#{pane_dead}").strip() == "1"
 
+    def exit_status(self, target: str, timeout: float) -> str:
+        """The dead pane's exit status. tmux marks a pane dead when its terminal closes, which can
+        come before it has collected the process's status: until then the status reads empty."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.run("display", "-p", "-t", target, "#{pane_dead_status}").strip()
+            if status or time.monotonic() > deadline:
+                return status
+            time.sleep(0.05)
+
     def wait_for(self, target: str, condition: Callable[[str], bool], timeout: float) -> str:
         deadline = time.monotonic() + timeout
         while True:
