@@ -192,10 +192,6 @@ class ChatScreen(Screen[None]):
     async def notice(self, text: str, kind: str = "info") -> None:
         await self.chat_log.add_notice(text, kind)
 
-    def post_notice(self, text: str, kind: str = "info") -> None:
-        """A notice from a worker or a callback: it reaches the chat log in order, as a message."""
-        self.post_message(NoticePosted(text, kind))
-
     def show_rate(self, tokens_per_s: float | None) -> None:
         """The live tokens/s of the reply being written (None once it has ended)."""
         with contextlib.suppress(NoMatches):
@@ -275,10 +271,7 @@ class ChatScreen(Screen[None]):
 
     @on(ServerExtrasRead)
     def _server_extras_read(self, message: ServerExtrasRead) -> None:
-        info = self.query_one(ServerInfo)
-        loaded = self.models.loaded
-        info.model = loaded.name if loaded is not None else None
-        info.extras = message.extras
+        self.hosts.extras_read(self.query_one(ServerInfo), message)
 
     @on(HostsReported)
     def _hosts_reported(self, message: HostsReported) -> None:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from lollma_tui.ui.messages import HardwareLinkChanged
     from lollma_tui.ui.screens.chat import ChatScreen
     from lollma_tui.ui.screens.hosts import HostsScreen
+    from lollma_tui.ui.widgets.server_info import ServerInfo
 
 EXTRAS_REFRESH_S = 5.0
 """How often a server's live extras (slots, KV cache, loading) are read again."""
@@ -138,6 +139,11 @@ class ChatHosts:
         """What the last load found (no request: the load has just asked)."""
         backend = self._openai()
         self._screen.post_message(ServerExtrasRead(backend.extras if backend is not None else None))
+
+    def extras_read(self, info: ServerInfo, message: ServerExtrasRead) -> None:
+        loaded = self._screen.models.loaded
+        info.model = loaded.name if loaded is not None else None
+        info.extras = message.extras
 
     def refresh_extras(self) -> None:
         backend = self._openai()
