@@ -255,13 +255,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lollma_tui.core.config_file import read_config
 
     try:
-        options = startup_options(args, read_config())
+        config = read_config()
+        options = startup_options(args, config)
     except CliError as error:
         print(f"lollma-tui: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     from lollma_tui.ui.app import LollmaApp
 
-    LollmaApp(options).run()
+    LollmaApp(options, hosts=config.hosts).run()
     return 0
 
 

@@ -8,7 +8,7 @@ import pytest
 from gguf_factory import SLOW_PREFILL_SPEC, TinyModelSpec, write_tiny_gguf
 
 # Fixtures that tests in several folders need; their modules live in tests/support.
-pytest_plugins = ["ollama_server.fixtures", "quant_fixtures"]
+pytest_plugins = ["ollama_server.fixtures", "quant_fixtures", "sshd_fixtures"]
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +25,7 @@ def isolated_dirs(tmp_path: Path, session_cache: Path, monkeypatch: pytest.Monke
     # The demo model is assembled once per session into a shared cache folder.
     monkeypatch.setenv("LOLLMA_CACHE_DIR", str(session_cache))
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,16 @@
     temperature = 0.7
     stop = ["</s>", "User:"]
 
+    [[hosts]]             # servers to move the chat to (/host NAME), as many as you like
+    name = "gpu-box"
+    kind = "openai"       # ollama, openai or llama.cpp
+    url = "http://gpu-box:8080/v1"
+    hw = "ssh://me@gpu-box"   # optional: show its hardware, read over your ssh
+
 Values go through the settings table, as typed text does, so the file accepts what /set accepts.
 A bad value or an unknown key is reported (file, key, reason) and left out; the rest still
-applies. Sections other than those in `SECTIONS` are reported too, so a misspelt name shows.
+applies. A host entry that cannot be used is reported and left out; the other hosts stay.
+Sections other than those in `SECTIONS` are reported too, so a misspelt name shows.
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from lollma_tui.core import paths
+from lollma_tui.core.hosts import HostEntry, HostEntryError
 from lollma_tui.core.settings import SettingsError
 from lollma_tui.core.settings_table import find_setting
 
 CONFIG_FILENAME = "config.toml"
-SECTIONS: tuple[str, ...] = ("settings",)
+SECTIONS: tuple[str, ...] = ("settings", "hosts")
+MAX_HOSTS = 64
 MAX_CONFIG_BYTES = 1 << 20
 """A config file is a few lines; anything this large is not one."""
 
@@ -36,6 +45,8 @@ class ConfigFile:
     path: Path
     settings: Mapping[str, Any] = field(default_factory=dict)
     """Setting name → value, already read through the settings table."""
+    hosts: tuple[HostEntry, ...] = ()
+    """The ``[[hosts]]`` entries that could be used, in the file's order."""
     problems: tuple[str, ...] = ()
     """One line per problem: the file, the key and the reason."""
 
@@ -76,7 +87,29 @@ def read_config(path: Path | None = None) -> ConfigFile:
             settings[setting.name] = setting.parse(_as_text(raw, setting.format))
         except SettingsError as error:
             problems.append(f"{path}: settings.{key}: {error}")
-    return ConfigFile(path, settings, tuple(problems))
+    hosts = _read_hosts(document.get("hosts", []), path, problems)
+    return ConfigFile(path, settings, hosts, tuple(problems))
+
+
+def _read_hosts(tables: object, path: Path, problems: list[str]) -> tuple[HostEntry, ...]:
+    """Each ``[[hosts]]`` table on its own: a bad one is reported, the others are kept."""
+    if not isinstance(tables, list):
+        problems.append(f"{path}: hosts must be a list of tables ([[hosts]])")
+        return ()
+    if len(tables) > MAX_HOSTS:
+        problems.append(f"{path}: more than {MAX_HOSTS} hosts; the rest are left out")
+    hosts: list[HostEntry] = []
+    for index, table in enumerate(tables[:MAX_HOSTS]):
+        try:
+            entry = HostEntry.from_mapping(table, f"hosts[{index}]")
+        except HostEntryError as error:
+            problems.append(f"{path}: {error}; this host is left out")
+            continue
+        if any(h.name == entry.name for h in hosts):
+            problems.append(f"{path}: hosts[{index}].name: {entry.name!r} is named twice; the first is kept")
+            continue
+        hosts.append(entry)
+    return tuple(hosts)
 
 
 def _as_text(raw: object, format_value: Callable[[Any], str]) -> str:

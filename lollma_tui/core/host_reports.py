@@ -1,20 +1,25 @@
 """One look at each host: reachable or not, its models, what is loaded now. The hosts view shows it.
 
 Each host is asked on its own and briefly; one that does not answer is reported with the reason
-and never holds the others up (`report_hosts` asks them all at once).
+and never holds the others up (`report_hosts` asks them all at once). `survey_hosts` adds each
+host's GPU summary: one reading of its hardware over ssh, where the host has `hw`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass
+import queue
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from lollma_tui.core.backends.base import BackendError
+from lollma_tui.core.hardware.snapshots import SystemSnapshot
 from lollma_tui.core.hosts import HostEntry
 from lollma_tui.core.settings import BackendKind
 
 REPORT_TIMEOUT_S = 5.0
+HARDWARE_TIMEOUT_S = 15.0
+"""An ssh login and a first sample: slower than asking a server."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +82,74 @@ async def _ask(entry: HostEntry, timeout_s: float) -> HostReport:
             tuple(m.name for m in running),
         )
     return HostReport(entry, True, "llama.cpp in this app")
+
+
+def model_to_load(report: HostReport, remembered: str | None) -> str | None:
+    """The model `/host NAME` loads when no model is named, or None when it must be chosen.
+
+    The one used there before in this session, else the one the server has loaded, else its
+    only model.
+    """
+    if remembered and (remembered in report.models or not report.models):
+        return remembered
+    if report.loaded:
+        return report.loaded[0]
+    if len(report.models) == 1:
+        return report.models[0]
+    return None
+
+
+async def survey_hosts(
+    entries: Sequence[HostEntry],
+    *,
+    known_gpus: Mapping[str, str] | None = None,
+    ssh_options: Sequence[str] = (),
+    timeout_s: float = REPORT_TIMEOUT_S,
+    hardware_timeout_s: float = HARDWARE_TIMEOUT_S,
+) -> list[HostReport]:
+    """`report_hosts`, with each host's GPU summary: from `known_gpus` (by host name, e.g. the
+    panel's live reading), else read once over ssh for hosts with `hw`."""
+    known = dict(known_gpus or {})
+
+    async def gpu_of(entry: HostEntry) -> str | None:
+        if entry.name in known:
+            return known[entry.name]
+        if entry.hw is None:
+            return None
+        return await asyncio.to_thread(_read_gpu_summary, entry, tuple(ssh_options), hardware_timeout_s)
+
+    reports, gpus = await asyncio.gather(
+        report_hosts(entries, timeout_s=timeout_s), asyncio.gather(*(gpu_of(e) for e in entries))
+    )
+    return [replace(r, gpu_summary=g) if g else r for r, g in zip(reports, gpus, strict=True)]
+
+
+def _read_gpu_summary(entry: HostEntry, ssh_options: tuple[str, ...], timeout_s: float) -> str:
+    """One hardware reading of `entry`'s machine over ssh (blocking): its GPU line, or why not."""
+    from lollma_tui.core.hardware.remote import LinkState, LinkStatus, RemoteHardwareSampler
+
+    assert entry.hw is not None
+    arrived: queue.Queue[SystemSnapshot | LinkStatus] = queue.Queue()
+
+    def on_status(status: LinkStatus) -> None:
+        if status.state is LinkState.STALE:
+            arrived.put(status)
+
+    sampler = RemoteHardwareSampler(
+        arrived.put,
+        entry.hw,
+        command=entry.hw_command,
+        ssh_options=ssh_options,
+        on_status=on_status,
+        backoff_initial_s=timeout_s,
+    )
+    sampler.start()
+    try:
+        first = arrived.get(timeout=timeout_s)
+    except queue.Empty:
+        return f"no hardware reading over ssh within {timeout_s:g} s"
+    finally:
+        sampler.stop()
+    if isinstance(first, SystemSnapshot):
+        return first.gpu_summary or "no GPU reported"
+    return first.message

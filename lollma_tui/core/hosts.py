@@ -3,21 +3,28 @@
 A `HostEntry` is what a ``[[hosts]]`` table of the config file describes, and what the command
 line's --backend / --base-url / --ollama-host / --hw-host flags describe for the one host of a
 session. `default_hosts` gives the hosts known without any config: OLLAMA_HOST and
-OPENAI_BASE_URL are honoured as the defaults.
+OPENAI_BASE_URL are honoured as the defaults. `session_hosts` puts the three together: the hosts
+a session can move to (`/host NAME`) and the one it starts on.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from lollma_tui.core.checked import WireError, mapping, optional_text, text
 from lollma_tui.core.hardware.ssh_target import SshTarget, SshTargetError
 from lollma_tui.core.settings import BackendKind
 
+if TYPE_CHECKING:
+    from lollma_tui.core.settings import StartupOptions
+
 MAX_NAME = 64
+LOCAL = "local"
+"""The name of this machine's llama.cpp host."""
 
 
 class HostEntryError(ValueError):
@@ -56,16 +63,55 @@ class HostEntry:
                 choices = ", ".join(k.value for k in BackendKind)
                 raise HostEntryError(f"{where}.kind: {kind_text!r} is not one of {choices}") from None
             hw_text = optional_text(table, "hw", where, max_length=300)
+            url = optional_text(table, "url", where, max_length=2000)
+            if kind is not BackendKind.LLAMA_CPP:
+                if not url:
+                    raise HostEntryError(f"{where}.url: {kind} hosts need the server’s address")
+                url = server_address(kind, url, strict=True)
             return cls(
                 name=name,
                 kind=kind,
-                url=optional_text(table, "url", where, max_length=2000),
+                url=url,
                 hw=SshTarget.parse(hw_text) if hw_text else None,
                 hw_command=optional_text(table, "hw_command", where, max_length=2000),
                 api_key_env=optional_text(table, "api_key_env", where, max_length=200),
             )
+        except HostEntryError:
+            raise
         except (WireError, SshTargetError) as error:
             raise HostEntryError(str(error)) from None
+        except ValueError as error:  # the OpenAI base URL's own check
+            raise HostEntryError(f"{where}.url: {error}") from None
+
+    @property
+    def address(self) -> str | None:
+        """The server's normalised address; None for llama.cpp in this app."""
+        return server_address(self.kind, self.url)
+
+    def same_server(self, other: HostEntry) -> bool:
+        return self.kind is other.kind and self.address == other.address
+
+
+def server_address(kind: BackendKind, url: str | None, *, strict: bool = False) -> str | None:
+    """`url` as the backend of `kind` reads it (None: the environment's or the default server).
+
+    An OpenAI address that cannot be one raises ValueError (`BaseUrlError`) when `strict`, and
+    otherwise stays as written: the backend built on it says what is wrong when it is used.
+    """
+    if kind is BackendKind.LLAMA_CPP:
+        return None
+    if kind is BackendKind.OPENAI:
+        from lollma_tui.core.backends.openai_host import BaseUrlError, base_url
+
+        try:
+            return base_url(url)
+        except BaseUrlError:
+            if strict:
+                raise
+            return (url or os.environ.get("OPENAI_BASE_URL", "")).strip()
+    from lollma_tui.core.backends.ollama_host import base_url as ollama_url
+
+    return ollama_url(url)
 
 
 def default_hosts(environ: Mapping[str, str] | None = None) -> tuple[HostEntry, ...]:
@@ -77,3 +123,68 @@ def default_hosts(environ: Mapping[str, str] | None = None) -> tuple[HostEntry, 
     if env.get("OPENAI_BASE_URL", "").strip():
         hosts.append(HostEntry("openai", BackendKind.OPENAI, env["OPENAI_BASE_URL"].strip()))
     return tuple(hosts)
+
+
+def session_hosts(
+    options: StartupOptions,
+    configured: Sequence[HostEntry] = (),
+    environ: Mapping[str, str] | None = None,
+) -> tuple[tuple[HostEntry, ...], HostEntry]:
+    """The hosts a session can move to, and the one it starts on.
+
+    The `configured` hosts (the config file's) come first, then the default ones whose name and
+    server are not listed yet. The command line's server is the listed host with the same address (with the
+    command line's --hw-host, where given), or else it is added, named after its address.
+    """
+    listed = list(configured)
+    for default in default_hosts(environ):
+        if not any(h.name == default.name or h.same_server(default) for h in listed):
+            listed.append(default)
+    kind = options.load.backend
+    url = {BackendKind.OLLAMA: options.ollama_host, BackendKind.OPENAI: options.openai_base_url}.get(kind)
+    hw = SshTarget.parse(options.hw_host) if options.hw_host else None
+    start = HostEntry(
+        LOCAL, kind, server_address(kind, url), hw, options.hw_command, options.openai_api_key_env
+    )
+    for index, host in enumerate(listed):
+        if host.same_server(start):
+            if start.hw is not None or start.api_key_env is not None:
+                host = replace(
+                    host,
+                    hw=start.hw or host.hw,
+                    hw_command=start.hw_command if start.hw else host.hw_command,
+                    api_key_env=start.api_key_env or host.api_key_env,
+                )
+                listed[index] = host
+            return tuple(listed), host
+    start = replace(start, name=_unused_name(_address_name(start), listed))
+    return (*listed, start), start
+
+
+def options_url(options: StartupOptions, kind: BackendKind) -> str | None:
+    """The server of `kind` the command line names (None: the environment's or the default)."""
+    return {BackendKind.OLLAMA: options.ollama_host, BackendKind.OPENAI: options.openai_base_url}.get(kind)
+
+
+def host_for_server(kind: BackendKind, url: str | None, hosts: Sequence[HostEntry]) -> HostEntry:
+    """The listed host serving `kind` at `url` (None: the environment's or the default server),
+    or a new entry named after the address when none does."""
+    wanted = HostEntry(LOCAL, kind, server_address(kind, url))
+    found = next((h for h in hosts if h.same_server(wanted)), None)
+    return found or replace(wanted, name=_unused_name(_address_name(wanted), hosts))
+
+
+def _address_name(host: HostEntry) -> str:
+    address = host.address
+    if address is None:
+        return LOCAL
+    return (urllib.parse.urlsplit(address).netloc or address)[:MAX_NAME]
+
+
+def _unused_name(name: str, hosts: Sequence[HostEntry]) -> str:
+    taken = {h.name for h in hosts}
+    candidate, number = name, 2
+    while candidate in taken:
+        candidate = f"{name[: MAX_NAME - 4]}-{number}"
+        number += 1
+    return candidate

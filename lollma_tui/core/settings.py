@@ -135,6 +135,8 @@ class StartupOptions:
     """Watch this machine's hardware over ssh (``[user@]host[:port]``) instead of this one's."""
     hw_command: str | None = None
     """The command run there; None means `lollma-tui monitor --jsonl` at the panel's interval."""
+    ssh_options: tuple[str, ...] = ()
+    """Options given to ssh before the host (e.g. ``-F CONFIG``), for every remote-hardware link."""
     hardware_interval_s: float = 1.0
     """How often the hardware panel samples (0.25–5 s)."""
     new_conversation: bool = False

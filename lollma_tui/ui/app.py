@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import os
 import sys
+from collections.abc import Sequence
 
 from textual import on
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
 from lollma_tui.core.backends.base import Backend
+from lollma_tui.core.hosts import HostEntry
 from lollma_tui.core.settings import StartupOptions
 from lollma_tui.ui.literal_app import LiteralApp
 from lollma_tui.ui.messages import HardwareSampled
@@ -33,10 +35,13 @@ class LollmaApp(LiteralApp[None]):
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
     ]
 
-    def __init__(self, options: StartupOptions, backend: Backend | None = None) -> None:
+    def __init__(
+        self, options: StartupOptions, backend: Backend | None = None, *, hosts: Sequence[HostEntry] = ()
+    ) -> None:
+        """`hosts` are the config file's ``[[hosts]]``; the defaults are added to them."""
         super().__init__()
         self.options = options
-        self.chat_screen = ChatScreen(options, backend)
+        self.chat_screen = ChatScreen(options, backend, hosts=hosts)
 
     def get_default_screen(self) -> ChatScreen:
         return self.chat_screen

@@ -15,9 +15,12 @@ from textual.message import Message
 from lollma_tui.core.backends.base import BackendStatus
 
 if TYPE_CHECKING:
+    from lollma_tui.core.backends.openai_extras import ServerExtras
     from lollma_tui.core.chat.commands import CompletionContext
     from lollma_tui.core.chat.context_budget import ContextCheck
     from lollma_tui.core.hardware import HardwareHistory, SystemSnapshot
+    from lollma_tui.core.hardware.remote import LinkStatus
+    from lollma_tui.core.host_reports import HostReport
     from lollma_tui.core.models.catalog import Catalog
     from lollma_tui.core.session import SwapProgress, SwapResult
     from lollma_tui.core.settings import BackendKind
@@ -88,3 +91,29 @@ class HardwareSampled(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, HardwareSampled)
+
+
+@dataclass
+class HardwareLinkChanged(Message):
+    """The ssh link to another machine's hardware changed state (live, stale with why…)."""
+
+    host: str
+    status: LinkStatus
+
+
+@dataclass
+class ServerExtrasRead(Message):
+    """What an OpenAI-compatible server told about itself, at a load or a periodic refresh."""
+
+    extras: ServerExtras | None
+    """None: the backend now in use is not such a server."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ServerExtrasRead)
+
+
+@dataclass
+class HostsReported(Message):
+    """One look at every host (reachable, models, loaded, GPUs), for the hosts view."""
+
+    reports: tuple[HostReport, ...]

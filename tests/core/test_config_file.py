@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from lollma_tui.core.config_file import config_path, read_config
-from lollma_tui.core.settings import AUTO
+from lollma_tui.core.hardware.ssh_target import SshTarget
+from lollma_tui.core.settings import AUTO, BackendKind
 
 
 def write(path: Path, text: str) -> Path:
@@ -73,3 +74,58 @@ def test_a_file_that_is_not_toml_is_one_problem(tmp_path: Path) -> None:
     assert config.settings == {}
     assert len(config.problems) == 1 and "not valid TOML" in config.problems[0]
     assert config.problems[0].startswith(str(path))
+
+
+def test_hosts_are_read_each_on_its_own(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "config.toml",
+        """
+        [[hosts]]
+        name = "gpu-box"
+        kind = "openai"
+        url = "gpu-box:8080"
+        hw = "ssh://me@gpu-box:2222"
+        hw_command = "uvx lollma-tui monitor --jsonl"
+
+        [[hosts]]
+        name = "broken"
+        kind = "tgi"
+        url = "http://x"
+
+        [[hosts]]
+        name = "den"
+        kind = "ollama"
+        url = "den"
+
+        [[hosts]]
+        name = "nowhere"
+        kind = "openai"
+
+        [[hosts]]
+        name = "gpu-box"
+        kind = "ollama"
+        url = "gpu-box"
+        """.replace("\n        ", "\n"),
+    )
+    config = read_config(path)
+    assert [(h.name, h.kind, h.url) for h in config.hosts] == [
+        ("gpu-box", BackendKind.OPENAI, "http://gpu-box:8080/v1"),
+        ("den", BackendKind.OLLAMA, "http://den:11434"),
+    ]
+    box = config.hosts[0]
+    assert box.hw == SshTarget("gpu-box", "me", 2222) and box.hw_command == "uvx lollma-tui monitor --jsonl"
+    problems = "\n".join(config.problems)
+    assert (
+        f"{path}: hosts[1].kind: 'tgi' is not one of llama.cpp, ollama, openai; this host is left out"
+        in problems
+    )
+    assert "hosts[3].url: openai hosts need the server’s address" in problems
+    assert "hosts[4].name: 'gpu-box' is named twice" in problems
+    assert all(line.startswith(f"{path}: ") for line in config.problems)
+    assert len(config.problems) == 3
+
+
+def test_hosts_that_are_not_tables_are_one_problem(tmp_path: Path) -> None:
+    config = read_config(write(tmp_path / "config.toml", 'hosts = "gpu-box"\n'))
+    assert config.hosts == ()
+    assert config.problems == (f"{tmp_path / 'config.toml'}: hosts must be a list of tables ([[hosts]])",)

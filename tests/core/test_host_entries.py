@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lollma_tui.core.hardware.ssh_target import SshTarget, SshTargetError, default_remote_command
-from lollma_tui.core.hosts import HostEntry, HostEntryError, default_hosts
-from lollma_tui.core.settings import BackendKind
+from lollma_tui.core.hosts import HostEntry, HostEntryError, default_hosts, session_hosts
+from lollma_tui.core.settings import BackendKind, LoadSettings, StartupOptions
 
 
 @pytest.mark.parametrize(
@@ -68,3 +68,42 @@ def test_environment_variables_give_the_default_hosts() -> None:
         ("openai", BackendKind.OPENAI, "http://box:8080/v1"),
     ]
     assert [h.name for h in default_hosts({})] == ["local"]
+
+
+def _options(**kwargs: object) -> StartupOptions:
+    load = LoadSettings(backend=kwargs.pop("backend", BackendKind.LLAMA_CPP))  # type: ignore[arg-type]
+    return StartupOptions(load=load, **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_session_starts_on_the_configured_host_with_the_same_server() -> None:
+    box = HostEntry("box", BackendKind.OPENAI, "http://box:8080/v1", hw=SshTarget("box"))
+    options = _options(backend=BackendKind.OPENAI, openai_base_url="box:8080")
+    hosts, start = session_hosts(options, (box,), {})
+    assert start == box
+    assert [h.name for h in hosts] == ["box", "local"]
+    # --hw-host on the command line wins over the entry's own.
+    chosen = _options(backend=BackendKind.OPENAI, openai_base_url="box:8080", hw_host="me@other")
+    hosts, start = session_hosts(chosen, (box,), {})
+    assert start.name == "box" and start.hw == SshTarget("other", "me") and hosts[0] == start
+
+
+def test_a_server_not_in_the_config_is_added_named_after_its_address() -> None:
+    box = HostEntry("box", BackendKind.OLLAMA, "http://box:11434")
+    options = _options(backend=BackendKind.OPENAI, openai_base_url="http://10.0.0.5:8000/v1")
+    hosts, start = session_hosts(options, (box,), {"OLLAMA_HOST": "box"})
+    assert (start.name, start.kind, start.url) == (
+        "10.0.0.5:8000",
+        BackendKind.OPENAI,
+        "http://10.0.0.5:8000/v1",
+    )
+    # OLLAMA_HOST names the same server as the entry "box": it is not listed twice.
+    assert [h.name for h in hosts] == ["box", "local", "10.0.0.5:8000"]
+    hosts, start = session_hosts(_options(), (box,), {})
+    assert start.name == "local" and start.kind is BackendKind.LLAMA_CPP and len(hosts) == 2
+
+
+def test_a_bad_openai_base_url_in_the_environment_does_not_stop_a_session() -> None:
+    hosts, start = session_hosts(_options(), (), {"OPENAI_BASE_URL": "ftp://nowhere"})
+    assert start.name == "local" and [h.name for h in hosts] == ["local", "openai"]
+    with pytest.raises(HostEntryError, match="must start with http"):
+        HostEntry.from_mapping({"name": "x", "kind": "openai", "url": "ftp://nowhere"})

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from ollama_server import OllamaTestServer
 from openai_server import Flavour, OpenAITestServer, ServedSpec
 from openai_server.fixtures import free_port
+from sshd_server import ALIAS, SshServer, monitor_command
 
-from lollma_tui.core.host_reports import report_hosts
+from lollma_tui.core.hardware.ssh_target import SshTarget
+from lollma_tui.core.host_reports import HostReport, model_to_load, report_hosts, survey_hosts
 from lollma_tui.core.hosts import HostEntry
 from lollma_tui.core.settings import BackendKind
 
@@ -40,3 +45,37 @@ async def test_each_host_is_reported_and_a_dead_one_does_not_hold_the_others() -
     assert reports["ollama"].models and reports["ollama"].loaded == ()
     assert not reports["gone"].reachable
     assert "No OpenAI-compatible server answers" in reports["gone"].message
+
+
+def test_a_host_with_remote_hardware_gets_its_gpu_summary_over_ssh(
+    sshd: SshServer, fake_nvml_site: Path
+) -> None:
+    with OpenAITestServer(Flavour.LLAMA_SERVER) as llama:
+        entries = [
+            HostEntry(
+                "box",
+                BackendKind.OPENAI,
+                llama.base_url,
+                hw=SshTarget(ALIAS),
+                hw_command=monitor_command(fake_nvml_site, 0.5),
+            ),
+            HostEntry("local", BackendKind.LLAMA_CPP),
+            HostEntry("den", BackendKind.OLLAMA, "http://127.0.0.1:9", hw=SshTarget("no-such-alias")),
+        ]
+        reports = asyncio.run(
+            survey_hosts(entries, known_gpus={"local": "CPU only"}, ssh_options=sshd.options, timeout_s=3)
+        )
+    box, local, den = reports
+    assert box.reachable and box.gpu_summary is not None
+    assert box.gpu_summary.startswith("2 GPUs") and "4090" in box.gpu_summary
+    assert local.gpu_summary == "CPU only"
+    assert not den.reachable and den.gpu_summary is not None and "no-such-alias" in den.gpu_summary
+
+
+def test_the_model_a_move_loads_when_none_is_named() -> None:
+    entry = HostEntry("box", BackendKind.OPENAI, "http://box:8080/v1")
+    offered = HostReport(entry, True, "LM Studio", models=("a", "b"), loaded=("b",))
+    assert model_to_load(offered, remembered="a") == "a"
+    assert model_to_load(offered, remembered="gone") == "b"
+    assert model_to_load(HostReport(entry, True, "x", models=("a", "b")), None) is None
+    assert model_to_load(HostReport(entry, True, "x", models=("only",)), None) == "only"

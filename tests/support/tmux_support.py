@@ -36,6 +36,26 @@ class Tmux:
     def pane_dead(self, target: str) -> bool:
         return self.run("display", "-p", "-t", target, "#{pane_dead}").strip() == "1"
 
+    def exit_status(self, target: str, timeout: float) -> str:
+        """How the dead pane's process ended: its exit status ("0"), or "signal N".
+
+        tmux marks a pane dead when its terminal closes, which can come before it has collected
+        the process's status: until then both read empty."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status, signal = (
+                self.run("display", "-p", "-t", target, "#{pane_dead_status}:#{pane_dead_signal}")
+                .strip()
+                .split(":")
+            )
+            if status:
+                return status
+            if signal:
+                return f"signal {signal}"
+            if time.monotonic() > deadline:
+                return ""
+            time.sleep(0.05)
+
     def wait_for(self, target: str, condition: Callable[[str], bool], timeout: float) -> str:
         deadline = time.monotonic() + timeout
         while True:

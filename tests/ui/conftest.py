@@ -1,4 +1,5 @@
-"""Fixtures for the app tests; `tmux` drives the installed command in a private tmux server."""
+"""Fixtures for the app tests; `tmux` drives the installed command in a private tmux server, and
+`real_openai_server` is llama-cpp-python's own server on the tiny model."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from pathlib import Path
 import pytest
 from gguf import LlamaFileType
 from gguf_factory import quantize_gguf
+from openai_server.fixtures import real_openai_server
 from tmux_support import tmux
 
-__all__ = ["tmux"]
+__all__ = ["real_openai_server", "tmux"]
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from pilot_support import wait_until
@@ -54,16 +55,21 @@ async def test_live_token_rate_shows_while_streaming_and_goes_away(slow_gguf: Pa
             return len(rates) >= 3
 
         await pilot.press(*"go", "enter")
+        await wait_until(pilot, lambda: panel.live_rate is not None)
+        # A busy UI (here: the event loop blocked for a second while the engine goes on) must not
+        # bend the figure: it is the engine's rate, not how soon the UI read the tokens.
+        time.sleep(1.0)
+        rates.clear()
         await wait_until(pilot, sample_rate)
         assert all(rate > 0 for rate in rates)
         await pilot.press("escape")
         await wait_until(pilot, lambda: not main.is_generating)
         assert panel.live_rate is None
-        # The measured figure and the live one describe the same reply: same order of magnitude.
+        # The engine's own figure and the live one describe the same reply.
         stats = main.conversation.messages[-1].stats
         assert stats is not None and stats.gen_tps is not None
         assert stats.gen_tokens < SLOW_ENDLESS.max_tokens  # it was still going when stopped
-        assert 0.2 < rates[-1] / stats.gen_tps < 5
+        assert 0.4 < rates[0] / stats.gen_tps < 2.5, (rates, stats.gen_tps)
 
 
 async def test_folding_the_panel_slows_sampling(tiny_gguf: Path) -> None:

@@ -230,7 +230,8 @@ def test_kill_9_while_streaming_keeps_the_partial_reply_and_resumes_it(
     assert "1 reply was cut off when lollma-tui last closed; marked incomplete." in resumed
     tmux.run("send-keys", "-t", "crash", "C-q")
     tmux.wait_for("crash", lambda _: tmux.pane_dead("crash"), timeout=15)
-    assert tmux.run("display", "-p", "-t", "crash", "#{pane_dead_status}").strip() == "0"
+    ended = tmux.exit_status("crash", timeout=5)
+    assert ended == "0", f"lollma-tui ended with {ended!r}; its last screen:\n{tmux.screen('crash')}"
 
     with ChatStore.open(db) as store:
         after = store.load(conversation_id).conversation.messages

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chat_app_support import notices, send
 from ollama_server import OllamaTestServer
 from ollama_server.engines import Script
 from pilot_support import ollama_app, wait_until
@@ -12,22 +13,7 @@ from lollma_tui.core.backends.base import BackendState
 from lollma_tui.core.chat.conversation import ReplyState
 from lollma_tui.core.settings import BackendKind
 from lollma_tui.ui.app import LollmaApp
-from lollma_tui.ui.widgets.chat_log import Notice, PullView, ReplyTurn
-
-
-def notices(app: LollmaApp) -> list[str]:
-    main = app.chat_screen
-    return [str(n.render()) for n in main.chat_log.query(Notice)]
-
-
-async def send(pilot: Pilot[None], app: LollmaApp, text: str) -> ReplyTurn:
-    main = app.chat_screen
-    before = len(main.chat_log.reply_turns())
-    await pilot.press(*text, "enter")
-    await wait_until(pilot, lambda: len(main.chat_log.reply_turns()) > before)
-    turn = main.chat_log.reply_turns()[-1]
-    await wait_until(pilot, lambda: not main.is_generating)
-    return turn
+from lollma_tui.ui.widgets.chat_log import PullView
 
 
 async def test_chat_through_ollama_with_stats_from_the_final_chunk(ollama_server: OllamaTestServer) -> None:

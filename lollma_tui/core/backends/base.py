@@ -94,6 +94,9 @@ class TextDelta:
     text: str
     tokens: int | None = None
     """Tokens generated so far in this reply, where the backend knows (for a live tok/s)."""
+    at: float | None = None
+    """When the engine produced it (`time.monotonic()`, a clock all processes here share), where
+    the backend knows: the live tok/s then measures the engine, not how soon the UI got to it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
-"""One-line descriptions of a run's set-up, a reply's speed and a loaded model."""
+"""One-line descriptions of a run's set-up, a reply's speed, a loaded model and a model server."""
 
 from __future__ import annotations
 
 from lollma_tui.core.backends.base import LoadedModel, ReplyStats, RunSetup, StatsSource
+from lollma_tui.core.backends.openai_extras import ServerExtras
 from lollma_tui.core.formatting import rate, seconds, share
 from lollma_tui.core.settings import BackendKind
 
@@ -60,3 +61,40 @@ def format_loaded(model: LoadedModel) -> str:
         f"{format_gpu_layers(model.n_gpu_layers, model.n_layers)} · ctx {model.n_ctx}"
         + ("" if model.gpu_offload_supported else " · CPU-only llama.cpp build")
     )
+
+
+def format_server(extras: ServerExtras, model: str | None = None) -> tuple[str, ...]:
+    """Short lines on what an OpenAI-compatible server said about itself, for the model card.
+
+    Only what it said: a line is left out when the server has no endpoint that tells it.
+    """
+    lines = [extras.label]
+    slot_parts: list[str] = []
+    per_slot = extras.n_ctx or next((s.n_ctx for s in extras.slots if s.n_ctx), None)
+    if per_slot:
+        slot_parts.append(f"ctx {per_slot} per slot")
+    total = extras.total_slots or len(extras.slots) or None
+    if total:
+        busy = sum(1 for s in extras.slots if s.processing)
+        slot_parts.append(f"{busy}/{total} slots busy" if extras.slots else f"{total} slots")
+    if slot_parts:
+        lines.append(" · ".join(slot_parts))
+    metrics = extras.metrics
+    if metrics is not None:
+        load_parts = []
+        if metrics.kv_cache_usage is not None:
+            load_parts.append(f"KV cache {share(metrics.kv_cache_usage)}")
+        if metrics.requests_running is not None:
+            load_parts.append(f"{metrics.requests_running} running")
+        if metrics.requests_waiting:
+            load_parts.append(f"{metrics.requests_waiting} waiting")
+        if load_parts:
+            lines.append(" · ".join(load_parts))
+    served = extras.model(model) if model else None
+    if served is not None:
+        state = None if served.loaded is None else ("loaded" if served.loaded else "not loaded")
+        details = (state, served.quantization, served.architecture)
+        lines.append(" · ".join(d for d in details if d))
+    if extras.loading:
+        lines.append("the server is loading its model…")
+    return tuple(line for line in lines if line)

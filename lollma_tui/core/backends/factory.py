@@ -1,4 +1,4 @@
-"""One place that builds a backend of a kind from the start-up options.
+"""One place that builds a backend of a kind, for the start-up options or for a named host.
 
 Each backend's module is imported only when that backend is built: the OpenAI and Ollama
 clients cost hundreds of milliseconds to import, which a llama.cpp session never pays.
@@ -11,14 +11,24 @@ from lollma_tui.core.settings import BackendKind, StartupOptions
 
 
 def make_backend(kind: BackendKind, options: StartupOptions) -> Backend:
+    """The backend of `kind` at the server the command line (or the environment) names."""
+    if kind is BackendKind.OLLAMA:
+        return make_server_backend(kind, options.ollama_host)
+    if kind is BackendKind.OPENAI:
+        return make_server_backend(kind, options.openai_base_url, api_key_env=options.openai_api_key_env)
+    return make_server_backend(kind, None)
+
+
+def make_server_backend(kind: BackendKind, url: str | None, *, api_key_env: str | None = None) -> Backend:
+    """The backend of `kind` at `url` (None: the environment's or the default server)."""
     if kind is BackendKind.OLLAMA:
         from lollma_tui.core.backends.ollama import OllamaBackend
 
-        return OllamaBackend(options.ollama_host)
+        return OllamaBackend(url)
     if kind is BackendKind.OPENAI:
         from lollma_tui.core.backends.openai import OpenAIBackend
 
-        return OpenAIBackend(options.openai_base_url, api_key_env=options.openai_api_key_env)
+        return OpenAIBackend(url, api_key_env=api_key_env)
     from lollma_tui.core.backends.llamacpp import LlamaCppBackend
 
     return LlamaCppBackend()

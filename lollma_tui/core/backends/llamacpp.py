@@ -348,7 +348,8 @@ class LlamaCppBackend:
                 if kind == proto.EV_DELTA:
                     if first_at is None:
                         first_at = time.perf_counter()
-                    yield TextDelta(str(event["text"]), event.get("n"))
+                    at = event.get("t")
+                    yield TextDelta(str(event["text"]), event.get("n"), at if isinstance(at, float) else None)
                 elif kind == proto.EV_DONE:
                     finished = True
                     figures = proto.WorkerReplyFigures.from_wire(event["figures"])

@@ -246,7 +246,13 @@ class Worker:
                     text = choice["delta"].get("content")
                     if text:
                         self.channel.send(
-                            {"ev": proto.EV_DELTA, "id": request_id, "text": text, "n": llm.sampled}
+                            {
+                                "ev": proto.EV_DELTA,
+                                "id": request_id,
+                                "text": text,
+                                "n": llm.sampled,
+                                "t": time.monotonic(),
+                            }
                         )
                     if choice.get("finish_reason"):
                         finish = choice["finish_reason"]

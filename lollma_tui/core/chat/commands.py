@@ -30,6 +30,8 @@ class CompletionContext:
     quants: tuple[str, ...] = ()
     """The current model's quantizations."""
     themes: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    """The names /host accepts: the config file's hosts and the defaults."""
     backends: tuple[str, ...] = tuple(kind.value for kind in BackendKind)
     setting_values: Mapping[str, tuple[str, ...]] = field(default_factory=default_setting_values)
 
@@ -155,6 +157,13 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "setting",
         _values(lambda c: c.backends),
     ),
+    CommandSpec(
+        "host",
+        "/host NAME [MODEL]",
+        "move the chat to another host (its model, or MODEL); the conversation goes along",
+        complete=_values(lambda c: c.hosts),
+    ),
+    CommandSpec("hosts", "/hosts", "every host: reachable or not, its models, what is loaded, its GPUs"),
     CommandSpec(
         "set",
         "/set KEY VALUE",

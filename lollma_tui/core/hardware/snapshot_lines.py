@@ -43,6 +43,7 @@ from lollma_tui.core.hardware.snapshots import (
     SourceStatus,
     SystemSnapshot,
 )
+from lollma_tui.core.safe_text import clean_text
 
 T = TypeVar("T")
 
@@ -145,8 +146,8 @@ def decode(line: str | bytes, *, received_at: float, host: str | None = None) ->
         gpus=_many(problems, data.get("gpus"), "gpus", MAX_GPUS, _gpu),
         processes=_many(problems, data.get("processes"), "processes", MAX_PROCESSES, _process),
         sources=_many(problems, data.get("sources"), "sources", MAX_SOURCES, _source),
-        gpu_summary=optional_text(data, "gpu_summary", "line", max_length=300) or "",
-        hint=optional_text(data, "hint", "line", max_length=300),
+        gpu_summary=_words(data, "gpu_summary", "line", 300) or "",
+        hint=_words(data, "hint", "line", 300),
         sample_cost_s=optional_number(data, "cost_s", "line", low=0.0, high=3600.0) or 0.0,
         host=host,
     )
@@ -183,6 +184,13 @@ def _many(
     return tuple(found)
 
 
+def _words(data: Mapping[str, Any], key: str, where: str, max_length: int) -> str | None:
+    # Names and messages from the far side reach the panel and the hosts view: no control
+    # characters (an escape sequence there would go to this terminal), one line each.
+    value = optional_text(data, key, where, max_length=max_length)
+    return None if value is None else clean_text(value, keep_lines=False)
+
+
 def _percent(data: Mapping[str, Any], key: str, where: str) -> float | None:
     return optional_number(data, key, where, low=0.0, high=MAX_RATE)
 
@@ -210,7 +218,7 @@ def _cpu(data: Mapping[str, Any]) -> CpuSnapshot:
         load_avg=load_avg,
         logical_cores=optional_integer(data, "logical_cores", where, high=MAX_CORES),
         physical_cores=optional_integer(data, "physical_cores", where, high=MAX_CORES),
-        model=optional_text(data, "model", where, max_length=200),
+        model=_words(data, "model", where, 200),
     )
 
 
@@ -240,12 +248,13 @@ def _gpu(data: Mapping[str, Any], where: str) -> GpuSnapshot:
     throttle = None
     if reasons is not None:
         throttle = tuple(
-            text(r, f"{where}.throttle_reasons", max_length=40) for r in items(reasons, where, 16)
+            clean_text(text(r, f"{where}.throttle_reasons", max_length=40), keep_lines=False)
+            for r in items(reasons, where, 16)
         )
     procs = items(data.get("processes", []), f"{where}.processes", MAX_PROCESSES)
     return GpuSnapshot(
         index=integer(data.get("index"), f"{where}.index", high=4096),
-        name=text(data.get("name"), f"{where}.name", max_length=200),
+        name=clean_text(text(data.get("name"), f"{where}.name", max_length=200), keep_lines=False),
         vendor=_enum(data, "vendor", where, GpuVendor),
         state=_enum(data, "state", where, GpuState, GpuState.OK),
         utilization_percent=optional_number(data, "utilization_percent", where, low=0.0, high=100.0),
@@ -262,7 +271,7 @@ def _gpu(data: Mapping[str, Any], where: str) -> GpuSnapshot:
         throttle_reasons=throttle,
         unified_memory=optional_bool(data, "unified_memory", where) or False,
         mig_enabled=optional_bool(data, "mig_enabled", where) or False,
-        bus_id=optional_text(data, "bus_id", where, max_length=64),
+        bus_id=_words(data, "bus_id", where, 64),
         processes=tuple(_gpu_process(mapping(p, f"{where}.processes"), where) for p in procs),
     )
 
@@ -278,7 +287,7 @@ def _process(data: Mapping[str, Any], where: str) -> ProcessSnapshot:
     children = items(data.get("child_pids", []), f"{where}.child_pids", MAX_CORES)
     return ProcessSnapshot(
         pid=integer(data.get("pid"), f"{where}.pid", high=1 << 32),
-        name=optional_text(data, "name", where, max_length=200),
+        name=_words(data, "name", where, 200),
         rss_bytes=_bytes(data, "rss_bytes", where),
         cpu_percent=_percent(data, "cpu_percent", where),
         vram_bytes=_bytes(data, "vram_bytes", where),
@@ -291,8 +300,8 @@ def _process(data: Mapping[str, Any], where: str) -> ProcessSnapshot:
 
 def _source(data: Mapping[str, Any], where: str) -> SourceStatus:
     return SourceStatus(
-        name=text(data.get("name"), f"{where}.name", max_length=40),
+        name=clean_text(text(data.get("name"), f"{where}.name", max_length=40), keep_lines=False),
         state=_enum(data, "state", where, SourceState),
-        message=optional_text(data, "message", where, max_length=300) or "",
+        message=_words(data, "message", where, 300) or "",
         cost_s=optional_number(data, "cost_s", where, low=0.0, high=3600.0),
     )

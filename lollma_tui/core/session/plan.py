@@ -8,6 +8,7 @@ from here, so their targets pass through untouched.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,13 @@ def model_label(settings: LoadSettings) -> str:
     if settings.backend is BackendKind.LLAMA_CPP:
         return Path(settings.model).name or "(no model)"
     return settings.model.strip() or "(no model)"
+
+
+def expand_home(settings: LoadSettings) -> LoadSettings:
+    """`settings` with a llama.cpp model path's "~" expanded: no shell is there to do it."""
+    if settings.backend is BackendKind.LLAMA_CPP and settings.model.startswith("~"):
+        return settings.with_changes(model=os.path.expanduser(settings.model))
+    return settings
 
 
 def looks_like_gguf_path(model: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -65,3 +66,25 @@ class SwapResult:
     notes: tuple[str, ...] = ()
     plan: LoadPlan | None = None
     timings: SwapTimings = field(default_factory=SwapTimings)
+
+
+@dataclass
+class SwapClock:
+    """Times a swap's phases: `lap()` gives the seconds since the previous lap."""
+
+    started: float
+
+    @classmethod
+    def start(cls) -> SwapClock:
+        return cls(time.perf_counter())
+
+    def lap(self) -> float:
+        now = time.perf_counter()
+        elapsed, self.started = now - self.started, now
+        return elapsed
+
+
+def failure_text(label: str, error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    # The llama.cpp backend already words its load errors this way.
+    return text if text.lower().startswith("could not load") else f"Could not load {label}: {text}"

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -28,6 +26,7 @@ from lollma_tui.core.backends.base import (
     LoadedModel,
     ReplyDone,
 )
+from lollma_tui.core.hosts import HostEntry
 from lollma_tui.core.models.catalog import Catalog, HeaderCache, ModelVariant
 from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader
 from lollma_tui.core.session.backend_catalog import backend_catalog
@@ -41,6 +40,7 @@ from lollma_tui.core.session.models import (
 from lollma_tui.core.session.plan import (
     CPU_ONLY_BUILD_NOTE,
     LoadPlan,
+    expand_home,
     model_label,
     plan_load,
     reclaimable_memory,
@@ -53,14 +53,18 @@ from lollma_tui.core.session.reload import (
 )
 from lollma_tui.core.session.results import (
     ProgressListener,
+    SwapClock,
     SwapPhase,
     SwapProgress,
     SwapResult,
     SwapTimings,
+    failure_text,
 )
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings
 
 BackendFactory = Callable[[BackendKind], Backend]
+HostFactory = Callable[[HostEntry], Backend]
+"""Builds the backend for a named host (`swap(..., host=…)`): its kind, at its address."""
 BackendListener = Callable[[Backend], None]
 
 STOP_REPLY_TIMEOUT_S: Final = 10.0
@@ -72,35 +76,8 @@ class SwapInProgressError(BackendError):
     """A reply was requested while the model is being swapped."""
 
 
-@dataclass
-class _Clock:
-    started: float
-
-    @classmethod
-    def start(cls) -> _Clock:
-        return cls(time.perf_counter())
-
-    def lap(self) -> float:
-        now = time.perf_counter()
-        elapsed, self.started = now - self.started, now
-        return elapsed
-
-
 def _ignore(_: SwapProgress) -> None:
     pass
-
-
-def _expand_home(settings: LoadSettings) -> LoadSettings:
-    # The worker opens the path as given; no shell is there to expand "~".
-    if settings.backend is BackendKind.LLAMA_CPP and settings.model.startswith("~"):
-        return settings.with_changes(model=os.path.expanduser(settings.model))
-    return settings
-
-
-def _failure_text(label: str, error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    # The llama.cpp backend already words its load errors this way.
-    return text if text.lower().startswith("could not load") else f"Could not load {label}: {text}"
 
 
 class ModelSession:
@@ -108,6 +85,8 @@ class ModelSession:
 
     `factory` builds a backend of a kind (the app passes constructors carrying its status
     listener and log path); it is called once at start and again on every backend switch.
+    `host_factory` builds the backend of a named host, for swaps that move to another server
+    (`swap(..., host=entry)`); without it only the factory's servers are used.
     """
 
     def __init__(
@@ -119,14 +98,18 @@ class ModelSession:
         on_backend_change: BackendListener | None = None,
         header_cache: HeaderCache | None = None,
         stop_reply_timeout_s: float = STOP_REPLY_TIMEOUT_S,
+        host_factory: HostFactory | None = None,
+        host: HostEntry | None = None,
     ) -> None:
         self._factory = factory
+        self._host_factory = host_factory
+        self._host = host if host is not None and host.kind is settings.backend else None
         self._settings = settings
         self._sampling = sampling if sampling is not None else SamplingSettings()
         self._on_backend_change = on_backend_change
         self._headers = header_cache if header_cache is not None else HeaderCache()
         self._stop_timeout_s = stop_reply_timeout_s
-        self._backend = factory(settings.backend)
+        self._backend = self._build(settings.backend, self._host)
         self._lock = asyncio.Lock()
         self._swapping = False
         self._streams = 0
@@ -146,6 +129,11 @@ class ModelSession:
     @property
     def kind(self) -> BackendKind:
         return self._backend.kind
+
+    @property
+    def host(self) -> HostEntry | None:
+        """The named host the backend talks to; None for the factory's own server of its kind."""
+        return self._host
 
     @property
     def settings(self) -> LoadSettings:
@@ -254,6 +242,7 @@ class ModelSession:
         force: bool = False,
         always_reload: bool = False,
         progress: ProgressListener | None = None,
+        host: HostEntry | None = None,
     ) -> SwapResult:
         """Make `target` the loaded configuration, as a transaction.
 
@@ -261,12 +250,19 @@ class ModelSession:
         snapshot); the current model's share is added back, since it is unloaded first. Without
         a budget nothing is refused and "auto" GPU layers are left to the backend. `force` loads
         even when the estimate says it will not fit. `progress` is called on each phase.
+        `host` moves to that server (its kind must be `target.backend`); without it the session
+        stays on its host while the backend kind stays, and otherwise uses the factory's server.
+        A failed move goes back to the previous host and model.
         Never raises `BackendError`: failures are in the result.
         """
+        if host is not None and host.kind is not target.backend:
+            raise ValueError(f"host {host.name} runs {host.kind}, not {target.backend}")
         async with self._lock:
+            if host is None and self._host is not None and self._host.kind is target.backend:
+                host = self._host
             self._swapping = True
             try:
-                return await self._swap(target, budget, force, always_reload, progress or _ignore)
+                return await self._swap(target, host, budget, force, always_reload, progress or _ignore)
             finally:
                 self._swapping = False
 
@@ -284,19 +280,21 @@ class ModelSession:
     async def _swap(
         self,
         target: LoadSettings,
+        host: HostEntry | None,
         budget: MemoryBudget | None,
         force: bool,
         always_reload: bool,
         report: ProgressListener,
     ) -> SwapResult:
-        total = _Clock.start()
-        clock = _Clock.start()
-        target = _expand_home(target)
+        total = SwapClock.start()
+        clock = SwapClock.start()
+        target = expand_home(target)
         refused_changes = read_only_notes(self._settings, target)
         target = keep_read_only(self._settings, target)
         label = model_label(target)
         previous = self.loaded
         previous_requested = self._settings
+        previous_host = self._host
 
         report(SwapProgress(SwapPhase.ESTIMATING, f"Checking {label}…"))
         plan = await self._plan(target, budget, previous)
@@ -321,7 +319,8 @@ class ModelSession:
             notes.append(f"loaded anyway (forced): {plan.refusal}")
 
         unchanged = previous is not None and not reload_needed(previous.settings, plan.settings)
-        if previous is not None and unchanged and not always_reload and self._same_backend(target):
+        same_backend = self._same_backend(target) and host == self._host
+        if previous is not None and unchanged and not always_reload and same_backend:
             return await self._apply_in_place(
                 target, plan, previous, notes, report, estimate_s, total, refused_changes
             )
@@ -333,7 +332,7 @@ class ModelSession:
 
         old_name = previous.name if previous is not None else "the current model"
         report(SwapProgress(SwapPhase.UNLOADING, f"Unloading {old_name}…"))
-        unload_note = await self._unload_for(target.backend)
+        unload_note = await self._unload_for(target.backend, host)
         if unload_note:
             notes.append(unload_note)
         unload_s = clock.lap()
@@ -345,7 +344,15 @@ class ModelSession:
             load_s = clock.lap()
             timings = SwapTimings(estimate_s, stop_s, unload_s, load_s)
             return await self._roll_back(
-                target, plan, error, previous, previous_requested, notes, stopped, timings, report, total
+                target,
+                plan,
+                error,
+                (previous, previous_requested, previous_host),
+                notes,
+                stopped,
+                timings,
+                report,
+                total,
             )
         load_s = clock.lap()
         # A backend may settle what was left open (an OpenAI server's only model): keep its choice.
@@ -377,7 +384,7 @@ class ModelSession:
         notes: list[str],
         report: ProgressListener,
         estimate_s: float,
-        total: _Clock,
+        total: SwapClock,
         refused: tuple[str, ...] = (),
     ) -> SwapResult:
         """Settings that change nothing the engine was loaded with: no reload.
@@ -433,15 +440,15 @@ class ModelSession:
         target: LoadSettings,
         plan: LoadPlan,
         error: BackendError,
-        previous: LoadedModel | None,
-        previous_requested: LoadSettings,
+        before: tuple[LoadedModel | None, LoadSettings, HostEntry | None],
         notes: list[str],
         stopped: bool,
         timings: SwapTimings,
         report: ProgressListener,
-        total: _Clock,
+        total: SwapClock,
     ) -> SwapResult:
-        failure = _failure_text(model_label(target), error)
+        previous, previous_requested, previous_host = before
+        failure = failure_text(model_label(target), error)
         base = SwapResult(
             ok=False,
             requested=target,
@@ -458,12 +465,12 @@ class ModelSession:
             report(SwapProgress(SwapPhase.DONE, failure))
             return replace(base, timings=replace(timings, total_s=total.lap()))
 
-        clock = _Clock.start()
+        clock = SwapClock.start()
         report(SwapProgress(SwapPhase.ROLLING_BACK, f"{failure} — reloading {previous.name}…"))
         # Whatever happens next, the settings shown are those of the model we go back to.
         self._settings = previous_requested
-        if previous.settings.backend is not self._backend.kind:
-            await self._switch_backend(previous.settings.backend)
+        if previous.settings.backend is not self._backend.kind or previous_host != self._host:
+            await self._switch_backend(previous.settings.backend, previous_host)
         try:
             back = await self._backend.load(previous.settings)
         except BackendError as second:
@@ -524,17 +531,17 @@ class ModelSession:
             return 0, 0
         return reclaimable_memory(header, loaded)
 
-    async def _unload_for(self, kind: BackendKind) -> str | None:
-        """Free the current model; on a backend switch, close the old backend and make the new one."""
-        if kind is not self._backend.kind:
-            return await self._switch_backend(kind)
+    async def _unload_for(self, kind: BackendKind, host: HostEntry | None) -> str | None:
+        """Free the current model; on a backend or host switch, close the old backend, make the new one."""
+        if kind is not self._backend.kind or host != self._host:
+            return await self._switch_backend(kind, host)
         try:
             await self._backend.unload()
         except BackendError as error:
             return f"the previous model may still be loaded: {error}"
         return None
 
-    async def _switch_backend(self, kind: BackendKind) -> str | None:
+    async def _switch_backend(self, kind: BackendKind, host: HostEntry | None) -> str | None:
         old = self._backend
         note = None
         try:
@@ -543,10 +550,18 @@ class ModelSession:
             await old.close()
         except BackendError as error:
             note = f"closing the {old.kind} backend failed: {error}"
-        self._backend = self._factory(kind)
+        self._backend = self._build(kind, host)
+        self._host = host
         if self._on_backend_change is not None:
             self._on_backend_change(self._backend)
         return note
+
+    def _build(self, kind: BackendKind, host: HostEntry | None) -> Backend:
+        if host is None:
+            return self._factory(kind)
+        if self._host_factory is None:
+            raise ValueError("this session was made without a host factory")
+        return self._host_factory(host)
 
     def _remember(self, loaded: LoadedModel) -> None:
         self._last_models[loaded.settings.backend] = loaded.settings.model

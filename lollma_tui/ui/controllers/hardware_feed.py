@@ -4,6 +4,9 @@ The sampler thread only posts: each snapshot crosses to the UI thread as a Textu
 event (`post_message` is thread-safe), is added to the history there, and goes to the owner as
 a `HardwareSampled` message. Those collapse to the newest when the owner falls behind, so a
 busy UI renders one snapshot, not a backlog, while the history still gets every sample.
+
+The sampler reads this machine, or another one over ssh (`RemoteLink`); `watch` moves from one
+to the other. A remote link's state changes arrive as `HardwareLinkChanged`.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from textual import events
-from textual.message_pump import MessagePump
+from textual.dom import DOMNode
 from textual.timer import Timer
 
 from lollma_tui.core.hardware import (
@@ -28,39 +32,116 @@ from lollma_tui.core.hardware import (
     is_stale,
 )
 from lollma_tui.core.hardware.sampler import PidsProvider
-from lollma_tui.ui.messages import HardwareSampled
+from lollma_tui.ui.messages import HardwareLinkChanged, HardwareSampled
 
 if TYPE_CHECKING:
+    from lollma_tui.core.hardware.remote import LinkStatus
+    from lollma_tui.core.hardware.ssh_target import SshTarget
     from lollma_tui.core.session import MemoryBudget
 
 STALE_CHECK_MAX_S = 1.0
 """The stale check runs every interval, but at least this often."""
 
 
+@dataclass(frozen=True, slots=True)
+class RemoteLink:
+    """Another machine's hardware, read over ssh."""
+
+    target: SshTarget
+    command: str | None = None
+    """Run there instead of `lollma-tui monitor --jsonl` (the host's hw_command)."""
+    server_port: int | None = None
+    """The model server's port there: the remote monitor follows that process."""
+    ssh_options: tuple[str, ...] = ()
+
+
+class _Sampler(Protocol):
+    """What `HardwareSampler` and `RemoteHardwareSampler` both offer."""
+
+    @property
+    def interval_s(self) -> float: ...
+    @property
+    def running(self) -> bool: ...
+    def start(self) -> None: ...
+    def stop(self, timeout: float = ...) -> bool: ...
+    def set_interval(self, seconds: float) -> None: ...
+    def refresh_now(self) -> None: ...
+    def set_process_ids_provider(self, provider: PidsProvider | None) -> None: ...
+
+
 class HardwareFeed:
-    """Owns a `HardwareSampler` on behalf of `owner` (the chat screen, or the monitor app).
+    """Owns a hardware sampler on behalf of `owner` (the chat screen, or the monitor app).
 
     Call `start()` once the owner runs and `stop()` when it ends; the owner then receives
-    `HardwareSampled` messages.
+    `HardwareSampled` messages (and `HardwareLinkChanged` for a remote link).
     """
 
     def __init__(
         self,
-        owner: MessagePump,
+        owner: DOMNode,
         sources: Sequence[HardwareSource] | None = None,
         *,
         interval_s: float = DEFAULT_INTERVAL_S,
         process_ids: PidsProvider | None = None,
+        remote: RemoteLink | None = None,
     ) -> None:
         self._owner = owner
-        self._sampler = HardwareSampler(
-            self._on_snapshot, sources, interval_s=interval_s, process_ids=process_ids
-        )
+        self._sources = sources
+        self._process_ids = process_ids
+        self._remote = remote
+        self._generation = 0
+        """Counts samplers: a snapshot from one that was replaced is dropped."""
+        self._sampler = self._make_sampler(interval_s)
         self._history = HardwareHistory(self._sampler.interval_s)
         self._latest: SystemSnapshot | None = None
         self._first = asyncio.Event()
         self._stale = False
         self._timer: Timer | None = None
+
+    def _make_sampler(self, interval_s: float) -> _Sampler:
+        generation = self._generation
+        on_snapshot = partial(self._on_snapshot, generation)
+        remote = self._remote
+        if remote is None:
+            return HardwareSampler(
+                on_snapshot, self._sources, interval_s=interval_s, process_ids=self._process_ids
+            )
+        from lollma_tui.core.hardware.remote import RemoteHardwareSampler
+
+        return RemoteHardwareSampler(
+            on_snapshot,
+            remote.target,
+            interval_s=interval_s,
+            command=remote.command,
+            server_port=remote.server_port,
+            ssh_options=remote.ssh_options,
+            on_status=partial(self._on_link_status, generation),
+        )
+
+    @property
+    def remote(self) -> RemoteLink | None:
+        """The machine watched over ssh; None for this one."""
+        return self._remote
+
+    def watch(self, remote: RemoteLink | None) -> None:
+        """Watch another machine (or this one, with None) from now on; the history starts afresh.
+
+        The old sampler is stopped in a thread: ending an ssh session can take a moment.
+        """
+        if remote == self._remote:
+            return
+        old, running = self._sampler, self._sampler.running
+        self._remote = remote
+        self._generation += 1
+        self._sampler = self._make_sampler(old.interval_s)
+        self._history = HardwareHistory(self._sampler.interval_s)
+        self._latest = None
+        self._stale = False
+        if running:
+            self._sampler.start()
+            self._owner.run_worker(
+                partial(old.stop, 5.0), thread=True, group="hardware-retire", exit_on_error=False
+            )
 
     @property
     def interval_s(self) -> float:
@@ -116,8 +197,11 @@ class HardwareFeed:
 
     # -- sampler thread ---------------------------------------------------------------------------
 
-    def _on_snapshot(self, snapshot: SystemSnapshot) -> None:
-        self._owner.post_message(events.Callback(callback=partial(self._receive, snapshot)))
+    def _on_snapshot(self, generation: int, snapshot: SystemSnapshot) -> None:
+        self._owner.post_message(events.Callback(callback=partial(self._receive, generation, snapshot)))
+
+    def _on_link_status(self, generation: int, status: LinkStatus) -> None:
+        self._owner.post_message(events.Callback(callback=partial(self._link_changed, generation, status)))
 
     # -- UI thread --------------------------------------------------------------------------------
 
@@ -128,12 +212,26 @@ class HardwareFeed:
                 await asyncio.wait_for(self._first.wait(), within_s)
         return self._latest
 
-    def _receive(self, snapshot: SystemSnapshot) -> None:
+    def _receive(self, generation: int, snapshot: SystemSnapshot) -> None:
+        if generation != self._generation:
+            return  # from the sampler `watch` replaced
         self._history.add(snapshot)
         self._latest = snapshot
         self._first.set()
         self._stale = is_stale(snapshot, time.monotonic())
         self._owner.post_message(HardwareSampled(snapshot, self._history, self._stale))
+
+    def _link_changed(self, generation: int, status: LinkStatus) -> None:
+        from lollma_tui.core.hardware.remote import LinkState
+
+        if generation != self._generation or self._remote is None:
+            return
+        latest = self._latest
+        if status.state is LinkState.STALE and latest is not None and not self._stale:
+            # The link is gone: say so now, not three intervals later.
+            self._stale = True
+            self._owner.post_message(HardwareSampled(latest, self._history, stale=True))
+        self._owner.post_message(HardwareLinkChanged(self._remote.target.label, status))
 
     def _check_stale(self) -> None:
         latest = self._latest

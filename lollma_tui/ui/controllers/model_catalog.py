@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from textual.dom import DOMNode
 
 from lollma_tui.core.settings import BackendKind, LoadSettings, SettingsError
 from lollma_tui.ui.controllers.model_session import ModelController
+from lollma_tui.ui.literal import plain
 from lollma_tui.ui.messages import ChoicesRefreshed
 
 if TYPE_CHECKING:
@@ -91,7 +93,10 @@ class ModelCatalog:
             self._catalogs[BackendKind.LLAMA_CPP] = self.gguf
         if state.catalog is not None:
             self._catalogs[state.load.backend] = state.catalog
-        completion = completion_context(state, self._themes())
+        completion = replace(
+            completion_context(state, self._themes()),
+            hosts=tuple(plain(h.name, one_line=True) for h in self._models.hosts),
+        )
         self._owner.post_message(ChoicesRefreshed(self.catalogs, completion))
 
     async def command_state(self) -> CommandState:

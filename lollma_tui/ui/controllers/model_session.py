@@ -1,22 +1,25 @@
-"""The model behind the chat: one `ModelSession`, its first load, swaps, and Ollama's models.
+"""The model behind the chat: one `ModelSession`, its first load, swaps, hosts, and Ollama's models.
 
-A plain object the chat screen owns. Loads and swaps run as the screen's workers and end in a
-`SwapFinished` message; the backend's status changes arrive as `BackendStatusChanged`; what the
-user should read arrives as `NoticePosted`. It never touches a widget.
+A plain object the chat screen owns. Loads and swaps (moves to another host included) run as the
+screen's workers and end in a `SwapFinished` message; the backend's status changes arrive as
+`BackendStatusChanged`; what the user should read arrives as `NoticePosted`. It never touches a
+widget.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from textual.dom import DOMNode
 
 from lollma_tui.core.backends.base import Backend, BackendError, BackendState, BackendStatus, LoadedModel
 from lollma_tui.core.backends.describe import format_loaded
+from lollma_tui.core.hosts import HostEntry, host_for_server, options_url, session_hosts
 from lollma_tui.core.models.demo import DemoModelError, demo_for, ensure_demo_model
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
+from lollma_tui.ui.literal import plain
 from lollma_tui.ui.messages import BackendStatusChanged, NoticePosted, SwapFinished, SwapProgressed
 
 if TYPE_CHECKING:
@@ -48,6 +51,7 @@ class ModelController:
         options: StartupOptions,
         *,
         backend: Backend | None = None,
+        hosts: Sequence[HostEntry] = (),
         budget: Budget,
         first_budget: FirstBudget,
     ) -> None:
@@ -58,29 +62,92 @@ class ModelController:
         self._first_budget = first_budget
         self._session: ModelSession | None = None
         self._demo_notice_shown = False
+        self.hosts, self._start_host = session_hosts(options, hosts)
+        """Every host the chat can move to (`/host NAME`), the one it starts on among them."""
+        self._host_models: dict[str, str] = {}
+        """The model last loaded on each host, by name, for moving back to it."""
 
     # -- the session -----------------------------------------------------------------------------
 
     @property
     def session(self) -> ModelSession:
-        """Built on first use (after the first frame): it pulls in the estimator and the catalog."""
+        """Built on the UI thread, once the first frame is up (it pulls in the estimator and the
+        catalog); `ChatScreen.start` builds it before anything runs on another thread."""
         if self._session is None:
             from lollma_tui.core.session.session import ModelSession
 
-            self._session = ModelSession(self._backend_for, self._options.load, self._options.sampling)
+            self._session = ModelSession(
+                self._backend_for,
+                self._options.load,
+                self._options.sampling,
+                host_factory=self._backend_for_host,
+                host=self._start_host,
+            )
         return self._session
 
     def _backend_for(self, kind: BackendKind) -> Backend:
         """The session's backend factory: the injected backend first, then fresh ones."""
-        backend = self._first_backend
-        if backend is not None and backend.kind == kind:
-            self._first_backend = None
-        else:
-            from lollma_tui.core.backends.factory import make_backend
+        from lollma_tui.core.backends.factory import make_backend
 
-            backend = make_backend(kind, self._options)
+        return self._listened(self._injected(kind) or make_backend(kind, self._options))
+
+    def _backend_for_host(self, host: HostEntry) -> Backend:
+        from lollma_tui.core.backends.factory import make_server_backend
+
+        if host == self._start_host and (injected := self._injected(host.kind)) is not None:
+            return self._listened(injected)
+        return self._listened(make_server_backend(host.kind, host.url, api_key_env=host.api_key_env))
+
+    def _injected(self, kind: BackendKind) -> Backend | None:
+        backend = self._first_backend
+        if backend is None or backend.kind != kind:
+            return None
+        self._first_backend = None
+        return backend
+
+    def _listened(self, backend: Backend) -> Backend:
         backend.set_status_listener(self._status)
         return backend
+
+    @property
+    def host(self) -> HostEntry:
+        """The host the chat runs on now."""
+        session = self._session
+        host = session.host if session is not None else None
+        return host or self._start_host
+
+    def _default_host(self, kind: BackendKind) -> HostEntry:
+        """The host a plain swap to `kind` goes to: the start host, else the command line's (or
+        the environment's) server of that kind, listed from now on."""
+        if self._start_host.kind is kind:
+            return self._start_host
+        host = host_for_server(kind, options_url(self._options, kind), self.hosts)
+        if host not in self.hosts:
+            self.hosts = (*self.hosts, host)
+        return host
+
+    def find_host(self, name: str) -> HostEntry | None:
+        """The host named `name`, as written or as shown (Tab completes the shown name)."""
+        exact = next((h for h in self.hosts if h.name == name), None)
+        return exact or next((h for h in self.hosts if plain(h.name, one_line=True) == name), None)
+
+    def split_host_argument(self, argument: str) -> tuple[str, str]:
+        """/host's argument as (host name, model): a name may hold spaces, so the longest
+        known name the argument starts with wins; otherwise the first word is the name."""
+        argument = argument.strip()
+        names = sorted(
+            {n for h in self.hosts for n in (h.name, plain(h.name, one_line=True))}, key=len, reverse=True
+        )
+        for name in names:
+            if argument == name or argument.startswith(name + " "):
+                return name, argument[len(name) :].strip()
+        name, _, model = argument.partition(" ")
+        return name, model.strip()
+
+    def process_ids(self) -> tuple[int, ...]:
+        """Our model processes, for the hardware sampler's thread: it never builds the session."""
+        session = self._session
+        return session.process_ids() if session is not None else ()
 
     @property
     def backend(self) -> Backend:
@@ -121,7 +188,21 @@ class ModelController:
 
     def swap_to(self, target: LoadSettings, *, force: bool = False) -> None:
         """Hot-swap: stop the reply, unload, load `target`, and go back to the old model on failure."""
-        self._owner.run_worker(self._swap(target, force), group="swap", exclusive=True, exit_on_error=False)
+        session = self.session
+        host = session.host if session.kind is target.backend else self._default_host(target.backend)
+        work = self._swap(target, force, host)
+        self._owner.run_worker(work, group="swap", exclusive=True, exit_on_error=False)
+
+    def move_to_host(self, host: HostEntry, model: str) -> None:
+        """Move the chat to `host`, loading `model` there; a failure goes back to where it was."""
+        target = self.settings.with_changes(backend=host.kind, model=model)
+        self._owner.run_worker(
+            self._swap(target, False, host), group="swap", exclusive=True, exit_on_error=False
+        )
+
+    def remembered_model(self, host: HostEntry) -> str | None:
+        """The model last loaded on `host` in this session, if any."""
+        return self._host_models.get(host.name)
 
     async def _load_first(self) -> None:
         settings: LoadSettings | None = self.settings
@@ -138,11 +219,21 @@ class ModelController:
                 return
         budget = await self._first_budget()
         result = await self.session.swap(settings, budget=budget, always_reload=True, progress=self._progress)
+        self._remember_host_model()
         self._owner.post_message(SwapFinished(result, first=True))
 
-    async def _swap(self, target: LoadSettings, force: bool) -> None:
-        result = await self.session.swap(target, budget=self._budget(), force=force, progress=self._progress)
+    async def _swap(self, target: LoadSettings, force: bool, host: HostEntry | None) -> None:
+        session = self.session
+        result = await session.swap(
+            target, budget=self._budget(), force=force, progress=self._progress, host=host
+        )
+        self._remember_host_model()
         self._owner.post_message(SwapFinished(result))
+
+    def _remember_host_model(self) -> None:
+        loaded = self.loaded
+        if loaded is not None:
+            self._host_models[self.host.name] = loaded.settings.model
 
     def _progress(self, progress: SwapProgress) -> None:
         self._owner.post_message(SwapProgressed(progress))

@@ -17,18 +17,20 @@ class TokenRate:
         self._started = None
         self._shown_at = 0.0
 
-    def update(self, tokens: int | None) -> float | None:
-        """The rate to show now, given the reply's token count so far; None: leave it as it is."""
+    def update(self, tokens: int | None, at: float | None = None) -> float | None:
+        """The rate to show now, given the reply's token count so far and when the engine made the
+        last one (`time.monotonic()`; None: when it arrived here); None: leave it as it is."""
         if tokens is None:
             return None
-        now = time.perf_counter()
+        now = time.monotonic()
+        made_at = now if at is None else at
         if self._started is None:
-            self._started = (now, tokens)
+            self._started = (made_at, tokens)
             return None
         if now - self._shown_at < SHOW_EVERY_S:
             return None
         started_at, started_tokens = self._started
-        if now > started_at and tokens > started_tokens:
+        if made_at > started_at and tokens > started_tokens:
             self._shown_at = now
-            return (tokens - started_tokens) / (now - started_at)
+            return (tokens - started_tokens) / (made_at - started_at)
         return None

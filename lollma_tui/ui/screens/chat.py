@@ -3,15 +3,17 @@
 It owns the conversation and its flow (send, regenerate, edit, continue, open saved ones) and
 composes the plain objects that own the rest: the model session, the model catalog, the history
 recorder, the hardware feed and the context meter. They report with messages; the screen hands
-what they report down to its widgets as attributes. Three helpers of its own keep this module
+what they report down to its widgets as attributes. Four helpers of its own keep this module
 short: `ReplyStreamer` writes replies into their turns, `ChatCommands` runs the slash commands
-(listed once, in `core.chat.commands`), `ChatDialogs` opens the screens it needs.
+(listed once, in `core.chat.commands`), `ChatDialogs` opens the screens it needs, `ChatHosts`
+moves the chat between hosts and points the hardware panel at the machine the model runs on.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -27,6 +29,7 @@ from lollma_tui.core.backends.base import Backend, BackendError, BackendState, B
 from lollma_tui.core.backends.describe import format_gpu_layers, format_setup
 from lollma_tui.core.chat.commands import is_command, unescape_message
 from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
+from lollma_tui.core.hosts import HostEntry
 from lollma_tui.core.settings import BackendKind, LoadSettings, StartupOptions
 from lollma_tui.ui.controllers.context_meter import ContextMeter
 from lollma_tui.ui.controllers.history_recorder import HistoryRecorder
@@ -37,18 +40,23 @@ from lollma_tui.ui.messages import (
     BackendStatusChanged,
     ChoicesRefreshed,
     ContextMeasured,
+    HardwareLinkChanged,
     HardwareSampled,
+    HostsReported,
     NoticePosted,
+    ServerExtrasRead,
     SwapFinished,
     SwapProgressed,
 )
 from lollma_tui.ui.screens.chat_commands import ChatCommands
 from lollma_tui.ui.screens.chat_dialogs import ChatDialogs
+from lollma_tui.ui.screens.chat_hosts import ChatHosts
 from lollma_tui.ui.screens.chat_replies import ReplyStreamer
 from lollma_tui.ui.widgets.chat_log import ChatLog
 from lollma_tui.ui.widgets.hardware_panel import HardwarePanel, ModelFootprint
 from lollma_tui.ui.widgets.model_card import ModelCard
 from lollma_tui.ui.widgets.prompt_input import PromptInput
+from lollma_tui.ui.widgets.server_info import ServerInfo
 
 if TYPE_CHECKING:
     from lollma_tui.core.session import MemoryBudget
@@ -74,20 +82,29 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+f", "search", "Search", id="search", show=False),
         Binding("f3", "copy_last", "Copy", id="copy-last", show=False),
         Binding("ctrl+b", "toggle_sidebar", "Panel", id="toggle-sidebar"),
+        Binding("f4", "hosts", "Hosts", id="hosts", show=False),
     ]
 
-    def __init__(self, options: StartupOptions, backend: Backend | None = None) -> None:
+    def __init__(
+        self, options: StartupOptions, backend: Backend | None = None, *, hosts: Sequence[HostEntry] = ()
+    ) -> None:
         super().__init__()
         self.options = options
         self.conversation = Conversation(system_prompt=options.system_prompt)
         self.models = ModelController(
-            self, options, backend=backend, budget=self.memory_budget, first_budget=self._first_budget
+            self,
+            options,
+            backend=backend,
+            hosts=hosts,
+            budget=self.memory_budget,
+            first_budget=self._first_budget,
         )
         self.catalog = ModelCatalog(self, self.models, budget=self.memory_budget, themes=self._theme_names)
         self.history = HistoryRecorder(self)
         self.context = ContextMeter(self, self.models)
         self.commands = ChatCommands(self)
         self.dialogs = ChatDialogs(self)
+        self.hosts = ChatHosts(self)
         self.hardware: HardwareFeed | None = None
         """Started once the first frame is up (`start`)."""
         self.replies = ReplyStreamer(self)
@@ -105,6 +122,7 @@ class ChatScreen(Screen[None]):
                 yield PromptInput(id="prompt")
             with VerticalScroll(id="sidebar"):
                 yield ModelCard(id="model-card")
+                yield ServerInfo(id="server-info")
                 yield HardwarePanel(id="hardware-panel")
         yield Footer()
 
@@ -141,8 +159,9 @@ class ChatScreen(Screen[None]):
 
     def start(self) -> None:
         """Start the work behind the screen; the app calls it once the first frame is up."""
-        self.start_hardware()
+        # The session is built here, on the UI thread, before the sampler thread runs.
         self.model_card.status = self.models.backend.status
+        self.start_hardware()
         for problem in self.options.config_problems:
             self.post_message(NoticePosted(problem, "warning"))
         self.models.load_first()
@@ -151,13 +170,7 @@ class ChatScreen(Screen[None]):
         threading.Thread(target=_preload_reply_widgets, name="preload-markdown", daemon=True).start()
 
     def start_hardware(self) -> None:
-        from lollma_tui.ui.controllers.hardware_feed import HardwareFeed
-
-        # The provider runs on the sampler thread; it reads whichever backend is current.
-        self.hardware = HardwareFeed(
-            self, interval_s=self.options.hardware_interval_s, process_ids=self._our_pids
-        )
-        self.hardware.start()
+        self.hardware = self.hosts.start_hardware()
 
     async def wind_down(self) -> None:
         """Stop the reply in flight (saving what it has) and close the model and the history."""
@@ -222,6 +235,7 @@ class ChatScreen(Screen[None]):
             await self.chat_log.add_notice(text, kind)
         self.catalog.refresh()
         self.context.refresh(self.conversation)
+        self.hosts.follow()
 
     @on(ChoicesRefreshed)
     def _choices_refreshed(self, message: ChoicesRefreshed) -> None:
@@ -244,30 +258,37 @@ class ChatScreen(Screen[None]):
         panel.history = message.history
         panel.stale = message.stale
         panel.snapshot = message.snapshot
-        backend = self.models.backend
-        loaded = backend.status.loaded
-        labels = {}
-        if backend.kind == BackendKind.LLAMA_CPP:
-            labels = {pid: "llama.cpp worker" for pid in backend.process_ids()}
+        loaded = self.models.backend.status.loaded
         panel.model_footprint = ModelFootprint(
             message.snapshot.processes,
             placement=loaded.placement if loaded is not None else None,
-            labels=labels,
+            labels=self.hosts.footprint_labels(message.snapshot),
         )
 
-    def _our_pids(self) -> tuple[int, ...]:
-        return self.models.backend.process_ids()
+    @on(HardwareLinkChanged)
+    def _hardware_link_changed(self, message: HardwareLinkChanged) -> None:
+        self.hosts.link_changed(message)
+
+    @on(ServerExtrasRead)
+    def _server_extras_read(self, message: ServerExtrasRead) -> None:
+        self.hosts.extras_read(self.query_one(ServerInfo), message)
+
+    @on(HostsReported)
+    def _hosts_reported(self, message: HostsReported) -> None:
+        self.hosts.reported(message)
 
     def memory_budget(self) -> MemoryBudget | None:
-        """Free memory from the newest hardware snapshot (None before the first one)."""
-        return self.hardware.budget() if self.hardware is not None else None
+        """Free memory of this machine from the newest snapshot (None before the first one, and
+        while the panel shows another machine: its memory is not where llama.cpp runs)."""
+        hardware = self.hardware
+        return hardware.budget() if hardware is not None and hardware.remote is None else None
 
     async def _first_budget(self) -> MemoryBudget | None:
         """Like `memory_budget`, but worth a short wait for the first sample at start-up."""
         if self.hardware is None:
             return None
         await self.hardware.first_snapshot(FIRST_SAMPLE_WAIT_S)
-        return self.hardware.budget()
+        return self.memory_budget()
 
     def _theme_names(self) -> tuple[str, ...]:
         return tuple(sorted(self.app.available_themes))
@@ -311,8 +332,14 @@ class ChatScreen(Screen[None]):
         loaded = self.models.loaded
         if loaded is None:
             return plain(Path(self.models.settings.model).name, one_line=True) or "assistant"
-        layers = format_gpu_layers(loaded.n_gpu_layers, loaded.n_layers)
-        header = " · ".join((loaded.name, loaded.quant, str(loaded.settings.backend), layers))
+        backend = loaded.settings.backend
+        if backend is not BackendKind.LLAMA_CPP:
+            # A server's own flags decide its layers; which server it is matters more.
+            host = self.models.host
+            header = " · ".join((loaded.name, loaded.quant, f"{backend} on {host.name}"))
+        else:
+            layers = format_gpu_layers(loaded.n_gpu_layers, loaded.n_layers)
+            header = " · ".join((loaded.name, loaded.quant, str(backend), layers))
         return plain(header, one_line=True)
 
     def reply_header_for(self, message: Message) -> str:
@@ -503,11 +530,13 @@ class ChatScreen(Screen[None]):
             await self.mount(drawer, before=self.query_one(Footer))
             drawer.catalogs = self.catalog.catalogs
         from lollma_tui.core.session import reload_needed
+        from lollma_tui.core.session.reload import read_only_fields
 
         drawer.applied_load = self.models.settings
         drawer.applied_sampling = self.models.sampling
         drawer.fit_checker = self.catalog.fit_for
         drawer.reload_fields = reload_needed
+        drawer.read_only = read_only_fields
         # At 80 columns the drawer and the side panel together would squeeze the chat away.
         self._sidebar_was_hidden = self.sidebar.has_class("-hidden")
         self.sidebar.add_class("-hidden")
@@ -565,6 +594,9 @@ class ChatScreen(Screen[None]):
 
     def action_search(self, query: str = "") -> None:
         self.dialogs.search(query)
+
+    def action_hosts(self) -> None:
+        self.hosts.open_view()
 
 
 def _preload_reply_widgets() -> None:

@@ -80,6 +80,16 @@ class ChatCommands:
         text, kind = await self._screen.models.delete(name)
         await self._screen.notice(text, kind)
 
+    async def command_hosts(self, command: Command) -> None:
+        self._screen.hosts.open_view()
+
+    async def command_host(self, command: Command) -> None:
+        name, model = self._screen.models.split_host_argument(command.argument)
+        if not name:
+            self._screen.hosts.open_view()
+            return
+        await self._screen.hosts.move(name, model)
+
     async def command_bench(self, command: Command) -> None:
         self._screen.dialogs.bench()
 

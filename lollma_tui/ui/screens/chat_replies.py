@@ -70,7 +70,7 @@ class ReplyStreamer:
                         turn.show_streaming()
                     text = text_cleaner.feed(event.text)
                     reply.content += text
-                    rate = self._rate.update(event.tokens)
+                    rate = self._rate.update(event.tokens, event.at)
                     if rate is not None:
                         screen.show_rate(rate)
                     await stream.write(text)

@@ -20,6 +20,7 @@ KEYS = (
     ("Ctrl+O", "saved conversations"),
     ("Ctrl+F", "search every conversation"),
     ("F3", "copy the last reply (OSC 52)"),
+    ("F4", "hosts: every server, its models, what is loaded, its GPUs; Enter moves the chat there"),
     ("/bench, /quantize", "benchmark set-ups; make other quantizations"),
     ("Ctrl+B", "show or hide the side panel"),
     ("Up / Down", "previous messages you sent"),

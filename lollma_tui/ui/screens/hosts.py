@@ -1,9 +1,10 @@
-"""The hosts view: every configured machine, whether it answers, its models, what is loaded.
+"""The hosts view: every known machine, whether it answers, its models, what is loaded, its GPUs.
 
-Takes plain `HostReport`s (core/host_reports.py); asking the hosts is the caller's work. Choosing
-a row dismisses the screen with that host's name (what `/host NAME` will do); Escape, with None.
-Server text is shown literally: every cell is a `Text` (no markup parsing) with its control
-characters dropped.
+It opens at once with one row per host ("asking…") and shows the `HostReport`s
+(core/host_reports.py) when the chat screen hands them down; asking the hosts is the caller's
+work. Choosing a row dismisses the screen with that host's name (what `/host NAME` does);
+Escape, with None. Server text is shown literally: every cell is a `Text` (no markup parsing)
+without control characters (`ui/literal.py`).
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.reactive import reactive
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from lollma_tui.core.host_reports import HostReport
+from lollma_tui.core.hosts import HostEntry
 from lollma_tui.ui.literal import literal_text
 
 MODELS_SHOWN = 3
+ASKING = "asking…"
 
 
 def _models_cell(report: HostReport) -> str:
@@ -35,17 +39,27 @@ def _cell(text: str, style: str = "") -> Text:
     return literal_text(text, one_line=True, style=style)
 
 
-def host_row(report: HostReport) -> tuple[Text, ...]:
-    entry = report.entry
+def _head(entry: HostEntry, active: bool) -> tuple[Text, ...]:
     return (
-        _cell(entry.name, "bold"),
+        _cell(("▶ " if active else "  ") + entry.name, "bold"),
         _cell(str(entry.kind)),
         _cell(entry.url or "this machine"),
+    )
+
+
+def host_row(report: HostReport, *, active: bool = False) -> tuple[Text, ...]:
+    entry = report.entry
+    return (
+        *_head(entry, active),
         _cell("● " + report.message, "green" if report.reachable else "red"),
         _cell(_models_cell(report)),
         _cell(", ".join(report.loaded) or "—"),
         _cell(report.gpu_summary or ("via ssh " + str(entry.hw) if entry.hw else "—")),
     )
+
+
+def waiting_row(entry: HostEntry, *, active: bool = False) -> tuple[Text, ...]:
+    return (*_head(entry, active), _cell(ASKING, "italic"), _cell(""), _cell(""), _cell(""))
 
 
 class HostsScreen(ModalScreen[str | None]):
@@ -56,9 +70,17 @@ class HostsScreen(ModalScreen[str | None]):
     """
     BINDINGS = [Binding("escape,q", "close", "Close", id="hosts.close")]
 
-    def __init__(self, reports: Sequence[HostReport]) -> None:
+    reports: reactive[tuple[HostReport, ...]] = reactive(tuple, init=False)
+    """What each host answered; rows of hosts not in it yet say "asking…"."""
+
+    def __init__(
+        self, hosts: Sequence[HostEntry], reports: Sequence[HostReport] = (), *, active: str | None = None
+    ) -> None:
         super().__init__()
-        self.reports = tuple(reports)
+        self.hosts = tuple(hosts) or tuple(r.entry for r in reports)
+        self.active = active
+        """The host the chat is on now, marked ▶."""
+        self.set_reactive(HostsScreen.reports, tuple(reports))
 
     def compose(self) -> ComposeResult:
         with Vertical(id="hosts-dialog"):
@@ -68,9 +90,23 @@ class HostsScreen(ModalScreen[str | None]):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_columns("host", "kind", "address", "state", "models", "loaded", "GPUs")
-        for report in self.reports:
-            table.add_row(*host_row(report), key=report.entry.name)
+        self._fill(table)
         table.focus()
+
+    def watch_reports(self) -> None:
+        if self.is_mounted:
+            self._fill(self.query_one(DataTable))
+
+    def _fill(self, table: DataTable[Text]) -> None:
+        by_name = {r.entry.name: r for r in self.reports}
+        row = table.cursor_row
+        table.clear()
+        for entry in self.hosts:
+            report = by_name.get(entry.name)
+            active = entry.name == self.active
+            cells = host_row(report, active=active) if report else waiting_row(entry, active=active)
+            table.add_row(*cells, key=entry.name)
+        table.move_cursor(row=row)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.dismiss(str(event.row_key.value))

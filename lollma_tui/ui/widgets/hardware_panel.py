@@ -229,7 +229,7 @@ class HardwarePanel(Vertical):
             return
         history = self.history
         window = history.maxlen if history is not None else 0
-        title = "hardware"
+        title = "hardware" if snapshot.host is None else f"hardware · {snapshot.host}"
         if self._wide:
             title += f" · every {snapshot.interval_s:g} s · {snapshot.sample_cost_s * 1000:.0f} ms/sample"
         set_text(self.query_one("#hw-title", Static), title)

@@ -12,6 +12,7 @@ from lollma_tui.core.backends.base import BackendState, BackendStatus, ReplyStat
 from lollma_tui.core.backends.describe import format_gpu_layers
 from lollma_tui.core.chat.context_budget import ContextCheck
 from lollma_tui.core.hardware.history import Metric, classify
+from lollma_tui.core.settings import BackendKind
 from lollma_tui.ui.literal import plain
 from lollma_tui.ui.widgets.hardware_rows import set_text
 
@@ -61,6 +62,9 @@ class ModelCard(Vertical):
                     f"threads {loaded.n_threads or 'auto'} · batch {settings.n_batch}"
                     + (" · repack off" if loaded.repack is False else ""),
                 ]
+                if settings.backend is BackendKind.OPENAI:
+                    # Layers, threads and batch are the server's own flags: shown below it, if it says.
+                    lines[2:] = [f"{settings.backend} · ctx {loaded.n_ctx}"]
             state_line = _STATE_MARK[status.state]
             if status.state in (BackendState.LOADING, BackendState.FAILED, BackendState.UNLOADED):
                 state_line += f"\n{status.message}"

@@ -1,6 +1,7 @@
 """The drawer's Model and Quant lists for one backend, built from a catalog, without widgets.
 
-A model ref is what `LoadSettings.model` holds: a GGUF path for llama.cpp, a tag for Ollama.
+A model ref is what `LoadSettings.model` holds: a GGUF path for llama.cpp, a tag for Ollama, a
+model id for an OpenAI-compatible server.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def _group_label(group: ModelGroup) -> str:
 
 
 def _loose_variant(ref: str, backend: BackendKind) -> ModelVariant:
-    if backend == BackendKind.OLLAMA:
+    if backend != BackendKind.LLAMA_CPP:
+        # An Ollama tag or a server's model id: a name, not a path.
         return ModelVariant(quant="?", size_bytes=0, tags=(ref,))
     return ModelVariant(quant="?", size_bytes=0, paths=(Path(ref),))
 
@@ -81,7 +83,7 @@ class ModelMenu:
         extra: list[ModelChoice] = []
         for ref in dict.fromkeys(keep):
             if ref and menu.locate(ref) is None and not any(c.index_of(ref) is not None for c in extra):
-                name = ref if backend == BackendKind.OLLAMA else Path(ref).name
+                name = Path(ref).name if backend == BackendKind.LLAMA_CPP else ref
                 extra.append(ModelChoice(f"{name} (not scanned)", (_loose_variant(ref, backend),)))
         return cls(catalog, menu.choices + tuple(extra)) if extra else menu
 

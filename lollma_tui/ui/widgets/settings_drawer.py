@@ -37,10 +37,14 @@ from lollma_tui.ui.widgets.sampling_section import SamplingSection
 from lollma_tui.ui.widgets.settings_form import (
     BACKEND_LABELS,
     LOAD_TEXT_FIELDS,
+    REMOTE_FIT_NOTE,
     FitChecker,
+    ReadOnlyFields,
     ReloadFields,
     changed_fields,
     default_reload_fields,
+    no_read_only,
+    read_only_summary,
     rebase,
 )
 from lollma_tui.ui.widgets.settings_rows import ApplyBar, FieldRow, FitLine, compact_select, text_row
@@ -149,6 +153,7 @@ class SettingsDrawer(Vertical):
         self.set_reactive(SettingsDrawer.catalogs, dict(catalogs or {}))
         self._fit_checker = fit_checker
         self._reload_fields = reload_fields
+        self._read_only: ReadOnlyFields = no_read_only
         self._draft = load
         self._errors: dict[str, str] = {}
         self._requested: LoadSettings | None = None
@@ -181,6 +186,16 @@ class SettingsDrawer(Vertical):
     @reload_fields.setter
     def reload_fields(self, reload_fields: ReloadFields) -> None:
         self._reload_fields = reload_fields
+        self._refresh_status()
+
+    @property
+    def read_only(self) -> ReadOnlyFields:
+        """backend → the settings it fixes, with reasons: their controls are disabled."""
+        return self._read_only
+
+    @read_only.setter
+    def read_only(self, read_only: ReadOnlyFields) -> None:
+        self._read_only = read_only
         self._refresh_status()
 
     @property
@@ -249,6 +264,7 @@ class SettingsDrawer(Vertical):
             yield _row("backend", backend)
             yield _row("model", compact_select(model_options, model_value, id="model"))
             yield FieldRow("Quant", compact_select(quant_options, quant_value, id="quant"), field="quant")
+            yield Static("", id="drawer-read-only", markup=False)
             layers = Stepper(draft.n_gpu_layers, LayerScale(n_layers_of(variant)), id="n_gpu_layers")
             yield _row("n_gpu_layers", layers)
             yield FitLine(id="fit")
@@ -514,10 +530,13 @@ class SettingsDrawer(Vertical):
         reload = self._reload_fields(applied, draft)
         self._mark_rows(changed, reload)
         self.query_one("#row-keep_alive").display = draft.backend == BackendKind.OLLAMA
+        self._show_read_only(draft.backend)
         if draft != self._fit_for:
             self._fit_for = draft
             checker = self._fit_checker
-            self.query_one(FitLine).verdict = checker(draft) if checker is not None and draft.model else None
+            fit = self.query_one(FitLine)
+            fit.verdict = checker(draft) if checker is not None and draft.model else None
+            fit.note = REMOTE_FIT_NOTE if draft.backend is BackendKind.OPENAI else None
 
         busy = self.query_one("#drawer-busy", Static)
         busy.display = self.busy is not None
@@ -539,6 +558,14 @@ class SettingsDrawer(Vertical):
             can_apply=self._can_apply(),
             can_reset=bool(changed or self.errors),
         )
+
+    def _show_read_only(self, backend: BackendKind) -> None:
+        reasons = {name: why for name, why in self._read_only(backend).items() if name != "keep_alive"}
+        for row in self.query(FieldRow):
+            row.show_read_only(reasons.get((row.id or "").removeprefix("row-")))
+        summary = self.query_one("#drawer-read-only", Static)
+        summary.update(read_only_summary(reasons))
+        summary.display = bool(reasons)
 
     def _mark_rows(self, changed: tuple[str, ...], reload: tuple[str, ...]) -> None:
         """Mark each changed field's row; the model field has two rows, Model and Quant."""

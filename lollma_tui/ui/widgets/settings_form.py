@@ -6,7 +6,7 @@ as the slash commands, the flags and the config file do.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
 from typing import TypeVar
 
@@ -17,9 +17,31 @@ from lollma_tui.core.settings_table import SETTINGS, Setting, setting
 
 ReloadFields = Callable[[LoadSettings, LoadSettings], tuple[str, ...]]
 FitChecker = Callable[[LoadSettings], FitVerdict | None]
+ReadOnlyFields = Callable[[BackendKind], Mapping[str, str]]
+"""A backend → the load settings it does not let this app change, each with the reason."""
 Settings = TypeVar("Settings", LoadSettings, SamplingSettings)
 
-BACKEND_LABELS: dict[BackendKind, str] = {BackendKind.LLAMA_CPP: "llama.cpp", BackendKind.OLLAMA: "Ollama"}
+BACKEND_LABELS: dict[BackendKind, str] = {
+    BackendKind.LLAMA_CPP: "llama.cpp",
+    BackendKind.OLLAMA: "Ollama",
+    BackendKind.OPENAI: "OpenAI-compatible",
+}
+REMOTE_FIT_NOTE = (
+    "no fit estimate: the model runs on the server, whose memory this app cannot see "
+    "(the hardware panel shows it with --hw-host)"
+)
+
+
+def no_read_only(kind: BackendKind) -> Mapping[str, str]:
+    return {}
+
+
+def read_only_summary(reasons: Mapping[str, str]) -> str:
+    """One line per reason, naming the settings it fixes ("GPU layers, context: set when …")."""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in reasons.items():
+        by_reason.setdefault(reason, []).append(setting(name).label)
+    return "\n".join(f"🔒 {', '.join(labels)}: {reason}" for reason, labels in by_reason.items())
 
 
 def changed_fields(old: Settings, new: Settings) -> tuple[str, ...]:

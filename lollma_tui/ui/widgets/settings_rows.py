@@ -14,7 +14,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 from lollma_tui.core.models.fit import FitVerdict
 from lollma_tui.core.settings import SettingsError
 from lollma_tui.core.settings_table import Setting
-from lollma_tui.ui.literal import literal_options, plain
+from lollma_tui.ui.literal import literal, literal_options, plain
 from lollma_tui.ui.widgets.settings_form import FIT_LEVELS, fit_summary
 
 
@@ -37,7 +37,8 @@ class FieldRow(Vertical):
     """A label, its control and a reload mark on one line, and room for an error below.
 
     Classes set by the drawer: `-changed` (differs from the settings in effect), `-reload`
-    (and that change reloads the model), `-invalid` (the entry cannot be used).
+    (and that change reloads the model), `-invalid` (the entry cannot be used), `-read-only`
+    (the backend does not let this app change it; the control is disabled).
     """
 
     def __init__(self, label: str, control: Widget, *, field: str) -> None:
@@ -55,6 +56,12 @@ class FieldRow(Vertical):
     def show_error(self, error: str | None) -> None:
         self.set_class(error is not None, "-invalid")
         self.query_one(".field-error", Static).update(plain(error or ""))
+
+    def show_read_only(self, reason: str | None) -> None:
+        """Disable the control while the backend fixes this setting; `reason` is its tooltip."""
+        self.set_class(reason is not None, "-read-only")
+        self.control.disabled = reason is not None
+        self.tooltip = literal(reason) if reason is not None else None
 
 
 def text_row(text_field: Setting, value: Any, *, classes: str) -> FieldRow:
@@ -81,17 +88,26 @@ class FitLine(Vertical):
     """The fit estimator's verdict, coloured ok/warm/hot, and its notes below it."""
 
     verdict: reactive[FitVerdict | None] = reactive(None, init=False)
-    """None hides the line (no checker, or nothing it can tell for this model)."""
+    """None hides the line (no checker, or nothing it can tell for this model) unless a note is set."""
+    note: reactive[str | None] = reactive(None, init=False)
+    """Why there is no verdict (e.g. the model runs on a server whose memory is out of sight)."""
 
     def compose(self) -> ComposeResult:
         yield Static("", id="fit-verdict", markup=False)
         yield Static("", id="fit-notes", markup=False)
 
     def on_mount(self) -> None:
-        self.watch_verdict(self.verdict)
+        self._show()
 
-    def watch_verdict(self, verdict: FitVerdict | None) -> None:
-        self.display = verdict is not None
+    def watch_verdict(self) -> None:
+        self._show()
+
+    def watch_note(self) -> None:
+        self._show()
+
+    def _show(self) -> None:
+        verdict, note = self.verdict, self.note
+        self.display = verdict is not None or note is not None
         if not self.children:
             return
         line = self.query_one("#fit-verdict", Static)
@@ -100,8 +116,10 @@ class FitLine(Vertical):
         for name in FIT_LEVELS.values():
             line.set_class(name == level, f"-{name}")
         line.update(plain(fit_summary(verdict)) if verdict is not None else "")
-        notes.display = verdict is not None and bool(verdict.notes)
-        notes.update(plain("\n".join(verdict.notes)) if verdict is not None else "")
+        line.display = verdict is not None
+        lines = verdict.notes if verdict is not None else (note,) if note else ()
+        notes.display = bool(lines)
+        notes.update(plain("\n".join(lines)))
 
 
 class ApplyBar(Vertical):

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 from ollama_server import OllamaTestServer
-from openai_server.fixtures import any_flavour_server, llama_server, make_openai_backend
+from openai_server.fixtures import any_flavour_server, llama_server, make_openai_backend, real_openai_server
 
 from lollma_tui.core.backends.ollama import OllamaBackend
 
 make_backend = make_openai_backend
 
-__all__ = ["any_flavour_server", "llama_server", "make_backend"]
+__all__ = ["any_flavour_server", "llama_server", "make_backend", "real_openai_server"]
 
 
 @pytest.fixture

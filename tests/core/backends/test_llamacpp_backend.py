@@ -126,16 +126,22 @@ async def test_cancel_mid_stream_keeps_the_partial_reply(backend: LlamaCppBacken
     assert backend.process_ids() == (pid,)  # honoured by the worker, not by killing it
 
 
-async def test_cancel_during_a_long_prompt_between_batches(backend: LlamaCppBackend, slow_gguf: Path) -> None:
-    await backend.load(LoadSettings(model=str(slow_gguf), n_ctx=8192, n_batch=256, n_threads=1))
-    (pid,) = backend.process_ids()
-    prompt = " ".join(WORDS * 50)
-    task = asyncio.create_task(collect(backend, prompt, GREEDY))
-    await asyncio.sleep(1.0)
-    await backend.cancel()
-    text, done = await asyncio.wait_for(task, 10)
-    assert done.finish_reason == "cancelled" and text == ""
-    assert backend.process_ids() == (pid,)
+async def test_cancel_during_a_long_prompt_between_batches(slow_gguf: Path, tmp_path: Path) -> None:
+    # Short batches, and more grace than the product's second: on a loaded machine one batch of
+    # this model can take longer than that, and the stop would be a kill, not what is tested here.
+    backend = LlamaCppBackend(log_path=tmp_path / "llama.log", cancel_grace_s=8.0)
+    try:
+        await backend.load(LoadSettings(model=str(slow_gguf), n_ctx=8192, n_batch=64, n_threads=1))
+        (pid,) = backend.process_ids()
+        prompt = " ".join(WORDS * 50)
+        task = asyncio.create_task(collect(backend, prompt, GREEDY))
+        await asyncio.sleep(1.0)
+        await backend.cancel()
+        text, done = await asyncio.wait_for(task, 15)
+        assert done.finish_reason == "cancelled" and text == ""
+        assert backend.process_ids() == (pid,)
+    finally:
+        await backend.close()
 
 
 async def test_cancel_stuck_in_one_prompt_batch_kills_and_restarts_the_worker(

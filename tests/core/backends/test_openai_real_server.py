@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from openai_helpers import done_of, openai_settings, reply, text_of
-from openai_server.fixtures import llama_cpp_server
+from openai_server.fixtures import REAL_SERVER_ALIAS as ALIAS
 
 from lollma_tui.core.backends.base import (
     BackendState,
@@ -22,18 +20,9 @@ from lollma_tui.core.backends.openai import OpenAIBackend
 from lollma_tui.core.backends.openai_extras import ServerKind
 from lollma_tui.core.settings import SamplingSettings
 
-ALIAS = "tiny-chat"
 
-
-@pytest.fixture(scope="module")
-def real_server(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("llama-cpp-server") / "server.log"
-    with llama_cpp_server(tiny_gguf, ALIAS, log) as url:
-        yield url
-
-
-async def test_streams_real_tokens_through_the_openai_client(real_server: str) -> None:
-    backend = OpenAIBackend(real_server, timeout_s=60)
+async def test_streams_real_tokens_through_the_openai_client(real_openai_server: str) -> None:
+    backend = OpenAIBackend(real_openai_server, timeout_s=60)
     try:
         loaded = await backend.load(openai_settings(ALIAS))
         assert loaded.name == ALIAS
@@ -47,14 +36,14 @@ async def test_streams_real_tokens_through_the_openai_client(real_server: str) -
         assert done.stats.source is StatsSource.CLIENT_CHUNKS
         assert done.stats.gen_tokens == len(pieces) == 12
         assert done.stats.gen_tps is not None and done.stats.gen_tps > 0
-        assert done.stats.setup.server == real_server
+        assert done.stats.setup.server == real_openai_server
         assert backend.extras.kind is ServerKind.UNKNOWN  # nothing beyond the OpenAI API, nothing assumed
     finally:
         await backend.close()
 
 
-async def test_stop_closes_the_stream_and_the_server_serves_the_next_reply(real_server: str) -> None:
-    backend = OpenAIBackend(real_server, timeout_s=60)
+async def test_stop_closes_the_stream_and_the_server_serves_the_next_reply(real_openai_server: str) -> None:
+    backend = OpenAIBackend(real_openai_server, timeout_s=60)
     try:
         await backend.load(openai_settings(ALIAS))
         events = []
@@ -72,8 +61,10 @@ async def test_stop_closes_the_stream_and_the_server_serves_the_next_reply(real_
         await backend.close()
 
 
-async def test_a_model_the_server_does_not_offer_fails_the_load_with_the_ids_it_has(real_server: str) -> None:
-    backend = OpenAIBackend(real_server, timeout_s=60)
+async def test_a_model_the_server_does_not_offer_fails_the_load_with_the_ids_it_has(
+    real_openai_server: str,
+) -> None:
+    backend = OpenAIBackend(real_openai_server, timeout_s=60)
     try:
         with pytest.raises(ModelNotFoundError, match=f"no model 'gpt-4o'.*offers: {ALIAS}"):
             await backend.load(openai_settings("gpt-4o"))

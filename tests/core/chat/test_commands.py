@@ -307,6 +307,7 @@ CONTEXT = CompletionContext(
     models=("tinyllama:1b", "tinyllama:1b-q8_0", "qwen3:0.6b"),
     quants=("Q4_K_M", "Q8_0", "F16"),
     themes=("dark",),
+    hosts=("gpu-box", "den", "local"),
 )
 
 
@@ -323,6 +324,8 @@ def test_completion_offers_argument_values() -> None:
     assert texts("/model q") == ["/model qwen3:0.6b", "/model tinyllama:1b-q8_0"]
     assert texts("/model q8") == ["/model tinyllama:1b-q8_0"]
     assert texts("/theme ") == ["/theme dark"]
+    assert texts("/host g") == ["/host gpu-box"]
+    assert texts("/hos") == ["/host ", "/hosts "]
     assert texts("/qu") == ["/quant ", "/quantize ", "/quit "]
     assert texts("/nonsense x") == []
 

@@ -1,5 +1,5 @@
-"""Fixtures for the hardware tests (the fakes themselves are in hw_fakes.py), and for remote
-hardware: a real sshd on 127.0.0.1, and the fake NVML for the far side."""
+"""Fixtures for the hardware tests (the fakes themselves are in hw_fakes.py; the sshd for remote
+hardware is in sshd_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from hw_fakes import FAKE_MACMON, FakeMacmon, FakeNvml
-from sshd_server import SshServer, fake_nvml_env, running_sshd
 
 from lollma_tui.core.hardware.macmon import MacmonSource
 
@@ -49,14 +48,3 @@ def macmon_source(fake_macmon: FakeMacmon) -> Iterator[Callable[..., MacmonSourc
     yield build
     for source in made:
         source.close()
-
-
-@pytest.fixture
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
-    with running_sshd(tmp_path_factory.mktemp("sshd")) as server:
-        yield server
-
-
-@pytest.fixture
-def fake_nvml_site(tmp_path: Path) -> Path:
-    return fake_nvml_env(tmp_path / "fake-nvml-site")

@@ -88,3 +88,15 @@ def llama_cpp_server(model: Path, alias: str, log: Path, *, n_ctx: int = 512) ->
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+REAL_SERVER_ALIAS = "tiny-chat"
+"""The model id llama-cpp-python's server gives the tiny GGUF in `real_openai_server`."""
+
+
+@pytest.fixture(scope="module")
+def real_openai_server(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """llama-cpp-python's own server running the tiny GGUF as `REAL_SERVER_ALIAS`; its base URL."""
+    log = tmp_path_factory.mktemp("llama-cpp-server") / "server.log"
+    with llama_cpp_server(tiny_gguf, REAL_SERVER_ALIAS, log) as url:
+        yield url

@@ -33,7 +33,7 @@ class HostApp(App[None]):
         self.chosen: list[str | None] = []
 
     def on_mount(self) -> None:
-        self.push_screen(HostsScreen(REPORTS), self.chosen.append)
+        self.push_screen(HostsScreen([r.entry for r in REPORTS], REPORTS), self.chosen.append)
 
 
 async def test_rows_show_each_host_literally_and_enter_picks_one() -> None:
@@ -43,7 +43,7 @@ async def test_rows_show_each_host_literally_and_enter_picks_one() -> None:
         table = app.screen.query_one(DataTable)
         assert table.row_count == 3
         cells = [str(cell) for cell in table.get_row("box")]
-        assert cells[:4] == ["box", "openai", "http://box:8080/v1", "● llama-server b4500"]
+        assert cells[:4] == ["  box", "openai", "http://box:8080/v1", "● llama-server b4500"]
         assert cells[4] == "a, b, c (+2)" and cells[5] == "a" and cells[6].startswith("2 GPUs")
         evil = [str(cell) for cell in table.get_row("evil")]
         # Markup stays text, and the control characters are gone.
@@ -60,3 +60,23 @@ async def test_escape_closes_without_choosing() -> None:
         await pilot.press("escape")
         await pilot.pause()
     assert app.chosen == [None]
+
+
+async def test_rows_wait_for_the_reports_and_mark_the_host_in_use() -> None:
+    app = HostApp()
+    async with app.run_test(size=(140, 30)) as pilot:
+        await pilot.pause()
+        screen = HostsScreen([r.entry for r in REPORTS], active="box")
+        await app.push_screen(screen)
+        await pilot.pause()
+        table = screen.query_one(DataTable)
+        assert [str(c) for c in table.get_row("box")][:4] == [
+            "▶ box",
+            "openai",
+            "http://box:8080/v1",
+            "asking…",
+        ]
+        screen.reports = (REPORTS[1],)
+        await pilot.pause()
+        assert str(table.get_row("box")[3]) == "● llama-server b4500"
+        assert str(table.get_row("local")[3]) == "asking…"

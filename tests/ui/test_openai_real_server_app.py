@@ -1,0 +1,39 @@
+"""The app on a real OpenAI-compatible server: llama-cpp-python's own (`python -m
+llama_cpp.server`) running the tests' tiny GGUF; real tokens through `AsyncOpenAI` into the chat."""
+
+from __future__ import annotations
+
+from chat_app_support import send, wait_ready
+from openai_server.fixtures import REAL_SERVER_ALIAS as ALIAS
+
+from lollma_tui.core.backends.base import StatsSource
+from lollma_tui.core.chat.conversation import ReplyState
+from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
+from lollma_tui.ui.app import LollmaApp
+
+
+def make_app(url: str, max_tokens: int) -> LollmaApp:
+    options = StartupOptions(
+        load=LoadSettings(backend=BackendKind.OPENAI, model=""),
+        sampling=SamplingSettings(temperature=0.0, seed=1, max_tokens=max_tokens),
+        openai_base_url=url,
+    )
+    return LollmaApp(options)
+
+
+async def test_real_tokens_stream_into_the_chat_with_figures_measured_here(real_openai_server: str) -> None:
+    app = make_app(real_openai_server, max_tokens=12)
+    main = app.chat_screen
+    async with app.run_test(size=(110, 36)) as pilot:
+        # No --model: the server's only model is the one served.
+        await wait_ready(pilot, app, within=60)
+        assert main.models.settings.model == ALIAS
+        turn = await send(pilot, app, "Say hello.", within=60)
+        assert turn.message.state is ReplyState.LENGTH
+        assert turn.message.content.strip()
+        stats = turn.message.stats
+        assert stats is not None and stats.gen_tokens == 12
+        # llama-cpp-python's server sends no timings: the figures are ours, and say so.
+        assert stats.source is StatsSource.CLIENT_CHUNKS and stats.setup.server == real_openai_server
+        footer = str(turn.footer.render())
+        assert "tok/s" in footer and "measured here" in footer
