@@ -69,9 +69,12 @@ class LlmProcessFinder:
         return self._found
 
     def _scan(self) -> tuple[int, ...]:
-        parents: dict[int, int | None] = dict(_named_processes_proc(self._names)) if _PROC.is_dir() else {}
-        if not parents:
-            # Not Linux, or /proc unreadable: psutil, five times slower (7 ms for 75 processes).
+        parents: dict[int, int | None] = {}
+        if _PROC.is_dir():
+            parents.update(_named_processes_proc(self._names))
+        else:
+            # Not Linux: psutil, five times slower (7 ms for 75 processes). Where /proc exists and
+            # no server runs (the usual case), /proc's answer stands: nothing is scanned twice.
             for proc in psutil.process_iter(["pid", "ppid", "name"]):
                 info = proc.info
                 name = str(info.get("name") or "").lower().removesuffix(".exe")

@@ -52,3 +52,19 @@ def test_the_server_is_found_and_not_its_runner(
     found = LlmProcessFinder()()
     assert server in found
     assert runner not in found
+
+
+def test_with_no_server_running_the_process_table_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not Path("/proc").is_dir():
+        pytest.fail("this platform has no /proc; the test runs on Linux")
+    walks: list[object] = []
+    real_process_iter = psutil.process_iter
+
+    def counted_process_iter(*args: object, **kwargs: object) -> object:
+        walks.append(args)
+        return real_process_iter(*args, **kwargs)  # type: ignore[arg-type]
+
+    # psutil is the slower second way; where /proc answered "none here", it must not run too.
+    monkeypatch.setattr(psutil, "process_iter", counted_process_iter)
+    assert LlmProcessFinder(["no-such-llm-server"])() == ()
+    assert walks == []
