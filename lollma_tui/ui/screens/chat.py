@@ -201,8 +201,9 @@ class ChatScreen(Screen[None]):
         self.model_card.last_stats = stats
 
     def put_back(self, text: str) -> None:
-        """A message that was not sent goes back into the prompt."""
-        self.prompt.load_text(text)
+        """A message that was not sent goes back into the prompt, before anything typed since."""
+        self.prompt.load_text(text + self.prompt.text)
+        self.prompt.move_cursor(self.prompt.document.end)
 
     # -- what the controllers report ---------------------------------------------------------------
 
@@ -307,6 +308,7 @@ class ChatScreen(Screen[None]):
     async def send(self, text: str, *, context_checked: bool = False) -> None:
         editing, self._editing = self._editing, None
         if self.is_generating:
+            self.put_back(text)
             self.notify("A reply is still being written — Esc stops it.", severity="warning")
             return
         if editing is not None:

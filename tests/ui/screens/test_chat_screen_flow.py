@@ -182,3 +182,29 @@ def test_every_command_has_its_handler() -> None:
         assert callable(getattr(ChatCommands, spec.handler_name, None)), spec.name
     handlers = {name for name in vars(ChatCommands) if name.startswith("command_")}
     assert handlers == {spec.handler_name for spec in COMMANDS}
+
+
+async def test_enter_while_a_reply_is_written_keeps_the_message_in_the_prompt(slow_gguf: Path) -> None:
+    endless = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=2000)
+    # Room for the first reply and the second question, so no context warning comes between.
+    load = LoadSettings(model=str(slow_gguf), n_ctx=8192, n_threads=1)
+    app = LollmaApp(StartupOptions(load=load, sampling=endless))
+    screen = app.chat_screen
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot, screen)
+        await pilot.press(*"first", "enter")
+        await wait_until(pilot, lambda: screen.is_generating)
+        await pilot.press(*"second", "enter", *" too")
+        await pilot.pause()
+        assert screen.prompt.text == "second too"  # not sent, and not lost
+        assert [m.content for m in screen.conversation.messages if m.role == "user"] == ["first"]
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not screen.is_generating)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.is_generating)
+        assert [m.content for m in screen.conversation.messages if m.role == "user"] == [
+            "first",
+            "second too",
+        ]
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not screen.is_generating)
