@@ -4,11 +4,13 @@ Toasts, links, pastes and the theme picker are the app's, not a widget's, so the
 `ui.literal` is kept here once for every screen: a toast is shown literally whoever raised it, a
 link opens only when `core.safe_text.safe_link` accepts it (http or https), pasted text arrives
 without control characters, and theme names, which come from the user's theme files, are listed
-literally in the command palette.
+literally in the command palette. And on Linux and macOS it runs in a terminal driver that
+survives being stopped and continued from outside (`ui.terminal_driver`).
 """
 
 from __future__ import annotations
 
+import sys
 from functools import partial
 from typing import TypeVar
 
@@ -16,6 +18,7 @@ from textual import events
 from textual.app import App
 from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
+from textual.driver import Driver
 from textual.fuzzy import Matcher
 from textual.notifications import SeverityLevel
 
@@ -26,6 +29,18 @@ ReturnType = TypeVar("ReturnType")
 
 
 class LiteralApp(App[ReturnType]):
+    def get_driver_class(self) -> type[Driver]:
+        chosen = super().get_driver_class()
+        if sys.platform == "win32":
+            return chosen
+        from textual.drivers.linux_driver import LinuxDriver
+
+        if chosen is not LinuxDriver:
+            return chosen  # one named in TEXTUAL_DRIVER
+        from lollma_tui.ui.terminal_driver import ContinuableDriver
+
+        return ContinuableDriver
+
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Paste) and not event.is_forwarded:
             # Pasted text is the user's like any typed, and often copied from a terminal with its

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+import psutil
 import pytest
 
 
@@ -66,6 +67,12 @@ class Tmux:
                 size = self.run("display", "-p", "-t", target, "#{window_width}x#{window_height}").strip()
                 raise AssertionError(f"screen ({size}) never matched; last screen:\n{text}")
             time.sleep(0.1)
+
+    def app_process(self, target: str) -> psutil.Process:
+        """The `lollma-tui` process running in the pane (the pane's shell or `env` may start it)."""
+        pane = psutil.Process(int(self.run("display", "-p", "-t", target, "#{pane_pid}")))
+        family = [pane, *pane.children(recursive=True)]
+        return next(p for p in family if "lollma-tui" in " ".join(p.cmdline()))
 
     def kill_server(self) -> None:
         subprocess.run([*self.base, "kill-server"], capture_output=True, timeout=30)

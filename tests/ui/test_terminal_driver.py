@@ -1,0 +1,85 @@
+"""In a real terminal (tmux), the installed command survives being stopped and continued: from
+outside with SIGSTOP (a benchmark, a debugger, ``kill -STOP``). What is typed afterwards arrives
+whole and in order, and Ctrl+Q still quits."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from ollama_server import OllamaTestServer
+from tmux_support import Tmux, app_folders, command_line
+
+from lollma_tui.core.chat.store import ChatStore
+
+pytestmark = pytest.mark.slow
+
+QUESTIONS = ["what makes bread rise", "why is the sky blue", "how do bees find flowers", "what is a compiler"]
+
+
+class RunningApp:
+    """The installed command in a pane, chatting with the Ollama test server."""
+
+    def __init__(self, tmux: Tmux, tmp_path: Path, session_cache: Path, server: OllamaTestServer) -> None:
+        self.tmux = tmux
+        folders = app_folders(tmp_path, session_cache)
+        self.db = folders["LOLLMA_DATA_DIR"] / "history.db"
+        model = ("--model", "tinyllama:1b-q4_K_M")
+        line = command_line(folders, "--backend", "ollama", "--ollama-host", server.host, *model, "--new")
+        tmux.run("new-session", "-d", "-s", "chat", "-x", "120", "-y", "35", line)
+        tmux.wait_for("chat", lambda s: "● ready" in s, timeout=60)
+        self.process = tmux.app_process("chat")
+
+    def user_messages(self) -> list[str]:
+        """What the user sent, as saved (the app opened with --new: one conversation)."""
+        if not self.db.exists():
+            return []
+        with ChatStore.open(self.db) as store:
+            found = store.latest_conversation_id()
+            thread = [] if found is None else store.load(found).conversation.messages
+        return [m.content for m in thread if m.role == "user"]
+
+    def ask(self, question: str) -> None:
+        """Type `question` and Enter at once, as a script or a fast typist does; wait for the reply."""
+        asked = len(self.user_messages())
+        self.tmux.run("send-keys", "-t", "chat", "-l", question)
+        self.tmux.run("send-keys", "-t", "chat", "Enter")
+        deadline = time.monotonic() + 30
+        while len(self.user_messages()) == asked:
+            assert time.monotonic() < deadline, self.tmux.screen("chat")
+            time.sleep(0.1)
+        self.tmux.wait_for("chat", lambda s: "● ready" in s and "writing…" not in s, timeout=30)
+
+    def quit(self) -> None:
+        self.tmux.run("send-keys", "-t", "chat", "C-q")
+        deadline = time.monotonic() + 15
+        while self.tmux.has_session("chat"):
+            assert time.monotonic() < deadline, "lollma-tui did not quit on Ctrl+Q"
+            time.sleep(0.2)
+
+
+def test_typing_after_a_stop_from_outside_arrives_whole_and_in_order(
+    tmux: Tmux, tmp_path: Path, session_cache: Path, ollama_server: OllamaTestServer
+) -> None:
+    ollama_server.set_default_reply("Fine.")
+    app = RunningApp(tmux, tmp_path, session_cache, ollama_server)
+    app.ask("hello")  # every thread a reply needs is running from here on
+    threads = app.process.num_threads()
+
+    for _ in range(3):
+        # tmux continues a stopped pane itself at once; the SIGCONT is for any other terminal.
+        app.process.send_signal(signal.SIGSTOP)
+        time.sleep(0.2)
+        app.process.send_signal(signal.SIGCONT)
+        time.sleep(0.3)
+    for question in QUESTIONS:
+        app.ask(question)
+
+    # Textual restarted application mode on each SIGCONT: another input thread (and output
+    # thread) every time, reading the same terminal, so keys were split between them and an
+    # Enter could overtake the last letters of a message.
+    assert app.process.num_threads() <= threads + 2
+    assert app.user_messages() == ["hello", *QUESTIONS]
+    app.quit()
