@@ -5,7 +5,8 @@ Toasts, links, pastes and the theme picker are the app's, not a widget's, so the
 link opens only when `core.safe_text.safe_link` accepts it (http or https), pasted text arrives
 without control characters, and theme names, which come from the user's theme files, are listed
 literally in the command palette. And on Linux and macOS it runs in a terminal driver that
-survives being stopped and continued from outside (`ui.terminal_driver`).
+survives being stopped and continued from outside (`ui.terminal_driver`), and is repainted whole
+when it comes back from a suspend.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from functools import partial
 from typing import TypeVar
 
-from textual import events
+from textual import events, on
 from textual.app import App
 from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
@@ -40,6 +41,12 @@ class LiteralApp(App[ReturnType]):
         from lollma_tui.ui.terminal_driver import ContinuableDriver
 
         return ContinuableDriver
+
+    @on(Driver.SignalResume)
+    def _repaint_on_resume(self) -> None:
+        # Back from a suspend (SIGTSTP, then SIGCONT) on a blank screen: Textual repaints after
+        # its own `suspend()` but not here, and the screen would show only what changed next.
+        self.refresh(layout=True)
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Paste) and not event.is_forwarded:

@@ -1,6 +1,6 @@
 """In a real terminal (tmux), the installed command survives being stopped and continued: from
-outside with SIGSTOP (a benchmark, a debugger, ``kill -STOP``). What is typed afterwards arrives
-whole and in order, and Ctrl+Q still quits."""
+outside with SIGSTOP (a benchmark, a debugger, ``kill -STOP``) and through Textual's own suspend
+(SIGTSTP). What is typed afterwards arrives whole and in order, and Ctrl+Q still quits."""
 
 from __future__ import annotations
 
@@ -82,4 +82,33 @@ def test_typing_after_a_stop_from_outside_arrives_whole_and_in_order(
     # Enter could overtake the last letters of a message.
     assert app.process.num_threads() <= threads + 2
     assert app.user_messages() == ["hello", *QUESTIONS]
+    app.quit()
+
+
+def test_textual_own_suspend_still_resumes(
+    tmux: Tmux, tmp_path: Path, session_cache: Path, ollama_server: OllamaTestServer
+) -> None:
+    ollama_server.set_default_reply("Fine.")
+    app = RunningApp(tmux, tmp_path, session_cache, ollama_server)
+    app.ask("hello")
+    threads = app.process.num_threads()
+
+    # SIGTSTP: Textual gives the terminal back and stops the process itself; tmux continues a
+    # stopped pane at once, and Textual takes the terminal again (input included) on SIGCONT.
+    before = {thread.id for thread in app.process.threads()}
+    app.process.send_signal(signal.SIGTSTP)
+    deadline = time.monotonic() + 10
+    while True:
+        # Suspended and resumed: its terminal threads are new ones.
+        now = {thread.id for thread in app.process.threads()}
+        if not before <= now and len(now) >= len(before):
+            break
+        assert time.monotonic() < deadline, "the app did not suspend and resume"
+        time.sleep(0.05)
+    # The screen it left was blank when it came back: what it shows now is repainted.
+    tmux.wait_for("chat", lambda s: "● ready" in s, timeout=10)
+
+    app.ask(QUESTIONS[0])
+    assert app.user_messages() == ["hello", QUESTIONS[0]]
+    assert app.process.num_threads() <= threads + 2
     app.quit()
