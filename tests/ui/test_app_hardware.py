@@ -47,29 +47,32 @@ async def test_live_token_rate_shows_while_streaming_and_goes_away(slow_gguf: Pa
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
         panel = main.hardware_panel
-        rates: list[float] = []
-
-        def sample_rate() -> bool:
-            if panel.live_rate is not None:
-                rates.append(panel.live_rate)
-            return len(rates) >= 3
-
         await pilot.press(*"go", "enter")
-        await wait_until(pilot, lambda: panel.live_rate is not None)
-        # A busy UI (here: the event loop blocked for a second while the engine goes on) must not
-        # bend the figure: it is the engine's rate, not how soon the UI read the tokens.
-        time.sleep(1.0)
-        rates.clear()
-        await wait_until(pilot, sample_rate)
-        assert all(rate > 0 for rate in rates)
+        await wait_until(pilot, lambda: bool(main.conversation.messages[-1].content))
+        # A busy UI (here: the event loop blocked for a while, from the first token, as the engine
+        # goes on) must not bend the figure: it is the engine's rate, not how soon the UI read
+        # the tokens. (Short enough that the worker's pipe does not fill and hold the engine.)
+        shown = [panel.live_rate]
+        time.sleep(1.2)
+
+        def two_more_figures() -> bool:
+            if panel.live_rate is not None and panel.live_rate != shown[-1]:
+                shown.append(panel.live_rate)
+            return len(shown) >= 3
+
+        await wait_until(pilot, two_more_figures)
+        after_block = shown[1]
+        assert after_block is not None and after_block > 0
         await pilot.press("escape")
         await wait_until(pilot, lambda: not main.is_generating)
         assert panel.live_rate is None
-        # The engine's own figure and the live one describe the same reply.
         stats = main.conversation.messages[-1].stats
-        assert stats is not None and stats.gen_tps is not None
+        assert stats is not None and stats.ttft_s is not None
         assert stats.gen_tokens < SLOW_ENDLESS.max_tokens  # it was still going when stopped
-        assert 0.4 < rates[0] / stats.gen_tps < 2.5, (rates, stats.gen_tps)
+        # The reply's tokens over its time from first token to stop, all overheads included: the
+        # figure shown just after the block describes the same reply.
+        whole_reply = stats.gen_tokens / (stats.total_s - stats.ttft_s)
+        assert 0.5 < after_block / whole_reply < 2, (shown, whole_reply)
 
 
 async def test_folding_the_panel_slows_sampling(tiny_gguf: Path) -> None:

@@ -63,6 +63,16 @@ def format_loaded(model: LoadedModel) -> str:
     )
 
 
+def format_reply_heading(model: LoadedModel, host_name: str) -> str:
+    """The heading of a reply being written: the model, its quant and where it runs."""
+    backend = model.settings.backend
+    if backend is not BackendKind.LLAMA_CPP:
+        # A server's own flags decide its layers; which server it is matters more.
+        return " · ".join((model.name, model.quant, f"{backend} on {host_name}"))
+    layers = format_gpu_layers(model.n_gpu_layers, model.n_layers)
+    return " · ".join((model.name, model.quant, str(backend), layers))
+
+
 def format_server(extras: ServerExtras, model: str | None = None) -> tuple[str, ...]:
     """Short lines on what an OpenAI-compatible server said about itself, for the model card.
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import LoadedModel
+from lollma_tui.core.models.catalog import HeaderCache
 from lollma_tui.core.models.fit import (
     FitParams,
     FitStatus,
@@ -204,3 +205,26 @@ def reclaimable_memory(header: GGUFHeader, loaded: LoadedModel) -> tuple[int, in
     params = FitParams.from_settings(loaded.settings, n_gpu_layers=loaded.n_gpu_layers)
     estimate = estimate_memory(header, params)
     return estimate.ram_total - estimate.cpu_weights_mapped, estimate.vram_total
+
+
+def notes_after_load(loaded: LoadedModel, plan: LoadPlan) -> list[str]:
+    """The loaded model's own notes, and the CPU-only build's when GPU layers were asked for."""
+    notes = list(loaded.notes)
+    if (
+        loaded.settings.backend is BackendKind.LLAMA_CPP
+        and not loaded.gpu_offload_supported
+        and plan.settings.n_gpu_layers != 0
+    ):
+        notes.append(CPU_ONLY_BUILD_NOTE)
+    return notes
+
+
+def read_header(headers: HeaderCache, model: str) -> GGUFHeader | GGUFError:
+    """The model file's header (cached), or why it cannot be read."""
+    path = Path(model).expanduser()
+    try:
+        return headers.read(path)
+    except GGUFError as error:
+        return error
+    except OSError as error:
+        return GGUFError(path, f"cannot read: {error.strerror or error}")

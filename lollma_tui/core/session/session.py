@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, Final
 
 from lollma_tui.core.backends.base import (
@@ -38,11 +37,12 @@ from lollma_tui.core.session.models import (
     settings_for_quant,
 )
 from lollma_tui.core.session.plan import (
-    CPU_ONLY_BUILD_NOTE,
     LoadPlan,
     expand_home,
     model_label,
+    notes_after_load,
     plan_load,
+    read_header,
     reclaimable_memory,
 )
 from lollma_tui.core.session.reload import (
@@ -358,7 +358,7 @@ class ModelSession:
         # A backend may settle what was left open (an OpenAI server's only model): keep its choice.
         self._settings = target if target.model.strip() else target.with_changes(model=loaded.settings.model)
         self._remember(loaded)
-        notes.extend(self._notes_after_load(loaded, plan))
+        notes.extend(notes_after_load(loaded, plan))
         message = f"Loaded {loaded.name} ({loaded.quant}, {target.backend!s}) in {loaded.load_s:.1f} s"
         report(SwapProgress(SwapPhase.DONE, message))
         return SwapResult(
@@ -507,16 +507,7 @@ class ModelSession:
 
     async def _read_header(self, model: str) -> GGUFHeader | GGUFError:
         # Reading a header costs milliseconds to a few hundred (big vocabularies): off the loop.
-        return await asyncio.to_thread(self._read_header_now, model)
-
-    def _read_header_now(self, model: str) -> GGUFHeader | GGUFError:
-        path = Path(model).expanduser()
-        try:
-            return self._headers.read(path)
-        except GGUFError as error:
-            return error
-        except OSError as error:
-            return GGUFError(path, f"cannot read: {error.strerror or error}")
+        return await asyncio.to_thread(read_header, self._headers, model)
 
     async def _reclaimable(self, loaded: LoadedModel) -> tuple[int, int]:
         """(RAM, VRAM) the current model frees when it is unloaded, as far as we can tell.
@@ -567,17 +558,6 @@ class ModelSession:
         self._last_models[loaded.settings.backend] = loaded.settings.model
         if loaded.settings.backend is BackendKind.LLAMA_CPP:
             self._gpu_offload = loaded.gpu_offload_supported
-
-    def _notes_after_load(self, loaded: LoadedModel, plan: LoadPlan) -> list[str]:
-        notes = list(loaded.notes)
-        asked = plan.settings.n_gpu_layers
-        if (
-            loaded.settings.backend is BackendKind.LLAMA_CPP
-            and not loaded.gpu_offload_supported
-            and asked != 0
-        ):
-            notes.append(CPU_ONLY_BUILD_NOTE)
-        return notes
 
     # -- models and quantizations -------------------------------------------------------------
 

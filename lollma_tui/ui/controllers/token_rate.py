@@ -30,7 +30,8 @@ class TokenRate:
         if now - self._shown_at < SHOW_EVERY_S:
             return None
         started_at, started_tokens = self._started
-        if made_at > started_at and tokens > started_tokens:
+        # A figure over a few tokens is noise (the first ones come slower): wait for a span.
+        if made_at - started_at >= SHOW_EVERY_S and tokens > started_tokens:
             self._shown_at = now
             return (tokens - started_tokens) / (made_at - started_at)
         return None

@@ -26,11 +26,11 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from lollma_tui.core.backends.base import Backend, BackendError, BackendState, BackendStatus, ReplyStats
-from lollma_tui.core.backends.describe import format_gpu_layers, format_setup
+from lollma_tui.core.backends.describe import format_reply_heading, format_setup
 from lollma_tui.core.chat.commands import is_command, unescape_message
 from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
 from lollma_tui.core.hosts import HostEntry
-from lollma_tui.core.settings import BackendKind, LoadSettings, StartupOptions
+from lollma_tui.core.settings import LoadSettings, StartupOptions
 from lollma_tui.ui.controllers.context_meter import ContextMeter
 from lollma_tui.ui.controllers.history_recorder import HistoryRecorder
 from lollma_tui.ui.controllers.model_catalog import ModelCatalog
@@ -334,15 +334,7 @@ class ChatScreen(Screen[None]):
         loaded = self.models.loaded
         if loaded is None:
             return plain(Path(self.models.settings.model).name, one_line=True) or "assistant"
-        backend = loaded.settings.backend
-        if backend is not BackendKind.LLAMA_CPP:
-            # A server's own flags decide its layers; which server it is matters more.
-            host = self.models.host
-            header = " · ".join((loaded.name, loaded.quant, f"{backend} on {host.name}"))
-        else:
-            layers = format_gpu_layers(loaded.n_gpu_layers, loaded.n_layers)
-            header = " · ".join((loaded.name, loaded.quant, str(backend), layers))
-        return plain(header, one_line=True)
+        return plain(format_reply_heading(loaded, self.models.host.name), one_line=True)
 
     def reply_header_for(self, message: Message) -> str:
         if message.stats is None:

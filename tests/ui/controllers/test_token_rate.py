@@ -33,3 +33,12 @@ def test_the_figure_changes_at_most_every_quarter_second_and_restarts_per_reply(
     assert rate.update(101, base + 0.6) is None  # shown just now: left as it is
     rate.begin()
     assert rate.update(1, base + 5.0) is None  # a new reply starts its own clock
+
+
+def test_no_figure_until_the_reply_spans_a_quarter_second() -> None:
+    rate = TokenRate()
+    rate.begin()
+    base = time.monotonic()
+    rate.update(1, base)
+    assert rate.update(3, base + 0.01) is None  # two tokens 10 ms apart say little
+    assert rate.update(80, base + SHOW_EVERY_S) == 79 / SHOW_EVERY_S
