@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from panel_fakes import (
     HOST_OK,
     NVIDIA_MISMATCH,
@@ -15,8 +17,10 @@ from panel_fakes import (
     two_gpus_one_hot,
     worker_process,
 )
+from pilot_support import wait_until
 from rich.cells import cell_len
 from textual.color import Color
+from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -32,6 +36,19 @@ def text_of(widget: Static) -> str:
 
 def theme_color(app: SidebarApp | FullScreenApp, name: str) -> Color:
     return Color.parse(app.theme_variables[name])
+
+
+async def drawn(pilot: Pilot[Any], panel: HardwarePanel) -> None:
+    """Until the snapshot just set is drawn: GPU blocks are mounted (and drawn) a moment later."""
+    await pilot.pause()
+    wanted = len(panel.snapshot.gpus) if panel.snapshot is not None else 0
+
+    def mounted() -> bool:
+        blocks = panel.query(GpuBlock)
+        return len(blocks) == wanted and all(block.is_mounted for block in blocks)
+
+    await wait_until(pilot, mounted)
+    await pilot.pause()
 
 
 async def test_waits_for_the_first_sample() -> None:
@@ -51,7 +68,7 @@ async def test_the_hot_gpu_and_only_it_is_marked_hot() -> None:
         ticks = series(5, two_gpus_one_hot())
         panel.history = history_of(ticks)
         panel.snapshot = ticks[-1]
-        await pilot.pause()
+        await drawn(pilot, panel)
 
         cool, hot = panel.query(GpuBlock)
         assert (cool.key, hot.key) == ("nvidia0", "nvidia1")
@@ -77,16 +94,16 @@ async def test_a_gpu_block_updates_in_place_and_follows_a_change_of_gpus() -> No
     async with app.run_test(size=(80, 24)) as pilot:
         panel = app.panel
         panel.snapshot = snapshot(gpus=(gpu(0, temperature=60.0),), sources=(HOST_OK, NVIDIA_OK))
-        await pilot.pause()
+        await drawn(pilot, panel)
         (block,) = panel.query(GpuBlock)
         panel.snapshot = snapshot(tick=1, gpus=(gpu(0, temperature=80.0),), sources=(HOST_OK, NVIDIA_OK))
-        await pilot.pause()
+        await drawn(pilot, panel)
         assert panel.query_one(GpuBlock) is block
         assert block.has_class("-warm")
         assert block.query_one(".gpu-temp", MetricValue).text == "80°C"
 
         panel.snapshot = snapshot(tick=2, gpus=two_gpus_one_hot(), sources=(HOST_OK, NVIDIA_OK))
-        await pilot.pause()
+        await drawn(pilot, panel)
         assert [b.key for b in panel.query(GpuBlock)] == ["nvidia0", "nvidia1"]
 
 
@@ -133,7 +150,7 @@ async def test_gpu_states_and_the_install_hint() -> None:
     async with app.run_test(size=(100, 40)) as pilot:
         panel = app.panel
         panel.snapshot = snapshot(gpus=(asleep, unified), sources=(HOST_OK, NVIDIA_OK), hint="install macmon")
-        await pilot.pause()
+        await drawn(pilot, panel)
         first, second = panel.query(GpuBlock)
         assert text_of(first.query_one(".gpu-state", Static)).startswith("asleep")
         assert first.query_one(".gpu-util", MetricRow).value.text == "—"
@@ -237,7 +254,7 @@ async def test_wide_panel_adds_per_core_strip_and_more_history() -> None:
         ticks = series(20, two_gpus_one_hot())
         panel.history = history_of(ticks)
         panel.snapshot = ticks[-1]
-        await pilot.pause()
+        await drawn(pilot, panel)
         assert panel.wide and panel.has_class("-wide")
         assert panel.query_one("#hw-cores").display
         assert text_of(panel.query_one("#hw-cores-strip", Static)) == "▁▂▃▄▅▆▇█"
