@@ -228,10 +228,15 @@ def test_kill_9_while_streaming_keeps_the_partial_reply_and_resumes_it(
 
     resumed = tmux.wait_for("crash", resumed_in_full, timeout=30)
     assert "1 reply was cut off when lollma-tui last closed; marked incomplete." in resumed
+    resumed_app = app_process(int(tmux.run("display", "-p", "-t", "crash", "#{pane_pid}").strip()))
+    started_processes.append(resumed_app)
     tmux.run("send-keys", "-t", "crash", "C-q")
     tmux.wait_for("crash", lambda _: tmux.pane_dead("crash"), timeout=15)
-    ended = tmux.exit_status("crash", timeout=5)
-    assert ended == "0", f"lollma-tui ended with {ended!r}; its last screen:\n{tmux.screen('crash')}"
+    ended = tmux.exit_status("crash", timeout=30, pid=resumed_app.pid)
+    assert ended == "0", (
+        f"lollma-tui ended with {ended!r} ({'gone' if is_gone(resumed_app) else 'still running'});"
+        f" its last screen:\n{tmux.screen('crash')}"
+    )
 
     with ChatStore.open(db) as store:
         after = store.load(conversation_id).conversation.messages
