@@ -189,9 +189,15 @@ async def test_stopping_mid_sweep_keeps_and_saves_the_finished_rows(
         assert app.results == []
 
 
+SLOW_FIRST_ROW = SweepForm(
+    gpu_layers="0", threads="1", n_prompt="2048", n_gen="16", repetitions="20", chat=False
+)
+"""A first row that takes seconds, so a stop pressed at once lands before it on a loaded machine."""
+
+
 async def test_a_stop_before_any_row_saves_nothing(bench_models: Path, tmp_path: Path) -> None:
     app = HostApp()
-    screen = make_screen(bench_models, tmp_path)
+    screen = make_screen(bench_models, tmp_path, SLOW_FIRST_ROW)
     async with app.run_test(size=(80, 24)) as pilot:
         app.open(screen)
         await pilot.pause()
