@@ -15,13 +15,19 @@ from lollma_tui.ui.literal_app import LiteralApp
 from lollma_tui.ui.theming import choose_theme, register_themes, with_app_variables
 
 
-async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], within: float = 30.0) -> None:
-    """Let the app run until `condition` holds; fail after `within` seconds."""
+async def wait_until(
+    pilot: Pilot[Any],
+    condition: Callable[[], bool],
+    within: float = 30.0,
+    explain: Callable[[], object] | None = None,
+) -> None:
+    """Let the app run until `condition` holds; fail after `within` seconds, saying `explain()`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while not condition():
         if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
+            detail = f": {explain()}" if explain is not None else ""
+            raise AssertionError(f"condition not met in time{detail}")
         await pilot.pause(0.02)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from chat_app_support import notices, send
 from ollama_server import OllamaTestServer
 from ollama_server.engines import Script
@@ -21,7 +23,9 @@ async def test_chat_through_ollama_with_stats_from_the_final_chunk(ollama_server
     app = ollama_app(ollama_server.host)
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
+        await wait_until(
+            pilot, lambda: main.models.backend.status.state == BackendState.READY, explain=status_of(app)
+        )
         turn = await send(pilot, app, "explain quantum entanglement")
         assert turn.message.content == "Entanglement links two particles."
         assert turn.message.state == ReplyState.COMPLETE
@@ -33,12 +37,19 @@ async def test_chat_through_ollama_with_stats_from_the_final_chunk(ollama_server
         assert any("Connected to Ollama" in n for n in notices(app))
 
 
+def status_of(app: LollmaApp) -> Callable[[], str]:
+    """What the backend and the chat said, for a wait that ran out."""
+    return lambda: f"{app.chat_screen.models.backend.status!r}; notices: {notices(app)}"
+
+
 async def test_thinking_is_shown_folded_above_the_answer(ollama_server: OllamaTestServer) -> None:
     ollama_server.queue_reply(Script(text="Four.", thinking="Two plus two is four."))
     app = ollama_app(ollama_server.host, model="qwen3:0.6b")
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
+        await wait_until(
+            pilot, lambda: main.models.backend.status.state == BackendState.READY, explain=status_of(app)
+        )
         turn = await send(pilot, app, "2+2?")
         assert turn.message.content == "Four."
         folded = turn.query_one(Collapsible)
@@ -66,7 +77,9 @@ async def test_errors_mid_stream_and_on_load_keep_the_chat(ollama_server: Ollama
     app = ollama_app(ollama_server.host)
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
+        await wait_until(
+            pilot, lambda: main.models.backend.status.state == BackendState.READY, explain=status_of(app)
+        )
         ollama_server.fail_stream("CUDA error: out of memory", after=2)
         failed = await send(pilot, app, "first question")
         assert failed.message.state == ReplyState.ERROR
@@ -98,7 +111,9 @@ async def test_pull_shows_progress_and_the_model_becomes_available(ollama_server
     app = ollama_app(ollama_server.host)
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
+        await wait_until(
+            pilot, lambda: main.models.backend.status.state == BackendState.READY, explain=status_of(app)
+        )
         main.pull_model("smollm2:135m")
         view = await _pull_view(pilot, app)
         await wait_until(pilot, lambda: (view.bar.total or 0) > 0)
