@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from aiohttp import web
+from site_thread import SiteThread
 
 from .app import OllamaApp
 from .catalog import GIB, ModelRegistry, ModelSpec, default_installed, default_library
@@ -64,9 +62,7 @@ class OllamaTestServer:
         )
         self.version = version
         self.port = port
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
+        self._site: SiteThread | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -80,52 +76,23 @@ class OllamaTestServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> OllamaTestServer:
-        ready: Future[int] = Future()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._serve, args=(ready,), name="ollama-test-server", daemon=True
-        )
-        self._thread.start()
-        self.port = ready.result(timeout=10)
+        build = OllamaApp(self.registry, self.scheduler, self.records, self.faults, self.version).build
+        self._site = SiteThread(build, name="ollama-test-server", port=self.port, on_stop=self._shutdown)
+        self.port = self._site.start()
         return self
 
-    def _serve(self, ready: Future[int]) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._start_site())
-        except BaseException as error:
-            ready.set_exception(error)
-            return
-        ready.set_result(self.port)
-        loop.run_forever()
-        loop.run_until_complete(self._shutdown())
-        loop.close()
-
-    async def _start_site(self) -> None:
-        app = OllamaApp(self.registry, self.scheduler, self.records, self.faults, self.version).build()
-        # handler_cancellation: a client that goes away cancels its handler, as Go cancels
-        # the request context; that is how disconnects are detected and recorded.
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-
     async def _shutdown(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
         await self.scheduler.unload_all()
         await self.engine.close()
 
     def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        self._loop = self._thread = None
+        if self._site is not None:
+            self._site.stop()
+            self._site = None
+
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._site.loop if self._site is not None else None
 
     def __enter__(self) -> OllamaTestServer:
         return self.start()

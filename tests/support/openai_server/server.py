@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from site_thread import SiteThread
 
 from . import shapes
 from .shapes import Flavour, ServedSpec
@@ -83,9 +82,7 @@ class OpenAITestServer:
         self.records = Records()
         self.prompt_ms = 40.0
         self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
+        self._site: SiteThread | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -98,31 +95,11 @@ class OpenAITestServer:
         return f"{self.root}/v1"
 
     def start(self) -> OpenAITestServer:
-        ready: Future[int] = Future()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._serve, args=(ready,), name="openai-test-server", daemon=True
-        )
-        self._thread.start()
-        self.port = ready.result(timeout=10)
+        self._site = SiteThread(self._application, name="openai-test-server", port=self.port)
+        self.port = self._site.start()
         return self
 
-    def _serve(self, ready: Future[int]) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._start_site())
-        except BaseException as error:
-            ready.set_exception(error)
-            return
-        ready.set_result(self.port)
-        loop.run_forever()
-        if self._runner is not None:
-            loop.run_until_complete(self._runner.cleanup())
-        loop.close()
-
-    async def _start_site(self) -> None:
+    def _application(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
@@ -132,19 +109,12 @@ class OpenAITestServer:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/version", self._version)
         app.router.add_get("/api/v0/models", self._lmstudio_models)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
+        return app
 
     def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        self._loop = self._thread = None
+        if self._site is not None:
+            self._site.stop()
+            self._site = None
 
     def __enter__(self) -> OpenAITestServer:
         return self.start()
