@@ -18,9 +18,9 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 import ollama
@@ -76,6 +76,7 @@ from lollma_tui.core.backends.ollama_stats import (
     reply_stats,
 )
 from lollma_tui.core.backends.server_state import ServerBackendState
+from lollma_tui.core.backends.stream_reads import batched_reads
 from lollma_tui.core.net import trust_env_for
 from lollma_tui.core.settings import AUTO, BackendKind, GpuLayers, LoadSettings, SamplingSettings
 
@@ -383,9 +384,11 @@ class OllamaBackend(ServerBackendState):
     async def _pump_chat(self, request: dict[str, Any], queue: asyncio.Queue[_Item]) -> None:
         """Read the HTTP stream into `queue`; cancelling this task closes the connection."""
         try:
-            stream = await self._client.chat(**request, stream=True)
-            async for part in stream:
-                queue.put_nowait(part)
+            # An async generator (typed as an iterator): closing it closes the HTTP response.
+            stream = cast(AsyncGenerator[ChatResponse, None], await self._client.chat(**request, stream=True))
+            async with contextlib.aclosing(stream):
+                async for part in batched_reads(stream):
+                    queue.put_nowait(part)
         except asyncio.CancelledError:
             queue.put_nowait(_Cancelled())
             raise

@@ -55,6 +55,7 @@ from lollma_tui.core.backends.openai_request import chat_body, delta_text, quant
 from lollma_tui.core.backends.openai_stats import Clock, StreamFigures, reply_stats
 from lollma_tui.core.backends.openai_think import ThinkSplitter
 from lollma_tui.core.backends.server_state import ServerBackendState
+from lollma_tui.core.backends.stream_reads import batched_reads
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings
 
 T = TypeVar("T")
@@ -319,7 +320,7 @@ class OpenAIBackend(ServerBackendState):
         try:
             stream = await self._open_stream(model, messages, sampling)
             async with stream:
-                async for chunk in stream:
+                async for chunk in batched_reads(stream):
                     queue.put_nowait(chunk)
         except asyncio.CancelledError:
             queue.put_nowait(None)

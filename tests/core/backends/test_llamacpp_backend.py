@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from lollma_tui.core.backends.base import (
     TextDelta,
 )
 from lollma_tui.core.backends.llamacpp import LlamaCppBackend
+from lollma_tui.core.backends.llamacpp_worker import DELTA_EVERY_S
 from lollma_tui.core.settings import LoadSettings, SamplingSettings
 
 GREEDY = SamplingSettings(temperature=0.0, seed=1, max_tokens=24)
@@ -84,6 +86,28 @@ async def test_stream_yields_text_then_measured_stats(backend: LlamaCppBackend, 
     assert stats.prompt_tokens_evaluated == stats.prompt_tokens
     assert stats.ttft_s is not None and 0 < stats.ttft_s < stats.total_s
     assert stats.setup.quant == "F16" and stats.setup.n_layers == 2
+
+
+async def test_tokens_reach_the_app_in_batches_not_a_message_each(
+    backend: LlamaCppBackend, tiny_gguf: Path
+) -> None:
+    await backend.load(LoadSettings(model=str(tiny_gguf)))
+    sampling = SamplingSettings(temperature=0.0, seed=1, repeat_penalty=1.0, max_tokens=400)
+    deltas: list[TextDelta] = []
+    done: ReplyDone | None = None
+    started = time.monotonic()
+    async for event in backend.stream_chat([ChatMessage("user", "go on")], sampling):
+        if isinstance(event, TextDelta):
+            deltas.append(event)
+        elif isinstance(event, ReplyDone):
+            done = event
+    elapsed = time.monotonic() - started
+    assert done is not None and done.stats.gen_tokens == 400
+    counts = [delta.tokens for delta in deltas]
+    assert counts == sorted(counts) and counts[-1] == 400  # the last batch carries the full count
+    assert counts[0] is not None and counts[0] <= 3  # the first text goes at once
+    # At most one message per interval (plus the first and the last), whatever the token rate.
+    assert len(deltas) <= elapsed / DELTA_EVERY_S + 2, f"{len(deltas)} messages in {elapsed:.2f} s"
 
 
 async def test_counters_are_per_reply_and_a_repeated_prompt_is_cached(

@@ -46,12 +46,15 @@ async def test_real_tokens_stream_through_ollama(real_server: OllamaTestServer) 
         assert record.text == text
 
         # Stopping a real reply reaches the server, which stops the llama.cpp worker too. The
-        # paced pieces keep the reply in flight whatever the machine's speed.
+        # paced pieces keep the reply in flight whatever the machine's speed. (The worker sends
+        # its tokens in batches, so the server's pieces are fewer than its tokens: a long reply,
+        # stopped at its first piece.)
         real_server.delay_pieces(0.05)
         events = []
-        async for event in backend.stream_chat(user("Go on."), SamplingSettings(seed=3, max_tokens=48)):
+        going_on = SamplingSettings(seed=3, repeat_penalty=1.0, max_tokens=400)
+        async for event in backend.stream_chat(user("Go on."), going_on):
             events.append(event)
-            if len(events) == 3:
+            if len(events) == 1:
                 await backend.cancel()
         assert isinstance(events[-1], ReplyDone)
         assert events[-1].finish_reason == "cancelled"
