@@ -9,7 +9,9 @@
    - `lollma-tui monitor` in a pseudo-terminal at 120×40, the panel visible and redrawn every
      second: the whole process (sampler, Textual, rendering);
    - `top -d 1`, `btop` and `nvitop` in the same kind of terminal where they are installed,
-     for scale: the monitors people already run next to a model.
+     for scale: the monitors people already run next to a model;
+   - a Textual app that redraws one line of text every second: what Textual itself costs a
+     program that changes its screen at that pace, the floor for any monitor built on it.
 2. Generation tokens/s with the panel on and off: a headless `LollmaApp` on the demo model,
    greedy, the same questions. "On" is the app as shipped (side panel shown, sampling at 1 s,
    the live tok/s figure updating); "off" has no sampler thread and the side panel hidden.
@@ -128,9 +130,26 @@ def cpu_seconds(process: psutil.Process) -> float:
     return total
 
 
+TICKING_TEXTUAL_APP = """
+import time
+from textual.app import App
+from textual.widgets import Static
+class Ticking(App):
+    def compose(self):
+        yield Static(id="clock")
+    def on_mount(self):
+        self.set_interval(1.0, lambda: self.query_one("#clock", Static).update(time.strftime("%T")))
+Ticking().run()
+"""
+"""The floor any Textual program pays to redraw something every second: one line of text."""
+
+
 def measure_cpu(seconds: float, settle_s: float = SETTLE_S) -> None:
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
-    programs: dict[str, list[str]] = {"lollma-tui monitor": [_installed_command(), "monitor"]}
+    programs: dict[str, list[str]] = {
+        "lollma-tui monitor": [_installed_command(), "monitor"],
+        "Textual app, one line each second": [sys.executable, "-c", TICKING_TEXTUAL_APP],
+    }
     for name, argv in {"top -d 1": ["top", "-d", "1"], "btop": ["btop"], "nvitop": ["nvitop"]}.items():
         if shutil.which(argv[0]):
             programs[name] = argv
@@ -167,6 +186,13 @@ def measure_cpu(seconds: float, settle_s: float = SETTLE_S) -> None:
         ratio = (after[ours] - before[ours]) / (after[top] - before[top])
         verdict = "met" if ratio <= MONITOR_GOAL else "MISSED"
         print(f"  lollma-tui monitor / top -d 1 = {ratio:.2f} (goal ≤ {MONITOR_GOAL}): {verdict}")
+        floor = "Textual app, one line each second"
+        if floor in after:
+            textual_ratio = (after[floor] - before[floor]) / (after[top] - before[top])
+            print(
+                f"  a Textual app redrawing one line each second / top -d 1 = {textual_ratio:.2f} "
+                "(the floor for any Textual monitor)"
+            )
 
 
 def _installed_command() -> str:

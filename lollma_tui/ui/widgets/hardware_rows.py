@@ -27,9 +27,19 @@ LEVEL_CLASSES = tuple(f"-{level.value}" for level in Level)
 
 
 def set_level(widget: Widget, level: Level | None) -> None:
-    """Give `widget` exactly one of -ok/-warm/-hot (none for None); the .tcss maps them to colours."""
-    for candidate in Level:
-        widget.set_class(candidate is level, f"-{candidate.value}")
+    """Give `widget` exactly one of -ok/-warm/-hot (none for None); the .tcss maps them to colours.
+
+    Restyling a node costs more than drawing it (a figure crossing a threshold every second
+    was a third of the panel's CPU), so a change of level restyles once, and no change never.
+    """
+    wanted = f"-{level.value}" if level is not None else None
+    stale = [name for name in LEVEL_CLASSES if name != wanted and widget.has_class(name)]
+    if not stale and (wanted is None or widget.has_class(wanted)):
+        return
+    widget.remove_class(*stale, update=False)
+    if wanted is not None:
+        widget.add_class(wanted, update=False)
+    widget.update_node_styles()
 
 
 def set_text(static: Static, text: str) -> None:
