@@ -13,7 +13,8 @@ from textual.visual import VisualType
 from textual.widgets import Static
 
 import lollma_tui.ui
-from lollma_tui.ui.widgets.hardware_rows import MetricRow, MetricValue, set_text
+from lollma_tui.core.hardware import Level
+from lollma_tui.ui.widgets.hardware_rows import LEVEL_CLASSES, MetricRow, MetricValue, set_level, set_text
 
 
 class Spy(Static):
@@ -98,3 +99,26 @@ async def test_a_figure_keeps_the_width_of_the_widest_one_shown() -> None:
 
 def test_metric_value_text_starts_as_given() -> None:
     assert MetricValue("—").text == "—"
+
+
+async def test_a_level_change_restyles_the_row_once_and_the_same_level_never() -> None:
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        row = app.query_one("#cpu", MetricRow)
+        restyled: list[str] = []
+        original = row.update_node_styles
+
+        def counted(animate: bool = True) -> None:
+            restyled.append(" ".join(sorted(name for name in row.classes if name in LEVEL_CLASSES)))
+            original(animate)
+
+        row.update_node_styles = counted  # type: ignore[method-assign]
+        set_level(row, Level.OK)
+        set_level(row, Level.OK)  # the same level, second after second
+        set_level(row, Level.HOT)
+        set_level(row, None)
+        set_level(row, None)
+        # One restyle per change, each seeing the row's final classes (never two at once).
+        assert restyled == ["-ok", "-hot", ""]
+        await pilot.pause()
+        assert not row.has_class("-ok") and not row.has_class("-hot")
