@@ -306,6 +306,11 @@ class ChatScreen(Screen[None]):
         await self.send(unescape_message(text))
 
     async def send(self, text: str, *, context_checked: bool = False) -> None:
+        if self.replies.saving:
+            # The reply has ended and is on screen, only its save is left: what is sent now
+            # follows it, as it looks to the user. A worker waits, so keys are handled meanwhile.
+            self.run_worker(self._send_after_save(text, context_checked), group="send-after-save")
+            return
         editing, self._editing = self._editing, None
         if self.is_generating:
             self.put_back(text)
@@ -324,6 +329,10 @@ class ChatScreen(Screen[None]):
         await self.history.save_user_message(self.conversation, user)
         await self.chat_log.add_user(user)
         await self.start_reply()
+
+    async def _send_after_save(self, text: str, context_checked: bool) -> None:
+        await self.replies.wait_until_saved()
+        await self.send(text, context_checked=context_checked)
 
     async def start_reply(self, replaces: Message | None = None) -> None:
         reply = self.conversation.start_reply()

@@ -29,6 +29,9 @@ class ReplyStreamer:
         self._rate = TokenRate()
         self.generating: Message | None = None
         """The reply being written (or waiting for the model), if any."""
+        self.saving = False
+        """The reply in flight has ended and is on screen; only its save is left."""
+        self._over = asyncio.Event()
 
     async def start(
         self, reply: Message, turn: ReplyTurn, *, replaces: Message | None = None, continuing: bool = False
@@ -36,6 +39,7 @@ class ReplyStreamer:
         """Write `reply` into `turn`: a new reply (replacing `replaces`), or more of a cut-off one."""
         screen = self._screen
         self.generating = reply
+        self._over = asyncio.Event()
         # Saved before streaming starts; the handle then takes the text as it comes.
         if continuing:
             saved = await screen.history.begin_continued_reply(reply)
@@ -53,16 +57,17 @@ class ReplyStreamer:
         if continuing:
             # The unfinished reply goes last: the backend continues it rather than answering anew.
             history.append(ChatMessage("assistant", reply.content))
-        if not models.ready:
-            turn.show_waiting("waiting for the model to load… Esc cancels")
-        await models.session.settled()
         stream = PacedStream(turn.body.get_stream(turn.body))
         streaming = False
         # Model text is cleaned as it arrives: what is shown, saved, copied and sent back to the
         # model never holds an escape sequence (llama.cpp byte tokens, a server's "\u001b").
         text_cleaner, thinking_cleaner = StreamCleaner(), StreamCleaner()
-        self._rate.begin()
         try:
+            if not models.ready:
+                turn.show_waiting("waiting for the model to load… Esc cancels")
+            # Inside the try: Esc during the wait cancels here, and the reply must still end.
+            await models.session.settled()
+            self._rate.begin()
             async for event in models.session.stream_chat(history, models.sampling):
                 if isinstance(event, TextDelta):
                     if not streaming:
@@ -97,13 +102,21 @@ class ReplyStreamer:
                 await stream.stop()
                 if turn.is_mounted:
                     await turn.finish()
+                self.saving = True
                 if saved is not None:
                     await saved.finish(
                         reply.state, stats=reply.stats, sampling=models.sampling, error=reply.error
                     )
             finally:
                 self.generating = None
+                self.saving = False
+                self._over.set()
             screen.context.refresh(screen.conversation)
+
+    async def wait_until_saved(self) -> None:
+        """Wait until the reply in flight has ended and is saved (returns at once when none is)."""
+        if self.generating is not None:
+            await self._over.wait()
 
     async def stop(self) -> None:
         if self.generating is None:

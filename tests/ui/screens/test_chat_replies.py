@@ -1,0 +1,82 @@
+"""The edges of a reply's life on the chat screen: a message sent while the last reply is still
+being saved, and Esc while the reply waits for the model to load. The real `ollama` client over
+real HTTP to the test server, the real history database."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from chat_app_support import wait_ready
+from ollama_server import OllamaTestServer
+from pilot_support import ollama_app, wait_until
+
+from lollma_tui.core.backends.base import BackendState
+from lollma_tui.core.chat.conversation import ReplyState
+from lollma_tui.core.chat.store import ChatStore
+from lollma_tui.core.paths import data_dir
+
+
+def saved_user_messages() -> list[str]:
+    with ChatStore.open(data_dir() / "history.db") as store:
+        found = store.latest_conversation_id()
+        thread = [] if found is None else store.load(found).conversation.messages
+    return [m.content for m in thread if m.role == "user"]
+
+
+async def test_a_message_sent_while_the_last_reply_is_saved_follows_it(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # The reply's last words are on screen, with its stats, a moment before it is saved; a
+    # message sent in that moment (a fast typist, a script) used to be refused and put back.
+    ollama_server.set_default_reply("Fine.")
+    app = ollama_app(ollama_server.host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_ready(pilot, app)
+        ollama_server.faults.first_token_delay_s = 0.3
+        generations = len(ollama_server.generations)
+        await pilot.press(*"hello", "enter")
+        await wait_until(pilot, lambda: len(ollama_server.generations) > generations)
+        # Another writer holds the database (another lollma-tui, a backup): the final save waits.
+        other = sqlite3.connect(data_dir() / "history.db", isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            turn = main.chat_log.reply_turns()[-1]
+            await wait_until(pilot, lambda: "tok/s" in str(turn.footer.render()))
+            assert main.is_generating, "the reply was saved with the database locked"
+            await pilot.press(*"and you", "enter")
+            await pilot.pause(0.3)
+        finally:
+            other.rollback()
+            other.close()
+        await wait_until(pilot, lambda: len(main.chat_log.reply_turns()) == 2, within=10)
+        await wait_until(pilot, lambda: not main.is_generating)
+        assert main.prompt.text == ""
+        assert [t.message.state for t in main.chat_log.reply_turns()] == [ReplyState.COMPLETE] * 2
+    assert saved_user_messages() == ["hello", "and you"]
+
+
+async def test_escape_while_the_model_loads_drops_the_wait_and_the_chat_goes_on(
+    ollama_server: OllamaTestServer,
+) -> None:
+    ollama_server.set_default_reply("Fine.")
+    ollama_server.faults.load_delay_s = 2.0
+    app = ollama_app(ollama_server.host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press(*"hello", "enter")
+        await wait_until(pilot, lambda: len(main.chat_log.reply_turns()) == 1)
+        turn = main.chat_log.reply_turns()[0]
+        await wait_until(pilot, lambda: "waiting for the model" in str(turn.footer.render()))
+        await pilot.press("escape")
+        footer = lambda: turn.footer.render()  # noqa: E731 - what a wait that ran out shows
+        await wait_until(pilot, lambda: not main.is_generating, within=5, explain=footer)
+        assert turn.message.state == ReplyState.STOPPED
+        assert "waiting" not in str(turn.footer.render())
+        ollama_server.faults.load_delay_s = 0.0
+        await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
+        await pilot.press(*"again", "enter")
+        await wait_until(pilot, lambda: len(main.chat_log.reply_turns()) == 2)
+        await wait_until(pilot, lambda: not main.is_generating)
+        assert main.chat_log.reply_turns()[-1].message.content == "Fine."
+    assert saved_user_messages() == ["hello", "again"]
