@@ -26,8 +26,9 @@ from lollma_tui.ui.theming import choose_theme, register_themes, with_app_variab
 
 
 class LollmaApp(LiteralApp[None]):
-    CSS_PATH = ["app.tcss", "hardware_panel.tcss"]
-    """Dialogs, the drawer and the bench screen bring their own stylesheets when first shown."""
+    CSS_PATH = ["app.tcss"]
+    """Dialogs, the drawer, the hardware panel and the bench screen bring their own stylesheets
+    when first shown."""
     TITLE = "lollma-tui"
 
     BINDINGS = [
@@ -42,18 +43,22 @@ class LollmaApp(LiteralApp[None]):
         super().__init__()
         self.options = options
         self.chat_screen = ChatScreen(options, backend, hosts=hosts)
+        # Chosen before the stylesheet is first parsed: a theme set once the app runs parses
+        # and applies all of it a second time, on the way to the first frame.
+        self._theme_failures = register_themes(self)
+        self._theme_warning = choose_theme(self, options.theme)
 
     def get_default_screen(self) -> ChatScreen:
         return self.chat_screen
 
     def on_mount(self) -> None:
-        failures = register_themes(self)
-        self.apply_theme(self.options.theme)
-        if failures:
-            self.notify("\n".join(failures), title="Some themes did not load", severity="warning")
+        if self._theme_warning is not None:
+            self.notify(self._theme_warning, severity="warning")
+        if self._theme_failures:
+            self.notify("\n".join(self._theme_failures), title="Some themes did not load", severity="warning")
 
-    def on_ready(self) -> None:
-        self.chat_screen.start()
+    async def on_ready(self) -> None:
+        await self.chat_screen.start()
 
     # -- themes -----------------------------------------------------------------------------------
 

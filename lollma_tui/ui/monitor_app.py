@@ -103,7 +103,7 @@ def _named_processes_proc(names: frozenset[str]) -> Iterator[tuple[int, int]]:
 
 
 class MonitorApp(LiteralApp[None]):
-    CSS_PATH = ["hardware_panel.tcss", "monitor_app.tcss"]
+    CSS_PATH = ["monitor_app.tcss"]
     TITLE = "lollma-tui monitor"
 
     BINDINGS = [

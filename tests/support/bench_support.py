@@ -17,7 +17,7 @@ UI_DIR = Path(__file__).resolve().parents[2] / "lollma_tui" / "ui"
 class HostApp(ThemedApp):
     """The screens in an app with the real stylesheets, as the main app will show them."""
 
-    CSS_PATH = [UI_DIR / "app.tcss", UI_DIR / "hardware_panel.tcss", UI_DIR / "bench_screens.tcss"]
+    CSS_PATH = [UI_DIR / "app.tcss", UI_DIR / "bench_screens.tcss"]
 
     def __init__(self) -> None:
         super().__init__()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from pilot_support import ThemedApp
@@ -14,7 +13,6 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-import lollma_tui.ui
 from lollma_tui.core.hardware import (
     CpuSnapshot,
     GpuSnapshot,
@@ -28,7 +26,6 @@ from lollma_tui.core.hardware import (
 )
 from lollma_tui.ui.widgets.hardware_panel import HardwarePanel
 
-PANEL_TCSS = Path(lollma_tui.ui.__file__).parent / "hardware_panel.tcss"
 GiB = 1 << 30
 MiB = 1 << 20
 
@@ -166,9 +163,8 @@ def worker_process(pid: int = 4242) -> ProcessSnapshot:
 
 
 class ThemedTestApp(ThemedApp):
-    """Loads lollma-tui's themes like the real apps, and starts on `theme_name`."""
-
-    CSS_PATH = PANEL_TCSS
+    """Loads lollma-tui's themes like the real apps, and starts on `theme_name`; the panel
+    brings its own stylesheet, as in the real apps."""
 
 
 class SidebarApp(ThemedTestApp):

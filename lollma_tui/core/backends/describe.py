@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lollma_tui.core.backends.base import LoadedModel, ReplyStats, RunSetup, StatsSource
-from lollma_tui.core.backends.openai_extras import ServerExtras
 from lollma_tui.core.formatting import rate, seconds, share
 from lollma_tui.core.settings import BackendKind
+
+if TYPE_CHECKING:
+    from lollma_tui.core.backends.openai_extras import ServerExtras
 
 
 def format_gpu_layers(n_gpu_layers: int, n_layers: int | None) -> str:

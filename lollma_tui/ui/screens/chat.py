@@ -53,14 +53,14 @@ from lollma_tui.ui.screens.chat_dialogs import ChatDialogs
 from lollma_tui.ui.screens.chat_hosts import ChatHosts
 from lollma_tui.ui.screens.chat_replies import ReplyStreamer
 from lollma_tui.ui.widgets.chat_log import ChatLog
-from lollma_tui.ui.widgets.hardware_panel import HardwarePanel, ModelFootprint
-from lollma_tui.ui.widgets.model_card import ModelCard
 from lollma_tui.ui.widgets.prompt_input import PromptInput
-from lollma_tui.ui.widgets.server_info import ServerInfo
 
 if TYPE_CHECKING:
     from lollma_tui.core.session import MemoryBudget
     from lollma_tui.ui.controllers.hardware_feed import HardwareFeed
+    from lollma_tui.ui.widgets.hardware_panel import HardwarePanel
+    from lollma_tui.ui.widgets.model_card import ModelCard
+    from lollma_tui.ui.widgets.server_info import ServerInfo
     from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
 
 TAIL_MESSAGES = 30
@@ -120,10 +120,8 @@ class ChatScreen(Screen[None]):
             with Vertical(id="chat-column"):
                 yield ChatLog(id="chat-log")
                 yield PromptInput(id="prompt")
-            with VerticalScroll(id="sidebar"):
-                yield ModelCard(id="model-card")
-                yield ServerInfo(id="server-info")
-                yield HardwarePanel(id="hardware-panel")
+            # Filled by `start`, once the first frame is up: the chat and its prompt come first.
+            yield VerticalScroll(id="sidebar")
         yield Footer()
 
     @property
@@ -136,11 +134,11 @@ class ChatScreen(Screen[None]):
 
     @property
     def model_card(self) -> ModelCard:
-        return self.query_one(ModelCard)
+        return cast("ModelCard", self.query_one("#model-card"))
 
     @property
     def hardware_panel(self) -> HardwarePanel:
-        return self.query_one(HardwarePanel)
+        return cast("HardwarePanel", self.query_one("#hardware-panel"))
 
     @property
     def sidebar(self) -> VerticalScroll:
@@ -157,8 +155,18 @@ class ChatScreen(Screen[None]):
     def on_mount(self) -> None:
         self.prompt.focus()
 
-    def start(self) -> None:
-        """Start the work behind the screen; the app calls it once the first frame is up."""
+    async def start(self) -> None:
+        """Fill the side panel and start the work behind the screen; the app calls it once the
+        first frame is up."""
+        # Imported here, as the drawer is: their modules (and the hardware stack behind them)
+        # are not needed for the first frame.
+        from lollma_tui.ui.widgets.hardware_panel import HardwarePanel
+        from lollma_tui.ui.widgets.model_card import ModelCard
+        from lollma_tui.ui.widgets.server_info import ServerInfo
+
+        await self.sidebar.mount_all(
+            [ModelCard(id="model-card"), ServerInfo(id="server-info"), HardwarePanel(id="hardware-panel")]
+        )
         # The session is built here, on the UI thread, before the sampler thread runs.
         self.model_card.status = self.models.backend.status
         self.start_hardware()
@@ -251,6 +259,8 @@ class ChatScreen(Screen[None]):
 
     @on(HardwareSampled)
     def _show_hardware(self, message: HardwareSampled) -> None:
+        from lollma_tui.ui.widgets.hardware_panel import ModelFootprint  # loaded with the panel
+
         # Not stopped: the app hands it on to the bench screen when that is open.
         try:
             panel = self.hardware_panel
@@ -272,7 +282,7 @@ class ChatScreen(Screen[None]):
 
     @on(ServerExtrasRead)
     def _server_extras_read(self, message: ServerExtrasRead) -> None:
-        self.hosts.extras_read(self.query_one(ServerInfo), message)
+        self.hosts.extras_read(cast("ServerInfo", self.query_one("#server-info")), message)
 
     @on(HostsReported)
     def _hosts_reported(self, message: HostsReported) -> None:

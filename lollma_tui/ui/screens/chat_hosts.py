@@ -13,7 +13,6 @@ from __future__ import annotations
 import urllib.parse
 from typing import TYPE_CHECKING
 
-from lollma_tui.core.hardware.remote import LinkState
 from lollma_tui.core.settings import BackendKind
 from lollma_tui.ui.literal import plain
 from lollma_tui.ui.messages import HostsReported, NoticePosted, ServerExtrasRead
@@ -115,6 +114,9 @@ class ChatHosts:
     def link_changed(self, message: HardwareLinkChanged) -> None:
         """Say once why the link to a machine's hardware failed (never a password prompt: the
         reason says how to set up a key), and when it is back."""
+        # Imported here: the hardware stack (psutil and all) is not needed for the first frame.
+        from lollma_tui.core.hardware.remote import LinkState
+
         status = message.status
         if status.state is LinkState.STALE:
             trouble = self._link_trouble

@@ -3,13 +3,14 @@
 It renders what it is handed (attributes down) and never samples anything itself. At about
 30 columns it is a compact sidebar; from `WIDE_COLUMNS` on it adds a per-core strip, history
 strips for RAM, VRAM and power, and clocks, fan and throttle reasons. Layout and colours are
-in ``ui/hardware_panel.tcss``.
+in ``ui/hardware_panel.tcss``, which the panel brings along when it is first mounted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from textual import events
 from textual.app import ComposeResult
@@ -99,6 +100,11 @@ def swap_text(memory: MemorySnapshot) -> str:
 
 class HardwarePanel(Vertical):
     """Shows the latest `SystemSnapshot` with its `HardwareHistory`; set by the app."""
+
+    # Read with the panel (not in the apps' CSS_PATH): the chat screen mounts it after its
+    # first frame. Not scoped: its rules are written as app rules.
+    DEFAULT_CSS = (Path(__file__).resolve().parent.parent / "hardware_panel.tcss").read_text(encoding="utf-8")
+    SCOPED_CSS = False
 
     # `var`, not `reactive`: the rows below redraw what changed; a repaint of the whole panel
     # on every assignment (four a second for the live rate) would redo all of its lines.

@@ -3,6 +3,8 @@ that show it. Real llama.cpp on tiny models, the real hardware sampler, the real
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from hw_fakes import GiB, make_snapshot
@@ -208,3 +210,40 @@ async def test_enter_while_a_reply_is_written_keeps_the_message_in_the_prompt(sl
         ]
         await pilot.press("escape")
         await wait_until(pilot, lambda: not screen.is_generating)
+
+
+LATER_MODULES = (
+    "psutil",
+    "lollma_tui.core.hardware.sampler",
+    "lollma_tui.core.backends.openai_extras",
+    "lollma_tui.ui.widgets.hardware_panel",
+    "lollma_tui.ui.widgets.model_card",
+    "lollma_tui.ui.widgets.server_info",
+    "lollma_tui.ui.widgets.settings_drawer",
+)
+"""Behind the side panel and the drawer: none of them is needed to draw the chat and its prompt."""
+
+
+def test_the_first_frame_imports_nothing_behind_the_side_panel() -> None:
+    # What `lollma-tui` imports before it runs the app, in a fresh interpreter.
+    code = (
+        "import sys, lollma_tui.cli, lollma_tui.core.config_file, lollma_tui.ui.app\n"
+        f"print(sorted(m for m in {LATER_MODULES!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+async def test_the_side_panel_is_filled_once_the_first_frame_is_up(tiny_gguf: Path) -> None:
+    app = make_app(tiny_gguf)
+    screen = app.chat_screen
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot, screen)
+        assert [w.id for w in screen.sidebar.children] == ["model-card", "server-info", "hardware-panel"]
+        # The panel brought its own stylesheet (it is not in the app's CSS_PATH): its rules apply.
+        panel = screen.hardware_panel
+        assert str(panel.styles.height) == "auto"
+        assert panel.query_one("#hw-title", Static).styles.text_style.bold
+        # Samples reach it: the feed started after the panel was there.
+        await wait_until(pilot, lambda: panel.snapshot is not None)
