@@ -316,10 +316,11 @@ class ChatScreen(Screen[None]):
         await self.send(unescape_message(text))
 
     async def send(self, text: str, *, context_checked: bool = False) -> None:
-        if self.replies.saving:
-            # The reply has ended and is on screen, only its save is left: what is sent now
-            # follows it, as it looks to the user. A worker waits, so keys are handled meanwhile.
-            self.run_worker(self._send_after_save(text, context_checked), group="send-after-save")
+        if self.replies.ending:
+            # The reply has ended (the card says ready); only showing and saving it are left.
+            # What is sent now follows it, as it looks to the user. A worker waits for it, so
+            # keys are handled meanwhile.
+            self.run_worker(self._send_after_reply(text, context_checked), group="send-after-reply")
             return
         editing, self._editing = self._editing, None
         if self.is_generating:
@@ -340,8 +341,8 @@ class ChatScreen(Screen[None]):
         await self.chat_log.add_user(user)
         await self.start_reply()
 
-    async def _send_after_save(self, text: str, context_checked: bool) -> None:
-        await self.replies.wait_until_saved()
+    async def _send_after_reply(self, text: str, context_checked: bool) -> None:
+        await self.replies.wait_until_over()
         await self.send(text, context_checked=context_checked)
 
     async def start_reply(self, replaces: Message | None = None) -> None:

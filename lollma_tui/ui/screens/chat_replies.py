@@ -29,8 +29,9 @@ class ReplyStreamer:
         self._rate = TokenRate()
         self.generating: Message | None = None
         """The reply being written (or waiting for the model), if any."""
-        self.saving = False
-        """The reply in flight has ended and is on screen; only its save is left."""
+        self.ending = False
+        """The reply in flight has ended (the model is done, or it was stopped); only showing
+        it whole and saving it are left."""
         self._over = asyncio.Event()
 
     async def start(
@@ -95,6 +96,7 @@ class ReplyStreamer:
             reply.state = ReplyState.STOPPED
             raise
         finally:
+            self.ending = True
             if reply.state == ReplyState.STREAMING:
                 reply.state = ReplyState.STOPPED
             screen.show_rate(None)
@@ -102,19 +104,18 @@ class ReplyStreamer:
                 await stream.stop()
                 if turn.is_mounted:
                     await turn.finish()
-                self.saving = True
                 if saved is not None:
                     await saved.finish(
                         reply.state, stats=reply.stats, sampling=models.sampling, error=reply.error
                     )
             finally:
                 self.generating = None
-                self.saving = False
+                self.ending = False
                 self._over.set()
             screen.context.refresh(screen.conversation)
 
-    async def wait_until_saved(self) -> None:
-        """Wait until the reply in flight has ended and is saved (returns at once when none is)."""
+    async def wait_until_over(self) -> None:
+        """Wait until the reply in flight is shown whole and saved (returns at once when none is)."""
         if self.generating is not None:
             await self._over.wait()
 
