@@ -12,6 +12,7 @@ import pytest
 from ollama_server import OllamaTestServer
 from tmux_support import Tmux, app_folders, command_line
 
+from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.store import ChatStore
 
 pytestmark = pytest.mark.slow
@@ -32,25 +33,41 @@ class RunningApp:
         tmux.wait_for("chat", lambda s: "● ready" in s, timeout=60)
         self.process = tmux.app_process("chat")
 
-    def user_messages(self) -> list[str]:
-        """What the user sent, as saved (the app opened with --new: one conversation)."""
+    def thread(self) -> list[Message]:
+        """The conversation as saved (the app opened with --new: there is one)."""
         if not self.db.exists():
             return []
         with ChatStore.open(self.db) as store:
             found = store.latest_conversation_id()
-            thread = [] if found is None else store.load(found).conversation.messages
-        return [m.content for m in thread if m.role == "user"]
+            return [] if found is None else store.load(found).conversation.messages
+
+    def user_messages(self) -> list[str]:
+        return [m.content for m in self.thread() if m.role == "user"]
 
     def ask(self, question: str) -> None:
-        """Type `question` and Enter at once, as a script or a fast typist does; wait for the reply."""
+        """Type `question` and Enter at once, as a script or a fast typist does; wait until its
+        reply has ended and is saved."""
         asked = len(self.user_messages())
         self.tmux.run("send-keys", "-t", "chat", "-l", question)
         self.tmux.run("send-keys", "-t", "chat", "Enter")
         deadline = time.monotonic() + 30
-        while len(self.user_messages()) == asked:
+        # The card still says "ready" from the last reply when the question is saved, before
+        # its own reply starts: the saved thread says when that reply is over.
+        while not self._answered(asked + 1):
             assert time.monotonic() < deadline, self.tmux.screen("chat")
             time.sleep(0.1)
         self.tmux.wait_for("chat", lambda s: "● ready" in s and "writing…" not in s, timeout=30)
+
+    def _answered(self, questions: int) -> bool:
+        thread = self.thread()
+        users = [m for m in thread if m.role == "user"]
+        last = thread[-1] if thread else None
+        return (
+            len(users) == questions
+            and last is not None
+            and last.role == "assistant"
+            and last.state is not ReplyState.STREAMING
+        )
 
     def quit(self) -> None:
         self.tmux.run("send-keys", "-t", "chat", "C-q")

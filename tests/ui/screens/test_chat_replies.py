@@ -49,10 +49,10 @@ async def test_a_message_sent_while_the_last_reply_is_saved_follows_it(
         finally:
             other.rollback()
             other.close()
-        await wait_until(pilot, lambda: len(main.chat_log.reply_turns()) == 2, within=10)
+        states = lambda: [t.message.state for t in main.chat_log.reply_turns()]  # noqa: E731
+        await wait_until(pilot, lambda: states() == [ReplyState.COMPLETE] * 2, within=10, explain=states)
         await wait_until(pilot, lambda: not main.is_generating)
         assert main.prompt.text == ""
-        assert [t.message.state for t in main.chat_log.reply_turns()] == [ReplyState.COMPLETE] * 2
     assert saved_user_messages() == ["hello", "and you"]
 
 
