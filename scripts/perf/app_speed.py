@@ -110,6 +110,10 @@ def wait_for_quiet(ours: list[psutil.Process], threshold: float, within_s: float
 GOAL = 0.98
 COLUMNS, LINES = 120, 35
 CTX = 4096
+CONTEXT_FILL = 0.85
+"""The share of the context the conversation may reach by the last question."""
+TOKENS_PER_QUESTION = 40
+"""A question and the chat template around it and its reply, at most (the longest is 5 words)."""
 FINISHED = {ReplyState.COMPLETE, ReplyState.LENGTH}
 
 
@@ -168,7 +172,10 @@ class AppSide:
         asked = sum(m.role == "user" for m in self._messages())
         self.tmux.run("send-keys", "-t", "app", "-l", question)
         # Enter again if the app was still wrapping up the previous reply and kept the text.
+        deadline = time.monotonic() + 60
         while sum(m.role == "user" for m in self._messages()) == asked:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the app did not take question {count}:\n{self.tmux.screen('app')}")
             self.tmux.run("send-keys", "-t", "app", "Enter")
             time.sleep(0.5)
         deadline = time.monotonic() + 300
@@ -194,7 +201,8 @@ class AppSide:
             time.sleep(1.0)  # the redraw and the missed sample after SIGCONT are not measured
 
     def close(self) -> None:
-        self.tmux.run("kill-session", "-t", "app")
+        if self.tmux.has_session("app"):  # gone already if the app ended: say why, not this
+            self.tmux.run("kill-session", "-t", "app")
 
 
 async def backend_reply(
@@ -280,6 +288,14 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help=QUICK_HELP + ": two replies of the tiny model")
     args = parser.parse_args()
+    # The conversation grows by a question and a reply per pair, and both sides answer the whole
+    # of it: past the context, the app asks what to do and the backend alone fails.
+    fits = int(CTX * CONTEXT_FILL) // (args.tokens + TOKENS_PER_QUESTION)
+    if args.replies > fits:
+        parser.error(
+            f"{args.replies} replies of up to {args.tokens} tokens do not fit the {CTX}-token context "
+            f"(about {fits} do): ask for fewer --replies or --tokens"
+        )
     scratch = Path(tempfile.mkdtemp(prefix="app-speed-"))
     if args.quick:
         args.replies, args.tokens = 2, 16

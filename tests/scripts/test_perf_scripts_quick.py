@@ -39,3 +39,18 @@ def test_quick_run(script: Path, tmp_path: Path) -> None:
     assert "Traceback" not in output, output[-4000:]
     # Every script compares two things measured in the same run and says by how much.
     assert any(word in result.stdout for word in ("ratio", "×", "%")), result.stdout[-2000:]
+
+
+def test_app_speed_refuses_more_replies_than_the_context_holds(tmp_path: Path) -> None:
+    # Past the context the app asks what to do with the next question and the run went on
+    # pressing Enter until it was killed; it is refused up front instead, saying how many fit.
+    result = subprocess.run(
+        [sys.executable, str(PERF / "app_speed.py"), "--replies", "30", "--tokens", "128"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "do not fit the 4096-token context (about 20 do)" in result.stderr
