@@ -33,13 +33,8 @@ def set_level(widget: Widget, level: Level | None) -> None:
     was a third of the panel's CPU), so a change of level restyles once, and no change never.
     """
     wanted = f"-{level.value}" if level is not None else None
-    stale = [name for name in LEVEL_CLASSES if name != wanted and widget.has_class(name)]
-    if not stale and (wanted is None or widget.has_class(wanted)):
-        return
-    widget.remove_class(*stale, update=False)
-    if wanted is not None:
-        widget.add_class(wanted, update=False)
-    widget.update_node_styles()
+    # One batch: Textual restyles once, and only when the classes change.
+    widget.update_classes({name: name == wanted for name in LEVEL_CLASSES})
 
 
 def set_text(static: Static, text: str) -> None:
