@@ -114,12 +114,12 @@ async def test_pull_shows_progress_and_the_model_becomes_available(ollama_server
         await wait_until(
             pilot, lambda: main.models.backend.status.state == BackendState.READY, explain=status_of(app)
         )
-        main.pull_model("smollm2:135m")
+        await main.commands.run("/pull smollm2:135m")
         view = await _pull_view(pilot, app)
         await wait_until(pilot, lambda: (view.bar.total or 0) > 0)
         await wait_until(pilot, lambda: str(view.status.render()) == "pulled smollm2:135m")
         assert "smollm2:135m" in ollama_server.installed_names()
-        main.pull_model("no-such-model:1b")
+        await main.commands.run("/pull no-such-model:1b")
         await wait_until(pilot, lambda: "failed" in str(main.chat_log.query(PullView).last().status.render()))
 
 

@@ -3,10 +3,11 @@
 It owns the conversation and its flow (send, regenerate, edit, continue, open saved ones) and
 composes the plain objects that own the rest: the model session, the model catalog, the history
 recorder, the hardware feed and the context meter. They report with messages; the screen hands
-what they report down to its widgets as attributes. Four helpers of its own keep this module
+what they report down to its widgets as attributes. Five helpers of its own keep this module
 short: `ReplyStreamer` writes replies into their turns, `ChatCommands` runs the slash commands
-(listed once, in `core.chat.commands`), `ChatDialogs` opens the screens it needs, `ChatHosts`
-moves the chat between hosts and points the hardware panel at the machine the model runs on.
+(listed once, in `core.chat.commands`), `ChatDialogs` opens the screens it needs, `ChatDrawer`
+builds, opens and closes the settings drawer, `ChatHosts` moves the chat between hosts and
+points the hardware panel at the machine the model runs on.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from lollma_tui.core.backends.base import Backend, BackendError, BackendState, BackendStatus, ReplyStats
+from lollma_tui.core.backends.base import Backend, BackendState, BackendStatus, ReplyStats
 from lollma_tui.core.backends.describe import format_reply_heading, format_setup
 from lollma_tui.core.chat.commands import is_command, unescape_message
 from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
@@ -50,6 +51,7 @@ from lollma_tui.ui.messages import (
 )
 from lollma_tui.ui.screens.chat_commands import ChatCommands
 from lollma_tui.ui.screens.chat_dialogs import ChatDialogs
+from lollma_tui.ui.screens.chat_drawer import ChatDrawer
 from lollma_tui.ui.screens.chat_hosts import ChatHosts
 from lollma_tui.ui.screens.chat_replies import ReplyStreamer
 from lollma_tui.ui.widgets.chat_log import ChatLog
@@ -104,6 +106,7 @@ class ChatScreen(Screen[None]):
         self.context = ContextMeter(self, self.models)
         self.commands = ChatCommands(self)
         self.dialogs = ChatDialogs(self)
+        self.drawer = ChatDrawer(self)
         self.hosts = ChatHosts(self)
         self.hardware: HardwareFeed | None = None
         """Started once the first frame is up (`start`)."""
@@ -111,7 +114,6 @@ class ChatScreen(Screen[None]):
         self._editing: Message | None = None
         self._shown_from = 0
         """Index in the thread of the first message mounted in the chat log."""
-        self._sidebar_was_hidden = False
 
     # -- layout -----------------------------------------------------------------------------------
 
@@ -532,38 +534,11 @@ class ChatScreen(Screen[None]):
             )
 
     async def action_toggle_settings(self) -> None:
-        drawer = self.settings_drawer
-        if drawer is not None and drawer.is_open:
-            drawer.close()
-            self._drawer_closed()
-            return
-        if drawer is None:
-            from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
-
-            drawer = SettingsDrawer(self.models.settings, self.models.sampling, id="settings-drawer")
-            await self.mount(drawer, before=self.query_one(Footer))
-            drawer.catalogs = self.catalog.catalogs
-        from lollma_tui.core.session import reload_needed
-        from lollma_tui.core.session.reload import read_only_fields
-
-        drawer.applied_load = self.models.settings
-        drawer.applied_sampling = self.models.sampling
-        drawer.fit_checker = self.catalog.fit_for
-        drawer.reload_fields = reload_needed
-        drawer.read_only = read_only_fields
-        # At 80 columns the drawer and the side panel together would squeeze the chat away.
-        self._sidebar_was_hidden = self.sidebar.has_class("-hidden")
-        self.sidebar.add_class("-hidden")
-        drawer.open()
-
-    def _drawer_closed(self) -> None:
-        if not self._sidebar_was_hidden:
-            self.sidebar.remove_class("-hidden")
-        self.prompt.focus()
+        await self.drawer.toggle()
 
     # Handlers by name, so the drawer's module is not imported before it is first opened.
     def on_settings_drawer_closed(self, _: SettingsDrawer.Closed) -> None:
-        self._drawer_closed()
+        self.drawer.closed()
 
     def on_settings_drawer_apply_requested(self, message: SettingsDrawer.ApplyRequested) -> None:
         self.models.swap_to(message.load)
@@ -574,31 +549,9 @@ class ChatScreen(Screen[None]):
     async def on_settings_drawer_quantize_requested(self, message: SettingsDrawer.QuantizeRequested) -> None:
         await self.dialogs.quantize(message.model)
 
-    def sampling_applied(self) -> None:
-        """The sampling settings changed elsewhere (a command): the drawer shows them."""
-        drawer = self.settings_drawer
-        if drawer is not None:
-            drawer.applied_sampling = self.models.sampling
-
     def apply_settings(self, load: LoadSettings) -> None:
         """Load with `load` (from the bench screen's "apply best")."""
         self.models.swap_to(load)
-
-    @work(group="ollama-pull", exit_on_error=False)
-    async def pull_model(self, name: str) -> None:
-        """Download an Ollama model with a progress bar in the chat; the chat stays usable."""
-        if self.models.ollama() is None:
-            await self.notice("Pulling models needs the Ollama backend (/backend ollama).", "error")
-            return
-        shown = plain(name, one_line=True)
-        view = await self.chat_log.add_pull(shown)
-        try:
-            async for progress in self.models.pull(name):
-                view.show(plain(progress.status, one_line=True), progress.completed, progress.total)
-        except BackendError as error:
-            view.finish(plain(f"pull {shown} failed: {error}"), ok=False)
-            return
-        view.finish(f"pulled {shown}", ok=True)
 
     async def action_copy_last(self) -> None:
         await self.commands.run("/copy")

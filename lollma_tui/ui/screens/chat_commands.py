@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from lollma_tui.core.backends.base import BackendError
 from lollma_tui.core.chat.commands import BY_NAME, Command, CommandError, parse_command
 from lollma_tui.core.chat.copying import choose_copy, save_copy
+from lollma_tui.ui.literal import plain
 from lollma_tui.ui.theming import choose_theme
 
 if TYPE_CHECKING:
@@ -43,7 +45,7 @@ class ChatCommands:
         models = screen.models
         if change.sampling != models.sampling:
             models.sampling = change.sampling
-            screen.sampling_applied()
+            screen.drawer.sampling_applied()
         if change.load_changed:
             models.swap_to(change.load)
         await screen.notice(change.message)
@@ -68,7 +70,23 @@ class ChatCommands:
         if not command.argument:
             await self._screen.notice("Usage: /pull NAME (e.g. /pull llama3.2:1b)", "error")
             return
-        self._screen.pull_model(command.argument)
+        self._screen.run_worker(self._pull(command.argument), group="ollama-pull", exit_on_error=False)
+
+    async def _pull(self, name: str) -> None:
+        """Download an Ollama model with a progress bar in the chat; the chat stays usable."""
+        screen = self._screen
+        if screen.models.ollama() is None:
+            await screen.notice("Pulling models needs the Ollama backend (/backend ollama).", "error")
+            return
+        shown = plain(name, one_line=True)
+        view = await screen.chat_log.add_pull(shown)
+        try:
+            async for progress in screen.models.pull(name):
+                view.show(plain(progress.status, one_line=True), progress.completed, progress.total)
+        except BackendError as error:
+            view.finish(plain(f"pull {shown} failed: {error}"), ok=False)
+            return
+        view.finish(f"pulled {shown}", ok=True)
 
     async def command_delete(self, command: Command) -> None:
         if not command.argument:

@@ -1,0 +1,60 @@
+"""The chat screen's settings drawer: built the first time it opens, then opened and closed.
+
+A plain object the chat screen owns. It builds the drawer on first use (its module and
+stylesheet stay off the start-up path), hands it what it shows each time it opens (the
+settings in effect, the model catalogs, the fit check), folds the side panel away while it is
+open and brings it back as it was. What the drawer asks for reaches the screen as messages.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.widgets import Footer
+
+if TYPE_CHECKING:
+    from lollma_tui.ui.screens.chat import ChatScreen
+
+
+class ChatDrawer:
+    def __init__(self, screen: ChatScreen) -> None:
+        self._screen = screen
+        self._sidebar_was_hidden = False
+
+    async def toggle(self) -> None:
+        screen = self._screen
+        drawer = screen.settings_drawer
+        if drawer is not None and drawer.is_open:
+            drawer.close()
+            self.closed()
+            return
+        if drawer is None:
+            from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
+
+            drawer = SettingsDrawer(screen.models.settings, screen.models.sampling, id="settings-drawer")
+            await screen.mount(drawer, before=screen.query_one(Footer))
+            drawer.catalogs = screen.catalog.catalogs
+        from lollma_tui.core.session import reload_needed
+        from lollma_tui.core.session.reload import read_only_fields
+
+        drawer.applied_load = screen.models.settings
+        drawer.applied_sampling = screen.models.sampling
+        drawer.fit_checker = screen.catalog.fit_for
+        drawer.reload_fields = reload_needed
+        drawer.read_only = read_only_fields
+        # At 80 columns the drawer and the side panel together would squeeze the chat away.
+        self._sidebar_was_hidden = screen.sidebar.has_class("-hidden")
+        screen.sidebar.add_class("-hidden")
+        drawer.open()
+
+    def closed(self) -> None:
+        screen = self._screen
+        if not self._sidebar_was_hidden:
+            screen.sidebar.remove_class("-hidden")
+        screen.prompt.focus()
+
+    def sampling_applied(self) -> None:
+        """The sampling settings changed elsewhere (a command): the drawer shows them."""
+        drawer = self._screen.settings_drawer
+        if drawer is not None:
+            drawer.applied_sampling = self._screen.models.sampling
