@@ -17,6 +17,7 @@ from lollma_tui.ui.paced_stream import PacedStream
 
 if TYPE_CHECKING:
     from lollma_tui.core.chat.async_store import StreamingReply
+    from lollma_tui.ui.controllers.model_session import ModelController
     from lollma_tui.ui.screens.chat import ChatScreen
     from lollma_tui.ui.widgets.chat_log import ReplyTurn
 
@@ -33,6 +34,9 @@ class ReplyStreamer:
         """The reply in flight has ended (the model is done, or it was stopped); only showing
         it whole and saving it are left."""
         self._over = asyncio.Event()
+        self._stop_asked = asyncio.Event()
+        self._in_engine = False
+        """The reply's request has gone to the engine: only the engine can stop it now."""
 
     async def start(
         self, reply: Message, turn: ReplyTurn, *, replaces: Message | None = None, continuing: bool = False
@@ -41,11 +45,18 @@ class ReplyStreamer:
         screen = self._screen
         self.generating = reply
         self._over = asyncio.Event()
+        self._stop_asked = asyncio.Event()
         # Saved before streaming starts; the handle then takes the text as it comes.
-        if continuing:
-            saved = await screen.history.begin_continued_reply(reply)
-        else:
-            saved = await screen.history.begin_reply(screen.conversation, reply, replaces)
+        try:
+            if continuing:
+                saved = await screen.history.begin_continued_reply(reply)
+            else:
+                saved = await screen.history.begin_reply(screen.conversation, reply, replaces)
+        except BaseException:
+            # No worker will write this reply, so nothing else would ever end it.
+            self.generating = None
+            self._over.set()
+            raise
         work = self._generate(reply, turn, saved, continuing)
         screen.run_worker(work, group="generation", exclusive=True, exit_on_error=False)
 
@@ -66,29 +77,29 @@ class ReplyStreamer:
         try:
             if not models.ready:
                 turn.show_waiting("waiting for the model to load… Esc cancels")
-            # Inside the try: Esc during the wait cancels here, and the reply must still end.
-            await models.session.settled()
-            self._rate.begin()
-            async for event in models.session.stream_chat(history, models.sampling):
-                if isinstance(event, TextDelta):
-                    if not streaming:
-                        streaming = True
-                        turn.show_streaming()
-                    text = text_cleaner.feed(event.text)
-                    reply.content += text
-                    rate = self._rate.update(event.tokens, event.at)
-                    if rate is not None:
-                        screen.show_rate(rate)
-                    await stream.write(text)
-                    if saved is not None:
-                        saved.add(text)
-                        await saved.flush_if_due()
-                elif isinstance(event, ThinkingDelta):
-                    await turn.add_thinking(thinking_cleaner.feed(event.text))
-                elif isinstance(event, ReplyDone):
-                    reply.stats = event.stats
-                    reply.state = FINISH_STATE[event.finish_reason]
-                    screen.show_reply_stats(event.stats)
+            if await self._model_or_stop(models):
+                self._rate.begin()
+                self._in_engine = True
+                async for event in models.session.stream_chat(history, models.sampling):
+                    if isinstance(event, TextDelta):
+                        if not streaming:
+                            streaming = True
+                            turn.show_streaming()
+                        text = text_cleaner.feed(event.text)
+                        reply.content += text
+                        rate = self._rate.update(event.tokens, event.at)
+                        if rate is not None:
+                            screen.show_rate(rate)
+                        await stream.write(text)
+                        if saved is not None:
+                            saved.add(text)
+                            await saved.flush_if_due()
+                    elif isinstance(event, ThinkingDelta):
+                        await turn.add_thinking(thinking_cleaner.feed(event.text))
+                    elif isinstance(event, ReplyDone):
+                        reply.stats = event.stats
+                        reply.state = FINISH_STATE[event.finish_reason]
+                        screen.show_reply_stats(event.stats)
         except BackendError as error:
             reply.state = ReplyState.ERROR
             reply.error = plain(str(error))
@@ -96,6 +107,7 @@ class ReplyStreamer:
             reply.state = ReplyState.STOPPED
             raise
         finally:
+            self._in_engine = False
             self.ending = True
             if reply.state == ReplyState.STREAMING:
                 reply.state = ReplyState.STOPPED
@@ -122,16 +134,28 @@ class ReplyStreamer:
     async def stop(self) -> None:
         if self.generating is None:
             return
-        if not self._screen.models.ready:
-            # Still waiting for the model: nothing runs in the engine yet, so just drop the wait.
-            self._screen.workers.cancel_group(self._screen, "generation")
-            return
-        self._screen.models.stop_reply()
+        # Before its request reaches the engine (while it is saved, handed to its worker or
+        # waiting for the model) the engine has nothing to cancel: the reply ends on this flag.
+        self._stop_asked.set()
+        if self._in_engine:
+            self._screen.models.stop_reply()
 
     async def stop_and_wait(self) -> None:
-        """Stop a reply in flight and wait until its worker has wrapped up."""
+        """Stop a reply in flight and wait until it is shown whole and saved."""
         if self.generating is None:
             return
         await self.stop()
-        workers = self._screen.workers
-        await workers.wait_for_complete([w for w in workers if w.group == "generation"])
+        await self._over.wait()
+
+    async def _model_or_stop(self, models: ModelController) -> bool:
+        """Wait until no load or swap is running; False when the reply was stopped first."""
+        if self._stop_asked.is_set():
+            return False
+        settled = asyncio.ensure_future(models.session.settled())
+        stopped = asyncio.ensure_future(self._stop_asked.wait())
+        try:
+            await asyncio.wait((settled, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            settled.cancel()
+            stopped.cancel()
+        return not self._stop_asked.is_set()

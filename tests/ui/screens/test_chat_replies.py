@@ -1,26 +1,31 @@
 """The edges of a reply's life on the chat screen: a message sent while the last reply is still
-being saved, and Esc while the reply waits for the model to load. The real `ollama` client over
-real HTTP to the test server, the real history database."""
+being saved, Esc while the reply waits for the model to load or before its request has reached
+the model, and quitting while a reply waits to be saved. The real `ollama` client over real HTTP
+to the test server, the real history database."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
-from chat_app_support import wait_ready
+from chat_app_support import send, wait_ready
 from ollama_server import OllamaTestServer
 from pilot_support import ollama_app, wait_until
 
 from lollma_tui.core.backends.base import BackendState
-from lollma_tui.core.chat.conversation import ReplyState
+from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.store import ChatStore
 from lollma_tui.core.paths import data_dir
 
 
-def saved_user_messages() -> list[str]:
+def saved_thread() -> list[Message]:
     with ChatStore.open(data_dir() / "history.db") as store:
         found = store.latest_conversation_id()
-        thread = [] if found is None else store.load(found).conversation.messages
-    return [m.content for m in thread if m.role == "user"]
+        return [] if found is None else store.load(found).conversation.messages
+
+
+def saved_user_messages() -> list[str]:
+    return [m.content for m in saved_thread() if m.role == "user"]
 
 
 async def test_a_message_sent_while_the_last_reply_is_saved_follows_it(
@@ -80,3 +85,67 @@ async def test_escape_while_the_model_loads_drops_the_wait_and_the_chat_goes_on(
         await wait_until(pilot, lambda: not main.is_generating)
         assert main.chat_log.reply_turns()[-1].message.content == "Fine."
     assert saved_user_messages() == ["hello", "again"]
+
+
+async def test_escape_before_the_request_reaches_the_model_stops_the_reply(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # Esc right after Ctrl+R (or Enter) is handled before the reply's worker has sent anything:
+    # the engine has nothing to cancel yet, so the stop must not depend on it. (It used to be
+    # lost, and the reply then stayed "streaming" with no text for good.)
+    ollama_server.set_default_reply("Fine.")
+    app = ollama_app(ollama_server.host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_ready(pilot, app)
+        await send(pilot, app, "hello")
+        generations = len(ollama_server.generations)
+        await main.action_regenerate()
+        await main.action_stop()
+        turn = main.chat_log.reply_turns()[-1]
+        state = lambda: (turn.message.state, turn.message.content)  # noqa: E731
+        await wait_until(pilot, lambda: not main.is_generating, within=10, explain=state)
+        assert state() == (ReplyState.STOPPED, "")
+        assert len(ollama_server.generations) == generations
+        # The chat goes on.
+        assert (await send(pilot, app, "again")).message.content == "Fine."
+    assert [(m.role, m.state) for m in saved_thread()][-3:] == [
+        ("assistant", ReplyState.STOPPED),
+        ("user", ReplyState.COMPLETE),
+        ("assistant", ReplyState.COMPLETE),
+    ]
+
+
+async def test_quitting_while_a_reply_waits_to_be_saved_stops_it_and_waits_for_nothing_else(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # A regenerated reply is saved before it is written, and with the database held by another
+    # writer (another lollma-tui, a backup) that save waits. Quitting then must end that reply,
+    # not wait for whatever else the screen is doing: here a model download of a minute.
+    ollama_server.set_default_reply("Fine.")
+    app = ollama_app(ollama_server.host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_ready(pilot, app)
+        await send(pilot, app, "hello")
+        ollama_server.delay_pull_steps(5.0)
+        await main.commands.run("/pull smollm2:135m")
+        generations = len(ollama_server.generations)
+        other = sqlite3.connect(data_dir() / "history.db", isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            regenerating = asyncio.create_task(main.action_regenerate())
+            await wait_until(pilot, lambda: main.is_generating)
+            quitting = asyncio.create_task(app.action_quit())
+            await asyncio.sleep(0.3)
+        finally:
+            other.rollback()
+            other.close()
+        await asyncio.wait_for(regenerating, 5)
+        await asyncio.wait_for(quitting, 5)
+        assert app.return_code == 0
+        assert len(ollama_server.generations) == generations
+    assert [(m.role, m.content, m.state) for m in saved_thread()] == [
+        ("user", "hello", ReplyState.COMPLETE),
+        ("assistant", "", ReplyState.STOPPED),
+    ]
