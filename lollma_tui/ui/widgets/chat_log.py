@@ -42,7 +42,8 @@ def reply_footer(message: Message) -> str:
     parts: list[str] = []
     if message.state == ReplyState.ERROR:
         parts.append(f"error: {message.error}")
-    elif not message.content.strip():
+    elif not message.content.strip() and message.state != ReplyState.STOPPED:
+        # A reply stopped before its first word says "stopped": the model was not asked to the end.
         parts.append("the model returned no text")
     note = _STATE_NOTES.get(message.state)
     if note:

@@ -106,6 +106,7 @@ async def test_escape_before_the_request_reaches_the_model_stops_the_reply(
         state = lambda: (turn.message.state, turn.message.content)  # noqa: E731
         await wait_until(pilot, lambda: not main.is_generating, within=10, explain=state)
         assert state() == (ReplyState.STOPPED, "")
+        assert str(turn.footer.render()).startswith("stopped")
         assert len(ollama_server.generations) == generations
         # The chat goes on.
         assert (await send(pilot, app, "again")).message.content == "Fine."
