@@ -34,6 +34,9 @@ from lollma_tui.ui.widgets.hardware_rows import MetricRow, set_text
 WIDE_COLUMNS = 48
 """Content width from which the panel shows its extra rows (the sidebar is about 27)."""
 
+SIDEBAR_COLUMNS = 27
+"""Content width of the panel in the chat screen's sidebar."""
+
 WAITING = "waiting for the first sample…"
 
 
@@ -57,15 +60,29 @@ def footprint_lines(footprint: ModelFootprint, wide: bool = False) -> list[str]:
         rss = process.total_rss_bytes if process.total_rss_bytes is not None else process.rss_bytes
         cpu = process.total_cpu_percent if process.total_cpu_percent is not None else process.cpu_percent
         vram = process.total_vram_bytes if process.total_vram_bytes is not None else process.vram_bytes
-        usage = [f"CPU {fmt.percent(cpu)}"]
+        usage = [f"RSS {fmt.size(rss)}", f"CPU {fmt.percent(cpu)}"]
         if vram is not None:
             usage.append(f"VRAM {fmt.size(vram)}")
         if wide:
-            lines.append(f"{label} (pid {process.pid}): RSS {fmt.size(rss)} · " + " · ".join(usage))
+            lines.append(f"{label} (pid {process.pid}): " + " · ".join(usage))
         else:
-            # Two short lines fit a 27-column sidebar where one long one would wrap mid-figure.
-            lines.append(f"{label}: RSS {fmt.size(rss)}")
-            lines.append("  " + " · ".join(usage))
+            lines.extend(_packed(f"{label}:", usage, SIDEBAR_COLUMNS))
+    return lines
+
+
+def _packed(head: str, figures: list[str], width: int) -> list[str]:
+    """`head` and the figures in as few lines of `width` as they fit in, a figure never split
+    (the sidebar would otherwise wrap "RSS 252" from its "MiB"); later lines are indented."""
+    lines: list[str] = []
+    line = head
+    for figure in figures:
+        joined = f"{line} {figure}" if line == head else f"{line} · {figure}"
+        if len(joined) <= width:
+            line = joined
+        else:
+            lines.append(line)
+            line = f"  {figure}"
+    lines.append(line)
     return lines
 
 

@@ -82,3 +82,12 @@ def test_footprint_lines_fit_the_sidebar_and_widen_to_one_line() -> None:
         "worker (pid 4242): RSS 412 MiB · CPU 180% · VRAM 6.0 GiB"
     )
     assert footprint_lines(ModelFootprint()) == []
+
+
+def test_footprint_lines_never_split_a_figure_in_the_sidebar() -> None:
+    # The chat screen's label for its worker is longer than "worker": "…: RSS 252 MiB" would
+    # wrap its unit onto a line of its own.
+    footprint = ModelFootprint((worker_process(),), labels={4242: "llama.cpp worker"})
+    narrow = footprint_lines(footprint)
+    assert narrow == ["llama.cpp worker:", "  RSS 412 MiB · CPU 180%", "  VRAM 6.0 GiB"]
+    assert all(len(line) <= 27 for line in narrow)
