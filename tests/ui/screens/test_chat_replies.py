@@ -6,16 +6,20 @@ to the test server, the real history database."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator, Iterator
 
 from chat_app_support import send, wait_ready
 from ollama_server import OllamaTestServer
 from pilot_support import ollama_app, wait_until
+from textual.pilot import Pilot
 
 from lollma_tui.core.backends.base import BackendState
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.store import ChatStore
 from lollma_tui.core.paths import data_dir
+from lollma_tui.ui.app import LollmaApp
 
 
 def saved_thread() -> list[Message]:
@@ -28,32 +32,45 @@ def saved_user_messages() -> list[str]:
     return [m.content for m in saved_thread() if m.role == "user"]
 
 
+@contextlib.asynccontextmanager
+async def ready_app(server: OllamaTestServer) -> AsyncIterator[tuple[LollmaApp, Pilot[None]]]:
+    """The app on the test server with its model loaded; every reply is "Fine."."""
+    server.set_default_reply("Fine.")
+    app = ollama_app(server.host)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_ready(pilot, app)
+        yield app, pilot
+
+
+@contextlib.contextmanager
+def history_held_by_another_writer() -> Iterator[None]:
+    """Another writer (another lollma-tui, a backup) holds the history database: saves wait."""
+    other = sqlite3.connect(data_dir() / "history.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        yield
+    finally:
+        other.rollback()
+        other.close()
+
+
 async def test_a_message_sent_while_the_last_reply_is_saved_follows_it(
     ollama_server: OllamaTestServer,
 ) -> None:
     # The reply's last words are on screen, with its stats, a moment before it is saved; a
     # message sent in that moment (a fast typist, a script) used to be refused and put back.
-    ollama_server.set_default_reply("Fine.")
-    app = ollama_app(ollama_server.host)
-    main = app.chat_screen
-    async with app.run_test(size=(100, 32)) as pilot:
-        await wait_ready(pilot, app)
+    async with ready_app(ollama_server) as (app, pilot):
+        main = app.chat_screen
         ollama_server.faults.first_token_delay_s = 0.3
         generations = len(ollama_server.generations)
         await pilot.press(*"hello", "enter")
         await wait_until(pilot, lambda: len(ollama_server.generations) > generations)
-        # Another writer holds the database (another lollma-tui, a backup): the final save waits.
-        other = sqlite3.connect(data_dir() / "history.db", isolation_level=None)
-        try:
-            other.execute("BEGIN IMMEDIATE")
+        with history_held_by_another_writer():  # the reply's final save waits
             turn = main.chat_log.reply_turns()[-1]
             await wait_until(pilot, lambda: "tok/s" in str(turn.footer.render()))
             assert main.is_generating, "the reply was saved with the database locked"
             await pilot.press(*"and you", "enter")
             await pilot.pause(0.3)
-        finally:
-            other.rollback()
-            other.close()
         states = lambda: [t.message.state for t in main.chat_log.reply_turns()]  # noqa: E731
         await wait_until(pilot, lambda: states() == [ReplyState.COMPLETE] * 2, within=10, explain=states)
         await wait_until(pilot, lambda: not main.is_generating)
@@ -93,11 +110,8 @@ async def test_escape_before_the_request_reaches_the_model_stops_the_reply(
     # Esc right after Ctrl+R (or Enter) is handled before the reply's worker has sent anything:
     # the engine has nothing to cancel yet, so the stop must not depend on it. (It used to be
     # lost, and the reply then stayed "streaming" with no text for good.)
-    ollama_server.set_default_reply("Fine.")
-    app = ollama_app(ollama_server.host)
-    main = app.chat_screen
-    async with app.run_test(size=(100, 32)) as pilot:
-        await wait_ready(pilot, app)
+    async with ready_app(ollama_server) as (app, pilot):
+        main = app.chat_screen
         await send(pilot, app, "hello")
         generations = len(ollama_server.generations)
         await main.action_regenerate()
@@ -121,27 +135,19 @@ async def test_quitting_while_a_reply_waits_to_be_saved_stops_it_and_waits_for_n
     ollama_server: OllamaTestServer,
 ) -> None:
     # A regenerated reply is saved before it is written, and with the database held by another
-    # writer (another lollma-tui, a backup) that save waits. Quitting then must end that reply,
-    # not wait for whatever else the screen is doing: here a model download of a minute.
-    ollama_server.set_default_reply("Fine.")
-    app = ollama_app(ollama_server.host)
-    main = app.chat_screen
-    async with app.run_test(size=(100, 32)) as pilot:
-        await wait_ready(pilot, app)
+    # writer that save waits. Quitting then must end that reply, not wait for whatever else the
+    # screen is doing: here a model download of a minute.
+    async with ready_app(ollama_server) as (app, pilot):
+        main = app.chat_screen
         await send(pilot, app, "hello")
         ollama_server.delay_pull_steps(5.0)
         await main.commands.run("/pull smollm2:135m")
         generations = len(ollama_server.generations)
-        other = sqlite3.connect(data_dir() / "history.db", isolation_level=None)
-        try:
-            other.execute("BEGIN IMMEDIATE")
+        with history_held_by_another_writer():
             regenerating = asyncio.create_task(main.action_regenerate())
             await wait_until(pilot, lambda: main.is_generating)
             quitting = asyncio.create_task(app.action_quit())
             await asyncio.sleep(0.3)
-        finally:
-            other.rollback()
-            other.close()
         await asyncio.wait_for(regenerating, 5)
         await asyncio.wait_for(quitting, 5)
         assert app.return_code == 0
