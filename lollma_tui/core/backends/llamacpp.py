@@ -86,6 +86,9 @@ class LlamaCppBackend:
         self._ids = itertools.count(1)
         self._active: int | None = None
         self._cancelling = False
+        self._preparing = False
+        """A reply waits for the worker (a restart after a crash) before its request is sent."""
+        self._cancel_before_start = False
         self._idle = asyncio.Event()
         self._idle.set()
         self._counting: asyncio.Future[None] | None = None
@@ -305,12 +308,22 @@ class LlamaCppBackend:
     async def stream_chat(
         self, messages: Sequence[ChatMessage], sampling: SamplingSettings
     ) -> AsyncIterator[ChatEvent]:
-        worker = await self._ensure_running()
+        asked = time.perf_counter()
+        self._preparing, self._cancel_before_start = True, False
+        try:
+            worker = await self._ensure_running()
+            # A token count reads the same event queue; it takes milliseconds, so wait it out.
+            while self._counting is not None:
+                await asyncio.shield(self._counting)
+        finally:
+            self._preparing = False
         loaded = self._loaded
         assert loaded is not None
-        # A token count reads the same event queue; it takes milliseconds, so wait it out.
-        while self._counting is not None:
-            await asyncio.shield(self._counting)
+        if self._cancel_before_start:
+            # Stopped while the worker restarted: the reply ends before it began.
+            self._cancel_before_start = False
+            yield ReplyDone("cancelled", _stats(loaded, asked, None, None))
+            return
         request_id = next(self._ids)
         self._active = request_id
         self._cancelling = False
@@ -418,6 +431,9 @@ class LlamaCppBackend:
     async def cancel(self) -> None:
         request_id = self._active
         worker = self._worker
+        if request_id is None and self._preparing:
+            self._cancel_before_start = True
+            return
         if request_id is None or worker is None:
             return
         self._cancelling = True

@@ -206,6 +206,30 @@ async def test_worker_killed_mid_stream_is_reported_and_restarted(
     assert backend.process_ids() and backend.process_ids()[0] != pid
 
 
+async def test_a_stop_while_the_worker_restarts_ends_that_reply_before_it_starts(
+    backend: LlamaCppBackend, tiny_gguf: Path
+) -> None:
+    # After a crash, the next message first restarts the worker (seconds for a large model) and
+    # the app offers Esc meanwhile; there is no request in the worker yet for the stop to cancel.
+    await backend.load(LoadSettings(model=str(tiny_gguf)))
+    (pid,) = backend.process_ids()
+    with pytest.raises(BackendCrashedError):
+        async for event in backend.stream_chat([ChatMessage("user", "hello")], ENDLESS):
+            if isinstance(event, TextDelta):
+                os.kill(pid, signal.SIGKILL)
+    task = asyncio.create_task(collect(backend, "are you back?", GREEDY))
+    deadline = time.monotonic() + 10
+    while backend.status.state != BackendState.LOADING:
+        assert time.monotonic() < deadline, backend.status
+        await asyncio.sleep(0.002)
+    await backend.cancel()
+    text, done = await asyncio.wait_for(task, 30)
+    assert (text, done.finish_reason, done.stats.gen_tokens) == ("", "cancelled", 0)
+    # The stop was for that reply only: the worker is back and the next one is answered.
+    _, after = await collect(backend, "and now?", GREEDY)
+    assert after.finish_reason != "cancelled" and after.stats.gen_tokens > 0
+
+
 async def test_unload_ends_the_worker_process(backend: LlamaCppBackend, tiny_gguf: Path) -> None:
     await backend.load(LoadSettings(model=str(tiny_gguf)))
     (pid,) = backend.process_ids()
