@@ -27,6 +27,7 @@ from lollma_tui.core.hardware import (
     SystemSnapshot,
 )
 from lollma_tui.core.hardware.summary import CPU_ONLY, HOST_SOURCE
+from lollma_tui.ui.literal import plain
 from lollma_tui.ui.widgets import hardware_format as fmt
 from lollma_tui.ui.widgets.hardware_gpu import GpuBlock
 from lollma_tui.ui.widgets.hardware_rows import MetricRow, set_text
@@ -56,7 +57,9 @@ class ModelFootprint:
 def footprint_lines(footprint: ModelFootprint, wide: bool = False) -> list[str]:
     lines = [f"model: {footprint.placement}"] if footprint.placement else []
     for process in footprint.processes:
-        label = footprint.labels.get(process.pid) or process.name or f"pid {process.pid}"
+        # A process names itself (and a remote one is named by the far side): shown plain.
+        named = footprint.labels.get(process.pid) or process.name or ""
+        label = plain(named, one_line=True) or f"pid {process.pid}"
         rss = process.total_rss_bytes if process.total_rss_bytes is not None else process.rss_bytes
         cpu = process.total_cpu_percent if process.total_cpu_percent is not None else process.cpu_percent
         vram = process.total_vram_bytes if process.total_vram_bytes is not None else process.vram_bytes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from panel_fakes import GiB, MiB, worker_process
 
@@ -91,3 +93,11 @@ def test_footprint_lines_never_split_a_figure_in_the_sidebar() -> None:
     narrow = footprint_lines(footprint)
     assert narrow == ["llama.cpp worker:", "  RSS 412 MiB · CPU 180%", "  VRAM 6.0 GiB"]
     assert all(len(line) <= 27 for line in narrow)
+
+
+def test_footprint_lines_show_a_process_name_without_its_control_characters() -> None:
+    # Any program can name itself; an escape sequence in the name must not reach the terminal.
+    process = dataclasses.replace(worker_process(), name="evil\x1b]0;owned\x07\nname")
+    (line, *_) = footprint_lines(ModelFootprint((process,)))
+    assert line.startswith("evil") and "owned" in line
+    assert not any(ord(c) < 32 for c in line)
