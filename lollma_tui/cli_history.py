@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
-from lollma_tui.core.backends.describe import format_setup, format_stats
+from lollma_tui.core.backends.describe import format_reply_end, format_setup, format_stats
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.errors import AmbiguousIdError, NotFoundError, StoreError
 from lollma_tui.core.chat.opening import default_store_path, open_store
@@ -29,12 +29,6 @@ EXIT_USAGE: Final = 2
 
 _READ_ONLY: Final = frozenset({"list", "show", "export", "search"})
 _ROLE_NAMES: Final = {"user": "You", "assistant": "Assistant", "system": "System"}
-_STATE_NOTES: Final = {
-    ReplyState.STREAMING: "still being written",
-    ReplyState.STOPPED: "stopped by the user",
-    ReplyState.LENGTH: "cut off at the token or context limit",
-    ReplyState.INCOMPLETE: "interrupted: lollma-tui closed while it was being written",
-}
 
 
 class HistoryError(Exception):
@@ -208,8 +202,8 @@ def _message_lines(message: Message, meta: MessageMeta | None) -> list[str]:
         lines.append(f"   ⤷ {clean_text(format_setup(message.stats.setup), keep_lines=False)}")
     if message.state is ReplyState.ERROR:
         lines.append(f"   ⤷ failed: {clean_text(message.error or 'unknown error', keep_lines=False)}")
-    elif message.state in _STATE_NOTES:
-        lines.append(f"   ⤷ {_STATE_NOTES[message.state]}")
+    elif (note := format_reply_end(message.state, message.stats)) is not None:
+        lines.append(f"   ⤷ {note}")
     return lines
 
 

@@ -111,7 +111,7 @@ def test_show_prints_the_visible_thread(saved: Saved) -> None:
     assert "Eleven minutes, then taste" in text
     assert "spaghetti" not in text and "nine minutes" not in text  # the old branch
     assert "version 2 of 2" in text
-    assert "stopped by the user" in text
+    assert "⤷ stopped" in text
     assert "qwen3-0.6b Q4_K_M" in text
 
 

@@ -16,6 +16,7 @@ from lollma_tui.core.chat.conversation import ReplyState
 from lollma_tui.core.models.demo import GEMMA
 from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
+from lollma_tui.ui.screens.context_overflow import ContextOverflowScreen
 from lollma_tui.ui.widgets.chat_log import Notice, ReplyTurn, UserTurn
 
 DEMO_SAMPLING = GEMMA.sampling
@@ -90,6 +91,50 @@ async def test_escape_stops_the_reply_and_keeps_the_partial_text(demo_gguf: Path
         assert "stopped" in str(turn.footer.render())
         # The partial reply stays in the conversation the model sees next.
         assert main.conversation.history()[-1].content == reply.content
+
+
+async def test_a_reply_that_fills_the_context_says_so_not_the_token_limit(demo_gguf: Path) -> None:
+    # No token limit and a small context (asked 64; llama.cpp rounds it up to 256): the model
+    # writes until the context is full. The footer must name the context, since raising the token
+    # limit would change nothing.
+    app = LollmaApp(
+        StartupOptions(
+            load=LoadSettings(model=str(demo_gguf), n_ctx=64),
+            sampling=DEMO_SAMPLING.with_changes(max_tokens=None, seed=7),
+        )
+    )
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        await send(pilot, "The history of the old harbour town begins with")
+        # The room kept for an unlimited reply does not fit 64 tokens: the user sends anyway.
+        await wait_until(pilot, lambda: isinstance(app.screen, ContextOverflowScreen))
+        await pilot.press("s")
+        await wait_until(pilot, lambda: main.chat_log.reply_turns() != [] and not main.is_generating)
+        (turn,) = main.chat_log.reply_turns()
+        reply = turn.message
+        assert reply.state == ReplyState.LENGTH, reply.content
+        assert reply.stats is not None and reply.stats.prompt_tokens is not None
+        n_ctx = reply.stats.setup.n_ctx
+        loaded = main.models.backend.status.loaded
+        assert loaded is not None and n_ctx == loaded.n_ctx
+        assert reply.stats.prompt_tokens + reply.stats.gen_tokens == n_ctx
+        footer = str(turn.footer.render())
+        assert f"cut at the context limit ({n_ctx} tokens)" in footer
+        assert "token limit" not in footer
+
+
+async def test_a_reply_cut_by_the_token_limit_says_so(demo_gguf: Path) -> None:
+    app = make_app(demo_gguf, sampling=DEMO_SAMPLING.with_changes(max_tokens=6))
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        await send(pilot, "The history of the old harbour town begins with")
+        await wait_until(pilot, lambda: main.chat_log.reply_turns() != [] and not main.is_generating)
+        (turn,) = main.chat_log.reply_turns()
+        assert turn.message.state == ReplyState.LENGTH, turn.message.content
+        footer = str(turn.footer.render())
+        assert "cut at the token limit" in footer and "context" not in footer
 
 
 async def test_regenerate_replaces_the_last_reply(demo_gguf: Path) -> None:

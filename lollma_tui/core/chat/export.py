@@ -52,7 +52,7 @@ from typing import Any, cast
 from lollma_tui import __version__
 from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import ReplyStats, Role, RunSetup
-from lollma_tui.core.backends.describe import format_gpu_layers
+from lollma_tui.core.backends.describe import format_gpu_layers, format_reply_end
 from lollma_tui.core.chat import codec
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.errors import ImportFormatError
@@ -303,13 +303,6 @@ def _timestamp(record: dict[str, object], key: str, where: str) -> float:
 
 # -- Markdown -----------------------------------------------------------------------------------
 
-_STATE_NOTES: dict[ReplyState, str] = {
-    ReplyState.STREAMING: "still being written when exported",
-    ReplyState.STOPPED: "stopped by the user",
-    ReplyState.LENGTH: "cut off at the token or context limit",
-    ReplyState.INCOMPLETE: "interrupted: lollma-tui closed while it was being written",
-}
-
 
 def export_markdown(store: ChatStore, conversation_id: str, *, exported_at: float | None = None) -> str:
     return window_to_markdown(store.load(conversation_id), exported_at=exported_at)
@@ -369,8 +362,8 @@ def _message_markdown(message: Message, sampling: SamplingSettings | None) -> li
         notes.append(f"sampling: {_sampling_line(sampling)}")
     if message.state is ReplyState.ERROR:
         notes.append(f"state: failed: {message.error or 'unknown error'}")
-    elif message.state in _STATE_NOTES:
-        notes.append(f"state: {_STATE_NOTES[message.state]}")
+    elif (note := format_reply_end(message.state, message.stats)) is not None:
+        notes.append(f"state: {note}")
     if notes:
         lines += [f"> - {note}" for note in notes]
         lines.append("")

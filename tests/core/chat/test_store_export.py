@@ -196,7 +196,7 @@ def test_markdown_shows_sampling_state_and_closes_open_fences(store: ChatStore, 
     store.switch_branch(store.siblings(store.load(chat_id).conversation.messages[1].id)[0])
     body = export_markdown(store, chat_id)
     assert "print('hi')\n```\n" in body
-    assert "> - state: stopped by the user" in body
+    assert "> - state: stopped" in body
     assert "(12 from cache)" in body
     assert "> - sampling: temperature 0.3 · top_p 0.5 · top_k 7 · min_p 0.01 · repeat penalty 1.25" in body
     assert 'seed 1234 · max 99 tokens · stop at "</s>", "\\nUser:"' in body
