@@ -118,6 +118,8 @@ async def test_a_reply_that_fills_the_context_says_so_not_the_token_limit(demo_g
         n_ctx = reply.stats.setup.n_ctx
         loaded = main.models.backend.status.loaded
         assert loaded is not None and n_ctx == loaded.n_ctx
+        # The load line says the context differs from the one asked for.
+        assert any(f"ctx {n_ctx} (asked 64)" in notice for notice in notices(app)), notices(app)
         assert reply.stats.prompt_tokens + reply.stats.gen_tokens == n_ctx
         footer = str(turn.footer.render())
         assert f"cut at the context limit ({n_ctx} tokens)" in footer

@@ -82,9 +82,14 @@ def format_reply_end(state: ReplyState, stats: ReplyStats | None) -> str | None:
 def format_loaded(model: LoadedModel) -> str:
     if model.settings.backend is BackendKind.OPENAI:
         return f"{model.name} ready on the server in {seconds(model.load_s)} · ctx {model.n_ctx}"
+    context = f"ctx {model.n_ctx}"
+    if model.n_ctx != model.settings.n_ctx:
+        # llama.cpp rounds the context up (to a multiple of 256): without this the user who
+        # asked for 100 reads 256 and wonders whether the setting was taken.
+        context += f" (asked {model.settings.n_ctx})"
     return (
         f"{model.name} ({model.quant}) loaded in {seconds(model.load_s)} · "
-        f"{format_gpu_layers(model.n_gpu_layers, model.n_layers)} · ctx {model.n_ctx}"
+        f"{format_gpu_layers(model.n_gpu_layers, model.n_layers)} · {context}"
         + ("" if model.gpu_offload_supported else " · CPU-only llama.cpp build")
     )
 
