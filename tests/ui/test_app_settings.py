@@ -149,6 +149,35 @@ async def test_drawer_by_keyboard_applies_a_swap(quant_folder: Path) -> None:
         assert app.focused is main.prompt
 
 
+async def test_the_drawers_buttons_are_on_screen_and_apply_by_mouse(quant_folder: Path) -> None:
+    app = make_app(quant_folder / "tiny-llama-F16.gguf")
+    main = app.chat_screen
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        await pilot.press("f2")
+        drawer = main.settings_drawer
+        assert drawer is not None and drawer.is_open
+        await pilot.pause()
+        # The last line of the drawer is its buttons: nothing (the footer) may cover them.
+        for name in ("#apply", "#reset", "#quantize"):
+            button = drawer.query_one(name)
+            assert main.get_widget_at(button.region.x + 1, button.region.y)[0] is button, name
+        # Step the context up and apply it with a click, as a mouse user would.
+        drawer.query_one("#n_ctx").focus()
+        await pilot.press("right")
+        await pilot.pause()
+        wanted = drawer.draft_load.n_ctx
+        assert wanted > 1024
+        assert await pilot.click("#apply")
+        await wait_until(
+            pilot,
+            lambda: (
+                (loaded := main.models.backend.status.loaded) is not None and loaded.settings.n_ctx == wanted
+            ),
+        )
+        await ready(pilot, app)
+
+
 async def test_slash_completion_offers_the_models_quants(quant_folder: Path) -> None:
     app = make_app(quant_folder / "tiny-llama-F16.gguf")
     main = app.chat_screen

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from textual.widgets import Footer
-
 if TYPE_CHECKING:
     from lollma_tui.ui.screens.chat import ChatScreen
 
@@ -32,7 +30,9 @@ class ChatDrawer:
             from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
 
             drawer = SettingsDrawer(screen.models.settings, screen.models.sampling, id="settings-drawer")
-            await screen.mount(drawer, before=screen.query_one(Footer))
+            # Inside the body, above the footer: docked to the screen it ran under the footer,
+            # and the Apply, Reset and Quantize buttons on its last line were hidden.
+            await screen.query_one("#body").mount(drawer)
             drawer.catalogs = screen.catalog.catalogs
         from lollma_tui.core.session import reload_needed
         from lollma_tui.core.session.reload import read_only_fields
