@@ -64,7 +64,10 @@ async def test_host_and_model_names_from_outside_are_shown_literally(studio: Ope
     async with app.run_test(size=(160, 44), notifications=True) as pilot:
         await wait_ready(pilot, app)
         assert main.models.host.name == HOSTILE_HOST
-        card = str(main.model_card.query_one("#model-lines", Static).render())
+        # The backend is ready before its status message has reached the card.
+        model_lines = main.model_card.query_one("#model-lines", Static)
+        await wait_until(pilot, lambda: bool(str(model_lines.render()).strip()))
+        card = str(model_lines.render())
         assert card.splitlines()[0] == SHOWN_MODEL and SHOWN_QUANT in card
         lines = main.query_one("#server-lines", Static)
         await wait_until(pilot, lambda: "LM Studio" in str(lines.render()))
