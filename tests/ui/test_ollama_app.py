@@ -9,10 +9,11 @@ from ollama_server import OllamaTestServer
 from ollama_server.engines import Script
 from pilot_support import ollama_app, wait_until
 from textual.pilot import Pilot
-from textual.widgets import Collapsible
+from textual.widgets import Collapsible, Select
 
 from lollma_tui.core.backends.base import BackendState
 from lollma_tui.core.chat.conversation import ReplyState
+from lollma_tui.core.models.demo import DEMOS, demo_model_path
 from lollma_tui.core.settings import BackendKind
 from lollma_tui.ui.app import LollmaApp
 from lollma_tui.ui.widgets.chat_log import PullView
@@ -127,3 +128,46 @@ async def _pull_view(pilot: Pilot[None], app: LollmaApp) -> PullView:
     main = app.chat_screen
     await wait_until(pilot, lambda: bool(main.chat_log.query(PullView)))
     return main.chat_log.query_one(PullView)
+
+
+async def test_the_drawer_moves_an_ollama_chat_to_a_bundled_demo_model_on_llama_cpp(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # Comparing backends is the point of the app: a chat started on Ollama finds the bundled
+    # demo models in llama.cpp's list (not the Ollama tag) and carries on there.
+    ollama_server.queue_reply(Script(text="Paris.", tokens_per_second=200))
+    app = ollama_app(ollama_server.host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(
+            pilot, lambda: main.models.backend.status.state == BackendState.READY, explain=status_of(app)
+        )
+        await send(pilot, app, "Capital of France?")
+        await wait_until(pilot, lambda: main.catalog.gguf is not None)
+        await pilot.press("f2")
+        drawer = main.settings_drawer
+        assert drawer is not None
+        drawer.query_one("#backend", Select).value = BackendKind.LLAMA_CPP
+        await pilot.pause()
+        demos = {str(demo_model_path(demo)) for demo in DEMOS.values()}
+        assert drawer.draft_load.model in demos, drawer.draft_load.model
+        assert await pilot.click("#apply")
+        await wait_until(
+            pilot,
+            lambda: (
+                (loaded := main.models.backend.status.loaded) is not None
+                and loaded.settings.backend == BackendKind.LLAMA_CPP
+                and main.models.backend.status.state == BackendState.READY
+            ),
+            within=60,
+            explain=status_of(app),
+        )
+        await pilot.press("escape")
+        main.models.sampling = main.models.sampling.with_changes(max_tokens=8)
+        main.prompt.focus()
+        turn = await send(pilot, app, "And of Italy?")
+        assert turn.message.stats is not None
+        assert turn.message.stats.setup.backend == BackendKind.LLAMA_CPP
+        assert turn.message.content
+        # The chat came along: the model saw the earlier turn.
+        assert [m.content for m in main.conversation.history()[:2]] == ["Capital of France?", "Paris."]

@@ -64,10 +64,13 @@ class ModelCatalog:
     async def _scan(self) -> None:
         from lollma_tui.core import paths
         from lollma_tui.core.models.catalog import HeaderCache, default_model_dirs, scan_models
+        from lollma_tui.core.models.demo import DEMOS, demo_model_path, demo_model_ready
 
         settings = self._models.settings
         folders = list(default_model_dirs())
-        extra: list[Path] = []
+        # The bundled demo models are there to be compared with, under Ollama too (only those
+        # ready to load: assembling one is not a scan's job).
+        extra = [demo_model_path(demo) for demo in DEMOS.values() if demo_model_ready(demo)]
         if settings.backend == BackendKind.LLAMA_CPP and settings.model:
             # The folder of the model the user started with holds its other quantizations.
             model = Path(settings.model)

@@ -411,7 +411,9 @@ class SettingsDrawer(Vertical):
         if not isinstance(kind, BackendKind) or kind == self._draft.backend:
             return
         applied = self.applied_load
-        self._draft = replace(self._draft, backend=kind)
+        # The model drafted for the old backend means nothing to the new one (an Ollama tag is not
+        # a GGUF file): the new backend's menu is built without it.
+        self._draft = replace(self._draft, backend=kind, model="")
         self._update_menu()
         self._change_model(applied.model if applied.backend == kind else self._menu.first_ref())
 

@@ -15,6 +15,7 @@ from textual.widgets import Static
 
 from lollma_tui.core.backends.base import BackendState
 from lollma_tui.core.chat.commands import COMMANDS
+from lollma_tui.core.models.demo import DEMOS, demo_model_path, demo_model_ready
 from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
 from lollma_tui.ui.messages import (
@@ -165,7 +166,14 @@ async def test_choices_reach_completion_and_the_drawer(quant_folder: Path) -> No
         drawer = screen.settings_drawer
         assert drawer is not None
         [catalog] = drawer.catalogs.values()
-        assert [group.name for group in catalog.groups] == ["tiny-llama"]
+        files = {variant.ref for group in catalog.groups for variant in group.variants}
+        # The models folder's files, and the bundled demo models that are ready to load.
+        demos = {str(demo_model_path(demo)) for demo in DEMOS.values() if demo_model_ready(demo)}
+        assert files - demos == {
+            str(quant_folder / "tiny-llama-F16.gguf"),
+            str(quant_folder / "tiny-llama-Q8_0.gguf"),
+        }
+        assert demos <= files
 
 
 async def test_config_problems_are_shown_when_the_app_starts(tiny_gguf: Path) -> None:

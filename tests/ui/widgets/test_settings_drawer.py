@@ -627,3 +627,35 @@ async def test_reset_also_drops_digits_typed_into_a_stepper(
         assert not context.has_class("-invalid") and drawer.errors == {}
         assert context.typed == "" and "2048" in str(context.render())
         assert not row(drawer, "n_ctx").has_class("-invalid")
+
+
+def option_labels(select: Select[Any]) -> list[str]:
+    return [str(label) for label, _ in select._options]
+
+
+@pytest.mark.parametrize("gguf_found", [True, False])
+async def test_switching_backend_does_not_offer_the_other_backends_model(
+    llama_catalog: Catalog, ollama_catalog: Catalog, gguf_found: bool
+) -> None:
+    llama = llama_catalog if gguf_found else Catalog()
+    drawer = make_drawer(llama, ollama_catalog, "llama3.2:3b-instruct-q4_K_M", backend=BackendKind.OLLAMA)
+    app = DrawerHost(drawer)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_drawer(pilot, drawer)
+        drawer.query_one("#backend", Select).value = BackendKind.LLAMA_CPP
+        await pilot.pause()
+        model = drawer.query_one("#model", Select)
+        # An Ollama tag is no GGUF file: llama.cpp's list must not hold it.
+        assert not any("llama3.2" in label for label in option_labels(model)), option_labels(model)
+        if gguf_found:
+            assert drawer.draft_load.model in {v.ref for group in llama.groups for v in group.variants}
+            assert not drawer.query_one("#apply", Button).disabled
+        else:
+            assert drawer.draft_load.model == ""
+            assert text_of(drawer.query_one("#drawer-pending", Static)) == "choose a model"
+            assert drawer.query_one("#apply", Button).disabled
+        # Back to Ollama: the model in effect there, and no GGUF path in its list.
+        drawer.query_one("#backend", Select).value = BackendKind.OLLAMA
+        await pilot.pause()
+        assert drawer.draft_load.model == "llama3.2:3b-instruct-q4_K_M"
+        assert not any(".gguf" in label for label in option_labels(model)), option_labels(model)
