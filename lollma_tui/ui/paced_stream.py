@@ -46,8 +46,13 @@ class PacedStream:
         slowest_s: float = SLOWEST_S,
         *,
         cpu_clock: Callable[[], float] = time.process_time,
+        on_write: Callable[[], None] | None = None,
     ) -> None:
         self._stream = stream
+        self._on_write = on_write
+        """Called just before each write while the stream runs (not for the last one, from
+        `stop`): what else the reader sees change (the live tokens/s) changes in the same screen
+        update, not in one of its own; a stopped stream has nothing live left to show."""
         self._fastest_s = fastest_s
         self._slowest_s = max(slowest_s, fastest_s)
         self._cpu_clock = cpu_clock
@@ -84,13 +89,15 @@ class PacedStream:
             self.interval_s = min(self._slowest_s, max(self._fastest_s, smoothed))
         self._cpu_at_last = cpu
 
-    async def _flush(self) -> None:
+    async def _flush(self, *, last: bool = False) -> None:
         if not self._pending:
             return
         text = "".join(self._pending)
         self._pending.clear()
         self._last = time.monotonic()
         self._adjust_pace()
+        if self._on_write is not None and not last:
+            self._on_write()
         await self._stream.write(text)
 
     async def stop(self) -> None:
@@ -100,5 +107,5 @@ class PacedStream:
             waiting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await waiting
-        await self._flush()
+        await self._flush(last=True)
         await self._stream.stop()

@@ -109,3 +109,20 @@ async def test_expensive_updates_thin_out_and_cheap_ones_keep_the_fastest_pace()
     assert heavy.interval_s == 0.08  # never slower than the slowest pace
     for stream in (cheap, costly, heavy):
         await stream.stop()
+
+
+async def test_what_changes_with_the_text_is_told_just_before_each_write() -> None:
+    recorder = Recorder()
+    told: list[int] = []
+    # Each call notes how many writes had happened: the write it announces is not one of them.
+    stream = PacedStream(recorder, 0.05, 0.05, on_write=lambda: told.append(len(recorder.writes)))
+    for i in range(40):
+        await stream.write(f"w{i} ")
+        await asyncio.sleep(0.004)
+    written_before_stop = len(recorder.writes)
+    await stream.write("last")
+    await stream.stop()
+    # The text left at stop is written untold: the stream has ended, there is nothing live to show.
+    assert len(recorder.writes) == written_before_stop + 1 and recorder.writes[-1][1].endswith("last")
+    assert written_before_stop >= 2
+    assert told == list(range(written_before_stop))

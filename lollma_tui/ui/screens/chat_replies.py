@@ -69,7 +69,17 @@ class ReplyStreamer:
         if continuing:
             # The unfinished reply goes last: the backend continues it rather than answering anew.
             history.append(ChatMessage("assistant", reply.content))
-        stream = PacedStream(turn.body.get_stream(turn.body))
+        # The live tokens/s changes with the text, in the same screen update (a repaint of its
+        # own for each new figure cost a tenth of the UI's time while streaming).
+        rate: float | None = None
+
+        def show_rate() -> None:
+            nonlocal rate
+            if rate is not None:
+                screen.show_rate(rate)
+                rate = None
+
+        stream = PacedStream(turn.body.get_stream(turn.body), on_write=show_rate)
         streaming = False
         # Model text is cleaned as it arrives: what is shown, saved, copied and sent back to the
         # model never holds an escape sequence (llama.cpp byte tokens, a server's "\u001b").
@@ -87,9 +97,9 @@ class ReplyStreamer:
                             turn.show_streaming()
                         text = text_cleaner.feed(event.text)
                         reply.content += text
-                        rate = self._rate.update(event.tokens, event.at)
-                        if rate is not None:
-                            screen.show_rate(rate)
+                        measured = self._rate.update(event.tokens, event.at)
+                        if measured is not None:
+                            rate = measured
                         await stream.write(text)
                         if saved is not None:
                             saved.add(text)
