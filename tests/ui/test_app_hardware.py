@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ollama_server import OllamaTestServer, Script
 from pilot_support import wait_until
 
 from lollma_tui.core.backends.base import BackendState
-from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
+from lollma_tui.core.backends.ollama import OllamaBackend
+from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
 
 SLOW_ENDLESS = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=3500)
@@ -85,3 +87,37 @@ async def test_folding_the_panel_slows_sampling(tiny_gguf: Path) -> None:
         assert main.hardware.interval_s == 5.0
         await pilot.press("ctrl+b")
         assert main.hardware.interval_s == 0.5
+
+
+async def test_the_panel_keeps_moving_while_a_slow_model_writes(ollama_server: OllamaTestServer) -> None:
+    # While a reply writes, a hardware sample waits for the reply's next text so both change in
+    # one screen update. A model that writes a token every 3 s must not freeze the panel for 3 s.
+    ollama_server.queue_reply(Script(text="one two three four five", tokens_per_second=0.3))
+    app = LollmaApp(
+        StartupOptions(
+            load=LoadSettings(backend=BackendKind.OLLAMA, model="tinyllama:1b-q4_K_M", n_ctx=2048),
+            ollama_host=ollama_server.host,
+            hardware_interval_s=0.25,
+        ),
+        backend=OllamaBackend(ollama_server.host, timeout_s=30.0, connect_timeout_s=1.0),
+    )
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
+        await pilot.press(*"go", "enter")
+        await wait_until(pilot, lambda: main.replies.writing and bool(main.conversation.messages[-1].content))
+        panel = main.hardware_panel
+        shown = [panel.snapshot]
+        watch_until = time.monotonic() + 1.5
+
+        def watched() -> bool:
+            if panel.snapshot is not shown[-1]:
+                shown.append(panel.snapshot)
+            return time.monotonic() > watch_until
+
+        await wait_until(pilot, watched, within=5)
+        assert main.replies.writing  # no text came meanwhile but the first word
+        # A sample every 0.25 s, each held 0.35 s at most: about six in 1.5 s.
+        assert len(shown) >= 4, len(shown)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not main.is_generating)

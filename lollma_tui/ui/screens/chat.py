@@ -49,6 +49,7 @@ from lollma_tui.ui.messages import (
     SwapFinished,
     SwapProgressed,
 )
+from lollma_tui.ui.paced_stream import SLOWEST_S
 from lollma_tui.ui.screens.chat_commands import ChatCommands
 from lollma_tui.ui.screens.chat_dialogs import ChatDialogs
 from lollma_tui.ui.screens.chat_drawer import ChatDrawer
@@ -72,6 +73,9 @@ FIRST_SAMPLE_WAIT_S = 2.0
 """The first load waits this long at most for free-memory figures to check the fit against."""
 HIDDEN_PANEL_INTERVAL_S = 5.0
 """Sample slowly while the side panel is folded away: nobody is looking."""
+HOLD_SAMPLE_S = SLOWEST_S + 0.1
+"""The longest a hardware sample waits for a streaming reply's next text (which comes at least
+every `SLOWEST_S` while the model writes) before it is shown on its own."""
 
 
 class ChatScreen(Screen[None]):
@@ -111,6 +115,8 @@ class ChatScreen(Screen[None]):
         self.hardware: HardwareFeed | None = None
         """Started once the first frame is up (`start`)."""
         self.replies = ReplyStreamer(self)
+        self._held_sample: HardwareSampled | None = None
+        """A hardware sample that waits for the streaming reply's next text (`show_live`)."""
         self._editing: Message | None = None
         self._shown_from = 0
         """Index in the thread of the first message mounted in the chat log."""
@@ -202,10 +208,14 @@ class ChatScreen(Screen[None]):
     async def notice(self, text: str, kind: str = "info") -> None:
         await self.chat_log.add_notice(text, kind)
 
-    def show_rate(self, tokens_per_s: float | None) -> None:
-        """The live tokens/s of the reply being written (None once it has ended)."""
-        with contextlib.suppress(NoMatches):
-            self.hardware_panel.live_rate = tokens_per_s
+    def show_live(self, tokens_per_s: float | None, *, ended: bool = False) -> None:
+        """What changes beside a streaming reply's text, shown as its text changes, in the same
+        screen update: a new live tokens/s figure (None: none new), and the hardware sample held
+        back meanwhile. `ended`: the reply is over and the live figure goes."""
+        self._show_held_sample()
+        if tokens_per_s is not None or ended:
+            with contextlib.suppress(NoMatches):
+                self.hardware_panel.live_rate = tokens_per_s
 
     def show_reply_stats(self, stats: ReplyStats) -> None:
         self.model_card.last_stats = stats
@@ -261,9 +271,24 @@ class ChatScreen(Screen[None]):
 
     @on(HardwareSampled)
     def _show_hardware(self, message: HardwareSampled) -> None:
+        # Not stopped: the app hands it on to the bench screen when that is open.
+        if self.replies.writing:
+            # Shown with the reply's next text (within a quarter of a second): one screen update
+            # for both rather than one each. A stalled model must not freeze the panel, though:
+            # the sample is shown on its own a little later if no text came.
+            self._held_sample = message
+            self.set_timer(HOLD_SAMPLE_S, self._show_held_sample, name="held-hardware-sample")
+            return
+        self._show_sample(message)
+
+    def _show_held_sample(self) -> None:
+        held, self._held_sample = self._held_sample, None
+        if held is not None:
+            self._show_sample(held)
+
+    def _show_sample(self, message: HardwareSampled) -> None:
         from lollma_tui.ui.widgets.hardware_panel import ModelFootprint  # loaded with the panel
 
-        # Not stopped: the app hands it on to the bench screen when that is open.
         try:
             panel = self.hardware_panel
         except NoMatches:

@@ -30,6 +30,9 @@ class ReplyStreamer:
         self._rate = TokenRate()
         self.generating: Message | None = None
         """The reply being written (or waiting for the model), if any."""
+        self.writing = False
+        """The reply in flight is writing its text: what else changes on screen waits for its
+        next update (`ChatScreen.show_live`)."""
         self.ending = False
         """The reply in flight has ended (the model is done, or it was stopped); only showing
         it whole and saving it are left."""
@@ -69,18 +72,16 @@ class ReplyStreamer:
         if continuing:
             # The unfinished reply goes last: the backend continues it rather than answering anew.
             history.append(ChatMessage("assistant", reply.content))
-        # The live tokens/s changes with the text, in the same screen update (a repaint of its
-        # own for each new figure cost a tenth of the UI's time while streaming).
+        # The live tokens/s and the hardware panel change with the text, in the same screen
+        # update (a repaint of their own cost a good part of the UI's time while streaming).
         rate: float | None = None
 
-        def show_rate() -> None:
+        def show_live() -> None:
             nonlocal rate
-            if rate is not None:
-                screen.show_rate(rate)
-                rate = None
+            screen.show_live(rate)
+            rate = None
 
-        stream = PacedStream(turn.body.get_stream(turn.body), on_write=show_rate)
-        streaming = False
+        stream = PacedStream(turn.body.get_stream(turn.body), on_write=show_live)
         # Model text is cleaned as it arrives: what is shown, saved, copied and sent back to the
         # model never holds an escape sequence (llama.cpp byte tokens, a server's "\u001b").
         text_cleaner, thinking_cleaner = StreamCleaner(), StreamCleaner()
@@ -92,8 +93,8 @@ class ReplyStreamer:
                 self._in_engine = True
                 async for event in models.session.stream_chat(history, models.sampling):
                     if isinstance(event, TextDelta):
-                        if not streaming:
-                            streaming = True
+                        if not self.writing:
+                            self.writing = True
                             turn.show_streaming()
                         text = text_cleaner.feed(event.text)
                         reply.content += text
@@ -121,7 +122,8 @@ class ReplyStreamer:
             self.ending = True
             if reply.state == ReplyState.STREAMING:
                 reply.state = ReplyState.STOPPED
-            screen.show_rate(None)
+            self.writing = False
+            screen.show_live(None, ended=True)
             try:
                 await stream.stop()
                 if turn.is_mounted:
