@@ -41,6 +41,14 @@ async def send(pilot: Pilot[None], text: str) -> None:
     await pilot.press("enter")
 
 
+async def only_reply(pilot: Pilot[None], app: LollmaApp) -> ReplyTurn:
+    """Wait until the conversation's one reply has ended, and return its turn."""
+    main = app.chat_screen
+    await wait_until(pilot, lambda: main.chat_log.reply_turns() != [] and not main.is_generating)
+    (turn,) = main.chat_log.reply_turns()
+    return turn
+
+
 def notices(app: LollmaApp) -> list[str]:
     main = app.chat_screen
     return [str(n.render()) for n in main.chat_log.query(Notice)]
@@ -110,8 +118,7 @@ async def test_a_reply_that_fills_the_context_says_so_not_the_token_limit(demo_g
         # The room kept for an unlimited reply does not fit 64 tokens: the user sends anyway.
         await wait_until(pilot, lambda: isinstance(app.screen, ContextOverflowScreen))
         await pilot.press("s")
-        await wait_until(pilot, lambda: main.chat_log.reply_turns() != [] and not main.is_generating)
-        (turn,) = main.chat_log.reply_turns()
+        turn = await only_reply(pilot, app)
         reply = turn.message
         assert reply.state == ReplyState.LENGTH, reply.content
         assert reply.stats is not None and reply.stats.prompt_tokens is not None
@@ -128,12 +135,10 @@ async def test_a_reply_that_fills_the_context_says_so_not_the_token_limit(demo_g
 
 async def test_a_reply_cut_by_the_token_limit_says_so(demo_gguf: Path) -> None:
     app = make_app(demo_gguf, sampling=DEMO_SAMPLING.with_changes(max_tokens=6))
-    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await ready(pilot, app)
         await send(pilot, "The history of the old harbour town begins with")
-        await wait_until(pilot, lambda: main.chat_log.reply_turns() != [] and not main.is_generating)
-        (turn,) = main.chat_log.reply_turns()
+        turn = await only_reply(pilot, app)
         assert turn.message.state == ReplyState.LENGTH, turn.message.content
         footer = str(turn.footer.render())
         assert "cut at the token limit" in footer and "context" not in footer

@@ -22,11 +22,8 @@ from lollma_tui.ui.widgets.chat_log import PullView
 async def test_chat_through_ollama_with_stats_from_the_final_chunk(ollama_server: OllamaTestServer) -> None:
     ollama_server.queue_reply(Script(text="Entanglement links two particles.", tokens_per_second=200))
     app = ollama_app(ollama_server.host)
-    main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(
-            pilot, lambda: main.models.backend.status.state == BackendState.READY, explain=status_of(app)
-        )
+        await ready(pilot, app)
         turn = await send(pilot, app, "explain quantum entanglement")
         assert turn.message.content == "Entanglement links two particles."
         assert turn.message.state == ReplyState.COMPLETE
@@ -36,6 +33,14 @@ async def test_chat_through_ollama_with_stats_from_the_final_chunk(ollama_server
         footer = str(turn.footer.render())
         assert "tok/s" in footer and "to first token" in footer
         assert any("Connected to Ollama" in n for n in notices(app))
+
+
+async def ready(pilot: Pilot[None], app: LollmaApp) -> None:
+    """Wait until the model is ready; a wait that runs out says what the backend and chat said."""
+    main = app.chat_screen
+    await wait_until(
+        pilot, lambda: main.models.backend.status.state == BackendState.READY, explain=status_of(app)
+    )
 
 
 def status_of(app: LollmaApp) -> Callable[[], str]:
@@ -48,9 +53,7 @@ async def test_thinking_is_shown_folded_above_the_answer(ollama_server: OllamaTe
     app = ollama_app(ollama_server.host, model="qwen3:0.6b")
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(
-            pilot, lambda: main.models.backend.status.state == BackendState.READY, explain=status_of(app)
-        )
+        await ready(pilot, app)
         turn = await send(pilot, app, "2+2?")
         assert turn.message.content == "Four."
         folded = turn.query_one(Collapsible)
@@ -78,9 +81,7 @@ async def test_errors_mid_stream_and_on_load_keep_the_chat(ollama_server: Ollama
     app = ollama_app(ollama_server.host)
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(
-            pilot, lambda: main.models.backend.status.state == BackendState.READY, explain=status_of(app)
-        )
+        await ready(pilot, app)
         ollama_server.fail_stream("CUDA error: out of memory", after=2)
         failed = await send(pilot, app, "first question")
         assert failed.message.state == ReplyState.ERROR
@@ -112,9 +113,7 @@ async def test_pull_shows_progress_and_the_model_becomes_available(ollama_server
     app = ollama_app(ollama_server.host)
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(
-            pilot, lambda: main.models.backend.status.state == BackendState.READY, explain=status_of(app)
-        )
+        await ready(pilot, app)
         await main.commands.run("/pull smollm2:135m")
         view = await _pull_view(pilot, app)
         await wait_until(pilot, lambda: (view.bar.total or 0) > 0)
@@ -139,9 +138,7 @@ async def test_the_drawer_moves_an_ollama_chat_to_a_bundled_demo_model_on_llama_
     app = ollama_app(ollama_server.host)
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(
-            pilot, lambda: main.models.backend.status.state == BackendState.READY, explain=status_of(app)
-        )
+        await ready(pilot, app)
         await send(pilot, app, "Capital of France?")
         await wait_until(pilot, lambda: main.catalog.gguf is not None)
         await pilot.press("f2")
