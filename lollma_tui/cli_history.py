@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
-from lollma_tui.core.backends.describe import format_reply_end, format_setup, format_stats
-from lollma_tui.core.chat.conversation import Message, ReplyState
+from lollma_tui.core.backends.describe import format_setup, format_stats
+from lollma_tui.core.chat.conversation import Message, ReplyState, reply_end_note
 from lollma_tui.core.chat.errors import AmbiguousIdError, NotFoundError, StoreError
 from lollma_tui.core.chat.opening import default_store_path, open_store
 from lollma_tui.core.chat.store import ChatStore, MessageMeta
@@ -202,7 +202,7 @@ def _message_lines(message: Message, meta: MessageMeta | None) -> list[str]:
         lines.append(f"   ⤷ {clean_text(format_setup(message.stats.setup), keep_lines=False)}")
     if message.state is ReplyState.ERROR:
         lines.append(f"   ⤷ failed: {clean_text(message.error or 'unknown error', keep_lines=False)}")
-    elif (note := format_reply_end(message.state, message.stats)) is not None:
+    elif (note := reply_end_note(message.state, message.stats)) is not None:
         lines.append(f"   ⤷ {note}")
     return lines
 

@@ -1,12 +1,10 @@
-"""One-line descriptions of a run's set-up, a reply's speed and how it ended, a loaded model and
-a model server."""
+"""One-line descriptions of a run's set-up, a reply's speed, a loaded model and a model server."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from lollma_tui.core.backends.base import LoadedModel, ReplyStats, RunSetup, StatsSource
-from lollma_tui.core.chat.conversation import ReplyState
 from lollma_tui.core.formatting import rate, seconds, share
 from lollma_tui.core.settings import BackendKind
 
@@ -57,26 +55,6 @@ def format_stats(stats: ReplyStats) -> str:
     if stats.source.measured_here:
         parts.append("measured here" if stats.source is StatsSource.CLIENT_CLOCK else "measured here, chunks")
     return " · ".join(parts)
-
-
-_STATE_NOTES = {
-    ReplyState.STREAMING: "still being written",
-    ReplyState.STOPPED: "stopped",
-    ReplyState.INCOMPLETE: "incomplete (the app closed while writing)",
-}
-
-
-def format_reply_end(state: ReplyState, stats: ReplyStats | None) -> str | None:
-    """How a reply that did not simply finish ended (None for one that did, and for an error,
-    whose message says it). A reply cut short says which limit cut it: raising the token limit
-    does nothing for a reply that filled the context."""
-    if state is not ReplyState.LENGTH:
-        return _STATE_NOTES.get(state)
-    if stats is None or stats.prompt_tokens is None or stats.setup.n_ctx <= 0:
-        return "cut at the token or context limit"
-    if stats.prompt_tokens + stats.gen_tokens >= stats.setup.n_ctx:
-        return f"cut at the context limit ({stats.setup.n_ctx} tokens)"
-    return "cut at the token limit"
 
 
 def format_loaded(model: LoadedModel) -> str:

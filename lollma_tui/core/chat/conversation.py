@@ -25,6 +25,26 @@ class ReplyState(StrEnum):
     """Streaming when the app died; found so on the next start."""
 
 
+_STATE_NOTES = {
+    ReplyState.STREAMING: "still being written",
+    ReplyState.STOPPED: "stopped",
+    ReplyState.INCOMPLETE: "incomplete (the app closed while writing)",
+}
+
+
+def reply_end_note(state: ReplyState, stats: ReplyStats | None) -> str | None:
+    """How a reply that did not simply finish ended (None for one that did, and for an error,
+    whose message says it). A reply cut short says which limit cut it: raising the token limit
+    does nothing for a reply that filled the context."""
+    if state is not ReplyState.LENGTH:
+        return _STATE_NOTES.get(state)
+    if stats is None or stats.prompt_tokens is None or stats.setup.n_ctx <= 0:
+        return "cut at the token or context limit"
+    if stats.prompt_tokens + stats.gen_tokens >= stats.setup.n_ctx:
+        return f"cut at the context limit ({stats.setup.n_ctx} tokens)"
+    return "cut at the token limit"
+
+
 def new_id() -> str:
     return uuid.uuid4().hex
 

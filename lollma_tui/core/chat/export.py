@@ -52,9 +52,9 @@ from typing import Any, cast
 from lollma_tui import __version__
 from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import ReplyStats, Role, RunSetup
-from lollma_tui.core.backends.describe import format_gpu_layers, format_reply_end
+from lollma_tui.core.backends.describe import format_gpu_layers
 from lollma_tui.core.chat import codec
-from lollma_tui.core.chat.conversation import Message, ReplyState
+from lollma_tui.core.chat.conversation import Message, ReplyState, reply_end_note
 from lollma_tui.core.chat.errors import ImportFormatError
 from lollma_tui.core.chat.store import ChatStore, ConversationTree, StoredMessage, ThreadWindow
 from lollma_tui.core.safe_files import TargetExistsError, read_regular_file, write_private_file
@@ -362,7 +362,7 @@ def _message_markdown(message: Message, sampling: SamplingSettings | None) -> li
         notes.append(f"sampling: {_sampling_line(sampling)}")
     if message.state is ReplyState.ERROR:
         notes.append(f"state: failed: {message.error or 'unknown error'}")
-    elif (note := format_reply_end(message.state, message.stats)) is not None:
+    elif (note := reply_end_note(message.state, message.stats)) is not None:
         notes.append(f"state: {note}")
     if notes:
         lines += [f"> - {note}" for note in notes]

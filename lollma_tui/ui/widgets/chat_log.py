@@ -13,8 +13,8 @@ from textual.reactive import Reactive
 from textual.widget import Widget
 from textual.widgets import Collapsible, Static
 
-from lollma_tui.core.backends.describe import format_reply_end, format_stats
-from lollma_tui.core.chat.conversation import Message, ReplyState
+from lollma_tui.core.backends.describe import format_stats
+from lollma_tui.core.chat.conversation import Message, ReplyState, reply_end_note
 from lollma_tui.ui.literal import drop_unsafe_links, literal, plain
 from lollma_tui.ui.widgets.reply_markdown import ReplyMarkdown, rich_markdown
 
@@ -39,7 +39,7 @@ def reply_footer(message: Message) -> str:
     elif not message.content.strip() and message.state != ReplyState.STOPPED:
         # A reply stopped before its first word says "stopped": the model was not asked to the end.
         parts.append("the model returned no text")
-    note = format_reply_end(message.state, message.stats)
+    note = reply_end_note(message.state, message.stats)
     if note:
         parts.append(note)
     if message.stats is not None:

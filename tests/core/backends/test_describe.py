@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from lollma_tui.core.backends.base import ReplyStats, RunSetup
-from lollma_tui.core.backends.describe import format_gpu_layers, format_reply_end, format_setup, format_stats
-from lollma_tui.core.chat.conversation import ReplyState
+from lollma_tui.core.backends.describe import format_gpu_layers, format_setup, format_stats
 from lollma_tui.core.settings import BackendKind
 
 SETUP = RunSetup(BackendKind.LLAMA_CPP, "Gemma 3 270m", "Q4_K_M", 0, 18, 2048, 2)
@@ -43,25 +42,3 @@ def test_gpu_layers_count_the_output_head() -> None:
     assert format_gpu_layers(-1, 18) == "ngl 19/19"
     assert format_gpu_layers(40, 18) == "ngl 19/19"
     assert "ctx 2048" in format_setup(SETUP)
-
-
-def test_a_cut_reply_names_the_limit_that_cut_it() -> None:
-    # SETUP's context is 2048 tokens.
-    assert format_reply_end(ReplyState.LENGTH, stats(prompt_tokens=40, gen_tokens=2008)) == (
-        "cut at the context limit (2048 tokens)"
-    )
-    assert format_reply_end(ReplyState.LENGTH, stats(prompt_tokens=40, gen_tokens=2007)) == (
-        "cut at the token limit"
-    )
-    # Without the figures (a reply saved without stats, a server that gives no prompt count)
-    # it cannot tell which.
-    assert format_reply_end(ReplyState.LENGTH, None) == "cut at the token or context limit"
-    assert (
-        format_reply_end(ReplyState.LENGTH, stats(prompt_tokens=None)) == "cut at the token or context limit"
-    )
-
-
-def test_only_a_reply_that_did_not_simply_finish_gets_a_note() -> None:
-    assert format_reply_end(ReplyState.COMPLETE, stats()) is None
-    assert format_reply_end(ReplyState.ERROR, stats()) is None  # its error says it
-    assert format_reply_end(ReplyState.STOPPED, stats()) == "stopped"

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from lollma_tui.core.chat.conversation import Conversation, ReplyState, title_from
+from lollma_tui.core.backends.base import ReplyStats, RunSetup
+from lollma_tui.core.chat.conversation import Conversation, ReplyState, reply_end_note, title_from
+from lollma_tui.core.settings import BackendKind
 
 
 def test_history_skips_failed_and_streaming_replies_but_keeps_stopped_ones() -> None:
@@ -40,3 +42,28 @@ def test_title_comes_from_first_message() -> None:
     conversation.add_user("second")
     assert conversation.title == "explain quantum entanglement"
     assert title_from("x" * 100).endswith("…") and len(title_from("x" * 100)) == 48
+
+
+def stats(prompt_tokens: int | None = 40, gen_tokens: int = 128) -> ReplyStats:
+    setup = RunSetup(BackendKind.LLAMA_CPP, "Gemma 3 270m", "Q4_K_M", 0, 18, 2048, 2)
+    return ReplyStats(setup, 0.19, prompt_tokens, prompt_tokens, 250.0, gen_tokens, 77.0, 1.9)
+
+
+def test_a_cut_reply_names_the_limit_that_cut_it() -> None:
+    # The set-up's context is 2048 tokens.
+    assert reply_end_note(ReplyState.LENGTH, stats(prompt_tokens=40, gen_tokens=2008)) == (
+        "cut at the context limit (2048 tokens)"
+    )
+    assert reply_end_note(ReplyState.LENGTH, stats(prompt_tokens=40, gen_tokens=2007)) == (
+        "cut at the token limit"
+    )
+    # Without the figures (a reply saved without stats, a server that gives no prompt count)
+    # it cannot tell which.
+    assert reply_end_note(ReplyState.LENGTH, None) == "cut at the token or context limit"
+    assert reply_end_note(ReplyState.LENGTH, stats(prompt_tokens=None)) == "cut at the token or context limit"
+
+
+def test_only_a_reply_that_did_not_simply_finish_gets_a_note() -> None:
+    assert reply_end_note(ReplyState.COMPLETE, stats()) is None
+    assert reply_end_note(ReplyState.ERROR, stats()) is None  # its error says it
+    assert reply_end_note(ReplyState.STOPPED, stats()) == "stopped"
