@@ -289,6 +289,9 @@ class SettingsDrawer(Vertical):
 
     def on_mount(self) -> None:
         self._ready = True
+        # What was handed over between compose and now (the catalogs, the settings in effect:
+        # the screen sets them right after mounting) is shown now; the watchers skipped it.
+        self._show_draft(force=False)
         self._refresh_status()
 
     @property
