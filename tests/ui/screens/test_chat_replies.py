@@ -61,7 +61,10 @@ async def test_a_message_sent_while_the_last_reply_is_saved_follows_it(
     # message sent in that moment (a fast typist, a script) used to be refused and put back.
     async with ready_app(ollama_server) as (app, pilot):
         main = app.chat_screen
-        ollama_server.faults.first_token_delay_s = 0.3
+        # The lock below must be taken before the reply ends (0.3 s was not room enough once, on
+        # a loaded CI machine), and not long before: a save waits for the lock in the reply's
+        # token loop, so a lock held through the whole reply stalls it for seconds.
+        ollama_server.faults.first_token_delay_s = 0.6
         generations = len(ollama_server.generations)
         await pilot.press(*"hello", "enter")
         await wait_until(pilot, lambda: len(ollama_server.generations) > generations)
