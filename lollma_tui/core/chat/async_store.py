@@ -2,7 +2,8 @@
 
 SQLite is synchronous and its connection belongs to the thread that opened it, so the store is
 opened, used and closed on a single worker thread; callers await the results. A streaming reply
-buffers its text on the event loop and hands it over at most once a second.
+buffers its text on the event loop and hands it over at most once a second, without waiting for
+the database: another program holding the file's lock must not stall the reply.
 """
 
 from __future__ import annotations
@@ -50,8 +51,12 @@ class AsyncStore:
 
     async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `function` on the store's thread and wait for its result."""
+        return await self.submit(function, *args, **kwargs)
+
+    def submit(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
+        """Queue `function` on the store's thread now; calls run in the order they were queued."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(function, *args, **kwargs))
+        return loop.run_in_executor(self._executor, partial(function, *args, **kwargs))
 
     async def close(self) -> None:
         if self._store is not None:
@@ -68,9 +73,11 @@ class AsyncStore:
 class StreamingReply:
     """One reply being streamed: text collects here and reaches the database about once a second.
 
-    `add` is called per piece on the event loop and only appends to a list. Each hand-over takes
-    the buffered text on the loop and queues it on the store's single thread, so pieces reach the
-    database in order even when a timer flush and a streaming flush interleave.
+    `add` is called per piece on the event loop and only appends to a list. A hand-over takes the
+    buffered text on the loop and queues it on the store's single thread without waiting for it:
+    while the file is locked by another writer the save waits there, and the reply goes on. One
+    hand-over is in flight at a time; text that comes meanwhile goes with the next one, and
+    `finish` goes after it, so pieces reach the database in order.
     """
 
     def __init__(
@@ -87,6 +94,7 @@ class StreamingReply:
         self._clock = clock
         self._pending: list[str] = []
         self._due = clock() + interval_s
+        self._in_flight: asyncio.Future[None] | None = None
         self.message_id = writer.message_id
         self.finished = False
 
@@ -97,17 +105,21 @@ class StreamingReply:
     def due(self) -> bool:
         return bool(self._pending) and self._clock() >= self._due
 
-    async def flush(self) -> None:
-        self._due = self._clock() + self._interval
-        if not self._pending or self.finished:
+    @property
+    def saving(self) -> bool:
+        """A hand-over is still waiting for the database."""
+        return self._in_flight is not None and not self._in_flight.done()
+
+    def flush_if_due(self) -> None:
+        """Hand the buffered text over if the interval has passed and the last hand-over is done."""
+        if self.finished or not self.due or self.saving:
             return
+        if self._in_flight is not None:
+            self._in_flight.result()  # a failure other than a locked file is not kept quiet
+        self._due = self._clock() + self._interval
         chunk = "".join(self._pending)
         self._pending.clear()
-        await self._store.run(_write, self._writer, chunk)
-
-    async def flush_if_due(self) -> None:
-        if self.due:
-            await self.flush()
+        self._in_flight = self._store.submit(_write, self._writer, chunk)
 
     async def finish(
         self,
@@ -120,6 +132,8 @@ class StreamingReply:
         if self.finished:
             return
         self.finished = True
+        if self._in_flight is not None:
+            await self._in_flight
         chunk = "".join(self._pending)
         self._pending.clear()
         await self._store.run(_finish, self._writer, chunk, state, stats, sampling, error)

@@ -104,7 +104,7 @@ class ReplyStreamer:
                         await stream.write(text)
                         if saved is not None:
                             saved.add(text)
-                            await saved.flush_if_due()
+                            saved.flush_if_due()
                     elif isinstance(event, ThinkingDelta):
                         await turn.add_thinking(thinking_cleaner.feed(event.text))
                     elif isinstance(event, ReplyDone):

@@ -62,8 +62,7 @@ async def test_a_message_sent_while_the_last_reply_is_saved_follows_it(
     async with ready_app(ollama_server) as (app, pilot):
         main = app.chat_screen
         # The lock below must be taken before the reply ends (0.3 s was not room enough once, on
-        # a loaded CI machine), and not long before: a save waits for the lock in the reply's
-        # token loop, so a lock held through the whole reply stalls it for seconds.
+        # a loaded CI machine).
         ollama_server.faults.first_token_delay_s = 0.6
         generations = len(ollama_server.generations)
         await pilot.press(*"hello", "enter")
@@ -79,6 +78,32 @@ async def test_a_message_sent_while_the_last_reply_is_saved_follows_it(
         await wait_until(pilot, lambda: not main.is_generating)
         assert main.prompt.text == ""
     assert saved_user_messages() == ["hello", "and you"]
+
+
+async def test_a_reply_streams_on_while_another_writer_holds_the_history(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # The reply is saved about once a second as it streams. Those saves used to be awaited in the
+    # token loop: with the file locked by another writer, the text stopped for SQLite's busy
+    # timeout (3 s) at every save, and the tokens/s shown fell with it.
+    async with ready_app(ollama_server) as (app, pilot):
+        main = app.chat_screen
+        words = " ".join(f"w{i}" for i in range(25))
+        ollama_server.set_default_reply(words)
+        ollama_server.faults.piece_delay_s = 0.1
+        generations = len(ollama_server.generations)
+        await pilot.press(*"hello", "enter")
+        await wait_until(pilot, lambda: len(ollama_server.generations) > generations)
+        record = ollama_server.generations[-1]
+        with history_held_by_another_writer():
+            await wait_until(pilot, lambda: record.done, within=20)
+            turn = main.chat_log.reply_turns()[-1]
+            shown = lambda: turn.message.content  # noqa: E731
+            await wait_until(pilot, lambda: shown() == words, within=1.0, explain=shown)
+            assert main.is_generating, "the reply was saved with the database locked"
+        await wait_until(pilot, lambda: not main.is_generating, within=10)
+        assert turn.message.state == ReplyState.COMPLETE
+    assert [(m.content, m.state) for m in saved_thread()][-1] == (words, ReplyState.COMPLETE)
 
 
 async def test_escape_while_the_model_loads_drops_the_wait_and_the_chat_goes_on(
