@@ -488,7 +488,9 @@ class ChatScreen(Screen[None]):
                 f"{opened.recovered} {replies} cut off when lollma-tui last closed; marked incomplete."
             )
 
-    async def open_conversation(self, conversation_id: str, focus_message: str | None = None) -> None:
+    async def open_conversation(
+        self, conversation_id: str, focus_message: str | None = None, *, imported_from: str | None = None
+    ) -> None:
         if self.history.store is None:
             return
         await self.stop_and_wait()
@@ -506,7 +508,8 @@ class ChatScreen(Screen[None]):
         await chat_log.show_messages(tail.conversation.messages, self.reply_header_for)
         chat_log.has_earlier = tail.has_earlier
         title = conversation.title or "untitled"
-        await chat_log.add_notice(f"Resumed “{title}” · {whole.total} messages · /clear starts a new one")
+        opened = f"Resumed “{title}”" if imported_from is None else f"Imported “{title}” from {imported_from}"
+        await chat_log.add_notice(f"{opened} · {whole.total} messages · /clear starts a new one")
         chat_log.scroll_end(animate=False)
         if focus_message is not None:
             await self.reveal_message(focus_message)

@@ -184,7 +184,7 @@ class ChatCommands:
     async def command_import(self, command: Command) -> None:
         conversation_id = await self._screen.history.import_file(command.argument)
         if conversation_id is not None:
-            await self._screen.open_conversation(conversation_id)
+            await self._screen.open_conversation(conversation_id, imported_from=command.argument.strip())
 
     # -- the app --------------------------------------------------------------------------------
 
