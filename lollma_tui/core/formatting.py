@@ -67,6 +67,11 @@ def seconds(value: float | None) -> str:
     return f"{value:.1f} s"
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """ "1 thread", "2 threads", "0 code blocks": a count with its noun in the right number."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def percent(value: float | None) -> str:
     """A value already in percent (0–100): "63%"."""
     return MISSING if value is None else f"{value:.0f}%"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lollma_tui.core.backends.base import LoadedModel, ReplyStats, RunSetup, StatsSource
-from lollma_tui.core.formatting import rate, seconds, share
+from lollma_tui.core.formatting import counted, rate, seconds, share
 from lollma_tui.core.settings import BackendKind
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def format_setup(setup: RunSetup) -> str:
         parts.append(f"{share(setup.gpu_share)} GPU")
     parts.append(f"ctx {setup.n_ctx}")
     if setup.n_threads:
-        parts.append(f"{setup.n_threads} threads")
+        parts.append(counted(setup.n_threads, "thread"))
     return " · ".join(parts)
 
 
@@ -50,7 +50,7 @@ def format_stats(stats: ReplyStats) -> str:
             prompt += f" @ {rate(stats.prompt_tps)} tok/s"
         parts.append(prompt)
     parts.append(f"{rate(stats.gen_tps)} tok/s")
-    parts.append(f"{stats.gen_tokens} tokens")
+    parts.append(counted(stats.gen_tokens, "token"))
     parts.append(seconds(stats.total_s))
     if stats.source.measured_here:
         parts.append("measured here" if stats.source is StatsSource.CLIENT_CLOCK else "measured here, chunks")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lollma_tui.core import paths
 from lollma_tui.core.chat.commands import CommandError
+from lollma_tui.core.formatting import counted
 from lollma_tui.core.safe_files import write_private_file
 
 _CODE_BLOCK = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -27,7 +28,7 @@ def choose_copy(reply: str, argument: str) -> tuple[str, str]:
     except ValueError:
         raise CommandError("Usage: /copy code N") from None
     if not 1 <= number <= len(blocks):
-        raise CommandError(f"The last reply has {len(blocks)} code block(s).")
+        raise CommandError(f"The last reply has {counted(len(blocks), 'code block')}.")
     return blocks[number - 1], f"code block {number}"
 
 

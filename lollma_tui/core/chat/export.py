@@ -386,7 +386,7 @@ def _setup_line(setup: RunSetup) -> str:
     if setup.gpu_share is not None:
         parts.append(f"{setup.gpu_share * 100:.0f}% in GPU memory")
     parts.append(f"ctx {setup.n_ctx}")
-    parts.append("threads auto" if setup.n_threads is None else f"{setup.n_threads} threads")
+    parts.append("threads auto" if setup.n_threads is None else fmt.counted(setup.n_threads, "thread"))
     if setup.n_batch is not None:
         parts.append(f"batch {setup.n_batch}")
     if setup.flash_attn is not None:
@@ -395,10 +395,10 @@ def _setup_line(setup: RunSetup) -> str:
 
 
 def _stats_line(stats: ReplyStats) -> str:
-    parts = [f"{fmt.rate(stats.gen_tps)} tok/s", f"{stats.gen_tokens} tokens"]
+    parts = [f"{fmt.rate(stats.gen_tps)} tok/s", fmt.counted(stats.gen_tokens, "token")]
     parts.append(f"{fmt.seconds(stats.ttft_s)} to first token")
     if stats.prompt_tokens is not None:
-        prompt = f"prompt {stats.prompt_tokens} tokens"
+        prompt = f"prompt {fmt.counted(stats.prompt_tokens, 'token')}"
         if stats.prompt_tokens_evaluated is not None and stats.prompt_cached:
             prompt += f" ({stats.prompt_tokens - stats.prompt_tokens_evaluated} from cache)"
         if stats.prompt_tps is not None:
@@ -420,7 +420,9 @@ def _sampling_line(sampling: SamplingSettings) -> str:
         f"min_p {sampling.min_p:g}",
         f"repeat penalty {sampling.repeat_penalty:g}",
         "seed random" if sampling.seed is None else f"seed {sampling.seed}",
-        "no token limit" if sampling.max_tokens is None else f"max {sampling.max_tokens} tokens",
+        "no token limit"
+        if sampling.max_tokens is None
+        else f"max {fmt.counted(sampling.max_tokens, 'token')}",
     ]
     if sampling.stop:
         parts.append("stop at " + ", ".join(json.dumps(s, ensure_ascii=False) for s in sampling.stop))

@@ -30,6 +30,7 @@ from lollma_tui.core.bench.context import BenchProgress
 from lollma_tui.core.bench.records import BenchRecord
 from lollma_tui.core.bench.store import ResultStore
 from lollma_tui.core.bench.sweep import SweepInputError, SweepPlan, SweepSpec
+from lollma_tui.core.formatting import counted
 from lollma_tui.core.hardware import HardwareHistory, SystemSnapshot
 from lollma_tui.core.models.catalog import Catalog
 from lollma_tui.core.settings import LoadSettings
@@ -330,7 +331,9 @@ class BenchScreen(Screen[None]):
             self._say("no generation row fits in the free memory", "-error")
             return
         load = load_settings_for(best, self.base_settings)
-        self._say(f"applying {best.quant} · ngl {best.n_gpu_layers} · {best.n_threads} threads", "-done")
+        self._say(
+            f"applying {best.quant} · ngl {best.n_gpu_layers} · {counted(best.n_threads, 'thread')}", "-done"
+        )
         self.post_message(self.ApplyBest(self, load, best))
 
     @on(Button.Pressed, "#bench-run")

@@ -30,6 +30,7 @@ from lollma_tui.core.backends.base import Backend, BackendState, BackendStatus, 
 from lollma_tui.core.backends.describe import format_reply_heading, format_setup
 from lollma_tui.core.chat.commands import is_command, unescape_message
 from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
+from lollma_tui.core.formatting import counted
 from lollma_tui.core.hosts import HostEntry
 from lollma_tui.core.settings import LoadSettings, StartupOptions
 from lollma_tui.ui.controllers.context_meter import ContextMeter
@@ -509,7 +510,7 @@ class ChatScreen(Screen[None]):
         chat_log.has_earlier = tail.has_earlier
         title = conversation.title or "untitled"
         opened = f"Resumed “{title}”" if imported_from is None else f"Imported “{title}” from {imported_from}"
-        await chat_log.add_notice(f"{opened} · {whole.total} messages · /clear starts a new one")
+        await chat_log.add_notice(f"{opened} · {counted(whole.total, 'message')} · /clear starts a new one")
         chat_log.scroll_end(animate=False)
         if focus_message is not None:
             await self.reveal_message(focus_message)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lollma_tui.core import paths
+from lollma_tui.core.formatting import counted
 from lollma_tui.core.settings import BackendKind
 
 if TYPE_CHECKING:
@@ -109,8 +110,8 @@ class ChatDialogs:
             start = await screen.context.first_to_keep(screen.conversation, check)
             screen.conversation.context_from = start
             await screen.notice(
-                f"The oldest {start} message(s) are left out of what the model sees from now on; "
-                "they stay in the conversation."
+                f"Left out of what the model sees from now on: the oldest {counted(start, 'message')} "
+                "(still in the conversation)."
             )
         await screen.send(text, context_checked=True)
 

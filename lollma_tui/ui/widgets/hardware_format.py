@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from lollma_tui.core.formatting import MISSING, percent, rate, size, used_of_total
+from lollma_tui.core.formatting import MISSING, counted, percent, rate, size, used_of_total
 from lollma_tui.core.hardware import Level, Metric, classify
 
-__all__ = ["MISSING", "percent", "rate", "size", "used_of_total"]
+__all__ = ["MISSING", "counted", "percent", "rate", "size", "used_of_total"]
 
 BARS = "▁▂▃▄▅▆▇█"
 """One-cell bars from "a sample, near zero" to "full scale"; a blank cell means no sample."""

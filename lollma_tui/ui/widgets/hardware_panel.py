@@ -97,16 +97,18 @@ def cpu_detail(cpu: CpuSnapshot | None, wide: bool = False) -> str:
         if cpu.model:
             parts.append(cpu.model)
         if cpu.logical_cores and cpu.physical_cores and cpu.physical_cores != cpu.logical_cores:
-            parts.append(f"{cpu.physical_cores} cores / {cpu.logical_cores} threads")
+            parts.append(
+                f"{fmt.counted(cpu.physical_cores, 'core')} / {fmt.counted(cpu.logical_cores, 'thread')}"
+            )
         elif cpu.logical_cores:
-            parts.append(f"{cpu.logical_cores} cores")
+            parts.append(fmt.counted(cpu.logical_cores, "core"))
         if cpu.freq_mhz is not None:
             parts.append(fmt.clock(cpu.freq_mhz))
         if cpu.load_avg is not None:
             parts.append("load " + " ".join(f"{value:.2f}" for value in cpu.load_avg))
     else:
         if cpu.logical_cores:
-            parts.append(f"{cpu.logical_cores} cores")
+            parts.append(fmt.counted(cpu.logical_cores, "core"))
         if cpu.load_avg is not None:
             parts.append(f"load {cpu.load_avg[0]:.2f}")
     return " · ".join(parts)

@@ -42,3 +42,11 @@ def test_gpu_layers_count_the_output_head() -> None:
     assert format_gpu_layers(-1, 18) == "ngl 19/19"
     assert format_gpu_layers(40, 18) == "ngl 19/19"
     assert "ctx 2048" in format_setup(SETUP)
+
+
+def test_one_thread_and_one_token_read_as_such() -> None:
+    # A one-thread run against a two-thread one is the experiment /compare is for.
+    one = RunSetup(BackendKind.LLAMA_CPP, "Gemma 3 270m", "Q4_K_M", 0, 18, 2048, 1)
+    assert format_setup(one).endswith("ctx 2048 · 1 thread")
+    assert format_setup(SETUP).endswith("ctx 2048 · 2 threads")
+    assert "· 1 token ·" in format_stats(stats(gen_tokens=1))
