@@ -220,8 +220,10 @@ async def test_a_corrupt_model_is_reported_and_the_app_keeps_running(tmp_path: P
         assert card is not None and card.state == BackendState.FAILED and "broken.gguf" in card.message
         await send(pilot, "hello?")
         await wait_until(pilot, lambda: main.chat_log.reply_turns() != [] and not main.is_generating)
-        reply = main.chat_log.query_one(ReplyTurn).message
-        assert reply.state == ReplyState.ERROR
+        turn = main.chat_log.query_one(ReplyTurn)
+        assert turn.message.state == ReplyState.ERROR
+        # The reply says why (it used to say only "No model is loaded").
+        assert "no model is loaded · Not loading broken.gguf: " in str(turn.footer.render())
         assert main.conversation.messages[0].content == "hello?"
 
 

@@ -69,12 +69,19 @@ async def test_server_down_at_start_then_up_connects_and_chats(dead_ollama_host:
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_until(pilot, lambda: any("not reachable" in n for n in notices(app)))
         assert "Retrying" in (main.model_card.status.message if main.model_card.status else "")
+        # A message sent meanwhile says why it got no reply (it used to say only "No Ollama
+        # model is loaded."), and how to send it again.
+        unsent = await send(pilot, app, "hello?")
+        assert unsent.message.state == ReplyState.ERROR
+        footer = str(unsent.footer.render())
+        assert "no model is loaded" in footer and "not reachable" in footer and "Ctrl+R" in footer
         port = int(dead_ollama_host.rsplit(":", 1)[1])
         with OllamaTestServer(port=port) as server:
             server.queue_reply("I am here now.")
             await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY, within=30)
-            turn = await send(pilot, app, "hello?")
-            assert turn.message.content == "I am here now."
+            await pilot.press("ctrl+r")
+            await wait_until(pilot, lambda: main.conversation.messages[-1].content == "I am here now.")
+            assert [m.content for m in main.conversation.history()] == ["hello?", "I am here now."]
 
 
 async def test_errors_mid_stream_and_on_load_keep_the_chat(ollama_server: OllamaTestServer) -> None:

@@ -179,6 +179,11 @@ class ModelLoadError(BackendError):
     pass
 
 
+class NoModelError(ModelLoadError):
+    """A reply was asked for with no model loaded and none to restart: the reason is whatever
+    left it so (a failed load, a server that cannot be reached), which the caller knows."""
+
+
 class ModelNotFoundError(BackendError):
     pass
 

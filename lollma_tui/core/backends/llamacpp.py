@@ -28,6 +28,7 @@ from lollma_tui.core.backends.base import (
     ContextOverflowError,
     LoadedModel,
     ModelLoadError,
+    NoModelError,
     ReplyDone,
     ReplyStats,
     StatusListener,
@@ -298,7 +299,7 @@ class LlamaCppBackend:
             if worker is not None and worker.alive and self._loaded is not None:
                 return worker
             if self._wanted is None:
-                raise ModelLoadError("No model is loaded")
+                raise NoModelError("No model is loaded")
             await self._load_locked(self._wanted, restarting=True)
             assert self._worker is not None
             return self._worker

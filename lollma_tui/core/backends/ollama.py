@@ -35,8 +35,8 @@ from lollma_tui.core.backends.base import (
     ChatEvent,
     ChatMessage,
     LoadedModel,
-    ModelLoadError,
     ModelNotFoundError,
+    NoModelError,
     ReplyDone,
     ReplyStats,
     RunSetup,
@@ -309,7 +309,7 @@ class OllamaBackend(ServerBackendState):
     ) -> AsyncIterator[ChatEvent]:
         loaded = self._loaded
         if loaded is None:
-            raise ModelLoadError("No Ollama model is loaded.")
+            raise NoModelError("No Ollama model is loaded.")
         if self._pump is not None and not self._pump.done():
             raise BackendError("A reply is already streaming; stop it first.")
         name = loaded.name

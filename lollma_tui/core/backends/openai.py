@@ -32,8 +32,8 @@ from lollma_tui.core.backends.base import (
     ChatEvent,
     ChatMessage,
     LoadedModel,
-    ModelLoadError,
     ModelNotFoundError,
+    NoModelError,
     ReplyDone,
     RunSetup,
     StatusListener,
@@ -255,7 +255,7 @@ class OpenAIBackend(ServerBackendState):
     ) -> AsyncIterator[ChatEvent]:
         loaded = self._loaded
         if loaded is None:
-            raise ModelLoadError("No model is chosen on the OpenAI-compatible server.")
+            raise NoModelError("No model is chosen on the OpenAI-compatible server.")
         if self._pump is not None and not self._pump.done():
             raise BackendError("A reply is already streaming; stop it first.")
         queue: asyncio.Queue[Any] = asyncio.Queue()

@@ -66,6 +66,9 @@ class ModelController:
         """Every host the chat can move to (`/host NAME`), the one it starts on among them."""
         self._host_models: dict[str, str] = {}
         """The model last loaded on each host, by name, for moving back to it."""
+        self.status: BackendStatus | None = None
+        """The status last reported to the screen: the backend's own, or this controller's while
+        it waits for a server to answer (the backend then still says only "no model")."""
 
     # -- the session -----------------------------------------------------------------------------
 
@@ -219,16 +222,22 @@ class ModelController:
                 return
         budget = await self._first_budget()
         result = await self.session.swap(settings, budget=budget, always_reload=True, progress=self._progress)
-        self._remember_host_model()
-        self._owner.post_message(SwapFinished(result, first=True))
+        self._finished(result, first=True)
 
     async def _swap(self, target: LoadSettings, force: bool, host: HostEntry | None) -> None:
         session = self.session
         result = await session.swap(
             target, budget=self._budget(), force=force, progress=self._progress, host=host
         )
+        self._finished(result)
+
+    def _finished(self, result: SwapResult, *, first: bool = False) -> None:
         self._remember_host_model()
-        self._owner.post_message(SwapFinished(result))
+        if not result.ok and self.loaded is None:
+            # Refused before the engine was asked (does not fit, unreadable file), or failed with
+            # nothing to go back to: the status must say why, not just "no model".
+            self._status(BackendStatus(BackendState.FAILED, result.message))
+        self._owner.post_message(SwapFinished(result, first=first))
 
     def _remember_host_model(self) -> None:
         loaded = self.loaded
@@ -297,6 +306,7 @@ class ModelController:
         self._owner.post_message(NoticePosted(text, kind))
 
     def _status(self, status: BackendStatus) -> None:
+        self.status = status
         self._owner.post_message(BackendStatusChanged(status))
 
     # -- replies --------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from lollma_tui.core.backends.base import Backend, BackendState, BackendStatus, ReplyStats
+from lollma_tui.core.backends.base import Backend, ReplyStats
 from lollma_tui.core.backends.describe import format_reply_heading, format_setup
 from lollma_tui.core.chat.commands import is_command, unescape_message
 from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
@@ -249,10 +249,6 @@ class ChatScreen(Screen[None]):
         if drawer is not None:
             drawer.busy = None
             drawer.applied_load = self.models.settings
-        if not result.ok and self.models.loaded is None:
-            # Refused before the engine was asked (does not fit, unreadable file): the card must
-            # say so, not just "no model".
-            self.model_card.status = BackendStatus(BackendState.FAILED, result.message)
         for text, kind in self.models.report(result):
             await self.chat_log.add_notice(text, kind)
         self.catalog.refresh()

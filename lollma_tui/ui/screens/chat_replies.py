@@ -9,7 +9,14 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from lollma_tui.core.backends.base import BackendError, ChatMessage, ReplyDone, TextDelta, ThinkingDelta
+from lollma_tui.core.backends.base import (
+    BackendError,
+    ChatMessage,
+    NoModelError,
+    ReplyDone,
+    TextDelta,
+    ThinkingDelta,
+)
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.ui.controllers.token_rate import TokenRate
 from lollma_tui.ui.literal import StreamCleaner, plain
@@ -111,6 +118,13 @@ class ReplyStreamer:
                         reply.stats = event.stats
                         reply.state = FINISH_STATE[event.finish_reason]
                         screen.show_reply_stats(event.stats)
+        except NoModelError:
+            # The engine knows only that it has no model; what left it so (a failed load, a
+            # server that cannot be reached) is in the status the user was last shown.
+            reply.state = ReplyState.ERROR
+            status = models.status or models.backend.status
+            reason = plain(status.message, one_line=True).rstrip(". ")
+            reply.error = f"not sent, no model is loaded · {reason} · Ctrl+R sends it again once one is"
         except BackendError as error:
             reply.state = ReplyState.ERROR
             reply.error = plain(str(error))
