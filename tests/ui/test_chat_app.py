@@ -227,6 +227,39 @@ async def test_a_corrupt_model_is_reported_and_the_app_keeps_running(tmp_path: P
         assert main.conversation.messages[0].content == "hello?"
 
 
+async def test_the_side_panel_makes_room_on_a_narrow_terminal_and_comes_back(tiny_gguf: Path) -> None:
+    # At 50 columns the 30-column panel left the chat 20 to wrap a reply in.
+    app = make_app(tiny_gguf)
+    main = app.chat_screen
+    async with app.run_test(size=(60, 24)) as pilot:
+        await ready(pilot, app)
+        assert main.sidebar.display is False
+        assert main.chat_log.region.width >= 58
+        await pilot.press("ctrl+b")  # asked for, it shows at any width
+        await pilot.pause()
+        assert main.sidebar.display is True
+        await pilot.press("ctrl+b")
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        assert main.sidebar.display is False, "hidden by the user, it stays hidden when the terminal widens"
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert main.sidebar.display is True
+        await pilot.resize_terminal(60, 24)
+        await pilot.pause()
+        assert main.sidebar.display is False
+        # The drawer hides the panel while open; closed on a wide screen, the panel is back.
+        await pilot.press("f2")
+        await pilot.pause()
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        assert main.sidebar.display is False
+        await pilot.press("escape")
+        await pilot.pause()
+        assert main.sidebar.display is True
+        assert main.sidebar.region.right == 100
+
+
 async def test_everything_fits_and_works_by_keyboard_at_80x24(demo_gguf: Path) -> None:
     app = make_app(demo_gguf, sampling=DEMO_SAMPLING.with_changes(max_tokens=8))
     main = app.chat_screen

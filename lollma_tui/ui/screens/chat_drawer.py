@@ -19,6 +19,11 @@ class ChatDrawer:
         self._screen = screen
         self._sidebar_was_hidden = False
 
+    @property
+    def is_open(self) -> bool:
+        drawer = self._screen.settings_drawer
+        return drawer is not None and drawer.is_open
+
     async def toggle(self) -> None:
         screen = self._screen
         drawer = screen.settings_drawer
@@ -51,6 +56,7 @@ class ChatDrawer:
         screen = self._screen
         if not self._sidebar_was_hidden:
             screen.sidebar.remove_class("-hidden")
+        screen.fit_panel()
         screen.prompt.focus()
 
     def sampling_applied(self) -> None:
