@@ -21,18 +21,31 @@ from textual.widgets import DataTable, Static
 
 from lollma_tui.core.host_reports import HostReport
 from lollma_tui.core.hosts import HostEntry
-from lollma_tui.ui.literal import literal_text
+from lollma_tui.ui.literal import literal, literal_text
 
 MODELS_SHOWN = 3
+DETAIL_MODELS_SHOWN = 24
+STATE_WIDTH = 40
+"""A server's state past this many characters (an error's whole text) is cut in its row; the
+line under the table gives the highlighted host's in full."""
 ASKING = "asking…"
 
 
-def _models_cell(report: HostReport) -> str:
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _models_cell(report: HostReport, shown: int = MODELS_SHOWN) -> str:
     if not report.models:
         return "—"
-    shown = ", ".join(report.models[:MODELS_SHOWN])
-    more = len(report.models) - MODELS_SHOWN
-    return shown + (f" (+{more})" if more > 0 else "")
+    listed = ", ".join(report.models[:shown])
+    more = len(report.models) - shown
+    return listed + (f" (+{more})" if more > 0 else "")
+
+
+def _gpus(report: HostReport) -> str:
+    entry = report.entry
+    return report.gpu_summary or ("via ssh " + str(entry.hw) if entry.hw else "—")
 
 
 def _cell(text: str, style: str = "") -> Text:
@@ -51,11 +64,25 @@ def host_row(report: HostReport, *, active: bool = False) -> tuple[Text, ...]:
     entry = report.entry
     return (
         *_head(entry, active),
-        _cell("● " + report.message, "green" if report.reachable else "red"),
+        _cell("● " + _cut(report.message, STATE_WIDTH), "green" if report.reachable else "red"),
         _cell(_models_cell(report)),
         _cell(", ".join(report.loaded) or "—"),
-        _cell(report.gpu_summary or ("via ssh " + str(entry.hw) if entry.hw else "—")),
+        _cell(_gpus(report)),
     )
+
+
+def host_detail(entry: HostEntry, report: HostReport | None) -> str:
+    """The highlighted host in full, under the table: a row cuts a long state and lists only the
+    first models, and on a narrow terminal the last columns are off to the right."""
+    where = entry.url or "this machine"
+    if report is None:
+        return f"{entry.name} · {entry.kind} · {where}\n{ASKING}"
+    lines = [f"{entry.name} · {entry.kind} · {where}", report.message]
+    if report.reachable or report.models:
+        lines.append(f"models: {_models_cell(report, DETAIL_MODELS_SHOWN)}")
+        lines.append(f"loaded: {', '.join(report.loaded) or '—'}")
+    lines.append(f"GPUs: {_gpus(report)}")
+    return "\n".join(lines)
 
 
 def waiting_row(entry: HostEntry, *, active: bool = False) -> tuple[Text, ...]:
@@ -67,6 +94,7 @@ class HostsScreen(ModalScreen[str | None]):
     HostsScreen { align: center middle; }
     #hosts-dialog { width: 90%; height: auto; max-height: 90%; border: round $accent; padding: 0 1; }
     #hosts-table { height: auto; max-height: 20; }
+    #hosts-detail { height: auto; margin-top: 1; color: $text-muted; }
     """
     BINDINGS = [Binding("escape,q", "close", "Close", id="hosts.close")]
 
@@ -86,6 +114,7 @@ class HostsScreen(ModalScreen[str | None]):
         with Vertical(id="hosts-dialog"):
             yield Static("Hosts — Enter moves the chat there, Esc closes", markup=False)
             yield DataTable(id="hosts-table", cursor_type="row", zebra_stripes=True)
+            yield Static(id="hosts-detail", markup=False)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -107,6 +136,17 @@ class HostsScreen(ModalScreen[str | None]):
             cells = host_row(report, active=active) if report else waiting_row(entry, active=active)
             table.add_row(*cells, key=entry.name)
         table.move_cursor(row=row)
+        self._show_detail(table.cursor_row)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_detail(event.cursor_row)
+
+    def _show_detail(self, row: int) -> None:
+        if not 0 <= row < len(self.hosts):
+            return
+        entry = self.hosts[row]
+        report = next((r for r in self.reports if r.entry.name == entry.name), None)
+        self.query_one("#hosts-detail", Static).update(literal(host_detail(entry, report)))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.dismiss(str(event.row_key.value))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from textual.app import App
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from lollma_tui.core.hardware.ssh_target import SshTarget
 from lollma_tui.core.host_reports import HostReport
@@ -80,3 +80,35 @@ async def test_rows_wait_for_the_reports_and_mark_the_host_in_use() -> None:
         await pilot.pause()
         assert str(table.get_row("box")[3]) == "● llama-server b4500"
         assert str(table.get_row("local")[3]) == "asking…"
+
+
+async def test_a_long_state_is_cut_in_its_row_and_the_highlighted_host_is_shown_whole() -> None:
+    # A server's error is a sentence or two; in its row it pushed the models, loaded and GPU
+    # columns off to the right at 110 columns, and its own end was cut with no way to read it.
+    reason = (
+        "No OpenAI-compatible server answers at http://10.0.0.7:8080/v1 (connection refused): "
+        "is llama-server running there, and does the address name its port?"
+    )
+    down = HostReport(HostEntry("far", BackendKind.OPENAI, "http://10.0.0.7:8080/v1"), False, reason)
+    reports = [*REPORTS[:2], down]
+    app = App[None]()
+    async with app.run_test(size=(110, 30)) as pilot:
+        screen = HostsScreen([r.entry for r in reports], reports)
+        await app.push_screen(screen)
+        await pilot.pause()
+        table = screen.query_one(DataTable)
+        state = str(table.get_row("far")[3])
+        assert state.startswith("● No OpenAI-compatible server") and state.endswith("…")
+        assert len(state) <= 42
+        detail = screen.query_one("#hosts-detail", Static)
+        assert str(detail.render()).startswith("local · llama.cpp · this machine\nllama.cpp in this app")
+        await pilot.press("down")
+        await pilot.pause()
+        assert "models: a, b, c, d, e\nloaded: a\nGPUs: 2 GPUs: NVIDIA RTX 4090, RTX 3090" in str(
+            detail.render()
+        )
+        await pilot.press("down")
+        await pilot.pause()
+        shown = str(detail.render())
+        assert reason in shown and "models:" not in shown
+        assert detail.region.right <= 110 and detail.region.height >= 3  # wrapped, on screen
