@@ -55,21 +55,39 @@ def config_path() -> Path:
     return paths.config_dir() / CONFIG_FILENAME
 
 
-def read_config(path: Path | None = None) -> ConfigFile:
-    """The file at `path` (default `config_path()`); a missing file is an empty config."""
-    path = path or config_path()
+class ConfigReadError(Exception):
+    """The file is there but cannot be used as a whole; `str(error)` names it and says why."""
+
+
+def config_text(path: Path) -> str | None:
+    """The file's text, or None when there is none; raises `ConfigReadError`."""
     try:
         with path.open("rb") as handle:
             data = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
-        return ConfigFile(path)
+        return None
     except OSError as error:
-        return ConfigFile(path, problems=(f"{path}: could not be read ({error.strerror or error})",))
+        raise ConfigReadError(f"{path}: could not be read ({error.strerror or error})") from None
     if len(data) > MAX_CONFIG_BYTES:
-        return ConfigFile(path, problems=(f"{path}: larger than {MAX_CONFIG_BYTES} bytes; not read",))
+        raise ConfigReadError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes; not read")
     try:
-        document = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigReadError(f"{path}: not valid TOML ({error}); not used") from None
+
+
+def read_config(path: Path | None = None) -> ConfigFile:
+    """The file at `path` (default `config_path()`); a missing file is an empty config."""
+    path = path or config_path()
+    try:
+        text = config_text(path)
+    except ConfigReadError as error:
+        return ConfigFile(path, problems=(str(error),))
+    if text is None:
+        return ConfigFile(path)
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
         return ConfigFile(path, problems=(f"{path}: not valid TOML ({error}); not used",))
     problems = [
         f"{path}: unknown section [{name}] (known: {', '.join(SECTIONS)})"

@@ -187,3 +187,31 @@ async def test_slash_completion_offers_the_models_quants(quant_folder: Path) -> 
         await wait_until(pilot, lambda: "Q8_0" in main.prompt.completion_context.quants)  # type: ignore[union-attr]
         await pilot.press(*"/quant Q", "tab")
         assert main.prompt.text == "/quant Q8_0" or main.prompt.text.startswith("/quant ")
+
+
+async def test_keep_writes_the_setup_in_use_into_the_config_file_for_the_next_start(tiny_gguf: Path) -> None:
+    from lollma_tui.cli import build_parser, startup_options
+    from lollma_tui.core.config_file import config_path, read_config
+
+    config_path().parent.mkdir(parents=True, exist_ok=True)
+    config_path().write_text(
+        '# mine\n[settings]\nctx = 2048\n\n[[hosts]]\nname = "den"\nkind = "ollama"\n'
+        'url = "den.local:11434"\n'
+    )
+    app = make_app(tiny_gguf)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        await command(pilot, app, "/ctx 512")
+        await command(pilot, app, "/set temperature 0.3")
+        await command(pilot, app, "/keep")
+        await wait_until(pilot, lambda: "Kept as the start-up defaults" in notices(app)[-1])
+        assert "ctx 512" in notices(app)[-1] and "temperature 0.3" in notices(app)[-1]
+        assert main.models.settings.n_ctx == 512
+    config = read_config()
+    assert config.problems == () and [h.name for h in config.hosts] == ["den"]
+    assert config_path().read_text().startswith("# mine\n[settings]\nctx = 512\n")
+    # The next start, with no flags, begins with the kept set-up.
+    options = startup_options(build_parser().parse_args([]), config)
+    assert options.load.model == str(tiny_gguf.resolve()) and options.load.n_ctx == 512
+    assert options.sampling.temperature == 0.3 and not options.demo

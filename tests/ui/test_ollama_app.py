@@ -175,3 +175,19 @@ async def test_the_drawer_moves_an_ollama_chat_to_a_bundled_demo_model_on_llama_
         assert turn.message.content
         # The chat came along: the model saw the earlier turn.
         assert [m.content for m in main.conversation.history()[:2]] == ["Capital of France?", "Paris."]
+
+
+async def test_keep_on_ollama_writes_the_backend_and_tag_and_says_the_address_is_not_kept(
+    ollama_server: OllamaTestServer,
+) -> None:
+    from lollma_tui.core.config_file import read_config
+
+    app = ollama_app(ollama_server.host)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        await pilot.press(*"/keep", "enter")
+        await wait_until(pilot, lambda: "Kept as the start-up defaults" in notices(app)[-1])
+        assert "--ollama-host" in notices(app)[-1]
+    kept = read_config().settings
+    assert kept["backend"] == BackendKind.OLLAMA and kept["model"] == "tinyllama:1b-q4_K_M"
+    assert kept["n_ctx"] == 2048 and kept["max_tokens"] == 64

@@ -173,6 +173,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec("settings", "/settings", "show the current settings"),
     CommandSpec("compare", "/compare", "compare speeds of the set-ups used in this conversation"),
+    CommandSpec("keep", "/keep", "keep the settings in use as the start-up defaults (config.toml)"),
     CommandSpec("bench", "/bench", "benchmark quantizations, GPU layers and threads, llama-bench style"),
     CommandSpec("quantize", "/quantize", "make other quantizations of the current GGUF model"),
     CommandSpec("pull", "/pull NAME", "download an Ollama model, with progress"),

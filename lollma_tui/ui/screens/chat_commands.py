@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from lollma_tui.core.backends.base import BackendError
 from lollma_tui.core.chat.commands import BY_NAME, Command, CommandError, parse_command
 from lollma_tui.core.chat.copying import choose_copy, save_copy
+from lollma_tui.core.settings import BackendKind
 from lollma_tui.ui.literal import plain
 from lollma_tui.ui.theming import choose_theme
 
@@ -65,6 +66,38 @@ class ChatCommands:
             await self._screen.notice("No replies with measured speed in this conversation yet.")
             return
         await self._screen.notice(format_comparison(summarise_replies(stats)))
+
+    async def command_keep(self, command: Command) -> None:
+        """Write the settings in use into config.toml: the set-up the next start begins with."""
+        from lollma_tui.core.config_keep import KeepError, keep_settings
+        from lollma_tui.core.models.demo import DEFAULT_DEMO, demo_for
+
+        models = self._screen.models
+        # The default demo is what starts with no model named, with its own sampling.
+        on_demo = demo_for(models.settings.model) is DEFAULT_DEMO
+        try:
+            kept = await asyncio.to_thread(
+                keep_settings,
+                models.settings,
+                models.sampling,
+                model_is_default=on_demo,
+                sampling_defaults=DEFAULT_DEMO.sampling if on_demo else None,
+            )
+        except KeepError as error:
+            await self._screen.notice(f"Nothing was kept: {error}", "error")
+            return
+        written = ", ".join(kept.written) or "nothing differs from the built-in defaults"
+        removed = f" Took out {', '.join(kept.removed)}: the demo model needs none." if kept.removed else ""
+        server = (
+            " The server's address is not a setting: start with --ollama-host or --base-url (or "
+            "their environment variables) as before."
+            if models.settings.backend is not BackendKind.LLAMA_CPP
+            else ""
+        )
+        await self._screen.notice(
+            f"Kept as the start-up defaults in {kept.path}: {written}.{removed}{server} "
+            "Flags given at start still win over the file."
+        )
 
     async def command_pull(self, command: Command) -> None:
         if not command.argument:
