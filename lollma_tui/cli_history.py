@@ -20,6 +20,7 @@ from lollma_tui.core.chat.conversation import Message, ReplyState, reply_end_not
 from lollma_tui.core.chat.errors import AmbiguousIdError, NotFoundError, StoreError
 from lollma_tui.core.chat.opening import default_store_path, open_store
 from lollma_tui.core.chat.store import ChatStore, MessageMeta
+from lollma_tui.core.formatting import counted
 from lollma_tui.core.safe_text import clean_text
 
 PROG: Final = "lollma-tui history"
@@ -157,7 +158,7 @@ def _open(command: str) -> ChatStore:
 def _list(store: ChatStore, args: argparse.Namespace) -> int:
     summaries = store.list_conversations(limit=args.limit, offset=args.offset)
     for summary in summaries:
-        count = f"{summary.message_count} msg" + ("" if summary.message_count == 1 else "s")
+        count = counted(summary.message_count, "msg")
         _out(f"{summary.id[:8]}  {_when(summary.updated_at)}  {count:>8}  {_title(summary.title)}")
     shown_to = args.offset + len(summaries)
     if not summaries:
@@ -177,7 +178,7 @@ def _show(store: ChatStore, args: argparse.Namespace) -> int:
     lines = [
         _title(conversation.title),
         f"id {conversation.id} · created {_when(conversation.created_at)} · updated "
-        f"{_when(window.updated_at)} · {_messages(count)}",
+        f"{_when(window.updated_at)} · {counted(count, 'message')}",
     ]
     if conversation.system_prompt.strip():
         lines += ["", "System prompt:", *_indented(conversation.system_prompt)]
@@ -250,13 +251,15 @@ def _import(store: ChatStore, args: argparse.Namespace) -> int:
         raise HistoryError(f"{args.file}: {exc}", EXIT_USAGE) from exc
     count = len(tree.messages)
     copy = "" if new_id == tree.id else " as a copy (its ids were already in the history)"
-    _note(f"imported “{_title(tree.title)}” ({_messages(count)}){copy}")
+    _note(f"imported “{_title(tree.title)}” ({counted(count, 'message')}){copy}")
     _out(new_id)
     return EXIT_OK
 
 
 def _search(store: ChatStore, args: argparse.Namespace) -> int:
     query = " ".join(args.text)
+    if not query.strip():
+        raise HistoryError("search needs some text to find", EXIT_USAGE)
     hits = store.search(query, limit=args.limit)
     for hit in hits:
         snippet = " ".join(clean_text(hit.snippet, keep_lines=False).split())
@@ -271,7 +274,7 @@ def _search(store: ChatStore, args: argparse.Namespace) -> int:
 def _delete(store: ChatStore, args: argparse.Namespace) -> int:
     conversation_id = _resolve(store, args.id)
     summary = store.get_summary(conversation_id)
-    described = f"“{_title(summary.title)}” ({_messages(summary.message_count)})"
+    described = f"“{_title(summary.title)}” ({counted(summary.message_count, 'message')})"
     if not args.yes:
         if not sys.stdin.isatty():
             raise HistoryError(
@@ -299,10 +302,6 @@ def _resolve(store: ChatStore, id_or_prefix: str) -> str:
         return store.resolve_id(id_or_prefix)
     except (NotFoundError, AmbiguousIdError) as exc:
         raise HistoryError(str(exc), EXIT_USAGE) from exc
-
-
-def _messages(count: int) -> str:
-    return f"{count} message" + ("" if count == 1 else "s")
 
 
 def _when(timestamp: float) -> str:

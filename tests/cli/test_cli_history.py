@@ -301,6 +301,14 @@ def test_search_without_hits(saved: Saved) -> None:
     assert "no messages match 'xylophone'" in result.stderr
 
 
+def test_search_for_nothing_is_a_usage_error(saved: Saved) -> None:
+    # `search ""` (an empty shell variable) used to answer "no messages match ''" with success.
+    result = run_cli("search", "", " ")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "search needs some text to find" in result.stderr
+
+
 # -- delete ----------------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from lollma_tui.core.chat.errors import NotFoundError, StoreError
 from lollma_tui.core.chat.store import ConversationSummary
+from lollma_tui.core.formatting import counted
 from lollma_tui.ui.literal import literal, plain
 from lollma_tui.ui.screens.confirm import ConfirmScreen
 
@@ -467,8 +468,7 @@ class ConversationsScreen(ModalScreen[ConversationsResult]):
             return
         count = row.message_count
         question = (
-            f"Delete “{display_title(row.title)}”?\n"
-            f"Its {count} message{'' if count == 1 else 's'} will be gone for good."
+            f"Delete “{display_title(row.title)}”?\nIts {counted(count, 'message')} will be gone for good."
         )
         self.app.push_screen(
             ConfirmScreen(question, "Delete", "Keep"), partial(self._delete_answered, row.id)

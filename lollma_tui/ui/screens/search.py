@@ -19,6 +19,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from lollma_tui.core.chat.errors import StoreError
 from lollma_tui.core.chat.store import SearchHit
+from lollma_tui.core.formatting import counted
 from lollma_tui.ui.literal import literal, plain
 
 SEARCH_GROUP: Final = "history-search"
@@ -180,10 +181,8 @@ class SearchScreen(ModalScreen[SearchJump | None]):
         if not count:
             self._status("no messages match")
         else:
-            more = "+" if count >= self.LIMIT else ""
-            self._status(
-                f"{count}{more} message{'' if count == 1 else 's'} · Enter opens the highlighted one"
-            )
+            more = "at least " if count >= self.LIMIT else ""
+            self._status(f"{more}{counted(count, 'message')} · Enter opens the highlighted one")
 
     @on(_Failed)
     def _failed(self, message: _Failed) -> None:
