@@ -27,6 +27,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 FLUSH_INTERVAL_S = 1.0
+RETRY_S = 0.1
+"""How soon a timer looks again while the last hand-over still waits for the database."""
 
 
 class AsyncStore:
@@ -77,7 +79,9 @@ class StreamingReply:
     buffered text on the loop and queues it on the store's single thread without waiting for it:
     while the file is locked by another writer the save waits there, and the reply goes on. One
     hand-over is in flight at a time; text that comes meanwhile goes with the next one, and
-    `finish` goes after it, so pieces reach the database in order.
+    `finish` goes after it, so pieces reach the database in order. Text that is not due yet is
+    handed over by a timer if no piece comes to do it (a model that pauses), so at most the
+    interval's text is lost to a crash.
     """
 
     def __init__(
@@ -95,6 +99,7 @@ class StreamingReply:
         self._pending: list[str] = []
         self._due = clock() + interval_s
         self._in_flight: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self.message_id = writer.message_id
         self.finished = False
 
@@ -111,8 +116,14 @@ class StreamingReply:
         return self._in_flight is not None and not self._in_flight.done()
 
     def flush_if_due(self) -> None:
-        """Hand the buffered text over if the interval has passed and the last hand-over is done."""
-        if self.finished or not self.due or self.saving:
+        """Hand the buffered text over if the interval has passed and the last hand-over is done;
+        otherwise make sure a timer will look again."""
+        if self.finished or not self._pending:
+            return
+        if self.saving or not self.due:
+            if self._timer is None:
+                wait = max(self._due - self._clock(), RETRY_S)
+                self._timer = asyncio.get_running_loop().call_later(wait, self._timer_fired)
             return
         if self._in_flight is not None:
             self._in_flight.result()  # a failure other than a locked file is not kept quiet
@@ -120,6 +131,10 @@ class StreamingReply:
         chunk = "".join(self._pending)
         self._pending.clear()
         self._in_flight = self._store.submit(_write, self._writer, chunk)
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        self.flush_if_due()
 
     async def finish(
         self,
@@ -132,6 +147,9 @@ class StreamingReply:
         if self.finished:
             return
         self.finished = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._in_flight is not None:
             await self._in_flight
         chunk = "".join(self._pending)
