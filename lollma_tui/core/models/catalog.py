@@ -280,9 +280,15 @@ def scan_models(
     cache: HeaderCache | None = None,
 ) -> Catalog:
     """Find and read every GGUF under `dirs`, plus `extra_paths` (files), and group them."""
-    files = [Path(p) for p in extra_paths]
-    known = {_path_key(p) for p in files}
-    files += [p for p in find_gguf_files(dirs) if _path_key(p) not in known]
+    files: list[Path] = []
+    known: set[str] = set()
+    # The same file may come twice: named as an extra (the model in use, a demo model) and
+    # found in a folder, or as two extras (the demo model in use is both).
+    for path in [*(Path(p) for p in extra_paths), *find_gguf_files(dirs)]:
+        key = _path_key(path)
+        if key not in known:
+            known.add(key)
+            files.append(path)
     return build_catalog(files, cache=cache)
 
 

@@ -187,6 +187,12 @@ def test_extra_paths_come_first_and_are_not_repeated(model_factory: Any, tmp_pat
     demo = model_factory("demo.gguf", folder, name="Demo")
     catalog = scan_models([folder], extra_paths=[demo])
     assert [v.paths for g in catalog.groups for v in g.variants] == [(demo,)]
+    # The demo model in use is named twice, as the model in use and as a demo model (once
+    # through a link): /bench offered its one file as two quantizations.
+    link = tmp_path / "linked.gguf"
+    link.symlink_to(demo)
+    catalog = scan_models([folder], extra_paths=[demo, link, demo])
+    assert [v.paths for g in catalog.groups for v in g.variants] == [(demo,)]
 
 
 def test_projectors_are_kept_apart(model_factory: Any, tmp_path: Path) -> None:
