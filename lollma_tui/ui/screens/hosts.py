@@ -120,6 +120,11 @@ class HostsScreen(ModalScreen[str | None]):
         table = self.query_one(DataTable)
         table.add_columns("host", "kind", "address", "state", "models", "loaded", "GPUs")
         self._fill(table)
+        names = [entry.name for entry in self.hosts]
+        if self.active in names:
+            # Start on the host the chat is on: Enter there changes nothing, and the others are
+            # a key away.
+            table.move_cursor(row=names.index(self.active))
         table.focus()
 
     def watch_reports(self) -> None:

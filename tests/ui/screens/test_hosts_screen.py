@@ -70,6 +70,7 @@ async def test_rows_wait_for_the_reports_and_mark_the_host_in_use() -> None:
         await app.push_screen(screen)
         await pilot.pause()
         table = screen.query_one(DataTable)
+        assert table.cursor_row == 1, "the view opens on the host the chat is on"
         assert [str(c) for c in table.get_row("box")][:4] == [
             "▶ box",
             "openai",
