@@ -136,6 +136,30 @@ async def _pull_view(pilot: Pilot[None], app: LollmaApp) -> PullView:
     return main.chat_log.query_one(PullView)
 
 
+async def test_backend_command_moves_an_ollama_chat_to_a_found_gguf_by_part_of_its_name(
+    ollama_server: OllamaTestServer,
+) -> None:
+    app = ollama_app(ollama_server.host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        await wait_until(pilot, lambda: main.catalog.gguf is not None)
+        await pilot.press(*"/backend llama.cpp", "enter")
+        await wait_until(pilot, lambda: "which model with llama.cpp" in notices(app)[-1])
+        assert "found: " in notices(app)[-1] and "Smollm2" in notices(app)[-1]
+        await pilot.press(*"/backend llama.cpp smol", "enter")
+        await wait_until(
+            pilot,
+            lambda: (
+                (loaded := main.models.backend.status.loaded) is not None
+                and loaded.settings.backend == BackendKind.LLAMA_CPP
+            ),
+            within=60,
+            explain=status_of(app),
+        )
+        assert main.models.settings.model == str(demo_model_path(DEMOS["smollm2"]))
+
+
 async def test_the_drawer_moves_an_ollama_chat_to_a_bundled_demo_model_on_llama_cpp(
     ollama_server: OllamaTestServer,
 ) -> None:

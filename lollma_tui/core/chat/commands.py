@@ -32,6 +32,8 @@ class CompletionContext:
     themes: tuple[str, ...] = ()
     hosts: tuple[str, ...] = ()
     """The names /host accepts: the config file's hosts and the defaults."""
+    gguf_models: tuple[str, ...] = ()
+    """The GGUF models found, whatever the backend: `/backend llama.cpp NAME` offers them."""
     backends: tuple[str, ...] = tuple(kind.value for kind in BackendKind)
     setting_values: Mapping[str, tuple[str, ...]] = field(default_factory=default_setting_values)
 
@@ -64,6 +66,14 @@ def _values(choices: Callable[[CompletionContext], tuple[str, ...]], *, substrin
         return _offer(lead, typed, choices(context), substring=substring)
 
     return complete
+
+
+def _complete_backend(lead: str, typed: str, context: CompletionContext) -> list[Completion]:
+    kind, space, model = typed.partition(" ")
+    if not space:
+        return _offer(lead, kind, context.backends)
+    models = context.gguf_models if kind == BackendKind.LLAMA_CPP.value else ()
+    return _offer(f"{lead}{kind} ", model.lstrip(), models, substring=True)
 
 
 def _complete_set(lead: str, typed: str, context: CompletionContext) -> list[Completion]:
@@ -155,7 +165,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "/backend llama.cpp|ollama|openai [MODEL]",
         "switch the inference backend",
         "setting",
-        _values(lambda c: c.backends),
+        _complete_backend,
     ),
     CommandSpec(
         "host",

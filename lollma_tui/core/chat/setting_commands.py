@@ -44,6 +44,9 @@ class CommandState:
     last_models: Mapping[BackendKind, str] = field(default_factory=dict)
     """The model last used with each backend, for /backend without a model."""
     loaded: LoadedModel | None = None
+    gguf: Catalog | None = None
+    """The GGUF files found in the models folders, whatever the backend: what `/backend
+    llama.cpp NAME` picks from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,9 +174,19 @@ def _apply_backend(argument: str, state: CommandState) -> SettingsChange:
             return _unchanged(state, f"backend is already {kind}")
         return _apply_model(model, state)
     chosen = model or state.last_models.get(kind, "")
+    gguf = state.gguf if kind is BackendKind.LLAMA_CPP else None
     if not chosen:
+        if gguf is not None and gguf.groups:
+            found = ", ".join(group.name for group in gguf.groups)
+            raise CommandError(f"which model with {kind}? /backend {kind} NAME (found: {found})")
         example = "PATH/TO/model.gguf" if kind is BackendKind.LLAMA_CPP else "NAME:TAG (see `ollama list`)"
         raise CommandError(f"which model with {kind}? /backend {kind} {example}")
+    if model and gguf is not None:
+        # Part of a name, as /model takes it on llama.cpp.
+        try:
+            chosen = resolve_model(model, gguf).ref
+        except ModelChoiceError as error:
+            raise CommandError(str(error)) from None
     return _change(state, load=state.load.with_changes(backend=kind, model=chosen))
 
 
@@ -275,10 +288,13 @@ def _actual(name: str, load: LoadSettings, loaded: LoadedModel) -> str:
 def completion_context(state: CommandState, themes: tuple[str, ...] = ()) -> CompletionContext:
     """Argument completions from what the state knows (models, the current model's quants)."""
     catalog = state.catalog
+    gguf_models = model_names(state.gguf) if state.gguf is not None else ()
     if catalog is None:
-        return CompletionContext(themes=themes)
+        return CompletionContext(themes=themes, gguf_models=gguf_models)
     quants = tuple(dict.fromkeys(v.quant for v in quant_variants(catalog, state.load.model)))
-    return CompletionContext(models=model_names(catalog), quants=quants, themes=themes)
+    return CompletionContext(
+        models=model_names(catalog), quants=quants, themes=themes, gguf_models=gguf_models
+    )
 
 
 async def command_state(session: ModelSession, gguf_catalog: Catalog | None = None) -> CommandState:
@@ -293,4 +309,5 @@ async def command_state(session: ModelSession, gguf_catalog: Catalog | None = No
         catalog=catalog,
         last_models=session.last_models,
         loaded=session.loaded,
+        gguf=gguf_catalog,
     )

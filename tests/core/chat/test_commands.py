@@ -281,6 +281,25 @@ def test_backend_switch_uses_the_given_or_the_last_model() -> None:
     assert run("/set backend ollama tinyllama:1b-fp16").load.model == "tinyllama:1b-fp16"
 
 
+def test_backend_llama_cpp_picks_from_the_ggufs_found_by_part_of_a_name(tiny_gguf: Path) -> None:
+    # An Ollama chat with no llama.cpp model used before: the command used to ask for a path,
+    # though the models folders' GGUFs were known (the drawer listed them).
+    gguf = build_catalog([tiny_gguf])
+    name = gguf.groups[0].name
+    state = CommandState(OLLAMA_STATE.load, SamplingSettings(), catalog=OLLAMA_TAGS, gguf=gguf)
+    with pytest.raises(CommandError, match=rf"/backend llama.cpp NAME \(found: {name}\)"):
+        run("/backend llama.cpp", state)
+    change = run(f"/backend llama.cpp {name[:4].lower()}", state)
+    assert change.load.backend is BackendKind.LLAMA_CPP and change.load.model == str(tiny_gguf)
+    with pytest.raises(CommandError, match="no model matches 'mistral'"):
+        run("/backend llama.cpp mistral", state)
+    # Tab offers them after the backend's name (and nothing after another backend's).
+    context = completion_context(state)
+    offered = [c.text for c in complete(f"/backend llama.cpp {name[:2]}", context=context)]
+    assert offered == [f"/backend llama.cpp {name}", f"/backend llama.cpp {tiny_gguf.name}"]
+    assert complete("/backend ollama t", context=context) == []
+
+
 def test_settings_are_shown_with_what_the_backend_ignores() -> None:
     text = describe_settings(OLLAMA_STATE.load, SamplingSettings(stop=("</s>", "a,b")))
     lines = text.splitlines()
