@@ -235,9 +235,12 @@ async def test_the_side_panel_makes_room_on_a_narrow_terminal_and_comes_back(tin
         await ready(pilot, app)
         assert main.sidebar.display is False
         assert main.chat_log.region.width >= 58
+        await wait_until(pilot, lambda: main.hardware is not None)
+        assert main.hardware is not None and main.hardware.interval_s == 5.0, "folded: sampled slowly"
         await pilot.press("ctrl+b")  # asked for, it shows at any width
         await pilot.pause()
         assert main.sidebar.display is True
+        assert main.hardware.interval_s == 1.0
         await pilot.press("ctrl+b")
         await pilot.resize_terminal(100, 30)
         await pilot.pause()

@@ -55,6 +55,7 @@ from lollma_tui.ui.screens.chat_commands import ChatCommands
 from lollma_tui.ui.screens.chat_dialogs import ChatDialogs
 from lollma_tui.ui.screens.chat_drawer import ChatDrawer
 from lollma_tui.ui.screens.chat_hosts import ChatHosts
+from lollma_tui.ui.screens.chat_panel import SidePanel
 from lollma_tui.ui.screens.chat_replies import ReplyStreamer
 from lollma_tui.ui.widgets.chat_log import ChatLog
 from lollma_tui.ui.widgets.prompt_input import PromptInput
@@ -72,11 +73,6 @@ TAIL_MESSAGES = 30
 EARLIER_PAGE = 30
 FIRST_SAMPLE_WAIT_S = 2.0
 """The first load waits this long at most for free-memory figures to check the fit against."""
-HIDDEN_PANEL_INTERVAL_S = 5.0
-"""Sample slowly while the side panel is folded away: nobody is looking."""
-NARROW_COLUMNS = 72
-"""Narrower than this the side panel (30 columns) folds away by itself, so the chat keeps room to
-read; it comes back when the terminal widens, and Ctrl+B shows it at any width."""
 HOLD_SAMPLE_S = SLOWEST_S + 0.1
 """The longest a hardware sample waits for a streaming reply's next text (which comes at least
 every `SLOWEST_S` while the model writes) before it is shown on its own."""
@@ -115,6 +111,7 @@ class ChatScreen(Screen[None]):
         self.commands = ChatCommands(self)
         self.dialogs = ChatDialogs(self)
         self.drawer = ChatDrawer(self)
+        self.panel = SidePanel(self)
         self.hosts = ChatHosts(self)
         self.hardware: HardwareFeed | None = None
         """Started once the first frame is up (`start`)."""
@@ -124,8 +121,6 @@ class ChatScreen(Screen[None]):
         self._editing: Message | None = None
         self._shown_from = 0
         """Index in the thread of the first message mounted in the chat log."""
-        self._narrow = False
-        self._panel_folded_for_width = False
 
     # -- layout -----------------------------------------------------------------------------------
 
@@ -554,35 +549,10 @@ class ChatScreen(Screen[None]):
     # -- the side panel and the drawer ----------------------------------------------------------
 
     def action_toggle_sidebar(self) -> None:
-        self._panel_folded_for_width = False
-        self.sidebar.toggle_class("-hidden")
-        self._fold_hardware(self.sidebar.has_class("-hidden"))
+        self.panel.toggle()
 
     def on_resize(self, event: events.Resize) -> None:
-        narrow = event.size.width < NARROW_COLUMNS
-        if narrow != self._narrow:
-            self._narrow = narrow
-            self.fit_panel()
-
-    def fit_panel(self) -> None:
-        """Fold the side panel away on a narrow screen, and bring it back (if it was folded for
-        the width) on a wide one. The drawer hides the panel while it is open and asks again
-        when it closes."""
-        sidebar = self.sidebar
-        if self._narrow and not sidebar.has_class("-hidden"):
-            self._panel_folded_for_width = True
-            sidebar.add_class("-hidden")
-            self._fold_hardware(True)
-        elif not self._narrow and self._panel_folded_for_width and not self.drawer.is_open:
-            self._panel_folded_for_width = False
-            sidebar.remove_class("-hidden")
-            self._fold_hardware(False)
-
-    def _fold_hardware(self, hidden: bool) -> None:
-        if self.hardware is not None:
-            self.hardware.set_interval(
-                HIDDEN_PANEL_INTERVAL_S if hidden else self.options.hardware_interval_s
-            )
+        self.panel.width_changed(event.size.width)
 
     async def action_toggle_settings(self) -> None:
         await self.drawer.toggle()

@@ -2,8 +2,8 @@
 
 A plain object the chat screen owns. It builds the drawer on first use (its module and
 stylesheet stay off the start-up path), hands it what it shows each time it opens (the
-settings in effect, the model catalogs, the fit check), folds the side panel away while it is
-open and brings it back as it was. What the drawer asks for reaches the screen as messages.
+settings in effect, the model catalogs, the fit check), and tells the side panel when it opens
+and closes (`SidePanel`). What the drawer asks for reaches the screen as messages.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 class ChatDrawer:
     def __init__(self, screen: ChatScreen) -> None:
         self._screen = screen
-        self._sidebar_was_hidden = False
 
     @property
     def is_open(self) -> bool:
@@ -47,16 +46,12 @@ class ChatDrawer:
         drawer.fit_checker = screen.catalog.fit_for
         drawer.reload_fields = reload_needed
         drawer.read_only = read_only_fields
-        # At 80 columns the drawer and the side panel together would squeeze the chat away.
-        self._sidebar_was_hidden = screen.sidebar.has_class("-hidden")
-        screen.sidebar.add_class("-hidden")
+        screen.panel.drawer_opened()
         drawer.open()
 
     def closed(self) -> None:
         screen = self._screen
-        if not self._sidebar_was_hidden:
-            screen.sidebar.remove_class("-hidden")
-        screen.fit_panel()
+        screen.panel.drawer_closed()
         screen.prompt.focus()
 
     def sampling_applied(self) -> None:

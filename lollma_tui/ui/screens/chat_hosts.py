@@ -66,7 +66,7 @@ class ChatHosts:
         # The provider runs on the sampler thread: it reads the session, never builds it.
         feed = HardwareFeed(
             screen,
-            interval_s=screen.options.hardware_interval_s,
+            interval_s=screen.panel.sampling_interval(),
             process_ids=screen.models.process_ids,
             remote=self.remote_link(self._watched),
         )
