@@ -19,7 +19,7 @@ from typing import Any
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import Table
+from tomlkit.items import InlineTable, Table
 
 from lollma_tui.core.config_file import ConfigReadError, config_path, config_text
 from lollma_tui.core.safe_files import write_private_file
@@ -60,7 +60,7 @@ def keep_settings(
     if table is None:
         table = tomlkit.table()
         document.add("settings", table)
-    elif not isinstance(table, Table):
+    elif not isinstance(table, Table | InlineTable):  # `settings = { ctx = 2048 }` is one too
         raise KeepError(f"{path}: settings is not a table ([settings]); fix it by hand first")
     keys = _keys_by_setting(table.keys())
     written: list[str] = []

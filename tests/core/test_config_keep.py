@@ -85,6 +85,18 @@ def test_the_users_file_is_edited_not_rewritten(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o644
 
 
+def test_settings_written_inline_or_dotted_are_edited_where_they_are(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    for text, kept in (
+        ("settings = { ctx = 2048 }\n", "settings = { ctx = 8192"),
+        ("settings.ctx = 2048\n", "settings.ctx = 8192\n"),
+    ):
+        path.write_text(text)
+        keep_settings(LoadSettings(n_ctx=8192), SamplingSettings(temperature=0.5), path=path)
+        assert path.read_text().startswith(kept)
+        assert read_config(path).settings == {"n_ctx": 8192, "temperature": 0.5}
+
+
 def test_a_file_that_is_not_toml_is_left_as_it_is(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     broken = "[settings\nctx = 4096\n"
