@@ -19,6 +19,7 @@ from textual.reactive import reactive
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
+from lollma_tui.core.checked import one_line
 from lollma_tui.core.host_reports import HostReport
 from lollma_tui.core.hosts import HostEntry
 from lollma_tui.ui.literal import literal, literal_text
@@ -29,10 +30,6 @@ STATE_WIDTH = 40
 """A server's state past this many characters (an error's whole text) is cut in its row; the
 line under the table gives the highlighted host's in full."""
 ASKING = "asking…"
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _models_cell(report: HostReport, shown: int = MODELS_SHOWN) -> str:
@@ -64,7 +61,7 @@ def host_row(report: HostReport, *, active: bool = False) -> tuple[Text, ...]:
     entry = report.entry
     return (
         *_head(entry, active),
-        _cell("● " + _cut(report.message, STATE_WIDTH), "green" if report.reachable else "red"),
+        _cell("● " + one_line(report.message, STATE_WIDTH), "green" if report.reachable else "red"),
         _cell(_models_cell(report)),
         _cell(", ".join(report.loaded) or "—"),
         _cell(_gpus(report)),
