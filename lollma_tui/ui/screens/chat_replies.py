@@ -18,6 +18,7 @@ from lollma_tui.core.backends.base import (
     ThinkingDelta,
 )
 from lollma_tui.core.chat.conversation import Message, ReplyState
+from lollma_tui.core.chat.writer import state_for
 from lollma_tui.ui.controllers.token_rate import TokenRate
 from lollma_tui.ui.literal import StreamCleaner, plain
 from lollma_tui.ui.paced_stream import PacedStream
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
     from lollma_tui.ui.controllers.model_session import ModelController
     from lollma_tui.ui.screens.chat import ChatScreen
     from lollma_tui.ui.widgets.chat_log import ReplyTurn
-
-FINISH_STATE = {"stop": ReplyState.COMPLETE, "length": ReplyState.LENGTH, "cancelled": ReplyState.STOPPED}
 
 
 class ReplyStreamer:
@@ -116,7 +115,7 @@ class ReplyStreamer:
                         await turn.add_thinking(thinking_cleaner.feed(event.text))
                     elif isinstance(event, ReplyDone):
                         reply.stats = event.stats
-                        reply.state = FINISH_STATE[event.finish_reason]
+                        reply.state = state_for(event.finish_reason)
                         screen.show_reply_stats(event.stats)
         except NoModelError:
             # The engine knows only that it has no model; what left it so (a failed load, a
