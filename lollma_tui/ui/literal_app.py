@@ -111,10 +111,10 @@ class LiteralThemes(Provider):
             shown = plain(name, one_line=True)
             score = matcher.match(shown)
             if score > 0:
-                yield Hit(score, _highlighted(matcher, shown), partial(self._choose, name), text=shown)
+                yield Hit(score, highlighted_match(matcher, shown), partial(self._choose, name), text=shown)
 
 
-def _highlighted(matcher: Matcher, shown: str) -> Content:
+def highlighted_match(matcher: Matcher, shown: str) -> Content:
     """`shown` with the letters the query matched marked, as Textual's own providers mark them."""
     content = Content(shown)
     _, offsets = matcher.fuzzy_search.match(matcher.query, shown)

@@ -55,6 +55,7 @@ from lollma_tui.ui.screens.chat_commands import ChatCommands
 from lollma_tui.ui.screens.chat_dialogs import ChatDialogs
 from lollma_tui.ui.screens.chat_drawer import ChatDrawer
 from lollma_tui.ui.screens.chat_hosts import ChatHosts
+from lollma_tui.ui.screens.chat_palette import CommandChosen, SlashCommands
 from lollma_tui.ui.screens.chat_panel import SidePanel
 from lollma_tui.ui.screens.chat_replies import ReplyStreamer
 from lollma_tui.ui.widgets.chat_log import ChatLog
@@ -79,6 +80,7 @@ every `SLOWEST_S` while the model writes) before it is shown on its own."""
 
 
 class ChatScreen(Screen[None]):
+    COMMANDS = {SlashCommands}
     BINDINGS = [
         Binding("escape", "stop", "Stop", id="stop"),
         Binding("ctrl+r", "regenerate", "Regenerate", id="regenerate"),
@@ -223,8 +225,7 @@ class ChatScreen(Screen[None]):
 
     def put_back(self, text: str) -> None:
         """A message that was not sent goes back into the prompt, before anything typed since."""
-        self.prompt.load_text(text + self.prompt.text)
-        self.prompt.move_cursor(self.prompt.document.end)
+        self.prompt.set_text(text + self.prompt.text)
 
     # -- what the controllers report ---------------------------------------------------------------
 
@@ -339,6 +340,13 @@ class ChatScreen(Screen[None]):
             return
         await self.send(unescape_message(text))
 
+    @on(CommandChosen)
+    async def _command_chosen(self, message: CommandChosen) -> None:
+        if not message.takes_argument:
+            await self.commands.run(message.line)
+        elif self.prompt.start_command(message.line):
+            self.notify("What you were typing is one Up away in the prompt.", title=message.line.strip())
+
     async def send(self, text: str, *, context_checked: bool = False) -> None:
         if self.replies.ending:
             # The reply has ended (the card says ready); only showing and saving it are left.
@@ -440,8 +448,7 @@ class ChatScreen(Screen[None]):
             return
         self._editing = message
         prompt = self.prompt
-        prompt.load_text(message.content)
-        prompt.move_cursor(prompt.document.end)
+        prompt.set_text(message.content)
         prompt.focus()
         await self.notice("Editing your last message: Enter sends it again and replaces what came after it.")
 

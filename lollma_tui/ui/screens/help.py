@@ -25,7 +25,7 @@ KEYS = (
     ("Ctrl+B", "show or hide the side panel"),
     ("Up / Down", "previous messages you sent"),
     ("Tab", "complete a /command"),
-    ("Ctrl+P", "command palette (themes, keys)"),
+    ("Ctrl+P", "command palette: every slash command, themes, keys"),
     ("F1", "this help"),
     ("Ctrl+Q", "quit"),
 )

@@ -43,6 +43,8 @@ class PromptInput(TextArea):
         """Argument values to complete (models, quants, themes); set by the app."""
         self._history: list[str] = []
         self._history_index: int | None = None
+        self._draft = ""
+        """What was typed before Up went into the history."""
         # A blinking cursor repaints twice a second forever; terminals over SSH notice.
         self.cursor_blink = os.environ.get("LOLLMA_CURSOR_BLINK", "0") == "1"
 
@@ -65,6 +67,7 @@ class PromptInput(TextArea):
         if not self._history or self._history[-1] != text:
             self._history.append(text)
         self._history_index = None
+        self._draft = ""
         self.clear()
         self.post_message(self.Submitted(self, text))
 
@@ -79,11 +82,30 @@ class PromptInput(TextArea):
         common = os.path.commonprefix([c.text for c in completions])  # noqa: RUF071 - plain strings
         completed = completions[0].text if len(completions) == 1 else common
         if len(completed) > len(text):
-            self.load_text(completed)
-            self.move_cursor(self.document.end)
+            self.set_text(completed)
         if len(completions) > 1:
             self.notify("  ".join(c.name for c in completions[:24]), title="Completions", timeout=4)
         return True
+
+    def set_text(self, text: str) -> None:
+        """Replace what the prompt holds, the cursor at the end."""
+        self.load_text(text)
+        self.move_cursor(self.document.end)
+
+    def start_command(self, line: str) -> bool:
+        """Put `line` (a command waiting for its argument) in the prompt and focus it.
+
+        A draft the prompt held goes into its history first, where Up finds it: True then.
+        """
+        draft = self.text
+        kept = bool(draft.strip()) and not draft.startswith(line.strip())
+        if kept and (not self._history or self._history[-1] != draft):
+            self._history.append(draft)
+        self._history_index = None
+        self._draft = ""
+        self.set_text(line)
+        self.focus()
+        return kept
 
     def action_newline(self) -> None:
         self.insert("\n")
@@ -93,10 +115,14 @@ class PromptInput(TextArea):
         if self.cursor_location[0] != 0 or not self._history:
             self.action_cursor_up()
             return
-        index = len(self._history) - 1 if self._history_index is None else max(0, self._history_index - 1)
+        if self._history_index is None:
+            # What was being typed comes back when Down goes past the newest entry.
+            self._draft = self.text
+            index = len(self._history) - 1
+        else:
+            index = max(0, self._history_index - 1)
         self._history_index = index
-        self.load_text(self._history[index])
-        self.move_cursor(self.document.end)
+        self.set_text(self._history[index])
 
     def action_history_forward(self) -> None:
         if self._history_index is None or self.cursor_location[0] != self.document.line_count - 1:
@@ -105,8 +131,8 @@ class PromptInput(TextArea):
         index = self._history_index + 1
         if index >= len(self._history):
             self._history_index = None
-            self.clear()
+            self.set_text(self._draft)
+            self._draft = ""
             return
         self._history_index = index
-        self.load_text(self._history[index])
-        self.move_cursor(self.document.end)
+        self.set_text(self._history[index])

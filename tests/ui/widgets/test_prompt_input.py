@@ -1,0 +1,49 @@
+"""The prompt's history: Up recalls what was sent, and Down past the newest entry gives back
+what was being typed."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+
+from lollma_tui.ui.widgets.prompt_input import PromptInput
+
+
+class PromptApp(App[None]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield PromptInput()
+
+    def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
+        self.sent.append(message.text)
+
+
+async def test_down_past_the_newest_entry_gives_back_the_draft() -> None:
+    app = PromptApp()
+    async with app.run_test() as pilot:
+        prompt = app.query_one(PromptInput)
+        await pilot.press(*"first", "enter", *"second", "enter")
+        assert app.sent == ["first", "second"]
+        await pilot.press(*"a draft")
+        await pilot.press("up", "up")
+        assert prompt.text == "first"
+        await pilot.press("down")
+        assert prompt.text == "second"
+        await pilot.press("down")
+        assert prompt.text == "a draft"
+
+
+async def test_a_started_command_puts_the_draft_in_the_history() -> None:
+    app = PromptApp()
+    async with app.run_test() as pilot:
+        prompt = app.query_one(PromptInput)
+        await pilot.press(*"a draft")
+        assert prompt.start_command("/system ") is True
+        assert prompt.text == "/system "
+        await pilot.press("up")
+        assert prompt.text == "a draft"
+        # An empty prompt has nothing to keep.
+        prompt.clear()
+        assert prompt.start_command("/system ") is False
