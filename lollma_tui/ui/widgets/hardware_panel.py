@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.cells import cell_len
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -74,13 +75,14 @@ def footprint_lines(footprint: ModelFootprint, wide: bool = False) -> list[str]:
 
 
 def _packed(head: str, figures: list[str], width: int) -> list[str]:
-    """`head` and the figures in as few lines of `width` as they fit in, a figure never split
-    (the sidebar would otherwise wrap "RSS 252" from its "MiB"); later lines are indented."""
+    """`head` and the figures in as few lines of `width` cells as they fit in, a figure never
+    split (the sidebar would otherwise wrap "RSS 252" from its "MiB"); later lines are indented.
+    Measured in cells: a process may name itself in wide characters (CJK, emoji)."""
     lines: list[str] = []
     line = head
     for figure in figures:
         joined = f"{line} {figure}" if line == head else f"{line} · {figure}"
-        if len(joined) <= width:
+        if cell_len(joined) <= width:
             line = joined
         else:
             lines.append(line)

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 from panel_fakes import GiB, MiB, worker_process
+from rich.cells import cell_len
 
 from lollma_tui.core.hardware import Level
 from lollma_tui.ui.widgets import hardware_format as fmt
@@ -93,6 +94,15 @@ def test_footprint_lines_never_split_a_figure_in_the_sidebar() -> None:
     narrow = footprint_lines(footprint)
     assert narrow == ["llama.cpp worker:", "  RSS 412 MiB · CPU 180%", "  VRAM 6.0 GiB"]
     assert all(len(line) <= 27 for line in narrow)
+
+
+def test_footprint_lines_measure_a_wide_process_name_in_cells() -> None:
+    # Nine CJK characters are 18 cells: with ": RSS 412 MiB" that is 22 characters but 31 cells,
+    # more than the sidebar has.
+    footprint = ModelFootprint((worker_process(),), labels={4242: "模型服务器进程名字"})
+    narrow = footprint_lines(footprint)
+    assert narrow == ["模型服务器进程名字:", "  RSS 412 MiB · CPU 180%", "  VRAM 6.0 GiB"]
+    assert all(cell_len(line) <= 27 for line in narrow)
 
 
 def test_footprint_lines_show_a_process_name_without_its_control_characters() -> None:
