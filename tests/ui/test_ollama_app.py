@@ -33,6 +33,9 @@ async def test_chat_through_ollama_with_stats_from_the_final_chunk(ollama_server
         footer = str(turn.footer.render())
         assert "tok/s" in footer and "to first token" in footer
         assert any("Connected to Ollama" in n for n in notices(app))
+        # The card says where Ollama put the model (its /api/ps), not what a llama.cpp build can do.
+        card = str(app.chat_screen.query_one("#model-lines").render())
+        assert "ollama · 100% CPU" in card and "build" not in card
 
 
 async def ready(pilot: Pilot[None], app: LollmaApp) -> None:

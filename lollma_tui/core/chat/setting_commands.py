@@ -221,10 +221,10 @@ def _change(
     ignored = ignored_fields(new_load.backend)
     parts = []
     for name in load_changed:
-        before = format_value(name, getattr(old_load, name))
+        before = format_value(name, getattr(old_load, name)) or "none"
         after = format_value(name, getattr(new_load, name))
         if name in reload or name == "backend":
-            effect = "reloads the model"
+            effect = "reloads the model" if old_load.model else "loads the model"
         elif name in in_place:
             effect = "applies without a reload"
         elif name in ignored:

@@ -8,7 +8,7 @@ from textual.reactive import var
 from textual.widgets import Static
 
 from lollma_tui.core import formatting as fmt
-from lollma_tui.core.backends.base import BackendState, BackendStatus, ReplyStats
+from lollma_tui.core.backends.base import BackendState, BackendStatus, LoadedModel, ReplyStats
 from lollma_tui.core.backends.describe import format_gpu_layers
 from lollma_tui.core.chat.context_budget import ContextCheck
 from lollma_tui.core.hardware.history import Metric, classify
@@ -57,7 +57,7 @@ class ModelCard(Vertical):
                 lines = [
                     loaded.name,
                     " · ".join(p for p in (loaded.quant, loaded.architecture, _params(loaded.n_params)) if p),
-                    f"{settings.backend} · {'GPU build' if loaded.gpu_offload_supported else 'CPU only'}",
+                    " · ".join(p for p in (str(settings.backend), _runs_on(loaded)) if p),
                     f"{format_gpu_layers(loaded.n_gpu_layers, loaded.n_layers)} · ctx {loaded.n_ctx}",
                     f"threads {loaded.n_threads or 'auto'} · batch {settings.n_batch}"
                     + (" · repack off" if loaded.repack is False else ""),
@@ -95,3 +95,13 @@ class ModelCard(Vertical):
         level = classify(Metric.MEMORY_FRACTION, share)
         for name in ("ok", "warm", "hot"):
             line.set_class(level == name, f"-{name}")
+
+
+def _runs_on(loaded: LoadedModel) -> str:
+    """Where the model runs: the server's own word for it (Ollama's "72% GPU / 28% CPU"), else
+    whether this llama.cpp build can offload at all; a server that says nothing gets nothing."""
+    if loaded.placement:
+        return loaded.placement
+    if loaded.settings.backend is BackendKind.LLAMA_CPP:
+        return "GPU build" if loaded.gpu_offload_supported else "CPU only"
+    return ""

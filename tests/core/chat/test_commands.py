@@ -126,6 +126,15 @@ def test_load_commands_change_one_field_and_need_a_reload(text: str, field: str,
     assert "reloads the model" in change.message and change.sampling == STATE.sampling
 
 
+def test_choosing_the_first_model_says_it_loads_one() -> None:
+    # Ollama starts with no model chosen: there is nothing to reload, and no blank "before".
+    state = CommandState(
+        LoadSettings(backend=BackendKind.OLLAMA, model=""), SamplingSettings(), catalog=OLLAMA_TAGS
+    )
+    change = run("/model qwen3:0.6b", state)
+    assert change.message == "model: none → qwen3:0.6b (loads the model)"
+
+
 def test_threads_auto_goes_back_to_the_backends_choice() -> None:
     state = CommandState(GGUF.with_changes(n_threads=4), SamplingSettings())
     assert run("/threads auto", state).load.n_threads is None

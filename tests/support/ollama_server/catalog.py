@@ -28,7 +28,11 @@ THINKING_TEMPLATE = (
     "<|im_start|>assistant\n{{ if .Think }}<think>\n{{ end }}"
 )
 
-FILE_TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q8_0": 7, "Q5_K_M": 17, "Q4_K_M": 15, "Q6_K": 18, "BF16": 32}
+FILE_TYPES = {
+    # Ollama's quantization_level → llama.cpp's general.file_type (gguf.LlamaFileType).
+    **{"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9, "Q2_K": 10},
+    **{"Q3_K_M": 12, "Q4_K_S": 14, "Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18, "IQ4_XS": 30, "BF16": 32},
+}
 
 _NAME = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/){0,2}[A-Za-z0-9][\w.-]*(?::\w[\w.-]{0,79})?$")
 
