@@ -183,8 +183,22 @@ class MonitorApp(LiteralApp[None]):
         if panel is None:
             return
         snapshot = self.hardware.latest
-        processes = snapshot.processes if snapshot is not None else ()
-        panel.model_footprint = ModelFootprint(processes) if self.show_processes and processes else None
+        if not self.show_processes or snapshot is None:
+            panel.model_footprint = None
+            return
+        panel.model_footprint = ModelFootprint(snapshot.processes, none_found=self._none_found())
+
+    def _none_found(self) -> str:
+        """What the process lines say when there are none: what was looked for, and the way on."""
+        missing: list[str] = []
+        if self._finder is not None:
+            missing.append(f"no LLM server running ({', '.join(sorted(LLM_PROCESS_NAMES))})")
+        if self.watched_pids:
+            missing.append(f"pid {', '.join(str(pid) for pid in self.watched_pids)} not running")
+        if not missing:
+            return ""
+        hint = "" if self.watched_pids else " · --pid PID shows any process"
+        return f"processes: {'; '.join(missing)}{hint} · p hides this"
 
     def watch_show_processes(self) -> None:
         self._show_footprint()
@@ -197,7 +211,3 @@ class MonitorApp(LiteralApp[None]):
 
     def action_toggle_processes(self) -> None:
         self.show_processes = not self.show_processes
-        latest = self.hardware.latest
-        if self.show_processes and latest is not None and not latest.processes:
-            names = ", ".join(sorted(LLM_PROCESS_NAMES))
-            self.notify(f"No LLM server running ({names}); --pid PID shows any process.", timeout=4)

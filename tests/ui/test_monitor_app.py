@@ -53,6 +53,18 @@ async def test_real_sources_on_a_cpu_only_box() -> None:
         assert panel.wide
 
 
+async def test_a_watched_process_that_is_gone_is_said_so_not_left_blank() -> None:
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    app = MonitorApp(interval_s=0.25, process_ids=[ended.pid], find_llm_processes=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        footprint = app.panel.query_one("#hw-footprint", Static)
+        await wait_until(pilot, lambda: footprint.display)
+        assert str(footprint.content) == f"processes: pid {ended.pid} not running · p hides this"
+        await pilot.press("p")
+        await wait_until(pilot, lambda: not footprint.display)
+
+
 async def test_keys_change_the_interval_and_toggle_processes() -> None:
     app = MonitorApp(interval_s=0.25, find_llm_processes=False)
     async with app.run_test(size=(100, 30)) as pilot:

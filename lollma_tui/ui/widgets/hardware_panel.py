@@ -53,6 +53,8 @@ class ModelFootprint:
     """Where the backend put the model, e.g. Ollama's "72% GPU / 28% CPU"."""
     labels: Mapping[int, str] = field(default_factory=dict)
     """Names to show instead of the process name, by pid (e.g. "worker")."""
+    none_found: str = ""
+    """Said in place of the process lines when there are none (the monitor looks for servers)."""
 
 
 def footprint_lines(footprint: ModelFootprint, wide: bool = False) -> list[str]:
@@ -71,6 +73,8 @@ def footprint_lines(footprint: ModelFootprint, wide: bool = False) -> list[str]:
             lines.append(f"{label} (pid {process.pid}): " + " · ".join(usage))
         else:
             lines.extend(_packed(f"{label}:", usage, SIDEBAR_COLUMNS))
+    if not footprint.processes and footprint.none_found:
+        lines.append(footprint.none_found)
     return lines
 
 
