@@ -21,13 +21,23 @@ def format_gpu_layers(n_gpu_layers: int, n_layers: int | None) -> str:
     return f"ngl {shown}/{total}"
 
 
+def model_label(name: str) -> str:
+    """A model as it is shown: a server that names its model by the GGUF file's path
+    (llama-cpp-python's server without --model_alias) is shown the file's name; any other id
+    (an Ollama tag, a Hugging Face repo id) as it is."""
+    last = name.replace("\\", "/").rstrip("/").rpartition("/")[2]
+    return last if last != name and last.lower().endswith(".gguf") else name
+
+
 def format_setup(setup: RunSetup) -> str:
     if setup.backend is BackendKind.OPENAI:
         # The server's own start-up flags decide layers and threads; only it knows them.
         where = " ".join(w for w in (setup.server_kind, setup.server) if w) or str(setup.backend)
-        return " · ".join(w for w in (setup.model, setup.quant, where, f"ctx {setup.n_ctx}") if w)
+        return " · ".join(
+            w for w in (model_label(setup.model), setup.quant, where, f"ctx {setup.n_ctx}") if w
+        )
     parts = [
-        setup.model,
+        model_label(setup.model),
         setup.quant,
         str(setup.backend),
         format_gpu_layers(setup.n_gpu_layers, setup.n_layers),
@@ -59,7 +69,7 @@ def format_stats(stats: ReplyStats) -> str:
 
 def format_loaded(model: LoadedModel) -> str:
     if model.settings.backend is BackendKind.OPENAI:
-        return f"{model.name} ready on the server in {seconds(model.load_s)} · ctx {model.n_ctx}"
+        return f"{model_label(model.name)} ready on the server in {seconds(model.load_s)} · ctx {model.n_ctx}"
     context = f"ctx {model.n_ctx}"
     if model.n_ctx != model.settings.n_ctx:
         # llama.cpp rounds the context up (to a multiple of 256): without this the user who
@@ -77,7 +87,7 @@ def format_reply_heading(model: LoadedModel, host_name: str) -> str:
     backend = model.settings.backend
     if backend is not BackendKind.LLAMA_CPP:
         # A server's own flags decide its layers; which server it is matters more.
-        return " · ".join((model.name, model.quant, f"{backend} on {host_name}"))
+        return " · ".join((model_label(model.name), model.quant, f"{backend} on {host_name}"))
     layers = format_gpu_layers(model.n_gpu_layers, model.n_layers)
     return " · ".join((model.name, model.quant, str(backend), layers))
 

