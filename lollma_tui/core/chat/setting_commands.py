@@ -198,6 +198,16 @@ def _unchanged(state: CommandState, message: str) -> SettingsChange:
     return SettingsChange(state.load, state.sampling, (), (), message)
 
 
+def _cpu_only_build(state: CommandState, new_load: LoadSettings) -> bool:
+    loaded = state.loaded
+    return (
+        loaded is not None
+        and not loaded.gpu_offload_supported
+        and loaded.settings.backend is BackendKind.LLAMA_CPP
+        and new_load.backend is BackendKind.LLAMA_CPP
+    )
+
+
 def _change(
     state: CommandState,
     *,
@@ -223,7 +233,13 @@ def _change(
     for name in load_changed:
         before = format_value(name, getattr(old_load, name)) or "none"
         after = format_value(name, getattr(new_load, name))
-        if name in reload or name == "backend":
+        if name == "n_gpu_layers" and _cpu_only_build(state, new_load):
+            effect = (
+                "no reload: every layer already runs on the CPU"
+                if new_load.n_gpu_layers == 0
+                else "ignored: this llama.cpp build runs every layer on the CPU"
+            )
+        elif name in reload or name == "backend":
             effect = "reloads the model" if old_load.model else "loads the model"
         elif name in in_place:
             effect = "applies without a reload"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import LoadedModel
+from lollma_tui.core.backends.describe import model_label
 from lollma_tui.core.models.catalog import HeaderCache
 from lollma_tui.core.models.fit import (
     FitParams,
@@ -55,11 +56,12 @@ _WHAT_TO_CHOOSE: dict[BackendKind, str] = {
 }
 
 
-def model_label(settings: LoadSettings) -> str:
-    """How a target is named in messages: a GGUF's file name, an Ollama tag as is."""
+def target_label(settings: LoadSettings) -> str:
+    """How a target is named in messages: a GGUF's file name, a server's model id as it is
+    shown (`describe.model_label`)."""
     if settings.backend is BackendKind.LLAMA_CPP:
         return Path(settings.model).name or "(no model)"
-    return settings.model.strip() or "(no model)"
+    return model_label(settings.model.strip()) or "(no model)"
 
 
 def expand_home(settings: LoadSettings) -> LoadSettings:
@@ -106,7 +108,7 @@ def plan_load(
             )
         return LoadPlan(requested, requested)
     if isinstance(header, GGUFError):
-        return LoadPlan(requested, requested, refusal=f"{model_label(requested)}: {header.reason}")
+        return LoadPlan(requested, requested, refusal=f"{target_label(requested)}: {header.reason}")
     if header is None:
         return LoadPlan(requested, requested, notes=("the GGUF header was not read: fit not checked",))
     return _plan_gguf(requested, header, budget, gpu_offload)
@@ -119,8 +121,12 @@ def _plan_gguf(
     cpu_only_build = gpu_offload is False
     notes: list[str] = []
     settings = requested
-    if cpu_only_build and requested.n_gpu_layers == AUTO:
+    if cpu_only_build and requested.n_gpu_layers != 0:
+        # Every layer runs on the CPU whatever is asked: planned as what will load, a change of
+        # GPU layers alone reloads nothing.
         settings = requested.with_changes(n_gpu_layers=0)
+        if requested.n_gpu_layers != AUTO:
+            notes.append(CPU_ONLY_BUILD_NOTE)
     if budget is None:
         params = FitParams.from_settings(settings)
         if settings.n_gpu_layers == AUTO:
@@ -148,11 +154,8 @@ def _plan_gguf(
             )
         settings = settings.with_changes(n_gpu_layers=layers)
         notes.append(_auto_note(layers, profile.n_layer, free_vram))
-    elif cpu_only_build and settings.n_gpu_layers != 0:
-        notes.append(CPU_ONLY_BUILD_NOTE)
 
-    layers_for_fit = 0 if cpu_only_build else settings.n_gpu_layers
-    params = FitParams.from_settings(settings, n_gpu_layers=layers_for_fit)
+    params = FitParams.from_settings(settings)
     verdict = check_fit(profile, params, free_vram, budget.free_ram)
     notes.extend(verdict.notes)
     if verdict.status is FitStatus.FITS:

@@ -37,13 +37,14 @@ from lollma_tui.core.session.models import (
     settings_for_quant,
 )
 from lollma_tui.core.session.plan import (
+    CPU_ONLY_BUILD_NOTE,
     LoadPlan,
     expand_home,
-    model_label,
     notes_after_load,
     plan_load,
     read_header,
     reclaimable_memory,
+    target_label,
 )
 from lollma_tui.core.session.reload import (
     applied_without_reload,
@@ -291,7 +292,7 @@ class ModelSession:
         target = expand_home(target)
         refused_changes = read_only_notes(self._settings, target)
         target = keep_read_only(self._settings, target)
-        label = model_label(target)
+        label = target_label(target)
         previous = self.loaded
         previous_requested = self._settings
         previous_host = self._host
@@ -421,6 +422,8 @@ class ModelSession:
             message = f"{', '.join(applied)} applied without reloading {previous.name}"
         elif refused:
             message = f"{previous.name} is unchanged: " + "; ".join(refused)
+        elif CPU_ONLY_BUILD_NOTE in plan.notes:
+            message = f"{previous.name} stays loaded as it is: {CPU_ONLY_BUILD_NOTE}"
         else:
             message = f"{previous.name} is already loaded with these settings"
         report(SwapProgress(SwapPhase.DONE, message))
@@ -448,7 +451,7 @@ class ModelSession:
         total: SwapClock,
     ) -> SwapResult:
         previous, previous_requested, previous_host = before
-        failure = failure_text(model_label(target), error)
+        failure = failure_text(target_label(target), error)
         base = SwapResult(
             ok=False,
             requested=target,

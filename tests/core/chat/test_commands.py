@@ -6,6 +6,7 @@ import pytest
 from gguf import LlamaFileType
 from gguf_factory import TinyModelSpec, write_tiny_gguf
 
+from lollma_tui.core.backends.base import LoadedModel
 from lollma_tui.core.chat.commands import (
     COMMANDS,
     SETTING_COMMANDS,
@@ -133,6 +134,40 @@ def test_choosing_the_first_model_says_it_loads_one() -> None:
     )
     change = run("/model qwen3:0.6b", state)
     assert change.message == "model: none → qwen3:0.6b (loads the model)"
+
+
+def loaded_on(settings: LoadSettings, *, gpu_offload: bool) -> LoadedModel:
+    return LoadedModel(
+        settings=settings,
+        name="tiny",
+        architecture="llama",
+        quant="F16",
+        n_layers=2,
+        n_ctx=settings.n_ctx,
+        n_ctx_train=4096,
+        n_gpu_layers=0,
+        gpu_offload_supported=gpu_offload,
+        chat_format="chatml",
+        chat_format_source="gguf",
+        size_bytes=1,
+        n_params=1,
+        load_s=0.1,
+    )
+
+
+def test_gpu_layers_on_a_cpu_only_build_are_said_to_be_ignored() -> None:
+    cpu_only = CommandState(GGUF, SamplingSettings(), loaded=loaded_on(GGUF, gpu_offload=False))
+    assert run("/ngl all", cpu_only).message == (
+        "n_gpu_layers: 0 → all (ignored: this llama.cpp build runs every layer on the CPU)"
+    )
+    all_layers = GGUF.with_changes(n_gpu_layers=-1)
+    back = CommandState(all_layers, SamplingSettings(), loaded=loaded_on(all_layers, gpu_offload=False))
+    assert (
+        run("/ngl 0", back).message
+        == "n_gpu_layers: all → 0 (no reload: every layer already runs on the CPU)"
+    )
+    gpu_build = CommandState(GGUF, SamplingSettings(), loaded=loaded_on(GGUF, gpu_offload=True))
+    assert run("/ngl all", gpu_build).message == "n_gpu_layers: 0 → all (reloads the model)"
 
 
 def test_threads_auto_goes_back_to_the_backends_choice() -> None:

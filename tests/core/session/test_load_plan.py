@@ -63,8 +63,9 @@ def test_a_cpu_only_build_gets_zero_layers_and_a_note(header: GGUFHeader, tiny_f
     auto = plan_load(settings(tiny_f16, n_gpu_layers=AUTO), header, budget, gpu_offload=False)
     assert auto.go and auto.settings.n_gpu_layers == 0
     asked = plan_load(settings(tiny_f16, n_gpu_layers=2), header, budget, gpu_offload=False)
-    # Not a failure: the layers are passed on (the worker reports 0), and the user is told.
-    assert asked.go and asked.settings.n_gpu_layers == 2
+    # Not a failure: planned as what will load (0 layers, so nothing reloads for it alone),
+    # and the user is told why.
+    assert asked.go and asked.settings.n_gpu_layers == 0 and asked.requested.n_gpu_layers == 2
     assert CPU_ONLY_BUILD_NOTE in asked.notes
     assert asked.estimate is not None and asked.estimate.vram_total == 0
 

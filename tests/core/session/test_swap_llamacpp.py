@@ -209,6 +209,24 @@ async def test_auto_gpu_layers_resolve_against_the_budget(
         assert again.loaded is not None and again.loaded.settings.n_gpu_layers == 0
 
 
+async def test_gpu_layers_asked_of_a_cpu_only_build_reload_nothing(
+    make_session: MakeSession, llama_only: Factory, tiny_f16: Path
+) -> None:
+    budget = MemoryBudget(free_ram=64 * GiB, free_vram=64 * GiB)
+    session = make_session(llama_only, LoadSettings(model=str(tiny_f16), n_ctx=512, n_gpu_layers=0))
+    first = await session.load(budget=budget)
+    assert first.ok and first.loaded is not None
+    heard = Phases()
+    result = await session.swap(session.settings.with_changes(n_gpu_layers=-1), budget=budget, progress=heard)
+    assert result.ok and session.settings.n_gpu_layers == -1
+    if first.loaded.gpu_offload_supported:
+        assert result.loaded is not None and result.loaded.n_gpu_layers > 0
+    else:
+        # Every layer would run on the CPU again: the same model stays, and the user is told why.
+        assert result.loaded is first.loaded and "loading" not in heard.names
+        assert CPU_ONLY_BUILD_NOTE in result.notes
+
+
 async def test_refused_when_ram_is_short_and_the_old_model_stays(
     make_session: MakeSession, llama_only: Factory, tiny_f16: Path
 ) -> None:
