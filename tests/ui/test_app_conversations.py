@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 from pilot_support import wait_until
@@ -201,9 +202,19 @@ async def test_a_message_that_would_overflow_the_context_asks_first(tiny_gguf: P
         await chat(pilot, app, "the model " * 8)
         await chat(pilot, app, "the cache " * 8)
         await wait_until(pilot, lambda: main.model_card.context is not None)
+        used = main.model_card.context.used  # type: ignore[union-attr]
         long_message = "quant layer memory " * 4
         await pilot.press(*long_message, "enter")
         await wait_until(pilot, lambda: isinstance(app.screen, ContextOverflowScreen))
+        # The question counts the conversation so far, the message and room for the reply.
+        question = str(app.screen.query_one("#overflow-question").render())
+        found = re.search(
+            r"\(([\d,]+) of 256 tokens, ([\d,]+) too many\)\. The conversation so far takes ([\d,]+)\.",
+            question,
+        )
+        assert found is not None, question
+        total, over, so_far = (int(group.replace(",", "")) for group in found.groups())
+        assert so_far == used and total > used and over == total - 256
         await pilot.press("c")  # cancel: nothing is sent, the text comes back
         await wait_until(pilot, lambda: not isinstance(app.screen, ContextOverflowScreen))
         assert main.prompt.text == long_message

@@ -99,7 +99,7 @@ class ChatDialogs:
 
         screen = self._screen
         choice = await screen.app.push_screen_wait(
-            ContextOverflowScreen(check.used, check.n_ctx, check.needed)
+            ContextOverflowScreen(check.used, check.n_ctx, check.total)
         )
         if choice is OverflowChoice.CANCEL:
             screen.put_back(text)

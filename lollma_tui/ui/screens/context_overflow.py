@@ -40,10 +40,11 @@ _CHOICES: tuple[tuple[OverflowChoice, str, str, str], ...] = (
 )
 
 
-def overflow_text(used_tokens: int, n_ctx: int, needed_tokens: int) -> str:
-    over = needed_tokens - n_ctx
+def overflow_text(used_tokens: int, n_ctx: int, total_tokens: int) -> str:
+    """`total_tokens`: the conversation so far, the next message and the room kept for its reply."""
+    over = total_tokens - n_ctx
     return (
-        f"The next message would overflow the model's context ({needed_tokens:,} of {n_ctx:,} tokens"
+        f"The next message would overflow the model's context ({total_tokens:,} of {n_ctx:,} tokens"
         + (f", {over:,} too many" if over > 0 else "")
         + f"). The conversation so far takes {used_tokens:,}."
     )
@@ -66,7 +67,7 @@ class ContextOverflowScreen(ModalScreen[OverflowChoice]):
         self,
         used_tokens: int,
         n_ctx: int,
-        needed_tokens: int,
+        total_tokens: int,
         *,
         name: str | None = None,
         id: str | None = None,
@@ -75,13 +76,13 @@ class ContextOverflowScreen(ModalScreen[OverflowChoice]):
         super().__init__(name=name, id=id, classes=classes)
         self.used_tokens = used_tokens
         self.n_ctx = n_ctx
-        self.needed_tokens = needed_tokens
+        self.total_tokens = total_tokens
 
     def compose(self) -> ComposeResult:
         with Vertical(id="overflow-dialog", classes="history-dialog") as dialog:
             dialog.border_title = "Context full"
             yield Static(
-                Content(overflow_text(self.used_tokens, self.n_ctx, self.needed_tokens)),
+                Content(overflow_text(self.used_tokens, self.n_ctx, self.total_tokens)),
                 id="overflow-question",
             )
             yield OptionList(

@@ -51,7 +51,7 @@ async def test_confirm_by_keyboard(keys: tuple[str, ...], expected: bool) -> Non
 async def test_context_overflow_choices(keys: tuple[str, ...], expected: OverflowChoice) -> None:
     app = HostApp()
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = ContextOverflowScreen(used_tokens=3900, n_ctx=4096, needed_tokens=4400)
+        screen = ContextOverflowScreen(used_tokens=3900, n_ctx=4096, total_tokens=4400)
         app.open(screen)
         await wait_until(pilot, lambda: app.screen is screen and screen.is_mounted)
         text = str(screen.query_one("#overflow-question", Static).render())
