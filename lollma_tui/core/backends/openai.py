@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any, TypeVar
 
+import httpx2
 import openai
 
 from lollma_tui.core.backends.base import (
@@ -283,7 +284,7 @@ class OpenAIBackend(ServerBackendState):
                     raise self._chat_failure(item.error, loaded.name, streaming=chunks > 0) from item.error
                 if isinstance(item, _End):
                     if finish is None:
-                        raise self._chat_failure(None, loaded.name, streaming=True)
+                        raise self._chat_failure(None, loaded.name, streaming=chunks > 0)
                     for kind, piece in splitter.flush():
                         yield TextDelta(piece, chunks) if kind == "text" else ThinkingDelta(piece)
                     clock = Clock(started, first_at, last_at, time.perf_counter(), chunks)
@@ -333,6 +334,7 @@ class OpenAIBackend(ServerBackendState):
     async def _open_stream(
         self, model: str, messages: Sequence[ChatMessage], sampling: SamplingSettings
     ) -> Any:
+        asked_again = False
         while True:
             params, extra_body = chat_body(
                 model, messages, sampling, full=self._full_request, kind=self._extras.kind
@@ -344,6 +346,14 @@ class OpenAIBackend(ServerBackendState):
                     raise
                 # A strict server refuses fields it does not know: ask again with standard ones.
                 self._full_request = False
+            except openai.APIConnectionError as error:
+                # A kept-alive connection that the server closed (llama-cpp-python's closes one
+                # with a reply it drops): no answer came on it, so once more on a fresh one.
+                if asked_again or not isinstance(
+                    error.__cause__, httpx2.ReadError | httpx2.RemoteProtocolError
+                ):
+                    raise
+                asked_again = True
 
     def _chat_failure(self, error: BaseException | None, name: str, *, streaming: bool) -> BackendError:
         if error is None:
@@ -352,9 +362,28 @@ class OpenAIBackend(ServerBackendState):
             )
         else:
             failure = translate(error, self._where(name), "chat", streaming=streaming)
+        if (
+            isinstance(failure, BackendCrashedError)
+            and not streaming
+            and self._extras.context_for(name) is None
+        ):
+            failure = self._dropped_before_text()
         plain_rejection = type(failure) is BackendError
         self._set_status(BackendState.READY if plain_rejection else BackendState.FAILED, str(failure))
         return failure
+
+    def _dropped_before_text(self) -> BackendError:
+        # llama-cpp-python's server answers 200, then drops a stream whose prompt is longer than
+        # its context, before any text and without a word of why; it never says its context
+        # size, so the meter could not warn. The server itself is fine: a plain rejection.
+        assumed = self._loaded.n_ctx if self._loaded is not None else None
+        return BackendError(
+            f"{self._where().subject} ended the reply before any text, without saying why; the "
+            "conversation is kept. Some servers (llama-cpp-python's) do this when the conversation "
+            "is longer than their context: this one does not say its size"
+            + (f" ({assumed} tokens assumed here)" if assumed else "")
+            + ". Ctrl+N starts a new chat; /edit shortens your last message."
+        )
 
     async def count_tokens(self, text: str) -> int | None:
         """llama-server's /tokenize where the server has it; None lets the caller estimate."""

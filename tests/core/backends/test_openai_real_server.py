@@ -9,6 +9,7 @@ from openai_helpers import done_of, openai_settings, reply, text_of
 from openai_server.fixtures import REAL_SERVER_ALIAS as ALIAS
 
 from lollma_tui.core.backends.base import (
+    BackendError,
     BackendState,
     ChatMessage,
     ModelNotFoundError,
@@ -70,5 +71,27 @@ async def test_a_model_the_server_does_not_offer_fails_the_load_with_the_ids_it_
             await backend.load(openai_settings("gpt-4o"))
         assert backend.status.state is BackendState.FAILED
         assert [m.id for m in await backend.list_models()] == [ALIAS]
+    finally:
+        await backend.close()
+
+
+async def test_a_conversation_longer_than_the_servers_context_fails_with_a_reason_and_the_next_reply_works(
+    real_openai_server: str,
+) -> None:
+    # The server runs with a 512-token context it does not report; it answers 200 and then
+    # drops the stream before any text.
+    backend = OpenAIBackend(real_openai_server, timeout_s=60)
+    try:
+        await backend.load(openai_settings(ALIAS))
+        too_long = [ChatMessage("user", "apple banana cherry " * 400)]
+        with pytest.raises(BackendError) as raised:
+            await reply(backend, too_long, max_tokens=4)
+        message = str(raised.value)
+        assert "before any text" in message and "does not say its size (4096 tokens assumed here)" in message
+        assert message.endswith("Ctrl+N starts a new chat; /edit shortens your last message.")
+        # Not a crash: the server is fine, and the next short reply comes.
+        assert backend.status.state is BackendState.READY
+        after = await asyncio.wait_for(reply(backend, max_tokens=4), 30)
+        assert isinstance(after[-1], ReplyDone) and after[-1].finish_reason == "length"
     finally:
         await backend.close()
