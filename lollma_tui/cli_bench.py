@@ -107,7 +107,7 @@ def build_bench_parser() -> argparse.ArgumentParser:
         "-m",
         action="append",
         metavar="NAME|PATH|TAG",
-        help="a GGUF file or model name (repeatable)",
+        help="a GGUF file or model name (repeatable); default with llama.cpp: the demo model",
     )
     parser.add_argument(
         "--model-dir", action="append", default=[], metavar="DIR", help="also look for models here"
@@ -183,8 +183,10 @@ def bench_spec(args: argparse.Namespace) -> SweepSpec:
         except BaseUrlError as error:
             raise SweepInputError(str(error)) from None
     models = _split(args.model)
+    if not models and BackendKind(args.backend) is BackendKind.LLAMA_CPP:
+        models = [_demo_model()]
     if not models:
-        raise SweepInputError("give a model with --model NAME|PATH (or an Ollama tag with --backend ollama)")
+        raise SweepInputError(f"give a model with --model ({args.backend} has no default model)")
     quants_text = (args.quants or "").strip()
     quants: tuple[str, ...] | Literal["all"] | None
     if not quants_text:
@@ -219,6 +221,19 @@ def bench_spec(args: argparse.Namespace) -> SweepSpec:
     )
     spec.validate()
     return spec
+
+
+def _demo_model() -> str:
+    """What `lollma-tui` itself starts on when no model is named: the demo model."""
+    from lollma_tui.core.bench.sweep import SweepInputError
+    from lollma_tui.core.models.demo import DEFAULT_DEMO, DemoModelError, ensure_demo_model
+
+    try:
+        path = ensure_demo_model()
+    except DemoModelError as error:
+        raise SweepInputError(str(error)) from None
+    print(f"lollma-tui bench: no --model given: measuring {DEFAULT_DEMO.display_name}", file=sys.stderr)
+    return str(path)
 
 
 async def _run_bench(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ import pytest
 
 from lollma_tui.cli_bench import bench_main, main, quantize_main
 from lollma_tui.core.bench import ResultStore
+from lollma_tui.core.models.demo import DEFAULT_DEMO
 
 FAST = ["-p", "0", "-n", "4", "-r", "2", "--no-chat", "-t", "1"]
 
@@ -81,6 +82,19 @@ def test_markdown_table_then_json_with_comparison(
     assert len(compared) == 2
     assert all(row[-1].endswith("%") or row[-1].endswith("~") for row in compared)
     assert len(ResultStore().load()) == 4
+
+
+def test_no_model_measures_the_demo_model_as_the_app_starts_on_it(capsys: pytest.CaptureFixture[str]) -> None:
+    # `lollma-tui` starts on the demo model when none is named; `bench` (and `bench --compare`,
+    # as the README shows it) measures the same one instead of refusing.
+    assert bench_main([*FAST, "-o", "jsonl", "--no-save"]) == 0
+    captured = capsys.readouterr()
+    (row,) = [json.loads(line) for line in captured.out.splitlines()]
+    assert row["test"] == "tg4" and row["model_type"].startswith("llama")
+    assert f"no --model given: measuring {DEFAULT_DEMO.display_name}" in captured.err
+    # A server backend has no default model to fall back on: it still asks for one.
+    assert bench_main(["--backend", "ollama", *FAST]) == 2
+    assert "give a model with --model (ollama has no default model)" in capsys.readouterr().err
 
 
 def test_no_save_leaves_the_results_alone(quantized_models: Path, capsys: pytest.CaptureFixture[str]) -> None:
