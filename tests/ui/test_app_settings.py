@@ -178,6 +178,26 @@ async def test_the_drawers_buttons_are_on_screen_and_apply_by_mouse(quant_folder
         await ready(pilot, app)
 
 
+async def test_the_drawer_on_a_terminal_narrower_than_it_covers_the_chat_and_gives_it_back(
+    tiny_gguf: Path,
+) -> None:
+    # At 40 columns the 46-column drawer took every column from the chat: the prompt had no
+    # width left to draw its placeholder in, and the app stopped with a ValueError.
+    app = make_app(tiny_gguf)
+    main = app.chat_screen
+    async with app.run_test(size=(40, 14)) as pilot:
+        await ready(pilot, app)
+        await pilot.press("f2")
+        drawer = main.settings_drawer
+        assert drawer is not None and drawer.is_open
+        await pilot.pause()
+        assert app.is_running and drawer.region.width == 40
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.focused is main.prompt)
+        await chat(pilot, app, "hello")
+        assert main.conversation.messages[-1].role == "assistant"
+
+
 async def test_slash_completion_offers_the_models_quants(quant_folder: Path) -> None:
     app = make_app(quant_folder / "tiny-llama-F16.gguf")
     main = app.chat_screen
