@@ -342,10 +342,7 @@ class ChatScreen(Screen[None]):
 
     @on(CommandChosen)
     async def _command_chosen(self, message: CommandChosen) -> None:
-        if not message.takes_argument:
-            await self.commands.run(message.line)
-        elif self.prompt.start_command(message.line):
-            self.notify("What you were typing is one Up away in the prompt.", title=message.line.strip())
+        await self.commands.chosen(message)
 
     async def send(self, text: str, *, context_checked: bool = False) -> None:
         if self.replies.ending:

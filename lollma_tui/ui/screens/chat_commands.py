@@ -18,6 +18,7 @@ from lollma_tui.ui.theming import choose_theme
 
 if TYPE_CHECKING:
     from lollma_tui.ui.screens.chat import ChatScreen
+    from lollma_tui.ui.screens.chat_palette import CommandChosen
 
 
 class ChatCommands:
@@ -32,6 +33,15 @@ class ChatCommands:
             await self._screen.notice(str(error), "error")
             return
         await getattr(self, BY_NAME[command.name].handler_name)(command)
+
+    async def chosen(self, choice: CommandChosen) -> None:
+        """A command picked in the palette: run at once, or put in the prompt for its argument."""
+        if not choice.takes_argument:
+            await self.run(choice.line)
+        elif self._screen.prompt.start_command(choice.line):
+            self._screen.notify(
+                "What you were typing is one Up away in the prompt.", title=choice.line.strip()
+            )
 
     # -- the model and its settings ---------------------------------------------------------------
 
