@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
-from lollma_tui.core.backends.describe import format_setup, format_stats
+from lollma_tui.core.backends.describe import format_setup, format_stats, model_label
 from lollma_tui.core.chat.conversation import Message, ReplyState, reply_end_note
 from lollma_tui.core.chat.errors import AmbiguousIdError, NotFoundError, StoreError
 from lollma_tui.core.chat.opening import default_store_path, open_store
@@ -191,7 +191,8 @@ def _show(store: ChatStore, args: argparse.Namespace) -> int:
 def _message_lines(message: Message, meta: MessageMeta | None) -> list[str]:
     heading = [_ROLE_NAMES[message.role]]
     if message.stats is not None:
-        heading.append(" ".join(p for p in (message.stats.setup.model, message.stats.setup.quant) if p))
+        setup = message.stats.setup
+        heading.append(" ".join(p for p in (model_label(setup.model), setup.quant) if p))
     heading.append(_when(message.created_at))
     if meta is not None and meta.sibling_count > 1:
         heading.append(f"version {meta.sibling_index + 1} of {meta.sibling_count}")

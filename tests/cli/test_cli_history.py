@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pty
@@ -14,11 +15,13 @@ from pathlib import Path
 
 import pytest
 from history_support import FakeClock, Saved, add_turn
+from store_helpers import sample_stats
 
 from lollma_tui.cli_history import history_main
 from lollma_tui.core.chat.conversation import Conversation, Message
 from lollma_tui.core.chat.errors import NotFoundError
 from lollma_tui.core.chat.store import ChatStore
+from lollma_tui.core.settings import BackendKind
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,6 +134,19 @@ def test_show_neutralises_terminal_escapes(history_path: Path) -> None:
     assert result.returncode == 0
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout
     assert "the screen" in result.stdout
+
+
+def test_show_names_a_model_served_by_its_gguf_path_by_its_file_name(history_path: Path) -> None:
+    # llama-cpp-python's server, started without --model_alias, names its model by the path.
+    path = "/home/me/models/qwen2.5-0.5b-instruct-q8_0.gguf"
+    setup = dataclasses.replace(sample_stats().setup, backend=BackendKind.OPENAI, model=path, quant="Q8_0")
+    with opened(history_path) as store:
+        chat = store.new_conversation()
+        store.add_message(chat.id, Message("user", "hi"))
+        store.add_message(chat.id, Message("assistant", "hello", stats=sample_stats(setup=setup)))
+    text = run_cli("show", chat.id).stdout
+    assert "── Assistant · qwen2.5-0.5b-instruct-q8_0.gguf Q8_0 · " in text
+    assert "/home/me/models" not in text
 
 
 @pytest.mark.parametrize("command", ["show", "export", "delete"])
