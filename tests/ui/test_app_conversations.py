@@ -89,6 +89,46 @@ async def test_edit_and_resend_replaces_later_turns_and_keeps_the_old_branch(tin
     assert [m.content for m in stored_thread(conversation_id) if m.role == "user"] == ["one", "edited two"]
 
 
+async def test_version_shows_a_regenerated_replys_earlier_version_and_back(tiny_gguf: Path) -> None:
+    app = make_app(tiny_gguf)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await chat(pilot, app, "one")
+        first = main.conversation.messages[-1]
+        await type_enter(pilot, "/version")
+        await wait_until(
+            pilot, lambda: "The last reply is version 1 of 1 · Ctrl+R writes another." in notices(app)
+        )
+        await pilot.press("ctrl+r")
+        await wait_until(
+            pilot, lambda: main.conversation.messages[-1].id != first.id and not main.is_generating
+        )
+        second = main.conversation.messages[-1]
+        await type_enter(pilot, "/version")
+        await wait_until(
+            pilot, lambda: any(n.startswith("The last reply is version 2 of 2") for n in notices(app))
+        )
+
+        await type_enter(pilot, "/version prev")
+        await wait_until(pilot, lambda: main.conversation.messages[-1].id == first.id)
+        assert main.chat_log.turn_for(first.id) is not None and main.chat_log.turn_for(second.id) is None
+        await wait_until(
+            pilot, lambda: any("Showing version 1 of 2 of the last reply" in n for n in notices(app))
+        )
+        conversation_id = main.conversation.id
+        # The store shows that branch from now on: a restart opens it too.
+        assert stored_thread(conversation_id)[-1].id == first.id
+
+        await type_enter(pilot, "/version 3")
+        await wait_until(
+            pilot, lambda: "There is no such version: the last reply has 2 versions." in notices(app)
+        )
+        await type_enter(pilot, "/version next")
+        await wait_until(pilot, lambda: main.conversation.messages[-1].id == second.id)
+        assert [m.role for m in main.conversation.messages] == ["user", "assistant"]
+
+
 async def test_continue_appends_to_a_reply_cut_at_the_limit(tiny_gguf: Path) -> None:
     app = make_app(tiny_gguf, sampling=SHORT.with_changes(max_tokens=6))
     main = app.chat_screen

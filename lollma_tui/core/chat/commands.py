@@ -193,6 +193,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("rename", "/rename TITLE", "rename this conversation"),
     CommandSpec("edit", "/edit", "edit your last message and send it again"),
     CommandSpec("continue", "/continue", "continue a reply that stopped at the token limit"),
+    CommandSpec(
+        "version",
+        "/version [N|prev|next]",
+        "show another version of the last reply (Ctrl+R keeps each); empty: which one this is",
+        complete=_values(lambda _: ("prev", "next")),
+    ),
     CommandSpec("copy", "/copy [code N]", "copy the last reply, or its Nth code block"),
     CommandSpec("export", "/export md|json [PATH]", "save this conversation as Markdown or JSON"),
     CommandSpec("import", "/import PATH", "open a conversation exported as JSON"),

@@ -94,6 +94,18 @@ class HistoryRecorder:
             return False
         return True
 
+    async def versions(self, message_id: str) -> list[str] | None:
+        """The ids of the versions of a message (regenerated replies, edits), oldest first;
+        None (reported) when they cannot be read."""
+        store = self.store
+        if store is None:
+            return None
+        try:
+            return await store.run(store.store.siblings, message_id)
+        except StoreError as error:
+            self._owner.post_message(NoticePosted(f"Could not read the versions: {error}", "error"))
+            return None
+
     # -- saving as it happens -------------------------------------------------------------------
 
     def _call_failed(self, error: StoreError) -> None:

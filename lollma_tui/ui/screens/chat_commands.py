@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from lollma_tui.core.backends.base import BackendError
 from lollma_tui.core.chat.commands import BY_NAME, Command, CommandError, parse_command
 from lollma_tui.core.chat.copying import choose_copy, save_copy
+from lollma_tui.core.formatting import counted
 from lollma_tui.core.settings import BackendKind
 from lollma_tui.ui.literal import plain
 from lollma_tui.ui.theming import choose_theme
@@ -173,6 +174,49 @@ class ChatCommands:
 
     async def command_continue(self, command: Command) -> None:
         await self._screen.continue_reply()
+
+    async def command_version(self, command: Command) -> None:
+        """/version: which version of the last reply is shown, or show another one."""
+        screen = self._screen
+        messages = screen.conversation.messages
+        last = messages[-1] if messages else None
+        if last is None or last.role != "assistant":
+            await screen.notice("There is no reply yet to show another version of.")
+            return
+        if screen.is_generating:
+            await screen.notice("Wait for the reply to finish, or press Esc first.", "error")
+            return
+        if screen.history.store is None:
+            await screen.notice("Versions are kept in the history, and the history is off.", "error")
+            return
+        versions = await screen.history.versions(last.id)
+        if versions is None:
+            return  # the recorder said why
+        shown, count = versions.index(last.id), len(versions)
+        wanted = command.argument.lower()
+        if not wanted:
+            more = "/version prev, next or N shows another" if count > 1 else "Ctrl+R writes another"
+            await screen.notice(f"The last reply is version {shown + 1} of {count} · {more}.")
+            return
+        steps = {"prev": shown - 1, "next": shown + 1}
+        if wanted not in steps and not wanted.isdigit():
+            await screen.notice("Usage: /version [N|prev|next]", "error")
+            return
+        target = steps.get(wanted, int(wanted) - 1 if wanted.isdigit() else -1)
+        if not 0 <= target < count:
+            await screen.notice(
+                f"There is no such version: the last reply has {counted(count, 'version')}.", "error"
+            )
+            return
+        if target == shown:
+            await screen.notice(f"Version {shown + 1} of {count} is the one shown.")
+            return
+        if await screen.history.locate(versions[target]):
+            note = (
+                f"Showing version {target + 1} of {count} of the last reply · /version {shown + 1} goes back"
+            )
+            await screen.open_conversation(screen.conversation.id)
+            await screen.notice(note)
 
     async def command_system(self, command: Command) -> None:
         screen = self._screen

@@ -14,7 +14,7 @@ KEYS = (
     ("Enter", "send the message"),
     ("Ctrl+J / Shift+Enter", "new line in the message"),
     ("Esc", "stop the reply being written"),
-    ("Ctrl+R", "regenerate the last reply"),
+    ("Ctrl+R", "regenerate the last reply (/version prev shows the old one)"),
     ("Ctrl+N", "new conversation"),
     ("F2 / Ctrl+T", "settings drawer: model, quantization, GPU layers, context, sampling"),
     ("Ctrl+O", "saved conversations"),
