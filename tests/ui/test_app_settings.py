@@ -198,6 +198,32 @@ async def test_the_drawer_on_a_terminal_narrower_than_it_covers_the_chat_and_giv
         assert main.conversation.messages[-1].role == "assistant"
 
 
+async def test_gpu_layers_in_the_drawer_on_a_cpu_only_build_reload_nothing(tiny_gguf: Path) -> None:
+    app = make_app(tiny_gguf)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        loaded = main.models.loaded
+        assert loaded is not None
+        await pilot.press("f2")
+        drawer = main.settings_drawer
+        assert drawer is not None and drawer.is_open
+        drawer.query_one("#n_gpu_layers").focus()
+        await pilot.press("right")
+        await pilot.pause()
+        assert drawer.draft_load.n_gpu_layers != 0
+        pending = str(drawer.query_one("#drawer-pending").render())
+        if loaded.gpu_offload_supported:
+            assert pending.startswith("⟳ reload: GPU layers")
+            return
+        # This build runs every layer on the CPU: the drawer does not promise a reload, and
+        # Apply keeps the model loaded, saying why.
+        assert pending == "applies without reload: GPU layers"
+        assert await pilot.click("#apply")
+        await wait_until(pilot, lambda: any("stays loaded as it is" in text for text in notices(app)))
+        assert main.models.loaded is loaded
+
+
 async def test_slash_completion_offers_the_models_quants(quant_folder: Path) -> None:
     app = make_app(quant_folder / "tiny-llama-F16.gguf")
     main = app.chat_screen

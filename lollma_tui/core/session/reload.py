@@ -101,6 +101,15 @@ def reload_needed(old: LoadSettings, new: LoadSettings) -> tuple[str, ...]:
     return names
 
 
+def reload_needed_on_a_cpu_only_build(old: LoadSettings, new: LoadSettings) -> tuple[str, ...]:
+    """`reload_needed` where the llama.cpp build runs every layer on the CPU: a change of GPU
+    layers alone loads nothing new (the session keeps the model, see `plan._plan_gguf`)."""
+    names = reload_needed(old, new)
+    if old.backend is BackendKind.LLAMA_CPP and new.backend is BackendKind.LLAMA_CPP:
+        return tuple(name for name in names if name != "n_gpu_layers")
+    return names
+
+
 def applied_without_reload(old: LoadSettings, new: LoadSettings) -> tuple[str, ...]:
     """Changed fields that take effect without a reload (Ollama's keep_alive, on the next request)."""
     if old.backend != new.backend:

@@ -39,12 +39,13 @@ class ChatDrawer:
             await screen.query_one("#body").mount(drawer)
             drawer.catalogs = screen.catalog.catalogs
         from lollma_tui.core.session import reload_needed
-        from lollma_tui.core.session.reload import read_only_fields
+        from lollma_tui.core.session.reload import read_only_fields, reload_needed_on_a_cpu_only_build
 
         drawer.applied_load = screen.models.settings
         drawer.applied_sampling = screen.models.sampling
         drawer.fit_checker = screen.catalog.fit_for
-        drawer.reload_fields = reload_needed
+        cpu_only = screen.models.session.gpu_offload_supported is False
+        drawer.reload_fields = reload_needed_on_a_cpu_only_build if cpu_only else reload_needed
         drawer.read_only = read_only_fields
         screen.panel.drawer_opened()
         drawer.open()
