@@ -184,7 +184,8 @@ class ChatCommands:
             await screen.notice("There is no reply yet to show another version of.")
             return
         if screen.is_generating:
-            await screen.notice("Wait for the reply to finish, or press Esc first.", "error")
+            # As /edit says it: a toast, the chat log is being written.
+            screen.notify("Wait for the reply to finish, or press Esc first.", severity="warning")
             return
         if screen.history.store is None:
             await screen.notice("Versions are kept in the history, and the history is off.", "error")
@@ -202,7 +203,7 @@ class ChatCommands:
         if wanted not in steps and not wanted.isdigit():
             await screen.notice("Usage: /version [N|prev|next]", "error")
             return
-        target = steps.get(wanted, int(wanted) - 1 if wanted.isdigit() else -1)
+        target = steps[wanted] if wanted in steps else int(wanted) - 1
         if not 0 <= target < count:
             await screen.notice(
                 f"There is no such version: the last reply has {counted(count, 'version')}.", "error"
