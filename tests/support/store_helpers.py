@@ -37,6 +37,8 @@ def sample_stats(**changes: object) -> ReplyStats:
         n_threads=6,
         n_batch=256,
         flash_attn=True,
+        kv_cache_type="q8_0",
+        repack=False,
         gpu_share=0.625,
         server="http://gpu-box:11434",
         server_kind="Ollama 0.33.0",

@@ -37,6 +37,10 @@ class RunSetup:
     n_threads: int | None
     n_batch: int | None = None
     flash_attn: bool | None = None
+    kv_cache_type: str | None = None
+    """llama.cpp's KV cache type; None where the server decides it (Ollama, OpenAI servers)."""
+    repack: bool | None = None
+    """Whether llama.cpp ran with repacked weights; None where it does not apply."""
     gpu_share: float | None = None
     """Fraction of the model in GPU memory where the backend reports it (Ollama /api/ps)."""
     server: str | None = None
@@ -151,16 +155,22 @@ class LoadedModel:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def setup(self) -> RunSetup:
+        backend = self.settings.backend
+        in_process = backend is BackendKind.LLAMA_CPP
+        # Only what this app applied is recorded: a server's own start-up flags (Ollama's
+        # OLLAMA_FLASH_ATTENTION, an OpenAI server's batch) are not known here.
         return RunSetup(
-            backend=self.settings.backend,
+            backend=backend,
             model=self.name,
             quant=self.quant,
             n_gpu_layers=self.n_gpu_layers,
             n_layers=self.n_layers,
             n_ctx=self.n_ctx,
             n_threads=self.n_threads,
-            n_batch=self.settings.n_batch,
-            flash_attn=self.settings.flash_attn,
+            n_batch=None if backend is BackendKind.OPENAI else self.settings.n_batch,
+            flash_attn=self.settings.flash_attn if in_process else None,
+            kv_cache_type=self.settings.kv_cache_type if in_process else None,
+            repack=self.repack if in_process else None,
         )
 
 

@@ -29,25 +29,50 @@ def model_label(name: str) -> str:
     return last if last != name and last.lower().endswith(".gguf") else name
 
 
-def format_setup(setup: RunSetup) -> str:
+HEADING_PARTS = ("model", "quant", "server", "backend", "gpu layers", "gpu share", "ctx", "threads")
+"""What a reply's heading and the history list show of its set-up; the rest is for /compare
+and exports."""
+
+
+def setup_parts(setup: RunSetup) -> dict[str, str]:
+    """Every known part of a set-up, by name, in reading order.
+
+    /compare shows only the parts that differ between set-ups, so a part is left out where the
+    app does not know it (a server's own flags) rather than guessed.
+    """
+    parts = {"model": model_label(setup.model), "quant": setup.quant}
     if setup.backend is BackendKind.OPENAI:
         # The server's own start-up flags decide layers and threads; only it knows them.
-        where = " ".join(w for w in (setup.server_kind, setup.server) if w) or str(setup.backend)
-        return " · ".join(
-            w for w in (model_label(setup.model), setup.quant, where, f"ctx {setup.n_ctx}") if w
-        )
-    parts = [
-        model_label(setup.model),
-        setup.quant,
-        str(setup.backend),
-        format_gpu_layers(setup.n_gpu_layers, setup.n_layers),
-    ]
-    if setup.gpu_share is not None:
-        parts.append(f"{share(setup.gpu_share)} GPU")
-    parts.append(f"ctx {setup.n_ctx}")
+        parts["server"] = " ".join(w for w in (setup.server_kind, setup.server) if w) or str(setup.backend)
+    else:
+        parts["backend"] = str(setup.backend)
+        parts["gpu layers"] = format_gpu_layers(setup.n_gpu_layers, setup.n_layers)
+        if setup.gpu_share is not None:
+            parts["gpu share"] = f"{share(setup.gpu_share)} GPU"
+    parts["ctx"] = f"ctx {setup.n_ctx}"
     if setup.n_threads:
-        parts.append(counted(setup.n_threads, "thread"))
-    return " · ".join(parts)
+        parts["threads"] = counted(setup.n_threads, "thread")
+    parts.update(tuning_parts(setup))
+    return {name: text for name, text in parts.items() if text}
+
+
+def tuning_parts(setup: RunSetup) -> dict[str, str]:
+    """The llama.cpp knobs a speed experiment turns besides layers, context and threads."""
+    parts = {}
+    if setup.n_batch is not None:
+        parts["batch"] = f"batch {setup.n_batch}"
+    if setup.flash_attn is not None:
+        parts["flash attention"] = f"flash attention {'on' if setup.flash_attn else 'off'}"
+    if setup.kv_cache_type is not None:
+        parts["kv cache"] = f"KV cache {setup.kv_cache_type}"
+    if setup.repack is not None:
+        parts["repack"] = "repacked weights" if setup.repack else "weights not repacked"
+    return parts
+
+
+def format_setup(setup: RunSetup) -> str:
+    parts = setup_parts(setup)
+    return " · ".join(parts[name] for name in HEADING_PARTS if name in parts)
 
 
 def format_stats(stats: ReplyStats) -> str:

@@ -52,7 +52,7 @@ from typing import Any, cast
 from lollma_tui import __version__
 from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import ReplyStats, Role, RunSetup
-from lollma_tui.core.backends.describe import format_gpu_layers
+from lollma_tui.core.backends.describe import format_gpu_layers, tuning_parts
 from lollma_tui.core.chat import codec
 from lollma_tui.core.chat.conversation import Message, ReplyState, reply_end_note
 from lollma_tui.core.chat.errors import ImportFormatError
@@ -387,10 +387,7 @@ def _setup_line(setup: RunSetup) -> str:
         parts.append(f"{setup.gpu_share * 100:.0f}% in GPU memory")
     parts.append(f"ctx {setup.n_ctx}")
     parts.append("threads auto" if setup.n_threads is None else fmt.counted(setup.n_threads, "thread"))
-    if setup.n_batch is not None:
-        parts.append(f"batch {setup.n_batch}")
-    if setup.flash_attn is not None:
-        parts.append(f"flash attention {'on' if setup.flash_attn else 'off'}")
+    parts.extend(tuning_parts(setup).values())
     return " · ".join(parts)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import ReplyStats, RunSetup
-from lollma_tui.core.backends.describe import format_setup
+from lollma_tui.core.backends.describe import setup_parts
 
 SetupKey = tuple[object, ...]
 
@@ -30,6 +30,8 @@ def setup_key(setup: RunSetup) -> SetupKey:
         setup.n_threads,
         setup.n_batch,
         setup.flash_attn,
+        setup.kv_cache_type,
+        setup.repack,
     )
 
 
@@ -71,7 +73,7 @@ def summarise_replies(stats: Iterable[ReplyStats]) -> list[SetupSummary]:
     ]
 
 
-_HEADERS = ("#", "n", "gen t/s", "pp t/s", "ttft", "set-up")
+_HEADERS = ("#", "n", "gen t/s", "pp t/s", "ttft")
 
 
 def _ttft(seconds: float | None) -> str:
@@ -80,14 +82,33 @@ def _ttft(seconds: float | None) -> str:
     return f"{seconds * 1000:.0f}ms" if seconds < 1 else f"{seconds:.2f}s"
 
 
+def split_setups(setups: Sequence[RunSetup]) -> tuple[list[str], list[list[str]]]:
+    """The parts every set-up shares, and for each set-up the parts that are its own.
+
+    A part one set-up lacks (a server's flags, unknown here) counts as differing, so that a row
+    never looks like another while its figures come from something else.
+    """
+    described = [setup_parts(setup) for setup in setups]
+    names = list(dict.fromkeys(name for parts in described for name in parts))
+    shared = {
+        name for name in names if len({parts.get(name) for parts in described}) == 1 and name in described[0]
+    }
+    common = [described[0][name] for name in names if name in shared]
+    own = [[parts[name] for name in names if name in parts and name not in shared] for parts in described]
+    return common, own
+
+
 def format_comparison(summaries: Sequence[SetupSummary]) -> str:
     """A plain-text table, one row per set-up; the fastest generation is marked with *.
 
+    What all set-ups share is said once above the table, and each row names only what sets
+    it apart (a thread count, a KV cache type), so the one setting a user changed stands out.
     Figures come first so they line up at any width; the set-up, the widest part, goes last
     where wrapping in a narrow chat pane does no harm.
     """
     if not summaries:
         return "No replies to compare yet: chat, change a setting, chat again, then /compare."
+    common, own = split_setups([summary.setup for summary in summaries])
     fastest = max((s.gen_tps for s in summaries if s.gen_tps is not None), default=None)
     rows = []
     for index, summary in enumerate(summaries, 1):
@@ -100,18 +121,23 @@ def format_comparison(summaries: Sequence[SetupSummary]) -> str:
                 gen + ("*" if marked else " "),
                 fmt.rate(summary.prompt_tps),
                 _ttft(summary.ttft_s),
-                format_setup(summary.setup),
             )
         )
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(_HEADERS)]
+    several = len(summaries) > 1
+    last_header = "set-up" if several else ""
 
-    def line(cells: Sequence[str]) -> str:
+    def line(figures: Sequence[str], setup: str) -> str:
         # Figures align right, the set-up left.
-        *figures, setup = cells
-        padded = [c.rjust(w) for c, w in zip(figures, widths, strict=False)]
+        padded = [c.rjust(w) for c, w in zip(figures, widths, strict=True)]
         return "  ".join([*padded, setup]).rstrip()
 
-    out = [line(_HEADERS), line(["-" * w for w in widths[:-1]] + ["-" * len(_HEADERS[-1])])]
-    out.extend(line(r) for r in rows)
+    out = []
+    if common:
+        out.append(("shared: " if several else "set-up: ") + " · ".join(common))
+    out.append(line(_HEADERS, last_header))
+    out.append(line(["-" * w for w in widths], "-" * len(last_header)))
+    nothing_own = "—" if several else ""
+    out.extend(line(row, " · ".join(parts) or nothing_own) for row, parts in zip(rows, own, strict=True))
     out.append("n: replies · speeds are medians · pp t/s leaves out replies with a cached prompt")
     return "\n".join(out)

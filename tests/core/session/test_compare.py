@@ -8,7 +8,7 @@ from pathlib import Path
 
 from swap_support import Factory, ask
 
-from lollma_tui.core.backends.base import ReplyStats
+from lollma_tui.core.backends.base import ReplyStats, RunSetup
 from lollma_tui.core.session import ModelSession, format_comparison, summarise_replies
 from lollma_tui.core.settings import BackendKind, LoadSettings
 
@@ -45,16 +45,68 @@ async def test_replies_are_grouped_by_set_up_with_median_speeds(
     assert summaries[2].setup.gpu_share is not None  # Ollama reports its placement
 
     table = format_comparison(summaries).splitlines()
-    assert table[0].split() == ["#", "n", "gen", "t/s", "pp", "t/s", "ttft", "set-up"]
-    rows = table[2:5]
+    assert table[1].split() == ["#", "n", "gen", "t/s", "pp", "t/s", "ttft", "set-up"]
+    rows = table[3:6]
     assert [row.split()[1] for row in rows] == ["2", "1", "1"]
     assert "llama.cpp" in rows[0] and "ctx 512" in rows[0]
     assert "llama.cpp" in rows[1] and "ctx 1024" in rows[1]
     assert "ollama" in rows[2] and "tinyllama:1b-q4_K_M" in rows[2] and "% GPU" in rows[2]
     fastest = max(range(3), key=lambda i: summaries[i].gen_tps or 0.0)
     assert [("*" in row) for row in rows] == [i == fastest for i in range(3)]
-    assert all(len(row) <= 80 for row in table[:2])
+    assert all(len(row) <= 80 for row in table[1:3])
     assert "medians" in table[-1]
+
+
+async def test_each_row_names_the_one_setting_changed_and_only_that(
+    make_session: MakeSession, llama_only: Factory, tiny_f16: Path
+) -> None:
+    """The experiment loop: change one knob, chat, /compare. Batch and KV cache type never
+    showed in the set-up text, and a KV cache change was not even a set-up of its own: its
+    replies were averaged with the ones before it."""
+    start = LoadSettings(model=str(tiny_f16), n_ctx=512, flash_attn=True)
+    session = make_session(llama_only, start)
+    await session.load()
+    replies = [(await ask(session))[1].stats]
+    await session.swap(start.with_changes(n_batch=128))
+    replies.append((await ask(session))[1].stats)
+    await session.swap(start.with_changes(n_batch=128, kv_cache_type="q8_0"))
+    replies.append((await ask(session))[1].stats)
+
+    summaries = summarise_replies(replies)
+    assert [(s.setup.n_batch, s.setup.kv_cache_type) for s in summaries] == [
+        (512, "f16"),
+        (128, "f16"),
+        (128, "q8_0"),
+    ]
+    shared, header, _, *rows, _legend = format_comparison(summaries).splitlines()
+    assert header.split()[-1] == "set-up"
+    assert shared.startswith("shared: ") and "ctx 512" in shared and "flash attention on" in shared
+    assert "batch" not in shared and "KV cache" not in shared
+    assert [row.split(maxsplit=5)[5] for row in rows] == [
+        "batch 512 · KV cache f16",
+        "batch 128 · KV cache f16",
+        "batch 128 · KV cache q8_0",
+    ]
+
+
+def test_one_set_up_is_said_once_above_its_figures() -> None:
+    setup = RunSetup(BackendKind.LLAMA_CPP, "tiny", "F16", 0, 2, 512, 2, 512, False, "f16", True)
+    stats = ReplyStats(
+        setup=setup,
+        ttft_s=0.1,
+        prompt_tokens=10,
+        prompt_tokens_evaluated=10,
+        prompt_tps=100.0,
+        gen_tokens=20,
+        gen_tps=50.0,
+        total_s=0.5,
+    )
+    shared, header, _rule, row, _ = format_comparison(summarise_replies([stats])).splitlines()
+    assert shared == (
+        "set-up: tiny · F16 · llama.cpp · ngl 0/3 · ctx 512 · 2 threads · batch 512 · "
+        "flash attention off · KV cache f16 · repacked weights"
+    )
+    assert header.split()[-1] == "ttft" and row == row.rstrip() and row.endswith("ms")
 
 
 def test_nothing_to_compare_says_how_to_get_something() -> None:
