@@ -25,6 +25,8 @@ HELLO_TIMEOUT_S = 60.0
 """Python and llama_cpp's import on a cold disk; a worker that says nothing by then is stuck."""
 
 CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGILL, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE})
+OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+"""Deaths the worker did not cause: its log ends wherever it was, and explains nothing."""
 
 
 def describe_exit(returncode: int | None) -> str:
@@ -36,12 +38,12 @@ def describe_exit(returncode: int | None) -> str:
         except ValueError:
             name = f"signal {-returncode}"
         reasons = {
-            "SIGKILL": "killed (out of memory, or by another program)",
+            "SIGKILL": "was killed (out of memory, or by another program)",
             "SIGSEGV": "crashed (segmentation fault)",
             "SIGBUS": "crashed (bus error)",
             "SIGILL": "crashed (illegal instruction)",
-            "SIGABRT": "aborted by llama.cpp",
-            "SIGTERM": "terminated",
+            "SIGABRT": "was aborted by llama.cpp",
+            "SIGTERM": "was terminated",
         }
         return f"{reasons.get(name, 'died')} [{name}]"
     return f"exited with code {returncode}"
@@ -187,7 +189,9 @@ class WorkerProcess:
             item = await self._events.get()
         if isinstance(item, _Exit):
             self._events.put_nowait(item)
-            detail = await asyncio.to_thread(self.log_detail)
+            killed = item.returncode is not None and -item.returncode in {int(s) for s in OUTSIDE_SIGNALS}
+            # A stuck worker we killed ourselves (a problem is set) may have logged why it hung.
+            detail = "" if killed and not item.problem else await asyncio.to_thread(self.log_detail)
             raise WorkerExited(self.name, item.returncode, item.problem, detail)
         return item
 
