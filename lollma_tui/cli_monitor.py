@@ -64,8 +64,10 @@ def monitor_main(argv: Sequence[str] | None = None) -> int:
         from lollma_tui.cli_monitor_jsonl import run_jsonl
 
         return run_jsonl(args.interval, args.pid, args.port)
+    from lollma_tui.core.config_file import read_config
     from lollma_tui.ui.monitor_app import MonitorApp
     from lollma_tui.ui.themes import DEFAULT_THEME
 
-    MonitorApp(interval_s=args.interval, theme=args.theme or DEFAULT_THEME, process_ids=args.pid).run()
+    theme = args.theme or read_config().theme or DEFAULT_THEME
+    MonitorApp(interval_s=args.interval, theme=theme, process_ids=args.pid).run()
     return 0

@@ -6,6 +6,9 @@
     temperature = 0.7
     stop = ["</s>", "User:"]
 
+    [ui]
+    theme = "lollma-light"    # /theme and the palette write it when you pick one
+
     [[hosts]]             # servers to move the chat to (/host NAME), as many as you like
     name = "gpu-box"
     kind = "openai"       # ollama, openai or llama.cpp
@@ -32,7 +35,9 @@ from lollma_tui.core.settings import SettingsError
 from lollma_tui.core.settings_table import find_setting
 
 CONFIG_FILENAME = "config.toml"
-SECTIONS: tuple[str, ...] = ("settings", "hosts")
+SECTIONS: tuple[str, ...] = ("settings", "ui", "hosts")
+UI_KEYS: tuple[str, ...] = ("theme",)
+MAX_THEME_NAME = 100
 MAX_HOSTS = 64
 MAX_CONFIG_BYTES = 1 << 20
 """A config file is a few lines; anything this large is not one."""
@@ -49,6 +54,8 @@ class ConfigFile:
     """The ``[[hosts]]`` entries that could be used, in the file's order."""
     problems: tuple[str, ...] = ()
     """One line per problem: the file, the key and the reason."""
+    theme: str | None = None
+    """``[ui] theme``: the colour theme to start with (whether it exists is the UI's to check)."""
 
 
 def config_path() -> Path:
@@ -90,9 +97,7 @@ def read_config(path: Path | None = None) -> ConfigFile:
     except tomllib.TOMLDecodeError as error:
         return ConfigFile(path, problems=(f"{path}: not valid TOML ({error}); not used",))
     problems = [
-        f"{path}: unknown section [{name}] (known: {', '.join(SECTIONS)})"
-        for name in document
-        if name not in SECTIONS
+        _unknown_top_level(path, name, value) for name, value in document.items() if name not in SECTIONS
     ]
     table = document.get("settings", {})
     if not isinstance(table, dict):
@@ -106,7 +111,31 @@ def read_config(path: Path | None = None) -> ConfigFile:
         except SettingsError as error:
             problems.append(f"{path}: settings.{key}: {error}")
     hosts = _read_hosts(document.get("hosts", []), path, problems)
-    return ConfigFile(path, settings, hosts, tuple(problems))
+    theme = _read_ui(document.get("ui", {}), path, problems)
+    return ConfigFile(path, settings, hosts, tuple(problems), theme)
+
+
+def _unknown_top_level(path: Path, name: str, value: object) -> str:
+    if isinstance(value, dict | list):
+        return f"{path}: unknown section [{name}] (known: {', '.join(SECTIONS)})"
+    # A bare key above every table: most likely a setting or the theme without its table.
+    return f"{path}: {name}: a key outside any table; settings go under [settings], the theme under [ui]"
+
+
+def _read_ui(table: object, path: Path, problems: list[str]) -> str | None:
+    if not isinstance(table, dict):
+        problems.append(f"{path}: ui must be a table ([ui])")
+        return None
+    problems.extend(
+        f"{path}: ui.{key}: unknown key (known: {', '.join(UI_KEYS)})" for key in table if key not in UI_KEYS
+    )
+    theme = table.get("theme")
+    if theme is None:
+        return None
+    if not isinstance(theme, str) or not theme.strip() or len(theme) > MAX_THEME_NAME:
+        problems.append(f"{path}: ui.theme: must be a theme's name, as /theme lists them")
+        return None
+    return theme.strip()
 
 
 def _read_hosts(tables: object, path: Path, problems: list[str]) -> tuple[HostEntry, ...]:

@@ -1,4 +1,5 @@
-"""Keeping the settings in use as the start-up defaults: `/keep` writes them into config.toml.
+"""Keeping the settings in use as the start-up defaults: `/keep` writes them into config.toml,
+and a theme picked with /theme or the palette goes into its ``[ui]`` table.
 
 The end of the user's loop (change one setting, chat, compare) is keeping the best set-up. The
 file is edited, not rewritten: comments, the ``[[hosts]]`` tables and the order of keys stay as
@@ -82,6 +83,21 @@ def keep_settings(
         written.append(f"{key} {setting.format(value)}")
     _write(path, tomlkit.dumps(document))
     return Kept(path, tuple(written), tuple(removed))
+
+
+def keep_theme(name: str, path: Path | None = None) -> Path:
+    """Write ``[ui] theme``, so the next start has the theme picked now; returns the file."""
+    path = (path or config_path()).resolve()
+    document = _read(path)
+    table = document.get("ui")
+    if table is None:
+        table = tomlkit.table()
+        document.add("ui", table)
+    elif not isinstance(table, Table | InlineTable):
+        raise KeepError(f"{path}: ui is not a table ([ui]); fix it by hand first")
+    table["theme"] = name
+    _write(path, tomlkit.dumps(document))
+    return path
 
 
 def _read(path: Path) -> tomlkit.TOMLDocument:

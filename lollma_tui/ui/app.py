@@ -7,12 +7,13 @@ the chat screen report (the bench screen's "apply best", renames and deletions i
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import sys
 from collections.abc import Sequence
 
-from textual import on
+from textual import on, work
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
@@ -52,6 +53,8 @@ class LollmaApp(LiteralApp[None]):
         return self.chat_screen
 
     def on_mount(self) -> None:
+        # Only a theme picked from now on is kept: the one started with came from the file or a flag.
+        self.watch(self, "theme", self._theme_picked, init=False)
         if self._theme_warning is not None:
             self.notify(self._theme_warning, severity="warning")
         if self._theme_failures:
@@ -67,11 +70,22 @@ class LollmaApp(LiteralApp[None]):
         self.theme_variables = variables
         return variables
 
-    def apply_theme(self, name: str) -> bool:
-        warning = choose_theme(self, name)
-        if warning is not None:
-            self.notify(warning, severity="warning")
-        return warning is None
+    def _theme_picked(self, name: str) -> None:
+        self._keep_theme(name)
+
+    @work(group="keep-theme", exclusive=True)
+    async def _keep_theme(self, name: str) -> None:
+        """A theme picked with /theme or the palette is the one the next start uses."""
+        from lollma_tui.core.config_keep import KeepError, keep_theme
+
+        try:
+            path = await asyncio.to_thread(keep_theme, name)
+        except KeepError as error:
+            self.notify(
+                f"Theme {name} is in use, but not kept for the next start: {error}", severity="warning"
+            )
+            return
+        self.notify(f"Theme {name}: kept for the next start ([ui] in {path.name})")
 
     # -- keys every screen has --------------------------------------------------------------------
 

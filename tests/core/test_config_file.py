@@ -129,3 +129,30 @@ def test_hosts_that_are_not_tables_are_one_problem(tmp_path: Path) -> None:
     config = read_config(write(tmp_path / "config.toml", 'hosts = "gpu-box"\n'))
     assert config.hosts == ()
     assert config.problems == (f"{tmp_path / 'config.toml'}: hosts must be a list of tables ([[hosts]])",)
+
+
+def test_the_theme_is_read_from_the_ui_table(tmp_path: Path) -> None:
+    config = read_config(write(tmp_path / "config.toml", '[ui]\ntheme = " lollma-amber "\n'))
+    assert config.theme == "lollma-amber" and config.problems == ()
+    assert read_config(write(tmp_path / "none.toml", "[settings]\nctx = 2048\n")).theme is None
+
+
+def test_a_bad_theme_entry_or_a_key_outside_any_table_says_where_it_belongs(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "config.toml",
+        'theme = "lollma-light"\nctx = 2048\n'
+        '[ui]\ntheme = 3\ncolour = "red"\n'
+        "[settings]\ntemperature = 0.5\n",
+    )
+    config = read_config(path)
+    assert config.theme is None
+    assert config.settings == {"temperature": 0.5}  # the rest still applies
+    assert config.problems == (
+        f"{path}: theme: a key outside any table; settings go under [settings], the theme under [ui]",
+        f"{path}: ctx: a key outside any table; settings go under [settings], the theme under [ui]",
+        f"{path}: ui.colour: unknown key (known: theme)",
+        f"{path}: ui.theme: must be a theme's name, as /theme lists them",
+    )
+    assert read_config(write(tmp_path / "flat.toml", 'ui = "dark"\n')).problems == (
+        f"{tmp_path / 'flat.toml'}: ui must be a table ([ui])",
+    )

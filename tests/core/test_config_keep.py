@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lollma_tui.core.config_file import read_config
-from lollma_tui.core.config_keep import KeepError, keep_settings
+from lollma_tui.core.config_keep import KeepError, keep_settings, keep_theme
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings
 
 CHOSEN_LOAD = LoadSettings(
@@ -135,3 +135,29 @@ def test_the_demo_model_names_no_model_and_its_own_sampling_is_the_baseline(tmp_
     assert kept.removed == ("model",)
     assert "max_tokens unlimited" in kept.written
     assert read_config(path).settings == {"n_ctx": 2048, "temperature": 0.1, "max_tokens": None}
+
+
+def test_a_picked_theme_is_written_into_the_ui_table_and_nothing_else_moves(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    mine = '# mine\n[settings]\nctx = 2048  # fits\n\n[[hosts]]\nname = "den"\nkind = "ollama"\n'
+    mine += 'url = "den:11434"\n'
+    path.write_text(mine)
+    assert keep_theme("lollma-light", path=path) == path
+    assert path.read_text().startswith(mine)
+    keep_theme("lollma-amber", path=path)
+    config = read_config(path)
+    assert config.theme == "lollma-amber" and config.problems == ()
+    assert config.settings == {"n_ctx": 2048} and [h.name for h in config.hosts] == ["den"]
+    assert path.read_text().count("theme") == 1
+
+
+def test_a_theme_is_not_written_into_a_file_that_cannot_take_it(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    for text, reason in (("[ui\n", "not valid TOML"), ('ui = "dark"\n', "not a table")):
+        path.write_text(text)
+        with pytest.raises(KeepError, match=reason):
+            keep_theme("lollma-light", path=path)
+        assert path.read_text() == text
+    missing = tmp_path / "new" / "config.toml"
+    keep_theme("lollma-light", path=missing)
+    assert read_config(missing).theme == "lollma-light"

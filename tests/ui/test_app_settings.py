@@ -261,3 +261,32 @@ async def test_keep_writes_the_setup_in_use_into_the_config_file_for_the_next_st
     options = startup_options(build_parser().parse_args([]), config)
     assert options.load.model == str(tiny_gguf.resolve()) and options.load.n_ctx == 512
     assert options.sampling.temperature == 0.3 and not options.demo
+
+
+async def test_a_theme_picked_in_the_app_is_the_one_the_next_start_uses(tiny_gguf: Path) -> None:
+    from lollma_tui.cli import build_parser, startup_options
+    from lollma_tui.core.config_file import config_path, read_config
+
+    config_path().parent.mkdir(parents=True, exist_ok=True)
+    config_path().write_text("# mine\n[settings]\nctx = 2048\n")
+    app = make_app(tiny_gguf)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        assert app.theme == "lollma-dark"
+        await command(pilot, app, "/theme lollma-light")
+        await wait_until(pilot, lambda: read_config().theme == "lollma-light")
+        await wait_until(
+            pilot, lambda: any("kept for the next start" in str(t.message) for t in app._notifications)
+        )
+        # Textual's own theme picker (the palette's "Change theme") is kept the same way.
+        app.theme = "lollma-amber"
+        await wait_until(pilot, lambda: read_config().theme == "lollma-amber")
+    assert config_path().read_text().startswith("# mine\n[settings]\nctx = 2048\n")
+    config = read_config()
+    assert config.problems == ()
+    assert startup_options(build_parser().parse_args([]), config).theme == "lollma-amber"
+    # A flag still wins over the file.
+    assert (
+        startup_options(build_parser().parse_args(["--theme", "lollma-light"]), config).theme
+        == "lollma-light"
+    )

@@ -281,11 +281,13 @@ class ChatCommands:
         if not command.argument:
             await self._screen.notice(f"Themes: {', '.join(sorted(app.available_themes))} (now: {app.theme})")
             return
+        if command.argument == app.theme:
+            await self._screen.notice(f"Theme {app.theme} is the one in use.")
+            return
+        # A change is kept for the next start by the app, which says so.
         warning = choose_theme(app, command.argument)
         if warning is not None:
             app.notify(warning, severity="warning")
-            return
-        await self._screen.notice(f"Theme: {command.argument}")
 
     async def command_help(self, command: Command) -> None:
         await self._screen.run_action("app.help")
