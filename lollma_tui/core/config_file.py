@@ -166,6 +166,9 @@ def _as_text(raw: object, format_value: Callable[[Any], str]) -> str:
         return raw
     if isinstance(raw, bool | int | float):
         return format_value(raw)
-    if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
-        return format_value(tuple(raw))
+    if isinstance(raw, list):
+        odd = next((item for item in raw if not isinstance(item, str)), None)
+        if odd is None:
+            return format_value(tuple(raw))
+        raise SettingsError(f"a list here holds only text in quotes, not {odd!r}")
     raise SettingsError(f"takes text, a number, on/off or a list of strings, not {type(raw).__name__}")

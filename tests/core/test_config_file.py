@@ -64,7 +64,7 @@ def test_bad_entries_are_reported_and_left_out(tmp_path: Path) -> None:
     assert "settings.n_ctx: n_ctx must be between 64 and 4194304, not 10" in problems
     assert "settings.temperature: temperature must be a number, not 'hot'" in problems
     assert "settings.bogus: no setting called 'bogus'" in problems
-    assert "settings.top_k: takes text, a number, on/off or a list of strings, not list" in problems
+    assert "settings.top_k: a list here holds only text in quotes, not 1" in problems
     assert "unknown section [setings]" in problems
 
 
