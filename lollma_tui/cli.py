@@ -12,7 +12,7 @@ from lollma_tui import __version__
 
 if TYPE_CHECKING:
     from lollma_tui.core.config_file import ConfigFile
-    from lollma_tui.core.settings import StartupOptions
+    from lollma_tui.core.settings import BackendKind, StartupOptions
 
 EXIT_USAGE = 2
 
@@ -199,6 +199,7 @@ def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) 
     except SettingsError as error:
         raise CliError(str(error)) from None
     remote = remote_options(args)
+    check_server_address(backend, args)
     if not 0.25 <= args.hw_interval <= 5.0:
         raise CliError(f"--hw-interval must be between 0.25 and 5 seconds, not {args.hw_interval}")
     return StartupOptions(
@@ -237,6 +238,18 @@ def remote_options(args: argparse.Namespace) -> RemoteOptions:
     if args.hw_command and not hw_host:
         raise CliError("--hw-command needs --hw-host (the machine to run it on)")
     return RemoteOptions(url, hw_host)
+
+
+def check_server_address(backend: BackendKind, args: argparse.Namespace) -> None:
+    """The server the app starts on, from its flag or its environment variable, can be one."""
+    from lollma_tui.core.hosts import server_address
+    from lollma_tui.core.settings import BackendKind
+
+    flag = {BackendKind.OLLAMA: args.ollama_host, BackendKind.OPENAI: args.base_url}.get(backend)
+    try:
+        server_address(backend, flag, strict=True)
+    except ValueError as error:
+        raise CliError(str(error)) from None
 
 
 def run_subcommand(name: str, argv: list[str]) -> int:

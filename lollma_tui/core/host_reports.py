@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from lollma_tui.core.backends.base import BackendError
+from lollma_tui.core.backends.ollama_host import OllamaHostError
+from lollma_tui.core.backends.openai_host import BaseUrlError
 from lollma_tui.core.hardware.snapshots import SystemSnapshot
 from lollma_tui.core.hosts import HostEntry
 from lollma_tui.core.settings import BackendKind
@@ -40,7 +42,8 @@ async def report_host(entry: HostEntry, *, timeout_s: float = REPORT_TIMEOUT_S) 
         return await asyncio.wait_for(_ask(entry, timeout_s), timeout_s)
     except TimeoutError:
         return HostReport(entry, False, f"no answer within {timeout_s:g} s")
-    except BackendError as error:
+    except (BackendError, OllamaHostError, BaseUrlError) as error:
+        # An address that cannot be a server's (a malformed OLLAMA_HOST) is that host's problem.
         return HostReport(entry, False, str(error))
 
 

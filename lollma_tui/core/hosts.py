@@ -95,23 +95,22 @@ class HostEntry:
 def server_address(kind: BackendKind, url: str | None, *, strict: bool = False) -> str | None:
     """`url` as the backend of `kind` reads it (None: the environment's or the default server).
 
-    An OpenAI address that cannot be one raises ValueError (`BaseUrlError`) when `strict`, and
-    otherwise stays as written: the backend built on it says what is wrong when it is used.
+    An address that cannot be one raises ValueError (`BaseUrlError`, `OllamaHostError`) when
+    `strict`, and otherwise stays as written: building a backend on it says what is wrong.
     """
     if kind is BackendKind.LLAMA_CPP:
         return None
-    if kind is BackendKind.OPENAI:
-        from lollma_tui.core.backends.openai_host import BaseUrlError, base_url
-
-        try:
-            return base_url(url)
-        except BaseUrlError:
-            if strict:
-                raise
-            return (url or os.environ.get("OPENAI_BASE_URL", "")).strip()
     from lollma_tui.core.backends.ollama_host import base_url as ollama_url
+    from lollma_tui.core.backends.openai_host import base_url as openai_url
 
-    return ollama_url(url)
+    openai = kind is BackendKind.OPENAI
+    variable = "OPENAI_BASE_URL" if openai else "OLLAMA_HOST"
+    try:
+        return openai_url(url) if openai else ollama_url(url)
+    except ValueError:
+        if strict:
+            raise
+        return (url or os.environ.get(variable, "")).strip()
 
 
 def default_hosts(environ: Mapping[str, str] | None = None) -> tuple[HostEntry, ...]:
@@ -178,7 +177,11 @@ def _address_name(host: HostEntry) -> str:
     address = host.address
     if address is None:
         return LOCAL
-    return (urllib.parse.urlsplit(address).netloc or address)[:MAX_NAME]
+    try:
+        netloc = urllib.parse.urlsplit(address).netloc
+    except ValueError:  # kept as written (see `server_address`); the backend says what is wrong
+        netloc = ""
+    return (netloc or address)[:MAX_NAME]
 
 
 def _unused_name(name: str, hosts: Sequence[HostEntry]) -> str:

@@ -34,6 +34,17 @@ def is_loopback_host(hostname: str) -> bool:
     return address.is_loopback or address.is_unspecified
 
 
+def split_address(url: str, named: str) -> tuple[urllib.parse.SplitResult, int | None]:
+    """`url` split, with its port; raises ValueError worded for the user, who wrote `named`."""
+    try:
+        split = urllib.parse.urlsplit(url)
+        return split, split.port
+    except ValueError as error:
+        if "port" in str(error).lower():
+            raise ValueError(f"{named}: the port is not a number from 1 to 65535") from None
+        raise ValueError(f"{named}: not a server address ({error})") from None
+
+
 def url_hostname(url: str) -> str:
     """The host part of ``url``; a bare ``host[:port]`` (as OLLAMA_HOST allows) works too."""
     if "://" not in url:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,17 @@ def test_config_problems_travel_to_the_app(tiny_gguf: Path) -> None:
 def test_a_value_out_of_range_is_a_cli_error(tiny_gguf: Path) -> None:
     with pytest.raises(CliError, match="n_ctx must be between"):
         options_for("--model", str(tiny_gguf), "--ctx", "5")
+
+
+def test_a_server_address_that_cannot_be_one_is_a_cli_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(CliError, match=re.escape("http://[::1: not a server address")):
+        options_for("--backend", "ollama", "--ollama-host", "http://[::1")
+    monkeypatch.setenv("OLLAMA_HOST", "box:99999")
+    with pytest.raises(CliError, match=re.escape("OLLAMA_HOST=box:99999: the port is not a number")):
+        options_for("--backend", "ollama")
+    # The flag wins over the variable, and a llama.cpp start does not need the server at all.
+    assert options_for("--backend", "ollama", "--ollama-host", "box:11434").ollama_host == "box:11434"
+    assert options_for().load.backend is BackendKind.LLAMA_CPP
+    monkeypatch.setenv("OPENAI_BASE_URL", "ftp://box")
+    with pytest.raises(CliError, match=re.escape("OPENAI_BASE_URL=ftp://box: the server address must start")):
+        options_for("--backend", "openai")

@@ -290,3 +290,27 @@ async def test_a_theme_picked_in_the_app_is_the_one_the_next_start_uses(tiny_ggu
         startup_options(build_parser().parse_args(["--theme", "lollma-light"]), config).theme
         == "lollma-light"
     )
+
+
+async def test_a_server_address_that_cannot_be_one_leaves_the_model_in_use_loaded(tiny_gguf: Path) -> None:
+    """`/backend ollama` with a malformed address: the swap is refused before anything stops,
+    with the address and the reason, and the chat goes on with the model it had."""
+    app = LollmaApp(
+        StartupOptions(
+            load=LoadSettings(model=str(tiny_gguf), n_ctx=512),
+            sampling=SamplingSettings(max_tokens=8),
+            ollama_host="http://[::1",
+        )
+    )
+    main = app.chat_screen
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        first = main.models.backend
+        await command(pilot, app, "/backend ollama tinyllama:1b-q4_K_M")
+        await wait_until(pilot, lambda: any("Not switching to" in n for n in notices(app)))
+        refusal = next(n for n in notices(app) if "Not switching to" in n)
+        assert "http://[::1: not a server address" in refusal and "still on" in refusal
+        assert main.models.backend is first and first.status.state == BackendState.READY
+        await command(pilot, app, "hello")
+        await wait_until(pilot, lambda: len(main.conversation.messages) == 2 and not main.is_generating)
+        assert main.conversation.messages[-1].stats is not None

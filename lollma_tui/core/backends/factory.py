@@ -6,7 +6,7 @@ clients cost hundreds of milliseconds to import, which a llama.cpp session never
 
 from __future__ import annotations
 
-from lollma_tui.core.backends.base import Backend
+from lollma_tui.core.backends.base import Backend, BackendUnavailableError
 from lollma_tui.core.settings import BackendKind, StartupOptions
 
 
@@ -20,15 +20,22 @@ def make_backend(kind: BackendKind, options: StartupOptions) -> Backend:
 
 
 def make_server_backend(kind: BackendKind, url: str | None, *, api_key_env: str | None = None) -> Backend:
-    """The backend of `kind` at `url` (None: the environment's or the default server)."""
-    if kind is BackendKind.OLLAMA:
-        from lollma_tui.core.backends.ollama import OllamaBackend
+    """The backend of `kind` at `url` (None: the environment's or the default server).
 
-        return OllamaBackend(url)
-    if kind is BackendKind.OPENAI:
-        from lollma_tui.core.backends.openai import OpenAIBackend
+    Raises `BackendUnavailableError` when the address cannot be a server's (the message says
+    why); nothing is contacted here.
+    """
+    try:
+        if kind is BackendKind.OLLAMA:
+            from lollma_tui.core.backends.ollama import OllamaBackend
 
-        return OpenAIBackend(url, api_key_env=api_key_env)
+            return OllamaBackend(url)
+        if kind is BackendKind.OPENAI:
+            from lollma_tui.core.backends.openai import OpenAIBackend
+
+            return OpenAIBackend(url, api_key_env=api_key_env)
+    except ValueError as error:  # OllamaHostError, BaseUrlError
+        raise BackendUnavailableError(str(error)) from None
     from lollma_tui.core.backends.llamacpp import LlamaCppBackend
 
     return LlamaCppBackend()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import sys
 import time
 import urllib.parse
 
 import psutil
 
-from lollma_tui.core.net import is_loopback_host
+from lollma_tui.core.net import is_loopback_host, split_address
 
 DEFAULT_HOST = "127.0.0.1:11434"
 DEFAULT_PORT = 11434
@@ -18,13 +19,20 @@ DEFAULT_PORT = 11434
 _RESCAN_S = 10.0
 
 
+class OllamaHostError(ValueError):
+    """An address that cannot be an Ollama server's; the message names it and says why."""
+
+
 def base_url(host: str | None = None) -> str:
     """``http://host:port`` from an argument, else OLLAMA_HOST, else the default.
 
     Accepts what the ollama client and CLI accept: ``host``, ``host:port``, ``:port``,
-    ``http(s)://host[:port][/path]`` and bracketed IPv6.
+    ``http(s)://host[:port][/path]`` and bracketed IPv6. Raises `OllamaHostError` for anything
+    else, naming OLLAMA_HOST when the address came from there.
     """
+    from_env = not host and bool(os.environ.get("OLLAMA_HOST", "").strip())
     raw = (host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST).strip()
+    named = f"OLLAMA_HOST={raw}" if from_env else raw
     scheme, sep, rest = raw.partition("://")
     port = DEFAULT_PORT
     if not sep:
@@ -33,15 +41,39 @@ def base_url(host: str | None = None) -> str:
         port = 443
     elif scheme == "http":
         port = 80
-    split = urllib.parse.urlsplit(f"{scheme}://{rest}")
+    else:
+        raise OllamaHostError(f"{named}: the server address must start with http:// or https://")
+    try:
+        split, given_port = split_address(f"{scheme}://{rest}", named)
+    except ValueError as error:
+        raise OllamaHostError(str(error)) from None
+    port = given_port or port
     hostname = split.hostname or "127.0.0.1"
-    with contextlib.suppress(ValueError):  # a malformed port keeps the default
-        port = split.port or port
     with contextlib.suppress(ValueError):
         if ipaddress.ip_address(hostname).version == 6:
             hostname = f"[{hostname}]"
     path = split.path.strip("/")
     return f"{scheme}://{hostname}:{port}" + (f"/{path}" if path else "")
+
+
+def import_ollama_package() -> None:
+    """Import the ollama package now if OLLAMA_HOST is malformed, with the variable hidden.
+
+    The package builds a default client from OLLAMA_HOST as it is imported, so a malformed value
+    (``http://[::1``) makes ``import ollama`` itself raise, wherever it first happens. We never
+    use that default client; `base_url` still sees the variable and says what is wrong with it.
+    """
+    value = os.environ.get("OLLAMA_HOST")
+    if value is None or "ollama" in sys.modules:
+        return
+    try:
+        base_url()
+    except OllamaHostError:
+        del os.environ["OLLAMA_HOST"]
+        try:
+            import ollama  # noqa: F401
+        finally:
+            os.environ["OLLAMA_HOST"] = value
 
 
 def host_and_port(url: str) -> tuple[str, int]:

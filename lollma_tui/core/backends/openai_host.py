@@ -10,7 +10,7 @@ import os
 import urllib.parse
 from dataclasses import dataclass
 
-from lollma_tui.core.net import is_loopback_host
+from lollma_tui.core.net import is_loopback_host, split_address
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"
 """llama-server's default address; OPENAI_BASE_URL overrides it."""
@@ -29,18 +29,19 @@ def base_url(url: str | None = None) -> str:
     Accepts ``host:port`` and ``http(s)://host[:port][/path]``; a URL without a path gets ``/v1``
     (every server here serves the API there). The result has no trailing slash.
     """
+    from_env = not url and bool(os.environ.get("OPENAI_BASE_URL", "").strip())
     raw = (url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).strip()
+    named = f"OPENAI_BASE_URL={raw}" if from_env else (url or raw)
     if "://" not in raw:
         raw = f"http://{raw}"
-    split = urllib.parse.urlsplit(raw)
-    if split.scheme not in ("http", "https"):
-        raise BaseUrlError(f"{url or raw}: the server address must start with http:// or https://")
-    if not split.hostname:
-        raise BaseUrlError(f"{url or raw}: no host name in the server address")
     try:
-        port = split.port
-    except ValueError:
-        raise BaseUrlError(f"{url or raw}: the port is not a number from 1 to 65535") from None
+        split, port = split_address(raw, named)
+    except ValueError as error:
+        raise BaseUrlError(str(error)) from None
+    if split.scheme not in ("http", "https"):
+        raise BaseUrlError(f"{named}: the server address must start with http:// or https://")
+    if not split.hostname:
+        raise BaseUrlError(f"{named}: no host name in the server address")
     path = split.path.rstrip("/") or "/v1"
     host = split.hostname
     if ":" in host:

@@ -325,6 +325,27 @@ class ModelSession:
             return await self._apply_in_place(
                 target, plan, previous, notes, report, estimate_s, total, refused_changes
             )
+        fresh: Backend | None = None
+        if not same_backend:
+            # Built before anything is stopped: a server address that cannot be one (a bad
+            # OLLAMA_HOST, say) leaves the model in use loaded.
+            try:
+                fresh = self._build(target.backend, host)
+            except BackendError as error:
+                where = f" — still on {previous.name}" if previous is not None else ""
+                message = f"Not switching to {label}: {error}{where}"
+                report(SwapProgress(SwapPhase.DONE, message))
+                return SwapResult(
+                    ok=False,
+                    requested=target,
+                    loaded=previous,
+                    message=message,
+                    refused=True,
+                    error=str(error),
+                    notes=tuple(notes),
+                    plan=plan,
+                    timings=SwapTimings(estimate_s=estimate_s, total_s=total.lap()),
+                )
 
         if self.replying:
             report(SwapProgress(SwapPhase.STOPPING_REPLY, "Stopping the reply…"))
@@ -333,7 +354,7 @@ class ModelSession:
 
         old_name = previous.name if previous is not None else "the current model"
         report(SwapProgress(SwapPhase.UNLOADING, f"Unloading {old_name}…"))
-        unload_note = await self._unload_for(target.backend, host)
+        unload_note = await self._unload_for(target.backend, host, fresh)
         if unload_note:
             notes.append(unload_note)
         unload_s = clock.lap()
@@ -525,17 +546,22 @@ class ModelSession:
             return 0, 0
         return reclaimable_memory(header, loaded)
 
-    async def _unload_for(self, kind: BackendKind, host: HostEntry | None) -> str | None:
-        """Free the current model; on a backend or host switch, close the old backend, make the new one."""
+    async def _unload_for(
+        self, kind: BackendKind, host: HostEntry | None, fresh: Backend | None
+    ) -> str | None:
+        """Free the current model; on a backend or host switch, close the old backend and move
+        to `fresh`, the new one."""
         if kind is not self._backend.kind or host != self._host:
-            return await self._switch_backend(kind, host)
+            return await self._switch_backend(kind, host, fresh)
         try:
             await self._backend.unload()
         except BackendError as error:
             return f"the previous model may still be loaded: {error}"
         return None
 
-    async def _switch_backend(self, kind: BackendKind, host: HostEntry | None) -> str | None:
+    async def _switch_backend(
+        self, kind: BackendKind, host: HostEntry | None, fresh: Backend | None = None
+    ) -> str | None:
         old = self._backend
         note = None
         try:
@@ -544,7 +570,7 @@ class ModelSession:
             await old.close()
         except BackendError as error:
             note = f"closing the {old.kind} backend failed: {error}"
-        self._backend = self._build(kind, host)
+        self._backend = fresh or self._build(kind, host)
         self._host = host
         if self._on_backend_change is not None:
             self._on_backend_change(self._backend)

@@ -38,8 +38,11 @@ def server_port(host: HostEntry) -> int | None:
     address = host.address
     if address is None:
         return None
-    split = urllib.parse.urlsplit(address)
-    return split.port or (443 if split.scheme == "https" else 80)
+    try:
+        split = urllib.parse.urlsplit(address)
+        return split.port or (443 if split.scheme == "https" else 80)
+    except ValueError:  # an address that cannot be a server's: nothing to follow there
+        return None
 
 
 class ChatHosts:

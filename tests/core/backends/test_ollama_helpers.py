@@ -4,6 +4,10 @@ the test server's Go-compatible encoders."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 
 import httpx
 import ollama
@@ -28,7 +32,7 @@ from lollma_tui.core.backends.base import (
 )
 from lollma_tui.core.backends.ollama import offloaded_layers
 from lollma_tui.core.backends.ollama_errors import translate
-from lollma_tui.core.backends.ollama_host import base_url, is_local
+from lollma_tui.core.backends.ollama_host import OllamaHostError, base_url, is_local
 from lollma_tui.core.backends.ollama_models import placement_label, same_model
 from lollma_tui.core.backends.ollama_options import (
     ALL_LAYERS,
@@ -276,3 +280,38 @@ def test_go_time_and_json() -> None:
     assert go_time(1_700_000_000_120_000_000) == "2023-11-14T22:13:20.12Z"
     assert go_time(1_700_000_000_000_000_001) == "2023-11-14T22:13:20.000000001Z"
     assert go_json({"t": "<a & b>", "n": 1}) == b'{"t":"\\u003ca \\u0026 b\\u003e","n":1}'
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("http://[::1", "http://[::1: not a server address"),
+        ("example.com:99999", "example.com:99999: the port is not a number from 1 to 65535"),
+        ("example.com:abc", "the port is not a number"),
+        ("ftp://example.com", "must start with http:// or https://"),
+    ],
+)
+def test_an_address_that_cannot_be_a_server_says_why(
+    monkeypatch: pytest.MonkeyPatch, host: str, reason: str
+) -> None:
+    monkeypatch.delenv("OLLAMA_HOST", raising=False)
+    with pytest.raises(OllamaHostError, match=re.escape(reason)):
+        base_url(host)
+    monkeypatch.setenv("OLLAMA_HOST", host)
+    with pytest.raises(OllamaHostError, match=re.escape(f"OLLAMA_HOST={host}:")):
+        base_url()
+
+
+def test_a_malformed_ollama_host_does_not_stop_the_ollama_package_from_importing() -> None:
+    """The ollama package reads OLLAMA_HOST as it is imported; a malformed value made the
+    import itself raise ("Invalid IPv6 URL"), wherever it first happened."""
+    probe = (
+        "from lollma_tui.core.backends.ollama import OllamaBackend\n"
+        "import os\n"
+        "assert os.environ['OLLAMA_HOST'] == 'http://[::1'\n"
+        "print(OllamaBackend('127.0.0.1:5000').base_url)\n"
+    )
+    env = {**os.environ, "OLLAMA_HOST": "http://[::1"}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "http://127.0.0.1:5000"
