@@ -173,17 +173,18 @@ def build_bench_parser() -> argparse.ArgumentParser:
 def bench_spec(args: argparse.Namespace) -> SweepSpec:
     """The sweep the arguments ask for (SweepInputError when they make no sense)."""
     from lollma_tui.core.bench.sweep import DEFAULT_QUESTION, SweepInputError, SweepSpec
+    from lollma_tui.core.hosts import server_address
     from lollma_tui.core.settings import BackendKind
 
-    if args.base_url:
-        from lollma_tui.core.backends.openai_host import BaseUrlError, base_url
-
-        try:
-            base_url(args.base_url)
-        except BaseUrlError as error:
-            raise SweepInputError(str(error)) from None
+    backend = BackendKind(args.backend)
+    flag = {BackendKind.OLLAMA: args.ollama_host, BackendKind.OPENAI: args.base_url}.get(backend)
+    try:
+        # The server measured, from its flag or its environment variable, can be one.
+        server_address(backend, flag, strict=True)
+    except ValueError as error:
+        raise SweepInputError(str(error)) from None
     models = _split(args.model)
-    if not models and BackendKind(args.backend) is BackendKind.LLAMA_CPP:
+    if not models and backend is BackendKind.LLAMA_CPP:
         models = [_demo_model()]
     if not models:
         raise SweepInputError(f"give a model with --model ({args.backend} has no default model)")

@@ -39,6 +39,11 @@ def test_bad_input_is_one_line_and_exit_code_2(
             "nothing to measure",
         ),
         (["-m", str(quantized_models / "tiny-llama-f16.gguf"), "-r", "0"], "repetitions"),
+        (
+            ["--backend", "ollama", "--ollama-host", "http://[::1", "-m", "x"],
+            "http://[::1: not a server address",
+        ),
+        (["--backend", "openai", "--base-url", "ftp://box"], "must start with http:// or https://"),
     ]
     for argv, message in cases:
         assert bench_main(argv) == 2, argv
