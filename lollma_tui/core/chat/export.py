@@ -118,6 +118,12 @@ def export_json(store: ChatStore, conversation_id: str) -> str:
     return tree_to_json(store.message_tree(conversation_id))
 
 
+def _is_markdown_export(text: str) -> bool:
+    # Our front matter: the first lines of every Markdown export (see `export_markdown`).
+    head = text[:2000]
+    return head.startswith("---\n") and "\nexported_by: lollma-tui" in head
+
+
 def parse_json(data: str | bytes) -> ConversationTree:
     """Validate an export completely; raises `ImportFormatError` with one clear line."""
     if len(data) > MAX_IMPORT_BYTES:
@@ -132,6 +138,11 @@ def parse_json(data: str | bytes) -> ConversationTree:
     except UnicodeDecodeError as exc:
         raise ImportFormatError(f"not a conversation export: not UTF-8 text ({exc.reason})") from exc
     except ValueError as exc:  # JSONDecodeError, and integers of more than 4300 digits
+        if _is_markdown_export(text):
+            raise ImportFormatError(
+                "this is a Markdown export, which is for reading: /import takes the JSON export "
+                "(/export json), which keeps every reply's versions, settings and speed"
+            ) from None
         raise ImportFormatError(f"not a conversation export: invalid JSON ({str(exc)[:200]})") from exc
     try:
         return _tree_from_document(document)

@@ -141,6 +141,20 @@ def test_malformed_files_are_refused(store: ChatStore, db_path: Path, data: str 
     assert dump(db_path) == before
 
 
+def test_a_markdown_export_offered_for_import_says_which_file_to_use(
+    store: ChatStore, chat_id: str, db_path: Path
+) -> None:
+    before = dump(db_path)
+    with pytest.raises(ImportFormatError) as caught:
+        import_json(store, export_markdown(store, chat_id))
+    assert str(caught.value).startswith("this is a Markdown export, which is for reading")
+    assert "/export json" in str(caught.value)
+    assert dump(db_path) == before
+    # Any other Markdown is just not an export.
+    with pytest.raises(ImportFormatError, match="not a conversation export: invalid JSON"):
+        import_json(store, "---\ntitle: notes\n---\n# Notes\n")
+
+
 def test_a_failure_while_writing_rolls_back(store: ChatStore, chat_id: str, db_path: Path) -> None:
     tree = parse_json(export_json(store, chat_id))
     store.delete_conversation(chat_id)
