@@ -140,8 +140,9 @@ def parse_json(data: str | bytes) -> ConversationTree:
     except ValueError as exc:  # JSONDecodeError, and integers of more than 4300 digits
         if _is_markdown_export(text):
             raise ImportFormatError(
-                "this is a Markdown export, which is for reading: /import takes the JSON export "
-                "(/export json), which keeps every reply's versions, settings and speed"
+                "this is a Markdown export, which is for reading: import the JSON export instead "
+                "(/export json in the app, lollma-tui history export -f json ID), which keeps every "
+                "reply's versions, settings and speed"
             ) from None
         raise ImportFormatError(f"not a conversation export: invalid JSON ({str(exc)[:200]})") from exc
     try:
