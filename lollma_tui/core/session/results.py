@@ -88,3 +88,27 @@ def failure_text(label: str, error: BaseException) -> str:
     text = str(error) or type(error).__name__
     # The llama.cpp backend already words its load errors this way.
     return text if text.lower().startswith("could not load") else f"Could not load {label}: {text}"
+
+
+def refused(
+    heading: str,
+    reason: str,
+    target: LoadSettings,
+    previous: LoadedModel | None,
+    notes: tuple[str, ...],
+    plan: LoadPlan,
+    timings: SwapTimings,
+) -> SwapResult:
+    """A swap that stopped before touching the model in use: `heading`, why, and what stays."""
+    where = f" — still on {previous.name}" if previous is not None else ""
+    return SwapResult(
+        ok=False,
+        requested=target,
+        loaded=previous,
+        message=f"{heading}: {reason}{where}",
+        refused=True,
+        error=reason,
+        notes=notes,
+        plan=plan,
+        timings=timings,
+    )

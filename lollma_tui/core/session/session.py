@@ -60,6 +60,7 @@ from lollma_tui.core.session.results import (
     SwapResult,
     SwapTimings,
     failure_text,
+    refused,
 )
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings
 
@@ -300,22 +301,13 @@ class ModelSession:
         report(SwapProgress(SwapPhase.ESTIMATING, f"Checking {label}…"))
         plan = await self._plan(target, budget, previous)
         estimate_s = clock.lap()
-        if not plan.go and not force:
-            where = f" — still on {previous.name}" if previous is not None else ""
-            message = f"Not loading {label}: {plan.refusal}{where}"
-            report(SwapProgress(SwapPhase.DONE, message))
-            return SwapResult(
-                ok=False,
-                requested=target,
-                loaded=previous,
-                message=message,
-                refused=True,
-                error=plan.refusal,
-                notes=(*refused_changes, *plan.notes),
-                plan=plan,
-                timings=SwapTimings(estimate_s=estimate_s, total_s=total.lap()),
-            )
         notes = [*refused_changes, *plan.notes]
+        if not plan.go and not force:
+            timings = SwapTimings(estimate_s=estimate_s, total_s=total.lap())
+            why = plan.refusal or ""
+            result = refused(f"Not loading {label}", why, target, previous, tuple(notes), plan, timings)
+            report(SwapProgress(SwapPhase.DONE, result.message))
+            return result
         if not plan.go:
             notes.append(f"loaded anyway (forced): {plan.refusal}")
 
@@ -332,20 +324,12 @@ class ModelSession:
             try:
                 fresh = self._build(target.backend, host)
             except BackendError as error:
-                where = f" — still on {previous.name}" if previous is not None else ""
-                message = f"Not switching to {label}: {error}{where}"
-                report(SwapProgress(SwapPhase.DONE, message))
-                return SwapResult(
-                    ok=False,
-                    requested=target,
-                    loaded=previous,
-                    message=message,
-                    refused=True,
-                    error=str(error),
-                    notes=tuple(notes),
-                    plan=plan,
-                    timings=SwapTimings(estimate_s=estimate_s, total_s=total.lap()),
+                timings = SwapTimings(estimate_s=estimate_s, total_s=total.lap())
+                result = refused(
+                    f"Not switching to {label}", str(error), target, previous, tuple(notes), plan, timings
                 )
+                report(SwapProgress(SwapPhase.DONE, result.message))
+                return result
 
         if self.replying:
             report(SwapProgress(SwapPhase.STOPPING_REPLY, "Stopping the reply…"))
