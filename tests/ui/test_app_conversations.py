@@ -9,7 +9,9 @@ import re
 from pathlib import Path
 
 from pilot_support import wait_until
+from rich.text import Text
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from lollma_tui.core.backends.base import BackendState
 from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
@@ -20,7 +22,7 @@ from lollma_tui.ui.app import LollmaApp
 from lollma_tui.ui.screens.context_overflow import ContextOverflowScreen
 from lollma_tui.ui.screens.conversations import ConversationsScreen
 from lollma_tui.ui.screens.search import SearchScreen
-from lollma_tui.ui.widgets.chat_log import Notice
+from lollma_tui.ui.widgets.chat_log import HistoryTurn, Notice, ReplyTurn
 
 SHORT = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=10)
 
@@ -89,6 +91,16 @@ async def test_edit_and_resend_replaces_later_turns_and_keeps_the_old_branch(tin
     assert [m.content for m in stored_thread(conversation_id) if m.role == "user"] == ["one", "edited two"]
 
 
+def heading(turn: object) -> str:
+    """The first line a reply's turn shows: its set-up heading (a live turn or one from history)."""
+    assert isinstance(turn, ReplyTurn | HistoryTurn), turn
+    if isinstance(turn, ReplyTurn):
+        return str(turn.query_one(".turn-label", Static).render())
+    label = turn.render().renderables[0]  # type: ignore[union-attr]
+    assert isinstance(label, Text)
+    return label.plain
+
+
 async def test_version_shows_a_regenerated_replys_earlier_version_and_back(tiny_gguf: Path) -> None:
     app = make_app(tiny_gguf)
     main = app.chat_screen
@@ -96,6 +108,7 @@ async def test_version_shows_a_regenerated_replys_earlier_version_and_back(tiny_
         await started(pilot, app)
         await chat(pilot, app, "one")
         first = main.conversation.messages[-1]
+        assert "version" not in heading(main.chat_log.turn_for(first.id))
         await type_enter(pilot, "/version")
         await wait_until(
             pilot, lambda: "The last reply is version 1 of 1 · Ctrl+R writes another." in notices(app)
@@ -105,6 +118,10 @@ async def test_version_shows_a_regenerated_replys_earlier_version_and_back(tiny_
             pilot, lambda: main.conversation.messages[-1].id != first.id and not main.is_generating
         )
         second = main.conversation.messages[-1]
+        # The heading says there is another version, without asking.
+        await wait_until(
+            pilot, lambda: heading(main.chat_log.turn_for(second.id)).endswith(" · version 2 of 2")
+        )
         await type_enter(pilot, "/version")
         await wait_until(
             pilot, lambda: any(n.startswith("The last reply is version 2 of 2") for n in notices(app))
@@ -113,6 +130,9 @@ async def test_version_shows_a_regenerated_replys_earlier_version_and_back(tiny_
         await type_enter(pilot, "/version prev")
         await wait_until(pilot, lambda: main.conversation.messages[-1].id == first.id)
         assert main.chat_log.turn_for(first.id) is not None and main.chat_log.turn_for(second.id) is None
+        await wait_until(
+            pilot, lambda: heading(main.chat_log.turn_for(first.id)).endswith(" · version 1 of 2")
+        )
         await wait_until(
             pilot, lambda: any("Showing version 1 of 2 of the last reply" in n for n in notices(app))
         )

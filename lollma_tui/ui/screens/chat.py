@@ -515,6 +515,7 @@ class ChatScreen(Screen[None]):
         if focus_message is not None:
             await self.reveal_message(focus_message)
         self.context.refresh(self.conversation)
+        await self.replies.mark_versions()
 
     async def reveal_message(self, message_id: str) -> None:
         """Mount earlier pages until `message_id` is shown, then scroll it into view."""

@@ -66,11 +66,17 @@ class ReplyStreamer:
             self.generating = None
             self._over.set()
             raise
-        work = self._generate(reply, turn, saved, continuing)
+        work = self._generate(reply, turn, saved, continuing, regenerated=replaces is not None)
         screen.run_worker(work, group="generation", exclusive=True, exit_on_error=False)
 
     async def _generate(
-        self, reply: Message, turn: ReplyTurn, saved: StreamingReply | None, continuing: bool
+        self,
+        reply: Message,
+        turn: ReplyTurn,
+        saved: StreamingReply | None,
+        continuing: bool,
+        *,
+        regenerated: bool = False,
     ) -> None:
         screen = self._screen
         models = screen.models
@@ -145,11 +151,23 @@ class ReplyStreamer:
                     await saved.finish(
                         reply.state, stats=reply.stats, sampling=models.sampling, error=reply.error
                     )
+                    if regenerated and turn.is_mounted:
+                        await self.mark_versions()
             finally:
                 self.generating = None
                 self.ending = False
                 self._over.set()
             screen.context.refresh(screen.conversation)
+
+    async def mark_versions(self) -> None:
+        """Say on the last reply which version it is, when Ctrl+R (or /version) made several."""
+        screen = self._screen
+        last = screen.conversation.last_reply()
+        if last is None or screen.history.store is None:
+            return
+        versions = await screen.history.versions(last.id)
+        if versions and len(versions) > 1 and last.id in versions:
+            screen.chat_log.mark_version(last.id, versions.index(last.id) + 1, len(versions))
 
     async def wait_until_over(self) -> None:
         """Wait until the reply in flight is shown whole and saved (returns at once when none is)."""

@@ -32,6 +32,11 @@ class UserTurn(Vertical):
         yield Static(self.message.content, markup=False, classes="user-text")
 
 
+def version_heading(header: str, shown: int, count: int) -> str:
+    # Short: it shares the line with the set-up; /version and F1 say how to see the others.
+    return f"{header} · version {shown} of {count}"
+
+
 def reply_footer(message: Message) -> str:
     parts: list[str] = []
     if message.state == ReplyState.ERROR:
@@ -67,6 +72,10 @@ class ReplyTurn(Vertical):
         yield Static(self._header, classes="turn-label", markup=False)
         yield self.body
         yield self.footer
+
+    def mark_version(self, shown: int, count: int) -> None:
+        """Say in the heading that this reply is one of several (Ctrl+R kept the others)."""
+        self.query_one(".turn-label", Static).update(version_heading(self._header, shown, count))
 
     async def add_thinking(self, text: str) -> None:
         """Stream a model's thinking into a folded section above the answer."""
@@ -104,8 +113,13 @@ class HistoryTurn(Widget):
         role_class = "user-turn" if message.role == "user" else "reply-turn"
         super().__init__(classes=f"turn history-turn {role_class}")
         self.message = message
-        self._header = header if message.role == "assistant" else "you"
+        self._header = self._plain_header = header if message.role == "assistant" else "you"
         self.set_class(message.state == ReplyState.ERROR, "-error")
+
+    def mark_version(self, shown: int, count: int) -> None:
+        """As `ReplyTurn.mark_version`."""
+        self._header = version_heading(self._plain_header, shown, count)
+        self.refresh(layout=True)
 
     def render(self) -> RenderResult:
         from rich.console import Group
@@ -193,6 +207,12 @@ class ChatLog(VerticalScroll):
             await self.mount_all(turns)
         else:
             await self.mount_all(turns, before=first)
+
+    def mark_version(self, message_id: str, shown: int, count: int) -> None:
+        """Mark the reply `message_id` as version `shown` of `count`, where it is on screen."""
+        turn = self.turn_for(message_id)
+        if isinstance(turn, ReplyTurn | HistoryTurn):
+            turn.mark_version(shown, count)
 
     def turn_for(self, message_id: str) -> Turn | None:
         for turn in self.query(".turn"):
