@@ -90,7 +90,10 @@ class Conversation:
         """What the model is sent: the system prompt, then every turn that holds text.
 
         Failed or empty replies are left out so that a retry after an error sees the same
-        context; stopped partial replies stay in, because the user saw them.
+        context; stopped partial replies stay in, because the user saw them. A message that
+        follows one of the same role (a question whose reply failed, then the next question)
+        is joined to it: many chat templates (Gemma, Mistral, Llama 2) refuse a conversation
+        whose roles do not alternate, and every later message would fail with it.
         """
         sent: list[ChatMessage] = []
         if self.system_prompt.strip():
@@ -99,6 +102,9 @@ class Conversation:
             if message.role == "assistant" and (
                 message.state in (ReplyState.STREAMING, ReplyState.ERROR) or not message.content
             ):
+                continue
+            if sent and sent[-1].role == message.role:
+                sent[-1] = ChatMessage(message.role, f"{sent[-1].content}\n\n{message.content}")
                 continue
             sent.append(message.to_chat())
         return sent

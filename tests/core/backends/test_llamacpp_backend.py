@@ -11,10 +11,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-from gguf_factory import WORDS
+from gguf_factory import WORDS, TinyModelSpec, write_tiny_gguf
 
 from lollma_tui.core.backends.base import (
     BackendCrashedError,
+    BackendError,
     BackendState,
     BackendStatus,
     ChatMessage,
@@ -25,6 +26,7 @@ from lollma_tui.core.backends.base import (
 )
 from lollma_tui.core.backends.llamacpp import LlamaCppBackend
 from lollma_tui.core.backends.llamacpp_worker import DELTA_EVERY_S
+from lollma_tui.core.chat.conversation import Conversation, ReplyState
 from lollma_tui.core.settings import LoadSettings, SamplingSettings
 
 GREEDY = SamplingSettings(temperature=0.0, seed=1, max_tokens=24)
@@ -362,3 +364,41 @@ async def test_a_trailing_assistant_message_is_continued(backend: LlamaCppBacken
     _, fresh = await collect(backend, question.content, GREEDY)
     assert fresh.stats.prompt_tokens is not None
     assert done.stats.prompt_tokens > fresh.stats.prompt_tokens
+
+
+STRICT_ROLES_TEMPLATE = (
+    # Gemma's and Mistral's templates refuse a conversation whose roles do not alternate.
+    "{% for message in messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+async def test_a_question_whose_reply_failed_keeps_a_strict_template_working(
+    backend: LlamaCppBackend, tmp_path: Path
+) -> None:
+    """After a reply that failed (or stopped before its first word), the next question used to
+    follow the unanswered one directly: such templates then refused every later message."""
+    model = write_tiny_gguf(
+        tmp_path / "strict-roles.gguf", TinyModelSpec(chat_template=STRICT_ROLES_TEMPLATE)
+    )
+    await backend.load(LoadSettings(model=str(model)))
+    two_questions = [ChatMessage("user", "first"), ChatMessage("user", "second")]
+    with pytest.raises(BackendError, match="must alternate"):  # the template really is strict
+        async for _ in backend.stream_chat(two_questions, GREEDY):
+            pass
+
+    conversation = Conversation()
+    conversation.add_user("first")
+    failed = conversation.start_reply()
+    failed.state, failed.error = ReplyState.ERROR, "the server went away"
+    conversation.add_user("second")
+    done: ReplyDone | None = None
+    async for event in backend.stream_chat(conversation.history(), GREEDY):
+        if isinstance(event, ReplyDone):
+            done = event
+    assert done is not None and done.stats.gen_tokens > 0
