@@ -90,6 +90,21 @@ async def test_quant_and_context_swaps_keep_the_chat_and_label_each_reply(quant_
         await command(pilot, app, "/compare")
         table = notices(app)[-1]
         assert "F16" in table and "Q8_0" in table
+        # The end of the loop: the first set-up, loaded again from its row.
+        await command(pilot, app, "/compare 1")
+        await wait_until(
+            pilot,
+            lambda: (
+                main.models.backend.status.loaded is not None
+                and main.models.backend.status.loaded.quant == "F16"
+            ),
+        )
+        loaded = main.models.backend.status.loaded
+        assert loaded is not None and loaded.n_ctx == 1024
+        assert main.models.settings.model == first.setup.source
+        assert [m.content for m in main.conversation.messages if m.role == "user"] == ["first", "second"]
+        await command(pilot, app, "/compare 3")
+        assert "Usage: /compare [N], N from 1 to 2" in notices(app)[-1]
 
 
 async def test_sampling_commands_apply_without_a_reload(quant_folder: Path) -> None:

@@ -41,6 +41,9 @@ class RunSetup:
     """llama.cpp's KV cache type; None where the server decides it (Ollama, OpenAI servers)."""
     repack: bool | None = None
     """Whether llama.cpp ran with repacked weights; None where it does not apply."""
+    source: str | None = None
+    """llama.cpp: the GGUF file as it was asked for (`model` is the name its header gives), so
+    /compare can load the set-up again; None where it was not recorded."""
     gpu_share: float | None = None
     """Fraction of the model in GPU memory where the backend reports it (Ollama /api/ps)."""
     server: str | None = None
@@ -171,6 +174,7 @@ class LoadedModel:
             flash_attn=self.settings.flash_attn if in_process else None,
             kv_cache_type=self.settings.kv_cache_type if in_process else None,
             repack=self.repack if in_process else None,
+            source=self.settings.model if in_process else None,
         )
 
 

@@ -182,7 +182,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
         _complete_set,
     ),
     CommandSpec("settings", "/settings", "show the current settings"),
-    CommandSpec("compare", "/compare", "compare speeds of the set-ups used in this conversation"),
+    CommandSpec(
+        "compare",
+        "/compare [N]",
+        "compare speeds of the set-ups used in this conversation; N loads set-up N again",
+    ),
     CommandSpec("keep", "/keep", "keep the settings in use as the start-up defaults (config.toml)"),
     CommandSpec("bench", "/bench", "benchmark quantizations, GPU layers and threads, llama-bench style"),
     CommandSpec("quantize", "/quantize", "make other quantizations of the current GGUF model"),

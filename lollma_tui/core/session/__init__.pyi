@@ -6,7 +6,9 @@ from .budget import (
 )
 from .compare import (
     SetupSummary as SetupSummary,
+    SetupUnavailableError as SetupUnavailableError,
     format_comparison as format_comparison,
+    settings_for as settings_for,
     summarise_replies as summarise_replies,
 )
 from .models import (

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import ReplyStats, RunSetup
 from lollma_tui.core.backends.describe import setup_parts
+from lollma_tui.core.settings import BackendKind, LoadSettings
 
 SetupKey = tuple[object, ...]
 
@@ -141,3 +142,41 @@ def format_comparison(summaries: Sequence[SetupSummary]) -> str:
     out.extend(line(row, " · ".join(parts) or nothing_own) for row, parts in zip(rows, own, strict=True))
     out.append("n: replies · speeds are medians · pp t/s leaves out replies with a cached prompt")
     return "\n".join(out)
+
+
+class SetupUnavailableError(Exception):
+    """A set-up /compare cannot load again; `str()` says why and what to do instead."""
+
+
+def settings_for(setup: RunSetup, current: LoadSettings) -> LoadSettings:
+    """The load settings that bring back `setup`, on top of `current` (what it does not record).
+
+    Only llama.cpp set-ups: every knob of theirs is this app's, while a server's own flags
+    (Ollama's, an OpenAI server's) are not recorded, so loading "the same" there would guess.
+    """
+    if setup.backend is not BackendKind.LLAMA_CPP:
+        raise SetupUnavailableError(
+            f"only llama.cpp set-ups can be loaded again from /compare; "
+            f"on {setup.backend} use /model and /set"
+        )
+    if not setup.source:
+        raise SetupUnavailableError(
+            "this set-up was recorded before /compare could load it again; use /model and /set"
+        )
+    changes: dict[str, object] = {
+        "backend": BackendKind.LLAMA_CPP,
+        "model": setup.source,
+        "n_gpu_layers": setup.n_gpu_layers,
+        "n_ctx": setup.n_ctx,
+        "n_threads": setup.n_threads,
+    }
+    if setup.n_batch is not None:
+        changes["n_batch"] = setup.n_batch
+    if setup.flash_attn is not None:
+        changes["flash_attn"] = setup.flash_attn
+    if setup.kv_cache_type is not None:
+        changes["kv_cache_type"] = setup.kv_cache_type
+    if setup.repack is not None and not (setup.repack and current.repack == "auto"):
+        # "auto" that ran repacked stays auto: it keeps its fallback should repacking crash.
+        changes["repack"] = "on" if setup.repack else "off"
+    return current.with_changes(**changes)

@@ -7,6 +7,7 @@ own methods and its controllers; what the user should read goes to the screen's 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from lollma_tui.core.backends.base import BackendError
@@ -18,6 +19,7 @@ from lollma_tui.ui.literal import plain
 from lollma_tui.ui.theming import choose_theme
 
 if TYPE_CHECKING:
+    from lollma_tui.core.session import SetupSummary
     from lollma_tui.ui.screens.chat import ChatScreen
     from lollma_tui.ui.screens.chat_palette import CommandChosen
 
@@ -71,12 +73,33 @@ class ChatCommands:
     async def command_compare(self, command: Command) -> None:
         from lollma_tui.core.session import format_comparison, summarise_replies
 
-        messages = self._screen.conversation.messages
+        screen = self._screen
+        messages = screen.conversation.messages
         stats = [m.stats for m in messages if m.role == "assistant" and m.stats is not None]
         if not stats:
-            await self._screen.notice("No replies with measured speed in this conversation yet.")
+            await screen.notice("No replies with measured speed in this conversation yet.")
             return
-        await self._screen.notice(format_comparison(summarise_replies(stats)))
+        summaries = summarise_replies(stats)
+        if not command.argument:
+            await screen.notice(format_comparison(summaries))
+            return
+        await self._load_compared(command.argument, summaries)
+
+    async def _load_compared(self, argument: str, summaries: Sequence[SetupSummary]) -> None:
+        """/compare N: load set-up N of the table again, the end of the experiment loop."""
+        from lollma_tui.core.session import SetupUnavailableError, settings_for
+
+        screen = self._screen
+        if not argument.isdigit() or not 1 <= int(argument) <= len(summaries):
+            await screen.notice(f"Usage: /compare [N], N from 1 to {len(summaries)} (the table's #)", "error")
+            return
+        try:
+            load = settings_for(summaries[int(argument) - 1].setup, screen.models.settings)
+        except SetupUnavailableError as error:
+            await screen.notice(f"Set-up {argument} cannot be loaded again: {error}", "error")
+            return
+        await screen.notice(f"Loading set-up {argument} again · /keep then keeps it for the next start")
+        screen.models.swap_to(load)
 
     async def command_keep(self, command: Command) -> None:
         """Write the settings in use into config.toml: the set-up the next start begins with."""

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from swap_support import Factory, ask
 
 from lollma_tui.core.backends.base import ReplyStats, RunSetup
-from lollma_tui.core.session import ModelSession, format_comparison, summarise_replies
+from lollma_tui.core.session import (
+    ModelSession,
+    SetupUnavailableError,
+    format_comparison,
+    settings_for,
+    summarise_replies,
+)
 from lollma_tui.core.settings import BackendKind, LoadSettings
 
 MakeSession = Callable[..., ModelSession]
@@ -112,3 +120,40 @@ def test_one_set_up_is_said_once_above_its_figures() -> None:
 def test_nothing_to_compare_says_how_to_get_something() -> None:
     assert summarise_replies([]) == []
     assert "No replies to compare yet" in format_comparison([])
+
+
+def test_a_llama_cpp_set_up_is_loaded_again_with_every_knob_it_recorded() -> None:
+    setup = RunSetup(
+        BackendKind.LLAMA_CPP,
+        "Tiny",
+        "Q8_0",
+        0,
+        2,
+        1024,
+        1,
+        128,
+        True,
+        "q8_0",
+        False,
+        source="/m/tiny-Q8_0.gguf",
+    )
+    current = LoadSettings(model="/m/tiny-F16.gguf", n_ctx=4096, repack="auto", keep_alive="1h")
+    again = settings_for(setup, current)
+    assert (again.model, again.n_ctx, again.n_threads, again.n_batch) == ("/m/tiny-Q8_0.gguf", 1024, 1, 128)
+    assert (again.flash_attn, again.kv_cache_type, again.repack) == (True, "q8_0", "off")
+    assert again.keep_alive == "1h"  # what a set-up does not record stays as it is
+    # Repacked under "auto" stays "auto", which keeps its fallback should repacking crash.
+    assert settings_for(dataclasses.replace(setup, repack=True), current).repack == "auto"
+    assert (
+        settings_for(dataclasses.replace(setup, repack=True), current.with_changes(repack="off")).repack
+        == "on"
+    )
+
+
+def test_a_set_up_that_cannot_be_loaded_again_says_why() -> None:
+    ollama = RunSetup(BackendKind.OLLAMA, "tinyllama:1b", "Q4_K_M", -1, None, 2048, None, 512)
+    with pytest.raises(SetupUnavailableError, match=r"only llama\.cpp set-ups"):
+        settings_for(ollama, LoadSettings())
+    recorded_before = RunSetup(BackendKind.LLAMA_CPP, "Tiny", "F16", 0, 2, 512, 2)
+    with pytest.raises(SetupUnavailableError, match="recorded before"):
+        settings_for(recorded_before, LoadSettings())
