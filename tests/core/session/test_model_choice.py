@@ -71,7 +71,7 @@ def test_quant_variants_and_settings_for_a_quant(catalog: Catalog, tiny_f16: Pat
     q8 = settings_for_quant(current, "q8_0", catalog)
     assert q8 == current.with_changes(model=str(tiny_q8))
     assert settings_for_quant(current, "F16", catalog) == current
-    missing = r"tiny-llama has no Q4_K_M variant here; available: Q8_0, F16"
+    missing = r"tiny-llama has no Q4_K_M variant here; available: Q8_0, F16 \(/quantize makes it"
     with pytest.raises(ModelChoiceError, match=missing):
         settings_for_quant(current, "Q4_K_M", catalog)
     with pytest.raises(ModelChoiceError, match="not a quantization name"):
