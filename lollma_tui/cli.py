@@ -188,8 +188,14 @@ def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) 
             raise CliError(INSTALL_HINT)
         model = str(demo_model_path(demo_model))
     else:
-        model_path = resolve_model(str(model_spec))
-        check_model_file(model_path)
+        try:
+            model_path = resolve_model(str(model_spec))
+            check_model_file(model_path)
+        except CliError as error:
+            if args.model is None and config is not None:
+                # The file named it: say so, or the user looks for a --model they never typed.
+                raise CliError(f"{error} (the model named in {config.path}; --model picks another)") from None
+            raise
         model = str(model_path.resolve())
     load_changes = {name: value for name, value in chosen.items() if name in LOAD_NAMES}
     sampling_changes = {name: value for name, value in chosen.items() if name not in LOAD_NAMES}

@@ -65,3 +65,16 @@ def test_a_server_address_that_cannot_be_one_is_a_cli_error(monkeypatch: pytest.
     monkeypatch.setenv("OPENAI_BASE_URL", "ftp://box")
     with pytest.raises(CliError, match=re.escape("OPENAI_BASE_URL=ftp://box: the server address must start")):
         options_for("--backend", "openai")
+
+
+def test_a_missing_model_named_by_the_config_file_says_where_it_was_named(tmp_path: Path) -> None:
+    config = ConfigFile(tmp_path / "config.toml", {"model": str(tmp_path / "gone.gguf")})
+    with pytest.raises(CliError) as caught:
+        options_for(config=config)
+    assert str(caught.value) == (
+        f"{tmp_path / 'gone.gguf'}: file not found (the model named in {tmp_path / 'config.toml'}; "
+        "--model picks another)"
+    )
+    # Given as a flag, the flag is what the user looks at: no mention of the file.
+    with pytest.raises(CliError, match=r"gone\.gguf: file not found$"):
+        options_for("--model", str(tmp_path / "gone.gguf"), config=config)
