@@ -89,7 +89,10 @@ def translate(
         return BackendUnavailableError(f"Ollama stopped answering (nothing received{waited}).")
     if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError | ConnectionResetError):
         if operation == "chat":
-            return BackendCrashedError("Ollama closed the connection mid-reply; the conversation is kept.")
+            return BackendCrashedError(
+                "Ollama closed the connection mid-reply; the conversation is kept, "
+                "and Ctrl+R or your next message tries again."
+            )
         return BackendUnavailableError(f"Lost the connection to Ollama at {base_url}.")
     if isinstance(error, ollama.RequestError):
         return BackendError(f"Invalid request to Ollama: {one_line(error.error)}")

@@ -78,7 +78,8 @@ def translate(
     if isinstance(error, openai.APIConnectionError):
         if streaming or _dropped(error):
             return BackendCrashedError(
-                f"{where.subject} closed the connection mid-reply; the conversation is kept."
+                f"{where.subject} closed the connection mid-reply; the conversation is kept, "
+                "and Ctrl+R or your next message tries again."
             )
         return BackendUnavailableError(
             f"No OpenAI-compatible server answers at {where.base_url} — is it running?"

@@ -98,7 +98,10 @@ async def test_server_dies_mid_reply() -> None:
         with pytest.raises(BackendCrashedError) as crashed:
             await drain(backend.stream_chat(user("hi"), SamplingSettings()), received, stop)
         assert len(received) >= 2
-        assert str(crashed.value) == "Ollama closed the connection mid-reply; the conversation is kept."
+        assert str(crashed.value) == (
+            "Ollama closed the connection mid-reply; the conversation is kept, "
+            "and Ctrl+R or your next message tries again."
+        )
     finally:
         await backend.close()
         server.stop()
