@@ -39,6 +39,7 @@ def sample_stats(**changes: object) -> ReplyStats:
         flash_attn=True,
         kv_cache_type="q8_0",
         repack=False,
+        source="/models/gemma-3-270m-Q4_K_M.gguf",
         gpu_share=0.625,
         server="http://gpu-box:11434",
         server_kind="Ollama 0.33.0",

@@ -102,11 +102,11 @@ async def test_errors_mid_stream_and_on_load_keep_the_chat(ollama_server: Ollama
         assert ok.message.content == "Recovered."
         users = [m.content for m in main.conversation.messages if m.role == "user"]
         assert users == ["first question", "second question"]
-        # The failed reply's fragments are not sent back to the model.
-        assert [m.content for m in main.conversation.history()] == [
-            "first question",
-            "second question",
-            "Recovered.",
+        # The failed reply's fragments are not sent back to the model, and the question it did
+        # not answer goes with the next one, so the roles still alternate.
+        assert [(m.role, m.content) for m in main.conversation.history()] == [
+            ("user", "first question\n\nsecond question"),
+            ("assistant", "Recovered."),
         ]
 
 
