@@ -82,7 +82,9 @@ class ModelCard(Vertical):
             )
             if stats.prompt_tps is not None and not stats.prompt_cached:
                 text += f"\nprompt {fmt.rate(stats.prompt_tps)} tok/s"
-        set_text(self.query_one("#model-speed", Static), text)
+        speed = self.query_one("#model-speed", Static)
+        set_text(speed, text)
+        speed.set_class(bool(text), "-shown")
 
     def watch_context(self, check: ContextCheck | None) -> None:
         line = self.query_one("#model-context", Static)

@@ -110,6 +110,8 @@ async def test_a_reply_reaches_the_card_the_meter_and_the_panel(tiny_gguf: Path)
         assert reply.stats is not None
         assert screen.model_card.last_stats is reply.stats
         assert "tok/s" in str(screen.model_card.query_one("#model-speed", Static).render())
+        # The card's last lines do not run into the hardware panel's title.
+        assert screen.hardware_panel.region.y > screen.model_card.region.bottom
         # The context meter measured the conversation once the reply ended.
         measured = [m for m in of_type(seen, ContextMeasured) if m.check is not None]  # type: ignore[attr-defined]
         assert measured and screen.model_card.context == measured[-1].check  # type: ignore[attr-defined]
