@@ -107,6 +107,32 @@ async def test_quant_and_context_swaps_keep_the_chat_and_label_each_reply(quant_
         assert "Usage: /compare [N], N from 1 to 2" in notices(app)[-1]
 
 
+async def test_compare_counts_the_versions_that_regenerating_replaced(tiny_gguf: Path) -> None:
+    # The experiment as a user runs it: ask once, change one setting, Ctrl+R the same question.
+    app = make_app(tiny_gguf)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        await wait_until(pilot, lambda: main.history.is_open)
+        await chat(pilot, app, "first")
+        await command(pilot, app, "/ctx 2048")
+        await wait_until(pilot, lambda: main.models.settings.n_ctx == 2048 and main.models.ready)
+        first_reply = main.conversation.messages[-1]
+        await pilot.press("ctrl+r")
+        await wait_until(
+            pilot,
+            lambda: main.conversation.messages[-1] is not first_reply and not main.is_generating,
+        )
+        # Only the new version is in the thread the model is sent ...
+        assert [m.role for m in main.conversation.messages] == ["user", "assistant"]
+        await command(pilot, app, "/compare")
+        table = notices(app)[-1]
+        # ... and both versions are in the table, one row each.
+        assert "ctx 1024" in table and "ctx 2048" in table, table
+        rows = [line for line in table.splitlines() if line[:1].isdigit()]
+        assert [row.split()[:2] for row in rows] == [["1", "1"], ["2", "1"]], table
+
+
 async def test_sampling_commands_apply_without_a_reload(quant_folder: Path) -> None:
     app = make_app(quant_folder / "tiny-llama-F16.gguf")
     main = app.chat_screen

@@ -106,6 +106,22 @@ class HistoryRecorder:
             self._owner.post_message(NoticePosted(f"Could not read the versions: {error}", "error"))
             return None
 
+    async def all_replies(self, conversation: Conversation) -> list[Message]:
+        """Every reply of the conversation: the versions Ctrl+R replaced, other branches and
+        the turns before the loaded window too, besides those in memory; oldest first."""
+        replies = {m.id: m for m in conversation.messages if m.role == "assistant"}
+        store = self.store
+        if store is not None and self.saved:
+            try:
+                tree = await store.run(store.store.message_tree, conversation.id)
+            except StoreError as error:
+                self._owner.post_message(NoticePosted(f"Only this thread's replies: {error}", "warning"))
+            else:
+                for stored in tree.messages:
+                    if stored.message.role == "assistant":
+                        replies.setdefault(stored.message.id, stored.message)
+        return sorted(replies.values(), key=lambda message: message.created_at)
+
     # -- saving as it happens -------------------------------------------------------------------
 
     def _call_failed(self, error: StoreError) -> None:

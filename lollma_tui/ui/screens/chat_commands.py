@@ -74,8 +74,9 @@ class ChatCommands:
         from lollma_tui.core.session import format_comparison, summarise_replies
 
         screen = self._screen
-        messages = screen.conversation.messages
-        stats = [m.stats for m in messages if m.role == "assistant" and m.stats is not None]
+        # Every version counts: regenerating under a new setting is how a set-up is compared.
+        replies = await screen.history.all_replies(screen.conversation)
+        stats = [reply.stats for reply in replies if reply.stats is not None]
         if not stats:
             await screen.notice("No replies with measured speed in this conversation yet.")
             return
