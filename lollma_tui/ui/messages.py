@@ -7,7 +7,7 @@ the reactives of its widgets from it; the controllers never touch a widget.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from textual.message import Message
@@ -64,6 +64,8 @@ class ChoicesRefreshed(Message):
 
     catalogs: Mapping[BackendKind, Catalog]
     completion: CompletionContext
+    unlisted: Mapping[BackendKind, str] = field(default_factory=dict)
+    """Backends whose server could not be asked for its models, with the reason."""
 
 
 @dataclass

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from chat_app_support import notices, send
 from ollama_server import OllamaTestServer
 from ollama_server.engines import Script
 from pilot_support import ollama_app, wait_until
 from textual.pilot import Pilot
-from textual.widgets import Collapsible, Select
+from textual.widgets import Button, Collapsible, Select, Static
 
 from lollma_tui.core.backends.base import BackendState
 from lollma_tui.core.chat.conversation import ReplyState
 from lollma_tui.core.models.demo import DEMOS, demo_model_path
-from lollma_tui.core.settings import BackendKind
+from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
 from lollma_tui.ui.widgets.chat_log import PullView
 
@@ -218,3 +219,92 @@ async def test_keep_on_ollama_writes_the_backend_and_tag_and_says_the_address_is
     kept = read_config().settings
     assert kept["backend"] == BackendKind.OLLAMA and kept["model"] == "tinyllama:1b-q4_K_M"
     assert kept["n_ctx"] == 2048 and kept["max_tokens"] == 64
+
+
+def llama_app_with_ollama_at(model: str, host: str) -> LollmaApp:
+    options = StartupOptions(
+        load=LoadSettings(model=model, n_ctx=1024),
+        sampling=SamplingSettings(max_tokens=8),
+        ollama_host=host,
+    )
+    return LollmaApp(options)
+
+
+async def test_the_drawer_lists_an_ollama_servers_models_before_switching_to_it(
+    tiny_gguf: Path, ollama_server: OllamaTestServer
+) -> None:
+    # A chat started on llama.cpp: choosing Ollama in the drawer asks the server what it has,
+    # so a model can be picked there and applied, as a user of LM Studio would expect.
+    ollama_server.queue_reply(Script(text="Paris.", tokens_per_second=200))
+    app = llama_app_with_ollama_at(str(tiny_gguf), ollama_server.host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: main.models.ready)
+        await pilot.press("f2")
+        drawer = main.settings_drawer
+        assert drawer is not None
+        drawer.query_one("#backend", Select).value = BackendKind.OLLAMA
+        await wait_until(
+            pilot, lambda: drawer.draft_load.backend is BackendKind.OLLAMA and drawer.draft_load.model != ""
+        )
+        assert drawer.draft_load.model in ollama_server.installed_names()
+        model_select = drawer.query_one("#model", Select)
+        offered = {str(prompt): value for prompt, value in model_select._options}
+        tinyllama = next((v for label, v in offered.items() if label.startswith("tinyllama:1b")), None)
+        assert tinyllama is not None, offered
+        model_select.value = tinyllama
+        await wait_until(pilot, lambda: drawer.draft_load.model.startswith("tinyllama:1b"))
+        assert await pilot.click("#apply")
+        await wait_until(
+            pilot,
+            lambda: (
+                (loaded := main.models.backend.status.loaded) is not None
+                and loaded.settings.backend == BackendKind.OLLAMA
+            ),
+            explain=status_of(app),
+        )
+        await pilot.press("escape")
+        main.prompt.focus()
+        turn = await send(pilot, app, "Capital of France?")
+        assert turn.message.content == "Paris."
+
+
+async def test_the_drawer_says_why_a_server_has_no_model_list(tiny_gguf: Path, dead_ollama_host: str) -> None:
+    app = llama_app_with_ollama_at(str(tiny_gguf), dead_ollama_host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: main.models.ready)
+        await pilot.press("f2")
+        drawer = main.settings_drawer
+        assert drawer is not None
+        drawer.query_one("#backend", Select).value = BackendKind.OLLAMA
+        await wait_until(pilot, lambda: BackendKind.OLLAMA in drawer.unlisted)
+        await pilot.pause()
+        status = str(drawer.query_one("#drawer-pending", Static).render())
+        assert status.startswith("no model list:") and dead_ollama_host.split(":")[-1] in status, status
+        assert drawer.query_one("#apply", Button).disabled
+        # The chat stays on the model it had.
+        loaded = main.models.backend.status.loaded
+        assert loaded is not None and loaded.settings.backend == BackendKind.LLAMA_CPP
+
+
+async def test_backend_command_lists_the_servers_models_and_takes_part_of_a_name(
+    tiny_gguf: Path, ollama_server: OllamaTestServer
+) -> None:
+    app = llama_app_with_ollama_at(str(tiny_gguf), ollama_server.host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: main.models.ready)
+        await pilot.press(*"/backend ollama", "enter")
+        await wait_until(pilot, lambda: "which model with ollama" in notices(app)[-1])
+        assert "qwen3:0.6b" in notices(app)[-1] and "tinyllama:1b" in notices(app)[-1]
+        await pilot.press(*"/backend ollama qwen", "enter")
+        await wait_until(
+            pilot,
+            lambda: (
+                (loaded := main.models.backend.status.loaded) is not None
+                and loaded.settings.backend == BackendKind.OLLAMA
+            ),
+            explain=status_of(app),
+        )
+        assert main.models.settings.model == "qwen3:0.6b"

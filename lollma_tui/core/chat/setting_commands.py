@@ -18,6 +18,7 @@ from lollma_tui.core.chat.commands import BY_NAME, Command, CommandError, Comple
 from lollma_tui.core.models.catalog import Catalog
 from lollma_tui.core.session.models import (
     ModelChoiceError,
+    NoModelMatchError,
     model_names,
     quant_variants,
     resolve_model,
@@ -47,6 +48,9 @@ class CommandState:
     gguf: Catalog | None = None
     """The GGUF files found in the models folders, whatever the backend: what `/backend
     llama.cpp NAME` picks from."""
+    others: Mapping[BackendKind, Catalog] = field(default_factory=dict)
+    """What the servers of the other backends offer, where they were asked: what `/backend
+    ollama NAME` picks from and lists."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,20 +178,46 @@ def _apply_backend(argument: str, state: CommandState) -> SettingsChange:
             return _unchanged(state, f"backend is already {kind}")
         return _apply_model(model, state)
     chosen = model or state.last_models.get(kind, "")
-    gguf = state.gguf if kind is BackendKind.LLAMA_CPP else None
+    offered = state.gguf if kind is BackendKind.LLAMA_CPP else state.others.get(kind)
     if not chosen:
-        if gguf is not None and gguf.groups:
-            found = ", ".join(group.name for group in gguf.groups)
+        if offered is not None and offered.groups:
+            found = ", ".join(group.name for group in offered.groups)
             raise CommandError(f"which model with {kind}? /backend {kind} NAME (found: {found})")
         example = "PATH/TO/model.gguf" if kind is BackendKind.LLAMA_CPP else "NAME:TAG (see `ollama list`)"
         raise CommandError(f"which model with {kind}? /backend {kind} {example}")
-    if model and gguf is not None:
-        # Part of a name, as /model takes it on llama.cpp.
+    note = ""
+    if model and offered is not None and offered.groups:
+        # Part of a name, as /model takes it.
         try:
-            chosen = resolve_model(model, gguf).ref
+            choice = resolve_model(model, offered)
+            chosen, note = choice.ref, choice.note
+        except NoModelMatchError as error:
+            if kind is BackendKind.LLAMA_CPP:
+                raise CommandError(str(error)) from None
+            # Not installed: the server may still have it to fetch (Ollama pulls on request).
         except ModelChoiceError as error:
             raise CommandError(str(error)) from None
-    return _change(state, load=state.load.with_changes(backend=kind, model=chosen))
+    return _change(state, load=state.load.with_changes(backend=kind, model=chosen), note=note)
+
+
+def backend_named(command: Command) -> BackendKind | None:
+    """The backend `/backend KIND …` (or `/set backend KIND …`) moves to; None for any other
+    command or a name that is no backend's."""
+    argument = command.argument.strip()
+    if command.name == "set":
+        key, _, argument = argument.partition(" ")
+        try:
+            if find_setting(key).name != "backend":
+                return None
+        except SettingsError:
+            return None
+    elif command.name != "backend":
+        return None
+    try:
+        kind = setting("backend").parse(argument.strip().partition(" ")[0])
+    except SettingsError:
+        return None
+    return kind if isinstance(kind, BackendKind) else None
 
 
 def _diff(old: LoadSettings | SamplingSettings, new: LoadSettings | SamplingSettings) -> list[str]:
@@ -313,7 +343,11 @@ def completion_context(state: CommandState, themes: tuple[str, ...] = ()) -> Com
     )
 
 
-async def command_state(session: ModelSession, gguf_catalog: Catalog | None = None) -> CommandState:
+async def command_state(
+    session: ModelSession,
+    gguf_catalog: Catalog | None = None,
+    others: Mapping[BackendKind, Catalog] | None = None,
+) -> CommandState:
     """The session's settings and catalog as a `CommandState` (catalog None if Ollama is down)."""
     try:
         catalog: Catalog | None = await session.catalog(gguf_catalog)
@@ -326,4 +360,5 @@ async def command_state(session: ModelSession, gguf_catalog: Catalog | None = No
         last_models=session.last_models,
         loaded=session.loaded,
         gguf=gguf_catalog,
+        others={kind: catalog for kind, catalog in (others or {}).items() if kind is not session.kind},
     )

@@ -22,11 +22,7 @@ async def backend_catalog(
     """The catalog for `backend`, whose current model is `model`; raises `BackendError` when
     Ollama cannot be asked. The folder scan runs off the loop, reading headers through `headers`."""
     if backend.kind in (BackendKind.OLLAMA, BackendKind.OPENAI):
-        list_models = getattr(backend, "list_models", None)
-        if list_models is None:
-            return Catalog()
-        listed = await list_models()
-        return ollama_catalog(listed) if backend.kind is BackendKind.OLLAMA else openai_catalog(listed)
+        return await server_catalog(backend)
     current = model.strip()
     if gguf_catalog is not None and (not current or gguf_catalog.find(current) is not None):
         return gguf_catalog
@@ -34,6 +30,16 @@ async def backend_catalog(
         return Catalog()
     known = [p for g in gguf_catalog.groups for v in g.variants for p in v.paths] if gguf_catalog else []
     return await asyncio.to_thread(_scan_around, current, known, headers)
+
+
+async def server_catalog(backend: Backend) -> Catalog:
+    """What an Ollama or OpenAI-compatible server offers; raises `BackendError` when it cannot
+    be asked. Empty for a llama.cpp backend (its models are files: the folder scan finds them)."""
+    list_models = getattr(backend, "list_models", None)
+    if list_models is None:
+        return Catalog()
+    listed = await list_models()
+    return ollama_catalog(listed) if backend.kind is BackendKind.OLLAMA else openai_catalog(listed)
 
 
 def _scan_around(model: str, known: list[Path], headers: HeaderCache) -> Catalog:

@@ -29,6 +29,10 @@ class ModelChoiceError(ValueError):
     """A model or quantization the user named cannot be used; the message says why and what can."""
 
 
+class NoModelMatchError(ModelChoiceError):
+    """Nothing in the catalog matches the name at all (a server may still know it: Ollama pulls)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ModelChoice:
     ref: str
@@ -158,7 +162,7 @@ def resolve_model(query: str, catalog: Catalog, *, prefer_quant: str | None = No
     if not by_group:
         known = ", ".join(g.name for g in catalog.groups[:_LISTED]) or "none found"
         more = "…" if len(catalog.groups) > _LISTED else ""
-        raise ModelChoiceError(f"no model matches {text!r} (models: {known}{more})")
+        raise NoModelMatchError(f"no model matches {text!r} (models: {known}{more})")
     if len(by_group) > 1:
         exact_name = [i for i in by_group if catalog.groups[i].name.lower() == needle]
         if len(exact_name) != 1:

@@ -47,11 +47,18 @@ class ModelCatalog:
         """GGUF files found in the models folders; None until the first scan ends."""
         self._headers: HeaderCache | None = None
         self._catalogs: dict[BackendKind, Catalog] = {}
+        self._unlisted: dict[BackendKind, str] = {}
+        """Backends whose server could not be asked for its models, with the reason."""
 
     @property
     def catalogs(self) -> dict[BackendKind, Catalog]:
         """The last catalog of each backend, as the drawer lists them."""
         return dict(self._catalogs)
+
+    @property
+    def unlisted(self) -> dict[BackendKind, str]:
+        """Backends whose server could not be asked for its models, with the reason."""
+        return dict(self._unlisted)
 
     def scan(self) -> None:
         """Find GGUF files in the models folders (large vocabularies take ms each: in a thread)."""
@@ -60,6 +67,26 @@ class ModelCatalog:
     def refresh(self) -> None:
         """Ask the backend what it offers now and post the choices."""
         self._owner.run_worker(self._refresh(), group="choices", exclusive=True, exit_on_error=False)
+
+    def list_backend(self, kind: BackendKind) -> None:
+        """Ask the server of another backend what it offers (the drawer shows that backend)."""
+        self._owner.run_worker(self._list_then_refresh(kind), group="catalog-other", exit_on_error=False)
+
+    async def _list_then_refresh(self, kind: BackendKind) -> None:
+        await self._list(kind)
+        await self._refresh()
+
+    async def _list(self, kind: BackendKind) -> None:
+        from lollma_tui.core.backends.base import BackendError
+
+        if kind is BackendKind.LLAMA_CPP:
+            return  # its models are files: the folder scan lists them
+        try:
+            self._catalogs[kind] = await self._models.catalog_of(kind)
+        except BackendError as error:
+            self._unlisted[kind] = plain(str(error), one_line=True)
+        else:
+            self._unlisted.pop(kind, None)
 
     async def _scan(self) -> None:
         from lollma_tui.core import paths
@@ -96,22 +123,27 @@ class ModelCatalog:
             self._catalogs[BackendKind.LLAMA_CPP] = self.gguf
         if state.catalog is not None:
             self._catalogs[state.load.backend] = state.catalog
+            self._unlisted.pop(state.load.backend, None)
         completion = replace(
             completion_context(state, self._themes()),
             hosts=tuple(plain(h.name, one_line=True) for h in self._models.hosts),
         )
-        self._owner.post_message(ChoicesRefreshed(self.catalogs, completion))
+        self._owner.post_message(ChoicesRefreshed(self.catalogs, completion, dict(self._unlisted)))
 
     async def command_state(self) -> CommandState:
         """What a setting command works on: the session's settings and the current catalog."""
         from lollma_tui.core.chat.setting_commands import command_state
 
-        return await command_state(self._models.session, self.gguf)
+        return await command_state(self._models.session, self.gguf, self._catalogs)
 
     async def apply(self, command: Command) -> SettingsChange:
         """The settings after a setting command (/ngl, /set …); raises `CommandError`."""
-        from lollma_tui.core.chat.setting_commands import apply_setting_command
+        from lollma_tui.core.chat.setting_commands import apply_setting_command, backend_named
 
+        kind = backend_named(command)
+        if kind is not None and kind is not self._models.session.kind:
+            # `/backend ollama` lists what the server has, and takes part of a name from it.
+            await self._list(kind)
         return apply_setting_command(command, await self.command_state())
 
     def fit_for(self, settings: LoadSettings) -> FitVerdict | None:

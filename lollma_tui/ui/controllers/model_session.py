@@ -25,6 +25,7 @@ from lollma_tui.ui.messages import BackendStatusChanged, NoticePosted, SwapFinis
 if TYPE_CHECKING:
     from lollma_tui.core.backends.ollama import OllamaBackend
     from lollma_tui.core.backends.ollama_models import PullProgress
+    from lollma_tui.core.models.catalog import Catalog
     from lollma_tui.core.session import MemoryBudget, SwapProgress, SwapResult
     from lollma_tui.core.session.session import ModelSession
 
@@ -128,6 +129,24 @@ class ModelController:
         if host not in self.hosts:
             self.hosts = (*self.hosts, host)
         return host
+
+    async def catalog_of(self, kind: BackendKind) -> Catalog:
+        """What the server a switch to `kind` would use offers, asked without switching: a client
+        made for the question and closed. Raises `BackendError` when the server cannot be asked."""
+        from lollma_tui.core.backends.factory import make_server_backend
+        from lollma_tui.core.session.backend_catalog import server_catalog
+
+        session = self.session
+        if kind is session.kind:
+            return await session.catalog()
+        host = self._start_host
+        if host.kind is not kind:
+            host = host_for_server(kind, options_url(self._options, kind), self.hosts)
+        backend = make_server_backend(host.kind, host.url, api_key_env=host.api_key_env)
+        try:
+            return await server_catalog(backend)
+        finally:
+            await backend.close()
 
     def find_host(self, name: str) -> HostEntry | None:
         """The host named `name`, as written or as shown (Tab completes the shown name)."""

@@ -261,6 +261,7 @@ class ChatScreen(Screen[None]):
         self.prompt.completion_context = message.completion
         drawer = self.settings_drawer
         if drawer is not None:
+            drawer.unlisted = dict(message.unlisted)
             drawer.catalogs = dict(message.catalogs)
 
     @on(ContextMeasured)
@@ -571,6 +572,9 @@ class ChatScreen(Screen[None]):
 
     def on_settings_drawer_sampling_changed(self, message: SettingsDrawer.SamplingChanged) -> None:
         self.models.sampling = message.sampling
+
+    def on_settings_drawer_catalog_wanted(self, message: SettingsDrawer.CatalogWanted) -> None:
+        self.catalog.list_backend(message.kind)
 
     async def on_settings_drawer_quantize_requested(self, message: SettingsDrawer.QuantizeRequested) -> None:
         await self.dialogs.quantize(message.model)

@@ -38,6 +38,7 @@ class ChatDrawer:
             # and the Apply, Reset and Quantize buttons on its last line were hidden.
             await screen.query_one("#body").mount(drawer)
             drawer.catalogs = screen.catalog.catalogs
+            drawer.unlisted = screen.catalog.unlisted
         from lollma_tui.core.session import reload_needed
         from lollma_tui.core.session.reload import read_only_fields, reload_needed_on_a_cpu_only_build
 

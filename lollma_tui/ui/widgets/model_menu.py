@@ -116,7 +116,10 @@ class ModelMenu:
         model_options = [(choice.label, index) for index, choice in enumerate(self.choices)]
         if located is None:
             # The value must be one of the options: offer a placeholder entry for "none yet".
-            placeholder = "choose a model" if model_options else "no models found"
+            if model_options:
+                placeholder = "choose a model"
+            else:
+                placeholder = "no models found" if self.catalog is not None else "no model list"
             return ([(placeholder, NO_MODEL), *model_options], NO_MODEL), ([("—", NO_MODEL)], NO_MODEL)
         model = (model_options, located[0])
         labels = self.choices[located[0]].variant_labels()

@@ -83,6 +83,8 @@ class SettingsDrawer(Vertical):
     """Backends offered in the Backend list (the applied one is always offered)."""
     catalogs: reactive[Mapping[BackendKind, Catalog]] = reactive(dict, init=False)
     """Models per backend; assign a new mapping to update (mutating it is not noticed)."""
+    unlisted: reactive[Mapping[BackendKind, str]] = reactive(dict, init=False)
+    """Backends whose server could not be asked for its models, with the reason."""
     busy: reactive[str | None] = reactive(None, init=False)
     """What a running swap is doing ("loading Q8_0…"), or None when idle; Apply waits for None."""
 
@@ -116,6 +118,18 @@ class SettingsDrawer(Vertical):
 
         drawer: SettingsDrawer
         model: str
+
+        @property
+        def control(self) -> SettingsDrawer:
+            return self.drawer
+
+    @dataclass
+    class CatalogWanted(Message):
+        """A server backend was chosen: ask its server what it offers (the answer comes back
+        as `catalogs` or `unlisted`)."""
+
+        drawer: SettingsDrawer
+        kind: BackendKind
 
         @property
         def control(self) -> SettingsDrawer:
@@ -158,6 +172,8 @@ class SettingsDrawer(Vertical):
         self._errors: dict[str, str] = {}
         self._requested: LoadSettings | None = None
         """The draft last sent with ApplyRequested; it is not sent twice while the app works on it."""
+        self._asking: set[BackendKind] = set()
+        """Backends whose server was asked for its models and has not answered yet."""
         self._fit_for: LoadSettings | None = None
         self._menu = ModelMenu(None, ())
         self._update_menu()
@@ -312,11 +328,21 @@ class SettingsDrawer(Vertical):
         if self._ready:
             self._sampling.sampling = sampling
 
-    def watch_catalogs(self) -> None:
+    def watch_catalogs(self, old: Mapping[BackendKind, Catalog], new: Mapping[BackendKind, Catalog]) -> None:
+        self._asking -= {kind for kind in new if new[kind] is not old.get(kind)}
         self._update_menu()
+        draft, first = self._draft, self._menu.first_ref()
+        if self._ready and first and not draft.model and draft.backend is not self.applied_load.backend:
+            # The server chosen a moment ago has answered: its first model, as if it had been
+            # known when the backend was chosen.
+            self._change_model(first)
         if self._ready:
             self._show_draft(force=False)
             self._refresh_status()
+
+    def watch_unlisted(self, unlisted: Mapping[BackendKind, str]) -> None:
+        self._asking -= set(unlisted)
+        self._refresh_status()
 
     def watch_backends(self) -> None:
         if self._ready:
@@ -418,6 +444,10 @@ class SettingsDrawer(Vertical):
         # a GGUF file): the new backend's menu is built without it.
         self._draft = replace(self._draft, backend=kind, model="")
         self._update_menu()
+        if kind is not BackendKind.LLAMA_CPP and kind is not applied.backend:
+            # Asked each time: what a server has installed changes behind the app's back.
+            self._asking.add(kind)
+            self.post_message(self.CatalogWanted(self, kind))
         self._change_model(applied.model if applied.backend == kind else self._menu.first_ref())
 
     @on(Select.Changed, "#model")
@@ -548,6 +578,10 @@ class SettingsDrawer(Vertical):
         busy.update(plain(f"⟳ {self.busy or 'applying…'}"))
         if self._errors:
             text, state = f"fix first: {describe_fields(tuple(self._errors))}", "-invalid"
+        elif not draft.model and draft.backend in self._asking:
+            text, state = f"asking {BACKEND_LABELS.get(draft.backend, draft.backend)} for its models…", ""
+        elif not draft.model and draft.backend in self.unlisted:
+            text, state = f"no model list: {self.unlisted[draft.backend]}", "-invalid"
         elif not draft.model:
             text, state = "choose a model", "-invalid"
         elif reload:

@@ -23,6 +23,7 @@ from lollma_tui.core.chat.setting_commands import (
     CommandState,
     SettingsChange,
     apply_setting_command,
+    backend_named,
     completion_context,
     describe_settings,
     set_value,
@@ -412,3 +413,26 @@ def test_completion_context_from_a_command_state() -> None:
 def test_the_old_completion_call_is_unchanged() -> None:
     assert all(isinstance(c, CommandSpec) for c in complete("/s"))
     assert complete("/quant ") == []
+
+
+def test_backend_ollama_lists_and_picks_from_the_servers_models_when_it_was_asked() -> None:
+    asked = CommandState(GGUF, SamplingSettings(), others={BackendKind.OLLAMA: OLLAMA_TAGS})
+    with pytest.raises(CommandError, match=r"/backend ollama NAME \(found: .*qwen3:0\.6b.*tinyllama:1b"):
+        run("/backend ollama", asked)
+    # Part of a name: the smallest of its quantizations, and the note says which.
+    change = run("/backend ollama tinyllama", asked)
+    assert change.load.backend is BackendKind.OLLAMA and change.load.model == "tinyllama:1b-q4_K_M"
+    assert "took Q4_K_M" in change.message
+    assert run("/backend ollama qwen", asked).load.model == "qwen3:0.6b"
+    # A name the server does not have goes through as typed: Ollama can pull it.
+    assert run("/backend ollama llama3.2:1b", asked).load.model == "llama3.2:1b"
+    # Not asked (the server was down): the name is taken as typed.
+    assert run("/backend ollama tinyllama").load.model == "tinyllama"
+
+
+def test_backend_named_finds_the_target_of_backend_and_set_backend() -> None:
+    assert backend_named(parse_command("/backend ollama tinyllama")) is BackendKind.OLLAMA
+    assert backend_named(parse_command("/set backend openai")) is BackendKind.OPENAI
+    assert backend_named(parse_command("/backend vllm")) is None
+    assert backend_named(parse_command("/set n_ctx 2048")) is None
+    assert backend_named(parse_command("/model ollama")) is None

@@ -174,6 +174,9 @@ def test_a_model_the_scan_did_not_find_stays_selectable(llama_catalog: Catalog) 
     empty = ModelMenu.build(Catalog(), BackendKind.OLLAMA)
     assert empty.options("") == (([("no models found", NO_MODEL)], NO_MODEL), ([("—", NO_MODEL)], NO_MODEL))
     assert empty.first_ref() == ""
+    # A server that was never listed (down, or not asked yet) has no list, not an empty one.
+    unlisted = ModelMenu.build(None, BackendKind.OLLAMA)
+    assert unlisted.options("")[0] == ([("no model list", NO_MODEL)], NO_MODEL)
 
 
 def test_fit_summary_and_levels(llama_catalog: Catalog, f16_path: str) -> None:
