@@ -101,6 +101,28 @@ def heading(turn: object) -> str:
     return label.plain
 
 
+async def test_a_long_heading_wraps_so_the_version_stays_readable(tiny_gguf: Path) -> None:
+    # A narrow terminal (or a long model name): the set-up heading runs over one line, and the
+    # "version 2 of 2" at its end must not be cut off.
+    app = make_app(tiny_gguf)
+    main = app.chat_screen
+    async with app.run_test(size=(44, 32)) as pilot:
+        await started(pilot, app)
+        await chat(pilot, app, "one")
+        first = main.conversation.messages[-1]
+        await pilot.press("ctrl+r")
+        await wait_until(
+            pilot, lambda: main.conversation.messages[-1].id != first.id and not main.is_generating
+        )
+        turn = main.chat_log.turn_for(main.conversation.messages[-1].id)
+        await wait_until(pilot, lambda: heading(turn).endswith(" · version 2 of 2"))
+        await pilot.pause()
+        assert isinstance(turn, ReplyTurn)
+        label = turn.query_one(".turn-label", Static)
+        assert len(heading(turn)) > label.size.width  # it does need more than one line here
+        assert label.size.height * label.size.width >= len(heading(turn)), label.size
+
+
 async def test_version_shows_a_regenerated_replys_earlier_version_and_back(tiny_gguf: Path) -> None:
     app = make_app(tiny_gguf)
     main = app.chat_screen
