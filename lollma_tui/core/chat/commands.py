@@ -32,8 +32,9 @@ class CompletionContext:
     themes: tuple[str, ...] = ()
     hosts: tuple[str, ...] = ()
     """The names /host accepts: the config file's hosts and the defaults."""
-    gguf_models: tuple[str, ...] = ()
-    """The GGUF models found, whatever the backend: `/backend llama.cpp NAME` offers them."""
+    backend_models: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Models per backend, whatever the current one: `/backend KIND NAME` offers them (the GGUF
+    files found; a server's models once it was asked)."""
     backends: tuple[str, ...] = tuple(kind.value for kind in BackendKind)
     setting_values: Mapping[str, tuple[str, ...]] = field(default_factory=default_setting_values)
 
@@ -72,7 +73,7 @@ def _complete_backend(lead: str, typed: str, context: CompletionContext) -> list
     kind, space, model = typed.partition(" ")
     if not space:
         return _offer(lead, kind, context.backends)
-    models = context.gguf_models if kind == BackendKind.LLAMA_CPP.value else ()
+    models = context.backend_models.get(kind, ())
     return _offer(f"{lead}{kind} ", model.lstrip(), models, substring=True)
 
 

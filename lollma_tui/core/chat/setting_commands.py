@@ -334,12 +334,15 @@ def _actual(name: str, load: LoadSettings, loaded: LoadedModel) -> str:
 def completion_context(state: CommandState, themes: tuple[str, ...] = ()) -> CompletionContext:
     """Argument completions from what the state knows (models, the current model's quants)."""
     catalog = state.catalog
-    gguf_models = model_names(state.gguf) if state.gguf is not None else ()
+    listed = {kind: model_names(offered) for kind, offered in state.others.items()}
+    if state.gguf is not None:
+        listed[BackendKind.LLAMA_CPP] = model_names(state.gguf)
+    backend_models = {kind.value: names for kind, names in listed.items()}
     if catalog is None:
-        return CompletionContext(themes=themes, gguf_models=gguf_models)
+        return CompletionContext(themes=themes, backend_models=backend_models)
     quants = tuple(dict.fromkeys(v.quant for v in quant_variants(catalog, state.load.model)))
     return CompletionContext(
-        models=model_names(catalog), quants=quants, themes=themes, gguf_models=gguf_models
+        models=model_names(catalog), quants=quants, themes=themes, backend_models=backend_models
     )
 
 

@@ -428,6 +428,9 @@ def test_backend_ollama_lists_and_picks_from_the_servers_models_when_it_was_aske
     assert run("/backend ollama llama3.2:1b", asked).load.model == "llama3.2:1b"
     # Not asked (the server was down): the name is taken as typed.
     assert run("/backend ollama tinyllama").load.model == "tinyllama"
+    # Tab offers them after the backend's name.
+    offered = [c.text for c in complete("/backend ollama qw", context=completion_context(asked))]
+    assert offered == ["/backend ollama qwen3:0.6b"]
 
 
 def test_backend_named_finds_the_target_of_backend_and_set_backend() -> None:
