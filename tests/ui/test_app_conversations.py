@@ -101,6 +101,14 @@ def heading(turn: object) -> str:
     return label.plain
 
 
+async def regenerate(pilot: Pilot[None], app: LollmaApp) -> None:
+    """Ctrl+R, and wait until the new version of the last reply is written."""
+    main = app.chat_screen
+    before = main.conversation.messages[-1].id
+    await pilot.press("ctrl+r")
+    await wait_until(pilot, lambda: main.conversation.messages[-1].id != before and not main.is_generating)
+
+
 async def test_a_long_heading_wraps_so_the_version_stays_readable(tiny_gguf: Path) -> None:
     # A narrow terminal (or a long model name): the set-up heading runs over one line, and the
     # "version 2 of 2" at its end must not be cut off.
@@ -109,11 +117,7 @@ async def test_a_long_heading_wraps_so_the_version_stays_readable(tiny_gguf: Pat
     async with app.run_test(size=(44, 32)) as pilot:
         await started(pilot, app)
         await chat(pilot, app, "one")
-        first = main.conversation.messages[-1]
-        await pilot.press("ctrl+r")
-        await wait_until(
-            pilot, lambda: main.conversation.messages[-1].id != first.id and not main.is_generating
-        )
+        await regenerate(pilot, app)
         turn = main.chat_log.turn_for(main.conversation.messages[-1].id)
         await wait_until(pilot, lambda: heading(turn).endswith(" · version 2 of 2"))
         await pilot.pause()
@@ -135,10 +139,7 @@ async def test_version_shows_a_regenerated_replys_earlier_version_and_back(tiny_
         await wait_until(
             pilot, lambda: "The last reply is version 1 of 1 · Ctrl+R writes another." in notices(app)
         )
-        await pilot.press("ctrl+r")
-        await wait_until(
-            pilot, lambda: main.conversation.messages[-1].id != first.id and not main.is_generating
-        )
+        await regenerate(pilot, app)
         second = main.conversation.messages[-1]
         # The heading says there is another version, without asking.
         await wait_until(

@@ -18,6 +18,7 @@ from lollma_tui.core.models.demo import DEMOS, demo_model_path
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
 from lollma_tui.ui.widgets.chat_log import PullView
+from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
 
 
 async def test_chat_through_ollama_with_stats_from_the_final_chunk(ollama_server: OllamaTestServer) -> None:
@@ -45,6 +46,16 @@ async def ready(pilot: Pilot[None], app: LollmaApp) -> None:
     await wait_until(
         pilot, lambda: main.models.backend.status.state == BackendState.READY, explain=status_of(app)
     )
+
+
+def runs_on(app: LollmaApp, kind: BackendKind) -> Callable[[], bool]:
+    """Whether the chat has a model loaded on `kind` now."""
+
+    def check() -> bool:
+        loaded = app.chat_screen.models.backend.status.loaded
+        return loaded is not None and loaded.settings.backend == kind
+
+    return check
 
 
 def status_of(app: LollmaApp) -> Callable[[], str]:
@@ -154,10 +165,7 @@ async def test_backend_command_moves_an_ollama_chat_to_a_found_gguf_by_part_of_i
         await pilot.press(*"/backend llama.cpp smol", "enter")
         await wait_until(
             pilot,
-            lambda: (
-                (loaded := main.models.backend.status.loaded) is not None
-                and loaded.settings.backend == BackendKind.LLAMA_CPP
-            ),
+            runs_on(app, BackendKind.LLAMA_CPP),
             within=60,
             explain=status_of(app),
         )
@@ -187,8 +195,7 @@ async def test_the_drawer_moves_an_ollama_chat_to_a_bundled_demo_model_on_llama_
         await wait_until(
             pilot,
             lambda: (
-                (loaded := main.models.backend.status.loaded) is not None
-                and loaded.settings.backend == BackendKind.LLAMA_CPP
+                runs_on(app, BackendKind.LLAMA_CPP)()
                 and main.models.backend.status.state == BackendState.READY
             ),
             within=60,
@@ -230,6 +237,17 @@ def llama_app_with_ollama_at(model: str, host: str) -> LollmaApp:
     return LollmaApp(options)
 
 
+async def drawer_choosing(pilot: Pilot[None], app: LollmaApp, kind: BackendKind) -> SettingsDrawer:
+    """Once the first model is loaded: the drawer open, `kind` chosen in its backend list."""
+    main = app.chat_screen
+    await wait_until(pilot, lambda: main.models.ready)
+    await pilot.press("f2")
+    drawer = main.settings_drawer
+    assert drawer is not None
+    drawer.query_one("#backend", Select).value = kind
+    return drawer
+
+
 async def test_the_drawer_lists_an_ollama_servers_models_before_switching_to_it(
     tiny_gguf: Path, ollama_server: OllamaTestServer
 ) -> None:
@@ -239,11 +257,7 @@ async def test_the_drawer_lists_an_ollama_servers_models_before_switching_to_it(
     app = llama_app_with_ollama_at(str(tiny_gguf), ollama_server.host)
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(pilot, lambda: main.models.ready)
-        await pilot.press("f2")
-        drawer = main.settings_drawer
-        assert drawer is not None
-        drawer.query_one("#backend", Select).value = BackendKind.OLLAMA
+        drawer = await drawer_choosing(pilot, app, BackendKind.OLLAMA)
         await wait_until(
             pilot, lambda: drawer.draft_load.backend is BackendKind.OLLAMA and drawer.draft_load.model != ""
         )
@@ -257,10 +271,7 @@ async def test_the_drawer_lists_an_ollama_servers_models_before_switching_to_it(
         assert await pilot.click("#apply")
         await wait_until(
             pilot,
-            lambda: (
-                (loaded := main.models.backend.status.loaded) is not None
-                and loaded.settings.backend == BackendKind.OLLAMA
-            ),
+            runs_on(app, BackendKind.OLLAMA),
             explain=status_of(app),
         )
         await pilot.press("escape")
@@ -273,11 +284,7 @@ async def test_the_drawer_says_why_a_server_has_no_model_list(tiny_gguf: Path, d
     app = llama_app_with_ollama_at(str(tiny_gguf), dead_ollama_host)
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(pilot, lambda: main.models.ready)
-        await pilot.press("f2")
-        drawer = main.settings_drawer
-        assert drawer is not None
-        drawer.query_one("#backend", Select).value = BackendKind.OLLAMA
+        drawer = await drawer_choosing(pilot, app, BackendKind.OLLAMA)
         await wait_until(pilot, lambda: BackendKind.OLLAMA in drawer.unlisted)
         await pilot.pause()
         status = str(drawer.query_one("#drawer-pending", Static).render())
@@ -301,10 +308,7 @@ async def test_backend_command_lists_the_servers_models_and_takes_part_of_a_name
         await pilot.press(*"/backend ollama qwen", "enter")
         await wait_until(
             pilot,
-            lambda: (
-                (loaded := main.models.backend.status.loaded) is not None
-                and loaded.settings.backend == BackendKind.OLLAMA
-            ),
+            runs_on(app, BackendKind.OLLAMA),
             explain=status_of(app),
         )
         assert main.models.settings.model == "qwen3:0.6b"
