@@ -108,7 +108,7 @@ async def test_the_panel_keeps_moving_while_a_slow_model_writes(ollama_server: O
         await wait_until(pilot, lambda: main.replies.writing and bool(main.conversation.messages[-1].content))
         panel = main.hardware_panel
         shown = [panel.snapshot]
-        watch_until = time.monotonic() + 1.5
+        watch_until = time.monotonic() + 2.0
 
         def watched() -> bool:
             if panel.snapshot is not shown[-1]:
@@ -117,7 +117,8 @@ async def test_the_panel_keeps_moving_while_a_slow_model_writes(ollama_server: O
 
         await wait_until(pilot, watched, within=5)
         assert main.replies.writing  # no text came meanwhile but the first word
-        # A sample every 0.25 s, each held 0.35 s at most: about six in 1.5 s.
-        assert len(shown) >= 4, len(shown)
+        # A sample every 0.25 s, each held 0.35 s at most: about eight in 2 s; a panel frozen
+        # until the next word (3 s away) shows one. Three leaves room for a machine under load.
+        assert len(shown) >= 3, len(shown)
         await pilot.press("escape")
         await wait_until(pilot, lambda: not main.is_generating)
