@@ -290,6 +290,12 @@ async def test_the_drawer_says_why_a_server_has_no_model_list(tiny_gguf: Path, d
         status = str(drawer.query_one("#drawer-pending", Static).render())
         assert status.startswith("no model list:") and dead_ollama_host.split(":")[-1] in status, status
         assert drawer.query_one("#apply", Button).disabled
+        # The command says the same, rather than pointing at `ollama list`.
+        await pilot.press("escape")
+        main.prompt.focus()
+        await pilot.press(*"/backend ollama", "enter")
+        await wait_until(pilot, lambda: "which model with ollama" in notices(app)[-1])
+        assert "could not be asked" in notices(app)[-1] and "ollama list" not in notices(app)[-1]
         # The chat stays on the model it had.
         loaded = main.models.backend.status.loaded
         assert loaded is not None and loaded.settings.backend == BackendKind.LLAMA_CPP

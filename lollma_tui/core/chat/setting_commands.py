@@ -51,6 +51,8 @@ class CommandState:
     others: Mapping[BackendKind, Catalog] = field(default_factory=dict)
     """What the servers of the other backends offer, where they were asked: what `/backend
     ollama NAME` picks from and lists."""
+    unlisted: Mapping[BackendKind, str] = field(default_factory=dict)
+    """Why another backend's server could not be asked for its models, where it could not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +185,9 @@ def _apply_backend(argument: str, state: CommandState) -> SettingsChange:
         if offered is not None and offered.groups:
             found = ", ".join(group.name for group in offered.groups)
             raise CommandError(f"which model with {kind}? /backend {kind} NAME (found: {found})")
+        if kind in state.unlisted:
+            why = state.unlisted[kind]
+            raise CommandError(f"which model with {kind}? Its server could not be asked: {why}")
         example = "PATH/TO/model.gguf" if kind is BackendKind.LLAMA_CPP else "NAME:TAG (see `ollama list`)"
         raise CommandError(f"which model with {kind}? /backend {kind} {example}")
     note = ""
@@ -350,6 +355,7 @@ async def command_state(
     session: ModelSession,
     gguf_catalog: Catalog | None = None,
     others: Mapping[BackendKind, Catalog] | None = None,
+    unlisted: Mapping[BackendKind, str] | None = None,
 ) -> CommandState:
     """The session's settings and catalog as a `CommandState` (catalog None if Ollama is down)."""
     try:
@@ -364,4 +370,5 @@ async def command_state(
         loaded=session.loaded,
         gguf=gguf_catalog,
         others={kind: catalog for kind, catalog in (others or {}).items() if kind is not session.kind},
+        unlisted={kind: why for kind, why in (unlisted or {}).items() if kind is not session.kind},
     )

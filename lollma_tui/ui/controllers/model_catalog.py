@@ -85,6 +85,7 @@ class ModelCatalog:
             self._catalogs[kind] = await self._models.catalog_of(kind)
         except BackendError as error:
             self._unlisted[kind] = plain(str(error), one_line=True)
+            self._catalogs.pop(kind, None)  # what it listed before may be gone
         else:
             self._unlisted.pop(kind, None)
 
@@ -134,7 +135,7 @@ class ModelCatalog:
         """What a setting command works on: the session's settings and the current catalog."""
         from lollma_tui.core.chat.setting_commands import command_state
 
-        return await command_state(self._models.session, self.gguf, self._catalogs)
+        return await command_state(self._models.session, self.gguf, self._catalogs, self._unlisted)
 
     async def apply(self, command: Command) -> SettingsChange:
         """The settings after a setting command (/ngl, /set …); raises `CommandError`."""

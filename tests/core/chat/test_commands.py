@@ -433,6 +433,14 @@ def test_backend_ollama_lists_and_picks_from_the_servers_models_when_it_was_aske
     assert offered == ["/backend ollama qwen3:0.6b"]
 
 
+def test_backend_ollama_says_why_its_server_has_no_list() -> None:
+    down = CommandState(GGUF, SamplingSettings(), unlisted={BackendKind.OLLAMA: "Cannot reach Ollama at X"})
+    with pytest.raises(CommandError, match=r"with ollama\? Its server could not be asked: Cannot"):
+        run("/backend ollama", down)
+    # A tag is still taken as typed: loading it says what is wrong, or works if the server is back.
+    assert run("/backend ollama tinyllama:1b", down).load.model == "tinyllama:1b"
+
+
 def test_backend_named_finds_the_target_of_backend_and_set_backend() -> None:
     assert backend_named(parse_command("/backend ollama tinyllama")) is BackendKind.OLLAMA
     assert backend_named(parse_command("/set backend openai")) is BackendKind.OPENAI
