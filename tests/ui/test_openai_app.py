@@ -71,6 +71,9 @@ async def test_a_question_streams_a_reply_with_the_servers_figures(server: OpenA
         lines = server_lines(app)
         assert "llama-server b4500-0abc123" in lines
         assert "ctx 8192 per slot · 0/1 slots busy" in lines and "KV cache 25% · 0 running" in lines
+        # llama-server says its context size: no "(assumed)" on the card.
+        card = str(app.chat_screen.model_card.query_one("#model-lines").render())
+        assert "openai · ctx 8192" in card and "assumed" not in card, card
         assert main.query_one(ServerInfo).display
 
 

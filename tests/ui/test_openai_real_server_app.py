@@ -28,6 +28,9 @@ async def test_real_tokens_stream_into_the_chat_with_figures_measured_here(real_
         # No --model: the server's only model is the one served.
         await wait_ready(pilot, app, within=60)
         assert main.models.settings.model == ALIAS
+        # It does not say its context size: the card says the figure shown is a guess.
+        card = str(main.model_card.query_one("#model-lines").render())
+        assert "openai · ctx 4096 (assumed)" in card, card
         turn = await send(pilot, app, "Say hello.", within=60)
         assert turn.message.state is ReplyState.LENGTH
         assert turn.message.content.strip()

@@ -156,6 +156,8 @@ class LoadedModel:
     repack: bool | None = None
     """llama.cpp: whether repacked weight buffers are in use (None where it does not apply)."""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    n_ctx_assumed: bool = False
+    """The server does not say its context size: `n_ctx` is only the one asked for."""
 
     def setup(self) -> RunSetup:
         backend = self.settings.backend

@@ -92,9 +92,15 @@ def format_stats(stats: ReplyStats) -> str:
     return " · ".join(parts)
 
 
+def format_context(model: LoadedModel) -> str:
+    """``ctx 4096``, said to be a guess where the server does not tell its context size."""
+    return f"ctx {model.n_ctx}" + (" (assumed)" if model.n_ctx_assumed else "")
+
+
 def format_loaded(model: LoadedModel) -> str:
     if model.settings.backend is BackendKind.OPENAI:
-        return f"{model_label(model.name)} ready on the server in {seconds(model.load_s)} · ctx {model.n_ctx}"
+        ready = f"ready on the server in {seconds(model.load_s)}"
+        return f"{model_label(model.name)} {ready} · {format_context(model)}"
     context = f"ctx {model.n_ctx}"
     if model.n_ctx != model.settings.n_ctx:
         # llama.cpp rounds the context up (to a multiple of 256): without this the user who

@@ -232,6 +232,7 @@ class OpenAIBackend(ServerBackendState):
             n_threads=None,
             placement=None,
             notes=tuple(notes),
+            n_ctx_assumed=n_ctx is None,
         )
 
     async def unload(self) -> None:

@@ -9,7 +9,7 @@ from textual.widgets import Static
 
 from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import BackendState, BackendStatus, LoadedModel, ReplyStats
-from lollma_tui.core.backends.describe import format_gpu_layers, model_label
+from lollma_tui.core.backends.describe import format_context, format_gpu_layers, model_label
 from lollma_tui.core.chat.context_budget import ContextCheck
 from lollma_tui.core.hardware.history import Metric, classify
 from lollma_tui.core.settings import BackendKind
@@ -64,7 +64,7 @@ class ModelCard(Vertical):
                 ]
                 if settings.backend is BackendKind.OPENAI:
                     # Layers, threads and batch are the server's own flags: shown below it, if it says.
-                    lines[2:] = [f"{settings.backend} · ctx {loaded.n_ctx}"]
+                    lines[2:] = [f"{settings.backend} · {format_context(loaded)}"]
             state_line = _STATE_MARK[status.state]
             if status.state in (BackendState.LOADING, BackendState.FAILED, BackendState.UNLOADED):
                 state_line += f"\n{status.message}"
