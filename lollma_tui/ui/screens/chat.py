@@ -239,17 +239,12 @@ class ChatScreen(Screen[None]):
 
     @on(SwapProgressed)
     def _swap_moved_on(self, message: SwapProgressed) -> None:
-        drawer = self.settings_drawer
-        if drawer is not None:
-            drawer.busy = message.progress.message
+        self.drawer.swap_progressed(message.progress.message)
 
     @on(SwapFinished)
     async def _swap_finished(self, message: SwapFinished) -> None:
         result = message.result
-        drawer = self.settings_drawer
-        if drawer is not None:
-            drawer.busy = None
-            drawer.applied_load = self.models.settings
+        self.drawer.swap_progressed(None)
         for text, kind in self.models.report(result):
             await self.chat_log.add_notice(text, kind)
         self.catalog.refresh()
@@ -259,10 +254,7 @@ class ChatScreen(Screen[None]):
     @on(ChoicesRefreshed)
     def _choices_refreshed(self, message: ChoicesRefreshed) -> None:
         self.prompt.completion_context = message.completion
-        drawer = self.settings_drawer
-        if drawer is not None:
-            drawer.unlisted = dict(message.unlisted)
-            drawer.catalogs = dict(message.catalogs)
+        self.drawer.choices_refreshed(message)
 
     @on(ContextMeasured)
     def _context_measured(self, message: ContextMeasured) -> None:

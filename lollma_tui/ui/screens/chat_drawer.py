@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from lollma_tui.ui.messages import ChoicesRefreshed
     from lollma_tui.ui.screens.chat import ChatScreen
 
 
@@ -44,10 +45,12 @@ class ChatDrawer:
 
         drawer.applied_load = screen.models.settings
         drawer.applied_sampling = screen.models.sampling
-        drawer.fit_checker = screen.catalog.fit_for
         cpu_only = screen.models.session.gpu_offload_supported is False
-        drawer.reload_fields = reload_needed_on_a_cpu_only_build if cpu_only else reload_needed
-        drawer.read_only = read_only_fields
+        drawer.configure(
+            fit_checker=screen.catalog.fit_for,
+            reload_fields=reload_needed_on_a_cpu_only_build if cpu_only else reload_needed,
+            read_only=read_only_fields,
+        )
         screen.panel.drawer_opened()
         drawer.open()
 
@@ -55,6 +58,20 @@ class ChatDrawer:
         screen = self._screen
         screen.panel.drawer_closed()
         screen.prompt.focus()
+
+    def swap_progressed(self, step: str | None) -> None:
+        """A swap is at `step` (None: it has ended, and the settings in effect are new)."""
+        drawer = self._screen.settings_drawer
+        if drawer is not None:
+            drawer.busy = step
+            if step is None:
+                drawer.applied_load = self._screen.models.settings
+
+    def choices_refreshed(self, message: ChoicesRefreshed) -> None:
+        drawer = self._screen.settings_drawer
+        if drawer is not None:
+            drawer.unlisted = dict(message.unlisted)
+            drawer.catalogs = dict(message.catalogs)
 
     def sampling_applied(self) -> None:
         """The sampling settings changed elsewhere (a command): the drawer shows them."""

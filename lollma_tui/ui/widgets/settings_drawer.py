@@ -30,7 +30,7 @@ from lollma_tui.core.settings import (
     SamplingSettings,
     SettingsError,
 )
-from lollma_tui.core.settings_table import Setting, describe_fields, setting
+from lollma_tui.core.settings_table import Setting, setting
 from lollma_tui.ui.literal import literal_options, plain
 from lollma_tui.ui.widgets.model_menu import ModelMenu, Options, n_ctx_train_of, n_layers_of
 from lollma_tui.ui.widgets.sampling_section import SamplingSection
@@ -44,6 +44,7 @@ from lollma_tui.ui.widgets.settings_form import (
     changed_fields,
     default_reload_fields,
     no_read_only,
+    pending_line,
     read_only_summary,
     rebase,
 )
@@ -183,35 +184,17 @@ class SettingsDrawer(Vertical):
 
     # -- what the app sets, reads and calls -----------------------------------------------------
 
-    @property
-    def fit_checker(self) -> FitChecker | None:
-        """Called with the draft after every change of a load field; must be pure and fast."""
-        return self._fit_checker
-
-    @fit_checker.setter
-    def fit_checker(self, checker: FitChecker | None) -> None:
-        self._fit_checker = checker
-        self._fit_for = None
-        self._refresh_status()
-
-    @property
-    def reload_fields(self) -> ReloadFields:
-        """(applied, draft) → the load fields whose change needs a reload."""
-        return self._reload_fields
-
-    @reload_fields.setter
-    def reload_fields(self, reload_fields: ReloadFields) -> None:
+    def configure(
+        self, *, fit_checker: FitChecker | None, reload_fields: ReloadFields, read_only: ReadOnlyFields
+    ) -> None:
+        """What the app decides for the drawer: the fit check (called with the draft after each
+        change of a load field; pure and fast), (applied, draft) → the load fields whose change
+        needs a reload, and backend → the settings it fixes with the reasons (their controls are
+        disabled)."""
+        self._fit_checker = fit_checker
         self._reload_fields = reload_fields
-        self._refresh_status()
-
-    @property
-    def read_only(self) -> ReadOnlyFields:
-        """backend → the settings it fixes, with reasons: their controls are disabled."""
-        return self._read_only
-
-    @read_only.setter
-    def read_only(self, read_only: ReadOnlyFields) -> None:
         self._read_only = read_only
+        self._fit_for = None
         self._refresh_status()
 
     @property
@@ -576,20 +559,14 @@ class SettingsDrawer(Vertical):
         busy = self.query_one("#drawer-busy", Static)
         busy.display = self.busy is not None
         busy.update(plain(f"⟳ {self.busy or 'applying…'}"))
-        if self._errors:
-            text, state = f"fix first: {describe_fields(tuple(self._errors))}", "-invalid"
-        elif not draft.model and draft.backend in self._asking:
-            text, state = f"asking {BACKEND_LABELS.get(draft.backend, draft.backend)} for its models…", ""
-        elif not draft.model and draft.backend in self.unlisted:
-            text, state = f"no model list: {self.unlisted[draft.backend]}", "-invalid"
-        elif not draft.model:
-            text, state = "choose a model", "-invalid"
-        elif reload:
-            text, state = f"⟳ reload: {describe_fields(reload)}", "-reload"
-        elif changed:
-            text, state = f"applies without reload: {describe_fields(changed)}", "-changed"
-        else:
-            text, state = "no pending changes", ""
+        text, state = pending_line(
+            draft,
+            errors=tuple(self._errors),
+            reload=reload,
+            changed=changed,
+            asking=draft.backend in self._asking,
+            unlisted=self.unlisted.get(draft.backend),
+        )
         self.query_one(ApplyBar).show(
             text,
             state,

@@ -13,7 +13,7 @@ from typing import TypeVar
 from lollma_tui.core import formatting as fmt
 from lollma_tui.core.models.fit import FitStatus, FitVerdict
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, SettingsError
-from lollma_tui.core.settings_table import SETTINGS, Setting, setting
+from lollma_tui.core.settings_table import SETTINGS, Setting, describe_fields, setting
 
 ReloadFields = Callable[[LoadSettings, LoadSettings], tuple[str, ...]]
 FitChecker = Callable[[LoadSettings], FitVerdict | None]
@@ -42,6 +42,33 @@ def read_only_summary(reasons: Mapping[str, str]) -> str:
     for name, reason in reasons.items():
         by_reason.setdefault(reason, []).append(setting(name).label)
     return "\n".join(f"🔒 {', '.join(labels)}: {reason}" for reason, labels in by_reason.items())
+
+
+def pending_line(
+    draft: LoadSettings,
+    *,
+    errors: tuple[str, ...],
+    reload: tuple[str, ...],
+    changed: tuple[str, ...],
+    asking: bool = False,
+    unlisted: str | None = None,
+) -> tuple[str, str]:
+    """What the line above Apply says, and its state class ("-invalid", "-reload", "-changed"
+    or ""). `asking`: the drafted backend's server was asked for its models and has not
+    answered; `unlisted`: why it could not be asked."""
+    if errors:
+        return f"fix first: {describe_fields(errors)}", "-invalid"
+    if not draft.model and asking:
+        return f"asking {BACKEND_LABELS.get(draft.backend, draft.backend)} for its models…", ""
+    if not draft.model and unlisted:
+        return f"no model list: {unlisted}", "-invalid"
+    if not draft.model:
+        return "choose a model", "-invalid"
+    if reload:
+        return f"⟳ reload: {describe_fields(reload)}", "-reload"
+    if changed:
+        return f"applies without reload: {describe_fields(changed)}", "-changed"
+    return "no pending changes", ""
 
 
 def changed_fields(old: Settings, new: Settings) -> tuple[str, ...]:

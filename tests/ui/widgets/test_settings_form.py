@@ -14,6 +14,7 @@ from lollma_tui.ui.widgets.settings_form import (
     SAMPLING_FIELDS,
     default_reload_fields,
     fit_summary,
+    pending_line,
     rebase,
 )
 from lollma_tui.ui.widgets.stepper import UNKNOWN_LAYER_LIMIT, ContextScale, LayerScale, StepValue
@@ -204,3 +205,21 @@ def test_a_model_not_in_the_catalog_still_gets_a_valid_selection(llama_catalog: 
     (models, value), _ = menu.options("/elsewhere/unknown.gguf")
     assert value in [option for _, option in models]
     assert len(models) == len(menu.choices) + 1
+
+
+def test_the_pending_line_puts_what_blocks_apply_first() -> None:
+    on_ollama = LoadSettings(backend=BackendKind.OLLAMA, model="")
+    none = ()
+    assert pending_line(on_ollama, errors=none, reload=("backend",), changed=("backend",), asking=True) == (
+        "asking Ollama for its models…",
+        "",
+    )
+    down = pending_line(on_ollama, errors=none, reload=(), changed=(), unlisted="Cannot reach Ollama")
+    assert down == ("no model list: Cannot reach Ollama", "-invalid")
+    assert pending_line(on_ollama, errors=none, reload=(), changed=()) == ("choose a model", "-invalid")
+    # An entry to fix comes before anything else.
+    assert pending_line(on_ollama, errors=("n_ctx",), reload=(), changed=(), asking=True)[1] == "-invalid"
+    chosen = LoadSettings(backend=BackendKind.OLLAMA, model="qwen3:0.6b")
+    reload = ("model",)
+    assert pending_line(chosen, errors=none, reload=reload, changed=reload, asking=True)[1] == "-reload"
+    assert pending_line(chosen, errors=none, reload=(), changed=()) == ("no pending changes", "")
