@@ -164,7 +164,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "backend",
         "/backend llama.cpp|ollama|openai [MODEL]",
-        "switch the inference backend",
+        "switch the inference backend (no MODEL: the one last used there, or what it offers)",
         "setting",
         _complete_backend,
     ),
@@ -186,7 +186,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "compare",
         "/compare [N]",
-        "compare speeds of the set-ups used in this conversation; N loads set-up N again",
+        "compare speeds of the set-ups used in this conversation, every version of a reply; "
+        "N loads set-up N again",
     ),
     CommandSpec("keep", "/keep", "keep the settings in use as the start-up defaults (config.toml)"),
     CommandSpec("bench", "/bench", "benchmark quantizations, GPU layers and threads, llama-bench style"),
