@@ -318,3 +318,21 @@ async def test_backend_command_lists_the_servers_models_and_takes_part_of_a_name
             explain=status_of(app),
         )
         assert main.models.settings.model == "qwen3:0.6b"
+
+
+async def test_reopening_the_drawer_asks_a_server_that_was_down_again(
+    tiny_gguf: Path, dead_ollama_host: str
+) -> None:
+    # "Cannot reach Ollama": the user starts `ollama serve` and opens the drawer again.
+    app = llama_app_with_ollama_at(str(tiny_gguf), dead_ollama_host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        drawer = await drawer_choosing(pilot, app, BackendKind.OLLAMA)
+        await wait_until(pilot, lambda: BackendKind.OLLAMA in drawer.unlisted)
+        await pilot.press("escape")
+        with OllamaTestServer(port=int(dead_ollama_host.rsplit(":", 1)[1])) as server:
+            await pilot.press("f2")
+            await wait_until(pilot, lambda: drawer.draft_load.model in server.installed_names())
+            status = str(drawer.query_one("#drawer-pending", Static).render())
+            assert "reload" in status and not drawer.query_one("#apply", Button).disabled, status
+        assert main.models.settings.backend is BackendKind.LLAMA_CPP  # nothing applied meanwhile

@@ -217,6 +217,10 @@ class SettingsDrawer(Vertical):
     def open(self) -> None:
         """Show the drawer and focus its first control."""
         self.add_class("-open")
+        draft = self._draft
+        if not draft.model:
+            # A server chosen before that had no list then (down, say) is asked again.
+            self._ask_for_models(draft.backend)
         if self._ready:
             # Focus once the drawer is displayed: hidden widgets cannot take focus.
             self.call_after_refresh(self.query_one("#backend", Select).focus)
@@ -226,12 +230,6 @@ class SettingsDrawer(Vertical):
         if self.is_open:
             self.remove_class("-open")
             self.post_message(self.Closed(self))
-
-    def toggle(self) -> None:
-        if self.is_open:
-            self.close()
-        else:
-            self.open()
 
     def reset(self) -> None:
         """Discard pending edits: every field shows the settings in effect again."""
@@ -427,11 +425,16 @@ class SettingsDrawer(Vertical):
         # a GGUF file): the new backend's menu is built without it.
         self._draft = replace(self._draft, backend=kind, model="")
         self._update_menu()
-        if kind is not BackendKind.LLAMA_CPP and kind is not applied.backend:
-            # Asked each time: what a server has installed changes behind the app's back.
+        self._ask_for_models(kind)
+        self._change_model(applied.model if applied.backend == kind else self._menu.first_ref())
+
+    def _ask_for_models(self, kind: BackendKind) -> None:
+        """Have the app ask the server of `kind` (another backend's) what it offers; asked each
+        time, as what a server has installed changes behind the app's back."""
+        if kind is not BackendKind.LLAMA_CPP and kind is not self.applied_load.backend:
             self._asking.add(kind)
             self.post_message(self.CatalogWanted(self, kind))
-        self._change_model(applied.model if applied.backend == kind else self._menu.first_ref())
+            self._refresh_status()
 
     @on(Select.Changed, "#model")
     def _model_chosen(self, event: Select.Changed) -> None:
