@@ -336,3 +336,27 @@ async def test_reopening_the_drawer_asks_a_server_that_was_down_again(
             status = str(drawer.query_one("#drawer-pending", Static).render())
             assert "reload" in status and not drawer.query_one("#apply", Button).disabled, status
         assert main.models.settings.backend is BackendKind.LLAMA_CPP  # nothing applied meanwhile
+
+
+async def test_tab_after_backend_ollama_asks_the_server_then_completes_its_models(
+    tiny_gguf: Path, ollama_server: OllamaTestServer
+) -> None:
+    app = llama_app_with_ollama_at(str(tiny_gguf), ollama_server.host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: main.models.ready)
+        await pilot.press(*"/backend ollama qw", "tab")
+        # Nothing known yet: the prompt keeps the focus and the server is asked.
+        assert main.prompt.has_focus and main.prompt.text == "/backend ollama qw"
+        await wait_until(
+            pilot,
+            lambda: (
+                (context := main.prompt.completion_context) is not None and "ollama" in context.backend_models
+            ),
+        )
+        await pilot.press("tab")
+        assert main.prompt.text == "/backend ollama qwen3:0.6b"
+        # Any other command line: a Tab that finds nothing asks no one and keeps the focus.
+        main.prompt.set_text("/nosuchcommand ")
+        await pilot.press("tab")
+        assert main.prompt.has_focus and len(ollama_server.requests_to("/api/tags")) == 1

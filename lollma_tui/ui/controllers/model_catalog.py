@@ -72,6 +72,21 @@ class ModelCatalog:
         """Ask the server of another backend what it offers (the drawer shows that backend)."""
         self._owner.run_worker(self._list_then_refresh(kind), group="catalog-other", exit_on_error=False)
 
+    def list_for_completion(self, text: str) -> BackendKind | None:
+        """`/backend KIND …` typed while KIND's server was never asked: ask it now, so that Tab
+        completes its models once it answers. The backend asked, or None."""
+        from lollma_tui.core.chat.commands import CommandError, parse_command
+        from lollma_tui.core.chat.setting_commands import backend_named
+
+        try:
+            kind = backend_named(parse_command(text))
+        except CommandError:
+            return None  # not a command: nothing to ask anyone
+        if kind is None or kind in self._catalogs or kind is self._models.session.kind:
+            return None
+        self.list_backend(kind)
+        return kind
+
     async def _list_then_refresh(self, kind: BackendKind) -> None:
         await self._list(kind)
         await self._refresh()

@@ -324,6 +324,11 @@ class ChatScreen(Screen[None]):
 
     # -- the conversation ---------------------------------------------------------------------------
 
+    @on(PromptInput.CompletionsWanted)
+    def _completions_wanted(self, message: PromptInput.CompletionsWanted) -> None:
+        if (kind := self.catalog.list_for_completion(message.text)) is not None:
+            self.notify(f"Asking {kind} for its models: Tab again in a moment", timeout=3)
+
     @on(PromptInput.Submitted)
     async def _prompt_submitted(self, message: PromptInput.Submitted) -> None:
         # A pasted escape sequence would be echoed, saved, titled and sent like any text.

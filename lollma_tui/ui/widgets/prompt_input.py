@@ -29,6 +29,18 @@ class PromptInput(TextArea):
         def control(self) -> PromptInput:
             return self.prompt_input
 
+    @dataclass
+    class CompletionsWanted(Message):
+        """Tab found nothing to offer on a command line: the app may know where to look (a
+        server not asked yet); Tab again completes once `completion_context` has them."""
+
+        prompt_input: PromptInput
+        text: str
+
+        @property
+        def control(self) -> PromptInput:
+            return self.prompt_input
+
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(
             soft_wrap=True,
@@ -78,7 +90,11 @@ class PromptInput(TextArea):
         else:
             completions = complete(text, context=self.completion_context)
         if not completions:
-            return False
+            if not text.startswith("/"):
+                return False
+            # On a command line Tab completes: a miss keeps the focus here.
+            self.post_message(self.CompletionsWanted(self, text))
+            return True
         common = os.path.commonprefix([c.text for c in completions])  # noqa: RUF071 - plain strings
         completed = completions[0].text if len(completions) == 1 else common
         if len(completed) > len(text):
