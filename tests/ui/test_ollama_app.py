@@ -357,6 +357,8 @@ async def test_tab_after_backend_ollama_asks_the_server_then_completes_its_model
         await pilot.press("tab")
         assert main.prompt.text == "/backend ollama qwen3:0.6b"
         # Any other command line: a Tab that finds nothing asks no one and keeps the focus.
-        main.prompt.set_text("/nosuchcommand ")
-        await pilot.press("tab")
-        assert main.prompt.has_focus and len(ollama_server.requests_to("/api/tags")) == 1
+        for line in ("/nosuchcommand ", "/backend llama.cpp zz"):
+            main.prompt.set_text(line)
+            await pilot.press("tab")
+            assert main.prompt.has_focus and len(ollama_server.requests_to("/api/tags")) == 1
+        assert not any("Asking llama.cpp" in str(n.message) for n in app._notifications)

@@ -82,8 +82,8 @@ class ModelCatalog:
             kind = backend_named(parse_command(text))
         except CommandError:
             return None  # not a command: nothing to ask anyone
-        if kind is None or kind in self._catalogs or kind is self._models.session.kind:
-            return None
+        if kind is None or kind in (BackendKind.LLAMA_CPP, self._models.session.kind, *self._catalogs):
+            return None  # nothing to ask: llama.cpp's models are files, the folder scan lists them
         self.list_backend(kind)
         return kind
 
