@@ -200,11 +200,15 @@ def _known_load_failure(settings: LoadSettings) -> str | None:
     return None
 
 
-def reclaimable_memory(header: GGUFHeader, loaded: LoadedModel) -> tuple[int, int]:
-    """(RAM, VRAM) a loaded llama.cpp model frees when it is unloaded, as far as we can tell.
+def reclaimable_memory(header: GGUFHeader | GGUFError, loaded: LoadedModel) -> tuple[int, int]:
+    """(RAM, VRAM) a loaded model frees when it is unloaded, as far as we can tell.
 
-    Mapped weights are left out: they are page cache, which free-RAM figures count as available.
+    Only llama.cpp's, whose worker is ours and exits on unload (nothing for a server's model or
+    an unreadable header). Mapped weights are left out: they are page cache, which free-RAM
+    figures count as available.
     """
+    if isinstance(header, GGUFError) or loaded.settings.backend is not BackendKind.LLAMA_CPP:
+        return 0, 0
     params = FitParams.from_settings(loaded.settings, n_gpu_layers=loaded.n_gpu_layers)
     estimate = estimate_memory(header, params)
     return estimate.ram_total - estimate.cpu_weights_mapped, estimate.vram_total

@@ -508,27 +508,16 @@ class ModelSession:
         header: GGUFHeader | GGUFError | None = None
         if target.backend is BackendKind.LLAMA_CPP and target.model.strip():
             header = await self._read_header(target.model)
-        if budget is not None and previous is not None:
-            budget = budget.plus(*await self._reclaimable(previous))
+        if budget is not None and previous is not None and previous.settings.backend is BackendKind.LLAMA_CPP:
+            # The current model is unloaded before the new one loads.
+            previous_header = await self._read_header(previous.settings.model)
+            budget = budget.plus(*reclaimable_memory(previous_header, previous))
         offload = self._gpu_offload if target.backend is BackendKind.LLAMA_CPP else None
         return plan_load(target, header, budget, gpu_offload=offload)
 
     async def _read_header(self, model: str) -> GGUFHeader | GGUFError:
         # Reading a header costs milliseconds to a few hundred (big vocabularies): off the loop.
         return await asyncio.to_thread(read_header, self._headers, model)
-
-    async def _reclaimable(self, loaded: LoadedModel) -> tuple[int, int]:
-        """(RAM, VRAM) the current model frees when it is unloaded, as far as we can tell.
-
-        Only for llama.cpp, whose worker is ours and exits on unload. Mapped weights are left
-        out: they are page cache, which the free-RAM figure already counts as available.
-        """
-        if loaded.settings.backend is not BackendKind.LLAMA_CPP:
-            return 0, 0
-        header = await self._read_header(loaded.settings.model)
-        if isinstance(header, GGUFError):
-            return 0, 0
-        return reclaimable_memory(header, loaded)
 
     async def _unload_for(
         self, kind: BackendKind, host: HostEntry | None, fresh: Backend | None
