@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from lollma_tui.core import formatting as fmt
+from lollma_tui.core.backends.base import LoadedModel
 from lollma_tui.core.hardware.snapshots import (
     GpuSnapshot,
     GpuState,
@@ -17,7 +18,7 @@ from lollma_tui.core.hardware.snapshots import (
 )
 from lollma_tui.core.models.fit import FitParams, estimate_memory
 from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader, read_gguf_header
-from lollma_tui.core.session import MemoryBudget, budget_from_snapshot, plan_load
+from lollma_tui.core.session import MemoryBudget, budget_from_snapshot, plan_load, reclaimable_memory
 from lollma_tui.core.session.plan import CPU_ONLY_BUILD_NOTE
 from lollma_tui.core.settings import AUTO, BackendKind, LoadSettings
 
@@ -145,3 +146,35 @@ def test_budget_from_a_snapshot() -> None:
     apple = snapshot(8 * GiB, gpu(0, None, None, unified_memory=True))
     assert budget_from_snapshot(apple) == MemoryBudget(8 * GiB, 8 * GiB)
     assert MemoryBudget(1, None).plus(10, 20) == MemoryBudget(11, None)
+
+
+def loaded_model(target: LoadSettings) -> LoadedModel:
+    return LoadedModel(
+        settings=target,
+        name="tiny",
+        architecture="llama",
+        quant="F16",
+        n_layers=2,
+        n_ctx=target.n_ctx,
+        n_ctx_train=4096,
+        n_gpu_layers=0,
+        gpu_offload_supported=False,
+        chat_format="chatml",
+        chat_format_source="gguf",
+        size_bytes=1,
+        n_params=1,
+        load_s=0.1,
+    )
+
+
+def test_only_a_llama_cpp_model_with_a_readable_header_frees_memory_on_unload(
+    header: GGUFHeader, tiny_f16: Path
+) -> None:
+    on_llama = loaded_model(settings(tiny_f16))
+    ram, vram = reclaimable_memory(header, on_llama)
+    assert ram > 0 and vram == 0
+    # Its file gone or broken: nothing is counted rather than a guess.
+    assert reclaimable_memory(GGUFError(tiny_f16, "cannot read"), on_llama) == (0, 0)
+    # A server's model is not ours to free (Ollama keeps it as long as it likes).
+    on_ollama = loaded_model(LoadSettings(backend=BackendKind.OLLAMA, model="tinyllama:1b", n_ctx=512))
+    assert reclaimable_memory(header, on_ollama) == (0, 0)
