@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -61,6 +62,11 @@ class LollmaApp(LiteralApp[None]):
             self.notify("\n".join(self._theme_failures), title="Some themes did not load", severity="warning")
 
     async def on_ready(self) -> None:
+        if not gc.isenabled():
+            # Paused by `cli.main` for the start-up. What the start-up made (modules, classes,
+            # the screen) lives as long as the app: frozen, later full collections skip it.
+            gc.freeze()
+            gc.enable()
         await self.chat_screen.start()
 
     # -- themes -----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 from pathlib import Path
 
@@ -78,3 +79,23 @@ def test_a_missing_model_named_by_the_config_file_says_where_it_was_named(tmp_pa
     # Given as a flag, the flag is what the user looks at: no mention of the file.
     with pytest.raises(CliError, match=r"gone\.gguf: file not found$"):
         options_for("--model", str(tmp_path / "gone.gguf"), config=config)
+
+
+def test_the_app_is_built_with_the_collector_paused_and_main_resumes_it_however_the_app_ends(
+    monkeypatch: pytest.MonkeyPatch, tiny_gguf: Path
+) -> None:
+    from lollma_tui.cli import main
+    from lollma_tui.ui.app import LollmaApp
+
+    seen: list[bool] = []
+
+    def run_and_fail(self: LollmaApp) -> None:
+        seen.append(gc.isenabled())
+        raise RuntimeError("the terminal went away")
+
+    monkeypatch.setattr(LollmaApp, "run", run_and_fail)
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError, match="terminal went away"):
+        main(["--model", str(tiny_gguf)])
+    assert seen == [False]
+    assert gc.isenabled()

@@ -3,6 +3,7 @@ that show it. Real llama.cpp on tiny models, the real hardware sampler, the real
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 from pathlib import Path
@@ -257,3 +258,17 @@ async def test_the_side_panel_is_filled_once_the_first_frame_is_up(tiny_gguf: Pa
         assert panel.query_one("#hw-title", Static).styles.text_style.bold
         # Samples reach it: the feed started after the panel was there.
         await wait_until(pilot, lambda: panel.snapshot is not None)
+
+
+async def test_the_collector_paused_for_the_start_resumes_once_the_first_frame_is_up(tiny_gguf: Path) -> None:
+    app = make_app(tiny_gguf)
+    gc.disable()  # as `lollma-tui` starts the app
+    try:
+        async with app.run_test() as pilot:
+            await loaded(pilot, app.chat_screen)
+            assert gc.isenabled()
+            # What the start-up made is frozen: later full collections do not scan it again.
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.enable()
