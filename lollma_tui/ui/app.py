@@ -13,18 +13,21 @@ import gc
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
-from lollma_tui.core.backends.base import Backend
-from lollma_tui.core.hosts import HostEntry
-from lollma_tui.core.settings import StartupOptions
 from lollma_tui.ui.literal_app import LiteralApp
-from lollma_tui.ui.messages import HardwareSampled
 from lollma_tui.ui.screens.chat import ChatScreen
 from lollma_tui.ui.theming import choose_theme, register_themes, with_app_variables
+
+if TYPE_CHECKING:
+    from lollma_tui.core.backends.base import Backend
+    from lollma_tui.core.hosts import HostEntry
+    from lollma_tui.core.settings import StartupOptions
+    from lollma_tui.ui.messages import HardwareSampled
 
 
 class LollmaApp(LiteralApp[None]):
@@ -115,8 +118,8 @@ class LollmaApp(LiteralApp[None]):
 
     # -- what the screens opened for the chat report ------------------------------------------------
 
-    @on(HardwareSampled)
-    def _hardware_to_bench(self, message: HardwareSampled) -> None:
+    # By name, as on the chat screen: the messages' module is not needed for the first frame.
+    def on_hardware_sampled(self, message: HardwareSampled) -> None:
         bench = sys.modules.get("lollma_tui.ui.screens.bench")
         if bench is None or not self.screen_stack:
             return  # never opened, so it cannot be on screen (and stays unimported)

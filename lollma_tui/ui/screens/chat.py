@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -26,44 +27,44 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from lollma_tui.core.backends.base import Backend, ReplyStats
-from lollma_tui.core.backends.describe import format_reply_heading, format_setup
-from lollma_tui.core.chat.commands import is_command, unescape_message
-from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
 from lollma_tui.core.formatting import counted
-from lollma_tui.core.hosts import HostEntry
-from lollma_tui.core.settings import LoadSettings, StartupOptions
-from lollma_tui.ui.controllers.context_meter import ContextMeter
-from lollma_tui.ui.controllers.history_recorder import HistoryRecorder
-from lollma_tui.ui.controllers.model_catalog import ModelCatalog
-from lollma_tui.ui.controllers.model_session import ModelController
 from lollma_tui.ui.literal import plain
-from lollma_tui.ui.messages import (
-    BackendStatusChanged,
-    ChoicesRefreshed,
-    ContextMeasured,
-    HardwareLinkChanged,
-    HardwareSampled,
-    HostsReported,
-    NoticePosted,
-    ServerExtrasRead,
-    SwapFinished,
-    SwapProgressed,
-)
 from lollma_tui.ui.paced_stream import SLOWEST_S
-from lollma_tui.ui.screens.chat_commands import ChatCommands
 from lollma_tui.ui.screens.chat_dialogs import ChatDialogs
 from lollma_tui.ui.screens.chat_drawer import ChatDrawer
-from lollma_tui.ui.screens.chat_hosts import ChatHosts
-from lollma_tui.ui.screens.chat_palette import CommandChosen, SlashCommands
 from lollma_tui.ui.screens.chat_panel import SidePanel
-from lollma_tui.ui.screens.chat_replies import ReplyStreamer
 from lollma_tui.ui.widgets.chat_log import ChatLog
 from lollma_tui.ui.widgets.prompt_input import PromptInput
 
 if TYPE_CHECKING:
+    from textual.command import Provider
+
+    from lollma_tui.core.backends.base import Backend, ReplyStats
+    from lollma_tui.core.chat.conversation import Conversation, Message
+    from lollma_tui.core.hosts import HostEntry
     from lollma_tui.core.session import MemoryBudget
+    from lollma_tui.core.settings import LoadSettings, StartupOptions
+    from lollma_tui.ui.controllers.context_meter import ContextMeter
     from lollma_tui.ui.controllers.hardware_feed import HardwareFeed
+    from lollma_tui.ui.controllers.history_recorder import HistoryRecorder
+    from lollma_tui.ui.controllers.model_catalog import ModelCatalog
+    from lollma_tui.ui.controllers.model_session import ModelController
+    from lollma_tui.ui.messages import (
+        BackendStatusChanged,
+        ChoicesRefreshed,
+        ContextMeasured,
+        HardwareLinkChanged,
+        HardwareSampled,
+        HostsReported,
+        NoticePosted,
+        ServerExtrasRead,
+        SwapFinished,
+        SwapProgressed,
+    )
+    from lollma_tui.ui.screens.chat_commands import ChatCommands
+    from lollma_tui.ui.screens.chat_hosts import ChatHosts
+    from lollma_tui.ui.screens.chat_palette import CommandChosen
+    from lollma_tui.ui.screens.chat_replies import ReplyStreamer
     from lollma_tui.ui.widgets.hardware_panel import HardwarePanel
     from lollma_tui.ui.widgets.model_card import ModelCard
     from lollma_tui.ui.widgets.server_info import ServerInfo
@@ -79,8 +80,18 @@ HOLD_SAMPLE_S = SLOWEST_S + 0.1
 every `SLOWEST_S` while the model writes) before it is shown on its own."""
 
 
+def _slash_commands() -> type[Provider]:
+    from lollma_tui.ui.screens.chat_palette import SlashCommands
+
+    return SlashCommands
+
+
 class ChatScreen(Screen[None]):
-    COMMANDS = {SlashCommands}
+    """The parts that talk to models, the store and servers are built on first use, which is
+    `start`'s, once the first frame is up: their modules are not imported before it. The
+    handlers of what they report are found by name for the same reason."""
+
+    COMMANDS = {_slash_commands}
     BINDINGS = [
         Binding("escape", "stop", "Stop", id="stop"),
         Binding("ctrl+r", "regenerate", "Regenerate", id="regenerate"),
@@ -98,31 +109,69 @@ class ChatScreen(Screen[None]):
     ) -> None:
         super().__init__()
         self.options = options
-        self.conversation = Conversation(system_prompt=options.system_prompt)
-        self.models = ModelController(
-            self,
-            options,
-            backend=backend,
-            hosts=hosts,
-            budget=self.memory_budget,
-            first_budget=self._first_budget,
-        )
-        self.catalog = ModelCatalog(self, self.models, budget=self.memory_budget, themes=self._theme_names)
-        self.history = HistoryRecorder(self)
-        self.context = ContextMeter(self, self.models)
-        self.commands = ChatCommands(self)
+        self._backend = backend
+        self._hosts = hosts
         self.dialogs = ChatDialogs(self)
         self.drawer = ChatDrawer(self)
         self.panel = SidePanel(self)
-        self.hosts = ChatHosts(self)
         self.hardware: HardwareFeed | None = None
         """Started once the first frame is up (`start`)."""
-        self.replies = ReplyStreamer(self)
         self._held_sample: HardwareSampled | None = None
         """A hardware sample that waits for the streaming reply's next text (`show_live`)."""
         self._editing: Message | None = None
         self._shown_from = 0
         """Index in the thread of the first message mounted in the chat log."""
+
+    @cached_property
+    def conversation(self) -> Conversation:
+        from lollma_tui.core.chat.conversation import Conversation
+
+        return Conversation(system_prompt=self.options.system_prompt)
+
+    @cached_property
+    def models(self) -> ModelController:
+        from lollma_tui.ui.controllers.model_session import ModelController
+
+        return ModelController(
+            self, self.options, backend=self._backend, hosts=self._hosts, budget=self.memory_budget,
+            first_budget=self._first_budget,
+        )  # fmt: skip
+
+    @cached_property
+    def catalog(self) -> ModelCatalog:
+        from lollma_tui.ui.controllers.model_catalog import ModelCatalog
+
+        return ModelCatalog(self, self.models, budget=self.memory_budget, themes=self._theme_names)
+
+    @cached_property
+    def history(self) -> HistoryRecorder:
+        from lollma_tui.ui.controllers.history_recorder import HistoryRecorder
+
+        return HistoryRecorder(self)
+
+    @cached_property
+    def context(self) -> ContextMeter:
+        from lollma_tui.ui.controllers.context_meter import ContextMeter
+
+        return ContextMeter(self, self.models)
+
+    @cached_property
+    def commands(self) -> ChatCommands:
+        from lollma_tui.ui.screens.chat_commands import ChatCommands
+
+        return ChatCommands(self)
+
+    @cached_property
+    def hosts(self) -> ChatHosts:
+        from lollma_tui.ui.screens.chat_hosts import ChatHosts
+
+        return ChatHosts(self)
+
+    @cached_property
+    def replies(self) -> ReplyStreamer:
+        from lollma_tui.ui.screens.chat_replies import ReplyStreamer
+
+        return ReplyStreamer(self)
 
     # -- layout -----------------------------------------------------------------------------------
 
@@ -171,6 +220,7 @@ class ChatScreen(Screen[None]):
         first frame is up."""
         # Imported here, as the drawer is: their modules (and the hardware stack behind them)
         # are not needed for the first frame.
+        from lollma_tui.ui.messages import NoticePosted
         from lollma_tui.ui.widgets.hardware_panel import HardwarePanel
         from lollma_tui.ui.widgets.model_card import ModelCard
         from lollma_tui.ui.widgets.server_info import ServerInfo
@@ -229,20 +279,16 @@ class ChatScreen(Screen[None]):
 
     # -- what the controllers report ---------------------------------------------------------------
 
-    @on(NoticePosted)
-    async def _show_notice(self, message: NoticePosted) -> None:
+    async def on_notice_posted(self, message: NoticePosted) -> None:
         await self.chat_log.add_notice(message.text, message.kind)
 
-    @on(BackendStatusChanged)
-    def _show_backend_status(self, message: BackendStatusChanged) -> None:
+    def on_backend_status_changed(self, message: BackendStatusChanged) -> None:
         self.model_card.status = message.status
 
-    @on(SwapProgressed)
-    def _swap_moved_on(self, message: SwapProgressed) -> None:
+    def on_swap_progressed(self, message: SwapProgressed) -> None:
         self.drawer.swap_progressed(message.progress.message)
 
-    @on(SwapFinished)
-    async def _swap_finished(self, message: SwapFinished) -> None:
+    async def on_swap_finished(self, message: SwapFinished) -> None:
         result = message.result
         self.drawer.swap_progressed(None)
         for text, kind in self.models.report(result):
@@ -251,17 +297,14 @@ class ChatScreen(Screen[None]):
         self.context.refresh(self.conversation)
         self.hosts.follow()
 
-    @on(ChoicesRefreshed)
-    def _choices_refreshed(self, message: ChoicesRefreshed) -> None:
+    def on_choices_refreshed(self, message: ChoicesRefreshed) -> None:
         self.prompt.completion_context = message.completion
         self.drawer.choices_refreshed(message)
 
-    @on(ContextMeasured)
-    def _context_measured(self, message: ContextMeasured) -> None:
+    def on_context_measured(self, message: ContextMeasured) -> None:
         self.model_card.context = message.check
 
-    @on(HardwareSampled)
-    def _show_hardware(self, message: HardwareSampled) -> None:
+    def on_hardware_sampled(self, message: HardwareSampled) -> None:
         # Not stopped: the app hands it on to the bench screen when that is open.
         if self.replies.writing:
             # Shown with the reply's next text (within a quarter of a second): one screen update
@@ -294,16 +337,13 @@ class ChatScreen(Screen[None]):
             labels=self.hosts.footprint_labels(message.snapshot),
         )
 
-    @on(HardwareLinkChanged)
-    def _hardware_link_changed(self, message: HardwareLinkChanged) -> None:
+    def on_hardware_link_changed(self, message: HardwareLinkChanged) -> None:
         self.hosts.link_changed(message)
 
-    @on(ServerExtrasRead)
-    def _server_extras_read(self, message: ServerExtrasRead) -> None:
+    def on_server_extras_read(self, message: ServerExtrasRead) -> None:
         self.hosts.extras_read(cast("ServerInfo", self.query_one("#server-info")), message)
 
-    @on(HostsReported)
-    def _hosts_reported(self, message: HostsReported) -> None:
+    def on_hosts_reported(self, message: HostsReported) -> None:
         self.hosts.reported(message)
 
     def memory_budget(self) -> MemoryBudget | None:
@@ -331,6 +371,8 @@ class ChatScreen(Screen[None]):
 
     @on(PromptInput.Submitted)
     async def _prompt_submitted(self, message: PromptInput.Submitted) -> None:
+        from lollma_tui.core.chat.commands import is_command, unescape_message
+
         # A pasted escape sequence would be echoed, saved, titled and sent like any text.
         text = plain(message.text)
         if is_command(text):
@@ -338,8 +380,7 @@ class ChatScreen(Screen[None]):
             return
         await self.send(unescape_message(text))
 
-    @on(CommandChosen)
-    async def _command_chosen(self, message: CommandChosen) -> None:
+    async def on_command_chosen(self, message: CommandChosen) -> None:
         await self.commands.chosen(message)
 
     async def send(self, text: str, *, context_checked: bool = False) -> None:
@@ -378,12 +419,16 @@ class ChatScreen(Screen[None]):
         await self.replies.start(reply, turn, replaces=replaces)
 
     def reply_header(self) -> str:
+        from lollma_tui.core.backends.describe import format_reply_heading
+
         loaded = self.models.loaded
         if loaded is None:
             return plain(Path(self.models.settings.model).name, one_line=True) or "assistant"
         return plain(format_reply_heading(loaded, self.models.host.name), one_line=True)
 
     def reply_header_for(self, message: Message) -> str:
+        from lollma_tui.core.backends.describe import format_setup
+
         if message.stats is None:
             return "assistant"
         return plain(format_setup(message.stats.setup), one_line=True)
@@ -422,6 +467,8 @@ class ChatScreen(Screen[None]):
         await self.start_reply(replaces=old)
 
     async def action_new_conversation(self) -> None:
+        from lollma_tui.core.chat.conversation import Conversation
+
         await self.stop_and_wait()
         self.conversation = Conversation(system_prompt=self.conversation.system_prompt)
         # It reaches the store with its first message.
@@ -449,6 +496,8 @@ class ChatScreen(Screen[None]):
 
     async def continue_reply(self) -> None:
         """/continue: more of the last reply, when it stopped at the limit or was cut off."""
+        from lollma_tui.core.chat.conversation import ReplyState
+
         if self.is_generating:
             self.notify("A reply is still being written.", severity="warning")
             return

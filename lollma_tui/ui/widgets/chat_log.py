@@ -11,15 +11,15 @@ from textual.containers import Vertical, VerticalScroll
 from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.widget import Widget
-from textual.widgets import Collapsible, Static
+from textual.widgets import Static
 
-from lollma_tui.core.backends.describe import format_stats
-from lollma_tui.core.chat.conversation import Message, ReplyState, reply_end_note
 from lollma_tui.ui.literal import drop_unsafe_links, literal, plain
 from lollma_tui.ui.widgets.reply_markdown import ReplyMarkdown, rich_markdown
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
+
+    from lollma_tui.core.chat.conversation import Message
 
 
 class UserTurn(Vertical):
@@ -37,7 +37,18 @@ def version_heading(header: str, shown: int, count: int) -> str:
     return f"{header} · version {shown} of {count}"
 
 
+def failed(message: Message) -> bool:
+    from lollma_tui.core.chat.conversation import ReplyState
+
+    return message.state == ReplyState.ERROR
+
+
 def reply_footer(message: Message) -> str:
+    # Imported with the first reply shown: a conversation's and a backend's types are not
+    # needed to draw the empty chat of the first frame.
+    from lollma_tui.core.backends.describe import format_stats
+    from lollma_tui.core.chat.conversation import ReplyState, reply_end_note
+
     parts: list[str] = []
     if message.state == ReplyState.ERROR:
         parts.append(f"error: {message.error}")
@@ -81,6 +92,8 @@ class ReplyTurn(Vertical):
         """Stream a model's thinking into a folded section above the answer."""
         self.thinking += text
         if self._thinking_view is None:
+            from textual.widgets import Collapsible  # only a thinking model's replies have one
+
             self._thinking_view = Static("", markup=False, classes="thinking-text")
             folded = Collapsible(self._thinking_view, title="thinking", collapsed=True, classes="thinking")
             await self.mount(folded, before=self.body)
@@ -101,7 +114,7 @@ class ReplyTurn(Vertical):
         # One full render at the end: the stream's incremental blocks can differ from a
         # whole-document parse (an unterminated code fence, a list that became a table).
         self.body.update(message.content)
-        self.set_class(message.state == ReplyState.ERROR, "-error")
+        self.set_class(failed(message), "-error")
         self.footer.update(reply_footer(message))
 
 
@@ -114,7 +127,7 @@ class HistoryTurn(Widget):
         super().__init__(classes=f"turn history-turn {role_class}")
         self.message = message
         self._header = self._plain_header = header if message.role == "assistant" else "you"
-        self.set_class(message.state == ReplyState.ERROR, "-error")
+        self.set_class(failed(message), "-error")
 
     def mark_version(self, shown: int, count: int) -> None:
         """As `ReplyTurn.mark_version`."""
@@ -139,7 +152,7 @@ class HistoryTurn(Widget):
         markdown = rich_markdown(plain(self.message.content))
         # Drawn by Rich, a link is a terminal hyperlink the terminal opens without the app.
         drop_unsafe_links(markdown.parsed)
-        footer_colour = colours.get("error" if self.message.state == ReplyState.ERROR else "reply-stats")
+        footer_colour = colours.get("error" if failed(self.message) else "reply-stats")
         footer = Text(reply_footer(self.message), style=Style(color=footer_colour))
         return Group(label, Padding(markdown, (0, 0, 0, 2)), Padding(footer, (0, 0, 0, 2)))
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual import events
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import TextArea
 
-from lollma_tui.core.chat.commands import Completion, CompletionContext, complete
+if TYPE_CHECKING:
+    from lollma_tui.core.chat.commands import CompletionContext
 
 
 class PromptInput(TextArea):
@@ -84,6 +86,9 @@ class PromptInput(TextArea):
         self.post_message(self.Submitted(self, text))
 
     def _complete_command(self) -> bool:
+        # The command registry is imported on the first Tab, not for the first frame.
+        from lollma_tui.core.chat.commands import Completion, complete
+
         text = self.text
         if self.completion_context is None:
             completions = [Completion(c.name, f"/{c.name} ", c.help) for c in complete(text)]

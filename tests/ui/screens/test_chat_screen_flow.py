@@ -231,11 +231,25 @@ LATER_MODULES = (
     "lollma_tui.ui.widgets.model_card",
     "lollma_tui.ui.widgets.server_info",
     "lollma_tui.ui.widgets.settings_drawer",
+    # The parts that talk to models, the store and servers, and what they report.
+    "lollma_tui.core.backends.base",
+    "lollma_tui.core.chat.conversation",
+    "lollma_tui.core.chat.commands",
+    "lollma_tui.ui.messages",
+    "lollma_tui.ui.controllers.model_session",
+    "lollma_tui.ui.controllers.model_catalog",
+    "lollma_tui.ui.controllers.history_recorder",
+    "lollma_tui.ui.controllers.context_meter",
+    "lollma_tui.ui.screens.chat_commands",
+    "lollma_tui.ui.screens.chat_hosts",
+    "lollma_tui.ui.screens.chat_replies",
+    "lollma_tui.ui.screens.chat_palette",
 )
-"""Behind the side panel and the drawer: none of them is needed to draw the chat and its prompt."""
+"""Behind the side panel, the drawer and the chat screen's controllers: none of them is needed
+to draw the empty chat and its prompt."""
 
 
-def test_the_first_frame_imports_nothing_behind_the_side_panel() -> None:
+def test_the_first_frame_imports_nothing_behind_the_side_panel_or_the_controllers() -> None:
     # What `lollma-tui` imports before it runs the app, in a fresh interpreter.
     code = (
         "import sys, lollma_tui.cli, lollma_tui.core.config_file, lollma_tui.ui.app\n"
