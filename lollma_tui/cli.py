@@ -234,14 +234,21 @@ class RemoteOptions(NamedTuple):
 
 def remote_options(args: argparse.Namespace) -> RemoteOptions:
     """--base-url, --hw-host and --hw-command, checked."""
-    from lollma_tui.core.backends.openai_host import BaseUrlError, base_url
-    from lollma_tui.core.hardware.ssh_target import SshTarget, SshTargetError
+    url = hw_host = None
+    if args.base_url:
+        from lollma_tui.core.backends.openai_host import BaseUrlError, base_url
 
-    try:
-        url = base_url(args.base_url) if args.base_url else None
-        hw_host = str(SshTarget.parse(args.hw_host)) if args.hw_host else None
-    except (BaseUrlError, SshTargetError) as error:
-        raise CliError(str(error)) from None
+        try:
+            url = base_url(args.base_url)
+        except BaseUrlError as error:
+            raise CliError(str(error)) from None
+    if args.hw_host:
+        from lollma_tui.core.hardware.ssh_target import SshTarget, SshTargetError
+
+        try:
+            hw_host = str(SshTarget.parse(args.hw_host))
+        except SshTargetError as error:
+            raise CliError(str(error)) from None
     if args.hw_command and not hw_host:
         raise CliError("--hw-command needs --hw-host (the machine to run it on)")
     return RemoteOptions(url, hw_host)

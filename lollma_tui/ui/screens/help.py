@@ -42,6 +42,7 @@ def help_markdown() -> str:
 
 
 class HelpScreen(ModalScreen[None]):
+    CSS_PATH = "../help_screen.tcss"
     BINDINGS = [Binding("escape,f1,q", "dismiss", "Close", id="help.close")]
 
     def compose(self) -> ComposeResult:

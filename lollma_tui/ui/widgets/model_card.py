@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import var
@@ -32,6 +34,12 @@ def _params(n_params: int | None) -> str:
 
 
 class ModelCard(Vertical):
+    # The side panel's cards are mounted together once the chat's first frame is up; their
+    # stylesheet is read then, with this one (not in the app's CSS_PATH). Not scoped: it styles
+    # the server card and the hardware panel's title too.
+    DEFAULT_CSS = (Path(__file__).resolve().parent.parent / "side_panel.tcss").read_text(encoding="utf-8")
+    SCOPED_CSS = False
+
     # `var`: the lines below redraw themselves, and only lay the screen out when their size
     # changes (a status flip at each reply's start and end would otherwise redo the screen).
     status: var[BackendStatus | None] = var(None, init=False)
