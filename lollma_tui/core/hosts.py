@@ -16,10 +16,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from lollma_tui.core.checked import WireError, mapping, optional_text, text
-from lollma_tui.core.hardware.ssh_target import SshTarget, SshTargetError
 from lollma_tui.core.settings import BackendKind
 
 if TYPE_CHECKING:
+    from lollma_tui.core.hardware.ssh_target import SshTarget
     from lollma_tui.core.settings import StartupOptions
 
 MAX_NAME = 64
@@ -53,6 +53,10 @@ class HostEntry:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str = "hosts") -> HostEntry:
         """One ``[[hosts]]`` table: ``name``, ``kind``, ``url``, ``hw = "ssh://…"``, ``hw_command``."""
+        # Imported here (and in `session_hosts`): the hardware package is not needed to read a
+        # config without remote hardware, on the way to the app's first frame.
+        from lollma_tui.core.hardware.ssh_target import SshTarget, SshTargetError
+
         try:
             table = mapping(data, where)
             name = text(table.get("name"), f"{where}.name", max_length=MAX_NAME)
@@ -141,7 +145,11 @@ def session_hosts(
             listed.append(default)
     kind = options.load.backend
     url = {BackendKind.OLLAMA: options.ollama_host, BackendKind.OPENAI: options.openai_base_url}.get(kind)
-    hw = SshTarget.parse(options.hw_host) if options.hw_host else None
+    hw = None
+    if options.hw_host:
+        from lollma_tui.core.hardware.ssh_target import SshTarget
+
+        hw = SshTarget.parse(options.hw_host)
     start = HostEntry(
         LOCAL, kind, server_address(kind, url), hw, options.hw_command, options.openai_api_key_env
     )

@@ -1,18 +1,14 @@
 """The chat screen: the conversation on the left, the side panel on the right, keys at the bottom.
 
 It owns the conversation and its flow (send, regenerate, edit, continue, open saved ones) and
-composes the plain objects that own the rest: the model session, the model catalog, the history
-recorder, the hardware feed and the context meter. They report with messages; the screen hands
-what they report down to its widgets as attributes. Five helpers of its own keep this module
-short: `ReplyStreamer` writes replies into their turns, `ChatCommands` runs the slash commands
-(listed once, in `core.chat.commands`), `ChatDialogs` opens the screens it needs, `ChatDrawer`
-builds, opens and closes the settings drawer, `ChatHosts` moves the chat between hosts and
-points the hardware panel at the machine the model runs on.
+composes plain objects for the rest. The model session, the model catalog, the history recorder,
+the hardware feed and the context meter report with messages, which the screen hands down to its
+widgets as attributes. Its own helpers (`chat_*.py`) each do one part of its work: writing
+replies, slash commands, dialogs, the settings drawer, hosts, and the side panel.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Sequence
 from functools import cached_property
@@ -23,13 +19,11 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from lollma_tui.core.formatting import counted
 from lollma_tui.ui.literal import plain
-from lollma_tui.ui.paced_stream import SLOWEST_S
 from lollma_tui.ui.screens.chat_dialogs import ChatDialogs
 from lollma_tui.ui.screens.chat_drawer import ChatDrawer
 from lollma_tui.ui.screens.chat_panel import SidePanel
@@ -75,9 +69,6 @@ TAIL_MESSAGES = 30
 EARLIER_PAGE = 30
 FIRST_SAMPLE_WAIT_S = 2.0
 """The first load waits this long at most for free-memory figures to check the fit against."""
-HOLD_SAMPLE_S = SLOWEST_S + 0.1
-"""The longest a hardware sample waits for a streaming reply's next text (which comes at least
-every `SLOWEST_S` while the model writes) before it is shown on its own."""
 
 
 def _slash_commands() -> type[Provider]:
@@ -116,8 +107,6 @@ class ChatScreen(Screen[None]):
         self.panel = SidePanel(self)
         self.hardware: HardwareFeed | None = None
         """Started once the first frame is up (`start`)."""
-        self._held_sample: HardwareSampled | None = None
-        """A hardware sample that waits for the streaming reply's next text (`show_live`)."""
         self._editing: Message | None = None
         self._shown_from = 0
         """Index in the thread of the first message mounted in the chat log."""
@@ -261,15 +250,6 @@ class ChatScreen(Screen[None]):
     async def notice(self, text: str, kind: str = "info") -> None:
         await self.chat_log.add_notice(text, kind)
 
-    def show_live(self, tokens_per_s: float | None, *, ended: bool = False) -> None:
-        """What changes beside a streaming reply's text, shown as its text changes, in the same
-        screen update: a new live tokens/s figure (None: none new), and the hardware sample held
-        back meanwhile. `ended`: the reply is over and the live figure goes."""
-        self._show_held_sample()
-        if tokens_per_s is not None or ended:
-            with contextlib.suppress(NoMatches):
-                self.hardware_panel.live_rate = tokens_per_s
-
     def show_reply_stats(self, stats: ReplyStats) -> None:
         self.model_card.last_stats = stats
 
@@ -306,36 +286,7 @@ class ChatScreen(Screen[None]):
 
     def on_hardware_sampled(self, message: HardwareSampled) -> None:
         # Not stopped: the app hands it on to the bench screen when that is open.
-        if self.replies.writing:
-            # Shown with the reply's next text (within a quarter of a second): one screen update
-            # for both rather than one each. A stalled model must not freeze the panel, though:
-            # the sample is shown on its own a little later if no text came.
-            self._held_sample = message
-            self.set_timer(HOLD_SAMPLE_S, self._show_held_sample, name="held-hardware-sample")
-            return
-        self._show_sample(message)
-
-    def _show_held_sample(self) -> None:
-        held, self._held_sample = self._held_sample, None
-        if held is not None:
-            self._show_sample(held)
-
-    def _show_sample(self, message: HardwareSampled) -> None:
-        from lollma_tui.ui.widgets.hardware_panel import ModelFootprint  # loaded with the panel
-
-        try:
-            panel = self.hardware_panel
-        except NoMatches:
-            return  # a late sample while the screen closes
-        panel.history = message.history
-        panel.stale = message.stale
-        panel.snapshot = message.snapshot
-        loaded = self.models.backend.status.loaded
-        panel.model_footprint = ModelFootprint(
-            message.snapshot.processes,
-            placement=loaded.placement if loaded is not None else None,
-            labels=self.hosts.footprint_labels(message.snapshot),
-        )
+        self.panel.sampled(message)
 
     def on_hardware_link_changed(self, message: HardwareLinkChanged) -> None:
         self.hosts.link_changed(message)

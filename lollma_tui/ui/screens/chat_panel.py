@@ -5,13 +5,23 @@ A plain object the chat screen owns. Three things fold the panel: Ctrl+B (the us
 until the next Ctrl+B), a terminal narrower than `NARROW_COLUMNS` (undone when it widens, unless
 the user had it hidden), and the drawer (the panel comes back as it was when the drawer closes).
 While the panel is folded the hardware is sampled slowly: nobody is looking.
+
+It also shows what the panel is told: each hardware sample, and the live tokens/s while a reply
+streams. A sample that comes while the reply writes waits for the reply's next text, so the two
+reach the screen in one update.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
+from textual.css.query import NoMatches
+
+from lollma_tui.ui.paced_stream import SLOWEST_S
+
 if TYPE_CHECKING:
+    from lollma_tui.ui.messages import HardwareSampled
     from lollma_tui.ui.screens.chat import ChatScreen
 
 HIDDEN_PANEL_INTERVAL_S = 5.0
@@ -19,6 +29,9 @@ HIDDEN_PANEL_INTERVAL_S = 5.0
 NARROW_COLUMNS = 72
 """Narrower than this the panel (30 columns) folds away by itself, so the chat keeps room to
 read; Ctrl+B still shows it."""
+HOLD_SAMPLE_S = SLOWEST_S + 0.1
+"""The longest a hardware sample waits for a streaming reply's next text (which comes at least
+every `SLOWEST_S` while the model writes) before it is shown on its own."""
 
 
 class SidePanel:
@@ -27,6 +40,8 @@ class SidePanel:
         self._narrow = False
         self._folded_for_width = False
         self._hidden_before_drawer = False
+        self._held_sample: HardwareSampled | None = None
+        """A hardware sample that waits for the streaming reply's next text (`show_live`)."""
 
     @property
     def hidden(self) -> bool:
@@ -71,3 +86,48 @@ class SidePanel:
         screen.sidebar.set_class(not shown, "-hidden")
         if screen.hardware is not None:
             screen.hardware.set_interval(self.sampling_interval())
+
+    # -- what it shows ------------------------------------------------------------------------
+
+    def sampled(self, message: HardwareSampled) -> None:
+        screen = self._screen
+        if screen.replies.writing:
+            # Shown with the reply's next text (within a quarter of a second): one screen update
+            # for both rather than one each. A stalled model must not freeze the panel, though:
+            # the sample is shown on its own a little later if no text came.
+            self._held_sample = message
+            screen.set_timer(HOLD_SAMPLE_S, self._show_held_sample, name="held-hardware-sample")
+            return
+        self._show_sample(message)
+
+    def show_live(self, tokens_per_s: float | None, *, ended: bool = False) -> None:
+        """What changes beside a streaming reply's text, shown as its text changes, in the same
+        screen update: a new live tokens/s figure (None: none new), and the hardware sample held
+        back meanwhile. `ended`: the reply is over and the live figure goes."""
+        self._show_held_sample()
+        if tokens_per_s is not None or ended:
+            with contextlib.suppress(NoMatches):
+                self._screen.hardware_panel.live_rate = tokens_per_s
+
+    def _show_held_sample(self) -> None:
+        held, self._held_sample = self._held_sample, None
+        if held is not None:
+            self._show_sample(held)
+
+    def _show_sample(self, message: HardwareSampled) -> None:
+        from lollma_tui.ui.widgets.hardware_panel import ModelFootprint  # loaded with the panel
+
+        screen = self._screen
+        try:
+            panel = screen.hardware_panel
+        except NoMatches:
+            return  # a late sample while the screen closes
+        panel.history = message.history
+        panel.stale = message.stale
+        panel.snapshot = message.snapshot
+        loaded = screen.models.backend.status.loaded
+        panel.model_footprint = ModelFootprint(
+            message.snapshot.processes,
+            placement=loaded.placement if loaded is not None else None,
+            labels=screen.hosts.footprint_labels(message.snapshot),
+        )

@@ -38,7 +38,7 @@ class ReplyStreamer:
         """The reply being written (or waiting for the model), if any."""
         self.writing = False
         """The reply in flight is writing its text: what else changes on screen waits for its
-        next update (`ChatScreen.show_live`)."""
+        next update (`SidePanel.show_live`)."""
         self.ending = False
         """The reply in flight has ended (the model is done, or it was stopped); only showing
         it whole and saving it are left."""
@@ -90,7 +90,7 @@ class ReplyStreamer:
 
         def show_live() -> None:
             nonlocal rate
-            screen.show_live(rate)
+            screen.panel.show_live(rate)
             rate = None
 
         stream = PacedStream(turn.body.get_stream(turn.body), on_write=show_live)
@@ -142,7 +142,7 @@ class ReplyStreamer:
             if reply.state == ReplyState.STREAMING:
                 reply.state = ReplyState.STOPPED
             self.writing = False
-            screen.show_live(None, ended=True)
+            screen.panel.show_live(None, ended=True)
             try:
                 await stream.stop()
                 if turn.is_mounted:

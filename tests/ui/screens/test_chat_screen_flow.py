@@ -225,6 +225,7 @@ async def test_enter_while_a_reply_is_written_keeps_the_message_in_the_prompt(sl
 
 LATER_MODULES = (
     "psutil",
+    "lollma_tui.core.hardware",
     "lollma_tui.core.hardware.sampler",
     "lollma_tui.core.backends.openai_extras",
     "lollma_tui.ui.widgets.hardware_panel",
