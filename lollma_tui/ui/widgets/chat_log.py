@@ -38,6 +38,8 @@ def version_heading(header: str, shown: int, count: int) -> str:
 
 
 def failed(message: Message) -> bool:
+    """Whether the reply ended in an error (its state's type is imported late, as in
+    `reply_footer`)."""
     from lollma_tui.core.chat.conversation import ReplyState
 
     return message.state == ReplyState.ERROR
