@@ -197,6 +197,9 @@ def _message_lines(message: Message, meta: MessageMeta | None) -> list[str]:
     if meta is not None and meta.sibling_count > 1:
         heading.append(f"version {meta.sibling_index + 1} of {meta.sibling_count}")
     lines = [f"── {' · '.join(clean_text(part, keep_lines=False) for part in heading)} ──"]
+    if message.thinking.strip():
+        # Before the answer and set off from it, as the app folds it.
+        lines += [f"  ┆ {line}".rstrip() for line in clean_text(message.thinking.strip("\n")).splitlines()]
     body = clean_text(message.content.rstrip("\n"))
     lines.append(body if body.strip() else "(no text)")
     if message.stats is not None:

@@ -136,6 +136,16 @@ def test_show_neutralises_terminal_escapes(history_path: Path) -> None:
     assert "the screen" in result.stdout
 
 
+def test_show_sets_a_replys_thinking_off_before_its_answer(history_path: Path) -> None:
+    with opened(history_path) as store:
+        chat = store.new_conversation()
+        store.add_message(chat.id, Message("user", "2+2?"))
+        store.add_message(chat.id, Message("assistant", "Four.", thinking="Two plus two\n\x1b[2Jis four."))
+    text = run_cli("show", chat.id).stdout
+    assert "  ┆ Two plus two\n  ┆ is four.\nFour." in text.replace("[2J", "")
+    assert "\x1b" not in text
+
+
 def test_show_names_a_model_served_by_its_gguf_path_by_its_file_name(history_path: Path) -> None:
     # llama-cpp-python's server, started without --model_alias, names its model by the path.
     path = "/home/me/models/qwen2.5-0.5b-instruct-q8_0.gguf"

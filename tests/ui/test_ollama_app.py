@@ -76,6 +76,15 @@ async def test_thinking_is_shown_folded_above_the_answer(ollama_server: OllamaTe
         assert turn.thinking == "Two plus two is four."
         # The thinking text is not part of what the model is sent back next turn.
         assert main.conversation.history()[-1].content == "Four."
+    # Kept with the reply: the next start resumes the chat with the thinking folded as it was.
+    again = ollama_app(ollama_server.host, model="qwen3:0.6b")
+    async with again.run_test(size=(100, 32)) as pilot:
+        log = again.chat_screen.chat_log
+        await wait_until(pilot, lambda: len(log.query(Collapsible)) == 1)
+        (resumed,) = log.reply_turns()
+        assert resumed.message.content == "Four." and resumed.query_one(Collapsible).collapsed
+        assert str(resumed.query_one(".thinking-text", Static).render()) == "Two plus two is four."
+        assert "Two plus two" not in str(again.chat_screen.conversation.history())
 
 
 async def test_server_down_at_start_then_up_connects_and_chats(dead_ollama_host: str) -> None:

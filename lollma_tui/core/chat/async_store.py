@@ -143,6 +143,7 @@ class StreamingReply:
         stats: ReplyStats | None = None,
         sampling: SamplingSettings | None = None,
         error: str | None = None,
+        thinking: str = "",
     ) -> None:
         if self.finished:
             return
@@ -154,7 +155,7 @@ class StreamingReply:
             await self._in_flight
         chunk = "".join(self._pending)
         self._pending.clear()
-        await self._store.run(_finish, self._writer, chunk, state, stats, sampling, error)
+        await self._store.run(_finish, self._writer, chunk, state, stats, sampling, error, thinking)
 
 
 def _write(writer: ReplyWriter, chunk: str) -> None:
@@ -169,7 +170,8 @@ def _finish(
     stats: ReplyStats | None,
     sampling: SamplingSettings | None,
     error: str | None,
+    thinking: str,
 ) -> None:
     if chunk:
         writer.append_delta(chunk)
-    writer.finish(state, stats=stats, sampling=sampling, error=error)
+    writer.finish(state, stats=stats, sampling=sampling, error=error, thinking=thinking)

@@ -58,6 +58,8 @@ class Message:
     state: ReplyState = ReplyState.COMPLETE
     stats: ReplyStats | None = None
     error: str | None = None
+    thinking: str = ""
+    """What a reasoning model thought before it answered: shown folded, kept, never sent back."""
 
     def to_chat(self) -> ChatMessage:
         return ChatMessage(self.role, self.content)

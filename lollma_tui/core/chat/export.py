@@ -73,6 +73,8 @@ _RAW_CONTROLS = re.compile("[\x7f-\x9f]")
 _ROLES: tuple[Role, ...] = ("system", "user", "assistant")
 _CONVERSATION_KEYS = ("id", "title", "system_prompt", "created_at", "updated_at", "current_message_id")
 _MESSAGE_KEYS = ("id", "parent_id", "role", "content", "state", "error", "created_at", "stats", "sampling")
+_OPTIONAL_MESSAGE_KEYS = ("thinking",)
+"""Written only when the message has one, so files from before it was kept read as they were."""
 
 
 # -- JSON ---------------------------------------------------------------------------------------
@@ -111,7 +113,7 @@ def _message_to_json(stored: StoredMessage) -> dict[str, Any]:
         "created_at": message.created_at,
         "stats": codec.to_jsonable(message.stats),
         "sampling": codec.to_jsonable(stored.sampling),
-    }
+    } | ({"thinking": message.thinking} if message.thinking else {})
 
 
 def export_json(store: ChatStore, conversation_id: str) -> str:
@@ -235,7 +237,7 @@ def _tree_from_document(document: object) -> ConversationTree:
 
 
 def _message_from_json(raw: object, where: str) -> StoredMessage:
-    record = _object(raw, where, _MESSAGE_KEYS)
+    record = _object(raw, where, _MESSAGE_KEYS, optional=_OPTIONAL_MESSAGE_KEYS)
     role = record["role"]
     if role not in _ROLES:
         choices = ", ".join(repr(r) for r in _ROLES)
@@ -257,6 +259,7 @@ def _message_from_json(raw: object, where: str) -> StoredMessage:
         state=state,
         stats=None if stats_raw is None else codec.from_jsonable(ReplyStats, stats_raw, f"{where}.stats"),
         error=_optional_str(record, "error", where),
+        thinking=_str(record, "thinking", where) if "thinking" in record else "",
     )
     sampling = (
         None
@@ -269,10 +272,12 @@ def _message_from_json(raw: object, where: str) -> StoredMessage:
     return StoredMessage(message, parent, sampling)
 
 
-def _object(value: object, where: str, keys: Sequence[str]) -> dict[str, object]:
+def _object(
+    value: object, where: str, keys: Sequence[str], *, optional: Sequence[str] = ()
+) -> dict[str, object]:
     if not isinstance(value, dict):
         raise codec.FormatError(f"{where}: expected an object, got {codec.kind_of(value)}")
-    unknown = sorted(str(key) for key in value if key not in keys)
+    unknown = sorted(str(key) for key in value if key not in keys and key not in optional)
     if unknown:
         raise codec.FormatError(f"{where}: unknown field {codec.brief(unknown[0])}")
     missing = [key for key in keys if key not in value]
@@ -360,6 +365,10 @@ def _message_markdown(message: Message, sampling: SamplingSettings | None) -> li
         model = " ".join(part for part in (message.stats.setup.model, message.stats.setup.quant) if part)
         who += f" ({model})"
     lines = [f"## {who} · {_clock(message.created_at)}", ""]
+    if message.thinking.strip():
+        # Folded, as in the app; a blank line after <summary> lets Markdown inside it render.
+        lines += ["<details><summary>thinking</summary>", "", *_quoted(message.thinking.rstrip("\n")), "",
+                  "</details>", ""]  # fmt: skip
     body = message.content.rstrip("\n")
     lines.append(body if body else "*(no text)*")
     # A reply stopped inside a code block would swallow everything after it; close the fence.

@@ -12,6 +12,7 @@ History of the schema:
   settings that produced them; a partial index finds replies left streaming.
 - v3: full-text search over message text (FTS5, external content kept in sync by triggers;
   replies are indexed when they stop streaming).
+- v4: a reply's thinking (what a reasoning model wrote before its answer), saved when it ends.
 
 Steps are never edited once released: a change is a new step. The v1 DDL stays here verbatim
 because the migration tests build real v1 files from it.
@@ -157,8 +158,12 @@ def ensure_fts(conn: sqlite3.Connection) -> bool:
     return True
 
 
+def _v4(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE messages ADD COLUMN thinking TEXT NOT NULL DEFAULT ''")
+
+
 Step = Callable[[sqlite3.Connection], None]
-MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _v1), (2, _v2), (3, _v3))
+MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _v1), (2, _v2), (3, _v3), (4, _v4))
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

@@ -315,8 +315,8 @@ class ChatStore:
                 parent_id=row[2],
                 index=int(row[10]),
                 sampling=sampling_from_row(row),
-                sibling_index=row[12],
-                sibling_count=row[11],
+                sibling_index=row[13],
+                sibling_count=row[12],
             )
             for row in rows
         }
@@ -535,17 +535,21 @@ class ChatStore:
         stats: ReplyStats | None,
         sampling: SamplingSettings | None,
         error: str | None,
+        thinking: str = "",
     ) -> None:
         with self._write() as conn:
             conn.execute(
                 "UPDATE messages SET content = content || ?, state = ?, error = ?,"
-                " stats = coalesce(?, stats), sampling = coalesce(?, sampling) WHERE n = ?",
+                " stats = coalesce(?, stats), sampling = coalesce(?, sampling),"
+                " thinking = CASE WHEN ? = '' THEN thinking ELSE ? END WHERE n = ?",
                 (
                     text,
                     state.value,
                     error,
                     None if stats is None else codec.dumps(stats),
                     None if sampling is None else codec.dumps(sampling),
+                    thinking,
+                    thinking,
                     row,
                 ),
             )

@@ -20,7 +20,8 @@ from lollma_tui.core.settings import SamplingSettings
 _ROLES: Final = frozenset({"system", "user", "assistant"})
 
 MESSAGE_COLUMNS = (
-    "m.n, m.id, m.parent_id, m.role, m.content, m.state, m.error, m.created_at, m.stats, m.sampling, m.depth"
+    "m.n, m.id, m.parent_id, m.role, m.content, m.state, m.error, m.created_at, m.stats, m.sampling, m.depth,"
+    " m.thinking"
 )
 
 WINDOW_SQL = f"""
@@ -52,7 +53,9 @@ SELECT id FROM path WHERE depth = :depth
 
 
 def message_from_row(row: Sequence[object]) -> Message:
-    _n, message_id, _parent, role, content, state, error, created_at, stats, _sampling, _depth = row[:11]
+    (_n, message_id, _parent, role, content, state, error, created_at, stats, _sampling, _depth, thinking) = (
+        row[:12]
+    )
     if role not in _ROLES:
         raise StoreError(f"message {message_id}: unknown role {role!r} in the history file")
     try:
@@ -64,6 +67,7 @@ def message_from_row(row: Sequence[object]) -> Message:
             state=ReplyState(cast(str, state)),
             stats=codec.stats_from_json(cast("str | None", stats), f"message {message_id} stats"),
             error=cast("str | None", error),
+            thinking=cast(str, thinking),
         )
     except ValueError as exc:
         raise StoreError(f"unreadable message in the history file: {exc}") from exc
@@ -88,7 +92,7 @@ def insert_message(
     """Insert one message row as given (no leaf or title bookkeeping); returns its rowid."""
     cursor = conn.execute(
         "INSERT INTO messages(id, conversation_id, parent_id, depth, role, content, state, error,"
-        " created_at, stats, sampling) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " created_at, stats, sampling, thinking) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             message.id,
             conversation_id,
@@ -101,6 +105,7 @@ def insert_message(
             message.created_at,
             None if message.stats is None else codec.dumps(message.stats),
             None if sampling is None else codec.dumps(sampling),
+            message.thinking,
         ),
     )
     return cast(int, cursor.lastrowid)

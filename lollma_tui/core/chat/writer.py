@@ -48,6 +48,7 @@ class ReplySink(Protocol):
         stats: ReplyStats | None,
         sampling: SamplingSettings | None,
         error: str | None,
+        thinking: str = "",
     ) -> None: ...
 
 
@@ -137,14 +138,16 @@ class ReplyWriter:
         stats: ReplyStats | None = None,
         sampling: SamplingSettings | None = None,
         error: str | None = None,
+        thinking: str = "",
     ) -> None:
-        """Write the rest of the text and the final state, stats and settings in one transaction."""
+        """Write the rest of the text and the final state, stats and settings in one transaction;
+        `thinking`, the reply's whole thinking (none: what was saved stays)."""
         if self._finished:
             raise StoreError("this reply is already finished")
         if state is ReplyState.STREAMING:
             raise ValueError("a reply cannot finish in the STREAMING state")
         chunk = "".join(self._parts)
-        self._sink.finish_reply(self._row, chunk, state, stats, sampling, error)
+        self._sink.finish_reply(self._row, chunk, state, stats, sampling, error, thinking)
         self._parts.clear()
         self.flushed_chars += len(chunk)
         self.flushes += 1

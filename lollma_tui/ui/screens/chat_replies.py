@@ -149,7 +149,11 @@ class ReplyStreamer:
                     await turn.finish()
                 if saved is not None:
                     await saved.finish(
-                        reply.state, stats=reply.stats, sampling=models.sampling, error=reply.error
+                        reply.state,
+                        stats=reply.stats,
+                        sampling=models.sampling,
+                        error=reply.error,
+                        thinking=reply.thinking,
                     )
                     if regenerated and turn.is_mounted:
                         await self.mark_versions()

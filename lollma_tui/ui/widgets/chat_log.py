@@ -78,13 +78,34 @@ class ReplyTurn(Vertical):
         self._header = header
         self.body = ReplyMarkdown(message.content, classes="reply-text")
         self.footer = Static("", classes="reply-stats", markup=False)
-        self.thinking = ""
         self._thinking_view: Static | None = None
+
+    @classmethod
+    def finished(cls, message: Message, header: str) -> ReplyTurn:
+        """A reply from the history as a whole turn: one with thinking keeps it folded above."""
+        turn = cls(message, header)
+        turn.footer.update(reply_footer(message))
+        turn.set_class(failed(message), "-error")
+        return turn
+
+    @property
+    def thinking(self) -> str:
+        """The reply's thinking so far (kept on its message, which the history saves)."""
+        return self.message.thinking
 
     def compose(self) -> ComposeResult:
         yield Static(self._header, classes="turn-label", markup=False)
+        if self.message.thinking:
+            yield self._folded_thinking()
         yield self.body
         yield self.footer
+
+    def _folded_thinking(self) -> Widget:
+        from textual.widgets import Collapsible  # only a thinking model's replies have one
+
+        # An imported file's thinking arrives unchecked, unlike a stream's (cleaned as it comes).
+        self._thinking_view = Static(plain(self.message.thinking), markup=False, classes="thinking-text")
+        return Collapsible(self._thinking_view, title="thinking", collapsed=True, classes="thinking")
 
     def mark_version(self, shown: int, count: int) -> None:
         """Say in the heading that this reply is one of several (Ctrl+R kept the others)."""
@@ -92,14 +113,11 @@ class ReplyTurn(Vertical):
 
     async def add_thinking(self, text: str) -> None:
         """Stream a model's thinking into a folded section above the answer."""
-        self.thinking += text
+        self.message.thinking += text
         if self._thinking_view is None:
-            from textual.widgets import Collapsible  # only a thinking model's replies have one
-
-            self._thinking_view = Static("", markup=False, classes="thinking-text")
-            folded = Collapsible(self._thinking_view, title="thinking", collapsed=True, classes="thinking")
-            await self.mount(folded, before=self.body)
-        self._thinking_view.update(self.thinking)
+            await self.mount(self._folded_thinking(), before=self.body)
+        else:
+            self._thinking_view.update(plain(self.message.thinking))
 
     def show_waiting(self, text: str) -> None:
         self.footer.update(text)
@@ -203,7 +221,13 @@ class ChatLog(VerticalScroll):
         return turn
 
     def _turns_for(self, messages: Iterable[Message], header_for: Callable[[Message], str]) -> list[Widget]:
-        return [HistoryTurn(m, header_for(m)) for m in messages if m.role != "system"]
+        # A reply with thinking is a whole turn, to fold it as it was shown; the rest are drawn
+        # as one widget each, which mounts a long history quickly.
+        return [
+            ReplyTurn.finished(m, header_for(m)) if m.thinking else HistoryTurn(m, header_for(m))
+            for m in messages
+            if m.role != "system"
+        ]
 
     async def show_messages(self, messages: Iterable[Message], header_for: Callable[[Message], str]) -> None:
         """Mount finished turns (a resumed conversation) in one go."""
@@ -268,7 +292,8 @@ class ChatLog(VerticalScroll):
         await self.remove_children()
 
     def reply_turns(self) -> list[ReplyTurn]:
-        """Replies written in this session (history shows as `HistoryTurn`)."""
+        """Replies shown as whole turns: those written in this session, and history replies that
+        have thinking to fold (the other history replies are `HistoryTurn`s)."""
         return list(self.query(ReplyTurn))
 
     def turns(self) -> list[Turn]:

@@ -31,7 +31,11 @@ def chat_id(store: ChatStore) -> str:
     writer.finish(ReplyState.STOPPED, stats=sample_stats(), sampling=sample_sampling())
     retry = store.regenerate(writer.message_id)
     retry.append_delta("A particle of light.")
-    retry.finish(ReplyState.COMPLETE, stats=sample_stats(gen_tps=12.5, prompt_tokens_evaluated=None))
+    retry.finish(
+        ReplyState.COMPLETE,
+        stats=sample_stats(gen_tps=12.5, prompt_tokens_evaluated=None),
+        thinking="Photons are quanta.\nSay it simply.",
+    )
     store.add_message(chat.id, Message("user", "Thanks"))
     failed = store.start_reply(chat.id)
     failed.finish(ReplyState.ERROR, error="the model worker crashed")
@@ -214,3 +218,15 @@ def test_markdown_shows_sampling_state_and_closes_open_fences(store: ChatStore, 
     assert "(12 from cache)" in body
     assert "> - sampling: temperature 0.3 · top_p 0.5 · top_k 7 · min_p 0.01 · repeat penalty 1.25" in body
     assert 'seed 1234 · max 99 tokens · stop at "</s>", "\\nUser:"' in body
+
+
+def test_a_replys_thinking_travels_in_json_and_is_folded_in_markdown(store: ChatStore, chat_id: str) -> None:
+    document = json.loads(export_json(store, chat_id))
+    thinking = {m["content"]: m.get("thinking") for m in document["messages"]}
+    # Written only for a reply that has some, so files from before it was kept import as they were.
+    assert thinking["A particle of light."] == "Photons are quanta.\nSay it simply."
+    assert thinking["What is a photon?"] is None
+    markdown = export_markdown(store, chat_id)
+    folded = markdown.index("<details><summary>thinking</summary>")
+    assert folded < markdown.index("> Photons are quanta.") < markdown.index("</details>")
+    assert markdown.index("</details>") < markdown.index("A particle of light.")

@@ -61,7 +61,7 @@ def test_v1_file_is_upgraded_in_place(v1_path: Path, upgraded: ChatStore) -> Non
         columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
     finally:
         conn.close()
-    assert {"parent_id", "depth", "sampling"} <= columns
+    assert {"parent_id", "depth", "sampling", "thinking"} <= columns
 
 
 def test_v1_data_survives_as_linear_threads(upgraded: ChatStore) -> None:

@@ -206,3 +206,21 @@ def test_a_locked_file_keeps_text_buffered_until_it_can_write(
         assert _on_disk(db_path, writer.message_id)[0] == "kept safe!"
     finally:
         store.close()
+
+
+def test_a_replys_thinking_is_saved_when_it_ends_and_a_continuation_keeps_it(
+    store: ChatStore, chat: Conversation, reopen: Callable[[], ChatStore]
+) -> None:
+    writer = store.start_reply(chat.id)
+    writer.append_delta("Four.")
+    writer.finish(ReplyState.COMPLETE, thinking="Two plus two is four.")
+    continued = store.continue_reply(writer.message_id)
+    continued.append_delta(" Really.")
+    continued.finish(ReplyState.COMPLETE)  # no new thinking: the saved one stays
+
+    again = reopen()
+    reply = again.get_message(writer.message_id)
+    assert (reply.content, reply.thinking) == ("Four. Really.", "Two plus two is four.")
+    assert again.load(chat.id).conversation.messages[-1].thinking == "Two plus two is four."
+    # Never sent back to the model.
+    assert "Two plus two" not in str(again.load(chat.id).conversation.history())
