@@ -80,7 +80,8 @@ async def test_thinking_is_shown_folded_above_the_answer(ollama_server: OllamaTe
     again = ollama_app(ollama_server.host, model="qwen3:0.6b")
     async with again.run_test(size=(100, 32)) as pilot:
         log = again.chat_screen.chat_log
-        await wait_until(pilot, lambda: len(log.query(Collapsible)) == 1)
+        # The section's text is mounted inside it a moment after the section itself.
+        await wait_until(pilot, lambda: len(log.query(".thinking-text")) == 1)
         (resumed,) = log.reply_turns()
         assert resumed.message.content == "Four." and resumed.query_one(Collapsible).collapsed
         assert str(resumed.query_one(".thinking-text", Static).render()) == "Two plus two is four."
