@@ -340,9 +340,19 @@ async def test_reopening_the_drawer_asks_a_server_that_was_down_again(
         drawer = await drawer_choosing(pilot, app, BackendKind.OLLAMA)
         await wait_until(pilot, lambda: BackendKind.OLLAMA in drawer.unlisted)
         await pilot.press("escape")
+        await wait_until(pilot, lambda: not drawer.is_open)
         with OllamaTestServer(port=int(dead_ollama_host.rsplit(":", 1)[1])) as server:
             await pilot.press("f2")
-            await wait_until(pilot, lambda: drawer.draft_load.model in server.installed_names())
+            assert drawer.is_open
+            await wait_until(
+                pilot,
+                lambda: drawer.draft_load.model in server.installed_names(),
+                explain=lambda: (
+                    f"open={drawer.is_open} focused={app.focused!r} draft={drawer.draft_load.backend}:"
+                    f"{drawer.draft_load.model!r} unlisted={dict(drawer.unlisted)} "
+                    f"catalogs={list(drawer.catalogs)} asked={len(server.requests_to('/api/tags'))}"
+                ),
+            )
             status = str(drawer.query_one("#drawer-pending", Static).render())
             assert "reload" in status and not drawer.query_one("#apply", Button).disabled, status
         assert main.models.settings.backend is BackendKind.LLAMA_CPP  # nothing applied meanwhile

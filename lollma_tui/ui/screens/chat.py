@@ -385,6 +385,11 @@ class ChatScreen(Screen[None]):
         return plain(format_setup(message.stats.setup), one_line=True)
 
     async def action_stop(self) -> None:
+        if not self.is_generating and self.drawer.is_open:
+            # Nothing to stop: Esc closes the drawer, as it does from inside it, when the focus
+            # is elsewhere (the prompt, the chat log clicked while the drawer is open).
+            await self.drawer.toggle()
+            return
         await self.replies.stop()
 
     async def stop_and_wait(self) -> None:

@@ -13,7 +13,7 @@ from lollma_tui.core.chat.commands import COMMANDS
 KEYS = (
     ("Enter", "send the message"),
     ("Ctrl+J / Shift+Enter", "new line in the message"),
-    ("Esc", "stop the reply being written"),
+    ("Esc", "stop the reply being written; else close the settings drawer"),
     ("Ctrl+R", "regenerate the last reply (/version prev shows the old one)"),
     ("Ctrl+N", "new conversation"),
     ("F2 / Ctrl+T", "settings drawer: model, quantization, GPU layers, context, sampling"),

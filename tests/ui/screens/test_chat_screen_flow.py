@@ -179,6 +179,25 @@ async def test_choices_reach_completion_and_the_drawer(quant_folder: Path) -> No
         assert demos <= files
 
 
+async def test_escape_closes_the_drawer_wherever_the_focus_is_when_nothing_streams(tiny_gguf: Path) -> None:
+    # The user opened the drawer, then clicked the prompt (or the chat log) and pressed Esc.
+    app = make_app(tiny_gguf)
+    screen = app.chat_screen
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot, screen)
+        await pilot.press("f2")
+        drawer = screen.settings_drawer
+        assert drawer is not None and drawer.is_open
+        screen.prompt.focus()
+        await pilot.pause()
+        assert not drawer.has_focus_within
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not drawer.is_open)
+        assert screen.prompt.has_focus and not screen.is_generating
+        await pilot.press("f2")  # and F2 opens it again, rather than closing a drawer left open
+        assert drawer.is_open
+
+
 async def test_config_problems_are_shown_when_the_app_starts(tiny_gguf: Path) -> None:
     problems = ("config.toml: settings.n_ctx: n_ctx must be between 64 and 4194304, not 10",)
     app = make_app(tiny_gguf, config_problems=problems)
