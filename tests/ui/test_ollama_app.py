@@ -358,6 +358,23 @@ async def test_reopening_the_drawer_asks_a_server_that_was_down_again(
         assert main.models.settings.backend is BackendKind.LLAMA_CPP  # nothing applied meanwhile
 
 
+async def test_a_server_that_never_answers_is_given_up_on_with_a_reason(
+    tiny_gguf: Path, silent_ollama_host: str
+) -> None:
+    # Not a reply's or a load's wait: the drawer says "asking…" meanwhile.
+    app = llama_app_with_ollama_at(str(tiny_gguf), silent_ollama_host)
+    main = app.chat_screen
+    main.models.list_timeout_s = 0.5
+    async with app.run_test(size=(100, 32)) as pilot:
+        drawer = await drawer_choosing(pilot, app, BackendKind.OLLAMA)
+        await wait_until(pilot, lambda: BackendKind.OLLAMA in drawer.unlisted, within=10)
+        assert "nothing received within 0.5 s" in drawer.unlisted[BackendKind.OLLAMA]
+        await pilot.pause()
+        status = str(drawer.query_one("#drawer-pending", Static).render())
+        assert status.startswith("no model list:") and drawer.query_one("#apply", Button).disabled, status
+        assert main.models.settings.backend is BackendKind.LLAMA_CPP
+
+
 async def test_tab_after_backend_ollama_asks_the_server_then_completes_its_models(
     tiny_gguf: Path, ollama_server: OllamaTestServer
 ) -> None:

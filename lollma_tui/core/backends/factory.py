@@ -19,8 +19,12 @@ def make_backend(kind: BackendKind, options: StartupOptions) -> Backend:
     return make_server_backend(kind, None)
 
 
-def make_server_backend(kind: BackendKind, url: str | None, *, api_key_env: str | None = None) -> Backend:
-    """The backend of `kind` at `url` (None: the environment's or the default server).
+def make_server_backend(
+    kind: BackendKind, url: str | None, *, api_key_env: str | None = None, timeout_s: float | None = None
+) -> Backend:
+    """The backend of `kind` at `url` (None: the environment's or the default server);
+    `timeout_s`: how long a call may wait for the server (None: the backend's default, long
+    enough for a reply or a load).
 
     Raises `BackendUnavailableError` when the address cannot be a server's (the message says
     why); nothing is contacted here.
@@ -29,11 +33,15 @@ def make_server_backend(kind: BackendKind, url: str | None, *, api_key_env: str 
         if kind is BackendKind.OLLAMA:
             from lollma_tui.core.backends.ollama import OllamaBackend
 
-            return OllamaBackend(url)
+            if timeout_s is None:
+                return OllamaBackend(url)
+            return OllamaBackend(url, timeout_s=timeout_s)
         if kind is BackendKind.OPENAI:
             from lollma_tui.core.backends.openai import OpenAIBackend
 
-            return OpenAIBackend(url, api_key_env=api_key_env)
+            if timeout_s is None:
+                return OpenAIBackend(url, api_key_env=api_key_env)
+            return OpenAIBackend(url, api_key_env=api_key_env, timeout_s=timeout_s)
     except ValueError as error:  # OllamaHostError, BaseUrlError
         raise BackendUnavailableError(str(error)) from None
     from lollma_tui.core.backends.llamacpp import LlamaCppBackend

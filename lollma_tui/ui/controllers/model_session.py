@@ -46,6 +46,10 @@ FirstBudget = Callable[[], Awaitable["MemoryBudget | None"]]
 class ModelController:
     """Owns the active backend through a `ModelSession`; every load and swap goes through it."""
 
+    list_timeout_s = 10.0
+    """How long another server may take to say what it offers (`catalog_of`): the drawer says
+    "asking…" meanwhile, so not a reply's or a load's five minutes."""
+
     def __init__(
         self,
         owner: DOMNode,
@@ -142,7 +146,9 @@ class ModelController:
         host = self._start_host
         if host.kind is not kind:
             host = host_for_server(kind, options_url(self._options, kind), self.hosts)
-        backend = make_server_backend(host.kind, host.url, api_key_env=host.api_key_env)
+        backend = make_server_backend(
+            host.kind, host.url, api_key_env=host.api_key_env, timeout_s=self.list_timeout_s
+        )
         try:
             return await server_catalog(backend)
         finally:

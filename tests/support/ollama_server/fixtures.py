@@ -3,6 +3,7 @@ tests/conftest.py."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -21,3 +22,12 @@ def ollama_server() -> Iterator[OllamaTestServer]:
 def dead_ollama_host() -> str:
     """``127.0.0.1:PORT`` with nothing listening: what a client sees when Ollama is not running."""
     return f"127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
+def silent_ollama_host() -> Iterator[str]:
+    """``127.0.0.1:PORT`` where connections are taken and never answered: a wedged server."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)  # the kernel completes the handshakes; no request is ever read
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
