@@ -31,9 +31,14 @@ KEYS = (
 )
 
 
+def _cell(text: str) -> str:
+    # A bare "|" ends a table cell, even inside backticks ("/ngl N|auto|all"): escaped, it is shown.
+    return text.replace("|", "\\|")
+
+
 def help_markdown() -> str:
-    keys = "\n".join(f"| `{key}` | {what} |" for key, what in KEYS)
-    commands = "\n".join(f"| `{c.usage}` | {c.help} |" for c in COMMANDS)
+    keys = "\n".join(f"| `{_cell(key)}` | {_cell(what)} |" for key, what in KEYS)
+    commands = "\n".join(f"| `{_cell(c.usage)}` | {_cell(c.help)} |" for c in COMMANDS)
     return (
         "# lollma-tui\n\n| key | does |\n|---|---|\n"
         f"{keys}\n\n| command | does |\n|---|---|\n{commands}\n\n"
