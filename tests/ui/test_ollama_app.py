@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 from chat_app_support import notices, send
@@ -14,6 +16,7 @@ from textual.widgets import Button, Collapsible, Select, Static
 
 from lollma_tui.core.backends.base import BackendState
 from lollma_tui.core.chat.conversation import ReplyState
+from lollma_tui.core.chat.opening import default_store_path
 from lollma_tui.core.models.demo import DEMOS, demo_model_path
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
@@ -86,6 +89,33 @@ async def test_thinking_is_shown_folded_above_the_answer(ollama_server: OllamaTe
         assert resumed.message.content == "Four." and resumed.query_one(Collapsible).collapsed
         assert str(resumed.query_one(".thinking-text", Static).render()) == "Two plus two is four."
         assert "Two plus two" not in str(again.chat_screen.conversation.history())
+
+
+async def test_thinking_reaches_the_history_file_while_the_model_still_thinks(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # Minutes of thinking before the first word are not lost to an ssh session that drops.
+    ollama_server.queue_reply(Script(text="Four.", thinking="hmm " * 60, tokens_per_second=20))
+    app = ollama_app(ollama_server.host, model="qwen3:0.6b")
+    main = app.chat_screen
+
+    def on_disk() -> tuple[str, str, str]:
+        with closing(sqlite3.connect(default_store_path())) as conn:
+            rows = conn.execute("SELECT thinking, content, state FROM messages WHERE role = 'assistant'")
+            [row] = rows.fetchall()
+        return row
+
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        await pilot.press(*"2+2?", "enter")
+        await wait_until(pilot, lambda: on_disk()[0] != "", explain=on_disk)
+        thinking, content, state = on_disk()
+        assert main.is_generating and content == "" and state == ReplyState.STREAMING.value
+        assert thinking.startswith("hmm hmm") and len(thinking) < len("hmm " * 60)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not main.is_generating)
+        (turn,) = main.chat_log.reply_turns()
+        assert on_disk() == (turn.message.thinking, "", ReplyState.STOPPED.value)
 
 
 async def test_server_down_at_start_then_up_connects_and_chats(dead_ollama_host: str) -> None:

@@ -97,6 +97,7 @@ class StreamingReply:
         self._interval = interval_s
         self._clock = clock
         self._pending: list[str] = []
+        self._pending_thinking: list[str] = []
         self._due = clock() + interval_s
         self._in_flight: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -106,9 +107,18 @@ class StreamingReply:
     def add(self, text: str) -> None:
         self._pending.append(text)
 
+    def add_thinking(self, text: str) -> None:
+        """The reply's thinking, as it streams: handed over with the text (a reasoning model may
+        think for minutes before it writes a word)."""
+        self._pending_thinking.append(text)
+
     @property
     def due(self) -> bool:
-        return bool(self._pending) and self._clock() >= self._due
+        return self._has_pending and self._clock() >= self._due
+
+    @property
+    def _has_pending(self) -> bool:
+        return bool(self._pending or self._pending_thinking)
 
     @property
     def saving(self) -> bool:
@@ -118,7 +128,7 @@ class StreamingReply:
     def flush_if_due(self) -> None:
         """Hand the buffered text over if the interval has passed and the last hand-over is done;
         otherwise make sure a timer will look again."""
-        if self.finished or not self._pending:
+        if self.finished or not self._has_pending:
             return
         if self.saving or not self.due:
             if self._timer is None:
@@ -128,9 +138,10 @@ class StreamingReply:
         if self._in_flight is not None:
             self._in_flight.result()  # a failure other than a locked file is not kept quiet
         self._due = self._clock() + self._interval
-        chunk = "".join(self._pending)
+        chunk, thinking = "".join(self._pending), "".join(self._pending_thinking)
         self._pending.clear()
-        self._in_flight = self._store.submit(_write, self._writer, chunk)
+        self._pending_thinking.clear()
+        self._in_flight = self._store.submit(_write, self._writer, chunk, thinking)
 
     def _timer_fired(self) -> None:
         self._timer = None
@@ -143,7 +154,6 @@ class StreamingReply:
         stats: ReplyStats | None = None,
         sampling: SamplingSettings | None = None,
         error: str | None = None,
-        thinking: str = "",
     ) -> None:
         if self.finished:
             return
@@ -153,13 +163,17 @@ class StreamingReply:
             self._timer = None
         if self._in_flight is not None:
             await self._in_flight
-        chunk = "".join(self._pending)
+        chunk, thinking = "".join(self._pending), "".join(self._pending_thinking)
         self._pending.clear()
+        self._pending_thinking.clear()
         await self._store.run(_finish, self._writer, chunk, state, stats, sampling, error, thinking)
 
 
-def _write(writer: ReplyWriter, chunk: str) -> None:
-    writer.append_delta(chunk)
+def _write(writer: ReplyWriter, chunk: str, thinking: str) -> None:
+    if thinking:
+        writer.append_thinking(thinking)
+    if chunk:
+        writer.append_delta(chunk)
     writer.flush()
 
 

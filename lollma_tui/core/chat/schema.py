@@ -12,7 +12,7 @@ History of the schema:
   settings that produced them; a partial index finds replies left streaming.
 - v3: full-text search over message text (FTS5, external content kept in sync by triggers;
   replies are indexed when they stop streaming).
-- v4: a reply's thinking (what a reasoning model wrote before its answer), saved when it ends.
+- v4: a reply's thinking (what a reasoning model wrote before its answer), saved as it streams.
 
 Steps are never edited once released: a change is a new step. The v1 DDL stays here verbatim
 because the migration tests build real v1 files from it.

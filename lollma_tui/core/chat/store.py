@@ -519,11 +519,14 @@ class ChatStore:
 
     # -- the writer's side (ReplySink) ---------------------------------------------------------
 
-    def append_reply_text(self, row: int, text: str) -> None:
+    def append_reply_text(self, row: int, text: str, thinking: str = "") -> None:
         with self._lock:
             try:
                 # One autocommitted statement: a WAL append, no fsync (synchronous=NORMAL).
-                self._conn.execute("UPDATE messages SET content = content || ? WHERE n = ?", (text, row))
+                self._conn.execute(
+                    "UPDATE messages SET content = content || ?, thinking = thinking || ? WHERE n = ?",
+                    (text, thinking, row),
+                )
             except sqlite3.Error as exc:
                 raise store_error(exc) from exc
 
@@ -541,14 +544,13 @@ class ChatStore:
             conn.execute(
                 "UPDATE messages SET content = content || ?, state = ?, error = ?,"
                 " stats = coalesce(?, stats), sampling = coalesce(?, sampling),"
-                " thinking = CASE WHEN ? = '' THEN thinking ELSE ? END WHERE n = ?",
+                " thinking = thinking || ? WHERE n = ?",
                 (
                     text,
                     state.value,
                     error,
                     None if stats is None else codec.dumps(stats),
                     None if sampling is None else codec.dumps(sampling),
-                    thinking,
                     thinking,
                     row,
                 ),

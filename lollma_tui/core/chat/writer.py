@@ -38,7 +38,7 @@ def state_for(reason: FinishReason) -> ReplyState:
 class ReplySink(Protocol):
     """What the writer needs from the store (kept narrow so the writer can be tested alone)."""
 
-    def append_reply_text(self, row: int, text: str) -> None: ...
+    def append_reply_text(self, row: int, text: str, thinking: str = "") -> None: ...
 
     def finish_reply(
         self,
@@ -63,6 +63,7 @@ class ReplyWriter:
         "_parts",
         "_row",
         "_sink",
+        "_thinking_parts",
         "conversation_id",
         "error",
         "flushed_chars",
@@ -85,6 +86,7 @@ class ReplyWriter:
         self._clock = clock
         self._interval = interval_s
         self._parts: list[str] = []
+        self._thinking_parts: list[str] = []
         self._due = clock() + interval_s
         self._finished = False
         self.message_id = message_id
@@ -108,6 +110,14 @@ class ReplyWriter:
         if self._clock() >= self._due:
             self.flush()
 
+    def append_thinking(self, text: str) -> None:
+        """The reply's thinking, as it streams: saved with the text, on the same clock."""
+        if self._finished:
+            raise StoreError("this reply is already finished")
+        self._thinking_parts.append(text)
+        if self._clock() >= self._due:
+            self.flush()
+
     def flush_if_due(self) -> bool:
         """Flush if the interval has passed; for an app timer during model stalls. True if written."""
         if self._finished or self._clock() < self._due:
@@ -117,15 +127,16 @@ class ReplyWriter:
     def flush(self) -> bool:
         """Write the buffered text now. False when the database refused; the text stays buffered."""
         self._due = self._clock() + self._interval
-        if not self._parts:
+        if not self._parts and not self._thinking_parts:
             return True
-        chunk = "".join(self._parts)
+        chunk, thinking = "".join(self._parts), "".join(self._thinking_parts)
         try:
-            self._sink.append_reply_text(self._row, chunk)
+            self._sink.append_reply_text(self._row, chunk, thinking)
         except StoreError as exc:
             self.error = str(exc)
             return False
         self._parts.clear()
+        self._thinking_parts.clear()
         self.flushed_chars += len(chunk)
         self.flushes += 1
         self.error = None
@@ -140,15 +151,17 @@ class ReplyWriter:
         error: str | None = None,
         thinking: str = "",
     ) -> None:
-        """Write the rest of the text and the final state, stats and settings in one transaction;
-        `thinking`, the reply's whole thinking (none: what was saved stays)."""
+        """Write the rest of the text and of the thinking (`thinking`: more of it, after what
+        `append_thinking` had) and the final state, stats and settings in one transaction."""
         if self._finished:
             raise StoreError("this reply is already finished")
         if state is ReplyState.STREAMING:
             raise ValueError("a reply cannot finish in the STREAMING state")
         chunk = "".join(self._parts)
+        thinking = "".join(self._thinking_parts) + thinking
         self._sink.finish_reply(self._row, chunk, state, stats, sampling, error, thinking)
         self._parts.clear()
+        self._thinking_parts.clear()
         self.flushed_chars += len(chunk)
         self.flushes += 1
         self._finished = True

@@ -118,7 +118,11 @@ class ReplyStreamer:
                             saved.add(text)
                             saved.flush_if_due()
                     elif isinstance(event, ThinkingDelta):
-                        await turn.add_thinking(thinking_cleaner.feed(event.text))
+                        thought = thinking_cleaner.feed(event.text)
+                        await turn.add_thinking(thought)
+                        if saved is not None:
+                            saved.add_thinking(thought)
+                            saved.flush_if_due()
                     elif isinstance(event, ReplyDone):
                         reply.stats = event.stats
                         reply.state = state_for(event.finish_reason)
@@ -153,7 +157,6 @@ class ReplyStreamer:
                         stats=reply.stats,
                         sampling=models.sampling,
                         error=reply.error,
-                        thinking=reply.thinking,
                     )
                     if regenerated and turn.is_mounted:
                         await self.mark_versions()

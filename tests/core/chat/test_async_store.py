@@ -47,6 +47,20 @@ async def test_text_of_a_paused_reply_is_saved_without_another_piece(store: Asyn
     assert await saved_text(store, reply) == "Hello, world"
 
 
+async def test_thinking_is_saved_while_the_model_thinks_and_the_rest_when_it_ends(store: AsyncStore) -> None:
+    reply = await streaming(store)
+    reply.add_thinking("Two plus")
+    reply.flush_if_due()  # not due yet; the timer hands it over
+    await asyncio.sleep(INTERVAL_S * 3)
+    saved = await store.run(store.store.get_message, reply.message_id)
+    assert (saved.thinking, saved.content) == ("Two plus", "")
+    reply.add_thinking(" two.")
+    reply.add("Four.")
+    await reply.finish(ReplyState.COMPLETE)
+    saved = await store.run(store.store.get_message, reply.message_id)
+    assert (saved.thinking, saved.content, saved.state) == ("Two plus two.", "Four.", ReplyState.COMPLETE)
+
+
 async def test_pieces_go_on_while_another_writer_holds_the_file(store: AsyncStore, tmp_path: Path) -> None:
     reply = await streaming(store)
     other = sqlite3.connect(tmp_path / "history.db", isolation_level=None)

@@ -208,12 +208,34 @@ def test_a_locked_file_keeps_text_buffered_until_it_can_write(
         store.close()
 
 
+def test_a_replys_thinking_is_saved_as_it_streams_before_any_text(
+    store: ChatStore, chat: Conversation, clock: FakeClock, db_path: Path, reopen: Reopen
+) -> None:
+    # A reasoning model may think for minutes before its answer: a crash (an ssh session that
+    # drops) keeps what it thought up to the last flush, as it does the text.
+    writer = store.start_reply(chat.id)
+    writer.append_thinking("Two plus")
+    clock.advance(1.1)
+    writer.append_thinking(" two")
+    [(thinking, content)] = raw_rows(
+        db_path, "SELECT thinking, content FROM messages WHERE id = ?", (writer.message_id,)
+    )
+    assert (thinking, content) == ("Two plus two", "")
+    writer.append_thinking(" is four.")
+    clock.advance(1.1)
+    writer.append_delta("Four")
+    # Never finished: the next start finds the thinking and the text as last flushed.
+    reply = reopen().get_message(writer.message_id)
+    assert (reply.thinking, reply.content) == ("Two plus two is four.", "Four")
+
+
 def test_a_replys_thinking_is_saved_when_it_ends_and_a_continuation_keeps_it(
     store: ChatStore, chat: Conversation, reopen: Callable[[], ChatStore]
 ) -> None:
     writer = store.start_reply(chat.id)
+    writer.append_thinking("Two plus two")
     writer.append_delta("Four.")
-    writer.finish(ReplyState.COMPLETE, thinking="Two plus two is four.")
+    writer.finish(ReplyState.COMPLETE, thinking=" is four.")
     continued = store.continue_reply(writer.message_id)
     continued.append_delta(" Really.")
     continued.finish(ReplyState.COMPLETE)  # no new thinking: the saved one stays
