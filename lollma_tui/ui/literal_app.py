@@ -6,17 +6,21 @@ link opens only when `core.safe_text.safe_link` accepts it (http or https), past
 without control characters, and theme names, which come from the user's theme files, are listed
 literally in the command palette. And on Linux and macOS it runs in a terminal driver that
 survives being stopped and continued from outside (`ui.terminal_driver`), and is repainted whole
-when it comes back from a suspend.
+when it comes back from a suspend. A `kill` or a closed terminal (an ssh session that drops)
+quits as the app's own quit key does, rather than ending it mid-step.
 """
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sys
+import threading
 from functools import partial
 from typing import TypeVar
 
 from textual import events, on
-from textual.app import App
+from textual.app import App, AutopilotCallbackType
 from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 from textual.driver import Driver
@@ -28,8 +32,45 @@ from lollma_tui.ui.literal import plain
 
 ReturnType = TypeVar("ReturnType")
 
+TERMINATION_SIGNALS = (signal.SIGTERM, signal.SIGHUP) if sys.platform != "win32" else ()
+
 
 class LiteralApp(App[ReturnType]):
+    async def run_async(
+        self,
+        *,
+        headless: bool = False,
+        inline: bool = False,
+        inline_no_clear: bool = False,
+        mouse: bool = True,
+        size: tuple[int, int] | None = None,
+        auto_pilot: AutopilotCallbackType | None = None,
+    ) -> ReturnType | None:
+        # Python's default for these signals ends the process at once: the terminal was left in
+        # the app's screen with mouse reporting on, and a reply in flight unsaved since its last
+        # flush.
+        loop = asyncio.get_running_loop()
+        caught = TERMINATION_SIGNALS if threading.current_thread() is threading.main_thread() else ()
+        for signum in caught:
+            loop.add_signal_handler(signum, self._terminated, signum)
+        try:
+            return await super().run_async(
+                headless=headless,
+                inline=inline,
+                inline_no_clear=inline_no_clear,
+                mouse=mouse,
+                size=size,
+                auto_pilot=auto_pilot,
+            )
+        finally:
+            for signum in caught:
+                loop.remove_signal_handler(signum)
+
+    def _terminated(self, signum: int) -> None:
+        # A second one ends the process the default way, should quitting hang.
+        asyncio.get_running_loop().remove_signal_handler(signum)
+        self.call_later(self.run_action, "quit")
+
     def get_driver_class(self) -> type[Driver]:
         chosen = super().get_driver_class()
         if sys.platform == "win32":

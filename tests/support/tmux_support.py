@@ -73,10 +73,11 @@ class Tmux:
             time.sleep(0.1)
 
     def app_process(self, target: str) -> psutil.Process:
-        """The `lollma-tui` process running in the pane (the pane's shell or `env` may start it)."""
+        """The `lollma-tui` process running in the pane (the pane's shell or `env` may start it,
+        and name it in their own command lines)."""
         pane = psutil.Process(int(self.run("display", "-p", "-t", target, "#{pane_pid}")))
         family = [pane, *pane.children(recursive=True)]
-        return next(p for p in family if "lollma-tui" in " ".join(p.cmdline()))
+        return next(p for p in family if any(Path(arg).name == "lollma-tui" for arg in p.cmdline()[:2]))
 
     def kill_server(self) -> None:
         subprocess.run([*self.base, "kill-server"], capture_output=True, timeout=30)

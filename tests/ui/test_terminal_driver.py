@@ -1,6 +1,7 @@
 """In a real terminal (tmux), the installed command survives being stopped and continued: from
 outside with SIGSTOP (a benchmark, a debugger, ``kill -STOP``) and through Textual's own suspend
-(SIGTSTP). What is typed afterwards arrives whole and in order, and Ctrl+Q still quits."""
+(SIGTSTP). What is typed afterwards arrives whole and in order, and Ctrl+Q still quits. Ended
+from outside (``kill``, a terminal that closes), it quits as Ctrl+Q does."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from ollama_server import OllamaTestServer
+from ollama_server.engines import Script
 from tmux_support import Tmux, app_folders, command_line
 
 from lollma_tui.core.chat.conversation import Message, ReplyState
@@ -23,12 +25,17 @@ QUESTIONS = ["what makes bread rise", "why is the sky blue", "how do bees find f
 class RunningApp:
     """The installed command in a pane, chatting with the Ollama test server."""
 
-    def __init__(self, tmux: Tmux, tmp_path: Path, session_cache: Path, server: OllamaTestServer) -> None:
+    def __init__(
+        self, tmux: Tmux, tmp_path: Path, session_cache: Path, server: OllamaTestServer, *, then: str = ""
+    ) -> None:
+        """`then`: a shell command the pane runs once the app has ended (it keeps the pane open)."""
         self.tmux = tmux
         folders = app_folders(tmp_path, session_cache)
         self.db = folders["LOLLMA_DATA_DIR"] / "history.db"
         model = ("--model", "tinyllama:1b-q4_K_M")
         line = command_line(folders, "--backend", "ollama", "--ollama-host", server.host, *model, "--new")
+        if then:
+            line = f"{line}; {then}"
         tmux.run("new-session", "-d", "-s", "chat", "-x", "120", "-y", "35", line)
         tmux.wait_for("chat", lambda s: "● ready" in s, timeout=60)
         self.process = tmux.app_process("chat")
@@ -129,3 +136,53 @@ def test_textual_own_suspend_still_resumes(
     assert app.user_messages() == ["hello", QUESTIONS[0]]
     assert app.process.num_threads() <= threads + 2
     app.quit()
+
+
+SLOW_STORY = Script(text=" ".join(f"word{i}" for i in range(400)), thinking="", tokens_per_second=20)
+
+
+def start_a_slow_reply(app: RunningApp) -> None:
+    """Ask, and return once the reply is being written and some of it is saved."""
+    app.tmux.run("send-keys", "-t", "chat", "-l", "tell me a story")
+    app.tmux.run("send-keys", "-t", "chat", "Enter")
+    app.tmux.wait_for("chat", lambda s: "writing…" in s, timeout=30)
+    deadline = time.monotonic() + 30
+    while not (app.thread() and app.thread()[-1].role == "assistant" and app.thread()[-1].content):
+        assert time.monotonic() < deadline, app.tmux.screen("chat")
+        time.sleep(0.1)
+
+
+def saved_reply(app: RunningApp) -> Message:
+    reply = app.thread()[-1]
+    assert reply.role == "assistant" and reply.content
+    assert SLOW_STORY.text.startswith(reply.content)  # what came, in order, nothing made up
+    return reply
+
+
+def test_kill_quits_as_ctrl_q_does_and_gives_the_terminal_back(
+    tmux: Tmux, tmp_path: Path, session_cache: Path, ollama_server: OllamaTestServer
+) -> None:
+    # SIGTERM used to end the process on the spot: the terminal stayed in the app's screen with
+    # mouse reporting on (moving the mouse typed escape codes), and the reply was left as the
+    # last once-a-second save had it, to be marked incomplete on the next start.
+    ollama_server.set_default_reply(SLOW_STORY)
+    app = RunningApp(tmux, tmp_path, session_cache, ollama_server, then="echo ENDED $?; sleep 60")
+    start_a_slow_reply(app)
+    app.process.send_signal(signal.SIGTERM)
+    tmux.wait_for("chat", lambda s: "ENDED" in s, timeout=20)
+    modes = tmux.run("display", "-p", "-t", "chat", "#{alternate_on} #{mouse_any_flag} #{cursor_flag}")
+    assert modes.split() == ["0", "0", "1"]  # its own screen left, mouse off, cursor shown
+    assert "ENDED 0" in tmux.screen("chat")
+    assert saved_reply(app).state is ReplyState.STOPPED
+
+
+def test_a_terminal_that_closes_mid_reply_leaves_the_reply_saved_as_stopped(
+    tmux: Tmux, tmp_path: Path, session_cache: Path, ollama_server: OllamaTestServer
+) -> None:
+    # An ssh session that drops: the terminal closes under the app (SIGHUP).
+    ollama_server.set_default_reply(SLOW_STORY)
+    app = RunningApp(tmux, tmp_path, session_cache, ollama_server)
+    start_a_slow_reply(app)
+    tmux.run("kill-session", "-t", "chat")
+    app.process.wait(timeout=20)
+    assert saved_reply(app).state is ReplyState.STOPPED
