@@ -12,7 +12,9 @@ from lollma_tui.core.backends.ollama import OllamaBackend
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
 from lollma_tui.ui.literal_app import LiteralApp
+from lollma_tui.ui.screens.chat import ChatScreen
 from lollma_tui.ui.theming import choose_theme, register_themes, with_app_variables
+from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
 
 
 async def wait_until(
@@ -29,6 +31,14 @@ async def wait_until(
             detail = f": {explain()}" if explain is not None else ""
             raise AssertionError(f"condition not met in time{detail}")
         await pilot.pause(0.02)
+
+
+async def opened_drawer(pilot: Pilot[Any], screen: ChatScreen) -> SettingsDrawer:
+    """F2 on the chat screen: its settings drawer, open."""
+    await pilot.press("f2")
+    drawer = screen.settings_drawer
+    assert drawer is not None and drawer.is_open
+    return drawer
 
 
 class ThemedApp(LiteralApp[None]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pilot_support import wait_until
+from pilot_support import opened_drawer, wait_until
 from textual.pilot import Pilot
 
 from lollma_tui.core.backends.base import BackendState
@@ -172,9 +172,7 @@ async def test_drawer_by_keyboard_applies_a_swap(quant_folder: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot, app)
         await wait_until(pilot, lambda: main.catalog.gguf is not None)
-        await pilot.press("f2")
-        drawer = main.settings_drawer
-        assert drawer.is_open
+        drawer = await opened_drawer(pilot, main)
         assert not main.sidebar.display  # the side panel makes room at 80 columns
         applied: list[LoadSettings] = []
         main.models.swap_to = lambda target, force=False: applied.append(target)  # type: ignore[method-assign]
@@ -195,9 +193,7 @@ async def test_the_drawers_buttons_are_on_screen_and_apply_by_mouse(quant_folder
     main = app.chat_screen
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot, app)
-        await pilot.press("f2")
-        drawer = main.settings_drawer
-        assert drawer is not None and drawer.is_open
+        drawer = await opened_drawer(pilot, main)
         await pilot.pause()
         # The last line of the drawer is its buttons: nothing (the footer) may cover them.
         for name in ("#apply", "#reset", "#quantize"):
@@ -228,9 +224,7 @@ async def test_the_drawer_on_a_terminal_narrower_than_it_covers_the_chat_and_giv
     main = app.chat_screen
     async with app.run_test(size=(40, 14)) as pilot:
         await ready(pilot, app)
-        await pilot.press("f2")
-        drawer = main.settings_drawer
-        assert drawer is not None and drawer.is_open
+        drawer = await opened_drawer(pilot, main)
         await pilot.pause()
         assert app.is_running and drawer.region.width == 40
         await pilot.press("escape")
@@ -246,9 +240,7 @@ async def test_gpu_layers_in_the_drawer_on_a_cpu_only_build_reload_nothing(tiny_
         await ready(pilot, app)
         loaded = main.models.loaded
         assert loaded is not None
-        await pilot.press("f2")
-        drawer = main.settings_drawer
-        assert drawer is not None and drawer.is_open
+        drawer = await opened_drawer(pilot, main)
         drawer.query_one("#n_gpu_layers").focus()
         await pilot.press("right")
         await pilot.pause()

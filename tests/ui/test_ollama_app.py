@@ -10,7 +10,7 @@ from pathlib import Path
 from chat_app_support import notices, send
 from ollama_server import OllamaTestServer
 from ollama_server.engines import Script
-from pilot_support import ollama_app, wait_until
+from pilot_support import ollama_app, opened_drawer, wait_until
 from textual.pilot import Pilot
 from textual.widgets import Button, Collapsible, Select, Static
 
@@ -224,9 +224,7 @@ async def test_the_drawer_moves_an_ollama_chat_to_a_bundled_demo_model_on_llama_
         await ready(pilot, app)
         await send(pilot, app, "Capital of France?")
         await wait_until(pilot, lambda: main.catalog.gguf is not None)
-        await pilot.press("f2")
-        drawer = main.settings_drawer
-        assert drawer is not None
+        drawer = await opened_drawer(pilot, main)
         drawer.query_one("#backend", Select).value = BackendKind.LLAMA_CPP
         await pilot.pause()
         demos = {str(demo_model_path(demo)) for demo in DEMOS.values()}
@@ -281,9 +279,7 @@ async def drawer_choosing(pilot: Pilot[None], app: LollmaApp, kind: BackendKind)
     """Once the first model is loaded: the drawer open, `kind` chosen in its backend list."""
     main = app.chat_screen
     await wait_until(pilot, lambda: main.models.ready)
-    await pilot.press("f2")
-    drawer = main.settings_drawer
-    assert drawer is not None
+    drawer = await opened_drawer(pilot, main)
     drawer.query_one("#backend", Select).value = kind
     return drawer
 

@@ -104,17 +104,16 @@ class ReplyWriter:
         return sum(map(len, self._parts))
 
     def append_delta(self, text: str) -> None:
-        if self._finished:
-            raise StoreError("this reply is already finished")
-        self._parts.append(text)
-        if self._clock() >= self._due:
-            self.flush()
+        self._append(self._parts, text)
 
     def append_thinking(self, text: str) -> None:
         """The reply's thinking, as it streams: saved with the text, on the same clock."""
+        self._append(self._thinking_parts, text)
+
+    def _append(self, parts: list[str], text: str) -> None:
         if self._finished:
             raise StoreError("this reply is already finished")
-        self._thinking_parts.append(text)
+        parts.append(text)
         if self._clock() >= self._due:
             self.flush()
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from hw_fakes import GiB, make_snapshot
-from pilot_support import wait_until
+from pilot_support import opened_drawer, wait_until
 from textual.message import Message
 from textual.pilot import Pilot
 from textual.widgets import Static
@@ -64,9 +64,7 @@ async def test_a_swap_result_updates_the_card_and_the_drawer(quant_folder: Path)
         [first] = of_type(seen, SwapFinished)
         assert first.first and first.result.ok  # type: ignore[attr-defined]
         await wait_until(pilot, lambda: screen.catalog.gguf is not None)
-        await pilot.press("f2")
-        drawer = screen.settings_drawer
-        assert drawer is not None and drawer.is_open
+        drawer = await opened_drawer(pilot, screen)
         target = drawer.applied_load.with_changes(model=str(quant_folder / "tiny-llama-Q8_0.gguf"))
         drawer.post_message(SettingsDrawer.ApplyRequested(drawer, target, ("model",)))
         await wait_until(pilot, lambda: len(of_type(seen, SwapFinished)) == 2, within=60)
@@ -165,9 +163,7 @@ async def test_choices_reach_completion_and_the_drawer(quant_folder: Path) -> No
         await wait_until(pilot, lambda: bool(of_type(seen, ChoicesRefreshed)))
         completion = screen.prompt.completion_context
         assert completion is not None and {"F16", "Q8_0"} <= set(completion.quants)
-        await pilot.press("f2")
-        drawer = screen.settings_drawer
-        assert drawer is not None
+        drawer = await opened_drawer(pilot, screen)
         [catalog] = drawer.catalogs.values()
         files = {variant.ref for group in catalog.groups for variant in group.variants}
         # The models folder's files, and the bundled demo models that are ready to load.
@@ -185,9 +181,7 @@ async def test_escape_closes_the_drawer_wherever_the_focus_is_when_nothing_strea
     screen = app.chat_screen
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot, screen)
-        await pilot.press("f2")
-        drawer = screen.settings_drawer
-        assert drawer is not None and drawer.is_open
+        drawer = await opened_drawer(pilot, screen)
         screen.prompt.focus()
         await pilot.pause()
         assert not drawer.has_focus_within
