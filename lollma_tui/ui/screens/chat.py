@@ -232,7 +232,7 @@ class ChatScreen(Screen[None]):
 
     async def wind_down(self) -> None:
         """Stop the reply in flight (saving what it has) and close the model and the history."""
-        await self.stop_and_wait()
+        await self.replies.stop_and_wait()
         await self.models.close()
         await self.history.close()
 
@@ -385,16 +385,11 @@ class ChatScreen(Screen[None]):
         return plain(format_setup(message.stats.setup), one_line=True)
 
     async def action_stop(self) -> None:
+        # Nothing to stop: Esc closes the drawer as it does inside it, wherever the focus is.
         if not self.is_generating and self.drawer.is_open:
-            # Nothing to stop: Esc closes the drawer, as it does from inside it, when the focus
-            # is elsewhere (the prompt, the chat log clicked while the drawer is open).
             await self.drawer.toggle()
-            return
-        await self.replies.stop()
-
-    async def stop_and_wait(self) -> None:
-        """Stop a reply in flight and wait until its worker has wrapped up."""
-        await self.replies.stop_and_wait()
+        else:
+            await self.replies.stop()
 
     async def _resend_edited(self, original: Message, text: str) -> None:
         messages = self.conversation.messages
@@ -425,7 +420,7 @@ class ChatScreen(Screen[None]):
     async def action_new_conversation(self) -> None:
         from lollma_tui.core.chat.conversation import Conversation
 
-        await self.stop_and_wait()
+        await self.replies.stop_and_wait()
         self.conversation = Conversation(system_prompt=self.conversation.system_prompt)
         # It reaches the store with its first message.
         self.history.saved = False
@@ -497,7 +492,7 @@ class ChatScreen(Screen[None]):
     ) -> None:
         if self.history.store is None:
             return
-        await self.stop_and_wait()
+        await self.replies.stop_and_wait()
         loaded = await self.history.load(conversation_id, TAIL_MESSAGES)
         if loaded is None:
             return
