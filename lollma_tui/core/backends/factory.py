@@ -31,17 +31,15 @@ def make_server_backend(
     """
     try:
         if kind is BackendKind.OLLAMA:
-            from lollma_tui.core.backends.ollama import OllamaBackend
+            from lollma_tui.core.backends.ollama import DEFAULT_TIMEOUT_S, OllamaBackend
 
-            if timeout_s is None:
-                return OllamaBackend(url)
-            return OllamaBackend(url, timeout_s=timeout_s)
+            return OllamaBackend(url, timeout_s=DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s)
         if kind is BackendKind.OPENAI:
             from lollma_tui.core.backends.openai import OpenAIBackend
+            from lollma_tui.core.backends.openai_client import DEFAULT_TIMEOUT_S as OPENAI_TIMEOUT_S
 
-            if timeout_s is None:
-                return OpenAIBackend(url, api_key_env=api_key_env)
-            return OpenAIBackend(url, api_key_env=api_key_env, timeout_s=timeout_s)
+            wait_s = OPENAI_TIMEOUT_S if timeout_s is None else timeout_s
+            return OpenAIBackend(url, api_key_env=api_key_env, timeout_s=wait_s)
     except ValueError as error:  # OllamaHostError, BaseUrlError
         raise BackendUnavailableError(str(error)) from None
     from lollma_tui.core.backends.llamacpp import LlamaCppBackend
