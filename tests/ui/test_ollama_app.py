@@ -116,6 +116,11 @@ async def test_thinking_reaches_the_history_file_while_the_model_still_thinks(
         await wait_until(pilot, lambda: not main.is_generating)
         (turn,) = main.chat_log.reply_turns()
         assert on_disk() == (turn.message.thinking, "", ReplyState.STOPPED.value)
+        # No answer came: /continue has nothing to go on from, and says what helps instead.
+        asked = len(ollama_server.generations)
+        await pilot.press(*"/continue", "enter")
+        await wait_until(pilot, lambda: any("no text to continue; Ctrl+R" in n for n in notices(app)))
+        assert len(ollama_server.generations) == asked and not main.is_generating
 
 
 async def test_server_down_at_start_then_up_connects_and_chats(dead_ollama_host: str) -> None:

@@ -445,29 +445,6 @@ class ChatScreen(Screen[None]):
         prompt.focus()
         await self.notice("Editing your last message: Enter sends it again and replaces what came after it.")
 
-    async def continue_reply(self) -> None:
-        """/continue: more of the last reply, when it stopped at the limit or was cut off."""
-        from lollma_tui.core.chat.conversation import ReplyState
-
-        if self.is_generating:
-            self.notify("A reply is still being written.", severity="warning")
-            return
-        reply = self.conversation.last_reply()
-        messages = self.conversation.messages
-        if reply is None or messages[-1] is not reply or not reply.content:
-            await self.notice("Nothing to continue: /continue picks up the last reply where it stopped.")
-            return
-        if reply.state not in (ReplyState.LENGTH, ReplyState.STOPPED, ReplyState.INCOMPLETE):
-            await self.notice("The last reply is complete; there is nothing to continue.")
-            return
-        # The continued reply is written again, whole, into a fresh turn.
-        previous = self.chat_log.turn_for(reply.id)
-        if previous is not None:
-            await previous.remove()
-        reply.state = ReplyState.STREAMING
-        turn = await self.chat_log.add_reply(reply, self.reply_header())
-        await self.replies.start(reply, turn, continuing=True)
-
     # -- opening saved conversations ------------------------------------------------------------
 
     @work(group="history-open", exclusive=True, exit_on_error=False)

@@ -191,13 +191,37 @@ class ChatCommands:
         await self._screen.action_regenerate()
 
     async def command_stop(self, command: Command) -> None:
-        await self._screen.action_stop()
+        await self._screen.replies.stop()
 
     async def command_edit(self, command: Command) -> None:
         await self._screen.begin_edit()
 
     async def command_continue(self, command: Command) -> None:
-        await self._screen.continue_reply()
+        """/continue: more of the last reply, when it stopped at the limit or was cut off."""
+        from lollma_tui.core.chat.conversation import ReplyState
+
+        screen = self._screen
+        if screen.is_generating:
+            screen.notify("A reply is still being written.", severity="warning")
+            return
+        reply = screen.conversation.last_reply()
+        if reply is None or screen.conversation.messages[-1] is not reply:
+            await screen.notice("Nothing to continue: /continue picks up the last reply where it stopped.")
+            return
+        if not reply.content:
+            # Stopped while it thought, say: there is no text to go on from.
+            await screen.notice("The last reply has no text to continue; Ctrl+R asks for it again.")
+            return
+        if reply.state not in (ReplyState.LENGTH, ReplyState.STOPPED, ReplyState.INCOMPLETE):
+            await screen.notice("The last reply is complete; there is nothing to continue.")
+            return
+        # The continued reply is written again, whole, into a fresh turn.
+        previous = screen.chat_log.turn_for(reply.id)
+        if previous is not None:
+            await previous.remove()
+        reply.state = ReplyState.STREAMING
+        turn = await screen.chat_log.add_reply(reply, screen.reply_header())
+        await screen.replies.start(reply, turn, continuing=True)
 
     async def command_version(self, command: Command) -> None:
         """/version: which version of the last reply is shown, or show another one."""

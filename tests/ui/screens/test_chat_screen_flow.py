@@ -185,6 +185,9 @@ async def test_escape_closes_the_drawer_wherever_the_focus_is_when_nothing_strea
         screen.prompt.focus()
         await pilot.pause()
         assert not drawer.has_focus_within
+        await pilot.press(*"/stop", "enter")  # the command stops replies only
+        await pilot.pause()
+        assert drawer.is_open
         await pilot.press("escape")
         await wait_until(pilot, lambda: not drawer.is_open)
         assert screen.prompt.has_focus and not screen.is_generating
