@@ -35,10 +35,10 @@ def server() -> Iterator[OpenAITestServer]:
         yield running
 
 
-def make_app(url: str, model: str = MODELS[0].id) -> LollmaApp:
+def make_app(url: str, model: str = MODELS[0].id, max_tokens: int = 64) -> LollmaApp:
     options = StartupOptions(
         load=LoadSettings(backend=BackendKind.OPENAI, model=model),
-        sampling=SamplingSettings(max_tokens=64),
+        sampling=SamplingSettings(max_tokens=max_tokens),
         openai_base_url=url,
     )
     return LollmaApp(options)
@@ -166,7 +166,8 @@ async def test_a_cut_stream_and_a_server_error_keep_the_chat(server: OpenAITestS
 async def test_escape_stops_the_reply_and_the_server_sees_the_client_go(server: OpenAITestServer) -> None:
     server.tokens_per_second = 20
     server.queue(" ".join(f"word{i}" for i in range(400)))
-    app = make_app(server.base_url)
+    # Twenty seconds of reply, not three: on a busy machine Esc still lands while it streams.
+    app = make_app(server.base_url, max_tokens=400)
     main = app.chat_screen
     async with app.run_test(size=(110, 36)) as pilot:
         await wait_ready(pilot, app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from chat_app_support import send, wait_ready
 from openai_server.fixtures import REAL_SERVER_ALIAS as ALIAS
+from pilot_support import wait_until
 
 from lollma_tui.core.backends.base import StatsSource
 from lollma_tui.core.chat.conversation import ReplyState
@@ -29,7 +30,10 @@ async def test_real_tokens_stream_into_the_chat_with_figures_measured_here(real_
         await wait_ready(pilot, app, within=60)
         assert main.models.settings.model == ALIAS
         # It does not say its context size: the card says the figure shown is a guess.
-        card = str(main.model_card.query_one("#model-lines").render())
+        lines = main.model_card.query_one("#model-lines")
+        # The card takes the status a moment after the screen does.
+        await wait_until(pilot, lambda: "openai · ctx" in str(lines.render()), explain=lines.render)
+        card = str(lines.render())
         assert "openai · ctx 4096 (assumed)" in card, card
         turn = await send(pilot, app, "Say hello.", within=60)
         assert turn.message.state is ReplyState.LENGTH
