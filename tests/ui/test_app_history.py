@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from chat_app_support import notices
+from other_instance import another_instance
 from pilot_support import wait_until
 from textual.pilot import Pilot
 
@@ -88,6 +90,33 @@ async def test_new_flag_starts_fresh_and_keeps_the_old_one(tiny_gguf: Path) -> N
         assert fresh.chat_screen.chat_log.turns() == []
     with ChatStore.open(default_store_path()) as store:
         assert store.count_conversations() == 1  # nothing said yet, so nothing new saved
+
+
+async def test_a_second_lollma_tui_on_the_same_history_starts_its_own_chat(tiny_gguf: Path) -> None:
+    # Run again in another terminal (a second ssh session) while the first still runs: resuming
+    # the newest chat put both on one thread, each showing only its own turns, and marked the
+    # first one's reply in flight as cut off by a crash.
+    app = make_app(tiny_gguf)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await chat(pilot, app, "keep me")
+        first_id = app.chat_screen.conversation.id
+    with another_instance(default_store_path()):
+        second = make_app(tiny_gguf)
+        async with second.run_test(size=(100, 32)) as pilot:
+            await started(pilot, second)
+            assert second.chat_screen.conversation.messages == []
+            assert any("Another lollma-tui is using this history" in n for n in notices(second))
+        # Asked for by id, it is opened all the same.
+        chosen = make_app(tiny_gguf, conversation_id=first_id)
+        async with chosen.run_test(size=(100, 32)) as pilot:
+            await started(pilot, chosen)
+            assert chosen.chat_screen.conversation.id == first_id
+    # Alone again: the newest chat is resumed, as before.
+    again = make_app(tiny_gguf)
+    async with again.run_test(size=(100, 32)) as pilot:
+        await started(pilot, again)
+        assert again.chat_screen.conversation.id == first_id
 
 
 async def test_regenerate_keeps_the_old_reply_as_a_branch(tiny_gguf: Path) -> None:

@@ -8,6 +8,8 @@
   as it is, because another live process owns it and renaming a database under a live WAL
   connection can corrupt it. This session runs on an in-memory store and says so.
 - Written by a newer lollma-tui, or the folder cannot be written: also in memory, file untouched.
+- Open in another lollma-tui (`HistoryUsers`): its reply may be streaming into the file now, so
+  replies left streaming are not marked as cut off by a crash, and `StoreOpen.others` says so.
 
 `StoreOpen.notice` is the one line the app shows; it is None when all went well.
 """
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from lollma_tui.core import paths
 from lollma_tui.core.chat.errors import StoreCorruptError, StoreError, StoreLockedError
+from lollma_tui.core.chat.history_users import HistoryUsers
 from lollma_tui.core.chat.store import ChatStore
 from lollma_tui.core.chat.writer import Clock
 
@@ -42,6 +45,8 @@ class StoreOpen:
     recovered: int
     """Replies found still streaming from a crashed run, now marked INCOMPLETE."""
     moved_aside: Path | None = None
+    others: bool = False
+    """Another lollma-tui has the file open (its replies were left as they are)."""
 
 
 def open_store(
@@ -83,8 +88,10 @@ def open_store(
     except StoreError as exc:
         store = attempt(None)
         notice = f"{_capital(str(exc))}; {_NOT_SAVED}"
-    recovered = store.recover()
-    return StoreOpen(store, notice, recovered, moved)
+    store.users = users = HistoryUsers.join(store.path)
+    recovered = store.recover() if users.alone else 0
+    users.share()
+    return StoreOpen(store, notice, recovered, moved, others=not users.alone)
 
 
 def move_aside(path: Path, *, now: float | None = None) -> Path:

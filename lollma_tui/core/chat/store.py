@@ -30,6 +30,7 @@ from lollma_tui.core.chat import codec
 from lollma_tui.core.chat.connection import connect, store_error
 from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState, title_from
 from lollma_tui.core.chat.errors import AmbiguousIdError, NotFoundError
+from lollma_tui.core.chat.history_users import HistoryUsers
 from lollma_tui.core.chat.store_results import (
     ConversationSummary,
     MessageLocation,
@@ -102,6 +103,8 @@ class ChatStore:
         self._flush_interval = flush_interval_s
         self._closed = False
         self.path = path
+        self.users: HistoryUsers | None = None
+        """This process's place among those using the file (`opening.open_store` joins them)."""
 
     @classmethod
     def open(
@@ -132,6 +135,8 @@ class ChatStore:
             if self._closed:
                 return
             self._closed = True
+            if self.users is not None:
+                self.users.close()
             # No PRAGMA optimize: every query here has one obvious index, and the ANALYZE it runs
             # (plus the checkpoint of its writes) made closing 50x slower in the benchmark.
             self._conn.close()
@@ -457,11 +462,8 @@ class ChatStore:
         return leaf
 
     def recover(self) -> int:
-        """Mark replies left STREAMING by a crashed run as INCOMPLETE; returns how many. Call at start.
-
-        A second lollma-tui streaming into the same file at that moment would see its reply marked
-        too; its `finish` writes the real final state, so the mark does not stick.
-        """
+        """Mark replies left STREAMING by a crashed run as INCOMPLETE; returns how many. Call at
+        start, and only when no other lollma-tui uses the file (`HistoryUsers.alone`)."""
         with self._write() as conn:
             cursor = conn.execute(
                 "UPDATE messages SET state = ? WHERE state = 'streaming'", (ReplyState.INCOMPLETE.value,)

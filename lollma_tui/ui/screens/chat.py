@@ -239,9 +239,10 @@ class ChatScreen(Screen[None]):
     async def on_unmount(self) -> None:
         if self.hardware is not None:
             self.hardware.stop(timeout=2.0)
-        # However the app ends, the llama.cpp worker and its spare end with it (after /quit
-        # this finds the session closed already).
+        # However the app ends, the llama.cpp worker and its spare end with it, and the history
+        # is closed (after /quit this finds both closed already).
         await self.models.close()
+        await self.history.close()
 
     @property
     def is_generating(self) -> bool:
@@ -451,10 +452,21 @@ class ChatScreen(Screen[None]):
     async def open_history(self) -> None:
         """Open the store and resume where the user left off (unless told otherwise)."""
         opened = await self.history.open(self.options.history_path)
-        if not self.options.new_conversation and not self.conversation.messages:
-            conversation_id = await self.history.resume_target(self.options.conversation_id)
+        # The newest chat may be the one another lollma-tui is writing to: two windows on one
+        # thread would each show only their own turns. Asked for by id, it is opened all the same.
+        wanted = self.options.conversation_id
+        if (
+            not self.options.new_conversation
+            and not self.conversation.messages
+            and (wanted or not opened.others)
+        ):
+            conversation_id = await self.history.resume_target(wanted)
             if conversation_id is not None:
                 await self.open_conversation(conversation_id)
+        elif opened.others and not self.options.new_conversation:
+            await self.chat_log.add_notice(
+                "Another lollma-tui is using this history: this one starts a new chat (Ctrl+O opens any)."
+            )
         # Shown after resuming, because opening a conversation clears the chat log.
         if opened.notice:
             await self.chat_log.add_notice(opened.notice, "warning")
