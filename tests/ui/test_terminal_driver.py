@@ -1,14 +1,17 @@
 """In a real terminal (tmux), the installed command survives being stopped and continued: from
 outside with SIGSTOP (a benchmark, a debugger, ``kill -STOP``) and through Textual's own suspend
 (SIGTSTP). What is typed afterwards arrives whole and in order, and Ctrl+Q still quits. Ended
-from outside (``kill``, a terminal that closes), it quits as Ctrl+Q does."""
+from outside (``kill``, a terminal that closes), it quits as Ctrl+Q does. Idle, it does not wake
+to look for keys."""
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from ollama_server import OllamaTestServer
 from ollama_server.engines import Script
@@ -186,3 +189,51 @@ def test_a_terminal_that_closes_mid_reply_leaves_the_reply_saved_as_stopped(
     tmux.run("kill-session", "-t", "chat")
     app.process.wait(timeout=20)
     assert saved_reply(app).state is ReplyState.STOPPED
+
+
+def wakeups_per_second(process: psutil.Process, seconds: float) -> dict[int, float]:
+    """How often each of `process`'s threads went to sleep and was woken, over `seconds`."""
+
+    def counts() -> dict[int, int]:
+        found = {}
+        for task in Path(f"/proc/{process.pid}/task").iterdir():
+            try:
+                status = task.joinpath("status").read_text()
+            except OSError:
+                continue  # ended meanwhile
+            matched = re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.MULTILINE)
+            assert matched is not None, status
+            found[int(task.name)] = int(matched.group(1))
+        return found
+
+    before = counts()
+    time.sleep(seconds)
+    after = counts()
+    return {tid: (after[tid] - before.get(tid, 0)) / seconds for tid in after}
+
+
+def test_an_idle_app_sleeps_until_a_key_comes(tmux: Tmux, tmp_path: Path, session_cache: Path) -> None:
+    # Textual's input thread wakes ten times a second whether a key came or not: as much CPU as
+    # the rest of an idle monitor. Sampling every 5 s, no thread has a reason to wake that often.
+    folders = app_folders(tmp_path, session_cache)
+    line = command_line(folders, "monitor", "--interval", "5")
+    tmux.run("new-session", "-d", "-s", "mon", "-x", "100", "-y", "30", line)
+    tmux.wait_for("mon", lambda s: "every 5 s" in s, timeout=30)
+    process = tmux.app_process("mon")
+    time.sleep(1.0)
+    rates = wakeups_per_second(process, 4.0)
+    assert max(rates.values()) < 4, f"wake-ups per second by thread id: {rates}"
+
+    # A key typed into the sleeping app is answered at once, and so is a lone Esc followed by
+    # one: held back in case it starts a key sequence, then let go as Esc.
+    tmux.run("send-keys", "-t", "mon", "-")
+    tmux.wait_for("mon", lambda s: "every 3 s" in s, timeout=5)
+    tmux.run("send-keys", "-t", "mon", "Escape")
+    time.sleep(0.5)
+    tmux.run("send-keys", "-t", "mon", "-")
+    tmux.wait_for("mon", lambda s: "every 2 s" in s, timeout=5)
+    tmux.run("send-keys", "-t", "mon", "q")
+    deadline = time.monotonic() + 10
+    while tmux.has_session("mon"):
+        assert time.monotonic() < deadline, "the monitor did not quit on q"
+        time.sleep(0.1)
