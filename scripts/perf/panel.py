@@ -139,16 +139,21 @@ class Ticking(App):
         yield Static(id="clock")
     def on_mount(self):
         self.set_interval(1.0, lambda: self.query_one("#clock", Static).update(time.strftime("%T")))
-Ticking().run()
+Ticking(driver_class=DRIVER).run()
 """
-"""The floor any Textual program pays to redraw something every second: one line of text."""
+"""The floor any Textual program pays to redraw something every second: one line of text. Run
+with Textual's own terminal driver, and with ours, whose input thread sleeps until a key comes."""
+
+TEXTUAL_DRIVER = "from textual.drivers.linux_driver import LinuxDriver as DRIVER\n"
+OUR_DRIVER = "from lollma_tui.ui.terminal_driver import ContinuableDriver as DRIVER\n"
 
 
 def measure_cpu(seconds: float, settle_s: float = SETTLE_S) -> None:
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
     programs: dict[str, list[str]] = {
         "lollma-tui monitor": [_installed_command(), "monitor"],
-        "Textual app, one line each second": [sys.executable, "-c", TICKING_TEXTUAL_APP],
+        "Textual app, one line each second": [sys.executable, "-c", TEXTUAL_DRIVER + TICKING_TEXTUAL_APP],
+        "  the same on our terminal driver": [sys.executable, "-c", OUR_DRIVER + TICKING_TEXTUAL_APP],
     }
     for name, argv in {"top -d 1": ["top", "-d", "1"], "btop": ["btop"], "nvitop": ["nvitop"]}.items():
         if shutil.which(argv[0]):
@@ -193,6 +198,10 @@ def measure_cpu(seconds: float, settle_s: float = SETTLE_S) -> None:
                 f"  a Textual app redrawing one line each second / top -d 1 = {textual_ratio:.2f} "
                 "(the floor for any Textual monitor)"
             )
+        ours_floor = "  the same on our terminal driver"
+        if ours_floor in after:
+            floor_ratio = (after[ours_floor] - before[ours_floor]) / (after[top] - before[top])
+            print(f"  the same on our terminal driver / top -d 1 = {floor_ratio:.2f}")
 
 
 def _installed_command() -> str:
