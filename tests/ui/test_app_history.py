@@ -8,6 +8,7 @@ from chat_app_support import notices
 from other_instance import another_instance
 from pilot_support import wait_until
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from lollma_tui.core.backends.base import BackendState
 from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
@@ -16,6 +17,7 @@ from lollma_tui.core.chat.store import ChatStore
 from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
 from lollma_tui.ui.screens.chat import TAIL_MESSAGES
+from lollma_tui.ui.screens.conversations import ConversationsScreen
 
 SHORT = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=12)
 
@@ -92,31 +94,59 @@ async def test_new_flag_starts_fresh_and_keeps_the_old_one(tiny_gguf: Path) -> N
         assert store.count_conversations() == 1  # nothing said yet, so nothing new saved
 
 
-async def test_a_second_lollma_tui_on_the_same_history_starts_its_own_chat(tiny_gguf: Path) -> None:
-    # Run again in another terminal (a second ssh session) while the first still runs: resuming
-    # the newest chat put both on one thread, each showing only its own turns, and marked the
-    # first one's reply in flight as cut off by a crash.
+async def test_a_chat_open_in_another_lollma_tui_is_not_opened_or_deleted_here(tiny_gguf: Path) -> None:
+    # Run again in another terminal (a second ssh session) while the first still shows its chat:
+    # resuming it put both on one thread, each showing only its own turns, and deleting it from
+    # the second left the first one chatting unsaved.
     app = make_app(tiny_gguf)
     async with app.run_test(size=(100, 32)) as pilot:
         await started(pilot, app)
         await chat(pilot, app, "keep me")
         first_id = app.chat_screen.conversation.id
-    with another_instance(default_store_path()):
+    with another_instance(default_store_path(), holding=first_id):
         second = make_app(tiny_gguf)
+        main = second.chat_screen
         async with second.run_test(size=(100, 32)) as pilot:
             await started(pilot, second)
-            assert second.chat_screen.conversation.messages == []
-            assert any("Another lollma-tui is using this history" in n for n in notices(second))
-        # Asked for by id, it is opened all the same.
+            assert main.conversation.messages == []
+            assert "The last chat is open in another lollma-tui window" in " ".join(notices(second))
+            # Nor from the list: it stays on its own chat, and the list's delete is refused.
+            await chat(pilot, second, "my own")
+            own_id = main.conversation.id
+            await pilot.press("ctrl+o")
+            await wait_until(pilot, lambda: isinstance(second.screen, ConversationsScreen))
+            await pilot.pause(0.3)
+            await pilot.press("down", "enter")  # newest first: the second row is the other's
+            await wait_until(pilot, lambda: not isinstance(second.screen, ConversationsScreen))
+            await wait_until(pilot, lambda: "close it there to open it here" in " ".join(notices(second)))
+            assert main.conversation.id == own_id
+            await pilot.press("ctrl+o")
+            await wait_until(pilot, lambda: isinstance(second.screen, ConversationsScreen))
+            await pilot.pause(0.3)
+            await pilot.press("down", "d", "y")
+            status = second.screen.query_one("#conversations-status", Static)
+            await wait_until(pilot, lambda: "open in another lollma-tui" in str(status.render()))
+        with ChatStore.open(default_store_path()) as store:
+            assert store.load(first_id).conversation.messages[0].content == "keep me"
+        # Asked for by id, it is refused all the same.
         chosen = make_app(tiny_gguf, conversation_id=first_id)
         async with chosen.run_test(size=(100, 32)) as pilot:
             await started(pilot, chosen)
-            assert chosen.chat_screen.conversation.id == first_id
-    # Alone again: the newest chat is resumed, as before.
-    again = make_app(tiny_gguf)
-    async with again.run_test(size=(100, 32)) as pilot:
-        await started(pilot, again)
-        assert again.chat_screen.conversation.id == first_id
+            assert chosen.chat_screen.conversation.messages == []
+            assert "That chat is open in another lollma-tui window" in " ".join(notices(chosen))
+    # Another lollma-tui that shows some other chat leaves the newest one free to resume.
+    with another_instance(default_store_path(), holding=first_id):
+        again = make_app(tiny_gguf)
+        async with again.run_test(size=(100, 32)) as pilot:
+            await started(pilot, again)
+            assert again.chat_screen.conversation.id == own_id
+    # Alone again: the newest chat is resumed, as before, and can be deleted.
+    with ChatStore.open(default_store_path()) as store:
+        store.delete_conversation(own_id)
+    last = make_app(tiny_gguf)
+    async with last.run_test(size=(100, 32)) as pilot:
+        await started(pilot, last)
+        assert last.chat_screen.conversation.id == first_id
 
 
 async def test_regenerate_keeps_the_old_reply_as_a_branch(tiny_gguf: Path) -> None:

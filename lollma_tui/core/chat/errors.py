@@ -29,3 +29,7 @@ class StoreTooNewError(StoreError):
 
 class ImportFormatError(StoreError):
     """An import file is not valid JSON or does not follow the export format."""
+
+
+class ConversationInUseError(StoreError):
+    """Another lollma-tui has the conversation open."""

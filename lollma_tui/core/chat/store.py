@@ -15,7 +15,6 @@ or `ChatStore.open` (raises).
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 import time
@@ -29,7 +28,7 @@ from lollma_tui.core.backends.base import ReplyStats, Role
 from lollma_tui.core.chat import codec
 from lollma_tui.core.chat.connection import connect, store_error
 from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState, title_from
-from lollma_tui.core.chat.errors import AmbiguousIdError, NotFoundError
+from lollma_tui.core.chat.errors import ConversationInUseError, NotFoundError
 from lollma_tui.core.chat.history_users import HistoryUsers
 from lollma_tui.core.chat.store_results import (
     ConversationSummary,
@@ -45,7 +44,7 @@ from lollma_tui.core.chat.store_rows import (
     message_from_row,
     sampling_from_row,
 )
-from lollma_tui.core.chat.store_search import SearchHit, search_statement
+from lollma_tui.core.chat.store_search import SearchHit, find_conversation_id, search_statement
 from lollma_tui.core.chat.store_tree import (
     ConversationTree,
     StoredMessage,
@@ -223,33 +222,23 @@ class ChatStore:
                 raise NotFoundError(f"no conversation {conversation_id}")
 
     def delete_conversation(self, conversation_id: str) -> None:
-        """Delete a conversation with all its messages and branches."""
+        """Delete a conversation with all its messages and branches, unless another lollma-tui
+        has it open (`ConversationInUseError`)."""
+        users = self.users
+        if users is not None and users.held_elsewhere(conversation_id):
+            raise ConversationInUseError("it is open in another lollma-tui; close it there first")
         with self._write() as conn:
             # Messages go by the conversation key's cascade (the FTS triggers fire for each).
             cursor = conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
             if cursor.rowcount == 0:
                 raise NotFoundError(f"no conversation {conversation_id}")
+        if users is not None:
+            users.forget(conversation_id)
 
     def resolve_id(self, id_or_prefix: str) -> str:
         """The full id of the conversation whose id is, or starts with, `id_or_prefix`."""
-        text = id_or_prefix.strip()
         with self._read() as conn:
-            if conn.execute("SELECT 1 FROM conversations WHERE id = ?", (text,)).fetchone():
-                return text
-            text = text.lower()
-            if not re.fullmatch(r"[0-9a-f]+", text):
-                raise NotFoundError(f"no conversation {id_or_prefix!r}")
-            # Hex only (checked above), so the prefix holds no LIKE wildcards; a range scan on the key.
-            rows = conn.execute(
-                "SELECT id FROM conversations WHERE id >= ? AND id < ? ORDER BY id LIMIT 6",
-                (text, text + "g"),
-            ).fetchall()
-        if not rows:
-            raise NotFoundError(f"no conversation {id_or_prefix!r}")
-        if len(rows) > 1:
-            shown = ", ".join(str(row[0])[: len(text) + 4] for row in rows[:5])
-            raise AmbiguousIdError(f"{id_or_prefix!r} matches several conversations: {shown}…")
-        return str(rows[0][0])
+            return find_conversation_id(conn, id_or_prefix)
 
     _SUMMARY_SQL = (
         "SELECT c.id, c.title, c.created_at, c.updated_at, coalesce(m.depth + 1, 0)"

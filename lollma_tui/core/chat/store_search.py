@@ -1,4 +1,5 @@
-"""Search across every conversation: FTS5 where this sqlite has it, a LIKE scan where it does not.
+"""Search across every conversation: FTS5 where this sqlite has it, a LIKE scan where it does not;
+and a conversation found by the start of its id.
 
 This module builds the statement and turns its rows into hits; `ChatStore.search` runs it in the
 store's read transaction, so locking and error mapping stay in one place. A query with no words
@@ -8,11 +9,13 @@ builds no statement, and so opens no transaction.
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from lollma_tui.core.backends.base import Role
+from lollma_tui.core.chat.errors import AmbiguousIdError, NotFoundError
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +96,23 @@ def like_snippet(text: str, term: str, marks: tuple[str, str], width: int = 60) 
     before = ("…" if start else "") + text[start:at]
     after = text[at + len(term) : end] + ("…" if end < len(text) else "")
     return f"{before}{marks[0]}{text[at : at + len(term)]}{marks[1]}{after}"
+
+
+def find_conversation_id(conn: sqlite3.Connection, id_or_prefix: str) -> str:
+    """The full id of the conversation whose id is, or starts with, `id_or_prefix`."""
+    text = id_or_prefix.strip()
+    if conn.execute("SELECT 1 FROM conversations WHERE id = ?", (text,)).fetchone():
+        return text
+    text = text.lower()
+    if not re.fullmatch(r"[0-9a-f]+", text):
+        raise NotFoundError(f"no conversation {id_or_prefix!r}")
+    # Hex only (checked above), so the prefix holds no LIKE wildcards; a range scan on the key.
+    rows = conn.execute(
+        "SELECT id FROM conversations WHERE id >= ? AND id < ? ORDER BY id LIMIT 6", (text, text + "g")
+    ).fetchall()
+    if not rows:
+        raise NotFoundError(f"no conversation {id_or_prefix!r}")
+    if len(rows) > 1:
+        shown = ", ".join(str(row[0])[: len(text) + 4] for row in rows[:5])
+        raise AmbiguousIdError(f"{id_or_prefix!r} matches several conversations: {shown}…")
+    return str(rows[0][0])

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from lollma_tui.core.chat.store_results import ThreadWindow
 
 
+IN_USE_ELSEWHERE = "That chat is open in another lollma-tui window: close it there to open it here."
+
+
 class HistoryRecorder:
     def __init__(self, owner: DOMNode) -> None:
         self._owner = owner
@@ -49,6 +52,25 @@ class HistoryRecorder:
     async def close(self) -> None:
         if self.store is not None:
             await self.store.close()
+
+    async def take(self, conversation_id: str, refused: str | None = None) -> bool:
+        """Hold `conversation_id` as the one on screen, letting go of the one before; False
+        (said with `refused`, or `IN_USE_ELSEWHERE`) when another lollma-tui has it open."""
+        store = self.store
+        users = store.store.users if store is not None else None
+        if store is None or users is None:
+            return True
+        if await store.run(users.hold, conversation_id):
+            return True
+        self._owner.post_message(NoticePosted(refused or IN_USE_ELSEWHERE, "warning"))
+        return False
+
+    async def leave(self) -> None:
+        """The conversation on screen is left for a new one: another lollma-tui may open it."""
+        store = self.store
+        users = store.store.users if store is not None else None
+        if store is not None and users is not None:
+            await store.run(users.release)
 
     async def resume_target(self, wanted: str | None) -> str | None:
         """The conversation to open at start-up: `wanted` (an id or a prefix), else the newest."""
@@ -140,6 +162,7 @@ class HistoryRecorder:
                 # Saved with its messages (this one included) the first time anything is said.
                 await store.run(store.store.create_conversation, conversation)
                 self.saved = True
+                await self.take(conversation.id)
                 return
             await store.run(store.store.add_message, conversation.id, message)
         except StoreError as error:

@@ -422,6 +422,7 @@ class ChatScreen(Screen[None]):
         from lollma_tui.core.chat.conversation import Conversation
 
         await self.replies.stop_and_wait()
+        await self.history.leave()
         self.conversation = Conversation(system_prompt=self.conversation.system_prompt)
         # It reaches the store with its first message.
         self.history.saved = False
@@ -452,21 +453,17 @@ class ChatScreen(Screen[None]):
     async def open_history(self) -> None:
         """Open the store and resume where the user left off (unless told otherwise)."""
         opened = await self.history.open(self.options.history_path)
-        # The newest chat may be the one another lollma-tui is writing to: two windows on one
-        # thread would each show only their own turns. Asked for by id, it is opened all the same.
         wanted = self.options.conversation_id
-        if (
-            not self.options.new_conversation
-            and not self.conversation.messages
-            and (wanted or not opened.others)
-        ):
+        if not self.options.new_conversation and not self.conversation.messages:
             conversation_id = await self.history.resume_target(wanted)
             if conversation_id is not None:
-                await self.open_conversation(conversation_id)
-        elif opened.others and not self.options.new_conversation:
-            await self.chat_log.add_notice(
-                "Another lollma-tui is using this history: this one starts a new chat (Ctrl+O opens any)."
-            )
+                # Two windows on one thread would each show only their own turns.
+                which = "That chat" if wanted else "The last chat"
+                refused = (
+                    f"{which} is open in another lollma-tui window: this one starts a new chat"
+                    " (Ctrl+O opens another)."
+                )
+                await self.open_conversation(conversation_id, refused=refused)
         # Shown after resuming, because opening a conversation clears the chat log.
         if opened.notice:
             await self.chat_log.add_notice(opened.notice, "warning")
@@ -477,13 +474,22 @@ class ChatScreen(Screen[None]):
             )
 
     async def open_conversation(
-        self, conversation_id: str, focus_message: str | None = None, *, imported_from: str | None = None
+        self,
+        conversation_id: str,
+        focus_message: str | None = None,
+        *,
+        imported_from: str | None = None,
+        refused: str | None = None,
     ) -> None:
-        if self.history.store is None:
+        """Show a saved conversation; one another lollma-tui has open is refused with `refused`."""
+        history = self.history
+        if history.store is None or not await history.take(conversation_id, refused):
             return
         await self.replies.stop_and_wait()
-        loaded = await self.history.load(conversation_id, TAIL_MESSAGES)
+        loaded = await history.load(conversation_id, TAIL_MESSAGES)
         if loaded is None:
+            if history.saved:
+                await history.take(self.conversation.id)  # still the one on screen
             return
         tail, whole = loaded
         conversation = whole.conversation

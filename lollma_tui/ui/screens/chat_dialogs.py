@@ -62,8 +62,17 @@ class ChatDialogs:
         screen.app.push_screen(SearchScreen(screen.history.store.store, query=query), self._search_chosen)
 
     async def _search_chosen(self, jump: SearchJump | None) -> None:
-        if jump is not None and await self._screen.history.locate(jump.message_id):
-            await self._screen.open_conversation(jump.conversation_id, focus_message=jump.message_id)
+        if jump is None:
+            return
+        screen = self._screen
+        history = screen.history
+        # Asked first: finding the message may change which branch that chat shows.
+        if not await history.take(jump.conversation_id):
+            return
+        if await history.locate(jump.message_id):
+            await screen.open_conversation(jump.conversation_id, focus_message=jump.message_id)
+        elif history.saved:
+            await history.take(screen.conversation.id)  # still the one on screen
 
     def confirm_export_over(self, target: Path, argument: str) -> None:
         """``/export`` found a file at `target`: replace it only if the user says yes."""
