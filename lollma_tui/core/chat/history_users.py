@@ -86,7 +86,7 @@ class HistoryUsers:
     def hold(self, conversation_id: str) -> bool:
         """Hold `conversation_id` as the one this process shows, letting go of the one held
         before. False when another process holds it: then nothing changes."""
-        if self._held is not None and self._held[0] == conversation_id:
+        if self._holds(conversation_id):
             return True
         try:
             fd = self._lock(conversation_id, create=True)
@@ -107,7 +107,7 @@ class HistoryUsers:
 
     def held_elsewhere(self, conversation_id: str) -> bool:
         """Whether another process holds `conversation_id` now."""
-        if self._held is not None and self._held[0] == conversation_id:
+        if self._holds(conversation_id):
             return False
         try:
             fd = self._lock(conversation_id, create=False)
@@ -116,12 +116,15 @@ class HistoryUsers:
         except OSError:
             return False  # no lock file: no process ever held it
         if fd is not None:
-            os.close(fd)
+            os.close(fd)  # it was free: let go at once
         return False
+
+    def _holds(self, conversation_id: str) -> bool:
+        return self._held is not None and self._held[0] == conversation_id
 
     def forget(self, conversation_id: str) -> None:
         """The conversation is deleted: its lock file goes too."""
-        if self._held is not None and self._held[0] == conversation_id:
+        if self._holds(conversation_id):
             self.release()
         if self._folder is not None:
             # Never held here, or already gone: nothing to remove.
