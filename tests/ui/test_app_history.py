@@ -149,6 +149,38 @@ async def test_a_chat_open_in_another_lollma_tui_is_not_opened_or_deleted_here(t
         assert last.chat_screen.conversation.id == first_id
 
 
+async def test_a_reply_left_by_a_lollma_tui_that_was_killed_is_marked_when_its_chat_opens(
+    tiny_gguf: Path,
+) -> None:
+    # The other window is killed (the OOM killer, kill -9) mid-reply while this one runs: the
+    # reply stayed "still being written" here until a start with no other lollma-tui running.
+    with ChatStore.open(default_store_path()) as store:
+        theirs = Conversation(title="a long story")
+        theirs.messages.append(Message("user", "tell me a long story"))
+        store.create_conversation(theirs)
+        writer = store.start_reply(theirs.id)
+        writer.append_delta("Once upon a time")
+        writer.flush()
+    with another_instance(default_store_path(), holding=theirs.id) as other:
+        app = make_app(tiny_gguf)
+        main = app.chat_screen
+        async with app.run_test(size=(100, 32)) as pilot:
+            await started(pilot, app)
+            assert main.conversation.messages == []
+            other.kill()
+            other.wait(timeout=10)
+            await pilot.press("ctrl+o")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConversationsScreen))
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: main.conversation.id == theirs.id)
+            reply = main.conversation.messages[-1]
+            assert (reply.content, reply.state) == ("Once upon a time", ReplyState.INCOMPLETE)
+            assert any("1 reply was cut off when the lollma-tui writing it ended" in n for n in notices(app))
+    with ChatStore.open(default_store_path()) as store:
+        assert store.get_message(writer.message_id).state is ReplyState.INCOMPLETE
+
+
 async def test_regenerate_keeps_the_old_reply_as_a_branch(tiny_gguf: Path) -> None:
     app = make_app(tiny_gguf)
     main = app.chat_screen

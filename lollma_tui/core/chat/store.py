@@ -450,12 +450,15 @@ class ChatStore:
             conn.execute("UPDATE conversations SET leaf_id = ? WHERE id = ?", (leaf, row[0]))
         return leaf
 
-    def recover(self) -> int:
+    def recover(self, conversation_id: str | None = None) -> int:
         """Mark replies left STREAMING by a crashed run as INCOMPLETE; returns how many. Call at
-        start, and only when no other lollma-tui uses the file (`HistoryUsers.alone`)."""
+        start when no other lollma-tui uses the file (`HistoryUsers.alone`), or for one
+        conversation that this process holds and is not writing to."""
+        only = "" if conversation_id is None else " AND conversation_id = ?"
         with self._write() as conn:
             cursor = conn.execute(
-                "UPDATE messages SET state = ? WHERE state = 'streaming'", (ReplyState.INCOMPLETE.value,)
+                f"UPDATE messages SET state = ? WHERE state = 'streaming'{only}",
+                (ReplyState.INCOMPLETE.value, *([] if conversation_id is None else [conversation_id])),
             )
             return cursor.rowcount
 

@@ -85,12 +85,16 @@ class HistoryRecorder:
             self._owner.post_message(NoticePosted(f"Could not open conversation {wanted}: {error}", "error"))
             return None
 
-    async def load(self, conversation_id: str, last: int) -> tuple[ThreadWindow, ThreadWindow] | None:
-        """The last `last` messages to mount and the whole thread for the model; None on failure."""
+    async def load(self, conversation_id: str, last: int) -> tuple[ThreadWindow, ThreadWindow, int] | None:
+        """The last `last` messages to mount, the whole thread for the model, and how many of
+        its replies were found cut off by a crash; None on failure."""
         store = self.store
         if store is None:
             return None
         try:
+            # Held here, and no reply of this process's is being written (the screen stopped it
+            # first): a reply still marked as streaming was left by a lollma-tui that crashed.
+            recovered = await store.run(store.store.recover, conversation_id)
             tail = await store.run(store.store.load, conversation_id, last=last)
             whole = await store.run(store.store.load, conversation_id)
         except StoreError as error:
@@ -99,7 +103,7 @@ class HistoryRecorder:
         self.saved = True
         for window in (tail, whole):
             _clean_window(window)
-        return tail, whole
+        return tail, whole, recovered
 
     async def locate(self, message_id: str) -> bool:
         """Make the branch holding `message_id` the visible one; False (reported) on failure."""

@@ -491,7 +491,7 @@ class ChatScreen(Screen[None]):
             if history.saved:
                 await history.take(self.conversation.id)  # still the one on screen
             return
-        tail, whole = loaded
+        tail, whole, recovered = loaded
         conversation = whole.conversation
         conversation.system_prompt = conversation.system_prompt or self.options.system_prompt
         self.conversation = conversation
@@ -504,6 +504,11 @@ class ChatScreen(Screen[None]):
         title = conversation.title or "untitled"
         opened = f"Resumed “{title}”" if imported_from is None else f"Imported “{title}” from {imported_from}"
         await chat_log.add_notice(f"{opened} · {counted(whole.total, 'message')} · /clear starts a new one")
+        if recovered:
+            cut = "reply was" if recovered == 1 else "replies were"
+            await chat_log.add_notice(
+                f"{recovered} {cut} cut off when the lollma-tui writing it ended; marked incomplete."
+            )
         chat_log.scroll_end(animate=False)
         if focus_message is not None:
             await self.reveal_message(focus_message)

@@ -181,6 +181,22 @@ def test_recover_marks_abandoned_replies_incomplete(
         survivor.close()
 
 
+def test_recovering_one_conversation_leaves_the_others_streaming(
+    store: ChatStore, chat: Conversation
+) -> None:
+    other = store.new_conversation()
+    mine = store.start_reply(chat.id)
+    mine.append_delta("cut off")
+    mine.flush()
+    theirs = store.start_reply(other.id)
+    theirs.append_delta("still coming")
+    theirs.flush()
+    assert store.recover(chat.id) == 1
+    assert store.get_message(mine.message_id).state is ReplyState.INCOMPLETE
+    assert store.get_message(theirs.message_id).state is ReplyState.STREAMING
+    assert store.recover(chat.id) == 0
+
+
 def test_a_locked_file_keeps_text_buffered_until_it_can_write(
     db_path: Path, clock: FakeClock, wall: FakeClock
 ) -> None:
