@@ -34,6 +34,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 from _prompts import WORDS, filler_text, sample_stats
@@ -95,9 +96,9 @@ def _child_open(history: Path, expect: int) -> None:
         chat.models.load_first = lambda: None  # type: ignore[method-assign]
         open_conversation = chat.open_conversation
 
-        async def timed(conversation_id: str, focus_message: str | None = None) -> None:
+        async def timed(conversation_id: str, focus_message: str | None = None, **options: Any) -> None:
             marks["conversation"] = time.perf_counter()
-            await open_conversation(conversation_id, focus_message)
+            await open_conversation(conversation_id, focus_message, **options)
             marks["conversation"] = time.perf_counter() - marks["conversation"]
 
         chat.open_conversation = timed  # type: ignore[method-assign]
