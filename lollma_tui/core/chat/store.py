@@ -454,11 +454,15 @@ class ChatStore:
         """Mark replies left STREAMING by a crashed run as INCOMPLETE; returns how many. Call at
         start when no other lollma-tui uses the file (`HistoryUsers.alone`), or for one
         conversation that this process holds and is not writing to."""
-        only = "" if conversation_id is None else " AND conversation_id = ?"
+        where = "state = 'streaming'" + ("" if conversation_id is None else " AND conversation_id = ?")
+        args = () if conversation_id is None else (conversation_id,)
+        with self._read() as conn:
+            # Nearly always nothing: no write lock to wait for behind another lollma-tui's reply.
+            if conn.execute(f"SELECT 1 FROM messages WHERE {where} LIMIT 1", args).fetchone() is None:
+                return 0
         with self._write() as conn:
             cursor = conn.execute(
-                f"UPDATE messages SET state = ? WHERE state = 'streaming'{only}",
-                (ReplyState.INCOMPLETE.value, *([] if conversation_id is None else [conversation_id])),
+                f"UPDATE messages SET state = ? WHERE {where}", (ReplyState.INCOMPLETE.value, *args)
             )
             return cursor.rowcount
 

@@ -197,6 +197,25 @@ def test_recovering_one_conversation_leaves_the_others_streaming(
     assert store.recover(chat.id) == 0
 
 
+def test_recovering_nothing_does_not_wait_for_another_writer(db_path: Path) -> None:
+    # Another lollma-tui saving its reply holds the write lock now and then: opening a chat (or
+    # starting) with no reply to mark must not queue behind it, or fail after the busy timeout.
+    store = ChatStore.open(db_path, busy_timeout_s=0.05)
+    try:
+        chat = store.new_conversation()
+        store.add_message(chat.id, Message("user", "hello"))
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            assert store.recover(chat.id) == 0
+            assert store.recover() == 0
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+    finally:
+        store.close()
+
+
 def test_a_locked_file_keeps_text_buffered_until_it_can_write(
     db_path: Path, clock: FakeClock, wall: FakeClock
 ) -> None:
