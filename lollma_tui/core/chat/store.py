@@ -224,16 +224,19 @@ class ChatStore:
     def delete_conversation(self, conversation_id: str) -> None:
         """Delete a conversation with all its messages and branches, unless another lollma-tui
         has it open (`ConversationInUseError`)."""
-        users = self.users
-        if users is not None and users.held_elsewhere(conversation_id):
+        if self.held_elsewhere(conversation_id):
             raise ConversationInUseError("it is open in another lollma-tui; close it there first")
         with self._write() as conn:
             # Messages go by the conversation key's cascade (the FTS triggers fire for each).
             cursor = conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
             if cursor.rowcount == 0:
                 raise NotFoundError(f"no conversation {conversation_id}")
-        if users is not None:
-            users.forget(conversation_id)
+        if self.users is not None:
+            self.users.forget(conversation_id)
+
+    def held_elsewhere(self, conversation_id: str) -> bool:
+        """Whether another lollma-tui shows that conversation now (`HistoryUsers.hold`)."""
+        return self.users is not None and self.users.held_elsewhere(conversation_id)
 
     def resolve_id(self, id_or_prefix: str) -> str:
         """The full id of the conversation whose id is, or starts with, `id_or_prefix`."""

@@ -53,6 +53,8 @@ class ConversationSource(Protocol):
 
     def delete_conversation(self, conversation_id: str) -> None: ...
 
+    def held_elsewhere(self, conversation_id: str) -> bool: ...
+
 
 class NewConversation(Enum):
     NEW = "new"
@@ -117,9 +119,15 @@ def format_updated(timestamp: float, now: float) -> str:
     return time.strftime("%d %b %Y", when)
 
 
-def row_content(summary: ConversationSummary, *, now: float, current: bool) -> Content:
+ELSEWHERE_MARK = "◌ "
+"""Marks a conversation another lollma-tui shows (it cannot be opened or deleted here)."""
+
+
+def row_content(
+    summary: ConversationSummary, *, now: float, current: bool, elsewhere: bool = False
+) -> Content:
     return Content.assemble(
-        ("● " if current else "  ", "$text-accent"),
+        ("● ", "$text-accent") if current else (ELSEWHERE_MARK, "$text-warning") if elsewhere else "  ",
         (f"{format_updated(summary.updated_at, now):<12}", "$text-muted"),
         (f"{summary.message_count:>6}", "$text-muted"),
         "  ",
@@ -169,11 +177,12 @@ class ConversationsScreen(ModalScreen[ConversationsResult]):
             return self._screen
 
     class _PageLoaded(Message, bubble=False):
-        def __init__(self, generation: int, page: Page, total: int | None) -> None:
+        def __init__(self, generation: int, page: Page, total: int | None, elsewhere: frozenset[str]) -> None:
             super().__init__()
             self.generation = generation
             self.page = page
             self.total = total
+            self.elsewhere = elsewhere
 
     class _Saved(Message, bubble=False):
         def __init__(self, summary: ConversationSummary) -> None:
@@ -217,6 +226,8 @@ class ConversationsScreen(ModalScreen[ConversationsResult]):
         self._filter = ""
         self._filter_timer: Timer | None = None
         self._renaming: str | None = None
+        self._elsewhere: set[str] = set()
+        """Conversations another lollma-tui showed when their page was read."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="conversations-dialog", classes="history-dialog") as dialog:
@@ -277,8 +288,9 @@ class ConversationsScreen(ModalScreen[ConversationsResult]):
         except StoreError as exc:
             self.post_message(self._Failed(f"could not read the history: {exc}", generation))
             return
+        elsewhere = frozenset(row.id for row in page.rows if store.held_elsewhere(row.id))
         if not worker.is_cancelled:
-            self.post_message(self._PageLoaded(generation, page, total))
+            self.post_message(self._PageLoaded(generation, page, total, elsewhere))
 
     @on(_PageLoaded)
     def _page_loaded(self, message: _PageLoaded) -> None:
@@ -289,19 +301,23 @@ class ConversationsScreen(ModalScreen[ConversationsResult]):
         self._exhausted = message.page.exhausted
         if message.total is not None:
             self._total = message.total
+        self._elsewhere |= message.elsewhere
         known = {row.id for row in self._rows}
         # Pages are read by offset: a conversation updated meanwhile may turn up twice.
         fresh = [row for row in message.page.rows if row.id not in known]
         first = not self._rows
         self._rows += fresh
         now = self._clock()
-        self._list.add_options(
-            Option(row_content(row, now=now, current=row.id == self.current_id), id=row.id) for row in fresh
-        )
+        self._list.add_options(Option(self._row_content(row, now), id=row.id) for row in fresh)
         if first and self._rows:
             self._list.highlighted = 0
         self._show_status()
         self._maybe_load_more()
+
+    def _row_content(self, row: ConversationSummary, now: float) -> Content:
+        return row_content(
+            row, now=now, current=row.id == self.current_id, elsewhere=row.id in self._elsewhere
+        )
 
     def _maybe_load_more(self) -> None:
         if self._loading or self._exhausted:
@@ -335,6 +351,8 @@ class ConversationsScreen(ModalScreen[ConversationsResult]):
         else:
             total = max(self._total or 0, loaded)
             text = f"{loaded} of {total}{more}"
+        if any(row.id in self._elsewhere for row in self._rows):
+            text += f" · {ELSEWHERE_MARK.strip()} open in another lollma-tui"
         status.update(literal(text))
 
     @on(_Failed)
@@ -507,8 +525,6 @@ class ConversationsScreen(ModalScreen[ConversationsResult]):
         self._rows = rows
         now = self._clock()
         options = self._list
-        options.set_options(
-            Option(row_content(row, now=now, current=row.id == self.current_id), id=row.id) for row in rows
-        )
+        options.set_options(Option(self._row_content(row, now), id=row.id) for row in rows)
         if rows and highlight is not None:
             options.highlighted = min(highlight, len(rows) - 1)

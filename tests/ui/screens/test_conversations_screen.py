@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from history_support import HostApp, make_conversations
+from other_instance import another_instance
 from pilot_support import wait_until
 from textual.geometry import Region
 from textual.pilot import Pilot
@@ -14,6 +16,7 @@ from textual.widgets import Input, OptionList, Static
 
 from lollma_tui.core.chat.conversation import Conversation, Message
 from lollma_tui.core.chat.errors import NotFoundError, StoreLockedError
+from lollma_tui.core.chat.opening import open_store
 from lollma_tui.core.chat.store import ChatStore, ConversationSummary
 from lollma_tui.ui.screens.confirm import ConfirmScreen
 from lollma_tui.ui.screens.conversations import (
@@ -257,6 +260,27 @@ class LockedStore:
 
     def delete_conversation(self, conversation_id: str) -> None:
         raise AssertionError("not reached")
+
+    def held_elsewhere(self, conversation_id: str) -> bool:
+        raise AssertionError("not reached")
+
+
+async def test_a_conversation_another_lollma_tui_shows_is_marked(tmp_path: Path) -> None:
+    opened = open_store(tmp_path / "history.db")
+    store = opened.store
+    try:
+        ids = make_conversations(store, 3)
+        assert store.path is not None
+        with another_instance(store.path, holding=ids[1]):
+            app = HostApp()
+            async with app.run_test(size=SIZE) as pilot:
+                await open_list(pilot, app, store, current_id=ids[2])
+                options = app.screen.query_one("#conversations-list", OptionList).options
+                marks = {option.id: str(option.prompt)[:2] for option in options}
+                assert marks == {ids[0]: "  ", ids[1]: "◌ ", ids[2]: "● "}
+                assert status(app) == "3 of 3 · ◌ open in another lollma-tui"
+    finally:
+        store.close()
 
 
 async def test_a_store_error_is_shown_not_raised() -> None:
