@@ -18,6 +18,7 @@ from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOpti
 from lollma_tui.ui.app import LollmaApp
 from lollma_tui.ui.screens.chat import TAIL_MESSAGES
 from lollma_tui.ui.screens.conversations import ConversationsScreen
+from lollma_tui.ui.screens.search import SearchScreen
 
 SHORT = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=12)
 
@@ -147,6 +148,40 @@ async def test_a_chat_open_in_another_lollma_tui_is_not_opened_or_deleted_here(t
     async with last.run_test(size=(100, 32)) as pilot:
         await started(pilot, last)
         assert last.chat_screen.conversation.id == first_id
+
+
+async def test_a_search_hit_in_a_chat_another_lollma_tui_shows_is_not_opened(tiny_gguf: Path) -> None:
+    with ChatStore.open(default_store_path()) as store:
+        theirs = Conversation(title="lighthouses")
+        theirs.messages += [
+            Message("user", "how do lighthouses work"),
+            Message("assistant", "a lamp and a lens"),
+        ]
+        store.create_conversation(theirs)
+        # The hit is on a branch edited away: finding it would switch which branch that chat shows.
+        store.branch_from(theirs.messages[0].id, "how do bridges stand")
+    with another_instance(default_store_path(), holding=theirs.id):
+        app = make_app(tiny_gguf)
+        main = app.chat_screen
+        async with app.run_test(size=(100, 32)) as pilot:
+            await started(pilot, app)
+            await chat(pilot, app, "my own")
+            own_id = main.conversation.id
+            await pilot.press("ctrl+f")
+            await wait_until(pilot, lambda: isinstance(app.screen, SearchScreen))
+            await pilot.press(*"lens")
+            await pilot.pause(0.6)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: "close it there to open it here" in " ".join(notices(app)))
+            assert main.conversation.id == own_id
+            # Still its own: the next message goes to its own chat.
+            await chat(pilot, app, "still mine")
+    with ChatStore.open(default_store_path()) as store:
+        assert [m.content for m in store.load(own_id).conversation.messages if m.role == "user"] == [
+            "my own",
+            "still mine",
+        ]
+        assert [m.content for m in store.load(theirs.id).conversation.messages] == ["how do bridges stand"]
 
 
 async def test_a_reply_left_by_a_lollma_tui_that_was_killed_is_marked_when_its_chat_opens(
