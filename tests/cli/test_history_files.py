@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from history_support import lighthouse_chat
 
-from lollma_tui.core.chat.conversation import Conversation, Message
 from lollma_tui.core.chat.opening import default_store_path
 from lollma_tui.core.chat.store import ChatStore
 
@@ -33,13 +33,7 @@ def run_cli(
 @pytest.fixture
 def conversation_id() -> str:
     with ChatStore.open(default_store_path()) as store:
-        chat = Conversation(title="Lighthouses")
-        chat.messages += [
-            Message("user", "how do lighthouses work"),
-            Message("assistant", "a lamp and a lens"),
-        ]
-        store.create_conversation(chat)
-        return chat.id
+        return lighthouse_chat(store, "Lighthouses").id
 
 
 def test_an_existing_file_is_kept_unless_forced(conversation_id: str, tmp_path: Path) -> None:

@@ -115,3 +115,10 @@ def make_conversations(store: ChatStore, count: int, title: str = "chat {n:03d}"
         store.add_message(conversation.id, Message("user", f"question {n}"))
         ids.append(conversation.id)
     return ids
+
+
+def lighthouse_chat(store: ChatStore, title: str = "about lighthouses") -> Conversation:
+    """A saved conversation of one question and its answer, with words to search for ("lens")."""
+    chat = Conversation(title=title)
+    chat.messages += [Message("user", "how do lighthouses work"), Message("assistant", "a lamp and a lens")]
+    return store.create_conversation(chat)

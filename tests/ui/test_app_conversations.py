@@ -8,13 +8,14 @@ import json
 import re
 from pathlib import Path
 
+from history_support import lighthouse_chat
 from pilot_support import wait_until
 from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import Static
 
 from lollma_tui.core.backends.base import BackendState
-from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState
+from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.opening import default_store_path
 from lollma_tui.core.chat.store import ChatStore
 from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
@@ -246,12 +247,7 @@ async def test_export_and_import_round_trip(tiny_gguf: Path, tmp_path: Path) -> 
 
 async def test_conversation_list_and_search_open_other_conversations(tiny_gguf: Path) -> None:
     with ChatStore.open(default_store_path()) as store:
-        old = Conversation(title="about lighthouses")
-        old.messages += [
-            Message("user", "how do lighthouses work"),
-            Message("assistant", "a lamp and a lens"),
-        ]
-        store.create_conversation(old)
+        old = lighthouse_chat(store)
     app = make_app(tiny_gguf)
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chat_app_support import notices
+from history_support import lighthouse_chat
 from other_instance import another_instance
 from pilot_support import wait_until
 from textual.pilot import Pilot
@@ -152,12 +153,7 @@ async def test_a_chat_open_in_another_lollma_tui_is_not_opened_or_deleted_here(t
 
 async def test_a_search_hit_in_a_chat_another_lollma_tui_shows_is_not_opened(tiny_gguf: Path) -> None:
     with ChatStore.open(default_store_path()) as store:
-        theirs = Conversation(title="lighthouses")
-        theirs.messages += [
-            Message("user", "how do lighthouses work"),
-            Message("assistant", "a lamp and a lens"),
-        ]
-        store.create_conversation(theirs)
+        theirs = lighthouse_chat(store)
         # The hit is on a branch edited away: finding it would switch which branch that chat shows.
         store.branch_from(theirs.messages[0].id, "how do bridges stand")
     with another_instance(default_store_path(), holding=theirs.id):
