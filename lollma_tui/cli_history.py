@@ -159,7 +159,9 @@ def _list(store: ChatStore, args: argparse.Namespace) -> int:
     summaries = store.list_conversations(limit=args.limit, offset=args.offset)
     for summary in summaries:
         count = counted(summary.message_count, "msg")
-        _out(f"{summary.id[:8]}  {_when(summary.updated_at)}  {count:>8}  {_title(summary.title)}")
+        # As the Ctrl+O list marks it: a chat that cannot be deleted or opened elsewhere now.
+        held = "  ◌ open in lollma-tui" if store.held_elsewhere(summary.id) else ""
+        _out(f"{summary.id[:8]}  {_when(summary.updated_at)}  {count:>8}  {_title(summary.title)}{held}")
     shown_to = args.offset + len(summaries)
     if not summaries:
         total = store.count_conversations()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from history_support import FakeClock, Saved, add_turn
+from other_instance import another_instance
 from store_helpers import sample_stats
 
 from lollma_tui.cli_history import history_main
@@ -355,6 +356,24 @@ def test_delete_with_yes(saved: Saved, history_path: Path) -> None:
         with pytest.raises(NotFoundError):
             store.get_summary(saved.quantum)
         assert store.search("zebras") == []  # its messages went with it
+
+
+def test_a_chat_open_in_lollma_tui_is_marked_in_the_list_and_not_deleted(
+    saved: Saved, history_path: Path
+) -> None:
+    with another_instance(history_path, holding=saved.quantum):
+        listed = run_cli("list")
+        refused = run_cli("delete", saved.quantum[:8], "--yes")
+    rows = {row.split()[0]: row for row in lines(listed.stdout)}
+    assert rows[saved.quantum[:8]].endswith("Quantum chat  ◌ open in lollma-tui")
+    assert rows[saved.pasta[:8]].endswith("Pasta")
+    assert refused.returncode == 1
+    assert "it is open in another lollma-tui; close it there first" in refused.stderr
+    with opened(history_path) as store:
+        assert store.get_summary(saved.quantum).title == "Quantum chat"
+    # Closed there: free again.
+    assert run_cli("delete", saved.quantum[:8], "--yes").returncode == 0
+    assert "◌" not in run_cli("list").stdout
 
 
 def _delete_on_a_terminal(conversation_id: str, answer: str) -> subprocess.CompletedProcess[str]:
