@@ -118,7 +118,9 @@ def format_reply_heading(model: LoadedModel, host_name: str) -> str:
     backend = model.settings.backend
     if backend is not BackendKind.LLAMA_CPP:
         # A server's own flags decide its layers; which server it is matters more.
-        return " · ".join((model_label(model.name), model.quant, f"{backend} on {host_name}"))
+        # The host OLLAMA_HOST names is called "ollama": "ollama on ollama" would say nothing.
+        where = str(backend) if host_name == str(backend) else f"{backend} on {host_name}"
+        return " · ".join((model_label(model.name), model.quant, where))
     layers = format_gpu_layers(model.n_gpu_layers, model.n_layers)
     return " · ".join((model.name, model.quant, str(backend), layers))
 

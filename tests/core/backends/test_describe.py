@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from lollma_tui.core.backends.base import ReplyStats, RunSetup
-from lollma_tui.core.backends.describe import format_gpu_layers, format_setup, format_stats, model_label
-from lollma_tui.core.settings import BackendKind
+from lollma_tui.core.backends.base import LoadedModel, ReplyStats, RunSetup
+from lollma_tui.core.backends.describe import (
+    format_gpu_layers,
+    format_reply_heading,
+    format_setup,
+    format_stats,
+    model_label,
+)
+from lollma_tui.core.settings import BackendKind, LoadSettings
 
 SETUP = RunSetup(BackendKind.LLAMA_CPP, "Gemma 3 270m", "Q4_K_M", 0, 18, 2048, 2)
 
@@ -61,3 +67,13 @@ def test_a_model_named_by_its_gguf_path_is_shown_by_its_file_name() -> None:
     # Ids that are not file paths stay whole: a Hugging Face repo id, an Ollama tag, a bare file.
     for name in ("Qwen/Qwen2.5-0.5B-Instruct", "llama3.2:1b", "tiny.gguf", "models/"):
         assert model_label(name) == name
+
+
+def test_a_reply_s_heading_names_the_server_it_runs_on_once() -> None:
+    settings = LoadSettings(backend=BackendKind.OLLAMA, model="qwen3:0.6b")
+    loaded = LoadedModel(
+        settings, "qwen3:0.6b", "qwen3", "Q4_K_M", 28, 4096, 40960, 0, False, "", "server", None, None, 0.1
+    )
+    assert format_reply_heading(loaded, "den") == "qwen3:0.6b · Q4_K_M · ollama on den"
+    # The host OLLAMA_HOST names is called after its kind.
+    assert format_reply_heading(loaded, "ollama") == "qwen3:0.6b · Q4_K_M · ollama"
