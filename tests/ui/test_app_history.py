@@ -55,6 +55,21 @@ def stored_thread() -> list[Message]:
         return store.load(conversation_id).conversation.messages
 
 
+async def test_the_notices_of_a_start_that_resumes_a_chat_stay_after_its_turns(tiny_gguf: Path) -> None:
+    with ChatStore.open(default_store_path()) as store:
+        lighthouse_chat(store)
+    problem = "config.toml: settings.n_ctx: n_ctx must be between 64 and 4194304, not 10"
+    app = make_app(tiny_gguf, config_problems=(problem,))
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        shown = list(app.chat_screen.chat_log.children)
+        texts = [str(child.render()) if isinstance(child, Static) else "" for child in shown]
+        assert problem in texts, texts
+        resumed = next(i for i, text in enumerate(texts) if text.startswith("Resumed “about lighthouses”"))
+        last_turn = max(i for i, child in enumerate(shown) if "turn" in child.classes)
+        assert last_turn < texts.index(problem) < resumed
+
+
 async def test_every_turn_is_saved_with_its_stats_and_resumed_next_time(tiny_gguf: Path) -> None:
     app = make_app(tiny_gguf)
     main = app.chat_screen

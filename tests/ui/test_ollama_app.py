@@ -430,3 +430,24 @@ async def test_tab_after_backend_ollama_asks_the_server_then_completes_its_model
             await pilot.press("tab")
             assert main.prompt.has_focus and len(ollama_server.requests_to("/api/tags")) == 1
         assert not any("Asking llama.cpp" in str(n.message) for n in app._notifications)
+
+
+async def test_with_no_model_named_the_resumed_chat_gets_the_model_it_last_used(
+    ollama_server: OllamaTestServer,
+) -> None:
+    first = ollama_app(ollama_server.host, model="tinyllama:1b-q8_0")
+    async with first.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, first)
+        await send(pilot, first, "hello")
+    # The server offers four models; the resumed chat's last reply came from q8_0.
+    again = ollama_app(ollama_server.host, model="")
+    async with again.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, again)
+        assert again.chat_screen.models.settings.model == "tinyllama:1b-q8_0"
+        assert any("the model this chat last used" in n for n in notices(again))
+    # A new chat has no model of its own: the user is asked to choose.
+    fresh = ollama_app(ollama_server.host, model="")
+    object.__setattr__(fresh.chat_screen.options, "new_conversation", True)
+    async with fresh.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: any("Choose one with /model" in n for n in notices(fresh)))
+        assert fresh.chat_screen.models.backend.status.state is BackendState.UNLOADED

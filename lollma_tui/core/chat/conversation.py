@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from lollma_tui.core.backends.base import ChatMessage, ReplyStats, Role
+from lollma_tui.core.settings import BackendKind
 
 
 class ReplyState(StrEnum):
@@ -121,6 +122,14 @@ class Conversation:
         for message in reversed(self.messages):
             if message.role == "assistant":
                 return message
+        return None
+
+    def model_last_used(self, backend: BackendKind, server: str | None) -> str | None:
+        """The model the newest reply computed by `backend` at `server` came from, if any."""
+        for message in reversed(self.messages):
+            setup = message.stats.setup if message.stats is not None else None
+            if setup is not None and setup.backend is backend and setup.server == server:
+                return setup.model
         return None
 
     def drop_last_reply(self) -> Message | None:

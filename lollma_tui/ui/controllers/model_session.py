@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual.dom import DOMNode
@@ -41,6 +42,7 @@ DEMO_NOTICE = (
 
 Budget = Callable[[], "MemoryBudget | None"]
 FirstBudget = Callable[[], Awaitable["MemoryBudget | None"]]
+ChatModel = Callable[[BackendKind, "str | None"], Awaitable["str | None"]]
 
 
 class ModelController:
@@ -210,9 +212,14 @@ class ModelController:
 
     # -- loading and swapping ----------------------------------------------------------------------
 
-    def load_first(self) -> None:
-        """The first load, after waiting for Ollama or assembling the demo when needed."""
-        self._owner.run_worker(self._load_first(), group="model-load", exclusive=True, exit_on_error=False)
+    def load_first(self, chat_model: ChatModel | None = None) -> None:
+        """The first load, after waiting for Ollama or assembling the demo when needed.
+
+        `chat_model` tells which model the resumed chat last used on a server: with none named
+        and several on offer, that one is loaded again (as a chat keeps its model in oterm).
+        """
+        work = self._load_first(chat_model)
+        self._owner.run_worker(work, group="model-load", exclusive=True, exit_on_error=False)
 
     def swap_to(self, target: LoadSettings, *, force: bool = False) -> None:
         """Hot-swap: stop the reply, unload, load `target`, and go back to the old model on failure."""
@@ -228,14 +235,23 @@ class ModelController:
             self._swap(target, False, host), group="swap", exclusive=True, exit_on_error=False
         )
 
+    def reply_heading(self) -> str:
+        """The heading of a reply about to be written: the model, its quant and where it runs."""
+        from lollma_tui.core.backends.describe import format_reply_heading
+
+        loaded = self.loaded
+        if loaded is None:
+            return plain(Path(self.settings.model).name, one_line=True) or "assistant"
+        return plain(format_reply_heading(loaded, self.host.name), one_line=True)
+
     def remembered_model(self, host: HostEntry) -> str | None:
         """The model last loaded on `host` in this session, if any."""
         return self._host_models.get(host.name)
 
-    async def _load_first(self) -> None:
+    async def _load_first(self, chat_model: ChatModel | None) -> None:
         settings: LoadSettings | None = self.settings
         if settings is not None and settings.backend == BackendKind.OLLAMA:
-            settings = await self._wait_for_ollama(settings)
+            settings = await self._wait_for_ollama(settings, chat_model)
         if settings is None:
             return
         demo = demo_for(settings.model) if self._options.demo else None
@@ -292,7 +308,9 @@ class ModelController:
             lines.append((text, "warning" if demo.base_model else "info"))
         return lines
 
-    async def _wait_for_ollama(self, settings: LoadSettings) -> LoadSettings | None:
+    async def _wait_for_ollama(
+        self, settings: LoadSettings, chat_model: ChatModel | None
+    ) -> LoadSettings | None:
         """Wait (retrying with backoff) until the server answers, then settle which model to load."""
         backend = self.ollama()
         if backend is None:
@@ -317,6 +335,13 @@ class ModelController:
             return None
         if len(models) == 1:
             return settings.with_changes(model=models[0].name)
+        from lollma_tui.core.backends.ollama_models import same_model
+
+        used = await chat_model(BackendKind.OLLAMA, backend.base_url) if chat_model is not None else None
+        offered = next((m.name for m in models if used is not None and same_model(m.name, used)), None)
+        if offered is not None:
+            self._notice(f"Loading {offered}, the model this chat last used on this server.")
+            return settings.with_changes(model=offered)
         if not models:
             self._notice(
                 "This Ollama server has no models yet: pull one with `ollama pull llama3.2:1b`.", "warning"

@@ -9,10 +9,10 @@ replies, slash commands, dialogs, the settings drawer, hosts, and the side panel
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Sequence
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from textual import events, on, work
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from lollma_tui.core.chat.conversation import Conversation, Message
     from lollma_tui.core.hosts import HostEntry
     from lollma_tui.core.session import MemoryBudget
-    from lollma_tui.core.settings import LoadSettings, StartupOptions
+    from lollma_tui.core.settings import BackendKind, LoadSettings, StartupOptions
     from lollma_tui.ui.controllers.context_meter import ContextMeter
     from lollma_tui.ui.controllers.hardware_feed import HardwareFeed
     from lollma_tui.ui.controllers.history_recorder import HistoryRecorder
@@ -110,6 +110,7 @@ class ChatScreen(Screen[None]):
         self._editing: Message | None = None
         self._shown_from = 0
         """Index in the thread of the first message mounted in the chat log."""
+        self._history_opened = asyncio.Event()
 
     @cached_property
     def conversation(self) -> Conversation:
@@ -222,7 +223,7 @@ class ChatScreen(Screen[None]):
         self.start_hardware()
         for problem in self.options.config_problems:
             self.post_message(NoticePosted(problem, "warning"))
-        self.models.load_first()
+        self.models.load_first(self._model_chat_used)
         self.open_history()
         self.catalog.scan()
         threading.Thread(target=_preload_reply_widgets, name="preload-markdown", daemon=True).start()
@@ -367,23 +368,8 @@ class ChatScreen(Screen[None]):
 
     async def start_reply(self, replaces: Message | None = None) -> None:
         reply = self.conversation.start_reply()
-        turn = await self.chat_log.add_reply(reply, self.reply_header())
+        turn = await self.chat_log.add_reply(reply, self.models.reply_heading())
         await self.replies.start(reply, turn, replaces=replaces)
-
-    def reply_header(self) -> str:
-        from lollma_tui.core.backends.describe import format_reply_heading
-
-        loaded = self.models.loaded
-        if loaded is None:
-            return plain(Path(self.models.settings.model).name, one_line=True) or "assistant"
-        return plain(format_reply_heading(loaded, self.models.host.name), one_line=True)
-
-    def reply_header_for(self, message: Message) -> str:
-        from lollma_tui.core.backends.describe import format_setup
-
-        if message.stats is None:
-            return "assistant"
-        return plain(format_setup(message.stats.setup), one_line=True)
 
     async def action_stop(self) -> None:
         # Nothing to stop: Esc closes the drawer as it does inside it, wherever the focus is.
@@ -452,6 +438,17 @@ class ChatScreen(Screen[None]):
     @work(group="history-open", exclusive=True, exit_on_error=False)
     async def open_history(self) -> None:
         """Open the store and resume where the user left off (unless told otherwise)."""
+        try:
+            await self._open_history()
+        finally:
+            self._history_opened.set()
+
+    async def _model_chat_used(self, backend: BackendKind, server: str | None) -> str | None:
+        """The model the resumed chat last used on `server`, once it is known which chat that is."""
+        await self._history_opened.wait()
+        return self.conversation.model_last_used(backend, server)
+
+    async def _open_history(self) -> None:
         opened = await self.history.open(self.options.history_path)
         wanted = self.options.conversation_id
         if not self.options.new_conversation and not self.conversation.messages:
@@ -463,9 +460,8 @@ class ChatScreen(Screen[None]):
                     f"{which} is open in another lollma-tui window: this one starts a new chat"
                     " (Ctrl+O opens another)."
                 )
-                await self.open_conversation(conversation_id, refused=refused)
-        # Shown after resuming, because opening a conversation clears the chat log.
-        if opened.notice:
+                await self.open_conversation(conversation_id, refused=refused, at_start=True)
+        if opened.notice:  # after the resumed turns
             await self.chat_log.add_notice(opened.notice, "warning")
         if opened.recovered:
             replies = "reply was" if opened.recovered == 1 else "replies were"
@@ -480,8 +476,13 @@ class ChatScreen(Screen[None]):
         *,
         imported_from: str | None = None,
         refused: str | None = None,
+        at_start: bool = False,
     ) -> None:
-        """Show a saved conversation; one another lollma-tui has open is refused with `refused`."""
+        """Show a saved conversation; one another lollma-tui has open is refused with `refused`.
+
+        `at_start`: the notices already shown (a bad config value, the server's address) are
+        this session's, not the chat's: they stay, after the resumed turns.
+        """
         history = self.history
         if history.store is None or not await history.take(conversation_id, refused):
             return
@@ -498,8 +499,9 @@ class ChatScreen(Screen[None]):
         self._shown_from = tail.start
         self._editing = None
         chat_log = self.chat_log
-        await chat_log.clear_turns()
-        await chat_log.show_messages(tail.conversation.messages, self.reply_header_for)
+        if not at_start:
+            await chat_log.clear_turns()
+        await chat_log.show_messages(tail.conversation.messages, on_top=at_start)
         chat_log.has_earlier = tail.has_earlier
         title = conversation.title or "untitled"
         opened = f"Resumed “{title}”" if imported_from is None else f"Imported “{title}” from {imported_from}"
@@ -527,18 +529,14 @@ class ChatScreen(Screen[None]):
             turn.add_class("-found")
 
     @on(ChatLog.EarlierWanted)
-    async def _earlier_wanted(self, _: ChatLog.EarlierWanted) -> None:
-        await self.mount_earlier()
-
-    async def mount_earlier(self) -> None:
+    async def mount_earlier(self, _: ChatLog.EarlierWanted | None = None) -> None:
         if self._shown_from <= 0:
             return
         start = max(0, self._shown_from - EARLIER_PAGE)
         earlier = self.conversation.messages[start : self._shown_from]
         self._shown_from = start
-        chat_log = self.chat_log
-        await chat_log.prepend_messages(earlier, self.reply_header_for)
-        chat_log.has_earlier = start > 0
+        await self.chat_log.prepend_messages(earlier)
+        self.chat_log.has_earlier = start > 0
 
     async def conversation_deleted(self, conversation_id: str) -> None:
         """A conversation was deleted from the list; the one on screen starts afresh if it was it."""

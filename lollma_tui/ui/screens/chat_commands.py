@@ -220,7 +220,7 @@ class ChatCommands:
         if previous is not None:
             await previous.remove()
         reply.state = ReplyState.STREAMING
-        turn = await screen.chat_log.add_reply(reply, screen.reply_header())
+        turn = await screen.chat_log.add_reply(reply, screen.models.reply_heading())
         await screen.replies.start(reply, turn, continuing=True)
 
     async def command_version(self, command: Command) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from textual import message as textual_message
@@ -187,6 +187,15 @@ class Notice(Static):
         super().__init__(literal(text), markup=False, classes=f"notice -{kind}")
 
 
+def saved_heading(message: Message) -> str:
+    """The heading of a saved reply: the set-up it was written with, where it is known."""
+    from lollma_tui.core.backends.describe import format_setup
+
+    if message.stats is None:
+        return "assistant"
+    return plain(format_setup(message.stats.setup), one_line=True)
+
+
 class ChatLog(VerticalScroll):
     """The conversation's turns. A long conversation is mounted from its tail; scrolling to the
     top asks the app for the page before it."""
@@ -220,25 +229,24 @@ class ChatLog(VerticalScroll):
         await self.mount(turn)
         return turn
 
-    def _turns_for(self, messages: Iterable[Message], header_for: Callable[[Message], str]) -> list[Widget]:
+    def _turns_for(self, messages: Iterable[Message]) -> list[Widget]:
         # A reply with thinking is a whole turn, to fold it as it was shown; the rest are drawn
         # as one widget each, which mounts a long history quickly.
         return [
-            ReplyTurn.finished(m, header_for(m)) if m.thinking else HistoryTurn(m, header_for(m))
+            ReplyTurn.finished(m, saved_heading(m)) if m.thinking else HistoryTurn(m, saved_heading(m))
             for m in messages
             if m.role != "system"
         ]
 
-    async def show_messages(self, messages: Iterable[Message], header_for: Callable[[Message], str]) -> None:
-        """Mount finished turns (a resumed conversation) in one go."""
-        turns = self._turns_for(messages, header_for)
+    async def show_messages(self, messages: Iterable[Message], *, on_top: bool = False) -> None:
+        """Mount finished turns (a resumed conversation) in one go, at the end or `on_top` of
+        what the log shows."""
+        turns = self._turns_for(messages)
         if turns:
-            await self.mount_all(turns)
+            await self.mount_all(turns, before=0 if on_top and self.children else None)
 
-    async def prepend_messages(
-        self, messages: Iterable[Message], header_for: Callable[[Message], str]
-    ) -> None:
-        turns = self._turns_for(messages, header_for)
+    async def prepend_messages(self, messages: Iterable[Message]) -> None:
+        turns = self._turns_for(messages)
         if not turns:
             return
         first = next(iter(self.turns()), None)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from lollma_tui.core.backends.base import ReplyStats, RunSetup
-from lollma_tui.core.chat.conversation import Conversation, ReplyState, reply_end_note, title_from
+from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState, reply_end_note, title_from
 from lollma_tui.core.settings import BackendKind
 
 
@@ -67,3 +67,24 @@ def test_only_a_reply_that_did_not_simply_finish_gets_a_note() -> None:
     assert reply_end_note(ReplyState.COMPLETE, stats()) is None
     assert reply_end_note(ReplyState.ERROR, stats()) is None  # its error says it
     assert reply_end_note(ReplyState.STOPPED, stats()) == "stopped"
+
+
+def test_the_model_last_used_is_the_newest_reply_s_from_that_server() -> None:
+    def reply(model: str, backend: BackendKind, server: str | None) -> Message:
+        setup = RunSetup(backend, model, "Q4_K_M", 0, 18, 2048, None, server=server)
+        return Message("assistant", "hi", stats=ReplyStats(setup, 0.1, 5, 5, 50.0, 3, 30.0, 0.2))
+
+    den, lab = "http://den:11434", "http://lab:11434"
+    chat = Conversation()
+    chat.messages += [
+        reply("llama3.2:1b", BackendKind.OLLAMA, den),
+        reply("qwen3:0.6b", BackendKind.OLLAMA, den),
+        reply("phi4:14b", BackendKind.OLLAMA, lab),
+        reply("gemma.gguf", BackendKind.LLAMA_CPP, None),
+        Message("user", "and now?"),
+    ]
+    assert chat.model_last_used(BackendKind.OLLAMA, den) == "qwen3:0.6b"
+    assert chat.model_last_used(BackendKind.OLLAMA, lab) == "phi4:14b"
+    assert chat.model_last_used(BackendKind.LLAMA_CPP, None) == "gemma.gguf"
+    assert chat.model_last_used(BackendKind.OLLAMA, "http://elsewhere:11434") is None
+    assert Conversation().model_last_used(BackendKind.OLLAMA, den) is None
