@@ -19,6 +19,7 @@ from lollma_tui.core.models.catalog import Catalog
 from lollma_tui.core.session.models import (
     ModelChoiceError,
     NoModelMatchError,
+    missing_file,
     model_names,
     quant_variants,
     resolve_model,
@@ -145,6 +146,10 @@ def _apply_model(argument: str, state: CommandState) -> SettingsChange:
     prefer = state.loaded.quant if state.loaded is not None else None
     try:
         choice = resolve_model(argument, catalog or Catalog(), prefer_quant=prefer)
+    except NoModelMatchError as error:
+        # A path is a file or nothing: the names it did not match would only confuse.
+        local = state.load.backend is BackendKind.LLAMA_CPP
+        raise CommandError((local and missing_file(argument)) or str(error)) from None
     except ModelChoiceError as error:
         raise CommandError(str(error)) from None
     return _change(state, load=state.load.with_changes(model=choice.ref), note=choice.note)
@@ -198,7 +203,7 @@ def _apply_backend(argument: str, state: CommandState) -> SettingsChange:
             chosen, note = choice.ref, choice.note
         except NoModelMatchError as error:
             if kind is BackendKind.LLAMA_CPP:
-                raise CommandError(str(error)) from None
+                raise CommandError(missing_file(model) or str(error)) from None
             # Not installed: the server may still have it to fetch (Ollama pulls on request).
         except ModelChoiceError as error:
             raise CommandError(str(error)) from None

@@ -149,7 +149,9 @@ def resolve_model(query: str, catalog: Catalog, *, prefer_quant: str | None = No
     exact = catalog.find(text)
     if exact is not None:
         return ModelChoice(exact[1].ref, exact[0], exact[1])
-    if _is_existing_gguf(text):
+    if looks_like_path(text) and Path(text).expanduser().is_file():
+        # Any file named by its path: an Ollama blob is a GGUF without the suffix, and the load
+        # reads the header and says what is wrong with one that is not.
         return ModelChoice(str(Path(text).expanduser()), None, None)
 
     needle = text.lower()
@@ -186,9 +188,15 @@ def _variant_words(variant: ModelVariant) -> str:
     return " ".join([*(p.name for p in variant.paths), *variant.tags]).lower()
 
 
-def _is_existing_gguf(text: str) -> bool:
-    path = Path(os.path.expanduser(text))
-    return path.suffix.lower() == ".gguf" and path.is_file()
+def missing_file(text: str) -> str | None:
+    """Why `text`, written as a path, names no file to load; None when it is not a path or
+    names one."""
+    if not looks_like_path(text):
+        return None
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return f"{text} is a folder: name a .gguf file in it"
+    return None if path.is_file() else f"no file at {text}"
 
 
 def _short(model: str) -> str:

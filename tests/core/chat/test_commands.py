@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -308,11 +309,30 @@ def test_model_resolves_part_of_a_name() -> None:
     assert run("/model llama3.2:1b", bare).load.model == "llama3.2:1b"
 
 
-def test_model_takes_a_gguf_path(tiny_gguf: Path) -> None:
+def test_model_takes_a_gguf_path(tiny_gguf: Path, tmp_path: Path) -> None:
     change = run(f"/model {tiny_gguf}")
     assert change.load.model == str(tiny_gguf)
-    with pytest.raises(CommandError, match="no model matches"):
+    # Ollama keeps its GGUFs as blobs with no suffix; the path is enough.
+    blob = tmp_path / "blobs" / "sha256-4f2a"
+    blob.parent.mkdir()
+    blob.write_bytes(tiny_gguf.read_bytes())
+    assert run(f"/model {blob}").load.model == str(blob)
+    # A path that names no file says so, not which model names it failed to match.
+    with pytest.raises(CommandError, match=f"^{re.escape('no file at /nowhere/missing.gguf')}$"):
         run("/model /nowhere/missing.gguf")
+    with pytest.raises(
+        CommandError, match=f"^{re.escape(f'{blob.parent} is a folder: name a .gguf file in it')}$"
+    ):
+        run(f"/model {blob.parent}")
+    gguf = build_catalog([tiny_gguf])
+    with pytest.raises(CommandError, match=f"^{re.escape('no file at /nowhere/missing.gguf')}$"):
+        run(
+            "/backend llama.cpp /nowhere/missing.gguf",
+            CommandState(OLLAMA_STATE.load, SamplingSettings(), gguf=gguf),
+        )
+    # On a server a name with a slash is a tag (hf.co/…), not a path.
+    with pytest.raises(CommandError, match=re.escape("no model matches 'hf.co/org/repo:Q4_K_M'")):
+        run("/model hf.co/org/repo:Q4_K_M", OLLAMA_STATE)
 
 
 def test_backend_switch_uses_the_given_or_the_last_model() -> None:
