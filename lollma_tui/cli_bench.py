@@ -376,7 +376,12 @@ def build_quantize_parser() -> argparse.ArgumentParser:
         help="target types, e.g. Q4_K_M,Q8_0",
     )
     parser.add_argument("--allow-requantize", action="store_true", help="accept an already quantized source")
-    parser.add_argument("--output-dir", metavar="DIR", help="where to write (default: next to SRC)")
+    parser.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="where to write (default: next to SRC; lollma-tui's own models folder where SRC is in "
+        "an installed package, a cache, Ollama's blobs or a folder you cannot write to)",
+    )
     parser.add_argument("--threads", type=int, metavar="N", help="threads (default: all cores)")
     return parser
 

@@ -131,7 +131,7 @@ class LlamaCppBackend:
 
     async def load(self, settings: LoadSettings) -> LoadedModel:
         async with self._lock:
-            return await self._load_locked(settings)
+            return await self._load_locked(_with_absolute_model(settings))
 
     async def _load_locked(self, settings: LoadSettings, restarting: bool = False) -> LoadedModel:
         # The next process starts (Python, llama_cpp's import) while the old one exits; it may
@@ -494,3 +494,10 @@ def _loaded_from_wire(settings: LoadSettings, model: dict[str, Any], notes: tupl
         repack=bool(model.get("repack", True)),
         notes=(*(model.get("notes") or ()), *notes),
     )
+
+
+def _with_absolute_model(settings: LoadSettings) -> LoadSettings:
+    """The worker runs in a folder of its own: a path relative to where the user started the app
+    would name nothing there."""
+    model = os.path.expanduser(settings.model)
+    return settings if os.path.isabs(model) else settings.with_changes(model=os.path.abspath(model))

@@ -286,7 +286,7 @@ def resolve_llama_models(spec: SweepSpec, *, search_dirs: Iterable[Path] | None 
     by_name: Catalog | None = None
     for ref in spec.models:
         if _looks_like_path(ref):
-            path = Path(ref).expanduser()
+            path = Path(ref).expanduser().absolute()  # the bench worker runs in another folder
             header = _read_header(path)
             if spec.quants is None:
                 chosen.append(

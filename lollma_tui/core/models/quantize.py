@@ -20,6 +20,7 @@ import contextlib
 import os
 import re
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -162,8 +163,39 @@ def base_name(source: Path) -> str:
     return "".join(parts) or stem
 
 
-def output_path(source: Path, target: str, output_dir: Path | None = None) -> Path:
-    return (output_dir or source.parent) / f"{base_name(source)}-{target}.gguf"
+def output_path(source: Path, target: str, output_dir: Path | None = None, model_name: str = "") -> Path:
+    """`model_name` (the header's) names the file when the source's name says nothing (an Ollama
+    blob is called after its hash)."""
+    base = base_name(source)
+    if model_name and not source.name.lower().endswith(".gguf"):
+        base = re.sub(r"[^\w.+-]+", "-", model_name).strip("-.") or base
+    return (output_dir or source.parent) / f"{base}-{target}.gguf"
+
+
+def default_output_dir(source: Path) -> Path:
+    """Where quantized files of `source` go when no folder is named.
+
+    Next to the source, where the model list groups them with it; but the app's own models
+    folder (which the list also scans) when that folder is not one to keep files in: an
+    installed package (the demo model: a reinstall loses them), the app's cache, Ollama's blob
+    store (a blob has no .gguf suffix, and Ollama deletes files it does not know), or a folder
+    this user cannot write to.
+    """
+    folder = source.parent
+    kept_elsewhere = (Path(sys.prefix), Path(sys.base_prefix), paths.cache_dir())
+    if (
+        not source.name.lower().endswith(".gguf")
+        or any(_inside(folder, place) for place in kept_elsewhere)
+        or not os.access(folder, os.W_OK | os.X_OK)
+    ):
+        return paths.data_dir() / "models"
+    return folder
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    with contextlib.suppress(OSError):
+        return path.resolve().is_relative_to(folder.resolve())
+    return False
 
 
 def estimate_output_bytes(header: GGUFHeader, target: str) -> int:
@@ -205,7 +237,7 @@ def plan_quantization(
     overwrite: bool = False,
 ) -> QuantizePlan:
     """Check a quantization of `source` to `target` and say where it will go (QuantizeRefused)."""
-    source_path = Path(source).expanduser()
+    source_path = Path(source).expanduser().absolute()  # the quantizer runs in another folder
     name = normalize_quant(target)
     if name is None or (name not in TARGETS and name not in IMATRIX_TYPES and name not in FILE_TYPE_IDS):
         raise QuantizeRefused(f"unknown quantization type {target!r} (choose from {', '.join(TARGETS)})")
@@ -242,12 +274,18 @@ def plan_quantization(
         )
         if TARGETS[name].bits_per_weight >= TARGETS.get(source_quant, TARGETS["F16"]).bits_per_weight:
             warnings.append(f"{name} cannot restore what {source_quant} lost; the file only gets bigger")
-    folder = Path(output_dir).expanduser() if output_dir is not None else source_path.parent
+    folder = (
+        Path(output_dir).expanduser().absolute()
+        if output_dir is not None
+        else default_output_dir(source_path)
+    )
+    if output_dir is None and folder != source_path.parent:
+        folder.mkdir(parents=True, exist_ok=True)
     if not folder.is_dir():
         raise QuantizeRefused(f"output folder not found: {folder}")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise QuantizeRefused(f"cannot write to {folder}")
-    output = output_path(source_path, name, folder)
+    output = output_path(source_path, name, folder, header.name or "")
     if output.exists() and not overwrite:
         raise QuantizeRefused(f"{output} already exists")
     if output.resolve() == source_path.resolve():

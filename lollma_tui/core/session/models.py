@@ -151,8 +151,9 @@ def resolve_model(query: str, catalog: Catalog, *, prefer_quant: str | None = No
         return ModelChoice(exact[1].ref, exact[0], exact[1])
     if looks_like_path(text) and Path(text).expanduser().is_file():
         # Any file named by its path: an Ollama blob is a GGUF without the suffix, and the load
-        # reads the header and says what is wrong with one that is not.
-        return ModelChoice(str(Path(text).expanduser()), None, None)
+        # reads the header and says what is wrong with one that is not. Absolute: the worker
+        # that loads it runs in another folder.
+        return ModelChoice(str(Path(text).expanduser().absolute()), None, None)
 
     needle = text.lower()
     by_group: dict[int, list[ModelVariant]] = {}

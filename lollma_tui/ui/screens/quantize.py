@@ -61,7 +61,12 @@ def progress_text(progress: QuantizeProgress, index: int, count: int) -> str:
 
 
 def plan_text(plans: Sequence[QuantizePlan]) -> str:
-    return "\n".join(f"→ {plan.output.name}  ≈ {fmt.size(plan.estimated_bytes)}" for plan in plans)
+    lines = [f"→ {plan.output.name}  ≈ {fmt.size(plan.estimated_bytes)}" for plan in plans]
+    # Said where it is not the source's folder (`default_output_dir` chose another).
+    elsewhere = sorted(
+        {str(plan.output.parent) for plan in plans if plan.output.parent != plan.source.parent}
+    )
+    return "\n".join(lines + [f"  in {folder}" for folder in elsewhere])
 
 
 def type_prompt(target: str) -> str:

@@ -317,6 +317,10 @@ def test_model_takes_a_gguf_path(tiny_gguf: Path, tmp_path: Path) -> None:
     blob.parent.mkdir()
     blob.write_bytes(tiny_gguf.read_bytes())
     assert run(f"/model {blob}").load.model == str(blob)
+    # A path relative to where the app started is kept whole: the worker runs elsewhere.
+    with pytest.MonkeyPatch.context() as patched:
+        patched.chdir(tmp_path)
+        assert run("/model blobs/sha256-4f2a").load.model == str(blob)
     # A path that names no file says so, not which model names it failed to match.
     with pytest.raises(CommandError, match=f"^{re.escape('no file at /nowhere/missing.gguf')}$"):
         run("/model /nowhere/missing.gguf")

@@ -6,12 +6,14 @@ import asyncio
 import os
 import shutil
 import signal
+import sys
 import threading
 from collections import namedtuple
 from pathlib import Path
 
 import pytest
 
+from lollma_tui.core import paths
 from lollma_tui.core.backends.base import ChatMessage, ReplyDone, TextDelta
 from lollma_tui.core.backends.llamacpp import LlamaCppBackend
 from lollma_tui.core.models import quantize as quantize_module
@@ -124,6 +126,32 @@ def test_bad_sources_and_existing_outputs_are_refused(source_copy: Path, tmp_pat
     (source_copy.parent / "tiny-llama-Q8_0.gguf").write_bytes(b"someone else's file")
     with pytest.raises(QuantizeRefused, match="already exists"):
         plan_quantization(source_copy, "Q8_0")
+
+
+def test_files_of_a_source_in_a_place_not_to_keep_them_go_to_the_app_s_models_folder(
+    source_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ours = paths.data_dir() / "models"
+    assert not ours.exists()
+    # A user's own folder: next to the source, where the model list groups the files with it.
+    assert plan_quantization(source_copy, "Q8_0").output == source_copy.parent / "tiny-llama-Q8_0.gguf"
+    # Ollama's blob store: a blob is named after its hash, and Ollama deletes files it does not
+    # know. The file is named after the model instead.
+    blob = tmp_path / "blobs" / "sha256-9f3c"
+    blob.parent.mkdir()
+    shutil.copyfile(source_copy, blob)
+    assert plan_quantization(blob, "Q8_0").output == ours / "tiny-llama-Q8_0.gguf"
+    assert ours.is_dir()
+    # An installed package (the demo model), and the app's cache.
+    with monkeypatch.context() as patched:
+        patched.setattr(sys, "prefix", str(source_copy.parent))
+        assert plan_quantization(source_copy, "Q4_0").output == ours / "tiny-llama-Q4_0.gguf"
+    cached = paths.cache_dir() / "demo" / "tiny-llama-f16.gguf"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source_copy, cached)
+    assert plan_quantization(cached, "Q4_0").output == ours / "tiny-llama-Q4_0.gguf"
+    # A named folder is taken as named.
+    assert plan_quantization(blob, "Q8_0", output_dir=tmp_path).output == tmp_path / "tiny-llama-Q8_0.gguf"
 
 
 def test_an_already_quantized_source_needs_permission(quantized_models: Path, tmp_path: Path) -> None:

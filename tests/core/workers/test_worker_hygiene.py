@@ -4,6 +4,7 @@ workers are handled, and that none outlives the app however it dies."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,8 @@ from gguf_factory import SLOW_PREFILL_SPEC, TinyModelSpec, write_tiny_gguf
 
 from lollma_tui.core.backends.base import ModelLoadError
 from lollma_tui.core.backends.llamacpp import LlamaCppBackend
-from lollma_tui.core.models.quantize import plan_quantization, remove_stale_partials
+from lollma_tui.core.bench import BenchSession, SweepSpec, plan_sweep
+from lollma_tui.core.models.quantize import plan_quantization, quantize_async, remove_stale_partials
 from lollma_tui.core.settings import LoadSettings
 from lollma_tui.core.workers.process import WorkerExited, WorkerProcess
 from lollma_tui.core.workers.wire import MAX_LINE_BYTES
@@ -168,3 +170,32 @@ def test_kill_9_of_the_app_ends_its_bench_worker(tmp_path: Path) -> None:
     finally:
         if app.poll() is None:
             app.kill()
+
+
+async def test_paths_relative_to_the_users_folder_reach_every_worker(
+    tmp_path: Path, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Workers run in a folder of ours (above): a relative path must be made whole before it
+    # goes to one, or the model is "not found" though it is right there.
+    folder = tmp_path / "project"
+    (folder / "out").mkdir(parents=True)
+    shutil.copyfile(tiny_gguf, folder / "tiny.gguf")
+    monkeypatch.chdir(folder)
+
+    backend = LlamaCppBackend(log_path=tmp_path / "llama.log", keep_spare=False)
+    try:
+        loaded = await backend.load(LoadSettings(model="tiny.gguf", n_ctx=256, n_threads=1))
+    finally:
+        await backend.close()
+    assert loaded.settings.model == str(folder / "tiny.gguf")
+
+    plan = plan_quantization("tiny.gguf", "Q8_0", output_dir="out")
+    result = await quantize_async(plan, log_path=tmp_path / "quantize.log")
+    assert result.output == folder / "out" / "tiny-Q8_0.gguf" and result.output.is_file()
+
+    spec = SweepSpec(
+        models=("tiny.gguf",), threads=(1,), n_prompt=(0,), n_gen=(4,), repetitions=1, chat=False
+    )
+    plan_ = await plan_sweep(spec, search_dirs=())
+    run = await BenchSession(plan_, log_path=tmp_path / "bench.log").run()
+    assert not run.failures and [r.model_filename for r in run.records] == [str(folder / "tiny.gguf")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from bench_support import HostApp, files_in
@@ -10,6 +11,7 @@ from gguf_factory import quantize_gguf
 from pilot_support import wait_until
 from textual.widgets import SelectionList, Static, Switch
 
+from lollma_tui.core import paths
 from lollma_tui.core.models.catalog import scan_models
 from lollma_tui.ui.screens.quantize import QuantizeScreen
 
@@ -134,3 +136,21 @@ async def test_everything_is_reachable_from_the_keyboard_at_80x24(source_copy: P
         await pilot.press("enter")
         await pilot.pause()
     assert app.results == [[]]
+
+
+async def test_the_plan_says_which_folder_it_writes_to_when_not_the_source_s(
+    source_copy: Path, tmp_path: Path
+) -> None:
+    blob = tmp_path / "blobs" / "sha256-77e1"  # Ollama's store: its files are not ours to add to
+    blob.parent.mkdir()
+    shutil.copyfile(source_copy, blob)
+    app = HostApp()
+    screen = QuantizeScreen(blob, threads=1, log_path=tmp_path / "quantize.log")
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.open(screen)
+        await wait_until(pilot, lambda: bool(screen.plans))
+        lines = static_text(screen, "#quantize-plan").splitlines()
+        assert lines[0].startswith("→ tiny-llama-Q4_K_M.gguf")
+        assert lines[1:] == [f"  in {paths.data_dir() / 'models'}"]
+        await pilot.press("escape")
+    assert files_in(blob.parent) == ["sha256-77e1"]
