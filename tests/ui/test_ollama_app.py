@@ -20,6 +20,7 @@ from lollma_tui.core.chat.opening import default_store_path
 from lollma_tui.core.models.demo import DEMOS, demo_model_path
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
+from lollma_tui.ui.screens.confirm import ConfirmScreen
 from lollma_tui.ui.widgets.chat_log import PullView
 from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
 
@@ -451,3 +452,28 @@ async def test_with_no_model_named_the_resumed_chat_gets_the_model_it_last_used(
     async with fresh.run_test(size=(100, 32)) as pilot:
         await wait_until(pilot, lambda: any("Choose one with /model" in n for n in notices(fresh)))
         assert fresh.chat_screen.models.backend.status.state is BackendState.UNLOADED
+
+
+async def test_delete_asks_before_a_model_leaves_the_server(ollama_server: OllamaTestServer) -> None:
+    app = ollama_app(ollama_server.host)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        # The loaded model is refused before anything is asked.
+        await pilot.press(*"/delete tinyllama:1b-Q4_K_M", "enter")
+        await wait_until(pilot, lambda: "is loaded; switch to another model first" in notices(app)[-1])
+        assert not isinstance(app.screen, ConfirmScreen)
+        # Enter alone keeps it: "Keep" has the focus.
+        await pilot.press(*"/delete tinyllama:1b-q8_0", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        question = str(app.screen.query_one("#confirm-question", Static).render())
+        assert "Delete tinyllama:1b-q8_0 from the Ollama server at" in question
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: notices(app)[-1] == "Kept tinyllama:1b-q8_0.")
+        assert "tinyllama:1b-q8_0" in ollama_server.installed_names()
+        await pilot.press(*"/delete tinyllama:1b-q8_0", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_until(
+            pilot, lambda: notices(app)[-1] == "Deleted tinyllama:1b-q8_0 from the Ollama server."
+        )
+        assert "tinyllama:1b-q8_0" not in ollama_server.installed_names()

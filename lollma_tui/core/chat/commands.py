@@ -193,7 +193,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("bench", "/bench", "benchmark quantizations, GPU layers and threads, llama-bench style"),
     CommandSpec("quantize", "/quantize", "make other quantizations of the current GGUF model"),
     CommandSpec("pull", "/pull NAME", "download an Ollama model, with progress"),
-    CommandSpec("delete", "/delete NAME", "delete an Ollama model from the server"),
+    CommandSpec("delete", "/delete NAME", "delete an Ollama model from the server (asks first)"),
     CommandSpec("history", "/history", "list saved conversations (open, rename, delete)"),
     CommandSpec("search", "/search TEXT", "search every saved conversation"),
     CommandSpec("rename", "/rename TITLE", "rename this conversation"),

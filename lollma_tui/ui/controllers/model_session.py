@@ -382,14 +382,28 @@ class ModelController:
         async for progress in backend.pull(name):
             yield progress
 
+    def delete_refused(self, name: str) -> str | None:
+        """Why deleting the Ollama model `name` is refused before asking the user, if it is."""
+        from lollma_tui.core.backends.ollama_models import same_model
+
+        backend = self.ollama()
+        if backend is None:
+            return "Deleting models needs the Ollama backend (/backend ollama)."
+        loaded = backend.status.loaded
+        if loaded is not None and same_model(loaded.name, name):
+            return f"{name} is loaded; switch to another model first."
+        return None
+
+    def server_address(self) -> str:
+        backend = self.ollama()
+        return backend.base_url if backend is not None else ""
+
     async def delete(self, name: str) -> tuple[str, str]:
         """Delete an Ollama model; returns the line to show and its kind."""
         backend = self.ollama()
-        if backend is None:
-            return "Deleting models needs the Ollama backend (/backend ollama).", "error"
-        loaded = backend.status.loaded
-        if loaded is not None and loaded.name == name:
-            return f"{name} is loaded; switch to another model first.", "error"
+        refused = self.delete_refused(name)
+        if backend is None or refused is not None:
+            return refused or "", "error"
         try:
             await backend.delete(name)
         except BackendError as error:

@@ -157,14 +157,16 @@ class ChatCommands:
         view.finish(f"pulled {shown}", ok=True)
 
     async def command_delete(self, command: Command) -> None:
-        if not command.argument:
+        name = command.argument.strip()
+        if not name:
             await self._screen.notice("Usage: /delete NAME", "error")
             return
-        self._screen.run_worker(self._delete(command.argument), group="ollama-delete", exit_on_error=False)
-
-    async def _delete(self, name: str) -> None:
-        text, kind = await self._screen.models.delete(name)
-        await self._screen.notice(text, kind)
+        refused = self._screen.models.delete_refused(name)
+        if refused is not None:
+            await self._screen.notice(refused, "error")
+            return
+        # Gigabytes to pull again: asked first, as the chat list asks before deleting a chat.
+        self._screen.dialogs.confirm_model_delete(name)
 
     async def command_hosts(self, command: Command) -> None:
         self._screen.hosts.open_view()

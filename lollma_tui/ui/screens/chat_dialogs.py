@@ -92,6 +92,29 @@ class ChatDialogs:
             return
         await screen.notice(*await screen.history.export(conversation, argument, overwrite=True))
 
+    def confirm_model_delete(self, name: str) -> None:
+        """``/delete NAME``: delete the Ollama model only if the user says yes."""
+        from lollma_tui.ui.screens.confirm import ConfirmScreen
+
+        screen = self._screen
+        question = (
+            f"Delete {name} from the Ollama server at {screen.models.server_address()}?\n"
+            "Using it again means pulling it again."
+        )
+        screen.app.push_screen(
+            ConfirmScreen(question, "Delete", "Keep"), partial(self._delete_answered, name)
+        )
+
+    async def _delete_answered(self, name: str, yes: bool | None) -> None:
+        screen = self._screen
+        if not yes:
+            await screen.notice(f"Kept {name}.")
+            return
+        screen.run_worker(self._delete_model(name), group="ollama-delete", exit_on_error=False)
+
+    async def _delete_model(self, name: str) -> None:
+        await self._screen.notice(*await self._screen.models.delete(name))
+
     # -- the context --------------------------------------------------------------------------------
 
     def ask_about_overflow(self, check: ContextCheck, text: str) -> None:
