@@ -477,3 +477,27 @@ async def test_delete_asks_before_a_model_leaves_the_server(ollama_server: Ollam
             pilot, lambda: notices(app)[-1] == "Deleted tinyllama:1b-q8_0 from the Ollama server."
         )
         assert "tinyllama:1b-q8_0" not in ollama_server.installed_names()
+
+
+async def test_a_change_asked_for_while_a_model_loads_is_refused_not_mixed_into_it(
+    ollama_server: OllamaTestServer,
+) -> None:
+    app = ollama_app(ollama_server.host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        ollama_server.delay_load(1.5)
+        await pilot.press(*"/model tinyllama:1b-q8_0", "enter")
+        await wait_until(pilot, lambda: main.models.session.swapping)
+        # Worked out from the settings before the load, this would load q4_K_M again with a
+        # new context, and cancel the q8_0 load half way.
+        await pilot.press(*"/ctx 1024", "enter")
+        await wait_until(pilot, lambda: not main.models.session.swapping, within=15)
+        assert "A model is loading" in " ".join(notices(app))
+        loaded = main.models.backend.status.loaded
+        assert loaded is not None and loaded.name == "tinyllama:1b-q8_0"
+        assert main.models.settings.n_ctx == 2048
+        # Once it is ready the same change goes through.
+        ollama_server.delay_load(0)
+        await pilot.press(*"/ctx 1024", "enter")
+        await wait_until(pilot, lambda: main.models.settings.n_ctx == 1024 and main.models.ready)

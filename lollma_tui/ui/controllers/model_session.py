@@ -73,6 +73,9 @@ class ModelController:
         """Every host the chat can move to (`/host NAME`), the one it starts on among them."""
         self._host_models: dict[str, str] = {}
         """The model last loaded on each host, by name, for moving back to it."""
+        self._swap_asked = False
+        """A swap worker is started and has not finished (`session.swapping` says only once it
+        holds the session's lock)."""
         self.status: BackendStatus | None = None
         """The status last reported to the screen: the backend's own, or this controller's while
         it waits for a server to answer (the backend then still says only "no model")."""
@@ -221,19 +224,39 @@ class ModelController:
         work = self._load_first(chat_model)
         self._owner.run_worker(work, group="model-load", exclusive=True, exit_on_error=False)
 
-    def swap_to(self, target: LoadSettings, *, force: bool = False) -> None:
-        """Hot-swap: stop the reply, unload, load `target`, and go back to the old model on failure."""
+    def swap_to(self, target: LoadSettings, *, force: bool = False) -> bool:
+        """Hot-swap: stop the reply, unload, load `target`, and go back to the old model on failure.
+
+        False (and the user is told) while another load runs: a change made meanwhile was
+        worked out from the settings before it, so it would undo that load's change.
+        """
+        if self._refused_while_loading():
+            return False
         session = self.session
         host = session.host if session.kind is target.backend else self._default_host(target.backend)
-        work = self._swap(target, force, host)
-        self._owner.run_worker(work, group="swap", exclusive=True, exit_on_error=False)
+        self._swap_asked = True
+        self._owner.run_worker(self._swap(target, force, host), group="swap", exit_on_error=False)
+        return True
 
-    def move_to_host(self, host: HostEntry, model: str) -> None:
+    def move_to_host(self, host: HostEntry, model: str) -> bool:
         """Move the chat to `host`, loading `model` there; a failure goes back to where it was."""
+        if self._refused_while_loading():
+            return False
         target = self.settings.with_changes(backend=host.kind, model=model)
-        self._owner.run_worker(
-            self._swap(target, False, host), group="swap", exclusive=True, exit_on_error=False
-        )
+        self._swap_asked = True
+        self._owner.run_worker(self._swap(target, False, host), group="swap", exit_on_error=False)
+        return True
+
+    @property
+    def loading(self) -> bool:
+        """A load or swap is asked for or running."""
+        return self._swap_asked or self.session.swapping
+
+    def _refused_while_loading(self) -> bool:
+        if not self.loading:
+            return False
+        self._notice("A model is loading: change the set-up again once it is ready.", "warning")
+        return True
 
     def reply_heading(self) -> str:
         """The heading of a reply about to be written: the model, its quant and where it runs."""
@@ -267,9 +290,12 @@ class ModelController:
 
     async def _swap(self, target: LoadSettings, force: bool, host: HostEntry | None) -> None:
         session = self.session
-        result = await session.swap(
-            target, budget=self._budget(), force=force, progress=self._progress, host=host
-        )
+        try:
+            result = await session.swap(
+                target, budget=self._budget(), force=force, progress=self._progress, host=host
+            )
+        finally:
+            self._swap_asked = False
         self._finished(result)
 
     def _finished(self, result: SwapResult, *, first: bool = False) -> None:

@@ -57,11 +57,11 @@ class ChatCommands:
             await screen.notice(str(error), "error")
             return
         models = screen.models
+        if change.load_changed and not models.swap_to(change.load):
+            return
         if change.sampling != models.sampling:
             models.sampling = change.sampling
             screen.drawer.sampling_applied()
-        if change.load_changed:
-            models.swap_to(change.load)
         await screen.notice(change.message)
 
     async def command_settings(self, command: Command) -> None:
@@ -99,8 +99,8 @@ class ChatCommands:
         except SetupUnavailableError as error:
             await screen.notice(f"Set-up {argument} cannot be loaded again: {error}", "error")
             return
-        await screen.notice(f"Loading set-up {argument} again · /keep then keeps it for the next start")
-        screen.models.swap_to(load)
+        if screen.models.swap_to(load):
+            await screen.notice(f"Loading set-up {argument} again · /keep then keeps it for the next start")
 
     async def command_keep(self, command: Command) -> None:
         """Write the settings in use into config.toml: the set-up the next start begins with."""

@@ -220,8 +220,8 @@ class ChatHosts:
             if chosen is None:
                 return
             model = chosen
-        self._say(f"Moving the chat to {host.name} ({model})…")
-        models.move_to_host(host, model)
+        if models.move_to_host(host, model):
+            self._say(f"Moving the chat to {host.name} ({model})…")
 
     async def _model_for(self, host: HostEntry) -> str | None:
         from lollma_tui.core.host_reports import model_to_load, report_host
