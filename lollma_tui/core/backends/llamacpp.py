@@ -96,6 +96,7 @@ class LlamaCppBackend:
         self._restart: asyncio.Task[LoadedModel] | None = None
         self._spare: asyncio.Task[WorkerProcess] | None = None
         self._keep_spare = keep_spare
+        self._closing = False
 
     # -- status -------------------------------------------------------------------------------
 
@@ -197,6 +198,9 @@ class LlamaCppBackend:
         self._worker = worker
         self._repack_used = use_repack
         name = Path(settings.model).name
+        if self._closing:
+            # Its process was still starting when close() came: unload() ends it.
+            raise ModelLoadError(f"Not loading {name}: lollma-tui is closing")
         request_id = next(self._ids)
         await worker.send(
             {
@@ -282,10 +286,19 @@ class LlamaCppBackend:
             self._set_status(BackendState.UNLOADED, "No model loaded")
 
     async def close(self) -> None:
-        if self._restart is not None:
-            self._restart.cancel()
-        await self.unload()
-        await self._stop_spare()
+        self._closing = True
+        try:
+            if self._restart is not None:
+                self._restart.cancel()
+            worker = self._worker
+            if self._lock.locked() and worker is not None and self._loaded is None:
+                # A load holds the lock until it ends, minutes for a big file: quitting would
+                # wait that long. Ending its process ends it now.
+                worker.kill_now(keep_reader=True)
+            await self.unload()
+            await self._stop_spare()
+        finally:
+            self._closing = False
 
     async def _ensure_running(self) -> WorkerProcess:
         """Restart a worker that died or was killed, with the settings it had."""

@@ -468,8 +468,9 @@ class ModelSession:
             notes=tuple(notes),
             plan=plan,
         )
-        if previous is None:
-            self._settings = target
+        if previous is None or self._closed:
+            # Closing ends the load under way (see `close`); nothing is loaded again after it.
+            self._settings = target if previous is None else previous_requested
             report(SwapProgress(SwapPhase.DONE, failure))
             return replace(base, timings=replace(timings, total_s=total.lap()))
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 from gguf_factory import WORDS, TinyModelSpec, write_tiny_gguf
+from slow_worker import slow_loading_python
 
 from lollma_tui.core.backends.base import (
     BackendCrashedError,
@@ -402,3 +403,23 @@ async def test_a_question_whose_reply_failed_keeps_a_strict_template_working(
         if isinstance(event, ReplyDone):
             done = event
     assert done is not None and done.stats.gen_tokens > 0
+
+
+async def test_closing_during_a_long_load_ends_it_at_once(tmp_path: Path, tiny_gguf: Path) -> None:
+    python = slow_loading_python(tmp_path, 60, marker="tiny")
+    backend = LlamaCppBackend(log_path=tmp_path / "llama.log", python=python, keep_spare=False)
+    load = asyncio.create_task(backend.load(LoadSettings(model=str(tiny_gguf), n_ctx=256, n_threads=1)))
+    deadline = time.monotonic() + 30
+    while not backend.process_ids():
+        assert time.monotonic() < deadline and not load.done()
+        await asyncio.sleep(0.05)
+    (pid,) = backend.process_ids()
+    await asyncio.sleep(0.5)  # the load request is in; llama.cpp is "reading the file"
+    started = time.monotonic()
+    await backend.close()
+    # Quitting lollma-tui waits for this: not the minute the load would take.
+    assert time.monotonic() - started < 5
+    with pytest.raises(ModelLoadError):
+        await load
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert backend.status.state is not BackendState.READY

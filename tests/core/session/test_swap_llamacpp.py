@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
+from slow_worker import slow_loading_python
 from swap_support import ENDLESS, Factory, Phases, ask
 
-from lollma_tui.core.backends.base import BackendState, ChatMessage, ReplyDone, TextDelta
+from lollma_tui.core.backends.base import Backend, BackendState, ChatMessage, ReplyDone, TextDelta
+from lollma_tui.core.backends.llamacpp import LlamaCppBackend
 from lollma_tui.core.models.fit import FitParams, estimate_memory
 from lollma_tui.core.models.gguf_header import read_gguf_header
 from lollma_tui.core.session import MemoryBudget, ModelSession, SwapInProgressError
 from lollma_tui.core.session.plan import CPU_ONLY_BUILD_NOTE
-from lollma_tui.core.settings import AUTO, LoadSettings
+from lollma_tui.core.settings import AUTO, BackendKind, LoadSettings
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -261,3 +264,33 @@ async def test_refused_when_ram_is_short_and_the_old_model_stays(
     forced = await session.swap(target, budget=tiny_ram, force=True)
     assert forced.ok and forced.loaded is not None and forced.loaded.n_ctx == 4096
     assert any(note.startswith("loaded anyway (forced): does not fit") for note in forced.notes)
+
+
+async def test_closing_during_a_long_swap_ends_it_and_loads_nothing_back(
+    make_session: MakeSession, tmp_path: Path, tiny_f16: Path
+) -> None:
+    # Quitting lollma-tui while a big file loads: the load ends now, and the model before it
+    # is not loaded again on the way out.
+    slow = Path(shutil.copyfile(tiny_f16, tmp_path / "slow-tiny-F16.gguf"))
+    python = slow_loading_python(tmp_path, 60, marker="slow-tiny")
+    started: list[LlamaCppBackend] = []
+
+    def factory(kind: BackendKind) -> Backend:
+        started.append(LlamaCppBackend(log_path=tmp_path / "llama.log", python=python))
+        return started[-1]
+
+    session = make_session(factory, LoadSettings(model=str(tiny_f16), n_ctx=512))
+    await session.load()
+    swap = asyncio.create_task(session.swap(session.settings.with_changes(model=str(slow))))
+    for _ in range(600):
+        if session.backend.status.state is BackendState.LOADING and session.backend.process_ids():
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    pids = session.backend.process_ids()
+    began = asyncio.get_running_loop().time()
+    await session.close()
+    result = await swap
+    assert asyncio.get_running_loop().time() - began < 5
+    assert not result.ok and not result.rolled_back and session.loaded is None
+    assert not any(alive(pid) for pid in pids) and not started[0].process_ids()
