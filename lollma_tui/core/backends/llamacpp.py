@@ -131,6 +131,7 @@ class LlamaCppBackend:
             raise BackendUnavailableError(f"Could not start {error} (log: {self._log_path})") from error
 
     async def load(self, settings: LoadSettings) -> LoadedModel:
+        self._drop_restart()
         async with self._lock:
             return await self._load_locked(_with_absolute_model(settings))
 
@@ -154,7 +155,11 @@ class LlamaCppBackend:
         except BackendUnavailableError as error:
             self._set_status(BackendState.FAILED, str(error))
             raise
-        use_repack = await self._repack_for(settings, worker)
+        try:
+            use_repack = await self._repack_for(settings, worker)
+        except BaseException:
+            worker.kill_now()  # cancelled (a restart dropped): not ours to stop yet, so stop it here
+            raise
         notes, self._pending_notes = self._pending_notes, ()
         try:
             return await self._load_in(worker, settings, use_repack, notes)
@@ -279,6 +284,7 @@ class LlamaCppBackend:
         return (worker.pid,) if worker.alive else ()
 
     async def unload(self) -> None:
+        self._drop_restart()
         async with self._lock:
             self._wanted = None
             await self._stop_worker()
@@ -288,8 +294,6 @@ class LlamaCppBackend:
     async def close(self) -> None:
         self._closing = True
         try:
-            if self._restart is not None:
-                self._restart.cancel()
             worker = self._worker
             if self._lock.locked() and worker is not None and self._loaded is None:
                 # A load holds the lock until it ends, minutes for a big file: quitting would
@@ -458,6 +462,13 @@ class LlamaCppBackend:
             # Stuck inside one long llama_decode call: only killing the process stops it.
             worker.kill_now(keep_reader=True)
             await self._idle.wait()
+
+    def _drop_restart(self) -> None:
+        # The worker restarting after a kill (a stop stuck in a prompt batch) would load the old
+        # model in full, under the lock, before the unload or the new load that replaces it.
+        restart, self._restart = self._restart, None
+        if restart is not None:
+            restart.cancel()
 
     def _schedule_restart(self) -> None:
         if self._wanted is None:

@@ -423,3 +423,29 @@ async def test_closing_during_a_long_load_ends_it_at_once(tmp_path: Path, tiny_g
         await load
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert backend.status.state is not BackendState.READY
+
+
+async def test_a_load_after_a_stop_that_killed_the_worker_does_not_load_the_old_model_first(
+    tmp_path: Path, slow_gguf: Path, tiny_gguf: Path
+) -> None:
+    # A swap asked for while a reply is stuck in one prompt batch: the stop kills the worker,
+    # which would come back with the slow model (a full load, under the lock) before the swap.
+    statuses: list[BackendStatus] = []
+    backend = LlamaCppBackend(log_path=tmp_path / "llama.log")
+    backend.set_status_listener(statuses.append)
+    try:
+        await backend.load(LoadSettings(model=str(slow_gguf), n_ctx=8192, n_batch=8192, n_threads=1))
+        task = asyncio.create_task(collect(backend, " ".join(WORDS * 50), GREEDY))
+        await asyncio.sleep(1.0)
+        await backend.cancel()
+        _, done = await asyncio.wait_for(task, 5)
+        assert done.finish_reason == "cancelled"
+        since_the_stop = len(statuses)
+        await backend.unload()
+        loaded = await backend.load(LoadSettings(model=str(tiny_gguf), n_ctx=256))
+        assert loaded.name == "tiny-llama"
+        ready = [s.loaded.name for s in statuses[since_the_stop:] if s.loaded is not None]
+        assert ready == ["tiny-llama"]
+        assert backend.status.loaded is loaded and len(backend.process_ids()) == 1
+    finally:
+        await backend.close()
