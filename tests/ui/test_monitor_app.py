@@ -93,11 +93,11 @@ def test_interval_steps_stay_within_bounds() -> None:
     assert next_interval(0.7, +1) == 1.0
 
 
-async def test_nvml_through_the_real_source_reaches_the_gpu_blocks() -> None:
+async def test_nvml_through_the_real_source_reaches_the_gpu_blocks(tmp_path: Path) -> None:
     nvml = FakeNvml([FakeGpu(), FakeGpu(temperature=91, bus_id="00000000:02:00.0", throttle_mask=0)])
-    app = MonitorApp(
-        interval_s=0.25, sources=[HostSource(), NvidiaSource(nvml.loader())], find_llm_processes=False
-    )
+    # An empty sysfs: on a laptop whose own GPU at 01:00.0 sleeps, the real one would say so.
+    nvidia = NvidiaSource(nvml.loader(), sysfs_root=tmp_path)
+    app = MonitorApp(interval_s=0.25, sources=[HostSource(), nvidia], find_llm_processes=False)
     async with app.run_test(size=(100, 40)) as pilot:
         await wait_until(pilot, lambda: len(app.panel.query(GpuBlock)) == 2)
         await pilot.pause()

@@ -122,6 +122,8 @@ class _Device:
     compute_procs: FieldProbe
     graphics_procs: FieldProbe
     lost: bool = False
+    unreadable: str | None = None
+    """Why the driver would not open it (NVML's words); it is not asked again until re-init."""
     slow_read_at: float | None = None
     fan_percent: float | None = None
     power_limit_w: float | None = None
@@ -212,12 +214,17 @@ class NvidiaSource:
         self._failure = None
 
     def _open_device_or_lost(self, index: int) -> _Device:
-        # A GPU still lost at (re)initialisation must not hide the healthy ones.
+        # A GPU still lost at (re)initialisation, or one the driver will not open for us (a
+        # shared server's GPU we have no permission to), must not hide the healthy ones.
+        unreadable = None
         try:
             return self._open_device(index)
         except Exception as exc:
-            if not isinstance(exc, GpuLostError) and nvml_error_code(exc) != codes.GPU_IS_LOST:
-                raise
+            code = nvml_error_code(exc)
+            if not isinstance(exc, GpuLostError) and code != codes.GPU_IS_LOST:
+                if code is None or code == codes.UNINITIALIZED:
+                    raise
+                unreadable = str(exc) or f"NVML error {code}"
         dead = FieldProbe()
         return _Device(
             index=index,
@@ -235,7 +242,8 @@ class NvidiaSource:
             throttle=dead,
             compute_procs=dead,
             graphics_procs=dead,
-            lost=True,
+            lost=unreadable is None,
+            unreadable=unreadable,
         )
 
     def _open_device(self, index: int) -> _Device:
@@ -336,6 +344,9 @@ class NvidiaSource:
         line = f"NVML: {count} GPU{'s' if count != 1 else ''}"
         if self._driver:
             line += f", driver {self._driver}"
+        refused = [f"GPU {d.index}: {d.unreadable}" for d in self._devices if d.unreadable]
+        if refused:
+            line += f" ({'; '.join(refused)})"
         return SourceReading(status=status(self.name, SourceState.OK, line), gpus=gpus)
 
     def _failure_reading(self) -> SourceReading:
@@ -360,6 +371,8 @@ class NvidiaSource:
         )
         if dev.lost:
             return replace(base, state=GpuState.LOST)
+        if dev.unreadable:
+            return replace(base, state=GpuState.UNREADABLE)
         if self._asleep(dev):
             return replace(base, state=GpuState.ASLEEP)
         try:

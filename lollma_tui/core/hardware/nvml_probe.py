@@ -20,6 +20,7 @@ GPU_IS_LOST: Final = 15
 LIB_RM_VERSION_MISMATCH: Final = 18
 ARGUMENT_VERSION_MISMATCH: Final = 25
 UNKNOWN: Final = 999
+UNINITIALIZED: Final = 1
 
 # A device will never answer these differently while the driver stays loaded.
 _PERMANENT: Final = frozenset({NOT_SUPPORTED, NO_PERMISSION, FUNCTION_NOT_FOUND, ARGUMENT_VERSION_MISMATCH})

@@ -86,6 +86,8 @@ class GpuState(StrEnum):
     """Runtime-suspended laptop GPU: left alone so polling does not wake it; fields are None."""
     LOST = "lost"
     """Fell off the bus or stopped answering (NVML GPU_IS_LOST); fields are None."""
+    UNREADABLE = "unreadable"
+    """The driver will not open it for us (no permission to its device file, …); fields are None."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,8 @@ def _describe(gpu: GpuSnapshot) -> str:
         return f"{gpu.name} (lost)"
     if gpu.state is GpuState.ASLEEP:
         return f"{gpu.name} (asleep)"
+    if gpu.state is GpuState.UNREADABLE:
+        return f"{gpu.name} (unreadable)"
     extras = [
         label for flag, label in ((gpu.unified_memory, "unified memory"), (gpu.mig_enabled, "MIG")) if flag
     ]

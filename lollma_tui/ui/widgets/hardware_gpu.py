@@ -24,6 +24,8 @@ def gpu_state_line(gpu: GpuSnapshot) -> str:
         return "asleep: not polled, so it can stay asleep"
     if gpu.state is GpuState.LOST:
         return "lost: the GPU stopped answering"
+    if gpu.state is GpuState.UNREADABLE:
+        return "unreadable: the driver will not open it for us"
     return ""
 
 

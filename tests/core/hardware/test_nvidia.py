@@ -14,6 +14,7 @@ from hw_fakes import FakeGpu, FakeNvml, GiB, MiB, ctx, kill_tree, proc_info, spa
 from lollma_tui.core.hardware.nvidia import NvidiaSource, import_pynvml, sysfs_pci_address
 from lollma_tui.core.hardware.sampler import HardwareSampler
 from lollma_tui.core.hardware.snapshots import GpuState, GpuVendor, SourceState
+from lollma_tui.core.hardware.summary import gpu_summary
 
 
 def source_for(fake: FakeNvml, **kwargs: object) -> NvidiaSource:
@@ -396,3 +397,21 @@ def test_real_pynvml_import_seam_matches_this_machine() -> None:
             assert all(g.memory_total_bytes or g.unified_memory for g in reading.gpus)
     finally:
         source.close()
+
+
+def test_a_gpu_the_driver_will_not_open_for_us_does_not_hide_the_others() -> None:
+    # A shared server: nvmlDeviceGetCount_v2 counts every GPU, even those whose device file
+    # this user may not open.
+    refused = FakeGpu(name="NVIDIA B", errors={"nvmlDeviceGetHandleByIndex": pynvml.NVML_ERROR_NO_PERMISSION})
+    fake = FakeNvml([FakeGpu(name="NVIDIA A", util_gpu=11), refused])
+    source = source_for(fake)
+    for now in (0.0, 1.0, 40.0):
+        reading = source.sample(ctx(now=now))
+        a, b = reading.gpus
+        assert (a.state, a.utilization_percent) == (GpuState.OK, 11.0)
+        assert (b.state, b.name, b.utilization_percent) == (GpuState.UNREADABLE, "NVIDIA GPU 1", None)
+        assert reading.status.state is SourceState.OK
+        assert reading.status.message.endswith("(GPU 1: Insufficient Permissions)")
+    # Not taken for a lost GPU: NVML is not started again every 30 s for it.
+    assert fake.calls["nvmlInit"] == 1
+    assert gpu_summary(reading.gpus, [reading.status]) == "2 GPUs: NVIDIA A, NVIDIA GPU 1 (unreadable)"

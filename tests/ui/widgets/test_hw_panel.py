@@ -158,6 +158,17 @@ async def test_gpu_states_and_the_install_hint() -> None:
         assert second.query_one(".gpu-vram", MetricRow).value.text == "unified (system RAM)"
         assert not second.query_one(".gpu-state").display
         assert text_of(panel.query_one("#hw-hint", Static)) == "install macmon"
+        refused = gpu(
+            1, name="NVIDIA GPU 1", state=GpuState.UNREADABLE, utilization_percent=None, power_w=None
+        )
+        panel.snapshot = snapshot(gpus=(asleep, refused), sources=(HOST_OK, NVIDIA_OK))
+        await drawn(pilot, panel)
+        _, second = panel.query(GpuBlock)
+        assert (
+            text_of(second.query_one(".gpu-state", Static))
+            == "unreadable: the driver will not open it for us"
+        )
+        assert second.query_one(".gpu-util", MetricRow).value.text == "—"
 
 
 async def test_stale_data_is_marked_and_dimmed() -> None:
