@@ -50,6 +50,8 @@ class FakeGpu:
     util_memory: int = 54
     memory_total: int = 24 * GiB
     memory_used: int = 8 * GiB
+    memory_reserved: int = 0
+    """Held by the driver: NVML's v2 figures leave it out of "used", v1's count it in."""
     temperature: int = 71
     power_mw: int = 215_000
     power_limit_mw: int = 450_000
@@ -131,8 +133,11 @@ class FakeNvml:
 
     def nvmlDeviceGetMemoryInfo(self, h: FakeGpu, version: int | None = None) -> types.SimpleNamespace:
         g = self._device("nvmlDeviceGetMemoryInfo" if version is None else "nvmlDeviceGetMemoryInfo_v2", h)
+        free = g.memory_total - g.memory_used - g.memory_reserved
+        if version is None:
+            return types.SimpleNamespace(total=g.memory_total, used=g.memory_total - free, free=free)
         return types.SimpleNamespace(
-            total=g.memory_total, used=g.memory_used, free=g.memory_total - g.memory_used
+            total=g.memory_total, reserved=g.memory_reserved, used=g.memory_used, free=free
         )
 
     def nvmlDeviceGetTemperatureV(self, h: FakeGpu, sensor: int) -> int:

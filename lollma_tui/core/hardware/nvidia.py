@@ -399,6 +399,7 @@ class NvidiaSource:
         unified = False
         used: int | None = None
         total: int | None = None
+        free: int | None = None
         if memory is None:
             # Integrated parts (GB10, Jetson/Thor) share system RAM and refuse this call.
             unified = dev.memory.supported is False
@@ -406,6 +407,7 @@ class NvidiaSource:
             unified = True
         else:
             used, total = int(memory.used), int(memory.total)
+            free = int(memory.free)
 
         processes: tuple[GpuProcessMemory, ...] = ()
         if context.pids:
@@ -419,6 +421,7 @@ class NvidiaSource:
             memory_bandwidth_percent=float(util.memory) if util is not None else None,
             memory_used_bytes=used,
             memory_total_bytes=total,
+            memory_free_bytes=free,
             temperature_c=float(temperature) if temperature is not None else None,
             power_w=power_mw / 1000.0 if power_mw is not None else None,
             power_limit_w=dev.power_limit_w,

@@ -263,6 +263,7 @@ def _gpu(data: Mapping[str, Any], where: str) -> GpuSnapshot:
         ),
         memory_used_bytes=_bytes(data, "memory_used_bytes", where),
         memory_total_bytes=_bytes(data, "memory_total_bytes", where),
+        memory_free_bytes=_bytes(data, "memory_free_bytes", where),
         temperature_c=optional_number(data, "temperature_c", where, low=-100.0, high=300.0),
         power_w=optional_number(data, "power_w", where, low=0.0, high=1e5),
         power_limit_w=optional_number(data, "power_limit_w", where, low=0.0, high=1e5),

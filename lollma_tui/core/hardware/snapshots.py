@@ -114,6 +114,9 @@ class GpuSnapshot:
     """Dedicated VRAM. On unified-memory GPUs: the GPU's own allocation figures when the device
     reports them (AMD APU: VRAM carve-out + GTT), else None; the shared pool itself is the
     system RAM in `MemorySnapshot`, so never add these to RAM."""
+    memory_free_bytes: int | None = None
+    """What the driver says can still be allocated, where it says (NVML's "free": the total
+    less what is used and what the driver reserves for itself, which "used" leaves out)."""
     temperature_c: float | None = None
     power_w: float | None = None
     power_limit_w: float | None = None

@@ -43,7 +43,10 @@ def budget_from_snapshot(snapshot: SystemSnapshot) -> MemoryBudget:
         if gpu.memory_total_bytes is None or gpu.memory_used_bytes is None:
             continue
         any_discrete = True
-        discrete += max(0, gpu.memory_total_bytes - gpu.memory_used_bytes)
+        # The driver's own "free" also leaves out what it reserves (hundreds of MiB), which
+        # NVML's "used" does not count.
+        free = gpu.memory_free_bytes
+        discrete += max(0, free if free is not None else gpu.memory_total_bytes - gpu.memory_used_bytes)
     if any_discrete:
         return MemoryBudget(free_ram, discrete)
     if unified:

@@ -13,8 +13,16 @@ from hw_fakes import FakeGpu, FakeNvml, GiB, MiB, ctx, kill_tree, proc_info, spa
 
 from lollma_tui.core.hardware.nvidia import NvidiaSource, import_pynvml, sysfs_pci_address
 from lollma_tui.core.hardware.sampler import HardwareSampler
-from lollma_tui.core.hardware.snapshots import GpuState, GpuVendor, SourceState
+from lollma_tui.core.hardware.snapshot_lines import decode, encode
+from lollma_tui.core.hardware.snapshots import (
+    GpuState,
+    GpuVendor,
+    MemorySnapshot,
+    SourceState,
+    SystemSnapshot,
+)
 from lollma_tui.core.hardware.summary import gpu_summary
+from lollma_tui.core.session.budget import budget_from_snapshot
 
 
 def source_for(fake: FakeNvml, **kwargs: object) -> NvidiaSource:
@@ -415,3 +423,18 @@ def test_a_gpu_the_driver_will_not_open_for_us_does_not_hide_the_others() -> Non
     # Not taken for a lost GPU: NVML is not started again every 30 s for it.
     assert fake.calls["nvmlInit"] == 1
     assert gpu_summary(reading.gpus, [reading.status]) == "2 GPUs: NVIDIA A, NVIDIA GPU 1 (unreadable)"
+
+
+def test_free_vram_is_the_driver_s_own_figure_which_leaves_out_what_it_reserves() -> None:
+    # NVML's v2 "used" leaves the driver's reserve out, so total - used would count it as free,
+    # and "auto" GPU layers would plan into memory no model can have.
+    reserved = FakeGpu(memory_total=24 * GiB, memory_used=8 * GiB, memory_reserved=512 * MiB)
+    (snap,) = source_for(FakeNvml([reserved])).sample(ctx()).gpus
+    assert (snap.memory_used_bytes, snap.memory_total_bytes) == (8 * GiB, 24 * GiB)
+    assert snap.memory_free_bytes == 16 * GiB - 512 * MiB
+    memory = MemorySnapshot(64 * GiB, 32 * GiB, 32 * GiB, None, None)
+    system = SystemSnapshot(0.0, 0.0, 1.0, 1, None, memory, (snap,))
+    assert budget_from_snapshot(system).free_vram == 16 * GiB - 512 * MiB
+    # Through the JSON lines of `monitor --jsonl` (a remote machine's panel), the same figure.
+    (remote,) = decode(encode(system), received_at=0.0).snapshot.gpus
+    assert remote.memory_free_bytes == 16 * GiB - 512 * MiB
