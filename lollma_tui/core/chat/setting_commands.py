@@ -204,7 +204,12 @@ def _apply_backend(argument: str, state: CommandState) -> SettingsChange:
         except NoModelMatchError as error:
             if kind is BackendKind.LLAMA_CPP:
                 raise CommandError(missing_file(model) or str(error)) from None
-            # Not installed: the server may still have it to fetch (Ollama pulls on request).
+            if kind is BackendKind.OLLAMA:
+                # Its chat API does not pull a missing model (`ollama run` does): refused here,
+                # before the model in use is unloaded for a load that cannot work.
+                raise CommandError(f"{error} · /pull {model} downloads it") from None
+            # An OpenAI-compatible server may serve names it does not list (LM Studio loads
+            # any model it has on request).
         except ModelChoiceError as error:
             raise CommandError(str(error)) from None
     return _change(state, load=state.load.with_changes(backend=kind, model=chosen), note=note)

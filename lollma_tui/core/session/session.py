@@ -527,6 +527,10 @@ class ModelSession:
         to `fresh`, the new one."""
         if kind is not self._backend.kind or host != self._host:
             return await self._switch_backend(kind, host, fresh)
+        if kind is BackendKind.OLLAMA:
+            # Its load asks the server about the new tag first and frees the old model only
+            # then: a tag the server lacks leaves the model in use loaded for the rollback.
+            return None
         try:
             await self._backend.unload()
         except BackendError as error:

@@ -448,8 +448,12 @@ def test_backend_ollama_lists_and_picks_from_the_servers_models_when_it_was_aske
     assert change.load.backend is BackendKind.OLLAMA and change.load.model == "tinyllama:1b-q4_K_M"
     assert "took Q4_K_M" in change.message
     assert run("/backend ollama qwen", asked).load.model == "qwen3:0.6b"
-    # A name the server does not have goes through as typed: Ollama can pull it.
-    assert run("/backend ollama llama3.2:1b", asked).load.model == "llama3.2:1b"
+    # A name the server does not have is refused before the model in use is unloaded: Ollama's
+    # chat API answers 404 for it, it does not pull it.
+    with pytest.raises(
+        CommandError, match=r"no model matches 'llama3\.2:1b' .* · /pull llama3\.2:1b downloads it"
+    ):
+        run("/backend ollama llama3.2:1b", asked)
     # Not asked (the server was down): the name is taken as typed.
     assert run("/backend ollama tinyllama").load.model == "tinyllama"
     # Tab offers them after the backend's name.

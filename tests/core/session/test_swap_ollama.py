@@ -138,3 +138,18 @@ async def test_a_gguf_path_is_refused_for_ollama(
     result = await session.swap(ollama(str(tiny_f16)))
     assert result.refused and "Ollama loads installed models by name" in result.message
     assert session.loaded is not None and session.loaded.name == Q4
+
+
+async def test_a_tag_the_server_lacks_leaves_the_model_in_use_loaded(
+    make_session: MakeSession, both_backends: Factory, ollama_server: OllamaTestServer
+) -> None:
+    session = make_session(both_backends, ollama())
+    await session.load()
+    result = await session.swap(ollama("llama3.2:1b"))
+    assert not result.ok and result.rolled_back and "has no model 'llama3.2:1b'" in result.message
+    # Asked about first: Q4 was never unloaded, so going back to it loaded nothing again.
+    assert ollama_server.unloads == []
+    assert [load.model for load in ollama_server.loads] == [Q4]
+    assert session.loaded is not None and session.loaded.name == Q4
+    _, done = await ask(session)
+    assert done.stats.gen_tokens > 0
