@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psutil
+import pytest
 from pilot_support import opened_drawer, wait_until
 from textual.pilot import Pilot
 
 from lollma_tui.core.backends.base import BackendState
+from lollma_tui.core.session import MemoryBudget
 from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
 from lollma_tui.ui.widgets.chat_log import Notice
@@ -347,3 +350,30 @@ async def test_a_server_address_that_cannot_be_one_leaves_the_model_in_use_loade
         await command(pilot, app, "hello")
         await wait_until(pilot, lambda: len(main.conversation.messages) == 2 and not main.is_generating)
         assert main.conversation.messages[-1].stats is not None
+
+
+async def test_force_loads_a_set_up_the_memory_estimate_refused(
+    tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(tiny_gguf)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        await command(pilot, app, "/force")
+        assert notices(app)[-1].startswith("Nothing to force")
+        # The panel reads 1 MiB of free RAM (psutil, where the host source reads it): the
+        # estimate refuses a bigger context, though the machine has room.
+        real = psutil.virtual_memory()
+        monkeypatch.setattr(psutil, "virtual_memory", lambda: real._replace(available=1 << 20))
+        await wait_until(pilot, lambda: (main.memory_budget() or MemoryBudget(None)).free_ram == 1 << 20)
+        await command(pilot, app, "/ctx 2048")
+        await wait_until(pilot, lambda: "RAM short by" in notices(app)[-1])
+        assert notices(app)[-1].endswith(" · /force loads it anyway")
+        assert main.models.loaded is not None and main.models.loaded.n_ctx == 1024
+        await command(pilot, app, "/force")
+        await wait_until(pilot, lambda: main.models.ready and main.models.loaded.n_ctx == 2048)
+        assert any("loaded anyway (forced): does not fit" in text for text in notices(app))
+        await chat(pilot, app, "still here?")
+        # Done: nothing is left to force.
+        await command(pilot, app, "/force")
+        assert notices(app)[-1].startswith("Nothing to force")

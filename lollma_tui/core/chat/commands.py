@@ -189,6 +189,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "compare speeds of the set-ups used in this conversation, every version of a reply; "
         "N loads set-up N again",
     ),
+    CommandSpec("force", "/force", "load the set-up the memory check just refused, anyway"),
     CommandSpec("keep", "/keep", "keep the settings in use as the start-up defaults (config.toml)"),
     CommandSpec("bench", "/bench", "benchmark quantizations, GPU layers and threads, llama-bench style"),
     CommandSpec("quantize", "/quantize", "make other quantizations of the current GGUF model"),

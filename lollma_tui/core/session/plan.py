@@ -44,6 +44,9 @@ class LoadPlan:
     notes: tuple[str, ...] = ()
     refusal: str | None = None
     """Why loading is pointless (does not fit, unreadable file); None when it may go ahead."""
+    short_of_memory: bool = False
+    """Refused because the estimate does not fit the free memory, which an estimate may get
+    wrong (/force loads it anyway)."""
 
     @property
     def go(self) -> bool:
@@ -151,6 +154,7 @@ def _plan_gguf(
                 verdict.estimate,
                 verdict.notes,
                 _shortfall_text(verdict.estimate, budget),
+                short_of_memory=True,
             )
         settings = settings.with_changes(n_gpu_layers=layers)
         notes.append(_auto_note(layers, profile.n_layer, free_vram))
@@ -166,7 +170,7 @@ def _plan_gguf(
     if verdict.status is FitStatus.FITS_WITH_LAYERS:
         count = "all" if verdict.gpu_layers > profile.n_layer else str(verdict.gpu_layers)
         reason += f"; it {verdict.message} (/ngl {count} or /ngl auto)"
-    return LoadPlan(requested, settings, asked, tuple(notes), reason)
+    return LoadPlan(requested, settings, asked, tuple(notes), reason, short_of_memory=True)
 
 
 def _auto_note(layers: int, n_layer: int, free_vram: int | None) -> str:

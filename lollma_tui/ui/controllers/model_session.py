@@ -73,6 +73,8 @@ class ModelController:
         """Every host the chat can move to (`/host NAME`), the one it starts on among them."""
         self._host_models: dict[str, str] = {}
         """The model last loaded on each host, by name, for moving back to it."""
+        self._refused: tuple[LoadSettings, HostEntry | None] | None = None
+        """The last swap the fit check refused, and where it was to load, for /force."""
         self._swap_asked = False
         """A swap worker is started and has not finished (`session.swapping` says only once it
         holds the session's lock)."""
@@ -224,6 +226,17 @@ class ModelController:
         work = self._load_first(chat_model)
         self._owner.run_worker(work, group="model-load", exclusive=True, exit_on_error=False)
 
+    def force_refused(self) -> bool:
+        """/force: load the set-up the fit check last refused, as asked; False when none was."""
+        if self._refused is None:
+            return False
+        target, host = self._refused
+        if self._refused_while_loading():
+            return True
+        self._swap_asked = True
+        self._owner.run_worker(self._swap(target, True, host), group="swap", exit_on_error=False)
+        return True
+
     def swap_to(self, target: LoadSettings, *, force: bool = False) -> bool:
         """Hot-swap: stop the reply, unload, load `target`, and go back to the old model on failure.
 
@@ -286,7 +299,7 @@ class ModelController:
                 return
         budget = await self._first_budget()
         result = await self.session.swap(settings, budget=budget, always_reload=True, progress=self._progress)
-        self._finished(result, first=True)
+        self._finished(result, first=True, host=self.session.host)
 
     async def _swap(self, target: LoadSettings, force: bool, host: HostEntry | None) -> None:
         session = self.session
@@ -296,10 +309,13 @@ class ModelController:
             )
         finally:
             self._swap_asked = False
-        self._finished(result)
+        self._finished(result, host=host)
 
-    def _finished(self, result: SwapResult, *, first: bool = False) -> None:
+    def _finished(self, result: SwapResult, *, first: bool = False, host: HostEntry | None = None) -> None:
         self._remember_host_model()
+        # The memory estimate is an estimate: the user may know better (/force).
+        short = result.refused and result.plan is not None and result.plan.short_of_memory
+        self._refused = (result.requested, host) if short else None
         if not result.ok and self.loaded is None:
             # Refused before the engine was asked (does not fit, unreadable file), or failed with
             # nothing to go back to: the status must say why, not just "no model".
@@ -317,6 +333,8 @@ class ModelController:
     def report(self, result: SwapResult) -> list[tuple[str, str]]:
         """What to tell the user about a finished swap: (text, kind) lines for the chat log."""
         loaded = result.loaded
+        if result.refused and result.plan is not None and result.plan.short_of_memory:
+            return [(f"{result.message} · /force loads it anyway", "error")]
         if not result.ok:
             return [(result.message, "error" if not result.rolled_back else "warning")]
         if not result.reloaded:

@@ -102,6 +102,10 @@ class ChatCommands:
         if screen.models.swap_to(load):
             await screen.notice(f"Loading set-up {argument} again · /keep then keeps it for the next start")
 
+    async def command_force(self, command: Command) -> None:
+        if not self._screen.models.force_refused():
+            await self._screen.notice("Nothing to force: no load was refused for memory since the last one.")
+
     async def command_keep(self, command: Command) -> None:
         """Write the settings in use into config.toml: the set-up the next start begins with."""
         from lollma_tui.core.config_keep import KeepError, keep_settings
