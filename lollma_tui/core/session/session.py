@@ -468,8 +468,7 @@ class ModelSession:
             notes=tuple(notes),
             plan=plan,
         )
-        if previous is None or self._closed:
-            # Closing ends the load under way (see `close`); nothing is loaded again after it.
+        if previous is None or self._closed:  # closing ended the load: nothing loads after it
             self._settings = target if previous is None else previous_requested
             report(SwapProgress(SwapPhase.DONE, failure))
             return replace(base, timings=replace(timings, total_s=total.lap()))
@@ -528,9 +527,7 @@ class ModelSession:
         if kind is not self._backend.kind or host != self._host:
             return await self._switch_backend(kind, host, fresh)
         if kind is BackendKind.OLLAMA:
-            # Its load asks the server about the new tag first and frees the old model only
-            # then: a tag the server lacks leaves the model in use loaded for the rollback.
-            return None
+            return None  # its load asks about the new tag first, then frees the old model
         try:
             await self._backend.unload()
         except BackendError as error:
