@@ -93,7 +93,7 @@ def _child_open(history: Path, expect: int) -> None:
     def without_model(app: LollmaApp) -> None:
         """The model load would compete for the CPU with what is measured; it is not part of it."""
         chat = app.chat_screen
-        chat.models.load_first = lambda: None  # type: ignore[method-assign]
+        chat.models.load_first = lambda *_: None  # type: ignore[method-assign]
         open_conversation = chat.open_conversation
 
         async def timed(conversation_id: str, focus_message: str | None = None, **options: Any) -> None:
