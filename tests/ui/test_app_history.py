@@ -70,6 +70,31 @@ async def test_the_notices_of_a_start_that_resumes_a_chat_stay_after_its_turns(t
         assert last_turn < texts.index(problem) < resumed
 
 
+async def test_regenerating_a_chat_that_ends_on_a_question_answers_it_and_keeps_the_reply_before(
+    tiny_gguf: Path,
+) -> None:
+    # An import (or a reply that was never saved) can leave a chat ending on the user's turn.
+    with ChatStore.open(default_store_path()) as store:
+        chat = lighthouse_chat(store)
+        store.add_message(chat.id, Message("user", "and in fog?"))
+    app = make_app(tiny_gguf)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: len(main.conversation.messages) == 4 and not main.is_generating)
+        shown = [(m.role, m.content) for m in main.conversation.messages][:3]
+        assert shown == [
+            ("user", "how do lighthouses work"),
+            ("assistant", "a lamp and a lens"),
+            ("user", "and in fog?"),
+        ]
+        assert len(main.chat_log.turns()) == 4
+    saved = stored_thread()
+    assert [(m.role, m.content) for m in saved][:3] == shown
+    assert saved[3].role == "assistant" and saved[3].id == main.conversation.messages[3].id
+
+
 async def test_every_turn_is_saved_with_its_stats_and_resumed_next_time(tiny_gguf: Path) -> None:
     app = make_app(tiny_gguf)
     main = app.chat_screen

@@ -338,16 +338,15 @@ class ChatScreen(Screen[None]):
 
     async def send(self, text: str, *, context_checked: bool = False) -> None:
         if self.replies.ending:
-            # The reply has ended (the card says ready); only showing and saving it are left.
-            # What is sent now follows it, as it looks to the user. A worker waits for it, so
-            # keys are handled meanwhile.
+            # The reply has ended (the card says ready), only showing and saving it are left:
+            # what is sent now follows it. A worker waits for it, so keys are handled meanwhile.
             self.run_worker(self._send_after_reply(text, context_checked), group="send-after-reply")
             return
-        editing, self._editing = self._editing, None
         if self.is_generating:
-            self.put_back(text)
+            self.put_back(text)  # still the edit it was, if it was one
             self.notify("A reply is still being written — Esc stops it.", severity="warning")
             return
+        editing, self._editing = self._editing, None
         if editing is not None:
             await self._resend_edited(editing, text)
             return
@@ -396,12 +395,15 @@ class ChatScreen(Screen[None]):
         if self.is_generating:
             self.notify("Wait for the reply to finish, or press Esc first.", severity="warning")
             return
-        old = self.conversation.last_reply()
+        messages = self.conversation.messages
+        # A chat ending on the user's message (an import, a reply never saved) gets its answer;
+        # otherwise the store keeps the old reply as a sibling branch.
+        old = messages[-1] if messages and messages[-1].role == "assistant" else None
         if self.conversation.drop_last_reply() is None:
             self.notify("Nothing to regenerate yet.")
             return
-        await self.chat_log.remove_last_reply()
-        # The store keeps the old reply as a sibling branch.
+        if old is not None:
+            await self.chat_log.remove_last_reply()
         await self.start_reply(replaces=old)
 
     async def action_new_conversation(self) -> None:
