@@ -501,3 +501,29 @@ async def test_a_change_asked_for_while_a_model_loads_is_refused_not_mixed_into_
         ollama_server.delay_load(0)
         await pilot.press(*"/ctx 1024", "enter")
         await wait_until(pilot, lambda: main.models.settings.n_ctx == 1024 and main.models.ready)
+
+
+async def test_a_continue_that_fails_keeps_the_reply_it_was_to_continue(
+    ollama_server: OllamaTestServer,
+) -> None:
+    app = ollama_app(ollama_server.host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        ollama_server.queue_reply(Script(text="Lighthouses use a Fresnel lens to", done_reason="length"))
+        cut = await send(pilot, app, "how do lighthouses work?")
+        assert cut.message.state == ReplyState.LENGTH
+        ollama_server.fail_stream("CUDA error: out of memory", after=0)
+        await pilot.press(*"/continue", "enter")
+        await wait_until(pilot, lambda: "Could not continue the reply" in notices(app)[-1])
+        await wait_until(pilot, lambda: not main.is_generating)
+        assert "out of memory" in notices(app)[-1]
+        reply = main.conversation.messages[-1]
+        # The text the user read is still the reply: sent to the model, and continued next time.
+        assert reply.content == "Lighthouses use a Fresnel lens to" and reply.state == ReplyState.STOPPED
+        ollama_server.clear_faults()
+        ollama_server.queue_reply(" focus the lamp.")
+        await pilot.press(*"/continue", "enter")
+        await wait_until(pilot, lambda: reply.content.endswith("focus the lamp.") and not main.is_generating)
+        sent = ollama_server.generations[-1].messages
+        assert sent[-1] == {"role": "assistant", "content": "Lighthouses use a Fresnel lens to"}

@@ -35,7 +35,9 @@ class HistoryRecorder:
         """The open store; None until `open` has finished (or when it could not open)."""
         self.saved = False
         """The conversation on screen is in the store (it reaches it with its first message)."""
-        self._failed = False
+        self._unsaved = False
+        """A save of the conversation on screen failed: nothing more of it is saved, so that no
+        message lands in the store under the wrong parent (after one that is missing there)."""
 
     @property
     def is_open(self) -> bool:
@@ -67,6 +69,7 @@ class HistoryRecorder:
 
     async def leave(self) -> None:
         """The conversation on screen is left for a new one: another lollma-tui may open it."""
+        self._unsaved = False  # the next conversation is saved again
         store = self.store
         users = store.store.users if store is not None else None
         if store is not None and users is not None:
@@ -101,6 +104,7 @@ class HistoryRecorder:
             self._owner.post_message(NoticePosted(f"Could not open that conversation: {error}", "error"))
             return None
         self.saved = True
+        self._unsaved = False
         for window in (tail, whole):
             _clean_window(window)
         return tail, whole, recovered
@@ -150,16 +154,17 @@ class HistoryRecorder:
 
     # -- saving as it happens -------------------------------------------------------------------
 
-    def _call_failed(self, error: StoreError) -> None:
-        # The chat goes on without the store; say so once rather than on every message.
-        if not self._failed:
-            self._failed = True
-            text = f"History could not be saved: {error}. The chat goes on unsaved."
+    def save_failed(self, error: StoreError) -> None:
+        """The chat goes on without the store until another conversation is opened or started;
+        said once, not on every message."""
+        if not self._unsaved:
+            self._unsaved = True
+            text = f"History could not be saved: {error}. This conversation goes on unsaved."
             self._owner.post_message(NoticePosted(text, "error"))
 
     async def save_user_message(self, conversation: Conversation, message: Message) -> None:
         store = self.store
-        if store is None:
+        if store is None or self._unsaved:
             return
         try:
             if not self.saved:
@@ -170,23 +175,23 @@ class HistoryRecorder:
                 return
             await store.run(store.store.add_message, conversation.id, message)
         except StoreError as error:
-            self._call_failed(error)
+            self.save_failed(error)
 
     async def save_system_prompt(self, conversation: Conversation) -> None:
         store = self.store
-        if store is None or not self.saved:
+        if store is None or not self.saved or self._unsaved:
             return
         try:
             await store.run(store.store.set_system_prompt, conversation.id, conversation.system_prompt)
         except StoreError as error:
-            self._call_failed(error)
+            self.save_failed(error)
 
     async def begin_reply(
         self, conversation: Conversation, reply: Message, replaces: Message | None = None
     ) -> StreamingReply | None:
         """Save the empty reply before streaming starts; the returned handle takes its text."""
         store = self.store
-        if store is None or not self.saved:
+        if store is None or not self.saved or self._unsaved:
             return None
         try:
             if replaces is not None:
@@ -194,29 +199,29 @@ class HistoryRecorder:
             else:
                 writer = await store.run(store.store.start_reply, conversation.id, message=reply)
         except StoreError as error:
-            self._call_failed(error)
+            self.save_failed(error)
             return None
         return store.streaming(writer)
 
     async def begin_continued_reply(self, reply: Message) -> StreamingReply | None:
         store = self.store
-        if store is None or not self.saved:
+        if store is None or not self.saved or self._unsaved:
             return None
         try:
             writer = await store.run(store.store.continue_reply, reply.id)
         except StoreError as error:
-            self._call_failed(error)
+            self.save_failed(error)
             return None
         return store.streaming(writer)
 
     async def branch_from(self, original: Message, text: str) -> Message:
         """The edited message, saved on a new branch (the old one stays in the store)."""
         store = self.store
-        if store is not None and self.saved:
+        if store is not None and self.saved and not self._unsaved:
             try:
                 return await store.run(store.store.branch_from, original.id, text)
             except StoreError as error:
-                self._owner.post_message(NoticePosted(f"The edit could not be saved: {error}", "error"))
+                self.save_failed(error)
         return Message("user", text)
 
     # -- titles and files -----------------------------------------------------------------------

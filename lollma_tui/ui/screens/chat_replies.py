@@ -18,6 +18,7 @@ from lollma_tui.core.backends.base import (
     ThinkingDelta,
 )
 from lollma_tui.core.chat.conversation import Message, ReplyState
+from lollma_tui.core.chat.errors import StoreError
 from lollma_tui.core.chat.writer import state_for
 from lollma_tui.ui.controllers.token_rate import TokenRate
 from lollma_tui.ui.literal import StreamCleaner, plain
@@ -87,6 +88,7 @@ class ReplyStreamer:
         # The live tokens/s and the hardware panel change with the text, in the same screen
         # update (a repaint of their own cost a good part of the UI's time while streaming).
         rate: float | None = None
+        sampling = models.sampling  # what the reply is asked with is what is saved with it
 
         def show_live() -> None:
             nonlocal rate
@@ -103,7 +105,7 @@ class ReplyStreamer:
             if await self._model_or_stop(models):
                 self._rate.begin()
                 self._in_engine = True
-                async for event in models.session.stream_chat(history, models.sampling):
+                async for event in models.session.stream_chat(history, sampling):
                     if isinstance(event, TextDelta):
                         if not self.writing:
                             self.writing = True
@@ -130,13 +132,17 @@ class ReplyStreamer:
         except NoModelError:
             # The engine knows only that it has no model; what left it so (a failed load, a
             # server that cannot be reached) is in the status the user was last shown.
-            reply.state = ReplyState.ERROR
             status = models.status or models.backend.status
             reason = plain(status.message, one_line=True).rstrip(". ")
-            reply.error = f"not sent, no model is loaded · {reason} · Ctrl+R sends it again once one is"
+            if not await self._kept_after_failed_continue(
+                reply, continuing, f"no model is loaded · {reason}"
+            ):
+                reply.state = ReplyState.ERROR
+                reply.error = f"not sent, no model is loaded · {reason} · Ctrl+R sends it again once one is"
         except BackendError as error:
-            reply.state = ReplyState.ERROR
-            reply.error = plain(str(error))
+            if not await self._kept_after_failed_continue(reply, continuing, plain(str(error))):
+                reply.state = ReplyState.ERROR
+                reply.error = plain(str(error))
         except asyncio.CancelledError:
             reply.state = ReplyState.STOPPED
             raise
@@ -152,12 +158,12 @@ class ReplyStreamer:
                 if turn.is_mounted:
                     await turn.finish()
                 if saved is not None:
-                    await saved.finish(
-                        reply.state,
-                        stats=reply.stats,
-                        sampling=models.sampling,
-                        error=reply.error,
-                    )
+                    try:
+                        await saved.finish(
+                            reply.state, stats=reply.stats, sampling=sampling, error=reply.error
+                        )
+                    except StoreError as error:
+                        screen.history.save_failed(error)
                     if regenerated and turn.is_mounted:
                         await self.mark_versions()
             finally:
@@ -165,6 +171,15 @@ class ReplyStreamer:
                 self.ending = False
                 self._over.set()
             screen.context.refresh(screen.conversation)
+
+    async def _kept_after_failed_continue(self, reply: Message, continuing: bool, why: str) -> bool:
+        """/continue that failed: the text so far stays the reply (as stopped, so it is still
+        sent to the model and can be continued), and the failure is said beside it."""
+        if not (continuing and reply.content):
+            return False
+        reply.state = ReplyState.STOPPED
+        await self._screen.notice(f"Could not continue the reply: {why} · /continue tries again", "error")
+        return True
 
     async def mark_versions(self) -> None:
         """Say on the last reply which version it is, when Ctrl+R (or /version) made several."""

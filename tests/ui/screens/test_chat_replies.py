@@ -10,7 +10,7 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 
-from chat_app_support import send, wait_ready
+from chat_app_support import notices, send, wait_ready
 from ollama_server import OllamaTestServer
 from pilot_support import ollama_app, wait_until
 from textual.pilot import Pilot
@@ -184,3 +184,26 @@ async def test_quitting_while_a_reply_waits_to_be_saved_stops_it_and_waits_for_n
         ("user", "hello", ReplyState.COMPLETE),
         ("assistant", "", ReplyState.STOPPED),
     ]
+
+
+async def test_after_a_save_fails_nothing_more_of_that_chat_lands_in_the_wrong_place(
+    ollama_server: OllamaTestServer,
+) -> None:
+    async with ready_app(ollama_server) as (app, pilot):
+        main = app.chat_screen
+        await send(pilot, app, "first")
+        with history_held_by_another_writer():  # longer than the store waits: the saves fail
+            await send(pilot, app, "second")
+        assert any("This conversation goes on unsaved" in text for text in notices(app))
+        # Saved now, "third" would hang under "first"'s reply, with "second" missing before it.
+        await send(pilot, app, "third")
+        assert [m.content for m in main.conversation.messages if m.role == "user"] == [
+            "first",
+            "second",
+            "third",
+        ]
+        assert [(m.role, m.content) for m in saved_thread()] == [("user", "first"), ("assistant", "Fine.")]
+        # A new conversation is saved again.
+        await pilot.press("ctrl+n")
+        await send(pilot, app, "fourth")
+    assert saved_user_messages() == ["fourth"]

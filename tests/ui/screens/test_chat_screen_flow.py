@@ -16,6 +16,8 @@ from textual.widgets import Static
 
 from lollma_tui.core.backends.base import BackendState
 from lollma_tui.core.chat.commands import COMMANDS
+from lollma_tui.core.chat.opening import default_store_path
+from lollma_tui.core.chat.store import ChatStore
 from lollma_tui.core.models.demo import DEMOS, demo_model_path, demo_model_ready
 from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
@@ -237,6 +239,54 @@ async def test_enter_while_a_reply_is_written_keeps_the_message_in_the_prompt(sl
         ]
         await pilot.press("escape")
         await wait_until(pilot, lambda: not screen.is_generating)
+
+
+async def test_an_edit_stays_an_edit_when_enter_comes_while_a_reply_is_written(slow_gguf: Path) -> None:
+    endless = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=2000)
+    load = LoadSettings(model=str(slow_gguf), n_ctx=8192, n_threads=1)
+    app = LollmaApp(StartupOptions(load=load, sampling=endless))
+    screen = app.chat_screen
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot, screen)
+        await pilot.press(*"first", "enter")
+        await wait_until(pilot, lambda: screen.is_generating)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not screen.is_generating)
+        await pilot.press(*"/edit", "enter")
+        await wait_until(pilot, lambda: screen.prompt.text == "first")
+        await pilot.press("ctrl+r")  # a new version of the reply is written meanwhile
+        await wait_until(pilot, lambda: screen.is_generating)
+        await pilot.press(*" again", "enter")
+        await pilot.pause()
+        assert screen.prompt.text == "first again"
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not screen.is_generating)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.is_generating)
+        # Sent as the edit it was: it replaces "first", not a question after it.
+        assert [m.content for m in screen.conversation.messages if m.role == "user"] == ["first again"]
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not screen.is_generating)
+
+
+async def test_a_reply_is_saved_with_the_sampling_it_was_asked_with(slow_gguf: Path) -> None:
+    endless = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=2000)
+    load = LoadSettings(model=str(slow_gguf), n_ctx=8192, n_threads=1)
+    app = LollmaApp(StartupOptions(load=load, sampling=endless))
+    screen = app.chat_screen
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot, screen)
+        await pilot.press(*"first", "enter")
+        await wait_until(pilot, lambda: screen.is_generating)
+        await pilot.press(*"/set temperature 0.9", "enter")  # for the next reply
+        await wait_until(pilot, lambda: screen.models.sampling.temperature == 0.9)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not screen.is_generating)
+        reply = screen.conversation.messages[-1]
+    with ChatStore.open(default_store_path()) as store:
+        loaded_back = store.load(store.latest_conversation_id() or "")
+    assert loaded_back.meta[reply.id].sampling is not None
+    assert loaded_back.meta[reply.id].sampling.temperature == 0.0
 
 
 LATER_MODULES = (
