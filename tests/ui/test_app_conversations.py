@@ -311,3 +311,26 @@ async def test_a_message_that_would_overflow_the_context_asks_first(tiny_gguf: P
         reply = main.conversation.messages[-1]
         assert reply.state in (ReplyState.COMPLETE, ReplyState.LENGTH)
         assert len(main.conversation.messages) == 6  # nothing was deleted from the conversation
+
+
+async def test_leaving_out_the_oldest_turns_makes_room_for_the_system_prompt_too(tiny_gguf: Path) -> None:
+    options = StartupOptions(
+        load=LoadSettings(model=str(tiny_gguf), n_ctx=512),
+        sampling=SHORT.with_changes(max_tokens=16),
+        system_prompt="the model the cache " * 4,
+    )
+    app = LollmaApp(options)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await chat(pilot, app, "the model " * 8)
+        await chat(pilot, app, "the cache " * 8)
+        await pilot.press(*"quant layer memory " * 4, "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ContextOverflowScreen))
+        await pilot.press("t")
+        await wait_until(pilot, lambda: len(main.conversation.messages) == 6 and not main.is_generating)
+        reply = main.conversation.messages[-1]
+        # Left out as far as the system prompt needs too: the prompt and the reply fit.
+        assert reply.state in (ReplyState.COMPLETE, ReplyState.LENGTH), reply.error
+        assert reply.stats is not None and reply.stats.prompt_tokens is not None
+        assert reply.stats.prompt_tokens + 16 <= 512

@@ -102,9 +102,7 @@ class Conversation:
         if self.system_prompt.strip():
             sent.append(ChatMessage("system", self.system_prompt))
         for message in self.messages[self.context_from :]:
-            if message.role == "assistant" and (
-                message.state in (ReplyState.STREAMING, ReplyState.ERROR) or not message.content
-            ):
+            if not is_sent(message):
                 continue
             if sent and sent[-1].role == message.role:
                 sent[-1] = ChatMessage(message.role, f"{sent[-1].content}\n\n{message.content}")
@@ -139,6 +137,14 @@ class Conversation:
         if self.messages and self.messages[-1].role == "user":
             return self.messages[-1]
         return None
+
+
+def is_sent(message: Message) -> bool:
+    """Whether `message` goes to the model with the conversation (`Conversation.history`)."""
+    return not (
+        message.role == "assistant"
+        and (message.state in (ReplyState.STREAMING, ReplyState.ERROR) or not message.content)
+    )
 
 
 def title_from(text: str, limit: int = 48) -> str:

@@ -17,7 +17,7 @@ from lollma_tui.core.chat.context_budget import (
     keep_from,
     reply_reserve,
 )
-from lollma_tui.core.chat.conversation import Conversation
+from lollma_tui.core.chat.conversation import Conversation, is_sent
 from lollma_tui.ui.controllers.model_session import ModelController
 from lollma_tui.ui.messages import ContextMeasured
 
@@ -83,8 +83,13 @@ class ContextMeter:
     async def first_to_keep(self, conversation: Conversation, check: ContextCheck) -> int:
         """Index of the first message the model should see so that `check` fits, on a user turn."""
         messages = conversation.messages
-        sizes = [(await self.measure(m.content))[0] + TURN_OVERHEAD_TOKENS for m in messages]
-        start = keep_from(sizes, check.n_ctx - check.needed, conversation.context_from)
+        # Sized as `history()` sends them: the system prompt always goes, failed replies never.
+        system = conversation.system_prompt
+        fixed = (await self.measure(system))[0] + TURN_OVERHEAD_TOKENS if system.strip() else 0
+        sizes = [
+            (await self.measure(m.content))[0] + TURN_OVERHEAD_TOKENS if is_sent(m) else 0 for m in messages
+        ]
+        start = keep_from(sizes, check.n_ctx - check.needed - fixed, conversation.context_from)
         # Start the context on a user turn so the model never sees a reply without its question.
         while start < len(messages) and messages[start].role != "user":
             start += 1
