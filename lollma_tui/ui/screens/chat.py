@@ -430,10 +430,9 @@ class ChatScreen(Screen[None]):
             await self.notice("There is no message of yours to edit yet.")
             return
         self._editing = message
-        prompt = self.prompt
-        prompt.set_text(message.content)
-        prompt.focus()
-        await self.notice("Editing your last message: Enter sends it again and replaces what came after it.")
+        kept = self.prompt.start_command(message.content)  # a draft there goes into its history
+        up = " What you were typing is one Up away." if kept else ""
+        await self.notice(f"Editing your last message: Enter sends it and replaces what followed.{up}")
 
     # -- opening saved conversations ------------------------------------------------------------
 

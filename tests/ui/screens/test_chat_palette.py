@@ -79,3 +79,20 @@ async def test_a_command_with_an_argument_waits_in_the_prompt_and_the_draft_is_o
         assert screen.prompt.text == "/rename Budget"
         await pilot.press("up")
         assert screen.prompt.text == "half a question"
+
+
+async def test_edit_from_the_palette_puts_the_draft_it_replaces_one_up_away(tiny_gguf: Path) -> None:
+    app = make_app(tiny_gguf)
+    screen = app.chat_screen
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: screen.models.ready)
+        await pilot.press(*"first", "enter")
+        await wait_until(pilot, lambda: len(screen.conversation.messages) == 2 and not screen.is_generating)
+        await pilot.press(*"half a thought")
+        await open_palette(pilot, "/edit")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.prompt.text == "first")
+        shown = [str(n.render()) for n in screen.chat_log.query(Notice)]
+        assert shown[-1].endswith("What you were typing is one Up away.")
+        await pilot.press("up")
+        assert screen.prompt.text == "half a thought"
