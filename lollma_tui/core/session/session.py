@@ -1,8 +1,8 @@
 """`ModelSession`: the active backend, its load and sampling settings, and swaps as transactions.
 
 A swap checks the fit, stops a reply in flight, unloads the old model, loads the new one, and
-when that fails loads the old one again, so the user always ends up knowing what is loaded. The
-conversation is not touched: it lives in the app and is simply sent to whichever model is loaded.
+when that fails loads the old one again, so the user always knows what is loaded. The chat is
+not touched: it lives in the app and is sent to whichever model is loaded.
 
 Everything here runs on the event loop that owns the backends; nothing is thread-safe. Swaps
 are serialised (a second one waits for the first), and a reply cannot start during one.
@@ -400,9 +400,8 @@ class ModelSession:
         applied = applied_without_reload(previous.settings, plan.settings)
         stopped = False
         if applied:
-            # Ollama keeps keep_alive per backend load; sending the same runner options again
-            # does not restart the runner (reference/backends.md §A.7). Its load() would cancel
-            # a reply anyway, so stop it here the way every swap does, and say so.
+            # Ollama keeps keep_alive per backend load; the same runner options again do not
+            # restart the runner (§A.7). Its load() cancels a reply: stop it here, and say so.
             if self.replying:
                 report(SwapProgress(SwapPhase.STOPPING_REPLY, "Stopping the reply…"))
             stopped = await self._stop_reply()
@@ -410,6 +409,8 @@ class ModelSession:
                 loaded = await self._backend.load(plan.settings)
             except BackendError as error:
                 message = f"Could not apply {', '.join(applied)}: {error}"
+                with contextlib.suppress(BackendError):  # the model is still there, as it was
+                    await self._backend.load(previous.settings)
                 report(SwapProgress(SwapPhase.DONE, message))
                 return SwapResult(
                     ok=False,

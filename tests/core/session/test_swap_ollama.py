@@ -153,3 +153,18 @@ async def test_a_tag_the_server_lacks_leaves_the_model_in_use_loaded(
     assert session.loaded is not None and session.loaded.name == Q4
     _, done = await ask(session)
     assert done.stats.gen_tokens > 0
+
+
+async def test_a_keep_alive_change_that_fails_leaves_the_model_usable(
+    make_session: MakeSession, both_backends: Factory, ollama_server: OllamaTestServer
+) -> None:
+    session = make_session(both_backends, ollama())
+    await session.load()
+    ollama_server.reply_raw("/api/chat", b'{"error":"server busy"}', status=500)
+    result = await session.swap(session.settings.with_changes(keep_alive="30m"))
+    assert not result.ok and result.message.startswith("Could not apply keep_alive")
+    # The model never left the server: the chat goes on with it, as it was.
+    assert session.loaded is not None and session.loaded.name == Q4
+    assert session.settings.keep_alive != "30m"
+    _, done = await ask(session)
+    assert done.stats.gen_tokens > 0
