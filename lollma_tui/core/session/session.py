@@ -4,8 +4,7 @@ A swap checks the fit, stops a reply in flight, unloads the old model, loads the
 when that fails loads the old one again, so the user always knows what is loaded. The chat is
 not touched: it lives in the app and is sent to whichever model is loaded.
 
-Everything here runs on the event loop that owns the backends; nothing is thread-safe. Swaps
-are serialised (a second one waits for the first), and a reply cannot start during one.
+Everything here runs on the backends' event loop, not thread-safe. Swaps are serialised.
 """
 
 from __future__ import annotations
