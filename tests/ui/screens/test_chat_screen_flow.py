@@ -215,11 +215,15 @@ def test_every_command_has_its_handler() -> None:
     assert handlers == {spec.handler_name for spec in COMMANDS}
 
 
-async def test_enter_while_a_reply_is_written_keeps_the_message_in_the_prompt(slow_gguf: Path) -> None:
+def writing_app(slow_gguf: Path) -> LollmaApp:
+    """Replies that go on until stopped; room for two turns, so no context warning comes between."""
     endless = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=2000)
-    # Room for the first reply and the second question, so no context warning comes between.
     load = LoadSettings(model=str(slow_gguf), n_ctx=8192, n_threads=1)
-    app = LollmaApp(StartupOptions(load=load, sampling=endless))
+    return LollmaApp(StartupOptions(load=load, sampling=endless))
+
+
+async def test_enter_while_a_reply_is_written_keeps_the_message_in_the_prompt(slow_gguf: Path) -> None:
+    app = writing_app(slow_gguf)
     screen = app.chat_screen
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot, screen)
@@ -242,9 +246,7 @@ async def test_enter_while_a_reply_is_written_keeps_the_message_in_the_prompt(sl
 
 
 async def test_an_edit_stays_an_edit_when_enter_comes_while_a_reply_is_written(slow_gguf: Path) -> None:
-    endless = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=2000)
-    load = LoadSettings(model=str(slow_gguf), n_ctx=8192, n_threads=1)
-    app = LollmaApp(StartupOptions(load=load, sampling=endless))
+    app = writing_app(slow_gguf)
     screen = app.chat_screen
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot, screen)
@@ -270,9 +272,7 @@ async def test_an_edit_stays_an_edit_when_enter_comes_while_a_reply_is_written(s
 
 
 async def test_a_reply_is_saved_with_the_sampling_it_was_asked_with(slow_gguf: Path) -> None:
-    endless = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=2000)
-    load = LoadSettings(model=str(slow_gguf), n_ctx=8192, n_threads=1)
-    app = LollmaApp(StartupOptions(load=load, sampling=endless))
+    app = writing_app(slow_gguf)
     screen = app.chat_screen
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot, screen)
