@@ -231,33 +231,26 @@ class ModelController:
         if self._refused is None:
             return False
         target, host = self._refused
-        if self._refused_while_loading():
-            return True
-        self._swap_asked = True
-        self._owner.run_worker(self._swap(target, True, host), group="swap", exit_on_error=False)
+        self._start_swap(target, True, host)
         return True
 
     def swap_to(self, target: LoadSettings, *, force: bool = False) -> bool:
-        """Hot-swap: stop the reply, unload, load `target`, and go back to the old model on failure.
-
-        False (and the user is told) while another load runs: a change made meanwhile was
-        worked out from the settings before it, so it would undo that load's change.
-        """
-        if self._refused_while_loading():
-            return False
+        """Hot-swap: stop the reply, unload, load `target`, and go back to the old model on failure."""
         session = self.session
         host = session.host if session.kind is target.backend else self._default_host(target.backend)
-        self._swap_asked = True
-        self._owner.run_worker(self._swap(target, force, host), group="swap", exit_on_error=False)
-        return True
+        return self._start_swap(target, force, host)
 
     def move_to_host(self, host: HostEntry, model: str) -> bool:
         """Move the chat to `host`, loading `model` there; a failure goes back to where it was."""
+        return self._start_swap(self.settings.with_changes(backend=host.kind, model=model), False, host)
+
+    def _start_swap(self, target: LoadSettings, force: bool, host: HostEntry | None) -> bool:
+        """False (and the user is told) while another load runs: a change asked for meanwhile
+        was worked out from the settings before it, so it would undo that load's change."""
         if self._refused_while_loading():
             return False
-        target = self.settings.with_changes(backend=host.kind, model=model)
         self._swap_asked = True
-        self._owner.run_worker(self._swap(target, False, host), group="swap", exit_on_error=False)
+        self._owner.run_worker(self._swap(target, force, host), group="swap", exit_on_error=False)
         return True
 
     @property
