@@ -527,3 +527,22 @@ async def test_a_continue_that_fails_keeps_the_reply_it_was_to_continue(
         await wait_until(pilot, lambda: reply.content.endswith("focus the lamp.") and not main.is_generating)
         sent = ollama_server.generations[-1].messages
         assert sent[-1] == {"role": "assistant", "content": "Lighthouses use a Fresnel lens to"}
+
+
+async def test_a_continued_reply_keeps_saying_which_version_it_is(ollama_server: OllamaTestServer) -> None:
+    app = ollama_app(ollama_server.host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        ollama_server.queue_reply(
+            Script(text="A lamp", done_reason="length"), Script(text="A lens and", done_reason="length")
+        )
+        await send(pilot, app, "how do lighthouses work?")
+        await pilot.press("ctrl+r")
+        label = lambda: str(main.chat_log.reply_turns()[-1].query_one(".turn-label", Static).render())  # noqa: E731
+        await wait_until(pilot, lambda: not main.is_generating and "version 2 of 2" in label())
+        ollama_server.queue_reply(" a lamp.")
+        await pilot.press(*"/continue", "enter")
+        await wait_until(pilot, lambda: main.conversation.messages[-1].content.endswith("a lamp."))
+        await wait_until(pilot, lambda: not main.is_generating)
+        assert "version 2 of 2" in label(), label()

@@ -164,7 +164,7 @@ class ReplyStreamer:
                         )
                     except StoreError as error:
                         screen.history.save_failed(error)
-                    if regenerated and turn.is_mounted:
+                    if (regenerated or continuing) and turn.is_mounted:  # its turn is new
                         await self.mark_versions()
             finally:
                 self.generating = None
