@@ -222,27 +222,34 @@ def writing_app(slow_gguf: Path) -> LollmaApp:
     return LollmaApp(StartupOptions(load=load, sampling=endless))
 
 
+async def start_writing(pilot: Pilot[None], screen: ChatScreen, text: str) -> None:
+    await pilot.press(*text, "enter")
+    await wait_until(pilot, lambda: screen.is_generating)
+
+
+async def stop_reply(pilot: Pilot[None], screen: ChatScreen) -> None:
+    await pilot.press("escape")
+    await wait_until(pilot, lambda: not screen.is_generating)
+
+
 async def test_enter_while_a_reply_is_written_keeps_the_message_in_the_prompt(slow_gguf: Path) -> None:
     app = writing_app(slow_gguf)
     screen = app.chat_screen
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot, screen)
-        await pilot.press(*"first", "enter")
-        await wait_until(pilot, lambda: screen.is_generating)
+        await start_writing(pilot, screen, "first")
         await pilot.press(*"second", "enter", *" too")
         await pilot.pause()
         assert screen.prompt.text == "second too"  # not sent, and not lost
         assert [m.content for m in screen.conversation.messages if m.role == "user"] == ["first"]
-        await pilot.press("escape")
-        await wait_until(pilot, lambda: not screen.is_generating)
+        await stop_reply(pilot, screen)
         await pilot.press("enter")
         await wait_until(pilot, lambda: screen.is_generating)
         assert [m.content for m in screen.conversation.messages if m.role == "user"] == [
             "first",
             "second too",
         ]
-        await pilot.press("escape")
-        await wait_until(pilot, lambda: not screen.is_generating)
+        await stop_reply(pilot, screen)
 
 
 async def test_an_edit_stays_an_edit_when_enter_comes_while_a_reply_is_written(slow_gguf: Path) -> None:
@@ -250,10 +257,8 @@ async def test_an_edit_stays_an_edit_when_enter_comes_while_a_reply_is_written(s
     screen = app.chat_screen
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot, screen)
-        await pilot.press(*"first", "enter")
-        await wait_until(pilot, lambda: screen.is_generating)
-        await pilot.press("escape")
-        await wait_until(pilot, lambda: not screen.is_generating)
+        await start_writing(pilot, screen, "first")
+        await stop_reply(pilot, screen)
         await pilot.press(*"/edit", "enter")
         await wait_until(pilot, lambda: screen.prompt.text == "first")
         await pilot.press("ctrl+r")  # a new version of the reply is written meanwhile
@@ -261,14 +266,12 @@ async def test_an_edit_stays_an_edit_when_enter_comes_while_a_reply_is_written(s
         await pilot.press(*" again", "enter")
         await pilot.pause()
         assert screen.prompt.text == "first again"
-        await pilot.press("escape")
-        await wait_until(pilot, lambda: not screen.is_generating)
+        await stop_reply(pilot, screen)
         await pilot.press("enter")
         await wait_until(pilot, lambda: screen.is_generating)
         # Sent as the edit it was: it replaces "first", not a question after it.
         assert [m.content for m in screen.conversation.messages if m.role == "user"] == ["first again"]
-        await pilot.press("escape")
-        await wait_until(pilot, lambda: not screen.is_generating)
+        await stop_reply(pilot, screen)
 
 
 async def test_a_reply_is_saved_with_the_sampling_it_was_asked_with(slow_gguf: Path) -> None:
@@ -276,12 +279,10 @@ async def test_a_reply_is_saved_with_the_sampling_it_was_asked_with(slow_gguf: P
     screen = app.chat_screen
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot, screen)
-        await pilot.press(*"first", "enter")
-        await wait_until(pilot, lambda: screen.is_generating)
+        await start_writing(pilot, screen, "first")
         await pilot.press(*"/set temperature 0.9", "enter")  # for the next reply
         await wait_until(pilot, lambda: screen.models.sampling.temperature == 0.9)
-        await pilot.press("escape")
-        await wait_until(pilot, lambda: not screen.is_generating)
+        await stop_reply(pilot, screen)
         reply = screen.conversation.messages[-1]
     with ChatStore.open(default_store_path()) as store:
         loaded_back = store.load(store.latest_conversation_id() or "")
