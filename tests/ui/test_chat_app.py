@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from pilot_support import wait_until
+from terminal_output import screen_text
 from textual.pilot import Pilot
 from textual.widgets import Static
 
@@ -275,6 +276,10 @@ async def test_everything_fits_and_works_by_keyboard_at_80x24(demo_gguf: Path) -
             assert region.width > 0 and region.height > 0
             assert region.right <= 80 and region.bottom <= 24
         assert screen.chat_log.region.width >= 40
+        # Every key in the footer is on the screen's last row, Help and Quit included.
+        footer = screen_text(app).splitlines()[-1]
+        for key in ("esc Stop", "^r Regenerate", "f2 Settings", "^b Panel", "f1 Help", "^q Quit"):
+            assert key in footer, footer
         await pilot.press(*"hi", "enter")
         await wait_until(pilot, lambda: main.chat_log.reply_turns() != [] and not main.is_generating)
         # The side panel folds away for a wider chat, and comes back.

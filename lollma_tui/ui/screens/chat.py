@@ -20,7 +20,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from lollma_tui.core.formatting import counted
 from lollma_tui.ui.literal import plain
@@ -28,6 +27,7 @@ from lollma_tui.ui.screens.chat_dialogs import ChatDialogs
 from lollma_tui.ui.screens.chat_drawer import ChatDrawer
 from lollma_tui.ui.screens.chat_panel import SidePanel
 from lollma_tui.ui.widgets.chat_log import ChatLog
+from lollma_tui.ui.widgets.fitting_footer import FittingFooter
 from lollma_tui.ui.widgets.prompt_input import PromptInput
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ class ChatScreen(Screen[None]):
                 yield PromptInput(id="prompt")
             # Filled by `start`, once the first frame is up: the chat and its prompt come first.
             yield VerticalScroll(id="sidebar")
-        yield Footer()
+        yield FittingFooter()
 
     @property
     def chat_log(self) -> ChatLog:
