@@ -34,6 +34,7 @@ NvmlLoader = Callable[[], Any]
 
 _RETRY = f"retrying every {RETRY_AFTER_S:.0f} s"
 _NOT_AVAILABLE = (1 << 64) - 1  # NVML_VALUE_NOT_AVAILABLE for unsigned long long
+_SILENT_FOR_S = 3.0  # a GPU that answers only errors this long is taken as lost
 _MIG_ENABLED = 1
 
 THROTTLE_REASON_NAMES: tuple[tuple[int, str], ...] = (
@@ -125,6 +126,8 @@ class _Device:
     unreadable: str | None = None
     """Why the driver would not open it (NVML's words); it is not asked again until re-init."""
     slow_read_at: float | None = None
+    silent_since: float | None = None
+    """When every reading of it began to fail with errors worth retrying."""
     fan_percent: float | None = None
     power_limit_w: float | None = None
     throttle_reasons: tuple[str, ...] | None = None
@@ -387,6 +390,7 @@ class NvidiaSource:
         temperature = dev.temperature.read()
         power_mw = dev.power.read()
         clock = dev.clock.read()
+        self._check_answering(dev, context.now)
         if dev.slow_read_at is None or context.now - dev.slow_read_at >= self._slow_every_s:
             dev.slow_read_at = context.now
             fan = dev.fan.read()
@@ -433,6 +437,21 @@ class NvidiaSource:
             bus_id=base.bus_id,
             processes=processes,
         )
+
+    def _check_answering(self, dev: _Device, now: float) -> None:
+        """A GPU that answers nothing but "unknown error" for a while counts as lost: in a
+        container that lost its device access NVML says that forever, and the GPU showed as OK
+        with every figure blank. Lost, it is named in the status line and NVML is restarted."""
+        core = (dev.utilization, dev.memory, dev.temperature, dev.power, dev.clock)
+        silent = any(probe.missed for probe in core) and all(
+            probe.missed or probe.supported is False for probe in core
+        )
+        if not silent:
+            dev.silent_since = None
+        elif dev.silent_since is None:
+            dev.silent_since = now
+        elif now - dev.silent_since >= _SILENT_FOR_S:
+            raise GpuLostError(f"GPU {dev.index} answers every call with an error")
 
     def _process_memory(self, dev: _Device, pids: frozenset[int]) -> tuple[GpuProcessMemory, ...]:
         merged: dict[int, int | None] = {}

@@ -56,12 +56,14 @@ class FieldProbe:
     every tick. Transient errors (timeout, unknown) read None for that tick only.
     """
 
-    __slots__ = ("_chosen", "_dead", "_variants")
+    __slots__ = ("_chosen", "_dead", "_variants", "missed")
 
     def __init__(self, *variants: Callable[[], Any]) -> None:
         self._variants = variants
         self._chosen: int | None = None
         self._dead = not variants
+        self.missed = False
+        """Whether the last read failed with an error worth retrying (timeout, unknown)."""
 
     @property
     def supported(self) -> bool | None:
@@ -74,6 +76,7 @@ class FieldProbe:
         if self._dead:
             return None
         start = self._chosen if self._chosen is not None else 0
+        self.missed = False
         for i in range(start, len(self._variants)):
             try:
                 value = self._variants[i]()
@@ -82,6 +85,7 @@ class FieldProbe:
                     raise GpuLostError(str(exc)) from exc
                 if _is_permanent(exc):
                     continue
+                self.missed = True
                 return None
             self._chosen = i
             return value

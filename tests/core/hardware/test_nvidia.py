@@ -438,3 +438,43 @@ def test_free_vram_is_the_driver_s_own_figure_which_leaves_out_what_it_reserves(
     # Through the JSON lines of `monitor --jsonl` (a remote machine's panel), the same figure.
     (remote,) = decode(encode(system), received_at=0.0).snapshot.gpus
     assert remote.memory_free_bytes == 16 * GiB - 512 * MiB
+
+
+def test_a_gpu_that_answers_only_unknown_errors_is_reported_lost_then_nvml_restarts() -> None:
+    # A container that lost its device access (a systemd daemon-reload): every call on a GPU
+    # already open says "Unknown Error" from then on, and a new nvmlInit says it too.
+    fake = FakeNvml([FakeGpu(name="NVIDIA A", util_gpu=11), FakeGpu(name="NVIDIA B")])
+    source = source_for(fake)
+    assert source.sample(ctx(now=0.0)).status.state is SourceState.OK
+    dynamic = ("UtilizationRates", "MemoryInfo", "MemoryInfo_v2", "TemperatureV", "Temperature", "PowerUsage")
+    for name in (*dynamic, "ClockInfo"):
+        fake.gpus[1].errors[f"nvmlDeviceGet{name}"] = pynvml.NVML_ERROR_UNKNOWN
+    reading = source.sample(ctx(now=1.0))
+    assert reading.gpus[1].state is GpuState.OK, "one bad second is not a lost GPU"
+    source.sample(ctx(now=2.0))
+    reading = source.sample(ctx(now=4.0))
+    a, b = reading.gpus
+    assert (a.state, a.utilization_percent) == (GpuState.OK, 11.0)
+    assert b.state is GpuState.LOST
+    assert reading.status.state is SourceState.ERROR
+    assert "GPU 1 (NVIDIA B) is lost" in reading.status.message
+
+    fake.init_error = pynvml.NVML_ERROR_UNKNOWN
+    reading = source.sample(ctx(now=40.0))
+    assert fake.calls["nvmlInit"] == 2
+    assert reading.status.state is SourceState.ERROR
+    assert "recreate it" in reading.status.message
+
+
+def test_a_gpu_that_stops_answering_for_a_moment_is_not_lost() -> None:
+    fake = FakeNvml([FakeGpu()])
+    source = source_for(fake)
+    source.sample(ctx(now=0.0))
+    fake.gpus[0].errors["nvmlDeviceGetUtilizationRates"] = pynvml.NVML_ERROR_UNKNOWN
+    fake.gpus[0].errors["nvmlDeviceGetPowerUsage"] = pynvml.NVML_ERROR_TIMEOUT
+    for t in range(1, 8):  # some readings fail, others answer: a busy driver, not a lost GPU
+        (snap,) = source.sample(ctx(now=float(t))).gpus
+        assert snap.state is GpuState.OK and snap.temperature_c == 71.0
+    fake.gpus[0].errors.clear()
+    (snap,) = source.sample(ctx(now=9.0)).gpus
+    assert snap.utilization_percent == 87.0
