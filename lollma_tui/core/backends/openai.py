@@ -335,7 +335,7 @@ class OpenAIBackend(ServerBackendState):
     async def _open_stream(
         self, model: str, messages: Sequence[ChatMessage], sampling: SamplingSettings
     ) -> Any:
-        asked_again = False
+        asked_again = plain_tried = False
         while True:
             params, extra_body = chat_body(
                 model, messages, sampling, full=self._full_request, kind=self._extras.kind
@@ -344,9 +344,13 @@ class OpenAIBackend(ServerBackendState):
                 return await self._client.chat.completions.create(**params, extra_body=extra_body)
             except (openai.BadRequestError, openai.UnprocessableEntityError):
                 if not self._full_request:
+                    # Refused without our fields too (a prompt longer than the context, say): they
+                    # were not the reason, and later replies keep sampling and usage figures.
+                    self._full_request = plain_tried
                     raise
                 # A strict server refuses fields it does not know: ask again with standard ones.
                 self._full_request = False
+                plain_tried = True
             except openai.APIConnectionError as error:
                 # A kept-alive connection that the server closed (llama-cpp-python's closes one
                 # with a reply it drops): no answer came on it, so once more on a fresh one.

@@ -152,6 +152,20 @@ async def test_a_strict_server_gets_the_plain_request(make_backend: Factory) -> 
         assert "top_k" not in retried and "stream_options" not in retried
 
 
+async def test_a_refusal_that_the_plain_request_gets_too_keeps_the_full_request(make_backend: Factory) -> None:
+    # A prompt longer than the context is refused with a 400 however it is asked: it says
+    # nothing about the fields, which the next reply still sends (sampling, usage figures).
+    with OpenAITestServer(Flavour.LLAMA_SERVER) as server:
+        backend = await loaded_backend(server, make_backend)
+        too_long = "the request exceeds the available context size, try increasing it"
+        server.queue(Script(status=400, message=too_long), Script(status=400, message=too_long), "fits")
+        with pytest.raises(BackendError, match="context"):
+            await reply(backend)
+        assert text_of(await reply(backend)) == "fits"
+        asked = server.chat_requests()[-1].body
+        assert "top_k" in asked and "stream_options" in asked
+
+
 def _chat_args() -> tuple[list, object]:
     from openai_helpers import QUESTION
 
