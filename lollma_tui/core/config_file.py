@@ -78,7 +78,7 @@ def config_text(path: Path) -> str | None:
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigReadError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes; not read")
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # Notepad's byte order mark is not TOML
     except UnicodeDecodeError as error:
         raise ConfigReadError(f"{path}: not valid TOML ({error}); not used") from None
 
@@ -165,7 +165,11 @@ def _as_text(raw: object, format_value: Callable[[Any], str]) -> str:
     if isinstance(raw, str):
         return raw
     if isinstance(raw, bool | int | float):
-        return format_value(raw)
+        try:
+            return format_value(raw)
+        except (TypeError, ValueError, AttributeError):
+            # `stop = 5`: the setting shows only text, so it cannot take this value either.
+            raise SettingsError(f"takes text or a list of strings in quotes, not {raw!r}") from None
     if isinstance(raw, list):
         odd = next((item for item in raw if not isinstance(item, str)), None)
         if odd is None:

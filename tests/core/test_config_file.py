@@ -68,6 +68,23 @@ def test_bad_entries_are_reported_and_left_out(tmp_path: Path) -> None:
     assert "unknown section [setings]" in problems
 
 
+def test_a_number_or_on_off_where_text_is_wanted_is_reported_not_a_crash(tmp_path: Path) -> None:
+    path = write(tmp_path / "config.toml", "[settings]\nstop = 5\nseed = 7\n")
+    config = read_config(path)
+    assert config.settings == {"seed": 7}
+    assert config.problems == (f"{path}: settings.stop: takes text or a list of strings in quotes, not 5",)
+    config = read_config(write(tmp_path / "other.toml", "[settings]\nstop = true\n"))
+    assert config.settings == {} and len(config.problems) == 1
+
+
+def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    # Notepad and some Windows editors start a UTF-8 file with one.
+    path = tmp_path / "config.toml"
+    path.write_bytes("\ufeff[settings]\nn_ctx = 8192\n".encode())
+    config = read_config(path)
+    assert config.problems == () and config.settings == {"n_ctx": 8192}
+
+
 def test_a_file_that_is_not_toml_is_one_problem(tmp_path: Path) -> None:
     path = write(tmp_path / "config.toml", "[settings\nn_ctx = \n")
     config = read_config(path)
