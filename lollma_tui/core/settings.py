@@ -78,6 +78,12 @@ class LoadSettings:
         return replace(self, **changes)
 
 
+MAX_SEED = 2**32 - 2
+"""llama.cpp takes a 32-bit seed, and reads 2**32 - 1 as "draw a random one"."""
+MAX_COUNT = 2**31 - 1
+"""Token counts pass through C ints."""
+
+
 @dataclass(frozen=True, slots=True)
 class SamplingSettings:
     """Settings applied per reply; changing them never reloads the model."""
@@ -106,6 +112,12 @@ class SamplingSettings:
             raise SettingsError(f"repeat_penalty must be in (0, 5], not {self.repeat_penalty}")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise SettingsError(f"max_tokens must be 1 or more (or unset), not {self.max_tokens}")
+        for name in ("top_k", "max_tokens"):
+            count = getattr(self, name)
+            if count is not None and count > MAX_COUNT:
+                raise SettingsError(f"{name} must be at most {MAX_COUNT}, not {count}")
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
+            raise SettingsError(f"seed must be between 0 and {MAX_SEED} (or random), not {self.seed}")
 
     def with_changes(self, **changes: Any) -> SamplingSettings:
         return replace(self, **changes)

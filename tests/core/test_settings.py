@@ -30,6 +30,13 @@ def test_bad_load_values_name_the_field(changes: dict[str, object], field: str) 
         ({"min_p": 1.0}, "min_p"),
         ({"repeat_penalty": 0.0}, "repeat_penalty"),
         ({"max_tokens": 0}, "max_tokens"),
+        # llama.cpp takes a 32-bit seed (2**32 + 5 replied as 5 did) and reads 2**32 - 1 as
+        # "random"; the history could not read back a seed of 2**63.
+        ({"seed": 2**32 - 1}, "seed"),
+        ({"seed": 18446744073709551615}, "seed"),
+        ({"seed": -2}, "seed"),
+        ({"top_k": 2**63}, "top_k"),
+        ({"max_tokens": 2**63}, "max_tokens"),
     ],
 )
 def test_bad_sampling_values_name_the_field(changes: dict[str, object], field: str) -> None:

@@ -74,10 +74,12 @@ def message_from_row(row: Sequence[object]) -> Message:
 
 
 def sampling_from_row(row: Sequence[object]) -> SamplingSettings | None:
+    """The sampling a reply was asked with; None where it is unknown or no longer passes the
+    settings' checks (a seed an older version took): the reply itself still opens."""
     try:
         return codec.sampling_from_json(cast("str | None", row[9]), f"message {row[1]} sampling")
-    except ValueError as exc:
-        raise StoreError(f"unreadable message in the history file: {exc}") from exc
+    except ValueError:
+        return None
 
 
 def insert_message(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from store_helpers import raw_rows
+from store_helpers import raw_rows, sample_sampling
 
 from lollma_tui.core.chat.conversation import Conversation, Message
 from lollma_tui.core.chat.errors import AmbiguousIdError, NotFoundError
@@ -194,3 +195,24 @@ def test_parent_must_belong_to_the_conversation(store: ChatStore) -> None:
     (foreign, _) = _fill(store, other.id, 1)
     with pytest.raises(NotFoundError):
         store.add_message(one.id, Message("user", "x"), parent_id=foreign)
+
+
+def test_a_reply_whose_saved_sampling_cannot_be_read_still_opens(
+    store: ChatStore, reopen: Reopen, db_path: Path
+) -> None:
+    # An older version saved any seed; one that no longer passes the checks costs the reply its
+    # sampling line, not the whole conversation.
+    conversation = store.new_conversation()
+    store.add_message(conversation.id, Message("user", "hi"))
+    reply = store.add_message(conversation.id, Message("assistant", "hello"), sampling=sample_sampling())
+    store.close()
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute(
+            "UPDATE messages SET sampling = json_set(sampling, '$.seed', 9223372036854775807) WHERE id = ?",
+            (reply.id,),
+        )
+    conn.close()
+    window = reopen().load(conversation.id)
+    assert [m.content for m in window.conversation.messages] == ["hi", "hello"]
+    assert window.meta[reply.id].sampling is None
