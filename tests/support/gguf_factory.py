@@ -6,6 +6,7 @@ is a SentencePiece-style one (byte tokens plus a few word pieces), so any sample
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,9 +58,11 @@ class TinyModelSpec:
     chat_template: str | None = CHATML_TEMPLATE
     file_type: LlamaFileType = LlamaFileType.MOSTLY_F16
     seed: int = 0
+    script: tuple[str, ...] = ()
+    """Tokens the model writes, in order, then ends (see `_script_weights`); random if empty."""
 
 
-def _vocab() -> tuple[list[str], list[float], list[int]]:
+def _vocab(extra: tuple[str, ...] = ()) -> tuple[list[str], list[float], list[int]]:
     tokens = ["<unk>", "<s>", "</s>"]
     types = [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL]
     # Byte tokens for ASCII only: a random model that samples lone high bytes produces text
@@ -71,6 +74,10 @@ def _vocab() -> tuple[list[str], list[float], list[int]]:
     pieces = [f"▁{w}" for w in WORDS] + list("abcdefghijklmnopqrstuvwxyz") + ["▁"]
     tokens += pieces
     types += [TokenType.NORMAL] * len(pieces)
+    # Tokens a script needs that the pieces lack (think tags), written as text, as Qwen3's are.
+    added = [token for token in extra if token not in tokens]
+    tokens += added
+    types += [TokenType.USER_DEFINED] * len(added)
     # Pad to a round size so embedding rows quantize cleanly.
     while len(tokens) < 512:
         tokens.append(f"▁w{len(tokens)}")
@@ -83,7 +90,7 @@ def write_tiny_gguf(path: Path, spec: TinyModelSpec = TinyModelSpec()) -> Path:
     """Write a llama-architecture GGUF described by `spec` to `path` and return the path."""
     rng = np.random.default_rng(spec.seed)
     float_type = np.float32 if spec.file_type == LlamaFileType.ALL_F32 else np.float16
-    tokens, scores, types = _vocab()
+    tokens, scores, types = _vocab(spec.script)
     n_vocab = len(tokens)
     head_dim = spec.n_embd // spec.n_head
     n_embd_kv = head_dim * spec.n_head_kv
@@ -116,7 +123,12 @@ def write_tiny_gguf(path: Path, spec: TinyModelSpec = TinyModelSpec()) -> Path:
     def norm(n: int) -> np.ndarray:
         return np.ones(n, dtype=np.float32)
 
-    writer.add_tensor("token_embd.weight", weight(n_vocab, spec.n_embd))
+    scripted = _script_weights(spec, tokens, rng) if spec.script else None
+    if scripted is not None:
+        weight = _zeros(float_type)  # nothing but the embedding reaches the output
+    writer.add_tensor(
+        "token_embd.weight", scripted[0].astype(float_type) if scripted else weight(n_vocab, spec.n_embd)
+    )
     for i in range(spec.n_layer):
         writer.add_tensor(f"blk.{i}.attn_norm.weight", norm(spec.n_embd))
         writer.add_tensor(f"blk.{i}.attn_q.weight", weight(spec.n_embd, spec.n_embd))
@@ -128,10 +140,14 @@ def write_tiny_gguf(path: Path, spec: TinyModelSpec = TinyModelSpec()) -> Path:
         writer.add_tensor(f"blk.{i}.ffn_up.weight", weight(spec.n_ff, spec.n_embd))
         writer.add_tensor(f"blk.{i}.ffn_down.weight", weight(spec.n_embd, spec.n_ff))
     writer.add_tensor("output_norm.weight", norm(spec.n_embd))
-    output = weight(n_vocab, spec.n_embd)
-    # A zero row gives EOS a logit of 0 while the best of the other 511 random rows is well above
-    # it, so greedy decoding never ends a reply by itself: only a stop or the token limit does.
-    output[2, :] = 0
+    if scripted is not None:
+        output = scripted[1].astype(float_type)
+    else:
+        output = weight(n_vocab, spec.n_embd)
+        # A zero row gives EOS a logit of 0 while the best of the other 511 random rows is well
+        # above it, so greedy decoding never ends a reply by itself: only a stop or the token
+        # limit does.
+        output[2, :] = 0
     writer.add_tensor("output.weight", output)
 
     writer.write_header_to_file()
@@ -139,6 +155,40 @@ def write_tiny_gguf(path: Path, spec: TinyModelSpec = TinyModelSpec()) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def _zeros(float_type: type) -> Callable[..., np.ndarray]:
+    def zeros(*shape: int) -> np.ndarray:
+        return np.zeros(shape, dtype=float_type)
+
+    return zeros
+
+
+def _script_weights(
+    spec: TinyModelSpec, tokens: list[str], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embedding and output rows with which the model writes `spec.script` and then EOS.
+
+    With every layer's weights zero, the hidden state is the current token's embedding, so the
+    output matrix alone picks the next token: a chain of one-token steps. Each embedding is a
+    random vector (near orthogonal to the others) plus a constant first component. The first
+    scripted token's output row reads that constant, so it follows any token that is not in
+    the script (the end of every prompt); each later row reads its predecessor's vector, which
+    outscores that baseline.
+    """
+    n_vocab, n_embd = len(tokens), spec.n_embd
+    embedding = rng.standard_normal((n_vocab, n_embd))
+    embedding[:, 0] = 4.0
+    output = np.zeros((n_vocab, n_embd))
+    ids = [tokens.index(token) for token in spec.script]
+    if len(set(ids)) != len(ids):
+        raise ValueError("a script's tokens must differ: one token has one successor")
+    output[ids[0], 0] = 30.0 / 4.0
+    for previous, following in zip([*ids], [*ids[1:], 2], strict=True):
+        row = embedding[previous].copy()
+        row[0] = 0.0
+        output[following] += row * (64.0 / n_embd)
+    return embedding, output
 
 
 SLOW_PREFILL_SPEC = TinyModelSpec(

@@ -33,6 +33,7 @@ from lollma_tui.core.backends.base import (
     ReplyStats,
     StatusListener,
     TextDelta,
+    ThinkingDelta,
 )
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings
 from lollma_tui.core.workers.process import WorkerExited, WorkerProcess, describe_exit
@@ -380,7 +381,12 @@ class LlamaCppBackend:
                     if first_at is None:
                         first_at = time.perf_counter()
                     at = event.get("t")
-                    yield TextDelta(str(event["text"]), event.get("n"), at if isinstance(at, float) else None)
+                    if event.get("thinking"):
+                        yield ThinkingDelta(str(event["thinking"]))
+                    if event.get("text"):
+                        yield TextDelta(
+                            str(event["text"]), event.get("n"), at if isinstance(at, float) else None
+                        )
                 elif kind == proto.EV_DONE:
                     finished = True
                     figures = proto.WorkerReplyFigures.from_wire(event["figures"])

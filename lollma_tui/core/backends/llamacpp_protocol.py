@@ -22,7 +22,7 @@ OP_TOKENIZE = "tokenize"
 
 # Events (worker → app)
 EV_LOADED = "loaded"
-EV_DELTA = "delta"
+EV_DELTA = "delta"  # text, and thinking before it where the reply has a think block
 EV_DONE = "done"
 EV_TOKENS = "tokens"
 

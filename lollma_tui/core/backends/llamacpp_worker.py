@@ -18,6 +18,7 @@ from lollma_tui.core.backends import llamacpp_protocol as proto
 from lollma_tui.core.backends.base import ChatMessage
 from lollma_tui.core.backends.chat_formats import adapt_messages, format_for_architecture
 from lollma_tui.core.backends.repack import crash_if_asked, set_repack
+from lollma_tui.core.backends.think_tags import ThinkSplitter, opens_thinking
 from lollma_tui.core.settings import AUTO, LoadSettings, SamplingSettings
 from lollma_tui.core.workers.channel import Channel, finish, open_channel
 from lollma_tui.core.workers.logs import OWN_NOTE_PREFIX
@@ -42,32 +43,41 @@ class DeltaBatcher:
     that token takes), and the first token goes at once, so the reply starts as soon as it can.
     """
 
-    def __init__(self, channel: Channel, request_id: int) -> None:
+    def __init__(self, channel: Channel, request_id: int, splitter: ThinkSplitter) -> None:
         self._channel = channel
         self._request_id = request_id
-        self._pending: list[str] = []
+        self._splitter = splitter
+        # A reply's think block comes before its answer, so within one message thinking does too.
+        self._pending: dict[str, list[str]] = {"thinking": [], "text": []}
         self._count = 0
         self._made_at = 0.0
         self._sent_at = float("-inf")
 
     def add(self, text: str, count: int) -> None:
         """`text` of the reply, `count` tokens into it."""
-        self._pending.append(text)
+        for kind, piece in self._splitter.feed(text):
+            self._pending[kind].append(piece)
         self._count = count
         self._made_at = time.monotonic()
         if self._made_at - self._sent_at >= DELTA_EVERY_S:
             self.flush()
 
-    def flush(self) -> None:
-        """Send what is waiting (before the reply's end, an error, or a stop)."""
-        if not self._pending:
+    def flush(self, *, last: bool = False) -> None:
+        """Send what is waiting (before an error or a stop; `last` at the reply's end, when a
+        held-back half tag is text after all)."""
+        if last:
+            for kind, piece in self._splitter.flush():
+                self._pending[kind].append(piece)
+        thinking, text = ("".join(self._pending[kind]) for kind in ("thinking", "text"))
+        if not thinking and not text:
             return
-        text = "".join(self._pending)
-        self._pending.clear()
+        for pieces in self._pending.values():
+            pieces.clear()
         self._sent_at = self._made_at
-        self._channel.send(
-            {"ev": proto.EV_DELTA, "id": self._request_id, "text": text, "n": self._count, "t": self._made_at}
-        )
+        event: dict[str, Any] = {"ev": proto.EV_DELTA, "id": self._request_id, "text": text}
+        if thinking:
+            event["thinking"] = thinking
+        self._channel.send({**event, "n": self._count, "t": self._made_at})
 
 
 def _make_engine_class() -> type:
@@ -106,10 +116,15 @@ def _make_engine_class() -> type:
                     prompt = [*prompt, *self.tokenize(extra.encode(), add_bos=False, special=False)]
             return super().create_completion(prompt, *args, **kwargs)
 
+        prompt_opens_thinking = False
+        """Whether the chat template ended the prompt inside a think block (DeepSeek-R1's)."""
+
         def generate(
             self, tokens: Sequence[int], *args: Any, **kwargs: Any
         ) -> Generator[int, Sequence[int] | None, None]:
             self.prompt_tokens = len(tokens)
+            end = self.detokenize(list(tokens[-8:]), special=True).decode(errors="replace")
+            self.prompt_opens_thinking = opens_thinking(end)
             for token in super().generate(tokens, *args, **kwargs):
                 if self.cancel_event.is_set():
                     return
@@ -272,7 +287,8 @@ class Worker:
             llm = self.llm
             sampling = proto.sampling_from_wire(request["sampling"])
             messages = [ChatMessage(m["role"], m["content"]) for m in request["messages"]]
-            if messages and messages[-1].role == "assistant":
+            continuing = bool(messages) and messages[-1].role == "assistant"
+            if continuing:
                 llm.continue_text = messages.pop().content
             messages = adapt_messages(messages, self.chat_format)
             llm.cancel_event = cancel
@@ -281,11 +297,14 @@ class Worker:
             llm._ctx.reset_timings()
             crash_if_asked("reply", self.repack)
             finish = "length"
-            deltas = DeltaBatcher(self.channel, request_id)
+            deltas: DeltaBatcher | None = None
             try:
                 for chunk in self._stream(llm, messages, sampling):
                     choice = chunk["choices"][0]
                     text = choice["delta"].get("content")
+                    if deltas is None:  # the prompt is known once the first chunk comes
+                        splitter = ThinkSplitter(thinking=llm.prompt_opens_thinking, answering=continuing)
+                        deltas = DeltaBatcher(self.channel, request_id, splitter)
                     if text:
                         deltas.add(text, llm.sampled)
                     if choice.get("finish_reason"):
@@ -293,13 +312,15 @@ class Worker:
             except Cancelled:
                 pass
             except ValueError as error:
-                deltas.flush()
+                if deltas is not None:
+                    deltas.flush()
                 kind = proto.ERR_CONTEXT if "exceed context window" in str(error) else proto.ERR_GENERATION
                 self.channel.send(
                     {"ev": proto.EV_ERROR, "id": request_id, "kind": kind, "message": str(error)}
                 )
                 return
-            deltas.flush()
+            if deltas is not None:
+                deltas.flush(last=True)
             if cancel.is_set():
                 finish = "cancelled"
             perf = llama_cpp.llama_perf_context(llm.ctx)

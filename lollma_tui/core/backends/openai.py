@@ -54,9 +54,9 @@ from lollma_tui.core.backends.openai_host import api_key, base_url, host_and_por
 from lollma_tui.core.backends.openai_probe import probe_server, refresh_live
 from lollma_tui.core.backends.openai_request import chat_body, delta_text, quant_in_names
 from lollma_tui.core.backends.openai_stats import Clock, StreamFigures, reply_stats
-from lollma_tui.core.backends.openai_think import ThinkSplitter
 from lollma_tui.core.backends.server_state import ServerBackendState
 from lollma_tui.core.backends.stream_reads import batched_reads
+from lollma_tui.core.backends.think_tags import ThinkSplitter
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings
 
 T = TypeVar("T")

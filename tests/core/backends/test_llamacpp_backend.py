@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from gguf_factory import WORDS, TinyModelSpec, write_tiny_gguf
+from gguf_factory import CHATML_TEMPLATE, WORDS, TinyModelSpec, write_tiny_gguf
 from slow_worker import slow_loading_python
 
 from lollma_tui.core.backends.base import (
@@ -24,6 +24,7 @@ from lollma_tui.core.backends.base import (
     ModelLoadError,
     ReplyDone,
     TextDelta,
+    ThinkingDelta,
 )
 from lollma_tui.core.backends.llamacpp import LlamaCppBackend
 from lollma_tui.core.backends.llamacpp_worker import DELTA_EVERY_S
@@ -449,3 +450,44 @@ async def test_a_load_after_a_stop_that_killed_the_worker_does_not_load_the_old_
         assert backend.status.loaded is loaded and len(backend.process_ids()) == 1
     finally:
         await backend.close()
+
+
+REASONING = ("<think>", "▁memory", "▁cache", "</think>", "▁the", "▁model", "▁is", "▁fast")
+"""What a reasoning model (Qwen3, DeepSeek-R1) writes: a think block, then its answer."""
+
+
+async def thinking_and_text(backend: LlamaCppBackend, messages: list[ChatMessage]) -> tuple[str, str]:
+    thinking = text = ""
+    async for event in backend.stream_chat(messages, GREEDY):
+        if isinstance(event, ThinkingDelta):
+            thinking += event.text
+        elif isinstance(event, TextDelta):
+            text += event.text
+    return thinking, text
+
+
+async def test_a_reasoning_model_s_think_block_is_thinking_not_the_answer(
+    backend: LlamaCppBackend, tmp_path: Path
+) -> None:
+    # Before, the tags and the thoughts came through as the answer's text.
+    model = write_tiny_gguf(tmp_path / "reasoning.gguf", TinyModelSpec(script=REASONING))
+    await backend.load(LoadSettings(model=str(model)))
+    thinking, text = await thinking_and_text(backend, [ChatMessage("user", "why?")])
+    assert (thinking, text) == (" memory cache", "the model is fast")
+
+
+async def test_a_think_block_the_chat_template_opened_is_thinking_too(
+    backend: LlamaCppBackend, tmp_path: Path
+) -> None:
+    # DeepSeek-R1's template ends the prompt with "<think>\n": the model writes only the end tag.
+    template = CHATML_TEMPLATE.replace("'<|im_start|>assistant\\n'", "'<|im_start|>assistant\\n<think>\\n'")
+    assert template != CHATML_TEMPLATE
+    spec = TinyModelSpec(script=REASONING[1:], chat_template=template)
+    model = write_tiny_gguf(tmp_path / "opened.gguf", spec)
+    await backend.load(LoadSettings(model=str(model)))
+    thinking, text = await thinking_and_text(backend, [ChatMessage("user", "why?")])
+    assert (thinking, text) == (" memory cache", "the model is fast")
+    # A continued reply goes on with its answer: the prompt then ends in that, not in the tag.
+    continued = [ChatMessage("user", "why?"), ChatMessage("assistant", "Because")]
+    thinking, text = await thinking_and_text(backend, continued)
+    assert thinking == "" and text.startswith(" memory cache")

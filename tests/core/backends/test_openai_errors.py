@@ -152,7 +152,7 @@ async def test_a_strict_server_gets_the_plain_request(make_backend: Factory) -> 
         assert "top_k" not in retried and "stream_options" not in retried
 
 
-async def test_a_refusal_that_the_plain_request_gets_too_keeps_the_full_request(make_backend: Factory) -> None:
+async def test_a_refusal_the_plain_request_gets_too_keeps_the_full_request(make_backend: Factory) -> None:
     # A prompt longer than the context is refused with a 400 however it is asked: it says
     # nothing about the fields, which the next reply still sends (sampling, usage figures).
     with OpenAITestServer(Flavour.LLAMA_SERVER) as server:

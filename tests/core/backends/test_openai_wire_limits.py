@@ -18,7 +18,6 @@ from lollma_tui.core.backends.openai_extras import (
 )
 from lollma_tui.core.backends.openai_request import quant_in_names
 from lollma_tui.core.backends.openai_stats import Clock, StreamFigures, reply_stats
-from lollma_tui.core.backends.openai_think import ThinkSplitter
 from lollma_tui.core.checked import WireError
 from lollma_tui.core.settings import BackendKind
 
@@ -127,23 +126,6 @@ def test_metrics_lines_fail_one_by_one() -> None:
     assert metrics.kv_cache_usage is None and metrics.requests_waiting is None
     assert len(problems) == 3
     assert problems[0].startswith("/metrics llamacpp:kv_cache_usage_ratio: 7.5 is outside")
-
-
-@pytest.mark.parametrize("split", [1, 2, 3, 5, 7, 8, 10, 13])
-def test_think_tags_split_anywhere(split: int) -> None:
-    text = "<think>plan it</think>The answer."
-    splitter = ThinkSplitter()
-    pieces = [*splitter.feed(text[:split]), *splitter.feed(text[split:]), *splitter.flush()]
-    thinking = "".join(p for kind, p in pieces if kind == "thinking")
-    answer = "".join(p for kind, p in pieces if kind == "text")
-    assert (thinking, answer) == ("plan it", "The answer.")
-
-
-def test_a_lone_angle_bracket_is_text() -> None:
-    splitter = ThinkSplitter()
-    pieces = [*splitter.feed("a <b and <thin"), *splitter.feed("g> c"), *splitter.flush()]
-    assert "".join(p for _, p in pieces) == "a <b and <thing> c"
-    assert all(kind == "text" for kind, _ in pieces)
 
 
 def test_quantization_is_read_from_names() -> None:
