@@ -18,6 +18,15 @@ from lollma_tui.core.backends.base import Role
 from lollma_tui.core.chat.errors import AmbiguousIdError, NotFoundError
 
 
+UNSPACED_SCRIPT = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf"
+    "\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]"
+)
+"""Thai, Lao, Myanmar, Khmer, Japanese kana, Chinese characters and Hangul: scripts written
+without spaces between words (or, in Korean, with particles joined to them). The index takes a
+whole run of them for one word, so a word inside one is looked for with LIKE."""
+
+
 @dataclass(frozen=True, slots=True)
 class SearchHit:
     conversation_id: str
@@ -48,7 +57,7 @@ class SearchStatement:
 
 def search_statement(query: str, *, fts: bool, limit: int, marks: tuple[str, str]) -> SearchStatement | None:
     """The statement matching every word of `query` (the last as a prefix); None when it has none."""
-    if fts:
+    if fts and not UNSPACED_SCRIPT.search(query):
         match = fts_query(query)
         if match is None:
             return None
@@ -61,7 +70,8 @@ def search_statement(query: str, *, fts: bool, limit: int, marks: tuple[str, str
             (marks[0], marks[1], match, limit),
             marks,
         )
-    # Fallback for a sqlite without FTS5: slow on big histories, but search still works.
+    # For a sqlite without FTS5, and for scripts written without spaces: slow on big histories,
+    # but it finds a word anywhere in a message.
     terms = query.split()
     if not terms:
         return None
@@ -83,7 +93,8 @@ def fts_query(text: str) -> str | None:
     if not chunks:
         return None
     phrases = ['"' + chunk.replace('"', '""') + '"' for chunk in chunks]
-    phrases[-1] += "*"
+    if re.search(r"\w$", chunks[-1]):
+        phrases[-1] += "*"  # "C++" or "C#" as a prefix would be every word that starts with c
     return " ".join(phrases)
 
 

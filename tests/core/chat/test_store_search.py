@@ -97,3 +97,27 @@ def test_hits_on_hidden_branches_can_be_located(store: ChatStore, filled: dict[s
     assert (location.conversation_id, location.index, location.in_thread) == (filled["physics"], 0, False)
     store.switch_branch(hit.message_id)
     assert store.locate(hit.message_id).in_thread
+
+
+def test_words_inside_chinese_and_japanese_text_are_found(store: ChatStore) -> None:
+    # These scripts write no spaces: the index holds a whole run as one word, so only the
+    # characters a message starts with could be found.
+    chat = store.new_conversation()
+    chinese = store.add_message(chat.id, Message("user", "我喜欢编程语言和数据库")).id
+    japanese = store.add_message(chat.id, Message("assistant", "日本語のテキストを検索する")).id
+    store.add_message(chat.id, Message("user", "plain words"))
+    assert [h.message_id for h in store.search("数据库")] == [chinese]
+    assert [h.message_id for h in store.search("検索")] == [japanese]
+    assert [h.message_id for h in store.search("テキスト 検索")] == [japanese]
+    (hit,) = store.search("编程")
+    assert "[编程]" in hit.snippet
+    assert store.search("编程 検索") == []
+
+
+def test_a_word_ending_in_a_symbol_is_not_taken_for_its_first_letter(
+    store: ChatStore, filled: dict[str, str]
+) -> None:
+    chat = store.new_conversation()
+    cpp = store.add_message(chat.id, Message("user", "Is C++ faster than C#?")).id
+    assert [h.message_id for h in store.search("C++")] == [cpp]  # not "Café" too
+    assert [h.message_id for h in store.search("C#")] == [cpp]
