@@ -17,7 +17,6 @@ from typing import Any
 from lollma_tui.core.backends.base import Role
 from lollma_tui.core.chat.errors import AmbiguousIdError, NotFoundError
 
-
 UNSPACED_SCRIPT = re.compile(
     "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf"
     "\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]"
