@@ -7,6 +7,7 @@ the checks live here. Import never touches what is already stored: a tree whose 
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -72,7 +73,9 @@ def tree_from_rows(conversation_id: str, fetched: TreeRows) -> ConversationTree:
 
 def insert_tree(conn: sqlite3.Connection, tree: ConversationTree) -> str:
     """Insert a checked tree (see `check_tree`) inside the caller's write transaction; returns its id."""
-    if ids_taken(conn, tree):
+    if ids_taken(conn, tree) or not OWN_ID.fullmatch(tree.id):
+        # Taken (a backup imported again), or not ours: commands name a chat by its first hex
+        # digits, so "my-chat" from another tool could be imported but never named again.
         tree = with_fresh_ids(tree)
     conn.execute(
         "INSERT INTO conversations(id, title, system_prompt, created_at, updated_at, leaf_id)"
@@ -87,6 +90,10 @@ def insert_tree(conn: sqlite3.Connection, tree: ConversationTree) -> str:
         state = ReplyState.INCOMPLETE if message.state is ReplyState.STREAMING else message.state
         insert_message(conn, tree.id, message, stored.parent_id, depth, state, stored.sampling)
     return tree.id
+
+
+OWN_ID = re.compile(r"[0-9a-f]{32}")
+"""The ids lollma-tui gives (uuid4 hex)."""
 
 
 def ids_taken(conn: sqlite3.Connection, tree: ConversationTree) -> bool:

@@ -121,6 +121,20 @@ def _mutations() -> list[tuple[str, Callable[[dict[str, Any]], object]]]:
     ]
 
 
+def test_a_file_whose_ids_are_not_ours_gets_ids_the_history_commands_can_name(
+    store: ChatStore, chat_id: str
+) -> None:
+    # Ids are looked up by their first hex digits (`history show 3f2a`); "my-chat" could be
+    # imported but never named again.
+    document = json.loads(export_json(store, chat_id))
+    store.delete_conversation(chat_id)
+    document["conversation"]["id"] = "My-Chat-Export-1"
+    imported = import_json(store, json.dumps(document))
+    assert imported != "My-Chat-Export-1"
+    assert store.resolve_id(imported[:8]) == imported
+    assert store.message_tree(imported).title == document["conversation"]["title"]
+
+
 @pytest.mark.parametrize(("name", "mutate"), _mutations(), ids=[name for name, _ in _mutations()])
 def test_invalid_import_writes_nothing(
     store: ChatStore, chat_id: str, db_path: Path, name: str, mutate: Callable[[dict[str, Any]], object]
