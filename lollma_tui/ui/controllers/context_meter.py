@@ -76,7 +76,8 @@ class ContextMeter:
         if current is None:
             return None
         new_tokens, exact = await self.measure(text)
-        needed = new_tokens + TURN_OVERHEAD_TOKENS + reply_reserve(self._models.sampling.max_tokens)
+        reserve = reply_reserve(self._models.sampling.max_tokens, current.n_ctx)
+        needed = new_tokens + TURN_OVERHEAD_TOKENS + reserve
         check = replace(current, needed=needed, exact=current.exact and exact)
         return check if check.overflows else None
 

@@ -20,4 +20,13 @@ def test_keep_from_drops_the_oldest_turns_only_as_far_as_needed() -> None:
 def test_estimates_and_reserve() -> None:
     assert estimate_tokens("") == 0
     assert estimate_tokens("abcdefgh") == 2
-    assert reply_reserve(None) > 0 and reply_reserve(64) == 64
+    assert reply_reserve(None, 4096) > 0 and reply_reserve(64, 4096) == 64
+    assert reply_reserve(None, 512) == reply_reserve(None, 4096)
+
+
+def test_a_reply_limit_as_large_as_the_context_does_not_make_every_message_overflow() -> None:
+    # With max_tokens 4096 in a 4096 context, a 62-token chat "would overflow" and truncating
+    # left out every earlier turn, at every message.
+    assert reply_reserve(4096, 4096) <= 1024
+    assert not ContextCheck(used=62, needed=20 + reply_reserve(4096, 4096), n_ctx=4096, exact=True).overflows
+    assert reply_reserve(3000, 32768) == 3000
