@@ -367,18 +367,18 @@ class SettingsDrawer(Vertical):
             select.value = value
         variant = self._menu.variant(draft.model)
         layers = self.query_one("#n_gpu_layers", Stepper)
-        layers.scale = LayerScale(n_layers_of(variant))
         context = self.query_one("#n_ctx", Stepper)
+        if force:
+            layers.discard_typing()
+            context.discard_typing()
+        with layers.prevent(Stepper.Changed):
+            # Shown on this model's scale, not an edit: `--ngl 99` ("all") stays 99 in the draft.
+            layers.scale = LayerScale(n_layers_of(variant))
+            if layers.error is None:
+                layers.value = layers.scale.fit(draft.n_gpu_layers)
         context.scale = ContextScale(n_ctx_train_of(variant))
-        steppers: tuple[tuple[Stepper, StepValue], ...] = (
-            (layers, draft.n_gpu_layers),
-            (context, draft.n_ctx),
-        )
-        for stepper, stepped in steppers:
-            if force:
-                stepper.discard_typing()
-            if stepper.error is None:
-                stepper.value = stepper.scale.fit(stepped)
+        if context.error is None:
+            context.value = context.scale.fit(draft.n_ctx)
         for name in _SWITCHES:
             self.query_one(f"#{name}", Switch).value = getattr(draft, name)
         self.query_one("#kv_cache_type", Select).value = draft.kv_cache_type

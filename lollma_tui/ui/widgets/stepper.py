@@ -87,7 +87,10 @@ class LayerScale:
         return f"{value}/{self.top}" if self.n_layers is not None else str(value)
 
     def fit(self, value: StepValue) -> StepValue:
-        return value if isinstance(value, str) or value < 0 else min(value, self.top)
+        if isinstance(value, str) or value < 0:
+            return value
+        # `--ngl 99` is llama.cpp's way to say "all": shown as such for any model.
+        return -1 if self.n_layers is not None and value > self.top else value
 
 
 CONTEXT_FLOOR = 512

@@ -527,6 +527,27 @@ async def test_another_model_brings_its_own_layer_and_context_range(
         assert context.value == 16384
 
 
+async def test_a_layer_count_above_the_model_s_is_shown_as_all_and_left_as_it_was(
+    llama_catalog: Catalog, ollama_catalog: Catalog, f16_path: str
+) -> None:
+    # `--ngl 99`, llama.cpp's "everything": opening the drawer rewrote it to this model's 3,
+    # showed that as a change, and a deeper model chosen next got 3 layers on the GPU.
+    drawer = make_drawer(llama_catalog, ollama_catalog, f16_path, n_gpu_layers=99)
+    app = DrawerHost(drawer)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_drawer(pilot, drawer)
+        layers = drawer.query_one("#n_gpu_layers", Stepper)
+        assert "all" in str(layers.render())
+        assert drawer.draft_load.n_gpu_layers == 99
+        assert marked(drawer, "-reload") == set()
+        assert drawer.query_one("#apply", Button).disabled
+        await tab_to(pilot, "model")
+        await pilot.press("enter", "down", "enter")
+        await pilot.pause()
+        assert drawer.draft_load.n_gpu_layers == 99
+        assert "all" in str(layers.render())
+
+
 async def test_typing_a_layer_count(llama_catalog: Catalog, ollama_catalog: Catalog, f16_path: str) -> None:
     drawer = make_drawer(llama_catalog, ollama_catalog, f16_path)
     app = DrawerHost(drawer)
@@ -604,9 +625,11 @@ async def test_a_model_outside_the_catalog_is_still_shown_and_kept(
         await pilot.pause()
         # No Q5_K_M of tiny-llama: its first (smallest) file is picked.
         assert drawer.draft_load.model == q8_path
-        # tiny-llama has 2 layers: 7 comes down to its top, 3 (every layer and the output head).
-        assert drawer.draft_load.n_gpu_layers == 3
-        assert marked(drawer, "-reload") == {"model", "quant", "n_gpu_layers"}
+        # tiny-llama has 2 layers (3 with the output head): 7 is more than it has, so all of
+        # them, as llama.cpp reads it; the count is left as the user gave it.
+        assert drawer.draft_load.n_gpu_layers == 7
+        assert "all" in str(layers.render())
+        assert marked(drawer, "-reload") == {"model", "quant"}
 
 
 async def test_reset_also_drops_digits_typed_into_a_stepper(

@@ -103,8 +103,9 @@ def test_layer_scale_runs_from_auto_through_every_layer_to_all() -> None:
     assert scale.parse("3") == 3
     with pytest.raises(SettingsError, match="GPU layers must be between 0 and 3, not 4"):
         scale.parse("4")
-    # A model with fewer layers: counts beyond its top come down to it; auto and all stay.
-    assert [scale.fit(v) for v in (10, AUTO, -1, 1)] == [3, AUTO, -1, 1]
+    # A model with fewer layers: a count beyond its top is all of them, as llama.cpp reads
+    # `--ngl 99`; auto and all stay.
+    assert [scale.fit(v) for v in (10, AUTO, -1, 1, 3)] == [-1, AUTO, -1, 1, 3]
 
 
 def test_layer_scale_without_a_layer_count() -> None:
