@@ -49,7 +49,7 @@ from lollma_tui.ui.widgets.settings_form import (
     rebase,
 )
 from lollma_tui.ui.widgets.settings_rows import ApplyBar, FieldRow, FitLine, compact_select, text_row
-from lollma_tui.ui.widgets.stepper import ContextScale, LayerScale, Stepper, StepValue
+from lollma_tui.ui.widgets.stepper import ContextScale, LayerScale, Stepper
 
 _SWITCHES = ("flash_attn", "use_mmap", "use_mlock")
 _TEXT_FIELDS = {f.name: f for f in LOAD_TEXT_FIELDS}
