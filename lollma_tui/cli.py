@@ -168,7 +168,14 @@ def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) 
     )
     from lollma_tui.core.settings_table import LOAD_NAMES, SETTINGS
 
-    chosen = dict(config.settings) if config is not None else {}
+    written = dict(config.settings) if config is not None else {}
+    chosen = dict(written)
+    if args.demo or (
+        args.backend and BackendKind(args.backend) != written.get("backend", BackendKind.LLAMA_CPP)
+    ):
+        # The file's model is for the file's backend (/keep writes the two together), and
+        # --demo asks for the demo: neither should send a start looking for that model.
+        chosen.pop("model", None)
     try:
         for setting in SETTINGS:
             text = getattr(args, setting.name, None)

@@ -44,6 +44,18 @@ def test_the_config_file_can_name_the_backend_and_model() -> None:
     assert options_for("--model", "qwen3:0.6b", config=config).load.model == "qwen3:0.6b"
 
 
+def test_the_config_file_s_model_is_for_its_backend_and_gives_way_to_demo(tiny_gguf: Path) -> None:
+    # /keep on Ollama writes both; a llama.cpp start then looked for a file "llama3.2:1b".
+    ollama = ConfigFile(Path("config.toml"), {"backend": BackendKind.OLLAMA, "model": "llama3.2:1b"})
+    options = options_for("--backend", "llama.cpp", config=ollama)
+    assert options.demo and options.load.backend is BackendKind.LLAMA_CPP
+    assert options_for("--backend", "llama.cpp", "--demo", "smollm2", config=ollama).demo
+    # A GGUF in the file: --demo asks for the demo, it does not clash with a --model never typed.
+    gguf = ConfigFile(Path("config.toml"), {"model": str(tiny_gguf)})
+    assert options_for(config=gguf).load.model == str(tiny_gguf.resolve())
+    assert options_for("--demo", "smollm2", config=gguf).demo
+
+
 def test_config_problems_travel_to_the_app(tiny_gguf: Path) -> None:
     config = ConfigFile(Path("config.toml"), {}, ("config.toml: settings.n_ctx: too small",))
     assert options_for("--model", str(tiny_gguf), config=config).config_problems == config.problems
