@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import overload
 
-from lollma_tui.core.settings import BackendKind
-from lollma_tui.core.settings_table import SETTING_NAMES, SETTINGS, setting
+from lollma_tui.core.settings import BackendKind, SettingsError
+from lollma_tui.core.settings_table import SETTING_NAMES, SETTINGS, find_setting, setting
 
 
 def default_setting_values() -> dict[str, tuple[str, ...]]:
@@ -251,6 +251,11 @@ def parse_command(text: str, known: tuple[CommandSpec, ...] = COMMANDS) -> Comma
         matches = sorted(n for n in names if n.startswith(name)) if name else []
         if len(matches) == 1:
             name = matches[0]
+        elif not matches and _is_setting(head):
+            value = argument.strip() or "VALUE"
+            raise CommandError(
+                f"unknown command /{head} — /set {head.replace('-', '_')} {value} changes that setting"
+            )
         else:
             hint = (
                 f" — did you mean {', '.join('/' + m for m in matches)}?"
@@ -259,6 +264,14 @@ def parse_command(text: str, known: tuple[CommandSpec, ...] = COMMANDS) -> Comma
             )
             raise CommandError(f"unknown command /{head}{hint}")
     return Command(name, argument.strip())
+
+
+def _is_setting(text: str) -> bool:
+    try:
+        find_setting(text)
+    except SettingsError:
+        return False
+    return True
 
 
 def unescape_message(text: str) -> str:

@@ -58,6 +58,14 @@ def test_unknown_command_points_at_help() -> None:
         parse_command("/frobnicate")
 
 
+def test_a_setting_typed_as_a_command_points_at_set() -> None:
+    # /ctx and /ngl are commands, so /temp 0.3 looked like one too.
+    with pytest.raises(CommandError, match=r"unknown command /temp — /set temp 0.3 changes that setting"):
+        parse_command("/temp 0.3")
+    with pytest.raises(CommandError, match=r"/set top_p VALUE changes that setting"):
+        parse_command("/top-p")
+
+
 def test_double_slash_sends_text() -> None:
     assert not is_command("//not a command")
     assert unescape_message("//etc/hosts is a file") == "/etc/hosts is a file"
