@@ -297,3 +297,31 @@ async def test_everything_fits_and_works_by_keyboard_at_80x24(demo_gguf: Path) -
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is screen
+
+
+async def test_off_the_demo_its_own_sampling_gives_way_to_the_defaults(
+    demo_gguf: Path, tiny_gguf: Path
+) -> None:
+    # The demo's 160-token limit and strong repeat penalty carried over to the user's own model,
+    # and /keep then wrote them into config.toml for every later start.
+    app = make_app(demo_gguf, demo=True)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        await send(pilot, "/set temperature 0.3")  # the user's own choice stays
+        await wait_until(pilot, lambda: main.models.sampling.temperature == 0.3)
+        await send(pilot, f"/model {tiny_gguf}")
+        await wait_until(
+            pilot, lambda: main.models.loaded is not None and main.models.loaded.name == "tiny-llama"
+        )
+        await wait_until(pilot, lambda: any("Sampling back at the defaults" in n for n in notices(app)))
+        sampling = main.models.sampling
+        assert sampling.temperature == 0.3
+        defaults = SamplingSettings()
+        assert (sampling.repeat_penalty, sampling.max_tokens, sampling.top_p) == (
+            defaults.repeat_penalty,
+            defaults.max_tokens,
+            defaults.top_p,
+        )
+        (note,) = [n for n in notices(app) if "Sampling back" in n]
+        assert "max_tokens unlimited" in note and "temperature" not in note

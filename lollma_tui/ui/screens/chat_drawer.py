@@ -66,6 +66,7 @@ class ChatDrawer:
             drawer.busy = step
             if step is None:
                 drawer.applied_load = self._screen.models.settings
+                drawer.applied_sampling = self._screen.models.sampling  # a swap off the demo resets it
 
     def choices_refreshed(self, message: ChoicesRefreshed) -> None:
         drawer = self._screen.settings_drawer
