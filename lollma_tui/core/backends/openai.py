@@ -55,7 +55,7 @@ from lollma_tui.core.backends.openai_probe import probe_server, refresh_live
 from lollma_tui.core.backends.openai_request import chat_body, delta_text, quant_in_names
 from lollma_tui.core.backends.openai_stats import Clock, StreamFigures, reply_stats
 from lollma_tui.core.backends.server_state import ServerBackendState
-from lollma_tui.core.backends.stream_reads import batched_reads
+from lollma_tui.core.backends.stream_reads import stamped_reads
 from lollma_tui.core.backends.think_tags import ThinkSplitter
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings
 
@@ -70,6 +70,18 @@ _ID_LIST = 6
 
 class _End:
     """The stream ended."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Read:
+    chunk: Any
+    arrived: float | None
+    """When it came (perf_counter), where known (`stamped_reads`)."""
+
+
+def _has_text(chunk: Any) -> bool:
+    delta = delta_text(chunk)
+    return bool(delta.content or delta.reasoning)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -273,12 +285,13 @@ class OpenAIBackend(ServerBackendState):
         first_at: float | None = None
         last_at: float | None = None
         chunks = 0
+        timed: tuple[float, int] | None = None  # the last chunk whose arrival is known, and its count
         finish: str | None = None
         try:
             while True:
                 item = await queue.get()
                 if self._cancel_requested or item is None:
-                    clock = Clock(started, first_at, last_at, time.perf_counter(), chunks)
+                    clock = Clock(started, first_at, last_at, time.perf_counter(), chunks, timed)
                     yield ReplyDone("cancelled", reply_stats(self._setup(loaded), figures, clock))
                     return
                 if isinstance(item, _Failure):
@@ -288,17 +301,20 @@ class OpenAIBackend(ServerBackendState):
                         raise self._chat_failure(None, loaded.name, streaming=chunks > 0)
                     for kind, piece in splitter.flush():
                         yield TextDelta(piece, chunks) if kind == "text" else ThinkingDelta(piece)
-                    clock = Clock(started, first_at, last_at, time.perf_counter(), chunks)
+                    clock = Clock(started, first_at, last_at, time.perf_counter(), chunks, timed)
                     stats = reply_stats(self._setup(loaded), figures, clock)
                     yield ReplyDone("length" if finish == "length" else "stop", stats)
                     return
+                read, item = item, item.chunk
                 figures.take(item.model_extra, item.usage.model_dump() if item.usage is not None else None)
                 delta = delta_text(item)
                 finish = delta.finish_reason or finish
                 if delta.content or delta.reasoning:
-                    last_at = time.perf_counter()
+                    last_at = read.arrived or time.perf_counter()
                     first_at = first_at or last_at
                     chunks += 1
+                    if read.arrived is not None:
+                        timed = (read.arrived, chunks)
                 if delta.reasoning:
                     yield ThinkingDelta(delta.reasoning)
                 for kind, piece in splitter.feed(delta.content):
@@ -322,8 +338,8 @@ class OpenAIBackend(ServerBackendState):
         try:
             stream = await self._open_stream(model, messages, sampling)
             async with stream:
-                async for chunk in batched_reads(stream):
-                    queue.put_nowait(chunk)
+                async for chunk, arrived in stamped_reads(stream, pause_after=_has_text):
+                    queue.put_nowait(_Read(chunk, arrived))
         except asyncio.CancelledError:
             queue.put_nowait(None)
             raise

@@ -144,6 +144,9 @@ class Clock:
     ended: float
     chunks: int
     """Chunks that carried text or thinking."""
+    timed: tuple[float, int] | None = None
+    """When the last chunk whose arrival is known came, and how many chunks had come by then:
+    chunks read in a batch after a pause arrived at some moment the pause hides."""
 
     @property
     def ttft_s(self) -> float | None:
@@ -151,6 +154,11 @@ class Clock:
 
     def rate(self, tokens: int) -> float | None:
         """Tokens after the first over the time they took to arrive."""
+        if self.first_at is not None and self.timed is not None and self.chunks:
+            at, count = self.timed
+            if count >= 2 and at > self.first_at:
+                # The chunks' pace up to the last known arrival, in tokens (a chunk may hold more).
+                return (count - 1) / (at - self.first_at) * tokens / self.chunks
         if tokens < 2 or self.first_at is None or self.last_at is None or self.last_at <= self.first_at:
             return None
         return (tokens - 1) / (self.last_at - self.first_at)

@@ -59,6 +59,22 @@ async def test_llama_server_timings_are_the_reply_figures(
     assert done.stats.prompt_tokens == timings["prompt_n"] + timings["cache_n"]
 
 
+@pytest.mark.parametrize("flavour", [Flavour.VLLM, Flavour.PLAIN])
+async def test_a_server_without_timings_is_timed_by_when_its_tokens_arrive(
+    flavour: Flavour, make_backend: Factory
+) -> None:
+    # The stream is read in batches, every 50 ms: the last tokens were stamped when read, up
+    # to 50 ms after they came, and a short reply at 100 tok/s read as 60 to 80.
+    with OpenAITestServer(flavour, tokens_per_second=100.0) as server:
+        server.queue(" ".join(f"w{i}" for i in range(12)))
+        backend = make_backend(server.base_url)
+        await backend.load(openai_settings(server.models[0].id))
+        done = done_of(await reply(backend))
+        sent = server.records.replies[-1]["predicted_per_second"]  # the server's own pace
+        assert done.stats.gen_tokens == 12 and done.stats.source is EXPECTED_SOURCE[flavour]
+        assert done.stats.gen_tps == pytest.approx(sent, rel=0.2)
+
+
 async def test_llama_server_extras_are_found(llama_server: OpenAITestServer, make_backend: Factory) -> None:
     backend = make_backend(llama_server.base_url)
     loaded = await backend.load(openai_settings(llama_server.models[0].id))
