@@ -47,6 +47,8 @@ def format_rate(avg: float, stddev: float) -> str:
 
 def _ngl(record: BenchRecord) -> str:
     requested = record.n_gpu_layers_requested
+    if requested == "server":
+        return requested  # an OpenAI-compatible server does not say
     if requested in ("auto", "all") and requested != str(record.n_gpu_layers):
         return f"{requested} ({record.n_gpu_layers})"
     return str(record.n_gpu_layers)

@@ -188,6 +188,7 @@ class OllamaRun:
             n_threads=self.config.threads or 0,
             n_gpu_layers=loaded.n_gpu_layers,
             backend_impl="ollama",
+            server=self.backend.base_url,
             ollama_version=version,
             model_name=self.config.model.name,
             quant=info.quantization or self.config.model.quant,

@@ -69,6 +69,7 @@ class OpenAIRun:
         )
         extras = self.backend.extras
         hardware = self.ctx.hardware
+        context = "n_ctx not reported by the server" if loaded.n_ctx_assumed else f"n_ctx {loaded.n_ctx}"
         base = BenchRecord(
             cpu_info=hardware.cpu_model or "",
             gpu_info=", ".join(g.name for g in hardware.gpus),
@@ -82,7 +83,8 @@ class OpenAIRun:
             quant=loaded.quant,
             n_gpu_layers_requested="server",
             test_time=utc_now(),
-            notes=(f"{extras.label} at {self.backend.base_url}, n_ctx {loaded.n_ctx}",),
+            server=self.backend.base_url,
+            notes=(f"{extras.label} at {self.backend.base_url}, {context}",),
         )
         return await run_chat_test(
             self.ctx,

@@ -124,6 +124,9 @@ class BenchRecord:
     hardware: HardwareInfo | None = None
     fingerprint: str = ""
     run_id: str = ""
+    server: str = ""
+    """The address of the Ollama or OpenAI-compatible server a row was measured on; empty for
+    llama.cpp in process. Rows of two servers measure two set-ups, whatever the model's name."""
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -173,6 +176,7 @@ class BenchRecord:
             self.n_gen if not self.is_chat else None,
             self.n_depth,
             self.question,
+            self.server,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -67,3 +68,30 @@ def test_unknown_model_and_unreachable_server(
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "No OpenAI-compatible server answers" in err[0]
+
+
+def test_compare_matches_rows_of_the_same_server_only(
+    server: OpenAITestServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The same model id on another box (a vLLM server, a llama-server here) is another set-up:
+    # --compare called the second "-4 %" against the first.
+    args = ("-m", "qwen3", "-r", "1", "--chat-tokens", "4", "-o", "md")
+    assert bench_main(["--backend", "openai", "--base-url", server.base_url, *args]) == 0
+    with OpenAITestServer(Flavour.LLAMA_SERVER, models=list(MODELS), tokens_per_second=RATE) as other:
+        capsys.readouterr()
+        assert bench_main(["--backend", "openai", "--base-url", other.base_url, "--compare", *args]) == 0
+        assert "new" in capsys.readouterr().out
+        assert bench_main(["--backend", "openai", "--base-url", other.base_url, "--compare", *args]) == 0
+        out = capsys.readouterr().out
+    assert "%" in out and "new" not in out.split("compare", 1)[-1]
+
+
+def test_a_row_says_what_it_knows_of_the_server_s_set_up(
+    server: OpenAITestServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(server, "-m", "qwen3", "-r", "1", "--chat-tokens", "4") == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["server"] == server.base_url
+    assert run_cli(server, "-m", "qwen3", "-r", "1", "--chat-tokens", "4", "-o", "md") == 0
+    table = capsys.readouterr().out
+    assert re.search(r"\|\s+server\s+\|", table), table  # the GPU layers are the server's business, not 0
