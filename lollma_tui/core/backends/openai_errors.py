@@ -96,6 +96,11 @@ def translate(
     return BackendError(f"Request to {where.at} failed: {one_line(repr(error))}")
 
 
+_TAG = re.compile(r"<[^>]*>")
+MAX_BODY_CHARS = 4096
+"""Of a body that is not JSON, what is read for the message."""
+
+
 def _dropped(error: openai.APIConnectionError) -> bool:
     """A connection that was open and then lost, as opposed to one that never opened."""
     cause = error.__cause__
@@ -111,6 +116,11 @@ def _message(error: openai.APIStatusError) -> str:
                 return one_line(value)
             if isinstance(value, dict) and isinstance(value.get("message"), str):
                 return one_line(value["message"])
+    if isinstance(body, str):
+        # Not JSON: a plain-text error, or a proxy's HTML page (openai keeps only the status).
+        text = one_line(_TAG.sub(" ", body[:MAX_BODY_CHARS]))
+        if text:
+            return text
     return one_line(error.message)
 
 
@@ -140,6 +150,10 @@ def _from_status(status: int, message: str, where: Where, operation: Operation) 
                 f"{where.subject}: the conversation does not fit the context: {message}"
             )
         return BackendError(f"{where.subject} rejected the request ({status}): {message}")
+    if status in (502, 504):
+        return BackendUnavailableError(
+            f"{where.subject} did not answer the proxy in front of it ({status}): {message}"
+        )
     if status == 503:
         return BackendUnavailableError(f"{where.subject} is busy or still loading (503): {message}")
     if status >= 500 and operation in ("load", "chat"):

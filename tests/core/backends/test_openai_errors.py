@@ -166,6 +166,24 @@ async def test_a_refusal_the_plain_request_gets_too_keeps_the_full_request(make_
         assert "top_k" in asked and "stream_options" in asked
 
 
+async def test_an_error_that_is_not_json_says_what_the_server_said(make_backend: Factory) -> None:
+    with OpenAITestServer(Flavour.VLLM) as server:
+        backend = await loaded_backend(server, make_backend)
+        server.queue(Script(status=500, message="CUDA error: out of memory", content_type="text/plain"))
+        with pytest.raises(ModelLoadError, match=r"\(500\): CUDA error: out of memory$"):
+            await reply(backend)
+        # nginx before a server that is down: not the model's fault, and no HTML in the chat.
+        page = (
+            "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1>"
+            "</center><hr><center>nginx/1.18.0</center></body></html>"
+        )
+        server.queue(Script(status=502, message=page, content_type="text/html"))
+        with pytest.raises(BackendUnavailableError) as caught:
+            await reply(backend)
+        assert "<" not in str(caught.value) and "502 Bad Gateway" in str(caught.value)
+        assert "proxy" in str(caught.value)
+
+
 def _chat_args() -> tuple[list, object]:
     from openai_helpers import QUESTION
 

@@ -37,6 +37,8 @@ class Script:
     status: int | None = None
     """Answer with this HTTP error before streaming anything."""
     message: str = "the test server was told to fail"
+    content_type: str = "application/json"
+    """Of the error's body: anything else sends `message` as it is (a proxy's HTML page)."""
 
     def tokens(self) -> list[str]:
         words = self.text.split(" ")
@@ -202,6 +204,8 @@ class OpenAITestServer:
             return web.json_response(error, status=404)
         # Queued scripts are for streamed replies; a one-shot request (a warm-up) gets the default.
         script = self.scripts.pop(0) if self.scripts and body.get("stream") else self.default
+        if script.status is not None and script.content_type != "application/json":
+            return web.Response(status=script.status, text=script.message, content_type=script.content_type)
         if script.status is not None:
             return web.json_response(
                 shapes.error_body(script.message, "server_error", script.status), status=script.status
