@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lollma-tui {__version__}")
     parser.add_argument(
         "--backend",
-        choices=("llama.cpp", "ollama", "openai"),
+        type=_backend_flag,
+        metavar="{llama.cpp,ollama,openai}",
         help="llama.cpp in a worker process (GGUF files), an Ollama server, or any OpenAI-compatible server "
         "(llama-server, vLLM, LM Studio…); default llama.cpp",
     )
@@ -97,6 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--hw-interval", type=float, default=1.0, metavar="S", help="hardware sampling interval, 0.25–5 s"
     )
     return parser
+
+
+def _backend_flag(text: str) -> str:
+    """The backend's name as /set and config.toml take it (llamacpp, oai… too)."""
+    from lollma_tui.core.settings import SettingsError
+    from lollma_tui.core.settings_table import setting
+
+    try:
+        return str(setting("backend").parse(text))
+    except SettingsError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:

@@ -56,6 +56,14 @@ def test_the_config_file_s_model_is_for_its_backend_and_gives_way_to_demo(tiny_g
     assert options_for("--demo", "smollm2", config=gguf).demo
 
 
+def test_backend_flag_takes_the_names_set_and_the_config_file_take() -> None:
+    # `backend = "oai"` worked in config.toml and /set, but --backend oai was "invalid choice".
+    assert options_for("--backend", "oai").load.backend is BackendKind.OPENAI
+    assert options_for("--backend", "llamacpp").load.backend is BackendKind.LLAMA_CPP
+    with pytest.raises(SystemExit):
+        options_for("--backend", "bogus")
+
+
 def test_config_problems_travel_to_the_app(tiny_gguf: Path) -> None:
     config = ConfigFile(Path("config.toml"), {}, ("config.toml: settings.n_ctx: too small",))
     assert options_for("--model", str(tiny_gguf), config=config).config_problems == config.problems
