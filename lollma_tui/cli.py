@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lollma-tui {__version__}")
     parser.add_argument(
         "--backend",
-        type=_backend_flag,
+        type=backend_flag,
         metavar="{llama.cpp,ollama,openai}",
         help="llama.cpp in a worker process (GGUF files), an Ollama server, or any OpenAI-compatible server "
         "(llama-server, vLLM, LM Studio…); default llama.cpp",
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _backend_flag(text: str) -> str:
+def backend_flag(text: str) -> str:
     """The backend's name as /set and config.toml take it (llamacpp, oai… too)."""
     from lollma_tui.core.settings import SettingsError
     from lollma_tui.core.settings_table import setting

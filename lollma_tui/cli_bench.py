@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
+from lollma_tui.cli import backend_flag
+
 if TYPE_CHECKING:
     from lollma_tui.core.bench.sweep import SweepSpec
 
@@ -151,7 +153,9 @@ def build_bench_parser() -> argparse.ArgumentParser:
     parser.add_argument("--question", metavar="TEXT", help="the chat test's question")
     parser.add_argument("--chat-tokens", type=int, metavar="N", help="chat reply length (the first -n)")
     parser.add_argument("-o", "--output", choices=("md", "csv", "json", "jsonl"), default="md")
-    parser.add_argument("--backend", choices=("llama.cpp", "ollama", "openai"), default="llama.cpp")
+    parser.add_argument(
+        "--backend", type=backend_flag, metavar="{llama.cpp,ollama,openai}", default="llama.cpp"
+    )
     parser.add_argument(
         "--base-url", metavar="URL", help="OpenAI-compatible server (OPENAI_BASE_URL, else 127.0.0.1:8080/v1)"
     )
