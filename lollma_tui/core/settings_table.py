@@ -32,6 +32,9 @@ _FALSE = frozenset({"off", "false", "no", "0", "disable", "disabled"})
 _UNSET = frozenset({"", "none", "auto", "default", "random", "unlimited", "off", "-1"})
 _KEEP_ALIVE = re.compile(r"^[+-]?(?:(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+|\d+(?:\.\d*)?|\.\d+)$")
 """What Ollama reads as keep_alive: a Go duration (5m, 1h30m, -1s) or a number of seconds."""
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_LONGEST_DURATION_S = (2**63 - 1) / 1e9
 _STOP_ESCAPES = {"n": "\n", "t": "\t", ",": ",", "\\": "\\"}
 
 BACKEND_NAMES: Mapping[str, BackendKind] = {
@@ -190,6 +193,12 @@ def _keep_alive(text: str) -> str:
         raise SettingsError(
             f"keep_alive must be a duration like 5m or 1h30m, seconds (300), 0 or -1 (forever), not {value!r}"
         )
+    seconds = sum(
+        float(amount) * _DURATION_UNITS[unit] for amount, unit in _DURATION_PART.findall(value.lstrip("+-"))
+    )
+    if seconds > _LONGEST_DURATION_S:
+        # Ollama reads it as a Go duration, which ends there: it would refuse the load.
+        raise SettingsError(f"keep_alive must be at most 2562047h (-1 keeps the model loaded), not {value!r}")
     return value
 
 

@@ -72,6 +72,14 @@ def test_keep_alive_refuses_other_text(text: str) -> None:
         setting("keep_alive").parse(text)
 
 
+@pytest.mark.parametrize("text", ["9999999h", "2562048h", "10000000000000s"])
+def test_keep_alive_longer_than_ollama_can_read_is_refused(text: str) -> None:
+    # Go's durations end at 2562047h: the app took it, and Ollama then refused the load.
+    with pytest.raises(SettingsError, match="at most 2562047h"):
+        setting("keep_alive").parse(text)
+    assert setting("keep_alive").parse("2562047h") == "2562047h"
+
+
 def test_stop_strings_split_on_commas_with_escapes() -> None:
     stop = setting("stop")
     assert stop.parse("User:, ###") == ("User:", "###")
