@@ -47,6 +47,7 @@ from lollma_tui.ui.widgets.settings_form import (
     pending_line,
     read_only_summary,
     rebase,
+    shown_errors,
 )
 from lollma_tui.ui.widgets.settings_rows import ApplyBar, FieldRow, FitLine, compact_select, text_row
 from lollma_tui.ui.widgets.stepper import ContextScale, LayerScale, Stepper
@@ -537,7 +538,7 @@ class SettingsDrawer(Vertical):
     def _can_apply(self) -> bool:
         return (
             self.busy is None
-            and not self._errors
+            and not shown_errors(self._errors, self._draft.backend)
             and bool(self._draft.model)
             and self._draft != self.applied_load
             and self._draft != self._requested
@@ -564,7 +565,7 @@ class SettingsDrawer(Vertical):
         busy.update(plain(f"⟳ {self.busy or 'applying…'}"))
         text, state = pending_line(
             draft,
-            errors=tuple(self._errors),
+            errors=shown_errors(self._errors, draft.backend),
             reload=reload,
             changed=changed,
             asking=draft.backend in self._asking,

@@ -119,3 +119,10 @@ def fit_summary(verdict: FitVerdict) -> str:
         return " · ".join(parts)
     mark = "▲" if verdict.status == FitStatus.FITS_WITH_LAYERS else "✗"
     return f"{mark} {verdict.message}"
+
+
+def shown_errors(errors: Mapping[str, str], backend: BackendKind) -> tuple[str, ...]:
+    """The fields whose entry errors hold Apply back. A row hidden for `backend` (keep_alive
+    off Ollama) cannot be fixed from there: its error waits until the row shows again."""
+    hidden = {"keep_alive"} if backend != BackendKind.OLLAMA else set()
+    return tuple(name for name in errors if name not in hidden)

@@ -353,6 +353,28 @@ async def test_keep_alive_alone_applies_without_a_reload(
     assert request.load.keep_alive == "-1" and request.reload_fields == ()
 
 
+async def test_a_bad_keep_alive_hidden_by_a_switch_to_llama_cpp_does_not_hold_apply_back(
+    llama_catalog: Catalog, ollama_catalog: Catalog, f16_path: str
+) -> None:
+    # Only Reset, which drops every edit, used to get Apply back.
+    drawer = make_drawer(
+        llama_catalog, ollama_catalog, "llama3.2:3b-instruct-q4_K_M", backend=BackendKind.OLLAMA
+    )
+    app = DrawerHost(drawer)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_drawer(pilot, drawer)
+        await type_into(pilot, "keep_alive", "10 min")
+        apply = drawer.query_one("#apply", Button)
+        assert apply.disabled
+        await tab_to(pilot, "backend", key="shift+tab")
+        await pilot.press("enter", "up", "enter")
+        await pilot.pause()
+        assert drawer.draft_load.backend == BackendKind.LLAMA_CPP
+        assert not row(drawer, "keep_alive").display
+        assert not apply.disabled
+        assert "keep_alive" not in text_of(drawer.query_one("#drawer-pending", Static))
+
+
 async def test_busy_shows_progress_and_disables_apply(
     llama_catalog: Catalog, ollama_catalog: Catalog, f16_path: str
 ) -> None:
