@@ -215,7 +215,13 @@ def _message_lines(message: Message, meta: MessageMeta | None) -> list[str]:
 
 
 def _export(store: ChatStore, args: argparse.Namespace) -> int:
-    from lollma_tui.core.chat.export import ExportTargetExists, export_json, export_markdown, write_export
+    from lollma_tui.core.chat.export import (
+        ExportTargetExists,
+        export_json,
+        export_markdown,
+        export_target,
+        write_export,
+    )
 
     conversation_id = _resolve(store, args.id)
     output: str | None = None if args.output in (None, "-") else args.output
@@ -225,7 +231,7 @@ def _export(store: ChatStore, args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
         return EXIT_OK
-    target = Path(output).expanduser()
+    target = export_target(Path(output).expanduser(), store.get_summary(conversation_id).title, kind)
     try:
         write_export(target, text, overwrite=args.force)
     except ExportTargetExists as exc:

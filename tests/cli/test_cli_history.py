@@ -202,6 +202,18 @@ def test_export_to_a_private_file(saved: Saved, tmp_path: Path) -> None:
     assert [p.name for p in target.parent.iterdir()] == ["quantum.md"]  # no temporary file left
 
 
+def test_export_to_a_folder_writes_a_file_named_after_the_chat_in_it(saved: Saved, tmp_path: Path) -> None:
+    # It said "already exists (--force replaces it)", and with --force "Is a directory".
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    result = run_cli("export", saved.quantum, "-o", str(folder), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    (written,) = folder.iterdir()
+    assert written.name == "quantum-chat.json"
+    assert str(written) in result.stderr
+    assert json.loads(written.read_text(encoding="utf-8"))["conversation"]["id"] == saved.quantum
+
+
 def test_export_json_infers_the_format_from_the_file_name(saved: Saved, tmp_path: Path) -> None:
     target = tmp_path / "pasta.json"
     assert run_cli("export", saved.pasta, "-o", str(target)).returncode == 0

@@ -165,6 +165,17 @@ class ExportTargetExists(TargetExistsError):
     """An export would replace an existing file (or symlink): the caller asks before overwriting."""
 
 
+def export_file_name(title: str, kind: str) -> str:
+    """The file an export gets when none is named: the conversation's title as a slug."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower()[:48]
+    return f"{slug or 'conversation'}.{kind}"
+
+
+def export_target(given: Path, title: str, kind: str) -> Path:
+    """`given`, or the export's own file name inside it when it names a folder."""
+    return given / export_file_name(title, kind) if given.is_dir() else given
+
+
 def write_export(path: Path, text: str, *, overwrite: bool = False) -> Path:
     """Write an export readable by the user only, in one step (no half-written file).
 

@@ -7,7 +7,6 @@ unsaved. It never touches a widget.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -257,11 +256,11 @@ class HistoryRecorder:
             return "Usage: /export md|json [PATH]", "error"
         from lollma_tui.core.chat.export import ExportTargetExists, export_json, export_markdown
 
-        given = words[1] if len(words) > 1 else f"{_slug(conversation.title or 'conversation')}.{kind}"
+        given = words[1] if len(words) > 1 else "."
         render = export_markdown if kind == "md" else export_json
         try:
             text = await store.run(render, store.store, conversation.id)
-            target = await store.run(_write_private, given, text, overwrite)
+            target = await store.run(_write_private, given, text, overwrite, (conversation.title, kind))
         except ExportTargetExists:
             raise
         except (StoreError, OSError) as error:
@@ -283,23 +282,20 @@ class HistoryRecorder:
             return None
 
 
-def _slug(title: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower()
-    return slug[:48] or "conversation"
-
-
 def _import_file(store: ChatStore, given: str) -> str:
     from lollma_tui.core.chat.export import import_json
 
     return import_json(store, Path(given).expanduser())
 
 
-def _write_private(given: str, text: str, overwrite: bool) -> Path:
-    """Write an export readable only by the user; a relative path is under the working folder.
-    An existing file is kept (`ExportTargetExists`, an OSError) unless `overwrite`."""
-    from lollma_tui.core.chat.export import write_export
+def _write_private(given: str, text: str, overwrite: bool, title_and_kind: tuple[str, str]) -> Path:
+    """Write an export readable only by the user; a relative path is under the working folder,
+    and a folder gets a file named after the title. An existing file is kept
+    (`ExportTargetExists`, an OSError) unless `overwrite`."""
+    from lollma_tui.core.chat.export import export_target, write_export
 
-    return write_export(Path(given).expanduser().absolute(), text, overwrite=overwrite)
+    target = export_target(Path(given).expanduser().absolute(), *title_and_kind)
+    return write_export(target, text, overwrite=overwrite)
 
 
 def _clean_window(window: ThreadWindow) -> None:
