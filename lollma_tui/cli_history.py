@@ -49,7 +49,7 @@ def build_history_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     listing = commands.add_parser("list", help="conversations, most recently updated first")
-    listing.add_argument("--limit", type=_count, default=50, metavar="N", help="at most N (default 50)")
+    listing.add_argument("--limit", type=_positive, default=50, metavar="N", help="at most N (default 50)")
     listing.add_argument("--offset", type=_count, default=0, metavar="N", help="skip the first N")
 
     show = commands.add_parser("show", help="print a conversation as plain text")

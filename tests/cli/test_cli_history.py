@@ -81,6 +81,9 @@ def test_list_limit_and_offset(saved: Saved) -> None:
     assert result.returncode == 0
     assert [row.split()[0] for row in lines(result.stdout)] == [saved.pasta[:8]]
     assert "--offset 2" in result.stderr
+    # --limit 0 listed nothing and said "nothing after 0 of 3", as if the history were empty.
+    refused = run_cli("list", "--limit", "0")
+    assert refused.returncode == 2 and "--limit: expected 1 or more" in refused.stderr
 
 
 def test_list_reads_no_message_text(
