@@ -448,8 +448,9 @@ class ConversationsScreen(ModalScreen[ConversationsResult]):
     @on(Input.Submitted, "#conversations-rename")
     def _rename_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        if self._renaming is not None:
-            self._rename(self._store, self._renaming, " ".join(event.value.split()))
+        title = " ".join(event.value.split())
+        if self._renaming is not None and title:  # emptied: kept as it was, as /rename does
+            self._rename(self._store, self._renaming, title)
         self._end_rename()
 
     def _end_rename(self) -> None:

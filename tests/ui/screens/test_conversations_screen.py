@@ -121,6 +121,20 @@ async def test_escape_cancels_a_rename(store: ChatStore) -> None:
     assert app.announced == []
 
 
+async def test_an_empty_title_keeps_the_old_one(store: ChatStore) -> None:
+    # Saved empty, the title was then taken from the next message, unasked; /rename refuses it.
+    ids = make_conversations(store, 2)
+    app = HostApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_list(pilot, app, store)
+        await pilot.press("r", "ctrl+a", "ctrl+k", "space", "enter")
+        await pilot.pause()
+        assert app.screen.query_one("#conversations-rename", Input).has_class("-hidden")
+        await app.workers.wait_for_complete()
+    assert store.get_summary(ids[1]).title == "chat 001"
+    assert app.announced == []
+
+
 async def test_delete_asks_first_and_deletes_only_on_yes(store: ChatStore) -> None:
     ids = make_conversations(store, 3)
     app = HostApp()
