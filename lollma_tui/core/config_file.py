@@ -104,12 +104,19 @@ def read_config(path: Path | None = None) -> ConfigFile:
         problems.append(f"{path}: settings must be a table ([settings])")
         table = {}
     settings: dict[str, Any] = {}
+    keys: dict[str, str] = {}
     for key, raw in table.items():
         try:
             setting = find_setting(key)
             settings[setting.name] = setting.parse(_as_text(raw, setting.format))
         except SettingsError as error:
             problems.append(f"{path}: settings.{key}: {error}")
+            continue
+        if setting.name in keys:
+            problems.append(
+                f"{path}: settings.{key}: sets {setting.name} as {keys[setting.name]} does; this one is used"
+            )
+        keys[setting.name] = key
     hosts = _read_hosts(document.get("hosts", []), path, problems)
     theme = _read_ui(document.get("ui", {}), path, problems)
     return ConfigFile(path, settings, hosts, tuple(problems), theme)

@@ -39,6 +39,9 @@ class Kept:
     """``key value`` for each setting written, in the file's order."""
     removed: tuple[str, ...] = ()
     """Keys taken out (a model when the demo model is in use: it is the default)."""
+    duplicates: tuple[str, ...] = ()
+    """Keys taken out because another key of the file set the same setting (ctx and n_ctx):
+    the file then said two things, and the next start read the last."""
 
 
 def keep_settings(
@@ -66,11 +69,14 @@ def keep_settings(
     keys = _keys_by_setting(table.keys())
     written: list[str] = []
     removed: list[str] = []
+    duplicates = [key for found in keys.values() for key in found[1:]]
+    for key in duplicates:
+        del table[key]
     values = {**_fields(load), **_fields(sampling)}
     defaults = {**_fields(LoadSettings()), **_fields(sampling_defaults or SamplingSettings())}
     for setting in SETTINGS:
         value = values[setting.name]
-        key = keys.get(setting.name)
+        key = keys[setting.name][0] if setting.name in keys else None
         if setting.name == "model" and model_is_default:
             if key is not None:
                 del table[key]
@@ -82,7 +88,7 @@ def keep_settings(
         table[key] = _toml_value(setting, value)
         written.append(f"{key} {setting.format(value)}")
     _write(path, tomlkit.dumps(document))
-    return Kept(path, tuple(written), tuple(removed))
+    return Kept(path, tuple(written), tuple(removed), tuple(duplicates))
 
 
 def keep_theme(name: str, path: Path | None = None) -> Path:
@@ -113,15 +119,15 @@ def _read(path: Path) -> tomlkit.TOMLDocument:
         raise KeepError(f"{path}: not valid TOML ({error}); fix it first, nothing was written") from None
 
 
-def _keys_by_setting(keys: Iterable[str]) -> dict[str, str]:
-    """Setting name → the key the file writes it under (the first, if written twice)."""
-    found: dict[str, str] = {}
+def _keys_by_setting(keys: Iterable[str]) -> dict[str, list[str]]:
+    """Setting name → the keys the file writes it under, in the file's order."""
+    found: dict[str, list[str]] = {}
     for key in keys:
         try:
             name = find_setting(key).name
         except SettingsError:
             continue  # an unknown key is the user's; read_config reports it
-        found.setdefault(name, key)
+        found.setdefault(name, []).append(key)
     return found
 
 

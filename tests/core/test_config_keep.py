@@ -57,6 +57,20 @@ def test_only_what_differs_from_the_defaults_is_added(tmp_path: Path) -> None:
     assert read_config(path).settings == {"model": "/m.gguf", "n_ctx": 2048, "temperature": 0.9}
 
 
+def test_a_setting_written_under_two_keys_is_kept_under_one(tmp_path: Path) -> None:
+    # /keep wrote ctx = 8192 while the next start read the later n_ctx = 4096: nothing stuck.
+    path = tmp_path / "config.toml"
+    path.write_text("[settings]\nctx = 2048\nn_ctx = 4096\n", encoding="utf-8")
+    assert read_config(path).settings == {"n_ctx": 4096}
+    assert read_config(path).problems == (
+        f"{path}: settings.n_ctx: sets n_ctx as ctx does; this one is used",
+    )
+    kept = keep_settings(LoadSettings(model="/m.gguf", n_ctx=8192), SamplingSettings(), path=path)
+    assert kept.duplicates == ("n_ctx",)
+    config = read_config(path)
+    assert config.settings == {"model": "/m.gguf", "n_ctx": 8192} and config.problems == ()
+
+
 def test_the_users_file_is_edited_not_rewritten(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text(

@@ -127,6 +127,8 @@ class ChatCommands:
             return
         written = ", ".join(kept.written) or "nothing differs from the built-in defaults"
         removed = f" Took out {', '.join(kept.removed)}: the demo model needs none." if kept.removed else ""
+        if kept.duplicates:
+            removed += f" Took out {', '.join(kept.duplicates)}: another key set the same."
         server = (
             " The server's address is not a setting: start with --ollama-host or --base-url (or "
             "their environment variables) as before."
