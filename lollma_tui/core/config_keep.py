@@ -70,8 +70,8 @@ def keep_settings(
     written: list[str] = []
     removed: list[str] = []
     duplicates = [key for found in keys.values() for key in found[1:]]
-    for key in duplicates:
-        del table[key]
+    for duplicate in duplicates:
+        del table[duplicate]
     values = {**_fields(load), **_fields(sampling)}
     defaults = {**_fields(LoadSettings()), **_fields(sampling_defaults or SamplingSettings())}
     for setting in SETTINGS:
