@@ -87,6 +87,10 @@ class Setting:
         """What an empty entry means: the default, or the word for no value (auto, random…)."""
         return self.format(self.default())
 
+    def parse_entry(self, text: str) -> Any:
+        """A drawer entry's value: an empty one is the default its placeholder shows."""
+        return self.default() if not text.strip() else self.parse(text)
+
 
 # --- readers --------------------------------------------------------------------------------
 

@@ -68,7 +68,7 @@ class SamplingSection(Vertical):
     def _show(self, text_field: Setting, value: object) -> None:
         text_input = self._input(text_field)
         try:
-            same = text_field.parse(text_input.value) == value
+            same = text_field.parse_entry(text_input.value) == value
         except SettingsError:
             same = False
         # An entry that already means this value stays as typed ("0.50" is not rewritten to "0.5").
@@ -81,7 +81,7 @@ class SamplingSection(Vertical):
         text_field = next(f for f in SAMPLING_FIELDS if f.name == event.input.id)
         row = self.query_one(f"#row-{text_field.name}", FieldRow)
         try:
-            text_field.parse(event.input.value)
+            text_field.parse_entry(event.input.value)
         except SettingsError as error:
             self._errors[text_field.name] = str(error)
             row.show_error(str(error))
@@ -90,7 +90,7 @@ class SamplingSection(Vertical):
         row.show_error(None)
         if self._errors:
             return
-        values = {f.name: f.parse(self._input(f).value) for f in SAMPLING_FIELDS}
+        values = {f.name: f.parse_entry(self._input(f).value) for f in SAMPLING_FIELDS}
         sampling = replace(self.sampling, **values)
         if sampling != self.sampling:
             # Set quietly: the entries already show these values.

@@ -391,7 +391,7 @@ class SettingsDrawer(Vertical):
     def _show_text(self, text_field: Setting, value: Any, *, force: bool) -> None:
         text_input = self.query_one(f"#{text_field.name}", Input)
         try:
-            same = text_field.parse(text_input.value) == value
+            same = text_field.parse_entry(text_input.value) == value
         except SettingsError:
             same = False
         # An entry that already means this value stays as typed ("08" is not rewritten to "8").
@@ -478,7 +478,7 @@ class SettingsDrawer(Vertical):
         event.stop()
         text_field = _TEXT_FIELDS[event.input.id or ""]
         try:
-            value = text_field.parse(event.input.value)
+            value = text_field.parse_entry(event.input.value)
         except SettingsError as error:
             self._set_error(text_field.name, str(error))
             self._refresh_status()

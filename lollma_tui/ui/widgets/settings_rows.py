@@ -27,7 +27,7 @@ class FieldValidator(Validator):
 
     def validate(self, value: str) -> ValidationResult:
         try:
-            self.field.parse(value)
+            self.field.parse_entry(value)
         except SettingsError as error:
             return self.failure(str(error))
         return self.success()

@@ -235,6 +235,12 @@ async def test_sampling_edits_post_at_once_and_never_ask_for_apply(
         # Clearing the seed means a random seed again.
         await type_into(pilot, "seed", "")
         assert recorder.of(SettingsDrawer.SamplingChanged)[-1].sampling.seed is None
+        # Any cleared entry means what its placeholder shows: the default (it was an error).
+        await type_into(pilot, "temperature", "")
+        assert drawer.errors == {}
+        assert recorder.of(SettingsDrawer.SamplingChanged)[-1].sampling.temperature == 0.8
+        await type_into(pilot, "n_batch", "")
+        assert drawer.errors == {} and drawer.draft_load.n_batch == 512
 
         assert drawer.query_one("#apply", Button).disabled
         assert marked(drawer, "-reload") == set() and marked(drawer, "-changed") == set()
