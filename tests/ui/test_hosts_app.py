@@ -4,6 +4,7 @@ and an OpenAI-compatible one mid-conversation, with the whole history going alon
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from chat_app_support import notices, send, wait_ready
@@ -185,3 +186,18 @@ async def test_ollama_host_and_openai_base_url_are_the_default_hosts(
         await wait_ready(pilot, app)
         assert main.models.loaded is not None and main.models.loaded.name == OLLAMA_MODEL
         assert main.models.host.address == ollama_server.url
+
+
+async def test_the_local_host_says_which_model_this_app_has_loaded(tiny_gguf: Path) -> None:
+    # No server answers for llama.cpp in this app: its row said "—" beside a model in use.
+    app = LollmaApp(StartupOptions(load=LoadSettings(model=str(tiny_gguf), n_ctx=512)))
+    async with app.run_test(size=(150, 40)) as pilot:
+        await wait_ready(pilot, app)
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: isinstance(app.screen, HostsScreen))
+        view = app.screen
+        assert isinstance(view, HostsScreen)
+        await wait_until(pilot, lambda: len(view.reports) == 1, within=15)
+        row = [str(cell) for cell in view.query_one(DataTable).get_row("local")]
+        assert row[3] == "● llama.cpp in this app" and row[5] == "tiny-llama"
+        await pilot.press("escape")

@@ -11,6 +11,7 @@ as messages (`HostsReported`, `ServerExtrasRead`, `HardwareLinkChanged`).
 from __future__ import annotations
 
 import urllib.parse
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from lollma_tui.core.settings import BackendKind
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
     from lollma_tui.core.backends.openai import OpenAIBackend
     from lollma_tui.core.hardware import SystemSnapshot
+    from lollma_tui.core.host_reports import HostReport
     from lollma_tui.core.hosts import HostEntry
     from lollma_tui.ui.controllers.hardware_feed import HardwareFeed, RemoteLink
     from lollma_tui.ui.messages import HardwareLinkChanged
@@ -185,7 +187,21 @@ class ChatHosts:
         reports = await survey_hosts(
             screen.models.hosts, known_gpus=known, ssh_options=screen.options.ssh_options
         )
-        screen.post_message(HostsReported(tuple(reports)))
+        screen.post_message(HostsReported(tuple(self._with_own_models(report) for report in reports)))
+
+    def _with_own_models(self, report: HostReport) -> HostReport:
+        """llama.cpp runs in this app, so no server says what it has: the app does (it said "—"
+        beside a model in use)."""
+        if report.entry.kind is not BackendKind.LLAMA_CPP:
+            return report
+        models = self._screen.models
+        loaded = models.loaded if models.backend.kind is BackendKind.LLAMA_CPP else None
+        catalog = self._screen.catalog.catalogs.get(BackendKind.LLAMA_CPP)
+        return replace(
+            report,
+            models=tuple(group.name for group in catalog.groups) if catalog is not None else report.models,
+            loaded=(loaded.name,) if loaded is not None else (),
+        )
 
     def reported(self, message: HostsReported) -> None:
         view = self._view
