@@ -127,10 +127,17 @@ def _full_tag(text: str) -> str:
 
 
 def _path_key(path: Path) -> str:
-    try:
-        return str(path.resolve())
-    except OSError:
-        return str(path.absolute())
+    # realpath, not resolve(): on Python 3.11 and 3.12 a symlink loop raises RuntimeError there.
+    return os.path.realpath(path)
+
+
+def _not_a_model(header: GGUFHeader) -> str | None:
+    """Why a GGUF that llama.cpp's tools make is no chat model on its own, if it is not."""
+    if header.get("general.type") == "adapter" or header.get("adapter.type") is not None:
+        return "a LoRA adapter, not a model on its own"
+    if header.tensor_count == 0:
+        return "a vocabulary only, no weights"
+    return None
 
 
 # --- where models live ----------------------------------------------------------------------
@@ -313,6 +320,10 @@ def build_catalog(files: Iterable[Path], *, cache: HeaderCache | None = None) ->
         parts, header = item
         if (header.architecture or "") in _NON_CHAT_ARCHS:
             projectors.append(parts[0])
+            continue
+        other = _not_a_model(header)
+        if other is not None:
+            unreadable.append(UnreadableModel(parts[0], other))
             continue
         try:
             # The views the groups show are computed here, per file (they are cached).

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gguf import GGMLQuantizationType, LlamaFileType
+from gguf import GGMLQuantizationType, GGUFValueType, GGUFWriter, LlamaFileType
 from gguf_model_writer import ModelSpec, write_model
 
 from lollma_tui.core.models.catalog import (
@@ -202,6 +202,42 @@ def test_projectors_are_kept_apart(model_factory: Any, tmp_path: Path) -> None:
     catalog = scan_models([folder])
     assert [v.paths for g in catalog.groups for v in g.variants] == [(chat,)]
     assert [p.name for p in catalog.projectors] == ["mmproj-tiny-f16.gguf"]
+
+
+def test_adapters_and_vocabulary_files_are_not_chat_models(model_factory: Any, tmp_path: Path) -> None:
+    # Each became a "test-model" group of its own: /model test-model then "matched 3 models:
+    # test-model, test-model, test-model", and /model lora loaded the adapter, which failed.
+    folder = tmp_path / "m"
+    chat = model_factory("tiny.gguf", folder)
+    adapter = {
+        "general.type": ("adapter", GGUFValueType.STRING),
+        "adapter.type": ("lora", GGUFValueType.STRING),
+    }
+    model_factory("tiny-lora.gguf", folder, extra_kv=adapter)
+    writer = GGUFWriter(str(folder / "ggml-vocab-llama.gguf"), "llama")
+    writer.add_name("test-model")
+    writer.add_tokenizer_model("llama")
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    catalog = scan_models([folder])
+    assert [v.paths for g in catalog.groups for v in g.variants] == [(chat,)]
+    reasons = {u.path.name: u.reason for u in catalog.unreadable}
+    assert reasons == {
+        "tiny-lora.gguf": "a LoRA adapter, not a model on its own",
+        "ggml-vocab-llama.gguf": "a vocabulary only, no weights",
+    }
+
+
+def test_a_symlink_that_points_at_itself_is_listed_not_fatal(model_factory: Any, tmp_path: Path) -> None:
+    # Path.resolve() raises RuntimeError for a loop on Python 3.11 and 3.12: the scan died.
+    folder = tmp_path / "m"
+    chat = model_factory("tiny.gguf", folder)
+    (folder / "loop.gguf").symlink_to(folder / "loop.gguf")
+    catalog = scan_models([folder], extra_paths=[folder / "loop.gguf"])
+    assert [v.paths for g in catalog.groups for v in g.variants] == [(chat,)]
+    assert [u.path.name for u in catalog.unreadable] == ["loop.gguf"]
 
 
 def test_header_cache_rereads_only_changed_files(
