@@ -150,6 +150,14 @@ def quant_name(file_type: str | None) -> str:
     return name.removeprefix("MOSTLY_").removeprefix("ALL_")
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Worker:
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
@@ -167,6 +175,8 @@ class Worker:
         set_repack(llama_cpp, self.repack)
         started = time.perf_counter()
         try:
+            if not _utf8(settings.model):
+                raise ValueError("its file name is not UTF-8, which llama.cpp cannot open: rename the file")
             self.llm = self._construct(settings, llama_cpp)
         except (ValueError, RuntimeError, OSError) as error:
             # The app adds what llama.cpp logged about it.

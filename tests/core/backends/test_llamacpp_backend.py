@@ -326,6 +326,19 @@ async def test_missing_and_corrupt_files_fail_with_a_reason(
     assert loaded.n_layers == 2
 
 
+async def test_a_file_name_that_is_not_utf8_fails_with_a_reason_not_a_hang(
+    backend: LlamaCppBackend, tmp_path: Path, tiny_gguf: Path
+) -> None:
+    # "café" written in Latin-1 by an old archive: the load request could not be encoded for
+    # the worker, and the load waited for ever.
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9-F16.gguf"))
+    odd.write_bytes(tiny_gguf.read_bytes())
+    with pytest.raises(ModelLoadError, match="not UTF-8"):
+        await asyncio.wait_for(backend.load(LoadSettings(model=str(odd))), 60)
+    loaded = await backend.load(LoadSettings(model=str(tiny_gguf)))
+    assert loaded.n_layers == 2
+
+
 async def test_prompt_larger_than_the_context_is_a_clear_error(
     backend: LlamaCppBackend, tiny_gguf: Path
 ) -> None:
