@@ -58,6 +58,8 @@ class TinyModelSpec:
     chat_template: str | None = CHATML_TEMPLATE
     file_type: LlamaFileType = LlamaFileType.MOSTLY_F16
     seed: int = 0
+    split_max_tensors: int = 0
+    """Above 0, written as llama.cpp's split parts (``…-00001-of-0000N.gguf``), this many tensors each."""
     script: tuple[str, ...] = ()
     """Tokens the model writes, in order, then ends (see `_script_weights`); random if empty."""
 
@@ -95,7 +97,7 @@ def write_tiny_gguf(path: Path, spec: TinyModelSpec = TinyModelSpec()) -> Path:
     head_dim = spec.n_embd // spec.n_head
     n_embd_kv = head_dim * spec.n_head_kv
 
-    writer = GGUFWriter(str(path), "llama")
+    writer = GGUFWriter(str(path), "llama", split_max_tensors=spec.split_max_tensors)
     writer.add_name(spec.name)
     writer.add_context_length(spec.n_ctx_train)
     writer.add_embedding_length(spec.n_embd)
@@ -153,8 +155,9 @@ def write_tiny_gguf(path: Path, spec: TinyModelSpec = TinyModelSpec()) -> Path:
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
+    first = writer.format_shard_names(path)[0]
     writer.close()
-    return path
+    return first
 
 
 def _zeros(float_type: type) -> Callable[..., np.ndarray]:

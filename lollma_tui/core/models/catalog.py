@@ -15,13 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader, merge_split_headers, read_gguf_header
+from lollma_tui.core.models.gguf_header import (
+    SPLIT_NAME,
+    GGUFError,
+    GGUFHeader,
+    merge_split_headers,
+    read_gguf_header,
+)
 from lollma_tui.core.models.quant_types import FILE_TYPE_IDS, GGML_TYPE_IDS, normalize_quant
 
 if TYPE_CHECKING:
     from lollma_tui.core.models.header_store import Entry
 
-_SPLIT_NAME = re.compile(r"^(?P<base>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 _QUANT_WORDS = frozenset(name.lower() for name in (*FILE_TYPE_IDS, *GGML_TYPE_IDS)) | {"fp16", "fp32", "gguf"}
 _NON_CHAT_ARCHS = frozenset({"clip", "mmproj"})
 
@@ -366,7 +371,7 @@ def _split_sets(files: Iterable[Path]) -> tuple[list[Path], list[_SplitSet]]:
     singles: list[Path] = []
     sets: dict[tuple[str, str, int], dict[int, Path]] = {}
     for path in files:
-        match = _SPLIT_NAME.match(path.name)
+        match = SPLIT_NAME.match(path.name)
         if match is None:
             singles.append(path)
             continue
@@ -404,7 +409,7 @@ def _display_name(header: GGUFHeader, path: Path) -> str:
     if header.name:
         return header.name
     stem = path.name[: -len(".gguf")] if path.name.lower().endswith(".gguf") else path.stem
-    match = _SPLIT_NAME.match(path.name)
+    match = SPLIT_NAME.match(path.name)
     if match:
         stem = match["base"]
     kept = re.split(r"([\s.\-]+)", stem)

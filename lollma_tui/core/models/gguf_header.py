@@ -9,6 +9,7 @@ than the standard library, because it runs on the app's start-up path.
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -369,6 +370,10 @@ def read_gguf_header(path: str | os.PathLike[str]) -> GGUFHeader:
         file_size=raw.file_size,
         big_endian=raw.big_endian,
     )
+
+
+SPLIT_NAME = re.compile(r"^(?P<base>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
+"""llama.cpp's names for the parts of a split model (``…-00001-of-00004.gguf``)."""
 
 
 def merge_split_headers(parts: Sequence[GGUFHeader]) -> GGUFHeader:

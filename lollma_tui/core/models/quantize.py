@@ -28,7 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lollma_tui.core import paths
-from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader, read_gguf_header
+from lollma_tui.core.models.gguf_header import (
+    SPLIT_NAME,
+    GGUFError,
+    GGUFHeader,
+    merge_split_headers,
+    read_gguf_header,
+)
 from lollma_tui.core.models.quant_types import FILE_TYPE_IDS, normalize_quant
 from lollma_tui.core.workers.process import WorkerExited, WorkerProcess
 
@@ -155,7 +161,14 @@ def supported_types() -> tuple[str, ...]:
 
 def base_name(source: Path) -> str:
     """The file name without ``.gguf`` and without trailing quantization words."""
-    stem = source.name[: -len(".gguf")] if source.name.lower().endswith(".gguf") else source.stem
+    split = SPLIT_NAME.match(source.name)
+    stem = (
+        split["base"]
+        if split
+        else source.name[: -len(".gguf")]
+        if source.name.lower().endswith(".gguf")
+        else source.stem
+    )
     # Underscores belong to quant names (Q4_K_M), so only dots, dashes and spaces separate words.
     parts = re.split(r"([\s.\-]+)", stem)
     while parts and (normalize_quant(parts[-1]) is not None or not parts[-1].strip(" .-")):
@@ -257,7 +270,7 @@ def plan_quantization(
     except OSError as error:
         raise QuantizeRefused(f"cannot read {source_path}: {error.strerror or error}") from None
     if header.split_count > 1:
-        raise QuantizeRefused(f"{source_path.name} is one part of a split model; merge it first")
+        header = _whole_split(source_path, header)
     source_quant = header.quantization
     warnings: list[str] = []
     if source_quant == name:
@@ -307,6 +320,25 @@ def plan_quantization(
         allow_requantize=allow_requantize,
         warnings=tuple(warnings),
     )
+
+
+def _whole_split(first: Path, header: GGUFHeader) -> GGUFHeader:
+    """One header over every part of a split source: llama.cpp's quantizer, given the first
+    part, reads the others from its name and writes one file."""
+    match = SPLIT_NAME.match(first.name)
+    if match is None or header.split_index != 0:
+        raise QuantizeRefused(f"{first.name} is one part of a split model; quantize from its first part")
+    count = header.split_count
+    parts = [first.with_name(f"{match['base']}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
+    missing = [part.name for part in parts if not part.is_file()]
+    if missing:
+        raise QuantizeRefused(f"{first.name}: the split model is missing {', '.join(missing)}")
+    try:
+        return merge_split_headers([header, *(read_gguf_header(part) for part in parts[1:])])
+    except GGUFError as error:
+        raise QuantizeRefused(str(error)) from None
+    except OSError as error:
+        raise QuantizeRefused(f"cannot read a part of {first.name}: {error.strerror or error}") from None
 
 
 def _size(n_bytes: int) -> str:

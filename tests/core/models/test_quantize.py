@@ -9,9 +9,11 @@ import signal
 import sys
 import threading
 from collections import namedtuple
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from gguf_factory import KQUANT_SPEC, write_tiny_gguf
 
 from lollma_tui.core import paths
 from lollma_tui.core.backends.base import ChatMessage, ReplyDone, TextDelta
@@ -92,6 +94,28 @@ async def test_two_types_are_written_next_to_the_source_and_answer(source_copy: 
 
     for result in results:
         await answer(result.output, tmp_path / "llama.log")
+
+
+async def test_a_split_source_is_quantized_into_one_file(tmp_path: Path) -> None:
+    # Big F16/BF16 sources come split; they were refused ("merge it first"), though llama.cpp's
+    # quantizer reads every part from the first.
+    folder = tmp_path / "split"
+    folder.mkdir()
+    first = write_tiny_gguf(folder / "tiny-llama-F16.gguf", replace(KQUANT_SPEC, split_max_tensors=8))
+    assert first.name == "tiny-llama-F16-00001-of-00003.gguf"
+    whole = read_gguf_header(write_tiny_gguf(tmp_path / "whole-F16.gguf", KQUANT_SPEC))
+    plan = plan_quantization(first, "Q8_0")
+    assert plan.output == folder / "tiny-llama-Q8_0.gguf"
+    result = await quantize_async(plan, log_path=tmp_path / "q.log")
+    assert read_gguf_header(result.output).tensor_count == whole.tensor_count
+    assert result.size_bytes == pytest.approx(plan.estimated_bytes, rel=0.15)
+    await answer(result.output, tmp_path / "llama.log")
+    # Any other part, or a part short, is refused with the reason.
+    with pytest.raises(QuantizeRefused, match="quantize from its first part"):
+        plan_quantization(folder / "tiny-llama-F16-00002-of-00003.gguf", "Q4_K_M")
+    (folder / "tiny-llama-F16-00003-of-00003.gguf").unlink()
+    with pytest.raises(QuantizeRefused, match=r"missing tiny-llama-F16-00003-of-00003\.gguf"):
+        plan_quantization(first, "Q4_K_M")
 
 
 def test_output_names_drop_the_source_quant_word() -> None:
