@@ -61,7 +61,14 @@ def block_parser() -> MarkdownIt:
     """The parser rich's Markdown uses, so blocks are cut where rich sees them end."""
     from markdown_it import MarkdownIt
 
-    return MarkdownIt().enable("strikethrough").enable("table")
+    # No HTML: rich draws none of it, so "List<String>" showed as "List"; a model's angle
+    # brackets are text.
+    return MarkdownIt("commonmark", {"html": False}).enable("strikethrough").enable("table")
+
+
+def _scheme(url: str) -> str:
+    head, colon, _ = url.partition(":")
+    return head.strip().lower() if colon else ""
 
 
 def top_blocks(tokens: list[Token]) -> list[Token]:
@@ -359,7 +366,10 @@ class ReplyMarkdown(Widget):
         return [row for chunk in self._code_chunks for row in chunk] + rest
 
     def _draw_code_lines(self, fence: str, info: str, lines: list[str], width: int) -> list[Strip]:
-        source = f"{fence}{info}\n{''.join(lines)}{fence}\n"
+        body = "".join(lines)
+        if body and not body.endswith("\n"):
+            body += "\n"  # a line still being written: the closing fence goes below it, not on it
+        source = f"{fence}{info}\n{body}{fence}\n"
         if not self._code_chunks:
             return self._draw_after_prior(source, f"fence{fence}", width)  # first rows, gap included
         return self._draw(source, width)[1:]  # without its top padding: it continues a chunk
@@ -375,10 +385,11 @@ class ReplyMarkdown(Widget):
         self._width = 0
 
     async def action_link(self, href: str) -> None:
-        """A click on a link: the app decides whether it opens (see `clickable_links`). The
-        target is percent-decoded first, as Textual's Markdown does, so ``%66ile:`` is judged
-        (and refused) as the ``file:`` link a browser would see."""
-        self.app.open_url(unquote(href))
+        """A click on a link: the app decides whether it opens (see `clickable_links`). A
+        scheme written in escapes (``%66ile:``) is judged as the ``file:`` a browser would see;
+        any other link opens as written, since decoding changes what its query says."""
+        decoded = unquote(href)
+        self.app.open_url(href if _scheme(decoded) == _scheme(href) else decoded)
 
     def render_line(self, y: int) -> Strip:
         lines = self._settled if y < len(self._settled) else self._tail

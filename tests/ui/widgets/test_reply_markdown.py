@@ -170,6 +170,37 @@ async def test_a_link_is_a_click_for_the_app_never_a_terminal_hyperlink() -> Non
         assert {"link('https://example.org/docs')", "link('smb://evil.example/s')"} <= clicks
 
 
+async def test_text_in_angle_brackets_is_shown_as_the_model_wrote_it() -> None:
+    # Read as HTML, which rich does not draw: "List<String>" showed as "List".
+    app = Host()
+    async with app.run_test(size=(90, 40)) as pilot:
+        body = app.query_one("#streamed", ReplyMarkdown)
+        body.update("In Java use List<String> names; press <Enter>.\n\n<details>\nhidden?\n</details>\n")
+        await wait_until(pilot, lambda: any("List" in line for line in texts(body)))
+        drawn = "\n".join(texts(body))
+        assert "List<String> names; press <Enter>." in drawn
+        assert "<details>" in drawn and "hidden?" in drawn
+
+
+async def test_a_link_opens_as_written_not_percent_decoded() -> None:
+    app = Host()
+    opened: list[str] = []
+    app.open_url = lambda url, **_: opened.append(url)  # type: ignore[method-assign]
+    async with app.run_test(size=(90, 40)):
+        body = app.query_one("#streamed", ReplyMarkdown)
+        await body.action_link("https://example.com/login?next=%2Fa%3Fx%3D1%26y%3D2")
+    assert opened == ["https://example.com/login?next=%2Fa%3Fx%3D1%26y%3D2"]
+
+
+async def test_a_code_line_being_written_shows_no_closing_fence() -> None:
+    app = Host()
+    async with app.run_test(size=(90, 40)) as pilot:
+        body = app.query_one("#streamed", ReplyMarkdown)
+        body.append("Here:\n\n```python\ndef main")
+        await wait_until(pilot, lambda: any("def main" in line for line in texts(body)))
+        assert not [line for line in texts(body) if "```" in line]
+
+
 def test_preload_renders_every_kind_of_block_without_an_app() -> None:
     # It runs on a thread of its own at start-up, where an error would go unseen.
     preload()
