@@ -92,6 +92,24 @@ async def test_edit_and_resend_replaces_later_turns_and_keeps_the_old_branch(tin
     assert [m.content for m in stored_thread(conversation_id) if m.role == "user"] == ["one", "edited two"]
 
 
+async def test_an_edit_not_sent_says_so_and_esc_drops_it(tiny_gguf: Path) -> None:
+    # Nothing showed it, and nothing but sending ended it: the next message, whatever it was,
+    # replaced "two" and what followed.
+    app = make_app(tiny_gguf)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await chat(pilot, app, "one")
+        await chat(pilot, app, "two")
+        await type_enter(pilot, "/edit")
+        assert "editing your last message" in str(main.prompt.border_title)
+        await pilot.press("ctrl+a", "ctrl+k", "escape")
+        await pilot.pause()
+        assert main.editing is None and not main.prompt.border_title
+        await chat(pilot, app, "three")
+        assert [m.content for m in main.conversation.messages if m.role == "user"] == ["one", "two", "three"]
+
+
 def heading(turn: object) -> str:
     """The first line a reply's turn shows: its set-up heading (a live turn or one from history)."""
     assert isinstance(turn, ReplyTurn | HistoryTurn), turn

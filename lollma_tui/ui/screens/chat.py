@@ -112,6 +112,17 @@ class ChatScreen(Screen[None]):
         """Index in the thread of the first message mounted in the chat log."""
         self._history_opened = asyncio.Event()
 
+    @property
+    def editing(self) -> Message | None:
+        """The message /edit put back in the prompt: Enter sends the prompt in its place."""
+        return self._editing
+
+    @editing.setter
+    def editing(self, message: Message | None) -> None:
+        self._editing = message
+        # Said on the prompt's border while it lasts: a chat cleared and retyped is still an edit.
+        self.prompt.border_title = "editing your last message · Esc drops the edit" if message else None
+
     @cached_property
     def conversation(self) -> Conversation:
         from lollma_tui.core.chat.conversation import Conversation
@@ -346,7 +357,7 @@ class ChatScreen(Screen[None]):
             self.put_back(text)  # still the edit it was, if it was one
             self.notify("A reply is still being written — Esc stops it.", severity="warning")
             return
-        editing, self._editing = self._editing, None
+        editing, self.editing = self.editing, None
         if editing is not None:
             await self._resend_edited(editing, text)
             return
@@ -371,9 +382,12 @@ class ChatScreen(Screen[None]):
         await self.replies.start(reply, turn, replaces=replaces)
 
     async def action_stop(self) -> None:
-        # Nothing to stop: Esc closes the drawer as it does inside it, wherever the focus is.
+        # Nothing to stop: Esc closes the drawer (wherever the focus is), else drops an edit.
         if not self.is_generating and self.drawer.is_open:
             await self.drawer.toggle()
+        elif not self.is_generating and self.editing is not None:
+            self.editing = None
+            self.notify("Edit dropped: Enter sends a new message.")
         else:
             await self.replies.stop()
 
@@ -415,24 +429,10 @@ class ChatScreen(Screen[None]):
         # It reaches the store with its first message.
         self.history.saved = False
         self._shown_from = 0
-        self._editing = None
+        self.editing = None
         await self.chat_log.clear_turns()
         await self.chat_log.add_notice("New conversation.")
         self.context.refresh(self.conversation)
-
-    async def begin_edit(self) -> None:
-        """/edit: the last message of the user's goes back into the prompt; Enter resends it."""
-        if self.is_generating:
-            self.notify("Wait for the reply to finish, or press Esc first.", severity="warning")
-            return
-        message = self.conversation.last_user()
-        if message is None:
-            await self.notice("There is no message of yours to edit yet.")
-            return
-        self._editing = message
-        kept = self.prompt.start_command(message.content)  # a draft there goes into its history
-        up = " What you were typing is one Up away." if kept else ""
-        await self.notice(f"Editing your last message: Enter sends it and replaces what followed.{up}")
 
     # -- opening saved conversations ------------------------------------------------------------
 
@@ -498,7 +498,7 @@ class ChatScreen(Screen[None]):
         conversation.system_prompt = conversation.system_prompt or self.options.system_prompt
         self.conversation = conversation
         self._shown_from = tail.start
-        self._editing = None
+        self.editing = None
         chat_log = self.chat_log
         if not at_start:
             await chat_log.clear_turns()

@@ -202,7 +202,21 @@ class ChatCommands:
         await self._screen.replies.stop()
 
     async def command_edit(self, command: Command) -> None:
-        await self._screen.begin_edit()
+        """/edit: the last message of the user's goes back into the prompt; Enter resends it."""
+        screen = self._screen
+        if screen.is_generating:
+            screen.notify("Wait for the reply to finish, or press Esc first.", severity="warning")
+            return
+        message = screen.conversation.last_user()
+        if message is None:
+            await screen.notice("There is no message of yours to edit yet.")
+            return
+        screen.editing = message
+        kept = screen.prompt.start_command(message.content)  # a draft there goes into its history
+        up = " What you were typing is one Up away." if kept else ""
+        await screen.notice(
+            f"Editing your last message: Enter sends it in place of what followed, Esc drops it.{up}"
+        )
 
     async def command_continue(self, command: Command) -> None:
         """/continue: more of the last reply, when it stopped at the limit or was cut off."""
