@@ -128,12 +128,16 @@ class PromptInput(TextArea):
         self.focus()
         return kept
 
+    def _visual_row(self) -> int:
+        return self.wrapped_document.location_to_offset(self.cursor_location).y
+
     def action_newline(self) -> None:
         self.insert("\n")
 
     def action_history_back(self) -> None:
-        # Only recall history from the first line, so Up still moves within a long draft.
-        if self.cursor_location[0] != 0 or not self._history:
+        # Only recall history from the first row on screen, so Up still moves within a long
+        # draft, wrapped lines included.
+        if self._visual_row() != 0 or not self._history:
             self.action_cursor_up()
             return
         if self._history_index is None:
@@ -146,7 +150,7 @@ class PromptInput(TextArea):
         self.set_text(self._history[index])
 
     def action_history_forward(self) -> None:
-        if self._history_index is None or self.cursor_location[0] != self.document.line_count - 1:
+        if self._history_index is None or self._visual_row() != self.wrapped_document.height - 1:
             self.action_cursor_down()
             return
         index = self._history_index + 1

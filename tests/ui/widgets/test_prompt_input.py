@@ -47,3 +47,22 @@ async def test_a_started_command_puts_the_draft_in_the_history() -> None:
         # An empty prompt has nothing to keep.
         prompt.clear()
         assert prompt.start_command("/system ") is False
+
+
+async def test_up_in_a_long_draft_that_wraps_moves_up_a_row_before_it_recalls() -> None:
+    # One line of 200 characters wraps over several rows: Up on its last row replaced it
+    # with the previous message.
+    app = PromptApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        prompt = app.query_one(PromptInput)
+        await pilot.press(*"earlier", "enter")
+        draft = " ".join(["word"] * 40)
+        prompt.insert(draft)
+        await pilot.pause()
+        assert prompt.wrapped_document.height > 2
+        await pilot.press("up")
+        assert prompt.text == draft
+        assert prompt.wrapped_document.location_to_offset(prompt.cursor_location).y > 0
+        for _ in range(prompt.wrapped_document.height):
+            await pilot.press("up")
+        assert prompt.text == "earlier"
