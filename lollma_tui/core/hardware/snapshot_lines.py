@@ -102,8 +102,9 @@ def _plain(value: object) -> Any:
 
 
 def _drop_empty(data: Any) -> Any:
+    # An empty list stays: "no throttle reason" is not "none known", and a script finds the key.
     if isinstance(data, dict):
-        return {k: _drop_empty(v) for k, v in data.items() if v is not None and v != [] and v != ""}
+        return {k: _drop_empty(v) for k, v in data.items() if v is not None and v != ""}
     if isinstance(data, list):
         return [_drop_empty(v) for v in data]
     return data

@@ -55,6 +55,18 @@ def test_round_trip_keeps_every_field_but_the_clock() -> None:
     assert decoded.snapshot == dataclasses.replace(snapshot, monotonic=5.0, host="gpu-box")
 
 
+def test_no_throttle_reason_is_not_an_unknown_one_and_empty_lists_are_written() -> None:
+    # "throttle: none" here became no throttle line at all on the far side: () read back as None.
+    snapshot = full_snapshot()
+    calm = dataclasses.replace(snapshot.gpus[0], throttle_reasons=())
+    snapshot = dataclasses.replace(snapshot, gpus=(calm,), processes=())
+    line = encode(snapshot)
+    assert json.loads(line)["processes"] == []  # a script reading the line finds the key
+    decoded = decode(line, received_at=5.0, host="gpu-box")
+    assert decoded.snapshot.gpus[0].throttle_reasons == ()
+    assert decoded.snapshot == dataclasses.replace(snapshot, monotonic=5.0, host="gpu-box")
+
+
 def test_a_bad_gpu_costs_that_gpu_only() -> None:
     data = json.loads(encode(full_snapshot()))
     data["gpus"][0]["temperature_c"] = 1e9
