@@ -229,7 +229,7 @@ class RemoteHardwareSampler:
         stderr.join()
         with self._lock:
             self._proc = None
-        if not self._stop.is_set():
+        if not self._stop.is_set() and not self._restart:  # a restart for a new interval is no fault
             self._set_status(LinkState.STALE, explain_exit(code, stderr.text(), self.target, command))
         return delivered
 
@@ -249,6 +249,10 @@ class RemoteHardwareSampler:
                 decoded = decode(line, received_at=self._clock(), host=label)
             except SnapshotLineError as error:
                 self._note(str(error))
+                if not delivered:
+                    # Nothing readable yet (another version on the far side, a wrapper that
+                    # prints text): say why, rather than wait for a sample that never comes.
+                    self._set_status(LinkState.STALE, f"{label}: {error}")
                 continue
             for problem in decoded.problems:
                 self._note(problem)

@@ -4,6 +4,7 @@ that goes stale when the far side dies and comes back on its own."""
 from __future__ import annotations
 
 import queue
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -127,3 +128,37 @@ def test_a_missing_monitor_command_is_explained(
     wait_until(lambda: sampler.status.state is LinkState.STALE)
     assert "`lollma-tui-not-installed` is not on gpu-box" in sampler.status.message
     assert "--hw-command" in sampler.status.message
+
+
+def test_a_new_interval_restarts_the_remote_monitor_without_a_false_alarm(
+    remote: Callable[..., tuple[RemoteHardwareSampler, Feed]],
+    fake_nvml_site: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ctrl+B changes the interval: the session ended for that said "ssh session ended (exit
+    # 255)" in the chat, and "live again" after it, at every toggle.
+    import lollma_tui.core.hardware.remote as remote_module
+
+    # The default command, as this checkout runs it (the far side here has no lollma-tui on PATH).
+    monkeypatch.setattr(
+        remote_module,
+        "default_remote_command",
+        lambda interval_s, _port=None: monitor_command(fake_nvml_site, interval_s),
+    )
+    sampler, feed = remote(command=None)
+    feed.next()
+    sampler.set_interval(0.5)
+    wait_until(lambda: sampler.status.attempts == 2 and sampler.status.state is LinkState.LIVE)
+    assert LinkState.STALE not in [s.state for s in feed.statuses]
+
+
+def test_lines_the_monitor_cannot_read_say_why_at_once(
+    remote: Callable[..., tuple[RemoteHardwareSampler, Feed]],
+) -> None:
+    # A lollma-tui of another version on the far side: "waiting for the first sample…" for ever,
+    # the reason kept where nothing showed it.
+    newer = 'while true; do echo \'{"schema":"lollma-hw","v":2}\'; sleep 0.2; done'
+    sampler, feed = remote(command=f"sh -c {shlex.quote(newer)}")
+    wait_until(lambda: sampler.status.state is LinkState.STALE)
+    assert "version 2" in sampler.status.message and "same lollma-tui version" in sampler.status.message
+    assert feed.snapshots.empty()
