@@ -176,8 +176,11 @@ class MacmonSource:
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 30.0,
         retry_after_s: float = RETRY_AFTER_S,
+        silent_after_s: float = 3.0,
     ) -> None:
         self._executable = executable
+        self._silent_after_s = silent_after_s
+        """A macmon quiet for this long (three intervals at least) is restarted."""
         self._extra_args = tuple(extra_args)
         self._which = which
         self._backoff_initial_s = backoff_initial_s
@@ -190,6 +193,7 @@ class MacmonSource:
         self._interval_ms = 1000
         self._restart_requested = False
         self._latest: MacmonReading | None = None
+        self._latest_at = 0.0
         self._problem: str | None = None
         self._restarts = 0
         self._next_lookup_at: float | None = None
@@ -228,7 +232,13 @@ class MacmonSource:
             self._request_restart(wanted_ms)
 
         with self._lock:
-            latest, problem = self._latest, self._problem
+            latest, problem, latest_at = self._latest, self._problem, self._latest_at
+        quiet_s = time.monotonic() - latest_at
+        if latest is not None and quiet_s > max(3 * context.interval_s, self._silent_after_s):
+            # Alive but silent (stuck on the GPU driver, say): its last figures would pass for live.
+            self._set_problem(f"macmon has not reported for {quiet_s:.0f} s — restarting it")
+            self._request_restart(wanted_ms)
+            problem = self._problem
         if problem is not None:
             return SourceReading(status=status(self.name, SourceState.ERROR, problem))
         if latest is None:
@@ -335,6 +345,7 @@ class MacmonSource:
                     continue
                 with self._lock:
                     self._latest = reading
+                    self._latest_at = time.monotonic()
                     self._problem = None
                 if self._stop.is_set():
                     return

@@ -182,6 +182,20 @@ def test_interval_change_restarts_macmon_with_new_rate(
     assert source.restarts == 0  # a deliberate restart is not a crash
 
 
+def test_a_macmon_that_goes_quiet_is_not_taken_for_live_and_is_restarted(
+    fake_macmon: FakeMacmon, macmon_source: MacmonFactory
+) -> None:
+    # One line, then nothing while it keeps running: its 88 % and 31.5 W showed as live for ever.
+    fake_macmon.configure([MACMON_LINES["v0.8.2"]], linger=30.0)
+    source = macmon_source(silent_after_s=0.6)
+    source.sample(ctx(interval_s=0.1))
+    wait_for(lambda: bool(source.sample(ctx(interval_s=0.1)).gpus))
+    wait_for(lambda: source.sample(ctx(interval_s=0.1)).status.state is SourceState.ERROR)
+    reading = source.sample(ctx(interval_s=0.1))
+    assert reading.gpus == () and "has not reported for" in reading.status.message
+    wait_for(lambda: len(fake_macmon.starts()) == 2)  # started again, to speak up or fail clearly
+
+
 def test_close_kills_the_child_promptly(fake_macmon: FakeMacmon, macmon_source: MacmonFactory) -> None:
     fake_macmon.configure([MACMON_LINES["v0.8.2"]], linger=60.0)
     source = macmon_source()
