@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from lollma_tui.core import paths
@@ -10,11 +9,14 @@ from lollma_tui.core.chat.commands import CommandError
 from lollma_tui.core.formatting import counted
 from lollma_tui.core.safe_files import write_private_file
 
-_CODE_BLOCK = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
-
 
 def code_blocks(markdown: str) -> list[str]:
-    return [block.rstrip("\n") for block in _CODE_BLOCK.findall(markdown)]
+    """The code blocks a reply shows, in order: fenced with ``` or ~~~ (four backticks around
+    an example with three), indented, or inside a list item, as markdown-it reads them."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark", {"html": False}).parse(markdown)
+    return [token.content.rstrip("\n") for token in tokens if token.type in ("fence", "code_block")]
 
 
 def choose_copy(reply: str, argument: str) -> tuple[str, str]:
