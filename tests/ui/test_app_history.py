@@ -306,6 +306,14 @@ async def test_a_long_conversation_opens_with_only_its_tail_mounted(tiny_gguf: P
         await wait_until(pilot, lambda: len(chat_log.turns()) > mounted)
         first = chat_log.turns()[0].message.content
         assert first == f"question {1000 - TAIL_MESSAGES}"
+        # The reader keeps their place: the turn that was on top is still in view, not a page
+        # further down, and going up again loads the next page (it waited for a scroll down).
+        was_on_top = chat_log.turns()[mounted and len(chat_log.turns()) - mounted]
+        await wait_until(pilot, lambda: chat_log.scroll_y > 0)
+        assert chat_log.region.y <= was_on_top.region.y < chat_log.region.bottom
+        before = len(chat_log.turns())
+        chat_log.scroll_home(animate=False)
+        await wait_until(pilot, lambda: len(chat_log.turns()) > before)
         # Jumping to an old message mounts what it takes to show it.
         target = main.conversation.messages[10]
         await main.reveal_message(target.id)

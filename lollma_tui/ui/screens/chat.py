@@ -530,13 +530,14 @@ class ChatScreen(Screen[None]):
             turn.add_class("-found")
 
     @on(ChatLog.EarlierWanted)
-    async def mount_earlier(self, _: ChatLog.EarlierWanted | None = None) -> None:
+    async def mount_earlier(self, wanted: ChatLog.EarlierWanted | None = None) -> None:
         if self._shown_from <= 0:
             return
         start = max(0, self._shown_from - EARLIER_PAGE)
         earlier = self.conversation.messages[start : self._shown_from]
         self._shown_from = start
-        await self.chat_log.prepend_messages(earlier)
+        # Scrolled up to (`wanted`), the reader's place stays; a jump to a hit scrolls on its own.
+        await self.chat_log.prepend_messages(earlier, keep_place=wanted is not None)
         self.chat_log.has_earlier = start > 0
 
     async def conversation_deleted(self, conversation_id: str) -> None:

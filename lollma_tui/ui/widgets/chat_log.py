@@ -245,15 +245,25 @@ class ChatLog(VerticalScroll):
         if turns:
             await self.mount_all(turns, before=0 if on_top and self.children else None)
 
-    async def prepend_messages(self, messages: Iterable[Message]) -> None:
+    async def prepend_messages(self, messages: Iterable[Message], *, keep_place: bool = True) -> None:
+        """Mount earlier turns above the first; `keep_place`: what the reader sees stays put."""
         turns = self._turns_for(messages)
         if not turns:
             return
         first = next(iter(self.turns()), None)
-        if first is None:
-            await self.mount_all(turns)
-        else:
+        if first is None or not keep_place:
             await self.mount_all(turns, before=first)
+            return
+        above = first.virtual_region.y - self.scroll_y  # where the reader sees it now
+        await self.mount_all(turns, before=first)
+
+        def stay() -> None:
+            # The page goes in above what is read, which stays where it was on screen: at the
+            # top (scroll_y 0) it was pushed a page down, and scrolling up loaded no more.
+            self.release_anchor()
+            self.scroll_to(y=first.virtual_region.y - above, animate=False, immediate=True)
+
+        self.call_after_refresh(stay)
 
     def mark_version(self, message_id: str, shown: int, count: int) -> None:
         """Mark the reply `message_id` as version `shown` of `count`, where it is on screen."""
