@@ -23,6 +23,7 @@ from lollma_tui.cli import backend_flag
 
 if TYPE_CHECKING:
     from lollma_tui.core.bench.sweep import SweepSpec
+    from lollma_tui.core.models.quantize import QuantizePlan
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -392,12 +393,8 @@ def build_quantize_parser() -> argparse.ArgumentParser:
 
 def quantize_main(argv: Sequence[str] | None = None) -> int:
     from lollma_tui.core.models.quantize import (
-        QuantizeCancelled,
-        QuantizeFailed,
-        QuantizeProgress,
         QuantizeRefused,
         plan_quantizations,
-        quantize,
     )
 
     args = _parse(build_quantize_parser(), argv)
@@ -413,6 +410,18 @@ def quantize_main(argv: Sequence[str] | None = None) -> int:
     except QuantizeRefused as error:
         _error("quantize", str(error))
         return EXIT_USAGE
+    # A kill or a closed terminal stops the job as Ctrl+C does, so its partial file goes too.
+    previous = {stop: signal.signal(stop, _interrupt) for stop in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return _quantize_all(plans, args.threads)
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
+
+
+def _quantize_all(plans: Sequence[QuantizePlan], threads: int | None) -> int:
+    from lollma_tui.core.models.quantize import QuantizeCancelled, QuantizeFailed, QuantizeProgress, quantize
+
     line = ProgressLine(sys.stderr) if sys.stderr.isatty() else None
     status = EXIT_OK
     for plan in plans:
@@ -436,7 +445,7 @@ def quantize_main(argv: Sequence[str] | None = None) -> int:
             )
 
         try:
-            result = quantize(plan, on_progress=on_progress, threads=args.threads)
+            result = quantize(plan, on_progress=on_progress, threads=threads)
         except KeyboardInterrupt:
             if line is not None:
                 line.clear()
@@ -457,6 +466,10 @@ def quantize_main(argv: Sequence[str] | None = None) -> int:
             line.clear()
         print(f"{result.output}\t{result.size_bytes / (1 << 20):.2f} MiB\t{result.seconds:.1f} s", flush=True)
     return status
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -142,6 +142,29 @@ def test_ctrl_c_prints_the_finished_rows_and_exits_130(quantized_models: Path, t
     assert len(saved) == len(rows)
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_a_quantize_ended_by_kill_or_a_closed_terminal_leaves_no_partial_file(
+    slow_gguf: Path, tmp_path: Path, stop: signal.Signals
+) -> None:
+    # Only Ctrl+C cleaned up: the hidden partial file, as large as the model, stayed.
+    out = tmp_path / "out"
+    out.mkdir()
+    command = [
+        sys.executable, "-m", "lollma_tui.cli_bench", "quantize", str(slow_gguf),
+        "--type", "Q4_K_M", "--threads", "1", "--output-dir", str(out),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(p.name.endswith(".partial") for p in out.iterdir()):
+        assert time.monotonic() < deadline and process.poll() is None, "the quantization never started"
+        time.sleep(0.02)
+    process.send_signal(stop)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "was not written" in err
+    assert list(out.iterdir()) == []
+
+
 def test_quantize_command(source_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert quantize_main([str(source_copy), "--type", "Q4_0,Q8_0"]) == 0
     out = capsys.readouterr().out.splitlines()
