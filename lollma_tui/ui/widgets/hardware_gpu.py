@@ -41,6 +41,30 @@ def gpu_details(gpu: GpuSnapshot) -> str:
     return " · ".join(parts)
 
 
+MANY_GPUS = 3
+"""From this many GPUs on, each takes one line (as nvitop's rows), so that eight fit 80×24."""
+
+
+def gpu_brief(gpu: GpuSnapshot, wide: bool) -> str:
+    """One line for a GPU among many: ``GPU3  87% 35/80G 71° 699W`` in the sidebar's 27
+    columns; wide, its name and the panel's own figures."""
+    if gpu.state is not GpuState.OK:
+        return f"GPU{gpu.index} {gpu_state_line(gpu).split(':')[0]}"
+    if wide:
+        vram = fmt.used_of_total(gpu.memory_used_bytes, gpu.memory_total_bytes)
+        util, temp = fmt.percent(gpu.utilization_percent), fmt.temperature(gpu.temperature_c)
+        power = fmt.power(gpu.power_w, gpu.power_limit_w)
+        return f"{gpu_title(gpu):<24.24} {util:>5}  {vram:>15}  {temp:>5}  {power:>11}"
+    util = fmt.MISSING if gpu.utilization_percent is None else f"{gpu.utilization_percent:3.0f}%"
+    if gpu.memory_used_bytes is not None and gpu.memory_total_bytes:
+        vram = f"{gpu.memory_used_bytes / (1 << 30):.0f}/{gpu.memory_total_bytes / (1 << 30):.0f}G"
+    else:
+        vram = "unified" if gpu.unified_memory else fmt.MISSING
+    temp = fmt.MISSING if gpu.temperature_c is None else f"{gpu.temperature_c:.0f}°"
+    power = fmt.MISSING if gpu.power_w is None else f"{gpu.power_w:.0f}W"
+    return f"GPU{gpu.index} {util} {vram} {temp} {power}"
+
+
 def gpu_level(gpu: GpuSnapshot) -> Level:
     """How worrying the GPU looks: heat, memory and power. High utilisation is the goal, not a warning."""
     return fmt.worst(
@@ -74,6 +98,8 @@ class GpuBlock(Vertical):
         return self.gpu.key
 
     def compose(self) -> ComposeResult:
+        yield Static("", classes="gpu-brief", markup=False)
+        yield Static("", classes="gpu-brief-wide", markup=False)
         yield Static("", classes="gpu-name", markup=False)
         yield Static("", classes="gpu-state", markup=False)
         yield MetricRow("util", classes="gpu-util")
@@ -100,6 +126,8 @@ class GpuBlock(Vertical):
         self.level = gpu_level(gpu)
         set_level(self, self.level)
         set_text(self.query_one(".gpu-name", Static), gpu_title(gpu))
+        set_text(self.query_one(".gpu-brief", Static), gpu_brief(gpu, wide=False))
+        set_text(self.query_one(".gpu-brief-wide", Static), gpu_brief(gpu, wide=True))
         state = self.query_one(".gpu-state", Static)
         set_text(state, gpu_state_line(gpu))
         state.display = gpu.state is not GpuState.OK

@@ -30,7 +30,7 @@ from lollma_tui.core.hardware import (
 from lollma_tui.core.hardware.summary import CPU_ONLY, HOST_SOURCE
 from lollma_tui.ui.literal import plain
 from lollma_tui.ui.widgets import hardware_format as fmt
-from lollma_tui.ui.widgets.hardware_gpu import GpuBlock
+from lollma_tui.ui.widgets.hardware_gpu import MANY_GPUS, GpuBlock
 from lollma_tui.ui.widgets.hardware_rows import MetricRow, set_text
 
 WIDE_COLUMNS = 48
@@ -305,6 +305,7 @@ class HardwarePanel(Vertical):
         swap.show(swap_text(memory), fmt.level_of(Metric.SWAP_FRACTION, memory.swap_fraction))
 
     def _render_gpus(self, snapshot: SystemSnapshot, history: HardwareHistory | None) -> None:
+        self.set_class(len(snapshot.gpus) >= MANY_GPUS, "-many-gpus")
         keys = tuple(gpu.key for gpu in snapshot.gpus)
         if keys != tuple(self._gpu_blocks):
             container = self.query_one("#hw-gpus", Vertical)

@@ -9,6 +9,7 @@ from panel_fakes import (
     NVIDIA_MISMATCH,
     NVIDIA_OK,
     FullScreenApp,
+    GiB,
     SidebarApp,
     gpu,
     history_of,
@@ -256,6 +257,37 @@ async def test_everything_fits_the_sidebar_at_80x24() -> None:
         # Compact mode leaves out the wide-only rows.
         assert not panel.query_one("#hw-cores").display
         assert all(not row.display for row in panel.query(".gpu-power"))
+
+
+async def test_eight_gpus_take_a_line_each_and_fit_the_sidebar_and_80x24() -> None:
+    # Six rows and a gap each: the sidebar showed one GPU of eight, the monitor three.
+    eight = tuple(
+        gpu(i, name="NVIDIA H100 80GB HBM3", memory_used_bytes=i * 9 * GiB, memory_total_bytes=80 * GiB)
+        for i in range(8)
+    )
+    eight = (*eight[:7], gpu(7, temperature=91.0, memory_total_bytes=80 * GiB))  # one hot
+    for app in (SidebarApp(), FullScreenApp()):
+        async with app.run_test(size=(80, 24)) as pilot:
+            panel = app.panel
+            panel.snapshot = snapshot(gpus=eight, sources=(HOST_OK, NVIDIA_OK))
+            await drawn(pilot, panel)
+            lines = [
+                block.query_one(".gpu-brief-wide" if panel.wide else ".gpu-brief", Static)
+                for block in panel.gpu_blocks
+            ]
+            assert all(line.display and line.region.height == 1 for line in lines)
+            assert panel.region.height <= 16
+            assert text_of(lines[3]).startswith("GPU3") and "27/80" in text_of(lines[3])
+            assert panel.gpu_blocks[7].has_class("-hot")
+            for line in lines:  # nothing cut off in the sidebar's 27 columns
+                assert cell_len(text_of(line)) <= line.content_region.width, text_of(line)
+    # Two GPUs keep their full blocks.
+    app = SidebarApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.panel.snapshot = snapshot(gpus=two_gpus_one_hot(), sources=(HOST_OK, NVIDIA_OK))
+        await drawn(pilot, app.panel)
+        assert all(not b.query_one(".gpu-brief", Static).display for b in app.panel.gpu_blocks)
+        assert all(b.query_one(".gpu-util", MetricRow).display for b in app.panel.gpu_blocks)
 
 
 async def test_wide_panel_adds_per_core_strip_and_more_history() -> None:
