@@ -52,7 +52,7 @@ from lollma_tui.core.backends.openai_errors import CLIENT_ERRORS, Operation, Whe
 from lollma_tui.core.backends.openai_extras import ServedModel, ServerExtras, ServerKind, read_model_ids
 from lollma_tui.core.backends.openai_host import api_key, base_url, host_and_port, is_loopback, server_root
 from lollma_tui.core.backends.openai_probe import probe_server, refresh_live
-from lollma_tui.core.backends.openai_request import chat_body, delta_text, quant_in_names
+from lollma_tui.core.backends.openai_request import DeltaText, chat_body, delta_text, quant_in_names
 from lollma_tui.core.backends.openai_stats import Clock, StreamFigures, reply_stats
 from lollma_tui.core.backends.server_state import ServerBackendState
 from lollma_tui.core.backends.stream_reads import stamped_reads
@@ -75,13 +75,17 @@ class _End:
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Read:
     chunk: Any
-    arrived: float | None
-    """When it came (perf_counter), where known (`stamped_reads`)."""
+    delta: DeltaText
+    """Its text, read once (on the pump's side, which pauses only after text)."""
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.delta.content or self.delta.reasoning)
 
 
-def _has_text(chunk: Any) -> bool:
-    delta = delta_text(chunk)
-    return bool(delta.content or delta.reasoning)
+async def _reads(stream: AsyncIterator[Any]) -> AsyncIterator[_Read]:
+    async for chunk in stream:
+        yield _Read(chunk, delta_text(chunk))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -305,16 +309,17 @@ class OpenAIBackend(ServerBackendState):
                     stats = reply_stats(self._setup(loaded), figures, clock)
                     yield ReplyDone("length" if finish == "length" else "stop", stats)
                     return
-                read, item = item, item.chunk
+                read, arrived = item
+                item = read.chunk
                 figures.take(item.model_extra, item.usage.model_dump() if item.usage is not None else None)
-                delta = delta_text(item)
+                delta = read.delta
                 finish = delta.finish_reason or finish
-                if delta.content or delta.reasoning:
-                    last_at = read.arrived or time.perf_counter()
+                if read.has_text:
+                    last_at = arrived or time.perf_counter()
                     first_at = first_at or last_at
                     chunks += 1
-                    if read.arrived is not None:
-                        timed = (read.arrived, chunks)
+                    if arrived is not None:
+                        timed = (arrived, chunks)
                 if delta.reasoning:
                     yield ThinkingDelta(delta.reasoning)
                 for kind, piece in splitter.feed(delta.content):
@@ -338,8 +343,8 @@ class OpenAIBackend(ServerBackendState):
         try:
             stream = await self._open_stream(model, messages, sampling)
             async with stream:
-                async for chunk, arrived in stamped_reads(stream, pause_after=_has_text):
-                    queue.put_nowait(_Read(chunk, arrived))
+                async for read, arrived in stamped_reads(_reads(stream), pause_after=lambda r: r.has_text):
+                    queue.put_nowait((read, arrived))  # arrived: perf_counter, where known
         except asyncio.CancelledError:
             queue.put_nowait(None)
             raise
