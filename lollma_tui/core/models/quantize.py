@@ -161,14 +161,10 @@ def supported_types() -> tuple[str, ...]:
 
 def base_name(source: Path) -> str:
     """The file name without ``.gguf`` and without trailing quantization words."""
+    stem = source.name[: -len(".gguf")] if source.name.lower().endswith(".gguf") else source.stem
     split = SPLIT_NAME.match(source.name)
-    stem = (
-        split["base"]
-        if split
-        else source.name[: -len(".gguf")]
-        if source.name.lower().endswith(".gguf")
-        else source.stem
-    )
+    if split:
+        stem = split["base"]  # one file comes out of all the parts
     # Underscores belong to quant names (Q4_K_M), so only dots, dashes and spaces separate words.
     parts = re.split(r"([\s.\-]+)", stem)
     while parts and (normalize_quant(parts[-1]) is not None or not parts[-1].strip(" .-")):
