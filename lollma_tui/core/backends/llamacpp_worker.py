@@ -8,6 +8,7 @@ Python prints (fd 1 and fd 2) to the log file, so nothing ever reaches the app's
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import threading
 import time
@@ -19,7 +20,7 @@ from lollma_tui.core.backends.base import ChatMessage
 from lollma_tui.core.backends.chat_formats import adapt_messages, format_for_architecture
 from lollma_tui.core.backends.repack import crash_if_asked, set_repack
 from lollma_tui.core.backends.think_tags import ThinkSplitter, opens_thinking
-from lollma_tui.core.settings import AUTO, LoadSettings, SamplingSettings
+from lollma_tui.core.settings import AUTO, MAX_SEED, LoadSettings, SamplingSettings
 from lollma_tui.core.workers.channel import Channel, finish, open_channel
 from lollma_tui.core.workers.logs import OWN_NOTE_PREFIX
 
@@ -28,6 +29,12 @@ _KV_TYPE_IDS = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 8}
 
 DELTA_EVERY_S = 0.04
 """The most often the reply's text is sent to the app while it streams."""
+
+
+def reply_seed(sampling: SamplingSettings) -> int:
+    """The seed for one reply. Without one, llama-cpp-python derives each reply's seed from the
+    last with a fixed generator, so every load replayed the same "random" replies."""
+    return sampling.seed if sampling.seed is not None else secrets.randbelow(MAX_SEED + 1)
 
 
 class Cancelled(Exception):
@@ -356,7 +363,7 @@ class Worker:
                 top_k=sampling.top_k,
                 min_p=sampling.min_p,
                 repeat_penalty=sampling.repeat_penalty,
-                seed=sampling.seed,
+                seed=reply_seed(sampling),
                 max_tokens=sampling.max_tokens,
                 stop=list(sampling.stop),
             )

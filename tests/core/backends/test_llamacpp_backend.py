@@ -126,6 +126,21 @@ async def test_counters_are_per_reply_and_a_repeated_prompt_is_cached(
     assert second.stats.prompt_tokens_evaluated < first.stats.prompt_tokens_evaluated  # type: ignore[operator]
 
 
+async def test_a_random_seed_differs_from_one_load_to_the_next(tmp_path: Path, tiny_gguf: Path) -> None:
+    # Near-uniform sampling, so two replies only match if they were drawn with the same seed.
+    wild = SamplingSettings(temperature=3.0, top_p=1.0, top_k=0, min_p=0.0, seed=None, max_tokens=16)
+    first_replies = []
+    for run in range(2):
+        backend = LlamaCppBackend(log_path=tmp_path / f"llama-{run}.log")
+        try:
+            await backend.load(LoadSettings(model=str(tiny_gguf)))
+            text, _ = await collect(backend, "hello", wild)
+            first_replies.append(text)
+        finally:
+            await backend.close()
+    assert first_replies[0] and first_replies[0] != first_replies[1]
+
+
 async def test_gguf_without_template_uses_the_architecture_format(
     backend: LlamaCppBackend, tiny_gguf_no_template: Path, tmp_path: Path
 ) -> None:
