@@ -166,15 +166,17 @@ class LlamaCppBackend:
             return await self._load_in(worker, settings, use_repack, notes)
         except _RepackCrash:
             # Known to happen in llama.cpp's AMX path on some Xeons: the same file loads and
-            # runs with repacking off, so do that, and remember it for this file and CPU.
-            await asyncio.to_thread(self._remember_repack_crash, name)
+            # runs with repacking off, so do that. Only when it does was repacking the cause,
+            # and worth remembering for this file and CPU.
             self._set_status(BackendState.LOADING, f"Loading {name} again with repacking off…")
             try:
                 worker = await self._spawn()
             except BackendUnavailableError as error:
                 self._set_status(BackendState.FAILED, str(error))
                 raise
-            return await self._load_in(worker, settings, False, (*notes, repack.fallback_note()))
+            loaded = await self._load_in(worker, settings, False, (*notes, repack.fallback_note()))
+            await asyncio.to_thread(self._remember_repack_crash, name)
+            return loaded
 
     async def _repack_for(self, settings: LoadSettings, worker: WorkerProcess) -> bool:
         """Whether this load uses repacked weights; "auto" avoids them where they crashed before."""

@@ -162,10 +162,13 @@ def set_repack(llama_cpp: Any, enabled: bool) -> None:
 
 FAULT_ENV = "LOLLMA_FAULT_REPACK_CRASH"
 """Test-only: "load" or "reply" makes a worker crash (SIGSEGV) there while repacked weights
-are on, as llama.cpp's AMX path does on some CPUs, so the fallback is tested on any machine."""
+are on, as llama.cpp's AMX path does on some CPUs, so the fallback is tested on any machine.
+"load:always" crashes every load, repacked or not: a crash repacking did not cause."""
 
 
 def crash_if_asked(where: str, repack_on: bool) -> None:
-    if repack_on and os.environ.get(FAULT_ENV) == where:
-        print(f"fault injection: crashing in {where} with repacked weights on", file=sys.stderr, flush=True)
+    fault = os.environ.get(FAULT_ENV)
+    if (repack_on and fault == where) or fault == f"{where}:always":
+        state = "on" if repack_on else "off"
+        print(f"fault injection: crashing in {where} (repacked weights {state})", file=sys.stderr, flush=True)
         os.kill(os.getpid(), signal.SIGSEGV)

@@ -326,8 +326,8 @@ class BenchSession:
                 except WorkerFailed as error:
                     if not (error.crashed and use_repack and config.repack == "auto"):
                         raise
-                    # As in the chat backend: the same file runs with repacking off.
-                    await self._remember_repack_crash(config, system)
+                    # As in the chat backend: the same file runs with repacking off, and only
+                    # then was repacking the cause.
                     ctx.note(f"{label}: {repack.fallback_note()}", label)
                     await worker.kill()
                     worker = await self._start_worker()
@@ -335,6 +335,7 @@ class BenchSession:
                     rows = await self._guard(
                         run_llama_configuration(ctx, worker, config, request, system, label)
                     )
+                    await self._remember_repack_crash(config, system)
             if worker is not None:
                 # Free the bench worker's memory before the chat backend loads its own copy.
                 await worker.stop()

@@ -90,6 +90,22 @@ async def test_a_crash_while_loading_falls_back_once_and_is_remembered(
     assert crashes_in_log(log) == 1
 
 
+async def test_a_crash_repacking_did_not_cause_is_not_remembered(
+    make_backend: Callable[[], LlamaCppBackend],
+    tiny_gguf: Path,
+    tmp_path: Path,
+    memory: repack.RepackMemory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The load crashes with repacking off too: the retry shows repacking was not the cause, so
+    # later loads of this file must not lose the fast path over it.
+    monkeypatch.setenv(repack.FAULT_ENV, "load:always")
+    with pytest.raises(ModelLoadError):
+        await make_backend().load(LoadSettings(model=str(tiny_gguf), n_ctx=512))
+    assert crashes_in_log(tmp_path / "llama.log") == 2
+    assert not memory.path.exists()
+
+
 async def test_a_new_llama_cpp_version_tries_the_fast_path_again(
     tiny_gguf: Path, memory: repack.RepackMemory
 ) -> None:

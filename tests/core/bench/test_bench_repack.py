@@ -61,6 +61,16 @@ def test_a_crash_with_repacking_falls_back_and_is_remembered(
     assert "segmentation fault" in capsys.readouterr().err.lower()
 
 
+def test_a_crash_repacking_did_not_cause_is_not_remembered(
+    q4_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LOLLMA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv(repack.FAULT_ENV, "load:always")
+    assert bench_main(["-m", str(q4_model), *FAST, "-o", "json"]) != 0
+    assert "segmentation fault" in capsys.readouterr().err.lower()
+    assert not repack.RepackMemory().path.exists()
+
+
 def test_a_bad_repack_value_is_one_line(q4_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert bench_main(["-m", str(q4_model), *FAST, "--repack", "maybe"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
