@@ -27,6 +27,8 @@ class BackendKind(StrEnum):
 
 KV_CACHE_TYPES: tuple[str, ...] = ("f16", "q8_0", "q4_0", "f32")
 REPACK_CHOICES: tuple[str, ...] = ("auto", "on", "off")
+MAX_THREADS = 1024
+"""Far past any CPU's cores; counts much larger make llama.cpp abort while it sets up threads."""
 
 
 class SettingsError(ValueError):
@@ -62,8 +64,8 @@ class LoadSettings:
             )
         if not 64 <= self.n_ctx <= 1 << 22:
             raise SettingsError(f"n_ctx must be between 64 and 4194304, not {self.n_ctx}")
-        if self.n_threads is not None and not 1 <= self.n_threads <= 1024:
-            raise SettingsError(f"n_threads must be between 1 and 1024, not {self.n_threads}")
+        if self.n_threads is not None and not 1 <= self.n_threads <= MAX_THREADS:
+            raise SettingsError(f"n_threads must be between 1 and {MAX_THREADS}, not {self.n_threads}")
         if not 1 <= self.n_batch <= 1 << 16:
             raise SettingsError(f"n_batch must be between 1 and 65536, not {self.n_batch}")
         if self.kv_cache_type not in KV_CACHE_TYPES:

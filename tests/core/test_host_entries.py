@@ -23,7 +23,9 @@ def test_ssh_targets_parse(text: str, target: SshTarget) -> None:
     assert SshTarget.parse(text) == target
 
 
-@pytest.mark.parametrize("text", ["", "-oProxyCommand=x", "me@", "box:ssh", "box:70000", "a b", "me;rm@box"])
+@pytest.mark.parametrize(
+    "text", ["", "-oProxyCommand=x", "me@", "box:ssh", "box:70000", "box:²", "a b", "me;rm@box"]
+)
 def test_bad_ssh_targets_are_refused(text: str) -> None:
     with pytest.raises(SshTargetError):
         SshTarget.parse(text)

@@ -186,6 +186,9 @@ async def test_version_shows_a_regenerated_replys_earlier_version_and_back(tiny_
         await wait_until(
             pilot, lambda: "There is no such version: the last reply has 2 versions." in notices(app)
         )
+        # A digit int() does not read is a usage error, not the end of the app.
+        await type_enter(pilot, "/version ²")
+        await wait_until(pilot, lambda: "Usage: /version [N|prev|next]" in notices(app))
         await type_enter(pilot, "/version next")
         await wait_until(pilot, lambda: main.conversation.messages[-1].id == second.id)
         assert [m.role for m in main.conversation.messages] == ["user", "assistant"]

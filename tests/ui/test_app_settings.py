@@ -108,6 +108,9 @@ async def test_quant_and_context_swaps_keep_the_chat_and_label_each_reply(quant_
         assert [m.content for m in main.conversation.messages if m.role == "user"] == ["first", "second"]
         await command(pilot, app, "/compare 3")
         assert "Usage: /compare [N], N from 1 to 2" in notices(app)[-1]
+        # A digit int() does not read is a usage error too, not the end of the app.
+        await command(pilot, app, "/compare ²")
+        await wait_until(pilot, lambda: sum("Usage: /compare [N]" in n for n in notices(app)) == 2)
 
 
 async def test_compare_counts_the_versions_that_regenerating_replaced(tiny_gguf: Path) -> None:

@@ -18,7 +18,7 @@ from lollma_tui.core.bench.protocol import BenchTest
 from lollma_tui.core.models.catalog import Catalog, ModelGroup, ModelVariant, default_model_dirs, scan_models
 from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader, read_gguf_header
 from lollma_tui.core.models.quant_types import normalize_quant
-from lollma_tui.core.settings import AUTO, REPACK_CHOICES, BackendKind
+from lollma_tui.core.settings import AUTO, MAX_THREADS, REPACK_CHOICES, BackendKind
 
 DEFAULT_QUESTION = "explain quantum entanglement"
 DEFAULT_CHAT_TOKENS = 128
@@ -75,8 +75,8 @@ class SweepSpec:
         for name, values in (("-p", self.n_prompt), ("-n", self.n_gen), ("-d", self.n_depth)):
             if any(v < 0 for v in values):
                 raise SweepInputError(f"{name} values must be 0 or more")
-        if self.threads is not None and any(t < 1 for t in self.threads):
-            raise SweepInputError("thread counts must be 1 or more")
+        if self.threads is not None and any(not 1 <= t <= MAX_THREADS for t in self.threads):
+            raise SweepInputError(f"thread counts must be between 1 and {MAX_THREADS}")
         for layers in self.gpu_layers:
             if layers != AUTO and (not isinstance(layers, int) or layers < -1):
                 raise SweepInputError(f"GPU layers must be a count, -1 (all) or auto, not {layers!r}")

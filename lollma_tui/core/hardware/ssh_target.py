@@ -98,7 +98,7 @@ def _split_port(raw: str, text: str) -> tuple[str, int | None]:
         host, port_text = raw, ""
     if not port_text:
         return host, None
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+    if not port_text.isdecimal() or not 1 <= int(port_text) <= 65535:
         raise SshTargetError(f"{text!r}: the port must be a number from 1 to 65535")
     return host, int(port_text)
 

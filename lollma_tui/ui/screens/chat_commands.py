@@ -91,7 +91,7 @@ class ChatCommands:
         from lollma_tui.core.session import SetupUnavailableError, settings_for
 
         screen = self._screen
-        if not argument.isdigit() or not 1 <= int(argument) <= len(summaries):
+        if not argument.isdecimal() or not 1 <= int(argument) <= len(summaries):
             await screen.notice(f"Usage: /compare [N], N from 1 to {len(summaries)} (the table's #)", "error")
             return
         try:
@@ -270,7 +270,7 @@ class ChatCommands:
             await screen.notice(f"The last reply is version {shown + 1} of {count} · {more}.")
             return
         steps = {"prev": shown - 1, "next": shown + 1}
-        if wanted not in steps and not wanted.isdigit():
+        if wanted not in steps and not wanted.isdecimal():
             await screen.notice("Usage: /version [N|prev|next]", "error")
             return
         target = steps[wanted] if wanted in steps else int(wanted) - 1

@@ -53,7 +53,7 @@ def parse_gpu_layers(text: str) -> tuple[GpuLayersChoice, ...]:
             values.append(AUTO)
         elif part in ("all", "max", "-1"):
             values.append(-1)
-        elif part.isdigit():
+        elif part.isdecimal():
             values.append(int(part))
         else:
             raise SweepInputError(f"GPU layers: expected counts, 'all' or 'auto', not {part!r}")
@@ -65,7 +65,7 @@ def parse_gpu_layers(text: str) -> tuple[GpuLayersChoice, ...]:
 def parse_counts(name: str, text: str, *, minimum: int) -> tuple[int, ...]:
     values: list[int] = []
     for part in _parts(text):
-        if not part.isdigit() or int(part) < minimum:
+        if not part.isdecimal() or int(part) < minimum:
             raise SweepInputError(f"{name}: expected numbers of {minimum} or more, not {part!r}")
         values.append(int(part))
     return tuple(dict.fromkeys(values))

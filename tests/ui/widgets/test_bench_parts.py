@@ -35,6 +35,11 @@ def test_the_form_becomes_a_sweep_over_the_chosen_files() -> None:
     ("form", "reason"),
     [
         (SweepForm(threads="0"), "threads"),
+        # Past any CPU: llama.cpp aborts setting up that many threads.
+        (SweepForm(threads="100000"), "between 1 and 1024"),
+        # str.isdigit() is true for these, but they are no number int() reads.
+        (SweepForm(threads="²"), "threads"),
+        (SweepForm(gpu_layers="0,²"), "GPU layers"),
         (SweepForm(n_prompt="-5"), "-p"),
         (SweepForm(repetitions="2,3"), "one repetition count"),
         (SweepForm(repetitions="0"), "-r"),
