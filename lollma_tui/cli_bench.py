@@ -318,7 +318,10 @@ async def _run_bench(args: argparse.Namespace) -> int:
     if run.records and (args.compare or not args.no_save):
         store = ResultStore()
         if args.compare:
-            comparisons = compare_with_saved(run.records, store.load(fingerprint=run.fingerprint))
+            try:
+                comparisons = compare_with_saved(run.records, store.load(fingerprint=run.fingerprint))
+            except OSError as error:
+                _error("bench", f"could not read the saved results in {store.path}: {error}")
         if not args.no_save:
             try:
                 store.save(run.records)

@@ -89,6 +89,17 @@ def test_markdown_table_then_json_with_comparison(
     assert len(ResultStore().load()) == 4
 
 
+def test_saved_results_that_cannot_be_read_are_said_and_the_rows_still_printed(
+    quantized_models: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ResultStore().path.mkdir(parents=True)  # a folder where the results file should be
+    model = str(quantized_models / "tiny-llama-Q8_0.gguf")
+    assert bench_main(["-m", model, *FAST, "--compare", "--no-save"]) == 0
+    captured = capsys.readouterr()
+    assert [row[-3] for row in table_rows(captured.out)] == ["tg4"]
+    assert "could not read the saved results in" in captured.err and "Traceback" not in captured.err
+
+
 def test_no_model_measures_the_demo_model_as_the_app_starts_on_it(capsys: pytest.CaptureFixture[str]) -> None:
     # `lollma-tui` starts on the demo model when none is named; `bench` (and `bench --compare`,
     # as the README shows it) measures the same one instead of refusing.

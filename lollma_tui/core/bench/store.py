@@ -29,24 +29,30 @@ class ResultStore:
             return 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One write of whole lines in append mode: a crash cannot interleave half a row.
-        with open(self.path, "a", encoding="utf-8") as out:
-            out.write("".join(lines))
+        with open(self.path, "a+b") as out:
+            if out.tell() > 0:
+                out.seek(-1, os.SEEK_END)
+                if out.read(1) != b"\n":
+                    # A row cut off by a crash or a full disk: end it, or the first new row joins it.
+                    lines.insert(0, "\n")
+            out.write("".join(lines).encode("utf-8"))
             out.flush()
             os.fsync(out.fileno())
         return len(lines)
 
     def load(self, *, fingerprint: str | None = None) -> list[BenchRecord]:
-        """Rows in the order they were saved; lines that do not parse are skipped."""
+        """Rows in the order they were saved; lines that do not parse are skipped (a row cut off
+        by a crash can end in half a UTF-8 character). An unreadable file raises OSError."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return []
         records: list[BenchRecord] = []
-        for line in text.splitlines():
+        for line in raw.splitlines():
             if not line.strip():
                 continue
             try:
-                data = json.loads(line)
+                data = json.loads(line.decode("utf-8"))
                 if not isinstance(data, dict):
                     continue
                 record = BenchRecord.from_dict(data)

@@ -203,6 +203,17 @@ def test_store_appends_rows_and_skips_damaged_lines(tmp_path: Path) -> None:
     assert len(store.load(fingerprint="other")) == 1
 
 
+def test_a_row_cut_off_mid_write_costs_that_row_only(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "results.jsonl")
+    store.save([record(run_id="first")])
+    # A crash or a full disk stopped the last append in the middle of a UTF-8 character.
+    with open(store.path, "ab") as out:
+        out.write(b'{"run_id":"cut","model_name":"caf\xc3')
+    assert [r.run_id for r in store.load()] == ["first"]
+    store.save([record(run_id="second"), record(run_id="third")])
+    assert [r.run_id for r in store.load()] == ["first", "second", "third"]
+
+
 def test_compare_uses_the_latest_saved_run_with_the_same_fingerprint_and_configuration() -> None:
     new = record(avg_ts=120.0, stddev_ts=1.0)
     saved = [
