@@ -55,6 +55,8 @@ class TinyModelSpec:
     n_ff: int = 512
     n_ctx_train: int = 4096
     name: str = "tiny-llama"
+    architecture: str = "llama"
+    """Another name writes a llama model under an architecture llama.cpp may not know."""
     chat_template: str | None = CHATML_TEMPLATE
     file_type: LlamaFileType = LlamaFileType.MOSTLY_F16
     seed: int = 0
@@ -97,7 +99,7 @@ def write_tiny_gguf(path: Path, spec: TinyModelSpec = TinyModelSpec()) -> Path:
     head_dim = spec.n_embd // spec.n_head
     n_embd_kv = head_dim * spec.n_head_kv
 
-    writer = GGUFWriter(str(path), "llama", split_max_tensors=spec.split_max_tensors)
+    writer = GGUFWriter(str(path), spec.architecture, split_max_tensors=spec.split_max_tensors)
     writer.add_name(spec.name)
     writer.add_context_length(spec.n_ctx_train)
     writer.add_embedding_length(spec.n_embd)

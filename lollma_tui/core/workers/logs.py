@@ -19,6 +19,7 @@ OWN_NOTE_PREFIX = "lollma-tui:"
 """Lines the workers print themselves; never shown as the cause of a failure."""
 
 _ERROR_WORDS = ("error", "failed", "invalid", "unable", "assert", "abort", "exception")
+_GENERIC_ENDINGS = ("failed to load model",)
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)')
 
 
@@ -67,9 +68,11 @@ def failure_detail(text: str) -> str:
         if before:
             parts.append(f"after: {before[-1]}")
         return " · ".join(parts)
-    for line in reversed(lines):
-        if any(word in line.lower() for word in _ERROR_WORDS):
-            return line
+    errors = [ln for ln in lines if any(word in ln.lower() for word in _ERROR_WORDS)]
+    # llama.cpp ends a failed load with the same line whatever the reason: the reason is before it.
+    specific = [ln for ln in errors if not ln.lower().endswith(_GENERIC_ENDINGS)]
+    if specific or errors:
+        return (specific or errors)[-1]
     return " · ".join(lines[-2:])
 
 

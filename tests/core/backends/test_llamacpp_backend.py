@@ -336,6 +336,11 @@ async def test_missing_and_corrupt_files_fail_with_a_reason(
         await backend.load(LoadSettings(model=str(corrupt)))
     assert backend.status.state == BackendState.FAILED
     assert backend.process_ids() == ()
+    # The most common real failure, a newer architecture: llama.cpp's own reason, not only its
+    # closing "failed to load model".
+    unknown = write_tiny_gguf(tmp_path / "newarch.gguf", TinyModelSpec(architecture="qwen9next"))
+    with pytest.raises(ModelLoadError, match="unknown model architecture: 'qwen9next'"):
+        await backend.load(LoadSettings(model=str(unknown)))
     # The backend is still usable afterwards.
     loaded = await backend.load(LoadSettings(model=str(tiny_gguf)))
     assert loaded.n_layers == 2
