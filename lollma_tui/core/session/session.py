@@ -29,12 +29,7 @@ from lollma_tui.core.models.catalog import Catalog, HeaderCache, ModelVariant
 from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader
 from lollma_tui.core.session.backend_catalog import backend_catalog
 from lollma_tui.core.session.budget import MemoryBudget
-from lollma_tui.core.session.models import (
-    ModelChoice,
-    quant_variants,
-    resolve_model,
-    settings_for_quant,
-)
+from lollma_tui.core.session.models import ModelChoice, quant_variants, resolve_model, settings_for_quant
 from lollma_tui.core.session.plan import (
     CPU_ONLY_BUILD_NOTE,
     LoadPlan,
@@ -118,6 +113,7 @@ class ModelSession:
         self._idle.set()
         self._gpu_offload: bool | None = None
         self._last_models: dict[BackendKind, str] = {settings.backend: settings.model}
+        self._in_use: LoadedModel | None = None  # the last loaded, also while its worker restarts
         self._closed = False
 
     # -- state --------------------------------------------------------------------------------
@@ -293,7 +289,7 @@ class ModelSession:
         refused_changes = read_only_notes(self._settings, target)
         target = keep_read_only(self._settings, target)
         label = target_label(target)
-        previous = self.loaded
+        previous = self.loaded or self._in_use  # a swap during a restart goes back to that model
         previous_requested = self._settings
         previous_host = self._host
 
@@ -482,6 +478,7 @@ class ModelSession:
         try:
             back = await self._backend.load(previous.settings)
         except BackendError as second:
+            self._in_use = None
             message = f"{failure} — and {previous.name} could not be reloaded either: {second}"
             report(SwapProgress(SwapPhase.DONE, message))
             return replace(
@@ -559,6 +556,7 @@ class ModelSession:
         return self._host_factory(host)
 
     def _remember(self, loaded: LoadedModel) -> None:
+        self._in_use = loaded
         self._last_models[loaded.settings.backend] = loaded.settings.model
         if loaded.settings.backend is BackendKind.LLAMA_CPP:
             self._gpu_offload = loaded.gpu_offload_supported

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
+from gguf_factory import TinyModelSpec, write_tiny_gguf
 from slow_worker import slow_loading_python
 from swap_support import ENDLESS, Factory, Phases, ask
 
-from lollma_tui.core.backends.base import Backend, BackendState, ChatMessage, ReplyDone, TextDelta
+from lollma_tui.core.backends.base import (
+    Backend,
+    BackendCrashedError,
+    BackendState,
+    ChatMessage,
+    ReplyDone,
+    TextDelta,
+)
 from lollma_tui.core.backends.llamacpp import LlamaCppBackend
 from lollma_tui.core.models.fit import FitParams, estimate_memory
 from lollma_tui.core.models.gguf_header import read_gguf_header
@@ -116,6 +126,31 @@ async def test_failed_load_rolls_back_to_the_previous_model(
     again = await session.swap(rejected, force=True)
     assert again.rolled_back and "flash_attn" in again.message and "back on tiny-llama" in again.message
     assert session.loaded is not None and session.loaded.quant == "F16"
+
+
+async def test_a_failed_swap_while_the_worker_is_down_goes_back_to_the_model_in_use(
+    make_session: MakeSession, llama_only: Factory, tiny_f16: Path, tmp_path: Path
+) -> None:
+    # After a crash (or a stop that had to kill the worker) the model is loaded again only at the
+    # next message. A swap meanwhile that fails must go back to that model, not leave none.
+    session = make_session(llama_only, LoadSettings(model=str(tiny_f16), n_ctx=512))
+    await session.load()
+    before = session.settings
+    (pid,) = session.process_ids()
+    with pytest.raises(BackendCrashedError):
+        async for event in session.stream_chat([ChatMessage("user", "hello")]):
+            if isinstance(event, TextDelta):
+                os.kill(pid, signal.SIGKILL)
+    assert session.loaded is None
+    unknown = write_tiny_gguf(tmp_path / "newarch.gguf", TinyModelSpec(architecture="qwen9next"))
+
+    result = await session.swap(before.with_changes(model=str(unknown)))
+    assert not result.ok and result.rolled_back, result.message
+    assert result.message.endswith("— back on tiny-llama")
+    assert session.settings == before
+    assert session.loaded is not None and session.loaded.settings.model == str(tiny_f16)
+    text, _ = await ask(session)
+    assert text
 
 
 async def test_rollback_failure_reports_both_errors(
