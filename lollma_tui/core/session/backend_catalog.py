@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from lollma_tui.core.backends.base import Backend
+from lollma_tui.core.backends.base import Backend, BackendError
 from lollma_tui.core.models.catalog import Catalog, HeaderCache, scan_models
 from lollma_tui.core.session.models import ollama_catalog, openai_catalog
 from lollma_tui.core.settings import BackendKind
@@ -40,6 +40,27 @@ async def server_catalog(backend: Backend) -> Catalog:
         return Catalog()
     listed = await list_models()
     return ollama_catalog(listed) if backend.kind is BackendKind.OLLAMA else openai_catalog(listed)
+
+
+SWITCH_PROBE_S = 10.0
+"""How long a server may take to list its models before a switch to it is refused."""
+
+
+async def switch_refusal(backend: Backend, model: str) -> str | None:
+    """Why a switch to a server `backend` for `model` would fail, asked before the model in use
+    is unloaded (reloading it can take minutes); None when the switch may go ahead."""
+    if backend.kind not in (BackendKind.OLLAMA, BackendKind.OPENAI):
+        return None
+    try:
+        catalog = await asyncio.wait_for(server_catalog(backend), SWITCH_PROBE_S)
+    except TimeoutError:
+        return f"the server did not list its models within {SWITCH_PROBE_S:.0f} s"
+    except BackendError as error:
+        return str(error)
+    # An OpenAI-compatible server may serve ids it does not list; Ollama serves only its tags.
+    if backend.kind is BackendKind.OLLAMA and model.strip() and catalog.find(model.strip()) is None:
+        return f"the server has no model {model.strip()!r} (/pull {model.strip()} downloads it)"
+    return None
 
 
 def _scan_around(model: str, known: list[Path], headers: HeaderCache) -> Catalog:

@@ -27,7 +27,7 @@ from lollma_tui.core.backends.base import (
 from lollma_tui.core.hosts import HostEntry
 from lollma_tui.core.models.catalog import Catalog, HeaderCache, ModelVariant
 from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader
-from lollma_tui.core.session.backend_catalog import backend_catalog
+from lollma_tui.core.session.backend_catalog import backend_catalog, switch_refusal
 from lollma_tui.core.session.budget import MemoryBudget
 from lollma_tui.core.session.models import ModelChoice, quant_variants, resolve_model, settings_for_quant
 from lollma_tui.core.session.plan import (
@@ -169,10 +169,8 @@ class ModelSession:
     # -- sampling -----------------------------------------------------------------------------
 
     def set_sampling(self, sampling: SamplingSettings | None = None, **changes: Any) -> SamplingSettings:
-        """Replace the sampling settings (or change some fields); they apply to the next reply.
-
-        Raises `SettingsError` for an out-of-range value and leaves the settings unchanged.
-        """
+        """Replace the sampling settings (or some fields) for the next reply; an out-of-range
+        value raises `SettingsError` and changes nothing."""
         base = sampling if sampling is not None else self._sampling
         self._sampling = base.with_changes(**changes) if changes else base
         return self._sampling
@@ -314,14 +312,20 @@ class ModelSession:
             )
         fresh: Backend | None = None
         if not same_backend:
-            # Built before anything is stopped: a server address that cannot be one (a bad
-            # OLLAMA_HOST, say) leaves the model in use loaded.
+            # Built and asked before anything is stopped: a server address that cannot be one (a
+            # bad OLLAMA_HOST), a server that is down or lacks the model leave the model in use.
+            why: str | None
             try:
                 fresh = self._build(target.backend, host)
+                why = await switch_refusal(fresh, target.model) if previous is not None else None
             except BackendError as error:
+                why = str(error)
+            if why is not None:
+                if fresh is not None:
+                    await fresh.close()
                 timings = SwapTimings(estimate_s=estimate_s, total_s=total.lap())
                 result = refused(
-                    f"Not switching to {label}", str(error), target, previous, tuple(notes), plan, timings
+                    f"Not switching to {label}", why, target, previous, tuple(notes), plan, timings
                 )
                 report(SwapProgress(SwapPhase.DONE, result.message))
                 return result
@@ -564,12 +568,8 @@ class ModelSession:
     # -- models and quantizations -------------------------------------------------------------
 
     async def catalog(self, gguf_catalog: Catalog | None = None) -> Catalog:
-        """The models the active backend can load.
-
-        llama.cpp: `gguf_catalog` (the app's scan of model folders), with the current model's
-        own folder added when the scan does not include it. Ollama: the server's installed tags.
-        Raises `BackendError` when Ollama cannot be asked.
-        """
+        """The models the active backend can load (see `backend_catalog`); raises `BackendError`
+        when a server cannot be asked."""
         return await backend_catalog(self._backend, self._settings.model, self._headers, gguf_catalog)
 
     async def quant_variants(self, gguf_catalog: Catalog | None = None) -> tuple[ModelVariant, ...]:

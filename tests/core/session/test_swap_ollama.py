@@ -7,9 +7,12 @@ from pathlib import Path
 
 import psutil
 from ollama_server import OllamaTestServer
+from ollama_server.server import free_port
 from swap_support import Factory, Phases, ask
 
 from lollma_tui.core.backends.base import Backend
+from lollma_tui.core.backends.llamacpp import LlamaCppBackend
+from lollma_tui.core.backends.ollama import OllamaBackend
 from lollma_tui.core.session import ModelSession
 from lollma_tui.core.settings import BackendKind, LoadSettings
 
@@ -122,10 +125,32 @@ async def test_switching_llama_cpp_to_ollama_and_back(
     assert text and done.stats.setup.backend is BackendKind.LLAMA_CPP
     assert [c.kind for c in changes] == [BackendKind.OLLAMA, BackendKind.LLAMA_CPP]
 
-    # A switch that fails goes back to the backend it came from.
+    # A tag the server lacks is refused before the model in use is unloaded.
+    (worker,) = session.process_ids()
     failed = await session.swap(ollama("nosuchmodel:7b"))
-    assert failed.rolled_back and session.kind is BackendKind.LLAMA_CPP
-    assert failed.message.endswith("— back on tiny-llama")
+    assert failed.refused and session.kind is BackendKind.LLAMA_CPP
+    assert "has no model 'nosuchmodel:7b'" in failed.message
+    assert session.process_ids() == (worker,)
+    text, _ = await ask(session)
+    assert text
+
+
+async def test_a_switch_to_a_server_that_is_down_leaves_the_model_in_use_loaded(
+    make_session: MakeSession, tmp_path: Path, tiny_f16: Path
+) -> None:
+    # Reloading the model in use after a failed switch can take minutes: ask the server first.
+    def make(kind: BackendKind) -> Backend:
+        if kind is BackendKind.OLLAMA:
+            return OllamaBackend(f"127.0.0.1:{free_port()}", timeout_s=5.0, connect_timeout_s=2.0)
+        return LlamaCppBackend(log_path=tmp_path / "llama.log")
+
+    session = make_session(make, LoadSettings(model=str(tiny_f16), n_ctx=512))
+    await session.load()
+    (worker,) = session.process_ids()
+    result = await session.swap(ollama())
+    assert result.refused and result.message.startswith(f"Not switching to {Q4}")
+    assert "not reachable" in result.message
+    assert session.kind is BackendKind.LLAMA_CPP and session.process_ids() == (worker,)
     text, _ = await ask(session)
     assert text
 
