@@ -314,18 +314,18 @@ class ModelSession:
         if not same_backend:
             # Built and asked before anything is stopped: a server address that cannot be one (a
             # bad OLLAMA_HOST), a server that is down or lacks the model leave the model in use.
-            why: str | None
+            cannot: str | None
             try:
                 fresh = self._build(target.backend, host)
-                why = await switch_refusal(fresh, target.model) if previous is not None else None
+                cannot = await switch_refusal(fresh, target.model) if previous is not None else None
             except BackendError as error:
-                why = str(error)
-            if why is not None:
+                cannot = str(error)
+            if cannot is not None:
                 if fresh is not None:
                     await fresh.close()
                 timings = SwapTimings(estimate_s=estimate_s, total_s=total.lap())
                 result = refused(
-                    f"Not switching to {label}", why, target, previous, tuple(notes), plan, timings
+                    f"Not switching to {label}", cannot, target, previous, tuple(notes), plan, timings
                 )
                 report(SwapProgress(SwapPhase.DONE, result.message))
                 return result
