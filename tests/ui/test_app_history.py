@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chat_app_support import notices
+from chat_app_support import notices, send
 from history_support import lighthouse_chat
+from ollama_server import OllamaTestServer
+from ollama_server.engines import Script
 from other_instance import another_instance
-from pilot_support import wait_until
+from pilot_support import ollama_app, wait_until
 from textual.pilot import Pilot
 from textual.widgets import Static
 
@@ -318,3 +320,34 @@ async def test_a_long_conversation_opens_with_only_its_tail_mounted(tiny_gguf: P
         target = main.conversation.messages[10]
         await main.reveal_message(target.id)
         assert chat_log.turn_for(target.id) is not None
+
+
+async def test_choosing_the_chat_on_screen_while_it_streams_leaves_the_reply_writing(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # The open chat is the top row of Ctrl+O, and a search hit in it is in Ctrl+F: Enter on either
+    # used to open it again, which stops the reply being written.
+    app = ollama_app(ollama_server.host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY)
+        ollama_server.queue_reply(Script(text="a short first answer"))
+        await send(pilot, app, "hello there")
+        words = " ".join(f"w{i}" for i in range(40))
+        ollama_server.queue_reply(Script(text=words, tokens_per_second=12))
+        await pilot.press(*"tell me a long story", "enter")
+        await wait_until(pilot, lambda: main.is_generating)
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConversationsScreen))
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, ConversationsScreen))
+        await pilot.press("ctrl+f")
+        await wait_until(pilot, lambda: isinstance(app.screen, SearchScreen))
+        await pilot.press(*"hello")
+        await pilot.pause(0.6)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, SearchScreen))
+        await wait_until(pilot, lambda: not main.is_generating, within=30)
+        reply = main.conversation.messages[-1]
+        assert (reply.state, reply.content) == (ReplyState.COMPLETE, words)

@@ -49,7 +49,10 @@ class ChatDialogs:
         if result is NEW_CONVERSATION:
             await self._screen.action_new_conversation()
             return
-        await self._screen.open_conversation(str(result))
+        screen = self._screen
+        if str(result) == screen.conversation.id and screen.history.saved:
+            return  # already on screen: opening it again would stop the reply being written
+        await screen.open_conversation(str(result))
 
     def search(self, query: str = "") -> None:
         screen = self._screen
@@ -66,6 +69,10 @@ class ChatDialogs:
             return
         screen = self._screen
         history = screen.history
+        shown = jump.conversation_id == screen.conversation.id and history.saved
+        if shown and any(m.id == jump.message_id for m in screen.conversation.messages):
+            await screen.reveal_message(jump.message_id)  # in the thread on screen: no reload
+            return
         # Asked first: finding the message may change which branch that chat shows.
         if not await history.take(jump.conversation_id):
             return
