@@ -205,18 +205,19 @@ class ChatStore:
         return self.create_conversation(Conversation(system_prompt=system_prompt, created_at=self._wall()))
 
     def rename(self, conversation_id: str, title: str) -> None:
-        self._update_conversation(conversation_id, "title", title)
+        # Not an update: a chat renamed from the list keeps its place there and as the one resumed.
+        self._update_conversation(conversation_id, "title", title, touch=False)
 
     def set_system_prompt(self, conversation_id: str, system_prompt: str) -> None:
         self._update_conversation(conversation_id, "system_prompt", system_prompt)
 
     def _update_conversation(
-        self, conversation_id: str, column: Literal["title", "system_prompt"], value: str
+        self, conversation_id: str, column: Literal["title", "system_prompt"], value: str, touch: bool = True
     ) -> None:
         with self._write() as conn:
             cursor = conn.execute(
-                f"UPDATE conversations SET {column} = ?, updated_at = ? WHERE id = ?",
-                (value, self._wall(), conversation_id),
+                f"UPDATE conversations SET {column} = ?, updated_at = max(updated_at, ?) WHERE id = ?",
+                (value, self._wall() if touch else 0, conversation_id),
             )
             if cursor.rowcount == 0:
                 raise NotFoundError(f"no conversation {conversation_id}")

@@ -472,7 +472,7 @@ class ConversationsScreen(ModalScreen[ConversationsResult]):
     def _saved(self, message: _Saved) -> None:
         summary = message.summary
         rows = [row for row in self._rows if row.id != summary.id]
-        # Keep the store's order (renaming counts as an update there) and the highlight on it.
+        # Keep the store's order (a rename leaves a chat where it was) and the highlight on it.
         at = next((i for i, row in enumerate(rows) if row.updated_at <= summary.updated_at), len(rows))
         rows.insert(at, summary)
         self._replace_rows(rows, highlight=at)

@@ -104,6 +104,17 @@ def test_rename_and_system_prompt_are_saved(store: ChatStore, reopen: Reopen) ->
         store.rename("feedface", "x")
 
 
+def test_renaming_an_older_chat_does_not_make_it_the_one_resumed(store: ChatStore, reopen: Reopen) -> None:
+    older = store.new_conversation()
+    store.add_message(older.id, Message("user", "about pasta"))
+    newer = store.new_conversation()
+    store.add_message(newer.id, Message("user", "about rust"))
+    store.rename(older.id, "Pasta notes")
+    again = reopen()
+    assert again.latest_conversation_id() == newer.id
+    assert [c.id for c in again.list_conversations()] == [newer.id, older.id]
+
+
 def test_rename_is_kept_when_a_user_message_follows(store: ChatStore, reopen: Reopen) -> None:
     conversation = store.new_conversation()
     store.rename(conversation.id, "Chosen title")

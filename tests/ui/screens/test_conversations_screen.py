@@ -98,11 +98,11 @@ async def test_rename_is_saved_in_the_store(store: ChatStore) -> None:
         assert store.path is not None
         with ChatStore.open(store.path) as again:
             assert again.get_summary(ids[0]).title == "Renamed: [not markup]"
-        # Renaming counts as an update in the store, so the list shows it first, highlighted.
+        # A new title is not activity: the chat keeps its place (the oldest, last), highlighted.
         options = app.screen.query_one("#conversations-list", OptionList)
-        assert option_ids(app)[0] == ids[0]
-        assert options.highlighted == 0
-        assert "Renamed: [not markup]" in str(options.options[0].prompt)
+        assert option_ids(app)[-1] == ids[0]
+        assert options.highlighted == len(ids) - 1
+        assert "Renamed: [not markup]" in str(options.options[-1].prompt)
         assert options.has_focus and field.has_class("-hidden")
         assert app.results == []  # still open
 
