@@ -7,13 +7,16 @@ from pathlib import Path
 import psutil
 import pytest
 from pilot_support import opened_drawer, wait_until
+from slow_worker import slow_loading_python
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from lollma_tui.core.backends.base import BackendState
+from lollma_tui.core.backends.llamacpp import LlamaCppBackend
 from lollma_tui.core.session import MemoryBudget
 from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
-from lollma_tui.ui.widgets.chat_log import Notice
+from lollma_tui.ui.widgets.chat_log import Notice, ReplyTurn
 from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
 
 SHORT = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=8)
@@ -111,6 +114,26 @@ async def test_quant_and_context_swaps_keep_the_chat_and_label_each_reply(quant_
         # A digit int() does not read is a usage error too, not the end of the app.
         await command(pilot, app, "/compare ²")
         await wait_until(pilot, lambda: sum("Usage: /compare [N]" in n for n in notices(app)) == 2)
+
+
+async def test_a_message_sent_during_a_swap_is_headed_with_the_model_that_answers(
+    quant_folder: Path, tmp_path: Path
+) -> None:
+    # The Q8_0 load is slowed, as a big file on a slow disk: the message waits for it.
+    python = slow_loading_python(tmp_path, 2.0, marker="Q8_0")
+    load = LoadSettings(model=str(quant_folder / "tiny-llama-F16.gguf"), n_ctx=1024)
+    app = LollmaApp(StartupOptions(load=load, sampling=SHORT), backend=LlamaCppBackend(python=python))
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        await pilot.press(*"/quant Q8_0", "enter")
+        await wait_until(pilot, lambda: main.models.session.swapping)
+        await pilot.press(*"hi", "enter")
+        await wait_until(pilot, lambda: len(main.conversation.messages) == 2 and not main.is_generating, 60)
+        reply = main.conversation.messages[-1]
+        assert reply.stats is not None and reply.stats.setup.quant == "Q8_0"
+        (turn,) = main.chat_log.query(ReplyTurn)
+        assert "Q8_0" in str(turn.query_one(".turn-label", Static).render())
 
 
 async def test_compare_counts_the_versions_that_regenerating_replaced(tiny_gguf: Path) -> None:

@@ -103,6 +103,7 @@ class ReplyStreamer:
             if not models.ready:
                 turn.show_waiting("waiting for the model to load… Esc cancels")
             if await self._model_or_stop(models):
+                turn.set_heading(models.reply_heading())
                 self._rate.begin()
                 self._in_engine = True
                 async for event in models.session.stream_chat(history, sampling):

@@ -111,6 +111,12 @@ class ReplyTurn(Vertical):
         """Say in the heading that this reply is one of several (Ctrl+R kept the others)."""
         self.query_one(".turn-label", Static).update(version_heading(self._header, shown, count))
 
+    def set_heading(self, header: str) -> None:
+        """Name the model that writes the reply, once known (a swap may end while it waits)."""
+        if header != self._header:
+            self._header = header
+            self.query_one(".turn-label", Static).update(header)
+
     async def add_thinking(self, text: str) -> None:
         """Stream a model's thinking into a folded section above the answer."""
         self.message.thinking += text
