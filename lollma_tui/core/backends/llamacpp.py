@@ -129,7 +129,11 @@ class LlamaCppBackend:
                 WORKER_MODULE, name="llama.cpp worker", log_path=self._log_path, python=self._python
             )
         except WorkerExited as error:
-            raise BackendUnavailableError(f"Could not start {error} (log: {self._log_path})") from error
+            why = (error.problem or describe_exit(error.returncode)) + (
+                f": {error.detail}" if error.detail else ""
+            )
+            where = "" if str(self._log_path) in why else f" (log: {self._log_path})"
+            raise BackendUnavailableError(f"Could not start the llama.cpp worker: {why}{where}") from error
 
     async def load(self, settings: LoadSettings) -> LoadedModel:
         self._drop_restart()

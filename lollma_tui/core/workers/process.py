@@ -108,7 +108,12 @@ class WorkerProcess:
         Raises WorkerExited when it dies or stays silent before saying hello.
         """
         offset = await asyncio.to_thread(log_size, log_path)
-        fd = await asyncio.to_thread(open_log, log_path, f"{name} started")
+        try:
+            fd = await asyncio.to_thread(open_log, log_path, f"{name} started")
+        except OSError as error:
+            # A state folder left to root by a `sudo lollma-tui`, or a file where it should be.
+            why = error.strerror or str(error)
+            raise WorkerExited(name, None, f"cannot write its log {log_path}: {why}", "") from error
         child_env = {**os.environ, **(env or {}), PARENT_PID_ENV: str(os.getpid())}
         try:
             process = await asyncio.create_subprocess_exec(

@@ -346,6 +346,20 @@ async def test_missing_and_corrupt_files_fail_with_a_reason(
     assert loaded.n_layers == 2
 
 
+async def test_a_log_folder_that_cannot_be_written_is_a_reason_not_a_stuck_load(
+    tmp_path: Path, tiny_gguf: Path
+) -> None:
+    # As a state folder left to root by a `sudo lollma-tui`: here a file where the folder goes.
+    (tmp_path / "state").write_text("not a folder")
+    backend = LlamaCppBackend(log_path=tmp_path / "state" / "logs" / "llama.cpp.log")
+    try:
+        with pytest.raises(BackendError, match=r"cannot write its log .*state/logs/llama\.cpp\.log"):
+            await backend.load(LoadSettings(model=str(tiny_gguf)))
+        assert backend.status.state == BackendState.FAILED
+    finally:
+        await backend.close()
+
+
 async def test_a_file_name_that_is_not_utf8_fails_with_a_reason_not_a_hang(
     backend: LlamaCppBackend, tmp_path: Path, tiny_gguf: Path
 ) -> None:
