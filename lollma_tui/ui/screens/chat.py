@@ -1,11 +1,10 @@
 """The chat screen: the conversation on the left, the side panel on the right, keys at the bottom.
 
 It owns the conversation and its flow (send, regenerate, edit, continue, open saved ones) and
-composes plain objects for the rest. The model session, the model catalog, the history recorder,
+composes plain objects for the rest: the model session, the model catalog, the history recorder,
 the hardware feed and the context meter report with messages, which the screen hands down to its
-widgets as attributes. Its own helpers (`chat_*.py`) each do one part of its work: writing
-replies, slash commands, dialogs, the settings drawer, hosts, and the side panel.
-"""
+widgets as attributes. Its helpers (`chat_*.py`) each do one part of its work: writing replies,
+slash commands, dialogs, the settings drawer, hosts, and the side panel."""
 
 from __future__ import annotations
 
@@ -20,6 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
 from lollma_tui.core.formatting import counted
 from lollma_tui.ui.literal import plain
@@ -105,11 +105,9 @@ class ChatScreen(Screen[None]):
         self.dialogs = ChatDialogs(self)
         self.drawer = ChatDrawer(self)
         self.panel = SidePanel(self)
-        self.hardware: HardwareFeed | None = None
-        """Started once the first frame is up (`start`)."""
+        self.hardware: HardwareFeed | None = None  # started once the first frame is up (`start`)
         self._editing: Message | None = None
-        self._shown_from = 0
-        """Index in the thread of the first message mounted in the chat log."""
+        self._shown_from = 0  # index in the thread of the first message mounted in the chat log
         self._history_opened = asyncio.Event()
 
     @property
@@ -217,8 +215,7 @@ class ChatScreen(Screen[None]):
         self.prompt.focus()
 
     async def start(self) -> None:
-        """Fill the side panel and start the work behind the screen; the app calls it once the
-        first frame is up."""
+        """Fill the side panel and start the work behind the screen, once the first frame is up."""
         # Imported here, as the drawer is: their modules (and the hardware stack behind them)
         # are not needed for the first frame.
         from lollma_tui.ui.messages import NoticePosted
@@ -271,6 +268,11 @@ class ChatScreen(Screen[None]):
         self.prompt.set_text(text + self.prompt.text)
 
     # -- what the controllers report ---------------------------------------------------------------
+
+    async def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # The screen's workers leave the app running when they fail: the user is told, at least.
+        if event.state == WorkerState.ERROR and (error := event.worker.error) is not None:
+            await self.notice(f"{event.worker.name} failed: {type(error).__name__}: {error}", "error")
 
     async def on_notice_posted(self, message: NoticePosted) -> None:
         await self.chat_log.add_notice(message.text, message.kind)
@@ -480,10 +482,8 @@ class ChatScreen(Screen[None]):
         at_start: bool = False,
     ) -> None:
         """Show a saved conversation; one another lollma-tui has open is refused with `refused`.
-
         `at_start`: the notices already shown (a bad config value, the server's address) are
-        this session's, not the chat's: they stay, after the resumed turns.
-        """
+        this session's, not the chat's: they stay, after the resumed turns."""
         history = self.history
         if history.store is None or not await history.take(conversation_id, refused):
             return

@@ -98,6 +98,23 @@ async def test_a_failed_first_load_marks_the_card(tmp_path: Path) -> None:
         assert any("-error" in classes for _, classes in notices(screen))
 
 
+async def test_a_screen_worker_that_fails_is_said_in_the_chat(tiny_gguf: Path) -> None:
+    # The screen's workers do not end the app when they fail; before, that was all: nobody said.
+    app = make_app(tiny_gguf)
+    screen = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await loaded(pilot, screen)
+
+        async def fails() -> None:
+            raise NotADirectoryError(20, "Not a directory", "/home/me/.local/state/lollma-tui")
+
+        screen.run_worker(fails(), name="open_history", group="history-open", exit_on_error=False)
+        await wait_until(pilot, lambda: any("open_history failed" in text for text, _ in notices(screen)))
+        text, classes = next((t, c) for t, c in notices(screen) if "open_history failed" in t)
+        assert "NotADirectoryError" in text and "/home/me/.local/state/lollma-tui" in text
+        assert "-error" in classes
+
+
 async def test_a_reply_reaches_the_card_the_meter_and_the_panel(tiny_gguf: Path) -> None:
     seen: list[Message] = []
     app = make_app(tiny_gguf)
