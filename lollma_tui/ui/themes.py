@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
@@ -43,29 +45,38 @@ def load_themes() -> tuple[list[Theme], list[ThemeLoadFailure]]:
     themes: list[Theme] = []
     for spec in specs:
         theme = to_textual_theme(spec)
-        problem = undrawable(theme)
-        if problem is None:
-            themes.append(theme)
+        drawable = drawable_theme(theme)
+        if isinstance(drawable, Theme):
+            themes.append(drawable)
         elif spec.source is not None:
-            failures.append(ThemeLoadFailure(spec.source, problem))
+            failures.append(ThemeLoadFailure(spec.source, drawable))
     return themes, failures
 
 
-def undrawable(theme: Theme) -> str | None:
-    """Why Textual could not draw `theme`, if it could not: a value that is neither a colour it
-    reads nor a ``$name`` it defines. Registered, such a theme ended the app at start on an
-    "Error in stylesheet"."""
+def drawable_theme(theme: Theme) -> Theme | str:
+    """`theme` as Textual can draw it, or why it cannot: a value that is neither a colour it
+    reads nor a ``$name`` that leads to one. Registered, such a theme ended the app at start on
+    an "Error in stylesheet"; so did any ``$name`` in ``[variables]``, which Textual's stylesheet
+    does not look up, so each is replaced here by the colour it names."""
     for key in COLOR_KEYS:
         value = getattr(theme, key)
         if value is not None and not _is_colour(value):
             return f"'{key}' is not a colour: {value!r}"
-    names = {*theme.to_color_system().generate(), *APP_VARIABLES, *theme.variables}
+    # What the stylesheet gets: `App.get_css_variables`, then our slots' fallbacks.
+    defined = {**theme.to_color_system().generate(), **theme.variables}
+    defined |= {
+        name: defined[fallback[1:]] for name, fallback in APP_VARIABLES.items() if name not in defined
+    }
+    flat: dict[str, str] = {}
     for key, value in theme.variables.items():
-        text = value.strip()
-        known = text[1:] in names if text.startswith("$") else _is_colour(text)
-        if not known:
-            return f"'{key}' is not a colour or a known $name: {value!r}"
-    return None
+        text, seen = value.strip(), {key}
+        while text.startswith("$") and text[1:] in defined and text[1:] not in seen:
+            seen.add(text[1:])
+            text = defined[text[1:]].strip()
+        if not _is_colour(text):
+            return f"'{key}' is not a colour or a $name that leads to one: {value!r}"
+        flat[key] = text
+    return replace(theme, variables=flat)
 
 
 def _is_colour(value: str) -> bool:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.color import Color
 
 from lollma_tui.core.theme_files import user_theme_dir
+from lollma_tui.ui.monitor_app import MonitorApp
 from lollma_tui.ui.themes import load_themes
 
 
@@ -29,13 +31,36 @@ def test_a_theme_textual_cannot_draw_is_reported_not_registered(line: str, words
     assert "lollma-dark" in {theme.name for theme in themes}
 
 
-def test_a_theme_with_good_references_and_colours_loads(tmp_path: Path) -> None:
+async def test_a_theme_with_references_and_colours_loads_and_draws() -> None:
     folder = user_theme_dir()
     folder.mkdir(parents=True)
     (folder / "fine.toml").write_text(
         'name = "fine"\nprimary = "#336699"\naccent = "darkorange"\n[variables]\nnotice = "$accent"\n'
-        'metric-hot = "rgb(200, 40, 40)"\n',
+        'metric-hot = "rgb(200, 40, 40)"\nmetric-warm = "$notice"\nuser-label = "$metric-ok"\n',
         encoding="utf-8",
     )
     themes, failures = load_themes()
     assert failures == [] and "fine" in {theme.name for theme in themes}
+    # Textual's stylesheet does not look a $name up in a variable's value: before, any of these
+    # ended the app at start on "Invalid value ('$accent') for the color property".
+    app = MonitorApp(interval_s=0.25, theme="fine", find_llm_processes=False)
+    async with app.run_test(size=(90, 30)) as pilot:
+        await pilot.pause()
+        variables = app.get_css_variables()
+        accent = Color.parse(variables["accent"])
+        assert [Color.parse(variables[name]) for name in ("notice", "metric-warm")] == [accent, accent]
+        assert Color.parse(variables["user-label"]) == Color.parse(variables["success"])
+    assert app.return_code in (None, 0)
+
+
+def test_a_chain_of_names_that_never_reaches_a_colour_is_reported(tmp_path: Path) -> None:
+    folder = user_theme_dir()
+    folder.mkdir(parents=True)
+    (folder / "loop.toml").write_text(
+        'name = "loop"\nprimary = "#336699"\n[variables]\n'
+        'metric-ok = "$metric-warm"\nmetric-warm = "$metric-ok"\n',
+        encoding="utf-8",
+    )
+    themes, failures = load_themes()
+    assert "loop" not in {theme.name for theme in themes}
+    assert [f.path.name for f in failures] == ["loop.toml"] and "metric-ok" in failures[0].reason
