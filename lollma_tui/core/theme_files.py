@@ -59,7 +59,7 @@ def user_theme_dir() -> Path:
 
 def parse_theme(path: Path) -> ThemeSpec:
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        document = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM, as config.toml
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"cannot read: {error}") from error
     except tomllib.TOMLDecodeError as error:
@@ -87,8 +87,9 @@ def parse_theme(path: Path) -> ThemeSpec:
 
 
 def load_theme_files(folders: list[Path]) -> tuple[list[ThemeSpec], list[ThemeLoadFailure]]:
-    """Every `*.toml` theme in `folders`, later folders overriding earlier ones by name."""
-    themes: dict[str, ThemeSpec] = {}
+    """Every `*.toml` theme in `folders`, in order: of two with one name the later overrides the
+    earlier, if it can be drawn (a user's copy of a shipped theme that cannot keeps the shipped)."""
+    themes: list[ThemeSpec] = []
     failures: list[ThemeLoadFailure] = []
     for folder in folders:
         if not folder.is_dir():
@@ -99,5 +100,5 @@ def load_theme_files(folders: list[Path]) -> tuple[list[ThemeSpec], list[ThemeLo
             except ValueError as error:
                 failures.append(ThemeLoadFailure(path, str(error)))
                 continue
-            themes[spec.name] = spec
-    return list(themes.values()), failures
+            themes.append(spec)
+    return themes, failures

@@ -42,15 +42,14 @@ def to_textual_theme(spec: ThemeSpec) -> Theme:
 
 def load_themes() -> tuple[list[Theme], list[ThemeLoadFailure]]:
     specs, failures = load_theme_files([shipped_theme_dir(), user_theme_dir()])
-    themes: list[Theme] = []
+    themes: dict[str, Theme] = {}
     for spec in specs:
-        theme = to_textual_theme(spec)
-        drawable = drawable_theme(theme)
+        drawable = drawable_theme(to_textual_theme(spec))
         if isinstance(drawable, Theme):
-            themes.append(drawable)
+            themes[spec.name] = drawable
         elif spec.source is not None:
             failures.append(ThemeLoadFailure(spec.source, drawable))
-    return themes, failures
+    return list(themes.values()), failures
 
 
 def drawable_theme(theme: Theme) -> Theme | str:

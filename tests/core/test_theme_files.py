@@ -20,8 +20,8 @@ def test_user_theme_overrides_and_bad_files_are_reported(tmp_path: Path) -> None
     (tmp_path / "broken.toml").write_text("name = \n")
     (tmp_path / "badcolor.toml").write_text('name = "x"\nprimary = "#112233"\nerror = "not a colour!"\n')
     themes, failures = load_theme_files([shipped_theme_dir(), tmp_path])
-    dark = next(t for t in themes if t.name == "lollma-dark")
-    assert dark.colors["primary"] == "#112233"
+    # Both, in order: the later one of a name overrides the earlier where it can be drawn.
+    assert [t.colors["primary"] for t in themes if t.name == "lollma-dark"][-1] == "#112233"
     reasons = {f.path.name: f.reason for f in failures}
     assert "TOML" in reasons["broken.toml"]
     assert "error" in reasons["badcolor.toml"]

@@ -64,3 +64,18 @@ def test_a_chain_of_names_that_never_reaches_a_colour_is_reported(tmp_path: Path
     themes, failures = load_themes()
     assert "loop" not in {theme.name for theme in themes}
     assert [f.path.name for f in failures] == ["loop.toml"] and "metric-ok" in failures[0].reason
+
+
+def test_a_broken_copy_of_a_shipped_theme_keeps_the_shipped_one() -> None:
+    # Copied from themes/ as the README says, renamed in the file name only, one colour wrong.
+    folder = user_theme_dir()
+    folder.mkdir(parents=True)
+    (folder / "my-dark.toml").write_bytes(
+        '\ufeffname = "lollma-dark"\nprimary = "#336699"\nsecondary = "amberish"\n'.encode()
+    )
+    themes, failures = load_themes()
+    dark = [theme for theme in themes if theme.name == "lollma-dark"]
+    assert len(dark) == 1 and dark[0].primary != "#336699"
+    assert [(f.path.name, "'secondary' is not a colour" in f.reason) for f in failures] == [
+        ("my-dark.toml", True)
+    ]
