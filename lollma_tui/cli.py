@@ -123,9 +123,10 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def models_folders() -> list[Path]:
-    from lollma_tui.core import paths
+    """Where a model named by part of its name is looked for: as in the app and `bench -m`."""
+    from lollma_tui.core.models.catalog import default_model_dirs
 
-    return [paths.data_dir() / "models", Path.home() / "models"]
+    return list(default_model_dirs())
 
 
 def resolve_model(spec: str) -> Path:
@@ -140,16 +141,17 @@ def resolve_model(spec: str) -> Path:
         raise CliError(f"{path} holds {len(found)} GGUF files; pick one with --model {found[0]}")
     if path.exists() or path.suffix == ".gguf" or "/" in spec:
         return path
+    from lollma_tui.core.models.catalog import find_gguf_files
+    from lollma_tui.core.models.gguf_header import SPLIT_NAME
+
     needle = spec.lower()
-    matches = sorted(
-        {
-            p
-            for folder in models_folders()
-            if folder.is_dir()
-            for p in folder.rglob("*.gguf")
-            if needle in p.name.lower()
-        }
+    # A split model is named by its first part, which llama.cpp opens; its other parts are not others.
+    firsts = (
+        p
+        for p in find_gguf_files(models_folders())
+        if (m := SPLIT_NAME.match(p.name)) is None or int(m["index"]) == 1
     )
+    matches = sorted({p for p in firsts if needle in p.name.lower()})
     if len(matches) == 1:
         return matches[0]
     if not matches:

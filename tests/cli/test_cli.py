@@ -76,3 +76,30 @@ def test_model_name_is_looked_up_in_the_models_folder(tmp_path: Path, tiny_gguf:
 def test_a_bad_flag_value_is_one_line_naming_the_setting(tiny_gguf: Path) -> None:
     assert_one_line_error(run("--model", str(tiny_gguf), "--temp", "hot"), "temperature must be a number")
     assert_one_line_error(run("--model", str(tiny_gguf), "--seed", "x"), "seed must be a whole number")
+
+
+def test_a_model_name_is_found_where_the_app_looks_and_a_split_model_counts_once(
+    tmp_path: Path, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lollma_tui.cli import CliError, resolve_model
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LOLLMA_DATA_DIR", str(tmp_path / "data"))
+    hub = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    # As the Hugging Face cache keeps a download: a snapshot's name links to a blob.
+    blob = hub / "models--acme--Tiny-GGUF" / "blobs" / "0123abcd"
+    snapshot = hub / "models--acme--Tiny-GGUF" / "snapshots" / "abc"
+    blob.parent.mkdir(parents=True)
+    snapshot.mkdir(parents=True)
+    shutil.copy(tiny_gguf, blob)
+    (snapshot / "tinyacme-q4_1.gguf").symlink_to(blob)
+    assert resolve_model("tinyacme") == snapshot / "tinyacme-q4_1.gguf"
+    # LM Studio's folder, a model in three parts: one model, named by its first part.
+    studio = tmp_path / "home" / ".lmstudio" / "models" / "acme"
+    studio.mkdir(parents=True)
+    for index in (1, 2, 3):
+        shutil.copy(tiny_gguf, studio / f"bigacme-Q8_0-0000{index}-of-00003.gguf")
+    assert resolve_model("bigacme") == studio / "bigacme-Q8_0-00001-of-00003.gguf"
+    with pytest.raises(CliError, match="matches 2 models"):
+        resolve_model("acme")
