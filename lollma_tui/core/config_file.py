@@ -159,6 +159,12 @@ def _read_hosts(tables: object, path: Path, problems: list[str]) -> tuple[HostEn
         except HostEntryError as error:
             problems.append(f"{path}: {error}; this host is left out")
             continue
+        known = ", ".join(HostEntry.KEYS)
+        problems.extend(
+            f"{path}: hosts[{index}].{key}: unknown key (known: {known}); not used"
+            for key in table
+            if key not in HostEntry.KEYS
+        )
         if any(h.name == entry.name for h in hosts):
             problems.append(f"{path}: hosts[{index}].name: {entry.name!r} is named twice; the first is kept")
             continue

@@ -13,7 +13,7 @@ import os
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from lollma_tui.core.checked import WireError, mapping, optional_text, text
 from lollma_tui.core.settings import BackendKind
@@ -49,6 +49,9 @@ class HostEntry:
             raise HostEntryError(f"host name must be 1 to {MAX_NAME} characters, not {self.name!r}")
         if self.kind is BackendKind.LLAMA_CPP and self.url is not None:
             raise HostEntryError(f"host {self.name}: llama.cpp runs in this app and has no URL")
+
+    KEYS: ClassVar[tuple[str, ...]] = ("name", "kind", "url", "hw", "hw_command", "api_key_env")
+    """What a ``[[hosts]]`` table may hold."""
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str = "hosts") -> HostEntry:

@@ -103,6 +103,7 @@ def test_hosts_are_read_each_on_its_own(tmp_path: Path) -> None:
         url = "gpu-box:8080"
         hw = "ssh://me@gpu-box:2222"
         hw_command = "uvx lollma-tui monitor --jsonl"
+        api_key = "sk-typed-where-the-variable-name-goes"
 
         [[hosts]]
         name = "broken"
@@ -138,8 +139,10 @@ def test_hosts_are_read_each_on_its_own(tmp_path: Path) -> None:
     )
     assert "hosts[3].url: openai hosts need the server’s address" in problems
     assert "hosts[4].name: 'gpu-box' is named twice" in problems
+    # A typo in a key was silently dropped, so the key or the remote panel was never used.
+    assert "hosts[0].api_key: unknown key (known: name, kind, url, hw, hw_command, api_key_env)" in problems
     assert all(line.startswith(f"{path}: ") for line in config.problems)
-    assert len(config.problems) == 3
+    assert len(config.problems) == 4
 
 
 def test_hosts_that_are_not_tables_are_one_problem(tmp_path: Path) -> None:
