@@ -145,6 +145,21 @@ async def test_server_down_at_start_then_up_connects_and_chats(dead_ollama_host:
             assert [m.content for m in main.conversation.history()] == ["hello?", "I am here now."]
 
 
+async def test_a_setting_changed_while_the_server_is_down_is_the_one_loaded(dead_ollama_host: str) -> None:
+    app = ollama_app(dead_ollama_host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: any("not reachable" in n for n in notices(app)))
+        await pilot.press(*"/batch 128", "enter")
+        await wait_until(pilot, lambda: main.models.settings.n_batch == 128 and not main.models.loading)
+        port = int(dead_ollama_host.rsplit(":", 1)[1])
+        with OllamaTestServer(port=port) as server:
+            await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY, within=30)
+            # The first load used the settings copied before the wait, undoing /batch unsaid.
+            assert [load.requested.get("num_batch") for load in server.loads] == [128]
+            assert main.models.settings.n_batch == 128
+
+
 async def test_errors_mid_stream_and_on_load_keep_the_chat(ollama_server: OllamaTestServer) -> None:
     app = ollama_app(ollama_server.host)
     main = app.chat_screen

@@ -290,6 +290,11 @@ class ModelController:
         settings: LoadSettings | None = self.settings
         if settings is not None and settings.backend == BackendKind.OLLAMA:
             settings = await self._wait_for_ollama(settings, chat_model)
+            if settings is None or self.loading or self.loaded is not None:
+                return  # a change asked for while the server was down loads its own model
+            # What was set meanwhile (/set, the drawer) counts, not the copy taken before the wait.
+            current = self.settings
+            settings = current if current.model else current.with_changes(model=settings.model)
         if settings is None:
             return
         demo = demo_for(settings.model) if self._options.demo else None
