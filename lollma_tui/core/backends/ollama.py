@@ -112,7 +112,8 @@ def offloaded_layers(requested: GpuLayers, n_layers: int | None, gpu_share: floa
     if gpu_share is None:
         return 0 if requested == AUTO else int(requested)
     if gpu_share >= 1.0:
-        return n_layers if n_layers is not None else -1
+        # Everything: the repeating layers and the output head, as llama.cpp counts offload.
+        return n_layers + 1 if n_layers is not None else -1
     if gpu_share <= 0.0:
         return 0
     if n_layers is None:

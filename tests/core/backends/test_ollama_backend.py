@@ -20,6 +20,7 @@ from lollma_tui.core.backends.base import (
     TextDelta,
     ThinkingDelta,
 )
+from lollma_tui.core.backends.describe import format_gpu_layers
 from lollma_tui.core.backends.ollama import OllamaBackend
 from lollma_tui.core.settings import AUTO, SamplingSettings
 
@@ -93,7 +94,7 @@ async def test_streams_a_scripted_reply_with_stats_from_the_final_chunk(
     assert stats.load_s is not None
     assert stats.load_s >= 0
     assert stats.setup.gpu_share == 1.0
-    assert stats.setup.n_gpu_layers == 22
+    assert stats.setup.n_gpu_layers == 23  # 22 layers and the output head
     assert backend.status.state is BackendState.READY
 
 
@@ -138,10 +139,12 @@ async def test_options_reach_the_server_as_a_plain_dict(
 async def test_gpu_layers_auto_and_all(backend: OllamaBackend, ollama_server: OllamaTestServer) -> None:
     loaded = await backend.load(ollama_settings(Q8, n_gpu_layers=AUTO))
     assert "num_gpu" not in ollama_server.requests_to("/api/chat")[-1].body["options"]
-    assert loaded.n_gpu_layers == 22  # the server put everything on its 24 GiB "GPU"
+    # The server put everything on its 24 GiB "GPU": 22 layers and the output head, "ngl 23/23".
+    assert loaded.n_gpu_layers == 23
+    assert format_gpu_layers(loaded.n_gpu_layers, loaded.n_layers) == "ngl 23/23"
     loaded = await backend.load(ollama_settings(Q8, n_gpu_layers=-1))
     assert ollama_server.requests_to("/api/chat")[-1].body["options"]["num_gpu"] == 999
-    assert loaded.n_gpu_layers == 22
+    assert loaded.n_gpu_layers == 23
     loaded = await backend.load(ollama_settings(Q8, n_gpu_layers=0))
     assert loaded.n_gpu_layers == 0
     assert "Placement: 100% CPU" in loaded.notes

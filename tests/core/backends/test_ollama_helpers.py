@@ -109,7 +109,9 @@ def test_placement_label(size: int, vram: int, label: str) -> None:
 @pytest.mark.parametrize(
     ("requested", "layers", "share", "expected"),
     [
-        (AUTO, 22, 1.0, 22),
+        # All on the GPU: 22 repeating layers and the output head, shown "ngl 23/23".
+        (AUTO, 22, 1.0, 23),
+        (22, 22, 1.0, 23),
         (-1, None, 1.0, -1),
         (5, 22, 0.0, 0),
         (5, 22, 0.23, 5),
