@@ -174,6 +174,7 @@ def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) 
     """What the app starts with: the settings' defaults, then the config file, then the flags."""
     from lollma_tui.core.models.demo import DEFAULT_DEMO, DEMOS, INSTALL_HINT, demo_installed, demo_model_path
     from lollma_tui.core.settings import (
+        AUTO,
         BackendKind,
         LoadSettings,
         SamplingSettings,
@@ -220,6 +221,10 @@ def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) 
             raise
         model = str(model_path.resolve())
     load_changes = {name: value for name, value in chosen.items() if name in LOAD_NAMES}
+    if backend is BackendKind.OLLAMA:
+        # Unless asked otherwise, the server places the layers, as `ollama run` does; the
+        # llama.cpp default of 0 would keep a GPU box's Ollama on the CPU.
+        load_changes.setdefault("n_gpu_layers", AUTO)
     sampling_changes = {name: value for name, value in chosen.items() if name not in LOAD_NAMES}
     try:
         load = LoadSettings(**{**load_changes, "backend": backend, "model": model})

@@ -119,3 +119,13 @@ def test_the_app_is_built_with_the_collector_paused_and_main_resumes_it_however_
         main(["--model", str(tiny_gguf)])
     assert seen == [False]
     assert gc.isenabled()
+
+
+def test_ollama_places_the_layers_itself_unless_told() -> None:
+    # llama.cpp's default of 0 sent as num_gpu kept a GPU box's Ollama on the CPU.
+    assert options_for("--backend", "ollama", "--model", "llama3.2:1b").load.n_gpu_layers == AUTO
+    told = options_for("--backend", "ollama", "--model", "llama3.2:1b", "--ngl", "0")
+    assert told.load.n_gpu_layers == 0
+    kept = {"backend": BackendKind.OLLAMA, "model": "x", "n_gpu_layers": 12}
+    config = ConfigFile(Path("config.toml"), kept)
+    assert options_for(config=config).load.n_gpu_layers == 12
