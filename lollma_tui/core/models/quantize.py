@@ -289,7 +289,10 @@ def plan_quantization(
         else default_output_dir(source_path)
     )
     if output_dir is None and folder != source_path.parent:
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise QuantizeRefused(f"cannot create {folder}: {error.strerror or error}") from None
     if not folder.is_dir():
         raise QuantizeRefused(f"output folder not found: {folder}")
     if not os.access(folder, os.W_OK | os.X_OK):

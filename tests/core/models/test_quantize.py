@@ -178,6 +178,20 @@ def test_files_of_a_source_in_a_place_not_to_keep_them_go_to_the_app_s_models_fo
     assert plan_quantization(blob, "Q8_0", output_dir=tmp_path).output == tmp_path / "tiny-llama-Q8_0.gguf"
 
 
+def test_an_app_models_folder_that_cannot_be_made_is_a_refusal(
+    source_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A blob goes to the app's models folder; here the data folder is a file, as a read-only
+    # or root-owned one would be: a refusal the dialog shows, not a traceback.
+    blob = tmp_path / "blobs" / "sha256-9f3c"
+    blob.parent.mkdir()
+    shutil.copyfile(source_copy, blob)
+    (tmp_path / "data").write_text("not a folder")
+    monkeypatch.setenv("LOLLMA_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(QuantizeRefused, match=r"cannot create .*data/models"):
+        plan_quantization(blob, "Q8_0")
+
+
 def test_an_already_quantized_source_needs_permission(quantized_models: Path, tmp_path: Path) -> None:
     q8 = quantized_models / "tiny-llama-Q8_0.gguf"
     with pytest.raises(QuantizeRefused, match=r"already quantized \(Q8_0\)"):
