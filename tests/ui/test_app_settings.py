@@ -341,6 +341,14 @@ async def test_a_theme_picked_in_the_app_is_the_one_the_next_start_uses(tiny_ggu
             pilot, lambda: any("kept for the next start" in str(t.message) for t in app._notifications)
         )
         # Textual's own theme picker (the palette's "Change theme") is kept the same way.
+        app.theme = "textual-light"
+        await wait_until(pilot, lambda: read_config().theme == "textual-light")
+        # A typo changes nothing, one of Textual's themes included, and keeps nothing.
+        await command(pilot, app, "/theme nrod")
+        await wait_until(
+            pilot, lambda: any("Unknown theme 'nrod'" in str(t.message) for t in app._notifications)
+        )
+        assert app.theme == "textual-light" and read_config().theme == "textual-light"
         app.theme = "lollma-amber"
         await wait_until(pilot, lambda: read_config().theme == "lollma-amber")
     assert config_path().read_text().startswith("# mine\n[settings]\nctx = 2048\n")

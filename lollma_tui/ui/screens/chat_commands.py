@@ -354,10 +354,13 @@ class ChatCommands:
         if command.argument == app.theme:
             await self._screen.notice(f"Theme {app.theme} is the one in use.")
             return
+        if command.argument not in app.available_themes:
+            # Asked for by name in the app: a typo changes nothing (at start it falls back).
+            themes = ", ".join(sorted(app.available_themes))
+            app.notify(f"Unknown theme {command.argument!r}; themes: {themes}", severity="warning")
+            return
         # A change is kept for the next start by the app, which says so.
-        warning = choose_theme(app, command.argument)
-        if warning is not None:
-            app.notify(warning, severity="warning")
+        choose_theme(app, command.argument)
 
     async def command_help(self, command: Command) -> None:
         await self._screen.run_action("app.help")
