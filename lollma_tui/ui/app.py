@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from lollma_tui.core.backends.base import Backend
     from lollma_tui.core.hosts import HostEntry
     from lollma_tui.core.settings import StartupOptions
-    from lollma_tui.ui.messages import HardwareSampled
+    from lollma_tui.ui.messages import ChoicesRefreshed, HardwareSampled
 
 
 class LollmaApp(LiteralApp[None]):
@@ -129,6 +129,15 @@ class LollmaApp(LiteralApp[None]):
             screen.stale = message.stale
             screen.snapshot = message.snapshot
             screen.budget = self.chat_screen.memory_budget()
+
+    def on_choices_refreshed(self, message: ChoicesRefreshed) -> None:
+        # A bench screen opened before the first scan of the models folders ended gets its models.
+        from lollma_tui.core.settings import BackendKind
+
+        bench = sys.modules.get("lollma_tui.ui.screens.bench")
+        found = message.catalogs.get(BackendKind.LLAMA_CPP)
+        if bench is not None and self.screen_stack and isinstance(self.screen, bench.BenchScreen) and found:
+            self.screen.catalog = found
 
     # Handlers by name, so the screens' modules are not imported before they are first opened.
     def on_bench_screen_apply_best(self, message: object) -> None:

@@ -4,9 +4,11 @@ results come back as a swap or as new quantizations in the catalog."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
+from gguf_factory import TinyModelSpec, write_tiny_gguf
 from pilot_support import wait_until
 
 from lollma_tui.core.backends.base import BackendState
@@ -28,6 +30,33 @@ def make_app(model: Path) -> LollmaApp:
         load=LoadSettings(model=str(model), n_ctx=1024), sampling=SamplingSettings(max_tokens=8)
     )
     return LollmaApp(options)
+
+
+async def test_a_bench_screen_opened_before_the_models_scan_ended_gets_the_models(
+    model_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lollma_tui.core.models import catalog
+
+    write_tiny_gguf(model_copy.parent / "another-model-F16.gguf", TinyModelSpec(name="another-model"))
+    real_scan = catalog.scan_models
+
+    def slow_scan(*args: object, **kwargs: object) -> catalog.Catalog:
+        time.sleep(1.5)  # a big models folder with a cold header cache
+        return real_scan(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(catalog, "scan_models", slow_scan)
+    app = make_app(model_copy)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press(*"/bench", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, BenchScreen))
+        assert main.catalog.gguf is None
+        screen = app.screen
+        assert isinstance(screen, BenchScreen)
+        await wait_until(pilot, lambda: main.catalog.gguf is not None, within=30)
+        await wait_until(pilot, lambda: screen.setup.selected_models != ())
+        # The model in use is the one offered, as when the scan had ended first.
+        assert screen.setup.selected_models == (str(model_copy),)
 
 
 async def test_bench_screen_opens_on_the_model_and_apply_best_swaps(model_copy: Path) -> None:

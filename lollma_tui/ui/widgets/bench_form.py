@@ -245,7 +245,7 @@ class BenchSetup(Vertical):
         if current is not None and current.name in names:
             select.value = names.index(current.name)
         elif self._groups:
-            select.value = 0
+            select.value = self._group_index(self._initial_model)  # the first catalog: the model in use
         self._fill_quants(keep=set(keep))
 
     @on(Select.Changed, "#bench-model")
