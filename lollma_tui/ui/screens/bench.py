@@ -13,7 +13,7 @@ The app hands data down as attributes: `catalog` (its GGUF catalog), `snapshot` 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -321,14 +321,17 @@ class BenchScreen(Screen[None]):
         if self.running or not self.records:
             return
         budget = self.budget
+        # Generation speed is what a chat feels like; a chat-only sweep has the chat rows.
+        kind: Literal["tg", "chat"] = "tg" if any(r.kind == "tg" for r in self.records) else "chat"
         best = best_configuration(
             self.records,
-            kind="tg",
+            kind=kind,
             ram_budget_bytes=budget.free_ram if budget is not None else None,
             vram_budget_bytes=budget.free_vram if budget is not None else None,
         )
         if best is None:
-            self._say("no generation row fits in the free memory", "-error")
+            measured = any(r.kind == kind and r.avg_ts > 0 for r in self.records)
+            self._say("no row fits in the free memory" if measured else "no row measured a speed", "-error")
             return
         load = load_settings_for(best, self.base_settings)
         self._say(

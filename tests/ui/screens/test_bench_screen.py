@@ -160,6 +160,29 @@ async def test_a_sweep_fills_table_and_chart_row_by_row_saves_and_applies_the_be
         assert app.screen is screen
 
 
+async def test_apply_best_after_a_chat_only_sweep_takes_the_fastest_chat_row(
+    bench_models: Path, tmp_path: Path
+) -> None:
+    # -p 0 -n 0 with the chat test: no tg rows. Apply said "no generation row fits in the free
+    # memory" (a false reason) and applied nothing.
+    app = HostApp()
+    form = SweepForm(gpu_layers="0", threads="1", n_prompt="0", n_gen="0", repetitions="1", chat=True)
+    screen = make_screen(bench_models, tmp_path, form)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.open(screen)
+        await pilot.pause()
+        await pilot.press("r")
+        await wait_until(pilot, lambda: finished(app) is not None, within=120)
+        run = finished(app).run  # type: ignore[union-attr]
+        chat_rows = [r for r in run.records if r.kind == "chat" and r.avg_ts > 0]
+        assert chat_rows and not any(r.kind == "tg" for r in run.records)
+        await pilot.press("a")
+        await pilot.pause()
+        [message] = applied(app)
+        assert message.record == max(chat_rows, key=lambda r: r.avg_ts)
+        assert message.load.model == message.record.model_filename
+
+
 @pytest.mark.parametrize("key", ["s", "escape"])
 async def test_stopping_mid_sweep_keeps_and_saves_the_finished_rows(
     bench_models: Path, tmp_path: Path, key: str
