@@ -50,6 +50,17 @@ LOAD_BYTES_PER_S = 50 * 1024 * 1024
 """A load that takes longer than the base plus reading the file at this rate is stuck."""
 
 
+def load_timeout_s(model: str) -> float:
+    """How long a load may take: a slow disk's pace over every part of the model's file."""
+    from lollma_tui.core.models.gguf_header import split_parts
+
+    size = 0
+    for part in split_parts(Path(model)):
+        with contextlib.suppress(OSError):
+            size += part.stat().st_size
+    return LOAD_TIMEOUT_BASE_S + size / LOAD_BYTES_PER_S
+
+
 class _RepackCrash(Exception):
     """The worker crashed while loading with repacked weights on (auto mode): try without."""
 
@@ -196,13 +207,7 @@ class LlamaCppBackend:
             self._repack_memory.remember_crash(self._repack_key, model_name)
 
     def _load_timeout(self, settings: LoadSettings) -> float:
-        if self._load_timeout_s is not None:
-            return self._load_timeout_s
-        try:
-            size = os.path.getsize(settings.model)
-        except OSError:
-            size = 0
-        return LOAD_TIMEOUT_BASE_S + size / LOAD_BYTES_PER_S
+        return self._load_timeout_s if self._load_timeout_s is not None else load_timeout_s(settings.model)
 
     async def _load_in(
         self, worker: WorkerProcess, settings: LoadSettings, use_repack: bool, notes: tuple[str, ...]

@@ -376,6 +376,16 @@ SPLIT_NAME = re.compile(r"^(?P<base>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gg
 """llama.cpp's names for the parts of a split model (``…-00001-of-00004.gguf``)."""
 
 
+def split_parts(path: Path) -> tuple[Path, ...]:
+    """Every file of the split model `path` names a part of, by those names; `(path,)` for a
+    model in one file."""
+    match = SPLIT_NAME.match(path.name)
+    if match is None:
+        return (path,)
+    count = int(match["count"])
+    return tuple(path.with_name(f"{match['base']}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1))
+
+
 def merge_split_headers(parts: Sequence[GGUFHeader]) -> GGUFHeader:
     """One header for a model split over several files (``*-00001-of-0000N.gguf``).
 

@@ -26,7 +26,12 @@ from lollma_tui.core.backends.base import (
     TextDelta,
     ThinkingDelta,
 )
-from lollma_tui.core.backends.llamacpp import LlamaCppBackend
+from lollma_tui.core.backends.llamacpp import (
+    LOAD_BYTES_PER_S,
+    LOAD_TIMEOUT_BASE_S,
+    LlamaCppBackend,
+    load_timeout_s,
+)
 from lollma_tui.core.backends.llamacpp_worker import DELTA_EVERY_S
 from lollma_tui.core.chat.conversation import Conversation, ReplyState
 from lollma_tui.core.settings import LoadSettings, SamplingSettings
@@ -344,6 +349,19 @@ async def test_missing_and_corrupt_files_fail_with_a_reason(
     # The backend is still usable afterwards.
     loaded = await backend.load(LoadSettings(model=str(tiny_gguf)))
     assert loaded.n_layers == 2
+
+
+def test_the_load_timeout_counts_every_part_of_a_split_model(tmp_path: Path) -> None:
+    # A slow disk reading a 4-part model: the first part alone gave a quarter of the time.
+    parts = [tmp_path / f"big-Q4_K_M-0000{i}-of-00004.gguf" for i in range(1, 5)]
+    for part in parts:
+        with open(part, "wb") as out:
+            out.truncate(LOAD_BYTES_PER_S * 10)  # sparse: ten seconds of reading each
+    assert load_timeout_s(str(parts[0])) == pytest.approx(LOAD_TIMEOUT_BASE_S + 40)
+    single = tmp_path / "one.gguf"
+    with open(single, "wb") as out:
+        out.truncate(LOAD_BYTES_PER_S * 10)
+    assert load_timeout_s(str(single)) == pytest.approx(LOAD_TIMEOUT_BASE_S + 10)
 
 
 async def test_a_log_folder_that_cannot_be_written_is_a_reason_not_a_stuck_load(
