@@ -19,6 +19,12 @@ def _interval(value: str) -> float:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _port(value: str) -> int:
+    if not (value.isdecimal() and 1 <= int(value) <= 65535):
+        raise argparse.ArgumentTypeError(f"expected a TCP port from 1 to 65535, not {value!r}")
+    return int(value)
+
+
 def build_monitor_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lollma-tui monitor",
@@ -50,7 +56,7 @@ def build_monitor_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--port",
-        type=int,
+        type=_port,
         metavar="PORT",
         help="with --jsonl: also follow the process listening on this TCP port (an LLM server)",
     )

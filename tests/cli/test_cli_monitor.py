@@ -23,6 +23,15 @@ def test_an_interval_out_of_range_is_a_usage_error(value: str, capsys: pytest.Ca
     assert "--interval" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["99999", "-1", "0", "http"])
+def test_a_port_that_is_none_is_a_usage_error(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Accepted before, it matched no process ever, without a word.
+    with pytest.raises(SystemExit) as exit_info:
+        monitor_main(["--jsonl", "--port", value])
+    assert exit_info.value.code == 2
+    assert "expected a TCP port from 1 to 65535" in capsys.readouterr().err
+
+
 def test_options_reach_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[MonitorApp] = []
 
