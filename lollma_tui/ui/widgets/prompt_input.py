@@ -90,6 +90,8 @@ class PromptInput(TextArea):
         from lollma_tui.core.chat.commands import Completion, complete
 
         text = self.text
+        if text.lstrip().startswith("/"):
+            text = text.lstrip()  # a command typed after spaces is still one (Enter runs it)
         if self.completion_context is None:
             completions = [Completion(c.name, f"/{c.name} ", c.help) for c in complete(text)]
         else:

@@ -66,3 +66,13 @@ async def test_up_in_a_long_draft_that_wraps_moves_up_a_row_before_it_recalls() 
         for _ in range(prompt.wrapped_document.height):
             await pilot.press("up")
         assert prompt.text == "earlier"
+
+
+async def test_tab_completes_a_command_typed_after_spaces_and_keeps_the_focus() -> None:
+    # Enter runs "  /th" as a command; Tab moved the focus away instead, losing what came next.
+    app = PromptApp()
+    async with app.run_test() as pilot:
+        prompt = app.query_one(PromptInput)
+        await pilot.press("space", "space", *"/the", "tab")
+        assert prompt.has_focus
+        assert prompt.text == "/theme "
