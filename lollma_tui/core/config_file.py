@@ -24,7 +24,7 @@ Sections other than those in `SECTIONS` are reported too, so a misspelt name sho
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from typing import Any
 from lollma_tui.core import paths
 from lollma_tui.core.hosts import HostEntry, HostEntryError
 from lollma_tui.core.settings import SettingsError
-from lollma_tui.core.settings_table import find_setting
+from lollma_tui.core.settings_table import Setting, find_setting
 
 CONFIG_FILENAME = "config.toml"
 SECTIONS: tuple[str, ...] = ("settings", "ui", "hosts")
@@ -108,7 +108,7 @@ def read_config(path: Path | None = None) -> ConfigFile:
     for key, raw in table.items():
         try:
             setting = find_setting(key)
-            settings[setting.name] = setting.parse(_as_text(raw, setting.format))
+            settings[setting.name] = setting.parse(_as_text(raw, setting))
         except SettingsError as error:
             problems.append(f"{path}: settings.{key}: {error}")
             continue
@@ -172,9 +172,10 @@ def _read_hosts(tables: object, path: Path, problems: list[str]) -> tuple[HostEn
     return tuple(hosts)
 
 
-def _as_text(raw: object, format_value: Callable[[Any], str]) -> str:
+def _as_text(raw: object, setting: Setting) -> str:
     """A TOML value as the text a user would type: numbers and booleans as written, a list
     (stop strings) in the comma-separated form."""
+    format_value = setting.format
     if isinstance(raw, str):
         return raw
     if isinstance(raw, bool | int | float):
@@ -184,6 +185,8 @@ def _as_text(raw: object, format_value: Callable[[Any], str]) -> str:
             # `stop = 5`: the setting shows only text, so it cannot take this value either.
             raise SettingsError(f"takes text or a list of strings in quotes, not {raw!r}") from None
     if isinstance(raw, list):
+        if not isinstance(setting.default(), tuple):
+            raise SettingsError(f"takes one value, not a list: {raw!r}")
         odd = next((item for item in raw if not isinstance(item, str)), None)
         if odd is None:
             return format_value(tuple(raw))

@@ -54,17 +54,21 @@ def test_values_are_read_as_typed_text_is(tmp_path: Path) -> None:
 def test_bad_entries_are_reported_and_left_out(tmp_path: Path) -> None:
     path = write(
         tmp_path / "config.toml",
-        '[settings]\nn_ctx = 10\ntemperature = "hot"\nbogus = 1\ntop_k = [1]\nseed = 7\n\n[setings]\nx = 1\n',
+        '[settings]\nn_ctx = 10\ntemperature = "hot"\nbogus = 1\ntop_k = [1]\nseed = 7\nmodel = ["a.gguf"]\n'
+        "stop = [1]\n\n[setings]\nx = 1\n",
     )
     config = read_config(path)
     assert config.settings == {"seed": 7}
     problems = "\n".join(config.problems)
-    assert len(config.problems) == 5, problems
+    assert len(config.problems) == 7, problems
     assert all(line.startswith(f"{path}: ") for line in config.problems)
     assert "settings.n_ctx: n_ctx must be between 64 and 4194304, not 10" in problems
     assert "settings.temperature: temperature must be a number, not 'hot'" in problems
     assert "settings.bogus: no setting called 'bogus'" in problems
-    assert "settings.top_k: a list here holds only text in quotes, not 1" in problems
+    assert "settings.top_k: takes one value, not a list: [1]" in problems
+    # A list for one value was read as the text "('a.gguf',)".
+    assert "settings.model: takes one value, not a list: ['a.gguf']" in problems
+    assert "settings.stop: a list here holds only text in quotes, not 1" in problems
     assert "unknown section [setings]" in problems
 
 
