@@ -231,6 +231,14 @@ class OllamaBackend(ServerBackendState):
             self._set_status(BackendState.READY, f"{name} ready")
             return self._loaded
 
+    def keep_alive_for_next(self, settings: LoadSettings) -> LoadedModel | None:
+        """`settings`' keep_alive, without a load (which would stop the reply being written):
+        Ollama takes it with each request, so the next one carries it."""
+        self._keep_alive = keep_alive_value(settings.keep_alive)
+        if self._loaded is not None:
+            self._loaded = dataclasses.replace(self._loaded, settings=settings)
+        return self._loaded
+
     def _describe(
         self, settings: LoadSettings, info: OllamaModelInfo, running: OllamaRunningModel | None, load_s: float
     ) -> LoadedModel:

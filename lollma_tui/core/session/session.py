@@ -239,17 +239,14 @@ class ModelSession:
         progress: ProgressListener | None = None,
         host: HostEntry | None = None,
     ) -> SwapResult:
-        """Make `target` the loaded configuration, as a transaction.
-
-        `budget` is the free memory now (e.g. `budget_from_snapshot` of the latest hardware
-        snapshot); the current model's share is added back, since it is unloaded first. Without
-        a budget nothing is refused and "auto" GPU layers are left to the backend. `force` loads
-        even when the estimate says it will not fit. `progress` is called on each phase.
-        `host` moves to that server (its kind must be `target.backend`); without it the session
-        stays on its host while the backend kind stays, and otherwise uses the factory's server.
-        A failed move goes back to the previous host and model.
-        Never raises `BackendError`: failures are in the result.
-        """
+        """Make `target` the loaded configuration, as a transaction; failures are in the result
+        (never `BackendError`). `budget` is the free memory now (e.g. `budget_from_snapshot`);
+        the current model's share is added back, since it is unloaded first. Without a budget
+        nothing is refused and "auto" GPU layers are left to the backend. `force` loads even when
+        the estimate says it will not fit. `progress` is called on each phase. `host` moves to
+        that server (its kind must be `target.backend`); without it the session stays on its
+        host while the backend kind stays, and otherwise uses the factory's server. A failed
+        move goes back to the previous host and model."""
         if host is not None and host.kind is not target.backend:
             raise ValueError(f"host {host.name} runs {host.kind}, not {target.backend}")
         async with self._lock:
@@ -398,7 +395,10 @@ class ModelSession:
         loaded: LoadedModel | None = previous
         applied = applied_without_reload(previous.settings, plan.settings)
         stopped = False
-        if applied:
+        for_next = getattr(self._backend, "keep_alive_for_next", None)
+        if applied == ("keep_alive",) and self.replying and for_next is not None:
+            loaded = for_next(plan.settings)  # Ollama takes it with each request: the reply goes on
+        elif applied:
             # Ollama keeps keep_alive per backend load; the same runner options again do not
             # restart the runner (§A.7). Its load() cancels a reply: stop it here, and say so.
             if self.replying:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 from ollama_server import OllamaTestServer
+from ollama_server.engines import Script
 from ollama_server.server import free_port
 from swap_support import Factory, Phases, ask
 
@@ -178,6 +180,26 @@ async def test_a_tag_the_server_lacks_leaves_the_model_in_use_loaded(
     assert session.loaded is not None and session.loaded.name == Q4
     _, done = await ask(session)
     assert done.stats.gen_tokens > 0
+
+
+async def test_a_keep_alive_change_during_a_reply_lets_the_reply_finish(
+    make_session: MakeSession, both_backends: Factory, ollama_server: OllamaTestServer
+) -> None:
+    session = make_session(both_backends, ollama())
+    await session.load()
+    words = " ".join(f"w{i}" for i in range(8))  # within the 12 tokens a reply may have here
+    ollama_server.queue_reply(Script(text=words, tokens_per_second=10))
+    reply = asyncio.create_task(ask(session))
+    await asyncio.sleep(0.25)
+    assert session.replying
+    result = await session.swap(session.settings.with_changes(keep_alive="30m"))
+    # Stopped before: the reply ended at the change, although nothing had to be reloaded.
+    assert result.ok and not result.stopped_reply and not result.reloaded
+    text, done = await reply
+    assert (text, done.finish_reason) == (words, "stop")
+    assert session.settings.keep_alive == "30m"
+    await ask(session)
+    assert ollama_server.generations[-1].keep_alive == "30m"
 
 
 async def test_a_keep_alive_change_that_fails_leaves_the_model_usable(
