@@ -474,14 +474,19 @@ class OllamaBackend(ServerBackendState):
 
     async def pull(self, name: str) -> AsyncIterator[PullProgress]:
         """Download a model, yielding Ollama's progress lines until "success"."""
+        # A client of its own: a move to another backend or host closes the chat's client, and
+        # Ollama stops a pull whose client goes away.
+        client = ollama.AsyncClient(host=self.base_url, timeout=self._timeout, trust_env=self._trust_env)
         try:
-            stream = await self._client.pull(name, stream=True)
+            stream = await client.pull(name, stream=True)
             async for part in stream:
                 yield progress_from(part)
         except CLIENT_ERRORS as error:
             raise translate(
                 error, base_url=self.base_url, operation="pull", model=name, timeout_s=self.timeout_s
             ) from error
+        finally:
+            await client.close()  # type: ignore[no-untyped-call]
 
     async def delete(self, name: str) -> None:
         await self._call("delete", self._client.delete(name), name)

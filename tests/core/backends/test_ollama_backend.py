@@ -361,6 +361,20 @@ async def test_model_management(backend: OllamaBackend, ollama_server: OllamaTes
     assert "smollm2:135m" not in ollama_server.installed_names()
 
 
+async def test_a_pull_outlives_the_backend_it_was_asked_of(ollama_server: OllamaTestServer) -> None:
+    # A move to llama.cpp or another host closes the chat's Ollama backend while a pull runs:
+    # that ended the download ("Lost the connection to Ollama"), as Ollama stops a pull whose
+    # client goes away.
+    ollama_server.delay_pull_steps(0.1)
+    backend = OllamaBackend(ollama_server.host, timeout_s=5.0, connect_timeout_s=2.0)
+    pull = backend.pull("smollm2:135m")
+    first = await anext(pull)
+    await backend.close()
+    rest = [progress async for progress in pull]
+    assert first.status == "pulling manifest" and rest[-1].status == "success"
+    assert "smollm2:135m" in ollama_server.installed_names()
+
+
 async def test_process_ids_finds_the_local_server(backend: OllamaBackend) -> None:
     # The test server listens in this very process.
     assert backend.process_ids() == (os.getpid(),)
