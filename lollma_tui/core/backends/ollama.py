@@ -299,7 +299,10 @@ class OllamaBackend(ServerBackendState):
 
     async def close(self) -> None:
         await self.cancel()
-        if self._unload_on_close and self._loaded is not None:
+        # A negative keep_alive asks the server to keep the model until it stops: quitting or
+        # moving away does not undo that (any other value is this app's, and leaves with it).
+        forever = str(self._keep_alive).startswith("-")
+        if self._unload_on_close and self._loaded is not None and not forever:
             with contextlib.suppress(BackendError):
                 await self.unload()
         await self._client.close()  # type: ignore[no-untyped-call]

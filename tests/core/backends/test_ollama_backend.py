@@ -305,6 +305,19 @@ async def test_unload(backend: OllamaBackend, ollama_server: OllamaTestServer) -
     assert backend.loaded is None
 
 
+async def test_closing_keeps_a_model_asked_to_stay_loaded_for_good(ollama_server: OllamaTestServer) -> None:
+    # keep_alive -1 is the user's "keep it until the server stops"; quitting unloaded it anyway.
+    kept = OllamaBackend(ollama_server.host, timeout_s=5.0, connect_timeout_s=2.0)
+    await kept.load(ollama_settings(Q4, keep_alive="-1"))
+    await kept.close()
+    assert [r.spec.name for r in ollama_server.loaded()] == [Q4]
+    # Any other keep_alive is this app's own: the model leaves with it.
+    freed = OllamaBackend(ollama_server.host, timeout_s=5.0, connect_timeout_s=2.0)
+    await freed.load(ollama_settings(Q4, keep_alive="30m"))
+    await freed.close()
+    assert ollama_server.loaded() == []
+
+
 async def test_status_listener_sees_each_transition(
     backend: OllamaBackend, ollama_server: OllamaTestServer
 ) -> None:
