@@ -21,6 +21,8 @@ from lollma_tui.core.hardware.snapshots import SystemSnapshot
 def run_jsonl(interval_s: float, pids: Iterable[int] = (), port: int | None = None) -> int:
     """Print one snapshot per line until stdout closes; `pids` and the process listening on
     `port` (the LLM server) are followed like the app follows its own workers."""
+    if sys.stdout is None:
+        return 0  # started with stdout closed (`>&-`): there is no reader to write for
     out = sys.stdout.buffer
     done = threading.Event()
     roots = tuple(pids)

@@ -45,6 +45,13 @@ def test_ends_quietly_when_its_reader_goes_away(monitor: subprocess.Popen[bytes]
     assert b"Traceback" not in monitor.stderr.read()
 
 
+def test_ends_quietly_when_started_with_stdout_closed() -> None:
+    # `lollma-tui monitor --jsonl >&-`: a traceback ('NoneType' object has no attribute 'buffer').
+    command = f"'{sys.executable}' -m lollma_tui monitor --jsonl --interval 0.25 >&-"
+    result = subprocess.run(["sh", "-c", command], capture_output=True, timeout=30)
+    assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr
+
+
 def listening(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
