@@ -17,6 +17,8 @@ from lollma_tui.core.settings import BackendKind, LoadSettings, StartupOptions
         ("me@gpu-box:2222", SshTarget("gpu-box", "me", 2222)),
         ("ssh://me@10.0.0.5:22/", SshTarget("10.0.0.5", "me", 22)),
         ("[fe80::1]:2200", SshTarget("fe80::1", None, 2200)),
+        ("::1", SshTarget("::1")),
+        ("SSH://box", SshTarget("box")),
     ],
 )
 def test_ssh_targets_parse(text: str, target: SshTarget) -> None:
@@ -24,7 +26,8 @@ def test_ssh_targets_parse(text: str, target: SshTarget) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "-oProxyCommand=x", "me@", "box:ssh", "box:70000", "box:²", "a b", "me;rm@box"]
+    "text",
+    ["", "-oProxyCommand=x", "me@", "box:ssh", "box:70000", "box:²", "a b", "me;rm@box", "abc:22:33", "[::1"],
 )
 def test_bad_ssh_targets_are_refused(text: str) -> None:
     with pytest.raises(SshTargetError):

@@ -7,6 +7,7 @@ prompt: there is nobody to answer it) and keep-alives so a dead link is noticed.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from collections.abc import Sequence
@@ -34,7 +35,7 @@ class SshTarget:
     @classmethod
     def parse(cls, text: str) -> SshTarget:
         raw = text.strip()
-        if raw.startswith("ssh://"):
+        if raw[:6].lower() == "ssh://":
             raw = raw[len("ssh://") :].rstrip("/")
         user: str | None = None
         if "@" in raw:
@@ -88,7 +89,9 @@ def quote_command(argv: Sequence[str]) -> str:
 
 def _split_port(raw: str, text: str) -> tuple[str, int | None]:
     if raw.startswith("["):
-        host, _, rest = raw[1:].partition("]")
+        host, closed, rest = raw[1:].partition("]")
+        if not closed:
+            raise SshTargetError(f"{text!r}: expected [host]:port")
         port_text = rest[1:] if rest.startswith(":") else ""
         if rest and not rest.startswith(":"):
             raise SshTargetError(f"{text!r}: expected [host]:port")
@@ -104,4 +107,8 @@ def _split_port(raw: str, text: str) -> tuple[str, int | None]:
 
 
 def _is_ipv6(host: str) -> bool:
-    return ":" in host and all(c in "0123456789abcdefABCDEF:." for c in host)
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return False
+    return True
