@@ -320,10 +320,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from lollma_tui.ui.app import LollmaApp
 
-        LollmaApp(options, hosts=config.hosts).run()
+        app = LollmaApp(options, hosts=config.hosts)
+        app.run()
     finally:
         gc.enable()
-    return 0
+    return app.return_code or 0  # 1 when Textual ended the app on an error it showed
 
 
 if __name__ == "__main__":

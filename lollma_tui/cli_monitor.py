@@ -75,5 +75,6 @@ def monitor_main(argv: Sequence[str] | None = None) -> int:
     from lollma_tui.ui.themes import DEFAULT_THEME
 
     theme = args.theme or read_config().theme or DEFAULT_THEME
-    MonitorApp(interval_s=args.interval, theme=theme, process_ids=args.pid).run()
-    return 0
+    app = MonitorApp(interval_s=args.interval, theme=theme, process_ids=args.pid)
+    app.run()
+    return app.return_code or 0  # 1 when Textual ended the app on an error it showed

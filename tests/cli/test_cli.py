@@ -103,3 +103,25 @@ def test_a_model_name_is_found_where_the_app_looks_and_a_split_model_counts_once
     assert resolve_model("bigacme") == studio / "bigacme-Q8_0-00001-of-00003.gguf"
     with pytest.raises(CliError, match="matches 2 models"):
         resolve_model("acme")
+
+
+def test_an_app_textual_ends_on_an_error_exits_non_zero(
+    tiny_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Textual shows the error and ends the app; `lollma-tui` exited 0 all the same.
+    from typing import Any
+
+    from lollma_tui.cli import main
+    from lollma_tui.ui.app import LollmaApp
+
+    real_run = LollmaApp.run
+
+    def headless(self: LollmaApp, *args: Any, **kwargs: Any) -> Any:
+        return real_run(self, headless=True, size=(80, 24))
+
+    def failing_mount(self: LollmaApp) -> None:
+        raise RuntimeError("a bug in the app")
+
+    monkeypatch.setattr(LollmaApp, "run", headless)
+    monkeypatch.setattr(LollmaApp, "on_mount", failing_mount)
+    assert main(["--model", str(tiny_gguf), "--new"]) == 1

@@ -44,3 +44,18 @@ def test_options_reach_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
     assert app.hardware.interval_s == 0.5
     assert app.requested_theme == "lollma-amber"
     assert app.watched_pids == (1, 2)
+
+
+def test_an_app_textual_ends_on_an_error_exits_non_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Textual shows the error and ends the app; the command exited 0 all the same.
+    real_run = MonitorApp.run
+
+    def headless(self: MonitorApp, *args: Any, **kwargs: Any) -> Any:
+        return real_run(self, headless=True, size=(80, 24))
+
+    def failing_mount(self: MonitorApp) -> None:
+        raise RuntimeError("a bug in the app")
+
+    monkeypatch.setattr(MonitorApp, "run", headless)
+    monkeypatch.setattr(MonitorApp, "on_mount", failing_mount)
+    assert monitor_main(["--interval", "0.5"]) == 1
