@@ -30,12 +30,12 @@ class ResultStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One write of whole lines in append mode: a crash cannot interleave half a row.
         with open(self.path, "a+b") as out:
-            if out.tell() > 0:
+            text = "".join(lines)
+            if out.seek(0, os.SEEK_END) > 0:
                 out.seek(-1, os.SEEK_END)
                 if out.read(1) != b"\n":
-                    # A row cut off by a crash or a full disk: end it, or the first new row joins it.
-                    lines.insert(0, "\n")
-            out.write("".join(lines).encode("utf-8"))
+                    text = "\n" + text  # a row cut off by a crash or a full disk: or the next joins it
+            out.write(text.encode("utf-8"))
             out.flush()
             os.fsync(out.fileno())
         return len(lines)

@@ -210,7 +210,7 @@ def test_a_row_cut_off_mid_write_costs_that_row_only(tmp_path: Path) -> None:
     with open(store.path, "ab") as out:
         out.write(b'{"run_id":"cut","model_name":"caf\xc3')
     assert [r.run_id for r in store.load()] == ["first"]
-    store.save([record(run_id="second"), record(run_id="third")])
+    assert store.save([record(run_id="second"), record(run_id="third")]) == 2
     assert [r.run_id for r in store.load()] == ["first", "second", "third"]
 
 
