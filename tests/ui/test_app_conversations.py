@@ -266,6 +266,27 @@ async def test_export_and_import_round_trip(tiny_gguf: Path, tmp_path: Path) -> 
             assert store.count_conversations() == before
 
 
+async def test_export_takes_quoted_paths_new_folders_and_titles_in_any_script(
+    tiny_gguf: Path, tmp_path: Path
+) -> None:
+    app = make_app(tiny_gguf)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await chat(pilot, app, "export me")
+        # A terminal puts quotes around a dropped file: they were taken as part of its name.
+        await type_enter(pilot, f'/export json "{tmp_path / "my notes.json"}"')
+        await wait_until(pilot, lambda: (tmp_path / "my notes.json").exists())
+        original_id = main.conversation.id
+        await type_enter(pilot, f"/import '{tmp_path / 'my notes.json'}'")
+        await wait_until(pilot, lambda: main.conversation.id != original_id)
+        # A title in Cyrillic was named "conversation.md", as every other non-Latin one was; a
+        # folder named with a trailing / that is not there yet became a file called "new".
+        await type_enter(pilot, "/rename Привет мир")
+        await type_enter(pilot, f"/export md {tmp_path / 'new'}/")
+        await wait_until(pilot, lambda: (tmp_path / "new" / "привет-мир.md").exists())
+
+
 async def test_conversation_list_and_search_open_other_conversations(tiny_gguf: Path) -> None:
     with ChatStore.open(default_store_path()) as store:
         old = lighthouse_chat(store)

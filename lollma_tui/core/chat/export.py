@@ -43,6 +43,7 @@ integers that fit 64 bits, text without unpaired surrogates.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -166,13 +167,26 @@ class ExportTargetExists(TargetExistsError):
 
 
 def export_file_name(title: str, kind: str) -> str:
-    """The file an export gets when none is named: the conversation's title as a slug."""
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower()[:48]
+    """The file an export gets when none is named: the conversation's title as a slug, in
+    whatever script it is written (a Cyrillic or CJK title is no less a name)."""
+    slug = re.sub(r"[\W_]+", "-", title).strip("-").lower()[:48]
     return f"{slug or 'conversation'}.{kind}"
 
 
-def export_target(given: Path, title: str, kind: str) -> Path:
-    """`given`, or the export's own file name inside it when it names a folder."""
+def path_argument(text: str) -> tuple[Path, bool]:
+    """A path typed after /export or /import, and whether it names a folder (it ends in a
+    separator). The quotes a terminal puts around a dropped file are not part of it."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]
+    return Path(text).expanduser(), text.endswith(("/", os.sep))
+
+
+def export_target(given: Path, title: str, kind: str, *, folder: bool = False) -> Path:
+    """`given`, or the export's own file name inside it when it names a folder (made when
+    `folder` says it is one and it is not there yet)."""
+    if folder:
+        given.mkdir(parents=True, exist_ok=True)
     return given / export_file_name(title, kind) if given.is_dir() else given
 
 

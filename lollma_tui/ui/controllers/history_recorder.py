@@ -283,18 +283,19 @@ class HistoryRecorder:
 
 
 def _import_file(store: ChatStore, given: str) -> str:
-    from lollma_tui.core.chat.export import import_json
+    from lollma_tui.core.chat.export import import_json, path_argument
 
-    return import_json(store, Path(given).expanduser())
+    return import_json(store, path_argument(given)[0])
 
 
 def _write_private(given: str, text: str, overwrite: bool, title_and_kind: tuple[str, str]) -> Path:
     """Write an export readable only by the user; a relative path is under the working folder,
     and a folder gets a file named after the title. An existing file is kept
     (`ExportTargetExists`, an OSError) unless `overwrite`."""
-    from lollma_tui.core.chat.export import export_target, write_export
+    from lollma_tui.core.chat.export import export_target, path_argument, write_export
 
-    target = export_target(Path(given).expanduser().absolute(), *title_and_kind)
+    path, folder = path_argument(given)
+    target = export_target(path.absolute(), *title_and_kind, folder=folder)
     return write_export(target, text, overwrite=overwrite)
 
 
