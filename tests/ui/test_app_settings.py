@@ -6,6 +6,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from gguf_factory import TinyModelSpec, write_tiny_gguf
 from pilot_support import opened_drawer, wait_until
 from slow_worker import slow_loading_python
 from textual.pilot import Pilot
@@ -134,6 +135,29 @@ async def test_a_message_sent_during_a_swap_is_headed_with_the_model_that_answer
         assert reply.stats is not None and reply.stats.setup.quant == "Q8_0"
         (turn,) = main.chat_log.query(ReplyTurn)
         assert "Q8_0" in str(turn.query_one(".turn-label", Static).render())
+
+
+async def test_a_rescan_keeps_the_folders_of_the_models_loaded_before(
+    quant_folder: Path, tmp_path: Path
+) -> None:
+    # Started in one folder, moved to a model in another: the next scan (after a quantize, say)
+    # dropped the first folder, and with it the quantizations the user was comparing.
+    (tmp_path / "other").mkdir()
+    elsewhere = write_tiny_gguf(tmp_path / "other" / "other-F16.gguf", TinyModelSpec(name="other"))
+    app = make_app(quant_folder / "tiny-llama-F16.gguf")
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        await wait_until(pilot, lambda: main.catalog.gguf is not None)
+        await command(pilot, app, f"/model {elsewhere}")
+        assert main.models.settings.model == str(elsewhere)
+        main.catalog.gguf = None
+        main.catalog.scan()
+        await wait_until(pilot, lambda: main.catalog.gguf is not None)
+        catalog = main.catalog.gguf
+        assert catalog is not None
+        assert catalog.find(quant_folder / "tiny-llama-Q8_0.gguf") is not None
+        assert catalog.find(elsewhere) is not None
 
 
 async def test_compare_counts_the_versions_that_regenerating_replaced(tiny_gguf: Path) -> None:

@@ -49,6 +49,8 @@ class ModelCatalog:
         self._catalogs: dict[BackendKind, Catalog] = {}
         self._unlisted: dict[BackendKind, str] = {}
         """Backends whose server could not be asked for its models, with the reason."""
+        self._model_files: dict[Path, None] = {}
+        """Every GGUF loaded in this session: a rescan keeps their folders (their other quants)."""
 
     @property
     def catalogs(self) -> dict[BackendKind, Catalog]:
@@ -115,10 +117,10 @@ class ModelCatalog:
         # ready to load: assembling one is not a scan's job).
         extra = [demo_model_path(demo) for demo in DEMOS.values() if demo_model_ready(demo)]
         if settings.backend == BackendKind.LLAMA_CPP and settings.model:
-            # The folder of the model the user started with holds its other quantizations.
-            model = Path(settings.model)
-            extra.append(model)
-            folders.append(model.parent)
+            self._model_files[Path(settings.model)] = None
+        # The folders of the models loaded in this session hold their other quantizations.
+        extra += self._model_files
+        folders += dict.fromkeys(model.parent for model in self._model_files)
         headers = self._headers
 
         def scan() -> tuple[Catalog, HeaderCache]:
