@@ -261,7 +261,9 @@ class Stepper(Widget, can_focus=True):
         self.discard_typing()
 
     def on_click(self, event: events.Click) -> None:
+        # The text is drawn from the left: ▸ is where it ends, not at the widget's right edge.
+        right = len(self.render()) - 1
         if event.x <= 1:
             self.action_step(-1)
-        elif event.x >= self.content_size.width - 2:
+        elif right - 1 <= event.x <= right:
             self.action_step(1)

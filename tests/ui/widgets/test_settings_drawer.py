@@ -597,6 +597,29 @@ async def test_typing_a_layer_count(llama_catalog: Catalog, ollama_catalog: Cata
         assert not drawer.query_one("#apply", Button).disabled
 
 
+async def test_clicking_the_arrows_steps_the_value(
+    llama_catalog: Catalog, ollama_catalog: Catalog, f16_path: str
+) -> None:
+    # The text is drawn from the left of a wide field: a click on the ▸ one sees did nothing,
+    # while one on the empty right edge stepped.
+    drawer = make_drawer(llama_catalog, ollama_catalog, f16_path, n_ctx=1024)
+    app = DrawerHost(drawer)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_drawer(pilot, drawer)
+        context = drawer.query_one("#n_ctx", Stepper)
+        text = str(context.render())
+        assert context.content_size.width > len(text) + 4
+        await pilot.click(context, offset=(text.index("▸"), 0))
+        await pilot.pause()
+        assert drawer.draft_load.n_ctx == 2048
+        await pilot.click(context, offset=(context.content_size.width - 1, 0))
+        await pilot.pause()
+        assert drawer.draft_load.n_ctx == 2048  # blank: nothing there to click
+        await pilot.click(context, offset=(0, 0))
+        await pilot.pause()
+        assert drawer.draft_load.n_ctx == 1024
+
+
 async def test_escape_closes_and_says_so(
     llama_catalog: Catalog, ollama_catalog: Catalog, f16_path: str
 ) -> None:
