@@ -88,9 +88,10 @@ class SamplingSection(Vertical):
             return
         self._errors.pop(text_field.name, None)
         row.show_error(None)
-        if self._errors:
-            return
-        values = {f.name: f.parse_entry(self._input(f).value) for f in SAMPLING_FIELDS}
+        # Each field on its own: one still being fixed does not hold back the others.
+        values = {
+            f.name: f.parse_entry(self._input(f).value) for f in SAMPLING_FIELDS if f.name not in self._errors
+        }
         sampling = replace(self.sampling, **values)
         if sampling != self.sampling:
             # Set quietly: the entries already show these values.

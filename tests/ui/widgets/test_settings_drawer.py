@@ -272,12 +272,18 @@ async def test_an_invalid_value_shows_the_error_and_posts_nothing(
         assert text_of(error) == "temperature must be a number, not 'x'"
         assert recorder.of(SettingsDrawer.SamplingChanged) == []
 
-        await pilot.press("backspace", "1")
+        # Another field meanwhile applies on its own: it was held back without a word ("no
+        # pending changes") while this one had an error.
+        await type_into(pilot, "top_k", "10")
+        assert recorder.of(SettingsDrawer.SamplingChanged)[-1].sampling == SamplingSettings(top_k=10)
+
+        await tab_to(pilot, "temperature", key="shift+tab")
+        await pilot.press("end", "backspace", "1")
         await pilot.pause()
         assert not temperature.has_class("-invalid") and not error.display
-        assert [m.sampling for m in recorder.of(SettingsDrawer.SamplingChanged)] == [
-            SamplingSettings(temperature=1.0)
-        ]
+        assert [m.sampling for m in recorder.of(SettingsDrawer.SamplingChanged)][-1] == SamplingSettings(
+            temperature=1.0, top_k=10
+        )
 
 
 async def test_reload_marks_follow_the_changed_load_fields_only(
