@@ -41,7 +41,7 @@ from lollma_tui.ui.widgets.settings_form import (
     FitChecker,
     ReadOnlyFields,
     ReloadFields,
-    changed_fields,
+    applied_changes,
     default_reload_fields,
     no_read_only,
     pending_line,
@@ -70,9 +70,7 @@ class SettingsDrawer(Vertical):
 
     # The drawer is built the first time it opens; reading its stylesheet then (not in the app's
     # CSS_PATH) keeps it off the first frame. Not scoped: its rules are written as app rules.
-    DEFAULT_CSS = (Path(__file__).resolve().parent.parent / "settings_drawer.tcss").read_text(
-        encoding="utf-8"
-    )
+    DEFAULT_CSS = (Path(__file__).resolve().parent.parent / "settings_drawer.tcss").read_text("utf-8")
     SCOPED_CSS = False
 
     BINDINGS = [Binding("escape", "close", "Close", id="settings.close")]
@@ -540,7 +538,7 @@ class SettingsDrawer(Vertical):
             self.busy is None
             and not shown_errors(self._errors, self._draft.backend)
             and bool(self._draft.model)
-            and self._draft != self.applied_load
+            and bool(applied_changes(self.applied_load, self._draft, self._read_only(self._draft.backend)))
             and self._draft != self._requested
         )
 
@@ -548,7 +546,7 @@ class SettingsDrawer(Vertical):
         if not self._ready:
             return
         applied, draft = self.applied_load, self._draft
-        changed = changed_fields(applied, draft)
+        changed = applied_changes(applied, draft, self._read_only(draft.backend))
         reload = self._reload_fields(applied, draft)
         self._mark_rows(changed, reload)
         self.query_one("#row-keep_alive").display = draft.backend == BackendKind.OLLAMA

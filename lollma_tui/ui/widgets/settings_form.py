@@ -6,7 +6,7 @@ as the slash commands, the flags and the config file do.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import fields, replace
 from typing import TypeVar
 
@@ -73,6 +73,12 @@ def pending_line(
 
 def changed_fields(old: Settings, new: Settings) -> tuple[str, ...]:
     return tuple(f.name for f in fields(old) if getattr(old, f.name) != getattr(new, f.name))
+
+
+def applied_changes(old: LoadSettings, new: LoadSettings, ignored: Collection[str]) -> tuple[str, ...]:
+    """The changed load fields the backend applies: one it ignores (flash attention on Ollama)
+    is kept in the draft, for a switch back, but is nothing to apply."""
+    return tuple(name for name in changed_fields(old, new) if name not in ignored)
 
 
 def default_reload_fields(old: LoadSettings, new: LoadSettings) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from textual.color import Color
 from textual.message import Message
 from textual.pilot import Pilot
 from textual.widget import Widget
-from textual.widgets import Button, Input, Select, Static
+from textual.widgets import Button, Input, Select, Static, Switch
 
 import lollma_tui.ui
 from lollma_tui.core.models.catalog import Catalog
@@ -363,6 +363,33 @@ async def test_keep_alive_alone_applies_without_a_reload(
         await pilot.pause()
     [request] = recorder.of(SettingsDrawer.ApplyRequested)
     assert request.load.keep_alive == "-1" and request.reload_fields == ()
+
+
+async def test_a_setting_the_backend_ignores_is_kept_in_the_draft_but_nothing_to_apply(
+    llama_catalog: Catalog, ollama_catalog: Catalog
+) -> None:
+    from lollma_tui.core.session import reload_needed
+    from lollma_tui.core.session.reload import read_only_fields
+
+    drawer = make_drawer(
+        llama_catalog, ollama_catalog, "llama3.2:3b-instruct-q4_K_M", backend=BackendKind.OLLAMA
+    )
+    app = DrawerHost(drawer)
+    async with app.run_test(size=SIZE) as pilot:
+        drawer.configure(fit_checker=None, reload_fields=reload_needed, read_only=read_only_fields)
+        await open_drawer(pilot, drawer)
+        backend = drawer.query_one("#backend", Select)
+        backend.value = BackendKind.LLAMA_CPP
+        await pilot.pause()
+        drawer.query_one("#flash_attn", Switch).value = True
+        await pilot.pause()
+        backend.value = BackendKind.OLLAMA
+        await pilot.pause()
+        # Flash attention is Ollama's server setting: it was "applies without reload", Apply on.
+        assert drawer.draft_load.flash_attn and drawer.draft_load.backend is BackendKind.OLLAMA
+        assert "flash_attn" not in marked(drawer, "-changed")
+        assert text_of(drawer.query_one("#drawer-pending", Static)) == "no pending changes"
+        assert drawer.query_one("#apply", Button).disabled
 
 
 async def test_a_bad_keep_alive_hidden_by_a_switch_to_llama_cpp_does_not_hold_apply_back(
