@@ -200,8 +200,10 @@ async def test_a_second_enter_on_apply_does_not_request_twice(
         await tab_to(pilot, "apply")
         await pilot.press("enter")
         await pilot.pause()
-        # Focus moved off the now-disabled button but stayed in the drawer.
+        # Focus moved off the now-disabled button but stayed in the drawer, and not to an entry
+        # that would take the next keys typed (Stop, just before it: applied at once).
         assert app.focused is not None and drawer in app.focused.ancestors
+        assert not isinstance(app.focused, Input)
         drawer.action_apply()
         await pilot.pause()
         assert len(recorder.of(SettingsDrawer.ApplyRequested)) == 1
