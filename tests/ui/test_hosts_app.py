@@ -157,9 +157,13 @@ async def test_host_errors_are_notices_and_the_chat_stays_where_it_was(
         await pilot.press(*"/host studio", "enter")
         await wait_until(pilot, lambda: any("choose one with /host studio MODEL" in n for n in notices(app)))
         assert main.models.host.name == "den"
-        # A model the server lacks: the move fails and the chat goes back to den's model.
+        # A model the server lacks: the move is refused before den's model is let go.
         await pilot.press(*"/host studio llama-70b", "enter")
-        await wait_until(pilot, lambda: any("back on" in n for n in notices(app)), within=15)
+        await wait_until(
+            pilot,
+            lambda: any("has no model 'llama-70b'" in n and "still on" in n for n in notices(app)),
+            within=15,
+        )
         assert main.models.host.name == "den" and main.models.loaded is not None
         assert main.models.loaded.name == OLLAMA_MODEL
         await pilot.press(*"/host studio qwen3-4b", "enter")

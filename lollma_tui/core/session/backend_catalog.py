@@ -57,9 +57,20 @@ async def switch_refusal(backend: Backend, model: str) -> str | None:
         return f"the server did not list its models within {SWITCH_PROBE_S:.0f} s"
     except BackendError as error:
         return str(error)
-    # An OpenAI-compatible server may serve ids it does not list; Ollama serves only its tags.
-    if backend.kind is BackendKind.OLLAMA and model.strip() and catalog.find(model.strip()) is None:
-        return f"the server has no model {model.strip()!r} (/pull {model.strip()} downloads it)"
+    name = model.strip()
+    if backend.kind is BackendKind.OLLAMA:
+        if name and catalog.find(name) is None:
+            return f"the server has no model {name!r} (/pull {name} downloads it)"
+        return None
+    # As the backend's load: a listed id, or none when the server lists only one.
+    ids = [group.name for group in catalog.groups]
+    if name not in ids and (name or len(ids) != 1):
+        offered = ", ".join(ids[:8]) + ("…" if len(ids) > 8 else "") or "none"
+        return (
+            f"the server has no model {name!r} (it offers: {offered})"
+            if name
+            else f"which model? it offers: {offered}"
+        )
     return None
 
 

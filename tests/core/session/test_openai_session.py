@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from openai_helpers import openai_settings, reply, text_of
 from openai_server import Flavour, OpenAITestServer, ServedSpec
 
 from lollma_tui.core.backends.base import Backend
+from lollma_tui.core.backends.llamacpp import LlamaCppBackend
 from lollma_tui.core.backends.openai import OpenAIBackend
 from lollma_tui.core.session.budget import MemoryBudget
 from lollma_tui.core.session.reload import read_only_fields, reload_needed
 from lollma_tui.core.session.session import ModelSession
-from lollma_tui.core.settings import BackendKind
+from lollma_tui.core.settings import BackendKind, LoadSettings
 
 MODELS = [ServedSpec("llama-3.2-1b-instruct-q8_0"), ServedSpec("qwen3-4b-q4_k_m")]
 
@@ -87,3 +89,29 @@ async def test_the_catalog_is_the_servers_model_list(session: ModelSession) -> N
     assert [g.variants[0].quant for g in catalog.groups] == ["Q8_0", "Q4_K_M"]
     choice = await session.choose_model("qwen3")
     assert choice.ref == MODELS[1].id
+
+
+async def test_a_switch_to_an_id_the_server_does_not_list_leaves_the_model_in_use(
+    server: OpenAITestServer, tiny_gguf: Path, tmp_path: Path
+) -> None:
+    # The backend's load refuses an id its server does not list: the switch is refused before
+    # the llama.cpp model is unloaded, not after (then reloaded, minutes for a big one).
+    def factory(kind: BackendKind) -> Backend:
+        if kind is BackendKind.OPENAI:
+            return OpenAIBackend(server.base_url, timeout_s=10)
+        return LlamaCppBackend(log_path=tmp_path / "llama.log")
+
+    session = ModelSession(factory, LoadSettings(model=str(tiny_gguf), n_ctx=512))
+    try:
+        assert (await session.load()).ok
+        (worker,) = session.process_ids()
+        result = await session.swap(openai_settings("llama-3.2-1b-instruct-q8"))
+        assert result.refused and "has no model 'llama-3.2-1b-instruct-q8'" in result.message
+        assert "it offers: llama-3.2-1b-instruct-q8_0, qwen3-4b-q4_k_m" in result.message
+        assert session.kind is BackendKind.LLAMA_CPP and session.process_ids() == (worker,)
+        # Several models and none named: which one is asked, before anything is unloaded too.
+        unnamed = await session.swap(openai_settings(""))
+        assert unnamed.refused and "which model?" in unnamed.message
+        assert session.process_ids() == (worker,)
+    finally:
+        await session.close()

@@ -138,7 +138,7 @@ async def test_a_failed_swap_while_the_worker_is_down_goes_back_to_the_model_in_
     before = session.settings
     (pid,) = session.process_ids()
     with pytest.raises(BackendCrashedError):
-        async for event in session.stream_chat([ChatMessage("user", "hello")]):
+        async for event in session.stream_chat([ChatMessage("user", "hello")], ENDLESS):
             if isinstance(event, TextDelta):
                 os.kill(pid, signal.SIGKILL)
     assert session.loaded is None
