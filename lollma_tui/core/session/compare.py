@@ -23,6 +23,7 @@ def setup_key(setup: RunSetup) -> SetupKey:
     which is a measurement of the same set-up."""
     return (
         setup.backend,
+        setup.server,
         setup.model,
         setup.quant,
         setup.n_gpu_layers,
@@ -66,9 +67,10 @@ def summarise_replies(stats: Iterable[ReplyStats]) -> list[SetupSummary]:
             replies=len(replies),
             gen_tokens=sum(r.gen_tokens for r in replies),
             gen_tps=_median(r.gen_tps for r in replies),
-            # A reused prefix makes the prompt rate meaningless (few tokens over little time).
+            # A reused prefix makes the prompt rate meaningless (few tokens over little time), and
+            # the first token quick: the first reply after a swap evaluates the whole chat.
             prompt_tps=_median(r.prompt_tps for r in replies if not r.prompt_cached),
-            ttft_s=_median(r.ttft_s for r in replies),
+            ttft_s=_median(r.ttft_s for r in replies if not r.prompt_cached),
         )
         for replies in groups.values()
     ]
@@ -140,7 +142,7 @@ def format_comparison(summaries: Sequence[SetupSummary]) -> str:
     out.append(line(["-" * w for w in widths], "-" * len(last_header)))
     nothing_own = "—" if several else ""
     out.extend(line(row, " · ".join(parts) or nothing_own) for row, parts in zip(rows, own, strict=True))
-    out.append("n: replies · speeds are medians · pp t/s leaves out replies with a cached prompt")
+    out.append("n: replies · speeds are medians · pp t/s and ttft leave out replies with a cached prompt")
     return "\n".join(out)
 
 
