@@ -149,6 +149,8 @@ class LoadedModel:
     n_params: int | None
     load_s: float
     n_threads: int | None = None
+    n_threads_batch: int | None = None
+    """llama.cpp: the threads that evaluate prompts, as its context has them."""
     is_base_model: bool = False
     """True for pre-trained (not instruction-tuned) models such as the demo model."""
     placement: str | None = None

@@ -532,6 +532,7 @@ def _loaded_from_wire(settings: LoadSettings, model: dict[str, Any], notes: tupl
         n_params=model.get("n_params"),
         load_s=float(model["load_s"]),
         n_threads=model.get("n_threads"),
+        n_threads_batch=model.get("n_threads_batch"),
         repack=bool(model.get("repack", True)),
         notes=(*(model.get("notes") or ()), *notes),
     )

@@ -236,6 +236,7 @@ class Worker:
                     "n_params": int(llm._model.n_params()),
                     "load_s": time.perf_counter() - started,
                     "n_threads": int(llm.n_threads) if hasattr(llm, "n_threads") else settings.n_threads,
+                    "n_threads_batch": int(llama_cpp.llama_n_threads_batch(llm.ctx)),
                     "repack": self.repack,
                     "notes": notes,
                 },
@@ -257,7 +258,9 @@ class Worker:
             n_batch=settings.n_batch,
             n_ubatch=min(settings.n_batch, 512),
             n_threads=threads,
-            n_threads_batch=max(threads, os.cpu_count() or threads),
+            # Threads asked for are the threads used, prompt included (as bench measures them);
+            # "auto" lets the prompt, which gains from every core, have them all.
+            n_threads_batch=threads if settings.n_threads else max(threads, os.cpu_count() or threads),
             flash_attn=settings.flash_attn,
             type_k=kv_type,
             type_v=kv_type,

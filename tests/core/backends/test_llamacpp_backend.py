@@ -75,6 +75,17 @@ async def test_load_reports_what_llama_cpp_loaded(backend: LlamaCppBackend, tiny
     assert psutil.Process(pid).is_running() and pid != os.getpid()
 
 
+async def test_the_threads_asked_for_evaluate_the_prompt_too(
+    backend: LlamaCppBackend, tiny_gguf: Path
+) -> None:
+    # /threads 1 used every core for the prompt: a thread sweep showed no prompt-speed effect,
+    # and bench's best (which measures -t for both) did not carry over to the chat.
+    one = await backend.load(LoadSettings(model=str(tiny_gguf), n_threads=1))
+    assert (one.n_threads, one.n_threads_batch) == (1, 1)
+    auto = await backend.load(LoadSettings(model=str(tiny_gguf), n_threads=None))
+    assert auto.n_threads_batch == max(auto.n_threads or 1, os.cpu_count() or 1)
+
+
 async def test_llama_cpp_log_goes_to_the_log_file(
     backend: LlamaCppBackend, tiny_gguf: Path, tmp_path: Path
 ) -> None:
