@@ -294,13 +294,18 @@ async def _run_bench(args: argparse.Namespace) -> int:
 
     session = BenchSession(plan, on_progress=on_progress)
     loop = asyncio.get_running_loop()
+    # A kill or a closed terminal (an ssh session that drops) stops the sweep as Ctrl+C does:
+    # the rows measured are printed and saved.
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGINT, session.cancel)
+        for stop in stops:
+            loop.add_signal_handler(stop, session.cancel)
     try:
         run = await session.run()
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(signal.SIGINT)
+            for stop in stops:
+                loop.remove_signal_handler(stop)
         if line is not None:
             line.clear()
     writer.finish(run.build)

@@ -121,7 +121,11 @@ def test_no_save_leaves_the_results_alone(quantized_models: Path, capsys: pytest
     assert ResultStore().load() == []
 
 
-def test_ctrl_c_prints_the_finished_rows_and_exits_130(quantized_models: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_ctrl_c_a_kill_or_a_closed_terminal_print_and_keep_the_finished_rows(
+    quantized_models: Path, tmp_path: Path, stop: signal.Signals
+) -> None:
+    # SIGTERM and SIGHUP (an ssh session that drops) ended the run at once: rows printed, none saved.
     env = dict(os.environ, LOLLMA_DATA_DIR=str(tmp_path / "data"), LOLLMA_STATE_DIR=str(tmp_path / "state"))
     command = [
         sys.executable, "-m", "lollma_tui.cli_bench", "bench",
@@ -140,7 +144,7 @@ def test_ctrl_c_prints_the_finished_rows_and_exits_130(quantized_models: Path, t
         if line.startswith("| llama"):
             break
     assert seen and seen[-1].startswith("| llama"), "no row appeared"
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     out, err = process.communicate(timeout=30)
     text = "".join(seen) + out
     assert process.returncode == 130
