@@ -324,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         app.run()
     finally:
         gc.enable()
+    if app.ended_by is not None:
+        return 128 + app.ended_by  # as a shell reports a process a signal ended
     return app.return_code or 0  # 1 when Textual ended the app on an error it showed
 
 

@@ -77,4 +77,6 @@ def monitor_main(argv: Sequence[str] | None = None) -> int:
     theme = args.theme or read_config().theme or DEFAULT_THEME
     app = MonitorApp(interval_s=args.interval, theme=theme, process_ids=args.pid)
     app.run()
+    if app.ended_by is not None:
+        return 128 + app.ended_by  # as a shell reports a process a signal ended
     return app.return_code or 0  # 1 when Textual ended the app on an error it showed

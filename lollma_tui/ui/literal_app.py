@@ -32,7 +32,9 @@ from lollma_tui.ui.literal import plain
 
 ReturnType = TypeVar("ReturnType")
 
-TERMINATION_SIGNALS = (signal.SIGTERM, signal.SIGHUP) if sys.platform != "win32" else ()
+TERMINATION_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT) if sys.platform != "win32" else ()
+"""SIGINT too: Ctrl+C is a key in the app's raw mode, so one comes from another program (kill
+-INT), and asyncio's own handling cancelled the app mid-reply instead of quitting it."""
 
 
 class LiteralApp(App[ReturnType]):
@@ -66,9 +68,13 @@ class LiteralApp(App[ReturnType]):
             for signum in caught:
                 loop.remove_signal_handler(signum)
 
+    ended_by: int | None = None
+    """The signal that quit the app, if one did: the command exits 128 + its number."""
+
     def _terminated(self, signum: int) -> None:
         # A second one ends the process the default way, should quitting hang.
         asyncio.get_running_loop().remove_signal_handler(signum)
+        self.ended_by = signum
         self.call_later(self.run_action, "quit")
 
     def get_driver_class(self) -> type[Driver]:

@@ -162,21 +162,25 @@ def saved_reply(app: RunningApp) -> Message:
     return reply
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_kill_quits_as_ctrl_q_does_and_gives_the_terminal_back(
-    tmux: Tmux, tmp_path: Path, session_cache: Path, ollama_server: OllamaTestServer
+    tmux: Tmux, tmp_path: Path, session_cache: Path, ollama_server: OllamaTestServer, stop: signal.Signals
 ) -> None:
     # SIGTERM used to end the process on the spot: the terminal stayed in the app's screen with
     # mouse reporting on (moving the mouse typed escape codes), and the reply was left as the
-    # last once-a-second save had it, to be marked incomplete on the next start.
+    # last once-a-second save had it, to be marked incomplete on the next start. A SIGINT from
+    # another program cancelled the app instead: the reply was saved without its figures.
     ollama_server.set_default_reply(SLOW_STORY)
     app = RunningApp(tmux, tmp_path, session_cache, ollama_server, then="echo ENDED $?; sleep 60")
     start_a_slow_reply(app)
-    app.process.send_signal(signal.SIGTERM)
+    app.process.send_signal(stop)
     tmux.wait_for("chat", lambda s: "ENDED" in s, timeout=20)
     modes = tmux.run("display", "-p", "-t", "chat", "#{alternate_on} #{mouse_any_flag} #{cursor_flag}")
     assert modes.split() == ["0", "0", "1"]  # its own screen left, mouse off, cursor shown
-    assert "ENDED 0" in tmux.screen("chat")
-    assert saved_reply(app).state is ReplyState.STOPPED
+    # As a shell reports a process a signal ended (143, 130): a script tells it from a quit.
+    assert f"ENDED {128 + stop}" in tmux.screen("chat")
+    reply = saved_reply(app)
+    assert reply.state is ReplyState.STOPPED and reply.stats is not None
 
 
 def test_a_terminal_that_closes_mid_reply_leaves_the_reply_saved_as_stopped(
