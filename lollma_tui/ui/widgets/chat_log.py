@@ -285,7 +285,9 @@ class ChatLog(VerticalScroll):
 
     async def add_notice(self, text: str, kind: str = "info") -> Notice:
         notice = Notice(text, kind)
-        await self.mount(notice)
+        # A quit closes the model under a swap, whose failure is reported as the log goes away.
+        if self.is_attached:
+            await self.mount(notice)
         return notice
 
     async def add_pull(self, model: str) -> PullView:

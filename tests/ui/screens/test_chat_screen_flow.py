@@ -115,6 +115,17 @@ async def test_a_screen_worker_that_fails_is_said_in_the_chat(tiny_gguf: Path) -
         assert "-error" in classes
 
 
+async def test_a_notice_that_comes_after_the_chat_log_has_gone_is_dropped(tiny_gguf: Path) -> None:
+    # Quitting mid-swap closes the model under the swap; its failure came to a chat log being
+    # removed: "MountError: Can't mount widget(s) before ChatLog is mounted", and exit status 1.
+    app = make_app(tiny_gguf)
+    screen = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await loaded(pilot, screen)
+        app.exit()  # quitting: the chat log is on its way out from here on
+        await screen.chat_log.add_notice("Could not load q8_0: Lost the connection to Ollama", "error")
+
+
 async def test_a_reply_reaches_the_card_the_meter_and_the_panel(tiny_gguf: Path) -> None:
     seen: list[Message] = []
     app = make_app(tiny_gguf)
