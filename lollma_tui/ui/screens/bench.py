@@ -13,6 +13,7 @@ The app hands data down as attributes: `catalog` (its GGUF catalog), `snapshot` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Final, Literal
 
 from textual import on, work
@@ -384,13 +385,22 @@ class BenchScreen(Screen[None]):
             return
         self.post_message(self._Planned(plan))
 
+        measured: list[BenchRecord] = []
+
         def on_progress(progress: BenchProgress) -> None:
+            if progress.row is not None:
+                measured.append(progress.row)
             self.post_message(self._Progressed(progress))
 
         session = BenchSession(plan, on_progress=on_progress, log_path=self._log_path)
         self._session = session
         try:
             run = await session.run()
+        except asyncio.CancelledError:
+            # The app quits mid-sweep: the rows measured are kept, as a stop keeps them.
+            with contextlib.suppress(OSError):
+                self.store.save(measured)
+            raise
         finally:
             self._session = None
         saved = 0

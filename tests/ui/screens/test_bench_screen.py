@@ -212,6 +212,22 @@ async def test_stopping_mid_sweep_keeps_and_saves_the_finished_rows(
         assert app.results == []
 
 
+async def test_quitting_the_app_mid_sweep_keeps_the_rows_measured(bench_models: Path, tmp_path: Path) -> None:
+    # Ctrl+Q (or SIGTERM, SIGHUP) cancelled the sweep's worker before its save: the rows that
+    # "s" keeps were lost.
+    app = HostApp()
+    screen = make_screen(bench_models, tmp_path, LONGER_SWEEP)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.open(screen)
+        await pilot.pause()
+        await pilot.press("r")
+        await wait_until(pilot, lambda: screen.table.row_count >= 1, within=30)
+        shown = row_keys(screen.records)
+        app.exit()
+    saved = saved_rows(tmp_path / "results.jsonl")
+    assert saved and saved[: len(shown)] == shown
+
+
 SLOW_FIRST_ROW = SweepForm(
     gpu_layers="0", threads="1", n_prompt="2048", n_gen="16", repetitions="20", chat=False
 )
