@@ -147,15 +147,26 @@ def session_hosts(
         if not any(h.name == default.name or h.same_server(default) for h in listed):
             listed.append(default)
     kind = options.load.backend
+    if options.openai_api_key_env and kind is not BackendKind.OPENAI:
+        # --api-key-env is for the command line's OpenAI-compatible server, whichever backend the
+        # chat starts on: a switch there later sends the key.
+        keyed = HostEntry(
+            LOCAL, BackendKind.OPENAI, server_address(BackendKind.OPENAI, options.openai_base_url)
+        )
+        keyed = replace(keyed, api_key_env=options.openai_api_key_env)
+        at = next((i for i, h in enumerate(listed) if h.same_server(keyed)), None)
+        if at is None:
+            listed.append(replace(keyed, name=_unused_name(_address_name(keyed), listed)))
+        elif listed[at].api_key_env is None:
+            listed[at] = replace(listed[at], api_key_env=keyed.api_key_env)
     url = {BackendKind.OLLAMA: options.ollama_host, BackendKind.OPENAI: options.openai_base_url}.get(kind)
     hw = None
     if options.hw_host:
         from lollma_tui.core.hardware.ssh_target import SshTarget
 
         hw = SshTarget.parse(options.hw_host)
-    start = HostEntry(
-        LOCAL, kind, server_address(kind, url), hw, options.hw_command, options.openai_api_key_env
-    )
+    key = options.openai_api_key_env if kind is BackendKind.OPENAI else None
+    start = HostEntry(LOCAL, kind, server_address(kind, url), hw, options.hw_command, key)
     for index, host in enumerate(listed):
         if host.same_server(start):
             if start.hw is not None or start.api_key_env is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lollma_tui.core.hardware.ssh_target import SshTarget, SshTargetError, default_remote_command
-from lollma_tui.core.hosts import HostEntry, HostEntryError, default_hosts, session_hosts
+from lollma_tui.core.hosts import HostEntry, HostEntryError, default_hosts, host_for_server, session_hosts
 from lollma_tui.core.settings import BackendKind, LoadSettings, StartupOptions
 
 
@@ -105,6 +105,17 @@ def test_a_server_not_in_the_config_is_added_named_after_its_address() -> None:
     assert [h.name for h in hosts] == ["box", "local", "10.0.0.5:8000"]
     hosts, start = session_hosts(_options(), (box,), {})
     assert start.name == "local" and start.kind is BackendKind.LLAMA_CPP and len(hosts) == 2
+
+
+def test_the_api_key_named_on_the_command_line_goes_with_its_server_from_any_backend() -> None:
+    # Started on llama.cpp: /backend openai went to the server without the key (a 401).
+    options = _options(openai_base_url="http://box:8080/v1", openai_api_key_env="MYKEY")
+    hosts, start = session_hosts(options, (), {})
+    assert start.kind is BackendKind.LLAMA_CPP
+    assert host_for_server(BackendKind.OPENAI, "http://box:8080/v1", hosts).api_key_env == "MYKEY"
+    # The environment's server, listed as "openai", gets it too when it is the same one.
+    hosts, _ = session_hosts(options, (), {"OPENAI_BASE_URL": "http://box:8080/v1"})
+    assert [(h.name, h.api_key_env) for h in hosts if h.kind is BackendKind.OPENAI] == [("openai", "MYKEY")]
 
 
 def test_a_bad_openai_base_url_in_the_environment_does_not_stop_a_session() -> None:
