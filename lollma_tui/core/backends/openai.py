@@ -52,7 +52,13 @@ from lollma_tui.core.backends.openai_errors import CLIENT_ERRORS, Operation, Whe
 from lollma_tui.core.backends.openai_extras import ServedModel, ServerExtras, ServerKind, read_model_ids
 from lollma_tui.core.backends.openai_host import api_key, base_url, host_and_port, is_loopback, server_root
 from lollma_tui.core.backends.openai_probe import probe_server, refresh_live
-from lollma_tui.core.backends.openai_request import DeltaText, chat_body, delta_text, quant_in_names
+from lollma_tui.core.backends.openai_request import (
+    CONTINUES,
+    DeltaText,
+    chat_body,
+    delta_text,
+    quant_in_names,
+)
 from lollma_tui.core.backends.openai_stats import Clock, StreamFigures, reply_stats
 from lollma_tui.core.backends.server_state import ServerBackendState
 from lollma_tui.core.backends.stream_reads import stamped_reads
@@ -276,6 +282,13 @@ class OpenAIBackend(ServerBackendState):
             raise NoModelError("No model is chosen on the OpenAI-compatible server.")
         if self._pump is not None and not self._pump.done():
             raise BackendError("A reply is already streaming; stop it first.")
+        if messages and messages[-1].role == "assistant" and self._extras.kind not in CONTINUES:
+            # Such a server starts a new answer after a trailing assistant message, which would
+            # be glued onto the cut one.
+            where = self._where().subject
+            raise BackendError(
+                f"{where} cannot continue a reply (llama-server and vLLM can): Ctrl+R writes it again."
+            )
         queue: asyncio.Queue[Any] = asyncio.Queue()
         self._cancel_requested = False
         started = time.perf_counter()

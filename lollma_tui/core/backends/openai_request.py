@@ -55,8 +55,19 @@ def chat_body(
     if not full:
         return params, None
     penalty = "repetition_penalty" if kind is ServerKind.VLLM else "repeat_penalty"
-    extra_body = {"top_k": sampling.top_k, "min_p": sampling.min_p, penalty: sampling.repeat_penalty}
+    extra_body: dict[str, Any] = {
+        "top_k": sampling.top_k,
+        "min_p": sampling.min_p,
+        penalty: sampling.repeat_penalty,
+    }
+    if kind is ServerKind.VLLM and messages and messages[-1].role == "assistant":
+        # /continue: vLLM goes on from the last message only when asked (llama-server always does).
+        extra_body |= {"continue_final_message": True, "add_generation_prompt": False}
     return params, extra_body
+
+
+CONTINUES = frozenset({ServerKind.LLAMA_SERVER, ServerKind.VLLM})
+"""Servers that continue a trailing assistant message rather than answer after it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import pytest
 from openai_helpers import QUESTION, done_of, openai_settings, reply, text_of, thinking_of
 from openai_server import Flavour, OpenAITestServer, Script, ServedSpec
 
-from lollma_tui.core.backends.base import ChatMessage, StatsSource
+from lollma_tui.core.backends.base import BackendError, ChatMessage, StatsSource
 from lollma_tui.core.backends.openai import OpenAIBackend
 from lollma_tui.core.backends.openai_extras import ServerKind
 
@@ -150,3 +150,26 @@ async def test_a_continued_reply_sends_the_assistant_text_last(
     await reply(backend, [*QUESTION, ChatMessage("assistant", "Hello")])
     messages = llama_server.chat_requests()[-1].body["messages"]
     assert messages[-1] == {"role": "assistant", "content": "Hello"}
+
+
+async def test_vllm_is_asked_to_continue_and_a_server_that_cannot_refuses_first(
+    make_backend: Factory,
+) -> None:
+    # Sent as a plain message, vLLM, LM Studio or llama-cpp-python's server started a new
+    # answer after the cut one, and /continue glued the two together.
+    continuing = [*QUESTION, ChatMessage("assistant", "Hello")]
+    with OpenAITestServer(Flavour.VLLM) as vllm:
+        backend = make_backend(vllm.base_url)
+        await backend.load(openai_settings(vllm.models[0].id))
+        await reply(backend, continuing)
+        body = vllm.chat_requests()[-1].body
+        assert (body["continue_final_message"], body["add_generation_prompt"]) == (True, False)
+        await reply(backend)  # a new question is answered as one
+        assert "continue_final_message" not in vllm.chat_requests()[-1].body
+    with OpenAITestServer(Flavour.LM_STUDIO) as studio:
+        backend = make_backend(studio.base_url)
+        await backend.load(openai_settings(studio.models[0].id))
+        asked = len(studio.chat_requests())
+        with pytest.raises(BackendError, match="cannot continue a reply"):
+            await reply(backend, continuing)
+        assert len(studio.chat_requests()) == asked
