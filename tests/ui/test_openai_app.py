@@ -235,3 +235,38 @@ async def test_the_sampler_thread_never_builds_a_session(
         turn = await send(pilot, app, "hello")
         assert turn.message.state is ReplyState.COMPLETE
     assert built == [threading.main_thread().name]
+
+
+async def test_a_server_down_at_start_is_asked_again_until_it_answers() -> None:
+    # Ollama's was; an OpenAI-compatible server's was asked once, and the chat said "no model is
+    # loaded" until the user thought of /model.
+    port = free_port()
+    app = make_app(f"http://127.0.0.1:{port}/v1")
+    main = app.chat_screen
+    async with app.run_test(size=(110, 36)) as pilot:
+        await wait_until(pilot, lambda: any("Retrying in the background" in n for n in notices(app)))
+        server = OpenAITestServer(Flavour.LLAMA_SERVER, models=MODELS)
+        server.port = port
+        with server:
+            await wait_ready(pilot, app, within=30)
+            assert main.models.loaded is not None and main.models.loaded.name == MODELS[0].id
+            server.queue("here now")
+            turn = await send(pilot, app, "are you there?")
+            assert turn.message.content == "here now"
+
+
+async def test_a_resumed_chat_loads_the_model_it_last_used_on_a_server_with_several(
+    server: OpenAITestServer,
+) -> None:
+    first = make_app(server.base_url, model=MODELS[1].id)
+    async with first.run_test(size=(110, 36)) as pilot:
+        await wait_ready(pilot, first)
+        server.queue("from the second")
+        await send(pilot, first, "hello")
+    # No model named this time: the server offers two, and the chat last used the second.
+    again = make_app(server.base_url, model="")
+    async with again.run_test(size=(110, 36)) as pilot:
+        await wait_ready(pilot, again)
+        loaded = again.chat_screen.models.loaded
+        assert loaded is not None and loaded.name == MODELS[1].id
+        assert any(f"Loading {MODELS[1].id}, the model this chat last used" in n for n in notices(again))

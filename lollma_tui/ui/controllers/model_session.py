@@ -288,8 +288,11 @@ class ModelController:
 
     async def _load_first(self, chat_model: ChatModel | None) -> None:
         settings: LoadSettings | None = self.settings
-        if settings is not None and settings.backend == BackendKind.OLLAMA:
-            settings = await self._wait_for_ollama(settings, chat_model)
+        if settings is not None and settings.backend in (BackendKind.OLLAMA, BackendKind.OPENAI):
+            if settings.backend is BackendKind.OLLAMA:
+                settings = await self._wait_for_ollama(settings, chat_model)
+            else:
+                settings = await self._wait_for_openai(settings, chat_model)
             if settings is None or self.loading or self.loaded is not None:
                 return  # a change asked for while the server was down loads its own model
             # What was set meanwhile (/set, the drawer) counts, not the copy taken before the wait.
@@ -419,6 +422,36 @@ class ModelController:
             self._notice(f"Models on this server: {names}. Choose one with /model NAME.")
         self._status(BackendStatus(BackendState.UNLOADED, "No model chosen"))
         return None
+
+    async def _wait_for_openai(self, settings: LoadSettings, chat_model: ChatModel | None) -> LoadSettings:
+        """As for Ollama: retried until the server answers; with no model named and several on
+        offer, the one the resumed chat last used there."""
+        from lollma_tui.core.backends.base import BackendUnavailableError
+        from lollma_tui.core.backends.openai import OpenAIBackend
+
+        backend, delay, warned = self.backend, 1.0, False
+        if not isinstance(backend, OpenAIBackend):
+            return settings
+        while True:
+            try:
+                ids = [model.id for model in await backend.list_models()]
+                break
+            except BackendUnavailableError as error:
+                self._status(BackendStatus(BackendState.FAILED, f"{error} Retrying…"))
+                if not warned:
+                    warned = True
+                    self._notice(f"{error} Retrying in the background.", "error")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            except BackendError:
+                return settings  # its load says why (an API key, say)
+        if warned:
+            self._notice(f"Connected to {backend.base_url}.")
+        used = await chat_model(BackendKind.OPENAI, backend.base_url) if chat_model is not None else None
+        if settings.model.strip() or len(ids) < 2 or used not in ids:
+            return settings
+        self._notice(f"Loading {used}, the model this chat last used on this server.")
+        return settings.with_changes(model=used)
 
     def _notice(self, text: str, kind: str = "info") -> None:
         self._owner.post_message(NoticePosted(text, kind))
