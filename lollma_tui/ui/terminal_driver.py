@@ -66,6 +66,21 @@ class ContinuableDriver(LinuxDriver):
         self._stop_flag = _WakingEvent()
         self.exit_event = self._stop_flag
 
+    def write(self, data: str) -> None:
+        # A resume that found the terminal gone (closed while the app was stopped with Ctrl+Z)
+        # starts no writer; the old one has ended, and its queue, once full, held the quit
+        # forever: an orphan process sampling the hardware.
+        if not self._writer_gone():
+            super().write(data)
+
+    def close(self) -> None:
+        if not self._writer_gone():
+            super().close()
+
+    def _writer_gone(self) -> bool:
+        writer = self._writer_thread
+        return writer is not None and not writer.is_alive()
+
     def _sigcont_application(self, *_: object) -> None:
         reader = self._key_thread
         if reader is not None and reader.is_alive():

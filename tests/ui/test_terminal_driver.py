@@ -141,6 +141,33 @@ def test_textual_own_suspend_still_resumes(
     app.quit()
 
 
+def test_a_terminal_that_closes_while_the_app_is_suspended_lets_it_end(
+    tmux: Tmux, tmp_path: Path, session_cache: Path, ollama_server: OllamaTestServer
+) -> None:
+    # Ctrl+Z in a shell, then the ssh session drops: on the SIGCONT that comes with the hang-up
+    # Textual found no terminal to take back and started no writer, and the quit waited forever
+    # on the old one's full queue: an orphan, sampling the hardware.
+    folders = app_folders(tmp_path, session_cache)
+    model = ("--model", "tinyllama:1b-q4_K_M")
+    line = command_line(folders, "--backend", "ollama", "--ollama-host", ollama_server.host, *model, "--new")
+    tmux.run("new-session", "-d", "-s", "chat", "-x", "120", "-y", "35", "bash --norc --noprofile -i")
+    tmux.run("send-keys", "-t", "chat", "-l", line)
+    tmux.run("send-keys", "-t", "chat", "Enter")
+    tmux.wait_for("chat", lambda s: "● ready" in s, timeout=60)
+    process = tmux.app_process("chat")
+    process.send_signal(signal.SIGTSTP)
+    deadline = time.monotonic() + 10
+    while process.status() != psutil.STATUS_STOPPED:
+        assert time.monotonic() < deadline, "the app did not suspend"
+        time.sleep(0.05)
+    tmux.run("kill-session", "-t", "chat")
+    try:
+        process.wait(timeout=30)
+    finally:
+        if process.is_running():
+            process.kill()  # not left behind when this fails
+
+
 SLOW_STORY = Script(text=" ".join(f"word{i}" for i in range(400)), thinking="", tokens_per_second=20)
 
 
