@@ -37,6 +37,18 @@ def reply_seed(sampling: SamplingSettings) -> int:
     return sampling.seed if sampling.seed is not None else secrets.randbelow(MAX_SEED + 1)
 
 
+def _locked_bytes() -> int | None:
+    """Memory this process has locked (Linux: VmLck); None where that cannot be read."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmLck:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 class Cancelled(Exception):
     """Raised inside prompt evaluation when the app asked to stop."""
 
@@ -208,6 +220,12 @@ class Worker:
             notes.append(note)
             print(f"{OWN_NOTE_PREFIX} {note}", file=sys.stderr, flush=True)
         self._warm_up(llm)
+        if settings.use_mlock and (locked := _locked_bytes()) is not None and locked < llm._model.size() // 2:
+            # llama.cpp only warns in its log, and runs unlocked: say so where the user looks.
+            notes.append(
+                f"use_mlock is on, but only {locked >> 20} MiB of the model is locked in RAM: raise the "
+                "memlock limit (ulimit -l; LimitMEMLOCK= under systemd) or give the app CAP_IPC_LOCK"
+            )
         n_layers = _int_or_none(metadata.get(f"{architecture}.block_count"))
         offload = bool(llama_cpp.llama_supports_gpu_offload())
         requested = settings.n_gpu_layers

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -84,6 +85,25 @@ async def test_the_threads_asked_for_evaluate_the_prompt_too(
     assert (one.n_threads, one.n_threads_batch) == (1, 1)
     auto = await backend.load(LoadSettings(model=str(tiny_gguf), n_threads=None))
     assert auto.n_threads_batch == max(auto.n_threads or 1, os.cpu_count() or 1)
+
+
+async def test_mlock_that_could_not_lock_the_model_is_said(tmp_path: Path, tiny_gguf: Path) -> None:
+    # A user's usual memlock limit (8 MiB here) and no CAP_IPC_LOCK: llama.cpp wrote a warning in
+    # its log and ran unlocked, while the app showed "use_mlock on" and nothing else.
+    wrapper = tmp_path / "python-low-memlock"
+    wrapper.write_text(
+        "#!/bin/sh\nexec prlimit --memlock=65536:65536 setpriv --inh-caps=-all --bounding-set=-ipc_lock "
+        f'{sys.executable} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    backend = LlamaCppBackend(log_path=tmp_path / "llama.log", python=str(wrapper), keep_spare=False)
+    try:
+        loaded = await backend.load(LoadSettings(model=str(tiny_gguf), use_mlock=True))
+        assert any("only 0 MiB of the model is locked in RAM" in note for note in loaded.notes), loaded.notes
+        unlocked = await backend.load(LoadSettings(model=str(tiny_gguf), use_mlock=False))
+        assert not any("locked in RAM" in note for note in unlocked.notes)
+    finally:
+        await backend.close()
 
 
 async def test_llama_cpp_log_goes_to_the_log_file(
