@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import psutil
 import pytest
-from gguf_factory import TinyModelSpec, write_tiny_gguf
+from gguf import LlamaFileType
+from gguf_factory import TinyModelSpec, quantize_gguf, write_tiny_gguf
 from pilot_support import opened_drawer, wait_until
 from slow_worker import slow_loading_python
 from textual.pilot import Pilot
@@ -158,6 +160,25 @@ async def test_a_rescan_keeps_the_folders_of_the_models_loaded_before(
         assert catalog is not None
         assert catalog.find(quant_folder / "tiny-llama-Q8_0.gguf") is not None
         assert catalog.find(elsewhere) is not None
+
+
+async def test_a_quantization_made_while_the_app_runs_is_found_when_asked_for(
+    tiny_gguf: Path, tmp_path: Path
+) -> None:
+    # `lollma-tui quantize` in another terminal: /quant Q8_0 said "has no Q8_0 variant" until
+    # a restart, as the folders were scanned only at start.
+    (tmp_path / "models").mkdir()
+    source = Path(shutil.copy(tiny_gguf, tmp_path / "models" / "tiny-llama-F16.gguf"))
+    app = make_app(source)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        await wait_until(pilot, lambda: main.catalog.gguf is not None)
+        quantize_gguf(source, source.with_name("tiny-llama-Q8_0.gguf"), LlamaFileType.MOSTLY_Q8_0)
+        await command(pilot, app, "/quant Q8_0")
+        await wait_until(
+            pilot, lambda: main.models.loaded is not None and main.models.loaded.quant == "Q8_0", within=30
+        )
 
 
 async def test_compare_counts_the_versions_that_regenerating_replaced(tiny_gguf: Path) -> None:

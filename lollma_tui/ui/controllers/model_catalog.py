@@ -156,12 +156,21 @@ class ModelCatalog:
 
     async def apply(self, command: Command) -> SettingsChange:
         """The settings after a setting command (/ngl, /set …); raises `CommandError`."""
+        from lollma_tui.core.chat.commands import CommandError
         from lollma_tui.core.chat.setting_commands import apply_setting_command, backend_named
 
         kind = backend_named(command)
         if kind is not None and kind is not self._models.session.kind:
             # `/backend ollama` lists what the server has, and takes part of a name from it.
             await self._list(kind)
+        try:
+            return apply_setting_command(command, await self.command_state())
+        except CommandError:
+            files = (kind or self._models.session.kind) is BackendKind.LLAMA_CPP
+            if not (files and command.name in ("model", "quant", "backend")):
+                raise
+        # A GGUF made since the last scan (`lollma-tui quantize`, a download): scan, then once more.
+        await self._scan()
         return apply_setting_command(command, await self.command_state())
 
     def fit_for(self, settings: LoadSettings) -> FitVerdict | None:
