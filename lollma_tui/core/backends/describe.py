@@ -159,4 +159,6 @@ def format_server(extras: ServerExtras, model: str | None = None) -> tuple[str, 
         lines.append(" · ".join(d for d in details if d))
     if extras.loading:
         lines.append("the server is loading its model…")
+    if extras.silent:
+        lines.append("not answering: its figures are gone")
     return tuple(line for line in lines if line)

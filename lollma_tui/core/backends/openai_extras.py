@@ -101,6 +101,8 @@ class ServerExtras:
     """LM Studio's /api/v0/models entries (empty for other servers)."""
     loading: bool = False
     """/health answered 503: the server is up but still loading its model."""
+    silent: bool = False
+    """The last refresh got no answer from any of its endpoints: the figures are gone, not old."""
     endpoints: tuple[str, ...] = ()
     """The extra endpoints that answered, e.g. ("/props", "/slots", "/health")."""
     problems: tuple[str, ...] = field(default_factory=tuple)

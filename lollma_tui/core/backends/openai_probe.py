@@ -75,7 +75,10 @@ async def refresh_live(http: httpx2.AsyncClient, root: str, extras: ServerExtras
     paths = [p for p in ("/slots", "/metrics", "/health") if p in extras.endpoints]
     replies = await asyncio.gather(*(_safe_fetch(http, root + path) for path in paths))
     problems: list[str] = []
-    fresh = replace(extras, problems=(), loading=False)
+    if paths and all(reply is None or isinstance(reply, WireError) for reply in replies):
+        # Nothing answered (the server stopped): what it said last is not shown as if current.
+        return replace(extras, slots=(), metrics=None, loading=False, silent=True, problems=())
+    fresh = replace(extras, problems=(), loading=False, silent=False)
     for path, reply in zip(paths, replies, strict=True):
         if isinstance(reply, WireError):
             problems.append(str(reply))

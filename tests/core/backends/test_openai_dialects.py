@@ -173,3 +173,19 @@ async def test_vllm_is_asked_to_continue_and_a_server_that_cannot_refuses_first(
         with pytest.raises(BackendError, match="cannot continue a reply"):
             await reply(backend, continuing)
         assert len(studio.chat_requests()) == asked
+
+
+async def test_a_server_that_stops_answering_has_its_live_figures_dropped(make_backend: Factory) -> None:
+    # The panel kept "0/1 slots busy" and the KV cache figure of a server that had gone.
+    from lollma_tui.core.backends.describe import format_server
+
+    with OpenAITestServer(Flavour.LLAMA_SERVER) as server:
+        backend = make_backend(server.base_url)
+        await backend.load(openai_settings(server.models[0].id))
+        extras = await backend.refresh_extras()
+        assert extras.slots and extras.metrics is not None and not extras.silent
+    gone = await backend.refresh_extras()
+    assert gone.silent and gone.slots == () and gone.metrics is None
+    lines = format_server(gone)
+    assert lines[0] == "llama-server b4500-0abc123" and lines[-1] == "not answering: its figures are gone"
+    assert not any("busy" in line or "KV cache" in line for line in lines)  # what it set at start stays
