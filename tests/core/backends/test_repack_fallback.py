@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from gguf import LlamaFileType
+from gguf_factory import quantize_gguf
 
 from lollma_tui.core.backends import repack
 from lollma_tui.core.backends.base import BackendCrashedError, ChatMessage, ModelLoadError, ReplyDone
@@ -106,6 +108,21 @@ async def test_a_crash_repacking_did_not_cause_is_not_remembered(
     assert not memory.path.exists()
 
 
+async def test_the_model_says_whether_its_weights_were_repacked_not_whether_they_might_be(
+    make_backend: Callable[[], LlamaCppBackend], tiny_gguf: Path, tmp_path: Path
+) -> None:
+    # llama.cpp repacks only what its CPU kernels take: Q4_0, not F16. Both were labelled
+    # "repacked weights", and /compare set "repack on" against "off" where nothing differed.
+    q4 = quantize_gguf(tiny_gguf, tmp_path / "tiny-llama-Q4_0.gguf", LlamaFileType.MOSTLY_Q4_0)
+    backend = make_backend()
+    f16 = await backend.load(LoadSettings(model=str(tiny_gguf), n_ctx=512, repack="on"))
+    assert f16.repack is False
+    q4_loaded = await backend.load(LoadSettings(model=str(q4), n_ctx=512, repack="on"))
+    assert q4_loaded.repack is True
+    off = await backend.load(LoadSettings(model=str(q4), n_ctx=512, repack="off"))
+    assert off.repack is False
+
+
 async def test_a_new_llama_cpp_version_tries_the_fast_path_again(
     tiny_gguf: Path, memory: repack.RepackMemory
 ) -> None:
@@ -169,8 +186,9 @@ async def test_a_crash_in_a_reply_restarts_with_repacking_off(
     # a reply. The conversation is kept; the restart that follows runs without repacking.
     monkeypatch.setenv(repack.FAULT_ENV, "reply")
     backend = make_backend()
-    loaded = await backend.load(LoadSettings(model=str(tiny_gguf), n_ctx=512))
-    assert loaded.repack is True
+    q4 = quantize_gguf(tiny_gguf, tmp_path / "tiny-llama-Q4_0.gguf", LlamaFileType.MOSTLY_Q4_0)
+    loaded = await backend.load(LoadSettings(model=str(q4), n_ctx=512))
+    assert loaded.repack is True  # Q4_0: llama.cpp repacks it
     with pytest.raises(BackendCrashedError, match="repacking off"):
         await reply(backend)
     done = await reply(backend)
