@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -300,7 +301,7 @@ async def test_everything_fits_and_works_by_keyboard_at_80x24(demo_gguf: Path) -
 
 
 async def test_off_the_demo_its_own_sampling_gives_way_to_the_defaults(
-    demo_gguf: Path, tiny_gguf: Path
+    demo_gguf: Path, tiny_gguf: Path, tmp_path: Path
 ) -> None:
     # The demo's 160-token limit and strong repeat penalty carried over to the user's own model,
     # and /keep then wrote them into config.toml for every later start.
@@ -310,6 +311,16 @@ async def test_off_the_demo_its_own_sampling_gives_way_to_the_defaults(
         await ready(pilot, app)
         await send(pilot, "/set temperature 0.3")  # the user's own choice stays
         await wait_until(pilot, lambda: main.models.sampling.temperature == 0.3)
+        demo_sampling = main.models.sampling
+        # The demo model in another file (another quantization, the same model): the one
+        # setting changed is the file, not its sampling as well.
+        other_quant = Path(shutil.copy(demo_gguf, tmp_path / "gemma-3-270m-copy.gguf"))
+        await send(pilot, f"/model {other_quant}")
+        await wait_until(
+            pilot, lambda: main.models.loaded is not None and main.models.settings.model == str(other_quant)
+        )
+        assert main.models.sampling == demo_sampling
+        assert not any("Sampling back at the defaults" in n for n in notices(app))
         await send(pilot, f"/model {tiny_gguf}")
         await wait_until(
             pilot, lambda: main.models.loaded is not None and main.models.loaded.name == "tiny-llama"

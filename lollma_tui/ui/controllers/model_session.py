@@ -77,6 +77,8 @@ class ModelController:
         self._session: ModelSession | None = None
         self._demo_notice_shown = False
         self._demo_sampling_left = False
+        self._demo_name: str | None = None
+        """The demo model's name, once loaded: its other quantizations keep its sampling."""
         self._sampling_note: str | None = None
         self.hosts, self._start_host = session_hosts(options, hosts)
         """Every host the chat can move to (`/host NAME`), the one it starts on among them."""
@@ -336,8 +338,13 @@ class ModelController:
     def _leave_demo_sampling(self, loaded: LoadedModel | None) -> str | None:
         """Off the demo for the first time: its own sampling gives way to the defaults."""
         demo = demo_for(self._options.load.model) if self._options.demo else None
-        if demo is None or loaded is None or self._demo_sampling_left or demo_for(loaded.settings.model):
+        if demo is None or loaded is None or self._demo_sampling_left:
             return None
+        if demo_for(loaded.settings.model):
+            self._demo_name = loaded.name
+            return None
+        if loaded.name == self._demo_name and loaded.settings.backend is BackendKind.LLAMA_CPP:
+            return None  # the demo model in another quantization: its sampling still suits it
         self._demo_sampling_left = True
         before = self.sampling
         self.sampling = after = sampling_after_demo(demo, before)
