@@ -165,12 +165,17 @@ def settings_for(setup: RunSetup, current: LoadSettings) -> LoadSettings:
         raise SetupUnavailableError(
             "this set-up was recorded before /compare could load it again; use /model and /set"
         )
+    from lollma_tui.core.backends.llamacpp_worker import default_threads
+
+    # Threads left to "auto" that ran with what auto gives here stay "auto", as repacking does
+    # below: /keep would otherwise write a count that suits this machine only.
+    auto_threads = current.n_threads is None and setup.n_threads == default_threads()
     changes: dict[str, object] = {
         "backend": BackendKind.LLAMA_CPP,
         "model": setup.source,
         "n_gpu_layers": setup.n_gpu_layers,
         "n_ctx": setup.n_ctx,
-        "n_threads": setup.n_threads,
+        "n_threads": None if auto_threads else setup.n_threads,
     }
     if setup.n_batch is not None:
         changes["n_batch"] = setup.n_batch

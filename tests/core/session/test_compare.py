@@ -11,6 +11,7 @@ import pytest
 from swap_support import Factory, ask
 
 from lollma_tui.core.backends.base import ReplyStats, RunSetup
+from lollma_tui.core.backends.llamacpp_worker import default_threads
 from lollma_tui.core.session import (
     ModelSession,
     SetupUnavailableError,
@@ -148,7 +149,7 @@ def test_a_llama_cpp_set_up_is_loaded_again_with_every_knob_it_recorded() -> Non
         0,
         2,
         1024,
-        1,
+        default_threads() + 1,
         128,
         True,
         "q8_0",
@@ -157,7 +158,8 @@ def test_a_llama_cpp_set_up_is_loaded_again_with_every_knob_it_recorded() -> Non
     )
     current = LoadSettings(model="/m/tiny-F16.gguf", n_ctx=4096, repack="auto", keep_alive="1h")
     again = settings_for(setup, current)
-    assert (again.model, again.n_ctx, again.n_threads, again.n_batch) == ("/m/tiny-Q8_0.gguf", 1024, 1, 128)
+    assert (again.model, again.n_ctx, again.n_batch) == ("/m/tiny-Q8_0.gguf", 1024, 128)
+    assert again.n_threads == default_threads() + 1
     assert (again.flash_attn, again.kv_cache_type, again.repack) == (True, "q8_0", "off")
     assert again.keep_alive == "1h"  # what a set-up does not record stays as it is
     # Repacked under "auto" stays "auto", which keeps its fallback should repacking crash.
@@ -166,6 +168,13 @@ def test_a_llama_cpp_set_up_is_loaded_again_with_every_knob_it_recorded() -> Non
         settings_for(dataclasses.replace(setup, repack=True), current.with_changes(repack="off")).repack
         == "on"
     )
+    # Threads as "auto" gives them here, asked as "auto": kept "auto" (a count would be pinned in
+    # config.toml by /keep); any other count, or "auto" not asked, is that count.
+    auto = default_threads()
+    assert settings_for(dataclasses.replace(setup, n_threads=auto), current).n_threads is None
+    assert settings_for(dataclasses.replace(setup, n_threads=auto + 1), current).n_threads == auto + 1
+    pinned = current.with_changes(n_threads=auto + 1)
+    assert settings_for(dataclasses.replace(setup, n_threads=auto), pinned).n_threads == auto
 
 
 def test_a_set_up_that_cannot_be_loaded_again_says_why() -> None:
