@@ -49,6 +49,9 @@ DEMO_NOTICE = (
 
 Budget = Callable[[], "MemoryBudget | None"]
 FirstBudget = Callable[[], Awaitable["MemoryBudget | None"]]
+FIRST_RETRY_S = 1.0
+"""How long the first load waits before asking a server that did not answer again (then longer)."""
+
 ChatModel = Callable[[BackendKind, "str | None"], Awaitable["str | None"]]
 
 
@@ -393,16 +396,10 @@ class ModelController:
         backend = self.ollama()
         if backend is None:
             return settings
-        delay = 1.0
-        warned = False
+        delay = FIRST_RETRY_S
         while (version := await backend.ping()) is None:
             message = f"Ollama is not reachable at {backend.base_url} — is `ollama serve` running?"
-            self._status(BackendStatus(BackendState.FAILED, f"{message} Retrying…"))
-            if not warned:
-                warned = True
-                self._notice(f"{message} Retrying in the background.", "error")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            delay = await self._retry_after(message, delay)
         self._notice(f"Connected to Ollama {version} at {backend.base_url}.")
         if settings.model:
             return settings
@@ -436,7 +433,7 @@ class ModelController:
         from lollma_tui.core.backends.base import BackendUnavailableError
         from lollma_tui.core.backends.openai import OpenAIBackend
 
-        backend, delay, warned = self.backend, 1.0, False
+        backend, delay = self.backend, FIRST_RETRY_S
         if not isinstance(backend, OpenAIBackend):
             return settings
         while True:
@@ -444,21 +441,25 @@ class ModelController:
                 ids = [model.id for model in await backend.list_models()]
                 break
             except BackendUnavailableError as error:
-                self._status(BackendStatus(BackendState.FAILED, f"{error} Retrying…"))
-                if not warned:
-                    warned = True
-                    self._notice(f"{error} Retrying in the background.", "error")
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                delay = await self._retry_after(str(error), delay)
             except BackendError:
                 return settings  # its load says why (an API key, say)
-        if warned:
+        if delay > FIRST_RETRY_S:
             self._notice(f"Connected to {backend.base_url}.")
         used = await chat_model(BackendKind.OPENAI, backend.base_url) if chat_model is not None else None
         if settings.model.strip() or len(ids) < 2 or used not in ids:
             return settings
         self._notice(f"Loading {used}, the model this chat last used on this server.")
         return settings.with_changes(model=used)
+
+    async def _retry_after(self, message: str, delay: float) -> float:
+        """Say the server does not answer (in the chat the first time), wait `delay`, and return
+        the next, longer wait."""
+        self._status(BackendStatus(BackendState.FAILED, f"{message} Retrying…"))
+        if delay == FIRST_RETRY_S:
+            self._notice(f"{message} Retrying in the background.", "error")
+        await asyncio.sleep(delay)
+        return min(delay * 2, 10.0)
 
     def _notice(self, text: str, kind: str = "info") -> None:
         self._owner.post_message(NoticePosted(text, kind))
