@@ -74,6 +74,15 @@ def expand_home(settings: LoadSettings) -> LoadSettings:
     return settings
 
 
+def layers_for_ollama(target: LoadSettings, current: BackendKind, gpu_offload: bool | None) -> LoadSettings:
+    """`target`, moving from a llama.cpp built for the CPU only to Ollama: its 0 GPU layers were
+    no choice, so Ollama places the layers itself, as when the app starts on it."""
+    from_cpu_only = current is BackendKind.LLAMA_CPP and gpu_offload is False
+    if target.backend is BackendKind.OLLAMA and from_cpu_only and target.n_gpu_layers == 0:
+        return target.with_changes(n_gpu_layers=AUTO)
+    return target
+
+
 def looks_like_gguf_path(model: str) -> bool:
     text = model.strip()
     return text.lower().endswith(".gguf") or text.startswith(("/", "./", "~"))

@@ -34,6 +34,7 @@ from lollma_tui.core.session.plan import (
     CPU_ONLY_BUILD_NOTE,
     LoadPlan,
     expand_home,
+    layers_for_ollama,
     notes_after_load,
     plan_load,
     read_header,
@@ -280,7 +281,7 @@ class ModelSession:
     ) -> SwapResult:
         total = SwapClock.start()
         clock = SwapClock.start()
-        target = expand_home(target)
+        target = layers_for_ollama(expand_home(target), self._backend.kind, self._gpu_offload)
         refused_changes = read_only_notes(self._settings, target)
         target = keep_read_only(self._settings, target)
         label = target_label(target)

@@ -16,7 +16,7 @@ from lollma_tui.core.backends.base import Backend
 from lollma_tui.core.backends.llamacpp import LlamaCppBackend
 from lollma_tui.core.backends.ollama import OllamaBackend
 from lollma_tui.core.session import ModelSession
-from lollma_tui.core.settings import BackendKind, LoadSettings
+from lollma_tui.core.settings import AUTO, BackendKind, LoadSettings
 
 MakeSession = Callable[..., ModelSession]
 
@@ -155,6 +155,26 @@ async def test_a_switch_to_a_server_that_is_down_leaves_the_model_in_use_loaded(
     assert session.kind is BackendKind.LLAMA_CPP and session.process_ids() == (worker,)
     text, _ = await ask(session)
     assert text
+
+
+async def test_a_cpu_only_llama_cpp_s_zero_layers_do_not_keep_ollama_on_the_cpu(
+    make_session: MakeSession, both_backends: Factory, ollama_server: OllamaTestServer, tiny_f16: Path
+) -> None:
+    # The 0 GPU layers of a CPU-only llama-cpp-python build went with the chat to Ollama, which
+    # then ran on the CPU of a GPU box (num_gpu 0), unlike `ollama run` or a start on Ollama.
+    session = make_session(both_backends, LoadSettings(model=str(tiny_f16), n_ctx=512))
+    await session.load()
+    cpu_only = session.gpu_offload_supported is False
+    moved = await session.swap(ollama(n_gpu_layers=0))
+    assert moved.ok and session.kind is BackendKind.OLLAMA
+    sent = ollama_server.loads[-1].requested
+    if cpu_only:  # this build (CI's too): the server places the layers
+        assert "num_gpu" not in sent and session.settings.n_gpu_layers == AUTO
+    else:  # a build that offloads: 0 was a choice, and stays one
+        assert sent["num_gpu"] == 0
+    # Asked for on Ollama itself, 0 is a choice.
+    await session.swap(session.settings.with_changes(n_gpu_layers=0))
+    assert ollama_server.loads[-1].requested["num_gpu"] == 0
 
 
 async def test_a_gguf_path_is_refused_for_ollama(
