@@ -41,4 +41,9 @@ def choose_theme(app: App[Any], name: str) -> str | None:
         return None
     if app.theme not in app.available_themes or app.theme.startswith("textual-"):
         app.theme = DEFAULT_THEME if DEFAULT_THEME in app.available_themes else FALLBACK_THEME
+    return unknown_theme(app, name)
+
+
+def unknown_theme(app: App[Any], name: str) -> str:
+    """What to say of a theme name that is none: the themes there are."""
     return f"Unknown theme {name!r}; themes: {', '.join(sorted(app.available_themes))}"

@@ -16,7 +16,7 @@ from lollma_tui.core.chat.copying import choose_copy, save_copy
 from lollma_tui.core.formatting import counted
 from lollma_tui.core.settings import BackendKind
 from lollma_tui.ui.literal import plain
-from lollma_tui.ui.theming import choose_theme
+from lollma_tui.ui.theming import choose_theme, unknown_theme
 
 if TYPE_CHECKING:
     from lollma_tui.core.session import SetupSummary
@@ -356,8 +356,7 @@ class ChatCommands:
             return
         if command.argument not in app.available_themes:
             # Asked for by name in the app: a typo changes nothing (at start it falls back).
-            themes = ", ".join(sorted(app.available_themes))
-            app.notify(f"Unknown theme {command.argument!r}; themes: {themes}", severity="warning")
+            app.notify(unknown_theme(app, command.argument), severity="warning")
             return
         # A change is kept for the next start by the app, which says so.
         choose_theme(app, command.argument)
