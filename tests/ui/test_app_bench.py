@@ -4,7 +4,7 @@ results come back as a swap or as new quantizations in the catalog."""
 from __future__ import annotations
 
 import shutil
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -39,9 +39,11 @@ async def test_a_bench_screen_opened_before_the_models_scan_ended_gets_the_model
 
     write_tiny_gguf(model_copy.parent / "another-model-F16.gguf", TinyModelSpec(name="another-model"))
     real_scan = catalog.scan_models
+    bench_open = threading.Event()
 
     def slow_scan(*args: object, **kwargs: object) -> catalog.Catalog:
-        time.sleep(1.5)  # a big models folder with a cold header cache
+        # A big models folder with a cold header cache: the scan ends after /bench opened.
+        bench_open.wait(timeout=30)
         return real_scan(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(catalog, "scan_models", slow_scan)
@@ -53,6 +55,7 @@ async def test_a_bench_screen_opened_before_the_models_scan_ended_gets_the_model
         assert main.catalog.gguf is None
         screen = app.screen
         assert isinstance(screen, BenchScreen)
+        bench_open.set()
         await wait_until(pilot, lambda: main.catalog.gguf is not None, within=30)
         await wait_until(pilot, lambda: screen.setup.selected_models != ())
         # The model in use is the one offered, as when the scan had ended first.
