@@ -42,6 +42,7 @@ from lollma_tui.ui.widgets.bench_results import BenchTable
 from lollma_tui.ui.widgets.hardware_panel import HardwarePanel
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from lollma_tui.core.bench.session import BenchRun, BenchSession
@@ -191,6 +192,11 @@ class BenchScreen(Screen[None]):
         self.store = store or ResultStore()
         self._log_path = log_path
         self._session: BenchSession | None = None
+        self._measured: list[BenchRecord] = []
+        """The running sweep's rows so far, in order."""
+        self._saved_count = 0
+        """How many of them are in the results file already."""
+        self._closing = False
         self._stop_asked = False
         self._last_run: BenchRun | None = None
 
@@ -219,8 +225,14 @@ class BenchScreen(Screen[None]):
         self.query_one("#bench-model").focus()
 
     def on_unmount(self) -> None:
+        self._closing = True
         if self._session is not None:
             self._session.cancel()
+            # The app is quitting mid-sweep. Its run ends without waiting for the sweep's worker
+            # (that is cancelled later, as the event loop closes), so the rows measured are
+            # saved now, as a stop saves them.
+            with contextlib.suppress(OSError):
+                self._save_new_rows(self._measured)
 
     # -- typed accessors ------------------------------------------------------------------------
 
@@ -386,6 +398,7 @@ class BenchScreen(Screen[None]):
         self.post_message(self._Planned(plan))
 
         measured: list[BenchRecord] = []
+        self._measured, self._saved_count = measured, 0
 
         def on_progress(progress: BenchProgress) -> None:
             if progress.row is not None:
@@ -399,7 +412,7 @@ class BenchScreen(Screen[None]):
         except asyncio.CancelledError:
             # The app quits mid-sweep: the rows measured are kept, as a stop keeps them.
             with contextlib.suppress(OSError):
-                self.store.save(measured)
+                self._save_new_rows(measured)
             raise
         finally:
             self._session = None
@@ -407,10 +420,20 @@ class BenchScreen(Screen[None]):
         save_error: str | None = None
         if run.records:
             try:
-                saved = await asyncio.to_thread(self.store.save, run.records)
+                if self._closing:
+                    saved = self._save_new_rows(run.records)
+                else:
+                    saved = await asyncio.to_thread(self._save_new_rows, run.records)
             except OSError as error:
                 save_error = error.strerror or str(error)
         self.post_message(self._Ended(run, saved, save_error))
+
+    def _save_new_rows(self, records: Sequence[BenchRecord]) -> int:
+        """Append the sweep's rows not saved yet (the quit and the sweep's end may both try)."""
+        new = records[self._saved_count :]
+        saved = self.store.save(new)
+        self._saved_count = len(records)
+        return saved
 
     @on(_Planned)
     def _planned(self, message: _Planned) -> None:

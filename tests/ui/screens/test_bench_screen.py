@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -212,9 +214,19 @@ async def test_stopping_mid_sweep_keeps_and_saves_the_finished_rows(
         assert app.results == []
 
 
-async def test_quitting_the_app_mid_sweep_keeps_the_rows_measured(bench_models: Path, tmp_path: Path) -> None:
+async def test_quitting_the_app_mid_sweep_keeps_the_rows_measured(
+    bench_models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Ctrl+Q (or SIGTERM, SIGHUP) cancelled the sweep's worker before its save: the rows that
-    # "s" keeps were lost.
+    # "s" keeps were lost. And a save the quit left running in a thread had not written them
+    # yet when the app's run ended (seen on a loaded machine; a slow disk widens the gap here).
+    real_save = ResultStore.save
+
+    def slow_save(store: ResultStore, records: Iterable[BenchRecord]) -> int:
+        time.sleep(0.5)
+        return real_save(store, records)
+
+    monkeypatch.setattr(ResultStore, "save", slow_save)
     app = HostApp()
     screen = make_screen(bench_models, tmp_path, LONGER_SWEEP)
     async with app.run_test(size=(80, 24)) as pilot:
