@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gguf_factory import SLOW_PREFILL_SPEC, TinyModelSpec, write_tiny_gguf
+from gguf import LlamaFileType
+from gguf_factory import SLOW_PREFILL_SPEC, TinyModelSpec, quantize_gguf, write_tiny_gguf
 
 # Fixtures that tests in several folders need; their modules live in tests/support.
 pytest_plugins = ["ollama_server.fixtures", "quant_fixtures", "sshd_fixtures"]
@@ -37,6 +38,16 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_gguf(models_dir: Path) -> Path:
     """A 2-layer random-weight llama with a chat template (about 3 MB)."""
     return write_tiny_gguf(models_dir / "tiny-llama-f16.gguf")
+
+
+@pytest.fixture(scope="session")
+def repacked_gguf(tiny_gguf: Path) -> Path:
+    """The tiny llama in IQ4_NL: llama.cpp repacks it on every CPU it builds for (AVX2 and
+    AVX-512, AMX Xeons included, ARM), and it runs there. Q4_0 is repacked too, but on AMX
+    Xeons into the AMX buffer, whose matmul segfaults on this model (llama.cpp#20824)."""
+    return quantize_gguf(
+        tiny_gguf, tiny_gguf.with_name("tiny-llama-IQ4_NL.gguf"), LlamaFileType.MOSTLY_IQ4_NL
+    )
 
 
 @pytest.fixture(scope="session")

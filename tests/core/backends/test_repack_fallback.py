@@ -109,17 +109,19 @@ async def test_a_crash_repacking_did_not_cause_is_not_remembered(
 
 
 async def test_the_model_says_whether_its_weights_were_repacked_not_whether_they_might_be(
-    make_backend: Callable[[], LlamaCppBackend], tiny_gguf: Path, tmp_path: Path
+    make_backend: Callable[[], LlamaCppBackend], tiny_gguf: Path, repacked_gguf: Path, tmp_path: Path
 ) -> None:
-    # llama.cpp repacks only what its CPU kernels take: Q4_0, not F16. Both were labelled
-    # "repacked weights", and /compare set "repack on" against "off" where nothing differed.
-    q4 = quantize_gguf(tiny_gguf, tmp_path / "tiny-llama-Q4_0.gguf", LlamaFileType.MOSTLY_Q4_0)
+    # llama.cpp repacks only what its CPU kernels take: IQ4_NL, never F32 (F16 depends on the
+    # CPU: the AMX buffer of a recent Xeon takes it, the interleaved one of other x86 CPUs does
+    # not). Both were labelled "repacked weights", and /compare set "repack on" against "off"
+    # where nothing differed.
+    f32 = quantize_gguf(tiny_gguf, tmp_path / "tiny-llama-F32.gguf", LlamaFileType.ALL_F32)
     backend = make_backend()
-    f16 = await backend.load(LoadSettings(model=str(tiny_gguf), n_ctx=512, repack="on"))
-    assert f16.repack is False
-    q4_loaded = await backend.load(LoadSettings(model=str(q4), n_ctx=512, repack="on"))
-    assert q4_loaded.repack is True
-    off = await backend.load(LoadSettings(model=str(q4), n_ctx=512, repack="off"))
+    f32_loaded = await backend.load(LoadSettings(model=str(f32), n_ctx=512, repack="on"))
+    assert f32_loaded.repack is False
+    repacked = await backend.load(LoadSettings(model=str(repacked_gguf), n_ctx=512, repack="on"))
+    assert repacked.repack is True
+    off = await backend.load(LoadSettings(model=str(repacked_gguf), n_ctx=512, repack="off"))
     assert off.repack is False
 
 
@@ -177,7 +179,7 @@ async def test_repack_off_never_takes_the_crashing_path(
 
 async def test_a_crash_in_a_reply_restarts_with_repacking_off(
     make_backend: Callable[[], LlamaCppBackend],
-    tiny_gguf: Path,
+    repacked_gguf: Path,
     tmp_path: Path,
     memory: repack.RepackMemory,
     monkeypatch: pytest.MonkeyPatch,
@@ -186,9 +188,8 @@ async def test_a_crash_in_a_reply_restarts_with_repacking_off(
     # a reply. The conversation is kept; the restart that follows runs without repacking.
     monkeypatch.setenv(repack.FAULT_ENV, "reply")
     backend = make_backend()
-    q4 = quantize_gguf(tiny_gguf, tmp_path / "tiny-llama-Q4_0.gguf", LlamaFileType.MOSTLY_Q4_0)
-    loaded = await backend.load(LoadSettings(model=str(q4), n_ctx=512))
-    assert loaded.repack is True  # Q4_0: llama.cpp repacks it
+    loaded = await backend.load(LoadSettings(model=str(repacked_gguf), n_ctx=512))
+    assert loaded.repack is True
     with pytest.raises(BackendCrashedError, match="repacking off"):
         await reply(backend)
     done = await reply(backend)

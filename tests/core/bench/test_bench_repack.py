@@ -7,20 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from gguf import LlamaFileType
-from gguf_factory import quantize_gguf
 
 from lollma_tui.cli_bench import bench_main
 from lollma_tui.core.backends import repack
 
 FAST = ["-p", "16", "-n", "4", "-r", "1", "--no-chat", "-t", "1", "--no-save"]
-
-
-@pytest.fixture(scope="session")
-def q4_model(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # Q4_0 is a type llama.cpp repacks on x86 (AVX2) and ARM alike.
-    target = tmp_path_factory.mktemp("repack") / "tiny-Q4_0.gguf"
-    return quantize_gguf(tiny_gguf, target, LlamaFileType.MOSTLY_Q4_0)
 
 
 def table_rows(text: str) -> list[dict[str, str]]:
@@ -29,8 +20,10 @@ def table_rows(text: str) -> list[dict[str, str]]:
     return [dict(zip(header, (c.strip() for c in ln.strip("|").split("|")), strict=True)) for ln in lines[2:]]
 
 
-def test_a_repack_sweep_gives_a_row_per_choice(q4_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench_main(["-m", str(q4_model), *FAST, "--repack", "on,off", "-o", "json"]) == 0
+def test_a_repack_sweep_gives_a_row_per_choice(
+    repacked_gguf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert bench_main(["-m", str(repacked_gguf), *FAST, "--repack", "on,off", "-o", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(row["test"], row["repack"]) for row in rows] == [
         ("pp16", True),
@@ -40,38 +33,38 @@ def test_a_repack_sweep_gives_a_row_per_choice(q4_model: Path, capsys: pytest.Ca
     ]
     assert all(row["avg_ts"] > 0 for row in rows)
 
-    assert bench_main(["-m", str(q4_model), *FAST, "--repack", "on,off"]) == 0
+    assert bench_main(["-m", str(repacked_gguf), *FAST, "--repack", "on,off"]) == 0
     table = table_rows(capsys.readouterr().out)
     assert [row["repack"] for row in table] == ["1", "1", "0", "0"]
 
 
 def test_a_crash_with_repacking_falls_back_and_is_remembered(
-    q4_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    repacked_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("LOLLMA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv(repack.FAULT_ENV, "load")
-    assert bench_main(["-m", str(q4_model), *FAST, "-o", "json"]) == 0
+    assert bench_main(["-m", str(repacked_gguf), *FAST, "-o", "json"]) == 0
     captured = capsys.readouterr()
     rows = json.loads(captured.out)
     assert [row["repack"] for row in rows] == [False, False]
     assert "repacking off" in captured.err
     assert repack.RepackMemory().path.exists()
     # Asked for explicitly, "on" is not overridden: the configuration fails with the crash.
-    assert bench_main(["-m", str(q4_model), *FAST, "--repack", "on", "-o", "json"]) != 0
+    assert bench_main(["-m", str(repacked_gguf), *FAST, "--repack", "on", "-o", "json"]) != 0
     assert "segmentation fault" in capsys.readouterr().err.lower()
 
 
 def test_a_crash_repacking_did_not_cause_is_not_remembered(
-    q4_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    repacked_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("LOLLMA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv(repack.FAULT_ENV, "load:always")
-    assert bench_main(["-m", str(q4_model), *FAST, "-o", "json"]) != 0
+    assert bench_main(["-m", str(repacked_gguf), *FAST, "-o", "json"]) != 0
     assert "segmentation fault" in capsys.readouterr().err.lower()
     assert not repack.RepackMemory().path.exists()
 
 
-def test_a_bad_repack_value_is_one_line(q4_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench_main(["-m", str(q4_model), *FAST, "--repack", "maybe"]) == 2
+def test_a_bad_repack_value_is_one_line(repacked_gguf: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_main(["-m", str(repacked_gguf), *FAST, "--repack", "maybe"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--repack takes auto, on, off, not maybe" in err[0]
