@@ -81,8 +81,12 @@ def _crash_site(lines: list[str]) -> str:
     try:
         start = next(i for i, ln in enumerate(lines) if ln.startswith("Current thread"))
     except StopIteration:
-        start = 0
+        # faulthandler marks no thread as current when the one that crashed runs no Python (one
+        # of llama.cpp's compute threads): the threads it lists were only waiting.
+        return "a native thread" if any(ln.startswith("Thread 0x") for ln in lines) else ""
     for line in lines[start + 1 :]:
+        if line.startswith("Thread 0x"):
+            break  # the next thread's frames
         match = _FRAME.search(line)
         if match:
             name = Path(match["file"]).name

@@ -1,0 +1,54 @@
+"""What a worker's log says about its failure, read from llama.cpp's and faulthandler's own lines."""
+
+from __future__ import annotations
+
+from lollma_tui.core.workers.logs import failure_detail
+
+_LLAMA_TAIL = """\
+sched_reserve:        CPU compute buffer size =    12.28 MiB
+Using chat eos_token: <|im_end|>
+Using chat bos_token: <|im_start|>
+"""
+
+
+def test_a_crash_in_python_code_names_the_frame_of_the_thread_that_crashed() -> None:
+    log = (
+        _LLAMA_TAIL
+        + """\
+Fatal Python error: Segmentation fault
+
+Thread 0x00007f5c358fe6c0 (most recent call first):
+  File "/x/lollma_tui/core/workers/channel.py", line 67 in _read_requests
+  File "/usr/lib/python3.11/threading.py", line 982 in run
+
+Current thread 0x00007f5c3a1b2740 (most recent call first):
+  File "/x/llama_cpp/_internals.py", line 329 in decode
+  File "/x/llama_cpp/llama.py", line 640 in eval
+"""
+    )
+    assert failure_detail(log) == (
+        "Fatal Python error: Segmentation fault · in decode (_internals.py:329)"
+        " · after: Using chat bos_token: <|im_start|>"
+    )
+
+
+def test_a_crash_outside_python_blames_no_python_frame() -> None:
+    # Seen on an AMX Xeon: one of llama.cpp's compute threads crashed, so faulthandler marked no
+    # thread as current and listed only the request reader, which was just waiting. The message
+    # said the crash was "in _read_requests (channel.py:67)".
+    log = (
+        _LLAMA_TAIL
+        + """\
+Fatal Python error: Segmentation fault
+
+Thread 0x00007f5c358fe6c0 (most recent call first):
+  File "/x/lollma_tui/core/workers/channel.py", line 67 in _read_requests
+  File "/usr/lib/python3.11/threading.py", line 982 in run
+"""
+    )
+    detail = failure_detail(log)
+    assert "_read_requests" not in detail
+    assert detail == (
+        "Fatal Python error: Segmentation fault · in a native thread"
+        " · after: Using chat bos_token: <|im_start|>"
+    )
