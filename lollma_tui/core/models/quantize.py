@@ -501,6 +501,20 @@ async def quantize_async(
             partial.unlink()
 
 
+def abandon_quantization(plan: QuantizePlan, worker_pid: int | None) -> None:
+    """End a run its caller can no longer await (the app is exiting and its event loop will not
+    resume the run's clean-up): kill the worker, if it is still ours, and remove the partial file."""
+    import psutil
+
+    if worker_pid is not None:
+        with contextlib.suppress(psutil.Error):
+            worker = psutil.Process(worker_pid)
+            if worker.ppid() == os.getpid():  # not a process that took a finished worker's pid
+                worker.kill()
+    with contextlib.suppress(OSError):
+        plan.partial_path(os.getpid()).unlink()
+
+
 def _file_size(path: Path) -> int:
     try:
         return path.stat().st_size

@@ -33,6 +33,7 @@ from lollma_tui.core.models.quantize import (
     QuantizeProgress,
     QuantizeRefused,
     QuantizeResult,
+    abandon_quantization,
     plan_quantizations,
     quantize_async,
 )
@@ -171,6 +172,8 @@ class QuantizeScreen(ModalScreen[list[Path]]):
         self._created: list[Path] = []
         self._failures: list[str] = []
         self._current: tuple[QuantizePlan, int, int] | None = None
+        self._in_flight: tuple[QuantizePlan, int | None] | None = None
+        """The file being written now and its worker's pid, once known (set by the run worker)."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="quantize-dialog") as dialog:
@@ -350,11 +353,12 @@ class QuantizeScreen(ModalScreen[list[Path]]):
     @work(group=RUN_GROUP, exclusive=True, exit_on_error=False)
     async def _quantize(self, plans: tuple[QuantizePlan, ...]) -> None:
         def on_progress(progress: QuantizeProgress) -> None:
-            # Called on the quantizer's thread: only hand the reading over.
+            self._in_flight = (progress.plan, progress.worker_pid)
             self.post_message(self._Progressed(progress))
 
         for index, plan in enumerate(plans, 1):
             self.post_message(self._Starting(plan, index, len(plans)))
+            self._in_flight = (plan, None)
             try:
                 result = await quantize_async(
                     plan, on_progress=on_progress, threads=self.threads, log_path=self._log_path
@@ -362,8 +366,17 @@ class QuantizeScreen(ModalScreen[list[Path]]):
             except QuantizeFailed as error:
                 self.post_message(self._Failed(plan, str(error)))
                 continue
+            finally:
+                self._in_flight = None
             self.post_message(self._Created(result))
         self.post_message(self._AllDone())
+
+    def on_unmount(self) -> None:
+        # The app quits mid-run: its run ends before this worker is cancelled and cleans up, which
+        # left the worker writing a hidden partial file that nothing would ever remove.
+        if self._in_flight is not None:
+            abandon_quantization(*self._in_flight)
+            self._in_flight = None
 
     def _say(self, text: str, state: str) -> None:
         status = self.query_one("#quantize-status", Static)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import psutil
 from bench_support import HostApp, files_in
 from gguf import LlamaFileType
 from gguf_factory import quantize_gguf
@@ -111,6 +112,27 @@ async def test_esc_stops_a_running_quantization_and_leaves_no_partial_file(
         await pilot.pause()
     assert app.results == [[]]
     assert files_in(folder) == [slow_source.name]
+
+
+async def test_quitting_the_app_mid_run_stops_the_worker_and_leaves_no_partial_file(
+    slow_source: Path, tmp_path: Path
+) -> None:
+    # Ctrl+Q (or SIGTERM, SIGHUP) while writing: the app's run ended before the cancelled run
+    # cleaned up, and a hidden partial file of the model's size stayed behind for good.
+    folder = slow_source.parent
+    app = HostApp()
+    screen = QuantizeScreen(slow_source, threads=1, log_path=tmp_path / "quantize.log")
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.open(screen)
+        await pilot.pause()
+        await wait_until(pilot, lambda: bool(screen.plans))
+        await pilot.press("r")
+        await wait_until(pilot, lambda: "written" in static_text(screen, "#quantize-progress-text"))
+        workers = [p for p in psutil.Process().children() if "quantize" in " ".join(p.cmdline())]
+        assert len(workers) == 1
+        app.exit()
+    assert files_in(folder) == [slow_source.name]
+    assert not workers[0].is_running() or workers[0].status() == psutil.STATUS_ZOMBIE
 
 
 async def test_everything_is_reachable_from_the_keyboard_at_80x24(source_copy: Path, tmp_path: Path) -> None:
