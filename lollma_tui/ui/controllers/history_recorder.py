@@ -2,7 +2,8 @@
 
 A plain object the chat screen owns. Its methods run on the screen's workers and answer them
 directly; a store that stops working is reported once as `NoticePosted` and the chat goes on
-unsaved. It never touches a widget.
+unsaved, except when another program only held the file's lock: the next turn saves what was
+missed. It never touches a widget.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 from textual.dom import DOMNode
 
 from lollma_tui.core.chat.conversation import Conversation, Message
-from lollma_tui.core.chat.errors import StoreError
+from lollma_tui.core.chat.errors import StoreError, StoreLockedError
 from lollma_tui.ui.literal import plain
 from lollma_tui.ui.messages import NoticePosted
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from lollma_tui.core.chat.store import ChatStore
     from lollma_tui.core.chat.store_results import ThreadWindow
 
+
+SAVED_AGAIN = "History is saved again; nothing of this chat was lost."
 
 IN_USE_ELSEWHERE = "That chat is open in another lollma-tui window: close it there to open it here."
 
@@ -37,6 +40,9 @@ class HistoryRecorder:
         self._unsaved = False
         """A save of the conversation on screen failed: nothing more of it is saved, so that no
         message lands in the store under the wrong parent (after one that is missing there)."""
+        self._locked_out = False
+        """That failure was another program holding the history's lock: the next turn tries to
+        save what was missed, and saving goes on from there."""
 
     @property
     def is_open(self) -> bool:
@@ -68,7 +74,7 @@ class HistoryRecorder:
 
     async def leave(self) -> None:
         """The conversation on screen is left for a new one: another lollma-tui may open it."""
-        self._unsaved = False  # the next conversation is saved again
+        self._unsaved = self._locked_out = False  # the next conversation is saved again
         store = self.store
         users = store.store.users if store is not None else None
         if store is not None and users is not None:
@@ -103,7 +109,7 @@ class HistoryRecorder:
             self._owner.post_message(NoticePosted(f"Could not open that conversation: {error}", "error"))
             return None
         self.saved = True
-        self._unsaved = False
+        self._unsaved = self._locked_out = False
         for window in (tail, whole):
             _clean_window(window)
         return tail, whole, recovered
@@ -154,16 +160,51 @@ class HistoryRecorder:
     # -- saving as it happens -------------------------------------------------------------------
 
     def save_failed(self, error: StoreError) -> None:
-        """The chat goes on without the store until another conversation is opened or started;
-        said once, not on every message."""
+        """The chat goes on without the store until another conversation is opened or started,
+        or, when the history was only locked, until a later turn catches up; said once, not on
+        every message."""
         if not self._unsaved:
             self._unsaved = True
-            text = f"History could not be saved: {error}. This conversation goes on unsaved."
-            self._owner.post_message(NoticePosted(text, "error"))
+            self._locked_out = isinstance(error, StoreLockedError)
+            later = (
+                "The conversation is kept here and saved with your next message."
+                if self._locked_out
+                else "This conversation goes on unsaved."
+            )
+            self._owner.post_message(NoticePosted(f"History could not be saved: {error}. {later}", "error"))
+
+    async def _caught_up(self, conversation: Conversation) -> bool:
+        """Save the messages of the thread that a locked history missed; True when the store
+        holds them all again and saving goes on."""
+        store = self.store
+        if store is None or not self._locked_out:
+            return False
+        wanted = conversation.messages
+        try:
+            if not self.saved:
+                await store.run(store.store.create_conversation, conversation)
+                self.saved = True
+                await self.take(conversation.id)
+            else:
+                stored = await store.run(store.store.load, conversation.id)
+                have = [m.id for m in stored.conversation.messages]
+                if [m.id for m in wanted[: len(have)]] != have:
+                    return False  # the store's thread is not the start of this one: no safe parent
+                for message in wanted[len(have) :]:
+                    await store.run(store.store.add_message, conversation.id, message)
+        except StoreError:
+            return False
+        self._unsaved = self._locked_out = False
+        self._owner.post_message(NoticePosted(SAVED_AGAIN, "info"))
+        return True
 
     async def save_user_message(self, conversation: Conversation, message: Message) -> None:
         store = self.store
-        if store is None or self._unsaved:
+        if store is None:
+            return
+        if self._unsaved:
+            # The message is the thread's last: catching up saves it with the rest.
+            await self._caught_up(conversation)
             return
         try:
             if not self.saved:

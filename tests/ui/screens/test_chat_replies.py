@@ -186,24 +186,53 @@ async def test_quitting_while_a_reply_waits_to_be_saved_stops_it_and_waits_for_n
     ]
 
 
-async def test_after_a_save_fails_nothing_more_of_that_chat_lands_in_the_wrong_place(
+async def test_a_chat_whose_save_met_a_locked_history_is_saved_whole_with_the_next_message(
     ollama_server: OllamaTestServer,
 ) -> None:
+    # Another program held the history's lock for longer than the store waits (a long import, a
+    # backup): "second" could not be saved. Nothing more of the chat was saved for the rest of
+    # the session, so everything after "first" was lost at the next start.
     async with ready_app(ollama_server) as (app, pilot):
         main = app.chat_screen
         await send(pilot, app, "first")
         with history_held_by_another_writer():  # longer than the store waits: the saves fail
             await send(pilot, app, "second")
-        assert any("This conversation goes on unsaved" in text for text in notices(app))
-        # Saved now, "third" would hang under "first"'s reply, with "second" missing before it.
+        assert any("saved with your next message" in text for text in notices(app))
+        assert [(m.role, m.content) for m in saved_thread()] == [("user", "first"), ("assistant", "Fine.")]
+        # The lock is gone: "third" saves what was missed, in its place, then itself.
         await send(pilot, app, "third")
+        assert any("History is saved again" in text for text in notices(app))
         assert [m.content for m in main.conversation.messages if m.role == "user"] == [
             "first",
             "second",
             "third",
         ]
-        assert [(m.role, m.content) for m in saved_thread()] == [("user", "first"), ("assistant", "Fine.")]
-        # A new conversation is saved again.
+        # A new conversation is saved as usual.
         await pilot.press("ctrl+n")
         await send(pilot, app, "fourth")
-    assert saved_user_messages() == ["fourth"]
+    with ChatStore.open(data_dir() / "history.db") as store:
+        [newest, older] = store.list_conversations()
+        thread = store.load(older.id).conversation.messages
+        assert store.load(newest.id).conversation.messages[0].content == "fourth"
+    assert [(m.role, m.content, m.state) for m in thread] == [
+        (role, text, ReplyState.COMPLETE)
+        for text in ("first", "second", "third")
+        for role, text in (("user", text), ("assistant", "Fine."))
+    ]
+
+
+async def test_a_chat_created_while_the_history_is_locked_is_saved_with_the_next_message(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # The first message of a chat creates it in the history: with the file locked, the chat
+    # was never created and went on unsaved to the end.
+    async with ready_app(ollama_server) as (app, pilot):
+        with history_held_by_another_writer():
+            await send(pilot, app, "first")
+        await send(pilot, app, "second")
+    assert [(m.role, m.content) for m in saved_thread()] == [
+        ("user", "first"),
+        ("assistant", "Fine."),
+        ("user", "second"),
+        ("assistant", "Fine."),
+    ]
