@@ -40,6 +40,7 @@ class ChatDrawer:
             await screen.query_one("#body").mount(drawer)
             drawer.catalogs = screen.catalog.catalogs
             drawer.unlisted = screen.catalog.unlisted
+            drawer.reply_running = screen.is_generating
         from lollma_tui.core.session import reload_needed
         from lollma_tui.core.session.reload import read_only_fields, reload_needed_on_a_cpu_only_build
 
@@ -58,6 +59,12 @@ class ChatDrawer:
         screen = self._screen
         screen.panel.drawer_closed()
         screen.prompt.focus()
+
+    def reply_running(self, running: bool) -> None:
+        """A reply started or ended: while one runs, Esc in the drawer stops it."""
+        drawer = self._screen.settings_drawer
+        if drawer is not None:
+            drawer.reply_running = running
 
     def swap_progressed(self, step: str | None) -> None:
         """A swap is at `step` (None: it has ended, and the settings in effect are new)."""

@@ -35,8 +35,7 @@ class ReplyStreamer:
     def __init__(self, screen: ChatScreen) -> None:
         self._screen = screen
         self._rate = TokenRate()
-        self.generating: Message | None = None
-        """The reply being written (or waiting for the model), if any."""
+        self._generating: Message | None = None
         self.writing = False
         """The reply in flight is writing its text: what else changes on screen waits for its
         next update (`SidePanel.show_live`)."""
@@ -47,6 +46,16 @@ class ReplyStreamer:
         self._stop_asked = asyncio.Event()
         self._in_engine = False
         """The reply's request has gone to the engine: only the engine can stop it now."""
+
+    @property
+    def generating(self) -> Message | None:
+        """The reply being written (or waiting for the model), if any."""
+        return self._generating
+
+    @generating.setter
+    def generating(self, reply: Message | None) -> None:
+        self._generating = reply
+        self._screen.drawer.reply_running(reply is not None)
 
     async def start(
         self, reply: Message, turn: ReplyTurn, *, replaces: Message | None = None, continuing: bool = False

@@ -65,7 +65,7 @@ class SettingsDrawer(Vertical):
 
     | Key | Description |
     | :- | :- |
-    | escape | Close the drawer (posts `Closed`). |
+    | escape | Close the drawer (posts `Closed`); left to the screen while `reply_running`. |
     """
 
     # The drawer is built the first time it opens; reading its stylesheet then (not in the app's
@@ -87,6 +87,8 @@ class SettingsDrawer(Vertical):
     """Backends whose server could not be asked for its models, with the reason."""
     busy: reactive[str | None] = reactive(None, init=False)
     """What a running swap is doing ("loading Q8_0…"), or None when idle; Apply waits for None."""
+    reply_running: reactive[bool] = reactive(False, init=False, bindings=True)
+    """A reply is being written: Esc stops it, wherever the focus is, rather than closing this."""
 
     @dataclass
     class ApplyRequested(Message):
@@ -530,6 +532,10 @@ class SettingsDrawer(Vertical):
 
     def action_close(self) -> None:
         self.close()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Declined, the key goes on to the screen's own Esc.
+        return not (action == "close" and self.reply_running)
 
     # -- status ---------------------------------------------------------------------------------
 

@@ -20,6 +20,8 @@ from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.store import ChatStore
 from lollma_tui.core.paths import data_dir
 from lollma_tui.ui.app import LollmaApp
+from lollma_tui.ui.screens.chat import ChatScreen
+from lollma_tui.ui.widgets.chat_log import ReplyTurn
 
 
 def saved_thread() -> list[Message]:
@@ -236,3 +238,31 @@ async def test_a_chat_created_while_the_history_is_locked_is_saved_with_the_next
         ("user", "second"),
         ("assistant", "Fine."),
     ]
+
+
+async def test_escape_in_the_open_drawer_stops_the_reply_before_it_closes_the_drawer(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # The drawer's own Esc closed it while a reply was being written, which went on: Esc stops
+    # a reply wherever the focus is, and closes the drawer only when none is being written.
+    async with ready_app(ollama_server) as (app, pilot):
+        main = app.chat_screen
+        ollama_server.set_default_reply(" ".join(f"w{i}" for i in range(200)))
+        ollama_server.faults.piece_delay_s = 0.05
+        await pilot.press(*"hello", "enter")
+        turn = await wait_for_turn(pilot, main)
+        await pilot.press("f2")
+        drawer = main.settings_drawer
+        await wait_until(pilot, lambda: drawer is not None and drawer.is_open and drawer.has_focus_within)
+        assert main.is_generating
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not main.is_generating, within=10)
+        assert turn.message.state == ReplyState.STOPPED
+        assert drawer is not None and drawer.is_open
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not drawer.is_open)
+
+
+async def wait_for_turn(pilot: Pilot[None], main: ChatScreen) -> ReplyTurn:
+    await wait_until(pilot, lambda: bool(main.chat_log.reply_turns()) and main.is_generating)
+    return main.chat_log.reply_turns()[-1]
