@@ -17,8 +17,14 @@ from typing import Final
 
 from lollma_tui.core.backends.describe import format_setup, format_stats, model_label
 from lollma_tui.core.chat.conversation import Message, ReplyState, reply_end_note
-from lollma_tui.core.chat.errors import AmbiguousIdError, NotFoundError, StoreError
-from lollma_tui.core.chat.opening import default_store_path, open_store
+from lollma_tui.core.chat.errors import (
+    AmbiguousIdError,
+    NotFoundError,
+    StoreCorruptError,
+    StoreError,
+    StoreTooOldError,
+)
+from lollma_tui.core.chat.opening import default_store_path, open_store, open_store_read_only
 from lollma_tui.core.chat.store import ChatStore, MessageMeta
 from lollma_tui.core.formatting import counted
 from lollma_tui.core.safe_text import clean_text
@@ -29,7 +35,17 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 
 _READ_ONLY: Final = frozenset({"list", "show", "export", "search"})
+_SQLITE_MAX: Final = 2**63 - 1
+"""SQLite's INTEGER: a larger --limit or --offset would end in OverflowError when bound."""
 _ROLE_NAMES: Final = {"user": "You", "assistant": "Assistant", "system": "System"}
+
+
+class _StdoutFailed(Exception):
+    """Standard output could not be written (a full disk, a dead terminal), but not a closed pipe."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(cause.strerror or str(cause))
+        self.reason = cause.strerror or str(cause)
 
 
 class HistoryError(Exception):
@@ -88,6 +104,8 @@ def _count(value: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, not {value!r}") from None
     if number < 0:
         raise argparse.ArgumentTypeError(f"expected 0 or more, not {number}")
+    if number > _SQLITE_MAX:
+        raise argparse.ArgumentTypeError(f"expected at most {_SQLITE_MAX}, not {number}")
     return number
 
 
@@ -102,16 +120,22 @@ def history_main(argv: Sequence[str] | None = None) -> int:
     """Run one history command; returns the exit status (argparse exits 2 on bad usage itself)."""
     args = build_history_parser().parse_args(argv)
     try:
-        return _run(args)
-    except HistoryError as failure:
-        if failure.message:
-            _note(failure.message)
-        return failure.status
+        try:
+            status = _run(args)
+        except HistoryError as failure:
+            if failure.message:
+                _note(failure.message)
+            return failure.status
+        # Here rather than at exit, where Python would report a full disk as a traceback.
+        _flush_out()
+        return status
     except BrokenPipeError:
-        # The reader (head, less) went away: stop quietly, and keep Python from failing again
-        # when it flushes stdout on the way out.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        # The reader (head, less) went away: stop quietly.
+        _drop_stdout()
+        return EXIT_FAILED
+    except _StdoutFailed as failure:
+        _drop_stdout()
+        print(f"{PROG}: cannot write to standard output: {failure.reason}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(file=sys.stderr)
@@ -138,9 +162,33 @@ def _run(args: argparse.Namespace) -> int:
 
 def _open(command: str) -> ChatStore:
     path = default_store_path()
-    if command in _READ_ONLY and not path.exists():
-        # Nothing saved yet: answer from an empty store instead of creating folders to read.
-        return ChatStore.open(None)
+    if command in _READ_ONLY:
+        return _open_to_read(path)
+    return _open_to_write(path)
+
+
+def _open_to_read(path: Path) -> ChatStore:
+    try:
+        if not path.exists() or path.stat().st_size == 0:
+            # Nothing saved yet: answer from an empty store instead of creating folders to read.
+            return ChatStore.open(None)
+    except OSError as exc:
+        raise HistoryError(
+            f"cannot read the chat history at {path}: {exc.strerror or exc}", EXIT_FAILED
+        ) from exc
+    try:
+        return open_store_read_only(path)
+    except (StoreCorruptError, StoreTooOldError) as exc:
+        if not os.access(path.parent, os.W_OK):
+            raise HistoryError(str(exc), EXIT_FAILED) from exc
+        # As the app does: a damaged file kept aside under a new name and a fresh history in its
+        # place, an older one upgraded.
+        return _open_to_write(path)
+    except StoreError as exc:
+        raise HistoryError(str(exc), EXIT_FAILED) from exc
+
+
+def _open_to_write(path: Path) -> ChatStore:
     opened = open_store(path)
     if opened.notice:
         _note(opened.notice)
@@ -220,6 +268,7 @@ def _export(store: ChatStore, args: argparse.Namespace) -> int:
         export_json,
         export_markdown,
         export_target,
+        path_argument,
         write_export,
     )
 
@@ -228,11 +277,15 @@ def _export(store: ChatStore, args: argparse.Namespace) -> int:
     kind = args.format or ("json" if output is not None and output.lower().endswith(".json") else "md")
     text = export_json(store, conversation_id) if kind == "json" else export_markdown(store, conversation_id)
     if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        _write_out(text)
+        _flush_out()
         return EXIT_OK
-    target = export_target(Path(output).expanduser(), store.get_summary(conversation_id).title, kind)
+    # As /export in the app: a trailing slash names a folder (made if missing), so a typo'd
+    # folder is not written as a file of that name.
+    given, folder = path_argument(output)
+    target = given
     try:
+        target = export_target(given, store.get_summary(conversation_id).title, kind, folder=folder)
         write_export(target, text, overwrite=args.force)
     except ExportTargetExists as exc:
         raise HistoryError(f"{target} already exists (--force replaces it)", EXIT_FAILED) from exc
@@ -261,9 +314,13 @@ def _import(store: ChatStore, args: argparse.Namespace) -> int:
         new_id = store.import_tree(tree)
     except ImportFormatError as exc:
         raise HistoryError(f"{args.file}: {exc}", EXIT_USAGE) from exc
-    count = len(tree.messages)
+    # The visible thread, as list and show count it; the file also holds earlier versions.
+    visible = store.get_summary(new_id).message_count
+    count = counted(visible, "message")
+    if len(tree.messages) != visible:
+        count += f" ({len(tree.messages)} with earlier versions)"
     copy = "" if new_id == tree.id else " as a copy (its ids were already in the history)"
-    _note(f"imported “{_title(tree.title)}” ({counted(count, 'message')}){copy}")
+    _note(f"imported “{_title(tree.title)}”{copy}: {count}")
     _out(new_id)
     return EXIT_OK
 
@@ -329,11 +386,37 @@ def _indented(text: str) -> list[str]:
 
 
 def _out(line: str) -> None:
-    sys.stdout.write(line + "\n")
+    _write_out(line + "\n")
+
+
+def _write_out(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise _StdoutFailed(exc) from exc
+
+
+def _flush_out() -> None:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise _StdoutFailed(exc) from exc
+
+
+def _drop_stdout() -> None:
+    # What is still buffered could never be written: keep Python from failing again when it
+    # flushes stdout on the way out.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _note(line: str) -> None:
-    sys.stdout.flush()
+    _flush_out()  # data and notes stay in order on a terminal that shows both
     print(f"{PROG}: {line}", file=sys.stderr)
 
 

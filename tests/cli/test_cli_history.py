@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import pty
@@ -217,6 +218,18 @@ def test_export_to_a_folder_writes_a_file_named_after_the_chat_in_it(saved: Save
     assert json.loads(written.read_text(encoding="utf-8"))["conversation"]["id"] == saved.quantum
 
 
+def test_export_to_a_path_ending_in_a_slash_makes_that_folder(saved: Saved, tmp_path: Path) -> None:
+    # As /export in the app. It wrote a file named `exports`, and `-o exports/a.md` then failed
+    # with "File exists".
+    folder = tmp_path / "exports"
+    result = run_cli("export", saved.quantum, "-o", f"{folder}/")
+    assert result.returncode == 0, result.stderr
+    assert folder.is_dir(), result.stderr
+    assert [p.name for p in folder.iterdir()] == ["quantum-chat.md"]
+    assert run_cli("export", saved.pasta, "-o", str(folder / "pasta.md")).returncode == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["pasta.md", "quantum-chat.md"]
+
+
 def test_export_json_infers_the_format_from_the_file_name(saved: Saved, tmp_path: Path) -> None:
     target = tmp_path / "pasta.json"
     assert run_cli("export", saved.pasta, "-o", str(target)).returncode == 0
@@ -250,6 +263,21 @@ def test_export_json_round_trips_through_import(saved: Saved, history_path: Path
         run_cli("show", new_id).stdout.split("\n", 2)[2]
         == run_cli("show", saved.pasta).stdout.split("\n", 2)[2]
     )
+
+
+def test_import_counts_the_messages_as_list_does(saved: Saved, tmp_path: Path) -> None:
+    # It said "4 messages" for a chat that list and show give as 2: the 4 counted the edited-away
+    # branch too.
+    counts: dict[str, str] = {}
+    for chat in (saved.pasta, saved.quantum):
+        target = tmp_path / f"{chat}.json"
+        assert run_cli("export", chat, "-o", str(target)).returncode == 0
+        result = run_cli("import", str(target))
+        assert result.returncode == 0, result.stderr
+        [listed] = [row for row in lines(run_cli("list").stdout) if row.startswith(result.stdout[:8])]
+        assert " 2 msgs " in listed
+        counts[chat] = result.stderr.rstrip().rsplit(": ", 1)[1]
+    assert counts == {saved.pasta: "2 messages (4 with earlier versions)", saved.quantum: "2 messages"}
 
 
 def test_json_export_to_stdout_imports_from_stdin(saved: Saved, history_path: Path) -> None:
@@ -477,6 +505,41 @@ def test_a_closed_pipe_ends_quietly(history_path: Path) -> None:
     process.wait(timeout=60)
     assert b"Traceback" not in errors
     assert errors == b""
+
+
+HUGE = str(2**63)  # one past SQLite's INTEGER
+
+
+@pytest.mark.parametrize(
+    "args", [("list", "--limit", HUGE), ("list", "--offset", HUGE), ("search", "pasta", "--limit", HUGE)]
+)
+def test_a_number_too_large_for_sqlite_is_a_usage_error(saved: Saved, args: tuple[str, ...]) -> None:
+    # It ended in an OverflowError traceback.
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].endswith(f"expected at most {2**63 - 1}, not {HUGE}")
+    assert "Traceback" not in result.stderr
+    largest = run_cli("list", "--offset", str(2**63 - 1), "--limit", str(2**63 - 1))
+    assert (largest.returncode, largest.stdout) == (0, "")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("command", ["list", "show", "export", "search"])
+def test_a_full_standard_output_is_one_line_and_exit_1(saved: Saved, command: str) -> None:
+    # It ended in an OSError traceback (ENOSPC) once stdout was full.
+    args = {"list": [], "show": [saved.quantum], "export": [saved.quantum, "-f", "json"]}
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "lollma_tui.cli_history", command, *args.get(command, ["quantum"])],
+            cwd=ROOT,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    full_text = os.strerror(errno.ENOSPC)
+    assert result.stderr == f"lollma-tui history: cannot write to standard output: {full_text}\n"
 
 
 def test_store_clock_orders_list(history_path: Path) -> None:

@@ -15,6 +15,8 @@ Decisions made here:
   (a truncated copy), or SQLite reports SQLITE_CORRUPT / SQLITE_NOTADB while reading the schema.
   No full integrity scan runs at start-up: it reads the whole file, which is what opening lazily
   is meant to avoid; `ChatStore.integrity_check` is there for a doctor command.
+- Commands that only read (`lollma-tui history list`) open with `connect_read_only`, which writes
+  nothing: they work on a read-only snapshot or filesystem, and do not wait for the write lock.
 """
 
 from __future__ import annotations
@@ -25,11 +27,18 @@ import stat
 from pathlib import Path
 
 from lollma_tui.core.chat import schema
-from lollma_tui.core.chat.errors import StoreCorruptError, StoreError, StoreLockedError, StoreTooNewError
+from lollma_tui.core.chat.errors import (
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+    StoreTooNewError,
+    StoreTooOldError,
+)
 
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
 _SQLITE_CORRUPT = 11
+_SQLITE_CANTOPEN = 14
 _SQLITE_NOTADB = 26
 
 _HEADER_MAGIC = b"SQLite format 3\x00"
@@ -152,3 +161,67 @@ def connect(path: Path | None, busy_timeout_s: float) -> tuple[sqlite3.Connectio
         conn.close()
         raise
     return conn, fts
+
+
+def connect_read_only(path: Path, busy_timeout_s: float) -> tuple[sqlite3.Connection, bool]:
+    """A connection that never writes to the history, and whether full-text search is available.
+
+    Nothing is created or re-moded, no pragma that writes is run, nothing is migrated and the
+    write lock is not probed. Raises StoreCorruptError, StoreLockedError, StoreTooNewError or
+    StoreTooOldError (only a writer may upgrade a schema) or StoreError.
+    """
+    try:
+        problem = header_problem(path)
+    except OSError as exc:
+        raise StoreError(f"cannot read the chat history at {path}: {exc.strerror or exc}") from exc
+    if problem is not None:
+        raise StoreCorruptError(f"the chat history file is damaged ({problem})")
+    conn = sqlite3.connect(
+        _read_only_uri(path),
+        uri=True,
+        timeout=busy_timeout_s,
+        isolation_level=None,
+        check_same_thread=False,
+    )
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # parses the schema: finds damage
+        found = schema.user_version(conn)
+        if found > schema.LATEST_VERSION:
+            raise StoreTooNewError(
+                f"the chat history was written by a newer lollma-tui (schema {found}, this one"
+                f" knows up to {schema.LATEST_VERSION})"
+            )
+        if found < schema.LATEST_VERSION:
+            raise StoreTooOldError(
+                f"the chat history is from an older lollma-tui (schema {found}, this one reads"
+                f" {schema.LATEST_VERSION}); run lollma-tui once to upgrade it"
+            )
+        # Without the index (a sqlite with no FTS5 made the file) search falls back to LIKE;
+        # making it would be a write.
+        fts = schema.has_fts(conn)
+    except sqlite3.Error as exc:
+        conn.close()
+        code = getattr(exc, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF == _SQLITE_CANTOPEN:
+            raise StoreError(f"cannot read the chat history at {path}: {exc}") from exc
+        error = store_error(exc)
+        if isinstance(error, StoreLockedError):
+            raise StoreLockedError(
+                f"the chat history is locked by another program (waited {busy_timeout_s:g} s)"
+            ) from exc
+        raise error from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn, fts
+
+
+def _read_only_uri(path: Path) -> str:
+    uri = f"{path.absolute().as_uri()}?mode=ro"
+    # A WAL database is read through its -shm file, which SQLite makes beside it: in a folder
+    # that cannot be written (a snapshot) it cannot, and the file would not open. With no -wal
+    # every commit is in the main file, and no one can be writing one into this folder, so it is
+    # read as a file that does not change. A -wal there is read as it is (it may hold commits).
+    if not os.access(path.parent, os.W_OK) and not path.with_name(path.name + "-wal").exists():
+        uri += "&immutable=1"
+    return uri

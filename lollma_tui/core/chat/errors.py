@@ -23,6 +23,10 @@ class StoreLockedError(StoreError):
     """Another program held the write lock for longer than the busy timeout."""
 
 
+class StoreTooOldError(StoreError):
+    """The file has an older schema, which only a writer may upgrade."""
+
+
 class StoreTooNewError(StoreError):
     """The file was written by a newer lollma-tui whose schema this version does not know."""
 

@@ -12,6 +12,8 @@
   replies left streaming are not marked as cut off by a crash, and `StoreOpen.others` says so.
 
 `StoreOpen.notice` is the one line the app shows; it is None when all went well.
+
+`open_store_read_only` is for commands that only read: it raises instead, and changes nothing.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lollma_tui.core import paths
+from lollma_tui.core.chat.connection import connect_read_only
 from lollma_tui.core.chat.errors import StoreCorruptError, StoreError, StoreLockedError
-from lollma_tui.core.chat.history_users import HistoryUsers
+from lollma_tui.core.chat.history_users import OPEN_SUFFIX, HistoryUsers
 from lollma_tui.core.chat.store import ChatStore
 from lollma_tui.core.chat.writer import Clock
 
@@ -92,6 +95,18 @@ def open_store(
     recovered = store.recover() if users.alone else 0
     users.share()
     return StoreOpen(store, notice, recovered, moved, others=not users.alone)
+
+
+def open_store_read_only(path: Path, *, busy_timeout_s: float = 3.0) -> ChatStore:
+    """The history at `path` for reading only; raises `StoreError` subclasses (see
+    `connect_read_only`). Nothing is moved aside, migrated or marked as recovered: a writer does
+    that, and a reader must work where nothing can be written."""
+    conn, fts = connect_read_only(path, busy_timeout_s)
+    store = ChatStore(conn, path=path, fts=fts)
+    # Not joined as a user (that makes and locks a file): a reader never leaves a reply
+    # streaming. It can still see which conversations another lollma-tui shows.
+    store.users = HistoryUsers(None, alone=True, folder=path.with_name(path.name + OPEN_SUFFIX))
+    return store
 
 
 def move_aside(path: Path, *, now: float | None = None) -> Path:
