@@ -380,9 +380,12 @@ class ReplyMarkdown(Widget):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        # New colours (a theme change): render every line again.
+        # New colours (a theme change): render every line again, now; the lines drawn so far
+        # would be shown as they are until something else asked for a layout.
         self._line_style = None
         self._width = 0
+        if self.is_mounted:
+            self.refresh(layout=True)
 
     async def action_link(self, href: str) -> None:
         """A click on a link: the app decides whether it opens (see `clickable_links`). A

@@ -266,3 +266,20 @@ async def test_escape_in_the_open_drawer_stops_the_reply_before_it_closes_the_dr
 async def wait_for_turn(pilot: Pilot[None], main: ChatScreen) -> ReplyTurn:
     await wait_until(pilot, lambda: bool(main.chat_log.reply_turns()) and main.is_generating)
     return main.chat_log.reply_turns()[-1]
+
+
+async def test_a_reply_on_screen_takes_the_new_theme_s_colours(ollama_server: OllamaTestServer) -> None:
+    # After /theme, user turns changed colour and reply bodies kept the old theme's until a
+    # resize: their drawn lines were kept, as nothing asked for a new layout.
+    async with ready_app(ollama_server) as (app, pilot):
+        main = app.chat_screen
+        await send(pilot, app, "hello")
+        body = main.chat_log.reply_turns()[-1].body
+
+        def text_colour() -> object:
+            y = next(y for y in range(body.rows) if body.render_line(y).text.strip())
+            return next(seg.style.color for seg in body.render_line(y) if seg.text.strip() and seg.style)
+
+        before = text_colour()
+        app.theme = "lollma-light"
+        await wait_until(pilot, lambda: text_colour() != before, within=5, explain=text_colour)
