@@ -544,6 +544,28 @@ async def test_a_continue_that_fails_keeps_the_reply_it_was_to_continue(
         assert sent[-1] == {"role": "assistant", "content": "Lighthouses use a Fresnel lens to"}
 
 
+async def test_a_reply_that_failed_half_way_can_be_continued(ollama_server: OllamaTestServer) -> None:
+    # The runner crashed mid-reply, its text kept on screen: /continue said the reply was
+    # complete, and there was nothing to continue.
+    app = ollama_app(ollama_server.host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        ollama_server.queue_reply("Lighthouses use a Fresnel lens to focus")
+        ollama_server.fail_stream("runner crashed", after=3)
+        failed = await send(pilot, app, "how do lighthouses work?")
+        assert failed.message.state == ReplyState.ERROR and failed.message.content
+        kept = failed.message.content
+        ollama_server.queue_reply(" the lamp.")
+        await pilot.press(*"/continue", "enter")
+        reply = main.conversation.messages[-1]
+        await wait_until(pilot, lambda: reply.content.endswith("the lamp.") and not main.is_generating)
+        assert reply.content == kept + " the lamp."
+        assert reply.state == ReplyState.COMPLETE and reply.error is None
+        sent = ollama_server.generations[-1].messages
+        assert sent[-1] == {"role": "assistant", "content": kept}
+
+
 async def test_a_continued_reply_keeps_saying_which_version_it_is(ollama_server: OllamaTestServer) -> None:
     app = ollama_app(ollama_server.host)
     main = app.chat_screen

@@ -219,7 +219,8 @@ class ChatCommands:
         )
 
     async def command_continue(self, command: Command) -> None:
-        """/continue: more of the last reply, when it stopped at the limit or was cut off."""
+        """/continue: more of the last reply, when it stopped at the limit, was cut off or failed
+        half way."""
         from lollma_tui.core.chat.conversation import ReplyState
 
         screen = self._screen
@@ -234,9 +235,11 @@ class ChatCommands:
             # Stopped while it thought, say: there is no text to go on from.
             await screen.notice("The last reply has no text to continue; Ctrl+R asks for it again.")
             return
-        if reply.state not in (ReplyState.LENGTH, ReplyState.STOPPED, ReplyState.INCOMPLETE):
+        cut_off = (ReplyState.LENGTH, ReplyState.STOPPED, ReplyState.INCOMPLETE, ReplyState.ERROR)
+        if reply.state not in cut_off:
             await screen.notice("The last reply is complete; there is nothing to continue.")
             return
+        reply.error = None  # a reply that failed half way goes on from its text, as a stopped one
         # The continued reply is written again, whole, into a fresh turn.
         previous = screen.chat_log.turn_for(reply.id)
         if previous is not None:
