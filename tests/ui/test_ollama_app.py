@@ -92,6 +92,24 @@ async def test_thinking_is_shown_folded_above_the_answer(ollama_server: OllamaTe
         assert "Two plus two" not in str(again.chat_screen.conversation.history())
 
 
+async def test_an_empty_think_block_shows_no_thinking_section(ollama_server: OllamaTestServer) -> None:
+    # Qwen3 asked not to think, and some R1 distills, write "<think>\n\n</think>": a "thinking"
+    # fold was shown that opened on blank lines, live and again when the chat was resumed.
+    ollama_server.queue_reply(Script(text="Hello.", thinking="\n\n"))
+    app = ollama_app(ollama_server.host, model="qwen3:0.6b")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        turn = await send(pilot, app, "hi /no_think")
+        assert turn.message.content == "Hello."
+        assert not turn.query(Collapsible)
+    again = ollama_app(ollama_server.host, model="qwen3:0.6b")
+    async with again.run_test(size=(100, 32)) as pilot:
+        log = again.chat_screen.chat_log
+        await wait_until(pilot, lambda: len(log.reply_turns()) == 1)
+        await pilot.pause()
+        assert not log.reply_turns()[0].query(Collapsible)
+
+
 async def test_thinking_reaches_the_history_file_while_the_model_still_thinks(
     ollama_server: OllamaTestServer,
 ) -> None:

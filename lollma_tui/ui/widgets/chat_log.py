@@ -95,7 +95,7 @@ class ReplyTurn(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(self._header, classes="turn-label", markup=False)
-        if self.message.thinking:
+        if self.message.thinking.strip():
             yield self._folded_thinking()
         yield self.body
         yield self.footer
@@ -121,6 +121,8 @@ class ReplyTurn(Vertical):
         """Stream a model's thinking into a folded section above the answer."""
         self.message.thinking += text
         if self._thinking_view is None:
+            if not self.message.thinking.strip():
+                return  # "<think>\n\n</think>" (a model asked not to think): no section to open
             await self.mount(self._folded_thinking(), before=self.body)
         else:
             self._thinking_view.update(plain(self.message.thinking))
