@@ -298,8 +298,9 @@ def plan_quantization(
     if not os.access(folder, os.W_OK | os.X_OK):
         raise QuantizeRefused(f"cannot write to {folder}")
     output = output_path(source_path, name, folder, header.name or "")
-    if output.exists() and not overwrite:
-        raise QuantizeRefused(f"{output} already exists")
+    existing = _same_name(output)
+    if existing is not None and not overwrite:
+        raise QuantizeRefused(f"{existing} already exists")
     if output.resolve() == source_path.resolve():
         raise QuantizeRefused("the output would overwrite the source")
     estimate = estimate_output_bytes(header, name)
@@ -513,6 +514,19 @@ def abandon_quantization(plan: QuantizePlan, worker_pid: int | None) -> None:
                 worker.kill()
     with contextlib.suppress(OSError):
         plan.partial_path(os.getpid()).unlink()
+
+
+def _same_name(path: Path) -> Path | None:
+    """The file in `path`'s folder named as `path` is, whatever the letter case: downloads name
+    their quantization in lower case (``-q4_k_m``), and one of each is what the model list shows."""
+    if path.exists():
+        return path
+    wanted = path.name.casefold()
+    with contextlib.suppress(OSError):
+        for entry in path.parent.iterdir():
+            if entry.name.casefold() == wanted:
+                return entry
+    return None
 
 
 def _file_size(path: Path) -> int:

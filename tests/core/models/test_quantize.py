@@ -152,6 +152,17 @@ def test_bad_sources_and_existing_outputs_are_refused(source_copy: Path, tmp_pat
         plan_quantization(source_copy, "Q8_0")
 
 
+def test_an_output_already_there_in_other_letter_case_is_refused(source_copy: Path) -> None:
+    # Qwen names its files in lower case: "…-q4_k_m.gguf" was not seen, a "…-Q4_K_M.gguf" was
+    # written beside it, and the model list then held two Q4_K_M files of one model.
+    source = source_copy.rename(source_copy.with_name("qwen2.5-0.5b-instruct-fp16.gguf"))
+    theirs = source.with_name("qwen2.5-0.5b-instruct-q4_k_m.gguf")
+    theirs.write_bytes(b"the download")
+    assert plan_quantization(source, "Q8_0").output.name == "qwen2.5-0.5b-instruct-Q8_0.gguf"
+    with pytest.raises(QuantizeRefused, match=f"{theirs.name} already exists"):
+        plan_quantization(source, "Q4_K_M")
+
+
 def test_files_of_a_source_in_a_place_not_to_keep_them_go_to_the_app_s_models_folder(
     source_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
