@@ -31,17 +31,37 @@ class ModelChoice:
 
     def variant_labels(self) -> tuple[str, ...]:
         quants = [v.quant for v in self.variants]
-        return tuple(_variant_label(v, quants.count(v.quant) > 1) for v in self.variants)
+        origins = [_origin(v, in_folder=False) for v in self.variants]
+        return tuple(
+            _variant_label(v, ambiguous=quants.count(v.quant) > 1, same_name=origins.count(origin) > 1)
+            for v, origin in zip(self.variants, origins, strict=True)
+        )
 
 
-def _variant_label(variant: ModelVariant, ambiguous: bool) -> str:
+def _variant_label(variant: ModelVariant, *, ambiguous: bool, same_name: bool) -> str:
     parts = [variant.quant]
     if variant.size_bytes:
         parts.append(fmt.size(variant.size_bytes))
     if ambiguous:
-        # Two files (or tags) in one quantization: tell them apart by where they come from.
-        parts.append(variant.tags[0] if variant.tags else variant.path.name if variant.path else "")
+        # Two files (or tags) in one quantization: tell them apart by where they come from, and
+        # by the folder too when the file names are the same.
+        parts.append(_origin(variant, in_folder=same_name))
     return " · ".join(p for p in parts if p)
+
+
+def _origin(variant: ModelVariant, *, in_folder: bool) -> str:
+    if variant.tags:
+        return variant.tags[0]
+    path = variant.path
+    if path is None:
+        return ""
+    if not in_folder:
+        return path.name
+    folder = str(path.parent)
+    home = str(Path.home())
+    if folder == home or folder.startswith(home + "/"):
+        folder = "~" + folder[len(home) :]
+    return f"{path.name} in {folder}"
 
 
 def _group_label(group: ModelGroup) -> str:

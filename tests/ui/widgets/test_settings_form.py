@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
-from lollma_tui.core.models.catalog import Catalog
+from lollma_tui.core.models.catalog import Catalog, scan_models
 from lollma_tui.core.models.fit import FitParams, FitStatus, check_fit
 from lollma_tui.core.settings import AUTO, BackendKind, LoadSettings, SamplingSettings, SettingsError
 from lollma_tui.ui.widgets.model_menu import NO_MODEL, ModelMenu, n_ctx_train_of, n_layers_of
@@ -144,6 +147,23 @@ def test_menu_lists_groups_and_their_quants(llama_catalog: Catalog, f16_path: st
     assert menu.ref_for_quant(f16_path, 1) is None
     wide = llama_catalog.groups[1].variants[0].ref
     assert not menu.same_model(f16_path, wide)
+
+
+def test_one_file_name_in_two_folders_is_told_apart_by_its_folder(
+    drawer_models: Path, tmp_path: Path
+) -> None:
+    # The same model's Q8_0 in the source folder and in the app's models folder: the Quant list
+    # showed two identical entries, "Q8_0 · 1.5 MiB · tiny-llama-Q8_0.gguf".
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(drawer_models / "tiny-llama-Q8_0.gguf", elsewhere)
+    catalog = scan_models([drawer_models, elsewhere])
+    menu = ModelMenu.build(catalog, BackendKind.LLAMA_CPP)
+    (_, _), (quants, _) = menu.options(str(drawer_models / "tiny-llama-F16.gguf"))
+    labels = [label for label, _ in quants]
+    assert len(labels) == 3 and len(set(labels)) == 3, labels
+    assert f"tiny-llama-Q8_0.gguf in {elsewhere}" in " ".join(labels)
+    assert f"tiny-llama-Q8_0.gguf in {drawer_models}" in " ".join(labels)
 
 
 def test_picking_a_model_prefers_the_file_in_use_then_the_same_quant(
