@@ -129,3 +129,23 @@ async def test_the_panel_follows_the_chat_to_a_host_with_remote_hardware(
             )
             assert text_of(panel, "#hw-title") == "hardware"
             assert not any("RTX" in g.name for g in panel.snapshot.gpus)
+
+
+async def test_unreadable_remote_output_is_one_notice_that_promises_no_retry(
+    server: OpenAITestServer, sshd: SshServer, fake_nvml_site: Path
+) -> None:
+    # Junk lines, each refused by the JSON parser its own way, made a notice each, every one
+    # saying "(retrying on its own)" while nothing was retried, and naming the host twice.
+    junk = "i=0; while [ $i -lt 40 ]; do i=$((i+1)); printf '%*s{\\n' $i ''; done"
+    command = f"{junk}; exec {monitor_command(fake_nvml_site, INTERVAL_S)}"
+    app = make_app(server, command, sshd.options)
+    async with app.run_test(size=(120, 44)) as pilot:
+        await wait_ready(pilot, app)
+        panel = app.chat_screen.hardware_panel
+        # The junk came first on the same stream: once the GPUs show, all of it has been read.
+        await wait_until(pilot, lambda: len(panel.gpu_blocks) == 2, within=30)
+        await wait_until(pilot, lambda: any("live again over ssh" in n for n in notices(app)), within=15)
+        trouble = [n for n in notices(app) if n.startswith(f"Hardware of {ALIAS}") and "live again" not in n]
+        assert len(trouble) == 1, trouble
+        assert "its output is not lollma-tui hardware lines" in trouble[0]
+        assert "retrying" not in trouble[0] and f"{ALIAS}: {ALIAS}" not in trouble[0]

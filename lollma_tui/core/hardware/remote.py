@@ -7,8 +7,10 @@ machine: the data rides the ssh session's stdout.
 
 When the session ends (network gone, machine rebooted, monitor killed) the link turns STALE,
 its status says why, and ssh is started again with exponential backoff (1 s → 30 s); the
-snapshots already delivered age and read as stale by `is_stale`. A password or host-key prompt
-is never answered (BatchMode): the status says how to set up a key instead.
+snapshots already delivered age and read as stale by `is_stale`. A far side that stops writing
+while the link stays up (a stopped monitor, a driver call that hangs) is a session ended by a
+watchdog, and retried the same way. A password or host-key prompt is never answered
+(BatchMode): the status says how to set up a key instead.
 """
 
 from __future__ import annotations
@@ -22,19 +24,30 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from lollma_tui.core.checked import WireError
 from lollma_tui.core.hardware.sampler import (
     DEFAULT_INTERVAL_S,
     PidsProvider,
     SnapshotCallback,
     validate_interval,
 )
-from lollma_tui.core.hardware.snapshot_lines import MAX_LINE, SnapshotLineError, decode
-from lollma_tui.core.hardware.ssh_target import KEY_SETUP_HINT, SshTarget, default_remote_command
+from lollma_tui.core.hardware.snapshot_lines import MAX_LINE, OtherVersionError, SnapshotLineError, decode
+from lollma_tui.core.hardware.ssh_target import SshTarget, default_remote_command, key_setup_hint
 
 log = logging.getLogger(__name__)
 
 STDERR_KEPT = 4096
 """Bytes of ssh's error output kept to explain a failure."""
+SILENCE_FLOOR_S = 10.0
+"""A session ends after max(this, 5 × the far side's interval) without a line."""
+FIRST_LINE_WITHIN_S = 60.0
+"""Silence allowed before the first line: the far side may be starting slowly (`uvx` installing)."""
+NOT_HARDWARE_LINES = (
+    "its output is not lollma-tui hardware lines (is the remote command `lollma-tui monitor --jsonl`?)"
+)
+BAD_HARDWARE_LINES = (
+    "its hardware lines lack fields this lollma-tui needs — run the same lollma-tui version on both machines"
+)
 
 
 class LinkState(StrEnum):
@@ -53,6 +66,9 @@ class LinkStatus:
     """Monotonic time of the change."""
     attempts: int = 0
     """ssh sessions started so far."""
+    session_up: bool = False
+    """The ssh session still runs: a STALE status then means its output cannot be read, and
+    nothing is retried while it runs."""
 
 
 StatusCallback = Callable[[LinkStatus], None]
@@ -63,11 +79,12 @@ def explain_exit(code: int | None, stderr: str, target: SshTarget, command: str)
     tail = " ".join(stderr.split())[-300:]
     lowered = stderr.lower()
     if "permission denied" in lowered or "too many authentication failures" in lowered:
-        return f"ssh could not log in to {target} without a password — " + KEY_SETUP_HINT.format(
-            target=target
-        )
+        return f"ssh could not log in to {target} without a password — " + key_setup_hint(target)
     if "host key verification failed" in lowered:
-        return f"{target}'s host key is not known yet: run `ssh {target}` once in a terminal to accept it"
+        return (
+            f"{target}'s host key is not known yet: run `{target.ssh_command()}` once in a terminal "
+            "to accept it"
+        )
     if "could not resolve hostname" in lowered:
         return f"ssh cannot find the host {target.host}"
     if "connection refused" in lowered or "timed out" in lowered or "no route to host" in lowered:
@@ -98,6 +115,8 @@ class RemoteHardwareSampler:
         on_status: StatusCallback | None = None,
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 30.0,
+        silence_floor_s: float = SILENCE_FLOOR_S,
+        first_line_within_s: float = FIRST_LINE_WITHIN_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._on_snapshot = on_snapshot
@@ -110,6 +129,8 @@ class RemoteHardwareSampler:
         self._on_status = on_status
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
+        self._silence_floor_s = silence_floor_s
+        self._first_line_within_s = first_line_within_s
         self._clock = clock
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -190,7 +211,7 @@ class RemoteHardwareSampler:
     def _run(self) -> None:
         backoff = self._backoff_initial_s
         while not self._stop.is_set():
-            delivered = self._session()
+            delivered = self._guarded_session()
             if self._stop.is_set():
                 break
             if self._restart:
@@ -203,6 +224,16 @@ class RemoteHardwareSampler:
             if self._stop.wait(backoff):
                 break
             backoff = min(backoff * 2, self._backoff_max_s)
+
+    def _guarded_session(self) -> bool:
+        # A fault of ours must not end the reader for good (the panel would wait for ever):
+        # it is one more reason for a stale link, retried like the others.
+        try:
+            return self._session()
+        except Exception as error:
+            log.exception("reading the hardware of %s failed", self.target)
+            self._set_status(LinkState.STALE, f"reading the hardware of {self.target} failed: {error}")
+            return False
 
     def _session(self) -> bool:
         """Run one ssh session to its end; True when it delivered at least one snapshot."""
@@ -223,42 +254,57 @@ class RemoteHardwareSampler:
         if self._stop.is_set():
             self._end_session()
         stderr = _Drain(proc)
-        delivered = self._read(proc)
-        self._end_session()
-        code = proc.wait()
-        stderr.join()
-        with self._lock:
-            self._proc = None
+        watchdog = _Watchdog(
+            self.target.label,
+            self._interval_s,
+            first_line_s=self._first_line_within_s,
+            floor_s=self._silence_floor_s,
+            end=self._end_session,
+        )
+        try:
+            delivered = self._read(proc, watchdog)
+        finally:
+            watchdog.cancel()
+            self._end_session()
+            code = proc.wait()
+            stderr.join()
+            with self._lock:
+                self._proc = None
         if not self._stop.is_set() and not self._restart:  # a restart for a new interval is no fault
-            self._set_status(LinkState.STALE, explain_exit(code, stderr.text(), self.target, command))
+            reason = watchdog.reason or explain_exit(code, stderr.text(), self.target, command)
+            self._set_status(LinkState.STALE, reason)
         return delivered
 
-    def _read(self, proc: subprocess.Popen[bytes]) -> bool:
+    def _read(self, proc: subprocess.Popen[bytes], watchdog: _Watchdog) -> bool:
         assert proc.stdout is not None
         delivered = False
+        told = False
         label = self.target.label
         while not self._stop.is_set():
             line = proc.stdout.readline(MAX_LINE + 1)
             if not line:
                 return delivered
+            watchdog.heard()
             if not line.endswith(b"\n"):
                 self._note(f"a line longer than {MAX_LINE} bytes was skipped")
                 _skip_rest_of_line(proc)
                 continue
             try:
                 decoded = decode(line, received_at=self._clock(), host=label)
-            except SnapshotLineError as error:
+            except WireError as error:
                 self._note(str(error))
-                if not delivered:
+                if not delivered and not told:
                     # Nothing readable yet (another version on the far side, a wrapper that
-                    # prints text): say why, rather than wait for a sample that never comes.
-                    self._set_status(LinkState.STALE, f"{label}: {error}")
+                    # prints text): say why, once, rather than wait for a sample that never comes.
+                    told = True
+                    self._set_status(LinkState.STALE, _unreadable(error), session_up=True)
                 continue
+            watchdog.heard(decoded.snapshot.interval_s)
             for problem in decoded.problems:
                 self._note(problem)
             if not delivered:
                 delivered = True
-                self._set_status(LinkState.LIVE, f"{label}: live over ssh")
+                self._set_status(LinkState.LIVE, f"{label}: live over ssh", session_up=True)
             try:
                 self._on_snapshot(decoded.snapshot)
             except Exception:
@@ -279,15 +325,83 @@ class RemoteHardwareSampler:
         with self._lock:
             self._problems.append(problem)
 
-    def _set_status(self, state: LinkState, message: str) -> None:
+    def _set_status(self, state: LinkState, message: str, *, session_up: bool = False) -> None:
         with self._lock:
-            self._status = LinkStatus(state, message, self._clock(), self._attempts)
+            self._status = LinkStatus(state, message, self._clock(), self._attempts, session_up)
             status = self._status
         if self._on_status is not None:
             try:
                 self._on_status(status)
             except Exception:
                 log.exception("on_status callback failed")
+
+
+def _unreadable(error: WireError) -> str:
+    """The kind of trouble with the far side's output, in words that do not change per line (the
+    parser's detail for each line is in `problems`)."""
+    if isinstance(error, OtherVersionError):
+        return str(error)
+    if isinstance(error, SnapshotLineError):
+        return NOT_HARDWARE_LINES
+    return BAD_HARDWARE_LINES
+
+
+class _Watchdog(threading.Thread):
+    """Ends a session whose far side went quiet while the link stays up (a stopped monitor, a
+    hung NVML call there): the read would wait for ever, and ssh's keep-alives see nothing wrong.
+
+    It sleeps until the deadline the last line set, so it wakes about once per silence limit,
+    and never polls; a line that brings the deadline nearer (the first one, a shorter interval)
+    wakes it to sleep less.
+    """
+
+    def __init__(
+        self, host: str, interval_s: float, *, first_line_s: float, floor_s: float, end: Callable[[], None]
+    ) -> None:
+        super().__init__(name="lollma-remote-watchdog", daemon=True)
+        self._host = host
+        self._floor_s = floor_s
+        self._end = end
+        self._limit_s = max(floor_s, 5 * interval_s)
+        # (deadline, limit) in one attribute: the reader replaces it whole, so the watchdog never
+        # reads a new limit with an old deadline.
+        self._due = (time.monotonic() + first_line_s, first_line_s)
+        self._cancelled = False
+        self._wake = threading.Event()
+        self.reason: str | None = None
+        """Why it ended the session; None while it has not."""
+        self.start()
+
+    def heard(self, interval_s: float | None = None) -> None:
+        """A line came. `interval_s`: the far side's own interval, which sets the limit from now
+        on (a user's --hw-command may sample slower than we asked)."""
+        if interval_s is not None:
+            self._limit_s = max(self._floor_s, 5 * interval_s)
+        deadline = time.monotonic() + self._limit_s
+        sooner = deadline < self._due[0]
+        self._due = (deadline, self._limit_s)
+        if sooner:
+            self._wake.set()
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._wake.set()
+        self.join()
+
+    def run(self) -> None:
+        while True:
+            deadline, limit = self._due
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._wake.wait(left)
+            self._wake.clear()
+            if self._cancelled:
+                return
+        if self._cancelled:  # the session ended on its own just as the time ran out
+            return
+        self.reason = f"no sample from {self._host} for {limit:g} s"
+        self._end()
 
 
 class _Drain(threading.Thread):

@@ -58,10 +58,18 @@ MAX_SOURCES = 16
 MAX_BYTES = 1 << 62
 MAX_RATE = 1e6
 """Percentages per core can pass 100 (a process on 8 cores reads 800): a generous bound."""
+MAX_SUMMARY = 300
+"""Longest GPU summary or hint kept: the encoder shortens to it, the decoder cuts to it."""
+MAX_SUMMARY_READ = 4096
+"""Longest GPU summary or hint read at all (an older monitor did not shorten its own)."""
 
 
 class SnapshotLineError(WireError):
     """A line that is not a hardware snapshot of a version this reader knows."""
+
+
+class OtherVersionError(SnapshotLineError):
+    """A hardware snapshot line of a version this reader does not know."""
 
 
 # -- encoding -----------------------------------------------------------------------------------
@@ -81,10 +89,16 @@ def encode(snapshot: SystemSnapshot) -> str:
         "gpus": [_plain(g) for g in snapshot.gpus],
         "processes": [_plain(p) for p in snapshot.processes],
         "sources": [_plain(s) for s in snapshot.sources],
-        "gpu_summary": snapshot.gpu_summary,
-        "hint": snapshot.hint,
+        # A rig of many GPUs can describe itself at length: a line the reader refuses is no line.
+        "gpu_summary": shorten(snapshot.gpu_summary, MAX_SUMMARY),
+        "hint": shorten(snapshot.hint, MAX_SUMMARY) if snapshot.hint is not None else None,
     }
     return json.dumps(_drop_empty(body), separators=(",", ":"), allow_nan=False)
+
+
+def shorten(value: str, limit: int) -> str:
+    """`value` cut to `limit` characters, the cut marked with an ellipsis."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def _plain(value: object) -> Any:
@@ -121,7 +135,11 @@ class DecodedLine:
 
 
 def decode(line: str | bytes, *, received_at: float, host: str | None = None) -> DecodedLine:
-    """The snapshot in `line`; its `monotonic` is `received_at` (the reader's clock)."""
+    """The snapshot in `line`; its `monotonic` is `received_at` (the reader's clock).
+
+    Raises `SnapshotLineError` for a line that is not this schema and version, and `WireError`
+    for one whose own fields (wall_time, interval_s, tick) are unusable.
+    """
     if len(line) > MAX_LINE:
         raise SnapshotLineError(f"line of {len(line)} bytes, more than the {MAX_LINE} accepted")
     try:
@@ -132,7 +150,7 @@ def decode(line: str | bytes, *, received_at: float, host: str | None = None) ->
         raise SnapshotLineError(f"not a {SCHEMA} line (is the remote command `lollma-tui monitor --jsonl`?)")
     version = data.get("v")
     if version != VERSION:
-        raise SnapshotLineError(
+        raise OtherVersionError(
             f"{SCHEMA} version {version!r}; this lollma-tui reads version {VERSION} — "
             "run the same lollma-tui version on both machines"
         )
@@ -147,8 +165,8 @@ def decode(line: str | bytes, *, received_at: float, host: str | None = None) ->
         gpus=_many(problems, data.get("gpus"), "gpus", MAX_GPUS, _gpu),
         processes=_many(problems, data.get("processes"), "processes", MAX_PROCESSES, _process),
         sources=_many(problems, data.get("sources"), "sources", MAX_SOURCES, _source),
-        gpu_summary=_words(data, "gpu_summary", "line", 300) or "",
-        hint=_words(data, "hint", "line", 300),
+        gpu_summary=_summary(problems, data, "gpu_summary") or "",
+        hint=_summary(problems, data, "hint"),
         sample_cost_s=optional_number(data, "cost_s", "line", low=0.0, high=3600.0) or 0.0,
         host=host,
     )
@@ -190,6 +208,16 @@ def _words(data: Mapping[str, Any], key: str, where: str, max_length: int) -> st
     # characters (an escape sequence there would go to this terminal), one line each.
     value = optional_text(data, key, where, max_length=max_length)
     return None if value is None else clean_text(value, keep_lines=False)
+
+
+def _summary(problems: list[str], data: Mapping[str, Any], key: str) -> str | None:
+    # Words for the panel, not figures: a long or odd one costs itself, never the line.
+    try:
+        value = _words(data, key, "line", MAX_SUMMARY_READ)
+    except WireError as error:
+        problems.append(str(error))
+        return None
+    return None if value is None else shorten(value, MAX_SUMMARY)
 
 
 def _percent(data: Mapping[str, Any], key: str, where: str) -> float | None:

@@ -16,10 +16,13 @@ from dataclasses import dataclass
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 _USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 
-KEY_SETUP_HINT = (
-    "set up a key: `ssh-keygen -t ed25519` once, then `ssh-copy-id {target}`, and check that "
-    "`ssh {target} true` runs without asking anything"
-)
+
+def key_setup_hint(target: SshTarget) -> str:
+    """How to let ssh log in without a password, in commands that run as written."""
+    return (
+        f"set up a key: `ssh-keygen -t ed25519` once, then `{target.ssh_command('ssh-copy-id')}`, "
+        f"and check that `{target.ssh_command()} true` runs without asking anything"
+    )
 
 
 class SshTargetError(ValueError):
@@ -60,6 +63,15 @@ class SshTarget:
         host = f"[{self.host}]" if ":" in self.host else self.host
         name = f"{self.user}@{host}" if self.user else host
         return f"{name}:{self.port}" if self.port else name
+
+    def ssh_command(self, program: str = "ssh") -> str:
+        """`program` reaching the target, for the user to type: ``ssh -p PORT user@host``.
+
+        Not `str(self)`: ssh and ssh-copy-id read ``host:port`` as a host name, so the port goes
+        in ``-p``, and an IPv6 address goes bare (brackets are only for telling it from a port).
+        """
+        port = ["-p", str(self.port)] if self.port else []
+        return shlex.join([program, *port, self.destination])
 
     def argv(self, remote_command: str, *, ssh: str = "ssh", options: Sequence[str] = ()) -> list[str]:
         """The ssh command line running `remote_command` there; `options` go before the host."""

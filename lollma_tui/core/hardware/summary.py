@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from lollma_tui.core.hardware.snapshots import GpuSnapshot, GpuState, SourceState, SourceStatus
@@ -26,7 +27,7 @@ def _describe(gpu: GpuSnapshot) -> str:
 def gpu_summary(gpus: Sequence[GpuSnapshot], sources: Sequence[SourceStatus], hint: str | None = None) -> str:
     """What the GPU block should say in one line.
 
-    With GPUs: their names (identical ones folded into "2 × name"). Without: the first GPU
+    With GPUs: their names, identical ones folded ("2 × name", "6 × A, 6 × B"). Without: the first GPU
     source error if there is one, then the install hint, else "CPU only" — a machine without
     a GPU is normal, not an error.
     """
@@ -34,9 +35,10 @@ def gpu_summary(gpus: Sequence[GpuSnapshot], sources: Sequence[SourceStatus], hi
         labels = [_describe(g) for g in gpus]
         if len(labels) == 1:
             return f"GPU: {labels[0]}"
-        if len(set(labels)) == 1:
-            return f"{len(labels)} GPUs: {len(labels)} × {labels[0]}"
-        return f"{len(labels)} GPUs: " + ", ".join(labels)
+        kinds = Counter(labels)  # first-seen order: the order the machine lists them
+        return f"{len(labels)} GPUs: " + ", ".join(
+            label if count == 1 else f"{count} × {label}" for label, count in kinds.items()
+        )
     for source in sources:
         if source.name != HOST_SOURCE and source.state is SourceState.ERROR:
             return f"GPU unavailable: {source.message}"

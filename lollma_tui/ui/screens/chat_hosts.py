@@ -53,8 +53,8 @@ class ChatHosts:
         self._view: HostsScreen | None = None
         self._watched: HostEntry | None = None
         """The host the hardware feed and the extras follow."""
-        self._link_trouble: str | None = None
-        """The ssh link's last reported failure, so a retry does not repeat it."""
+        self._link_troubles: list[str] = []
+        """The ssh link's failures said since it was last live, so a retry does not repeat one."""
         self._extras_timer: Timer | None = None
 
     def _say(self, text: str, kind: str = "info") -> None:
@@ -94,7 +94,7 @@ class ChatHosts:
         self._watched = host
         if screen.hardware is not None:
             if moved:
-                self._link_trouble = None
+                self._link_troubles.clear()
             screen.hardware.watch(self.remote_link(host))
         self.show_extras()
         if moved:
@@ -124,12 +124,16 @@ class ChatHosts:
 
         status = message.status
         if status.state is LinkState.STALE:
-            trouble = self._link_trouble
-            if trouble is None or not status.message.startswith(trouble):
-                self._link_trouble = status.message
-                self._say(f"Hardware of {message.host}: {status.message} (retrying on its own)", "warning")
-        elif status.state is LinkState.LIVE and self._link_trouble is not None:
-            self._link_trouble = None
+            # A retry repeats its reason with "— retrying in N s" after it; a session that ends
+            # for one reason and comes back for another alternates: each reason is said once.
+            if any(status.message.startswith(said) for said in self._link_troubles):
+                return
+            self._link_troubles.append(status.message)
+            # While the session is up its output is unreadable, and nothing is being retried.
+            retrying = "" if status.session_up else " (retrying on its own)"
+            self._say(f"Hardware of {message.host}: {status.message}{retrying}", "warning")
+        elif status.state is LinkState.LIVE and self._link_troubles:
+            self._link_troubles.clear()
             self._say(f"Hardware of {message.host}: live again over ssh.")
 
     # -- the server's extras ---------------------------------------------------------------------

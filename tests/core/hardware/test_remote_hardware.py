@@ -3,16 +3,24 @@ that goes stale when the far side dies and comes back on its own."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import shlex
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import hw_fakes
+import psutil
 import pytest
 from sshd_server import ALIAS, SshServer, monitor_command
 
-from lollma_tui.core.hardware.remote import LinkState, LinkStatus, RemoteHardwareSampler
+from lollma_tui.core.hardware.remote import (
+    NOT_HARDWARE_LINES,
+    LinkState,
+    LinkStatus,
+    RemoteHardwareSampler,
+)
 from lollma_tui.core.hardware.snapshots import SystemSnapshot, is_stale
 from lollma_tui.core.hardware.ssh_target import SshTarget
 
@@ -52,13 +60,13 @@ def remote(
 ) -> Iterator[Callable[..., tuple[RemoteHardwareSampler, Feed]]]:
     made: list[RemoteHardwareSampler] = []
 
-    def start(**kwargs: object) -> tuple[RemoteHardwareSampler, Feed]:
+    def start(target: SshTarget | None = None, **kwargs: object) -> tuple[RemoteHardwareSampler, Feed]:
         feed = Feed()
         kwargs.setdefault("command", monitor_command(fake_nvml_site, INTERVAL_S))
         kwargs.setdefault("ssh_options", sshd.options)
         sampler = RemoteHardwareSampler(
             feed.on_snapshot,
-            SshTarget(ALIAS),
+            target or SshTarget(ALIAS),
             interval_s=INTERVAL_S,
             on_status=feed.statuses.append,
             **kwargs,  # type: ignore[arg-type]
@@ -162,3 +170,155 @@ def test_lines_the_monitor_cannot_read_say_why_at_once(
     wait_until(lambda: sampler.status.state is LinkState.STALE)
     assert "version 2" in sampler.status.message and "same lollma-tui version" in sampler.status.message
     assert feed.snapshots.empty()
+
+
+TWELVE_GPUS_SITE = """\
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("hw_fakes", {hw_fakes!r})
+hw_fakes = importlib.util.module_from_spec(spec)
+sys.modules["hw_fakes"] = hw_fakes
+spec.loader.exec_module(hw_fakes)
+fake = hw_fakes.FakeNvml([
+    hw_fakes.FakeGpu(name=f"NVIDIA GeForce RTX 3090 Ti rev {{i}}", bus_id=f"00000000:{{i + 1:02x}}:00.0")
+    for i in range(12)
+])
+module = fake.module()
+module.nvmlInitWithFlags = lambda flags: fake.nvmlInit()
+sys.modules["pynvml"] = module
+"""
+
+
+def test_a_rig_whose_gpu_line_is_too_long_still_arrives(
+    remote: Callable[..., tuple[RemoteHardwareSampler, Feed]], tmp_path: Path
+) -> None:
+    # Twelve GPUs wrote a summary longer than the reader took: the reader thread died on the
+    # first line and the panel waited for ever.
+    site = tmp_path / "twelve-gpus"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(TWELVE_GPUS_SITE.format(hw_fakes=hw_fakes.__file__))
+    sampler, feed = remote(command=monitor_command(site, INTERVAL_S))
+    snapshot = feed.next()
+    assert len(snapshot.gpus) == 12
+    assert snapshot.gpu_summary.startswith("12 GPUs: NVIDIA GeForce RTX 3090 Ti rev 0, ")
+    assert snapshot.gpu_summary.endswith("…") and len(snapshot.gpu_summary) <= 300
+    assert sampler.status.state is LinkState.LIVE
+
+
+def test_a_line_with_a_bad_field_is_skipped_and_the_next_ones_arrive(
+    remote: Callable[..., tuple[RemoteHardwareSampler, Feed]], fake_nvml_site: Path
+) -> None:
+    # A lollma-hw line without wall_time raised an error the reader did not catch: dead thread.
+    bad = shlex.quote('{"schema":"lollma-hw","v":1,"interval_s":1}')
+    command = f"echo {bad}; exec {monitor_command(fake_nvml_site, INTERVAL_S)}"
+    sampler, feed = remote(command=command)
+    assert feed.next().gpus
+    assert any("wall_time" in problem for problem in sampler.problems)
+    assert sampler.status.state is LinkState.LIVE
+
+
+def test_an_unexpected_failure_goes_stale_and_is_retried_rather_than_ending_the_reader(
+    remote: Callable[..., tuple[RemoteHardwareSampler, Feed]],
+) -> None:
+    # A NUL in the command (from a config file) makes starting ssh raise ValueError.
+    sampler, feed = remote(command="lollma-tui\0monitor", backoff_initial_s=0.1)
+    wait_until(lambda: sampler.status.attempts >= 2, within_s=10)
+    assert sampler.running
+    stale = [s for s in feed.statuses if s.state is LinkState.STALE]
+    assert stale and "null byte" in stale[0].message
+    assert any("retrying in" in s.message for s in stale)
+
+
+def junk_then_monitor(site: Path) -> str:
+    """Forty lines a JSON parser refuses each its own way, then the real monitor."""
+    junk = "i=0; while [ $i -lt 40 ]; do i=$((i+1)); printf '%*s{\\n' $i ''; done"
+    return f"{junk}; exec {monitor_command(site, INTERVAL_S)}"
+
+
+def test_unreadable_output_is_reported_once_by_its_kind(
+    remote: Callable[..., tuple[RemoteHardwareSampler, Feed]], fake_nvml_site: Path
+) -> None:
+    # Each junk line set a new status with the parser's detail: a chat notice per line.
+    sampler, feed = remote(command=junk_then_monitor(fake_nvml_site))
+    feed.next()  # the junk came first on the same stream: all of it has been read
+    stale = [s for s in feed.statuses if s.state is LinkState.STALE]
+    assert [s.message for s in stale] == [NOT_HARDWARE_LINES]
+    assert stale[0].session_up and not stale[0].message.startswith(ALIAS)
+    assert sum("not JSON" in problem for problem in sampler.problems) == 20  # the details are kept
+
+
+def plain_ssh_config(tmp_path: Path, key: Path, known_hosts: Path) -> tuple[str, ...]:
+    """Options for ssh to reach the test sshd by address and port, as a user would write it."""
+    config = tmp_path / "ssh_config_by_address"
+    config.write_text(
+        f"Host *\n    IdentityFile {key}\n    IdentitiesOnly yes\n"
+        f"    UserKnownHostsFile {known_hosts}\n    GlobalKnownHostsFile /dev/null\n"
+        "    StrictHostKeyChecking yes\n    LogLevel ERROR\n"
+    )
+    return ("-F", str(config))
+
+
+def test_key_advice_for_a_target_with_a_port_gives_commands_that_run(
+    remote: Callable[..., tuple[RemoteHardwareSampler, Feed]], sshd: SshServer, tmp_path: Path
+) -> None:
+    # "ssh-copy-id user@127.0.0.1:60829" takes the port for part of the host name.
+    sshd.wrong_key_config()  # writes the key the server does not know
+    options = plain_ssh_config(tmp_path, sshd.folder / "other_key", sshd.folder / "known_hosts")
+    user = psutil.Process().username()
+    target = SshTarget.parse(f"{user}@127.0.0.1:{sshd.port}")
+    sampler, _ = remote(target=target, ssh_options=options, backoff_initial_s=5.0)
+    wait_until(lambda: sampler.status.state is LinkState.STALE)
+    message = sampler.status.message
+    assert "without a password" in message, message
+    assert f"`ssh-copy-id -p {sshd.port} {user}@127.0.0.1`" in message
+    assert f"`ssh -p {sshd.port} {user}@127.0.0.1 true`" in message
+
+
+def test_host_key_advice_for_a_target_with_a_port_gives_a_command_that_runs(
+    remote: Callable[..., tuple[RemoteHardwareSampler, Feed]], sshd: SshServer, tmp_path: Path
+) -> None:
+    empty = tmp_path / "known_hosts_empty"
+    empty.touch()
+    options = plain_ssh_config(tmp_path, sshd.folder / "client_key", empty)
+    target = SshTarget.parse(f"127.0.0.1:{sshd.port}")
+    sampler, _ = remote(target=target, ssh_options=options, backoff_initial_s=5.0)
+    wait_until(lambda: sampler.status.state is LinkState.STALE)
+    message = sampler.status.message
+    assert "host key is not known" in message, message
+    assert f"run `ssh -p {sshd.port} 127.0.0.1` once" in message
+
+
+@pytest.mark.parametrize(
+    ("written", "command"),
+    [
+        ("gpu-box", "ssh gpu-box"),
+        ("ann@gpu-box:2222", "ssh -p 2222 ann@gpu-box"),
+        ("[fe80::1]:2222", "ssh -p 2222 fe80::1"),
+        ("ann@[::1]", "ssh ann@::1"),
+    ],
+)
+def test_a_target_is_written_for_a_terminal_as_ssh_takes_it(written: str, command: str) -> None:
+    assert SshTarget.parse(written).ssh_command() == command
+
+
+def test_a_monitor_that_stops_writing_is_restarted_with_the_reason(
+    remote: Callable[..., tuple[RemoteHardwareSampler, Feed]], sshd: SshServer
+) -> None:
+    # A stopped monitor (or one hung in a driver call) keeps the link up and says nothing: the
+    # reader waited on it for ever, the panel frozen on its last figures.
+    sampler, feed = remote(silence_floor_s=2.0, backoff_initial_s=0.2)
+    feed.next()
+    monitors = [p for p in sshd.sessions() if "monitor" in " ".join(p.cmdline())]
+    assert monitors, "the remote monitor should run under sshd"
+    try:
+        for process in monitors:
+            process.suspend()
+        wait_until(lambda: sampler.status.attempts == 2, within_s=15)
+        stale = [s.message for s in feed.statuses if s.state is LinkState.STALE]
+        assert stale[0] == "no sample from gpu-box for 2 s", stale
+        wait_until(lambda: sampler.status.state is LinkState.LIVE)
+        feed.drain()
+        assert feed.next().host == ALIAS
+    finally:
+        for process in monitors:
+            with contextlib.suppress(psutil.Error):
+                process.kill()

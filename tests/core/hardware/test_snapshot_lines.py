@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from lollma_tui.core.hardware.snapshot_lines import MAX_LINE, SnapshotLineError, decode, encode
+from lollma_tui.core.hardware.snapshot_lines import MAX_LINE, MAX_SUMMARY, SnapshotLineError, decode, encode
 from lollma_tui.core.hardware.snapshots import (
     CpuSnapshot,
     GpuProcessMemory,
@@ -21,6 +21,7 @@ from lollma_tui.core.hardware.snapshots import (
     SourceStatus,
     SystemSnapshot,
 )
+from lollma_tui.core.hardware.summary import gpu_summary
 
 GiB = 1 << 30
 
@@ -132,3 +133,37 @@ def test_names_and_messages_from_the_far_side_lose_their_control_characters() ->
     assert decoded.cpu is not None and decoded.cpu.model == shown
     assert decoded.processes[0].name == shown and decoded.sources[0].message == shown
     assert decoded.gpu_summary == shown and decoded.hint == shown
+
+
+def test_a_long_gpu_summary_and_hint_are_shortened_by_the_monitor_not_refused_by_the_reader() -> None:
+    # Twelve GPUs of two kinds wrote a 307-character summary; the reader refused every line.
+    snapshot = dataclasses.replace(full_snapshot(), gpu_summary="12 GPUs: " + "G" * 400, hint="h" * 400)
+    line = encode(snapshot)
+    sent = json.loads(line)
+    assert len(sent["gpu_summary"]) == len(sent["hint"]) == MAX_SUMMARY  # an older reader takes it
+    decoded = decode(line, received_at=0.0).snapshot
+    assert len(decoded.gpu_summary) == MAX_SUMMARY and decoded.gpu_summary.endswith("…")
+    assert decoded.gpu_summary.startswith("12 GPUs: GGG")
+    assert decoded.hint is not None and len(decoded.hint) == MAX_SUMMARY
+
+
+def test_the_reader_cuts_an_over_long_summary_from_an_older_monitor() -> None:
+    data = json.loads(encode(full_snapshot()))
+    data["gpu_summary"] = "x" * (MAX_SUMMARY + 7)
+    decoded = decode(json.dumps(data), received_at=0.0)
+    assert decoded.snapshot.gpu_summary == "x" * (MAX_SUMMARY - 1) + "…"
+    assert decoded.problems == ()
+
+
+def test_a_summary_of_the_wrong_type_costs_the_summary_only() -> None:
+    data = json.loads(encode(full_snapshot()))
+    data["hint"] = ["not", "text"]
+    decoded = decode(json.dumps(data), received_at=0.0)
+    assert decoded.snapshot.hint is None and decoded.snapshot.gpus
+    assert decoded.problems == ("line.hint: expected a string, got a list",)
+
+
+def test_gpus_of_a_few_kinds_are_counted_per_kind() -> None:
+    kinds = ["NVIDIA GeForce RTX 3090"] * 6 + ["NVIDIA GeForce RTX 3060"] * 6
+    gpus = [GpuSnapshot(i, name, GpuVendor.NVIDIA) for i, name in enumerate(kinds)]
+    assert gpu_summary(gpus, []) == "12 GPUs: 6 × NVIDIA GeForce RTX 3090, 6 × NVIDIA GeForce RTX 3060"
