@@ -110,6 +110,37 @@ async def test_an_empty_think_block_shows_no_thinking_section(ollama_server: Oll
         assert not log.reply_turns()[0].query(Collapsible)
 
 
+async def test_a_model_that_thinks_shows_that_it_works_and_its_pace(ollama_server: OllamaTestServer) -> None:
+    # A reasoning model may think for minutes: the reply showed only its folded "thinking"
+    # heading, no "Esc stops" line and no live tokens/s until the answer began, and every
+    # thinking token laid the chat out again for text folded out of sight.
+    thought = " ".join(f"t{i}" for i in range(60))
+    ollama_server.queue_reply(Script(text="Four.", thinking=thought, tokens_per_second=40))
+    app = ollama_app(ollama_server.host, model="qwen3:0.6b")
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        await pilot.press(*"2+2?", "enter")
+        await wait_until(pilot, lambda: bool(main.chat_log.reply_turns()) and main.is_generating)
+        turn = main.chat_log.reply_turns()[-1]
+        view = lambda: str(turn.query_one(".thinking-text", Static).render())  # noqa: E731
+        await wait_until(pilot, lambda: len(turn.query(".thinking-text")) == 1)
+        footer = lambda: str(turn.footer.render())  # noqa: E731
+        await wait_until(pilot, lambda: "thinking… Esc stops" in footer(), explain=footer)
+        panel = main.hardware_panel
+        await wait_until(pilot, lambda: panel.live_rate is not None and not turn.message.content)
+        # Folded, the section is not redrawn as thoughts come.
+        folded_text = view()
+        await wait_until(pilot, lambda: len(turn.message.thinking) > len(folded_text) + 40)
+        assert view() == folded_text
+        # Opened, it shows all that was thought so far, and follows.
+        turn.query_one(Collapsible).collapsed = False
+        await wait_until(pilot, lambda: view() == turn.message.thinking.strip() or not main.is_generating)
+        await wait_until(pilot, lambda: not main.is_generating, within=15)
+        assert turn.message.thinking == thought, repr(turn.message.thinking[-30:])
+        assert view() == thought and turn.message.content == "Four."
+
+
 async def test_thinking_reaches_the_history_file_while_the_model_still_thinks(
     ollama_server: OllamaTestServer,
 ) -> None:

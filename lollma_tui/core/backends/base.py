@@ -109,6 +109,10 @@ class TextDelta:
 @dataclass(frozen=True, slots=True)
 class ThinkingDelta:
     text: str
+    tokens: int | None = None
+    """As `TextDelta.tokens`: a model may think for minutes, and its pace is worth showing."""
+    at: float | None = None
+    """As `TextDelta.at`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -392,12 +392,11 @@ class LlamaCppBackend:
                     if first_at is None:
                         first_at = time.perf_counter()
                     at = event.get("t")
+                    made_at = at if isinstance(at, float) else None
                     if event.get("thinking"):
-                        yield ThinkingDelta(str(event["thinking"]))
+                        yield ThinkingDelta(str(event["thinking"]), event.get("n"), made_at)
                     if event.get("text"):
-                        yield TextDelta(
-                            str(event["text"]), event.get("n"), at if isinstance(at, float) else None
-                        )
+                        yield TextDelta(str(event["text"]), event.get("n"), made_at)
                 elif kind == proto.EV_DONE:
                     finished = True
                     figures = proto.WorkerReplyFigures.from_wire(event["figures"])

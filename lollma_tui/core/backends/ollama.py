@@ -371,7 +371,7 @@ class OllamaBackend(ServerBackendState):
                     pieces += 1
                 if thinking:
                     thought = True
-                    yield ThinkingDelta(thinking)
+                    yield ThinkingDelta(thinking, pieces)
                 if content:
                     reply.append(content)
                     yield TextDelta(content, pieces)  # Ollama streams one token per chunk

@@ -317,7 +317,7 @@ class OpenAIBackend(ServerBackendState):
                     if finish is None:
                         raise self._chat_failure(None, loaded.name, streaming=chunks > 0)
                     for kind, piece in splitter.flush():
-                        yield TextDelta(piece, chunks) if kind == "text" else ThinkingDelta(piece)
+                        yield TextDelta(piece, chunks) if kind == "text" else ThinkingDelta(piece, chunks)
                     clock = Clock(started, first_at, last_at, time.perf_counter(), chunks, timed)
                     stats = reply_stats(self._setup(loaded), figures, clock)
                     yield ReplyDone("length" if finish == "length" else "stop", stats)
@@ -334,9 +334,9 @@ class OpenAIBackend(ServerBackendState):
                     if arrived is not None:
                         timed = (arrived, chunks)
                 if delta.reasoning:
-                    yield ThinkingDelta(delta.reasoning)
+                    yield ThinkingDelta(delta.reasoning, chunks)
                 for kind, piece in splitter.feed(delta.content):
-                    yield TextDelta(piece, chunks) if kind == "text" else ThinkingDelta(piece)
+                    yield TextDelta(piece, chunks) if kind == "text" else ThinkingDelta(piece, chunks)
         finally:
             if not pump.done():
                 pump.cancel()

@@ -108,6 +108,7 @@ class ReplyStreamer:
         # Model text is cleaned as it arrives: what is shown, saved, copied and sent back to the
         # model never holds an escape sequence (llama.cpp byte tokens, a server's "\u001b").
         text_cleaner, thinking_cleaner = StreamCleaner(), StreamCleaner()
+        thinking = False
         try:
             if not models.ready:
                 turn.show_waiting("waiting for the model to load… Esc cancels")
@@ -130,6 +131,16 @@ class ReplyStreamer:
                             saved.add(text)
                             saved.flush_if_due()
                     elif isinstance(event, ThinkingDelta):
+                        if not self.writing and not thinking:
+                            thinking = True
+                            turn.show_thinking()
+                        measured = self._rate.update(event.tokens, event.at)
+                        if measured is not None and not self.writing:
+                            # No text is written while the model thinks: nothing else would
+                            # show its pace, which is what a long silence most needs.
+                            screen.panel.show_live(measured)
+                        elif measured is not None:
+                            rate = measured
                         thought = thinking_cleaner.feed(event.text)
                         await turn.add_thinking(thought)
                         if saved is not None:
