@@ -149,3 +149,32 @@ async def test_unreadable_remote_output_is_one_notice_that_promises_no_retry(
         assert len(trouble) == 1, trouble
         assert "its output is not lollma-tui hardware lines" in trouble[0]
         assert "retrying" not in trouble[0] and f"{ALIAS}: {ALIAS}" not in trouble[0]
+
+
+async def test_moving_to_a_host_whose_hardware_cannot_be_read_drops_the_last_machine_s_figures(
+    server: OpenAITestServer, sshd: SshServer
+) -> None:
+    # This machine's figures stayed in the panel, not marked stale, after /host to a machine
+    # whose ssh link failed: they read as that machine's.
+    with OpenAITestServer(Flavour.VLLM) as gpu_server:
+        unreachable = SshTarget("127.0.0.1", port=1)  # nothing listens there
+        box = HostEntry("box", BackendKind.OPENAI, gpu_server.base_url, hw=unreachable)
+        options = StartupOptions(
+            load=LoadSettings(backend=BackendKind.OPENAI, model=""),
+            openai_base_url=server.base_url,
+            ssh_options=sshd.options,
+            hardware_interval_s=INTERVAL_S,
+        )
+        app = LollmaApp(options, hosts=(box,))
+        main = app.chat_screen
+        async with app.run_test(size=(120, 44)) as pilot:
+            await wait_ready(pilot, app)
+            panel = main.hardware_panel
+            await wait_until(pilot, lambda: panel.snapshot is not None)
+            await pilot.press(*"/host box", "enter")
+            await wait_until(pilot, lambda: main.models.host.name == "box", within=15)
+            await wait_until(pilot, lambda: panel.snapshot is None, within=5)
+            waiting = lambda: text_of(panel, "#hw-waiting")  # noqa: E731
+            assert panel.has_class("-waiting")
+            await wait_until(pilot, lambda: "Connection refused" in waiting(), within=15, explain=waiting)
+            assert waiting().startswith("127.0.0.1: ssh cannot reach 127.0.0.1:1")

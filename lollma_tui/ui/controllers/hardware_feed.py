@@ -123,13 +123,14 @@ class HardwareFeed:
         """The machine watched over ssh; None for this one."""
         return self._remote
 
-    def watch(self, remote: RemoteLink | None) -> None:
+    def watch(self, remote: RemoteLink | None) -> bool:
         """Watch another machine (or this one, with None) from now on; the history starts afresh.
+        False when that is the machine watched already.
 
         The old sampler is stopped in a thread: ending an ssh session can take a moment.
         """
         if remote == self._remote:
-            return
+            return False
         old, running = self._sampler, self._sampler.running
         self._remote = remote
         self._generation += 1
@@ -142,6 +143,7 @@ class HardwareFeed:
             self._owner.run_worker(
                 partial(old.stop, 5.0), thread=True, group="hardware-retire", exit_on_error=False
             )
+        return True
 
     @property
     def interval_s(self) -> float:

@@ -95,7 +95,10 @@ class ChatHosts:
         if screen.hardware is not None:
             if moved:
                 self._link_troubles.clear()
-            screen.hardware.watch(self.remote_link(host))
+            link = self.remote_link(host)
+            if screen.hardware.watch(link):
+                # The figures shown are another machine's: they go, not kept as if live.
+                screen.panel.watching(None if link is None else plain(link.target.label, one_line=True))
         self.show_extras()
         if moved:
             where = host.url or "this machine"
@@ -129,6 +132,7 @@ class ChatHosts:
             if any(status.message.startswith(said) for said in self._link_troubles):
                 return
             self._link_troubles.append(status.message)
+            self._screen.panel.no_sample_because(plain(f"{message.host}: {status.message}"))
             # While the session is up its output is unreadable, and nothing is being retried.
             retrying = "" if status.session_up else " (retrying on its own)"
             self._say(f"Hardware of {message.host}: {status.message}{retrying}", "warning")

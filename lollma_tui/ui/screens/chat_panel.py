@@ -100,6 +100,26 @@ class SidePanel:
             return
         self._show_sample(message)
 
+    def watching(self, host: str | None) -> None:
+        """The panel follows another machine (None: this one, else its name, shown as given):
+        the last one's figures go."""
+        from lollma_tui.ui.widgets.hardware_panel import WAITING
+
+        self._held_sample = None
+        with contextlib.suppress(NoMatches):
+            panel = self._screen.hardware_panel
+            panel.waiting_text = WAITING if host is None else f"waiting for the first sample of {host}…"
+            panel.snapshot = None
+            panel.model_footprint = None
+            panel.stale = False
+
+    def no_sample_because(self, reason: str) -> None:
+        """Why no sample comes; shown while the panel has none to show."""
+        with contextlib.suppress(NoMatches):
+            panel = self._screen.hardware_panel
+            if panel.snapshot is None:
+                panel.waiting_text = reason
+
     def show_live(self, tokens_per_s: float | None, *, ended: bool = False) -> None:
         """What changes beside a streaming reply's text, shown as its text changes, in the same
         screen update: a new live tokens/s figure (None: none new), and the hardware sample held

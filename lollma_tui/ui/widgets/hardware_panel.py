@@ -147,6 +147,8 @@ class HardwarePanel(Vertical):
     """Tokens per second of the reply being written; None when nothing streams."""
     model_footprint: var[ModelFootprint | None] = var(None, init=False)
     """What the loaded model costs; None hides the lines."""
+    waiting_text: var[str] = var(WAITING, init=False)
+    """Shown while there is no sample: which machine it waits for, or why none comes."""
 
     def __init__(
         self,
@@ -170,7 +172,7 @@ class HardwarePanel(Vertical):
             yield Static("hardware", id="hw-title", classes="card-title", markup=False)
             yield Static("stale", id="hw-stale", markup=False)
         yield Static("", id="hw-rate", markup=False)
-        yield Static(WAITING, id="hw-waiting", markup=False)
+        yield Static(self.waiting_text, id="hw-waiting", markup=False)
         with Vertical(id="hw-body"):
             yield MetricRow("CPU", id="hw-cpu")
             yield Static("", id="hw-cpu-detail", classes="hw-detail", markup=False)
@@ -225,6 +227,10 @@ class HardwarePanel(Vertical):
 
     def watch_model_footprint(self) -> None:
         self._render_footprint()
+
+    def watch_waiting_text(self, text: str) -> None:
+        if self._ready:
+            set_text(self.query_one("#hw-waiting", Static), text)
 
     # -- rendering --------------------------------------------------------------------------------
 
