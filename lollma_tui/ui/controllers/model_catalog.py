@@ -163,10 +163,13 @@ class ModelCatalog:
         if kind is not None and kind is not self._models.session.kind:
             # `/backend ollama` lists what the server has, and takes part of a name from it.
             await self._list(kind)
+        files = (kind or self._models.session.kind) is BackendKind.LLAMA_CPP
+        if files and command.name in ("model", "quant") and not command.argument.strip():
+            # A bare /quant lists the variants: with a GGUF made since the last scan among them.
+            await self._scan()
         try:
             return apply_setting_command(command, await self.command_state())
         except CommandError:
-            files = (kind or self._models.session.kind) is BackendKind.LLAMA_CPP
             if not (files and command.name in ("model", "quant", "backend")):
                 raise
         # A GGUF made since the last scan (`lollma-tui quantize`, a download): scan, then once more.

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lollma_tui.core.settings import BackendKind
+
 if TYPE_CHECKING:
     from lollma_tui.ui.messages import ChoicesRefreshed
     from lollma_tui.ui.screens.chat import ChatScreen
@@ -54,6 +56,10 @@ class ChatDrawer:
         )
         screen.panel.drawer_opened()
         drawer.open()
+        if screen.models.settings.backend is BackendKind.LLAMA_CPP:
+            # GGUFs made or downloaded since the last scan (`lollma-tui quantize` in another
+            # terminal): the lists follow when the scan ends, the drawer does not wait for it.
+            screen.catalog.scan()
 
     def closed(self) -> None:
         screen = self._screen
