@@ -36,6 +36,7 @@ from lollma_tui.core.models.gguf_header import (
     read_gguf_header,
 )
 from lollma_tui.core.models.quant_types import FILE_TYPE_IDS, normalize_quant
+from lollma_tui.core.models.quantize_estimate import estimate_output, fallback_warning
 from lollma_tui.core.workers.process import WorkerExited, WorkerProcess
 
 WORKER_MODULE = "lollma_tui.core.models.quantize_worker"
@@ -85,10 +86,10 @@ TARGETS: dict[str, QuantTarget] = {
 }
 """The types offered, best quality first."""
 
-_OUTPUT_BITS = 6.5625
-"""llama.cpp keeps output.weight in Q6_K for every type below Q8_0."""
 _HEADROOM = 1.05
 _HEADROOM_BYTES = 1 << 20
+_FULL_MARGIN = 1 << 20
+"""Below this much free space a failed write is taken for a full disk, whatever the estimate."""
 _PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.partial$")
 _TENSOR_LINE = re.compile(rb"\[\s*(\d+)\s*/\s*(\d+)\s*\]")
 
@@ -208,24 +209,9 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def estimate_output_bytes(header: GGUFHeader, target: str) -> int:
-    """About what llama.cpp will write; on the high side, as a disk check wants."""
-    spec = TARGETS[target]
-    full_precision = target in ("F32", "F16", "BF16", "Q8_0")
-    total = header.data_offset
-    for tensor in header.tensors:
-        if len(tensor.shape) < 2 or tensor.n_elements < 1:
-            # Norms and biases are copied as they are.
-            total += tensor.n_bytes
-            continue
-        bits = spec.bits_per_weight
-        if tensor.name == "output.weight" and not full_precision:
-            bits = max(bits, _OUTPUT_BITS)
-        row = tensor.shape[0]
-        if row % spec.block_size:
-            # llama.cpp falls back to a type whose block fits the row.
-            bits = max(bits, 8.5 if row % 32 == 0 else 16.0)
-        total += int(tensor.n_elements * bits / 8) + header.alignment
-    return total
+    """About what llama.cpp will write, with the types it really picks (rows that do not fit a
+    type's block included)."""
+    return estimate_output(header, target).n_bytes
 
 
 def space_needed(estimated_bytes: int) -> int:
@@ -281,8 +267,6 @@ def plan_quantization(
             f"re-quantizing {source_quant} to {name} stacks both quantization errors: quality will be "
             "worse than quantizing the F16/BF16 original"
         )
-        if TARGETS[name].bits_per_weight >= TARGETS.get(source_quant, TARGETS["F16"]).bits_per_weight:
-            warnings.append(f"{name} cannot restore what {source_quant} lost; the file only gets bigger")
     folder = (
         Path(output_dir).expanduser().absolute()
         if output_dir is not None
@@ -303,12 +287,28 @@ def plan_quantization(
         raise QuantizeRefused(f"{existing} already exists")
     if output.resolve() == source_path.resolve():
         raise QuantizeRefused("the output would overwrite the source")
-    estimate = estimate_output_bytes(header, name)
+    estimated = estimate_output(header, name)
+    estimate = estimated.n_bytes
+    fell_back = fallback_warning(estimated, name)
+    if fell_back is not None:
+        warnings.append(fell_back)
+    if estimate >= header.file_size:
+        # Measured, not judged from the type names: a Q4_K_M of 576-wide rows is mostly Q5_0
+        # and Q8_0, bigger than a Q4_1 source.
+        ours, theirs = _size(estimate), _size(header.file_size)
+        warnings.append(
+            f"the {name} file will be about as big as the source ({ours})"
+            if ours == theirs
+            else f"the {name} file will be bigger than the source (about {ours} against {theirs})"
+        )
+        if source_quant not in SOURCE_TYPES:
+            warnings[-1] += f": {name} cannot restore what {source_quant} lost"
     needed = space_needed(estimate)
     free = _disk_free(folder)
     if free < needed:
+        need_text, free_text = _sizes(needed, free)
         raise QuantizeRefused(
-            f"not enough disk space in {folder}: {name} needs about {_size(needed)}, {_size(free)} free"
+            f"not enough disk space in {folder}: {name} needs about {need_text}, {free_text} free"
         )
     return QuantizePlan(
         source=source_path,
@@ -341,10 +341,20 @@ def _whole_split(first: Path, header: GGUFHeader) -> GGUFHeader:
         raise QuantizeRefused(f"cannot read a part of {first.name}: {error.strerror or error}") from None
 
 
-def _size(n_bytes: int) -> str:
+def _size(n_bytes: int, decimals: int = 1) -> str:
     if n_bytes >= 1 << 30:
-        return f"{n_bytes / (1 << 30):.1f} GiB"
-    return f"{n_bytes / (1 << 20):.1f} MiB"
+        return f"{n_bytes / (1 << 30):.{decimals}f} GiB"
+    return f"{n_bytes / (1 << 20):.{decimals}f} MiB"
+
+
+def _sizes(first: int, second: int) -> tuple[str, str]:
+    """Both sizes with as many decimals as it takes to tell them apart ("needs 1.5 MiB, 1.5 MiB
+    free" read as nonsense), in bytes when they are that close."""
+    for decimals in (1, 2, 3):
+        texts = _size(first, decimals), _size(second, decimals)
+        if texts[0] != texts[1] or first == second:
+            return texts
+    return f"{first:,} bytes", f"{second:,} bytes"
 
 
 def remove_stale_partials(folder: Path) -> list[Path]:
@@ -480,6 +490,11 @@ async def quantize_async(
         await asyncio.to_thread(follower.poll)
         if event.get("rc") != 0:
             detail = await asyncio.to_thread(worker.log_detail)
+            full = await asyncio.to_thread(_disk_filled, plan, partial)
+            if full is not None:
+                # llama.cpp says only "basic_ios::clear: iostream error"; its words go last.
+                said = f"llama.cpp: {detail}; " if detail else ""
+                raise QuantizeFailed(f"{full} ({said}log: {log})")
             reason = "llama.cpp could not quantize the model" + (f": {detail}" if detail else "")
             raise QuantizeFailed(f"{reason} (log: {log})")
         try:
@@ -529,6 +544,21 @@ def _same_name(path: Path) -> Path | None:
     return None
 
 
+def _disk_filled(plan: QuantizePlan, partial: Path) -> str | None:
+    """Why a failed run failed, when it is the output's disk: less free than was still to be
+    written. Asked before the partial file goes, so the free space is what llama.cpp met."""
+    folder = plan.output.parent
+    try:
+        free = _disk_free(folder)
+    except OSError:
+        return None
+    to_write = max(plan.estimated_bytes - _file_size(partial), _FULL_MARGIN)
+    if free >= to_write:
+        return None
+    left = _size(free, 2) if free >= 1 << 20 else f"{free:,} bytes"
+    return f"the disk holding {folder} filled up while writing ({left} free)"
+
+
 def _file_size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -558,8 +588,9 @@ def plan_quantizations(
         needed = space_needed(total)
         free = _disk_free(folder)
         if free < needed:
+            need_text, free_text = _sizes(needed, free)
             raise QuantizeRefused(
-                f"not enough disk space in {folder} for {len(plans)} files: about {_size(needed)} "
-                f"needed, {_size(free)} free"
+                f"not enough disk space in {folder} for {len(plans)} files: about {need_text} "
+                f"needed, {free_text} free"
             )
     return plans
