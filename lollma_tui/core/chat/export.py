@@ -42,6 +42,7 @@ integers that fit 64 bits, text without unpaired surrogates.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -49,6 +50,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
+
+from markdown_it import MarkdownIt
 
 from lollma_tui import __version__
 from lollma_tui.core import formatting as fmt
@@ -394,11 +397,12 @@ def _message_markdown(message: Message, sampling: SamplingSettings | None) -> li
         # Folded, as in the app; a blank line after <summary> lets Markdown inside it render.
         lines += ["<details><summary>thinking</summary>", "", *_quoted(message.thinking.rstrip("\n")), "",
                   "</details>", ""]  # fmt: skip
-    body = message.content.rstrip("\n")
+    # Cleaned here, not only with the whole file, so the fence check sees the lines as saved.
+    body = clean_text(message.content).rstrip("\n")
     lines.append(body if body else "*(no text)*")
     # A reply stopped inside a code block would swallow everything after it; close the fence.
-    if sum(1 for line in body.splitlines() if line.lstrip().startswith("```")) % 2:
-        lines.append("```")
+    if (closing := _unclosed_fence(body)) is not None:
+        lines.append(closing)
     lines.append("")
     notes: list[str] = []
     if message.stats is not None:
@@ -414,6 +418,34 @@ def _message_markdown(message: Message, sampling: SamplingSettings | None) -> li
         lines += [f"> - {note}" for note in notes]
         lines.append("")
     return lines
+
+
+@functools.cache
+def _block_parser() -> MarkdownIt:
+    # Only block structure decides where a fence ends; inline parsing would cost the most.
+    return MarkdownIt("commonmark").disable("inline")
+
+
+def _unclosed_fence(body: str) -> str | None:
+    """The line that closes a fenced code block ``body`` leaves open at its end, or None.
+
+    Counting lines that start with three backticks is not enough: an indented line or a
+    ``~~~`` or longer fence can hold three backticks, and a ``~~~`` fence needs its own marker.
+    """
+    if "```" not in body and "~~~" not in body:  # no fence at all: skip the parse
+        return None
+    tokens = _block_parser().parse(body)
+    fence = tokens[-1] if tokens else None
+    if fence is None or fence.type != "fence" or fence.map is None:
+        return None
+    start, end = fence.map
+    lines = body.split("\n")  # markdown-it's own line breaks, not str.splitlines's
+    if end < len(lines):
+        return None
+    last = lines[-1]
+    marker = re.escape(fence.markup[0])
+    closed = end - 1 > start and re.fullmatch(rf" {{0,3}}{marker}{{{len(fence.markup)},}}[ \t]*", last)
+    return None if closed else fence.markup
 
 
 def _model_label(setup: RunSetup) -> str:
