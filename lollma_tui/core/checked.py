@@ -8,15 +8,13 @@ Callers catch it per item, so one bad entry costs that entry, not the whole repl
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lollma_tui.core.safe_text import clean_text
+
 MAX_TEXT = 4096
 """Longest string accepted unless a reader asks for another limit."""
-
-
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class WireError(ValueError):
@@ -99,9 +97,9 @@ def one_line(value: object, limit: int = 300) -> str:
 
 
 def without_controls(value: str) -> str:
-    """`value` with control characters (escape sequences' ESC, BEL, newlines…) dropped, for one
-    line of a table cell or a status: text from elsewhere must not steer the terminal."""
-    return _CONTROLS.sub("", value)
+    """`value` as one line without escape sequences or control characters, for a table cell or
+    a status: text from elsewhere must not steer the terminal (the one rule, `clean_text`)."""
+    return clean_text(value, keep_lines=False)
 
 
 def _kind(value: object) -> str:

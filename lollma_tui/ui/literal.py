@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 from rich.text import Text
 from textual.content import Content
 
-from lollma_tui.core.safe_text import clean_text, safe_link
+from lollma_tui.core.safe_text import clean_text, safe_link, settled_length
 
 if TYPE_CHECKING:
     from markdown_it.token import Token
@@ -64,12 +64,18 @@ def drop_unsafe_links(tokens: Iterable[Token]) -> None:
 class StreamCleaner:
     """`plain` for text that arrives in pieces (a streamed reply or its thinking).
 
-    A carriage return at the end of a piece waits for the next one, so a CRLF split across two
-    pieces becomes one line break, not two. One left at the very end is dropped.
+    What a piece's end leaves undecided waits for the next piece: a carriage return (a CRLF
+    split across two pieces is one line break, not two) and an escape sequence cut at the end
+    (``ESC`` alone, or an OSC whose terminator is still to come), which then goes whole. An
+    unterminated sequence waits no longer than `MAX_SEQUENCE_BODY` characters, as `clean_text`
+    keeps the text after one that long. The pieces so cleaned, then `finish`, join to exactly
+    `plain` of the whole text. Without `finish`, only what a CR at the very end decides is
+    missing (its line break); a sequence cut short at the end is dropped by `plain` too.
     """
 
     def __init__(self) -> None:
         self._held_cr = False
+        self._pending = ""  # line breaks settled; starts with an escape sequence that may go on
 
     def feed(self, piece: str) -> str:
         if self._held_cr:
@@ -77,4 +83,15 @@ class StreamCleaner:
         self._held_cr = piece.endswith("\r")
         if self._held_cr:
             piece = piece[:-1]
-        return plain(piece)
+        if "\r" in piece:
+            piece = piece.replace("\r\n", "\n").replace("\r", "\n")
+        text = self._pending + piece
+        settled = settled_length(text)
+        self._pending = text[settled:]
+        return plain(text[:settled])
+
+    def finish(self) -> str:
+        """What was held back for a next piece, now that none will come."""
+        rest = self._pending + ("\n" if self._held_cr else "")
+        self._pending, self._held_cr = "", False
+        return plain(rest)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lollma_tui.core.safe_text import clean_text, safe_link
+from lollma_tui.core.safe_text import MAX_SEQUENCE_BODY, clean_text, safe_link
 
 ESCAPES = [
     "\x1b]0;pwned\x07",  # OSC: retitle the window
@@ -24,6 +24,43 @@ def test_escape_sequences_lose_every_control_character(sequence: str) -> None:
         cleaned = clean_text(f"before {sequence} after", keep_lines=keep_lines)
         assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in cleaned), repr(cleaned)
         assert cleaned.startswith("before ") and cleaned.endswith(" after")
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("a\x1b]0;T\x07b", "ab"),  # OSC ... BEL
+        ("a\x1b]52;c;TExBTUE=\x1b\\b", "ab"),  # OSC ... ST
+        ("a\x1b[2J\x1b[Hb\x1b[?25l\x1b[38;2;1;2;3m", "ab"),  # CSI
+        ("a\x1bPq#0;2\x1b\\b\x1bXsos\x1b\\\x1b^pm\x1b\\\x1b_apc\x1b\\", "ab"),  # DCS SOS PM APC
+        ("a\x9b31mb\x9d0;t\x9c\x9d0;t\x07\x90q\x9c", "ab"),  # 8-bit forms
+        ("a\x1b(Bb\x1b7\x1b8\x1bc", "ab"),  # nF and two-character escapes
+        ("a\x1b]0;T\x1b[1mb", "ab"),  # an ESC cuts an OSC short, as in a terminal
+        ("a\x1b]0;T\x85b", "ab"),  # and so does a C1 character
+        ("a\x1b[12\nb", "a12\nb"),  # not a CSI: only its introducer goes
+        ("a\x1b]0;Tit", "a"),  # a reply stopped inside a sequence
+        ("a\x1b[3", "a"),
+        ("a\x1b", "a"),
+        ("a\x1b]0;T\r\nU\x07b", "ab"),
+    ],
+)
+def test_escape_sequences_are_removed_whole(text: str, shown: str) -> None:
+    assert clean_text(text) == shown
+    assert clean_text(text, keep_lines=False) == shown.replace("\n", " ")
+
+
+def test_an_unterminated_sequence_hides_at_most_its_limit() -> None:
+    limit = MAX_SEQUENCE_BODY
+    assert clean_text("a\x1b]" + "x" * limit + "\x07b") == "ab"
+    assert clean_text("a\x1b]" + "x" * limit) == "a"
+    # Longer, the introducer alone goes: a stray ESC ] cannot hide the rest of a reply.
+    longer = "x" * (limit + 1)
+    assert clean_text("a\x1b]" + longer + "\x07b") == "a" + longer + "b"
+    assert clean_text("a\x1bP" + longer) == "a" + longer
+    assert clean_text("a\x9d" + longer) == "a" + longer
+    assert clean_text("a\x1b[" + "1" * 65 + "mb") == "a" + "1" * 65 + "mb"
+    reply = "Escapes start with \x1b] and then\n\n" + "more text. " * 1000
+    assert clean_text(reply) == reply.replace("\x1b]", "")
 
 
 def test_every_c0_and_c1_character_is_removed_but_newline_and_tab() -> None:

@@ -50,7 +50,7 @@ REPLY_PIECES = (
     "\x9b2J",  # the 8-bit CSI
     "done.",
 )
-SHOWN_REPLY = "Hello ]0;PWNEDworld\n[2Jcleared ]52;c;cHduZWQ=\\copied 2Jdone."
+SHOWN_REPLY = "Hello world\ncleared copied done."  # each sequence goes whole
 
 
 async def ready(pilot: Pilot[None], app: LollmaApp) -> None:
@@ -103,7 +103,7 @@ async def test_a_streamed_reply_reaches_screen_store_copy_and_export_without_con
         await type_line(pilot, f"/export md {target}")
         await wait_until(pilot, lambda: target.exists())
         exported = target.read_text(encoding="utf-8")
-        assert "]0;PWNEDworld" in exported and not CONTROLS & set(exported)
+        assert "Hello world\ncleared" in exported and not CONTROLS & set(exported)
         # What was saved is what was shown: a later session opens the same text.
         store = main.history.store
         assert store is not None
@@ -121,17 +121,18 @@ async def test_a_server_error_and_a_thinking_section_are_shown_without_controls(
             Script(text="Four.", thinking="Two \x1b]0;PWNED\x07plus\x1b[2J two [@click=app.quit]is four.")
         )
         turn = await send(pilot, app, "2+2?")
-        assert turn.thinking == "Two ]0;PWNEDplus[2J two [@click=app.quit]is four."
+        assert turn.thinking == "Two plus two [@click=app.quit]is four."
         turn.query_one(Collapsible).collapsed = False
         await pilot.pause()
-        assert "]0;PWNEDplus" in screen_text(app)
+        assert "Two plus two" in screen_text(app)
         assert_terminal_safe(app)
 
         ollama_server.fail_stream("CUDA [/] error\x1b]0;PWNED\x07 [@click=app.quit]boom\x1b[2J", after=1)
         failed = await send(pilot, app, "again")
         assert failed.message.state == ReplyState.ERROR
         error = failed.message.error or ""
-        assert "]0;PWNED [@click=app.quit]boom[2J" in error and not CONTROLS & set(error)
+        assert "error [@click=app.quit]boom" in error and not CONTROLS & set(error)
+        assert "PWNED" not in error and "[2J" not in error
         assert_terminal_safe(app)
 
 
@@ -176,10 +177,10 @@ async def test_pasted_text_reaches_the_prompt_and_the_chat_without_controls(
         # What the driver posts for a bracketed paste: here, terminal output with its colours.
         app.post_message(events.Paste("\x1b[1;31mred\x1b[0m and \x1b]0;PWNED\x07 plain"))
         await wait_until(pilot, lambda: "plain" in main.prompt.text)
-        assert main.prompt.text == "[1;31mred[0m and ]0;PWNED plain"
+        assert main.prompt.text == "red and  plain"
         assert_terminal_safe(app)
         await send(pilot, app, "")
-        assert main.conversation.messages[0].content == "[1;31mred[0m and ]0;PWNED plain"
+        assert main.conversation.messages[0].content == "red and  plain"
         assert_terminal_safe(app)
 
 
@@ -236,7 +237,7 @@ async def test_an_imported_conversation_is_shown_without_controls_in_chat_list_a
         await wait_until(pilot, lambda: main.conversation.title.startswith("Evil [/] chat"))
         await pilot.pause()
         shown = screen_text(app)
-        assert "hostile answer]0;PWNED" in shown and "Evil [/] chat]0;PWNED [@click=app.quit]q" in shown
+        assert "hostile answer with" in shown and "Evil [/] chat [@click=app.quit]q" in shown
         # A saved reply's links are terminal hyperlinks: only the http(s) one stays a link.
         assert hyperlinks(screen_output(app)) == ["https://example.com/docs"]
         assert_terminal_safe(app)
@@ -246,7 +247,7 @@ async def test_an_imported_conversation_is_shown_without_controls_in_chat_list_a
         await type_line(pilot, f"/export md {markdown}")
         await type_line(pilot, f"/export json {backup}")
         await wait_until(pilot, lambda: markdown.exists() and backup.exists())
-        assert "hostile answer]0;PWNED" in markdown.read_text(encoding="utf-8")
+        assert "hostile answer with" in markdown.read_text(encoding="utf-8")
         assert not CONTROLS & set(markdown.read_text(encoding="utf-8"))
         assert not CONTROLS & set(backup.read_text(encoding="utf-8"))
         saved = json.loads(backup.read_text(encoding="utf-8"))
@@ -257,7 +258,7 @@ async def test_an_imported_conversation_is_shown_without_controls_in_chat_list_a
         listed = app.screen.query_one(OptionList)
         await wait_until(pilot, lambda: listed.option_count == 1)
         await pilot.pause()
-        assert "Evil [/] chat]0;PWNED [@click=app.quit]q" in screen_text(app)
+        assert "Evil [/] chat [@click=app.quit]q" in screen_text(app)
         assert_terminal_safe(app)
         await pilot.press("escape")
 
@@ -267,5 +268,5 @@ async def test_an_imported_conversation_is_shown_without_controls_in_chat_list_a
         hits = app.screen.query_one("#search-hits", OptionList)
         await wait_until(pilot, lambda: hits.option_count > 0)
         await pilot.pause()
-        assert "Evil [/] chat]0;PWNED [@click=app.quit]q" in screen_text(app)
+        assert "Evil [/] chat [@click=app.quit]q" in screen_text(app)
         assert_terminal_safe(app)

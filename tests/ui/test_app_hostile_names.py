@@ -27,11 +27,11 @@ from lollma_tui.ui.widgets.chat_log import ReplyTurn
 from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
 
 HOSTILE_NAME = "Evil [/] Model [@click=app.quit]x\x1b]0;PWNED\x07"
-SHOWN_NAME = "Evil [/] Model [@click=app.quit]x]0;PWNED"
+SHOWN_NAME = "Evil [/] Model [@click=app.quit]x"
 """The name as it must appear: every character but the control ones, markup unparsed."""
 FILE_NAME = "evil-[b]x[@click=app.quit]q-F16.gguf"
 HOSTILE_THEME = "Evil [/] Theme [@click=app.quit]t\x1b[2J"
-SHOWN_THEME = "Evil [/] Theme [@click=app.quit]t[2J"
+SHOWN_THEME = "Evil [/] Theme [@click=app.quit]t"
 
 
 @pytest.fixture(scope="session")

@@ -25,11 +25,11 @@ from lollma_tui.ui.screens.hosts import HostsScreen
 from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
 
 HOSTILE_HOST = "Evil [/] [@click=app.quit]x\x1b]0;t\x07"
-SHOWN_HOST = "Evil [/] [@click=app.quit]x]0;t"
+SHOWN_HOST = "Evil [/] [@click=app.quit]x"
 HOSTILE_MODEL = "Evil [/] model [@click=app.quit]m\x1b]0;t\x07"
-SHOWN_MODEL = "Evil [/] model [@click=app.quit]m]0;t"
+SHOWN_MODEL = "Evil [/] model [@click=app.quit]m"
 HOSTILE_QUANT = "Q4[b]\x1b[2J"
-SHOWN_QUANT = "Q4[b][2J"
+SHOWN_QUANT = "Q4[b]"
 
 
 @pytest.fixture

@@ -113,7 +113,7 @@ def test_lines_that_are_not_snapshots_are_refused_with_a_reason(line: str, words
 def test_names_and_messages_from_the_far_side_lose_their_control_characters() -> None:
     # The far side is another machine: its words reach this terminal through the panel.
     hostile = "Evil [/] GPU [@click=app.quit]\x1b]0;t\x07\x1b[2J\nsecond line"
-    shown = "Evil [/] GPU [@click=app.quit]]0;t[2J second line"
+    shown = "Evil [/] GPU [@click=app.quit] second line"
     snapshot = full_snapshot()
     gpu = dataclasses.replace(
         snapshot.gpus[0], name=hostile, bus_id=hostile, throttle_reasons=("cap\x1b[31m",)
@@ -129,7 +129,7 @@ def test_names_and_messages_from_the_far_side_lose_their_control_characters() ->
     )
     decoded = decode(encode(snapshot), received_at=5.0).snapshot
     assert decoded.gpus[0].name == shown and decoded.gpus[0].bus_id == shown
-    assert decoded.gpus[0].throttle_reasons == ("cap[31m",)
+    assert decoded.gpus[0].throttle_reasons == ("cap",)
     assert decoded.cpu is not None and decoded.cpu.model == shown
     assert decoded.processes[0].name == shown and decoded.sources[0].message == shown
     assert decoded.gpu_summary == shown and decoded.hint == shown
