@@ -29,6 +29,9 @@ def model_label(name: str) -> str:
     return last if last != name and last.lower().endswith(".gguf") else name
 
 
+_LOCAL_OLLAMA = frozenset({"http://127.0.0.1:11434", "http://localhost:11434"})
+"""The server a plain `ollama` means: not named in headings, as the live heading does not."""
+
 HEADING_PARTS = ("model", "quant", "server", "backend", "gpu layers", "gpu share", "ctx", "threads")
 """What a reply's heading and the history list show of its set-up; the rest is for /compare
 and exports."""
@@ -46,6 +49,9 @@ def setup_parts(setup: RunSetup) -> dict[str, str]:
         parts["server"] = " ".join(w for w in (setup.server_kind, setup.server) if w) or str(setup.backend)
     else:
         parts["backend"] = str(setup.backend)
+        if setup.backend is BackendKind.OLLAMA and setup.server and setup.server not in _LOCAL_OLLAMA:
+            # Two Ollama machines serve the same tags: which one wrote a reply is part of it.
+            parts["backend"] += f" on {setup.server.partition('://')[2] or setup.server}"
         parts["gpu layers"] = format_gpu_layers(setup.n_gpu_layers, setup.n_layers)
         if setup.gpu_share is not None:
             parts["gpu share"] = f"{share(setup.gpu_share)} GPU"

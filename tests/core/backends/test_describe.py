@@ -77,3 +77,17 @@ def test_a_reply_s_heading_names_the_server_it_runs_on_once() -> None:
     assert format_reply_heading(loaded, "den") == "qwen3:0.6b · Q4_K_M · ollama on den"
     # The host OLLAMA_HOST names is called after its kind.
     assert format_reply_heading(loaded, "ollama") == "qwen3:0.6b · Q4_K_M · ollama"
+
+
+def test_a_saved_ollama_set_up_names_its_server_unless_it_is_the_local_default() -> None:
+    # The live heading said "ollama on 127.0.0.1:18734"; the same reply after a restart said
+    # "ollama": with two Ollama machines serving the same tags, the replies could not be told apart.
+    def on(server: str | None) -> RunSetup:
+        return RunSetup(BackendKind.OLLAMA, "qwen3:0.6b", "Q4_K_M", -1, 28, 4096, None, server=server)
+
+    assert format_setup(on("http://127.0.0.1:18734")).startswith(
+        "qwen3:0.6b · Q4_K_M · ollama on 127.0.0.1:18734 ·"
+    )
+    assert format_setup(on("https://den.lan:443")).startswith("qwen3:0.6b · Q4_K_M · ollama on den.lan:443 ·")
+    for local in ("http://127.0.0.1:11434", None):
+        assert format_setup(on(local)).startswith("qwen3:0.6b · Q4_K_M · ollama · ")
