@@ -32,7 +32,12 @@ from lollma_tui.core.hardware.sampler import (
     validate_interval,
 )
 from lollma_tui.core.hardware.snapshot_lines import MAX_LINE, OtherVersionError, SnapshotLineError, decode
-from lollma_tui.core.hardware.ssh_target import SshTarget, default_remote_command, key_setup_hint
+from lollma_tui.core.hardware.ssh_target import (
+    SshTarget,
+    completed_remote_command,
+    default_remote_command,
+    key_setup_hint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +170,9 @@ class RemoteHardwareSampler:
     @property
     def command(self) -> str:
         """What runs on the other machine."""
-        return self._command or default_remote_command(self._interval_s, self._server_port)
+        if self._command:
+            return completed_remote_command(self._command, self._interval_s, self._server_port)
+        return default_remote_command(self._interval_s, self._server_port)
 
     def start(self) -> None:
         if self.running:

@@ -95,6 +95,23 @@ def default_remote_command(interval_s: float, server_port: int | None = None) ->
     return command + (f" --port {server_port}" if server_port else "")
 
 
+def completed_remote_command(command: str, interval_s: float, server_port: int | None = None) -> str:
+    """A user's --hw-command that runs our monitor (``uvx lollma-tui monitor --jsonl``) with the
+    interval and the server's port it leaves out, as the default command has them: without
+    them the panel lost the model server's process, and Ctrl+B could not slow the far side."""
+    try:
+        words = shlex.split(command)
+    except ValueError:  # unbalanced quotes: ssh's shell will say so; look at the words anyway
+        words = command.split()
+    if "monitor" not in words or "--jsonl" not in words:
+        return command  # another program: its own options are its own
+    if not any(w == "--interval" or w.startswith("--interval=") for w in words):
+        command += f" --interval {interval_s:g}"
+    if server_port and not any(w == "--port" or w.startswith("--port=") for w in words):
+        command += f" --port {server_port}"
+    return command
+
+
 def quote_command(argv: Sequence[str]) -> str:
     return shlex.join(argv)
 

@@ -322,3 +322,24 @@ def test_a_monitor_that_stops_writing_is_restarted_with_the_reason(
         for process in monitors:
             with contextlib.suppress(psutil.Error):
                 process.kill()
+
+
+@pytest.mark.parametrize(
+    ("given", "runs"),
+    [
+        # The README's example: the interval and the server's port are added, as by default.
+        ("uvx lollma-tui monitor --jsonl", "uvx lollma-tui monitor --jsonl --interval 2 --port 8080"),
+        ("lollma-tui monitor --jsonl --port 9000", "lollma-tui monitor --jsonl --port 9000 --interval 2"),
+        ("lollma-tui monitor --jsonl --interval=5", "lollma-tui monitor --jsonl --interval=5 --port 8080"),
+        # Another program keeps its own options.
+        ("/opt/hw-report --json", "/opt/hw-report --json"),
+        ("lollma-tui monitor", "lollma-tui monitor"),
+    ],
+)
+def test_a_user_s_monitor_command_gets_the_interval_and_port_it_leaves_out(given: str, runs: str) -> None:
+    # Used as written, `uvx lollma-tui monitor --jsonl` lost the model server's process row and
+    # kept sampling every second when the panel was hidden.
+    sampler = RemoteHardwareSampler(
+        lambda _: None, SshTarget("box"), interval_s=2.0, command=given, server_port=8080
+    )
+    assert sampler.command == runs
