@@ -151,16 +151,20 @@ def connect(path: Path | None, busy_timeout_s: float) -> tuple[sqlite3.Connectio
         fts = schema.ensure_fts(conn)
     except sqlite3.Error as exc:
         conn.close()
-        error = store_error(exc)
-        if isinstance(error, StoreLockedError):
-            raise StoreLockedError(
-                f"the chat history is locked by another program (waited {busy_timeout_s:g} s)"
-            ) from exc
-        raise error from exc
+        raise _opening_error(exc, busy_timeout_s) from exc
     except BaseException:
         conn.close()
         raise
     return conn, fts
+
+
+def _opening_error(exc: sqlite3.Error, busy_timeout_s: float) -> StoreError:
+    error = store_error(exc)
+    if isinstance(error, StoreLockedError):
+        return StoreLockedError(
+            f"the chat history is locked by another program (waited {busy_timeout_s:g} s)"
+        )
+    return error
 
 
 def connect_read_only(path: Path, busy_timeout_s: float) -> tuple[sqlite3.Connection, bool]:
@@ -204,12 +208,7 @@ def connect_read_only(path: Path, busy_timeout_s: float) -> tuple[sqlite3.Connec
         code = getattr(exc, "sqlite_errorcode", None)
         if isinstance(code, int) and code & 0xFF == _SQLITE_CANTOPEN:
             raise StoreError(f"cannot read the chat history at {path}: {exc}") from exc
-        error = store_error(exc)
-        if isinstance(error, StoreLockedError):
-            raise StoreLockedError(
-                f"the chat history is locked by another program (waited {busy_timeout_s:g} s)"
-            ) from exc
-        raise error from exc
+        raise _opening_error(exc, busy_timeout_s) from exc
     except BaseException:
         conn.close()
         raise
