@@ -162,45 +162,37 @@ async def test_a_rescan_keeps_the_folders_of_the_models_loaded_before(
         assert catalog.find(elsewhere) is not None
 
 
-async def test_a_quantization_made_while_the_app_runs_is_found_when_asked_for(
+async def test_a_quantization_made_while_the_app_runs_is_found_without_a_restart(
     tiny_gguf: Path, tmp_path: Path
 ) -> None:
-    # `lollma-tui quantize` in another terminal: /quant Q8_0 said "has no Q8_0 variant" until
-    # a restart, as the folders were scanned only at start.
+    # `lollma-tui quantize` in another terminal: the folders were scanned only at start, then
+    # only when a /quant or /model named a missing variant; a bare /quant and the drawer's Quant
+    # list never showed the new file.
     (tmp_path / "models").mkdir()
     source = Path(shutil.copy(tiny_gguf, tmp_path / "models" / "tiny-llama-F16.gguf"))
     app = make_app(source)
     main = app.chat_screen
+
+    def made(quant: str, file_type: LlamaFileType) -> None:
+        quantize_gguf(source, source.with_name(f"tiny-llama-{quant}.gguf"), file_type)
+
     async with app.run_test(size=(100, 32)) as pilot:
         await ready(pilot, app)
         await wait_until(pilot, lambda: main.catalog.gguf is not None)
-        quantize_gguf(source, source.with_name("tiny-llama-Q8_0.gguf"), LlamaFileType.MOSTLY_Q8_0)
-        await command(pilot, app, "/quant Q8_0")
-        await wait_until(
-            pilot, lambda: main.models.loaded is not None and main.models.loaded.quant == "Q8_0", within=30
-        )
-
-
-async def test_a_quantization_made_while_the_app_runs_is_listed_by_quant_and_the_drawer(
-    tiny_gguf: Path, tmp_path: Path
-) -> None:
-    # Only a /quant or /model that named a missing variant scanned again: a bare /quant and the
-    # drawer's Quant list never showed a file `lollma-tui quantize` made in another terminal.
-    (tmp_path / "models").mkdir()
-    source = Path(shutil.copy(tiny_gguf, tmp_path / "models" / "tiny-llama-F16.gguf"))
-    app = make_app(source)
-    main = app.chat_screen
-    async with app.run_test(size=(100, 32)) as pilot:
-        await ready(pilot, app)
-        await wait_until(pilot, lambda: main.catalog.gguf is not None)
-        quantize_gguf(source, source.with_name("tiny-llama-Q8_0.gguf"), LlamaFileType.MOSTLY_Q8_0)
+        made("Q8_0", LlamaFileType.MOSTLY_Q8_0)
         await command(pilot, app, "/quant")
         await wait_until(pilot, lambda: "Q8_0" in notices(app)[-1], explain=lambda: notices(app)[-1])
-        quantize_gguf(source, source.with_name("tiny-llama-Q5_0.gguf"), LlamaFileType.MOSTLY_Q5_0)
+        made("Q5_0", LlamaFileType.MOSTLY_Q5_0)
         drawer = await opened_drawer(pilot, main)
         catalog = lambda: drawer.catalogs.get(main.models.settings.backend)  # noqa: E731
         quants = lambda: [g.quants for g in catalog().groups] if catalog() is not None else None  # noqa: E731
         await wait_until(pilot, lambda: "Q5_0" in str(quants()), explain=quants)
+        await pilot.press("f2")
+        made("Q4_0", LlamaFileType.MOSTLY_Q4_0)
+        await command(pilot, app, "/quant Q4_0")
+        await wait_until(
+            pilot, lambda: main.models.loaded is not None and main.models.loaded.quant == "Q4_0", within=30
+        )
 
 
 async def test_compare_counts_the_versions_that_regenerating_replaced(tiny_gguf: Path) -> None:

@@ -40,6 +40,17 @@ def make_app(server: OpenAITestServer, command: str, ssh_options: tuple[str, ...
     return LollmaApp(options)
 
 
+def local_app_with_host(server: OpenAITestServer, sshd: SshServer, host: HostEntry) -> LollmaApp:
+    """The app on `server` with this machine's hardware, and `host` to move the chat to."""
+    options = StartupOptions(
+        load=LoadSettings(backend=BackendKind.OPENAI, model=""),
+        openai_base_url=server.base_url,
+        ssh_options=sshd.options,
+        hardware_interval_s=INTERVAL_S,
+    )
+    return LollmaApp(options, hosts=(host,))
+
+
 def text_of(panel: HardwarePanel, selector: str) -> str:
     return str(panel.query_one(selector, Static).render())
 
@@ -103,13 +114,7 @@ async def test_the_panel_follows_the_chat_to_a_host_with_remote_hardware(
             hw=SshTarget(ALIAS),
             hw_command=monitor_command(fake_nvml_site, INTERVAL_S),
         )
-        options = StartupOptions(
-            load=LoadSettings(backend=BackendKind.OPENAI, model=""),
-            openai_base_url=server.base_url,
-            ssh_options=sshd.options,
-            hardware_interval_s=INTERVAL_S,
-        )
-        app = LollmaApp(options, hosts=(box,))
+        app = local_app_with_host(server, sshd, box)
         main = app.chat_screen
         async with app.run_test(size=(120, 44)) as pilot:
             await wait_ready(pilot, app)
@@ -159,13 +164,7 @@ async def test_moving_to_a_host_whose_hardware_cannot_be_read_drops_the_last_mac
     with OpenAITestServer(Flavour.VLLM) as gpu_server:
         unreachable = SshTarget("127.0.0.1", port=1)  # nothing listens there
         box = HostEntry("box", BackendKind.OPENAI, gpu_server.base_url, hw=unreachable)
-        options = StartupOptions(
-            load=LoadSettings(backend=BackendKind.OPENAI, model=""),
-            openai_base_url=server.base_url,
-            ssh_options=sshd.options,
-            hardware_interval_s=INTERVAL_S,
-        )
-        app = LollmaApp(options, hosts=(box,))
+        app = local_app_with_host(server, sshd, box)
         main = app.chat_screen
         async with app.run_test(size=(120, 44)) as pilot:
             await wait_ready(pilot, app)

@@ -10,6 +10,7 @@ from bench_support import HostApp, files_in
 from gguf import LlamaFileType
 from gguf_factory import quantize_gguf
 from pilot_support import wait_until
+from textual.pilot import Pilot
 from textual.widgets import SelectionList, Static, Switch
 
 from lollma_tui.core import paths
@@ -88,6 +89,16 @@ async def test_an_already_quantized_source_is_refused_with_the_reason(
     assert files_in(folder) == ["tiny-llama-Q8_0.gguf"]
 
 
+async def writing(pilot: Pilot[None], app: HostApp, screen: QuantizeScreen) -> None:
+    """Open `screen`, start the run, and return once the worker writes the output (a partial
+    file exists right then)."""
+    app.open(screen)
+    await pilot.pause()
+    await wait_until(pilot, lambda: bool(screen.plans))
+    await pilot.press("r")
+    await wait_until(pilot, lambda: "written" in static_text(screen, "#quantize-progress-text"))
+
+
 async def test_esc_stops_a_running_quantization_and_leaves_no_partial_file(
     slow_source: Path, tmp_path: Path
 ) -> None:
@@ -95,12 +106,7 @@ async def test_esc_stops_a_running_quantization_and_leaves_no_partial_file(
     app = HostApp()
     screen = QuantizeScreen(slow_source, threads=1, log_path=tmp_path / "quantize.log")
     async with app.run_test(size=(80, 24)) as pilot:
-        app.open(screen)
-        await pilot.pause()
-        await wait_until(pilot, lambda: bool(screen.plans))
-        await pilot.press("r")
-        # Stop once the worker is writing the output: a partial file exists right then.
-        await wait_until(pilot, lambda: "written" in static_text(screen, "#quantize-progress-text"))
+        await writing(pilot, app, screen)
         assert any(name.endswith(".partial") for name in files_in(folder))
         await pilot.press("escape")
         await wait_until(pilot, lambda: not screen.running)
@@ -123,11 +129,7 @@ async def test_quitting_the_app_mid_run_stops_the_worker_and_leaves_no_partial_f
     app = HostApp()
     screen = QuantizeScreen(slow_source, threads=1, log_path=tmp_path / "quantize.log")
     async with app.run_test(size=(80, 24)) as pilot:
-        app.open(screen)
-        await pilot.pause()
-        await wait_until(pilot, lambda: bool(screen.plans))
-        await pilot.press("r")
-        await wait_until(pilot, lambda: "written" in static_text(screen, "#quantize-progress-text"))
+        await writing(pilot, app, screen)
         workers = [p for p in psutil.Process().children() if "quantize" in " ".join(p.cmdline())]
         assert len(workers) == 1
         app.exit()
