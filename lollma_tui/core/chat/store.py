@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Final, Literal, cast
+from typing import Final, Literal, Unpack, cast
 
 from lollma_tui.core.backends.base import ReplyStats, Role
 from lollma_tui.core.chat import codec
@@ -44,7 +44,7 @@ from lollma_tui.core.chat.store_rows import (
     message_from_row,
     sampling_from_row,
 )
-from lollma_tui.core.chat.store_search import SearchHit, find_conversation_id, search_statement
+from lollma_tui.core.chat.store_search import SearchHit, SearchOptions, find_conversation_id, run_search
 from lollma_tui.core.chat.store_tree import (
     ConversationTree,
     StoredMessage,
@@ -565,17 +565,11 @@ class ChatStore:
 
     # -- search -------------------------------------------------------------------------------
 
-    def search(self, query: str, *, limit: int = 50, marks: tuple[str, str] = ("[", "]")) -> list[SearchHit]:
-        """Messages of all conversations matching every word of `query` (the last word as a prefix).
-
-        Hits on branches that are not visible are included; `locate` tells the UI where they are.
-        """
-        statement = search_statement(query, fts=self._fts, limit=limit, marks=marks)
-        if statement is None:
-            return []
-        with self._read() as conn:
-            rows = conn.execute(statement.sql, statement.params).fetchall()
-        return statement.hits(rows)
+    def search(self, query: str, **options: Unpack[SearchOptions]) -> list[SearchHit]:
+        """Messages of all conversations matching every word of `query` (the last word as a prefix);
+        `SearchOptions` tells the rest. Hits on branches that are not visible are included;
+        `locate` tells the UI where they are."""
+        return run_search(self._read, query, fts=self._fts, **options)
 
     # -- import and maintenance ---------------------------------------------------------------
 

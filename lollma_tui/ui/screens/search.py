@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Final, NamedTuple, Protocol
 
 from textual import on, work
@@ -19,6 +20,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from lollma_tui.core.chat.errors import StoreError
 from lollma_tui.core.chat.store import SearchHit
+from lollma_tui.core.chat.store_search import SearchCancelledError
 from lollma_tui.core.formatting import counted
 from lollma_tui.ui.literal import literal, plain
 
@@ -32,7 +34,12 @@ class SearchSource(Protocol):
     """The part of `ChatStore` the search screen uses."""
 
     def search(
-        self, query: str, *, limit: int = 50, marks: tuple[str, str] = ("[", "]")
+        self,
+        query: str,
+        *,
+        limit: int = 50,
+        marks: tuple[str, str] = ("[", "]"),
+        cancelled: Callable[[], bool] | None = None,
     ) -> list[SearchHit]: ...
 
 
@@ -82,7 +89,9 @@ class SearchScreen(ModalScreen[SearchJump | None]):
     """Dismisses with a `SearchJump` for the hit picked with Enter, or None on Esc.
 
     The store is asked in a thread worker, a short pause after the last keystroke; answers to
-    anything but the current text are dropped.
+    anything but the current text are dropped. A newer search stops the one still running (and
+    closing the screen stops it too), so searches never queue on the store's lock, ahead of the
+    saves of a streaming reply.
     """
 
     CSS_PATH = "../history_screens.tcss"
@@ -156,6 +165,7 @@ class SearchScreen(ModalScreen[SearchJump | None]):
 
     def _start(self, query: str) -> None:
         if not searchable(query):
+            self.workers.cancel_group(self, SEARCH_GROUP)
             self._show(query, [])
             self._status("")
             return
@@ -164,12 +174,17 @@ class SearchScreen(ModalScreen[SearchJump | None]):
 
     @work(thread=True, exclusive=True, group=SEARCH_GROUP, exit_on_error=False)
     def _search(self, store: SearchSource, query: str) -> None:
+        worker = get_current_worker()
         try:
-            hits = store.search(query, limit=self.LIMIT, marks=_MARKS)
+            # exclusive=True cancels this worker when a newer search starts, but a thread cannot be
+            # stopped from outside: the store polls the flag while its statement runs instead.
+            hits = store.search(query, limit=self.LIMIT, marks=_MARKS, cancelled=lambda: worker.is_cancelled)
+        except SearchCancelledError:
+            return  # the user typed on: nothing to show, and nothing went wrong
         except StoreError as exc:
             self.post_message(self._Failed(query, str(exc)))
             return
-        if not get_current_worker().is_cancelled:
+        if not worker.is_cancelled:
             self.post_message(self._Found(query, hits))
 
     @on(_Found)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
+from lollma_tui.core.chat import store_search
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.store import ChatStore
+from lollma_tui.core.chat.store_search import SearchCancelledError
 
 
 @pytest.fixture
@@ -121,3 +126,75 @@ def test_a_word_ending_in_a_symbol_is_not_taken_for_its_first_letter(
     cpp = store.add_message(chat.id, Message("user", "Is C++ faster than C#?")).id
     assert [h.message_id for h in store.search("C++")] == [cpp]  # not "Café" too
     assert [h.message_id for h in store.search("C#")] == [cpp]
+
+
+def test_a_reply_repeating_the_word_is_not_searched_through_sqlite_s_snippet(store: ChatStore) -> None:
+    # A looping model: SQLite's snippet() took time growing with the square of the matches in one
+    # message (2 s for 20,000), holding the store's lock all along.
+    chat = store.new_conversation()
+    store.add_message(chat.id, Message("assistant", "First answer " + "long " * 20_000))
+    store.add_message(chat.id, Message("assistant", "First answer short " + "words " * 20_000))
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    (hit,) = store.search("long")
+    store._conn.set_trace_callback(None)
+    assert not [sql for sql in statements if "snippet(" in sql]
+    assert hit.snippet.startswith("First answer [long] [long]")
+    assert len(hit.snippet) < 100
+
+
+def test_snippets_are_cut_around_the_first_match_with_or_without_the_index(store: ChatStore) -> None:
+    chat = store.new_conversation()
+    text = "x " * 40 + "Un café crème, s'il vous plaît; the Straße is long and the café is open " + "y " * 40
+    store.add_message(chat.id, Message("user", text))
+    store.add_message(chat.id, Message("user", "z" * store_search.SNIPPET_SCAN + " needle"))
+    (accents,) = store.search("cafe cre")  # accents folded, the last word a prefix marked whole
+    assert accents.snippet == "… x x x x x x x x x x x x x Un [café] [crème], s'il vous plaît; the S…"
+    (far,) = store.search("needle")  # beyond what is looked at: the start of the message
+    assert far.snippet == "z" * store_search.SNIPPET_WIDTH + "…"
+    # The LIKE scan (no FTS5, or a word in Chinese) cuts with the same helper, marks and length.
+    without_index = ChatStore(store._conn, path=None, fts=False)
+    (scanned,) = without_index.search("café")
+    assert scanned.snippet == accents.snippet.replace("[crème]", "crème")
+    store.add_message(chat.id, Message("user", "我喜欢编程语言"))
+    (chinese,) = store.search("编程")
+    assert chinese.snippet == "我喜欢[编程]语言"
+
+
+def test_a_cancelled_search_stops_and_leaves_the_store_usable(
+    store: ChatStore, filled: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_search, "PROGRESS_STEPS", 1)  # a look at every step of the statement
+    with pytest.raises(SearchCancelledError):
+        store.search("quantum", cancelled=lambda: True)
+    inside, stop = threading.Event(), threading.Event()
+    deadline = time.monotonic() + 30
+
+    def stalled() -> bool:
+        # The statement stays here, holding the store's lock, until told to stop (30 s at most).
+        inside.set()
+        stop.wait(max(0.0, deadline - time.monotonic()))
+        return stop.is_set()
+
+    outcome: list[object] = []
+
+    def search() -> None:
+        try:
+            outcome.append(store.search("quantum", cancelled=stalled))
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=search)
+    thread.start()
+    assert inside.wait(10)
+    assert not store._lock.acquire(timeout=0.05)  # a save would wait now...
+    stop.set()
+    thread.join(10)
+    assert [type(item) for item in outcome] == [SearchCancelledError]
+    assert store._lock.acquire(timeout=5)  # ...and not once the search is stopped
+    store._lock.release()
+    assert not store._conn.in_transaction
+    # No progress handler is left behind: `stop` is still set, yet these run to the end.
+    assert len(store.search("quantum")) == 2
+    store.add_message(filled["cooking"], Message("user", "saved after the search"))
+    assert len(store.search("saved")) == 1

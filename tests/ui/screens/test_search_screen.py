@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 from history_support import HostApp, add_turn
 from pilot_support import wait_until
 from textual.pilot import Pilot
 from textual.widgets import OptionList, Static
 
+from lollma_tui.core.chat import store_search
 from lollma_tui.core.chat.conversation import Conversation
 from lollma_tui.core.chat.errors import StoreLockedError
 from lollma_tui.core.chat.store import ChatStore, SearchHit
@@ -85,10 +89,17 @@ class CountingStore:
         self.queries: list[str] = []
         self.threads: set[str] = set()
 
-    def search(self, query: str, *, limit: int = 50, marks: tuple[str, str] = ("[", "]")) -> list[SearchHit]:
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int = 50,
+        marks: tuple[str, str] = ("[", "]"),
+        cancelled: Callable[[], bool] | None = None,
+    ) -> list[SearchHit]:
         self.queries.append(query)
         self.threads.add(threading.current_thread().name)
-        return self.store.search(query, limit=limit, marks=marks)
+        return self.store.search(query, limit=limit, marks=marks, cancelled=cancelled)
 
 
 async def test_typing_is_debounced_and_searched_off_the_event_loop(store: ChatStore) -> None:
@@ -153,8 +164,90 @@ async def test_enter_before_the_pause_searches_instead_of_opening_a_stale_hit(st
     assert app.results == [saved["Animals"]]
 
 
+class StallingStore:
+    """The real store, whose statement for `slow` stalls (holding the store's lock) until the
+    screen cancels it, or for 30 s: as a search over a huge history would run on."""
+
+    def __init__(self, store: ChatStore, slow: str) -> None:
+        self.store = store
+        self.slow = slow
+        self.stalled = threading.Event()
+        self.outcomes: dict[str, str] = {}
+        self.deadline = time.monotonic() + 30  # for all the steps together
+
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int = 50,
+        marks: tuple[str, str] = ("[", "]"),
+        cancelled: Callable[[], bool] | None = None,
+    ) -> list[SearchHit]:
+        def stalling() -> bool:
+            self.stalled.set()
+            while not (cancelled is not None and cancelled()) and time.monotonic() < self.deadline:
+                time.sleep(0.01)
+            return cancelled is not None and cancelled()
+
+        check = stalling if query == self.slow else cancelled
+        try:
+            hits = self.store.search(query, limit=limit, marks=marks, cancelled=check)
+        except Exception as exc:
+            self.outcomes[query] = type(exc).__name__
+            raise
+        self.outcomes[query] = "done"
+        return hits
+
+
+@pytest.fixture
+def step_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The store looks at `cancelled` every step, so a stall reaches even a tiny statement.
+    monkeypatch.setattr(store_search, "PROGRESS_STEPS", 1)
+
+
+@pytest.mark.usefixtures("step_checks")
+async def test_a_newer_query_stops_the_search_still_running(store: ChatStore) -> None:
+    fill(store)
+    stalling = StallingStore(store, slow="zeb")
+    app = HostApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_search(pilot, app, SearchScreen(stalling, debounce_s=0.05))
+        await pilot.press(*"zeb")
+        await wait_until(pilot, stalling.stalled.is_set)
+        await pilot.press(*"ra")
+        # Without the stop, "zebra" would wait 30 s on the store's lock behind "zeb".
+        await wait_until(pilot, lambda: status(app).startswith("2 "), within=15, explain=lambda: status(app))
+        assert len(hit_ids(app)) == 2
+        assert stalling.outcomes["zeb"] == "SearchCancelledError"
+        assert not app.screen.query_one("#search-status").has_class("-error")
+    assert store._lock.acquire(timeout=5)
+    store._lock.release()
+
+
+@pytest.mark.usefixtures("step_checks")
+async def test_closing_the_screen_stops_its_search(store: ChatStore) -> None:
+    fill(store)
+    stalling = StallingStore(store, slow="zebra")
+    app = HostApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_search(pilot, app, SearchScreen(stalling, debounce_s=0.05))
+        await pilot.press(*"zebra")
+        await wait_until(pilot, stalling.stalled.is_set)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: "zebra" in stalling.outcomes, within=15)
+        assert stalling.outcomes["zebra"] == "SearchCancelledError"
+        assert app.results == [None]
+
+
 class BrokenStore:
-    def search(self, query: str, *, limit: int = 50, marks: tuple[str, str] = ("[", "]")) -> list[SearchHit]:
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int = 50,
+        marks: tuple[str, str] = ("[", "]"),
+        cancelled: Callable[[], bool] | None = None,
+    ) -> list[SearchHit]:
         raise StoreLockedError("the chat history is locked by another program")
 
 
