@@ -183,7 +183,23 @@ def settings_for(setup: RunSetup, current: LoadSettings) -> LoadSettings:
         changes["flash_attn"] = setup.flash_attn
     if setup.kv_cache_type is not None:
         changes["kv_cache_type"] = setup.kv_cache_type
-    if setup.repack is not None and not (setup.repack and current.repack == "auto"):
-        # "auto" that ran repacked stays auto: it keeps its fallback should repacking crash.
+    # "auto" stays auto where it gives what the row ran with: repacked (it keeps its fallback
+    # should repacking crash), or not repacked on a file whose repacked path crashed here (an
+    # "off" would be kept by /keep, for every model).
+    auto_again = setup.repack or _remembered_crash(setup.source)
+    if setup.repack is not None and not (auto_again and current.repack == "auto"):
         changes["repack"] = "on" if setup.repack else "off"
     return current.with_changes(**changes)
+
+
+def _remembered_crash(model_path: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from lollma_tui.core.backends import repack
+
+    try:
+        llama_cpp_version = version("llama-cpp-python")  # what the worker reports, unloaded here
+    except PackageNotFoundError:
+        return False
+    key = repack.key_for(model_path, llama_cpp_version)
+    return key is not None and repack.RepackMemory().crashes_with_repack(key)

@@ -184,3 +184,37 @@ def test_a_set_up_that_cannot_be_loaded_again_says_why() -> None:
     recorded_before = RunSetup(BackendKind.LLAMA_CPP, "Tiny", "F16", 0, 2, 512, 2)
     with pytest.raises(SetupUnavailableError, match="recorded before"):
         settings_for(recorded_before, LoadSettings())
+
+
+def test_a_row_auto_ran_without_repacking_after_a_crash_is_loaded_again_as_auto(
+    tiny_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On an AMX Xeon most files crash with repacking and auto runs them without it: /compare N
+    # set "off" for such a row, and /keep wrote repack = "off" for every model.
+    from importlib.metadata import version
+
+    monkeypatch.setenv("LOLLMA_CACHE_DIR", str(tmp_path / "cache"))  # the crash is this test's
+
+    from lollma_tui.core.backends import repack
+
+    setup = RunSetup(
+        BackendKind.LLAMA_CPP,
+        "Tiny",
+        "F16",
+        0,
+        2,
+        1024,
+        None,
+        128,
+        False,
+        "f16",
+        False,
+        source=str(tiny_gguf),
+    )
+    current = LoadSettings(model=str(tiny_gguf), repack="auto")
+    assert settings_for(setup, current).repack == "off"  # nothing says auto would not repack it
+    key = repack.key_for(str(tiny_gguf), version("llama-cpp-python"))
+    assert key is not None
+    repack.RepackMemory().remember_crash(key, "Tiny")
+    assert settings_for(setup, current).repack == "auto"
+    assert settings_for(setup, current.with_changes(repack="on")).repack == "off"
