@@ -91,7 +91,6 @@ class LlamaCppBackend:
         self._loaded: LoadedModel | None = None
         self._wanted: LoadSettings | None = None
         self._repack_key: repack.RepackKey | None = None
-        self._repack_used = True
         self._pending_notes: tuple[str, ...] = ()
         """Said with the next successful load (a fallback decided after a crash mid-reply)."""
         self._status = BackendStatus(BackendState.UNLOADED, "No model loaded")
@@ -178,7 +177,7 @@ class LlamaCppBackend:
             raise
         notes, self._pending_notes = self._pending_notes, ()
         try:
-            return await self._load_in(worker, settings, use_repack, notes)
+            loaded = await self._load_in(worker, settings, use_repack, notes)
         except _RepackCrash:
             # Known to happen in llama.cpp's AMX path on some Xeons: the same file loads and
             # runs with repacking off, so do that. Only when it does was repacking the cause,
@@ -192,6 +191,11 @@ class LlamaCppBackend:
             loaded = await self._load_in(worker, settings, False, (*notes, repack.fallback_note()))
             await asyncio.to_thread(self._remember_repack_crash, name)
             return loaded
+        if settings.repack == "on" and loaded.repack and self._repack_key is not None:
+            # Asked for and working: a crash remembered for this file no longer holds ("auto"
+            # tries the fast path again, and falls back again should it crash).
+            await asyncio.to_thread(self._repack_memory.forget, self._repack_key)
+        return loaded
 
     async def _repack_for(self, settings: LoadSettings, worker: WorkerProcess) -> bool:
         """Whether this load uses repacked weights; "auto" avoids them where they crashed before."""
@@ -213,7 +217,6 @@ class LlamaCppBackend:
         self, worker: WorkerProcess, settings: LoadSettings, use_repack: bool, notes: tuple[str, ...]
     ) -> LoadedModel:
         self._worker = worker
-        self._repack_used = use_repack
         name = Path(settings.model).name
         if self._closing:
             # Its process was still starting when close() came: unload() ends it.
@@ -382,7 +385,7 @@ class LlamaCppBackend:
                         yield ReplyDone("cancelled", _stats(loaded, started, first_at, None))
                         return
                     self._loaded = None
-                    message = await self._crashed_while_generating(exited, loaded.settings)
+                    message = await self._crashed_while_generating(exited, loaded)
                     self._set_status(BackendState.FAILED, message)
                     raise BackendCrashedError(message) from exited
                 if event.get("id") != request_id:
@@ -422,9 +425,12 @@ class LlamaCppBackend:
             if self._status.state == BackendState.GENERATING:
                 self._set_status(BackendState.READY, f"{loaded.name} ready")
 
-    async def _crashed_while_generating(self, exited: WorkerExited, settings: LoadSettings) -> str:
+    async def _crashed_while_generating(self, exited: WorkerExited, loaded: LoadedModel) -> str:
         how = exited.problem or describe_exit(exited.returncode)
-        if exited.crashed and self._repack_used and settings.repack == "auto":
+        settings = loaded.settings
+        # What llama.cpp did, not what was asked: with nothing repacked (BF16, F32), repacking
+        # cannot be the cause, and blaming it would turn it off for this file for good.
+        if exited.crashed and loaded.repack and settings.repack == "auto":
             # A larger prompt batch can take another kernel path than the load's warm-up did:
             # the restart that follows runs without repacked weights.
             await asyncio.to_thread(self._remember_repack_crash, Path(settings.model).name)

@@ -123,6 +123,11 @@ class RepackMemory:
         newest = dict(sorted(entries.items(), key=lambda kv: str(kv[1].get("when", "")))[-_MAX_ENTRIES:])
         self._write({"version": 1, "entries": newest})
 
+    def forget(self, key: RepackKey) -> None:
+        entries = self._read()
+        if entries.pop(key.digest, None) is not None:
+            self._write({"version": 1, "entries": entries})
+
     def _write(self, document: dict[str, object]) -> None:
         with contextlib.suppress(OSError):
             write_private_file(self.path, json.dumps(document, indent=1))

@@ -207,3 +207,46 @@ def test_the_cpu_identity_names_the_kernel_flags() -> None:
     if platform.machine() == "x86_64":
         assert "avx2" in identity
     assert repack.cpu_has_amx() == ("amx_" in Path("/proc/cpuinfo").read_text())
+
+
+async def test_a_reply_crash_on_a_file_with_nothing_repacked_is_not_blamed_on_repacking(
+    make_backend: Callable[[], LlamaCppBackend],
+    tiny_gguf: Path,
+    tmp_path: Path,
+    memory: repack.RepackMemory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # F32 weights are repacked on no CPU, yet a crash in a reply said "with repacked weights on"
+    # and turned repacking off for that file for good: the request was looked at, not the load.
+    f32 = quantize_gguf(tiny_gguf, tmp_path / "tiny-llama-F32.gguf", LlamaFileType.ALL_F32)
+    monkeypatch.setenv(repack.FAULT_ENV, "reply:always")
+    backend = make_backend()
+    loaded = await backend.load(LoadSettings(model=str(f32), n_ctx=512))
+    assert loaded.repack is False
+    with pytest.raises(BackendCrashedError) as crashed:
+        await reply(backend)
+    said = str(crashed.value)
+    assert "with repacked weights on" not in said and "repacking off" not in said
+    assert not memory.path.exists()
+
+
+async def test_a_working_load_with_repacking_on_forgets_the_crash_remembered_for_the_file(
+    make_backend: Callable[[], LlamaCppBackend], repacked_gguf: Path, memory: repack.RepackMemory
+) -> None:
+    # Once remembered, a crash held until llama.cpp's next version: "auto" never tried the fast
+    # path again, even after the user saw it work with "on".
+    backend = make_backend()
+    assert (await backend.load(LoadSettings(model=str(repacked_gguf), n_ctx=512))).repack is True
+    key = repack.key_for(str(repacked_gguf), backend_llama_cpp_version())
+    assert key is not None
+    memory.remember_crash(key, "tiny")
+    assert (await backend.load(LoadSettings(model=str(repacked_gguf), n_ctx=512))).repack is False
+    assert (await backend.load(LoadSettings(model=str(repacked_gguf), n_ctx=512, repack="on"))).repack
+    assert not memory.crashes_with_repack(key)
+    assert (await backend.load(LoadSettings(model=str(repacked_gguf), n_ctx=512))).repack is True
+
+
+def backend_llama_cpp_version() -> str:
+    from importlib.metadata import version
+
+    return version("llama-cpp-python")
