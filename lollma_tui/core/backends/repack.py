@@ -133,12 +133,13 @@ class RepackMemory:
             write_private_file(self.path, json.dumps(document, indent=1))
 
 
-def fallback_note() -> str:
-    """What the user reads once when a crash made us turn repacking off."""
+def fallback_note(retry: str = "`/set repack on`") -> str:
+    """What the user reads once when a crash made us turn repacking off; `retry` is how to ask
+    for it again where the note is read (a chat command, a bench option)."""
     where = "AMX/repacked weight path" if cpu_has_amx() else "repacked weight path"
     return (
         f"llama.cpp crashed in its {where} on this CPU; running with repacking off "
-        f"(slower prompt processing). See {UPSTREAM_ISSUE}. `/set repack on` tries it again."
+        f"(slower prompt processing). See {UPSTREAM_ISSUE}. {retry} tries it again."
     )
 
 

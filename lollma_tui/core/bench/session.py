@@ -328,7 +328,7 @@ class BenchSession:
                         raise
                     # As in the chat backend: the same file runs with repacking off, and only
                     # then was repacking the cause.
-                    ctx.note(f"{label}: {repack.fallback_note()}", label)
+                    ctx.note(f"{label}: {repack.fallback_note('Repack on (`--repack on`)')}", label)
                     await worker.kill()
                     worker = await self._start_worker()
                     request = replace(request, repack=False)

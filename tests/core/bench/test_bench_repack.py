@@ -48,6 +48,8 @@ def test_a_crash_with_repacking_falls_back_and_is_remembered(
     rows = json.loads(captured.out)
     assert [row["repack"] for row in rows] == [False, False]
     assert "repacking off" in captured.err
+    # Said where a command line reads it: the chat's /set is no option of `bench`.
+    assert "`--repack on`" in captured.err and "/set" not in captured.err
     assert repack.RepackMemory().path.exists()
     # Asked for explicitly, "on" is not overridden: the configuration fails with the crash.
     assert bench_main(["-m", str(repacked_gguf), *FAST, "--repack", "on", "-o", "json"]) != 0
