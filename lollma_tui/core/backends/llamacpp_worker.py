@@ -8,7 +8,6 @@ Python prints (fd 1 and fd 2) to the log file, so nothing ever reaches the app's
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import sys
 import threading
@@ -19,7 +18,7 @@ from typing import Any
 from lollma_tui.core.backends import llamacpp_protocol as proto
 from lollma_tui.core.backends.base import ChatMessage
 from lollma_tui.core.backends.chat_formats import adapt_messages, format_for_architecture
-from lollma_tui.core.backends.repack import crash_if_asked, set_repack
+from lollma_tui.core.backends.repack import crash_if_asked, log_position, repacked_since, set_repack
 from lollma_tui.core.backends.think_tags import ThinkSplitter, opens_thinking
 from lollma_tui.core.settings import AUTO, MAX_SEED, LoadSettings, SamplingSettings
 from lollma_tui.core.workers.channel import Channel, finish, open_channel
@@ -36,27 +35,6 @@ def reply_seed(sampling: SamplingSettings) -> int:
     """The seed for one reply. Without one, llama-cpp-python derives each reply's seed from the
     last with a fixed generator, so every load replayed the same "random" replies."""
     return sampling.seed if sampling.seed is not None else secrets.randbelow(MAX_SEED + 1)
-
-
-_REPACK_BUFFER = re.compile(r"\b(CPU_REPACK|AMX|CPU_KLEIDIAI) model buffer size")
-
-
-def _stderr_position() -> int:
-    """Where the log (this process's stderr) ends now."""
-    try:
-        return os.lseek(2, 0, os.SEEK_END)
-    except OSError:
-        return 0
-
-
-def _stderr_since(position: int, limit: int = 1 << 20) -> str:
-    """What the log gained since `position` (llama.cpp writes its own lines there)."""
-    try:
-        with open("/proc/self/fd/2", "rb") as log:
-            log.seek(position)
-            return log.read(limit).decode("utf-8", "replace")
-    except OSError:
-        return ""
 
 
 def _locked_bytes() -> int | None:
@@ -215,7 +193,7 @@ class Worker:
         self.repack = bool(request.get("repack", True))
         set_repack(llama_cpp, self.repack)
         started = time.perf_counter()
-        log_at = _stderr_position()
+        log_at = log_position()
         try:
             if not _utf8(settings.model):
                 raise ValueError("its file name is not UTF-8, which llama.cpp cannot open: rename the file")
@@ -245,7 +223,7 @@ class Worker:
         self._warm_up(llm)
         # Allowed is not done: llama.cpp repacks only the tensor types its CPU kernels take (Q4_0
         # on most CPUs, not Q4_1 or Q8_0), and says which buffers it made in its log.
-        repacked = self.repack and _REPACK_BUFFER.search(_stderr_since(log_at)) is not None
+        repacked = self.repack and repacked_since(log_at)
         if settings.use_mlock and (locked := _locked_bytes()) is not None and locked < llm._model.size() // 2:
             # llama.cpp only warns in its log, and runs unlocked: say so where the user looks.
             notes.append(

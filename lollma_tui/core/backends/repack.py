@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import signal
 import sys
 import time
@@ -144,6 +145,28 @@ def fallback_note(retry: str = "`/set repack on`") -> str:
 
 
 # -- inside a worker process ----------------------------------------------------------------
+
+_REPACK_BUFFER = re.compile(r"\b(CPU_REPACK|AMX|CPU_KLEIDIAI) model buffer size")
+
+
+def log_position() -> int:
+    """Where the worker's log (its stderr, where llama.cpp writes) ends now."""
+    try:
+        return os.lseek(2, 0, os.SEEK_END)
+    except OSError:
+        return 0
+
+
+def repacked_since(position: int, limit: int = 1 << 20) -> bool:
+    """Whether llama.cpp made a repacked weight buffer since `position` in the log. Allowed is
+    not done: it repacks only the types its CPU kernels take, and says which buffers it made."""
+    try:
+        with open("/proc/self/fd/2", "rb") as log:
+            log.seek(position)
+            text = log.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return _REPACK_BUFFER.search(text) is not None
 
 
 def set_repack(llama_cpp: Any, enabled: bool) -> None:

@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from lollma_tui.core.backends.repack import crash_if_asked, set_repack
+from lollma_tui.core.backends.repack import crash_if_asked, log_position, repacked_since, set_repack
 from lollma_tui.core.bench import protocol as proto
 from lollma_tui.core.bench.protocol import BenchRequest, BenchTest
 from lollma_tui.core.workers.channel import Channel, finish, open_channel
@@ -105,6 +105,7 @@ class Bench:
             raise ValueError(f"Model file not found: {r.model}")
         started = time.perf_counter()
         set_repack(self.llama_cpp, r.repack)
+        log_at = log_position()
         self.llm = self.llama_cpp.Llama(
             model_path=r.model,
             n_gpu_layers=r.n_gpu_layers,
@@ -136,6 +137,8 @@ class Bench:
             "n_ctx": int(llm.n_ctx()),
             "n_vocab": self.n_vocab,
             "load_s": time.perf_counter() - started,
+            # What llama.cpp did: a BF16 file asked for "repack on" has nothing to repack.
+            "repacked": r.repack and repacked_since(log_at),
         }
 
     def _random(self) -> int:

@@ -145,7 +145,7 @@ def base_record(
         n_layers=loaded.get("n_layers"),
         n_gpu_layers_requested=gpu_layers_label(config.gpu_layers),
         gpu_offload=system.gpu_offload,
-        repack=request.repack,
+        repack=bool(loaded.get("repacked", request.repack)),
     )
 
 

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from gguf import LlamaFileType
+from gguf_factory import quantize_gguf
 
 from lollma_tui.cli_bench import bench_main
 from lollma_tui.core.backends import repack
@@ -70,3 +72,19 @@ def test_a_bad_repack_value_is_one_line(repacked_gguf: Path, capsys: pytest.Capt
     assert bench_main(["-m", str(repacked_gguf), *FAST, "--repack", "maybe"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--repack takes auto, on, off, not maybe" in err[0]
+
+
+def test_rows_say_whether_llama_cpp_repacked_not_whether_it_was_asked(
+    tiny_gguf: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # F32 weights are repacked on no CPU: "--repack on,off" marked the first rows repacked and
+    # showed what repacking buys as the difference between two identical runs.
+    f32 = quantize_gguf(tiny_gguf, tmp_path / "tiny-llama-F32.gguf", LlamaFileType.ALL_F32)
+    assert bench_main(["-m", str(f32), *FAST, "--repack", "on,off", "-o", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(row["test"], row["repack"]) for row in rows] == [
+        ("pp16", False),
+        ("tg4", False),
+        ("pp16", False),
+        ("tg4", False),
+    ]
