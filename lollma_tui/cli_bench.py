@@ -255,6 +255,7 @@ async def _run_bench(args: argparse.Namespace) -> int:
         layout_for_sweep,
         plan_sweep,
     )
+    from lollma_tui.core.bench.formatters import repack_column
     from lollma_tui.core.settings import BackendKind
 
     try:
@@ -274,7 +275,7 @@ async def _run_bench(args: argparse.Namespace) -> int:
         spec.flash_attn,
         spec.chat,
         spec.backend == BackendKind.LLAMA_CPP,
-        repack=spec.repack != ("auto",),
+        repack=repack_column(spec.repack),
     )
     writer = RowWriter(fmt, sys.stdout, columns)
     line = ProgressLine(sys.stderr) if sys.stderr.isatty() else None

@@ -101,6 +101,15 @@ def layout_for(records: Sequence[BenchRecord], *, chat: bool | None = None) -> l
     )
 
 
+def repack_column(modes: Sequence[str]) -> bool:
+    """Whether a sweep's rows need a repack column: repacking swept, or asked "auto" on a CPU
+    whose repacked path crashes for many files (an AMX Xeon), where rows of one table then
+    differ in it and their speeds are not comparable without it."""
+    from lollma_tui.core.backends.repack import cpu_has_amx
+
+    return tuple(modes) != ("auto",) or cpu_has_amx()
+
+
 def layout_for_sweep(
     n_batch: int, n_ubatch: int, flash_attn: bool, chat: bool, llama: bool, repack: bool = False
 ) -> list[Column]:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widgets import DataTable
 
-from lollma_tui.core.bench.formatters import Column, layout_for_sweep
+from lollma_tui.core.bench.formatters import Column, layout_for_sweep, repack_column
 from lollma_tui.core.bench.records import BenchRecord
 from lollma_tui.core.bench.sweep import SweepSpec
 from lollma_tui.ui.literal import plain
@@ -25,7 +25,9 @@ def columns_for(spec: SweepSpec | None) -> list[Column]:
     if spec is None:
         return layout_for_sweep(2048, 512, False, chat=True, llama=True)
     # chat=True keeps the TTFT column even when only pp/tg rows come (they show a dash).
-    return layout_for_sweep(spec.batch, spec.n_ubatch, spec.flash_attn, chat=True, llama=True)
+    return layout_for_sweep(
+        spec.batch, spec.n_ubatch, spec.flash_attn, chat=True, llama=True, repack=repack_column(spec.repack)
+    )
 
 
 def cell(column: Column, record: BenchRecord) -> Text:

@@ -88,3 +88,13 @@ def test_rows_say_whether_llama_cpp_repacked_not_whether_it_was_asked(
         ("pp16", False),
         ("tg4", False),
     ]
+
+
+def test_an_auto_sweep_on_a_cpu_whose_repacking_crashes_shows_which_rows_ran_repacked(
+    repacked_gguf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # On an AMX Xeon "auto" runs most files without repacking (their repacked path crashed) and
+    # some with it: a --quants all table mixed both with nothing to tell them apart.
+    assert bench_main(["-m", str(repacked_gguf), *FAST]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert ("repack" in header) == repack.cpu_has_amx()
