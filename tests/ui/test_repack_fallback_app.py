@@ -70,3 +70,31 @@ async def test_the_app_answers_says_so_once_and_remembers(
         card = str(again.chat_screen.model_card.query_one("#model-lines", Static).render())
         assert "repack off" in card
     assert log.read_text(errors="replace").count("fault injection: crashing") == 1
+
+
+async def test_after_a_crash_in_a_reply_the_next_reply_names_the_restarted_model(
+    repacked_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The next message restarts the model (without repacking); its reply was headed with the
+    # file name only, taken while no model was loaded, and never set again.
+    monkeypatch.setenv("LOLLMA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv(repack.FAULT_ENV, "reply")
+    options = StartupOptions(load=LoadSettings(model=str(repacked_gguf), n_ctx=512), new_conversation=True)
+    app = LollmaApp(options)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: main.models.backend.status.state == BackendState.READY, within=60)
+        await pilot.click("#prompt")
+        await pilot.press(*"hello", "enter")
+        await wait_until(
+            pilot, lambda: bool(main.chat_log.query(ReplyTurn)) and not main.is_generating, within=60
+        )
+        assert main.chat_log.query(ReplyTurn).last().message.state == ReplyState.ERROR
+        await pilot.press(*"again", "enter")
+        await wait_until(
+            pilot, lambda: len(main.chat_log.query(ReplyTurn)) == 2 and not main.is_generating, within=60
+        )
+        second = main.chat_log.query(ReplyTurn).last()
+        assert second.message.content
+        heading = str(second.query_one(".turn-label", Static).render())
+        assert heading == main.models.reply_heading() and " · llama.cpp · " in heading

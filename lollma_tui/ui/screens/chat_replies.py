@@ -121,6 +121,9 @@ class ReplyStreamer:
                         if not self.writing:
                             self.writing = True
                             turn.show_streaming()
+                            # A model restarted by this request (after a crash) was not loaded
+                            # when the heading was set: it names the file only.
+                            turn.set_heading(models.reply_heading())
                         text = text_cleaner.feed(event.text)
                         reply.content += text
                         measured = self._rate.update(event.tokens, event.at)
