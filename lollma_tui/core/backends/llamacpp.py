@@ -242,6 +242,12 @@ class LlamaCppBackend:
                 message = f"llama.cpp {how} while loading {name}"
                 if exited.detail:
                     message += f": {exited.detail}"
+                if exited.crashed and use_repack and settings.repack == "on":
+                    # Asked for, so not undone here; but the likely cause is worth saying.
+                    message += (
+                        f". Repacked weights were forced on, and they crash on some CPUs "
+                        f"({repack.UPSTREAM_ISSUE}): repack auto runs the model without them"
+                    )
                 self._set_status(BackendState.FAILED, message)
                 raise ModelLoadError(message) from exited
             if event.get("id") != request_id:

@@ -160,7 +160,9 @@ async def test_repack_on_is_obeyed_and_a_crash_shows_the_log_not_our_own_notes(
     assert "in _warm_up" in message or "in crash_if_asked" in message
     # ... never the unrelated chat-template note the worker printed just before.
     assert "chat template" not in message
-    # "on" is the user's explicit choice: nothing falls back and nothing is remembered.
+    # "on" is the user's explicit choice: nothing falls back and nothing is remembered, but the
+    # likely cause and the way out are said.
+    assert "repack auto runs the model without them" in message and repack.UPSTREAM_ISSUE in message
     assert not memory.path.exists()
 
 
