@@ -199,4 +199,4 @@ async def test_server_text_in_a_message_cannot_steer_the_terminal(
     llama_server.queue(Script(status=500, message="bad\x1b[2J\x07 things\nhappened"))
     with pytest.raises(ModelLoadError) as caught:
         await reply(backend)
-    assert str(caught.value).endswith(": bad[2J things happened")
+    assert str(caught.value).endswith(": bad things happened")  # the escape sequence goes whole
