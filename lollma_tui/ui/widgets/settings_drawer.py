@@ -60,6 +60,17 @@ def _row(name: str, control: Widget) -> FieldRow:
     return FieldRow(setting(name).row_label, control, field=name)
 
 
+@dataclass
+class DrawerMessage(Message):
+    """What the drawer posts: `control` is the drawer, for `@on(…, "#settings-drawer")`."""
+
+    drawer: SettingsDrawer
+
+    @property
+    def control(self) -> SettingsDrawer:
+        return self.drawer
+
+
 class SettingsDrawer(Vertical):
     """Every load and sampling setting in one scrolling column; shown while it has `-open`.
 
@@ -91,61 +102,35 @@ class SettingsDrawer(Vertical):
     """A reply is being written: Esc stops it, wherever the focus is, rather than closing this."""
 
     @dataclass
-    class ApplyRequested(Message):
+    class ApplyRequested(DrawerMessage):
         """Apply was pressed: load `load`. `reload_fields` names the changes that need a reload
         (empty when only keep_alive changed, which Ollama takes with the next request)."""
 
-        drawer: SettingsDrawer
         load: LoadSettings
         reload_fields: tuple[str, ...]
 
-        @property
-        def control(self) -> SettingsDrawer:
-            return self.drawer
-
     @dataclass
-    class SamplingChanged(Message):
+    class SamplingChanged(DrawerMessage):
         """A new valid combination of sampling settings; it applies to the next reply."""
 
-        drawer: SettingsDrawer
         sampling: SamplingSettings
 
-        @property
-        def control(self) -> SettingsDrawer:
-            return self.drawer
-
     @dataclass
-    class QuantizeRequested(Message):
+    class QuantizeRequested(DrawerMessage):
         """Quantize… was pressed for `model`, a GGUF file (llama.cpp models only)."""
 
-        drawer: SettingsDrawer
         model: str
 
-        @property
-        def control(self) -> SettingsDrawer:
-            return self.drawer
-
     @dataclass
-    class CatalogWanted(Message):
+    class CatalogWanted(DrawerMessage):
         """A server backend was chosen: ask its server what it offers (the answer comes back
         as `catalogs` or `unlisted`)."""
 
-        drawer: SettingsDrawer
         kind: BackendKind
 
-        @property
-        def control(self) -> SettingsDrawer:
-            return self.drawer
-
     @dataclass
-    class Closed(Message):
+    class Closed(DrawerMessage):
         """The drawer was closed (Esc or `close()`); the app may move focus back."""
-
-        drawer: SettingsDrawer
-
-        @property
-        def control(self) -> SettingsDrawer:
-            return self.drawer
 
     def __init__(
         self,
