@@ -167,6 +167,7 @@ class ReplyTurn(Vertical):
         self.remove_class("-waiting")
         self.add_class("-streaming")
         self.footer.update("writing… Esc stops")
+        self._show_thinking()  # the thinking is over: an open section shows its last words now
 
     async def finish(self) -> None:
         message = self.message
