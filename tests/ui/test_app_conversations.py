@@ -92,6 +92,22 @@ async def test_edit_and_resend_replaces_later_turns_and_keeps_the_old_branch(tin
     assert [m.content for m in stored_thread(conversation_id) if m.role == "user"] == ["one", "edited two"]
 
 
+async def test_editing_a_message_that_starts_with_a_slash_resends_it_as_a_message(tiny_gguf: Path) -> None:
+    # Sent as "//etc/hosts…" it was saved as "/etc/hosts…", and /edit put that back as typed:
+    # Enter then ran it as an unknown command and the text was gone.
+    app = make_app(tiny_gguf)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await chat(pilot, app, "//etc/hosts is a file")
+        await type_enter(pilot, "/edit")
+        assert main.prompt.text == "//etc/hosts is a file"
+        await pilot.press("end", *" too", "enter")
+        await wait_until(pilot, lambda: len(main.conversation.messages) == 2 and not main.is_generating)
+        assert main.conversation.messages[0].content == "/etc/hosts is a file too"
+        assert main.editing is None
+
+
 async def test_an_edit_not_sent_says_so_and_esc_drops_it(tiny_gguf: Path) -> None:
     # Nothing showed it, and nothing but sending ended it: the next message, whatever it was,
     # replaced "two" and what followed.

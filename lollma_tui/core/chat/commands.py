@@ -279,6 +279,11 @@ def unescape_message(text: str) -> str:
     return stripped[1:] if stripped.startswith("//") else text
 
 
+def escape_message(text: str) -> str:
+    """`text` as typed to send it as a message: a leading "/" doubled (`unescape_message` undoes it)."""
+    return "/" + text.lstrip() if text.lstrip().startswith("/") else text
+
+
 # --- completion -----------------------------------------------------------------------------
 
 

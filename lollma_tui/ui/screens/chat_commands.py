@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from lollma_tui.core.backends.base import BackendError
-from lollma_tui.core.chat.commands import BY_NAME, Command, CommandError, parse_command
+from lollma_tui.core.chat.commands import BY_NAME, Command, CommandError, escape_message, parse_command
 from lollma_tui.core.chat.copying import choose_copy, save_copy
 from lollma_tui.core.formatting import counted
 from lollma_tui.core.settings import BackendKind
@@ -212,7 +212,8 @@ class ChatCommands:
             await screen.notice("There is no message of yours to edit yet.")
             return
         screen.editing = message
-        kept = screen.prompt.start_command(message.content)  # a draft there goes into its history
+        # A message sent as "//etc/hosts…" comes back escaped, or Enter would run it as a command.
+        kept = screen.prompt.start_command(escape_message(message.content))  # a draft goes into history
         up = " What you were typing is one Up away." if kept else ""
         await screen.notice(
             f"Editing your last message: Enter sends it in place of what followed, Esc drops it.{up}"
