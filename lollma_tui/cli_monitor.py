@@ -65,7 +65,11 @@ def build_monitor_parser() -> argparse.ArgumentParser:
 
 def monitor_main(argv: Sequence[str] | None = None) -> int:
     """Run the monitor until the user quits; bad options exit with status 2 (argparse)."""
-    args = build_monitor_parser().parse_args(argv)
+    parser = build_monitor_parser()
+    args = parser.parse_args(argv)
+    if args.port is not None and not args.jsonl:
+        # The full-screen monitor follows no server: accepted, the flag would quietly do nothing.
+        parser.error("--port works with --jsonl only")
     if args.jsonl:
         from lollma_tui.cli_monitor_jsonl import run_jsonl
 

@@ -85,7 +85,9 @@ class HostEntry:
             )
         except HostEntryError:
             raise
-        except (WireError, SshTargetError) as error:
+        except SshTargetError as error:
+            raise HostEntryError(f"{where}.hw: {error}") from None
+        except WireError as error:
             raise HostEntryError(str(error)) from None
         except ValueError as error:  # the OpenAI base URL's own check
             raise HostEntryError(f"{where}.url: {error}") from None

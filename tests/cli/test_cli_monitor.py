@@ -32,6 +32,14 @@ def test_a_port_that_is_none_is_a_usage_error(value: str, capsys: pytest.Capture
     assert "expected a TCP port from 1 to 65535" in capsys.readouterr().err
 
 
+def test_a_port_without_jsonl_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    # The full-screen monitor follows no server: it ran, and "no LLM server running" stayed.
+    with pytest.raises(SystemExit) as exit_info:
+        monitor_main(["--port", "8080"])
+    assert exit_info.value.code == 2
+    assert "--port works with --jsonl only" in capsys.readouterr().err
+
+
 def test_options_reach_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[MonitorApp] = []
 

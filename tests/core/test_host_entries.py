@@ -63,6 +63,11 @@ def test_host_entries_from_config_tables() -> None:
         HostEntry.from_mapping({"kind": "ollama"})
     with pytest.raises(HostEntryError, match="has no URL"):
         HostEntry("local", BackendKind.LLAMA_CPP, url="http://x")
+    # A bad hw names its key, and a scheme other than ssh:// is the reason, not "the port".
+    with pytest.raises(
+        HostEntryError, match=r"^hosts\.hw: 'ftp://gpu-box': an ssh destination, not a ftp:// address"
+    ):
+        HostEntry.from_mapping({"name": "x", "kind": "ollama", "url": "box", "hw": "ftp://gpu-box"})
 
 
 def test_environment_variables_give_the_default_hosts() -> None:

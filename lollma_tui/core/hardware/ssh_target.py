@@ -38,8 +38,11 @@ class SshTarget:
     @classmethod
     def parse(cls, text: str) -> SshTarget:
         raw = text.strip()
-        if raw[:6].lower() == "ssh://":
-            raw = raw[len("ssh://") :].rstrip("/")
+        scheme, sep, rest = raw.partition("://")
+        if sep and scheme.lower() != "ssh":
+            raise SshTargetError(f"{text!r}: an ssh destination, not a {scheme}:// address")
+        if sep:
+            raw = rest.rstrip("/")
         user: str | None = None
         if "@" in raw:
             user, _, raw = raw.rpartition("@")
