@@ -277,9 +277,14 @@ async def test_a_reply_on_screen_takes_the_new_theme_s_colours(ollama_server: Ol
         body = main.chat_log.reply_turns()[-1].body
 
         def text_colour() -> object:
-            y = next(y for y in range(body.rows) if body.render_line(y).text.strip())
-            return next(seg.style.color for seg in body.render_line(y) if seg.text.strip() and seg.style)
+            # None while the body's lines are being drawn again (the reply's final render).
+            for y in range(body.rows):
+                line = body.render_line(y)
+                if line.text.strip():
+                    return next((seg.style.color for seg in line if seg.text.strip() and seg.style), None)
+            return None
 
+        await wait_until(pilot, lambda: text_colour() is not None)
         before = text_colour()
         app.theme = "lollma-light"
-        await wait_until(pilot, lambda: text_colour() != before, within=5, explain=text_colour)
+        await wait_until(pilot, lambda: text_colour() not in (None, before), within=5, explain=text_colour)
