@@ -194,6 +194,10 @@ async def test_version_shows_a_regenerated_replys_earlier_version_and_back(tiny_
         await wait_until(
             pilot, lambda: any("Showing version 1 of 2 of the last reply" in n for n in notices(app))
         )
+        # Only the reply changed: what the log said before stays, and nothing was "resumed".
+        assert "The last reply is version 1 of 1 · Ctrl+R writes another." in notices(app)
+        assert not any(n.startswith("Resumed") for n in notices(app))
+        assert list(main.chat_log.turns())[-1].message.id == first.id
         conversation_id = main.conversation.id
         # The store shows that branch from now on: a restart opens it too.
         assert stored_thread(conversation_id)[-1].id == first.id

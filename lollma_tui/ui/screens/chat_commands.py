@@ -286,12 +286,25 @@ class ChatCommands:
         if target == shown:
             await screen.notice(f"Version {shown + 1} of {count} is the one shown.")
             return
-        if await screen.history.locate(versions[target]):
-            note = (
-                f"Showing version {target + 1} of {count} of the last reply · /version {shown + 1} goes back"
-            )
+        if not await screen.history.locate(versions[target]):
+            return
+        note = f"Showing version {target + 1} of {count} of the last reply · /version {shown + 1} goes back"
+        loaded = await screen.history.load(screen.conversation.id, 1)
+        if loaded is None:
+            return  # the recorder said why
+        thread = loaded[1].conversation
+        swapped = thread.messages[-1] if thread.messages else None
+        if swapped is None or [m.id for m in thread.messages[:-1]] != [m.id for m in messages[:-1]]:
+            # The version has turns of its own after it: the whole thread changes.
             await screen.open_conversation(screen.conversation.id)
-            await screen.notice(note)
+        else:
+            # Only the last reply changes: the rest of the log, notices included, stays.
+            thread.system_prompt = screen.conversation.system_prompt
+            screen.conversation = thread
+            await screen.chat_log.replace_turn(last.id, swapped)
+            await screen.replies.mark_versions()
+            screen.context.refresh(thread)
+        await screen.notice(note)
 
     async def command_system(self, command: Command) -> None:
         screen = self._screen

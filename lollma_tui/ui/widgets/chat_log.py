@@ -342,6 +342,15 @@ class ChatLog(VerticalScroll):
         if replies:
             await replies[-1].remove()
 
+    async def replace_turn(self, message_id: str, message: Message) -> None:
+        """Show `message` where the turn for `message_id` is (another version of a reply)."""
+        old = self.turn_for(message_id)
+        turns = self._turns_for([message])
+        if old is None or not turns:
+            return
+        await self.mount_all(turns, after=old)
+        await old.remove()
+
     async def remove_turns_from(self, message_id: str) -> None:
         """Remove the turn for `message_id` and everything after it (edit and resend)."""
         children = list(self.children)
