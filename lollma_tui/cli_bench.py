@@ -417,7 +417,7 @@ def quantize_main(argv: Sequence[str] | None = None) -> int:
             allow_requantize=args.allow_requantize,
         )
     except QuantizeRefused as error:
-        _error("quantize", str(error))
+        _error("quantize", f"{error}: --allow-requantize" if error.requantize_would_allow else str(error))
         return EXIT_USAGE
     # A kill or a closed terminal stops the job as Ctrl+C does, so its partial file goes too.
     previous = {stop: signal.signal(stop, _interrupt) for stop in (signal.SIGTERM, signal.SIGHUP)}

@@ -194,6 +194,13 @@ def test_quantize_command(source_copy: Path, capsys: pytest.CaptureFixture[str])
     assert len(err) == 1 and "importance matrix" in err[0]
     assert main(["quantize", str(source_copy), "--type", "Q4_0"]) == 2  # exists already
     assert "already exists" in capsys.readouterr().err
+    # A quantized source is refused, and the refusal names the flag that lifts it.
+    q8 = str(source_copy.parent / "tiny-llama-Q8_0.gguf")
+    (source_copy.parent / "re").mkdir()
+    requantize = [q8, "--type", "Q4_0", "--output-dir", str(source_copy.parent / "re")]
+    assert quantize_main(requantize) == 2
+    assert capsys.readouterr().err.rstrip().endswith("quality suffers): --allow-requantize")
+    assert quantize_main([*requantize, "--allow-requantize"]) == 0
 
 
 def test_argument_errors_return_2_instead_of_exiting(capsys: pytest.CaptureFixture[str]) -> None:

@@ -97,6 +97,11 @@ _TENSOR_LINE = re.compile(rb"\[\s*(\d+)\s*/\s*(\d+)\s*\]")
 class QuantizeRefused(ValueError):
     """Refused before anything ran; the message is one line for the user."""
 
+    def __init__(self, message: str, *, requantize_would_allow: bool = False) -> None:
+        super().__init__(message)
+        self.requantize_would_allow = requantize_would_allow
+        """The source is quantized already: allowing re-quantizing lifts the refusal."""
+
 
 class QuantizeFailed(RuntimeError):
     """llama.cpp failed, or its worker died; no output file was left behind."""
@@ -261,7 +266,8 @@ def plan_quantization(
         if not allow_requantize:
             raise QuantizeRefused(
                 f"{source_path.name} is already quantized ({source_quant}); quantize from an F16, BF16 "
-                "or F32 file, or allow re-quantizing (quality suffers)"
+                "or F32 file, or allow re-quantizing (quality suffers)",
+                requantize_would_allow=True,
             )
         warnings.append(
             f"re-quantizing {source_quant} to {name} stacks both quantization errors: quality will be "
