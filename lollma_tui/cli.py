@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -130,34 +131,70 @@ def models_folders() -> list[Path]:
 
 
 def resolve_model(spec: str) -> Path:
-    """A path as given, or the single GGUF in the models folders whose name contains `spec`."""
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        found = sorted(path.glob("*.gguf"))
-        if len(found) == 1:
-            return found[0]
-        if not found:
-            raise CliError(f"no .gguf files in {path}")
-        raise CliError(f"{path} holds {len(found)} GGUF files; pick one with --model {found[0]}")
-    if path.exists() or path.suffix == ".gguf" or "/" in spec:
-        return path
-    from lollma_tui.core.models.catalog import find_gguf_files
-    from lollma_tui.core.models.gguf_header import SPLIT_NAME
+    """The GGUF `spec` names: a file (a split model's first part, whichever part is named), a
+    folder holding one model, or part of a model's name as `/model` takes it in the app (the
+    models folders and the demo models; one model, of several quantizations the smallest)."""
+    from lollma_tui.core.paths import is_dir, is_file, user_path
 
-    needle = spec.lower()
-    # A split model is named by its first part, which llama.cpp opens; its other parts are not others.
-    firsts = (
-        p
-        for p in find_gguf_files(models_folders())
-        if (m := SPLIT_NAME.match(p.name)) is None or int(m["index"]) == 1
+    path = user_path(spec)
+    if is_dir(path):
+        return _only_model_in(path)
+    if is_file(path):
+        return _one_model([path], path)
+    if "/" in spec or os.sep in spec:
+        return path  # the header check says it is not there
+    return _model_named(spec)
+
+
+def _one_model(files: list[Path], where: Path) -> Path:
+    """The one model `files` hold (a split model's parts count as one), by its first file."""
+    from lollma_tui.core.models.catalog import build_catalog
+    from lollma_tui.core.models.gguf_header import split_parts
+
+    parts = [part for file in files for part in split_parts(file)]
+    catalog = build_catalog(dict.fromkeys(parts))
+    variants = [variant for group in catalog.groups for variant in group.variants]
+    if len(variants) == 1:
+        return Path(variants[0].ref)
+    if variants:
+        raise CliError(f"{where} holds {len(variants)} models; pick one with --model {variants[0].ref}")
+    if catalog.unreadable:
+        bad = catalog.unreadable[0]
+        raise CliError(f"{bad.path}: {bad.reason}")
+    raise CliError(f"no .gguf files in {where}")
+
+
+def _only_model_in(folder: Path) -> Path:
+    try:
+        files = sorted(folder.glob("*.gguf"))
+    except OSError as error:
+        raise CliError(f"cannot read {folder}: {error.strerror or error}") from None
+    return _one_model(files, folder)
+
+
+def _model_named(spec: str) -> Path:
+    from lollma_tui.core import paths
+    from lollma_tui.core.models.catalog import HeaderCache, scan_models
+    from lollma_tui.core.models.demo import DEMOS, demo_model_path, demo_model_ready
+    from lollma_tui.core.session.models import (
+        ModelChoiceError,
+        NoModelMatchError,
+        resolve_model as choose_model,
     )
-    matches = sorted({p for p in firsts if needle in p.name.lower()})
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
+
+    demos = [demo_model_path(demo) for demo in DEMOS.values() if demo_model_ready(demo)]
+    headers = HeaderCache(paths.header_cache_path())
+    catalog = scan_models(models_folders(), demos, cache=headers)
+    headers.save()
+    try:
+        return Path(choose_model(spec, catalog).ref)
+    except NoModelMatchError:
         folders = ", ".join(str(f) for f in models_folders())
-        raise CliError(f"model not found: {spec} (not a file, and no GGUF named like it in {folders})")
-    raise CliError(f"{spec!r} matches {len(matches)} models: {', '.join(m.name for m in matches[:5])}")
+        raise CliError(
+            f"model not found: {spec} (not a file, and no GGUF named like it in {folders})"
+        ) from None
+    except ModelChoiceError as error:
+        raise CliError(str(error)) from None
 
 
 def check_model_file(path: Path) -> None:

@@ -16,10 +16,10 @@ import shutil
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
 from lollma_tui.cli import backend_flag
+from lollma_tui.core.paths import user_path
 
 if TYPE_CHECKING:
     from lollma_tui.core.bench.sweep import SweepSpec
@@ -221,7 +221,7 @@ def bench_spec(args: argparse.Namespace) -> SweepSpec:
         ollama_host=args.ollama_host,
         openai_base_url=args.base_url,
         openai_api_key_env=args.api_key_env,
-        model_dirs=tuple(Path(d).expanduser() for d in args.model_dir),
+        model_dirs=tuple(user_path(d) for d in args.model_dir),
         warmup=not args.no_warmup,
         check_fit=not args.no_fit_check,
     )

@@ -27,6 +27,7 @@ from lollma_tui.core.chat.errors import (
 from lollma_tui.core.chat.opening import default_store_path, open_store, open_store_read_only
 from lollma_tui.core.chat.store import ChatStore, MessageMeta
 from lollma_tui.core.formatting import counted
+from lollma_tui.core.paths import user_path
 from lollma_tui.core.safe_text import clean_text
 
 PROG: Final = "lollma-tui history"
@@ -304,7 +305,7 @@ def _import(store: ChatStore, args: argparse.Namespace) -> int:
             # One byte past the cap is enough to refuse: `< /dev/zero` must not fill memory.
             data = sys.stdin.buffer.read(MAX_IMPORT_BYTES + 1)
         else:
-            data = read_import_file(Path(args.file).expanduser())
+            data = read_import_file(user_path(args.file))
     except OSError as exc:
         raise HistoryError(f"cannot read {args.file}: {exc.strerror or exc}", EXIT_USAGE) from exc
     except ImportFormatError as exc:

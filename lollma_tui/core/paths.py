@@ -43,3 +43,35 @@ def llama_log_path() -> Path:
 def header_cache_path() -> Path:
     """Parsed GGUF headers from earlier scans (a cache: safe to delete)."""
     return cache_dir() / "gguf-headers.json"
+
+
+# Paths the user types. `Path.expanduser` raises for `~name` of no user (a typo of `~/`), and
+# `Path.is_file` for a name too long or a folder that cannot be entered: in the app that would
+# end it, on the command line print a traceback. These say "not there" instead, and what reads
+# the file next says why it cannot (its own message, with the path as typed).
+
+
+def user_path(text: str | os.PathLike[str]) -> Path:
+    """`text` with a leading `~` or `~user` expanded; an unknown user's `~name` stays as written."""
+    return Path(os.path.expanduser(text))
+
+
+def is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False

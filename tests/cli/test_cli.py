@@ -81,10 +81,13 @@ def test_a_bad_flag_value_is_one_line_naming_the_setting(tiny_gguf: Path) -> Non
 def test_a_model_name_is_found_where_the_app_looks_and_a_split_model_counts_once(
     tmp_path: Path, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from gguf_factory import TinyModelSpec, write_tiny_gguf
+
     from lollma_tui.cli import CliError, resolve_model
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("LOLLMA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LOLLMA_CACHE_DIR", str(tmp_path / "cache"))
     hub = tmp_path / "hub"
     monkeypatch.setenv("HF_HUB_CACHE", str(hub))
     # As the Hugging Face cache keeps a download: a snapshot's name links to a blob.
@@ -98,11 +101,56 @@ def test_a_model_name_is_found_where_the_app_looks_and_a_split_model_counts_once
     # LM Studio's folder, a model in three parts: one model, named by its first part.
     studio = tmp_path / "home" / ".lmstudio" / "models" / "acme"
     studio.mkdir(parents=True)
-    for index in (1, 2, 3):
-        shutil.copy(tiny_gguf, studio / f"bigacme-Q8_0-0000{index}-of-00003.gguf")
-    assert resolve_model("bigacme") == studio / "bigacme-Q8_0-00001-of-00003.gguf"
+    write_tiny_gguf(studio / "bigacme-Q8_0.gguf", TinyModelSpec(name="Big Acme", seed=3, split_max_tensors=8))
+    parts = sorted(studio.glob("bigacme-Q8_0-*.gguf"))
+    assert len(parts) == 3
+    assert resolve_model("bigacme") == parts[0]
+    assert resolve_model("big acme") == parts[0]  # the model's own name, as /model takes it
     with pytest.raises(CliError, match="matches 2 models"):
         resolve_model("acme")
+    # Any part named by its path opens the model; a folder holding the parts holds one model.
+    assert resolve_model(str(parts[1])) == parts[0]
+    assert resolve_model(str(studio)) == parts[0]
+    # A file name as `ls` shows it, typed without its folder, is looked up like a name.
+    assert resolve_model("bigacme-Q8_0-00002-of-00003.gguf") == parts[0]
+    parts[2].unlink()
+    with pytest.raises(CliError, match="part 3 of 3: file not found"):
+        resolve_model(str(parts[0]))
+
+
+def test_a_model_name_picks_as_the_app_does_among_quantizations_and_demos(
+    tmp_path: Path, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gguf import LlamaFileType
+    from gguf_factory import quantize_gguf
+
+    from lollma_tui.cli import resolve_model
+    from lollma_tui.core.models.demo import DEMOS, demo_model_path, demo_model_ready
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LOLLMA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LOLLMA_CACHE_DIR", str(tmp_path / "cache"))
+    models = tmp_path / "data" / "models"
+    models.mkdir(parents=True)
+    f16 = shutil.copy(tiny_gguf, models / "tiny-F16.gguf")
+    q8 = quantize_gguf(Path(f16), models / "tiny-Q8_0.gguf", LlamaFileType.MOSTLY_Q8_0)
+    # Two quantizations of one model are one model: the smaller is taken, as /model does.
+    assert resolve_model("tiny") == q8
+    smollm = DEMOS["smollm2"]
+    if demo_model_ready(smollm):  # a dependency of the project: installed wherever tests run
+        assert resolve_model("smollm2") == demo_model_path(smollm)
+    else:
+        pytest.fail("the SmolLM2 demo model is not installed")
+
+
+def test_a_path_that_cannot_be_looked_at_is_one_line(tiny_gguf: Path) -> None:
+    # `~models/x` (no user "models": a typo of ~/) and a name too long for the file system
+    # raised out of pathlib as tracebacks.
+    assert_one_line_error(run("--model", "~nosuchuser/x.gguf"), "~nosuchuser/x.gguf")
+    assert_one_line_error(run("--model", "/tmp/" + "a" * 300 + ".gguf"), "aaaa")
+    quantize = run("quantize", "~nosuchuser/x.gguf", "--type", "Q8_0")
+    assert quantize.returncode == 2
+    assert quantize.stderr.startswith("lollma-tui quantize: error: source not found")
 
 
 def test_an_app_textual_ends_on_an_error_exits_non_zero(

@@ -18,6 +18,7 @@ from lollma_tui.core.bench.protocol import BenchTest
 from lollma_tui.core.models.catalog import Catalog, ModelGroup, ModelVariant, default_model_dirs, scan_models
 from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader, read_gguf_header
 from lollma_tui.core.models.quant_types import normalize_quant
+from lollma_tui.core.paths import exists, user_path
 from lollma_tui.core.settings import AUTO, MAX_THREADS, REPACK_CHOICES, BackendKind
 
 DEFAULT_QUESTION = "explain quantum entanglement"
@@ -225,7 +226,7 @@ def _squash(text: str) -> str:
 
 
 def _looks_like_path(ref: str) -> bool:
-    return ref.lower().endswith(".gguf") or "/" in ref or "\\" in ref or Path(ref).expanduser().exists()
+    return ref.lower().endswith(".gguf") or "/" in ref or "\\" in ref or exists(user_path(ref))
 
 
 def _read_header(path: Path) -> GGUFHeader:
@@ -286,7 +287,7 @@ def resolve_llama_models(spec: SweepSpec, *, search_dirs: Iterable[Path] | None 
     by_name: Catalog | None = None
     for ref in spec.models:
         if _looks_like_path(ref):
-            path = Path(ref).expanduser().absolute()  # the bench worker runs in another folder
+            path = user_path(ref).absolute()  # the bench worker runs in another folder
             header = _read_header(path)
             if spec.quants is None:
                 chosen.append(

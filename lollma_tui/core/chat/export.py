@@ -61,6 +61,7 @@ from lollma_tui.core.chat import codec
 from lollma_tui.core.chat.conversation import Message, ReplyState, reply_end_note
 from lollma_tui.core.chat.errors import ImportFormatError
 from lollma_tui.core.chat.store import ChatStore, ConversationTree, StoredMessage, ThreadWindow
+from lollma_tui.core.paths import user_path
 from lollma_tui.core.safe_files import TargetExistsError, read_regular_file, write_private_file
 from lollma_tui.core.safe_text import clean_text, has_surrogates
 from lollma_tui.core.settings import BackendKind, SamplingSettings
@@ -182,7 +183,7 @@ def path_argument(text: str) -> tuple[Path, bool]:
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         text = text[1:-1]
-    return Path(text).expanduser(), text.endswith(("/", os.sep))
+    return user_path(text), text.endswith(("/", os.sep))
 
 
 def export_target(given: Path, title: str, kind: str, *, folder: bool = False) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lollma_tui.core.backends.base import Backend, BackendError
 from lollma_tui.core.models.catalog import Catalog, HeaderCache, scan_models
+from lollma_tui.core.paths import user_path
 from lollma_tui.core.session.models import ollama_catalog, openai_catalog
 from lollma_tui.core.settings import BackendKind
 
@@ -75,5 +76,5 @@ async def switch_refusal(backend: Backend, model: str) -> str | None:
 
 
 def _scan_around(model: str, known: list[Path], headers: HeaderCache) -> Catalog:
-    path = Path(model).expanduser()
+    path = user_path(model)
     return scan_models([path.parent], [path, *known], cache=headers)

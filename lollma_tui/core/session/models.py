@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from lollma_tui.core.models.catalog import Catalog, ModelGroup, ModelVariant
 from lollma_tui.core.models.ollama_tags import group_ollama_models
 from lollma_tui.core.models.quant_types import normalize_quant
+from lollma_tui.core.paths import is_dir, is_file, user_path
 from lollma_tui.core.settings import BackendKind, LoadSettings
 
 if TYPE_CHECKING:
@@ -149,11 +150,11 @@ def resolve_model(query: str, catalog: Catalog, *, prefer_quant: str | None = No
     exact = catalog.find(text)
     if exact is not None:
         return ModelChoice(exact[1].ref, exact[0], exact[1])
-    if looks_like_path(text) and Path(text).expanduser().is_file():
+    if looks_like_path(text) and is_file(user_path(text)):
         # Any file named by its path: an Ollama blob is a GGUF without the suffix, and the load
         # reads the header and says what is wrong with one that is not. Absolute: the worker
         # that loads it runs in another folder.
-        return ModelChoice(str(Path(text).expanduser().absolute()), None, None)
+        return ModelChoice(str(user_path(text).absolute()), None, None)
 
     needle = text.lower()
     by_group: dict[int, list[ModelVariant]] = {}
@@ -194,10 +195,10 @@ def missing_file(text: str) -> str | None:
     names one."""
     if not looks_like_path(text):
         return None
-    path = Path(text).expanduser()
-    if path.is_dir():
+    path = user_path(text)
+    if is_dir(path):
         return f"{text} is a folder: name a .gguf file in it"
-    return None if path.is_file() else f"no file at {text}"
+    return None if is_file(path) else f"no file at {text}"
 
 
 def _short(model: str) -> str:

@@ -26,6 +26,7 @@ from lollma_tui.core.models.fit import (
     memory_profile,
 )
 from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader
+from lollma_tui.core.paths import user_path
 from lollma_tui.core.session.budget import MemoryBudget
 from lollma_tui.core.settings import AUTO, BackendKind, LoadSettings
 
@@ -241,7 +242,7 @@ def notes_after_load(loaded: LoadedModel, plan: LoadPlan) -> list[str]:
 
 def read_header(headers: HeaderCache, model: str) -> GGUFHeader | GGUFError:
     """The model file's header (cached), or why it cannot be read."""
-    path = Path(model).expanduser()
+    path = user_path(model)
     try:
         return headers.read(path)
     except GGUFError as error:

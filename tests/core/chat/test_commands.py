@@ -336,6 +336,12 @@ def test_model_takes_a_gguf_path(tiny_gguf: Path, tmp_path: Path) -> None:
         CommandError, match=f"^{re.escape(f'{blob.parent} is a folder: name a .gguf file in it')}$"
     ):
         run(f"/model {blob.parent}")
+    # `~models/…` (a typo of ~/: no such user) and a name too long for the file system raised
+    # out of pathlib and ended the app.
+    with pytest.raises(CommandError, match=f"^{re.escape('no file at ~nosuchuser/x.gguf')}$"):
+        run("/model ~nosuchuser/x.gguf")
+    with pytest.raises(CommandError, match=r"^no file at /tmp/aaaa"):
+        run("/model /tmp/" + "a" * 300 + ".gguf")
     gguf = build_catalog([tiny_gguf])
     with pytest.raises(CommandError, match=f"^{re.escape('no file at /nowhere/missing.gguf')}$"):
         run(

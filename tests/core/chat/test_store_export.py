@@ -15,7 +15,14 @@ from lollma_tui.core.backends.base import ReplyStats, RunSetup
 from lollma_tui.core.chat import codec
 from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.errors import ImportFormatError, StoreError
-from lollma_tui.core.chat.export import FORMAT, export_json, export_markdown, import_json, parse_json
+from lollma_tui.core.chat.export import (
+    FORMAT,
+    export_json,
+    export_markdown,
+    import_json,
+    parse_json,
+    path_argument,
+)
 from lollma_tui.core.chat.store import ChatStore
 from lollma_tui.core.settings import SamplingSettings
 
@@ -157,6 +164,15 @@ def test_malformed_files_are_refused(store: ChatStore, db_path: Path, data: str 
     with pytest.raises(ImportFormatError, match="not a"):
         import_json(store, data)
     assert dump(db_path) == before
+
+
+def test_a_typed_path_that_cannot_be_looked_at_is_a_reason_not_a_crash(store: ChatStore) -> None:
+    # `/import ~models/chat.json` (a typo of ~/: no user "models") raised out of pathlib and
+    # ended the app.
+    path, folder = path_argument("~nosuchuser/chat.json")
+    assert (str(path), folder) == ("~nosuchuser/chat.json", False)
+    with pytest.raises(ImportFormatError, match=r"^cannot read ~nosuchuser/chat\.json: No such file"):
+        import_json(store, path)
 
 
 def test_a_markdown_export_offered_for_import_says_which_file_to_use(
