@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         "-m",
         metavar="PATH|NAME",
-        help="a GGUF file, or part of a file name found in your models folders (default: the demo "
+        help="a GGUF file, or part of a model's name, as /model takes it (default: the demo "
         "model); with --backend ollama, a model tag such as llama3.2:1b",
     )
     parser.add_argument(
