@@ -89,10 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--theme", metavar="NAME", help="colour theme (lollma-dark, lollma-light, lollma-amber, …)"
     )
-    parser.add_argument(
+    which_chat = parser.add_mutually_exclusive_group()
+    which_chat.add_argument(
         "--new", action="store_true", help="start a new conversation instead of resuming the last"
     )
-    parser.add_argument(
+    which_chat.add_argument(
         "--conversation", metavar="ID", help="resume this conversation (see `lollma-tui history list`)"
     )
     parser.add_argument(
@@ -318,13 +319,17 @@ def remote_options(args: argparse.Namespace) -> RemoteOptions:
 
 
 def check_server_address(backend: BackendKind, args: argparse.Namespace) -> None:
-    """The server the app starts on, from its flag or its environment variable, can be one."""
+    """The server the app starts on (from its flag or its environment variable), and any server
+    flag given, can be one."""
     from lollma_tui.core.hosts import server_address
     from lollma_tui.core.settings import BackendKind
 
-    flag = {BackendKind.OLLAMA: args.ollama_host, BackendKind.OPENAI: args.base_url}.get(backend)
+    flags = {BackendKind.OLLAMA: args.ollama_host, BackendKind.OPENAI: args.base_url}
     try:
-        server_address(backend, flag, strict=True)
+        for kind, flag in flags.items():
+            # A server given for later (/backend) is checked now too, not when it is switched to.
+            if kind is backend or flag:
+                server_address(kind, flag, strict=True)
     except ValueError as error:
         raise CliError(str(error)) from None
 

@@ -189,6 +189,8 @@ def test_quantize_command(source_copy: Path, capsys: pytest.CaptureFixture[str])
     ]
     assert (source_copy.parent / "tiny-llama-Q4_0.gguf").is_file()
 
+    assert quantize_main([str(source_copy), "--type", " , "]) == 2  # did nothing, with exit 0
+    assert "name at least one type" in capsys.readouterr().err
     assert quantize_main([str(source_copy), "--type", "IQ2_XXS"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "importance matrix" in err[0]

@@ -173,3 +173,12 @@ def test_an_app_textual_ends_on_an_error_exits_non_zero(
     monkeypatch.setattr(LollmaApp, "run", headless)
     monkeypatch.setattr(LollmaApp, "on_mount", failing_mount)
     assert main(["--model", str(tiny_gguf), "--new"]) == 1
+
+
+def test_new_and_conversation_together_are_refused() -> None:
+    # --new won, and the conversation asked for was not opened, without a word.
+    result = run("--new", "--conversation", "0123abcd")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "lollma-tui: error: argument --conversation: not allowed with argument --new"
+    )

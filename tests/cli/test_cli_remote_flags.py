@@ -58,3 +58,16 @@ def test_bad_remote_flags_end_with_one_line(args: tuple[str, ...], words: str) -
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lollma-tui: error:"), result.stderr
     assert words in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("host", "words"), [("http://[::1", "not a server address"), (":99999", "not a number from 1 to 65535")]
+)
+def test_a_bad_ollama_host_is_refused_at_start_whatever_the_backend(host: str, words: str) -> None:
+    # On llama.cpp the flag is for a later /backend ollama: it was only checked then.
+    from lollma_tui.cli import CliError
+
+    with pytest.raises(CliError, match=words):
+        options("--demo", "smollm2", "--ollama-host", host)
+    with pytest.raises(CliError, match=words):
+        options("--backend", "ollama", "--ollama-host", host)

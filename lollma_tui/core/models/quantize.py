@@ -37,7 +37,6 @@ from lollma_tui.core.models.gguf_header import (
 )
 from lollma_tui.core.models.quant_types import FILE_TYPE_IDS, normalize_quant
 from lollma_tui.core.models.quantize_estimate import estimate_output, fallback_warning
-from lollma_tui.core.paths import is_dir, is_file, user_path
 from lollma_tui.core.workers.process import WorkerExited, WorkerProcess
 
 WORKER_MODULE = "lollma_tui.core.models.quantize_worker"
@@ -96,12 +95,12 @@ _TENSOR_LINE = re.compile(rb"\[\s*(\d+)\s*/\s*(\d+)\s*\]")
 
 
 class QuantizeRefused(ValueError):
-    """Refused before anything ran; the message is one line for the user."""
+    """Refused before anything ran; the message is one line for the user.
+    `requantize_would_allow`: the source is quantized already, which allowing that lifts."""
 
     def __init__(self, message: str, *, requantize_would_allow: bool = False) -> None:
         super().__init__(message)
         self.requantize_would_allow = requantize_would_allow
-        """The source is quantized already: allowing re-quantizing lifts the refusal."""
 
 
 class QuantizeFailed(RuntimeError):
@@ -238,7 +237,7 @@ def plan_quantization(
     overwrite: bool = False,
 ) -> QuantizePlan:
     """Check a quantization of `source` to `target` and say where it will go (QuantizeRefused)."""
-    source_path = user_path(source).absolute()  # the quantizer runs in another folder
+    source_path = paths.user_path(source).absolute()  # the quantizer runs in another folder
     name = normalize_quant(target)
     if name is None or (name not in TARGETS and name not in IMATRIX_TYPES and name not in FILE_TYPE_IDS):
         raise QuantizeRefused(f"unknown quantization type {target!r} (choose from {', '.join(TARGETS)})")
@@ -249,7 +248,7 @@ def plan_quantization(
         )
     if name not in TARGETS:
         raise QuantizeRefused(f"{name} is not offered here (choose from {', '.join(TARGETS)})")
-    if not is_file(source_path):
+    if not paths.is_file(source_path):
         raise QuantizeRefused(f"source not found: {source_path}")
     try:
         header = read_gguf_header(source_path)
@@ -274,13 +273,13 @@ def plan_quantization(
             f"re-quantizing {source_quant} to {name} stacks both quantization errors: quality will be "
             "worse than quantizing the F16/BF16 original"
         )
-    folder = user_path(output_dir).absolute() if output_dir is not None else default_output_dir(source_path)
+    folder = default_output_dir(source_path) if output_dir is None else paths.user_path(output_dir).absolute()
     if output_dir is None and folder != source_path.parent:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise QuantizeRefused(f"cannot create {folder}: {error.strerror or error}") from None
-    if not is_dir(folder):
+    if not paths.is_dir(folder):
         raise QuantizeRefused(f"output folder not found: {folder}")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise QuantizeRefused(f"cannot write to {folder}")
@@ -581,6 +580,8 @@ def plan_quantizations(
     The disk check counts the outputs together: three types need the room of all three.
     """
     wanted = list(dict.fromkeys(normalize_quant(t) or t for t in targets))
+    if not wanted:
+        raise QuantizeRefused(f"name at least one type to make (choose from {', '.join(TARGETS)})")
     plans = [
         plan_quantization(source, t, output_dir=output_dir, allow_requantize=allow_requantize) for t in wanted
     ]
