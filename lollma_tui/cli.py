@@ -124,6 +124,24 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
             group.add_argument(*setting.flags, dest=setting.name, metavar=setting.metavar, help=setting.help)
 
 
+def values_may_start_with_a_dash(arguments: list[str]) -> list[str]:
+    """`--keep-alive -1m` as `--keep-alive=-1m`: argparse takes a value that starts with "-"
+    for a flag unless it is a plain negative number, but Ollama's "keep loaded for good" is
+    written `-1m`, and a stop string or a system prompt may start with a dash too."""
+    from lollma_tui.core.settings_table import SETTINGS
+
+    taking_text = {"--system", *(flag for setting in SETTINGS for flag in setting.flags)}
+    joined: list[str] = []
+    for argument in arguments:
+        # "--…" and the short flags stay flags: a value forgotten before one is still reported.
+        value = argument.startswith("-") and not argument.startswith("--") and argument not in ("-h", "-m")
+        if joined and joined[-1] in taking_text and value:
+            joined[-1] = f"{joined[-1]}={argument}"
+        else:
+            joined.append(argument)
+    return joined
+
+
 def models_folders() -> list[Path]:
     """Where a model named by part of its name is looked for: as in the app and `bench -m`."""
     from lollma_tui.core.models.catalog import default_model_dirs
@@ -346,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments and arguments[0] in SUBCOMMANDS:
         return run_subcommand(arguments[0], arguments[1:])
-    args = build_parser().parse_args(arguments)
+    args = build_parser().parse_args(values_may_start_with_a_dash(arguments))
     from lollma_tui.core.config_file import read_config
 
     try:

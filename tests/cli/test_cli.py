@@ -182,3 +182,21 @@ def test_new_and_conversation_together_are_refused() -> None:
     assert result.stderr.strip().splitlines()[-1] == (
         "lollma-tui: error: argument --conversation: not allowed with argument --new"
     )
+
+
+def test_a_flag_value_may_start_with_a_dash(tiny_gguf: Path) -> None:
+    # Ollama keeps a model loaded for good with -1m; argparse took it for a flag.
+    from lollma_tui.cli import build_parser, startup_options, values_may_start_with_a_dash
+    from lollma_tui.core.settings_table import setting
+
+    # Checked through a bad --ctx, so the app itself does not start.
+    for flag, value in (("--keep-alive", "-1m"), ("--stop", "-END"), ("--system", "-be brief")):
+        assert_one_line_error(run("--model", str(tiny_gguf), flag, value, "--ctx", "5"), "n_ctx")
+    argv = ["--model", str(tiny_gguf), "--keep-alive", "-1m", "--stop", "-END,--x", "--system", "-hi"]
+    chosen = startup_options(build_parser().parse_args(values_may_start_with_a_dash(argv)))
+    assert chosen.load.keep_alive == setting("keep_alive").parse("-1m")
+    assert chosen.sampling.stop == ("-END", "--x")
+    assert chosen.system_prompt == "-hi"
+    # A value forgotten before the next flag is still reported as missing.
+    forgotten = run("--model", str(tiny_gguf), "--ctx", "--new")
+    assert forgotten.returncode == 2 and "--n-ctx/--ctx: expected one argument" in forgotten.stderr
