@@ -165,6 +165,13 @@ def resolve_model(spec: str) -> Path:
     return _model_named(spec)
 
 
+def names_a_gguf(spec: str) -> bool:
+    """A file name or a file, not a server's model tag (which may hold a "/": hf.co/…)."""
+    from lollma_tui.core.paths import is_file, user_path
+
+    return spec.lower().endswith(".gguf") or is_file(user_path(spec))
+
+
 def _one_model(files: list[Path], where: Path) -> Path:
     """The one model `files` hold (a split model's parts count as one), by its first file."""
     from lollma_tui.core.models.catalog import build_catalog
@@ -241,9 +248,11 @@ def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) 
 
     written = dict(config.settings) if config is not None else {}
     chosen = dict(written)
-    if args.demo or (
-        args.backend and BackendKind(args.backend) != written.get("backend", BackendKind.LLAMA_CPP)
-    ):
+    asked = BackendKind(args.backend) if args.backend else None
+    if asked is None and (args.demo or (args.model and names_a_gguf(args.model))):
+        # A GGUF or the demo is for llama.cpp, whichever server config.toml keeps (/keep on Ollama).
+        asked = BackendKind.LLAMA_CPP
+    if args.demo or (asked and asked != written.get("backend", BackendKind.LLAMA_CPP)):
         # The file's model is for the file's backend (/keep writes the two together), and
         # --demo asks for the demo: neither should send a start looking for that model.
         chosen.pop("model", None)
@@ -254,7 +263,7 @@ def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) 
                 chosen[setting.name] = setting.parse(text)
     except SettingsError as error:
         raise CliError(str(error)) from None
-    backend = BackendKind(args.backend) if args.backend else chosen.get("backend", BackendKind.LLAMA_CPP)
+    backend = asked or chosen.get("backend", BackendKind.LLAMA_CPP)
     model_spec = args.model if args.model is not None else chosen.get("model")
     demo = backend == BackendKind.LLAMA_CPP and not model_spec
     demo_model = DEMOS[args.demo] if args.demo else DEFAULT_DEMO

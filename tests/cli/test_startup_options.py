@@ -56,6 +56,26 @@ def test_the_config_file_s_model_is_for_its_backend_and_gives_way_to_demo(tiny_g
     assert options_for("--demo", "smollm2", config=gguf).demo
 
 
+def test_a_gguf_or_the_demo_on_the_command_line_starts_llama_cpp_whatever_the_file_s_backend(
+    tiny_gguf: Path,
+) -> None:
+    # After /keep on Ollama, --demo was refused and --model x.gguf was sent to Ollama as a tag.
+    ollama = ConfigFile(
+        Path("config.toml"), {"backend": BackendKind.OLLAMA, "model": "llama3.2:1b", "n_ctx": 2048}
+    )
+    demo = options_for("--demo", "smollm2", config=ollama)
+    assert demo.demo and demo.load.backend is BackendKind.LLAMA_CPP
+    gguf = options_for("--model", str(tiny_gguf), config=ollama)
+    assert gguf.load.backend is BackendKind.LLAMA_CPP and gguf.load.model == str(tiny_gguf.resolve())
+    assert gguf.load.n_ctx == 2048  # the file's other settings still apply
+    with pytest.raises(CliError, match=r"missing\.gguf"):
+        options_for("--model", "/nowhere/missing.gguf", config=ollama)
+    # A tag stays a tag, for the file's server; --backend still decides when given.
+    assert options_for("--model", "hf.co/acme/tiny:Q4_K_M", config=ollama).load.backend is BackendKind.OLLAMA
+    with pytest.raises(CliError, match="--demo picks the model"):
+        options_for("--backend", "ollama", "--demo", "smollm2", config=ollama)
+
+
 def test_backend_flag_takes_the_names_set_and_the_config_file_take() -> None:
     # `backend = "oai"` worked in config.toml and /set, but --backend oai was "invalid choice".
     assert options_for("--backend", "oai").load.backend is BackendKind.OPENAI
