@@ -237,7 +237,7 @@ async def test_unknown_model_says_how_to_get_it(ollama_server: OllamaTestServer)
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_until(pilot, lambda: any("llama9:70b" in n for n in notices(app)))
         message = next(n for n in notices(app) if "llama9:70b" in n)
-        assert "no model" in message and "ollama pull llama9:70b" in message
+        assert "no model" in message and "/pull llama9:70b downloads it" in message
 
 
 async def test_pull_shows_progress_and_the_model_becomes_available(ollama_server: OllamaTestServer) -> None:
@@ -251,6 +251,8 @@ async def test_pull_shows_progress_and_the_model_becomes_available(ollama_server
         await wait_until(pilot, lambda: (view.bar.total or 0) > 0)
         await wait_until(pilot, lambda: str(view.status.render()) == "pulled smollm2:135m")
         assert "smollm2:135m" in ollama_server.installed_names()
+        # Tab offers it at once (it did only after the next model swap).
+        await wait_until(pilot, lambda: "smollm2:135m" in main.prompt.completion_context.models)
         await main.commands.run("/pull no-such-model:1b")
         await wait_until(pilot, lambda: "failed" in str(main.chat_log.query(PullView).last().status.render()))
 
@@ -544,6 +546,10 @@ async def test_delete_asks_before_a_model_leaves_the_server(ollama_server: Ollam
             pilot, lambda: notices(app)[-1] == "Deleted tinyllama:1b-q8_0 from the Ollama server."
         )
         assert "tinyllama:1b-q8_0" not in ollama_server.installed_names()
+        # Tab and the drawer stop offering it at once (they did until the next model swap).
+        main = app.chat_screen
+        await wait_until(pilot, lambda: "tinyllama:1b-q8_0" not in main.prompt.completion_context.models)
+        assert "tinyllama:1b-q4_K_M" in main.prompt.completion_context.models
 
 
 async def test_a_change_asked_for_while_a_model_loads_is_refused_not_mixed_into_it(

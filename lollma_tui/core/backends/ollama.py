@@ -195,7 +195,7 @@ class OllamaBackend(ServerBackendState):
             await self.cancel()
             name = settings.model.strip()
             if not name:
-                raise ModelNotFoundError("Choose an Ollama model first (pull one with `ollama pull <name>`).")
+                raise ModelNotFoundError("Choose an Ollama model first (/pull NAME downloads one).")
             previous, self._loaded = self._loaded, None
             self._cache.forget()
             self._set_status(BackendState.LOADING, f"Loading {name}…")
@@ -480,16 +480,22 @@ class OllamaBackend(ServerBackendState):
         # A client of its own: a move to another backend or host closes the chat's client, and
         # Ollama stops a pull whose client goes away.
         client = ollama.AsyncClient(host=self.base_url, timeout=self._timeout, trust_env=self._trust_env)
+        last = ""
         try:
             stream = await client.pull(name, stream=True)
             async for part in stream:
-                yield progress_from(part)
+                progress = progress_from(part)
+                last = progress.status
+                yield progress
         except CLIENT_ERRORS as error:
             raise translate(
                 error, base_url=self.base_url, operation="pull", model=name, timeout_s=self.timeout_s
             ) from error
         finally:
             await client.close()  # type: ignore[no-untyped-call]
+        if last != "success":
+            # A stream that ends without it (a proxy cut, a server stopped cleanly) installed nothing.
+            raise BackendError(f"the server ended the pull before it finished (last: {last or 'nothing'})")
 
     async def delete(self, name: str) -> None:
         await self._call("delete", self._client.delete(name), name)

@@ -111,7 +111,7 @@ def _from_response(error: ollama.ResponseError, *, operation: Operation, model: 
             return ModelNotFoundError(f"Ollama has no model '{model}' to delete.")
         if model:
             return ModelNotFoundError(
-                f"Ollama has no model '{model}' — pull it first (`ollama pull {model}`)."
+                f"Ollama has no model '{model}' — /pull {model} downloads it (or `ollama pull {model}`)."
             )
         return BackendError(f"Ollama answered 404: {message}")
     if status == -1:
@@ -119,7 +119,7 @@ def _from_response(error: ollama.ResponseError, *, operation: Operation, model: 
         if operation == "pull":
             if "file does not exist" in message:
                 return ModelNotFoundError(f"The Ollama library has no model '{model}' ({message}).")
-            return BackendError(f"Pulling {model} failed: {message}")
+            return BackendError(message)  # said as "pull MODEL failed: …"
         return BackendCrashedError(f"Ollama failed mid-reply: {message}")
     if status == 500 and operation in ("load", "chat"):
         return ModelLoadError(f"Ollama could not load {model}: {message}")

@@ -128,7 +128,7 @@ def settings_for_quant(settings: LoadSettings, quant: str, catalog: Catalog) -> 
         have = ", ".join(group.quants)
         hint = ""
         if settings.backend is BackendKind.OLLAMA:
-            hint = " (Ollama: pull the tag that has it, e.g. with `ollama pull`)"
+            hint = " (/pull the tag that has it)"
         elif settings.backend is BackendKind.LLAMA_CPP:
             hint = " (/quantize makes it, best from an F16, BF16 or F32 file)"
         raise ModelChoiceError(f"{group.name} has no {wanted} variant here; available: {have}{hint}")

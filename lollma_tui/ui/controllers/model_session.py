@@ -418,9 +418,7 @@ class ModelController:
             self._notice(f"Loading {offered}, the model this chat last used on this server.")
             return settings.with_changes(model=offered)
         if not models:
-            self._notice(
-                "This Ollama server has no models yet: pull one with `ollama pull llama3.2:1b`.", "warning"
-            )
+            self._notice("This Ollama server has no models yet: /pull llama3.2:1b downloads one.", "warning")
         else:
             names = ", ".join(m.name for m in models)
             self._notice(f"Models on this server: {names}. Choose one with /model NAME.")

@@ -161,6 +161,7 @@ class ChatCommands:
             view.finish(plain(f"pull {shown} failed: {error}"), ok=False)
             return
         view.finish(f"pulled {shown}", ok=True)
+        screen.catalog.refresh()  # Tab and the drawer offer it
 
     async def command_delete(self, command: Command) -> None:
         name = command.argument.strip()

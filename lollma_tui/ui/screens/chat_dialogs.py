@@ -120,7 +120,10 @@ class ChatDialogs:
         screen.run_worker(self._delete_model(name), group="ollama-delete", exit_on_error=False)
 
     async def _delete_model(self, name: str) -> None:
-        await self._screen.notice(*await self._screen.models.delete(name))
+        text, kind = await self._screen.models.delete(name)
+        await self._screen.notice(text, kind)
+        if kind != "error":
+            self._screen.catalog.refresh()  # Tab and the drawer no longer offer it
 
     # -- the context --------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from ollama_test_support import F16, Q4, Q8, THINKER, collect, ollama_settings, 
 
 from lollma_tui.core.backends.base import (
     Backend,
+    BackendError,
     BackendState,
     BackendStatus,
     ChatMessage,
@@ -386,6 +387,18 @@ async def test_a_pull_outlives_the_backend_it_was_asked_of(ollama_server: Ollama
     rest = [progress async for progress in pull]
     assert first.status == "pulling manifest" and rest[-1].status == "success"
     assert "smollm2:135m" in ollama_server.installed_names()
+
+
+async def test_a_pull_whose_stream_ends_before_success_fails(
+    backend: OllamaBackend, ollama_server: OllamaTestServer
+) -> None:
+    # A stream cut cleanly after a progress line installed nothing, and was reported as pulled.
+    ollama_server.reply_raw(
+        "/api/pull", b'{"status":"pulling manifest"}\n', content_type="application/x-ndjson"
+    )
+    with pytest.raises(BackendError, match=r"ended the pull before it finished \(last: pulling manifest\)"):
+        _ = [progress async for progress in backend.pull("smollm2:135m")]
+    assert "smollm2:135m" not in ollama_server.installed_names()
 
 
 async def test_process_ids_finds_the_local_server(backend: OllamaBackend) -> None:

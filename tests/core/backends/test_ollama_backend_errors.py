@@ -110,8 +110,8 @@ async def test_server_dies_mid_reply() -> None:
 async def test_unknown_model(backend: OllamaBackend, ollama_server: OllamaTestServer) -> None:
     with pytest.raises(ModelNotFoundError) as missing:
         await backend.load(ollama_settings("llama9:70b"))
-    assert (
-        str(missing.value) == "Ollama has no model 'llama9:70b' — pull it first (`ollama pull llama9:70b`)."
+    assert str(missing.value) == (
+        "Ollama has no model 'llama9:70b' — /pull llama9:70b downloads it (or `ollama pull llama9:70b`)."
     )
     assert backend.status.state is BackendState.FAILED
     with pytest.raises(ModelNotFoundError):
@@ -131,7 +131,7 @@ async def test_the_model_is_deleted_while_loaded(
 ) -> None:
     await backend.load(ollama_settings(Q4))
     await backend.delete(Q4)
-    with pytest.raises(ModelNotFoundError, match="pull it first"):
+    with pytest.raises(ModelNotFoundError, match="downloads it"):
         await collect(backend.stream_chat(user("hi"), SamplingSettings()))
 
 
