@@ -115,7 +115,11 @@ def format_loaded(model: LoadedModel) -> str:
     return (
         f"{model.name} ({model.quant}) loaded in {seconds(model.load_s)} · "
         f"{format_gpu_layers(model.n_gpu_layers, model.n_layers)} · {context}"
-        + ("" if model.gpu_offload_supported else " · CPU-only llama.cpp build")
+        + (
+            " · CPU-only llama.cpp build"
+            if model.settings.backend is BackendKind.LLAMA_CPP and not model.gpu_offload_supported
+            else ""
+        )
     )
 
 

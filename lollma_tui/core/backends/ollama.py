@@ -250,7 +250,6 @@ class OllamaBackend(ServerBackendState):
             notes.append(f"Placement: {running.placement}")
         elif keep_alive_value(settings.keep_alive) in (0, 0.0, "0", "0s"):
             notes.append("keep_alive is 0: Ollama unloads the model after every request.")
-        vram = running.vram_bytes if running is not None else 0
         return LoadedModel(
             settings=settings,
             name=settings.model.strip(),
@@ -260,8 +259,9 @@ class OllamaBackend(ServerBackendState):
             n_ctx=n_ctx,
             n_ctx_train=info.n_ctx_train,
             n_gpu_layers=offloaded_layers(settings.n_gpu_layers, info.n_layers, self._gpu_share),
-            # A CPU-only request says nothing about the GPU, so it is not reported missing.
-            gpu_offload_supported=vram > 0 or settings.n_gpu_layers == 0,
+            # The server places the layers, and says where (`placement`): a model it keeps on the
+            # CPU says nothing about what it could offload.
+            gpu_offload_supported=True,
             chat_format="ollama template",
             chat_format_source="server",
             size_bytes=running.size_bytes if running is not None else None,

@@ -21,7 +21,7 @@ from lollma_tui.core.backends.base import (
     TextDelta,
     ThinkingDelta,
 )
-from lollma_tui.core.backends.describe import format_gpu_layers
+from lollma_tui.core.backends.describe import format_gpu_layers, format_loaded
 from lollma_tui.core.backends.ollama import OllamaBackend
 from lollma_tui.core.settings import AUTO, SamplingSettings
 
@@ -399,6 +399,20 @@ async def test_a_pull_whose_stream_ends_before_success_fails(
     with pytest.raises(BackendError, match=r"ended the pull before it finished \(last: pulling manifest\)"):
         _ = [progress async for progress in backend.pull("smollm2:135m")]
     assert "smollm2:135m" not in ollama_server.installed_names()
+
+
+async def test_a_model_ollama_keeps_on_the_cpu_is_not_blamed_on_a_llama_cpp_build() -> None:
+    # An Ollama server without a GPU (size_vram 0): the load line said "CPU-only llama.cpp
+    # build", and the drawer treated GPU layers as ignored there.
+    with OllamaTestServer(vram_bytes=0) as server:
+        backend = OllamaBackend(server.host, timeout_s=5.0, connect_timeout_s=2.0)
+        try:
+            loaded = await backend.load(ollama_settings(Q4).with_changes(n_gpu_layers=AUTO))
+        finally:
+            await backend.close()
+    assert loaded.placement == "100% CPU"
+    assert loaded.gpu_offload_supported
+    assert "llama.cpp" not in format_loaded(loaded)
 
 
 async def test_process_ids_finds_the_local_server(backend: OllamaBackend) -> None:
