@@ -209,6 +209,35 @@ async def test_a_setting_changed_while_the_server_is_down_is_the_one_loaded(dead
             assert main.models.settings.n_batch == 128
 
 
+async def test_after_a_change_and_the_way_back_both_failed_the_same_model_asked_again_loads(
+    dead_ollama_host: str,
+) -> None:
+    # The server went away for a moment during a reload: "/model SAME", "/ctx SAME" and
+    # "/backend ollama" all answered "no change", and no message found a model again.
+    port = int(dead_ollama_host.rsplit(":", 1)[1])
+    server = OllamaTestServer(port=port).start()
+    app = ollama_app(server.host)
+    main = app.chat_screen
+    try:
+        async with app.run_test(size=(100, 32)) as pilot:
+            await ready(pilot, app)
+            server.stop()
+            await pilot.press(*"/ctx 1024", "enter")
+            await wait_until(pilot, lambda: any("could not be reloaded either" in n for n in notices(app)))
+            assert main.models.loaded is None
+            server = OllamaTestServer(port=port).start()
+            model = main.models.settings.model
+            await pilot.press(*f"/model {model}", "enter")
+            await wait_until(pilot, lambda: f"Nothing is loaded: loading {model} again." in notices(app))
+            await ready(pilot, app)
+            assert main.models.loaded is not None and main.models.loaded.settings.model == model
+            server.queue_reply("Back.")
+            reply = await send(pilot, app, "still there?")
+            assert reply.message.content == "Back."
+    finally:
+        server.stop()
+
+
 async def test_errors_mid_stream_and_on_load_keep_the_chat(ollama_server: OllamaTestServer) -> None:
     app = ollama_app(ollama_server.host)
     main = app.chat_screen

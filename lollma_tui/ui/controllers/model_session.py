@@ -224,6 +224,10 @@ class ModelController:
         """A model is loaded and no swap is under way."""
         return self.loaded is not None and not self.session.swapping
 
+    def nothing_loaded(self) -> bool:
+        """No model, none on its way, and the last load failed: asking for it again retries."""
+        return self.loaded is None and not self.loading and self.backend.status.state is BackendState.FAILED
+
     async def close(self) -> None:
         """End the worker process (and its spare); safe to call again."""
         if self._session is not None:

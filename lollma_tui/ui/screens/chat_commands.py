@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from lollma_tui.ui.screens.chat_palette import CommandChosen
 
 
+_LOADING = frozenset({"model", "quant", "backend", "ngl", "ctx", "threads", "batch"})
+"""Setting commands that name a model set-up (not /set, which may be sampling only)."""
+
+
 class ChatCommands:
     def __init__(self, screen: ChatScreen) -> None:
         self._screen = screen
@@ -58,6 +62,12 @@ class ChatCommands:
             return
         models = screen.models
         if change.load_changed and not models.swap_to(change.load):
+            return
+        if not change.load_changed and command.name in _LOADING and models.nothing_loaded():
+            # A change and the way back both failed (a server down for a moment): the same
+            # set-up asked for again is how the user retries.
+            if models.swap_to(change.load):
+                await screen.notice(f"Nothing is loaded: loading {plain(models.settings.model)} again.")
             return
         if change.sampling != models.sampling:
             models.sampling = change.sampling
