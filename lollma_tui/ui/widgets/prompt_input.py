@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from textual import events
-from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import TextArea
 
@@ -15,12 +14,19 @@ if TYPE_CHECKING:
     from lollma_tui.core.chat.commands import CompletionContext
 
 
+SHOWN_COMPLETIONS = 24
+"""Names a Tab lists at most; the toast says how many more there are."""
+
+
 class PromptInput(TextArea):
-    BINDINGS = [
-        Binding("ctrl+j,shift+enter", "newline", "New line", show=False, id="prompt.newline"),
-        Binding("up", "history_back", show=False, id="prompt.history-back"),
-        Binding("down", "history_forward", show=False, id="prompt.history-forward"),
-    ]
+    # Handled as the key comes, as Enter is: a binding runs only once the key has gone up to the
+    # app, and keys that arrived with it (a paste of keystrokes, a slow SSH link) are typed first.
+    _KEYS = {
+        "ctrl+j": "newline",
+        "shift+enter": "newline",
+        "up": "history_back",
+        "down": "history_forward",
+    }
 
     @dataclass
     class Submitted(Message):
@@ -72,6 +78,12 @@ class PromptInput(TextArea):
             event.stop()
             event.prevent_default()
             return
+        action = self._KEYS.get(event.key)
+        if action is not None:
+            event.stop()
+            event.prevent_default()
+            getattr(self, f"action_{action}")()
+            return
         await super()._on_key(event)
 
     def _submit(self) -> None:
@@ -103,11 +115,19 @@ class PromptInput(TextArea):
             self.post_message(self.CompletionsWanted(self, text))
             return True
         common = os.path.commonprefix([c.text for c in completions])  # noqa: RUF071 - plain strings
-        completed = completions[0].text if len(completions) == 1 else common
-        if len(completed) > len(text):
-            self.set_text(completed)
+        if len(completions) == 1:
+            if len(completions[0].text) > len(text):
+                self.set_text(completions[0].text)
+        elif len(common) > len(text) and common.lower().startswith(text.lower()):
+            # Names that only contain what was typed share a prefix that may say less than it:
+            # "/model 135" must not become "/model Smol", which two models match.
+            self.set_text(common)
         if len(completions) > 1:
-            self.notify("  ".join(c.name for c in completions[:24]), title="Completions", timeout=4)
+            shown = "  ".join(c.name for c in completions[:SHOWN_COMPLETIONS])
+            more = len(completions) - SHOWN_COMPLETIONS
+            if more > 0:
+                shown += f"  … and {more} more (Ctrl+P lists every command)"
+            self.notify(shown, title="Completions", timeout=4)
         return True
 
     def set_text(self, text: str) -> None:

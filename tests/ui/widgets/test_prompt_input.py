@@ -76,3 +76,52 @@ async def test_tab_completes_a_command_typed_after_spaces_and_keeps_the_focus() 
         await pilot.press("space", "space", *"/the", "tab")
         assert prompt.has_focus
         assert prompt.text == "/theme "
+
+
+async def test_keys_that_arrive_together_act_in_their_order() -> None:
+    # Ctrl+J and Up were bindings, run only once the key had gone up to the app: the keys read
+    # with them (a slow SSH link, a paste of keystrokes) were typed first.
+    from textual import events
+
+    app = PromptApp()
+    async with app.run_test() as pilot:
+        prompt = app.query_one(PromptInput)
+
+        def arrive(*keys: str) -> None:
+            for key in keys:
+                character = key if len(key) == 1 else None
+                app.post_message(events.Key(key, character))
+
+        arrive("a", "ctrl+j", "b")
+        await pilot.pause()
+        assert prompt.text == "a\nb"
+        arrive("enter", "up", "enter")
+        await pilot.pause()
+        assert app.sent == ["a\nb", "a\nb"]
+
+
+async def test_tab_keeps_what_was_typed_when_the_names_only_contain_it() -> None:
+    # "/model 135" became "/model Smol", the prefix the two names share, which matches both.
+    from lollma_tui.core.chat.commands import CompletionContext
+
+    app = PromptApp()
+    async with app.run_test() as pilot:
+        prompt = app.query_one(PromptInput)
+        prompt.completion_context = CompletionContext(models=("SmolLM2-135M-Q4", "SmolLM2-135M-Q8", "Other"))
+        await pilot.press(*"/model 135", "tab")
+        assert prompt.text == "/model 135"
+        prompt.clear()
+        await pilot.press(*"/model smol", "tab")
+        assert prompt.text == "/model SmolLM2-135M-Q"  # what both start with still completes
+        prompt.clear()
+        await pilot.press(*"/model oth", "tab")
+        assert prompt.text == "/model Other"
+
+
+async def test_a_long_list_of_completions_says_how_many_it_leaves_out() -> None:
+    app = PromptApp()
+    async with app.run_test() as pilot:
+        await pilot.press("/", "tab")
+        await pilot.pause()
+        (toast,) = app._notifications
+        assert "… and " in toast.message and "more" in toast.message
