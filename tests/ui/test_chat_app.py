@@ -243,6 +243,23 @@ async def test_the_side_panel_makes_room_on_a_narrow_terminal_and_comes_back(tin
         await pilot.pause()
         assert main.sidebar.display is True
         assert main.hardware.interval_s == 1.0
+        # ... and the drawer, opened and closed, leaves it shown (it folded it again).
+        await pilot.press("f2")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert main.sidebar.display is True
+        # Hiding it with the focus inside gives the focus back to the prompt (it stayed on a
+        # hidden widget, and what was typed next went nowhere).
+        main.sidebar.focus()  # where Tab from the prompt goes
+        await pilot.pause()
+        assert app.focused is main.sidebar
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert main.sidebar.display is False
+        assert app.focused is main.prompt
+        await pilot.press("ctrl+b")
+        await pilot.pause()
         await pilot.press("ctrl+b")
         await pilot.resize_terminal(100, 30)
         await pilot.pause()

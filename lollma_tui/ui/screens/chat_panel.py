@@ -40,6 +40,8 @@ class SidePanel:
         self._narrow = False
         self._folded_for_width = False
         self._hidden_before_drawer = False
+        self._shown_by_user = False
+        """Ctrl+B showed it on a narrow screen: closing the drawer does not fold it again."""
         self._held_sample: HardwareSampled | None = None
         """A hardware sample that waits for the streaming reply's next text (`show_live`)."""
 
@@ -50,12 +52,14 @@ class SidePanel:
     def toggle(self) -> None:
         """Ctrl+B: the user's word, at any width."""
         self._folded_for_width = False
+        self._shown_by_user = self.hidden and self._narrow
         self._show(self.hidden)
 
     def width_changed(self, width: int) -> None:
         narrow = width < NARROW_COLUMNS
         if narrow != self._narrow:
             self._narrow = narrow
+            self._shown_by_user = False
             self._fit()
 
     def drawer_opened(self) -> None:
@@ -70,7 +74,7 @@ class SidePanel:
 
     def _fit(self) -> None:
         """Fold on a narrow screen; on a wide one bring back what the width folded."""
-        if self._narrow and not self.hidden:
+        if self._narrow and not self.hidden and not self._shown_by_user:
             self._folded_for_width = True
             self._show(False)
         elif not self._narrow and self._folded_for_width and not self._screen.drawer.is_open:
@@ -83,6 +87,9 @@ class SidePanel:
 
     def _show(self, shown: bool) -> None:
         screen = self._screen
+        focused = screen.focused
+        if not shown and focused is not None and screen.sidebar in focused.ancestors_with_self:
+            screen.prompt.focus()  # a hidden widget keeps the focus, and typing goes nowhere
         screen.sidebar.set_class(not shown, "-hidden")
         if screen.hardware is not None:
             screen.hardware.set_interval(self.sampling_interval())
