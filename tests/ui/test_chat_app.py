@@ -282,6 +282,21 @@ async def test_the_side_panel_makes_room_on_a_narrow_terminal_and_comes_back(tin
         assert main.sidebar.region.right == 100
 
 
+async def test_the_footer_fits_its_keys_again_when_the_terminal_is_resized(tiny_gguf: Path) -> None:
+    # Started wide and narrowed to 80, Help and Quit fell off and "^p palette" stayed; widened
+    # again, the palette key never came back.
+    app = make_app(tiny_gguf)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await ready(pilot, app)
+        assert "^p palette" in screen_text(app).splitlines()[-1]
+        await pilot.resize_terminal(80, 24)
+        await wait_until(pilot, lambda: "f1 Help" in screen_text(app).splitlines()[-1])
+        footer = screen_text(app).splitlines()[-1]
+        assert "^q Quit" in footer and "palette" not in footer, footer
+        await pilot.resize_terminal(120, 35)
+        await wait_until(pilot, lambda: "^p palette" in screen_text(app).splitlines()[-1])
+
+
 async def test_everything_fits_and_works_by_keyboard_at_80x24(demo_gguf: Path) -> None:
     app = make_app(demo_gguf, sampling=DEMO_SAMPLING.with_changes(max_tokens=8))
     main = app.chat_screen

@@ -16,5 +16,9 @@ class FittingFooter(Footer):
     """The chat screen's keys need about 100 columns spaced out: at 80, Help and Quit fell off."""
 
     def on_resize(self, event: events.Resize) -> None:
-        self.compact = event.size.width < SPACED_FROM
-        self.show_command_palette = event.size.width >= PALETTE_HINT_FROM
+        self.compact = event.size.width < SPACED_FROM  # the keys are bound to it: they follow
+        palette = event.size.width >= PALETTE_HINT_FROM
+        if palette != self.show_command_palette:
+            self.show_command_palette = palette
+            # Footer builds its keys in compose and only rebuilds them when the bindings change.
+            self.call_after_refresh(self.recompose)
