@@ -531,6 +531,23 @@ async def test_tab_after_backend_ollama_asks_the_server_then_completes_its_model
         assert not any("Asking llama.cpp" in str(n.message) for n in app._notifications)
 
 
+async def test_tab_after_backend_ollama_says_why_a_server_that_is_down_lists_nothing(
+    tiny_gguf: Path, dead_ollama_host: str
+) -> None:
+    # Every Tab said "Asking ollama for its models: Tab again in a moment", forever.
+    app = llama_app_with_ollama_at(str(tiny_gguf), dead_ollama_host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: main.models.ready)
+        await pilot.press(*"/backend ollama ", "tab")
+        await wait_until(pilot, lambda: BackendKind.OLLAMA in main.catalog.unlisted)
+        await pilot.press("tab")
+        await pilot.pause()
+        toasts = [str(n.message) for n in app._notifications]
+        assert toasts[0].startswith("Asking ollama for its models")
+        assert "not reachable" in toasts[-1] and toasts[-1].endswith("Tab again in a moment"), toasts
+
+
 async def test_with_no_model_named_the_resumed_chat_gets_the_model_it_last_used(
     ollama_server: OllamaTestServer,
 ) -> None:

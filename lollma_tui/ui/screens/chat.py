@@ -64,9 +64,8 @@ if TYPE_CHECKING:
     from lollma_tui.ui.widgets.server_info import ServerInfo
     from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
 
-TAIL_MESSAGES = 30
-"""Messages mounted when a conversation opens; earlier ones load as the user scrolls up."""
-EARLIER_PAGE = 30
+TAIL_MESSAGES = EARLIER_PAGE = 30
+"""Messages mounted when a conversation opens, and then each time the user scrolls up to its top."""
 FIRST_SAMPLE_WAIT_S = 2.0
 """The first load waits this long at most for free-memory figures to check the fit against."""
 
@@ -315,8 +314,7 @@ class ChatScreen(Screen[None]):
     def memory_budget(self) -> MemoryBudget | None:
         """Free memory of this machine from the newest snapshot (None before the first one, and
         while the panel shows another machine: its memory is not where llama.cpp runs)."""
-        hardware = self.hardware
-        return hardware.budget() if hardware is not None and hardware.remote is None else None
+        return self.hardware.budget() if self.hardware is not None and self.hardware.remote is None else None
 
     async def _first_budget(self) -> MemoryBudget | None:
         """Like `memory_budget`, but worth a short wait for the first sample at start-up."""
@@ -333,7 +331,9 @@ class ChatScreen(Screen[None]):
     @on(PromptInput.CompletionsWanted)
     def _completions_wanted(self, message: PromptInput.CompletionsWanted) -> None:
         if (kind := self.catalog.list_for_completion(message.text)) is not None:
-            self.notify(f"Asking {kind} for its models: Tab again in a moment", timeout=3)
+            why = self.catalog.unlisted.get(kind)  # the last ask failed: say why; it asks again
+            asking = f"Asking {kind} for its models: Tab again in a moment"
+            self.notify(asking if why is None else f"{why} · {asking}", timeout=3 if why is None else 6)
 
     @on(PromptInput.Submitted)
     async def _prompt_submitted(self, message: PromptInput.Submitted) -> None:
