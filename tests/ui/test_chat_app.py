@@ -368,3 +368,20 @@ async def test_off_the_demo_its_own_sampling_gives_way_to_the_defaults(
         )
         (note,) = [n for n in notices(app) if "Sampling back" in n]
         assert "max_tokens unlimited" in note and "temperature" not in note
+
+
+async def test_help_on_one_command_and_commands_that_take_no_argument(tiny_gguf: Path) -> None:
+    # "/help model" opened the general help at its top; "/clear now" cleared; /stop said nothing.
+    app = make_app(tiny_gguf)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        for line in ("/help ctx", "/clear now", "/stop", "/help nosuch"):
+            await pilot.press(*line, "enter")
+            await pilot.pause()
+        assert app.screen is main  # no help screen opened
+        shown = notices(app)[-4:]
+        assert shown[0].startswith("/ctx N — ")
+        assert shown[1] == "/clear takes no argument (usage: /clear)"
+        assert shown[2] == "Nothing to stop: no reply is being written."
+        assert shown[3].startswith("unknown command /nosuch")

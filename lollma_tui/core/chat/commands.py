@@ -215,7 +215,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "switch colour theme (empty: list them)",
         complete=_values(lambda c: c.themes),
     ),
-    CommandSpec("help", "/help", "show keys and commands"),
+    CommandSpec("help", "/help [COMMAND]", "show keys and commands"),
     CommandSpec("quit", "/quit", "leave lollma-tui"),
 )
 
@@ -263,6 +263,10 @@ def parse_command(text: str, known: tuple[CommandSpec, ...] = COMMANDS) -> Comma
                 else " — /help lists them"
             )
             raise CommandError(f"unknown command /{head}{hint}")
+    usage = next(spec.usage for spec in known if spec.name == name)
+    if argument.strip() and usage == f"/{name}":
+        # "/clear now" cleared, "/edit better words" dropped the words: nothing was said.
+        raise CommandError(f"/{name} takes no argument (usage: {usage})")
     return Command(name, argument.strip())
 
 

@@ -210,6 +210,9 @@ class ChatCommands:
         await self._screen.action_regenerate()
 
     async def command_stop(self, command: Command) -> None:
+        if not self._screen.is_generating:
+            await self._screen.notice("Nothing to stop: no reply is being written.")
+            return
         await self._screen.replies.stop()
 
     async def command_edit(self, command: Command) -> None:
@@ -390,7 +393,15 @@ class ChatCommands:
         choose_theme(app, command.argument)
 
     async def command_help(self, command: Command) -> None:
-        await self._screen.run_action("app.help")
+        if not command.argument:
+            await self._screen.run_action("app.help")
+            return
+        try:
+            spec = BY_NAME[parse_command("/" + command.argument.lstrip("/").split()[0]).name]
+        except CommandError as error:
+            await self._screen.notice(str(error), "error")
+            return
+        await self._screen.notice(f"{spec.usage} — {spec.help}")
 
     async def command_quit(self, command: Command) -> None:
         await self._screen.run_action("app.quit")

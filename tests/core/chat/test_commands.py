@@ -11,6 +11,7 @@ from lollma_tui.core.backends.base import LoadedModel
 from lollma_tui.core.chat.commands import (
     COMMANDS,
     SETTING_COMMANDS,
+    Command,
     CommandError,
     CommandSpec,
     CompletionContext,
@@ -66,6 +67,16 @@ def test_a_setting_typed_as_a_command_points_at_set() -> None:
         parse_command("/top-p")
 
 
+def test_an_argument_to_a_command_that_takes_none_is_refused() -> None:
+    # "/clear now" cleared the chat and "/edit better words" dropped the words, unsaid.
+    with pytest.raises(CommandError, match=r"^/clear takes no argument \(usage: /clear\)$"):
+        parse_command("/clear now")
+    with pytest.raises(CommandError, match=r"^/edit takes no argument"):
+        parse_command("/ed better words")
+    assert parse_command("/help model") == Command("help", "model")
+    assert parse_command("/clear  ") == Command("clear", "")
+
+
 def test_double_slash_sends_text() -> None:
     assert not is_command("//not a command")
     assert unescape_message("//etc/hosts is a file") == "/etc/hosts is a file"
@@ -111,8 +122,9 @@ OLLAMA_STATE = CommandState(
 
 
 def test_every_new_command_parses() -> None:
-    for name in ("model", "quant", "ngl", "ctx", "threads", "batch", "backend", "set", "settings", "compare"):
+    for name in ("model", "quant", "ngl", "ctx", "threads", "batch", "backend", "set", "compare"):
         assert parse_command(f"/{name} x").name == name
+    assert parse_command("/settings").name == "settings"
     assert {"model", "quant", "ngl", "ctx", "threads", "batch", "backend", "set"} == SETTING_COMMANDS
     assert {spec.name for spec in COMMANDS} >= SETTING_COMMANDS | {"settings", "compare"}
 
