@@ -100,6 +100,8 @@ class CommandSpec:
     """How the argument completes; None offers nothing."""
     setting: str = ""
     """For a shortcut such as /ctx: the setting it shows or changes."""
+    palette_runs: bool = False
+    """Picked in the palette it runs at once, its optional argument left out (/help)."""
 
     @property
     def handler_name(self) -> str:
@@ -215,7 +217,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "switch colour theme (empty: list them)",
         complete=_values(lambda c: c.themes),
     ),
-    CommandSpec("help", "/help [COMMAND]", "show keys and commands"),
+    CommandSpec("help", "/help [COMMAND]", "show keys and commands", palette_runs=True),
     CommandSpec("quit", "/quit", "leave lollma-tui"),
 )
 

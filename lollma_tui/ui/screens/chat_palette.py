@@ -35,7 +35,8 @@ class CommandChosen(Message):
 
 class SlashCommands(Provider):
     def _choose(self, spec: CommandSpec) -> None:
-        self.screen.post_message(CommandChosen(spec.name, takes_argument=" " in spec.usage))
+        takes_argument = " " in spec.usage and not spec.palette_runs
+        self.screen.post_message(CommandChosen(spec.name, takes_argument=takes_argument))
 
     async def discover(self) -> Hits:
         for spec in COMMANDS:

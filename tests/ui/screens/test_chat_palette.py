@@ -59,6 +59,10 @@ async def test_a_command_without_argument_runs_as_if_typed(tiny_gguf: Path) -> N
         await wait_until(pilot, lambda: any("temperature" in text for text in shown()))
         # The draft is left alone: the command needed nothing from the prompt.
         assert screen.prompt.text == "not sent yet"
+        # /help takes a command name, but picked here it opens the help.
+        await open_palette(pilot, "/help")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
 
 
 async def test_a_command_with_an_argument_waits_in_the_prompt_and_the_draft_is_one_up_away(
