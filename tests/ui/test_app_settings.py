@@ -254,6 +254,27 @@ async def test_a_failed_swap_goes_back_to_the_previous_model(quant_folder: Path,
         ]
 
 
+async def test_the_drawer_s_fit_line_shows_for_a_model_loaded_from_another_folder(
+    quant_folder: Path, tmp_path: Path
+) -> None:
+    # The drawer listed the new model's quantizations, but the fit line stayed hidden until a
+    # rescan: the verdict was looked up in the folder scan only, and cached as "none".
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(quant_folder / "tiny-llama-Q8_0.gguf", elsewhere / "other-llama-Q8_0.gguf")
+    app = make_app(quant_folder / "tiny-llama-F16.gguf")
+    main = app.chat_screen
+    async with app.run_test(size=(120, 35)) as pilot:
+        await ready(pilot, app)
+        await wait_until(pilot, lambda: main.catalog.gguf is not None)
+        drawer = await opened_drawer(pilot, main)
+        await wait_until(pilot, lambda: drawer.query_one("#fit").display)
+        await main.commands.run(f"/model {elsewhere / 'other-llama-Q8_0.gguf'}")  # focus is in the drawer
+        await wait_until(pilot, lambda: drawer.applied_load.model.endswith("other-llama-Q8_0.gguf"))
+        await wait_until(pilot, lambda: drawer.query_one("#fit").display)
+        assert "fits" in str(drawer.query_one("#fit-verdict", Static).render())
+
+
 async def test_drawer_by_keyboard_applies_a_swap(quant_folder: Path) -> None:
     app = make_app(quant_folder / "tiny-llama-F16.gguf")
     main = app.chat_screen

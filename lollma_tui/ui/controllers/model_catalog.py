@@ -181,15 +181,18 @@ class ModelCatalog:
         from lollma_tui.core.models.fit import FitParams, check_fit
         from lollma_tui.core.session import reclaimable_memory
 
-        if settings.backend != BackendKind.LLAMA_CPP or self.gguf is None:
+        # What the drawer lists: the folder scan, or the session's (which adds the folders of
+        # models loaded since), not only the scan.
+        files = self._catalogs.get(BackendKind.LLAMA_CPP, self.gguf)
+        if settings.backend != BackendKind.LLAMA_CPP or files is None:
             return None
-        found = self.gguf.find(settings.model)
+        found = files.find(settings.model)
         if found is None or found[1].header is None:
             return None
         budget = self._budget()
         loaded = self._models.session.loaded
         if budget is not None and loaded is not None and loaded.settings.backend == BackendKind.LLAMA_CPP:
-            current = self.gguf.find(loaded.settings.model)
+            current = files.find(loaded.settings.model)
             if current is not None and current[1].header is not None:
                 # The current model is unloaded before the new one loads.
                 budget = budget.plus(*reclaimable_memory(current[1].header, loaded))

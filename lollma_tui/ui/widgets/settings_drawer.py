@@ -297,6 +297,7 @@ class SettingsDrawer(Vertical):
 
     def watch_catalogs(self, old: Mapping[BackendKind, Catalog], new: Mapping[BackendKind, Catalog]) -> None:
         self._asking -= {kind for kind in new if new[kind] is not old.get(kind)}
+        self._fit_for = None  # a model the last catalog did not list may have a verdict now
         self._update_menu()
         draft, first = self._draft, self._menu.first_ref()
         if self._ready and first and not draft.model and draft.backend is not self.applied_load.backend:

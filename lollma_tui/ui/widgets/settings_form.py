@@ -90,6 +90,10 @@ def rebase(old_applied: Settings, new_applied: Settings, draft: Settings) -> Set
     """`draft` moved onto `new_applied`: the fields the user edited keep the edit, the rest
     follow the newly applied settings."""
     edits = {name: getattr(draft, name) for name in changed_fields(old_applied, draft)}
+    old_backend, new_backend = (getattr(applied, "backend", None) for applied in (old_applied, new_applied))
+    if new_backend is not old_backend and "backend" not in edits:
+        # A model picked for the old backend (a GGUF) means nothing to the new one (Ollama).
+        edits.pop("model", None)
     try:
         return replace(new_applied, **edits)
     except SettingsError:

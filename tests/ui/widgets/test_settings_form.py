@@ -47,6 +47,18 @@ def test_rebase_keeps_edits_and_follows_the_rest() -> None:
     ) == SamplingSettings(top_k=5, seed=3)
 
 
+def test_rebase_onto_another_backend_drops_a_model_picked_for_the_old_one() -> None:
+    # A quantization picked in the drawer, then /backend ollama: the GGUF stayed as a pending
+    # model for Ollama, and Apply was refused.
+    old = LoadSettings(model="tiny-F16.gguf", n_ctx=2048)
+    draft = old.with_changes(model="tiny-Q4_K_M.gguf", n_ctx=4096)
+    ollama = LoadSettings(backend=BackendKind.OLLAMA, model="tinyllama:1b")
+    assert rebase(old, ollama, draft) == ollama.with_changes(n_ctx=4096)
+    # A draft that chose the backend itself keeps its model for it.
+    chosen = old.with_changes(backend=BackendKind.OLLAMA, model="qwen3:0.6b")
+    assert rebase(old, ollama, chosen).model == "qwen3:0.6b"
+
+
 @pytest.mark.parametrize(
     ("name", "text", "value"),
     [
