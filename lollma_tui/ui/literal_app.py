@@ -121,6 +121,14 @@ class LiteralApp(App[ReturnType]):
             markup=False,
         )
 
+    def action_help_quit(self) -> None:
+        """Ctrl+C: say which key quits (Textual's own toast is markup, shown literally here)."""
+        for active in self.active_bindings.values():
+            if active.binding.action in ("quit", "app.quit"):
+                key = self.get_key_display(active.binding)
+                self.notify(f"Press {key} to quit", title="Do you want to quit?")
+                return
+
     def open_url(self, url: str, *, new_tab: bool = True) -> None:
         """Open `url` when it is an http(s) link; say so, and open nothing, otherwise.
 

@@ -108,6 +108,8 @@ class MonitorApp(LiteralApp[None]):
 
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),
+        # Nothing here to copy from: Ctrl+C quits, as it does top and nvitop.
+        Binding("ctrl+c", "quit", show=False, id="quit-ctrl-c"),
         Binding("plus,equals_sign", "slower", "Slower", key_display="+", id="slower"),
         Binding("minus,underscore", "faster", "Faster", key_display="-", id="faster"),
         Binding("p", "toggle_processes", "Processes", id="toggle-processes"),

@@ -125,3 +125,20 @@ def test_markdown_links_and_images_of_other_schemes_are_unlinked() -> None:
         if token.type in ("link_open", "image")
     ]
     assert links == ["", "https://ok.example/", "", "http://ok.example/i.png", ""]
+
+
+async def test_ctrl_c_says_which_key_quits_in_plain_words() -> None:
+    # Textual's toast is markup ("Press [b]ctrl+q[/b] …"), which our literal toasts showed as is.
+    from textual.binding import Binding
+
+    from lollma_tui.ui.literal_app import LiteralApp
+
+    class Quits(LiteralApp[None]):
+        BINDINGS = [Binding("ctrl+q", "quit", "Quit")]
+
+    app = Quits()
+    async with app.run_test() as pilot:
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        (toast,) = app._notifications
+        assert (toast.title, toast.message) == ("Do you want to quit?", "Press ^q to quit")

@@ -85,6 +85,16 @@ async def test_keys_change_the_interval_and_toggle_processes() -> None:
     assert not app.hardware.running
 
 
+async def test_ctrl_c_quits_the_monitor() -> None:
+    # It showed "Press [b]ctrl+q[/b] to quit the app", markup and all, and kept running.
+    app = MonitorApp(interval_s=1.0, find_llm_processes=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert not app._notifications
+    assert app.return_code == 0 and not app.hardware.running
+
+
 def test_interval_steps_stay_within_bounds() -> None:
     assert next_interval(1.0, +1) == 2.0
     assert next_interval(1.0, -1) == 0.5
