@@ -54,6 +54,26 @@ def test_the_server_is_found_and_not_its_runner(
     assert runner not in found
 
 
+@pytest.mark.parametrize("source", ["proc", "psutil"])
+def test_a_server_that_died_unreaped_is_not_listed(
+    source: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Its launcher never reaped it: "llama-server (pid N): RSS 0 B" stayed on screen for ever.
+    if source == "psutil":
+        monkeypatch.setattr(monitor_app, "_PROC", tmp_path / "no-proc")
+    exe = tmp_path / "llama-server"
+    exe.symlink_to(sys.executable)
+    dead = subprocess.Popen([str(exe), "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 10
+        while psutil.Process(dead.pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the child never ended"
+            time.sleep(0.02)
+        assert dead.pid not in LlmProcessFinder()()
+    finally:
+        dead.wait()
+
+
 def test_with_no_server_running_the_process_table_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
     if not Path("/proc").is_dir():
         pytest.fail("this platform has no /proc; the test runs on Linux")

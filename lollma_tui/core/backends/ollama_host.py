@@ -104,7 +104,9 @@ class ServerProcessFinder:
         if self._found is not None:
             pid, created = self._found
             try:
-                if psutil.Process(pid).create_time() == created:
+                process = psutil.Process(pid)
+                # A server that died unreaped keeps its pid and start time: look for the next one.
+                if process.create_time() == created and process.status() != psutil.STATUS_ZOMBIE:
                     return pid
             except psutil.Error:
                 pass

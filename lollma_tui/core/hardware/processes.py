@@ -134,6 +134,8 @@ class ProcessTracker:
             return None
         try:
             with proc.oneshot():
+                if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                    raise psutil.NoSuchProcess(pid)  # ended; its parent has not reaped it
                 name = _attempt(proc.name)
                 rss = _attempt(lambda: proc.memory_info().rss)
                 cpu = _attempt(lambda: proc.cpu_percent(interval=None))

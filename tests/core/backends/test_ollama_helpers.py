@@ -8,10 +8,13 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import httpx
 import ollama
+import psutil
 import pytest
+from ollama_server.server import free_port
 from ollama_server.wire import (
     FOREVER_NS,
     GoDurationError,
@@ -32,7 +35,7 @@ from lollma_tui.core.backends.base import (
 )
 from lollma_tui.core.backends.ollama import offloaded_layers
 from lollma_tui.core.backends.ollama_errors import translate
-from lollma_tui.core.backends.ollama_host import OllamaHostError, base_url, is_local
+from lollma_tui.core.backends.ollama_host import OllamaHostError, ServerProcessFinder, base_url, is_local
 from lollma_tui.core.backends.ollama_models import placement_label, same_model
 from lollma_tui.core.backends.ollama_options import (
     ALL_LAYERS,
@@ -317,3 +320,41 @@ def test_a_malformed_ollama_host_does_not_stop_the_ollama_package_from_importing
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "http://127.0.0.1:5000"
+
+
+def test_a_server_that_died_unreaped_gives_way_to_the_next_on_its_port() -> None:
+    # A launcher that never reaps its server: the dead pid (same start time) was kept, and the
+    # server started after it on the same port was never found.
+    port = free_port()
+    code = (
+        "import socket, sys\n"
+        "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); print('up', flush=True)\n"
+        "sys.stdin.readline()\n"
+    )
+
+    def listener() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "-c", code, str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert process.stdout is not None and process.stdout.readline() == b"up\n"
+        return process
+
+    first = listener()
+    second = None
+    try:
+        finder = ServerProcessFinder(port, process_names=())
+        assert finder.pid() == first.pid
+        assert first.stdin is not None
+        first.stdin.close()  # it ends; this test, its parent, does not reap it yet
+        deadline = time.monotonic() + 10
+        while psutil.Process(first.pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        second = listener()
+        assert finder.pid() == second.pid
+    finally:
+        for process in (first, second):
+            if process is not None:
+                process.kill()
+                process.wait()

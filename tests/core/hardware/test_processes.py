@@ -64,6 +64,27 @@ def test_vanished_pid_is_dropped_quietly() -> None:
         alive.wait()
 
 
+def wait_for_zombie(process: subprocess.Popen[bytes]) -> None:
+    """`process` has ended and this test, its parent, has not reaped it."""
+    deadline = time.monotonic() + 10
+    while psutil.Process(process.pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the child never ended"
+        time.sleep(0.02)
+
+
+def test_a_process_that_died_unreaped_is_dropped() -> None:
+    # A server whose launcher never reaps it: shown as running with "RSS 0 B" for ever.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        tracker = ProcessTracker()
+        tracker.refresh([dead.pid], now=0.0)
+        wait_for_zombie(dead)
+        tracker.refresh([dead.pid], now=1.0)
+        assert tracker.read() == ()
+    finally:
+        dead.wait()
+
+
 def test_new_children_are_found_on_the_next_rescan() -> None:
     parent = subprocess.Popen(
         [
