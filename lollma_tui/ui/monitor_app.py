@@ -30,8 +30,14 @@ from lollma_tui.ui.widgets.hardware_panel import HardwarePanel, ModelFootprint
 INTERVAL_STEPS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
 """What + and - step through, in seconds."""
 
-LLM_PROCESS_NAMES = frozenset({"ollama", "llama-server", "llama-cli", "llamafile", "koboldcpp", "lms"})
+LLM_PROCESS_NAMES = frozenset(
+    {"ollama", "llama-server", "llama-cli", "llamafile", "koboldcpp", "lms", "vllm"}
+)
 """Process names of LLM servers worth a line of their own (compared lower-case, without .exe)."""
+PYTHON_SERVER_MODULES = frozenset(
+    {"llama_cpp.server", "vllm.entrypoints.openai.api_server", "sglang.launch_server"}
+)
+"""Servers that run as `python -m MODULE`: their process is named python, their command says."""
 
 
 def next_interval(current: float, direction: int) -> float:
@@ -78,7 +84,9 @@ class LlmProcessFinder:
             for proc in psutil.process_iter(["pid", "ppid", "name", "status"]):
                 info = proc.info
                 name = str(info.get("name") or "").lower().removesuffix(".exe")
-                if name in self._names and info.get("status") != psutil.STATUS_ZOMBIE:
+                if info.get("status") != psutil.STATUS_ZOMBIE and (
+                    name in self._names or (name.startswith("python") and _python_server(proc))
+                ):
                     parents[int(info["pid"])] = info.get("ppid")
         return tuple(sorted(pid for pid, ppid in parents.items() if ppid not in parents))
 
@@ -98,10 +106,27 @@ def _named_processes_proc(names: frozenset[str]) -> Iterator[tuple[int, int]]:
         except OSError:
             continue  # ended meanwhile
         opening, closing = data.find(b"("), data.rfind(b")")
-        if data[opening + 1 : closing].decode(errors="replace").lower() in names:
+        name = data[opening + 1 : closing].decode(errors="replace").lower()
+        if name in names or (name.startswith("python") and _runs_a_server_module(entry.path)):
             state, ppid, _ = data[closing + 2 :].split(None, 2)
             if state not in (b"Z", b"X"):  # a server that died unreaped is not running
                 yield int(entry.name), int(ppid)
+
+
+def _python_server(proc: psutil.Process) -> bool:
+    try:
+        return not PYTHON_SERVER_MODULES.isdisjoint(proc.cmdline())
+    except psutil.Error:
+        return False
+
+
+def _runs_a_server_module(proc_dir: str) -> bool:
+    try:
+        with open(os.path.join(proc_dir, "cmdline"), "rb") as cmdline:
+            arguments = cmdline.read(4096).decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    return not PYTHON_SERVER_MODULES.isdisjoint(arguments)
 
 
 class MonitorApp(LiteralApp[None]):
@@ -196,7 +221,9 @@ class MonitorApp(LiteralApp[None]):
         """What the process lines say when there are none: what was looked for, and the way on."""
         missing: list[str] = []
         if self._finder is not None:
-            missing.append(f"no LLM server running ({', '.join(sorted(LLM_PROCESS_NAMES))})")
+            modules = (module.split(".entrypoints")[0] for module in sorted(PYTHON_SERVER_MODULES))
+            servers = [*sorted(LLM_PROCESS_NAMES), *(f"python -m {module}" for module in modules)]
+            missing.append(f"no LLM server running ({', '.join(servers)})")
         if self.watched_pids:
             missing.append(f"pid {', '.join(str(pid) for pid in self.watched_pids)} not running")
         if not missing:

@@ -74,6 +74,24 @@ def test_a_server_that_died_unreaped_is_not_listed(
         dead.wait()
 
 
+@pytest.mark.parametrize("source", ["proc", "psutil"])
+def test_a_server_run_as_a_python_module_is_found(
+    source: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `python -m llama_cpp.server` is a process named python: "no LLM server running".
+    if source == "psutil":
+        monkeypatch.setattr(monitor_app, "_PROC", tmp_path / "no-proc")
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "llama_cpp.server"])
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "llama_cpp"])
+    try:
+        found = LlmProcessFinder()()
+        assert server.pid in found and other.pid not in found
+    finally:
+        for process in (server, other):
+            process.kill()
+            process.wait()
+
+
 def test_with_no_server_running_the_process_table_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
     if not Path("/proc").is_dir():
         pytest.fail("this platform has no /proc; the test runs on Linux")
