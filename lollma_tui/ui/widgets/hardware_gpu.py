@@ -44,6 +44,9 @@ def gpu_details(gpu: GpuSnapshot) -> str:
 MANY_GPUS = 3
 """From this many GPUs on, each takes one line (as nvitop's rows), so that eight fit 80×24."""
 
+WIDE_BRIEF_COLUMNS = 67
+"""Width of `gpu_brief`'s wide line; narrower, the short line shows, which cuts no figure off."""
+
 
 def gpu_brief(gpu: GpuSnapshot, wide: bool) -> str:
     """One line for a GPU among many: ``GPU3  87% 35/80G 71° 699W`` in the sidebar's 27

@@ -30,7 +30,7 @@ from lollma_tui.core.hardware import (
 from lollma_tui.core.hardware.summary import CPU_ONLY, HOST_SOURCE
 from lollma_tui.ui.literal import plain
 from lollma_tui.ui.widgets import hardware_format as fmt
-from lollma_tui.ui.widgets.hardware_gpu import MANY_GPUS, GpuBlock
+from lollma_tui.ui.widgets.hardware_gpu import MANY_GPUS, WIDE_BRIEF_COLUMNS, GpuBlock
 from lollma_tui.ui.widgets.hardware_rows import MetricRow, set_text
 
 WIDE_COLUMNS = 48
@@ -200,6 +200,7 @@ class HardwarePanel(Vertical):
             self._wide = wide
             self.set_class(wide, "-wide")
             self._render_footprint()
+        self.set_class(self.size.width >= WIDE_BRIEF_COLUMNS, "-wide-gpu-rows")
         # Text widths (per-core strip, details) depend on the width, so redraw even without a flip.
         self._schedule_render()
 
