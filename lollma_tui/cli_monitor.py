@@ -25,6 +25,12 @@ def _port(value: str) -> int:
     return int(value)
 
 
+def _pid(value: str) -> int:
+    if not (value.isdecimal() and int(value) > 0):
+        raise argparse.ArgumentTypeError(f"expected a process id (a whole number above 0), not {value!r}")
+    return int(value)
+
+
 def build_monitor_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lollma-tui monitor",
@@ -43,7 +49,7 @@ def build_monitor_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--pid",
-        type=int,
+        type=_pid,
         action="append",
         default=[],
         metavar="PID",

@@ -32,6 +32,15 @@ def test_a_port_that_is_none_is_a_usage_error(value: str, capsys: pytest.Capture
     assert "expected a TCP port from 1 to 65535" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["0", "-5", "x"])
+def test_a_pid_that_is_none_is_a_usage_error(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # 0 and -5 were accepted, then shown as "pid -5 not running", or dropped unsaid.
+    with pytest.raises(SystemExit) as exit_info:
+        monitor_main([f"--pid={value}"])
+    assert exit_info.value.code == 2
+    assert "expected a process id" in capsys.readouterr().err
+
+
 def test_a_port_without_jsonl_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     # The full-screen monitor follows no server: it ran, and "no LLM server running" stayed.
     with pytest.raises(SystemExit) as exit_info:
