@@ -275,6 +275,28 @@ async def test_the_drawer_s_fit_line_shows_for_a_model_loaded_from_another_folde
         assert "fits" in str(drawer.query_one("#fit-verdict", Static).render())
 
 
+async def test_a_bad_entry_gives_way_to_the_value_a_command_sets(quant_folder: Path) -> None:
+    # "abc" left in Threads stayed, with "fix first" and Apply disabled, after /threads 1 had
+    # reloaded the model with 1 thread; the same for sampling entries and /set.
+    from textual.widgets import Input
+
+    app = make_app(quant_folder / "tiny-llama-F16.gguf")
+    main = app.chat_screen
+    async with app.run_test(size=(120, 35)) as pilot:
+        await ready(pilot, app)
+        drawer = await opened_drawer(pilot, main)
+        for field in ("n_threads", "top_p"):
+            drawer.query_one(f"#{field}", Input).focus()
+            await pilot.press("ctrl+a", *"abc")
+        await wait_until(pilot, lambda: {"n_threads", "top_p"} <= set(drawer.errors))
+        await main.commands.run("/threads 1")  # the focus is in the drawer
+        await main.commands.run("/set top_p 0.5")
+        await wait_until(pilot, lambda: main.models.settings.n_threads == 1 and not main.models.loading)
+        await wait_until(pilot, lambda: not drawer.errors)
+        assert drawer.query_one("#n_threads", Input).value == "1"
+        assert drawer.query_one("#top_p", Input).value == "0.5"
+
+
 async def test_drawer_by_keyboard_applies_a_swap(quant_folder: Path) -> None:
     app = make_app(quant_folder / "tiny-llama-F16.gguf")
     main = app.chat_screen

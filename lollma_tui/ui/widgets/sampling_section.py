@@ -49,11 +49,16 @@ class SamplingSection(Vertical):
         for text_field in SAMPLING_FIELDS:
             yield text_row(text_field, getattr(self.sampling, text_field.name), classes="sampling-input")
 
-    def watch_sampling(self, sampling: SamplingSettings) -> None:
+    def watch_sampling(self, old: SamplingSettings, sampling: SamplingSettings) -> None:
         if self.is_mounted:
             for text_field in SAMPLING_FIELDS:
-                if text_field.name not in self._errors:
-                    self._show(text_field, getattr(sampling, text_field.name))
+                name = text_field.name
+                if name in self._errors and getattr(old, name) != getattr(sampling, name):
+                    # A bad entry left in a field that a command has since set: what is in effect.
+                    del self._errors[name]
+                    self.query_one(f"#row-{name}", FieldRow).show_error(None)
+                if name not in self._errors:
+                    self._show(text_field, getattr(sampling, name))
 
     def reset(self) -> None:
         """Every entry shows the settings in effect again, mistakes included."""

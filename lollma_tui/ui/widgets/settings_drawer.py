@@ -42,6 +42,7 @@ from lollma_tui.ui.widgets.settings_form import (
     ReadOnlyFields,
     ReloadFields,
     applied_changes,
+    changed_fields,
     default_reload_fields,
     no_read_only,
     pending_line,
@@ -288,6 +289,9 @@ class SettingsDrawer(Vertical):
         self._requested = None
         self._update_menu()
         if self._ready:
+            # A bad entry left in a field that a command has since set shows what is in effect.
+            for name in set(self._errors).intersection(changed_fields(old, new)):
+                self._set_error(name, None)
             self._show_draft(force=False)
             self._refresh_status()
 
