@@ -139,6 +139,28 @@ async def test_a_message_sent_during_a_swap_is_headed_with_the_model_that_answer
         assert "Q8_0" in str(turn.query_one(".turn-label", Static).render())
 
 
+async def test_the_drawer_opened_during_a_swap_says_a_load_is_under_way(
+    quant_folder: Path, tmp_path: Path
+) -> None:
+    # Opened for the first time mid-swap it said "no pending changes", and Apply answered only
+    # "A model is loading": the progress of a swap begun before it was built was dropped.
+    python = slow_loading_python(tmp_path, 2.0, marker="Q8_0")
+    load = LoadSettings(model=str(quant_folder / "tiny-llama-F16.gguf"), n_ctx=1024)
+    app = LollmaApp(StartupOptions(load=load, sampling=SHORT), backend=LlamaCppBackend(python=python))
+    main = app.chat_screen
+    async with app.run_test(size=(120, 35)) as pilot:
+        await ready(pilot, app)
+        await pilot.press(*"/quant Q8_0", "enter")
+        await wait_until(pilot, lambda: main.models.session.swapping)
+        drawer = await opened_drawer(pilot, main)
+        await pilot.pause()
+        busy = drawer.query_one("#drawer-busy", Static)
+        assert busy.display and str(busy.render()).startswith("⟳ ")
+        await wait_until(pilot, lambda: not main.models.loading, 30)
+        await wait_until(pilot, lambda: not busy.display)
+        assert drawer.applied_load.model.endswith("tiny-llama-Q8_0.gguf")
+
+
 async def test_a_rescan_keeps_the_folders_of_the_models_loaded_before(
     quant_folder: Path, tmp_path: Path
 ) -> None:

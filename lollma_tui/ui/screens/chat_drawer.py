@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 class ChatDrawer:
     def __init__(self, screen: ChatScreen) -> None:
         self._screen = screen
+        self._step: str | None = None
+        """Where the swap under way is (None: none is), for a drawer opened in the middle of it."""
 
     @property
     def is_open(self) -> bool:
@@ -48,6 +50,7 @@ class ChatDrawer:
 
         drawer.applied_load = screen.models.settings
         drawer.applied_sampling = screen.models.sampling
+        drawer.busy = self._step if self._step is not None or not screen.models.loading else "loading…"
         cpu_only = screen.models.session.gpu_offload_supported is False
         drawer.configure(
             fit_checker=screen.catalog.fit_for,
@@ -74,6 +77,7 @@ class ChatDrawer:
 
     def swap_progressed(self, step: str | None) -> None:
         """A swap is at `step` (None: it has ended, and the settings in effect are new)."""
+        self._step = step
         drawer = self._screen.settings_drawer
         if drawer is not None:
             drawer.busy = step
