@@ -408,6 +408,12 @@ async def test_gpu_layers_in_the_drawer_on_a_cpu_only_build_reload_nothing(tiny_
         assert await pilot.click("#apply")
         await wait_until(pilot, lambda: any("stays loaded as it is" in text for text in notices(app)))
         assert main.models.loaded is loaded
+        # A later change of something else is not answered with the GPU layers' note again.
+        main.prompt.focus()
+        await pilot.press(*"/set keep_alive 10m", "enter")
+        await wait_until(pilot, lambda: main.models.settings.keep_alive == "10m" and not main.models.loading)
+        await pilot.pause()
+        assert sum("GPU layers are ignored" in text for text in notices(app)) == 1, notices(app)
 
 
 async def test_slash_completion_offers_the_models_quants(quant_folder: Path) -> None:

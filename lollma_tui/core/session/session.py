@@ -423,12 +423,13 @@ class ModelSession:
                     plan=plan,
                     timings=SwapTimings(estimate_s=estimate_s, total_s=total.lap()),
                 )
+        layers_asked = target.n_gpu_layers != self._settings.n_gpu_layers  # not /set keep_alive
         self._settings = target
         if applied:
             message = f"{', '.join(applied)} applied without reloading {previous.name}"
         elif refused:
             message = f"{previous.name} is unchanged: " + "; ".join(refused)
-        elif CPU_ONLY_BUILD_NOTE in plan.notes:
+        elif CPU_ONLY_BUILD_NOTE in plan.notes and layers_asked:
             message = f"{previous.name} stays loaded as it is: {CPU_ONLY_BUILD_NOTE}"
         else:
             message = f"{previous.name} is already loaded with these settings"
