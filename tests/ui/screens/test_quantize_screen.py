@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import psutil
@@ -134,7 +135,11 @@ async def test_quitting_the_app_mid_run_stops_the_worker_and_leaves_no_partial_f
         assert len(workers) == 1
         app.exit()
     assert files_in(folder) == [slow_source.name]
-    assert not workers[0].is_running() or workers[0].status() == psutil.STATUS_ZOMBIE
+    # Killed: the kernel takes a moment to end it (seen 'running' right after, once in a suite).
+    deadline = time.monotonic() + 5
+    while workers[0].is_running() and workers[0].status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the worker outlived the app"
+        time.sleep(0.02)
 
 
 async def test_everything_is_reachable_from_the_keyboard_at_80x24(source_copy: Path, tmp_path: Path) -> None:
