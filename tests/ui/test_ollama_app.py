@@ -354,6 +354,26 @@ async def test_the_drawer_moves_an_ollama_chat_to_a_bundled_demo_model_on_llama_
         assert [m.content for m in main.conversation.history()[:2]] == ["Capital of France?", "Paris."]
 
 
+async def test_choosing_a_backend_again_in_the_drawer_drafts_the_model_last_used_there(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # Back to Ollama from llama.cpp, the drawer drafted the first tag the server lists (a much
+    # bigger model, on a real server), where /backend ollama loads the one last used.
+    app = ollama_app(ollama_server.host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        used = main.models.settings.model
+        await wait_until(pilot, lambda: main.catalog.gguf is not None)
+        await pilot.press(*"/backend llama.cpp smollm", "enter")
+        await wait_until(pilot, runs_on(app, BackendKind.LLAMA_CPP), within=60, explain=status_of(app))
+        await wait_until(pilot, lambda: main.models.ready, within=60)
+        drawer = await opened_drawer(pilot, main)
+        drawer.query_one("#backend", Select).value = BackendKind.OLLAMA
+        await pilot.pause()
+        assert drawer.draft_load.model == used
+
+
 async def test_keep_on_ollama_writes_the_backend_and_tag_and_says_the_address_is_not_kept(
     ollama_server: OllamaTestServer,
 ) -> None:

@@ -50,6 +50,7 @@ class ChatDrawer:
 
         drawer.applied_load = screen.models.settings
         drawer.applied_sampling = screen.models.sampling
+        drawer.last_models = screen.models.session.last_models
         drawer.busy = self._step if self._step is not None or not screen.models.loading else "loading…"
         cpu_only = screen.models.session.gpu_offload_supported is False
         drawer.configure(
@@ -82,6 +83,7 @@ class ChatDrawer:
         if drawer is not None:
             drawer.busy = step
             if step is None:
+                drawer.last_models = self._screen.models.session.last_models
                 drawer.applied_load = self._screen.models.settings
                 drawer.applied_sampling = self._screen.models.sampling  # a swap off the demo resets it
 

@@ -101,6 +101,9 @@ class SettingsDrawer(Vertical):
     """What a running swap is doing ("loading Q8_0…"), or None when idle; Apply waits for None."""
     reply_running: reactive[bool] = reactive(False, init=False, bindings=True)
     """A reply is being written: Esc stops it, wherever the focus is, rather than closing this."""
+    last_models: Mapping[BackendKind, str] = {}
+    """The model last loaded with each backend: choosing that backend again drafts it, as
+    `/backend KIND` loads it (not the first model its server lists)."""
 
     @dataclass
     class ApplyRequested(DrawerMessage):
@@ -417,7 +420,8 @@ class SettingsDrawer(Vertical):
         self._draft = replace(self._draft, backend=kind, model="")
         self._update_menu()
         self._ask_for_models(kind)
-        self._change_model(applied.model if applied.backend == kind else self._menu.first_ref())
+        remembered = applied.model if applied.backend == kind else self.last_models.get(kind, "")
+        self._change_model(remembered or self._menu.first_ref())
 
     def _ask_for_models(self, kind: BackendKind) -> None:
         """Have the app ask the server of `kind` (another backend's) what it offers; asked each
