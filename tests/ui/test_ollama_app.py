@@ -286,6 +286,31 @@ async def test_pull_shows_progress_and_the_model_becomes_available(ollama_server
         await wait_until(pilot, lambda: "failed" in str(main.chat_log.query(PullView).last().status.render()))
 
 
+async def test_esc_stops_a_pull_and_a_pull_outlives_the_chat_it_was_shown_in(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # Esc and /stop did nothing to a pull; Ctrl+N took its view away, and how it ended was
+    # never said.
+    ollama_server.delay_pull_steps(0.3)
+    app = ollama_app(ollama_server.host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        await main.commands.run("/pull smollm2:135m")
+        view = await _pull_view(pilot, app)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: "stopped" in str(view.status.render()))
+        assert "smollm2:135m" not in ollama_server.installed_names()
+        ollama_server.delay_pull_steps(0.1)
+        await main.commands.run("/pull smollm2:135m")
+        await wait_until(pilot, lambda: len(main.chat_log.query(PullView)) == 2)
+        await pilot.press("ctrl+n")
+        await wait_until(
+            pilot, lambda: any(str(n.message) == "pulled smollm2:135m" for n in app._notifications)
+        )
+        assert "smollm2:135m" in ollama_server.installed_names()
+
+
 async def _pull_view(pilot: Pilot[None], app: LollmaApp) -> PullView:
     main = app.chat_screen
     await wait_until(pilot, lambda: bool(main.chat_log.query(PullView)))

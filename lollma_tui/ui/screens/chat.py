@@ -390,7 +390,7 @@ class ChatScreen(Screen[None]):
         elif not self.is_generating and self.editing is not None:
             self.editing = None
             self.notify("Edit dropped: Enter sends a new message.")
-        else:
+        elif self.is_generating or not self.commands.stop_pull():
             await self.replies.stop()
 
     async def _resend_edited(self, original: Message, text: str) -> None:

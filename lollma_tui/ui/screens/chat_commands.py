@@ -164,14 +164,30 @@ class ChatCommands:
             return
         shown = plain(name, one_line=True)
         view = await screen.chat_log.add_pull(shown)
+
+        def finish(text: str, ok: bool) -> None:
+            view.finish(text, ok=ok)
+            if not view.is_attached:  # the chat it was shown in was left meanwhile
+                screen.notify(text, severity="information" if ok else "error")
+
         try:
             async for progress in screen.models.pull(name):
                 view.show(plain(progress.status, one_line=True), progress.completed, progress.total)
         except BackendError as error:
-            view.finish(plain(f"pull {shown} failed: {error}"), ok=False)
+            finish(plain(f"pull {shown} failed: {error}"), ok=False)
             return
-        view.finish(f"pulled {shown}", ok=True)
+        except asyncio.CancelledError:
+            finish(f"pull {shown} stopped: Ollama drops a pull whose client goes away", ok=False)
+            raise
+        finish(f"pulled {shown}", ok=True)
         screen.catalog.refresh()  # Tab and the drawer offer it
+
+    def stop_pull(self) -> bool:
+        """Esc or /stop with no reply being written: stop the pulls under way (False: none)."""
+        pulls = [w for w in self._screen.workers if w.group == "ollama-pull" and w.is_running]
+        for pull in pulls:
+            pull.cancel()
+        return bool(pulls)
 
     async def command_delete(self, command: Command) -> None:
         name = command.argument.strip()
@@ -211,7 +227,8 @@ class ChatCommands:
 
     async def command_stop(self, command: Command) -> None:
         if not self._screen.is_generating:
-            await self._screen.notice("Nothing to stop: no reply is being written.")
+            if not self.stop_pull():
+                await self._screen.notice("Nothing to stop: no reply is being written.")
             return
         await self._screen.replies.stop()
 
