@@ -119,18 +119,27 @@ async def test_quant_and_context_swaps_keep_the_chat_and_label_each_reply(quant_
         await wait_until(pilot, lambda: sum("Usage: /compare [N]" in n for n in notices(app)) == 2)
 
 
+def slow_q8_0_app(quant_folder: Path, tmp_path: Path) -> LollmaApp:
+    """The tiny model in F16, whose Q8_0 takes 2 s to load (a big file on a slow disk)."""
+    python = slow_loading_python(tmp_path, 2.0, marker="Q8_0")
+    load = LoadSettings(model=str(quant_folder / "tiny-llama-F16.gguf"), n_ctx=1024)
+    return LollmaApp(StartupOptions(load=load, sampling=SHORT), backend=LlamaCppBackend(python=python))
+
+
+async def swapping_to_q8_0(pilot: Pilot[None], app: LollmaApp) -> None:
+    await ready(pilot, app)
+    await pilot.press(*"/quant Q8_0", "enter")
+    await wait_until(pilot, lambda: app.chat_screen.models.session.swapping)
+
+
 async def test_a_message_sent_during_a_swap_is_headed_with_the_model_that_answers(
     quant_folder: Path, tmp_path: Path
 ) -> None:
     # The Q8_0 load is slowed, as a big file on a slow disk: the message waits for it.
-    python = slow_loading_python(tmp_path, 2.0, marker="Q8_0")
-    load = LoadSettings(model=str(quant_folder / "tiny-llama-F16.gguf"), n_ctx=1024)
-    app = LollmaApp(StartupOptions(load=load, sampling=SHORT), backend=LlamaCppBackend(python=python))
+    app = slow_q8_0_app(quant_folder, tmp_path)
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
-        await ready(pilot, app)
-        await pilot.press(*"/quant Q8_0", "enter")
-        await wait_until(pilot, lambda: main.models.session.swapping)
+        await swapping_to_q8_0(pilot, app)
         await pilot.press(*"hi", "enter")
         await wait_until(pilot, lambda: len(main.conversation.messages) == 2 and not main.is_generating, 60)
         reply = main.conversation.messages[-1]
@@ -144,14 +153,10 @@ async def test_the_drawer_opened_during_a_swap_says_a_load_is_under_way(
 ) -> None:
     # Opened for the first time mid-swap it said "no pending changes", and Apply answered only
     # "A model is loading": the progress of a swap begun before it was built was dropped.
-    python = slow_loading_python(tmp_path, 2.0, marker="Q8_0")
-    load = LoadSettings(model=str(quant_folder / "tiny-llama-F16.gguf"), n_ctx=1024)
-    app = LollmaApp(StartupOptions(load=load, sampling=SHORT), backend=LlamaCppBackend(python=python))
+    app = slow_q8_0_app(quant_folder, tmp_path)
     main = app.chat_screen
     async with app.run_test(size=(120, 35)) as pilot:
-        await ready(pilot, app)
-        await pilot.press(*"/quant Q8_0", "enter")
-        await wait_until(pilot, lambda: main.models.session.swapping)
+        await swapping_to_q8_0(pilot, app)
         drawer = await opened_drawer(pilot, main)
         await pilot.pause()
         busy = drawer.query_one("#drawer-busy", Static)
