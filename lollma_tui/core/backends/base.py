@@ -155,6 +155,9 @@ class LoadedModel:
     n_threads: int | None = None
     n_threads_batch: int | None = None
     """llama.cpp: the threads that evaluate prompts, as its context has them."""
+    n_batch: int | None = None
+    """llama.cpp: the batch its context has, which is never above the context (a batch of 4096
+    asked with ctx 1024 is 1024); None where the app does not know it."""
     is_base_model: bool = False
     """True for pre-trained (not instruction-tuned) models such as the demo model."""
     placement: str | None = None
@@ -178,7 +181,7 @@ class LoadedModel:
             n_layers=self.n_layers,
             n_ctx=self.n_ctx,
             n_threads=self.n_threads,
-            n_batch=None if backend is BackendKind.OPENAI else self.settings.n_batch,
+            n_batch=None if backend is BackendKind.OPENAI else self.n_batch or self.settings.n_batch,
             flash_attn=self.settings.flash_attn if in_process else None,
             kv_cache_type=self.settings.kv_cache_type if in_process else None,
             repack=self.repack if in_process else None,

@@ -544,6 +544,7 @@ def _loaded_from_wire(settings: LoadSettings, model: dict[str, Any], notes: tupl
         load_s=float(model["load_s"]),
         n_threads=model.get("n_threads"),
         n_threads_batch=model.get("n_threads_batch"),
+        n_batch=model.get("n_batch"),
         repack=bool(model.get("repack", True)),
         notes=(*(model.get("notes") or ()), *notes),
     )

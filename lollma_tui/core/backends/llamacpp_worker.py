@@ -259,6 +259,7 @@ class Worker:
                     "load_s": time.perf_counter() - started,
                     "n_threads": int(llm.n_threads) if hasattr(llm, "n_threads") else settings.n_threads,
                     "n_threads_batch": int(llama_cpp.llama_n_threads_batch(llm.ctx)),
+                    "n_batch": int(llama_cpp.llama_n_batch(llm.ctx)),
                     "repack": repacked,
                     "notes": notes,
                 },

@@ -340,6 +340,10 @@ def _actual(name: str, load: LoadSettings, loaded: LoadedModel) -> str:
         return f"  (actual: {loaded.n_ctx})"
     if name == "n_threads" and load.n_threads is None and loaded.n_threads is not None:
         return f"  ({loaded.n_threads})"
+    if name == "n_batch" and loaded.n_batch is not None and loaded.n_batch != load.n_batch:
+        return f"  (actual: {loaded.n_batch}, at most the context)"
+    if name == "repack" and loaded.repack is False and load.repack != "off":
+        return "  (actual: off)"
     return ""
 
 

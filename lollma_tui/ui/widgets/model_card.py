@@ -67,7 +67,7 @@ class ModelCard(Vertical):
                     " · ".join(p for p in (loaded.quant, loaded.architecture, _params(loaded.n_params)) if p),
                     " · ".join(p for p in (str(settings.backend), _runs_on(loaded)) if p),
                     f"{format_gpu_layers(loaded.n_gpu_layers, loaded.n_layers)} · ctx {loaded.n_ctx}",
-                    f"threads {loaded.n_threads or 'auto'} · batch {settings.n_batch}"
+                    f"threads {loaded.n_threads or 'auto'} · batch {loaded.n_batch or settings.n_batch}"
                     + (" · repack off" if loaded.repack is False else ""),
                 ]
                 if settings.backend is BackendKind.OPENAI:

@@ -87,6 +87,24 @@ async def test_the_threads_asked_for_evaluate_the_prompt_too(
     assert auto.n_threads_batch == max(auto.n_threads or 1, os.cpu_count() or 1)
 
 
+async def test_the_batch_in_effect_is_reported_where_llama_cpp_lowers_it(
+    backend: LlamaCppBackend, tiny_gguf: Path
+) -> None:
+    # A batch of 4096 with ctx 256 runs as 256: the card, /settings and /compare rows said 4096,
+    # so rows that differ only there were the same run.
+    from lollma_tui.core.chat.setting_commands import describe_settings
+
+    settings = LoadSettings(model=str(tiny_gguf), n_ctx=256, n_batch=4096)
+    loaded = await backend.load(settings)
+    assert loaded.n_batch is not None and loaded.n_batch <= loaded.n_ctx == 256
+    assert loaded.setup().n_batch == loaded.n_batch
+    assert f"(actual: {loaded.n_batch}, at most the context)" in describe_settings(
+        settings, SamplingSettings(), loaded
+    )
+    fits = await backend.load(settings.with_changes(n_batch=128))
+    assert fits.n_batch == 128
+
+
 async def test_mlock_that_could_not_lock_the_model_is_said(tmp_path: Path, tiny_gguf: Path) -> None:
     # A user's usual memlock limit (8 MiB here) and no CAP_IPC_LOCK: llama.cpp wrote a warning in
     # its log and ran unlocked, while the app showed "use_mlock on" and nothing else.
