@@ -622,6 +622,10 @@ async def test_delete_asks_before_a_model_leaves_the_server(ollama_server: Ollam
         await pilot.press(*"/delete tinyllama:1b-Q4_K_M", "enter")
         await wait_until(pilot, lambda: "is loaded; switch to another model first" in notices(app)[-1])
         assert not isinstance(app.screen, ConfirmScreen)
+        # So is a model the server does not have (it asked "Delete …?" first, then said 404).
+        await pilot.press(*"/delete nothere:1b", "enter")
+        await wait_until(pilot, lambda: notices(app)[-1] == "Ollama has no model 'nothere:1b' to delete.")
+        assert not isinstance(app.screen, ConfirmScreen)
         # Enter alone keeps it: "Keep" has the focus.
         await pilot.press(*"/delete tinyllama:1b-q8_0", "enter")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))

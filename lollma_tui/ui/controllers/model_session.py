@@ -505,6 +505,20 @@ class ModelController:
             return f"{name} is loaded; switch to another model first."
         return None
 
+    async def not_installed(self, name: str) -> str | None:
+        """Why `name` cannot be deleted: the server does not have it (None when it has it, or
+        cannot say: the delete itself then says what is wrong)."""
+        from lollma_tui.core.backends.ollama_models import same_model
+
+        backend = self.ollama()
+        try:
+            installed = await backend.list_models() if backend is not None else None
+        except BackendError:
+            return None
+        if installed is None or any(same_model(model.name, name) for model in installed):
+            return None
+        return f"Ollama has no model '{name}' to delete."
+
     def server_address(self) -> str:
         backend = self.ollama()
         return backend.base_url if backend is not None else ""

@@ -194,7 +194,7 @@ class ChatCommands:
         if not name:
             await self._screen.notice("Usage: /delete NAME", "error")
             return
-        refused = self._screen.models.delete_refused(name)
+        refused = self._screen.models.delete_refused(name) or await self._screen.models.not_installed(name)
         if refused is not None:
             await self._screen.notice(refused, "error")
             return
