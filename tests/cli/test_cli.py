@@ -78,6 +78,15 @@ def test_a_bad_flag_value_is_one_line_naming_the_setting(tiny_gguf: Path) -> Non
     assert_one_line_error(run("--model", str(tiny_gguf), "--seed", "x"), "seed must be a whole number")
 
 
+@pytest.fixture
+def own_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Home, data and cache under `tmp_path`: the models folders hold only what a test puts there."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LOLLMA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LOLLMA_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.mark.usefixtures("own_folders")
 def test_a_model_name_is_found_where_the_app_looks_and_a_split_model_counts_once(
     tmp_path: Path, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -85,9 +94,6 @@ def test_a_model_name_is_found_where_the_app_looks_and_a_split_model_counts_once
 
     from lollma_tui.cli import CliError, resolve_model
 
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("LOLLMA_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("LOLLMA_CACHE_DIR", str(tmp_path / "cache"))
     hub = tmp_path / "hub"
     monkeypatch.setenv("HF_HUB_CACHE", str(hub))
     # As the Hugging Face cache keeps a download: a snapshot's name links to a blob.
@@ -118,8 +124,9 @@ def test_a_model_name_is_found_where_the_app_looks_and_a_split_model_counts_once
         resolve_model(str(parts[0]))
 
 
+@pytest.mark.usefixtures("own_folders")
 def test_a_model_name_picks_as_the_app_does_among_quantizations_and_demos(
-    tmp_path: Path, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_gguf: Path
 ) -> None:
     from gguf import LlamaFileType
     from gguf_factory import quantize_gguf
@@ -127,9 +134,6 @@ def test_a_model_name_picks_as_the_app_does_among_quantizations_and_demos(
     from lollma_tui.cli import resolve_model
     from lollma_tui.core.models.demo import DEMOS, demo_model_path, demo_model_ready
 
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("LOLLMA_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("LOLLMA_CACHE_DIR", str(tmp_path / "cache"))
     models = tmp_path / "data" / "models"
     models.mkdir(parents=True)
     f16 = shutil.copy(tiny_gguf, models / "tiny-F16.gguf")

@@ -51,7 +51,7 @@ class ChatDrawer:
         drawer.applied_load = screen.models.settings
         drawer.applied_sampling = screen.models.sampling
         drawer.last_models = screen.models.session.last_models
-        drawer.busy = self._step if self._step is not None or not screen.models.loading else "loading…"
+        drawer.busy = self._step or ("loading…" if screen.models.loading else None)
         cpu_only = screen.models.session.gpu_offload_supported is False
         drawer.configure(
             fit_checker=screen.catalog.fit_for,
