@@ -153,15 +153,21 @@ def resolve_model(spec: str) -> Path:
     """The GGUF `spec` names: a file (a split model's first part, whichever part is named), a
     folder holding one model, or part of a model's name as `/model` takes it in the app (the
     models folders and the demo models; one model, of several quantizations the smallest)."""
+    return choose_model_file(spec)[0]
+
+
+def choose_model_file(spec: str) -> tuple[Path, str]:
+    """`resolve_model`'s file, and what the app says about the choice where there was one
+    ("took Q4_K_M (also: Q8_0)"), as `/model` says it: "" when `spec` named one file."""
     from lollma_tui.core.paths import is_dir, is_file, user_path
 
     path = user_path(spec)
     if is_dir(path):
-        return _only_model_in(path)
+        return _only_model_in(path), ""
     if is_file(path):
-        return _one_model([path], path)
+        return _one_model([path], path), ""
     if "/" in spec or os.sep in spec:
-        return path  # the header check says it is not there
+        return path, ""  # the header check says it is not there
     return _model_named(spec)
 
 
@@ -198,7 +204,7 @@ def _only_model_in(folder: Path) -> Path:
     return _one_model(files, folder)
 
 
-def _model_named(spec: str) -> Path:
+def _model_named(spec: str) -> tuple[Path, str]:
     from lollma_tui.core import paths
     from lollma_tui.core.models.catalog import HeaderCache, scan_models
     from lollma_tui.core.models.demo import DEMOS, demo_model_path, demo_model_ready
@@ -213,7 +219,8 @@ def _model_named(spec: str) -> Path:
     catalog = scan_models(models_folders(), demos, cache=headers)
     headers.save()
     try:
-        return Path(choose_model(spec, catalog).ref)
+        choice = choose_model(spec, catalog)
+        return Path(choice.ref), choice.note
     except NoModelMatchError:
         folders = ", ".join(str(f) for f in models_folders())
         raise CliError(
@@ -269,6 +276,7 @@ def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) 
     demo_model = DEMOS[args.demo] if args.demo else DEFAULT_DEMO
     if args.demo and not demo:
         raise CliError("--demo picks the model when no --model is given (llama.cpp backend only)")
+    model_note = ""
     if backend in (BackendKind.OLLAMA, BackendKind.OPENAI):
         model = (model_spec or "").strip()
     elif demo:
@@ -277,7 +285,7 @@ def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) 
         model = str(demo_model_path(demo_model))
     else:
         try:
-            model_path = resolve_model(str(model_spec))
+            model_path, model_note = choose_model_file(str(model_spec))
             check_model_file(model_path)
         except CliError as error:
             if args.model is None and config is not None:
@@ -315,6 +323,7 @@ def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) 
         new_conversation=args.new,
         conversation_id=args.conversation,
         config_problems=config.problems if config is not None else (),
+        model_note=model_note,
     )
 
 

@@ -161,3 +161,14 @@ class StartupOptions:
     """Where the chat history lives; None means the default under the user's data folder."""
     config_problems: tuple[str, ...] = ()
     """What the config file said that could not be used (file, key, reason), for the app to show."""
+    model_note: str = ""
+    """Which of several quantizations a model's name was taken as, as `/model` says it."""
+
+    @property
+    def start_notices(self) -> tuple[tuple[str, Literal["info", "warning"]], ...]:
+        """What the chat says as it opens, each with its kind: the config file's problems and
+        the model's note."""
+        notices: list[tuple[str, Literal["info", "warning"]]] = [(p, "warning") for p in self.config_problems]
+        if self.model_note:
+            notices.append((self.model_note, "info"))
+        return tuple(notices)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -131,15 +132,21 @@ def test_a_model_name_picks_as_the_app_does_among_quantizations_and_demos(
     from gguf import LlamaFileType
     from gguf_factory import quantize_gguf
 
-    from lollma_tui.cli import resolve_model
+    from lollma_tui.cli import build_parser, resolve_model, startup_options
     from lollma_tui.core.models.demo import DEMOS, demo_model_path, demo_model_ready
 
     models = tmp_path / "data" / "models"
     models.mkdir(parents=True)
     f16 = shutil.copy(tiny_gguf, models / "tiny-F16.gguf")
     q8 = quantize_gguf(Path(f16), models / "tiny-Q8_0.gguf", LlamaFileType.MOSTLY_Q8_0)
-    # Two quantizations of one model are one model: the smaller is taken, as /model does.
+    # Two quantizations of one model are one model: the smaller is taken, as /model does, and
+    # the app is told which, as /model says it.
     assert resolve_model("tiny") == q8
+    options = startup_options(build_parser().parse_args(["--model", "tiny"]))
+    assert options.load.model == str(q8.resolve())
+    assert re.fullmatch(r".*: took Q8_0 \(also: F16\)", options.model_note)
+    assert (options.model_note, "info") in options.start_notices
+    assert startup_options(build_parser().parse_args(["--model", str(q8)])).model_note == ""
     smollm = DEMOS["smollm2"]
     if demo_model_ready(smollm):  # a dependency of the project: installed wherever tests run
         assert resolve_model("smollm2") == demo_model_path(smollm)

@@ -228,8 +228,8 @@ class ChatScreen(Screen[None]):
         # The session is built here, on the UI thread, before the sampler thread runs.
         self.model_card.status = self.models.backend.status
         self.start_hardware()
-        for problem in self.options.config_problems:
-            self.post_message(NoticePosted(problem, "warning"))
+        for text, kind in self.options.start_notices:
+            self.post_message(NoticePosted(text, kind))
         self.models.load_first(self._model_chat_used)
         self.open_history()
         self.catalog.scan()

@@ -225,14 +225,16 @@ async def test_escape_closes_the_drawer_wherever_the_focus_is_when_nothing_strea
         assert drawer.is_open
 
 
-async def test_config_problems_are_shown_when_the_app_starts(tiny_gguf: Path) -> None:
+async def test_config_problems_and_the_model_note_are_shown_when_the_app_starts(tiny_gguf: Path) -> None:
     problems = ("config.toml: settings.n_ctx: n_ctx must be between 64 and 4194304, not 10",)
-    app = make_app(tiny_gguf, config_problems=problems)
+    took = "tiny: took Q8_0 (also: F16)"  # --model tiny, of two quantizations
+    app = make_app(tiny_gguf, config_problems=problems, model_note=took)
     screen = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_until(pilot, lambda: any("settings.n_ctx" in text for text, _ in notices(screen)))
         [(text, classes)] = [(t, c) for t, c in notices(screen) if "settings.n_ctx" in t]
         assert text == problems[0] and "-warning" in classes
+        await wait_until(pilot, lambda: any(text == took for text, _ in notices(screen)))
         await loaded(pilot, screen)  # the app still starts and loads the model
 
 
