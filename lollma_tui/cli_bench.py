@@ -16,12 +16,14 @@ import shutil
 import signal
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal, TextIO
+from typing import TYPE_CHECKING, Literal
 
 from lollma_tui.cli import backend_flag
+from lollma_tui.cli_output import GuardedOutput
 from lollma_tui.core.paths import user_path
 
 if TYPE_CHECKING:
+    from lollma_tui.core.bench.formatters import TextSink
     from lollma_tui.core.bench.sweep import SweepSpec
     from lollma_tui.core.models.quantize import QuantizePlan
 
@@ -31,8 +33,8 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-def _error(command: str, message: str) -> None:
-    print(f"lollma-tui {command}: error: {message}", file=sys.stderr)
+def _error(command: str, message: str, out: TextSink | None = None) -> None:
+    print(f"lollma-tui {command}: error: {message}", file=out or sys.stderr)
 
 
 def _split(values: Sequence[str] | None) -> list[str]:
@@ -68,7 +70,7 @@ def _gpu_layers_list(text: str) -> list[int | str]:
 class ProgressLine:
     """One self-overwriting status line on a terminal; `clear` before printing anything else."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextSink) -> None:
         self.stream = stream
         self.shown = 0
 
@@ -256,6 +258,7 @@ async def _run_bench(args: argparse.Namespace) -> int:
         plan_sweep,
     )
     from lollma_tui.core.bench.formatters import repack_column
+    from lollma_tui.core.formatting import counted
     from lollma_tui.core.settings import BackendKind
 
     try:
@@ -277,8 +280,12 @@ async def _run_bench(args: argparse.Namespace) -> int:
         spec.backend == BackendKind.LLAMA_CPP,
         repack=repack_column(spec.repack),
     )
-    writer = RowWriter(fmt, sys.stdout, columns)
-    line = ProgressLine(sys.stderr) if sys.stderr.isatty() else None
+    # A reader that leaves (`| head`) stops the sweep; a terminal that hangs up stops it through
+    # SIGHUP. Either way the rows measured are still saved, without a traceback.
+    out = GuardedOutput(sys.stdout, on_lost=lambda _: session.cancel())
+    err = GuardedOutput(sys.stderr)
+    writer = RowWriter(fmt, out, columns)
+    line = ProgressLine(err) if sys.stderr.isatty() else None
 
     def on_progress(progress: BenchProgress) -> None:
         if progress.row is not None or progress.message:
@@ -287,7 +294,7 @@ async def _run_bench(args: argparse.Namespace) -> int:
             if progress.row is not None:
                 writer.row(progress.row)
             if progress.message:
-                print(f"lollma-tui bench: {progress.message}", file=sys.stderr, flush=True)
+                print(f"lollma-tui bench: {progress.message}", file=err, flush=True)
         if line is not None:
             eta = f" · ETA {_duration(progress.eta_s)}" if progress.eta_s is not None else ""
             percent = round(progress.fraction * 100)
@@ -309,17 +316,7 @@ async def _run_bench(args: argparse.Namespace) -> int:
                 loop.remove_signal_handler(stop)
         if line is not None:
             line.clear()
-    writer.finish(run.build)
-
-    # Progress notes were said on stderr already; these explain the rows themselves.
-    notes = list(dict.fromkeys([*run.caveats, *(n for r in run.records for n in r.notes)]))
-    if notes:
-        target = sys.stdout if fmt == "md" else sys.stderr
-        if fmt == "md":
-            print("", file=target)
-        for note in notes:
-            print(f"note: {note}", file=target)
-
+    # Saved before anything more is written: what is measured is kept whatever the output does.
     comparisons = None
     if run.records and (args.compare or not args.no_save):
         store = ResultStore()
@@ -327,19 +324,36 @@ async def _run_bench(args: argparse.Namespace) -> int:
             try:
                 comparisons = compare_with_saved(run.records, store.load(fingerprint=run.fingerprint))
             except OSError as error:
-                _error("bench", f"could not read the saved results in {store.path}: {error}")
+                print(
+                    f"lollma-tui bench: error: could not read the saved results in {store.path}: {error}",
+                    file=err,
+                )
         if not args.no_save:
             try:
                 store.save(run.records)
             except OSError as error:
-                _error("bench", f"could not save the results to {store.path}: {error}")
+                print(
+                    f"lollma-tui bench: error: could not save the results to {store.path}: {error}", file=err
+                )
+    writer.finish(run.build)
+
+    # Progress notes were said on stderr already; these explain the rows themselves.
+    notes = list(dict.fromkeys([*run.caveats, *(n for r in run.records for n in r.notes)]))
+    extras = out if fmt == "md" else err
+    if notes:
+        if fmt == "md":
+            print("", file=extras)
+        for note in notes:
+            print(f"note: {note}", file=extras)
     if comparisons is not None:
-        target = sys.stdout if fmt == "md" else sys.stderr
-        print("\nCompared with the last saved run on this machine:\n", file=target)
-        print(format_comparison(comparisons), end="", file=target)
+        print("\nCompared with the last saved run on this machine:\n", file=extras)
+        print(format_comparison(comparisons), end="", file=extras)
+    out.flush()
 
     if run.cancelled:
-        print(f"lollma-tui bench: stopped; {len(run.records)} rows measured", file=sys.stderr)
+        measured = counted(len(run.records), "row")
+        why = "the output was closed" if out.lost is not None else "stopped"
+        print(f"lollma-tui bench: {why}; {measured} measured", file=err, flush=True)
         return EXIT_INTERRUPTED
     if run.failures:
         return EXIT_FAILED

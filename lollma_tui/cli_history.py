@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
+from lollma_tui.cli_output import drop_stream
 from lollma_tui.core.backends.describe import format_setup, format_stats, model_label
 from lollma_tui.core.chat.conversation import Message, ReplyState, reply_end_note
 from lollma_tui.core.chat.errors import (
@@ -132,10 +133,10 @@ def history_main(argv: Sequence[str] | None = None) -> int:
         return status
     except BrokenPipeError:
         # The reader (head, less) went away: stop quietly.
-        _drop_stdout()
+        drop_stream(sys.stdout)
         return EXIT_FAILED
     except _StdoutFailed as failure:
-        _drop_stdout()
+        drop_stream(sys.stdout)
         print(f"{PROG}: cannot write to standard output: {failure.reason}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -406,14 +407,6 @@ def _flush_out() -> None:
         raise
     except OSError as exc:
         raise _StdoutFailed(exc) from exc
-
-
-def _drop_stdout() -> None:
-    # What is still buffered could never be written: keep Python from failing again when it
-    # flushes stdout on the way out.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
 
 
 def _note(line: str) -> None:

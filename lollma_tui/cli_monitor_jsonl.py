@@ -7,12 +7,11 @@ away (a closed pipe) or on Ctrl-C.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
 import threading
 from collections.abc import Iterable
 
+from lollma_tui.cli_output import drop_stream
 from lollma_tui.core.hardware.sampler import HardwareSampler
 from lollma_tui.core.hardware.snapshot_lines import encode
 from lollma_tui.core.hardware.snapshots import SystemSnapshot
@@ -54,7 +53,5 @@ def run_jsonl(interval_s: float, pids: Iterable[int] = (), port: int | None = No
     finally:
         sampler.stop()
         # stdout may be a closed pipe: keep the interpreter's final flush from complaining.
-        with contextlib.suppress(OSError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+        drop_stream(sys.stdout)
     return 0

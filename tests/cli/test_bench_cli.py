@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import re
 import signal
 import subprocess
 import sys
@@ -155,6 +157,45 @@ def test_ctrl_c_a_kill_or_a_closed_terminal_print_and_keep_the_finished_rows(
     # What was measured is kept.
     saved = (tmp_path / "data" / "bench" / "results.jsonl").read_text().splitlines()
     assert len(saved) == len(rows)
+
+
+@pytest.mark.parametrize("how", ["reader leaves", "terminal hangs up"])
+def test_output_that_goes_away_stops_the_sweep_and_keeps_the_rows(
+    quantized_models: Path, tmp_path: Path, how: str
+) -> None:
+    # `bench … | head -1`, or an ssh session that drops: a BrokenPipeError (EIO) traceback,
+    # and none of the rows measured were saved.
+    env = dict(os.environ, LOLLMA_DATA_DIR=str(tmp_path / "data"), LOLLMA_STATE_DIR=str(tmp_path / "state"))
+    command = [
+        sys.executable, "-m", "lollma_tui.cli_bench", "bench", "-o", "jsonl",
+        "-m", str(quantized_models / "tiny-llama-f16.gguf"), "--quants", "all",
+        "-t", "1,2", "-p", "0", "-n", "64", "-r", "5", "--no-chat",
+    ]  # fmt: skip
+    err_path = tmp_path / "err.txt"
+    with err_path.open("w") as err_file:
+        if how == "reader leaves":
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err_file, env=env)
+            assert process.stdout is not None
+            first = process.stdout.readline()
+            process.stdout.close()
+        else:
+            controller, terminal = pty.openpty()
+            process = subprocess.Popen(command, stdout=terminal, stderr=terminal, env=env)
+            os.close(terminal)
+            first = os.read(controller, 4096)
+            while b"\n" not in first:
+                first += os.read(controller, 4096)
+            os.close(controller)  # the terminal is gone: every write now fails with EIO
+            process.send_signal(signal.SIGHUP)
+        assert b'"test": "tg64"' in first, first
+        assert process.wait(timeout=60) == 130
+    saved = (tmp_path / "data" / "bench" / "results.jsonl").read_text().splitlines()
+    assert 1 <= len(saved) < 6  # measured rows are kept, and the sweep stopped early
+    if how == "reader leaves":
+        err = err_path.read_text()
+        said = re.search(r"the output was closed; (\d+) rows? measured", err)
+        assert "Traceback" not in err and said is not None, err
+        assert int(said[1]) == len(saved)
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])

@@ -12,7 +12,7 @@ import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, Protocol
 
 from lollma_tui.core.bench.compare import Comparison
 from lollma_tui.core.bench.records import BenchRecord
@@ -157,10 +157,18 @@ def _csv_line(values: Sequence[Any]) -> str:
     return buffer.getvalue()
 
 
+class TextSink(Protocol):
+    """Where `RowWriter` writes: a file, or a stream guarded against its reader leaving."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
 class RowWriter:
     """Prints rows to `out` as they come; call `finish` once at the end (also after a stop)."""
 
-    def __init__(self, fmt: OutputFormat, out: TextIO, columns: Sequence[Column] | None = None) -> None:
+    def __init__(self, fmt: OutputFormat, out: TextSink, columns: Sequence[Column] | None = None) -> None:
         self.fmt = fmt
         self.out = out
         self.columns = list(columns) if columns is not None else _columns(False, False, False, False)

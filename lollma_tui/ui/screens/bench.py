@@ -69,7 +69,7 @@ def progress_text(progress: BenchProgress) -> str:
 
 
 def summary_text(run: BenchRun, saved: int, save_error: str | None) -> str:
-    rows = f"{len(run.records)} row{'s' if len(run.records) != 1 else ''}"
+    rows = counted(len(run.records), "row")
     head = f"stopped: {rows} kept" if run.cancelled else f"done: {rows}"
     parts = [head]
     if save_error is not None:
