@@ -23,6 +23,10 @@ from lollma_tui.core.settings import AUTO, MAX_THREADS, REPACK_CHOICES, BackendK
 
 DEFAULT_QUESTION = "explain quantum entanglement"
 DEFAULT_CHAT_TOKENS = 128
+DEFAULT_N_PROMPT = 512
+DEFAULT_N_GEN = 128
+DEFAULT_REPETITIONS = 5
+"""llama-bench's defaults for -p, -n and -r."""
 LLAMA_DEFAULT_BATCH = 2048
 """llama-bench's -b default; Ollama's own default (512) is kept for Ollama runs."""
 OLLAMA_DEFAULT_BATCH = 512
@@ -44,10 +48,10 @@ class SweepSpec:
     gpu_layers: tuple[GpuLayersChoice, ...] = (AUTO,)
     threads: tuple[int, ...] | None = None
     """None: physical cores (llama.cpp), the server's choice (Ollama)."""
-    n_prompt: tuple[int, ...] = (512,)
-    n_gen: tuple[int, ...] = (128,)
+    n_prompt: tuple[int, ...] = (DEFAULT_N_PROMPT,)
+    n_gen: tuple[int, ...] = (DEFAULT_N_GEN,)
     n_depth: tuple[int, ...] = (0,)
-    repetitions: int = 5
+    repetitions: int = DEFAULT_REPETITIONS
     n_batch: int | None = None
     n_ubatch: int = 512
     flash_attn: bool = False

@@ -20,7 +20,14 @@ from textual.widgets.select import NoSelection
 from textual.widgets.selection_list import Selection
 
 from lollma_tui.core import formatting as fmt
-from lollma_tui.core.bench.sweep import GpuLayersChoice, SweepInputError, SweepSpec
+from lollma_tui.core.bench.sweep import (
+    DEFAULT_N_GEN,
+    DEFAULT_N_PROMPT,
+    DEFAULT_REPETITIONS,
+    GpuLayersChoice,
+    SweepInputError,
+    SweepSpec,
+)
 from lollma_tui.core.models.catalog import Catalog, ModelGroup
 from lollma_tui.core.settings import AUTO
 from lollma_tui.ui.literal import literal_options, literal_text
@@ -76,8 +83,9 @@ def spec_from_form(form: SweepForm, models: Sequence[str]) -> SweepSpec:
     if not models:
         raise SweepInputError("choose at least one quant variant to measure")
     threads = parse_counts("threads", form.threads, minimum=1)
-    n_prompt = parse_counts("-p", form.n_prompt, minimum=0) or (0,)
-    n_gen = parse_counts("-n", form.n_gen, minimum=0) or (0,)
+    # Empty is the default the field shows greyed out; 0 leaves the test out.
+    n_prompt = parse_counts("-p", form.n_prompt, minimum=0) or (DEFAULT_N_PROMPT,)
+    n_gen = parse_counts("-n", form.n_gen, minimum=0) or (DEFAULT_N_GEN,)
     repetitions = parse_counts("-r", form.repetitions, minimum=1)
     if len(repetitions) > 1:
         raise SweepInputError("-r: one repetition count")
@@ -89,7 +97,7 @@ def spec_from_form(form: SweepForm, models: Sequence[str]) -> SweepSpec:
         threads=threads or None,
         n_prompt=n_prompt,
         n_gen=n_gen,
-        repetitions=repetitions[0] if repetitions else 5,
+        repetitions=repetitions[0] if repetitions else DEFAULT_REPETITIONS,
         chat=form.chat,
     )
     spec.validate()
@@ -156,11 +164,15 @@ class BenchSetup(Vertical):
             yield Label("-t", classes="bench-label-short")
             yield self._input(form.threads, "cores", "bench-threads", "CPU threads, e.g. 1,2,4")
             yield Label("-p", classes="bench-label-short")
-            yield self._input(form.n_prompt, "512", "bench-p", "prompt tokens (pp tests)")
+            yield self._input(
+                form.n_prompt, str(DEFAULT_N_PROMPT), "bench-p", "prompt tokens (pp tests; 0: none)"
+            )
             yield Label("-n", classes="bench-label-short")
-            yield self._input(form.n_gen, "128", "bench-n", "generated tokens (tg tests)")
+            yield self._input(
+                form.n_gen, str(DEFAULT_N_GEN), "bench-n", "generated tokens (tg tests; 0: none)"
+            )
             yield Label("-r", classes="bench-label-short")
-            yield self._input(form.repetitions, "5", "bench-r", "timed runs per test")
+            yield self._input(form.repetitions, str(DEFAULT_REPETITIONS), "bench-r", "timed runs per test")
             yield Checkbox(
                 "chat",
                 form.chat,

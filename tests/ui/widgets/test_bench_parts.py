@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from lollma_tui.core.bench.protocol import BenchTest
 from lollma_tui.core.bench.records import CHAT_TEST, BenchRecord
 from lollma_tui.core.bench.sweep import SweepInputError
 from lollma_tui.ui.widgets.bench_chart import FULL_BLOCK, bar_groups, bar_text
@@ -29,6 +30,16 @@ def test_the_form_becomes_a_sweep_over_the_chosen_files() -> None:
     assert (spec.n_prompt, spec.n_gen, spec.repetitions, spec.chat) == ((64,), (16,), 2, False)
     # Empty threads: llama-bench's default (physical cores), left to the core.
     assert spec_from_form(SweepForm(), ["/m/a.gguf"]).threads is None
+
+
+def test_an_emptied_field_means_what_it_shows_greyed_out_and_0_leaves_a_test_out() -> None:
+    # An emptied -p showed "512" greyed out and measured no pp test at all.
+    emptied = spec_from_form(SweepForm(n_prompt="", n_gen=" ", repetitions=""), ["/m/a.gguf"])
+    typed = spec_from_form(SweepForm(n_prompt="512", n_gen="128", repetitions="5"), ["/m/a.gguf"])
+    assert emptied.tests() == typed.tests() == (BenchTest(n_prompt=512), BenchTest(n_gen=128))
+    assert emptied.repetitions == typed.repetitions
+    no_prompt = spec_from_form(SweepForm(n_prompt="0", n_gen="16"), ["/m/a.gguf"])
+    assert no_prompt.tests() == (BenchTest(n_gen=16),)
 
 
 @pytest.mark.parametrize(
