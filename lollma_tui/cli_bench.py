@@ -191,7 +191,8 @@ def bench_spec(args: argparse.Namespace) -> SweepSpec:
     except ValueError as error:
         raise SweepInputError(str(error)) from None
     models = _split(args.model)
-    if not models and backend is BackendKind.LLAMA_CPP:
+    demo = not models and backend is BackendKind.LLAMA_CPP
+    if demo:
         models = [_demo_model()]
     if not models:
         raise SweepInputError(f"give a model with --model ({args.backend} has no default model)")
@@ -228,20 +229,22 @@ def bench_spec(args: argparse.Namespace) -> SweepSpec:
         check_fit=not args.no_fit_check,
     )
     spec.validate()
+    if demo:  # after the checks: an error is the one line said
+        from lollma_tui.core.models.demo import DEFAULT_DEMO
+
+        print(f"lollma-tui bench: no --model given: measuring {DEFAULT_DEMO.display_name}", file=sys.stderr)
     return spec
 
 
 def _demo_model() -> str:
     """What `lollma-tui` itself starts on when no model is named: the demo model."""
     from lollma_tui.core.bench.sweep import SweepInputError
-    from lollma_tui.core.models.demo import DEFAULT_DEMO, DemoModelError, ensure_demo_model
+    from lollma_tui.core.models.demo import DemoModelError, ensure_demo_model
 
     try:
-        path = ensure_demo_model()
+        return str(ensure_demo_model())
     except DemoModelError as error:
         raise SweepInputError(str(error)) from None
-    print(f"lollma-tui bench: no --model given: measuring {DEFAULT_DEMO.display_name}", file=sys.stderr)
-    return str(path)
 
 
 async def _run_bench(args: argparse.Namespace) -> int:

@@ -41,6 +41,10 @@ def test_bad_input_is_one_line_and_exit_code_2(
             "nothing to measure",
         ),
         (["-m", str(quantized_models / "tiny-llama-f16.gguf"), "-r", "0"], "repetitions"),
+        # An empty list measured nothing and exited 0.
+        (["-m", str(quantized_models / "tiny-llama-f16.gguf"), "--quants", ","], "--quants: name"),
+        # No model: the demo's, but the error is still the one line said.
+        (["-t", "0"], "thread counts"),
         (
             ["--backend", "ollama", "--ollama-host", "http://[::1", "-m", "x"],
             "http://[::1: not a server address",

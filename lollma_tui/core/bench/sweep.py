@@ -75,6 +75,8 @@ class SweepSpec:
     def validate(self) -> None:
         if not self.models:
             raise SweepInputError("no model given")
+        if self.quants == ():
+            raise SweepInputError("--quants: name at least one quantization (Q4_K_M,Q8_0), or all")
         if self.repetitions < 1:
             raise SweepInputError(f"repetitions must be 1 or more, not {self.repetitions}")
         for name, values in (("-p", self.n_prompt), ("-n", self.n_gen), ("-d", self.n_depth)):
