@@ -24,9 +24,16 @@ class Comparison:
         return self.record.avg_ts / self.previous.avg_ts - 1.0
 
     @property
+    def noise_known(self) -> bool:
+        """Both runs timed more than once: a single run has no spread to judge a change by."""
+        return (
+            self.previous is not None and min(len(self.record.samples_ts), len(self.previous.samples_ts)) > 1
+        )
+
+    @property
     def significant(self) -> bool:
         """True when the gap is larger than both runs' spread (one stddev each, added)."""
-        if self.previous is None:
+        if self.previous is None or not self.noise_known:
             return False
         spread = self.record.stddev_ts + self.previous.stddev_ts
         return abs(self.record.avg_ts - self.previous.avg_ts) > spread

@@ -212,20 +212,21 @@ def format_records(records: Sequence[BenchRecord], fmt: OutputFormat, build: str
     return buffer.getvalue()
 
 
+_NOT_COMPARED = frozenset({"size", "params", "backend", "peak RSS"})
+"""The same for a configuration in both runs, so only width in the comparison."""
+
+
 def format_comparison(comparisons: Sequence[Comparison]) -> str:
     """A markdown table: each row against the last saved run of the same configuration.
 
-    A change marked "~" is within the two runs' combined standard deviations: noise.
+    A change marked "~" is within the two runs' combined standard deviations: noise; "?" has
+    a run timed once, whose noise is not known. The rows keep the table's columns for what
+    was swept (repack, batch sizes, flash attention), or two rows would read the same.
     """
-    columns = [
-        Column("model", 30, lambda r: r.model_type or r.model_name, right=False),
-        Column("ngl", 9, _ngl),
-        Column("threads", 7, lambda r: str(r.n_threads) if r.n_threads else "default"),
-        Column("test", 13, lambda r: r.test),
-        Column("t/s", 20, lambda r: format_rate(r.avg_ts, r.stddev_ts)),
-        Column("before", 20, lambda r: ""),
-        Column("change", 10, lambda r: ""),
+    shown = [
+        c for c in layout_for([c.record for c in comparisons], chat=False) if c.title not in _NOT_COMPARED
     ]
+    columns = [*shown, Column("before", 20, lambda r: ""), Column("change", 10, lambda r: "")]
     lines = [markdown_header(columns)]
     for comparison in comparisons:
         record, previous = comparison.record, comparison.previous
@@ -234,9 +235,8 @@ def format_comparison(comparisons: Sequence[Comparison]) -> str:
         else:
             before = format_rate(previous.avg_ts, previous.stddev_ts)
             delta = comparison.change
-            change = (
-                "" if delta is None else f"{delta * 100:+.1f} %" + ("" if comparison.significant else " ~")
-            )
+            mark = "" if comparison.significant else " ~" if comparison.noise_known else " ?"
+            change = "" if delta is None else f"{delta * 100:+.1f} %{mark}"
         cells = [_cell(c, c.value(record)) for c in columns[:-2]]
         cells += [_cell(columns[-2], before), _cell(columns[-1], change)]
         lines.append("| " + " | ".join(cells) + " |")

@@ -232,6 +232,21 @@ def test_compare_uses_the_latest_saved_run_with_the_same_fingerprint_and_configu
     assert "+20.0 %" in text
 
 
+def test_compared_rows_keep_the_swept_columns_and_a_single_run_has_no_verdict() -> None:
+    # A `--repack on,off` sweep compared: two pp rows that read the same, each with its own change.
+    on, off = record(repack=True, avg_ts=100.0), record(repack=False, avg_ts=80.0)
+    saved = [record(run_id="old", repack=True, avg_ts=90.0), record(run_id="old", repack=False, avg_ts=90.0)]
+    header, _rule, *rows = format_comparison(compare_with_saved([on, off], saved)).splitlines()
+    assert "repack" in header and len(set(rows)) == 2
+    repack_at = [cell.strip() for cell in header.split("|")].index("repack")
+    assert sorted(row.split("|")[repack_at].strip() for row in rows) == ["0", "1"]
+    # Timed once (-r 1), a run has no spread: every change was shown as real, without "~".
+    once = summarize([2_000_000], 128)
+    (single,) = compare_with_saved([record().with_summary(once)], [record(run_id="old", avg_ts=60.0)])
+    assert not single.significant and not single.noise_known
+    assert format_comparison([single]).splitlines()[-1].rstrip(" |").endswith(" % ?")
+
+
 def test_compare_says_new_when_nothing_matches() -> None:
     (comparison,) = compare_with_saved([record()], [record(run_id="old", quant="Q8_0")])
     assert comparison.previous is None and comparison.change is None
