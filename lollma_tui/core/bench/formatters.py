@@ -147,7 +147,7 @@ def _csv_value(value: Any) -> Any:
     if isinstance(value, list):
         return "; ".join(str(v) for v in value)
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return "1" if value else "0"  # llama-bench's CSV writes its flags as numbers
     return "" if value is None else value
 
 

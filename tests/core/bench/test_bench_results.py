@@ -166,13 +166,16 @@ def test_non_default_batch_gets_a_column() -> None:
 
 
 def test_csv_json_and_jsonl_carry_the_fields() -> None:
-    rows = [record(), record(n_threads=1)]
+    rows = [record(), record(n_threads=1, flash_attn=True)]
     table = list(csv.DictReader(io.StringIO(format_records(rows, "csv"))))
     assert len(table) == 2
+    # Flags as llama-bench's CSV writes them (scripts read them as numbers); JSON keeps true/false.
+    assert [(r["flash_attn"], r["use_mmap"]) for r in table] == [("0", "1"), ("1", "1")]
     assert float(table[0]["avg_ts"]) == pytest.approx(rows[0].avg_ts)
     assert "samples_ts" not in table[0]  # as llama-bench's CSV
     document = json.loads(format_records(rows, "json"))
     assert [d["n_threads"] for d in document] == [2, 1]
+    assert [d["flash_attn"] for d in document] == [False, True]
     lines = format_records(rows, "jsonl").splitlines()
     assert [json.loads(line)["samples_ns"] for line in lines] == [list(r.samples_ns) for r in rows]
 
