@@ -95,6 +95,17 @@ def resolve_gpu_layers(
     return best
 
 
+def offloaded_layers(n_gpu_layers: int, header: GGUFHeader | None, *, gpu_offload: bool) -> int:
+    """The layers llama.cpp puts on the GPU for `n_gpu_layers`: none on a build that cannot
+    offload, and no more than the model has (its blocks and the output layer), -1 meaning all."""
+    if not gpu_offload:
+        return 0
+    every = header.block_count + 1 if header is not None and header.block_count else None
+    if every is None:
+        return n_gpu_layers
+    return every if n_gpu_layers < 0 or n_gpu_layers > every else n_gpu_layers
+
+
 def check_fits(
     header: GGUFHeader | None,
     *,

@@ -37,6 +37,7 @@ from lollma_tui.core.bench.llama_run import (
     SystemInfo,
     base_record,
     check_fits,
+    offloaded_layers,
     resolve_gpu_layers,
     run_llama_configuration,
     with_peaks,
@@ -285,11 +286,13 @@ class BenchSession:
                 free_ram=free_ram,
             )
             label = config.label(ngl)
-            key = (config.model.ref, ngl, config.threads, config.repack)
+            # "all", -1, 99 and auto can be one configuration: each is measured once.
+            offloaded = offloaded_layers(ngl, config.model.header, gpu_offload=system.gpu_offload)
+            key = (config.model.ref, offloaded, config.threads, config.repack)
             if key in self._measured:
                 ctx.skip(plan.steps_per_configuration)
                 why = "" if system.gpu_offload else " (this llama.cpp build cannot offload to a GPU)"
-                ctx.note(f"{config.label()} is {label} here{why}: measured once", label)
+                ctx.note(f"{config.label()} is {config.label(offloaded)} here{why}: measured once", label)
                 return
             self._measured.add(key)
             check_fits(

@@ -51,11 +51,11 @@ def run_sweep(spec: SweepSpec, log_path: Path) -> tuple[BenchRun, list[BenchProg
 def sweep(
     quantized_models: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[BenchRun, list[BenchProgress]]:
-    """2 quants × 2 thread counts × (0, auto) GPU layers, one tg test, 3 repetitions."""
+    """2 quants × 2 thread counts × (0, auto, all, 99) GPU layers, one tg test, 3 repetitions."""
     spec = SweepSpec(
         models=(str(quantized_models / "tiny-llama-f16.gguf"),),
         quants=("Q8_0", "Q4_K_M"),
-        gpu_layers=(0, "auto"),
+        gpu_layers=(0, "auto", -1, 99),
         threads=(1, 2),
         n_prompt=(0,),
         n_gen=(8,),
@@ -75,11 +75,13 @@ def test_two_quants_by_two_thread_counts_give_four_rows(sweep: tuple[BenchRun, l
         ("Q4_K_M", 1),
         ("Q4_K_M", 2),
     }
-    # "auto" resolved to 0 on this CPU-only build and was not measured twice.
+    # "auto", all (-1) and 99 are 0 on this CPU-only build: none was measured twice.
     assert {r.n_gpu_layers for r in run.records} == {0}
-    assert any(
-        "ngl auto" in note and "is tiny-llama Q8_0 · ngl 0 · 1 thread here" in note for note in run.notes
-    )
+    for asked in ("auto", "-1", "99"):
+        assert any(
+            f"ngl {asked} · 1 thread is" in note and "is tiny-llama Q8_0 · ngl 0 · 1 thread here" in note
+            for note in run.notes
+        ), (asked, run.notes)
     # model_type is llama.cpp's own description of the file, as llama-bench reports it.
     assert {r.model_type for r in run.records} == {"llama ?B Q8_0", "llama ?B Q4_K - Medium"}
     assert all(r.test == "tg8" and r.n_prompt == 0 and r.n_gen == 8 for r in run.records)
