@@ -451,6 +451,11 @@ async def test_keep_writes_the_setup_in_use_into_the_config_file_for_the_next_st
         await wait_until(pilot, lambda: "Kept as the start-up defaults" in notices(app)[-1])
         assert "ctx 512" in notices(app)[-1] and "temperature 0.3" in notices(app)[-1]
         assert main.models.settings.n_ctx == 512
+        # /keep while a load runs: the settings in use were still the set-up being left.
+        await main.commands.run("/ctx 1024")
+        await main.commands.run("/keep")
+        assert "A model is loading: /keep once it is ready" in notices(app)[-1]
+        await wait_until(pilot, lambda: main.models.ready and main.models.settings.n_ctx == 1024)
     config = read_config()
     assert config.problems == () and [h.name for h in config.hosts] == ["den"]
     assert config_path().read_text().startswith("# mine\n[settings]\nctx = 512\n")

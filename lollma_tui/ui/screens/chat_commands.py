@@ -122,6 +122,10 @@ class ChatCommands:
         from lollma_tui.core.models.demo import DEFAULT_DEMO, demo_for
 
         models = self._screen.models
+        if models.loading:
+            # The settings in use are still those of the set-up being left.
+            await self._screen.notice("A model is loading: /keep once it is ready keeps it.", "warning")
+            return
         # The default demo is what starts with no model named, with its own sampling.
         on_demo = demo_for(models.settings.model) is DEFAULT_DEMO
         try:
