@@ -36,9 +36,10 @@ class ContextCheck:
 
 def reply_reserve(max_tokens: int | None, n_ctx: int) -> int:
     """Room kept for the reply: its token limit, but no more than a quarter of the context
-    (a limit as large as the context would leave no room for the chat itself)."""
+    (a limit as large as the context would leave no room for the chat itself), or in a small
+    context `DEFAULT_REPLY_RESERVE` up to half of it."""
     wanted = max_tokens if max_tokens is not None else DEFAULT_REPLY_RESERVE
-    return min(wanted, max(DEFAULT_REPLY_RESERVE, n_ctx // 4))
+    return min(wanted, max(min(DEFAULT_REPLY_RESERVE, n_ctx // 2), n_ctx // 4))
 
 
 def keep_from(turn_tokens: list[int], budget: int, first: int = 0) -> int:

@@ -140,8 +140,11 @@ class ChatDialogs:
         from lollma_tui.ui.screens.context_overflow import ContextOverflowScreen, OverflowChoice
 
         screen = self._screen
+        start = await screen.context.first_to_keep(screen.conversation, check)
+        # Nothing earlier left to leave out: the message and the room for its reply are too much.
+        can_truncate = start > screen.conversation.context_from
         choice = await screen.app.push_screen_wait(
-            ContextOverflowScreen(check.used, check.n_ctx, check.total)
+            ContextOverflowScreen(check.used, check.n_ctx, check.total, can_truncate=can_truncate)
         )
         if choice is OverflowChoice.CANCEL:
             screen.put_back(text)
@@ -149,7 +152,6 @@ class ChatDialogs:
         if choice is OverflowChoice.NEW_CONVERSATION:
             await screen.action_new_conversation()
         elif choice is OverflowChoice.TRUNCATE:
-            start = await screen.context.first_to_keep(screen.conversation, check)
             screen.conversation.context_from = start
             await screen.notice(
                 f"Left out of what the model sees from now on: the oldest {counted(start, 'message')} "

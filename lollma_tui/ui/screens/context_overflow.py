@@ -69,6 +69,7 @@ class ContextOverflowScreen(ModalScreen[OverflowChoice]):
         n_ctx: int,
         total_tokens: int,
         *,
+        can_truncate: bool = True,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -77,6 +78,8 @@ class ContextOverflowScreen(ModalScreen[OverflowChoice]):
         self.used_tokens = used_tokens
         self.n_ctx = n_ctx
         self.total_tokens = total_tokens
+        self.can_truncate = can_truncate
+        """False when every earlier turn is already left out (or there is none)."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="overflow-dialog", classes="history-dialog") as dialog:
@@ -89,9 +92,12 @@ class ContextOverflowScreen(ModalScreen[OverflowChoice]):
                 *(
                     Option(
                         Content.assemble(
-                            (f"{key}  ", "bold"), (label, "bold"), (f" — {detail}", "$text-muted")
+                            (f"{key}  ", "bold"),
+                            (label, "bold"),
+                            (f" — {self._detail(choice, detail)}", "$text-muted"),
                         ),
                         id=choice.value,
+                        disabled=not self._offered(choice),
                     )
                     for choice, key, label, detail in _CHOICES
                 ),
@@ -105,8 +111,17 @@ class ContextOverflowScreen(ModalScreen[OverflowChoice]):
         choices.highlighted = len(_CHOICES) - 1
         choices.focus()
 
+    def _offered(self, choice: OverflowChoice) -> bool:
+        return self.can_truncate or choice is not OverflowChoice.TRUNCATE
+
+    def _detail(self, choice: OverflowChoice, detail: str) -> str:
+        if self._offered(choice):
+            return detail
+        return "nothing earlier to leave out: the message and the room for its reply alone do not fit"
+
     def action_choose(self, value: str) -> None:
-        self.dismiss(OverflowChoice(value))
+        if self._offered(OverflowChoice(value)):
+            self.dismiss(OverflowChoice(value))
 
     @on(OptionList.OptionSelected, "#overflow-choices")
     def _picked(self, event: OptionList.OptionSelected) -> None:

@@ -30,3 +30,7 @@ def test_a_reply_limit_as_large_as_the_context_does_not_make_every_message_overf
     assert reply_reserve(4096, 4096) <= 1024
     assert not ContextCheck(used=62, needed=20 + reply_reserve(4096, 4096), n_ctx=4096, exact=True).overflows
     assert reply_reserve(3000, 32768) == 3000
+    # At /ctx 256 the room kept for the reply was all 256 tokens: "Hi" in an empty chat overflowed.
+    assert reply_reserve(400, 256) == 128 and reply_reserve(None, 256) == 128
+    assert not ContextCheck(used=0, needed=10 + reply_reserve(400, 256), n_ctx=256, exact=True).overflows
+    assert reply_reserve(None, 512) == 256 and reply_reserve(400, 2048) == 400

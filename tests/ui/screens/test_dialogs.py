@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from history_support import HostApp
 from pilot_support import wait_until
-from textual.widgets import Static
+from textual.widgets import OptionList, Static
 
 from lollma_tui.ui.screens.confirm import ConfirmScreen
 from lollma_tui.ui.screens.context_overflow import ContextOverflowScreen, OverflowChoice
@@ -60,3 +60,22 @@ async def test_context_overflow_choices(keys: tuple[str, ...], expected: Overflo
         await pilot.press(*keys)
         await wait_until(pilot, lambda: bool(app.results))
     assert app.results == [expected]
+
+
+async def test_truncate_is_not_offered_when_there_is_nothing_earlier_to_leave_out() -> None:
+    # An empty chat whose message and reply room alone overflowed offered Truncate, which then
+    # left out "the oldest 0 messages" and sent it anyway.
+    app = HostApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = ContextOverflowScreen(used_tokens=0, n_ctx=256, total_tokens=300, can_truncate=False)
+        app.open(screen)
+        await wait_until(pilot, lambda: app.screen is screen and screen.is_mounted)
+        truncate = screen.query_one("#overflow-choices", OptionList).get_option("truncate")
+        assert truncate.disabled and "nothing earlier to leave out" in str(truncate.prompt)
+        choices = screen.query_one("#overflow-choices", OptionList)
+        await pilot.press("t", "up", "up", "up")
+        await pilot.pause()
+        assert not app.results and choices.highlighted_option is not truncate
+        await pilot.press("c")
+        await wait_until(pilot, lambda: bool(app.results))
+    assert app.results == [OverflowChoice.CANCEL]
