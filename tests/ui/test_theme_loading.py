@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pilot_support import ThemedApp
 from textual.color import Color
 
 from lollma_tui.core.theme_files import user_theme_dir
@@ -79,3 +80,33 @@ def test_a_broken_copy_of_a_shipped_theme_keeps_the_shipped_one() -> None:
     assert [(f.path.name, "'secondary' is not a colour" in f.reason) for f in failures] == [
         ("my-dark.toml", True)
     ]
+
+
+async def test_saved_turns_draw_in_every_theme_the_app_offers() -> None:
+    # A resumed chat under /theme nord froze the app, and that theme was kept for every next
+    # start: a muted colour has an alpha (#D8DEE999), which Rich's colour parser refuses.
+    from textual.app import ComposeResult
+    from textual.containers import VerticalScroll
+
+    from lollma_tui.core.chat.conversation import Message, ReplyState
+    from lollma_tui.ui.widgets.chat_log import HistoryTurn
+
+    class SavedChat(ThemedApp):
+        def compose(self) -> ComposeResult:
+            with VerticalScroll():
+                yield HistoryTurn(Message("user", "hello"), "you")
+                yield HistoryTurn(Message("assistant", "**hi** there"), "tiny Q8_0")
+                yield HistoryTurn(Message("assistant", "", state=ReplyState.ERROR, error="gone"), "tiny")
+
+    app = SavedChat()
+    async with app.run_test(size=(80, 20)) as pilot:
+        await pilot.pause()
+        themes = sorted(app.available_themes)
+        assert len(themes) > 20 and {"nord", "ansi-dark", "lollma-dark"} <= set(themes)
+        for theme in themes:
+            app.theme = theme
+            await pilot.pause()
+            for turn in app.query(HistoryTurn):
+                turn.render()  # the colours are parsed as it draws
+        await pilot.pause()
+    assert app.return_code in (None, 0)

@@ -22,6 +22,7 @@ THINKING_EVERY_S = 0.25
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
+    from rich.style import Style
     from textual.widgets import Collapsible
 
     from lollma_tui.core.chat.conversation import Message
@@ -200,24 +201,34 @@ class HistoryTurn(Widget):
     def render(self) -> RenderResult:
         from rich.console import Group
         from rich.padding import Padding
-        from rich.style import Style
         from rich.text import Text
 
-        colours = self.app.theme_variables
         is_user = self.message.role == "user"
-        label = Text(
-            self._header,
-            style=Style(bold=True, color=colours.get("user-label" if is_user else "reply-label")),
-        )
+        label = Text(self._header, style=self._style("user-label" if is_user else "reply-label", bold=True))
         if is_user:
             body: RenderableType = Text(plain(self.message.content))
             return Group(label, Padding(body, (0, 0, 0, 2)))
         markdown = rich_markdown(plain(self.message.content))
         # Drawn by Rich, a link is a terminal hyperlink the terminal opens without the app.
         drop_unsafe_links(markdown.parsed)
-        footer_colour = colours.get("error" if failed(self.message) else "reply-stats")
-        footer = Text(reply_footer(self.message), style=Style(color=footer_colour))
+        footer = Text(
+            reply_footer(self.message), style=self._style("error" if failed(self.message) else "reply-stats")
+        )
         return Group(label, Padding(markdown, (0, 0, 0, 2)), Padding(footer, (0, 0, 0, 2)))
+
+    def _style(self, variable: str, *, bold: bool = False) -> Style:
+        """Rich's style in the theme's colour `variable`, which may have an alpha (#D8DEE999)
+        or be an ANSI colour with one: Rich parses neither, and drawing then failed for good.
+        Textual's parser reads both, blended over the background as CSS would draw them."""
+        from rich.style import Style
+        from textual.color import Color, ColorParseError
+
+        colours = self.app.theme_variables
+        try:
+            colour = Color.parse(colours.get("background", "black")) + Color.parse(colours[variable])
+        except (KeyError, ColorParseError):
+            return Style(bold=bold)
+        return Style(bold=bold, color=colour.rich_color)
 
 
 Turn = UserTurn | ReplyTurn | HistoryTurn
