@@ -257,6 +257,14 @@ async def test_copy_sends_osc52_and_saves_a_file(tiny_gguf: Path, tmp_path: Path
         assert copied == main.conversation.messages[-1].content
         saved = Path(notices(app)[-1].split("also in ")[1].rstrip("."))
         assert saved.read_text() == copied
+        # Where the file cannot be written (a full disk, a folder in its place), the copy still
+        # happened and the app goes on; it ended on the OSError.
+        saved.unlink()
+        saved.mkdir()
+        await type_enter(pilot, "/copy")
+        await wait_until(pilot, lambda: "could not also be saved" in notices(app)[-1])
+        assert notices(app)[-1].startswith("Copied the last reply")
+        assert app.is_running
 
 
 async def test_export_and_import_round_trip(tiny_gguf: Path, tmp_path: Path) -> None:

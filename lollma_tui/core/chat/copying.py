@@ -22,8 +22,10 @@ def code_blocks(markdown: str) -> list[str]:
 def choose_copy(reply: str, argument: str) -> tuple[str, str]:
     """The text ``/copy [code N]`` takes from `reply`, and how to name it; raises `CommandError`."""
     words = argument.split()
-    if not words or words[0] != "code":
+    if not words:
         return reply, "the last reply"
+    if words[0].lower() != "code" or len(words) > 2:
+        raise CommandError("Usage: /copy (the last reply) or /copy code N (its Nth code block)")
     blocks = code_blocks(reply)
     try:
         number = int(words[1]) if len(words) > 1 else 1

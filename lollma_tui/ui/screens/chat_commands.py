@@ -362,11 +362,14 @@ class ChatCommands:
             await screen.notice(str(error), "error")
             return
         screen.app.copy_to_clipboard(text)
-        saved = await asyncio.to_thread(save_copy, text)
-        await screen.notice(
-            f"Copied {what} ({len(text)} characters) with OSC 52. If your terminal ignores OSC 52, "
-            f"it is also in {saved}."
-        )
+        copied = f"Copied {what} ({len(text)} characters) with OSC 52."
+        try:
+            saved = await asyncio.to_thread(save_copy, text)
+        except OSError as error:
+            # A full disk or an odd state folder: the copy itself still happened.
+            await screen.notice(f"{copied} It could not also be saved to a file: {error}", "warning")
+            return
+        await screen.notice(f"{copied} If your terminal ignores OSC 52, it is also in {saved}.")
 
     # -- saved conversations --------------------------------------------------------------------
 

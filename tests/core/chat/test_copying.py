@@ -47,3 +47,8 @@ def test_choose_copy_numbers_blocks_from_one_and_says_how_many_there_are() -> No
     assert choose_copy(REPLY, "") == (REPLY, "the last reply")
     with pytest.raises(CommandError, match="has 3 code blocks"):
         choose_copy(REPLY, "code 4")
+    assert choose_copy(REPLY, "Code 3") == ("tilde fence", "code block 3")
+    # Anything else copied the whole reply, saying nothing of the argument.
+    for argument in ("2", "foo", "code 1 2"):
+        with pytest.raises(CommandError, match="Usage: /copy"):
+            choose_copy(REPLY, argument)
