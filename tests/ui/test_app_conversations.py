@@ -369,6 +369,13 @@ async def test_a_message_that_would_overflow_the_context_asks_first(tiny_gguf: P
         assert main.prompt.text == long_message
         assert len(main.conversation.messages) == 4
         main.prompt.clear()
+        # A message typed as "//…" comes back as typed: it came back as a command.
+        await pilot.press(*f"//{long_message}", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ContextOverflowScreen))
+        await pilot.press("c")
+        await wait_until(pilot, lambda: not isinstance(app.screen, ContextOverflowScreen))
+        assert main.prompt.text == f"//{long_message}"
+        main.prompt.clear()
         await pilot.press(*long_message, "enter")
         await wait_until(pilot, lambda: isinstance(app.screen, ContextOverflowScreen))
         await pilot.press("t")  # truncate: the oldest turns are left out, then it is sent

@@ -262,10 +262,6 @@ class ChatScreen(Screen[None]):
     def show_reply_stats(self, stats: ReplyStats) -> None:
         self.model_card.last_stats = stats
 
-    def put_back(self, text: str) -> None:
-        """A message that was not sent goes back into the prompt, before anything typed since."""
-        self.prompt.set_text(text + self.prompt.text)
-
     # -- what the controllers report ---------------------------------------------------------------
 
     async def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -356,7 +352,7 @@ class ChatScreen(Screen[None]):
             self.run_worker(self._send_after_reply(text, context_checked), group="send-after-reply")
             return
         if self.is_generating:
-            self.put_back(text)  # still the edit it was, if it was one
+            self.prompt.put_back(text)  # still the edit it was, if it was one
             self.notify("A reply is still being written — Esc stops it.", severity="warning")
             return
         editing, self.editing = self.editing, None

@@ -147,7 +147,7 @@ class ChatDialogs:
             ContextOverflowScreen(check.used, check.n_ctx, check.total, can_truncate=can_truncate)
         )
         if choice is OverflowChoice.CANCEL:
-            screen.put_back(text)
+            screen.prompt.put_back(text)
             return
         if choice is OverflowChoice.NEW_CONVERSATION:
             await screen.action_new_conversation()

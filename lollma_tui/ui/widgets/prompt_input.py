@@ -135,6 +135,13 @@ class PromptInput(TextArea):
         self.load_text(text)
         self.move_cursor(self.document.end)
 
+    def put_back(self, message: str) -> None:
+        """A message that was not sent goes back, before anything typed since, as it would be
+        typed to send it: one starting with "/" keeps its "//", and is no command."""
+        from lollma_tui.core.chat.commands import escape_message
+
+        self.set_text(escape_message(message) + self.text)
+
     def start_command(self, line: str) -> bool:
         """Put `line` (a command waiting for its argument) in the prompt and focus it.
 
