@@ -202,10 +202,24 @@ async def test_system_prompt_and_clear_commands(demo_gguf: Path) -> None:
         await send(pilot, "Bonjour")
         await wait_until(pilot, lambda: main.chat_log.reply_turns() != [] and not main.is_generating)
         assert main.conversation.history()[0].role == "system"
+        await wait_until(pilot, lambda: main.model_card.context is not None)
+        sent = main.model_card.context.used  # type: ignore[union-attr]
+        # A longer system prompt is counted at once: the meter kept the last reply's figure, and
+        # the next message was not checked against what it would really send.
+        main.prompt.set_text("/system " + "Answer in French, briefly, and kindly. " * 20)  # as pasted
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: main.model_card.context.used > sent + 100)  # type: ignore[union-attr]
+        longer = main.model_card.context.used  # type: ignore[union-attr]
+        await send(pilot, "/system off")
+        assert main.conversation.system_prompt == ""
+        assert main.conversation.history()[0].role == "user"
+        await wait_until(pilot, lambda: main.model_card.context.used < longer - 100)  # type: ignore[union-attr]
+        await send(pilot, "/system You answer in French.")
         await send(pilot, "/clear")
         await pilot.pause()
         assert main.conversation.messages == []
         assert main.conversation.system_prompt == "You answer in French."
+        assert "The system prompt stays (/system off drops it)" in notices(app)[-1]
         assert main.chat_log.reply_turns() == []
         await send(pilot, "/nonsense")
         assert any("unknown command" in n for n in notices(app))

@@ -114,7 +114,7 @@ def _setting_choices(name: str) -> Completer:
 
 COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("clear", "/clear", "start a new conversation"),
-    CommandSpec("system", "/system [TEXT]", "set the system prompt (empty: show it)"),
+    CommandSpec("system", "/system [TEXT|off]", "set the system prompt (empty: show it; off: drop it)"),
     CommandSpec("regen", "/regen", "regenerate the last reply"),
     CommandSpec("stop", "/stop", "stop the reply being written"),
     CommandSpec(

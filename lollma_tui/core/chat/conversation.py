@@ -76,6 +76,13 @@ class Conversation:
     context_from: int = 0
     """Index of the first message the model is sent; earlier turns were left out to fit the
     context (they stay in the conversation and the history)."""
+    system_prompt_since: int = 0
+    """How many messages there were when the system prompt last changed: a reply before then
+    was sent another one, so its prompt's size is not the conversation's now."""
+
+    def set_system_prompt(self, text: str) -> None:
+        self.system_prompt = text
+        self.system_prompt_since = len(self.messages)
 
     def add_user(self, text: str) -> Message:
         message = Message("user", text)

@@ -61,6 +61,8 @@ class ContextMeter:
         messages = conversation.messages
         if not messages or messages[-1].role != "assistant" or conversation.context_from:
             return None, False
+        if len(messages) <= conversation.system_prompt_since:
+            return None, False  # sent with the system prompt before /system changed it
         stats = messages[-1].stats
         loaded = self._models.loaded
         if stats is None or stats.prompt_tokens is None or loaded is None:

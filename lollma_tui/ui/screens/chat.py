@@ -429,7 +429,8 @@ class ChatScreen(Screen[None]):
         self._shown_from = 0
         self.editing = None
         await self.chat_log.clear_turns()
-        await self.chat_log.add_notice("New conversation.")
+        kept = " The system prompt stays (/system off drops it)." if self.conversation.system_prompt else ""
+        await self.chat_log.add_notice(f"New conversation.{kept}")
         self.context.refresh(self.conversation)
 
     # -- opening saved conversations ------------------------------------------------------------

@@ -346,9 +346,12 @@ class ChatCommands:
         if not command.argument:
             await screen.notice(f"System prompt: {screen.conversation.system_prompt or '(none)'}")
             return
-        screen.conversation.system_prompt = command.argument
+        dropped = command.argument.lower() == "off"
+        screen.conversation.set_system_prompt("" if dropped else command.argument)
         await screen.history.save_system_prompt(screen.conversation)
-        await screen.notice(f"System prompt set: {command.argument}")
+        # What the conversation takes changed with it: the meter and the next overflow check.
+        screen.context.refresh(screen.conversation)
+        await screen.notice("System prompt dropped." if dropped else f"System prompt set: {command.argument}")
 
     async def command_copy(self, command: Command) -> None:
         screen = self._screen
