@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from lollma_tui.core import formatting as fmt
-from lollma_tui.core.backends.base import ReplyStats, RunSetup
+from lollma_tui.core.backends.base import LoadedModel, ReplyStats, RunSetup
 from lollma_tui.core.backends.describe import setup_parts
-from lollma_tui.core.settings import BackendKind, LoadSettings
+from lollma_tui.core.settings import AUTO, BackendKind, LoadSettings
 
 SetupKey = tuple[object, ...]
 
@@ -150,11 +150,15 @@ class SetupUnavailableError(Exception):
     """A set-up /compare cannot load again; `str()` says why and what to do instead."""
 
 
-def settings_for(setup: RunSetup, current: LoadSettings) -> LoadSettings:
+def settings_for(setup: RunSetup, current: LoadSettings, loaded: LoadedModel | None = None) -> LoadSettings:
     """The load settings that bring back `setup`, on top of `current` (what it does not record).
 
     Only llama.cpp set-ups: every knob of theirs is this app's, while a server's own flags
     (Ollama's, an OpenAI server's) are not recorded, so loading "the same" there would guess.
+    A setting asked for as "auto" (or all layers, or a batch the context cuts) stays as asked
+    where it gives what the row ran with: /keep would otherwise write a figure that suits this
+    machine, this model or this context only. `loaded` (the model in use) tells what "auto"
+    gives here.
     """
     if setup.backend is not BackendKind.LLAMA_CPP:
         raise SetupUnavailableError(
@@ -167,29 +171,52 @@ def settings_for(setup: RunSetup, current: LoadSettings) -> LoadSettings:
         )
     from lollma_tui.core.backends.llamacpp_worker import default_threads
 
-    # Threads left to "auto" that ran with what auto gives here stay "auto", as repacking does
-    # below: /keep would otherwise write a count that suits this machine only.
-    auto_threads = current.n_threads is None and setup.n_threads == default_threads()
     changes: dict[str, object] = {
         "backend": BackendKind.LLAMA_CPP,
         "model": setup.source,
-        "n_gpu_layers": setup.n_gpu_layers,
         "n_ctx": setup.n_ctx,
-        "n_threads": None if auto_threads else setup.n_threads,
+        "n_threads": None if setup.n_threads == default_threads() else setup.n_threads,
     }
-    if setup.n_batch is not None:
+    if not _same_layers(setup, current, loaded):
+        changes["n_gpu_layers"] = setup.n_gpu_layers
+    if setup.n_batch is not None and min(current.n_batch, setup.n_ctx) != setup.n_batch:
         changes["n_batch"] = setup.n_batch
     if setup.flash_attn is not None:
         changes["flash_attn"] = setup.flash_attn
     if setup.kv_cache_type is not None:
         changes["kv_cache_type"] = setup.kv_cache_type
     # "auto" stays auto where it gives what the row ran with: repacked (it keeps its fallback
-    # should repacking crash), or not repacked on a file whose repacked path crashed here (an
-    # "off" would be kept by /keep, for every model).
-    auto_again = setup.repack or _remembered_crash(setup.source)
+    # should repacking crash), or not repacked on a file whose repacked path crashed here or
+    # that auto does not repack (the model in use, the same file) (an "off" would be kept by
+    # /keep, for every model).
+    auto_again = setup.repack or _remembered_crash(setup.source) or _auto_leaves_unpacked(setup, loaded)
     if setup.repack is not None and not (auto_again and current.repack == "auto"):
         changes["repack"] = "on" if setup.repack else "off"
     return current.with_changes(**changes)
+
+
+def _same_layers(setup: RunSetup, current: LoadSettings, loaded: LoadedModel | None) -> bool:
+    """Whether the GPU layers asked now give the row's count again."""
+    if loaded is not None and not loaded.gpu_offload_supported:
+        return True  # every count is 0 layers on this build
+    if current.n_gpu_layers == -1 and setup.n_layers and setup.n_gpu_layers >= setup.n_layers:
+        return True
+    return (
+        current.n_gpu_layers == AUTO
+        and loaded is not None
+        and loaded.settings.model == setup.source
+        and loaded.n_ctx == setup.n_ctx
+        and loaded.n_gpu_layers == setup.n_gpu_layers
+    )
+
+
+def _auto_leaves_unpacked(setup: RunSetup, loaded: LoadedModel | None) -> bool:
+    return (
+        loaded is not None
+        and loaded.settings.model == setup.source
+        and loaded.settings.repack == "auto"
+        and loaded.repack is False
+    )
 
 
 def _remembered_crash(model_path: str) -> bool:

@@ -105,7 +105,9 @@ class ChatCommands:
             await screen.notice(f"Usage: /compare [N], N from 1 to {len(summaries)} (the table's #)", "error")
             return
         try:
-            load = settings_for(summaries[int(argument) - 1].setup, screen.models.settings)
+            load = settings_for(
+                summaries[int(argument) - 1].setup, screen.models.settings, screen.models.loaded
+            )
         except SetupUnavailableError as error:
             await screen.notice(f"Set-up {argument} cannot be loaded again: {error}", "error")
             return

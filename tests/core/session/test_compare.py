@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from swap_support import Factory, ask
 
-from lollma_tui.core.backends.base import ReplyStats, RunSetup
+from lollma_tui.core.backends.base import LoadedModel, ReplyStats, RunSetup
 from lollma_tui.core.backends.llamacpp_worker import default_threads
 from lollma_tui.core.session import (
     ModelSession,
@@ -168,13 +168,47 @@ def test_a_llama_cpp_set_up_is_loaded_again_with_every_knob_it_recorded() -> Non
         settings_for(dataclasses.replace(setup, repack=True), current.with_changes(repack="off")).repack
         == "on"
     )
-    # Threads as "auto" gives them here, asked as "auto": kept "auto" (a count would be pinned in
-    # config.toml by /keep); any other count, or "auto" not asked, is that count.
+    # Threads as "auto" gives them here: "auto" (a count would be pinned in config.toml by /keep),
+    # also after /threads 1 (it wrote the count); any other count is that count.
     auto = default_threads()
     assert settings_for(dataclasses.replace(setup, n_threads=auto), current).n_threads is None
     assert settings_for(dataclasses.replace(setup, n_threads=auto + 1), current).n_threads == auto + 1
-    pinned = current.with_changes(n_threads=auto + 1)
-    assert settings_for(dataclasses.replace(setup, n_threads=auto), pinned).n_threads == auto
+    pinned = current.with_changes(n_threads=1)
+    assert settings_for(dataclasses.replace(setup, n_threads=auto), pinned).n_threads is None
+
+
+def loaded_from(settings: LoadSettings, **actual: object) -> LoadedModel:
+    """The model in use as the worker reports it: what was asked, and what it ran with."""
+    fields: dict[str, object] = {
+        "name": "Tiny", "architecture": "llama", "quant": "F16", "n_layers": 8, "n_ctx": settings.n_ctx,
+        "n_ctx_train": 2048, "n_gpu_layers": 0, "gpu_offload_supported": False, "chat_format": "chatml",
+        "chat_format_source": "gguf", "size_bytes": 1, "n_params": 1, "load_s": 0.1,
+    }  # fmt: skip
+    return LoadedModel(settings=settings, **{**fields, **actual})  # type: ignore[arg-type]
+
+
+def test_what_was_asked_as_auto_stays_auto_where_it_gives_the_rows_figures_again() -> None:
+    # /compare N then /keep wrote n_gpu_layers = 0 over "auto", repack = "off" for a file auto
+    # does not repack (for every model), and the batch the context had cut (256 at ctx 256).
+    setup = RunSetup(
+        BackendKind.LLAMA_CPP, "Tiny", "F16", 0, 8, 256, None, 256, False, "f16", False, source="/m/tiny.gguf"
+    )  # fmt: skip
+    current = LoadSettings(model="/m/tiny.gguf", n_ctx=2048, n_gpu_layers="auto", repack="auto", n_batch=512)
+    cpu_only = loaded_from(current, repack=False)
+    again = settings_for(setup, current, cpu_only)
+    assert (again.n_gpu_layers, again.repack, again.n_batch, again.n_ctx) == ("auto", "auto", 512, 256)
+    # Where the figures would differ, the row's own are taken.
+    assert settings_for(setup, current.with_changes(n_batch=128), cpu_only).n_batch == 256
+    assert settings_for(dataclasses.replace(setup, n_batch=64), current, cpu_only).n_batch == 64
+    on_gpu = loaded_from(current, gpu_offload_supported=True, n_gpu_layers=5, n_ctx=256)
+    assert settings_for(setup, current, on_gpu).n_gpu_layers == 0  # auto gives 5 here
+    assert settings_for(dataclasses.replace(setup, n_gpu_layers=5), current, on_gpu).n_gpu_layers == "auto"
+    every = dataclasses.replace(setup, n_gpu_layers=9)
+    assert settings_for(every, current.with_changes(n_gpu_layers=-1), on_gpu).n_gpu_layers == -1
+    # Another file, or auto that repacked the one in use: nothing says auto leaves it unpacked.
+    assert settings_for(setup, current, loaded_from(current, repack=True)).repack == "off"
+    elsewhere = loaded_from(current.with_changes(model="/m/other.gguf"), repack=False)
+    assert settings_for(setup, current, elsewhere).repack == "off"
 
 
 def test_a_set_up_that_cannot_be_loaded_again_says_why() -> None:
