@@ -13,14 +13,13 @@ strings as a list, the rest as the text `/set` takes.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import InlineTable, Table
 
 from lollma_tui.core.config_file import ConfigReadError, config_path, config_text
 from lollma_tui.core.safe_files import write_private_file
@@ -64,7 +63,7 @@ def keep_settings(
     if table is None:
         table = tomlkit.table()
         document.add("settings", table)
-    elif not isinstance(table, Table | InlineTable):  # `settings = { ctx = 2048 }` is one too
+    elif not isinstance(table, MutableMapping):  # `settings = { ctx = 2048 }` and dotted keys too
         raise KeepError(f"{path}: settings is not a table ([settings]); fix it by hand first")
     keys = _keys_by_setting(table.keys())
     written: list[str] = []
@@ -99,7 +98,7 @@ def keep_theme(name: str, path: Path | None = None) -> Path:
     if table is None:
         table = tomlkit.table()
         document.add("ui", table)
-    elif not isinstance(table, Table | InlineTable):
+    elif not isinstance(table, MutableMapping):
         raise KeepError(f"{path}: ui is not a table ([ui]); fix it by hand first")
     table["theme"] = name
     _write(path, tomlkit.dumps(document))

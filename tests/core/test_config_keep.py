@@ -104,11 +104,14 @@ def test_settings_written_inline_or_dotted_are_edited_where_they_are(tmp_path: P
     for text, kept in (
         ("settings = { ctx = 2048 }\n", "settings = { ctx = 8192"),
         ("settings.ctx = 2048\n", "settings.ctx = 8192\n"),
+        # Two dotted keys, or a table split by another: valid TOML that /keep called "not a table".
+        ("settings.ctx = 2048\nsettings.temp = 0.3\n", "settings.ctx = 8192\nsettings.temp = 0.5\n"),
+        ('[settings]\nctx = 2048\n[ui]\ntheme = "x"\n[settings.extra]\na = 1\n', ""),
     ):
         path.write_text(text)
         keep_settings(LoadSettings(n_ctx=8192), SamplingSettings(temperature=0.5), path=path)
         assert path.read_text().startswith(kept)
-        assert read_config(path).settings == {"n_ctx": 8192, "temperature": 0.5}
+        assert read_config(path).settings == {"n_ctx": 8192, "temperature": 0.5}, path.read_text()
 
 
 def test_a_file_that_is_not_toml_is_left_as_it_is(tmp_path: Path) -> None:
