@@ -80,10 +80,10 @@ class LollmaApp(LiteralApp[None]):
         return variables
 
     def _theme_picked(self, name: str) -> None:
-        self._keep_theme(name)
+        self.keep_theme(name)
 
     @work(group="keep-theme", exclusive=True)
-    async def _keep_theme(self, name: str) -> None:
+    async def keep_theme(self, name: str) -> None:
         """A theme picked with /theme or the palette is the one the next start uses."""
         from lollma_tui.core.config_keep import KeepError, keep_theme
 

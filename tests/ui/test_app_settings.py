@@ -491,6 +491,13 @@ async def test_a_theme_picked_in_the_app_is_the_one_the_next_start_uses(tiny_ggu
         assert app.theme == "textual-light" and read_config().theme == "textual-light"
         app.theme = "lollma-amber"
         await wait_until(pilot, lambda: read_config().theme == "lollma-amber")
+        # The file names another (a theme since removed, or --theme won at start): asking for the
+        # theme in use keeps it, where it only said "the one in use" and the file stayed.
+        from lollma_tui.core.config_keep import keep_theme
+
+        keep_theme("gone-theme")
+        await command(pilot, app, "/theme lollma-amber")
+        await wait_until(pilot, lambda: read_config().theme == "lollma-amber")
     assert config_path().read_text().startswith("# mine\n[settings]\nctx = 2048\n")
     config = read_config()
     assert config.problems == ()

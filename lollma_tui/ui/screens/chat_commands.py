@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from lollma_tui.core.backends.base import BackendError
 from lollma_tui.core.chat.commands import BY_NAME, Command, CommandError, escape_message, parse_command
@@ -20,6 +20,7 @@ from lollma_tui.ui.theming import choose_theme, unknown_theme
 
 if TYPE_CHECKING:
     from lollma_tui.core.session import SetupSummary
+    from lollma_tui.ui.app import LollmaApp
     from lollma_tui.ui.screens.chat import ChatScreen
     from lollma_tui.ui.screens.chat_palette import CommandChosen
 
@@ -412,7 +413,9 @@ class ChatCommands:
             await self._screen.notice(f"Themes: {', '.join(sorted(app.available_themes))} (now: {app.theme})")
             return
         if command.argument == app.theme:
+            # Kept all the same: config.toml may name another (one gone, or --theme won).
             await self._screen.notice(f"Theme {app.theme} is the one in use.")
+            cast("LollmaApp", app).keep_theme(app.theme)
             return
         if command.argument not in app.available_themes:
             # Asked for by name in the app: a typo changes nothing (at start it falls back).
