@@ -15,7 +15,7 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from lollma_tui.core.backends.base import BackendState
-from lollma_tui.core.chat.conversation import Message, ReplyState
+from lollma_tui.core.chat.conversation import Message, ReplyState, reply_end_note
 from lollma_tui.core.chat.opening import default_store_path
 from lollma_tui.core.chat.store import ChatStore
 from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
@@ -230,6 +230,23 @@ async def test_continue_appends_to_a_reply_cut_at_the_limit(tiny_gguf: Path) -> 
         conversation_id = main.conversation.id
     (saved_reply,) = [m for m in stored_thread(conversation_id) if m.role == "assistant"]
     assert saved_reply.content == reply.content
+
+
+async def test_continue_on_a_reply_that_filled_the_context_says_so_and_keeps_it(tiny_gguf: Path) -> None:
+    # It was sent again, failed at once, and the reply was relabelled "stopped" for good.
+    app = make_app(tiny_gguf, sampling=SHORT.with_changes(max_tokens=None), n_ctx=64)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await chat(pilot, app, "hi")
+        reply = main.conversation.messages[-1]
+        n_ctx = main.models.loaded.n_ctx  # type: ignore[union-attr]  # llama.cpp's least, 256
+        assert f"cut at the context limit ({n_ctx} tokens)" == reply_end_note(reply.state, reply.stats)
+        before = reply.content
+        await type_enter(pilot, "/continue")
+        await wait_until(pilot, lambda: f"fills the model's context ({n_ctx} tokens)" in notices(app)[-1])
+        assert not main.is_generating
+        assert (reply.state, reply.content) == (ReplyState.LENGTH, before)
 
 
 async def test_copy_sends_osc52_and_saves_a_file(tiny_gguf: Path, tmp_path: Path) -> None:

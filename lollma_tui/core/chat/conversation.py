@@ -41,9 +41,17 @@ def reply_end_note(state: ReplyState, stats: ReplyStats | None) -> str | None:
         return _STATE_NOTES.get(state)
     if stats is None or stats.prompt_tokens is None or stats.setup.n_ctx <= 0:
         return "cut at the token or context limit"
-    if stats.prompt_tokens + stats.gen_tokens >= stats.setup.n_ctx:
+    if fills_context(stats, stats.setup.n_ctx):
         return f"cut at the context limit ({stats.setup.n_ctx} tokens)"
     return "cut at the token limit"
+
+
+def fills_context(stats: ReplyStats | None, n_ctx: int) -> bool:
+    """Whether the prompt and the reply take all of a context of `n_ctx` tokens (so far as the
+    stats say: False where they do not)."""
+    if stats is None or stats.prompt_tokens is None or n_ctx <= 0:
+        return False
+    return stats.prompt_tokens + stats.gen_tokens >= n_ctx
 
 
 def new_id() -> str:

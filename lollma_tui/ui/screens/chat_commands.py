@@ -260,7 +260,7 @@ class ChatCommands:
     async def command_continue(self, command: Command) -> None:
         """/continue: more of the last reply, when it stopped at the limit, was cut off or failed
         half way."""
-        from lollma_tui.core.chat.conversation import ReplyState
+        from lollma_tui.core.chat.conversation import ReplyState, fills_context
 
         screen = self._screen
         if screen.is_generating:
@@ -277,6 +277,15 @@ class ChatCommands:
         cut_off = (ReplyState.LENGTH, ReplyState.STOPPED, ReplyState.INCOMPLETE, ReplyState.ERROR)
         if reply.state not in cut_off:
             await screen.notice("The last reply is complete; there is nothing to continue.")
+            return
+        n_ctx = screen.models.loaded.n_ctx if screen.models.loaded is not None else 0
+        if reply.state is ReplyState.LENGTH and fills_context(reply.stats, n_ctx):
+            # Sent again it fails at once, and the reply was marked stopped.
+            await screen.notice(
+                f"The reply fills the model's context ({n_ctx:,} tokens): there is no room to go on."
+                " /ctx with a larger context, then /continue.",
+                "warning",
+            )
             return
         reply.error = None  # a reply that failed half way goes on from its text, as a stopped one
         # The continued reply is written again, whole, into a fresh turn.
