@@ -405,6 +405,15 @@ async def test_a_message_that_would_overflow_the_context_asks_first(tiny_gguf: P
         reply = main.conversation.messages[-1]
         assert reply.state in (ReplyState.COMPLETE, ReplyState.LENGTH)
         assert len(main.conversation.messages) == 6  # nothing was deleted from the conversation
+        # A larger context holds it all: what was left out is sent again (it stayed left out).
+        await type_enter(pilot, "/ctx 2048")
+        await wait_until(pilot, lambda: main.models.ready and main.models.loaded.n_ctx == 2048)  # type: ignore[union-attr]
+        await chat(pilot, app, "and now?")
+        assert main.conversation.context_from == 0
+        assert "The whole conversation fits the context now" in " ".join(notices(app))
+        last = main.conversation.messages[-1]
+        assert last.stats is not None and last.stats.prompt_tokens is not None
+        assert last.stats.prompt_tokens > used  # every turn was in the prompt
 
 
 async def test_leaving_out_the_oldest_turns_makes_room_for_the_system_prompt_too(tiny_gguf: Path) -> None:

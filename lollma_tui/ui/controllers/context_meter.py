@@ -19,7 +19,7 @@ from lollma_tui.core.chat.context_budget import (
 )
 from lollma_tui.core.chat.conversation import Conversation, is_sent
 from lollma_tui.ui.controllers.model_session import ModelController
-from lollma_tui.ui.messages import ContextMeasured
+from lollma_tui.ui.messages import ContextMeasured, NoticePosted
 
 
 class ContextMeter:
@@ -72,16 +72,34 @@ class ContextMeter:
         return stats.prompt_tokens + stats.gen_tokens, True
 
     async def overflow(self, conversation: Conversation, text: str) -> ContextCheck | None:
-        """The check for sending `text` next when it would overflow the context, else None."""
+        """The check for sending `text` next when it would overflow the context, else None.
+
+        Turns left out to fit a smaller context are sent again once all of it fits (a larger
+        /ctx): leaving them out was the answer for that context only.
+        """
+        if left_out := conversation.context_from:
+            conversation.context_from = 0
+            whole = await self._check(conversation, text)
+            if whole is None or whole.overflows:
+                conversation.context_from = left_out
+            else:
+                self._owner.post_message(
+                    NoticePosted(
+                        "The whole conversation fits the context now: the turns left out are sent again."
+                    )
+                )
+        check = await self._check(conversation, text)
+        self._owner.post_message(ContextMeasured(None if check is None else replace(check, needed=0)))
+        return check if check is not None and check.overflows else None
+
+    async def _check(self, conversation: Conversation, text: str) -> ContextCheck | None:
         current = await self.usage(conversation)
-        self._owner.post_message(ContextMeasured(current))
         if current is None:
             return None
         new_tokens, exact = await self.measure(text)
         reserve = reply_reserve(self._models.sampling.max_tokens, current.n_ctx)
         needed = new_tokens + TURN_OVERHEAD_TOKENS + reserve
-        check = replace(current, needed=needed, exact=current.exact and exact)
-        return check if check.overflows else None
+        return replace(current, needed=needed, exact=current.exact and exact)
 
     async def first_to_keep(self, conversation: Conversation, check: ContextCheck) -> int:
         """Index of the first message the model should see so that `check` fits, on a user turn."""
