@@ -416,6 +416,29 @@ async def test_a_message_that_would_overflow_the_context_asks_first(tiny_gguf: P
         assert last.stats.prompt_tokens > used  # every turn was in the prompt
 
 
+async def test_an_edit_or_a_regenerate_that_no_longer_fits_the_context_is_refused(tiny_gguf: Path) -> None:
+    # After a smaller /ctx, Ctrl+R made a new version that was only llama.cpp's "exceed context
+    # window" error, hiding the good reply; an edit lengthened past the context was sent the same.
+    app = make_app(tiny_gguf, sampling=SHORT.with_changes(max_tokens=16), n_ctx=4096)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        main.prompt.set_text("the model the cache " * 60)  # pasted
+        await chat(pilot, app, "")
+        reply = main.conversation.messages[-1]
+        assert reply.stats is not None and (reply.stats.prompt_tokens or 0) > 256
+        await type_enter(pilot, "/ctx 256")
+        await wait_until(pilot, lambda: main.models.ready and main.models.loaded.n_ctx == 256)  # type: ignore[union-attr]
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: "would not fit the model's context" in notices(app)[-1])
+        assert main.conversation.messages[-1] is reply and not main.is_generating
+        await type_enter(pilot, "/edit")
+        await pilot.press("end", *" more", "enter")
+        await wait_until(pilot, lambda: sum("would not fit" in text for text in notices(app)) == 2)
+        assert main.conversation.messages[-1] is reply and not main.is_generating
+        assert main.editing is not None and main.prompt.text.endswith("the cache  more")
+
+
 async def test_leaving_out_the_oldest_turns_makes_room_for_the_system_prompt_too(tiny_gguf: Path) -> None:
     options = StartupOptions(
         load=LoadSettings(model=str(tiny_gguf), n_ctx=512),

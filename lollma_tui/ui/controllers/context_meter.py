@@ -92,6 +92,17 @@ class ContextMeter:
         self._owner.post_message(ContextMeasured(None if check is None else replace(check, needed=0)))
         return check if check is not None and check.overflows else None
 
+    async def refusal(self, conversation: Conversation, upto: int, text: str = "") -> str | None:
+        """Why the conversation's first `upto` messages and then `text` cannot be sent (an edit
+        of message `upto`, or a reply written again), or None when they fit the context."""
+        check = await self._check(replace(conversation, messages=conversation.messages[:upto]), text)
+        if check is None or not check.overflows:
+            return None
+        return (
+            f"That would not fit the model's context: {check.total:,} of {check.n_ctx:,} tokens, room for the"
+            " reply included. /ctx with more, or Ctrl+N for a new chat; nothing was sent."
+        )
+
     async def _check(self, conversation: Conversation, text: str) -> ContextCheck | None:
         current = await self.usage(conversation)
         if current is None:

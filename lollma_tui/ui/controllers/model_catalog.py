@@ -37,12 +37,10 @@ class ModelCatalog:
         models: ModelController,
         *,
         budget: Callable[[], MemoryBudget | None],
-        themes: Callable[[], tuple[str, ...]],
     ) -> None:
         self._owner = owner
         self._models = models
         self._budget = budget
-        self._themes = themes
         self.gguf: Catalog | None = None
         """GGUF files found in the models folders; None until the first scan ends."""
         self._headers: HeaderCache | None = None
@@ -143,7 +141,7 @@ class ModelCatalog:
             self._catalogs[state.load.backend] = state.catalog
             self._unlisted.pop(state.load.backend, None)
         completion = replace(
-            completion_context(state, self._themes()),
+            completion_context(state, tuple(sorted(self._owner.app.available_themes))),
             hosts=tuple(plain(h.name, one_line=True) for h in self._models.hosts),
         )
         self._owner.post_message(ChoicesRefreshed(self.catalogs, completion, dict(self._unlisted)))

@@ -139,7 +139,7 @@ class ChatScreen(Screen[None]):
     def catalog(self) -> ModelCatalog:
         from lollma_tui.ui.controllers.model_catalog import ModelCatalog
 
-        return ModelCatalog(self, self.models, budget=self.memory_budget, themes=self._theme_names)
+        return ModelCatalog(self, self.models, budget=self.memory_budget)
 
     @cached_property
     def history(self) -> HistoryRecorder:
@@ -247,8 +247,7 @@ class ChatScreen(Screen[None]):
     async def on_unmount(self) -> None:
         if self.hardware is not None:
             self.hardware.stop(timeout=2.0)
-        # However the app ends, the llama.cpp worker and its spare end with it, and the history
-        # is closed (after /quit this finds both closed already).
+        # However the app ends, the worker, its spare and the history end with it (/quit closed them).
         await self.models.close()
         await self.history.close()
 
@@ -318,9 +317,6 @@ class ChatScreen(Screen[None]):
             return None
         await self.hardware.first_snapshot(FIRST_SAMPLE_WAIT_S)
         return self.memory_budget()
-
-    def _theme_names(self) -> tuple[str, ...]:
-        return tuple(sorted(self.app.available_themes))
 
     # -- the conversation ---------------------------------------------------------------------------
 
@@ -395,6 +391,10 @@ class ChatScreen(Screen[None]):
         if index is None:
             await self.send(text, context_checked=True)
             return
+        if (why := await self.context.refusal(self.conversation, index, text)) is not None:
+            self.prompt.put_back(text)
+            self.editing = original  # still the edit it was
+            return await self.notice(why, "warning")
         # The old version and everything after it stay in the store on their branch.
         replacement = await self.history.branch_from(original, text)
         del messages[index:]
@@ -411,6 +411,9 @@ class ChatScreen(Screen[None]):
         # A chat ending on the user's message (an import, a reply never saved) gets its answer;
         # otherwise the store keeps the old reply as a sibling branch.
         old = messages[-1] if messages and messages[-1].role == "assistant" else None
+        upto = len(messages) - (old is not None)
+        if (why := await self.context.refusal(self.conversation, upto)) is not None and upto:
+            return await self.notice(why, "warning")  # a new version would be only the error
         if self.conversation.drop_last_reply() is None:
             self.notify("Nothing to regenerate yet.")
             return
@@ -456,10 +459,8 @@ class ChatScreen(Screen[None]):
             if conversation_id is not None:
                 # Two windows on one thread would each show only their own turns.
                 which = "That chat" if wanted else "The last chat"
-                refused = (
-                    f"{which} is open in another lollma-tui window: this one starts a new chat"
-                    " (Ctrl+O opens another)."
-                )
+                refused = f"{which} is open in another lollma-tui window: this one starts a new chat"
+                refused += " (Ctrl+O opens another)."
                 await self.open_conversation(conversation_id, refused=refused, at_start=True)
         if opened.notice:  # after the resumed turns
             await self.chat_log.add_notice(opened.notice, "warning")
