@@ -94,6 +94,25 @@ async def test_the_servers_extras_are_read_again_by_a_named_worker(
         await wait_until(pilot, lambda: "loading its model" not in server_lines(app), within=10)
 
 
+async def test_a_setting_command_does_not_wait_for_a_server_that_stopped_answering(
+    server: OpenAITestServer,
+) -> None:
+    # Each setting command asks the server for its models on the screen's turn: a server that
+    # hung froze the chat screen until the 300 s HTTP timeout.
+    app = make_app(server.base_url)
+    main = app.chat_screen
+    async with app.run_test(size=(110, 36)) as pilot:
+        await wait_ready(pilot, app)
+        await wait_until(pilot, lambda: BackendKind.OPENAI in main.catalog.catalogs)
+        server.models_delay_s = 120.0
+        await pilot.press(*"/set temperature 0.25", "enter")
+        await wait_until(pilot, lambda: "temperature: " in notices(app)[-1], within=15)
+        assert main.models.sampling.temperature == 0.25
+        # The list it gave last still names its models.
+        await pilot.press(*"/model llama-3.2", "enter")
+        await wait_until(pilot, lambda: main.models.loading or main.models.settings.model == MODELS[1].id)
+
+
 async def test_the_drawer_shows_the_servers_settings_read_only_with_the_reason(
     server: OpenAITestServer,
 ) -> None:

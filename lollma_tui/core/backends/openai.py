@@ -129,6 +129,7 @@ class OpenAIBackend(ServerBackendState):
         """Send stream_options and llama.cpp's samplers; cleared when the server rejects them."""
         self._pump: asyncio.Task[None] | None = None
         self._cancel_requested = False
+        self._listed: tuple[ServedModel, ...] | None = None
         self._lock = asyncio.Lock()
         port = host_and_port(self.base_url)[1]
         self._finder = ServerProcessFinder(port, process_names=()) if is_loopback(self.base_url) else None
@@ -160,12 +161,19 @@ class OpenAIBackend(ServerBackendState):
     # -- the server's models and extras --------------------------------------------------------
 
     async def list_models(self) -> tuple[ServedModel, ...]:
-        """The models the server offers (/v1/models), with LM Studio's details where known."""
+        """The models the server offers (/v1/models), with LM Studio's details where known.
+
+        While a reply streams, the list last read: llama-cpp-python's server ends the reply
+        it is writing for any other request (its `interrupt_requests`, on by default).
+        """
+        if self._listed is not None and self._pump is not None and not self._pump.done():
+            return self._listed
         page = await self._call("models", self._client.models.list())
         ids, problems = read_model_ids(getattr(m, "id", None) for m in page.data)
         if problems:
             self._extras = dataclasses.replace(self._extras, problems=(*self._extras.problems, *problems))
-        return tuple(self._extras.model(i) or ServedModel(i) for i in ids)
+        self._listed = tuple(self._extras.model(i) or ServedModel(i) for i in ids)
+        return self._listed
 
     async def probe(self) -> ServerExtras:
         """Find out what kind of server this is and what it offers beyond the OpenAI API."""

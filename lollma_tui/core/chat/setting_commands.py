@@ -9,6 +9,7 @@ then hands `change.load` to `ModelSession.swap` when `change.load_changed`, and
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from lollma_tui.core.session.session import ModelSession
 
 _LOAD_NAMES = frozenset(f.name for f in fields(LoadSettings))
+
+CATALOG_WAIT_S = 5.0
+"""How long a setting command waits for a server's model list before it takes the last one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,11 +375,18 @@ async def command_state(
     others: Mapping[BackendKind, Catalog] | None = None,
     unlisted: Mapping[BackendKind, str] | None = None,
 ) -> CommandState:
-    """The session's settings and catalog as a `CommandState` (catalog None if Ollama is down)."""
+    """The session's settings and catalog as a `CommandState` (catalog None if Ollama is down).
+
+    A server that does not answer its model list within `CATALOG_WAIT_S` (hung, or a network
+    gone quiet) gets the list it gave last, from `others`: the command runs on the screen's
+    turn, and waited the whole HTTP timeout with the screen frozen.
+    """
     try:
-        catalog: Catalog | None = await session.catalog(gguf_catalog)
+        catalog: Catalog | None = await asyncio.wait_for(session.catalog(gguf_catalog), CATALOG_WAIT_S)
     except BackendError:
         catalog = None
+    except TimeoutError:
+        catalog = (others or {}).get(session.kind)
     return CommandState(
         load=session.settings,
         sampling=session.sampling,

@@ -62,6 +62,26 @@ async def test_stop_closes_the_stream_and_the_server_serves_the_next_reply(real_
         await backend.close()
 
 
+async def test_listing_the_models_while_a_reply_streams_does_not_end_it(real_openai_server: str) -> None:
+    # llama-cpp-python's server ends the reply it is writing for any other request: a setting
+    # command (which lists the models) typed mid-reply cut it with "ended the reply without
+    # finishing it".
+    backend = OpenAIBackend(real_openai_server, timeout_s=60)
+    try:
+        await backend.load(openai_settings(ALIAS))
+        events = []
+        stream = backend.stream_chat([ChatMessage("user", "Count.")], SamplingSettings(max_tokens=48))
+        async for event in stream:
+            events.append(event)
+            if sum(isinstance(e, TextDelta) for e in events) == 3:
+                assert [m.id for m in await backend.list_models()] == [ALIAS]
+        done = done_of(events)
+        assert done.finish_reason == "length" and done.stats.gen_tokens == 48
+        assert [m.id for m in await backend.list_models()] == [ALIAS]  # asked again once it is over
+    finally:
+        await backend.close()
+
+
 async def test_a_model_the_server_does_not_offer_fails_the_load_with_the_ids_it_has(
     real_openai_server: str,
 ) -> None:

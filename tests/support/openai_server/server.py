@@ -83,6 +83,8 @@ class OpenAITestServer:
         self.default = Script()
         self.records = Records()
         self.prompt_ms = 40.0
+        self.models_delay_s = 0.0
+        """How long /v1/models takes to answer: a server that hangs, or a network gone quiet."""
         self.port = 0
         self._site: SiteThread | None = None
 
@@ -151,6 +153,7 @@ class OpenAITestServer:
 
     async def _models(self, request: web.Request) -> web.Response:
         self.records.requests.append(Received(request.path, None, request.headers.get("Authorization")))
+        await asyncio.sleep(self.models_delay_s)
         return self._refused(request) or web.json_response(shapes.models_list(self.flavour, self.models))
 
     async def _health(self, request: web.Request) -> web.Response:
