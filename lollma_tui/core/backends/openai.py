@@ -168,8 +168,18 @@ class OpenAIBackend(ServerBackendState):
         """
         if self._listed is not None and self._pump is not None and not self._pump.done():
             return self._listed
-        page = await self._call("models", self._client.models.list())
-        ids, problems = read_model_ids(getattr(m, "id", None) for m in page.data)
+        try:
+            page = await self._call("models", self._client.models.list())
+            if not isinstance(page.data, list):
+                raise TypeError("no list of models in the reply")
+            ids, problems = read_model_ids(getattr(m, "id", None) for m in page.data)
+        except (AttributeError, TypeError, ValueError) as error:
+            # An HTML page or another JSON shape (a proxy's login page, a web server at that
+            # address): the client's parser fails on it with its own internals' errors.
+            raise BackendError(
+                f"{self._where().subject} answered /models with something that is not a model list: "
+                "is that address an OpenAI-compatible server (…/v1)?"
+            ) from error
         if problems:
             self._extras = dataclasses.replace(self._extras, problems=(*self._extras.problems, *problems))
         self._listed = tuple(self._extras.model(i) or ServedModel(i) for i in ids)

@@ -200,3 +200,38 @@ async def test_server_text_in_a_message_cannot_steer_the_terminal(
     with pytest.raises(ModelLoadError) as caught:
         await reply(backend)
     assert str(caught.value).endswith(": bad things happened")  # the escape sequence goes whole
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"<html><body>Please log in</body></html>", "text/html"),  # a proxy's login page
+        (b"null", "application/json"),
+        (b"[]", "application/json"),
+        (b'{"object": "list"}', "application/json"),
+    ],
+)
+async def test_a_model_list_that_is_no_model_list_is_one_clear_error(
+    make_backend: Factory, body: bytes, content_type: str
+) -> None:
+    # The client's parser failed on these with AttributeError or TypeError: raw Python errors in
+    # the chat, the hosts view stuck on "asking…", and a traceback from `bench`.
+    import asyncio
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+        writer.write(head.encode() + b"Connection: close\r\n\r\n" + body)
+        await writer.drain()
+        writer.close()
+
+    site = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = site.sockets[0].getsockname()[1]
+    try:
+        backend = make_backend(f"http://127.0.0.1:{port}/v1")
+        with pytest.raises(BackendError, match="answered /models with something that is not a model list"):
+            await backend.list_models()
+        with pytest.raises(BackendError, match="not a model list"):
+            await backend.load(openai_settings("any"))
+    finally:
+        site.close()
