@@ -99,6 +99,15 @@ class _Failure:
     error: BaseException
 
 
+class _NotAStream(Exception):
+    """The chat request was answered, but not with a stream of events (a proxy's HTML page, or
+    one JSON completion from a server that ignores `stream`)."""
+
+    def __init__(self, content_type: str) -> None:
+        super().__init__(content_type)
+        self.content_type = content_type
+
+
 class OpenAIBackend(ServerBackendState):
     """`Backend` over the OpenAI chat API, plus what the server reveals about itself."""
 
@@ -374,6 +383,9 @@ class OpenAIBackend(ServerBackendState):
         try:
             stream = await self._open_stream(model, messages, sampling)
             async with stream:
+                content_type = stream.response.headers.get("content-type", "")
+                if not content_type.startswith("text/event-stream"):
+                    raise _NotAStream(content_type.split(";")[0].strip() or "no content type")
                 async for read, arrived in stamped_reads(_reads(stream), pause_after=lambda r: r.has_text):
                     queue.put_nowait((read, arrived))  # arrived: perf_counter, where known
         except asyncio.CancelledError:
@@ -416,6 +428,12 @@ class OpenAIBackend(ServerBackendState):
         if error is None:
             failure: BackendError = BackendCrashedError(
                 f"{self._where().subject} ended the reply without finishing it; the conversation is kept."
+            )
+        elif isinstance(error, _NotAStream):
+            failure = BackendError(
+                f"{self._where().subject} answered the chat with {error.content_type}, not a stream of"
+                " events: is that address an OpenAI-compatible server (a proxy's page, say)? The"
+                " conversation is kept."
             )
         else:
             failure = translate(error, self._where(name), "chat", streaming=streaming)

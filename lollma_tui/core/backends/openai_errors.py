@@ -58,8 +58,9 @@ class Where:
 
     @property
     def subject(self) -> str:
-        """`at`, capitalised to start a sentence."""
-        return self.at[:1].upper() + self.at[1:]
+        """`at`, to start a sentence: "The server at …"; a product keeps its own spelling
+        ("llama-server", "vLLM")."""
+        return "The" + self.at[3:] if self.at.startswith("the ") else self.at
 
 
 def translate(

@@ -235,3 +235,17 @@ async def test_a_model_list_that_is_no_model_list_is_one_clear_error(
             await backend.load(openai_settings("any"))
     finally:
         site.close()
+
+
+async def test_a_chat_answered_with_a_page_not_a_stream_says_so(make_backend: Factory) -> None:
+    # It was put down to a conversation longer than the server's context.
+    with OpenAITestServer(Flavour.LLAMA_SERVER) as server:
+        backend = await loaded_backend(server, make_backend)
+        page = "<html><body>Login required</body></html>"
+        server.queue(Script(status=200, message=page, content_type="text/html"))
+        with pytest.raises(BackendError, match="answered the chat with text/html, not a stream") as caught:
+            await reply(backend)
+        assert "context" not in str(caught.value)
+        assert str(caught.value).startswith("llama-server at ")  # not "Llama-server", nor "VLLM"
+        assert backend.status.state is BackendState.READY
+        assert text_of(await reply(backend))  # the next reply streams as before
