@@ -49,7 +49,13 @@ from lollma_tui.core.backends.openai_client import (
     openai_client,
 )
 from lollma_tui.core.backends.openai_errors import CLIENT_ERRORS, Operation, Where, translate
-from lollma_tui.core.backends.openai_extras import ServedModel, ServerExtras, ServerKind, read_model_ids
+from lollma_tui.core.backends.openai_extras import (
+    ServedModel,
+    ServerExtras,
+    ServerKind,
+    read_model_ids,
+    served_context,
+)
 from lollma_tui.core.backends.openai_host import api_key, base_url, host_and_port, is_loopback, server_root
 from lollma_tui.core.backends.openai_probe import probe_server, refresh_live
 from lollma_tui.core.backends.openai_request import (
@@ -182,6 +188,7 @@ class OpenAIBackend(ServerBackendState):
             if not isinstance(page.data, list):
                 raise TypeError("no list of models in the reply")
             ids, problems = read_model_ids(getattr(m, "id", None) for m in page.data)
+            lengths = {getattr(m, "id", None): (getattr(m, "model_extra", None) or {}) for m in page.data}
         except (AttributeError, TypeError, ValueError) as error:
             # An HTML page or another JSON shape (a proxy's login page, a web server at that
             # address): the client's parser fails on it with its own internals' errors.
@@ -191,7 +198,13 @@ class OpenAIBackend(ServerBackendState):
             ) from error
         if problems:
             self._extras = dataclasses.replace(self._extras, problems=(*self._extras.problems, *problems))
-        self._listed = tuple(self._extras.model(i) or ServedModel(i) for i in ids)
+        # vLLM says each model's context there (`max_model_len`); LM Studio's entries say theirs.
+        served = tuple(
+            self._extras.model(i) or ServedModel(i, max_context=served_context(lengths[i])) for i in ids
+        )
+        if not self._extras.models and any(m.max_context for m in served):
+            self._extras = dataclasses.replace(self._extras, models=served)
+        self._listed = served
         return self._listed
 
     async def probe(self) -> ServerExtras:

@@ -201,6 +201,14 @@ def read_lmstudio_models(data: object) -> tuple[tuple[ServedModel, ...], list[st
     return tuple(models), problems
 
 
+def served_context(entry: Mapping[str, object]) -> int | None:
+    """vLLM's `max_model_len` in a /v1/models entry: the context it serves the model with."""
+    value = entry.get("max_model_len")
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_CTX:
+        return value
+    return None
+
+
 def read_model_ids(ids: Iterable[object]) -> tuple[tuple[str, ...], list[str]]:
     """/v1/models ids, each checked; a bad one is left out with its reason."""
     found: list[str] = []

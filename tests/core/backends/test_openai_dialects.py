@@ -101,6 +101,20 @@ async def test_vllm_metrics_and_version(make_backend: Factory) -> None:
     assert extras.metrics.kv_cache_usage == 0.125
 
 
+async def test_vllm_says_the_context_it_serves_each_model_with(make_backend: Factory) -> None:
+    # Its /v1/models `max_model_len` was not read: "ctx 4096 (assumed)" on a 32k server, and the
+    # "Context full" question at 4,096 tokens.
+    models = [
+        ServedSpec("Qwen/Qwen2.5-7B", max_context=32768),
+        ServedSpec("Qwen/Qwen3-0.6B", max_context=40960),
+    ]
+    with OpenAITestServer(Flavour.VLLM, models=models) as server:
+        backend = make_backend(server.base_url)
+        loaded = await backend.load(openai_settings("Qwen/Qwen3-0.6B"))
+    assert (loaded.n_ctx, loaded.n_ctx_assumed) == (40960, False)
+    assert not any("does not say its context size" in note for note in loaded.notes)
+
+
 async def test_lm_studio_models_carry_quantization_and_context(make_backend: Factory) -> None:
     models = [
         ServedSpec("granite-3.0-2b-instruct", "Q8_0", "granite", 4096),

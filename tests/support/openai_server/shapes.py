@@ -66,6 +66,8 @@ def models_list(flavour: Flavour, models: list[ServedSpec]) -> dict[str, Any]:
         "object": "list",
         "data": [
             {"id": m.id, "object": "model", "created": 0, "owned_by": owner.get(flavour, "me")}
+            # vLLM's model cards say the context it serves each model with.
+            | ({"max_model_len": m.max_context} if flavour is Flavour.VLLM else {})
             for m in models
         ],
     }
