@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Final, Literal
 
 from textual import on, work
@@ -23,6 +25,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Button, Footer, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
@@ -199,6 +202,9 @@ class BenchScreen(Screen[None]):
         self._closing = False
         self._stop_asked = False
         self._last_run: BenchRun | None = None
+        self._progress: tuple[BenchProgress, float] | None = None
+        """The last progress and when it came (monotonic): the clock goes on between them."""
+        self._ticker: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="bench-top"):
@@ -281,6 +287,11 @@ class BenchScreen(Screen[None]):
         self.query_one("#bench-stop", Button).disabled = not running
         self.query_one("#bench-apply", Button).disabled = running or not self.records
         self.set_class(running, "-running")
+        if self._ticker is not None:
+            self._ticker.stop()
+        # A load, a warm-up or a long run sends nothing for a while: the elapsed time still moves.
+        self._ticker = self.set_interval(1.0, self._tick, name="bench-elapsed") if running else None
+        self._progress = None
         if running:
             self.query_one("#bench-stop", Button).focus()
         elif self.focused is None or self.focused.id == "bench-stop":
@@ -444,9 +455,19 @@ class BenchScreen(Screen[None]):
             f"{count} configuration{'s' if count != 1 else ''} · {plan.total_steps} timed runs"
         )
 
+    def _tick(self) -> None:
+        if self._progress is None or not self.running:
+            return
+        progress, at = self._progress
+        passed = time.monotonic() - at
+        eta = None if progress.eta_s is None else max(0.0, progress.eta_s - passed)
+        now = replace(progress, elapsed_s=progress.elapsed_s + passed, eta_s=eta)
+        self.query_one("#bench-progress-text", Static).update(plain(progress_text(now)))
+
     @on(_Progressed)
     def _progressed(self, message: _Progressed) -> None:
         progress = message.progress
+        self._progress = (progress, time.monotonic())
         self.query_one("#bench-progress", ProgressBar).update(total=progress.total, progress=progress.done)
         self.query_one("#bench-progress-text", Static).update(plain(progress_text(progress)))
         if progress.row is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Iterable
@@ -15,7 +16,7 @@ from gguf_factory import quantize_gguf
 from pilot_support import wait_until
 from textual.content import Content
 from textual.message import Message
-from textual.widgets import Checkbox, Input, SelectionList
+from textual.widgets import Checkbox, Input, SelectionList, Static
 
 from lollma_tui.core.bench.records import BenchRecord
 from lollma_tui.core.bench.store import ResultStore
@@ -244,6 +245,29 @@ SLOW_FIRST_ROW = SweepForm(
     gpu_layers="0", threads="1", n_prompt="2048", n_gen="16", repetitions="20", chat=False
 )
 """A first row that takes seconds, so a stop pressed at once lands before it on a loaded machine."""
+
+
+async def test_the_clock_goes_on_between_progress_reports(bench_models: Path, tmp_path: Path) -> None:
+    # The text changed only when a timed run ended: through a model's load, its warm-up and a
+    # long first run it stood at "0/15 · 0:00 · … · loading".
+    from lollma_tui.core.bench.context import BenchProgress
+
+    app = HostApp()
+    screen = make_screen(bench_models, tmp_path, SLOW_FIRST_ROW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.open(screen)
+        await pilot.pause()
+        screen.running = True  # as a sweep sets it, without one sending reports of its own
+        shown = screen.query_one("#bench-progress-text", Static)
+        # As the last report would stand three seconds after it came, the ticker's next beat:
+        last = BenchProgress(done=0, total=20, elapsed_s=1.0, eta_s=10.0, label="tiny Q8_0 · loading")
+        screen.post_message(BenchScreen._Progressed(last))
+        await wait_until(pilot, lambda: screen._progress is not None and screen._progress[0] is last)
+        screen._progress = (last, time.monotonic() - 3.0)
+        moved = re.compile(r"0/20 · 0:0[4-6] · ETA 0:0[5-7] · tiny Q8_0 · loading")
+        await wait_until(pilot, lambda: moved.fullmatch(str(shown.render())) is not None, within=4)
+        screen.running = False
+        assert screen._ticker is None
 
 
 async def test_a_stop_before_any_row_saves_nothing(bench_models: Path, tmp_path: Path) -> None:
