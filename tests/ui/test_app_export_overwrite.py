@@ -61,6 +61,21 @@ async def test_export_onto_a_file_asks_and_keeps_it_on_no_replaces_it_on_yes(
         assert "hello there" in exported and "General Kenobi." in exported
 
 
+async def test_an_export_that_cannot_be_written_names_the_file_asked_for(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # It named the hidden temporary file beside it: "/proc/.nope.md.633h7kk_.tmp".
+    ollama_server.queue_reply("General Kenobi.")
+    target = Path("/proc/lollma-export-test.md")  # a folder nobody, root included, writes into
+    app = ollama_app(ollama_server.host)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await chatted(pilot, app)
+        await pilot.press(*f"/export md {target}", "enter")
+        await wait_until(pilot, lambda: last_notice(app).startswith("Export failed"))
+        said = last_notice(app)
+    assert said.startswith(f"Export failed: {target}: ") and ".tmp" not in said, said
+
+
 async def test_yes_replaces_a_symlink_and_leaves_the_file_it_points_to(
     ollama_server: OllamaTestServer, tmp_path: Path
 ) -> None:

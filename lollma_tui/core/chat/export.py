@@ -204,6 +204,9 @@ def write_export(path: Path, text: str, *, overwrite: bool = False) -> Path:
         return write_private_file(path, text, overwrite=overwrite)
     except TargetExistsError:
         raise ExportTargetExists(path) from None
+    except OSError as error:
+        # Named by the file asked for, not the hidden temporary one next to it that failed.
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
 
 
 def import_json(store: ChatStore, data: str | bytes | Path) -> str:

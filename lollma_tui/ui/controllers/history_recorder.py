@@ -304,7 +304,9 @@ class HistoryRecorder:
             target = await store.run(_write_private, given, text, overwrite, (conversation.title, kind))
         except ExportTargetExists:
             raise
-        except (StoreError, OSError) as error:
+        except OSError as error:
+            return f"Export failed: {error.filename or given}: {error.strerror or error}", "error"
+        except StoreError as error:
             return f"Export failed: {error}", "error"
         return f"Exported to {target}", "info"
 
