@@ -246,7 +246,9 @@ def parse_command(text: str, known: tuple[CommandSpec, ...] = COMMANDS) -> Comma
     stripped = text.strip()
     if not stripped.startswith("/"):
         raise CommandError("commands start with '/'")
-    head, _, argument = stripped[1:].partition(" ")
+    # The name ends at any whitespace: "/system" then Ctrl+J and the text is the same command.
+    head, *rest = stripped[1:].split(maxsplit=1) or [""]
+    argument = rest[0] if rest else ""
     name = head.lower()
     names = {spec.name for spec in known}
     if name not in names:

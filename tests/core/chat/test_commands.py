@@ -42,6 +42,9 @@ LOAD_NAMES = frozenset(LOAD_FIELDS)
 def test_parse_with_argument() -> None:
     command = parse_command("/system  You are terse.  ")
     assert (command.name, command.argument) == ("system", "You are terse.")
+    # A new line (Ctrl+J) after the name ends it as a space does: it was "unknown command".
+    command = parse_command("/system\nYou are terse.\nVery.")
+    assert (command.name, command.argument) == ("system", "You are terse.\nVery.")
 
 
 def test_unique_prefix_is_accepted() -> None:
