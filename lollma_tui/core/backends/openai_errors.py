@@ -77,6 +77,12 @@ def translate(
             )
         return BackendUnavailableError(f"{where.subject} stopped answering (nothing received{waited}).")
     if isinstance(error, openai.APIConnectionError):
+        if operation == "load" and _dropped(error):
+            # Its one-token try of the model: no reply to try again, a model to load again.
+            return BackendCrashedError(
+                f"{where.subject} closed the connection while trying {where.model} (did it crash"
+                f" loading it?); once it is back, /model {where.model} loads it again."
+            )
         if streaming or _dropped(error):
             return BackendCrashedError(
                 f"{where.subject} closed the connection mid-reply; the conversation is kept, "

@@ -120,6 +120,20 @@ async def test_a_stream_cut_mid_reply_is_a_crash_and_the_chat_goes_on(
     assert backend.status.state is BackendState.READY
 
 
+async def test_a_connection_dropped_while_trying_the_model_says_to_load_it_again(
+    llama_server: OpenAITestServer, make_backend: Factory
+) -> None:
+    # It said "mid-reply … Ctrl+R or your next message tries again", and neither did.
+    llama_server.default = Script(cut_after=0)  # the one-token try of the model at its load
+    backend = make_backend(llama_server.base_url)
+    model = llama_server.models[0].id
+    with pytest.raises(BackendCrashedError) as caught:
+        await backend.load(openai_settings(model))
+    said = str(caught.value)
+    assert f"closed the connection while trying {model}" in said and f"/model {model}" in said
+    assert "mid-reply" not in said and "Ctrl+R" not in said
+
+
 async def test_an_error_event_inside_the_stream(
     llama_server: OpenAITestServer, make_backend: Factory
 ) -> None:
