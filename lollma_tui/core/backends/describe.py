@@ -130,7 +130,8 @@ def format_reply_heading(model: LoadedModel, host_name: str) -> str:
         # A server's own flags decide its layers; which server it is matters more.
         # The host OLLAMA_HOST names is called "ollama": "ollama on ollama" would say nothing.
         where = str(backend) if host_name == str(backend) else f"{backend} on {host_name}"
-        return " · ".join((model_label(model.name), model.quant, where))
+        # A server that does not say its model's quantization: no empty part ("smol ·  · openai").
+        return " · ".join(part for part in (model_label(model.name), model.quant, where) if part)
     layers = format_gpu_layers(model.n_gpu_layers, model.n_layers)
     return " · ".join((model.name, model.quant, str(backend), layers))
 

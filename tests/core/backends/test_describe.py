@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from lollma_tui.core.backends.base import LoadedModel, ReplyStats, RunSetup
 from lollma_tui.core.backends.describe import (
     format_gpu_layers,
@@ -77,6 +79,9 @@ def test_a_reply_s_heading_names_the_server_it_runs_on_once() -> None:
     assert format_reply_heading(loaded, "den") == "qwen3:0.6b · Q4_K_M · ollama on den"
     # The host OLLAMA_HOST names is called after its kind.
     assert format_reply_heading(loaded, "ollama") == "qwen3:0.6b · Q4_K_M · ollama"
+    # A server that does not say the quantization (llama-cpp-python's): no empty part.
+    unsaid = dataclasses.replace(loaded, quant="", settings=settings.with_changes(backend=BackendKind.OPENAI))
+    assert format_reply_heading(unsaid, "openai") == "qwen3:0.6b · openai"
 
 
 def test_a_saved_ollama_set_up_names_its_server_unless_it_is_the_local_default() -> None:
