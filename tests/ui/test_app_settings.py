@@ -16,6 +16,7 @@ from textual.widgets import Static
 
 from lollma_tui.core.backends.base import BackendState
 from lollma_tui.core.backends.llamacpp import LlamaCppBackend
+from lollma_tui.core.chat.conversation import ReplyState
 from lollma_tui.core.session import MemoryBudget
 from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
@@ -117,6 +118,32 @@ async def test_quant_and_context_swaps_keep_the_chat_and_label_each_reply(quant_
         # A digit int() does not read is a usage error too, not the end of the app.
         await command(pilot, app, "/compare ²")
         await wait_until(pilot, lambda: sum("Usage: /compare [N]" in n for n in notices(app)) == 2)
+
+
+async def test_continue_after_a_quant_swap_keeps_the_reply_with_the_set_up_that_wrote_it(
+    quant_folder: Path,
+) -> None:
+    # The reply was drawn again under the new heading, F16's text included, its figures became the
+    # continuation's only, and /compare lost the F16 row.
+    app = make_app(quant_folder / "tiny-llama-F16.gguf")
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        await chat(pilot, app, "tell me about the cache")
+        reply = main.conversation.messages[-1]
+        assert reply.state is ReplyState.LENGTH and reply.stats is not None
+        written, text = reply.stats, reply.content
+        await command(pilot, app, "/quant Q8_0")
+        await wait_until(pilot, lambda: main.models.loaded is not None and main.models.loaded.quant == "Q8_0")
+        await command(pilot, app, "/continue")
+        await wait_until(pilot, lambda: "The reply was written with" in notices(app)[-1])
+        assert "F16" in notices(app)[-1] and not main.is_generating
+        assert (reply.stats, reply.content, reply.state) == (written, text, ReplyState.LENGTH)
+        # Back on the set-up that wrote it, it goes on.
+        await command(pilot, app, "/quant F16")
+        await wait_until(pilot, lambda: main.models.loaded is not None and main.models.loaded.quant == "F16")
+        await command(pilot, app, "/continue")
+        await wait_until(pilot, lambda: not main.is_generating and len(reply.content) > len(text))
 
 
 def slow_q8_0_app(quant_folder: Path, tmp_path: Path) -> LollmaApp:

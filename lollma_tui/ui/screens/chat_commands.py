@@ -19,10 +19,17 @@ from lollma_tui.ui.literal import plain
 from lollma_tui.ui.theming import choose_theme, unknown_theme
 
 if TYPE_CHECKING:
+    from lollma_tui.core.backends.base import RunSetup
     from lollma_tui.core.session import SetupSummary
     from lollma_tui.ui.app import LollmaApp
     from lollma_tui.ui.screens.chat import ChatScreen
     from lollma_tui.ui.screens.chat_palette import CommandChosen
+
+
+def _model_of(setup: RunSetup) -> tuple[object, ...]:
+    """What makes a reply another model's: not its context or threads, which /continue may need
+    changed (a larger /ctx to go on from a reply that filled it)."""
+    return (setup.backend, setup.model, setup.quant, setup.source, setup.server)
 
 
 _LOADING = frozenset({"model", "quant", "backend", "ngl", "ctx", "threads", "batch"})
@@ -284,6 +291,18 @@ class ChatCommands:
             await screen.notice(
                 f"The reply fills the model's context ({n_ctx:,} tokens): there is no room to go on."
                 " /ctx with a larger context, then /continue.",
+                "warning",
+            )
+            return
+        written, now = reply.stats, screen.models.loaded
+        if written is not None and now is not None and _model_of(written.setup) != _model_of(now.setup()):
+            # Its figures would be the new model's, its heading too, over text the old one wrote.
+            from lollma_tui.core.backends.describe import format_setup
+
+            await screen.notice(
+                f"The reply was written with {plain(format_setup(written.setup), one_line=True)}: load that"
+                " again to continue it, or Ctrl+R writes it again with this model (the old one stays as"
+                " a version).",
                 "warning",
             )
             return
