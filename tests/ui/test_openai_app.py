@@ -94,6 +94,21 @@ async def test_the_servers_extras_are_read_again_by_a_named_worker(
         await wait_until(pilot, lambda: "loading its model" not in server_lines(app), within=10)
 
 
+async def test_continue_on_a_server_that_cannot_does_not_say_to_try_again() -> None:
+    # "… cannot continue a reply (llama-server and vLLM can): Ctrl+R writes it again. · /continue
+    # tries again": the advice contradicted the refusal it followed.
+    with OpenAITestServer(Flavour.LM_STUDIO, models=MODELS, tokens_per_second=400) as lm_studio:
+        app = make_app(lm_studio.base_url, max_tokens=3)
+        main = app.chat_screen
+        async with app.run_test(size=(110, 36)) as pilot:
+            await wait_ready(pilot, app)
+            await send(pilot, app, "explain quantum entanglement")
+            assert main.conversation.messages[-1].state is ReplyState.LENGTH
+            await pilot.press(*"/continue", "enter")
+            await wait_until(pilot, lambda: "cannot continue a reply" in notices(app)[-1])
+            assert "tries again" not in notices(app)[-1]
+
+
 async def test_a_setting_command_does_not_wait_for_a_server_that_stopped_answering(
     server: OpenAITestServer,
 ) -> None:

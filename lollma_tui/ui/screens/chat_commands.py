@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 def _model_of(setup: RunSetup) -> tuple[object, ...]:
     """What makes a reply another model's: not its context or threads, which /continue may need
     changed (a larger /ctx to go on from a reply that filled it)."""
-    return (setup.backend, setup.model, setup.quant, setup.source, setup.server)
+    return (setup.backend, setup.model, setup.quant, setup.source)
 
 
 _LOADING = frozenset({"model", "quant", "backend", "ngl", "ctx", "threads", "batch"})

@@ -164,7 +164,9 @@ class ReplyStreamer:
                 reply.state = ReplyState.ERROR
                 reply.error = f"not sent, no model is loaded · {reason} · Ctrl+R sends it again once one is"
         except BackendError as error:
-            if not await self._kept_after_failed_continue(reply, continuing, plain(str(error))):
+            # A plain refusal (a server that cannot continue replies) is no failure to retry.
+            again = type(error) is not BackendError
+            if not await self._kept_after_failed_continue(reply, continuing, plain(str(error)), again=again):
                 reply.state = ReplyState.ERROR
                 reply.error = plain(str(error))
         except asyncio.CancelledError:
@@ -196,13 +198,16 @@ class ReplyStreamer:
                 self._over.set()
             screen.context.refresh(screen.conversation)
 
-    async def _kept_after_failed_continue(self, reply: Message, continuing: bool, why: str) -> bool:
+    async def _kept_after_failed_continue(
+        self, reply: Message, continuing: bool, why: str, *, again: bool = True
+    ) -> bool:
         """/continue that failed: the text so far stays the reply (as stopped, so it is still
         sent to the model and can be continued), and the failure is said beside it."""
         if not (continuing and reply.content):
             return False
         reply.state = ReplyState.STOPPED
-        await self._screen.notice(f"Could not continue the reply: {why} · /continue tries again", "error")
+        hint = " · /continue tries again" if again else ""
+        await self._screen.notice(f"Could not continue the reply: {why}{hint}", "error")
         return True
 
     async def mark_versions(self) -> None:
