@@ -284,9 +284,9 @@ def _export(store: ChatStore, args: argparse.Namespace) -> int:
         return EXIT_OK
     # As /export in the app: a trailing slash names a folder (made if missing), so a typo'd
     # folder is not written as a file of that name.
-    given, folder = path_argument(output)
-    target = given
+    target = Path(output)
     try:
+        given, folder = path_argument(output)
         target = export_target(given, store.get_summary(conversation_id).title, kind, folder=folder)
         write_export(target, text, overwrite=args.force)
     except ExportTargetExists as exc:

@@ -56,6 +56,14 @@ def user_path(text: str | os.PathLike[str]) -> Path:
     return Path(os.path.expanduser(text))
 
 
+def unknown_home(text: str) -> str | None:
+    """The `~name` that `text` starts with when no user has that name (a typo of `~/`), else
+    None. Written as is, such a path makes a folder called `~name` in the working folder."""
+    if not text.startswith("~") or os.path.expanduser(text) != text:
+        return None
+    return text.split("/", 1)[0].split(os.sep, 1)[0]
+
+
 def is_file(path: Path) -> bool:
     try:
         return path.is_file()

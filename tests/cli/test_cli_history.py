@@ -29,12 +29,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(
-    *args: str, stdin: int | None = subprocess.DEVNULL, input_text: str | None = None
+    *args: str,
+    stdin: int | None = subprocess.DEVNULL,
+    input_text: str | None = None,
+    cwd: Path = ROOT,
 ) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "TZ": "UTC"}
     return subprocess.run(
         [sys.executable, "-m", "lollma_tui.cli_history", *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=environment,
         stdin=None if input_text is not None else stdin,
         input=input_text,
@@ -228,6 +231,19 @@ def test_export_to_a_path_ending_in_a_slash_makes_that_folder(saved: Saved, tmp_
     assert [p.name for p in folder.iterdir()] == ["quantum-chat.md"]
     assert run_cli("export", saved.pasta, "-o", str(folder / "pasta.md")).returncode == 0
     assert sorted(p.name for p in folder.iterdir()) == ["pasta.md", "quantum-chat.md"]
+
+
+def test_export_to_the_home_of_no_user_is_refused_without_making_a_folder(
+    saved: Saved, tmp_path: Path
+) -> None:
+    # `~typo/x.md` (meant `~/x.md`) made a folder named `~typo` in the working folder.
+    here = tmp_path / "here"
+    here.mkdir()
+    result = run_cli("export", saved.quantum, "-o", "~no-such-user-here/x.md", cwd=here)
+    assert result.returncode == 1
+    assert "no user named 'no-such-user-here'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(here.iterdir()) == []
 
 
 def test_export_json_infers_the_format_from_the_file_name(saved: Saved, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from history_support import lighthouse_chat
 from pilot_support import wait_until
 from rich.text import Text
@@ -312,7 +313,7 @@ async def test_export_and_import_round_trip(tiny_gguf: Path, tmp_path: Path) -> 
 
 
 async def test_export_takes_quoted_paths_new_folders_and_titles_in_any_script(
-    tiny_gguf: Path, tmp_path: Path
+    tiny_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = make_app(tiny_gguf)
     main = app.chat_screen
@@ -330,6 +331,17 @@ async def test_export_takes_quoted_paths_new_folders_and_titles_in_any_script(
         await type_enter(pilot, "/rename Привет мир")
         await type_enter(pilot, f"/export md {tmp_path / 'new'}/")
         await wait_until(pilot, lambda: (tmp_path / "new" / "привет-мир.md").exists())
+        # `~typo/` (meant `~/`) made a folder named `~typo` in the working folder.
+        monkeypatch.chdir(tmp_path)
+        await type_enter(pilot, "/export md ~no-such-user-here/x.md")
+        await wait_until(pilot, lambda: "Export failed" in notices(app)[-1])
+        assert "no user named 'no-such-user-here'" in notices(app)[-1]
+        await type_enter(pilot, "/import ~no-such-user-here/x.json")
+        await wait_until(pilot, lambda: "Import failed" in notices(app)[-1])
+        assert notices(app)[-1].endswith(
+            "~no-such-user-here/x.json: no user named 'no-such-user-here' for ~no-such-user-here"
+        )
+        assert not (tmp_path / "~no-such-user-here").exists()
 
 
 async def test_conversation_list_and_search_open_other_conversations(tiny_gguf: Path) -> None:

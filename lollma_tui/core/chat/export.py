@@ -42,6 +42,7 @@ integers that fit 64 bits, text without unpaired surrogates.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -61,7 +62,7 @@ from lollma_tui.core.chat import codec
 from lollma_tui.core.chat.conversation import Message, ReplyState, reply_end_note
 from lollma_tui.core.chat.errors import ImportFormatError
 from lollma_tui.core.chat.store import ChatStore, ConversationTree, StoredMessage, ThreadWindow
-from lollma_tui.core.paths import user_path
+from lollma_tui.core.paths import unknown_home, user_path
 from lollma_tui.core.safe_files import TargetExistsError, read_regular_file, write_private_file
 from lollma_tui.core.safe_text import clean_text, has_surrogates
 from lollma_tui.core.settings import BackendKind, SamplingSettings
@@ -179,10 +180,16 @@ def export_file_name(title: str, kind: str) -> str:
 
 def path_argument(text: str) -> tuple[Path, bool]:
     """A path typed after /export or /import, and whether it names a folder (it ends in a
-    separator). The quotes a terminal puts around a dropped file are not part of it."""
+    separator). The quotes a terminal puts around a dropped file are not part of it.
+
+    `~name/…` of no user raises OSError (ENOENT) rather than standing for a folder named
+    `~name` here, which an export would create."""
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         text = text[1:-1]
+    home = unknown_home(text)
+    if home is not None:
+        raise OSError(errno.ENOENT, f"no user named {home[1:]!r} for {home}", text)
     return user_path(text), text.endswith(("/", os.sep))
 
 

@@ -321,7 +321,10 @@ class HistoryRecorder:
         try:
             return await store.run(_import_file, store.store, argument.strip())
         except (StoreError, OSError, ValueError) as error:
-            self._owner.post_message(NoticePosted(f"Import failed, nothing was added: {error}", "error"))
+            reason = str(error)
+            if isinstance(error, OSError) and error.strerror and error.filename:
+                reason = f"{error.filename}: {error.strerror}"
+            self._owner.post_message(NoticePosted(f"Import failed, nothing was added: {reason}", "error"))
             return None
 
 

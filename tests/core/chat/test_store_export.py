@@ -169,10 +169,11 @@ def test_malformed_files_are_refused(store: ChatStore, db_path: Path, data: str 
 def test_a_typed_path_that_cannot_be_looked_at_is_a_reason_not_a_crash(store: ChatStore) -> None:
     # `/import ~models/chat.json` (a typo of ~/: no user "models") raised out of pathlib and
     # ended the app.
-    path, folder = path_argument("~nosuchuser/chat.json")
-    assert (str(path), folder) == ("~nosuchuser/chat.json", False)
+    # Typed after /import or /export it is refused by name: an export made a folder `~nosuchuser`.
+    with pytest.raises(FileNotFoundError, match=r"no user named 'nosuchuser' for ~nosuchuser"):
+        path_argument("~nosuchuser/chat.json")
     with pytest.raises(ImportFormatError, match=r"^cannot read ~nosuchuser/chat\.json: No such file"):
-        import_json(store, path)
+        import_json(store, Path("~nosuchuser/chat.json"))
 
 
 def test_a_markdown_export_offered_for_import_says_which_file_to_use(
