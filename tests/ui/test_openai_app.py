@@ -107,6 +107,10 @@ async def test_continue_on_a_server_that_cannot_does_not_say_to_try_again() -> N
             await pilot.press(*"/continue", "enter")
             await wait_until(pilot, lambda: "cannot continue a reply" in notices(app)[-1])
             assert "tries again" not in notices(app)[-1]
+            # Not a word was added: it is still the reply cut at the length limit (it became
+            # "stopped").
+            await wait_until(pilot, lambda: not main.is_generating)
+            assert main.conversation.messages[-1].state is ReplyState.LENGTH
 
 
 async def test_a_setting_command_does_not_wait_for_a_server_that_stopped_answering(

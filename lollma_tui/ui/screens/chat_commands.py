@@ -306,6 +306,7 @@ class ChatCommands:
                 "warning",
             )
             return
+        ended_as = (reply.state, reply.error)  # what it stays when not a word is added
         reply.error = None  # a reply that failed half way goes on from its text, as a stopped one
         # The continued reply is written again, whole, into a fresh turn.
         previous = screen.chat_log.turn_for(reply.id)
@@ -313,7 +314,7 @@ class ChatCommands:
             await previous.remove()
         reply.state = ReplyState.STREAMING
         turn = await screen.chat_log.add_reply(reply, screen.models.reply_heading())
-        await screen.replies.start(reply, turn, continuing=True)
+        await screen.replies.start(reply, turn, continuing=ended_as)
 
     async def command_version(self, command: Command) -> None:
         """/version: which version of the last reply is shown, or show another one."""

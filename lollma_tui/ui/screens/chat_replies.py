@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from lollma_tui.ui.screens.chat import ChatScreen
     from lollma_tui.ui.widgets.chat_log import ReplyTurn
 
+Ended = tuple[ReplyState, str | None]
+"""How a reply ended: its state and its error, if any."""
+
 
 class ReplyStreamer:
     def __init__(self, screen: ChatScreen) -> None:
@@ -58,9 +61,15 @@ class ReplyStreamer:
         self._screen.drawer.reply_running(reply is not None)
 
     async def start(
-        self, reply: Message, turn: ReplyTurn, *, replaces: Message | None = None, continuing: bool = False
+        self,
+        reply: Message,
+        turn: ReplyTurn,
+        *,
+        replaces: Message | None = None,
+        continuing: Ended | None = None,
     ) -> None:
-        """Write `reply` into `turn`: a new reply (replacing `replaces`), or more of a cut-off one."""
+        """Write `reply` into `turn`: a new reply (replacing `replaces`), or more of a cut-off one
+        (`continuing` holds the state and error it ended with, kept when nothing is added)."""
         screen = self._screen
         self.generating = reply
         self._over = asyncio.Event()
@@ -84,11 +93,12 @@ class ReplyStreamer:
         reply: Message,
         turn: ReplyTurn,
         saved: StreamingReply | None,
-        continuing: bool,
+        continuing: Ended | None,
         *,
         regenerated: bool = False,
     ) -> None:
         screen = self._screen
+        written_before = len(reply.content)
         models = screen.models
         history = screen.conversation.history()
         if continuing:
@@ -159,14 +169,16 @@ class ReplyStreamer:
             status = models.status or models.backend.status
             reason = plain(status.message, one_line=True).rstrip(". ")
             if not await self._kept_after_failed_continue(
-                reply, continuing, f"no model is loaded · {reason}"
+                reply, continuing, written_before, f"no model is loaded · {reason}"
             ):
                 reply.state = ReplyState.ERROR
                 reply.error = f"not sent, no model is loaded · {reason} · Ctrl+R sends it again once one is"
         except BackendError as error:
             # A plain refusal (a server that cannot continue replies) is no failure to retry.
             again = type(error) is not BackendError
-            if not await self._kept_after_failed_continue(reply, continuing, plain(str(error)), again=again):
+            if not await self._kept_after_failed_continue(
+                reply, continuing, written_before, plain(str(error)), again=again
+            ):
                 reply.state = ReplyState.ERROR
                 reply.error = plain(str(error))
         except asyncio.CancelledError:
@@ -199,13 +211,17 @@ class ReplyStreamer:
             screen.context.refresh(screen.conversation)
 
     async def _kept_after_failed_continue(
-        self, reply: Message, continuing: bool, why: str, *, again: bool = True
+        self, reply: Message, continuing: Ended | None, written_before: int, why: str, *, again: bool = True
     ) -> bool:
-        """/continue that failed: the text so far stays the reply (as stopped, so it is still
-        sent to the model and can be continued), and the failure is said beside it."""
-        if not (continuing and reply.content):
+        """/continue that failed: the text so far stays the reply, and the failure is said beside
+        it. A reply that got no further ends as it was (cut at the length limit, say); one that
+        got further is stopped, so it is still sent to the model and can be continued."""
+        if continuing is None or not reply.content:
             return False
-        reply.state = ReplyState.STOPPED
+        if len(reply.content) == written_before:
+            reply.state, reply.error = continuing
+        else:
+            reply.state = ReplyState.STOPPED
         hint = " · /continue tries again" if again else ""
         await self._screen.notice(f"Could not continue the reply: {why}{hint}", "error")
         return True
