@@ -26,7 +26,12 @@ from lollma_tui.core.session.models import (
     resolve_model,
     settings_for_quant,
 )
-from lollma_tui.core.session.reload import applied_without_reload, ignored_fields, reload_needed
+from lollma_tui.core.session.reload import (
+    applied_without_reload,
+    fixed_fields,
+    ignored_fields,
+    reload_needed,
+)
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, SettingsError
 from lollma_tui.core.settings_table import SETTING_NAMES, find_setting, format_value, setting
 
@@ -112,6 +117,10 @@ def set_value(state: CommandState, name: str, text: str) -> SettingsChange:
         return _apply_backend(text.strip(), state)
     try:
         value = setting(name).parse(text)
+        fixed = fixed_fields(state.load.backend).get(name)
+        if fixed is not None and value != getattr(state.load, name):
+            # Accepted, it read "0 → 20", and the load that followed "not changed".
+            raise CommandError(f"{name} not changed: {fixed}")
         if name in _LOAD_NAMES:
             change = _change(state, load=state.load.with_changes(**{name: value}))
         else:

@@ -64,6 +64,12 @@ _PUT_BACK = frozenset({BackendKind.OPENAI})
 never apply. The others' ignored fields are kept as asked, for after a backend switch."""
 
 
+def fixed_fields(kind: BackendKind) -> dict[str, str]:
+    """Load settings that `kind` puts back when changed (an OpenAI server's start-up flags),
+    each with the reason to show: a command that changes one alone is refused with it."""
+    return dict(_READ_ONLY[kind]) if kind in _PUT_BACK else {}
+
+
 def keep_read_only(old: LoadSettings, new: LoadSettings) -> LoadSettings:
     """`new` with the fields its backend cannot change put back to `old`'s values."""
     if old.backend != new.backend or new.backend not in _PUT_BACK:

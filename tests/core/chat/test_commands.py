@@ -295,6 +295,19 @@ def test_keep_alive_needs_no_reload_and_ollama_ignores_server_settings() -> None
     assert run("/ngl 10", OLLAMA_STATE).reload == ("n_gpu_layers",)
 
 
+def test_a_server_start_up_flag_is_refused_on_an_openai_server() -> None:
+    # "/ngl 20" read "n_gpu_layers: 0 → 20 (not used by openai)", then the load "not changed".
+    state = CommandState(LoadSettings(backend=BackendKind.OPENAI, model="qwen"), SamplingSettings())
+    for text in ("/ngl 20", "/set n_ctx 8192", "/threads 3"):
+        with pytest.raises(CommandError, match="not changed: set when the OpenAI-compatible server starts"):
+            run(text, state)
+    with pytest.raises(CommandError, match="keep_alive not changed: Ollama's native API only"):
+        run("/set keep_alive 1h", state)
+    assert run("/ngl 0", state).changed == ()  # what it already is is no change to refuse
+    assert run("/set temperature 0.3", state).sampling.temperature == 0.3
+    assert run("/model other", state).load.model == "other"
+
+
 def test_an_unchanged_value_says_so() -> None:
     change = run("/ctx 4096")
     assert change.changed == () and change.message == "n_ctx is already 4096"
