@@ -10,11 +10,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-from hw_fakes import FakeGpu, FakeNvml, kill_tree
+from hw_fakes import FakeGpu, FakeNvml, kill_tree, link_driver, write_tree
 from panel_fakes import GiB, wait_until
 from textual.widgets import Static
 
-from lollma_tui.core.hardware import HostSource, NvidiaSource
+from lollma_tui.core.hardware import HostSource, NvidiaSource, SysfsGpuSource
 from lollma_tui.ui.messages import HardwareSampled
 from lollma_tui.ui.monitor_app import LlmProcessFinder, MonitorApp, next_interval
 from lollma_tui.ui.widgets.hardware_gpu import GpuBlock
@@ -117,6 +117,35 @@ async def test_nvml_through_the_real_source_reaches_the_gpu_blocks(tmp_path: Pat
         assert cool.query_one(".gpu-vram", MetricRow).value.text == "8.0/24 GiB"
         assert cool.has_class("-ok") and hot.has_class("-hot")
         assert not app.panel.query_one("#hw-no-gpu").display
+
+
+async def test_gpus_of_two_vendors_are_told_apart(tmp_path: Path) -> None:
+    # An NVIDIA card and an AMD one are each their driver's number 0: both read "GPU0" in the
+    # one-line view of many GPUs.
+    nvml = FakeNvml([FakeGpu(), FakeGpu(bus_id="00000000:02:00.0")])
+    drm = tmp_path / "sys/class/drm"
+    card = drm / "card0"
+    write_tree(
+        card,
+        {
+            "device/vendor": "0x1002",
+            "device/product_name": "AMD Radeon RX 7900 XTX",
+            "device/uevent": "DRIVER=amdgpu\nPCI_SLOT_NAME=0000:03:00.0",
+            "device/gpu_busy_percent": 37,
+            "device/mem_info_vram_used": 6 * GiB,
+            "device/mem_info_vram_total": 24 * GiB,
+        },
+    )
+    link_driver(card / "device", tmp_path / "sys/bus/pci/drivers", "amdgpu")
+    sources = [HostSource(), NvidiaSource(nvml.loader(), sysfs_root=tmp_path / "empty"), SysfsGpuSource(drm)]
+    app = MonitorApp(interval_s=0.25, sources=sources, find_llm_processes=False)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_until(pilot, lambda: len(app.panel.query(GpuBlock)) == 3)
+        await pilot.pause()
+        briefs = [str(block.query_one(".gpu-brief", Static).content) for block in app.panel.query(GpuBlock)]
+        titles = [str(block.query_one(".gpu-name", Static).content) for block in app.panel.query(GpuBlock)]
+    assert [brief.split()[0] for brief in briefs] == ["NV0", "NV1", "AMD0"]
+    assert titles == ["NV0 GeForce RTX 4090", "NV1 GeForce RTX 4090", "AMD0 AMD Radeon RX 7900 XTX"]
 
 
 async def test_an_unknown_theme_falls_back_and_builtin_themes_get_our_colours() -> None:

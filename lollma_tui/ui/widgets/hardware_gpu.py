@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
-from lollma_tui.core.hardware import GpuSnapshot, GpuState, HardwareHistory, Level, Metric
+from lollma_tui.core.hardware import GpuSnapshot, GpuState, GpuVendor, HardwareHistory, Level, Metric
 from lollma_tui.ui.widgets import hardware_format as fmt
 from lollma_tui.ui.widgets.hardware_rows import MetricRow, MetricValue, set_level, set_text
 
+_VENDOR_LABELS = {
+    GpuVendor.NVIDIA: "NV",
+    GpuVendor.AMD: "AMD",
+    GpuVendor.INTEL: "Intel",
+    GpuVendor.APPLE: "GPU",
+}
 
-def gpu_title(gpu: GpuSnapshot) -> str:
+
+def gpu_labels(gpus: Sequence[GpuSnapshot]) -> dict[str, str]:
+    """What each GPU is called, by key: ``GPU0``, ``GPU1``… as the driver numbers them; with
+    GPUs of several vendors, whose numbers each start at 0, ``NV0`` and ``AMD0``."""
+    mixed = len({gpu.vendor for gpu in gpus}) > 1
+    return {gpu.key: f"{_VENDOR_LABELS[gpu.vendor] if mixed else 'GPU'}{gpu.index}" for gpu in gpus}
+
+
+def gpu_title(gpu: GpuSnapshot, label: str | None = None) -> str:
     notes = [label for flag, label in ((gpu.unified_memory, "unified"), (gpu.mig_enabled, "MIG")) if flag]
     # "NVIDIA GeForce RTX 4090" would not fit the sidebar; the model name alone says enough.
     name = gpu.name.removeprefix("NVIDIA ") or gpu.name
-    title = f"GPU{gpu.index} {name}"
+    title = f"{label or f'GPU{gpu.index}'} {name}"
     return f"{title} ({', '.join(notes)})" if notes else title
 
 
@@ -48,16 +64,17 @@ WIDE_BRIEF_COLUMNS = 67
 """Width of `gpu_brief`'s wide line; narrower, the short line shows, which cuts no figure off."""
 
 
-def gpu_brief(gpu: GpuSnapshot, wide: bool) -> str:
+def gpu_brief(gpu: GpuSnapshot, wide: bool, label: str | None = None) -> str:
     """One line for a GPU among many: ``GPU3  87% 35/80G 71° 699W`` in the sidebar's 27
     columns; wide, its name and the panel's own figures."""
+    label = label or f"GPU{gpu.index}"
     if gpu.state is not GpuState.OK:
-        return f"GPU{gpu.index} {gpu_state_line(gpu).split(':')[0]}"
+        return f"{label} {gpu_state_line(gpu).split(':')[0]}"
     if wide:
         vram = fmt.used_of_total(gpu.memory_used_bytes, gpu.memory_total_bytes)
         util, temp = fmt.percent(gpu.utilization_percent), fmt.temperature(gpu.temperature_c)
         power = fmt.power(gpu.power_w, gpu.power_limit_w)
-        return f"{gpu_title(gpu):<24.24} {util:>5}  {vram:>15}  {temp:>5}  {power:>11}"
+        return f"{gpu_title(gpu, label):<24.24} {util:>5}  {vram:>15}  {temp:>5}  {power:>11}"
     util = fmt.MISSING if gpu.utilization_percent is None else f"{gpu.utilization_percent:3.0f}%"
     if gpu.memory_used_bytes is not None and gpu.memory_total_bytes:
         vram = f"{gpu.memory_used_bytes / (1 << 30):.0f}/{gpu.memory_total_bytes / (1 << 30):.0f}G"
@@ -65,7 +82,7 @@ def gpu_brief(gpu: GpuSnapshot, wide: bool) -> str:
         vram = "unified" if gpu.unified_memory else fmt.MISSING
     temp = fmt.MISSING if gpu.temperature_c is None else f"{gpu.temperature_c:.0f}°"
     power = fmt.MISSING if gpu.power_w is None else f"{gpu.power_w:.0f}W"
-    return f"GPU{gpu.index} {util} {vram} {temp} {power}"
+    return f"{label} {util} {vram} {temp} {power}"
 
 
 def gpu_level(gpu: GpuSnapshot) -> Level:
@@ -87,6 +104,7 @@ class GpuBlock(Vertical):
         gpu: GpuSnapshot,
         history: HardwareHistory | None = None,
         *,
+        label: str | None = None,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -94,6 +112,8 @@ class GpuBlock(Vertical):
         super().__init__(name=name, id=id, classes=classes)
         self.gpu = gpu
         self.history = history
+        self.label = label or f"GPU{gpu.index}"
+        """What the GPU is called here (`gpu_labels`)."""
         self.level: Level = gpu_level(gpu)
 
     @property
@@ -128,9 +148,9 @@ class GpuBlock(Vertical):
         window = history.maxlen if history is not None else 0
         self.level = gpu_level(gpu)
         set_level(self, self.level)
-        set_text(self.query_one(".gpu-name", Static), gpu_title(gpu))
-        set_text(self.query_one(".gpu-brief", Static), gpu_brief(gpu, wide=False))
-        set_text(self.query_one(".gpu-brief-wide", Static), gpu_brief(gpu, wide=True))
+        set_text(self.query_one(".gpu-name", Static), gpu_title(gpu, self.label))
+        set_text(self.query_one(".gpu-brief", Static), gpu_brief(gpu, False, self.label))
+        set_text(self.query_one(".gpu-brief-wide", Static), gpu_brief(gpu, True, self.label))
         state = self.query_one(".gpu-state", Static)
         set_text(state, gpu_state_line(gpu))
         state.display = gpu.state is not GpuState.OK

@@ -30,7 +30,7 @@ from lollma_tui.core.hardware import (
 from lollma_tui.core.hardware.summary import CPU_ONLY, HOST_SOURCE
 from lollma_tui.ui.literal import plain
 from lollma_tui.ui.widgets import hardware_format as fmt
-from lollma_tui.ui.widgets.hardware_gpu import MANY_GPUS, WIDE_BRIEF_COLUMNS, GpuBlock
+from lollma_tui.ui.widgets.hardware_gpu import MANY_GPUS, WIDE_BRIEF_COLUMNS, GpuBlock, gpu_labels
 from lollma_tui.ui.widgets.hardware_rows import MetricRow, set_text
 
 WIDE_COLUMNS = 48
@@ -317,7 +317,11 @@ class HardwarePanel(Vertical):
         if keys != tuple(self._gpu_blocks):
             container = self.query_one("#hw-gpus", Vertical)
             container.remove_children()
-            self._gpu_blocks = {gpu.key: GpuBlock(gpu, history, classes="gpu-block") for gpu in snapshot.gpus}
+            labels = gpu_labels(snapshot.gpus)
+            self._gpu_blocks = {
+                gpu.key: GpuBlock(gpu, history, label=labels[gpu.key], classes="gpu-block")
+                for gpu in snapshot.gpus
+            }
             container.mount_all(self._gpu_blocks.values())
             return
         for gpu in snapshot.gpus:
