@@ -78,6 +78,10 @@ SERVER_SET_NOTE = (
     "when the server starts; this app cannot change them"
 )
 _ID_LIST = 6
+WARM_UP_WAIT_S = 60.0
+"""How long a load waits for its one-token warm-up. A server still loading a large model may
+take longer, and one that hangs would hold every change of model or backend for the whole
+HTTP timeout (300 s): past this the model counts as chosen, and the first reply waits."""
 
 
 class _End:
@@ -236,13 +240,12 @@ class OpenAIBackend(ServerBackendState):
                 if name not in {m.id for m in offered}:
                     raise ModelNotFoundError(self._not_offered(name, offered))
                 started = time.perf_counter()
-                if self._warm_up:
-                    await self._warm(name)
+                answered = await self._warm(name) if self._warm_up else True
                 load_s = time.perf_counter() - started
             except BackendError as error:
                 self._set_status(BackendState.FAILED, str(error))
                 raise
-            self._loaded = self._describe(settings, load_s)
+            self._loaded = self._describe(settings, load_s, answered=answered)
             self._set_status(BackendState.READY, f"{name} ready")
             return self._loaded
 
@@ -252,20 +255,26 @@ class OpenAIBackend(ServerBackendState):
             return f"Choose one of the models {self._where().at} offers: {listed or 'none'} (/model NAME)."
         return f"{self._where().subject} has no model '{name}' (it offers: {listed or 'none'})."
 
-    async def _warm(self, name: str) -> None:
-        # One token: a JIT-loading server loads the model now, and a model it cannot run fails
-        # the swap (which then rolls back) instead of the user's first message.
+    async def _warm(self, name: str) -> bool:
+        """Ask for one token: a JIT-loading server loads the model now, and a model it cannot
+        run fails the swap (which then rolls back) instead of the user's first message. False
+        when the server did not answer within `WARM_UP_WAIT_S`."""
         request = self._client.chat.completions.create(
             model=name, messages=[{"role": "user", "content": "Hi"}], max_tokens=1, temperature=0.0
         )
         try:
-            await self._call("load", request, name)
+            async with asyncio.timeout(WARM_UP_WAIT_S):
+                await self._call("load", request, name)
+        except TimeoutError:
+            return False
         except BackendError as error:
             # A plain rejection (400, 429) says nothing about whether the model can run.
             if type(error) is not BackendError:
                 raise
+        return True
 
-    def _describe(self, settings: LoadSettings, load_s: float) -> LoadedModel:
+    def _describe(self, settings: LoadSettings, load_s: float, *, answered: bool = True) -> LoadedModel:
+        """What is loaded; `answered` false when the warm-up got no answer in time."""
         name = settings.model.strip()
         extras = self._extras
         served = extras.model(name)
@@ -275,6 +284,11 @@ class OpenAIBackend(ServerBackendState):
             notes.append(f"the server does not say its context size; assuming {settings.n_ctx} tokens")
         if extras.loading:
             notes.append("the server reported it was still loading its model")
+        if not answered:
+            notes.append(
+                f"the server did not answer a one-token request in {WARM_UP_WAIT_S:g} s (still loading "
+                "the model?): the first reply waits for it, and Esc stops that wait"
+            )
         return LoadedModel(
             settings=settings,
             name=name,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
 from openai_helpers import QUESTION, done_of, openai_settings, reply, text_of, thinking_of
 from openai_server import Flavour, OpenAITestServer, Script, ServedSpec
 
+from lollma_tui.core.backends import openai as openai_backend
 from lollma_tui.core.backends.base import BackendError, ChatMessage, StatsSource
 from lollma_tui.core.backends.openai import OpenAIBackend
 from lollma_tui.core.backends.openai_extras import ServerKind
@@ -113,6 +115,23 @@ async def test_vllm_says_the_context_it_serves_each_model_with(make_backend: Fac
         loaded = await backend.load(openai_settings("Qwen/Qwen3-0.6B"))
     assert (loaded.n_ctx, loaded.n_ctx_assumed) == (40960, False)
     assert not any("does not say its context size" in note for note in loaded.notes)
+
+
+async def test_a_warm_up_that_gets_no_answer_does_not_hold_the_load(
+    make_backend: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server that never answered the one-token warm-up held the load, and with it every change
+    # of model or backend, for the whole HTTP timeout (300 s).
+    monkeypatch.setattr(openai_backend, "WARM_UP_WAIT_S", 0.5)
+    with OpenAITestServer(Flavour.LM_STUDIO) as server:
+        server.one_shot_delay_s = 60.0
+        backend = make_backend(server.base_url, timeout_s=120.0)
+        started = time.monotonic()
+        loaded = await backend.load(openai_settings("qwen2.5-7b-instruct-q4_k_m"))
+        assert time.monotonic() - started < 5.0
+        assert any("did not answer a one-token request in 0.5 s" in note for note in loaded.notes)
+        # The model is chosen: a reply goes to it.
+        assert "Hello from the test server" in text_of(await reply(backend))
 
 
 async def test_lm_studio_models_carry_quantization_and_context(make_backend: Factory) -> None:

@@ -85,6 +85,9 @@ class OpenAITestServer:
         self.prompt_ms = 40.0
         self.models_delay_s = 0.0
         """How long /v1/models takes to answer: a server that hangs, or a network gone quiet."""
+        self.one_shot_delay_s = 0.0
+        """How long a request that does not stream (a warm-up) waits before its answer: a server
+        loading a large model just in time, or one that hangs."""
         self.port = 0
         self._site: SiteThread | None = None
 
@@ -214,6 +217,7 @@ class OpenAITestServer:
                 shapes.error_body(script.message, "server_error", script.status), status=script.status
             )
         if not body.get("stream"):
+            await asyncio.sleep(self.one_shot_delay_s)
             if script.cut_after is not None and request.transport is not None:
                 request.transport.close()  # a server that crashes answering it
                 return web.Response()
