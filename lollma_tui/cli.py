@@ -389,7 +389,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = read_config()
         options = startup_options(args, config)
     except CliError as error:
-        print(f"lollma-tui: error: {error}", file=sys.stderr)
+        from lollma_tui.core.safe_text import clean_text
+
+        # It may name models and files, whose names can hold escape sequences.
+        print(f"lollma-tui: error: {clean_text(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     # The cyclic collector is paused until the first frame (`LollmaApp.on_ready` resumes it):
     # importing Textual and the app makes tens of thousands of objects and almost no garbage,

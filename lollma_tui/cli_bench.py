@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 from lollma_tui.cli import backend_flag
 from lollma_tui.cli_output import GuardedOutput
 from lollma_tui.core.paths import user_path
+from lollma_tui.core.safe_text import clean_text
 
 if TYPE_CHECKING:
     from lollma_tui.core.bench.formatters import TextSink
@@ -34,7 +35,7 @@ EXIT_INTERRUPTED = 130
 
 
 def _error(command: str, message: str, out: TextSink | None = None) -> None:
-    print(f"lollma-tui {command}: error: {message}", file=out or sys.stderr)
+    print(f"lollma-tui {command}: error: {clean_text(message)}", file=out or sys.stderr)
 
 
 def _split(values: Sequence[str] | None) -> list[str]:
@@ -452,7 +453,7 @@ def _quantize_all(plans: Sequence[QuantizePlan], threads: int | None) -> int:
     status = EXIT_OK
     for plan in plans:
         for warning in plan.warnings:
-            print(f"lollma-tui quantize: warning: {warning}", file=sys.stderr)
+            print(f"lollma-tui quantize: warning: {clean_text(warning)}", file=sys.stderr)
 
         def on_progress(progress: QuantizeProgress) -> None:
             if line is None:

@@ -411,7 +411,7 @@ def _flush_out() -> None:
 
 def _note(line: str) -> None:
     _flush_out()  # data and notes stay in order on a terminal that shows both
-    print(f"{PROG}: {line}", file=sys.stderr)
+    print(f"{PROG}: {clean_text(line)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,20 @@ def test_model_name_is_looked_up_in_the_models_folder(tmp_path: Path, tiny_gguf:
     assert_one_line_error(run("--model", "my-tiny", "--ctx", "5", env=env), "n_ctx")
 
 
+def test_model_and_file_names_in_an_error_cannot_reach_the_terminal(tmp_path: Path) -> None:
+    # "'evil' matches 2 models: evil^[]0;pwned^G…": a GGUF's own name (or a file name) retitled
+    # the terminal the error was printed to.
+    from gguf_factory import TinyModelSpec, write_tiny_gguf
+
+    models = tmp_path / "data" / "models"
+    models.mkdir(parents=True)
+    for n, name in enumerate(("evil\x1b]0;pwned\x07 one", "evil \x1b[31mtwo")):
+        write_tiny_gguf(models / f"evil{n}\x1b[2J-Q8_0.gguf", TinyModelSpec(name=name, seed=n, n_layer=1))
+    result = run("--model", "evil", env={"LOLLMA_DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path)})
+    assert_one_line_error(result, "matches 2 models: evil one, evil two")
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+
+
 def test_a_bad_flag_value_is_one_line_naming_the_setting(tiny_gguf: Path) -> None:
     assert_one_line_error(run("--model", str(tiny_gguf), "--temp", "hot"), "temperature must be a number")
     assert_one_line_error(run("--model", str(tiny_gguf), "--seed", "x"), "seed must be a whole number")

@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 from lollma_tui.core.bench.compare import Comparison
 from lollma_tui.core.bench.records import BenchRecord
+from lollma_tui.core.safe_text import clean_text
 
 OutputFormat = Literal["md", "csv", "json", "jsonl"]
 FORMATS: tuple[OutputFormat, ...] = ("md", "csv", "json", "jsonl")
@@ -124,6 +125,9 @@ def layout_for_sweep(
 
 
 def _cell(column: Column, text: str) -> str:
+    # A model's name comes from its file or its GGUF metadata: an escape sequence in either
+    # would retitle or recolour the terminal the table is printed to.
+    text = clean_text(text, keep_lines=False)
     return text.rjust(column.width) if column.right else text.ljust(column.width)
 
 

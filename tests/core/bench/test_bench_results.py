@@ -159,6 +159,13 @@ def test_markdown_table_has_llama_bench_columns_and_avg_plus_minus_stddev() -> N
     assert lines[-1] == "build: abc123 (llama-cpp-python 0.3.36)"
 
 
+def test_a_models_own_name_reaches_the_table_without_its_escape_sequences() -> None:
+    # The model column is the GGUF's metadata, printed to the terminal as it was.
+    text = format_records([record(model_type="llama \x1b]0;pwned\x07?B \x1b[31mQ4_K")], "md")
+    assert "\x1b" not in text and "\x07" not in text
+    assert "| llama ?B Q4_K " in text
+
+
 def test_non_default_batch_gets_a_column() -> None:
     text = format_records([record(n_batch=512)], "md")
     assert "n_batch" in text.splitlines()[0]
