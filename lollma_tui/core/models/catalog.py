@@ -259,7 +259,8 @@ class HeaderCache:
                 result = read_gguf_header(path)
             except GGUFError as error:
                 result = error
-            if identity is not None:
+            # A read the system refused is tried again: chmod or a mount changes no identity.
+            if identity is not None and not (isinstance(result, GGUFError) and result.transient):
                 self._entries[key] = (identity, result)
                 self._dirty = True
         if isinstance(result, GGUFError):

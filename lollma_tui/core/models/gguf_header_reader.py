@@ -98,12 +98,12 @@ VALUE_TYPE_NAMES: Final = {
 
 
 class GGUFError(ValueError):
-    """A file that cannot be read as GGUF; `reason` is one line meant for the user."""
+    """A file that cannot be read as GGUF; `reason` is one line meant for the user. `transient`:
+    the system refused the read (permissions, I/O), which says nothing lasting about the file."""
 
-    def __init__(self, path: Path, reason: str) -> None:
+    def __init__(self, path: Path, reason: str, *, transient: bool = False) -> None:
         super().__init__(f"{path}: {reason}")
-        self.path = path
-        self.reason = reason
+        self.path, self.reason, self.transient = path, reason, transient
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +216,7 @@ class _Parser:
             with memoryview(self.buf) as whole, whole[self.have - base : target - base] as view:
                 got = pread_into(self.fd, view, self.have)
         except OSError as exc:
-            raise self.fail(f"cannot read: {exc.strerror or exc}") from None
+            raise GGUFError(self.path, f"cannot read: {exc.strerror or exc}", transient=True) from None
         if got < target - self.have:
             raise self.fail(f"the file shrank to {self.have + got} bytes while being read")
         self.have = target
@@ -515,7 +515,7 @@ def _open_checked(path: Path) -> tuple[int, int]:
     except NotRegularFileError as exc:
         raise GGUFError(path, f"{exc.strerror}") from None
     except OSError as exc:
-        raise GGUFError(path, f"cannot read: {exc.strerror or exc}") from None
+        raise GGUFError(path, f"cannot read: {exc.strerror or exc}", transient=True) from None
     if info.st_size == 0:
         os.close(fd)
         raise GGUFError(path, "empty file (0 bytes)")
@@ -556,7 +556,7 @@ def read_raw_header(path: str | os.PathLike[str]) -> RawHeader:
             with memoryview(buf) as whole, whole[:first] as view:
                 have = pread_into(fd, view, 0)
         except OSError as exc:
-            raise GGUFError(file_path, f"cannot read: {exc.strerror or exc}") from None
+            raise GGUFError(file_path, f"cannot read: {exc.strerror or exc}", transient=True) from None
         version, endian = _check_preamble(file_path, bytes(buf[: min(have, 8)]), size)
         parser = _Parser(file_path, fd, size, endian, buf, have)
         try:
@@ -586,7 +586,7 @@ def quick_check(path: str | os.PathLike[str]) -> None:
     try:
         head = os.pread(fd, _FIXED_HEADER_SIZE, 0)
     except OSError as exc:
-        raise GGUFError(file_path, f"cannot read: {exc.strerror or exc}") from None
+        raise GGUFError(file_path, f"cannot read: {exc.strerror or exc}", transient=True) from None
     finally:
         os.close(fd)
     if len(head) < _FIXED_HEADER_SIZE <= size:

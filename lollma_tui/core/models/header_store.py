@@ -228,6 +228,8 @@ def load_store(path: Path) -> StoredHeaders:
         except (ValueError, TypeError) as error:  # one bad entry costs one re-read
             dropped.append((key, str(error)))
             continue
+        if isinstance(result, GGUFError) and result.reason.startswith("cannot read:"):
+            continue  # a refused read, stored by an older version: the file may be readable now
         if isinstance(result, GGUFError):
             result = GGUFError(Path(key), result.reason)
         entries[key] = (identity, result)

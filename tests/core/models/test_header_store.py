@@ -140,3 +140,42 @@ def test_an_unwritable_store_costs_only_the_head_start(folder: Path, tmp_path: P
     catalog = scan_models([folder], cache=cache)
     cache.save()  # no exception
     assert {g.name for g in catalog.groups} == {"Small", "Windowed", "Split"}
+
+
+def test_a_read_the_system_refused_is_not_remembered(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file unreadable once (permissions, a mount not up yet) stayed "cannot read: Permission
+    # denied" after chmod, across restarts: a chmod changes none of size, mtime and inode.
+    store = tmp_path / "headers.json"
+    refused = folder / "small-f16.gguf"
+    real_open = os.open
+
+    def open_refusing(path: Any, *args: Any, **kwargs: Any) -> int:
+        if Path(path) == refused:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "open", open_refusing)
+        cache = HeaderCache(store)
+        first = scan_models([folder], cache=cache)
+        cache.save()
+    assert ("small-f16.gguf", "cannot read: Permission denied") in summary(first)[1]
+    again = HeaderCache(store)
+    assert "Small" in {g.name for g in scan_models([folder], cache=again).groups}
+    again.save()
+
+    # A store an older version wrote with such a failure in it is not believed either.
+    document = json.loads(store.read_text())
+    entry = document["entries"][os.path.realpath(refused)]
+    document["entries"][os.path.realpath(refused)] = {
+        "id": entry["id"],
+        "error": "cannot read: Permission denied",
+    }
+    store.write_text(json.dumps(document))
+    assert "Small" in {g.name for g in scan_models([folder], cache=HeaderCache(store)).groups}
+    # An answer about the file's content is still remembered.
+    document["entries"][os.path.realpath(refused)]["error"] = "not a GGUF file"
+    store.write_text(json.dumps(document))
+    assert "Small" not in {g.name for g in scan_models([folder], cache=HeaderCache(store)).groups}
