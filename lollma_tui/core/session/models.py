@@ -123,6 +123,8 @@ def settings_for_quant(settings: LoadSettings, quant: str, catalog: Catalog) -> 
             f"{_short(settings.model)} is not in {where}, so its other quantizations are unknown"
         )
     group, current = found
+    if current.quant == wanted:
+        return settings  # another copy of this quant (in another folder) is no change
     variant = group.variant(wanted)
     if variant is None:
         have = ", ".join(group.quants)
@@ -182,8 +184,19 @@ def resolve_model(query: str, catalog: Catalog, *, prefer_quant: str | None = No
     chosen = next((v for v in variants if v.quant == preferred), None)
     if chosen is None:
         chosen = min(variants, key=lambda v: v.size_bytes)
-    others = ", ".join(v.quant for v in variants if v is not chosen)
-    return ModelChoice(chosen.ref, group, chosen, f"{group.name}: took {chosen.quant} (also: {others})")
+    # Copies in one quant are told apart by their folders: "took Q4_1 (also: Q4_1)" said nothing.
+    copied = sum(v.quant == chosen.quant for v in variants) > 1
+    others = ", ".join(
+        _variant_name(v, copied and v.quant == chosen.quant) for v in variants if v is not chosen
+    )
+    took = _variant_name(chosen, copied)
+    return ModelChoice(chosen.ref, group, chosen, f"{group.name}: took {took} (also: {others})")
+
+
+def _variant_name(variant: ModelVariant, where: bool) -> str:
+    if not where:
+        return variant.quant
+    return f"{variant.quant} in {Path(variant.ref).parent}" if looks_like_path(variant.ref) else variant.ref
 
 
 def _variant_words(variant: ModelVariant) -> str:

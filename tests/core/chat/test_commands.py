@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -332,6 +333,23 @@ def test_quant_switches_the_gguf_file(tiny_gguf: Path, tmp_path: Path) -> None:
     catalog = build_catalog([tiny_gguf, q8])
     state = CommandState(LoadSettings(model=str(tiny_gguf)), SamplingSettings(), catalog=catalog)
     assert run("/quant Q8_0", state).load.model == str(q8)
+
+
+def test_a_copy_of_the_same_quant_elsewhere_is_no_change_and_is_named_by_its_folder(
+    tiny_gguf: Path, tmp_path: Path
+) -> None:
+    # `/quant F16` while on F16 loaded the other folder's copy, and `/model tiny` said
+    # "took F16 (also: F16)".
+    (tmp_path / "copy").mkdir()
+    copy = tmp_path / "copy" / tiny_gguf.name
+    shutil.copy(tiny_gguf, copy)
+    catalog = build_catalog([tiny_gguf, copy])
+    state = CommandState(LoadSettings(model=str(tiny_gguf)), SamplingSettings(), catalog=catalog)
+    assert run("/quant F16", state).changed == ()
+    state = CommandState(LoadSettings(model=str(copy)), SamplingSettings(), catalog=catalog)
+    assert run("/quant f16", state).changed == ()
+    note = run("/model tiny-llama", CommandState(GGUF, SamplingSettings(), catalog=catalog)).message
+    assert f"took F16 in {tiny_gguf.parent} (also: F16 in {copy.parent})" in note
 
 
 def test_model_resolves_part_of_a_name() -> None:
