@@ -211,6 +211,7 @@ def _model_named(spec: str) -> tuple[Path, str]:
     from lollma_tui.core.session.models import (
         ModelChoiceError,
         NoModelMatchError,
+        SkippedModelError,
         resolve_model as choose_model,
     )
 
@@ -221,6 +222,8 @@ def _model_named(spec: str) -> tuple[Path, str]:
     try:
         choice = choose_model(spec, catalog)
         return Path(choice.ref), choice.note
+    except SkippedModelError as error:
+        raise CliError(str(error)) from None
     except NoModelMatchError:
         folders = ", ".join(str(f) for f in models_folders())
         raise CliError(

@@ -34,6 +34,10 @@ class NoModelMatchError(ModelChoiceError):
     """Nothing in the catalog matches the name at all (a server may still know it: Ollama pulls)."""
 
 
+class SkippedModelError(NoModelMatchError):
+    """Only files the scan left out match the name: the message says why each is no model."""
+
+
 @dataclass(frozen=True, slots=True)
 class ModelChoice:
     ref: str
@@ -166,6 +170,10 @@ def resolve_model(query: str, catalog: Catalog, *, prefer_quant: str | None = No
         if group_hit or hits:
             by_group[index] = hits or list(group.variants)
     if not by_group:
+        skipped = _skipped_files(needle, catalog)
+        if skipped:
+            # The file is there: "no model matches" sent the user looking for it.
+            raise SkippedModelError(f"{text!r} is no model that can be loaded: {skipped}")
         known = ", ".join(g.name for g in catalog.groups[:_LISTED]) or "none found"
         more = "…" if len(catalog.groups) > _LISTED else ""
         raise NoModelMatchError(f"no model matches {text!r} (models: {known}{more})")
@@ -197,6 +205,16 @@ def _variant_name(variant: ModelVariant, where: bool) -> str:
     if not where:
         return variant.quant
     return f"{variant.quant} in {Path(variant.ref).parent}" if looks_like_path(variant.ref) else variant.ref
+
+
+def _skipped_files(needle: str, catalog: Catalog) -> str:
+    """Why the files named like `needle` that the scan left out are no models, if any are."""
+    reasons = [f"{u.path} ({u.reason})" for u in catalog.unreadable if needle in u.path.name.lower()]
+    reasons += [
+        f"{p} (a vision projector, not a chat model)" for p in catalog.projectors if needle in p.name.lower()
+    ]
+    shown = "; ".join(reasons[:_LISTED])
+    return shown + ("…" if len(reasons) > _LISTED else "")
 
 
 def _variant_words(variant: ModelVariant) -> str:

@@ -31,7 +31,7 @@ from lollma_tui.core.chat.setting_commands import (
     describe_settings,
     set_value,
 )
-from lollma_tui.core.models.catalog import build_catalog
+from lollma_tui.core.models.catalog import build_catalog, scan_models
 from lollma_tui.core.models.ollama_tags import group_ollama_models
 from lollma_tui.core.session.reload import LOAD_FIELDS
 from lollma_tui.core.settings import AUTO, BackendKind, LoadSettings, SamplingSettings
@@ -350,6 +350,21 @@ def test_a_copy_of_the_same_quant_elsewhere_is_no_change_and_is_named_by_its_fol
     assert run("/quant f16", state).changed == ()
     note = run("/model tiny-llama", CommandState(GGUF, SamplingSettings(), catalog=catalog)).message
     assert f"took F16 in {tiny_gguf.parent} (also: F16 in {copy.parent})" in note
+
+
+def test_a_file_the_scan_left_out_is_named_with_its_reason(tiny_gguf: Path, tmp_path: Path) -> None:
+    # "no model matches 'halfway'", with the half-downloaded file right there in the folder.
+    shutil.copy(tiny_gguf, tmp_path / "good-F16.gguf")
+    (tmp_path / "halfway-Q8_0.gguf").write_bytes(tiny_gguf.read_bytes()[:5000])
+    catalog = scan_models([tmp_path])
+    state = CommandState(GGUF, SamplingSettings(), catalog=catalog)
+    with pytest.raises(
+        CommandError, match=r"'halfway' is no model that can be loaded: .*halfway-Q8_0\.gguf \("
+    ) as caught:
+        run("/model halfway", state)
+    assert str(tmp_path) in str(caught.value)
+    with pytest.raises(CommandError, match="no model matches 'elsewhere'"):
+        run("/model elsewhere", state)
 
 
 def test_model_resolves_part_of_a_name() -> None:
