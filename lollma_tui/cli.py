@@ -193,12 +193,16 @@ def _one_model(files: list[Path], where: Path) -> Path:
     if catalog.unreadable:
         bad = catalog.unreadable[0]
         raise CliError(f"{bad.path}: {bad.reason}")
+    if catalog.projectors:
+        raise CliError(f"{catalog.projectors[0]}: a vision projector (mmproj), not a chat model")
     raise CliError(f"no .gguf files in {where}")
 
 
 def _only_model_in(folder: Path) -> Path:
+    # scandir, not glob: glob takes a folder it may not read for an empty one.
     try:
-        files = sorted(folder.glob("*.gguf"))
+        with os.scandir(folder) as entries:
+            files = sorted(Path(e.path) for e in entries if e.name.lower().endswith(".gguf"))
     except OSError as error:
         raise CliError(f"cannot read {folder}: {error.strerror or error}") from None
     return _one_model(files, folder)

@@ -93,6 +93,17 @@ def test_model_and_file_names_in_an_error_cannot_reach_the_terminal(tmp_path: Pa
     assert "\x1b" not in result.stderr and "\x07" not in result.stderr
 
 
+def test_a_vision_projector_named_on_the_command_line_is_said_to_be_one(tmp_path: Path) -> None:
+    # "no .gguf files in …/mmproj-tiny-f16.gguf", naming the .gguf file itself.
+    from gguf_model_writer import ModelSpec, write_model
+
+    folder = tmp_path / "vision"
+    folder.mkdir()
+    (projector,) = write_model(folder / "mmproj-tiny-f16.gguf", ModelSpec(arch="clip"))
+    for named in (projector, folder):
+        assert_one_line_error(run("--model", str(named)), "mmproj-tiny-f16.gguf: a vision projector (mmproj)")
+
+
 def test_a_bad_flag_value_is_one_line_naming_the_setting(tiny_gguf: Path) -> None:
     assert_one_line_error(run("--model", str(tiny_gguf), "--temp", "hot"), "temperature must be a number")
     assert_one_line_error(run("--model", str(tiny_gguf), "--seed", "x"), "seed must be a whole number")
