@@ -21,6 +21,7 @@ from lollma_tui.core.models.gguf_header import (
     GGUFHeader,
     merge_split_headers,
     read_gguf_header,
+    split_parts,
 )
 from lollma_tui.core.models.quant_types import FILE_TYPE_IDS, GGML_TYPE_IDS, normalize_quant
 
@@ -303,6 +304,18 @@ def scan_models(
             known.add(key)
             files.append(path)
     return build_catalog(files, cache=cache)
+
+
+def load_problem(path: Path, cache: HeaderCache | None = None) -> str | None:
+    """Why the GGUF at `path` is no chat model that can be loaded (a projector, an adapter, a
+    split model with a part missing or damaged), or None. Asked before the model in use is
+    unloaded for it: llama.cpp's own refusal came after, and the old model loaded again."""
+    catalog = build_catalog(split_parts(path), cache=cache)
+    if catalog.groups:
+        return None
+    if catalog.unreadable:
+        return catalog.unreadable[0].reason
+    return "a vision projector (mmproj), not a chat model" if catalog.projectors else None
 
 
 def build_catalog(files: Iterable[Path], *, cache: HeaderCache | None = None) -> Catalog:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lollma_tui.core.models.catalog import Catalog, ModelGroup, ModelVariant
+from lollma_tui.core.models.gguf_header import split_parts
 from lollma_tui.core.models.ollama_tags import group_ollama_models
 from lollma_tui.core.models.quant_types import normalize_quant
 from lollma_tui.core.paths import is_dir, is_file, user_path
@@ -159,8 +160,8 @@ def resolve_model(query: str, catalog: Catalog, *, prefer_quant: str | None = No
     if looks_like_path(text) and is_file(user_path(text)):
         # Any file named by its path: an Ollama blob is a GGUF without the suffix, and the load
         # reads the header and says what is wrong with one that is not. Absolute: the worker
-        # that loads it runs in another folder.
-        return ModelChoice(str(user_path(text).absolute()), None, None)
+        # that loads it runs in another folder. A split model loads from its first part.
+        return ModelChoice(str(split_parts(user_path(text).absolute())[0]), None, None)
 
     needle = text.lower()
     by_group: dict[int, list[ModelVariant]] = {}

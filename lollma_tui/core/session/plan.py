@@ -15,7 +15,7 @@ from pathlib import Path
 from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import LoadedModel
 from lollma_tui.core.backends.describe import model_label
-from lollma_tui.core.models.catalog import HeaderCache
+from lollma_tui.core.models.catalog import HeaderCache, load_problem
 from lollma_tui.core.models.fit import (
     FitParams,
     FitStatus,
@@ -244,8 +244,10 @@ def read_header(headers: HeaderCache, model: str) -> GGUFHeader | GGUFError:
     """The model file's header (cached), or why it cannot be read."""
     path = user_path(model)
     try:
-        return headers.read(path)
+        header = headers.read(path)
     except GGUFError as error:
         return error
     except OSError as error:
         return GGUFError(path, f"cannot read: {error.strerror or error}")
+    problem = load_problem(path, headers)
+    return header if problem is None else GGUFError(path, problem)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from gguf import LlamaFileType
 from gguf_factory import TinyModelSpec, write_tiny_gguf
+from gguf_model_writer import ModelSpec, write_model
 
 from lollma_tui.core.backends.base import LoadedModel
 from lollma_tui.core.chat.commands import (
@@ -403,6 +404,11 @@ def test_model_takes_a_gguf_path(tiny_gguf: Path, tmp_path: Path) -> None:
         run("/model ~nosuchuser/x.gguf")
     with pytest.raises(CommandError, match=r"^no file at /tmp/aaaa"):
         run("/model /tmp/" + "a" * 300 + ".gguf")
+    # Any part of a split model outside the model folders loads it from its first part (the
+    # second made llama.cpp say "illegal split file idx").
+    (tmp_path / "split").mkdir()
+    parts = write_model(tmp_path / "split" / "parted.gguf", ModelSpec(name="Parted", split_max_tensors=6))
+    assert run(f"/model {parts[1]}").load.model == str(parts[0])
     gguf = build_catalog([tiny_gguf])
     with pytest.raises(CommandError, match=f"^{re.escape('no file at /nowhere/missing.gguf')}$"):
         run(

@@ -301,6 +301,33 @@ async def test_refused_when_ram_is_short_and_the_old_model_stays(
     assert any(note.startswith("loaded anyway (forced): does not fit") for note in forced.notes)
 
 
+async def test_a_projector_or_an_incomplete_split_model_is_refused_before_the_model_in_use_goes(
+    make_session: MakeSession, llama_only: Factory, tiny_f16: Path, tmp_path: Path
+) -> None:
+    # The worker was stopped, llama.cpp refused the file ("CLIP cannot be used as main model",
+    # "failed to load GGUF split"), and the old model loaded again.
+    from gguf_model_writer import ModelSpec, write_model
+
+    session = make_session(llama_only, LoadSettings(model=str(tiny_f16), n_ctx=512))
+    await session.load()
+    (pid,) = session.process_ids()
+    (projector,) = write_model(tmp_path / "mmproj-tiny-f16.gguf", ModelSpec(arch="clip"))
+    parts = write_model(tmp_path / "halfsplit.gguf", ModelSpec(name="Half", split_max_tensors=6))
+    assert len(parts) >= 3
+    parts[-1].unlink()
+    for target, why in (
+        (projector, "a vision projector (mmproj), not a chat model"),
+        (parts[0], f"part {len(parts)} of {len(parts)}: "),
+    ):
+        phases = Phases()
+        result = await session.swap(session.settings.with_changes(model=str(target)), progress=phases)
+        assert not result.ok and why in result.message, result.message
+        assert phases.names == ["estimating", "done"]
+        assert session.process_ids() == (pid,)
+    text, _ = await ask(session)
+    assert text
+
+
 async def test_closing_during_a_long_swap_ends_it_and_loads_nothing_back(
     make_session: MakeSession, tmp_path: Path, tiny_f16: Path
 ) -> None:
