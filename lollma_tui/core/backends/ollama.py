@@ -357,7 +357,7 @@ class OllamaBackend(ServerBackendState):
                         first_s=first_at,
                         last_s=last_at,
                     )
-                    self._cache.forget()  # the runner stopped midway; its cache is unknown
+                    self._cache.lose_track()  # the runner stopped midway
                     yield ReplyDone("cancelled", stats)
                     return
                 if isinstance(item, _Failure | _Finished):
@@ -418,7 +418,7 @@ class OllamaBackend(ServerBackendState):
             error = translate(
                 item.error, base_url=self.base_url, operation="chat", model=name, timeout_s=self.timeout_s
             )
-        self._cache.forget()
+        self._cache.lose_track()
         plain_rejection = type(error) is BackendError
         self._set_status(BackendState.READY if plain_rejection else BackendState.FAILED, str(error))
         return error

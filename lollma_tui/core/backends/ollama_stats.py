@@ -75,13 +75,24 @@ class PromptCacheTracker:
         self._with_reply: Transcript | None = None
         self._prompt_tokens = 0
         self._total_tokens = 0
+        self._unsure = False
 
     def forget(self) -> None:
         """The runner was (re)loaded or unloaded: nothing is cached any more."""
         self._prompt, self._with_reply = (), None
         self._prompt_tokens = self._total_tokens = 0
+        self._unsure = False
 
-    def cached_tokens(self, transcript: Transcript, prompt_tokens: int) -> int:
+    def lose_track(self) -> None:
+        """A request was stopped or failed midway: the runner keeps some of it (the prompt it
+        read, part of a reply), how much is unknown, until the next reply that ends."""
+        self.forget()
+        self._unsure = True
+
+    def cached_tokens(self, transcript: Transcript, prompt_tokens: int) -> int | None:
+        """How many of the prompt's tokens the runner reused; None when that is unknown."""
+        if self._unsure:
+            return None
         if not self._prompt or prompt_tokens <= 1:
             return 0
         reused = 0
@@ -100,6 +111,7 @@ class PromptCacheTracker:
         self._with_reply = None if thought else (*transcript, ("assistant", reply))
         self._prompt_tokens = prompt_tokens
         self._total_tokens = prompt_tokens + gen_tokens
+        self._unsure = False
 
 
 def _extends(transcript: Transcript, prefix: Transcript) -> bool:
@@ -112,12 +124,14 @@ def reply_stats(
     *,
     ttft_s: float | None,
     total_s: float,
-    cached_tokens: int,
+    cached_tokens: int | None,
 ) -> ReplyStats:
+    """The reply's figures; with `cached_tokens` unknown, so are the prompt's speed and how
+    much of it was read (a prompt speed over all of its tokens would be far too high)."""
     prompt_tokens = final.prompt_eval_count
     evaluated: int | None = None
     prompt_tps: float | None = None
-    if prompt_tokens:
+    if prompt_tokens and cached_tokens is not None:
         evaluated = max(prompt_tokens - cached_tokens, 1)
         if final.prompt_eval_duration_ns:
             prompt_tps = evaluated / (final.prompt_eval_duration_ns / 1e9)

@@ -240,6 +240,31 @@ async def test_prompt_served_from_cache_is_marked(
     assert not done.stats.prompt_cached
 
 
+async def test_after_a_failed_reply_the_prompt_speed_is_unknown_not_inflated(
+    backend: OllamaBackend, ollama_server: OllamaTestServer
+) -> None:
+    # The runner kept its cache through a failed (or stopped) request, the estimate was
+    # dropped, and the next prompt's tokens were all divided by the time of the new ones alone:
+    # "47 tok @ 2938 tok/s" on a server reading 500, and not marked cached.
+    await backend.load(ollama_settings(Q4))
+    first = user("Tell me about layers.")
+    text, _, _ = await collect(backend.stream_chat(first, SamplingSettings()))
+    follow_up = [*first, ChatMessage("assistant", text), ChatMessage("user", "And caches?")]
+    ollama_server.fail_stream("server busy", after=0)
+    with pytest.raises(BackendError):
+        await collect(backend.stream_chat(follow_up, SamplingSettings()))
+    ollama_server.clear_faults()
+    text, _, done = await collect(backend.stream_chat(follow_up, SamplingSettings()))
+    assert ollama_server.generations[-1].cached_tokens  # the runner did reuse its cache
+    assert done.stats.prompt_tps is None and done.stats.prompt_tokens_evaluated is None
+    assert done.stats.prompt_tokens == ollama_server.generations[-1].prompt_eval_count
+    # The next reply that ends puts the estimate back on its feet.
+    again = [*follow_up, ChatMessage("assistant", text), ChatMessage("user", "More?")]
+    _, _, done = await collect(backend.stream_chat(again, SamplingSettings()))
+    server_view = ollama_server.generations[-1]
+    assert done.stats.prompt_tokens_evaluated == server_view.prompt_eval_count - server_view.cached_tokens
+
+
 async def test_cancel_mid_stream_reaches_the_server(
     backend: OllamaBackend, ollama_server: OllamaTestServer
 ) -> None:
