@@ -194,6 +194,20 @@ async def test_server_down_at_start_then_up_connects_and_chats(dead_ollama_host:
             assert [m.content for m in main.conversation.history()] == ["hello?", "I am here now."]
 
 
+async def test_another_server_on_the_ollama_port_is_not_called_unreachable() -> None:
+    # llama-server (or a proxy, a web page) on that port answers 404: "Ollama is not reachable
+    # — is `ollama serve` running?" sent the user to check a server that was running.
+    from openai_server import OpenAITestServer
+
+    with OpenAITestServer() as other:
+        app = ollama_app(f"127.0.0.1:{other.port}")
+        async with app.run_test(size=(100, 32)) as pilot:
+            await wait_until(pilot, lambda: any("/api/version" in n for n in notices(app)))
+            said = next(n for n in notices(app) if "/api/version" in n)
+            assert f"127.0.0.1:{other.port} answered 404 to /api/version — is it an Ollama server?" in said
+            assert "not reachable" not in said
+
+
 async def test_a_setting_changed_while_the_server_is_down_is_the_one_loaded(dead_ollama_host: str) -> None:
     app = ollama_app(dead_ollama_host)
     main = app.chat_screen

@@ -508,10 +508,13 @@ class OllamaBackend(ServerBackendState):
             )
         return self._http
 
-    async def version(self) -> str:
-        """The server's version (/api/version)."""
+    async def version(self, *, timeout_s: float | None = None) -> str:
+        """The server's version (/api/version); BackendUnavailableError says why there is none:
+        nothing answers, or what answers is no Ollama server (another server on that port)."""
         try:
-            response = await self._http_client().get("/api/version")
+            response = await self._http_client().get(
+                "/api/version", timeout=self._timeout if timeout_s is None else timeout_s
+            )
             response.raise_for_status()
             return str(response.json()["version"])
         except httpx.HTTPStatusError as error:
@@ -527,8 +530,6 @@ class OllamaBackend(ServerBackendState):
     async def ping(self) -> str | None:
         """The server's version if it answers within a couple of seconds, else None."""
         try:
-            response = await self._http_client().get("/api/version", timeout=PING_TIMEOUT_S)
-            response.raise_for_status()
-            return str(response.json()["version"])
-        except (httpx.HTTPError, ValueError, KeyError, TypeError, RecursionError):
+            return await self.version(timeout_s=PING_TIMEOUT_S)
+        except BackendError:
             return None

@@ -400,10 +400,16 @@ class ModelController:
         backend = self.ollama()
         if backend is None:
             return settings
+        from lollma_tui.core.backends.ollama import PING_TIMEOUT_S
+
         delay = FIRST_RETRY_S
-        while (version := await backend.ping()) is None:
-            message = f"Ollama is not reachable at {backend.base_url} — is `ollama serve` running?"
-            delay = await self._retry_after(message, delay)
+        while True:
+            try:
+                version = await backend.version(timeout_s=PING_TIMEOUT_S)
+                break
+            except BackendError as error:
+                # Not only "not reachable": another server on that port answers, and says so.
+                delay = await self._retry_after(str(error), delay)
         self._notice(f"Connected to Ollama {version} at {backend.base_url}.")
         if settings.model:
             return settings
