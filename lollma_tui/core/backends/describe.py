@@ -112,8 +112,9 @@ def format_loaded(model: LoadedModel) -> str:
         # llama.cpp rounds the context up (to a multiple of 256): without this the user who
         # asked for 100 reads 256 and wonders whether the setting was taken.
         context += f" (asked {model.settings.n_ctx})"
+    quant = f" ({model.quant})" if model.quant else ""  # a server that does not say it: no "()"
     return (
-        f"{model.name} ({model.quant}) loaded in {seconds(model.load_s)} · "
+        f"{model.name}{quant} loaded in {seconds(model.load_s)} · "
         f"{format_gpu_layers(model.n_gpu_layers, model.n_layers)} · {context}"
         + (
             " · CPU-only llama.cpp build"

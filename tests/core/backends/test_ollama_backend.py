@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import subprocess
 import sys
@@ -438,6 +439,8 @@ async def test_a_model_ollama_keeps_on_the_cpu_is_not_blamed_on_a_llama_cpp_buil
     assert loaded.placement == "100% CPU"
     assert loaded.gpu_offload_supported
     assert "llama.cpp" not in format_loaded(loaded)
+    # A model whose quantization the server does not say: "nofamily:x () loaded in …".
+    assert format_loaded(dataclasses.replace(loaded, quant="")).startswith(f"{loaded.name} loaded in ")
 
 
 async def test_process_ids_finds_the_local_server(backend: OllamaBackend) -> None:
