@@ -5,10 +5,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 from chat_app_support import notices, send
-from ollama_server import OllamaTestServer
+from ollama_server import TINYLLAMA_Q4, OllamaTestServer
 from ollama_server.engines import Script
 from pilot_support import ollama_app, opened_drawer, wait_until
 from textual.pilot import Pilot
@@ -206,6 +207,18 @@ async def test_another_server_on_the_ollama_port_is_not_called_unreachable() -> 
             said = next(n for n in notices(app) if "/api/version" in n)
             assert f"127.0.0.1:{other.port} answered 404 to /api/version — is it an Ollama server?" in said
             assert "not reachable" not in said
+
+
+async def test_a_server_with_many_models_and_none_chosen_names_a_few(ollama_server: OllamaTestServer) -> None:
+    # Fifty models' names filled the chat (18 lines), where other lists stop at a few.
+    for n in range(12):
+        ollama_server.install(replace(TINYLLAMA_Q4, name=f"extra-{n:02d}:1b", weights_digest=f"{n:064x}"))
+    app = ollama_app(ollama_server.host, model="")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: any("Models on this server" in n for n in notices(app)))
+        said = next(n for n in notices(app) if "Models on this server" in n)
+    names = sorted(ollama_server.installed_names())
+    assert said.startswith(f"Models on this server: {', '.join(names[:8])} (+{len(names) - 8} more;")
 
 
 async def test_a_setting_changed_while_the_server_is_down_is_the_one_loaded(dead_ollama_host: str) -> None:

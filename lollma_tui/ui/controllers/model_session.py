@@ -55,6 +55,10 @@ FIRST_RETRY_S = 1.0
 ChatModel = Callable[[BackendKind, "str | None"], Awaitable["str | None"]]
 
 
+LISTED_MODELS = 8
+"""How many of a server's models the chat names when none was chosen."""
+
+
 class ModelController:
     """Owns the active backend through a `ModelSession`; every load and swap goes through it."""
 
@@ -430,8 +434,15 @@ class ModelController:
         if not models:
             self._notice("This Ollama server has no models yet: /pull llama3.2:1b downloads one.", "warning")
         else:
-            names = ", ".join(m.name for m in models)
-            self._notice(f"Models on this server: {names}. Choose one with /model NAME.")
+            # A server with fifty models filled the chat with their names.
+            names = sorted(m.name for m in models)
+            shown = ", ".join(names[:LISTED_MODELS])
+            more = (
+                f" (+{len(names) - LISTED_MODELS} more; Tab completes /model)"
+                if len(names) > LISTED_MODELS
+                else ""
+            )
+            self._notice(f"Models on this server: {shown}{more}. Choose one with /model NAME.")
         self._status(BackendStatus(BackendState.UNLOADED, "No model chosen"))
         return None
 
