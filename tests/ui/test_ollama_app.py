@@ -426,6 +426,25 @@ async def test_choosing_a_backend_again_in_the_drawer_drafts_the_model_last_used
         assert drawer.draft_load.model == used
 
 
+async def test_the_drawer_lists_a_model_pulled_since_the_app_asked(ollama_server: OllamaTestServer) -> None:
+    # `ollama pull` in another terminal: F2's model list (and Tab) lacked it until a swap.
+    app = ollama_app(ollama_server.host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        await wait_until(pilot, lambda: BackendKind.OLLAMA in main.catalog.catalogs)
+        ollama_server.install(replace(TINYLLAMA_Q4, name="freshly-pulled:1b", weights_digest="f" * 64))
+        drawer = await opened_drawer(pilot, main)
+
+        def listed() -> set[str]:
+            catalog = drawer.catalogs.get(BackendKind.OLLAMA)
+            return {tag for g in catalog.groups for v in g.variants for tag in v.tags} if catalog else set()
+
+        await wait_until(
+            pilot, lambda: "freshly-pulled:1b" in listed(), explain=lambda: str(sorted(listed()))
+        )
+
+
 async def test_keep_on_ollama_writes_the_backend_and_tag_and_says_the_address_is_not_kept(
     ollama_server: OllamaTestServer,
 ) -> None:

@@ -64,6 +64,10 @@ class ChatDrawer:
             # GGUFs made or downloaded since the last scan (`lollma-tui quantize` in another
             # terminal): the lists follow when the scan ends, the drawer does not wait for it.
             screen.catalog.scan()
+        else:
+            # A model pulled or removed since (`ollama pull` in another terminal): the server
+            # is asked again, as another backend's is when it is chosen in the drawer.
+            screen.catalog.refresh()
 
     def closed(self) -> None:
         screen = self._screen
