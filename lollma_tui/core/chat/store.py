@@ -229,6 +229,10 @@ class ChatStore:
             raise ConversationInUseError("it is open in another lollma-tui; close it there first")
         with self._write() as conn:
             # Messages go by the conversation key's cascade (the FTS triggers fire for each).
+            # Unchained first: each message's own cascade to its replies would go one trigger
+            # level deeper per message, and SQLite stops at 1,000 ("too many levels of trigger
+            # recursion"), so a chat of 500 exchanges could never be deleted.
+            conn.execute("UPDATE messages SET parent_id = NULL WHERE conversation_id = ?", (conversation_id,))
             cursor = conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
             if cursor.rowcount == 0:
                 raise NotFoundError(f"no conversation {conversation_id}")

@@ -142,6 +142,19 @@ def test_delete_cascades_to_messages_and_branches(store: ChatStore, db_path: Pat
         store.delete_conversation(doomed.id)
 
 
+def test_a_chat_of_a_thousand_messages_and_more_can_be_deleted(store: ChatStore, db_path: Path) -> None:
+    # "too many levels of trigger recursion": each message's cascade to its reply went one
+    # trigger level deeper, and SQLite stops at 1,000.
+    long = store.new_conversation()
+    _fill(store, long.id, 600)
+    assert raw_rows(db_path, "SELECT count(*) FROM messages") == [(1200,)]
+    assert store.search("answer")  # indexed, and so to be taken out of the index too
+    store.delete_conversation(long.id)
+    assert raw_rows(db_path, "SELECT count(*) FROM messages") == [(0,)]
+    assert store.search("answer") == []
+    assert raw_rows(db_path, "PRAGMA integrity_check") == [("ok",)]
+
+
 def test_resolve_id_by_prefix(store: ChatStore) -> None:
     a = store.create_conversation(Conversation(id="abc123" + "0" * 26))
     b = store.create_conversation(Conversation(id="abd456" + "0" * 26))
