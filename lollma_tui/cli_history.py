@@ -224,8 +224,12 @@ def _list(store: ChatStore, args: argparse.Namespace) -> int:
 
 
 def _show(store: ChatStore, args: argparse.Namespace) -> int:
+    from lollma_tui.core.chat.export import settle_streaming
+
     window = store.load(_resolve(store, args.id))
     conversation = window.conversation
+    if not store.held_elsewhere(conversation.id):
+        settle_streaming(conversation.messages)  # a crash left it "being written"
     count = len(conversation.messages)
     lines = [
         _title(conversation.title),
@@ -277,7 +281,12 @@ def _export(store: ChatStore, args: argparse.Namespace) -> int:
     conversation_id = _resolve(store, args.id)
     output: str | None = None if args.output in (None, "-") else args.output
     kind = args.format or ("json" if output is not None and output.lower().endswith(".json") else "md")
-    text = export_json(store, conversation_id) if kind == "json" else export_markdown(store, conversation_id)
+    # A reply still "being written" when no lollma-tui has the chat open is one a crash left.
+    settle = not store.held_elsewhere(conversation_id)
+    if kind == "json":
+        text = export_json(store, conversation_id, settle=settle)
+    else:
+        text = export_markdown(store, conversation_id, settle=settle)
     if output is None:
         _write_out(text)
         _flush_out()

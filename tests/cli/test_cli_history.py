@@ -198,6 +198,28 @@ def test_export_markdown_to_stdout(saved: Saved) -> None:
     assert result.stderr == ""
 
 
+def test_a_reply_a_crash_left_being_written_reads_as_incomplete(history_path: Path, tmp_path: Path) -> None:
+    # `history show` and both exports said "still being written" (JSON "streaming") of a reply
+    # whose app had been killed, with no lollma-tui running.
+    store = ChatStore.open(history_path)
+    try:
+        chat = store.create_conversation(Conversation(title="Crashed"))
+        store.add_message(chat.id, Message("user", "tell me a story"))
+        writer = store.start_reply(chat.id)
+        writer.append_delta("Once upon a")
+        writer.flush()  # and then the app was killed: no finish
+    finally:
+        store.close()
+    shown = run_cli("show", chat.id, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "incomplete (the app closed while writing)" in shown.stdout
+    assert "still being written" not in shown.stdout
+    markdown = run_cli("export", chat.id, cwd=tmp_path).stdout
+    assert "incomplete (the app closed while writing)" in markdown and "still being written" not in markdown
+    document = json.loads(run_cli("export", chat.id, "--format", "json", cwd=tmp_path).stdout)
+    assert [m["state"] for m in document["messages"]][-1] == "incomplete"
+
+
 def test_export_to_a_private_file(saved: Saved, tmp_path: Path) -> None:
     target = tmp_path / "out" / "quantum.md"
     target.parent.mkdir()

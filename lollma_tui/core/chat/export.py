@@ -48,7 +48,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -122,8 +122,20 @@ def _message_to_json(stored: StoredMessage) -> dict[str, Any]:
     } | ({"thinking": message.thinking} if message.thinking else {})
 
 
-def export_json(store: ChatStore, conversation_id: str) -> str:
-    return tree_to_json(store.message_tree(conversation_id))
+def export_json(store: ChatStore, conversation_id: str, *, settle: bool = False) -> str:
+    """The conversation with every branch as JSON; `settle`: see `settle_streaming`."""
+    tree = store.message_tree(conversation_id)
+    if settle:
+        settle_streaming(stored.message for stored in tree.messages)
+    return tree_to_json(tree)
+
+
+def settle_streaming(messages: Iterable[Message]) -> None:
+    """Replies still saved as being written by a lollma-tui that is gone (it crashed, or was
+    killed) are incomplete, as the next start marks them: for readers that do not write."""
+    for message in messages:
+        if message.state is ReplyState.STREAMING:
+            message.state = ReplyState.INCOMPLETE
 
 
 def _is_markdown_export(text: str) -> bool:
@@ -360,8 +372,13 @@ def _timestamp(record: dict[str, object], key: str, where: str) -> float:
 # -- Markdown -----------------------------------------------------------------------------------
 
 
-def export_markdown(store: ChatStore, conversation_id: str, *, exported_at: float | None = None) -> str:
-    return window_to_markdown(store.load(conversation_id), exported_at=exported_at)
+def export_markdown(
+    store: ChatStore, conversation_id: str, *, exported_at: float | None = None, settle: bool = False
+) -> str:
+    window = store.load(conversation_id)
+    if settle:
+        settle_streaming(window.conversation.messages)
+    return window_to_markdown(window, exported_at=exported_at)
 
 
 def window_to_markdown(window: ThreadWindow, *, exported_at: float | None = None) -> str:
