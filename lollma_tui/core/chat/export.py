@@ -192,13 +192,17 @@ def export_file_name(title: str, kind: str) -> str:
 
 def path_argument(text: str) -> tuple[Path, bool]:
     """A path typed after /export or /import, and whether it names a folder (it ends in a
-    separator). The quotes a terminal puts around a dropped file are not part of it.
+    separator). The quotes a terminal puts around a dropped file are not part of it, nor the
+    backslashes some put before its spaces.
 
     `~name/…` of no user raises OSError (ENOENT) rather than standing for a folder named
     `~name` here, which an export would create."""
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         text = text[1:-1]
+    elif os.sep == "/" and "\\" in text and not os.path.lexists(os.path.expanduser(text)):
+        # macOS Terminal, iTerm and kitty drop a file as `my\ notes.json`, escaped for a shell.
+        text = re.sub(r"\\(.)", r"\1", text)
     home = unknown_home(text)
     if home is not None:
         raise OSError(errno.ENOENT, f"no user named {home[1:]!r} for {home}", text)

@@ -176,6 +176,16 @@ def test_a_typed_path_that_cannot_be_looked_at_is_a_reason_not_a_crash(store: Ch
         import_json(store, Path("~nosuchuser/chat.json"))
 
 
+def test_a_dropped_file_escaped_for_a_shell_is_the_file_it_names(tmp_path: Path) -> None:
+    # macOS Terminal, iTerm and kitty drop `my\ notes.json`: "cannot read …/my\ notes.json".
+    (tmp_path / "my notes.json").write_text("{}")
+    assert path_argument(f"{tmp_path}/my\\ notes.json") == (tmp_path / "my notes.json", False)
+    assert path_argument(f"{tmp_path}/new\\ folder/") == (tmp_path / "new folder", True)
+    # A name that really holds a backslash is taken as it is.
+    (tmp_path / "odd\\name.json").write_text("{}")
+    assert path_argument(f"{tmp_path}/odd\\name.json") == (tmp_path / "odd\\name.json", False)
+
+
 def test_a_markdown_export_offered_for_import_says_which_file_to_use(
     store: ChatStore, chat_id: str, db_path: Path
 ) -> None:
