@@ -316,10 +316,35 @@ async def test_a_long_conversation_opens_with_only_its_tail_mounted(tiny_gguf: P
         before = len(chat_log.turns())
         chat_log.scroll_home(animate=False)
         await wait_until(pilot, lambda: len(chat_log.turns()) > before)
-        # Jumping to an old message mounts what it takes to show it.
+        # Jumping to an old message mounts what it takes to show it, and scrolls it into view.
         target = main.conversation.messages[10]
         await main.reveal_message(target.id)
-        assert chat_log.turn_for(target.id) is not None
+        found = chat_log.turn_for(target.id)
+        assert found is not None and found.has_class("-found")
+        await wait_until(pilot, lambda: chat_log.region.y <= found.region.y < chat_log.region.bottom)
+        assert chat_log.turns()[0].message is main.conversation.messages[8]
+
+
+async def test_a_search_hit_in_a_short_chat_leaves_what_follows_in_view(tiny_gguf: Path) -> None:
+    # Scrolled "to the top" of a log that had nothing to scroll, the turns sat below the view,
+    # and the notices shown next (/help, /rename) could not be reached.
+    conversation = Conversation(title="short one")
+    conversation.messages += [
+        Message("user", "tell me about wombats"),
+        Message("assistant", "cube droppings"),
+    ]
+    with ChatStore.open(default_store_path()) as store:
+        store.create_conversation(conversation)
+    app = make_app(tiny_gguf)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await main.reveal_message(main.conversation.messages[0].id)
+        await pilot.pause(0.3)
+        notice = await main.chat_log.add_notice("shown after the jump")
+        await pilot.pause(0.3)
+        log = main.chat_log
+        assert log.region.y <= notice.region.y < log.region.bottom, (notice.region, log.region)
 
 
 async def test_choosing_the_chat_on_screen_while_it_streams_leaves_the_reply_writing(

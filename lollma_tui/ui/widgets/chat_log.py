@@ -325,6 +325,21 @@ class ChatLog(VerticalScroll):
         if isinstance(turn, ReplyTurn | HistoryTurn):
             turn.mark_version(shown, count)
 
+    def show_found(self, message_id: str) -> None:
+        """Mark the turn of `message_id` (a search hit) and scroll it to the top, if it is here."""
+        turn = self.turn_for(message_id)
+        if turn is not None:
+            turn.add_class("-found")
+            self.call_after_refresh(self._scroll_to_top_of, turn)
+
+    def _scroll_to_top_of(self, turn: Turn) -> None:
+        if self.max_scroll_y <= 0:
+            # All of it fits: "scrolled to the top" of a log that cannot scroll, the turns sat
+            # below the view, and what was shown next (a notice, /help) could not be reached.
+            return
+        self.release_anchor()
+        turn.scroll_visible(top=True, animate=False)
+
     def turn_for(self, message_id: str) -> Turn | None:
         for turn in self.query(".turn"):
             if isinstance(turn, Turn) and turn.message.id == message_id:
