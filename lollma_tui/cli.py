@@ -249,7 +249,15 @@ def check_model_file(path: Path) -> None:
 
 def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) -> StartupOptions:
     """What the app starts with: the settings' defaults, then the config file, then the flags."""
-    from lollma_tui.core.models.demo import DEFAULT_DEMO, DEMOS, INSTALL_HINT, demo_installed, demo_model_path
+    from lollma_tui.core.models.demo import (
+        DEFAULT_DEMO,
+        DEMOS,
+        INSTALL_HINT,
+        demo_for,
+        demo_installed,
+        demo_model_path,
+    )
+    from lollma_tui.core.paths import user_path
     from lollma_tui.core.settings import (
         AUTO,
         BackendKind,
@@ -279,8 +287,15 @@ def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) 
         raise CliError(str(error)) from None
     backend = asked or chosen.get("backend", BackendKind.LLAMA_CPP)
     model_spec = args.model if args.model is not None else chosen.get("model")
-    demo = backend == BackendKind.LLAMA_CPP and not model_spec
     demo_model = DEMOS[args.demo] if args.demo else DEFAULT_DEMO
+    kept_demo = (
+        demo_for(str(user_path(model_spec))) if backend == BackendKind.LLAMA_CPP and model_spec else None
+    )
+    if kept_demo is not None:
+        # /keep on the Gemma demo wrote its file, assembled in the cache: a cleared cache made
+        # the start fail. It is that demo, put together again where it is missing.
+        model_spec, demo_model = None, kept_demo
+    demo = backend == BackendKind.LLAMA_CPP and not model_spec
     if args.demo and not demo:
         raise CliError("--demo picks the model when no --model is given (llama.cpp backend only)")
     model_note = ""

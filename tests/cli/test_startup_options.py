@@ -121,6 +121,27 @@ def test_a_missing_model_named_by_the_config_file_says_where_it_was_named(tmp_pa
         options_for("--model", str(tmp_path / "gone.gguf"), config=config)
 
 
+def test_a_kept_demo_whose_cache_was_cleared_is_that_demo_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # /keep on the Gemma demo wrote its file, assembled in the cache folder; with the cache
+    # cleared, every start failed: "…gemma-3-270m-q4_k_m.gguf: file not found".
+    from lollma_tui.core.models.demo import DEMOS, demo_model_path, demo_model_ready
+
+    monkeypatch.setenv("LOLLMA_CACHE_DIR", str(tmp_path / "cleared-cache"))
+    gemma = DEMOS["gemma"]
+    assert not demo_model_ready(gemma)
+    config = ConfigFile(tmp_path / "config.toml", {"model": str(demo_model_path(gemma)), "temperature": 0.5})
+    options = options_for(config=config)
+    assert options.demo and options.load.model == str(demo_model_path(gemma))
+    assert options.sampling.temperature == 0.5
+    # Written with ~, as /keep writes a path under the home folder.
+    home = Path.home()
+    if demo_model_path(gemma).is_relative_to(home):
+        spelled = "~/" + str(demo_model_path(gemma).relative_to(home))
+        assert options_for(config=ConfigFile(tmp_path / "config.toml", {"model": spelled})).demo
+
+
 def test_the_app_is_built_with_the_collector_paused_and_main_resumes_it_however_the_app_ends(
     monkeypatch: pytest.MonkeyPatch, tiny_gguf: Path
 ) -> None:
