@@ -16,7 +16,9 @@ import asyncio
 import signal
 import sys
 import threading
+import time
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
 from textual import events, on
@@ -128,6 +130,27 @@ class LiteralApp(App[ReturnType]):
                 key = self.get_key_display(active.binding)
                 self.notify(f"Press {key} to quit", title="Do you want to quit?")
                 return
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        """Ctrl+P → Screenshot, saved in the app's state folder (Textual's default, ~/Downloads,
+        is missing on a headless box, and its toasts are markup), with where or why not said."""
+        from lollma_tui.core.paths import state_dir
+
+        folder = Path(path) if path else state_dir() / "screenshots"
+        named = f"{self.title.replace(' ', '_')}_{time.strftime('%Y-%m-%dT%H_%M_%S')}.svg"
+        svg = self.export_screenshot()  # reads the screen: here, not in a thread
+        self.run_worker(self._save_screenshot(folder / (filename or named), svg), group="screenshot")
+
+    async def _save_screenshot(self, target: Path, svg: str) -> None:
+        from lollma_tui.core.safe_files import write_private_file
+
+        try:
+            await asyncio.to_thread(write_private_file, target, svg)
+        except OSError as error:
+            why = error.strerror or error
+            self.notify(f"Not saved: {target}: {why}", title="Screenshot", severity="error")
+            return
+        self.notify(f"Saved to {target}", title="Screenshot")
 
     def open_url(self, url: str, *, new_tab: bool = True) -> None:
         """Open `url` when it is an http(s) link; say so, and open nothing, otherwise.

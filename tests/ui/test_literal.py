@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +143,29 @@ async def test_ctrl_c_says_which_key_quits_in_plain_words() -> None:
         await pilot.pause()
         (toast,) = app._notifications
         assert (toast.title, toast.message) == ("Do you want to quit?", "Press ^q to quit")
+
+
+async def test_a_screenshot_says_where_it_went_or_why_it_did_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Textual saves to ~/Downloads, missing on a headless box: "Failed to save screenshot" and
+    # no reason; where it worked, "Saved screenshot to [$text-success]'…'" with the markup shown.
+    from lollma_tui.ui.literal_app import LiteralApp
+
+    monkeypatch.setenv("LOLLMA_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no Downloads folder in it
+    app: LiteralApp[None] = LiteralApp()
+    async with app.run_test() as pilot:
+        app.action_screenshot()
+        await pilot.pause(0.5)
+        (saved,) = (tmp_path / "state" / "screenshots").iterdir()
+        assert saved.read_text().startswith("<svg")
+        (toast,) = app._notifications
+        assert toast.message == f"Saved to {saved}"
+        (tmp_path / "blocked").write_text("a file where a folder should be")
+        app.action_screenshot(path=str(tmp_path / "blocked"))
+        await pilot.pause(0.5)
+        failed = list(app._notifications)[-1]
+        assert failed.severity == "error"
+        assert failed.message.startswith(f"Not saved: {tmp_path / 'blocked'}/")
+        assert failed.message.rsplit(".svg: ", 1)[1]  # and why
