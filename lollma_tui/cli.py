@@ -335,6 +335,7 @@ def startup_options(args: argparse.Namespace, config: ConfigFile | None = None) 
         sampling=sampling,
         system_prompt=args.system,
         theme=args.theme or (config.theme if config is not None else None) or "lollma-dark",
+        theme_from=str(config.path) if config is not None and config.theme and not args.theme else None,
         demo=demo,
         ollama_host=args.ollama_host,
         openai_base_url=remote.base_url,

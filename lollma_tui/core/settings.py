@@ -137,6 +137,8 @@ class StartupOptions:
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     system_prompt: str = ""
     theme: str = "lollma-dark"
+    theme_from: str | None = None
+    """The config file that named `theme` (not a flag): a theme that is none is its problem."""
     demo: bool = False
     """The model is the bundled demo; it is assembled (once) before the first load."""
     ollama_host: str | None = None

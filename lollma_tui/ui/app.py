@@ -13,6 +13,7 @@ import gc
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from textual import on, work
@@ -46,12 +47,18 @@ class LollmaApp(LiteralApp[None]):
     ) -> None:
         """`hosts` are the config file's ``[[hosts]]``; the defaults are added to them."""
         super().__init__()
-        self.options = options
-        self.chat_screen = ChatScreen(options, backend, hosts=hosts)
         # Chosen before the stylesheet is first parsed: a theme set once the app runs parses
         # and applies all of it a second time, on the way to the first frame.
         self._theme_failures = register_themes(self)
         self._theme_warning = choose_theme(self, options.theme)
+        if self._theme_warning is not None and options.theme_from is not None:
+            # Said in the chat with the file and the key, as the file's other problems are (a
+            # toast for five seconds, naming neither, was easy to miss behind a loading model).
+            problem = f"{options.theme_from}: ui.theme: {self._theme_warning}"
+            options = replace(options, config_problems=(*options.config_problems, problem))
+            self._theme_warning = None
+        self.options = options
+        self.chat_screen = ChatScreen(options, backend, hosts=hosts)
 
     def get_default_screen(self) -> ChatScreen:
         return self.chat_screen

@@ -585,3 +585,30 @@ async def test_force_loads_a_set_up_the_memory_estimate_refused(
         # Done: nothing is left to force.
         await command(pilot, app, "/force")
         assert notices(app)[-1].startswith("Nothing to force")
+
+
+async def test_an_unknown_theme_in_the_config_file_is_said_in_the_chat_with_the_file_and_key(
+    tiny_gguf: Path,
+) -> None:
+    # A five-second toast naming neither the file nor the key, where every other problem of the
+    # file is said in the chat: behind a loading model it was easy to miss.
+    from lollma_tui.cli import build_parser, startup_options
+    from lollma_tui.core.config_file import config_path, read_config
+
+    config_path().parent.mkdir(parents=True, exist_ok=True)
+    config_path().write_text('[ui]\ntheme = "nope-theme"\n')
+    args = build_parser().parse_args(["--model", str(tiny_gguf)])
+    app = LollmaApp(startup_options(args, read_config()))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        said = [n for n in notices(app) if "nope-theme" in n]
+        assert said and said[0].startswith(f"{config_path()}: ui.theme: Unknown theme 'nope-theme'")
+        assert app.theme == "lollma-dark"
+    # Given as --theme, it is the flag's: a toast, as before.
+    flagged = LollmaApp(
+        startup_options(build_parser().parse_args(["--model", str(tiny_gguf), "--theme", "typo"]))
+    )
+    async with flagged.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, flagged)
+        assert any("Unknown theme 'typo'" in str(t.message) for t in flagged._notifications)
+        assert not [n for n in notices(flagged) if "typo" in n]
