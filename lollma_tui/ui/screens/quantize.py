@@ -16,7 +16,7 @@ from typing import Final
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen
@@ -179,24 +179,32 @@ class QuantizeScreen(ModalScreen[list[Path]]):
         with Vertical(id="quantize-dialog") as dialog:
             # A file name is the user's (or a download's): "[b]" in it is not markup.
             dialog.border_title = literal(f"Quantize {self.source.name}", one_line=True)
-            yield Static(plain(str(self.source)), id="quantize-source", markup=False)
-            yield SelectionList[str](
-                *(Selection(type_prompt(t), t, t in self._selected) for t in self.types),
-                id="quantize-types",
-            )
-            with Horizontal(id="quantize-requantize-line", classes="-on" if self._allow_requantize else ""):
-                yield Switch(self._allow_requantize, id="quantize-requantize")
-                yield Label(REQUANTIZE_LABEL, id="quantize-requantize-label")
-            yield Static("", id="quantize-plan", markup=False)
-            yield Static("", id="quantize-warnings", markup=False)
-            with Horizontal(id="quantize-progress-line", classes="-hidden"):
-                yield ProgressBar(total=100, show_eta=False, id="quantize-progress")
-                yield Static("", id="quantize-progress-text", markup=False)
-            yield Static("", id="quantize-status", markup=False)
-            with Horizontal(id="quantize-buttons"):
-                yield Button("Quantize", id="quantize-run", variant="primary", compact=True, disabled=True)
-                yield Button("Close", id="quantize-close", compact=True)
-            yield Static("Space tick · r quantize · Tab move · Esc stop/close", classes="dialog-keys")
+            with VerticalScroll(id="quantize-body", can_focus=False):
+                yield Static(plain(str(self.source)), id="quantize-source", markup=False)
+                yield SelectionList[str](
+                    *(Selection(type_prompt(t), t, t in self._selected) for t in self.types),
+                    id="quantize-types",
+                )
+                with Horizontal(
+                    id="quantize-requantize-line", classes="-on" if self._allow_requantize else ""
+                ):
+                    yield Switch(self._allow_requantize, id="quantize-requantize")
+                    yield Label(REQUANTIZE_LABEL, id="quantize-requantize-label")
+                yield Static("", id="quantize-plan", markup=False)
+                yield Static("", id="quantize-warnings", markup=False)
+                with Horizontal(id="quantize-progress-line", classes="-hidden"):
+                    yield ProgressBar(total=100, show_eta=False, id="quantize-progress")
+                    yield Static("", id="quantize-progress-text", markup=False)
+                yield Static("", id="quantize-status", markup=False)
+            # The buttons and keys stay on the dialog's last lines; what does not fit above them
+            # (a small terminal, a long plan) scrolls, where it pushed them out of sight.
+            with Vertical(id="quantize-foot"):
+                with Horizontal(id="quantize-buttons"):
+                    yield Button(
+                        "Quantize", id="quantize-run", variant="primary", compact=True, disabled=True
+                    )
+                    yield Button("Close", id="quantize-close", compact=True)
+                yield Static("Space tick · r quantize · Tab move · Esc stop/close", classes="dialog-keys")
 
     def on_mount(self) -> None:
         self.query_one("#quantize-types", SelectionList).focus()
@@ -348,6 +356,7 @@ class QuantizeScreen(ModalScreen[list[Path]]):
         self.query_one("#quantize-close", Button).label = "Stop" if running else "Close"
         if running:
             self.query_one("#quantize-close", Button).focus()
+            self.call_after_refresh(self.query_one("#quantize-progress-line").scroll_visible, animate=False)
         self._update_run_button()
 
     @work(group=RUN_GROUP, exclusive=True, exit_on_error=False)
@@ -383,6 +392,8 @@ class QuantizeScreen(ModalScreen[list[Path]]):
         status.update(plain(text))
         for name in _STATES:
             status.set_class(name == state, name)
+        # Below the fold in a small terminal: brought into view, as it is what changed.
+        self.call_after_refresh(status.scroll_visible, animate=False)
 
     @on(_Starting)
     def _starting(self, message: _Starting) -> None:

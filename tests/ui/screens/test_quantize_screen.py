@@ -175,6 +175,33 @@ async def test_everything_is_reachable_from_the_keyboard_at_80x24(source_copy: P
     assert app.results == [[]]
 
 
+async def test_the_buttons_and_keys_stay_in_sight_in_a_small_terminal(
+    source_copy: Path, tmp_path: Path
+) -> None:
+    # At 60×20 the Quantize and Close buttons and the keys line were never on screen, and at 80×24
+    # a plan of every type pushed them off: the dialog could not scroll.
+    app = HostApp()
+    screen = QuantizeScreen(source_copy, threads=1, log_path=tmp_path / "quantize.log")
+    async with app.run_test(size=(60, 20)) as pilot:
+        app.open(screen)
+        await wait_until(pilot, lambda: bool(screen.plans))
+        screen.query_one("#quantize-types", SelectionList).select_all()
+        await wait_until(pilot, lambda: len(screen.plans) == len(screen.types))
+        await pilot.pause()
+        dialog = screen.query_one("#quantize-dialog").region
+        for selector in ("#quantize-run", "#quantize-close", ".dialog-keys"):
+            shown = screen.query_one(selector).region
+            assert shown.area > 0 and dialog.contains_region(shown), (selector, shown, dialog)
+            assert shown.bottom <= 20
+        # What does not fit above them scrolls into view.
+        body = screen.query_one("#quantize-body")
+        assert body.max_scroll_y > 0
+        body.scroll_end(animate=False)
+        await pilot.pause()
+        status = screen.query_one("#quantize-plan").region
+        assert status.area > 0 and body.region.y <= status.y < body.region.bottom
+
+
 async def test_the_plan_says_which_folder_it_writes_to_when_not_the_source_s(
     source_copy: Path, tmp_path: Path
 ) -> None:
