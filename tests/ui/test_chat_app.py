@@ -306,6 +306,16 @@ async def test_the_footer_fits_its_keys_again_when_the_terminal_is_resized(tiny_
         assert "^q Quit" in footer and "palette" not in footer, footer
         await pilot.resize_terminal(120, 35)
         await wait_until(pilot, lambda: "^p palette" in screen_text(app).splitlines()[-1])
+        # Narrower still, the keys also in F1's help give way, and Help and Quit stay: at 60 the
+        # footer ended at "^b P".
+        for width in (70, 60, 50):
+            await pilot.resize_terminal(width, 20)
+            await wait_until(pilot, lambda: "f1 Help" in screen_text(app).splitlines()[-1])
+            footer = screen_text(app).splitlines()[-1]
+            assert "^q Quit" in footer and "esc Stop" in footer, (width, footer)
+        assert "Regenerate" not in footer
+        await pilot.resize_terminal(120, 35)
+        await wait_until(pilot, lambda: "^r Regenerate" in screen_text(app).splitlines()[-1])
 
 
 async def test_everything_fits_and_works_by_keyboard_at_80x24(demo_gguf: Path) -> None:

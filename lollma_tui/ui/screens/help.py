@@ -51,5 +51,7 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,f1,q", "dismiss", "Close", id="help.close")]
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="help-dialog"):
+        with VerticalScroll(id="help-dialog") as dialog:
+            # The footer under it is the chat's ("esc Stop"): the way out is said here.
+            dialog.border_subtitle = "Esc, F1 or q closes"
             yield Markdown(help_markdown())

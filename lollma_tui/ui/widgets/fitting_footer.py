@@ -1,8 +1,13 @@
-"""A footer that tightens its spacing on a narrow terminal rather than lose its last keys."""
+"""A footer that fits a narrow terminal: its keys close up, then the least needed give way, so
+that Help and Quit are the last to go."""
 
 from __future__ import annotations
 
+import itertools
+
 from textual import events
+from textual.app import ComposeResult
+from textual.widget import Widget
 from textual.widgets import Footer
 
 SPACED_FROM = 100
@@ -11,9 +16,18 @@ SPACED_FROM = 100
 PALETTE_HINT_FROM = 90
 """Columns from which ``^p palette`` shows on the right (F1's help names it too)."""
 
+GIVE_WAY = ("regenerate", "new_conversation", "conversations", "toggle_sidebar", "toggle_settings")
+"""Actions whose keys are left out, in this order, while the keys do not fit: each is also in
+F1's help and the palette. Stop, Help and Quit stay."""
+
 
 class FittingFooter(Footer):
-    """The chat screen's keys need about 100 columns spaced out: at 80, Help and Quit fell off."""
+    """The chat screen's keys need about 100 columns spaced out: at 80, Help and Quit fell off,
+    and below 75 they did even set close together."""
+
+    def compose(self) -> ComposeResult:
+        yield from super().compose()
+        self.call_after_refresh(self._fit_keys)
 
     def on_resize(self, event: events.Resize) -> None:
         self.compact = event.size.width < SPACED_FROM  # the keys are bound to it: they follow
@@ -22,3 +36,24 @@ class FittingFooter(Footer):
             self.show_command_palette = palette
             # Footer builds its keys in compose and only rebuilds them when the bindings change.
             self.call_after_refresh(self.recompose)
+        self.call_after_refresh(self._fit_keys)
+
+    def _fit_keys(self) -> None:
+        keys = list(self.query("FooterKey"))  # Textual's own, by name: the class is private
+        for key in keys:
+            key.display = True
+        self.call_after_refresh(self._leave_out, keys)  # measured as laid out, all of them
+
+    def _leave_out(self, keys: list[Widget]) -> None:
+        # Each key's width with the space after it (the one before the next key's region).
+        widths = {key: key.outer_size.width for key in keys}
+        for key, after in itertools.pairwise(keys):
+            widths[key] = max(widths[key], after.region.x - key.region.x)
+        needed = sum(widths.values())
+        for action in GIVE_WAY:
+            if needed <= self.size.width:
+                return
+            for key in keys:
+                if getattr(key, "action", None) == action and key.display:
+                    key.display = False
+                    needed -= widths[key]

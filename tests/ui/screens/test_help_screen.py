@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from terminal_output import screen_text
 from textual.app import App
 from textual.widgets._markdown import MarkdownTable
 
@@ -23,3 +24,15 @@ async def test_every_command_and_key_is_one_row_of_two_cells_shown_as_written() 
         ):
             rows = [[cell.plain for cell in row] for row in table._rows]
             assert rows == [list(pair) for pair in expected]
+
+
+async def test_the_help_says_how_to_close_it() -> None:
+    # The footer under it is the chat's ("esc Stop"), and the dialog said nothing of its keys.
+    app: App[None] = App()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.push_screen(HelpScreen())
+        await pilot.pause()
+        assert "Esc, F1 or q closes" in screen_text(app)
+        await pilot.press("q")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
