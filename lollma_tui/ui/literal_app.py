@@ -13,6 +13,7 @@ quits as the app's own quit key does, rather than ending it mid-step.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import threading
@@ -55,8 +56,10 @@ class LiteralApp(App[ReturnType]):
         # flush.
         loop = asyncio.get_running_loop()
         caught = TERMINATION_SIGNALS if threading.current_thread() is threading.main_thread() else ()
-        for signum in caught:
-            loop.add_signal_handler(signum, self._terminated, signum)
+        # Python-level handlers, not the loop's own (`add_signal_handler`): those run only when
+        # the loop gets control, so while it was busy (a huge message being laid out) no signal,
+        # not even a second one, could end the app.
+        previous = {signum: signal.signal(signum, partial(self._terminated, loop)) for signum in caught}
         try:
             return await super().run_async(
                 headless=headless,
@@ -67,17 +70,20 @@ class LiteralApp(App[ReturnType]):
                 auto_pilot=auto_pilot,
             )
         finally:
-            for signum in caught:
-                loop.remove_signal_handler(signum)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     ended_by: int | None = None
     """The signal that quit the app, if one did: the command exits 128 + its number."""
 
-    def _terminated(self, signum: int) -> None:
-        # A second one ends the process the default way, should quitting hang.
-        asyncio.get_running_loop().remove_signal_handler(signum)
+    def _terminated(self, loop: asyncio.AbstractEventLoop, signum: int, _frame: object) -> None:
+        if self.ended_by is not None:
+            # A second one ends the process the default way: quitting hangs.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         self.ended_by = signum
-        self.call_later(self.run_action, "quit")
+        loop.call_soon_threadsafe(self.call_later, self.run_action, "quit")
 
     def get_driver_class(self) -> type[Driver]:
         chosen = super().get_driver_class()

@@ -169,3 +169,40 @@ async def test_a_screenshot_says_where_it_went_or_why_it_did_not(
         assert failed.severity == "error"
         assert failed.message.startswith(f"Not saved: {tmp_path / 'blocked'}/")
         assert failed.message.rsplit(".svg: ", 1)[1]  # and why
+
+
+BUSY_APP = """
+import sys, time
+from lollma_tui.ui.literal_app import LiteralApp
+
+class Busy(LiteralApp[None]):
+    def on_mount(self) -> None:
+        self.set_timer(0.1, self.busy)
+
+    def busy(self) -> None:
+        print("busy", flush=True)
+        end = time.monotonic() + 60
+        while time.monotonic() < end:  # the loop's turn never comes (a huge message laid out)
+            sum(range(1000))
+
+Busy().run(headless=True)
+"""
+
+
+def test_a_second_signal_ends_an_app_whose_loop_is_busy() -> None:
+    # Both signals waited for the loop, which a long layout held: only kill -9 ended the app.
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", BUSY_APP], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "busy\n"
+        child.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        child.kill()
+        child.wait()
