@@ -10,6 +10,7 @@ from ollama_server import OllamaTestServer
 from ollama_server.engines import Script
 from other_instance import another_instance
 from pilot_support import ollama_app, wait_until
+from terminal_output import screen_text
 from textual.pilot import Pilot
 from textual.widgets import Static
 
@@ -376,3 +377,25 @@ async def test_choosing_the_chat_on_screen_while_it_streams_leaves_the_reply_wri
         await wait_until(pilot, lambda: not main.is_generating, within=30)
         reply = main.conversation.messages[-1]
         assert (reply.state, reply.content) == (ReplyState.COMPLETE, words)
+
+
+async def test_a_message_of_megabytes_is_shown_in_part_and_kept_whole(tiny_gguf: Path) -> None:
+    # A 4 MB log, pasted or imported: laid out whole by Rich, in time that grows faster than its
+    # length, it froze the app for most of a minute.
+    log = "".join(
+        f"2026-12-07 10:{i % 60:02d} worker {i}: request handled in {i % 97} ms\n" for i in range(40_000)
+    )
+    assert len(log) > 2_000_000
+    conversation = Conversation(title="a pasted log")
+    conversation.messages += [Message("user", log), Message("assistant", "That is a lot of requests.")]
+    with ChatStore.open(default_store_path()) as store:
+        store.create_conversation(conversation)
+    app = make_app(tiny_gguf)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        assert main.conversation.messages[0].content == log  # what is sent and exported
+        await wait_until(
+            pilot, lambda: "more not shown here: /export writes the whole message" in screen_text(app)
+        )
+        assert "That is a lot of requests." in screen_text(app)

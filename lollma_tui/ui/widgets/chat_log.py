@@ -14,6 +14,7 @@ from textual.reactive import Reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
+from lollma_tui.core import formatting as fmt
 from lollma_tui.ui.literal import drop_unsafe_links, literal, plain
 from lollma_tui.ui.widgets.reply_markdown import ReplyMarkdown, rich_markdown
 
@@ -28,6 +29,21 @@ if TYPE_CHECKING:
     from lollma_tui.core.chat.conversation import Message
 
 
+SHOWN_CHARS = 100_000
+"""Of a message's text, as much as a turn draws. Rich lays a long text out in time that grows
+faster than its length: a 4 MB log, pasted or imported, froze the app for most of a minute.
+What is sent to the model, copied and exported is the whole text."""
+
+
+def shown_text(text: str) -> str:
+    """`text`, or its first `SHOWN_CHARS` (to a line's end) and how much more there is."""
+    if len(text) <= SHOWN_CHARS:
+        return text
+    cut = text.rfind("\n", 0, SHOWN_CHARS) + 1 or SHOWN_CHARS
+    rest = len(text[cut:].encode("utf-8", "replace"))
+    return f"{text[:cut]}\n… {fmt.size(rest)} more not shown here: /export writes the whole message"
+
+
 class UserTurn(Vertical):
     def __init__(self, message: Message) -> None:
         super().__init__(classes="turn user-turn")
@@ -35,7 +51,7 @@ class UserTurn(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("you", classes="turn-label")
-        yield Static(self.message.content, markup=False, classes="user-text")
+        yield Static(shown_text(self.message.content), markup=False, classes="user-text")
 
 
 def version_heading(header: str, shown: int, count: int) -> str:
@@ -82,7 +98,7 @@ class ReplyTurn(Vertical):
         super().__init__(classes="turn reply-turn")
         self.message = message
         self._header = header
-        self.body = ReplyMarkdown(message.content, classes="reply-text")
+        self.body = ReplyMarkdown(shown_text(message.content), classes="reply-text")
         self.footer = Static("", classes="reply-stats", markup=False)
         self._thinking_view: Static | None = None
         self._thinking_fold: Collapsible | None = None
@@ -175,7 +191,7 @@ class ReplyTurn(Vertical):
         self.remove_class("-waiting", "-streaming")
         # One full render at the end: the stream's incremental blocks can differ from a
         # whole-document parse (an unterminated code fence, a list that became a table).
-        self.body.update(message.content)
+        self.body.update(shown_text(message.content))
         if self._thinking_view is not None:
             self._thinking_view.update(plain(message.thinking))
         self.set_class(failed(message), "-error")
@@ -206,9 +222,9 @@ class HistoryTurn(Widget):
         is_user = self.message.role == "user"
         label = Text(self._header, style=self._style("user-label" if is_user else "reply-label", bold=True))
         if is_user:
-            body: RenderableType = Text(plain(self.message.content))
+            body: RenderableType = Text(plain(shown_text(self.message.content)))
             return Group(label, Padding(body, (0, 0, 0, 2)))
-        markdown = rich_markdown(plain(self.message.content))
+        markdown = rich_markdown(plain(shown_text(self.message.content)))
         # Drawn by Rich, a link is a terminal hyperlink the terminal opens without the app.
         drop_unsafe_links(markdown.parsed)
         footer = Text(
