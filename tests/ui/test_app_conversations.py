@@ -472,3 +472,24 @@ async def test_leaving_out_the_oldest_turns_makes_room_for_the_system_prompt_too
         assert reply.state in (ReplyState.COMPLETE, ReplyState.LENGTH), reply.error
         assert reply.stats is not None and reply.stats.prompt_tokens is not None
         assert reply.stats.prompt_tokens + 16 <= 512
+
+
+async def test_a_search_hit_whose_chat_was_deleted_meanwhile_says_so(tiny_gguf: Path) -> None:
+    # Deleted from elsewhere (`history delete`, another lollma-tui) while the hit was listed:
+    # Enter said only "no message cce38842…".
+    with ChatStore.open(default_store_path()) as store:
+        old = lighthouse_chat(store)
+    app = make_app(tiny_gguf)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await type_enter(pilot, "/clear")
+        await pilot.press("ctrl+f")
+        await wait_until(pilot, lambda: isinstance(app.screen, SearchScreen))
+        await pilot.press(*"lens")
+        await pilot.pause(0.6)
+        with ChatStore.open(default_store_path()) as store:
+            store.delete_conversation(old.id)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "That message is gone: its conversation was deleted." in notices(app))
+        assert main.conversation.id != old.id

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from textual.dom import DOMNode
 
 from lollma_tui.core.chat.conversation import Conversation, Message
-from lollma_tui.core.chat.errors import StoreError, StoreLockedError
+from lollma_tui.core.chat.errors import NotFoundError, StoreError, StoreLockedError
 from lollma_tui.ui.literal import plain
 from lollma_tui.ui.messages import NoticePosted
 
@@ -124,6 +124,13 @@ class HistoryRecorder:
             if not place.in_thread:
                 # A hit on a branch that was edited away: show that branch.
                 await store.run(store.store.switch_branch, message_id)
+        except NotFoundError:
+            # Deleted since it was found (here, in another lollma-tui or `history delete`): it
+            # said only "no message cce38842…".
+            self._owner.post_message(
+                NoticePosted("That message is gone: its conversation was deleted.", "error")
+            )
+            return False
         except StoreError as error:
             self._owner.post_message(NoticePosted(str(error), "error"))
             return False
