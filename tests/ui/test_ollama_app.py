@@ -8,6 +8,7 @@ from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from chat_app_support import notices, send
 from ollama_server import TINYLLAMA_Q4, OllamaTestServer
 from ollama_server.engines import Script
@@ -783,3 +784,39 @@ async def test_a_continued_reply_keeps_saying_which_version_it_is(ollama_server:
         await wait_until(pilot, lambda: main.conversation.messages[-1].content.endswith("a lamp."))
         await wait_until(pilot, lambda: not main.is_generating)
         assert "version 2 of 2" in label(), label()
+
+
+async def test_a_model_ollama_unloads_after_its_keep_alive_is_shown_unloaded(
+    ollama_server: OllamaTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Idle past its keep_alive, the model left the server's memory, and the card and the panel
+    # still read "● ready · 100% GPU": memory in use that was free.
+    from lollma_tui.core.backends.ollama import OllamaBackend
+    from lollma_tui.ui.screens import chat_hosts
+
+    monkeypatch.setattr(chat_hosts, "EXTRAS_REFRESH_S", 0.2)
+    options = StartupOptions(
+        load=LoadSettings(
+            backend=BackendKind.OLLAMA, model="tinyllama:1b-q4_K_M", n_ctx=2048, keep_alive="1s"
+        ),
+        sampling=SamplingSettings(max_tokens=16),
+        ollama_host=ollama_server.host,
+    )
+    app = LollmaApp(options, backend=OllamaBackend(ollama_server.host, timeout_s=10.0, connect_timeout_s=1.0))
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        await send(pilot, app, "hello")
+        loaded = main.models.loaded
+        assert loaded is not None and loaded.placement not in (None, "unloaded by the server")
+        await wait_until(pilot, lambda: not ollama_server.loaded(), within=15)
+        status = lambda: main.models.backend.status  # noqa: E731
+        await wait_until(
+            pilot, lambda: "unloaded by Ollama after its keep_alive" in status().message, within=10
+        )
+        assert status().loaded is not None and status().loaded.placement == "unloaded by the server"
+        # The next message loads it again, and where it runs is read again.
+        await send(pilot, app, "again")
+        assert main.conversation.messages[-1].content
+        again = main.models.loaded
+        assert again is not None and again.placement not in (None, "unloaded by the server")

@@ -106,6 +106,10 @@ class _Failure:
 
 _Item = ChatResponse | _Finished | _Cancelled | _Failure
 
+UNLOADED_PLACEMENT = "unloaded by the server"
+"""Where the model runs once Ollama let it go (idle past its keep_alive)."""
+UNLOADED_STATUS = "unloaded by Ollama after its keep_alive: the next message loads it again"
+
 
 def offloaded_layers(requested: GpuLayers, n_layers: int | None, gpu_share: float | None) -> int:
     """Layers on the GPU as best we can tell: Ollama reports a memory share, not layers."""
@@ -273,6 +277,27 @@ class OllamaBackend(ServerBackendState):
             notes=tuple(notes),
         )
 
+    async def check_still_loaded(self) -> None:
+        """Read /api/ps again while nothing runs: the server unloads a model left idle past its
+        keep_alive, and the card and the panel went on showing a placement and memory in use.
+        Its status then says so; the next message loads the model again (Ollama does)."""
+        loaded = self._loaded
+        if loaded is None or self._lock.locked() or (self._pump is not None and not self._pump.done()):
+            return
+        try:
+            running = await self._running_entry(loaded.name)
+        except BackendError:
+            return  # a server gone: the next request says so
+        placement = running.placement if running is not None else UNLOADED_PLACEMENT
+        if self._loaded is not loaded or placement == loaded.placement:
+            return
+        self._gpu_share = running.gpu_share if running is not None else None
+        if running is None:
+            self._cache.forget()
+        self._loaded = dataclasses.replace(loaded, placement=placement)
+        message = f"{loaded.name} ready" if running is not None else f"{loaded.name} {UNLOADED_STATUS}"
+        self._set_status(self._status.state, message)
+
     async def _running_entry(self, name: str) -> OllamaRunningModel | None:
         for model in await self.running():
             if same_model(model.name, name):
@@ -436,7 +461,7 @@ class OllamaBackend(ServerBackendState):
         started: float,
         first_at: float | None,
     ) -> ReplyStats:
-        if final.reloaded:
+        if final.reloaded or loaded.placement == UNLOADED_PLACEMENT:
             # The server (re)loaded the model for this request (e.g. keep_alive had expired):
             # nothing was cached, and its placement may have changed.
             self._cache.forget()
@@ -444,6 +469,8 @@ class OllamaBackend(ServerBackendState):
                 running = await self._running_entry(loaded.name)
                 if running is not None:
                     self._gpu_share = running.gpu_share
+                    if self._loaded is loaded:
+                        self._loaded = loaded = dataclasses.replace(loaded, placement=running.placement)
         prompt_tokens = final.prompt_eval_count or 0
         cached = self._cache.cached_tokens(transcript, prompt_tokens)
         stats = reply_stats(

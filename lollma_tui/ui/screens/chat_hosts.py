@@ -161,6 +161,13 @@ class ChatHosts:
         info.extras = message.extras
 
     def refresh_extras(self) -> None:
+        ollama = self._screen.models.ollama()
+        if ollama is not None and ollama.status.loaded is not None:
+            # Ollama unloads a model left idle past its keep_alive: the card and the panel say so.
+            self._screen.run_worker(
+                ollama.check_still_loaded(), group="server-extras", exclusive=True, exit_on_error=False
+            )
+            return
         backend = self._openai()
         if backend is None or backend.status.loaded is None:
             return
