@@ -493,3 +493,26 @@ async def test_a_search_hit_whose_chat_was_deleted_meanwhile_says_so(tiny_gguf: 
         await pilot.press("enter")
         await wait_until(pilot, lambda: "That message is gone: its conversation was deleted." in notices(app))
         assert main.conversation.id != old.id
+
+
+async def test_a_saved_chat_keeps_its_own_system_prompt_whatever_system_says(tiny_gguf: Path) -> None:
+    # `/system off`, quit, start again with --system (a shell alias): the chat had it back, and
+    # it was sent again.
+    with ChatStore.open(default_store_path()) as store:
+        old = lighthouse_chat(store)  # saved with no system prompt
+    options = StartupOptions(
+        load=LoadSettings(model=str(tiny_gguf), n_ctx=1024),
+        sampling=SHORT,
+        system_prompt="Talk like a pirate.",
+    )
+    app = LollmaApp(options)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        assert main.conversation.id == old.id
+        assert main.conversation.system_prompt == ""
+        assert main.conversation.history()[0].role == "user"
+        # A new chat is the flag's.
+        await type_enter(pilot, "/clear")
+        await wait_until(pilot, lambda: main.conversation.id != old.id)
+        assert main.conversation.system_prompt == "Talk like a pirate."

@@ -94,6 +94,29 @@ async def test_thinking_is_shown_folded_above_the_answer(ollama_server: OllamaTe
         assert "Two plus two" not in str(again.chat_screen.conversation.history())
 
 
+async def test_the_context_meter_leaves_out_thinking_that_is_not_sent_back(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # The last reply's token count, thinking and all, was taken for what the context holds: a
+    # long thought read as a full context, and "Context full" opened with nothing to leave out.
+    ollama_server.queue_reply(Script(text="Four.", thinking=" ".join(["hmm"] * 300)))
+    options = StartupOptions(
+        load=LoadSettings(backend=BackendKind.OLLAMA, model="qwen3:0.6b", n_ctx=2048),
+        sampling=SamplingSettings(max_tokens=1024),
+        ollama_host=ollama_server.host,
+    )
+    app = LollmaApp(options)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        turn = await send(pilot, app, "2+2?")
+        assert turn.message.stats is not None and turn.message.stats.gen_tokens >= 300
+        await wait_until(pilot, lambda: main.model_card.context is not None)
+        await pilot.pause(0.3)
+        check = main.model_card.context
+        assert check is not None and check.used < 100, check
+
+
 async def test_an_empty_think_block_shows_no_thinking_section(ollama_server: OllamaTestServer) -> None:
     # Qwen3 asked not to think, and some R1 distills, write "<think>\n\n</think>": a "thinking"
     # fold was shown that opened on blank lines, live and again when the chat was resumed.

@@ -32,7 +32,7 @@ _FORMAT_BY_ARCHITECTURE: dict[str, str] = {
 
 DEFAULT_FORMAT = "chatml"
 
-FORMATS_WITHOUT_SYSTEM_ROLE = frozenset({"gemma"})
+FORMATS_WITHOUT_SYSTEM_ROLE = frozenset({"gemma", "mistral-instruct"})
 """Formats whose template drops system messages; we fold the system prompt into the first turn."""
 
 
@@ -40,9 +40,12 @@ def format_for_architecture(architecture: str) -> str:
     return _FORMAT_BY_ARCHITECTURE.get(architecture.lower(), DEFAULT_FORMAT)
 
 
-def adapt_messages(messages: Sequence[ChatMessage], chat_format: str) -> list[ChatMessage]:
-    """Fold system messages into the first user turn for formats that would silently drop them."""
-    if chat_format not in FORMATS_WITHOUT_SYSTEM_ROLE:
+def adapt_messages(
+    messages: Sequence[ChatMessage], chat_format: str, *, no_system_role: bool = False
+) -> list[ChatMessage]:
+    """Fold system messages into the first user turn for formats that would drop them, and for
+    a GGUF's own template that refuses them (`no_system_role`: Gemma 2's, Mistral's)."""
+    if chat_format not in FORMATS_WITHOUT_SYSTEM_ROLE and not no_system_role:
         return list(messages)
     system = "\n\n".join(m.content for m in messages if m.role == "system" and m.content.strip())
     rest = [m for m in messages if m.role != "system"]

@@ -177,11 +177,44 @@ def _utf8(text: str) -> bool:
     return True
 
 
+def _reason(error: Exception) -> str:
+    """What to tell the user: a chat template's error is named as one."""
+    import jinja2
+
+    if isinstance(error, jinja2.TemplateError):
+        return f"the model's chat template failed: {type(error).__name__}: {error}"
+    if isinstance(error, ValueError | RuntimeError | OSError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def _takes_system_role(llm: Any, metadata: dict[str, str]) -> bool:
+    """Whether the GGUF's chat template renders a system message. Gemma 2's and Mistral's raise
+    "System role not supported": with a system prompt set, every reply failed."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    def text(token: int) -> str:
+        return str(llm._model.token_get_text(token)) if token != -1 else ""
+
+    try:
+        formatter = Jinja2ChatFormatter(
+            template=metadata["tokenizer.chat_template"],
+            eos_token=text(llm.token_eos()),
+            bos_token=text(llm.token_bos()),
+        )
+        formatter(messages=[{"role": "system", "content": "S"}, {"role": "user", "content": "U"}])
+    except Exception:  # whatever a template raises, it refused
+        return False
+    return True
+
+
 class Worker:
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
         self.llm: Any = None
         self.chat_format = ""
+        self.no_system_role = False
+        """The GGUF's own template refuses system messages: the system prompt is folded in."""
         self.repack = True
         self.engine_class = _make_engine_class()
 
@@ -198,10 +231,11 @@ class Worker:
             if not _utf8(settings.model):
                 raise ValueError("its file name is not UTF-8, which llama.cpp cannot open: rename the file")
             self.llm = self._construct(settings, llama_cpp)
-        except (ValueError, RuntimeError, OSError) as error:
-            # The app adds what llama.cpp logged about it.
+        except Exception as error:  # anything left uncaught ended the worker
+            # The app adds what llama.cpp logged about it. A chat template Jinja cannot read
+            # raised out of here: the worker died, and the crash was taken for a repack crash.
             self.channel.send(
-                {"ev": proto.EV_ERROR, "id": request_id, "kind": proto.ERR_LOAD, "message": str(error)}
+                {"ev": proto.EV_ERROR, "id": request_id, "kind": proto.ERR_LOAD, "message": _reason(error)}
             )
             return
         llm = self.llm
@@ -209,8 +243,14 @@ class Worker:
         architecture = metadata.get("general.architecture", "unknown")
         has_template = "tokenizer.chat_template" in metadata
         notes: list[str] = []
+        self.no_system_role = False
         if has_template:
             self.chat_format = str(llm.chat_format)
+            if self.chat_format == "chat_template.default" and not _takes_system_role(llm, metadata):
+                self.no_system_role = True
+                notes.append(
+                    "its chat template takes no system message: the system prompt opens the first one"
+                )
         else:
             self.chat_format = format_for_architecture(architecture)
             llm.chat_format = self.chat_format
@@ -333,7 +373,7 @@ class Worker:
             continuing = bool(messages) and messages[-1].role == "assistant"
             if continuing:
                 llm.continue_text = messages.pop().content
-            messages = adapt_messages(messages, self.chat_format)
+            messages = adapt_messages(messages, self.chat_format, no_system_role=self.no_system_role)
             llm.cancel_event = cancel
             llm.sampled = 0
             llm.prompt_tokens = 0
@@ -354,12 +394,12 @@ class Worker:
                         finish = choice["finish_reason"]
             except Cancelled:
                 pass
-            except ValueError as error:
+            except Exception as error:  # a chat template's own error ended the worker
                 if deltas is not None:
                     deltas.flush()
                 kind = proto.ERR_CONTEXT if "exceed context window" in str(error) else proto.ERR_GENERATION
                 self.channel.send(
-                    {"ev": proto.EV_ERROR, "id": request_id, "kind": kind, "message": str(error)}
+                    {"ev": proto.EV_ERROR, "id": request_id, "kind": kind, "message": _reason(error)}
                 )
                 return
             if deltas is not None:

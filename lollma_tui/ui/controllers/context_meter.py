@@ -69,6 +69,10 @@ class ContextMeter:
             return None, False
         if stats.setup.model != loaded.name or stats.setup.n_ctx != loaded.n_ctx:
             return None, False
+        if messages[-1].thinking:
+            # Its tokens count the thinking, which is never sent back: a long thought read as a
+            # full context, and "Context full" opened with nothing to leave out.
+            return None, False
         return stats.prompt_tokens + stats.gen_tokens, True
 
     async def overflow(self, conversation: Conversation, text: str) -> ContextCheck | None:

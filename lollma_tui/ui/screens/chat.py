@@ -426,7 +426,11 @@ class ChatScreen(Screen[None]):
 
         await self.replies.stop_and_wait()
         await self.history.leave()
-        self.conversation = Conversation(system_prompt=self.conversation.system_prompt)
+        # This chat's system prompt goes on; with none, a new chat has --system's (a saved chat
+        # keeps its own, none included: `/system off` was undone at the next start).
+        self.conversation = Conversation(
+            system_prompt=self.conversation.system_prompt or self.options.system_prompt
+        )
         # It reaches the store with its first message.
         self.history.saved = False
         self._shown_from = 0
@@ -493,7 +497,6 @@ class ChatScreen(Screen[None]):
             return
         tail, whole, recovered = loaded
         conversation = whole.conversation
-        conversation.system_prompt = conversation.system_prompt or self.options.system_prompt
         self.conversation = conversation
         self._shown_from = tail.start
         self.editing = None
@@ -517,8 +520,7 @@ class ChatScreen(Screen[None]):
         await self.replies.mark_versions()
 
     async def reveal_message(self, message_id: str) -> None:
-        """Mount the earlier messages down to `message_id` (at once: page by page took time in
-        the square of the length, 17 s for 4,000), then scroll it into view."""
+        """Mount the earlier messages down to `message_id` at once, then scroll it into view."""
         chat_log, messages = self.chat_log, self.conversation.messages
         index = next((i for i, message in enumerate(messages) if message.id == message_id), None)
         if index is not None and index < self._shown_from:

@@ -605,3 +605,53 @@ async def test_a_think_block_the_chat_template_opened_is_thinking_too(
     continued = [ChatMessage("user", "why?"), ChatMessage("assistant", "Because")]
     thinking, text = await thinking_and_text(backend, continued)
     assert thinking == "" and text.startswith(" memory cache")
+
+
+NO_SYSTEM_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+    "{{ raise_exception('System role not supported') }}{% endif %}"
+    "{% for message in messages %}"
+    "{{ '<start_of_turn>' + message['role'] + '\\n' + message['content'] + '<end_of_turn>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
+)
+"""As Gemma 2's and Mistral's own templates: a system message is an error."""
+
+
+async def test_a_template_that_refuses_a_system_message_gets_the_system_prompt_in_the_first_one(
+    backend: LlamaCppBackend, tmp_path: Path
+) -> None:
+    # With a system prompt set, every reply failed: "System role not supported".
+    model = write_tiny_gguf(tmp_path / "no-system.gguf", TinyModelSpec(chat_template=NO_SYSTEM_TEMPLATE))
+    loaded = await backend.load(LoadSettings(model=str(model)))
+    assert any("takes no system message" in note for note in loaded.notes), loaded.notes
+    done: ReplyDone | None = None
+    async for event in backend.stream_chat(
+        [ChatMessage("system", "Be brief."), ChatMessage("user", "hi")], GREEDY
+    ):
+        if isinstance(event, ReplyDone):
+            done = event
+    assert done is not None and done.stats.gen_tokens > 0
+
+
+async def test_a_chat_template_that_cannot_be_read_or_run_is_named_and_the_worker_lives(
+    backend: LlamaCppBackend, tmp_path: Path
+) -> None:
+    # Its exception ended the worker: "llama.cpp was aborted [SIGABRT] … Fatal Python error",
+    # taken at load for a repack crash, and at each reply a restart and the same crash.
+    unreadable = write_tiny_gguf(
+        tmp_path / "unreadable.gguf", TinyModelSpec(chat_template="{% unknowntag %}")
+    )
+    with pytest.raises(BackendError, match="the model's chat template failed: TemplateSyntaxError"):
+        await backend.load(LoadSettings(model=str(unreadable)))
+    failing = write_tiny_gguf(
+        tmp_path / "failing.gguf",
+        TinyModelSpec(chat_template="{% for m in messages %}{{ m.content + 1 }}{% endfor %}"),
+    )
+    await backend.load(LoadSettings(model=str(failing)))
+    workers = backend.process_ids()
+    for _ in range(2):
+        with pytest.raises(BackendError, match="TypeError"):
+            async for _event in backend.stream_chat([ChatMessage("user", "hi")], GREEDY):
+                pass
+    assert backend.process_ids() == workers  # the same worker answered both
