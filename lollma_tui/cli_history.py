@@ -354,7 +354,10 @@ def _search(store: ChatStore, args: argparse.Namespace) -> int:
 def _delete(store: ChatStore, args: argparse.Namespace) -> int:
     conversation_id = _resolve(store, args.id)
     summary = store.get_summary(conversation_id)
-    described = f"“{_title(summary.title)}” ({counted(summary.message_count, 'message')})"
+    # The count is the thread shown; the versions Ctrl+R and /edit left go with it.
+    described = (
+        f"“{_title(summary.title)}” ({counted(summary.message_count, 'message')} and their earlier versions)"
+    )
     if not args.yes:
         if not sys.stdin.isatty():
             raise HistoryError(

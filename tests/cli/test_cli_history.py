@@ -431,7 +431,7 @@ def test_delete_refuses_without_yes_when_input_is_not_a_terminal(saved: Saved, h
 def test_delete_with_yes(saved: Saved, history_path: Path) -> None:
     result = run_cli("delete", saved.quantum[:8], "--yes")
     assert result.returncode == 0, result.stderr
-    assert "deleted “Quantum chat” (2 messages)" in result.stderr
+    assert "deleted “Quantum chat” (2 messages and their earlier versions)" in result.stderr
     with opened(history_path) as store:
         assert store.count_conversations() == 2
         with pytest.raises(NotFoundError):
@@ -480,7 +480,10 @@ def _delete_on_a_terminal(conversation_id: str, answer: str) -> subprocess.Compl
 def test_delete_asks_on_a_terminal(saved: Saved, history_path: Path) -> None:
     declined = _delete_on_a_terminal(saved.pasta, "n")
     assert declined.returncode == 1
-    assert "Delete “Pasta” (2 messages)? This cannot be undone. [y/N]" in declined.stderr
+    assert (
+        "Delete “Pasta” (2 messages and their earlier versions)? This cannot be undone. [y/N]"
+        in declined.stderr
+    )
     with opened(history_path) as store:
         assert store.get_summary(saved.pasta).title == "Pasta"
     accepted = _delete_on_a_terminal(saved.pasta, "y")

@@ -487,7 +487,8 @@ class ConversationsScreen(ModalScreen[ConversationsResult]):
             return
         count = row.message_count
         question = (
-            f"Delete “{display_title(row.title)}”?\nIts {counted(count, 'message')} will be gone for good."
+            f"Delete “{display_title(row.title)}”?\nIts {counted(count, 'message')}, with every earlier"
+            " version of them (Ctrl+R, /edit), will be gone for good."
         )
         self.app.push_screen(
             ConfirmScreen(question, "Delete", "Keep"), partial(self._delete_answered, row.id)
