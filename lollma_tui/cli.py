@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import sys
@@ -401,7 +402,41 @@ def run_subcommand(name: str, argv: list[str]) -> int:
     return int(entry(argv))
 
 
+def terminal_problem() -> str | None:
+    """Why the full-screen app cannot run here, or None. `ssh host lollma-tui` without -t gives
+    it no terminal: it drew anyway, Ctrl+Q and Enter never reached it, and Ctrl+C left the
+    terminal in the app's screen and the app running on the server."""
+    if not sys.stdin.isatty():
+        return "needs a terminal to read keys from (over ssh: ssh -t HOST lollma-tui)"
+    screen = sys.__stderr__
+    if screen is None or not screen.isatty():
+        return "draws on standard error, which is not a terminal here (over ssh: ssh -t HOST lollma-tui)"
+    if os.environ.get("TERM", "") in ("dumb", "unknown"):
+        return f"TERM={os.environ['TERM']} cannot show a full-screen app: run it in a terminal emulator"
+    return None
+
+
+def _reconfigure(stream: object, **how: str) -> None:
+    if hasattr(stream, "reconfigure"):
+        with contextlib.suppress(OSError, ValueError):  # one that cannot change keeps its own
+            stream.reconfigure(**how)
+
+
+def printable_anywhere() -> None:
+    """Help, history lines and errors in a locale that lacks a character ("…" in latin-1) show
+    a "?" for it: they ended in a UnicodeEncodeError traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        _reconfigure(stream, errors="replace")
+
+
+def screen_in_utf8() -> None:
+    """The full-screen app draws in UTF-8 whatever the locale says: in a latin-1 one, each box
+    and symbol character came out as the six characters of `\u2500`, and the layout broke."""
+    _reconfigure(sys.__stderr__, encoding="utf-8", errors="replace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    printable_anywhere()
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments and arguments[0] in SUBCOMMANDS:
         return run_subcommand(arguments[0], arguments[1:])
@@ -417,6 +452,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # It may name models and files, whose names can hold escape sequences.
         print(f"lollma-tui: error: {clean_text(str(error))}", file=sys.stderr)
         return EXIT_USAGE
+    problem = terminal_problem()
+    if problem is not None:
+        print(f"lollma-tui: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     # The cyclic collector is paused until the first frame (`LollmaApp.on_ready` resumes it):
     # importing Textual and the app makes tens of thousands of objects and almost no garbage,
     # and its full collections on the way cost about a tenth of the time to the first frame.
@@ -424,6 +463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from lollma_tui.ui.app import LollmaApp
 
+        screen_in_utf8()
         app = LollmaApp(options, hosts=config.hosts)
         app.run()
     finally:

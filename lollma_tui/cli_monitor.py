@@ -80,11 +80,17 @@ def monitor_main(argv: Sequence[str] | None = None) -> int:
         from lollma_tui.cli_monitor_jsonl import run_jsonl
 
         return run_jsonl(args.interval, args.pid, args.port)
+    from lollma_tui.cli import screen_in_utf8, terminal_problem
+
+    problem = terminal_problem()
+    if problem is not None:
+        parser.exit(2, f"lollma-tui monitor: error: {problem.replace('lollma-tui', 'lollma-tui monitor')}\n")
     from lollma_tui.core.config_file import read_config
     from lollma_tui.ui.monitor_app import MonitorApp
     from lollma_tui.ui.themes import DEFAULT_THEME
 
     theme = args.theme or read_config().theme or DEFAULT_THEME
+    screen_in_utf8()
     app = MonitorApp(interval_s=args.interval, theme=theme, process_ids=args.pid)
     app.run()
     if app.ended_by is not None:

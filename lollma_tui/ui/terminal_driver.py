@@ -103,7 +103,9 @@ class ContinuableDriver(LinuxDriver):
 
     def _read_until_stopped(self, wake_read: int) -> None:
         parser = XTermParser(self._debug)
-        decode = getincrementaldecoder("utf-8")().decode
+        # A byte that is not UTF-8 (a latin-1 terminal's "é") is a replacement character, not
+        # an exception that ended the app.
+        decode = getincrementaldecoder("utf-8")(errors="replace").decode
         sources = [self.fileno, wake_read]
         # Longer than the parser ever holds a key back, so that its timeout is always seen.
         lively_s = constants.ESCAPE_DELAY + 2 * INPUT_POLL_S

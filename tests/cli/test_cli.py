@@ -213,6 +213,7 @@ def test_an_app_textual_ends_on_an_error_exits_non_zero(
 
     monkeypatch.setattr(LollmaApp, "run", headless)
     monkeypatch.setattr(LollmaApp, "on_mount", failing_mount)
+    monkeypatch.setattr("lollma_tui.cli.terminal_problem", lambda: None)  # no terminal under pytest
     assert main(["--model", str(tiny_gguf), "--new"]) == 1
 
 
@@ -241,3 +242,29 @@ def test_a_flag_value_may_start_with_a_dash(tiny_gguf: Path) -> None:
     # A value forgotten before the next flag is still reported as missing.
     forgotten = run("--model", str(tiny_gguf), "--ctx", "--new")
     assert forgotten.returncode == 2 and "--n-ctx/--ctx: expected one argument" in forgotten.stderr
+
+
+def test_without_a_terminal_the_app_says_so_instead_of_drawing_blind(tiny_gguf: Path) -> None:
+    # `ssh host lollma-tui` without -t: the screen was drawn anyway, Ctrl+Q and Enter never
+    # reached the app, and Ctrl+C left the terminal in its screen and the app running.
+    result = subprocess.run(
+        [lollma_tui(), "--model", str(tiny_gguf), "--new"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert_one_line_error(result, "needs a terminal to read keys from (over ssh: ssh -t HOST lollma-tui)")
+    monitor = subprocess.run(
+        [lollma_tui(), "monitor"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60
+    )
+    assert monitor.returncode == 2
+    assert monitor.stderr.startswith("lollma-tui monitor: error: needs a terminal"), monitor.stderr
+
+
+def test_help_and_errors_print_in_a_locale_without_their_characters() -> None:
+    # In a latin-1 locale the help's "…" ended in a UnicodeEncodeError traceback.
+    latin1 = {"PYTHONIOENCODING": "latin-1"}
+    result = run("--help", env=latin1)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "--model" in result.stdout

@@ -56,6 +56,7 @@ def test_options_reach_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
         started.append(self)
 
     monkeypatch.setattr(MonitorApp, "run", run)
+    monkeypatch.setattr("lollma_tui.cli.terminal_problem", lambda: None)  # no terminal under pytest
     assert monitor_main(["--interval", "0.5", "--theme", "lollma-amber", "--pid", "1", "--pid", "2"]) == 0
     (app,) = started
     assert app.hardware.interval_s == 0.5
@@ -75,4 +76,5 @@ def test_an_app_textual_ends_on_an_error_exits_non_zero(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(MonitorApp, "run", headless)
     monkeypatch.setattr(MonitorApp, "on_mount", failing_mount)
+    monkeypatch.setattr("lollma_tui.cli.terminal_problem", lambda: None)
     assert monitor_main(["--interval", "0.5"]) == 1

@@ -155,6 +155,7 @@ def test_the_app_is_built_with_the_collector_paused_and_main_resumes_it_however_
         raise RuntimeError("the terminal went away")
 
     monkeypatch.setattr(LollmaApp, "run", run_and_fail)
+    monkeypatch.setattr("lollma_tui.cli.terminal_problem", lambda: None)  # no terminal under pytest
     assert gc.isenabled()
     with pytest.raises(RuntimeError, match="terminal went away"):
         main(["--model", str(tiny_gguf)])

@@ -268,3 +268,20 @@ def test_an_idle_app_sleeps_until_a_key_comes(tmux: Tmux, tmp_path: Path, sessio
     while tmux.has_session("mon"):
         assert time.monotonic() < deadline, "the monitor did not quit on q"
         time.sleep(0.1)
+
+
+def test_a_byte_that_is_not_utf8_is_typed_as_a_replacement_character(
+    tmux: Tmux, tmp_path: Path, session_cache: Path, ollama_server: OllamaTestServer
+) -> None:
+    # "é" from a latin-1 terminal (PuTTY, a legacy console) ended the app with a
+    # UnicodeDecodeError traceback, and exit status 0.
+    ollama_server.set_default_reply("Fine.")
+    app = RunningApp(tmux, tmp_path, session_cache, ollama_server)
+    tmux.run("send-keys", "-t", "chat", "-H", "63", "61", "66", "e9")  # "caf" then latin-1 "é"
+    tmux.run("send-keys", "-t", "chat", "-l", " au lait")
+    tmux.wait_for("chat", lambda s: "caf\ufffd au lait" in s, timeout=10)
+    assert app.process.is_running()
+    tmux.run("send-keys", "-t", "chat", "Enter")
+    tmux.wait_for("chat", lambda s: "Fine." in s, timeout=20)
+    assert app.user_messages() == ["caf\ufffd au lait"]
+    app.quit()
