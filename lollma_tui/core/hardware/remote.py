@@ -85,6 +85,16 @@ def explain_exit(code: int | None, stderr: str, target: SshTarget, command: str)
     lowered = stderr.lower()
     if "permission denied" in lowered or "too many authentication failures" in lowered:
         return f"ssh could not log in to {target} without a password — " + key_setup_hint(target)
+    if "identification has changed" in lowered or ("host key for" in lowered and "has changed" in lowered):
+        # Not "not known yet": accepting it again is what ssh refuses here, and it may be an attack.
+        removal = next(
+            (line.strip() for line in stderr.splitlines() if "ssh-keygen" in line and " -R " in line),
+            f"ssh-keygen -R {target.host}",
+        )
+        return (
+            f"{target}'s host key has CHANGED since ssh last saw it (a reinstalled machine, or someone "
+            f"in between): check why before trusting it; then remove the old key with `{removal}`"
+        )
     if "host key verification failed" in lowered:
         return (
             f"{target}'s host key is not known yet: run `{target.ssh_command()}` once in a terminal "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import shlex
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -285,6 +286,26 @@ def test_host_key_advice_for_a_target_with_a_port_gives_a_command_that_runs(
     message = sampler.status.message
     assert "host key is not known" in message, message
     assert f"run `ssh -p {sshd.port} 127.0.0.1` once" in message
+
+
+def test_a_changed_host_key_is_not_called_unknown(
+    remote: Callable[..., tuple[RemoteHardwareSampler, Feed]], sshd: SshServer, tmp_path: Path
+) -> None:
+    # "host key is not known yet: run ssh once to accept it": ssh refuses exactly that, and a
+    # changed key may be someone in between.
+    other = tmp_path / "other_host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    key_type, key = other.with_suffix(".pub").read_text().split()[:2]
+    changed = tmp_path / "known_hosts_changed"
+    changed.write_text(f"[127.0.0.1]:{sshd.port} {key_type} {key}\n")
+    options = plain_ssh_config(tmp_path, sshd.folder / "client_key", changed)
+    sampler, _ = remote(
+        target=SshTarget.parse(f"127.0.0.1:{sshd.port}"), ssh_options=options, backoff_initial_s=5.0
+    )
+    wait_until(lambda: sampler.status.state is LinkState.STALE)
+    message = sampler.status.message
+    assert "host key has CHANGED" in message and "not known yet" not in message, message
+    assert "ssh-keygen" in message and " -R " in message
 
 
 @pytest.mark.parametrize(
