@@ -177,3 +177,5 @@ async def test_moving_to_a_host_whose_hardware_cannot_be_read_drops_the_last_mac
             assert panel.has_class("-waiting")
             await wait_until(pilot, lambda: "Connection refused" in waiting(), within=15, explain=waiting)
             assert waiting().startswith("127.0.0.1: ssh cannot reach 127.0.0.1:1")
+            # Named before its first sample: the title said "hardware", this machine.
+            assert text_of(panel, "#hw-title") == "hardware · 127.0.0.1"

@@ -196,8 +196,9 @@ class ChatHosts:
 
         screen = self._screen
         known: dict[str, str] = {}
-        latest = screen.hardware.latest if screen.hardware is not None else None
-        if latest is not None and latest.gpu_summary:
+        feed = screen.hardware
+        latest = feed.latest if feed is not None and not feed.stale else None
+        if latest is not None and latest.gpu_summary:  # a stale one was listed as current
             known[screen.models.host.name] = latest.gpu_summary
         reports = await survey_hosts(
             screen.models.hosts, known_gpus=known, ssh_options=screen.options.ssh_options

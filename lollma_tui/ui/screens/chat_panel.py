@@ -116,6 +116,7 @@ class SidePanel:
         with contextlib.suppress(NoMatches):
             panel = self._screen.hardware_panel
             panel.waiting_text = WAITING if host is None else f"waiting for the first sample of {host}…"
+            panel.name_machine(host)
             panel.snapshot = None
             panel.model_footprint = None
             panel.stale = False

@@ -241,6 +241,13 @@ class HardwarePanel(Vertical):
             self._render_pending = True
             self.call_later(self._flush_render)
 
+    def name_machine(self, host: str | None) -> None:
+        """The machine the panel watches now (None: this one), named before its first sample:
+        the title named the one watched before until then."""
+        if self._ready:
+            title = "hardware" if host is None else f"hardware · {host}"
+            set_text(self.query_one("#hw-title", Static), title)
+
     def _flush_render(self) -> None:
         self._render_pending = False
         self._render_snapshot()
