@@ -8,7 +8,7 @@ host's GPU summary: one reading of its hardware over ssh, where the host has `hw
 from __future__ import annotations
 
 import asyncio
-import queue
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -119,7 +119,7 @@ async def survey_hosts(
             return known[entry.name]
         if entry.hw is None:
             return None
-        return await asyncio.to_thread(_read_gpu_summary, entry, tuple(ssh_options), hardware_timeout_s)
+        return await _read_gpu_summary(entry, tuple(ssh_options), hardware_timeout_s)
 
     reports, gpus = await asyncio.gather(
         report_hosts(entries, timeout_s=timeout_s), asyncio.gather(*(gpu_of(e) for e in entries))
@@ -127,19 +127,32 @@ async def survey_hosts(
     return [replace(r, gpu_summary=g) if g else r for r, g in zip(reports, gpus, strict=True)]
 
 
-def _read_gpu_summary(entry: HostEntry, ssh_options: tuple[str, ...], timeout_s: float) -> str:
-    """One hardware reading of `entry`'s machine over ssh (blocking): its GPU line, or why not."""
+async def _read_gpu_summary(entry: HostEntry, ssh_options: tuple[str, ...], timeout_s: float) -> str:
+    """One hardware reading of `entry`'s machine over ssh: its GPU line, or why not.
+
+    Awaited, not run in a thread of the loop's pool: a machine gone quiet held a pool thread
+    for the whole timeout, several of them held the pool that name lookups and loads need
+    (healthy servers read "no answer within 5 s"), and quitting waited for them."""
     from lollma_tui.core.hardware.remote import LinkState, LinkStatus, RemoteHardwareSampler
 
     assert entry.hw is not None
-    arrived: queue.Queue[SystemSnapshot | LinkStatus] = queue.Queue()
+    loop = asyncio.get_running_loop()
+    first: asyncio.Future[SystemSnapshot | LinkStatus] = loop.create_future()
+
+    def settle(item: SystemSnapshot | LinkStatus) -> None:
+        if not first.done():
+            first.set_result(item)
+
+    def arrived(item: SystemSnapshot | LinkStatus) -> None:  # on the sampler's thread
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, item)
 
     def on_status(status: LinkStatus) -> None:
         if status.state is LinkState.STALE:
-            arrived.put(status)
+            arrived(status)
 
     sampler = RemoteHardwareSampler(
-        arrived.put,
+        arrived,
         entry.hw,
         command=entry.hw_command,
         ssh_options=ssh_options,
@@ -148,11 +161,11 @@ def _read_gpu_summary(entry: HostEntry, ssh_options: tuple[str, ...], timeout_s:
     )
     sampler.start()
     try:
-        first = arrived.get(timeout=timeout_s)
-    except queue.Empty:
+        reading = await asyncio.wait_for(first, timeout_s)
+    except TimeoutError:
         return f"no hardware reading over ssh within {timeout_s:g} s"
     finally:
-        sampler.stop()
-    if isinstance(first, SystemSnapshot):
-        return first.gpu_summary or "no GPU reported"
-    return first.message
+        sampler.stop(timeout=0)  # its session ends now; its thread, a daemon, on its own
+    if isinstance(reading, SystemSnapshot):
+        return reading.gpu_summary or "no GPU reported"
+    return reading.message

@@ -72,6 +72,42 @@ def test_a_host_with_remote_hardware_gets_its_gpu_summary_over_ssh(
     assert not den.reachable and den.gpu_summary is not None and "no-such-alias" in den.gpu_summary
 
 
+def test_machines_gone_quiet_over_ssh_do_not_hold_up_a_healthy_server() -> None:
+    # Each reading held a thread of the loop's pool for its whole timeout: with a few machines
+    # gone quiet, the pool that name lookups need was full, and a healthy server read "no
+    # answer within 5 s" (and quitting the app waited for those threads).
+    import socket
+
+    quiet = socket.socket()  # accepts, and never speaks ssh
+    quiet.bind(("127.0.0.1", 0))
+    quiet.listen(64)
+    port = quiet.getsockname()[1]
+    try:
+        with OpenAITestServer(Flavour.LLAMA_SERVER) as healthy:
+            entries = [HostEntry("healthy", BackendKind.OPENAI, healthy.base_url)]
+            entries += [
+                HostEntry(
+                    f"box{i}", BackendKind.OPENAI, healthy.base_url, hw=SshTarget("127.0.0.1", port=port)
+                )
+                for i in range(8)
+            ]
+            options = (
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "BatchMode=yes",
+            )
+            reports = asyncio.run(
+                survey_hosts(entries, ssh_options=options, timeout_s=3, hardware_timeout_s=6)
+            )
+    finally:
+        quiet.close()
+    assert reports[0].reachable, reports[0].message
+    assert all(r.gpu_summary is not None and "within 6 s" in r.gpu_summary for r in reports[1:])
+
+
 def test_the_model_a_move_loads_when_none_is_named() -> None:
     entry = HostEntry("box", BackendKind.OPENAI, "http://box:8080/v1")
     offered = HostReport(entry, True, "LM Studio", models=("a", "b"), loaded=("b",))
