@@ -214,6 +214,27 @@ class HardwareFeed:
                 await asyncio.wait_for(self._first.wait(), within_s)
         return self._latest
 
+    async def local_budget(self, within_s: float) -> MemoryBudget | None:
+        """This machine's free memory, where llama.cpp loads: from the newest snapshot (waiting
+        up to `within_s` for the first), or from one sample of its own while the panel watches
+        another machine (moving back from it skipped the fit check: "free memory unknown")."""
+        from lollma_tui.core.session.budget import budget_from_snapshot
+
+        if self._remote is None:
+            latest = await self.first_snapshot(within_s)
+            return budget_from_snapshot(latest) if latest is not None else None
+
+        def sample_here() -> MemoryBudget:
+            from lollma_tui.core.hardware import HardwareSampler
+
+            sampler = HardwareSampler(lambda _: None)
+            try:
+                return budget_from_snapshot(sampler.sample_now())
+            finally:
+                sampler.close()
+
+        return await asyncio.to_thread(sample_here)
+
     def _receive(self, generation: int, snapshot: SystemSnapshot) -> None:
         if generation != self._generation:
             return  # from the sampler `watch` replaced

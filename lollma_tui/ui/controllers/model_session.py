@@ -327,8 +327,11 @@ class ModelController:
     async def _swap(self, target: LoadSettings, force: bool, host: HostEntry | None) -> None:
         session = self.session
         try:
+            budget = self._budget()
+            if budget is None and target.backend is BackendKind.LLAMA_CPP:
+                budget = await self._first_budget()  # the panel watches another machine
             result = await session.swap(
-                target, budget=self._budget(), force=force, progress=self._progress, host=host
+                target, budget=budget, force=force, progress=self._progress, host=host
             )
         finally:
             self._swap_asked = False

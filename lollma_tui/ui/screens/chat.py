@@ -312,11 +312,8 @@ class ChatScreen(Screen[None]):
         return self.hardware.budget() if self.hardware is not None and self.hardware.remote is None else None
 
     async def _first_budget(self) -> MemoryBudget | None:
-        """Like `memory_budget`, but worth a short wait for the first sample at start-up."""
-        if self.hardware is None:
-            return None
-        await self.hardware.first_snapshot(FIRST_SAMPLE_WAIT_S)
-        return self.memory_budget()
+        """Like `memory_budget`: worth a short wait at start-up, and taken aside when remote."""
+        return await self.hardware.local_budget(FIRST_SAMPLE_WAIT_S) if self.hardware is not None else None
 
     # -- the conversation ---------------------------------------------------------------------------
 

@@ -124,3 +124,24 @@ async def test_a_stalled_source_makes_the_data_stale_until_it_answers_again() ->
         await wait_until(pilot, lambda: not app.received[-1].stale, limit_s=5.0)
         assert app.received[-1].snapshot.tick > stale.snapshot.tick
         assert not app.feed.stale
+
+
+async def test_while_another_machine_is_watched_this_one_s_budget_is_sampled_aside() -> None:
+    # Moving the chat from a host whose hardware is read over ssh back to llama.cpp here took
+    # its budget from the panel, which still showed the other machine: "free memory unknown:
+    # fit not checked".
+    import psutil
+
+    from lollma_tui.core.hardware.ssh_target import SshTarget
+    from lollma_tui.ui.controllers.hardware_feed import RemoteLink
+
+    app = FeedApp([HostSource()])
+    async with app.run_test() as pilot:
+        await wait_until(pilot, lambda: app.received != [])
+        here = await app.feed.local_budget(1.0)
+        assert here is not None and here.free_ram
+        app.feed.watch(RemoteLink(SshTarget("127.0.0.1", port=1)))  # nothing answers there
+        assert app.feed.budget() is None  # the panel has no figures of this machine now
+        aside = await app.feed.local_budget(1.0)
+        assert aside is not None and aside.free_ram is not None
+        assert abs(aside.free_ram - psutil.virtual_memory().available) < 512 << 20
