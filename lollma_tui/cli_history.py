@@ -330,7 +330,14 @@ def _import(store: ChatStore, args: argparse.Namespace) -> int:
     count = counted(visible, "message")
     if len(tree.messages) != visible:
         count += f" ({len(tree.messages)} with earlier versions)"
-    copy = "" if new_id == tree.id else " as a copy (its ids were already in the history)"
+    from lollma_tui.core.chat.store_tree import OWN_ID
+
+    why = (
+        "its ids were already in the history"
+        if OWN_ID.fullmatch(tree.id)
+        else "its ids were not lollma-tui's"
+    )
+    copy = "" if new_id == tree.id else f" under new ids ({why})"
     _note(f"imported “{_title(tree.title)}”{copy}: {count}")
     _out(new_id)
     return EXIT_OK

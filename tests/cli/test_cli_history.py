@@ -284,7 +284,7 @@ def test_export_json_round_trips_through_import(saved: Saved, history_path: Path
     result = run_cli("import", str(target))
     assert result.returncode == 0, result.stderr
     new_id = result.stdout.strip()
-    assert "as a copy" in result.stderr  # its ids were taken: imported under fresh ones
+    assert "under new ids (its ids were already in the history)" in result.stderr
     with opened(history_path) as store:
         assert store.count_conversations() == before + 1
         original, copy = store.load(saved.pasta), store.load(new_id)
@@ -301,6 +301,13 @@ def test_export_json_round_trips_through_import(saved: Saved, history_path: Path
         run_cli("show", new_id).stdout.split("\n", 2)[2]
         == run_cli("show", saved.pasta).stdout.split("\n", 2)[2]
     )
+    # A file from elsewhere, whose ids are not ours, was said to be "a copy" of one already here.
+    document = json.loads(target.read_text(encoding="utf-8"))
+    document["conversation"]["id"] = "x"
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps(document), encoding="utf-8")
+    from_elsewhere = run_cli("import", str(foreign), cwd=tmp_path)
+    assert "under new ids (its ids were not lollma-tui's)" in from_elsewhere.stderr, from_elsewhere.stderr
 
 
 def test_import_counts_the_messages_as_list_does(saved: Saved, tmp_path: Path) -> None:
