@@ -211,8 +211,11 @@ class RemoteHardwareSampler:
         value = validate_interval(seconds)
         if value == self._interval_s:
             return
+        before = self.command
         self._interval_s = value
-        if self._command is None:
+        # Also a user's command that runs our monitor without --interval (the host's hw_command):
+        # it is given ours, and Ctrl+B left it at the old one, 5 s after a reconnect while hidden.
+        if self.command != before:
             self._restart = True
             self._end_session()  # the reader loop starts the next one at once
 

@@ -161,6 +161,20 @@ def test_a_new_interval_restarts_the_remote_monitor_without_a_false_alarm(
     assert LinkState.STALE not in [s.state for s in feed.statuses]
 
 
+def test_a_users_monitor_command_without_an_interval_follows_the_panel_s(
+    remote: Callable[..., tuple[RemoteHardwareSampler, Feed]], fake_nvml_site: Path
+) -> None:
+    # hw_command = "uvx lollma-tui monitor --jsonl": given our interval at start, but Ctrl+B and
+    # + / - never restarted it with another.
+    user_command = monitor_command(fake_nvml_site, INTERVAL_S).replace(f" --interval {INTERVAL_S:g}", "")
+    sampler, feed = remote(command=user_command)
+    assert feed.next().interval_s == INTERVAL_S
+    sampler.set_interval(0.5)
+    assert sampler.command.endswith("--interval 0.5")
+    wait_until(lambda: sampler.status.attempts == 2 and sampler.status.state is LinkState.LIVE)
+    assert any(feed.next().interval_s == 0.5 for _ in range(20))
+
+
 def test_lines_the_monitor_cannot_read_say_why_at_once(
     remote: Callable[..., tuple[RemoteHardwareSampler, Feed]],
 ) -> None:
