@@ -110,8 +110,23 @@ async def survey_hosts(
     timeout_s: float = REPORT_TIMEOUT_S,
     hardware_timeout_s: float = HARDWARE_TIMEOUT_S,
 ) -> list[HostReport]:
-    """`report_hosts`, with each host's GPU summary: from `known_gpus` (by host name, e.g. the
-    panel's live reading), else read once over ssh for hosts with `hw`."""
+    """`report_hosts`, with each host's GPU summary (`gpu_summaries`)."""
+    reports, gpus = await asyncio.gather(
+        report_hosts(entries, timeout_s=timeout_s),
+        gpu_summaries(entries, known_gpus=known_gpus, ssh_options=ssh_options, timeout_s=hardware_timeout_s),
+    )
+    return with_gpus(reports, gpus)
+
+
+async def gpu_summaries(
+    entries: Sequence[HostEntry],
+    *,
+    known_gpus: Mapping[str, str] | None = None,
+    ssh_options: Sequence[str] = (),
+    timeout_s: float = HARDWARE_TIMEOUT_S,
+) -> list[str | None]:
+    """Each host's GPU line: from `known_gpus` (by host name, e.g. the panel's live reading),
+    else read once over ssh for hosts with `hw`; None for the others."""
     known = dict(known_gpus or {})
 
     async def gpu_of(entry: HostEntry) -> str | None:
@@ -119,11 +134,12 @@ async def survey_hosts(
             return known[entry.name]
         if entry.hw is None:
             return None
-        return await _read_gpu_summary(entry, tuple(ssh_options), hardware_timeout_s)
+        return await _read_gpu_summary(entry, tuple(ssh_options), timeout_s)
 
-    reports, gpus = await asyncio.gather(
-        report_hosts(entries, timeout_s=timeout_s), asyncio.gather(*(gpu_of(e) for e in entries))
-    )
+    return list(await asyncio.gather(*(gpu_of(e) for e in entries)))
+
+
+def with_gpus(reports: Sequence[HostReport], gpus: Sequence[str | None]) -> list[HostReport]:
     return [replace(r, gpu_summary=g) if g else r for r, g in zip(reports, gpus, strict=True)]
 
 

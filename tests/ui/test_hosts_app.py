@@ -205,3 +205,51 @@ async def test_the_local_host_says_which_model_this_app_has_loaded(tiny_gguf: Pa
         row = [str(cell) for cell in view.query_one(DataTable).get_row("local")]
         assert row[3] == "● llama.cpp in this app" and row[5] == "tiny-llama"
         await pilot.press("escape")
+
+
+async def test_a_machine_slow_over_ssh_does_not_hold_up_the_other_rows(
+    ollama_server: OllamaTestServer, studio: OpenAITestServer
+) -> None:
+    # Every row read "asking…" until the slowest GPU reading over ssh was in (10–15 s).
+    import socket
+
+    from lollma_tui.core.hardware.ssh_target import SshTarget
+
+    quiet = socket.socket()  # accepts, and never speaks ssh
+    quiet.bind(("127.0.0.1", 0))
+    quiet.listen(8)
+    try:
+        hosts = (
+            HostEntry("den", BackendKind.OLLAMA, ollama_server.url),
+            HostEntry(
+                "studio",
+                BackendKind.OPENAI,
+                studio.base_url,
+                hw=SshTarget("127.0.0.1", port=quiet.getsockname()[1]),
+            ),
+        )
+        options = StartupOptions(
+            load=LoadSettings(backend=BackendKind.OLLAMA, model=OLLAMA_MODEL, n_ctx=2048),
+            ollama_host=ollama_server.host,
+            ssh_options=(
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "BatchMode=yes",
+            ),
+        )
+        app = LollmaApp(options, hosts=hosts)
+        async with app.run_test(size=(150, 40)) as pilot:
+            await wait_ready(pilot, app)
+            await pilot.press("f4")
+            await wait_until(pilot, lambda: isinstance(app.screen, HostsScreen))
+            view = app.screen
+            assert isinstance(view, HostsScreen)
+            await wait_until(pilot, lambda: len(view.reports) == 3, within=8)
+            studio_report = next(r for r in view.reports if r.entry.name == "studio")
+            assert studio_report.reachable and studio_report.gpu_summary is None  # its GPUs: still asking
+            await pilot.press("escape")
+    finally:
+        quiet.close()

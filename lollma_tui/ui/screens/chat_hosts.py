@@ -10,6 +10,7 @@ as messages (`HostsReported`, `ServerExtrasRead`, `HardwareLinkChanged`).
 
 from __future__ import annotations
 
+import asyncio
 import urllib.parse
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -192,7 +193,7 @@ class ChatHosts:
         screen.run_worker(self._survey(), group="host-survey", exclusive=True, exit_on_error=False)
 
     async def _survey(self) -> None:
-        from lollma_tui.core.host_reports import survey_hosts
+        from lollma_tui.core.host_reports import gpu_summaries, report_hosts, with_gpus
 
         screen = self._screen
         known: dict[str, str] = {}
@@ -200,10 +201,17 @@ class ChatHosts:
         latest = feed.latest if feed is not None and not feed.stale else None
         if latest is not None and latest.gpu_summary:  # a stale one was listed as current
             known[screen.models.host.name] = latest.gpu_summary
-        reports = await survey_hosts(
-            screen.models.hosts, known_gpus=known, ssh_options=screen.options.ssh_options
+        hosts = screen.models.hosts
+        gpus = asyncio.ensure_future(
+            gpu_summaries(hosts, known_gpus=known, ssh_options=screen.options.ssh_options)
         )
-        screen.post_message(HostsReported(tuple(self._with_own_models(report) for report in reports)))
+        try:
+            # The servers' answers first: one machine slow over ssh held every row at "asking…".
+            reports = [self._with_own_models(report) for report in await report_hosts(hosts)]
+            screen.post_message(HostsReported(tuple(with_gpus(reports, [known.get(h.name) for h in hosts]))))
+            screen.post_message(HostsReported(tuple(with_gpus(reports, await gpus))))
+        finally:
+            gpus.cancel()
 
     def _with_own_models(self, report: HostReport) -> HostReport:
         """llama.cpp runs in this app, so no server says what it has: the app does (it said "—"
