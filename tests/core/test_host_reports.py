@@ -8,7 +8,7 @@ from pathlib import Path
 from ollama_server import OllamaTestServer
 from openai_server import Flavour, OpenAITestServer, ServedSpec
 from openai_server.fixtures import free_port
-from sshd_server import ALIAS, SshServer, monitor_command
+from sshd_server import ALIAS, QUIET_SSH_OPTIONS, SshServer, monitor_command, quiet_machine
 
 from lollma_tui.core.hardware.ssh_target import SshTarget
 from lollma_tui.core.host_reports import HostReport, model_to_load, report_hosts, survey_hosts
@@ -76,34 +76,15 @@ def test_machines_gone_quiet_over_ssh_do_not_hold_up_a_healthy_server() -> None:
     # Each reading held a thread of the loop's pool for its whole timeout: with a few machines
     # gone quiet, the pool that name lookups need was full, and a healthy server read "no
     # answer within 5 s" (and quitting the app waited for those threads).
-    import socket
-
-    quiet = socket.socket()  # accepts, and never speaks ssh
-    quiet.bind(("127.0.0.1", 0))
-    quiet.listen(64)
-    port = quiet.getsockname()[1]
-    try:
-        with OpenAITestServer(Flavour.LLAMA_SERVER) as healthy:
-            entries = [HostEntry("healthy", BackendKind.OPENAI, healthy.base_url)]
-            entries += [
-                HostEntry(
-                    f"box{i}", BackendKind.OPENAI, healthy.base_url, hw=SshTarget("127.0.0.1", port=port)
-                )
-                for i in range(8)
-            ]
-            options = (
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "BatchMode=yes",
-            )
-            reports = asyncio.run(
-                survey_hosts(entries, ssh_options=options, timeout_s=3, hardware_timeout_s=6)
-            )
-    finally:
-        quiet.close()
+    with quiet_machine() as port, OpenAITestServer(Flavour.LLAMA_SERVER) as healthy:
+        entries = [HostEntry("healthy", BackendKind.OPENAI, healthy.base_url)]
+        entries += [
+            HostEntry(f"box{i}", BackendKind.OPENAI, healthy.base_url, hw=SshTarget("127.0.0.1", port=port))
+            for i in range(8)
+        ]
+        reports = asyncio.run(
+            survey_hosts(entries, ssh_options=QUIET_SSH_OPTIONS, timeout_s=3, hardware_timeout_s=6)
+        )
     assert reports[0].reachable, reports[0].message
     assert all(r.gpu_summary is not None and "within 6 s" in r.gpu_summary for r in reports[1:])
 

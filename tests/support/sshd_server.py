@@ -196,3 +196,26 @@ def monitor_command(site: Path, interval_s: float) -> str:
     """The remote command: this checkout's lollma-tui, with the fake NVML at its import seam."""
     script = Path(sys.executable).with_name("lollma-tui")
     return f"env PYTHONPATH={site} {script} monitor --jsonl --interval {interval_s:g}"
+
+
+QUIET_SSH_OPTIONS = (
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "BatchMode=yes",
+)
+"""For ssh to a `quiet_machine`: no host key to check, no prompt to wait on."""
+
+
+@contextlib.contextmanager
+def quiet_machine() -> Iterator[int]:
+    """A port on 127.0.0.1 that accepts connections and never speaks ssh: a machine gone quiet."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        listener.close()

@@ -40,6 +40,14 @@ async def started(pilot: Pilot[None], app: LollmaApp) -> None:
     await app.workers.wait_for_complete([w for w in app.workers if w.group == "history-open"])
 
 
+async def searched(pilot: Pilot[None], app: LollmaApp, text: str) -> None:
+    """Ctrl+F, `text` typed, and its hits listed."""
+    await pilot.press("ctrl+f")
+    await wait_until(pilot, lambda: isinstance(app.screen, SearchScreen))
+    await pilot.press(*text)
+    await pilot.pause(0.6)
+
+
 async def type_enter(pilot: Pilot[None], text: str) -> None:
     await pilot.press(*text, "enter")
     await pilot.pause()
@@ -363,10 +371,7 @@ async def test_conversation_list_and_search_open_other_conversations(tiny_gguf: 
             "a lamp and a lens",
         ]
         await type_enter(pilot, "/clear")
-        await pilot.press("ctrl+f")
-        await wait_until(pilot, lambda: isinstance(app.screen, SearchScreen))
-        await pilot.press(*"lens")
-        await pilot.pause(0.6)
+        await searched(pilot, app, "lens")
         await pilot.press("enter")
         await wait_until(pilot, lambda: main.conversation.id == old.id)
         assert main.chat_log.turn_for(old.messages[1].id) is not None
@@ -484,10 +489,7 @@ async def test_a_search_hit_whose_chat_was_deleted_meanwhile_says_so(tiny_gguf: 
     async with app.run_test(size=(100, 32)) as pilot:
         await started(pilot, app)
         await type_enter(pilot, "/clear")
-        await pilot.press("ctrl+f")
-        await wait_until(pilot, lambda: isinstance(app.screen, SearchScreen))
-        await pilot.press(*"lens")
-        await pilot.pause(0.6)
+        await searched(pilot, app, "lens")
         with ChatStore.open(default_store_path()) as store:
             store.delete_conversation(old.id)
         await pilot.press("enter")

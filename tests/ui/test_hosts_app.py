@@ -12,6 +12,7 @@ from ollama_server import OllamaTestServer
 from openai_server import Flavour, OpenAITestServer, ServedSpec
 from openai_server.fixtures import free_port
 from pilot_support import wait_until
+from sshd_server import QUIET_SSH_OPTIONS, quiet_machine
 from textual.widgets import DataTable, Static
 
 from lollma_tui.core.hosts import HostEntry
@@ -211,34 +212,17 @@ async def test_a_machine_slow_over_ssh_does_not_hold_up_the_other_rows(
     ollama_server: OllamaTestServer, studio: OpenAITestServer
 ) -> None:
     # Every row read "asking…" until the slowest GPU reading over ssh was in (10–15 s).
-    import socket
-
     from lollma_tui.core.hardware.ssh_target import SshTarget
 
-    quiet = socket.socket()  # accepts, and never speaks ssh
-    quiet.bind(("127.0.0.1", 0))
-    quiet.listen(8)
-    try:
+    with quiet_machine() as port:
         hosts = (
             HostEntry("den", BackendKind.OLLAMA, ollama_server.url),
-            HostEntry(
-                "studio",
-                BackendKind.OPENAI,
-                studio.base_url,
-                hw=SshTarget("127.0.0.1", port=quiet.getsockname()[1]),
-            ),
+            HostEntry("studio", BackendKind.OPENAI, studio.base_url, hw=SshTarget("127.0.0.1", port=port)),
         )
         options = StartupOptions(
             load=LoadSettings(backend=BackendKind.OLLAMA, model=OLLAMA_MODEL, n_ctx=2048),
             ollama_host=ollama_server.host,
-            ssh_options=(
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "BatchMode=yes",
-            ),
+            ssh_options=QUIET_SSH_OPTIONS,
         )
         app = LollmaApp(options, hosts=hosts)
         async with app.run_test(size=(150, 40)) as pilot:
@@ -251,5 +235,3 @@ async def test_a_machine_slow_over_ssh_does_not_hold_up_the_other_rows(
             studio_report = next(r for r in view.reports if r.entry.name == "studio")
             assert studio_report.reachable and studio_report.gpu_summary is None  # its GPUs: still asking
             await pilot.press("escape")
-    finally:
-        quiet.close()
