@@ -49,10 +49,15 @@ async def stamped_reads(
     """
     loop = asyncio.get_running_loop()
     last = loop.time()
+    paused = False
     async for item in stream:
-        waited = loop.time() - last > SAME_READ_S
+        # The read after a pause goes to the network whatever came meanwhile, and on a busy
+        # machine that trip alone outlasts `SAME_READ_S`: judged waited for, it paused again
+        # with the rest of its batch in hand, and the stream was read a chunk per pause.
+        waited = not paused and loop.time() - last > SAME_READ_S
         yield item, time.perf_counter() if waited else None
-        if waited and pause_after(item):
+        paused = waited and pause_after(item)
+        if paused:
             # This chunk was waited for: the ones after it have not arrived yet either.
             await asyncio.sleep(every_s)
         last = loop.time()
