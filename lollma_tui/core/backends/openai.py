@@ -356,13 +356,13 @@ class OpenAIBackend(ServerBackendState):
         first_at: float | None = None
         last_at: float | None = None
         chunks = 0
-        timed: tuple[float, int] | None = None  # the last chunk whose arrival is known, and its count
+        arrivals: list[tuple[float, int]] = []  # chunks whose arrival is known, and the count by then
         finish: str | None = None
         try:
             while True:
                 item = await queue.get()
                 if self._cancel_requested or item is None:
-                    clock = Clock(started, first_at, last_at, time.perf_counter(), chunks, timed)
+                    clock = Clock(started, first_at, last_at, time.perf_counter(), chunks, tuple(arrivals))
                     yield ReplyDone("cancelled", reply_stats(self._setup(loaded), figures, clock))
                     return
                 if isinstance(item, _Failure):
@@ -372,7 +372,7 @@ class OpenAIBackend(ServerBackendState):
                         raise self._chat_failure(None, loaded.name, streaming=chunks > 0)
                     for kind, piece in splitter.flush():
                         yield TextDelta(piece, chunks) if kind == "text" else ThinkingDelta(piece, chunks)
-                    clock = Clock(started, first_at, last_at, time.perf_counter(), chunks, timed)
+                    clock = Clock(started, first_at, last_at, time.perf_counter(), chunks, tuple(arrivals))
                     stats = reply_stats(self._setup(loaded), figures, clock)
                     yield ReplyDone("length" if finish == "length" else "stop", stats)
                     return
@@ -386,7 +386,7 @@ class OpenAIBackend(ServerBackendState):
                     first_at = first_at or last_at
                     chunks += 1
                     if arrived is not None:
-                        timed = (arrived, chunks)
+                        arrivals.append((arrived, chunks))
                 if delta.reasoning:
                     yield ThinkingDelta(delta.reasoning, chunks)
                 for kind, piece in splitter.feed(delta.content):

@@ -144,8 +144,8 @@ class Clock:
     ended: float
     chunks: int
     """Chunks that carried text or thinking."""
-    timed: tuple[float, int] | None = None
-    """When the last chunk whose arrival is known came, and how many chunks had come by then:
+    arrivals: tuple[tuple[float, int], ...] = ()
+    """When each chunk whose arrival is known came, and how many chunks had come by then:
     chunks read in a batch after a pause arrived at some moment the pause hides."""
 
     @property
@@ -154,11 +154,20 @@ class Clock:
 
     def rate(self, tokens: int) -> float | None:
         """Tokens after the first over the time they took to arrive."""
-        if self.first_at is not None and self.timed is not None and self.chunks:
-            at, count = self.timed
-            if count >= 2 and at > self.first_at:
-                # The chunks' pace up to the last known arrival, in tokens (a chunk may hold more).
-                return (count - 1) / (at - self.first_at) * tokens / self.chunks
+        if self.first_at is not None and self.chunks:
+            first_at = self.first_at
+            paces = [
+                ((count - 1) / (at - first_at), count)
+                for at, count in self.arrivals
+                if count >= 2 and at > first_at
+            ]
+            # A stamp is taken when the chunk is read, never before it came: a read held up (a
+            # busy loop, a collection) makes a chunk look waited for and late, so the fastest
+            # pace is the truest. The reply's later half, where known, stands for all of it.
+            later = [pace for pace, count in paces if 2 * (count - 1) >= self.chunks - 1]
+            if paces:
+                # The chunks' pace, in tokens (a chunk may hold more than one).
+                return max(later or [pace for pace, _ in paces]) * tokens / self.chunks
         if tokens < 2 or self.first_at is None or self.last_at is None or self.last_at <= self.first_at:
             return None
         return (tokens - 1) / (self.last_at - self.first_at)
