@@ -308,7 +308,7 @@ def _export(store: ChatStore, args: argparse.Namespace) -> int:
 
 def _import(store: ChatStore, args: argparse.Namespace) -> int:
     from lollma_tui.core.chat.errors import ImportFormatError
-    from lollma_tui.core.chat.export import MAX_IMPORT_BYTES, parse_json, read_import_file
+    from lollma_tui.core.chat.export import MAX_IMPORT_BYTES, copy_reason, parse_json, read_import_file
 
     try:
         if args.file == "-":
@@ -330,14 +330,8 @@ def _import(store: ChatStore, args: argparse.Namespace) -> int:
     count = counted(visible, "message")
     if len(tree.messages) != visible:
         count += f" ({len(tree.messages)} with earlier versions)"
-    from lollma_tui.core.chat.store_tree import OWN_ID
-
-    why = (
-        "its ids were already in the history"
-        if OWN_ID.fullmatch(tree.id)
-        else "its ids were not lollma-tui's"
-    )
-    copy = "" if new_id == tree.id else f" under new ids ({why})"
+    why = copy_reason(tree, new_id)
+    copy = "" if why is None else f" under new ids ({why})"
     _note(f"imported “{_title(tree.title)}”{copy}: {count}")
     _out(new_id)
     return EXIT_OK

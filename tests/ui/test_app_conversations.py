@@ -310,7 +310,9 @@ async def test_export_and_import_round_trip(tiny_gguf: Path, tmp_path: Path) -> 
         await type_enter(pilot, f"/import {tmp_path / 'main.json'}")
         await wait_until(pilot, lambda: main.conversation.id != original_id)
         assert main.conversation.messages[0].content == "export me"
-        assert notices(app)[-1].startswith(f"Imported “export me” from {tmp_path / 'main.json'} · 2 messages")
+        # It is still in the history: the app said nothing of a copy, the command line did.
+        copied = "as a copy (its ids were already in the history)"
+        assert notices(app)[-1].startswith(f"Imported “export me” from {tmp_path / 'main.json'} {copied} · ")
         (tmp_path / "bad.json").write_text('{"format": "nope"}')
         with ChatStore.open(default_store_path()) as store:
             before = store.count_conversations()

@@ -242,6 +242,25 @@ def import_json(store: ChatStore, data: str | bytes | Path) -> str:
     return store.import_tree(parse_json(content))
 
 
+def copy_reason(tree: ConversationTree, new_id: str) -> str | None:
+    """Why an imported conversation was saved under new ids (a copy), or None where its own
+    ids were kept."""
+    if new_id == tree.id:
+        return None
+    from lollma_tui.core.chat.store_tree import OWN_ID
+
+    if OWN_ID.fullmatch(tree.id):
+        return "its ids were already in the history"
+    return "its ids were not lollma-tui's"
+
+
+def import_json_noting(store: ChatStore, path: Path) -> tuple[str, str | None]:
+    """`import_json` of a file: the conversation's id, and `copy_reason`."""
+    tree = parse_json(read_import_file(path))
+    new_id = store.import_tree(tree)
+    return new_id, copy_reason(tree, new_id)
+
+
 def _tree_from_document(document: object) -> ConversationTree:
     top = _object(document, "top level", ("format", "version", "exported_at", "conversation", "messages"))
     if top["format"] != FORMAT:

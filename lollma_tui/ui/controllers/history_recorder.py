@@ -317,8 +317,9 @@ class HistoryRecorder:
             return f"Export failed: {error}", "error"
         return f"Exported to {target}", "info"
 
-    async def import_file(self, argument: str) -> str | None:
-        """``/import PATH``: the new conversation's id, or None (reported) when nothing was added."""
+    async def import_file(self, argument: str) -> tuple[str, str | None] | None:
+        """``/import PATH``: the new conversation's id and why it is a copy (`copy_reason`), or
+        None (reported) when nothing was added."""
         store = self.store
         if store is None or not argument.strip():
             self._owner.post_message(
@@ -335,10 +336,10 @@ class HistoryRecorder:
             return None
 
 
-def _import_file(store: ChatStore, given: str) -> str:
-    from lollma_tui.core.chat.export import import_json, path_argument
+def _import_file(store: ChatStore, given: str) -> tuple[str, str | None]:
+    from lollma_tui.core.chat.export import import_json_noting, path_argument
 
-    return import_json(store, path_argument(given)[0])
+    return import_json_noting(store, path_argument(given)[0])
 
 
 def _write_private(given: str, text: str, overwrite: bool, title_and_kind: tuple[str, str]) -> Path:

@@ -430,9 +430,13 @@ class ChatCommands:
         await screen.notice(*line)
 
     async def command_import(self, command: Command) -> None:
-        conversation_id = await self._screen.history.import_file(command.argument)
-        if conversation_id is not None:
-            await self._screen.open_conversation(conversation_id, imported_from=command.argument.strip())
+        imported = await self._screen.history.import_file(command.argument)
+        if imported is not None:
+            conversation_id, copy = imported
+            source = command.argument.strip()
+            if copy is not None:
+                source += f" as a copy ({copy})"
+            await self._screen.open_conversation(conversation_id, imported_from=source)
 
     # -- the app --------------------------------------------------------------------------------
 
