@@ -19,7 +19,7 @@ from lollma_tui.core.backends import llamacpp_protocol as proto
 from lollma_tui.core.backends.base import ChatMessage
 from lollma_tui.core.backends.chat_formats import adapt_messages, format_for_architecture
 from lollma_tui.core.backends.repack import crash_if_asked, log_position, repacked_since, set_repack
-from lollma_tui.core.backends.think_tags import ThinkSplitter, opens_thinking
+from lollma_tui.core.backends.think_tags import CLOSE, ThinkSplitter, opens_thinking
 from lollma_tui.core.settings import AUTO, MAX_SEED, LoadSettings, SamplingSettings
 from lollma_tui.core.workers.channel import Channel, finish, open_channel
 from lollma_tui.core.workers.logs import OWN_NOTE_PREFIX
@@ -129,21 +129,29 @@ def _make_engine_class() -> type:
             # unfinished reply here makes the model continue it rather than start a new turn.
             extra, self.continue_text = self.continue_text, ""
             if extra:
+                end = prompt if isinstance(prompt, str) else self._text_of(prompt[-8:])
+                # A template that opens the reply's think block (DeepSeek-R1's) would have the
+                # saved answer go on as thoughts: the block is closed first, empty, as such a
+                # template writes earlier replies.
+                close = f"\n{CLOSE}\n\n" if opens_thinking(end) else ""
                 if isinstance(prompt, str):
-                    prompt = prompt + extra
+                    prompt = prompt + close + extra
                 else:
-                    prompt = [*prompt, *self.tokenize(extra.encode(), add_bos=False, special=False)]
+                    closing = self.tokenize(close.encode(), add_bos=False, special=True) if close else []
+                    prompt = [*prompt, *closing, *self.tokenize(extra.encode(), add_bos=False, special=False)]
             return super().create_completion(prompt, *args, **kwargs)
 
         prompt_opens_thinking = False
         """Whether the chat template ended the prompt inside a think block (DeepSeek-R1's)."""
 
+        def _text_of(self, tokens: Sequence[int]) -> str:
+            return str(self.detokenize(list(tokens), special=True).decode(errors="replace"))
+
         def generate(
             self, tokens: Sequence[int], *args: Any, **kwargs: Any
         ) -> Generator[int, Sequence[int] | None, None]:
             self.prompt_tokens = len(tokens)
-            end = self.detokenize(list(tokens[-8:]), special=True).decode(errors="replace")
-            self.prompt_opens_thinking = opens_thinking(end)
+            self.prompt_opens_thinking = opens_thinking(self._text_of(tokens[-8:]))
             for token in super().generate(tokens, *args, **kwargs):
                 if self.cancel_event.is_set():
                     return

@@ -605,6 +605,21 @@ async def test_a_think_block_the_chat_template_opened_is_thinking_too(
     continued = [ChatMessage("user", "why?"), ChatMessage("assistant", "Because")]
     thinking, text = await thinking_and_text(backend, continued)
     assert thinking == "" and text.startswith(" memory cache")
+    # And the model reads it as the answer: the block the template opened is closed before it,
+    # where the saved answer went on inside it, as thoughts.
+    import llama_cpp
+
+    vocab = llama_cpp.Llama(str(model), vocab_only=True, verbose=False)
+    asked = await prompt_tokens(backend, [ChatMessage("user", "why?")])
+    continued_asked = await prompt_tokens(backend, continued)
+    added = vocab.tokenize(b"\n</think>\n\n", add_bos=False, special=True)
+    added += vocab.tokenize(b"Because", add_bos=False, special=False)
+    assert asked is not None and continued_asked == asked + len(added)
+
+
+async def prompt_tokens(backend: LlamaCppBackend, messages: list[ChatMessage]) -> int | None:
+    done = [event async for event in backend.stream_chat(messages, GREEDY) if isinstance(event, ReplyDone)]
+    return done[0].stats.prompt_tokens
 
 
 NO_SYSTEM_TEMPLATE = (
