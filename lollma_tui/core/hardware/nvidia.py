@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lollma_tui.core.hardware import nvml_probe as codes
-from lollma_tui.core.hardware.nvml_probe import FieldProbe, GpuLostError, nvml_error_code
+from lollma_tui.core.hardware.nvml_probe import NOT_SUPPORTED, FieldProbe, GpuLostError, nvml_error_code
 from lollma_tui.core.hardware.snapshots import (
     GpuProcessMemory,
     GpuSnapshot,
@@ -405,8 +405,9 @@ class NvidiaSource:
         total: int | None = None
         free: int | None = None
         if memory is None:
-            # Integrated parts (GB10, Jetson/Thor) share system RAM and refuse this call.
-            unified = dev.memory.supported is False
+            # Integrated parts (GB10, Jetson/Thor) share system RAM and say the call is not
+            # supported; a card that refuses it (no permission) has memory of its own, unknown.
+            unified = dev.memory.supported is False and dev.memory.refused_with == NOT_SUPPORTED
         elif int(memory.total) == 0:
             unified = True
         else:

@@ -56,7 +56,7 @@ class FieldProbe:
     every tick. Transient errors (timeout, unknown) read None for that tick only.
     """
 
-    __slots__ = ("_chosen", "_dead", "_variants", "missed")
+    __slots__ = ("_chosen", "_dead", "_variants", "missed", "refused_with")
 
     def __init__(self, *variants: Callable[[], Any]) -> None:
         self._variants = variants
@@ -64,6 +64,9 @@ class FieldProbe:
         self._dead = not variants
         self.missed = False
         """Whether the last read failed with an error worth retrying (timeout, unknown)."""
+        self.refused_with: int | None = None
+        """The NVML code of the last variant's refusal, once all failed for good (None for a
+        binding that lacks the call)."""
 
     @property
     def supported(self) -> bool | None:
@@ -84,6 +87,7 @@ class FieldProbe:
                 if nvml_error_code(exc) == GPU_IS_LOST:
                     raise GpuLostError(str(exc)) from exc
                 if _is_permanent(exc):
+                    self.refused_with = nvml_error_code(exc)
                     continue
                 self.missed = True
                 return None

@@ -168,6 +168,19 @@ def test_unified_memory_gpu_is_flagged(unsupported: bool) -> None:
     assert snap.utilization_percent == 87.0
 
 
+def test_memory_info_refused_is_unknown_not_unified() -> None:
+    # A card that refuses its memory info has VRAM of its own: it was shown as unified, and the
+    # fit estimate counted the machine's free RAM as its free VRAM.
+    gpu = FakeGpu(name="NVIDIA GeForce RTX 4090")
+    gpu.errors["nvmlDeviceGetMemoryInfo"] = pynvml.NVML_ERROR_NO_PERMISSION
+    gpu.errors["nvmlDeviceGetMemoryInfo_v2"] = pynvml.NVML_ERROR_NO_PERMISSION
+    source = source_for(FakeNvml([gpu]))
+    for t in range(3):
+        (snap,) = source.sample(ctx(now=float(t))).gpus
+        assert snap.unified_memory is False
+        assert snap.memory_total_bytes is None and snap.memory_free_bytes is None
+
+
 def test_transient_memory_error_is_not_mistaken_for_unified() -> None:
     gpu = FakeGpu()
     gpu.errors["nvmlDeviceGetMemoryInfo_v2"] = pynvml.NVML_ERROR_UNKNOWN
