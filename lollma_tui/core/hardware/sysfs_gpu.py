@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lollma_tui.core.hardware.snapshots import GpuSnapshot, GpuVendor, SourceState
+from lollma_tui.core.hardware.snapshots import GpuSnapshot, GpuState, GpuVendor, SourceState
 from lollma_tui.core.hardware.source import RETRY_AFTER_S, SampleContext, SourceReading, status
 
 _CARD = re.compile(r"card(\d+)")
@@ -104,7 +104,18 @@ class _Card:
     clock_hz: Path | None = None
     pwm: Path | None = None
     pwm_max: Path | None = None
+    runtime_status: Path | None = None
+    """Runtime power management: "suspended" while a hybrid laptop's dGPU sleeps."""
     last_energy: tuple[float, int] | None = field(default=None)
+
+    def still_at(self, card_dir: Path) -> bool:
+        """Whether `card_dir` is still this card with these files: a card unbound or unplugged
+        goes, one bound again comes back with its hwmon renumbered. Only looked at (stat), as
+        reading a sleeping card's files wakes it."""
+        files = (self.busy, self.vram_used, self.temperature, self.power, self.energy, self.clock_mhz)
+        return _pci_slot(card_dir / "device") == self.bus_id and all(
+            path.exists() for path in files if path is not None
+        )
 
 
 def _discover_card(card_dir: Path, index: int) -> _Card | None:
@@ -129,6 +140,7 @@ def _discover_card(card_dir: Path, index: int) -> _Card | None:
         bus_id=bus_id,
         integrated=False,
         temperature=_pick_temperature(hwmon),
+        runtime_status=_existing(device / "power/runtime_status"),
     )
     if hwmon is not None:
         card.power = _existing(hwmon / "power1_average", hwmon / "power1_input")
@@ -187,6 +199,9 @@ class SysfsGpuSource:
         self._next_scan_at = None
 
     def _scan(self) -> list[_Card]:
+        """The cards now in `drm_root`: the ones already known kept as they are (their files
+        are not read again), new or changed ones discovered."""
+        known = {card.index: card for card in self._cards or ()}
         cards: list[_Card] = []
         try:
             entries = list(self._root.iterdir())
@@ -196,7 +211,9 @@ class SysfsGpuSource:
             match = _CARD.fullmatch(entry.name)  # card0, not connector entries like card0-DP-1
             if match is None:
                 continue
-            card = _discover_card(entry, int(match.group(1)))
+            index = int(match.group(1))
+            kept = known.get(index)
+            card = kept if kept is not None and kept.still_at(entry) else _discover_card(entry, index)
             if card is not None:
                 cards.append(card)
         return sorted(cards, key=lambda c: c.index)
@@ -208,13 +225,13 @@ class SysfsGpuSource:
             return SourceReading(status=status(self.name, SourceState.ERROR, f"sysfs read failed: {exc}"))
 
     def _sample(self, context: SampleContext) -> SourceReading:
-        if not self._cards:
-            if self._next_scan_at is not None and context.now < self._next_scan_at:
-                return self._absent()
+        # Looked for again every `retry_after_s`, found or not: a card found once was read from
+        # the same paths for good, after it was unplugged or rebound, and one added never showed.
+        if self._next_scan_at is None or context.now >= self._next_scan_at:
             self._cards = self._scan()
             self._next_scan_at = context.now + self._retry_after_s
-            if not self._cards:
-                return self._absent()
+        if not self._cards:
+            return self._absent()
         gpus = tuple(self._read_card(card, context.now) for card in self._cards)
         amd = sum(1 for c in self._cards if c.vendor is GpuVendor.AMD)
         intel = len(self._cards) - amd
@@ -230,6 +247,17 @@ class SysfsGpuSource:
         return SourceReading(status=status(self.name, SourceState.ABSENT, "no AMD or Intel GPU in DRM sysfs"))
 
     def _read_card(self, card: _Card, now: float) -> GpuSnapshot:
+        if _read_text(card.runtime_status) == "suspended":
+            # Reading its other files would wake it: a laptop's dGPU never slept while we ran.
+            card.last_energy = None
+            return GpuSnapshot(
+                index=card.index,
+                name=card.name,
+                vendor=card.vendor,
+                state=GpuState.ASLEEP,
+                unified_memory=card.integrated,
+                bus_id=card.bus_id,
+            )
         used = _read_int(card.vram_used)
         total = _read_int(card.vram_total)
         if card.vram_size_files:

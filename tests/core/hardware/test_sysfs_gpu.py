@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from hw_fakes import GiB, MiB, ctx, link_driver, write_tree
 
 from lollma_tui.core.hardware.sampler import HardwareSampler
-from lollma_tui.core.hardware.snapshots import GpuVendor, SourceState
+from lollma_tui.core.hardware.snapshots import GpuState, GpuVendor, SourceState
 from lollma_tui.core.hardware.sysfs_gpu import SysfsGpuSource
 
 
@@ -183,3 +184,33 @@ def test_cards_are_rescanned_every_30_s_when_none_found(drm_root: Path) -> None:
     amd_card(drm_root)
     assert source.sample(ctx(now=29.0)).gpus == ()  # not looked again yet
     assert len(source.sample(ctx(now=30.0)).gpus) == 1
+
+
+def test_a_card_unplugged_added_or_rebound_is_seen_at_the_next_scan(drm_root: Path) -> None:
+    # Found once, the cards were read from the same paths for good: one unplugged stayed with
+    # every figure blank, one added never showed, a rebound one lost its hwmon figures.
+    amd_card(drm_root)
+    source = SysfsGpuSource(drm_root)
+    assert [g.temperature_c for g in source.sample(ctx(now=0.0)).gpus] == [45.0]
+    amd_card(drm_root, 1)
+    shutil.rmtree(drm_root / "card0/device/hwmon/hwmon3")  # rebound: hwmon3 is now hwmon7
+    write_tree(drm_root / "card0/device/hwmon/hwmon7", {"temp1_input": 52000, "power1_average": 90_000_000})
+    assert len(source.sample(ctx(now=10.0)).gpus) == 1  # until the next scan
+    both = source.sample(ctx(now=30.0)).gpus
+    assert [(g.index, g.temperature_c, g.power_w) for g in both] == [(0, 52.0, 90.0), (1, 45.0, 150.0)]
+    shutil.rmtree(drm_root / "card1")
+    (left,) = source.sample(ctx(now=60.0)).gpus
+    assert left.index == 0 and left.utilization_percent == 37.0
+
+
+def test_a_sleeping_card_is_asleep_and_its_figures_are_not_read(drm_root: Path) -> None:
+    # Reading a runtime-suspended dGPU's files wakes it: a hybrid laptop's never slept.
+    card = amd_card(drm_root, overrides={"device/power/runtime_status": "suspended"})
+    (gpu,) = SysfsGpuSource(drm_root).sample(ctx()).gpus
+    assert gpu.state is GpuState.ASLEEP and gpu.name == "AMD Radeon RX 7900 XTX"
+    assert gpu.utilization_percent is None and gpu.memory_used_bytes is None
+    assert "gpu_busy_percent" in {p.name for p in (card / "device").iterdir()}  # there, not read
+    (card / "device/power/runtime_status").write_text("active\n")
+    source = SysfsGpuSource(drm_root)
+    (awake,) = source.sample(ctx()).gpus
+    assert awake.state is GpuState.OK and awake.utilization_percent == 37.0
