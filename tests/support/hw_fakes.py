@@ -339,6 +339,8 @@ FAKE_MACMON = textwrap.dedent(
         print(line, flush=True)
         time.sleep(config.get("gap", 0.0))
     time.sleep(config.get("linger", 0.0))
+    if config.get("stderr"):
+        print(config["stderr"], file=sys.stderr, flush=True)
     sys.exit(config.get("exit_code", 0))
     """
 )
@@ -353,7 +355,13 @@ class FakeMacmon:
     stamps: Path
 
     def configure(
-        self, lines: list[str], *, linger: float = 0.0, exit_code: int = 0, gap: float = 0.0
+        self,
+        lines: list[str],
+        *,
+        linger: float = 0.0,
+        exit_code: int = 0,
+        gap: float = 0.0,
+        stderr: str = "",
     ) -> None:
         self.config.write_text(
             json.dumps(
@@ -362,6 +370,7 @@ class FakeMacmon:
                     "linger": linger,
                     "exit_code": exit_code,
                     "gap": gap,
+                    "stderr": stderr,
                     "stamps": str(self.stamps),
                 }
             )

@@ -12,8 +12,10 @@ v0.5–0.7 ``gpu_usage: [freq_mhz, ratio]`` pairs, v0.8.0 ``*_usage_ratio``, v0.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,6 +25,7 @@ from typing import IO, Any
 from lollma_tui.core.hardware.host import read_cpu_model
 from lollma_tui.core.hardware.snapshots import GpuSnapshot, GpuVendor, SourceState
 from lollma_tui.core.hardware.source import RETRY_AFTER_S, SampleContext, SourceReading, status
+from lollma_tui.core.safe_text import clean_text
 
 INSTALL_HINT = "install macmon for GPU/power (brew install macmon)"
 
@@ -193,7 +196,12 @@ class MacmonSource:
         self._interval_ms = 1000
         self._restart_requested = False
         self._latest: MacmonReading | None = None
-        self._latest_at = 0.0
+        self._heard_since: float | None = None
+        """When this macmon last gave a reading, or was first started without one since."""
+        self._started_at = 0.0
+        self._unread_lines = 0
+        """Lines since the last reading that were not readings (another version's, an error)."""
+        self._silent_restarts = 0
         self._problem: str | None = None
         self._restarts = 0
         self._next_lookup_at: float | None = None
@@ -232,11 +240,23 @@ class MacmonSource:
             self._request_restart(wanted_ms)
 
         with self._lock:
-            latest, problem, latest_at = self._latest, self._problem, self._latest_at
-        quiet_s = time.monotonic() - latest_at
-        if latest is not None and quiet_s > max(3 * context.interval_s, self._silent_after_s):
-            # Alive but silent (stuck on the GPU driver, say): its last figures would pass for live.
-            self._set_problem(f"macmon has not reported for {quiet_s:.0f} s — restarting it")
+            latest, problem = self._latest, self._problem
+            heard_since, started_at, unread = self._heard_since, self._started_at, self._unread_lines
+            running = self._proc is not None
+        now = time.monotonic()
+        # Each restart for silence waits twice as long as the last, up to the exit backoff's cap.
+        patience = max(3 * context.interval_s, self._silent_after_s)
+        patience = min(patience * 2**self._silent_restarts, max(patience, self._backoff_max_s))
+        if running and heard_since is not None and now - max(heard_since, started_at) > patience:
+            # Alive but silent (stuck on the GPU driver, say): its last figures would pass for
+            # live; one silent from the start showed the Mac as "CPU only", for good.
+            quiet_s = now - heard_since
+            if unread:
+                why = f"macmon printed {unread} line{'s' if unread != 1 else ''} this lollma-tui cannot read"
+            else:
+                why = f"macmon has not reported for {quiet_s:.0f} s"
+            self._silent_restarts += 1
+            self._set_problem(f"{why} — restarting it")
             self._request_restart(wanted_ms)
             problem = self._problem
         if problem is not None:
@@ -287,6 +307,8 @@ class MacmonSource:
         with self._lock:
             self._latest = None
             self._problem = None
+            self._heard_since = None
+        self._silent_restarts = 0
         self._next_lookup_at = None
 
     # -- reader thread -----------------------------------------------------------------------
@@ -298,28 +320,35 @@ class MacmonSource:
                 command = [*base_command, "pipe", "-i", str(self._interval_ms)]
                 self._restart_requested = False
             started = time.monotonic()
+            errors = _error_file()
             try:
                 proc = subprocess.Popen(
                     command,
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL,
+                    stderr=errors,
                     # Bytes that are not UTF-8 become U+FFFD: the line is then junk, not fatal.
                     encoding="utf-8",
                     errors="replace",
                     bufsize=1,
                 )
             except OSError as exc:
+                errors.close()
                 self._set_problem(f"cannot start macmon: {exc} — retrying in {backoff:g} s")
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self._backoff_max_s)
                 continue
             with self._lock:
                 self._proc = proc
+                self._started_at = time.monotonic()
+                self._unread_lines = 0
+                if self._heard_since is None:
+                    self._heard_since = self._started_at
             if self._stop.is_set():  # close() ran before it could see this process
                 _terminate(proc)
             self._read_lines(proc)
             code = proc.wait()
+            said = _last_line(errors)
             with self._lock:
                 self._proc = None
                 restart_now = self._restart_requested
@@ -332,7 +361,7 @@ class MacmonSource:
             with self._lock:
                 self._restarts += 1
                 self._latest = None
-                self._problem = f"macmon exited (code {code}) — restarting in {backoff:g} s"
+                self._problem = f"macmon exited (code {code}{said}) — restarting in {backoff:g} s"
             self._stop.wait(backoff)
             backoff = min(backoff * 2, self._backoff_max_s)
 
@@ -341,12 +370,15 @@ class MacmonSource:
         with proc.stdout:
             for line in _bounded_lines(proc.stdout):
                 reading = parse_macmon_line(line)
-                if reading is None:
-                    continue
                 with self._lock:
+                    if reading is None:
+                        self._unread_lines += 1
+                        continue
                     self._latest = reading
-                    self._latest_at = time.monotonic()
+                    self._heard_since = time.monotonic()
+                    self._unread_lines = 0
                     self._problem = None
+                self._silent_restarts = 0
                 if self._stop.is_set():
                     return
 
@@ -369,6 +401,24 @@ def _bounded_lines(stream: IO[str]) -> Iterator[str]:
             skipping = not ended  # a piece of a line past the limit, dropped to its newline
             continue
         yield chunk
+
+
+def _error_file() -> IO[bytes]:
+    """Where macmon's stderr goes: a file read after it exits, so a pipe never fills."""
+    try:
+        return tempfile.TemporaryFile()
+    except OSError:
+        return open(os.devnull, "w+b")  # closed by `_last_line`
+
+
+def _last_line(errors: IO[bytes]) -> str:
+    """ ": " and the last line a macmon wrote to stderr (its reason for failing), if any."""
+    with errors:
+        errors.seek(0, 2)
+        errors.seek(max(0, errors.tell() - 4096))
+        lines = [line.strip() for line in errors.read().decode(errors="replace").splitlines()]
+    said = next((line for line in reversed(lines) if line), "")
+    return f": {clean_text(said, keep_lines=False)[:160]}" if said else ""
 
 
 def _terminate(proc: subprocess.Popen[str]) -> None:

@@ -196,6 +196,56 @@ def test_a_macmon_that_goes_quiet_is_not_taken_for_live_and_is_restarted(
     wait_for(lambda: len(fake_macmon.starts()) == 2)  # started again, to speak up or fail clearly
 
 
+@pytest.mark.parametrize(
+    "lines", [[], ["Error: IOReport channel missing", "{not json"]], ids=["silent", "unread"]
+)
+def test_a_macmon_that_never_reports_is_a_problem_and_is_restarted_again_and_again(
+    lines: list[str], fake_macmon: FakeMacmon, macmon_source: MacmonFactory
+) -> None:
+    # Silent (or unreadable) from the start, the Mac showed "CPU only" with no problem, and a
+    # macmon silent again after one restart was never restarted twice.
+    fake_macmon.configure(lines, linger=30.0)
+    source = macmon_source(silent_after_s=0.3, backoff_max_s=0.6)
+    source.sample(ctx(interval_s=0.1))
+    wait_for(lambda: source.sample(ctx(interval_s=0.1)).status.state is SourceState.ERROR)
+    message = source.sample(ctx(interval_s=0.1)).status.message
+    expected = "has not reported for" if not lines else "printed 2 lines this lollma-tui cannot read"
+    assert expected in message and message.endswith("— restarting it")
+
+    def started_again() -> bool:
+        source.sample(ctx(interval_s=0.1))  # the sampler's ticks are what notice the silence
+        return len(fake_macmon.starts()) >= 3
+
+    wait_for(started_again)
+    snap = HardwareSampler(lambda _: None, [source]).sample_now()
+    assert snap.gpu_summary != "CPU only" or snap.problems
+
+
+def test_a_macmon_that_keeps_reporting_is_left_running(
+    fake_macmon: FakeMacmon, macmon_source: MacmonFactory
+) -> None:
+    fake_macmon.configure([MACMON_LINES["v0.8.2"]] * 30, gap=0.05, linger=30.0)
+    source = macmon_source(silent_after_s=0.3)
+    deadline = time.monotonic() + 1.2
+    while time.monotonic() < deadline:
+        reading = source.sample(ctx(interval_s=0.05))
+        assert reading.status.state is SourceState.OK, reading.status.message
+        time.sleep(0.05)
+    assert len(fake_macmon.starts()) == 1
+
+
+def test_an_exit_says_what_macmon_wrote_to_stderr(
+    fake_macmon: FakeMacmon, macmon_source: MacmonFactory
+) -> None:
+    fake_macmon.configure([], exit_code=1, stderr="Error: Failed to get SMC key: kIOReturnNotPrivileged\n")
+    source = macmon_source(backoff_initial_s=5.0, backoff_max_s=5.0)
+    source.sample(ctx())
+    wait_for(lambda: source.sample(ctx()).status.state is SourceState.ERROR)
+    assert source.sample(ctx()).status.message == (
+        "macmon exited (code 1: Error: Failed to get SMC key: kIOReturnNotPrivileged) — restarting in 5 s"
+    )
+
+
 def test_close_kills_the_child_promptly(fake_macmon: FakeMacmon, macmon_source: MacmonFactory) -> None:
     fake_macmon.configure([MACMON_LINES["v0.8.2"]], linger=60.0)
     source = macmon_source()
