@@ -125,6 +125,9 @@ class _Device:
     lost: bool = False
     unreadable: str | None = None
     """Why the driver would not open it (NVML's words); it is not asked again until re-init."""
+    retried: bool = False
+    """Whether that was an error worth asking again (a timeout, too little power), not a
+    refusal: NVML is started again after `retry_after_s`, as for a lost GPU."""
     slow_read_at: float | None = None
     silent_since: float | None = None
     """When every reading of it began to fail with errors worth retrying."""
@@ -220,6 +223,7 @@ class NvidiaSource:
         # A GPU still lost at (re)initialisation, or one the driver will not open for us (a
         # shared server's GPU we have no permission to), must not hide the healthy ones.
         unreadable = None
+        code: int | None = None
         try:
             return self._open_device(index)
         except Exception as exc:
@@ -247,6 +251,7 @@ class NvidiaSource:
             graphics_procs=dead,
             lost=unreadable is None,
             unreadable=unreadable,
+            retried=unreadable is not None and code != codes.NO_PERMISSION,
         )
 
     def _open_device(self, index: int) -> _Device:
@@ -336,12 +341,18 @@ class NvidiaSource:
 
         gpus = tuple(self._sample_device(dev, context) for dev in self._devices)
         lost = [d for d in self._devices if d.lost]
-        if lost:
+        unopened = [d for d in self._devices if d.retried]
+        if lost or unopened:
+            # Either is asked again at the next start: a GPU that timed out once at start-up
+            # stayed unreadable for the whole session, and NVML's reason was never shown.
             if self._lost_since is None:
                 self._lost_since = now
-            names = ", ".join(f"GPU {d.index} ({d.name})" for d in lost)
-            verb = "is" if len(lost) == 1 else "are"
-            line = f"{names} {verb} lost (fell off the bus or stopped answering) — {_RETRY}"
+            parts = [f"GPU {d.index} did not open: {d.unreadable}" for d in unopened]
+            if lost:
+                names = ", ".join(f"GPU {d.index} ({d.name})" for d in lost)
+                verb = "is" if len(lost) == 1 else "are"
+                parts.append(f"{names} {verb} lost (fell off the bus or stopped answering)")
+            line = f"{'; '.join(parts)} — {_RETRY}"
             return SourceReading(status=status(self.name, SourceState.ERROR, line), gpus=gpus)
         count = len(gpus)
         line = f"NVML: {count} GPU{'s' if count != 1 else ''}"

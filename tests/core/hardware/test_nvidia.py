@@ -438,6 +438,25 @@ def test_a_gpu_the_driver_will_not_open_for_us_does_not_hide_the_others() -> Non
     assert gpu_summary(reading.gpus, [reading.status]) == "2 GPUs: NVIDIA A, NVIDIA GPU 1 (unreadable)"
 
 
+@pytest.mark.parametrize("code", [pynvml.NVML_ERROR_TIMEOUT, pynvml.NVML_ERROR_INSUFFICIENT_POWER])
+def test_a_gpu_that_failed_to_open_is_asked_again_and_nvml_says_why(code: int) -> None:
+    # Any error but a refusal made it unreadable for the session, with a fixed line; NVML's
+    # reason ("Insufficient External Power") showed nowhere the panel looks.
+    slow = FakeGpu(name="NVIDIA B", util_gpu=22, errors={"nvmlDeviceGetHandleByIndex": code})
+    fake = FakeNvml([FakeGpu(name="NVIDIA A", util_gpu=11), slow])
+    source = source_for(fake)
+    reading = source.sample(ctx(now=0.0))
+    assert [g.state for g in reading.gpus] == [GpuState.OK, GpuState.UNREADABLE]
+    assert reading.status.state is SourceState.ERROR
+    reason = str(pynvml.NVMLError(code))
+    assert reading.status.message == f"GPU 1 did not open: {reason} — retrying every 30 s"
+    del slow.errors["nvmlDeviceGetHandleByIndex"]
+    source.sample(ctx(now=10.0))
+    reading = source.sample(ctx(now=31.0))
+    assert [(g.name, g.utilization_percent) for g in reading.gpus] == [("NVIDIA A", 11.0), ("NVIDIA B", 22.0)]
+    assert reading.status.state is SourceState.OK
+
+
 def test_free_vram_is_the_driver_s_own_figure_which_leaves_out_what_it_reserves() -> None:
     # NVML's v2 "used" leaves the driver's reserve out, so total - used would count it as free,
     # and "auto" GPU layers would plan into memory no model can have.
