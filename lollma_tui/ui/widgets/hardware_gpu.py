@@ -165,7 +165,7 @@ class GpuBlock(Vertical):
         vram = self.query_one(".gpu-vram", MetricRow)
         if gpu.unified_memory and not gpu.memory_total_bytes:
             # The pool is system RAM, already shown (and coloured) in the RAM row.
-            vram.show("unified (system RAM)")
+            vram.show("unified (RAM)")
         else:
             vram.show(
                 fmt.used_of_total(gpu.memory_used_bytes, gpu.memory_total_bytes),

@@ -156,7 +156,10 @@ async def test_gpu_states_and_the_install_hint() -> None:
         assert text_of(first.query_one(".gpu-state", Static)).startswith("asleep")
         assert first.query_one(".gpu-util", MetricRow).value.text == "—"
         assert text_of(second.query_one(".gpu-name", Static)) == "GPU1 GB10 (unified)"
-        assert second.query_one(".gpu-vram", MetricRow).value.text == "unified (system RAM)"
+        vram = second.query_one(".gpu-vram", MetricRow).value
+        # "unified (system RAM)" was cut to "unified (system" in the wide panel's column.
+        assert vram.text == "unified (RAM)" and vram.size.width >= len(vram.text)
+        assert panel.has_class("-wide")
         assert not second.query_one(".gpu-state").display
         assert text_of(panel.query_one("#hw-hint", Static)) == "install macmon"
         refused = gpu(
