@@ -21,6 +21,27 @@ def format_gpu_layers(n_gpu_layers: int, n_layers: int | None) -> str:
     return f"ngl {shown}/{total}"
 
 
+def placed_layers(backend: BackendKind, n_gpu_layers: int, n_layers: int | None, *, placed: bool) -> str:
+    """`format_gpu_layers`, or `ngl ?/23` for an Ollama model whose placement is not known:
+    Ollama places the layers itself and says where only while the model is loaded, which it
+    never is between replies at keep_alive 0 ("ngl 0/23" then hid a model run on the GPU)."""
+    if backend is BackendKind.OLLAMA and not placed:
+        return "ngl ?" + (f"/{n_layers + 1}" if n_layers is not None else "")
+    return format_gpu_layers(n_gpu_layers, n_layers)
+
+
+def loaded_layers(model: LoadedModel) -> str:
+    """`placed_layers` of a loaded model: known once its server said where it put it."""
+    backend = model.settings.backend
+    return placed_layers(backend, model.n_gpu_layers, model.n_layers, placed=model.placement is not None)
+
+
+def setup_layers(setup: RunSetup) -> str:
+    """`placed_layers` of a reply's set-up: Ollama's share of GPU memory says it was placed."""
+    placed = setup.gpu_share is not None
+    return placed_layers(setup.backend, setup.n_gpu_layers, setup.n_layers, placed=placed)
+
+
 def model_label(name: str) -> str:
     """A model as it is shown: a server that names its model by the GGUF file's path
     (llama-cpp-python's server without --model_alias) is shown the file's name; any other id
@@ -52,7 +73,7 @@ def setup_parts(setup: RunSetup) -> dict[str, str]:
         if setup.backend is BackendKind.OLLAMA and setup.server and setup.server not in _LOCAL_OLLAMA:
             # Two Ollama machines serve the same tags: which one wrote a reply is part of it.
             parts["backend"] += f" on {setup.server.partition('://')[2] or setup.server}"
-        parts["gpu layers"] = format_gpu_layers(setup.n_gpu_layers, setup.n_layers)
+        parts["gpu layers"] = setup_layers(setup)
         if setup.gpu_share is not None:
             parts["gpu share"] = f"{share(setup.gpu_share)} GPU"
     parts["ctx"] = f"ctx {setup.n_ctx}"
@@ -113,14 +134,10 @@ def format_loaded(model: LoadedModel) -> str:
         # asked for 100 reads 256 and wonders whether the setting was taken.
         context += f" (asked {model.settings.n_ctx})"
     quant = f" ({model.quant})" if model.quant else ""  # a server that does not say it: no "()"
-    return (
-        f"{model.name}{quant} loaded in {seconds(model.load_s)} · "
-        f"{format_gpu_layers(model.n_gpu_layers, model.n_layers)} · {context}"
-        + (
-            " · CPU-only llama.cpp build"
-            if model.settings.backend is BackendKind.LLAMA_CPP and not model.gpu_offload_supported
-            else ""
-        )
+    return f"{model.name}{quant} loaded in {seconds(model.load_s)} · {loaded_layers(model)} · {context}" + (
+        " · CPU-only llama.cpp build"
+        if model.settings.backend is BackendKind.LLAMA_CPP and not model.gpu_offload_supported
+        else ""
     )
 
 

@@ -57,7 +57,7 @@ from markdown_it import MarkdownIt
 from lollma_tui import __version__
 from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import ReplyStats, Role, RunSetup
-from lollma_tui.core.backends.describe import format_gpu_layers, tuning_parts
+from lollma_tui.core.backends.describe import setup_layers, tuning_parts
 from lollma_tui.core.chat import codec
 from lollma_tui.core.chat.conversation import Message, ReplyState, reply_end_note
 from lollma_tui.core.chat.errors import ImportFormatError
@@ -511,7 +511,7 @@ def _setup_line(setup: RunSetup) -> str:
     if setup.backend is BackendKind.OPENAI:
         # Layers, threads and batch are the server's own start-up flags: not known here.
         return f"{_model_label(setup)} · ctx {setup.n_ctx}"
-    parts = [_model_label(setup), format_gpu_layers(setup.n_gpu_layers, setup.n_layers)]
+    parts = [_model_label(setup), setup_layers(setup)]
     if setup.gpu_share is not None:
         parts.append(f"{setup.gpu_share * 100:.0f}% in GPU memory")
     parts.append(f"ctx {setup.n_ctx}")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from lollma_tui.core.backends.base import BackendError, LoadedModel
+from lollma_tui.core.backends.describe import loaded_layers
 from lollma_tui.core.chat.commands import BY_NAME, Command, CommandError, CompletionContext
 from lollma_tui.core.models.catalog import Catalog
 from lollma_tui.core.session.models import (
@@ -347,8 +348,7 @@ def _actual(name: str, load: LoadSettings, loaded: LoadedModel) -> str:
     if name == "model":
         return f"  ({loaded.name}, {loaded.quant})"
     if name == "n_gpu_layers":
-        total = f"/{loaded.n_layers + 1}" if loaded.n_layers is not None else ""
-        return f"  (on GPU: {loaded.n_gpu_layers}{total})"
+        return f"  (on GPU: {loaded_layers(loaded).removeprefix('ngl ')})"
     if name == "n_ctx" and loaded.n_ctx != load.n_ctx:
         return f"  (actual: {loaded.n_ctx})"
     if name == "n_threads" and load.n_threads is None and loaded.n_threads is not None:

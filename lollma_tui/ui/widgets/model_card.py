@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import BackendState, BackendStatus, LoadedModel, ReplyStats
-from lollma_tui.core.backends.describe import format_context, format_gpu_layers, model_label
+from lollma_tui.core.backends.describe import format_context, loaded_layers, model_label
 from lollma_tui.core.chat.context_budget import ContextCheck
 from lollma_tui.core.hardware.history import Metric, classify
 from lollma_tui.core.settings import BackendKind
@@ -66,7 +66,7 @@ class ModelCard(Vertical):
                     model_label(loaded.name),
                     " · ".join(p for p in (loaded.quant, loaded.architecture, _params(loaded.n_params)) if p),
                     " · ".join(p for p in (str(settings.backend), _runs_on(loaded)) if p),
-                    f"{format_gpu_layers(loaded.n_gpu_layers, loaded.n_layers)} · ctx {loaded.n_ctx}",
+                    f"{loaded_layers(loaded)} · ctx {loaded.n_ctx}",
                     f"threads {loaded.n_threads or 'auto'} · batch {loaded.n_batch or settings.n_batch}"
                     + (" · repack off" if loaded.repack is False else ""),
                 ]

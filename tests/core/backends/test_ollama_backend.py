@@ -22,7 +22,7 @@ from lollma_tui.core.backends.base import (
     TextDelta,
     ThinkingDelta,
 )
-from lollma_tui.core.backends.describe import format_gpu_layers, format_loaded
+from lollma_tui.core.backends.describe import format_gpu_layers, format_loaded, setup_parts
 from lollma_tui.core.backends.ollama import OllamaBackend
 from lollma_tui.core.settings import AUTO, SamplingSettings
 
@@ -150,6 +150,20 @@ async def test_gpu_layers_auto_and_all(backend: OllamaBackend, ollama_server: Ol
     loaded = await backend.load(ollama_settings(Q8, n_gpu_layers=0))
     assert loaded.n_gpu_layers == 0
     assert "Placement: 100% CPU" in loaded.notes
+
+
+async def test_gpu_layers_are_unknown_while_ollama_has_not_said_where_it_put_them(
+    backend: OllamaBackend, ollama_server: OllamaTestServer
+) -> None:
+    # At keep_alive 0 the model is gone from /api/ps after every request: the card and each
+    # reply's set-up said "ngl 0/23" for a model the server had run on its GPU.
+    loaded = await backend.load(ollama_settings(Q8, n_gpu_layers=AUTO, keep_alive="0"))
+    assert loaded.placement is None
+    assert "· ngl ?/23 ·" in format_loaded(loaded)
+    _, _, done = await collect(backend.stream_chat(user("hi"), SamplingSettings()))
+    assert setup_parts(done.stats.setup)["gpu layers"] == "ngl ?/23"
+    kept = await backend.load(ollama_settings(Q8, n_gpu_layers=AUTO))
+    assert "· ngl 23/23 ·" in format_loaded(kept)
 
 
 async def test_changing_gpu_layers_reloads_exactly_once(
