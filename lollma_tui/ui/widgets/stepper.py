@@ -193,6 +193,7 @@ class Stepper(Widget, can_focus=True):
         self.set_reactive(Stepper.scale, scale)
         self.set_reactive(Stepper.value, scale.fit(value))
         self.error: str | None = None
+        self._before_typing: StepValue = self.value
 
     def render(self) -> str:
         shown = f"{self.typed}▏" if self.typed else self.scale.label(self.value)
@@ -240,6 +241,8 @@ class Stepper(Widget, can_focus=True):
             self._type(self.typed + event.character)
 
     def _type(self, text: str) -> None:
+        if not self.typed:
+            self._before_typing = self.value
         self.typed = text
         if not text:
             self._set_error(None)
@@ -253,7 +256,11 @@ class Stepper(Widget, can_focus=True):
         self.value = value
 
     def discard_typing(self) -> None:
-        """Drop digits that never made a valid value; the last valid value stays."""
+        """Drop digits that never made a valid value, and the value they passed through on the
+        way: "9999999" staged 999999 (valid) once its error went. The value from before the
+        typing comes back."""
+        if self.typed and self.error is not None:
+            self.value = self._before_typing
         self.typed = ""
         self._set_error(None)
 

@@ -621,14 +621,17 @@ async def test_typing_a_layer_count(llama_catalog: Catalog, ollama_catalog: Cata
         await pilot.press("3")
         await pilot.pause()
         assert layers.value == 3 and drawer.draft_load.n_gpu_layers == 3
-        await pilot.press("7")
+        await pilot.press("tab", "shift+tab")  # typed, left, and back
+        await pilot.press("2", "5")
         await pilot.pause()
         error = row(drawer, "n_gpu_layers").query_one(".field-error", Static)
-        assert text_of(error) == "GPU layers must be between 0 and 3, not 37"
-        assert layers.value == 3 and drawer.query_one("#apply", Button).disabled
+        assert text_of(error) == "GPU layers must be between 0 and 3, not 25"
+        assert drawer.query_one("#apply", Button).disabled
         await pilot.press("tab")
         await pilot.pause()
+        # The "2" on the way to 25 was staged once the error went; the 3 from before stays.
         assert not error.display and drawer.errors == {}
+        assert layers.value == 3 and drawer.draft_load.n_gpu_layers == 3
         assert not drawer.query_one("#apply", Button).disabled
 
 
