@@ -133,8 +133,15 @@ def set_value(state: CommandState, name: str, text: str) -> SettingsChange:
     return change
 
 
+def _split(argument: str) -> tuple[str, str]:
+    """The first word and the rest: a word ends at any white space (Ctrl+J, a pasted tab), as
+    a command's name does."""
+    first, *rest = argument.split(maxsplit=1) or [""]
+    return first, rest[0] if rest else ""
+
+
 def _apply_set(argument: str, state: CommandState) -> SettingsChange:
-    key, _, value = argument.partition(" ")
+    key, value = _split(argument)
     if not key:
         raise CommandError(f"usage: /set KEY VALUE — keys: {', '.join(SETTING_NAMES)}")
     try:
@@ -186,7 +193,7 @@ def _apply_quant(argument: str, state: CommandState) -> SettingsChange:
 
 
 def _apply_backend(argument: str, state: CommandState) -> SettingsChange:
-    word, _, model = argument.partition(" ")
+    word, model = _split(argument)
     if not word:
         raise CommandError(f"usage: /backend llama.cpp|ollama|openai [MODEL] — now: {state.load.backend}")
     try:

@@ -431,6 +431,14 @@ def test_backend_switch_uses_the_given_or_the_last_model() -> None:
     assert run("/set backend ollama tinyllama:1b-fp16").load.model == "tinyllama:1b-fp16"
 
 
+@pytest.mark.parametrize("space", ["\n", "\t", "  "])
+def test_a_key_and_its_value_may_be_parted_by_any_white_space(space: str) -> None:
+    # Only a space parted them: "/set temperature" Ctrl+J "0.7" was "no setting called
+    # 'temperature\n0.7'", while the command's own name ends at any white space.
+    assert run(f"/set temperature{space}0.7").sampling.temperature == 0.7
+    assert run(f"/backend ollama{space}qwen3:0.6b").load.model == "qwen3:0.6b"
+
+
 def test_backend_llama_cpp_picks_from_the_ggufs_found_by_part_of_a_name(tiny_gguf: Path) -> None:
     # An Ollama chat with no llama.cpp model used before: the command used to ask for a path,
     # though the models folders' GGUFs were known (the drawer listed them).
