@@ -65,6 +65,10 @@ class PromptInput(TextArea):
         self._history_index: int | None = None
         self._draft = ""
         """What was typed before Up went into the history."""
+        self._edits: dict[int, str] = {}
+        """History entries changed and left with Up or Down, by index (as readline keeps them)."""
+        self._returned = ""
+        """The messages put back since the last send, at the start of the prompt."""
         # A blinking cursor repaints twice a second forever; terminals over SSH notice.
         self.cursor_blink = os.environ.get("LOLLMA_CURSOR_BLINK", "0") == "1"
 
@@ -94,6 +98,8 @@ class PromptInput(TextArea):
             self._history.append(text)
         self._history_index = None
         self._draft = ""
+        self._edits.clear()
+        self._returned = ""
         self.clear()
         self.post_message(self.Submitted(self, text))
 
@@ -126,7 +132,9 @@ class PromptInput(TextArea):
             shown = "  ".join(c.name for c in completions[:SHOWN_COMPLETIONS])
             more = len(completions) - SHOWN_COMPLETIONS
             if more > 0:
-                shown += f"  … and {more} more (Ctrl+P lists every command)"
+                # The palette lists commands, not a command's values (models, quants).
+                where = "Ctrl+P lists every command" if " " not in text.lstrip() else "type more to narrow"
+                shown += f"  … and {more} more ({where})"
             self.notify(shown, title="Completions", timeout=4)
         return True
 
@@ -140,7 +148,12 @@ class PromptInput(TextArea):
         typed to send it: one starting with "/" keeps its "//", and is no command."""
         from lollma_tui.core.chat.commands import escape_message
 
-        self.set_text(escape_message(message) + self.text)
+        # Several refused in a row (lines of a paste that came as typing, while a reply was
+        # written) each went before the last: they came back glued, in reverse order.
+        text = self.text
+        earlier = self._returned if self._returned and text.startswith(self._returned) else ""
+        self._returned = f"{earlier}\n{escape_message(message)}" if earlier else escape_message(message)
+        self.set_text(self._returned + text[len(earlier) :])
 
     def start_command(self, line: str) -> bool:
         """Put `line` (a command waiting for its argument) in the prompt and focus it.
@@ -174,14 +187,22 @@ class PromptInput(TextArea):
             self._draft = self.text
             index = len(self._history) - 1
         else:
+            self._keep_edit()
             index = max(0, self._history_index - 1)
         self._history_index = index
-        self.set_text(self._history[index])
+        self.set_text(self._edits.get(index, self._history[index]))
+
+    def _keep_edit(self) -> None:
+        """A recalled entry changed and then left is kept, for Up or Down to bring back."""
+        index = self._history_index
+        if index is not None and self.text != self._history[index]:
+            self._edits[index] = self.text
 
     def action_history_forward(self) -> None:
         if self._history_index is None or self._visual_row() != self.wrapped_document.height - 1:
             self.action_cursor_down()
             return
+        self._keep_edit()
         index = self._history_index + 1
         if index >= len(self._history):
             self._history_index = None
@@ -189,4 +210,4 @@ class PromptInput(TextArea):
             self._draft = ""
             return
         self._history_index = index
-        self.set_text(self._history[index])
+        self.set_text(self._edits.get(index, self._history[index]))

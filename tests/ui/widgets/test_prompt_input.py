@@ -125,3 +125,50 @@ async def test_a_long_list_of_completions_says_how_many_it_leaves_out() -> None:
         await pilot.pause()
         (toast,) = app._notifications
         assert "… and " in toast.message and "more" in toast.message
+    assert "(Ctrl+P lists every command)" in toast.message
+
+
+async def test_a_long_list_of_models_does_not_send_to_the_palette() -> None:
+    # The palette lists commands, not models: "Ctrl+P lists every command" led nowhere.
+    from lollma_tui.core.chat.commands import CompletionContext
+
+    app = PromptApp()
+    async with app.run_test() as pilot:
+        prompt = app.query_one(PromptInput)
+        prompt.completion_context = CompletionContext(models=tuple(f"model-{i:02}" for i in range(40)))
+        await pilot.press(*"/model ", "tab")
+        await pilot.pause()
+        (toast,) = app._notifications
+        assert "more (type more to narrow)" in toast.message and "Ctrl+P" not in toast.message
+
+
+async def test_a_recalled_entry_changed_and_left_comes_back_changed() -> None:
+    # Down (on a one-line prompt, "to the end") threw the edit away, for good.
+    app = PromptApp()
+    async with app.run_test() as pilot:
+        prompt = app.query_one(PromptInput)
+        await pilot.press(*"/set top_k 20", "enter", *"second", "enter")
+        await pilot.press("up", "up", "backspace", "backspace", *"35")
+        assert prompt.text == "/set top_k 35"
+        await pilot.press("down")
+        assert prompt.text == "second"
+        await pilot.press("up")
+        assert prompt.text == "/set top_k 35"
+        await pilot.press("enter")
+        assert app.sent[-1] == "/set top_k 35"
+        await pilot.press("up", "up", "up")
+        assert prompt.text == "/set top_k 20"  # the history itself is as it was sent
+
+
+async def test_messages_put_back_one_after_another_keep_their_order() -> None:
+    # Lines of a paste that came as typing, each refused while a reply was written, came back
+    # glued and in reverse: "line threeline two".
+    app = PromptApp()
+    async with app.run_test() as pilot:
+        prompt = app.query_one(PromptInput)
+        prompt.put_back("line two")
+        prompt.put_back("line three")
+        assert prompt.text == "line two\nline three"
+        await pilot.press("end", *" more")
+        prompt.put_back("/four")
+        assert prompt.text == "line two\nline three\n//four more"
