@@ -135,6 +135,28 @@ async def test_an_edit_not_sent_says_so_and_esc_drops_it(tiny_gguf: Path) -> Non
         assert [m.content for m in main.conversation.messages if m.role == "user"] == ["one", "two", "three"]
 
 
+@pytest.mark.parametrize("again", ["ctrl+r", "/regen"])
+async def test_a_reply_written_again_drops_an_edit_begun(again: str, tiny_gguf: Path) -> None:
+    # The edit outlived Ctrl+R: the follow-up sent next replaced the question and its new reply.
+    app = make_app(tiny_gguf)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await chat(pilot, app, "one")
+        await type_enter(pilot, "/edit")
+        assert main.editing is not None
+        main.prompt.clear()
+        if again == "ctrl+r":
+            await pilot.press("ctrl+r")
+        else:
+            await type_enter(pilot, again)
+        await wait_until(pilot, lambda: main.editing is None)
+        await wait_until(pilot, lambda: not main.is_generating)
+        assert not main.prompt.border_title
+        await chat(pilot, app, "and then?")
+        assert [m.content for m in main.conversation.messages if m.role == "user"] == ["one", "and then?"]
+
+
 def heading(turn: object) -> str:
     """The first line a reply's turn shows: its set-up heading (a live turn or one from history)."""
     assert isinstance(turn, ReplyTurn | HistoryTurn), turn

@@ -416,6 +416,7 @@ class ChatScreen(Screen[None]):
             return
         if old is not None:
             await self.chat_log.remove_last_reply()
+        self.commands.drop_edit()
         await self.start_reply(replaces=old)
 
     async def action_new_conversation(self) -> None:

@@ -313,8 +313,17 @@ class ChatCommands:
         if previous is not None:
             await previous.remove()
         reply.state = ReplyState.STREAMING
+        self.drop_edit()
         turn = await screen.chat_log.add_reply(reply, screen.models.reply_heading())
         await screen.replies.start(reply, turn, continuing=ended_as)
+
+    def drop_edit(self) -> None:
+        """A reply written again or continued ends an edit begun: the next message replaced the
+        question, and the new reply with it."""
+        screen = self._screen
+        if screen.editing is not None:
+            screen.editing = None
+            screen.notify("Edit dropped: Enter sends the prompt as a new message.")
 
     async def command_version(self, command: Command) -> None:
         """/version: which version of the last reply is shown, or show another one."""
