@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
@@ -715,6 +716,49 @@ async def test_delete_asks_before_a_model_leaves_the_server(ollama_server: Ollam
         main = app.chat_screen
         await wait_until(pilot, lambda: "tinyllama:1b-q8_0" not in main.prompt.completion_context.models)
         assert "tinyllama:1b-q4_K_M" in main.prompt.completion_context.models
+
+
+async def test_a_model_list_that_hangs_holds_a_command_up_for_seconds_not_minutes(
+    ollama_server: OllamaTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # /delete asked the server's list on the screen's turn with the whole read timeout (five
+    # minutes): keys, Esc and Ctrl+Q did nothing meanwhile.
+    from lollma_tui.core.chat import setting_commands
+
+    monkeypatch.setattr(setting_commands, "CATALOG_WAIT_S", 0.5)
+    app = ollama_app(ollama_server.host)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        ollama_server.faults.tags_delay_s = 20.0
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await pilot.press(*"/delete tinyllama:1b-q8_0", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), within=10)
+        assert loop.time() - began < 5.0  # not knowing, it asks; the delete itself says the rest
+        await pilot.press("enter")
+        ollama_server.faults.tags_delay_s = 0.0
+
+
+async def test_backend_ollama_waits_seconds_for_a_model_list_that_hangs(
+    tiny_gguf: Path, ollama_server: OllamaTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The whole list timeout (10 s), frozen, on the screen's turn.
+    from lollma_tui.core.chat import setting_commands
+
+    monkeypatch.setattr(setting_commands, "CATALOG_WAIT_S", 0.5)
+    app = llama_app_with_ollama_at(str(tiny_gguf), ollama_server.host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_until(pilot, lambda: main.models.ready)
+        ollama_server.faults.tags_delay_s = 20.0
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await pilot.press(*"/backend ollama tiny", "enter")
+        await pilot.pause()
+        assert loop.time() - began < 5.0
+        # Not listed in time, the name goes to the server as typed: the load says the rest.
+        await wait_until(pilot, lambda: "backend: llama.cpp → ollama" in notices(app)[-1])
+        ollama_server.faults.tags_delay_s = 0.0
 
 
 async def test_a_change_asked_for_while_a_model_loads_is_refused_not_mixed_into_it(

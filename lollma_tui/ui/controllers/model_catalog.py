@@ -155,12 +155,17 @@ class ModelCatalog:
     async def apply(self, command: Command) -> SettingsChange:
         """The settings after a setting command (/ngl, /set …); raises `CommandError`."""
         from lollma_tui.core.chat.commands import CommandError
-        from lollma_tui.core.chat.setting_commands import apply_setting_command, backend_named
+        from lollma_tui.core.chat.setting_commands import CATALOG_WAIT_S, apply_setting_command, backend_named
 
         kind = backend_named(command)
         if kind is not None and kind is not self._models.session.kind:
-            # `/backend ollama` lists what the server has, and takes part of a name from it.
-            await self._list(kind)
+            # `/backend ollama` lists what the server has, and takes part of a name from it; a
+            # command runs on the screen's turn, which waited the whole list timeout, frozen,
+            # for a server that never answers.
+            try:
+                await asyncio.wait_for(self._list(kind), CATALOG_WAIT_S)
+            except TimeoutError:
+                self._unlisted[kind] = f"{kind} did not list its models within {CATALOG_WAIT_S:g} s"
         files = (kind or self._models.session.kind) is BackendKind.LLAMA_CPP
         if files and command.name in ("model", "quant") and not command.argument.strip():
             # A bare /quant lists the variants: with a GGUF made since the last scan among them.

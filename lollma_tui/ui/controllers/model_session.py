@@ -529,11 +529,14 @@ class ModelController:
         """Why `name` cannot be deleted: the server does not have it (None when it has it, or
         cannot say: the delete itself then says what is wrong)."""
         from lollma_tui.core.backends.ollama_models import same_model
+        from lollma_tui.core.chat.setting_commands import CATALOG_WAIT_S
 
         backend = self.ollama()
         try:
-            installed = await backend.list_models() if backend is not None else None
-        except BackendError:
+            # On the screen's turn (/delete): a server that never answers held it frozen for
+            # the whole read timeout, five minutes.
+            installed = await asyncio.wait_for(backend.list_models(), CATALOG_WAIT_S) if backend else None
+        except (BackendError, TimeoutError):
             return None
         if installed is None or any(same_model(model.name, name) for model in installed):
             return None

@@ -343,6 +343,8 @@ class OllamaApp:
         return json_response({"version": self.version})
 
     async def tags(self, request: web.Request) -> web.Response:
+        if self.faults.tags_delay_s:
+            await asyncio.sleep(self.faults.tags_delay_s)
         models = sorted(self.registry.installed(), key=lambda s: s.modified_ns, reverse=True)
         return json_response(
             {

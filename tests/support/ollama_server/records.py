@@ -76,6 +76,8 @@ class Faults:
     piece_delay_s: float = 0.0
     """Extra pause before every piece: keeps any engine's reply in flight for cancel tests."""
     pull_step_delay_s: float = 0.0
+    tags_delay_s: float = 0.0
+    """A pause before /api/tags answers: a server whose model list hangs."""
     load_errors: deque[str] = field(default_factory=deque)
     """Each real (re)load takes the next message and fails with a 500 carrying it."""
     stream_errors: deque[tuple[int, str]] = field(default_factory=deque)
