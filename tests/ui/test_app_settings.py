@@ -22,6 +22,7 @@ from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOpti
 from lollma_tui.ui.app import LollmaApp
 from lollma_tui.ui.widgets.chat_log import Notice, ReplyTurn
 from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
+from lollma_tui.ui.widgets.stepper import Stepper
 
 SHORT = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=8)
 
@@ -327,6 +328,27 @@ async def test_the_drawer_s_fit_line_shows_for_a_model_loaded_from_another_folde
         await wait_until(pilot, lambda: drawer.applied_load.model.endswith("other-llama-Q8_0.gguf"))
         await wait_until(pilot, lambda: drawer.query_one("#fit").display)
         assert "fits" in str(drawer.query_one("#fit-verdict", Static).render())
+
+
+async def test_the_fit_line_puts_nothing_on_the_gpu_of_a_cpu_only_build(quant_folder: Path) -> None:
+    # A GPU machine whose llama-cpp-python was built without it: the drawer counted the layers
+    # in VRAM ("fits · VRAM …"), and the load then refused the RAM they need.
+    from lollma_tui.core.session.budget import MemoryBudget
+
+    app = make_app(quant_folder / "tiny-llama-F16.gguf")
+    main = app.chat_screen
+    async with app.run_test(size=(120, 35)) as pilot:
+        await ready(pilot, app)
+        assert main.models.session.gpu_offload_supported is False  # this CPU-only test build
+        main.catalog._budget = lambda: MemoryBudget(free_ram=16 * 2**30, free_vram=80 * 2**30)
+        drawer = await opened_drawer(pilot, main)
+        drawer.query_one("#n_gpu_layers", Stepper).focus()
+        await pilot.press("end")  # every layer asked for the GPU
+        await wait_until(pilot, lambda: drawer.draft_load.n_gpu_layers != 0)
+        await wait_until(pilot, lambda: drawer.query_one("#fit").display)
+        await wait_until(pilot, lambda: "fits" in str(drawer.query_one("#fit-verdict", Static).render()))
+        verdict = str(drawer.query_one("#fit-verdict", Static).render())
+        assert "VRAM" not in verdict and "RAM" in verdict, verdict
 
 
 async def test_a_bad_entry_gives_way_to_the_value_a_command_sets(quant_folder: Path) -> None:

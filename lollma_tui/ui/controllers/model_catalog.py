@@ -201,6 +201,10 @@ class ModelCatalog:
                 budget = budget.plus(*reclaimable_memory(current[1].header, loaded))
         free_ram = budget.free_ram if budget is not None else None
         free_vram = budget.free_vram if budget is not None else None
+        if self._models.session.gpu_offload_supported is False:
+            # As the load is planned: this build puts nothing on the GPU, whatever is free there
+            # (the drawer said "fits · VRAM 130 GiB", the load then refused the RAM it needs).
+            free_vram = None
         try:
             params = FitParams.from_settings(settings)
         except SettingsError:
