@@ -75,13 +75,22 @@ def expand_home(settings: LoadSettings) -> LoadSettings:
     return settings
 
 
-def layers_for_ollama(target: LoadSettings, current: BackendKind, gpu_offload: bool | None) -> LoadSettings:
+OLLAMA_PLACES_NOTE = (
+    "GPU layers: Ollama places them (the 0 came with the CPU-only llama.cpp build;"
+    " /ngl 0 keeps the model on the CPU)"
+)
+
+
+def layers_for_ollama(
+    target: LoadSettings, current: BackendKind, gpu_offload: bool | None
+) -> tuple[LoadSettings, tuple[str, ...]]:
     """`target`, moving from a llama.cpp built for the CPU only to Ollama: its 0 GPU layers were
-    no choice, so Ollama places the layers itself, as when the app starts on it."""
+    no choice, so Ollama places the layers itself, as when the app starts on it; and the note
+    that says so (the drawer showed 0, and nothing said it was not what loaded)."""
     from_cpu_only = current is BackendKind.LLAMA_CPP and gpu_offload is False
     if target.backend is BackendKind.OLLAMA and from_cpu_only and target.n_gpu_layers == 0:
-        return target.with_changes(n_gpu_layers=AUTO)
-    return target
+        return target.with_changes(n_gpu_layers=AUTO), (OLLAMA_PLACES_NOTE,)
+    return target, ()
 
 
 def looks_like_gguf_path(model: str) -> bool:

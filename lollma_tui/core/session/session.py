@@ -281,8 +281,8 @@ class ModelSession:
     ) -> SwapResult:
         total = SwapClock.start()
         clock = SwapClock.start()
-        target = layers_for_ollama(expand_home(target), self._backend.kind, self._gpu_offload)
-        refused_changes = read_only_notes(self._settings, target)
+        target, placed = layers_for_ollama(expand_home(target), self._backend.kind, self._gpu_offload)
+        refused_changes = (*placed, *read_only_notes(self._settings, target))
         target = keep_read_only(self._settings, target)
         label = target_label(target)
         previous = self.loaded or self._in_use  # a swap during a restart goes back to that model

@@ -170,6 +170,8 @@ async def test_a_cpu_only_llama_cpp_s_zero_layers_do_not_keep_ollama_on_the_cpu(
     sent = ollama_server.loads[-1].requested
     if cpu_only:  # this build (CI's too): the server places the layers
         assert "num_gpu" not in sent and session.settings.n_gpu_layers == AUTO
+        # And says so: a 0 chosen in the drawer was replaced without a word.
+        assert any(note.startswith("GPU layers: Ollama places them") for note in moved.notes), moved.notes
     else:  # a build that offloads: 0 was a choice, and stays one
         assert sent["num_gpu"] == 0
     # Asked for on Ollama itself, 0 is a choice.
