@@ -282,7 +282,11 @@ async def test_enter_while_a_reply_is_written_keeps_the_message_in_the_prompt(sl
         await stop_reply(pilot, screen)
 
 
-async def test_an_edit_stays_an_edit_when_enter_comes_while_a_reply_is_written(slow_gguf: Path) -> None:
+async def test_a_reply_written_again_ends_the_edit_and_what_was_typed_is_a_new_message(
+    slow_gguf: Path,
+) -> None:
+    # Ctrl+R while editing once kept the edit: the message sent next replaced the question and
+    # the reply just written again. It ends the edit now, and says so.
     app = writing_app(slow_gguf)
     screen = app.chat_screen
     async with app.run_test(size=(120, 40)) as pilot:
@@ -293,14 +297,18 @@ async def test_an_edit_stays_an_edit_when_enter_comes_while_a_reply_is_written(s
         await wait_until(pilot, lambda: screen.prompt.text == "first")
         await pilot.press("ctrl+r")  # a new version of the reply is written meanwhile
         await wait_until(pilot, lambda: screen.is_generating)
+        assert screen.editing is None
+        assert any("Edit dropped" in n.message for n in app._notifications)
         await pilot.press(*" again", "enter")
         await pilot.pause()
-        assert screen.prompt.text == "first again"
+        assert screen.prompt.text == "first again"  # put back: a reply is still being written
         await stop_reply(pilot, screen)
         await pilot.press("enter")
         await wait_until(pilot, lambda: screen.is_generating)
-        # Sent as the edit it was: it replaces "first", not a question after it.
-        assert [m.content for m in screen.conversation.messages if m.role == "user"] == ["first again"]
+        assert [m.content for m in screen.conversation.messages if m.role == "user"] == [
+            "first",
+            "first again",
+        ]
         await stop_reply(pilot, screen)
 
 
