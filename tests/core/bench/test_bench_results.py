@@ -315,3 +315,17 @@ def test_peak_tracker_keeps_the_highest_readings_since_reset() -> None:
     assert tracker.snapshot().rss_bytes == 120
     tracker.reset()
     assert tracker.snapshot().rss_bytes is None
+
+
+def test_a_worker_s_peak_rss_is_its_own_not_the_process_that_started_it() -> None:
+    # Linux copies ru_maxrss at fork: a bench started from a 600 MiB app said 675 MiB for a
+    # 60 MiB model, and "Apply best" weighed that against free RAM.
+    import subprocess
+    import sys
+
+    held = bytearray(400 << 20)
+    held[:: 1 << 12] = b"x" * len(range(0, len(held), 1 << 12))  # touched: resident, not just mapped
+    code = "from lollma_tui.core.bench.bench_worker import peak_rss_bytes; print(peak_rss_bytes())"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    del held
+    assert int(shown.stdout) < 200 << 20, shown.stdout
