@@ -225,7 +225,8 @@ def bench_spec(args: argparse.Namespace) -> SweepSpec:
         ollama_host=args.ollama_host,
         openai_base_url=args.base_url,
         openai_api_key_env=args.api_key_env,
-        model_dirs=tuple(user_path(d) for d in args.model_dir),
+        # Absolute: the worker runs in the log folder, where a relative folder named nothing.
+        model_dirs=tuple(user_path(d).absolute() for d in args.model_dir),
         warmup=not args.no_warmup,
         check_fit=not args.no_fit_check,
     )
@@ -322,6 +323,7 @@ async def _run_bench(args: argparse.Namespace) -> int:
             line.clear()
     # Saved before anything more is written: what is measured is kept whatever the output does.
     comparisons = None
+    unsaved = False
     if run.records and (args.compare or not args.no_save):
         store = ResultStore()
         if args.compare:
@@ -339,6 +341,7 @@ async def _run_bench(args: argparse.Namespace) -> int:
                 print(
                     f"lollma-tui bench: error: could not save the results to {store.path}: {error}", file=err
                 )
+                unsaved = True
     writer.finish(run.build)
 
     # Progress notes were said on stderr already; these explain the rows themselves.
@@ -359,8 +362,8 @@ async def _run_bench(args: argparse.Namespace) -> int:
         why = "the output was closed" if out.lost is not None else "stopped"
         print(f"lollma-tui bench: {why}; {measured} measured", file=err, flush=True)
         return EXIT_INTERRUPTED
-    if run.failures:
-        return EXIT_FAILED
+    if run.failures or unsaved:
+        return EXIT_FAILED  # an error said is an error exited with, a failed save too
     return EXIT_OK
 
 

@@ -106,6 +106,33 @@ def test_saved_results_that_cannot_be_read_are_said_and_the_rows_still_printed(
     assert "could not read the saved results in" in captured.err and "Traceback" not in captured.err
 
 
+def test_results_that_cannot_be_saved_end_in_exit_1(
+    quantized_models: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "error: could not save the results" was said, and the exit status was 0.
+    ResultStore().path.mkdir(parents=True)  # a folder where the results file should be
+    model = str(quantized_models / "tiny-llama-Q8_0.gguf")
+    assert bench_main(["-m", model, *FAST]) == 1
+    captured = capsys.readouterr()
+    assert "could not save the results to" in captured.err
+    assert [row[-3] for row in table_rows(captured.out)] == ["tg4"]  # measured, and printed
+
+
+def test_a_relative_model_folder_and_every_layer_as_said(
+    quantized_models: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A relative --model-dir failed every configuration ("Model file not found: models/…"): the
+    # worker runs in the log folder. And --ngl all was "ngl -1" in the notes.
+    monkeypatch.chdir(quantized_models.parent)
+    folder = quantized_models.name
+    argv = ["-m", "tiny-llama", "--model-dir", folder, "--quants", "Q8_0", "--ngl", "0,all", *FAST]
+    assert bench_main(argv) == 0
+    captured = capsys.readouterr()
+    assert [row[-3] for row in table_rows(captured.out)] == ["tg4"]  # all is 0 on this CPU build
+    said = captured.out + captured.err
+    assert "ngl -1" not in said and "ngl all · 1 thread is" in said, said
+
+
 def test_no_model_measures_the_demo_model_as_the_app_starts_on_it(capsys: pytest.CaptureFixture[str]) -> None:
     # `lollma-tui` starts on the demo model when none is named; `bench` (and `bench --compare`,
     # as the README shows it) measures the same one instead of refusing.

@@ -11,7 +11,7 @@ from lollma_tui.core.bench.hardware_info import Peaks
 from lollma_tui.core.bench.protocol import BenchRequest
 from lollma_tui.core.bench.records import BenchRecord, bench_test_name
 from lollma_tui.core.bench.stats import summarize
-from lollma_tui.core.bench.sweep import Configuration, GpuLayersChoice, SweepSpec
+from lollma_tui.core.bench.sweep import Configuration, GpuLayersChoice, SweepSpec, gpu_layers_label
 from lollma_tui.core.bench.worker_client import bench_events
 from lollma_tui.core.models.fit import FitParams, FitStatus, auto_gpu_layers, check_fit
 from lollma_tui.core.models.gguf_header import GGUFHeader
@@ -52,12 +52,6 @@ _ESTIMATE_ERRORS = (ValueError, KeyError, IndexError, ArithmeticError, TypeError
 
 class ConfigSkipped(Exception):
     """The configuration was not run; the message says why."""
-
-
-def gpu_layers_label(choice: GpuLayersChoice) -> str:
-    if choice == AUTO:
-        return "auto"
-    return "all" if choice == -1 else str(choice)
 
 
 def fit_params(spec: SweepSpec, n_gpu_layers: int, n_ctx: int) -> FitParams:

@@ -163,12 +163,19 @@ class Configuration:
     def label(self, resolved_layers: int | None = None) -> str:
         if self.on_server:
             return self.model.label
-        layers = self.gpu_layers if resolved_layers is None else resolved_layers
+        layers = gpu_layers_label(self.gpu_layers) if resolved_layers is None else resolved_layers
         threads = ""
         if self.threads:
             threads = f" · {self.threads} thread{'s' if self.threads != 1 else ''}"
         repack = f" · repack {self.repack}" if self.repack != "auto" else ""
         return f"{self.model.label} · ngl {layers}{threads}{repack}"
+
+
+def gpu_layers_label(choice: GpuLayersChoice) -> str:
+    """How a GPU-layers choice is written: "auto", "all" (-1), or the count."""
+    if choice == AUTO:
+        return "auto"
+    return "all" if choice == -1 else str(choice)
 
 
 @dataclass(frozen=True, slots=True)
