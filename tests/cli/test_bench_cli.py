@@ -133,6 +133,26 @@ def test_a_relative_model_folder_and_every_layer_as_said(
     assert "ngl -1" not in said and "ngl all · 1 thread is" in said, said
 
 
+def test_a_broken_quantization_beside_the_model_is_named_with_its_reason(
+    quantized_models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A cut-off Q4_0 was left out of `--quants all` without a word (exit 0), and asked for by
+    # name it was "has no Q4_0 file" while the file was there.
+    import shutil
+
+    folder = tmp_path / "models"
+    shutil.copytree(quantized_models, folder)
+    whole = (folder / "tiny-llama-Q8_0.gguf").read_bytes()
+    (folder / "tiny-llama-Q4_0.gguf").write_bytes(whole[: len(whole) // 2])
+    model = str(folder / "tiny-llama-Q8_0.gguf")
+    for quants in ("all", "Q8_0,Q4_0"):
+        assert bench_main(["-m", model, "--quants", quants, *FAST]) == 2, quants
+        said = capsys.readouterr().err
+        assert "cannot read tiny-llama-Q4_0.gguf" in said and "has no Q4_0" not in said, said
+    assert bench_main(["-m", model, "--quants", "Q8_0", *FAST, "--no-save"]) == 0  # the others still go
+    capsys.readouterr()
+
+
 def test_no_model_measures_the_demo_model_as_the_app_starts_on_it(capsys: pytest.CaptureFixture[str]) -> None:
     # `lollma-tui` starts on the demo model when none is named; `bench` (and `bench --compare`,
     # as the README shows it) measures the same one instead of refusing.

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Literal
 
 from lollma_tui.core.bench.protocol import BenchTest
-from lollma_tui.core.models.catalog import Catalog, ModelGroup, ModelVariant, default_model_dirs, scan_models
+from lollma_tui.core.models.catalog import (
+    Catalog,
+    ModelGroup,
+    ModelVariant,
+    UnreadableModel,
+    default_model_dirs,
+    scan_models,
+)
 from lollma_tui.core.models.gguf_header import GGUFError, GGUFHeader, read_gguf_header
 from lollma_tui.core.models.quant_types import normalize_quant
 from lollma_tui.core.paths import exists, user_path
@@ -260,9 +267,18 @@ def _choice(group: ModelGroup, variant: ModelVariant) -> ModelChoice:
 
 
 def _pick_variants(
-    group: ModelGroup, start: ModelVariant | None, quants: tuple[str, ...] | Literal["all"] | None
+    group: ModelGroup,
+    start: ModelVariant | None,
+    quants: tuple[str, ...] | Literal["all"] | None,
+    unreadable: Sequence[UnreadableModel] = (),
 ) -> list[ModelVariant]:
+    """The variants to measure; `unreadable`: the scan's broken files, said where one of them
+    is this model's (it was left out of `--quants all` without a word, or "no Q4_0 file")."""
+    broken = _broken_siblings(group, unreadable)
     if quants == "all":
+        if broken:
+            names = "; ".join(f"{b.path.name}: {b.reason}" for b in broken)
+            raise SweepInputError(f"cannot read {names} — --quants picks the others")
         return list(group.variants)
     if quants is None:
         if start is not None:
@@ -279,9 +295,19 @@ def _pick_variants(
         variant = group.variant(quant)
         if variant is None:
             wanted = normalize_quant(quant) or quant
+            for bad in broken:
+                if _squash(wanted) in _squash(bad.path.name):
+                    raise SweepInputError(f"cannot read {bad.path.name}: {bad.reason}")
             raise SweepInputError(f"{group.name} has no {wanted} file (found: {', '.join(group.quants)})")
         picked.append(variant)
     return picked
+
+
+def _broken_siblings(group: ModelGroup, unreadable: Sequence[UnreadableModel]) -> list[UnreadableModel]:
+    """Unreadable files beside the group's own and named like it."""
+    folders = {path.parent for variant in group.variants for path in variant.paths}
+    name = _squash(group.name)
+    return [u for u in unreadable if u.path.parent in folders and name and name in _squash(u.path.name)]
 
 
 def _extra_files() -> list[Path]:
@@ -314,13 +340,14 @@ def resolve_llama_models(spec: SweepSpec, *, search_dirs: Iterable[Path] | None 
             if found is None:
                 raise SweepInputError(f"could not read {path} as a model")
             group, variant = found
-            chosen += [_choice(group, v) for v in _pick_variants(group, variant, spec.quants)]
+            picked = _pick_variants(group, variant, spec.quants, catalog.unreadable)
+            chosen += [_choice(group, v) for v in picked]
             continue
         if by_name is None:
             dirs = list(search_dirs) if search_dirs is not None else [*spec.model_dirs, *default_model_dirs()]
             by_name = scan_models(dirs, _extra_files())
         group, start = _find_by_name(by_name, ref)
-        chosen += [_choice(group, v) for v in _pick_variants(group, start, spec.quants)]
+        chosen += [_choice(group, v) for v in _pick_variants(group, start, spec.quants, by_name.unreadable)]
     # The same file asked for twice is measured once.
     unique = {c.ref: c for c in chosen}
     return list(unique.values())
