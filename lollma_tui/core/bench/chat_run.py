@@ -78,6 +78,7 @@ async def run_chat_test(
         base,
         test=CHAT_TEST,
         question=question,
+        chat_tokens=max_tokens,
         n_prompt=round(mean([float(s.prompt_tokens or 0) for s in replies])),
         n_gen=round(mean([float(s.gen_tokens) for s in replies])),
         n_depth=0,

@@ -263,6 +263,18 @@ def test_compare_says_new_when_nothing_matches() -> None:
     assert "new" in format_comparison([comparison])
 
 
+def test_chat_rows_of_other_reply_lengths_are_not_compared() -> None:
+    # A chat row with 2-token replies was set against a saved 64-token one: "-41.7 %".
+    short = record(test="chat", question="q", n_gen=2, chat_tokens=2, avg_ts=70.0)
+    long = record(test="chat", question="q", n_gen=64, chat_tokens=64, run_id="old")
+    (comparison,) = compare_with_saved([short], [long])
+    assert comparison.previous is None
+    # Replies that came a little short of the same length asked are the same set-up.
+    ended_early = record(test="chat", question="q", n_gen=1, chat_tokens=2, run_id="old")
+    (same,) = compare_with_saved([short], [ended_early])
+    assert same.previous is not None
+
+
 def test_best_configuration_is_the_fastest_that_fits_the_budget() -> None:
     rows = [
         record(avg_ts=100.0, n_threads=1, peak_rss_bytes=100),
