@@ -351,6 +351,28 @@ async def test_the_fit_line_puts_nothing_on_the_gpu_of_a_cpu_only_build(quant_fo
         assert "VRAM" not in verdict and "RAM" in verdict, verdict
 
 
+async def test_the_footer_lets_go_of_the_keys_it_rebuilds(quant_folder: Path) -> None:
+    # Each drawer or dialog opened and closed left some 16 footer keys held for good: 60 F2/Esc
+    # made a thousand widgets no one could see, and the memory only grew.
+    import gc
+
+    def detached_keys() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if type(o).__name__ == "FooterKey" and not o.is_attached)
+
+    app = make_app(quant_folder / "tiny-llama-F16.gguf")
+    main = app.chat_screen
+    async with app.run_test(size=(120, 35)) as pilot:
+        await ready(pilot, app)
+        before = detached_keys()
+        for _ in range(10):
+            await opened_drawer(pilot, main)
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: not main.drawer.is_open)
+            await pilot.pause()
+        assert detached_keys() - before < 16
+
+
 async def test_a_bad_entry_gives_way_to_the_value_a_command_sets(quant_folder: Path) -> None:
     # "abc" left in Threads stayed, with "fix first" and Apply disabled, after /threads 1 had
     # reloaded the model with 1 thread; the same for sampling entries and /set.

@@ -26,8 +26,18 @@ class FittingFooter(Footer):
     and below 75 they did even set close together."""
 
     def compose(self) -> ComposeResult:
+        self._forget_removed_keys()
         yield from super().compose()
         self.call_after_refresh(self._fit_keys)
+
+    def _forget_removed_keys(self) -> None:
+        """Footer binds each key it builds to its own `compact` (`data_bind`), and rebuilds them
+        whenever a screen or the drawer opens: each rebuild left the old keys held by the
+        footer's watchers, some 16 widgets a time, for good (Textual issue #6666). Textual
+        keeps them under "__watchers" and prunes closed ones only when `compact` changes."""
+        watchers: dict[str, list[tuple[Widget, object]]] = getattr(self, "__watchers", {})
+        for bound in watchers.values():
+            bound[:] = [(node, watch) for node, watch in bound if node.is_attached and not node._closing]
 
     def on_resize(self, event: events.Resize) -> None:
         self.compact = event.size.width < SPACED_FROM  # the keys are bound to it: they follow
