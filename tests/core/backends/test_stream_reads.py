@@ -12,6 +12,14 @@ EVERY_S = 0.005
 """How often the fake server sends an item: 200 a second, like a fast model."""
 
 
+async def serve(arrived: asyncio.Queue[int | None]) -> None:
+    """The fake server: `ITEMS` items, one every `EVERY_S`, then the end (None)."""
+    for k in range(ITEMS):
+        arrived.put_nowait(k)
+        await asyncio.sleep(EVERY_S)
+    arrived.put_nowait(None)
+
+
 async def test_a_steady_stream_is_read_in_batches_and_nothing_is_lost() -> None:
     arrived: asyncio.Queue[int | None] = asyncio.Queue()
     waits = 0
@@ -27,13 +35,7 @@ async def test_a_steady_stream_is_read_in_batches_and_nothing_is_lost() -> None:
                 return
             yield item
 
-    async def server() -> None:
-        for k in range(ITEMS):
-            arrived.put_nowait(k)
-            await asyncio.sleep(EVERY_S)
-        arrived.put_nowait(None)
-
-    sending = asyncio.create_task(server())
+    sending = asyncio.create_task(serve(arrived))
     received = [item async for item in batched_reads(network(), every_s=0.05)]
     await sending
     assert received == list(range(ITEMS))
@@ -60,14 +62,8 @@ async def test_a_busy_machine_still_reads_all_that_came_during_a_pause() -> None
             handed = loop.time()
             yield item
 
-    async def server() -> None:
-        for k in range(ITEMS):
-            arrived.put_nowait(k)
-            await asyncio.sleep(EVERY_S)
-        arrived.put_nowait(None)
-
     started = loop.time()
-    sending = asyncio.create_task(server())
+    sending = asyncio.create_task(serve(arrived))
     received = [item async for item in batched_reads(network(), every_s=0.05)]
     await sending
     assert received == list(range(ITEMS))
