@@ -34,6 +34,13 @@ def make_app(model: Path, **changes: object) -> LollmaApp:
     return LollmaApp(options)
 
 
+def app_on_saved(conversation: Conversation, model: Path) -> LollmaApp:
+    """`conversation` saved in the history, and an app that starts on it (the latest)."""
+    with ChatStore.open(default_store_path()) as store:
+        store.create_conversation(conversation)
+    return make_app(model)
+
+
 async def chat(pilot: Pilot[None], app: LollmaApp, text: str) -> None:
     main = app.chat_screen
     before = len(main.chat_log.reply_turns())
@@ -292,10 +299,7 @@ async def test_a_long_conversation_opens_with_only_its_tail_mounted(tiny_gguf: P
     for i in range(1000):
         conversation.messages.append(Message("user", f"question {i}"))
         conversation.messages.append(Message("assistant", f"answer {i}"))
-    with ChatStore.open(default_store_path()) as store:
-        store.create_conversation(conversation)
-
-    app = make_app(tiny_gguf)
+    app = app_on_saved(conversation, tiny_gguf)
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await started(pilot, app)
@@ -334,9 +338,7 @@ async def test_a_search_hit_in_a_short_chat_leaves_what_follows_in_view(tiny_ggu
         Message("user", "tell me about wombats"),
         Message("assistant", "cube droppings"),
     ]
-    with ChatStore.open(default_store_path()) as store:
-        store.create_conversation(conversation)
-    app = make_app(tiny_gguf)
+    app = app_on_saved(conversation, tiny_gguf)
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await started(pilot, app)
@@ -388,9 +390,7 @@ async def test_a_message_of_megabytes_is_shown_in_part_and_kept_whole(tiny_gguf:
     assert len(log) > 2_000_000
     conversation = Conversation(title="a pasted log")
     conversation.messages += [Message("user", log), Message("assistant", "That is a lot of requests.")]
-    with ChatStore.open(default_store_path()) as store:
-        store.create_conversation(conversation)
-    app = make_app(tiny_gguf)
+    app = app_on_saved(conversation, tiny_gguf)
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await started(pilot, app)

@@ -13,6 +13,7 @@ from openai_server import Flavour, OpenAITestServer, ServedSpec
 from openai_server.fixtures import free_port
 from pilot_support import wait_until
 from sshd_server import QUIET_SSH_OPTIONS, quiet_machine
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 from lollma_tui.core.hosts import HostEntry
@@ -42,6 +43,15 @@ def make_app(ollama: OllamaTestServer, studio: OpenAITestServer) -> LollmaApp:
         ollama_host=ollama.host,
     )
     return LollmaApp(options, hosts=hosts)
+
+
+async def opened_hosts(pilot: Pilot[None], app: LollmaApp) -> HostsScreen:
+    """F4: the hosts view, open."""
+    await pilot.press("f4")
+    await wait_until(pilot, lambda: isinstance(app.screen, HostsScreen))
+    view = app.screen
+    assert isinstance(view, HostsScreen)
+    return view
 
 
 def header_of(turn: object) -> str:
@@ -198,10 +208,7 @@ async def test_the_local_host_says_which_model_this_app_has_loaded(tiny_gguf: Pa
     app = LollmaApp(StartupOptions(load=LoadSettings(model=str(tiny_gguf), n_ctx=512)))
     async with app.run_test(size=(150, 40)) as pilot:
         await wait_ready(pilot, app)
-        await pilot.press("f4")
-        await wait_until(pilot, lambda: isinstance(app.screen, HostsScreen))
-        view = app.screen
-        assert isinstance(view, HostsScreen)
+        view = await opened_hosts(pilot, app)
         await wait_until(pilot, lambda: len(view.reports) == 1, within=15)
         row = [str(cell) for cell in view.query_one(DataTable).get_row("local")]
         assert row[3] == "● llama.cpp in this app" and row[5] == "tiny-llama"
@@ -227,10 +234,7 @@ async def test_a_machine_slow_over_ssh_does_not_hold_up_the_other_rows(
         app = LollmaApp(options, hosts=hosts)
         async with app.run_test(size=(150, 40)) as pilot:
             await wait_ready(pilot, app)
-            await pilot.press("f4")
-            await wait_until(pilot, lambda: isinstance(app.screen, HostsScreen))
-            view = app.screen
-            assert isinstance(view, HostsScreen)
+            view = await opened_hosts(pilot, app)
             await wait_until(pilot, lambda: len(view.reports) == 3, within=8)
             studio_report = next(r for r in view.reports if r.entry.name == "studio")
             assert studio_report.reachable and studio_report.gpu_summary is None  # its GPUs: still asking
