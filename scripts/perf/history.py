@@ -77,7 +77,7 @@ def _child_open(history: Path, expect: int) -> None:
     """Start the app once on `history`, print its figures as one JSON line."""
     import lollma_tui.ui.app as app_module
     from lollma_tui.ui.app import LollmaApp
-    from lollma_tui.ui.screens.chat import EARLIER_PAGE, TAIL_MESSAGES
+    from lollma_tui.ui.screens.chat_pages import EARLIER_PAGE, TAIL_MESSAGES
 
     marks: dict[str, float] = {}
 
@@ -156,7 +156,7 @@ def _child_open(history: Path, expect: int) -> None:
                     chat_log = chat.chat_log
                     before = len(chat_log.turns())
                     page_start = time.perf_counter()
-                    await chat.mount_earlier()
+                    await chat.pages.mount_earlier(keep_place=False)
                     figures["page_s"] = time.perf_counter() - page_start
                     await painted(app)
                     figures["page_painted_s"] = time.perf_counter() - page_start

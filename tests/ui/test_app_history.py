@@ -20,7 +20,7 @@ from lollma_tui.core.chat.opening import default_store_path
 from lollma_tui.core.chat.store import ChatStore
 from lollma_tui.core.settings import LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
-from lollma_tui.ui.screens.chat import TAIL_MESSAGES
+from lollma_tui.ui.screens.chat_pages import TAIL_MESSAGES
 from lollma_tui.ui.screens.conversations import ConversationsScreen
 from lollma_tui.ui.screens.search import SearchScreen
 
@@ -323,11 +323,43 @@ async def test_a_long_conversation_opens_with_only_its_tail_mounted(tiny_gguf: P
         await wait_until(pilot, lambda: len(chat_log.turns()) > before)
         # Jumping to an old message mounts what it takes to show it, and scrolls it into view.
         target = main.conversation.messages[10]
-        await main.reveal_message(target.id)
+        await main.pages.reveal(target.id)
         found = chat_log.turn_for(target.id)
         assert found is not None and found.has_class("-found")
         await wait_until(pilot, lambda: chat_log.region.y <= found.region.y < chat_log.region.bottom)
         assert chat_log.turns()[0].message is main.conversation.messages[8]
+
+
+async def test_a_chat_kept_open_lets_its_oldest_turns_go_and_brings_them_back(tiny_gguf: Path) -> None:
+    # Every mounted turn is laid out again each time the log changes: a chat kept open for
+    # hundreds of turns made each reply cost more CPU than the one before, and the app grew.
+    conversation = Conversation(title="kept open")
+    for i in range(50):
+        conversation.messages.append(Message("user", f"question {i}"))
+        conversation.messages.append(Message("assistant", f"answer {i}"))
+    with ChatStore.open(default_store_path()) as store:
+        store.create_conversation(conversation)
+    app = LollmaApp(StartupOptions(load=LoadSettings(model=str(tiny_gguf), n_ctx=8192), sampling=SHORT))
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        chat_log = main.chat_log
+        for pages in (2, 3):  # the reader scrolls up two pages, then sends from there
+            chat_log.scroll_home(animate=False)
+            await wait_until(pilot, lambda n=pages: len(chat_log.turns()) == n * TAIL_MESSAGES)
+            await wait_until(pilot, lambda: chat_log.scroll_y > 0)
+        assert len(chat_log.turns()) == 3 * TAIL_MESSAGES
+        await chat(pilot, app, "hi")
+        messages, turns = main.conversation.messages, chat_log.turns()
+        assert len(messages) == 102
+        assert [turn.message.id for turn in turns] == [m.id for m in messages[-TAIL_MESSAGES - 2 :]]
+        assert chat_log.children[0] is turns[0]  # nothing left above what is kept
+        await wait_until(pilot, lambda: chat_log.is_vertical_scroll_end)  # the reply is in view
+        # Scrolled up to, the turns let go come back a page at a time, in their order.
+        chat_log.scroll_home(animate=False)
+        await wait_until(pilot, lambda: len(chat_log.turns()) > len(turns))
+        shown = [turn.message.id for turn in chat_log.turns()]
+        assert shown == [m.id for m in messages[-2 * TAIL_MESSAGES - 2 :]]
 
 
 async def test_a_search_hit_in_a_short_chat_leaves_what_follows_in_view(tiny_gguf: Path) -> None:
@@ -342,7 +374,7 @@ async def test_a_search_hit_in_a_short_chat_leaves_what_follows_in_view(tiny_ggu
     main = app.chat_screen
     async with app.run_test(size=(100, 32)) as pilot:
         await started(pilot, app)
-        await main.reveal_message(main.conversation.messages[0].id)
+        await main.pages.reveal(main.conversation.messages[0].id)
         await pilot.pause(0.3)
         notice = await main.chat_log.add_notice("shown after the jump")
         await pilot.pause(0.3)

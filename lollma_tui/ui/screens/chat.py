@@ -25,6 +25,7 @@ from lollma_tui.core.formatting import counted
 from lollma_tui.ui.literal import plain
 from lollma_tui.ui.screens.chat_dialogs import ChatDialogs
 from lollma_tui.ui.screens.chat_drawer import ChatDrawer
+from lollma_tui.ui.screens.chat_pages import TAIL_MESSAGES, ChatPages
 from lollma_tui.ui.screens.chat_panel import SidePanel
 from lollma_tui.ui.widgets.chat_log import ChatLog
 from lollma_tui.ui.widgets.fitting_footer import FittingFooter
@@ -64,8 +65,6 @@ if TYPE_CHECKING:
     from lollma_tui.ui.widgets.server_info import ServerInfo
     from lollma_tui.ui.widgets.settings_drawer import SettingsDrawer
 
-TAIL_MESSAGES = EARLIER_PAGE = 30
-"""Messages mounted when a conversation opens, and then each time the user scrolls up to its top."""
 FIRST_SAMPLE_WAIT_S = 2.0
 """The first load waits this long at most for free-memory figures to check the fit against."""
 
@@ -106,7 +105,7 @@ class ChatScreen(Screen[None]):
         self.panel = SidePanel(self)
         self.hardware: HardwareFeed | None = None  # started once the first frame is up (`start`)
         self._editing: Message | None = None
-        self._shown_from = 0  # index in the thread of the first message mounted in the chat log
+        self.pages = ChatPages(self)
         self._history_opened = asyncio.Event()
 
     @property
@@ -360,6 +359,7 @@ class ChatScreen(Screen[None]):
         user = self.conversation.add_user(text)
         # Saved before it is sent: a crash from here on cannot lose what the user typed.
         await self.history.save_user_message(self.conversation, user)
+        await self.pages.trim()
         await self.chat_log.add_user(user)
         await self.start_reply()
 
@@ -431,9 +431,9 @@ class ChatScreen(Screen[None]):
         )
         # It reaches the store with its first message.
         self.history.saved = False
-        self._shown_from = 0
         self.editing = None
         await self.chat_log.clear_turns()
+        self.pages.opened(0, False)
         kept = " The system prompt stays (/system off drops it)." if self.conversation.system_prompt else ""
         await self.chat_log.add_notice(f"New conversation.{kept}")
         self.context.refresh(self.conversation)
@@ -496,13 +496,12 @@ class ChatScreen(Screen[None]):
         tail, whole, recovered = loaded
         conversation = whole.conversation
         self.conversation = conversation
-        self._shown_from = tail.start
         self.editing = None
         chat_log = self.chat_log
         if not at_start:
             await chat_log.clear_turns()
         await chat_log.show_messages(tail.conversation.messages, on_top=at_start)
-        chat_log.has_earlier = tail.has_earlier
+        self.pages.opened(tail.start, tail.has_earlier)
         title = conversation.title or "untitled"
         opened = f"Resumed “{title}”" if imported_from is None else f"Imported “{title}” from {imported_from}"
         await chat_log.add_notice(f"{opened} · {counted(whole.total, 'message')} · /clear starts a new one")
@@ -513,30 +512,13 @@ class ChatScreen(Screen[None]):
             )
         chat_log.scroll_end(animate=False)
         if focus_message is not None:
-            await self.reveal_message(focus_message)
+            await self.pages.reveal(focus_message)
         self.context.refresh(self.conversation)
         await self.replies.mark_versions()
 
-    async def reveal_message(self, message_id: str) -> None:
-        """Mount the earlier messages down to `message_id` at once, then scroll it into view."""
-        chat_log, messages = self.chat_log, self.conversation.messages
-        index = next((i for i, message in enumerate(messages) if message.id == message_id), None)
-        if index is not None and index < self._shown_from:
-            start = max(0, index - 2)  # a little above it: what led to it
-            await chat_log.prepend_messages(messages[start : self._shown_from], keep_place=False)
-            self._shown_from, chat_log.has_earlier = start, start > 0
-        chat_log.show_found(message_id)
-
     @on(ChatLog.EarlierWanted)
-    async def mount_earlier(self, wanted: ChatLog.EarlierWanted | None = None) -> None:
-        if self._shown_from <= 0:
-            return
-        start = max(0, self._shown_from - EARLIER_PAGE)
-        earlier = self.conversation.messages[start : self._shown_from]
-        self._shown_from = start
-        # Scrolled up to (`wanted`), the reader's place stays; a jump to a hit scrolls on its own.
-        await self.chat_log.prepend_messages(earlier, keep_place=wanted is not None)
-        self.chat_log.has_earlier = start > 0
+    async def mount_earlier(self, _: ChatLog.EarlierWanted) -> None:
+        await self.pages.mount_earlier(keep_place=True)
 
     async def conversation_deleted(self, conversation_id: str) -> None:
         """A conversation was deleted from the list; the one on screen starts afresh if it was it."""

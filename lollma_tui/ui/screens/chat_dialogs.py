@@ -71,7 +71,7 @@ class ChatDialogs:
         history = screen.history
         shown = jump.conversation_id == screen.conversation.id and history.saved
         if shown and any(m.id == jump.message_id for m in screen.conversation.messages):
-            await screen.reveal_message(jump.message_id)  # in the thread on screen: no reload
+            await screen.pages.reveal(jump.message_id)  # in the thread on screen: no reload
             return
         # Asked first: finding the message may change which branch that chat shows.
         if not await history.take(jump.conversation_id):

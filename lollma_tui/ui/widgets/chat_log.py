@@ -401,6 +401,18 @@ class ChatLog(VerticalScroll):
                 await self.remove_children(children[index:])
                 return
 
+    async def let_go_oldest(self, most: int, keep: int) -> str | None:
+        """With more than `most` turns mounted, unmount all but the last `keep` and what is
+        shown above them (notices); the id of the first message still mounted, or None."""
+        turns = self.turns()
+        if len(turns) <= most or keep <= 0:
+            return None
+        first = turns[-keep]
+        children = list(self.children)
+        await self.remove_children(children[: children.index(first)])
+        self.has_earlier = True
+        return first.message.id
+
     async def clear_turns(self) -> None:
         self.has_earlier = False
         await self.remove_children()
