@@ -59,7 +59,7 @@ from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import ReplyStats, Role, RunSetup
 from lollma_tui.core.backends.describe import setup_layers, tuning_parts
 from lollma_tui.core.chat import codec
-from lollma_tui.core.chat.conversation import Message, ReplyState, reply_end_note
+from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState, reply_end_note
 from lollma_tui.core.chat.errors import ImportFormatError
 from lollma_tui.core.chat.store import ChatStore, ConversationTree, StoredMessage, ThreadWindow
 from lollma_tui.core.paths import unknown_home, user_path
@@ -128,6 +128,23 @@ def export_json(store: ChatStore, conversation_id: str, *, settle: bool = False)
     if settle:
         settle_streaming(stored.message for stored in tree.messages)
     return tree_to_json(tree)
+
+
+def export_thread(conversation: Conversation, kind: str) -> str:
+    """The thread on screen as `kind` ("md" or "json"), for a chat the history holds only part
+    of (a save failed): without the other versions of its replies, or their sampling."""
+    now = time.time()
+    if kind == "md":
+        total = len(conversation.messages)
+        return window_to_markdown(ThreadWindow(conversation, now, 0, total, {}), exported_at=now)
+    messages = conversation.messages
+    parents = [None, *(message.id for message in messages)]
+    stored = tuple(StoredMessage(message, parent) for message, parent in zip(messages, parents, strict=False))
+    tree = ConversationTree(
+        conversation.id, conversation.title, conversation.system_prompt, conversation.created_at, now,
+        parents[-1], stored,
+    )  # fmt: skip
+    return tree_to_json(tree, exported_at=now)
 
 
 def settle_streaming(messages: Iterable[Message]) -> None:

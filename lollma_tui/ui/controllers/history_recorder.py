@@ -8,6 +8,7 @@ missed. It never touches a widget.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,11 @@ SAVED_AGAIN = "History is saved again; nothing of this chat was lost."
 
 IN_USE_ELSEWHERE = "That chat is open in another lollma-tui window: close it there to open it here."
 
+LEAVING_UNSAVED = (
+    "This chat is not all in the history (a save failed): leaving it loses what is not. "
+    "/export md|json keeps it; do the same again to leave it anyway."
+)
+
 
 class HistoryRecorder:
     def __init__(self, owner: DOMNode) -> None:
@@ -40,6 +46,8 @@ class HistoryRecorder:
         self._unsaved = False
         """A save of the conversation on screen failed: nothing more of it is saved, so that no
         message lands in the store under the wrong parent (after one that is missing there)."""
+        self._warned_leaving: str | None = None
+        """The chat whose leaving was warned about (`may_leave`)."""
         self._locked_out = False
         """That failure was another program holding the history's lock: the next turn tries to
         save what was missed, and saving goes on from there."""
@@ -70,6 +78,16 @@ class HistoryRecorder:
         if await store.run(users.hold, conversation_id):
             return True
         self._owner.post_message(NoticePosted(refused or IN_USE_ELSEWHERE, "warning"))
+        return False
+
+    def may_leave(self, conversation: Conversation) -> bool:
+        """Whether the chat on screen may be left for another now. One the history could not
+        save all of is kept the first time, with a warning: what is not saved would be lost.
+        Asked again, it is left."""
+        if not self._unsaved or not conversation.messages or self._warned_leaving == conversation.id:
+            return True
+        self._warned_leaving = conversation.id
+        self._owner.post_message(NoticePosted(LEAVING_UNSAVED, "warning"))
         return False
 
     async def leave(self) -> None:
@@ -296,25 +314,34 @@ class HistoryRecorder:
         so that the screen can ask before replacing it.
         """
         store = self.store
-        if store is None or not self.saved:
-            return "Nothing saved to export yet: say something first.", "info"
         words = argument.split(maxsplit=1)
         kind = words[0].lower() if words else "md"
         if kind not in ("md", "json"):
             return "Usage: /export md|json [PATH]", "error"
-        from lollma_tui.core.chat.export import ExportTargetExists, export_json, export_markdown
+        # A chat the history could not save (or not all of) is written as it is on screen.
+        on_screen = store is None or self._unsaved or not self.saved
+        if on_screen and not conversation.messages:
+            return "Nothing to export yet: say something first.", "info"
+        from lollma_tui.core.chat import export as exporting
 
         given = words[1] if len(words) > 1 else "."
-        render = export_markdown if kind == "md" else export_json
+        render = exporting.export_markdown if kind == "md" else exporting.export_json
         try:
-            text = await store.run(render, store.store, conversation.id)
-            target = await store.run(_write_private, given, text, overwrite, (conversation.title, kind))
-        except ExportTargetExists:
+            named = (conversation.title, kind)
+            if store is None or on_screen:
+                text = exporting.export_thread(conversation, kind)
+                target = await asyncio.to_thread(_write_private, given, text, overwrite, named)
+            else:
+                text = await store.run(render, store.store, conversation.id)
+                target = await store.run(_write_private, given, text, overwrite, named)
+        except exporting.ExportTargetExists:
             raise
         except OSError as error:
             return f"Export failed: {error.filename or given}: {error.strerror or error}", "error"
         except StoreError as error:
             return f"Export failed: {error}", "error"
+        if on_screen:
+            return f"Exported to {target}, as shown here: the history could not save it all", "info"
         return f"Exported to {target}", "info"
 
     async def import_file(self, argument: str) -> tuple[str, str | None] | None:

@@ -420,6 +420,10 @@ class ChatScreen(Screen[None]):
         await self.start_reply(replaces=old)
 
     async def action_new_conversation(self) -> None:
+        if self.history.may_leave(self.conversation):
+            await self.new_conversation()
+
+    async def new_conversation(self) -> None:
         from lollma_tui.core.chat.conversation import Conversation
 
         await self.replies.stop_and_wait()
@@ -485,6 +489,8 @@ class ChatScreen(Screen[None]):
         `at_start`: the notices already shown (a bad config value, the server's address) are
         this session's, not the chat's: they stay, after the resumed turns."""
         history = self.history
+        if not history.may_leave(self.conversation):
+            return
         if history.store is None or not await history.take(conversation_id, refused):
             return
         await self.replies.stop_and_wait()
@@ -523,7 +529,7 @@ class ChatScreen(Screen[None]):
     async def conversation_deleted(self, conversation_id: str) -> None:
         """A conversation was deleted from the list; the one on screen starts afresh if it was it."""
         if self.history.saved and conversation_id == self.conversation.id:
-            await self.action_new_conversation()
+            await self.new_conversation()
 
     def conversation_renamed(self, conversation_id: str, title: str) -> None:
         if conversation_id == self.conversation.id:

@@ -439,6 +439,8 @@ class ChatCommands:
         await screen.notice(*line)
 
     async def command_import(self, command: Command) -> None:
+        if not self._screen.history.may_leave(self._screen.conversation):
+            return  # imported, it would open in place of the chat on screen
         imported = await self._screen.history.import_file(command.argument)
         if imported is not None:
             conversation_id, copy = imported

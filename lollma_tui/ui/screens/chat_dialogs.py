@@ -150,7 +150,10 @@ class ChatDialogs:
             screen.prompt.put_back(text)
             return
         if choice is OverflowChoice.NEW_CONVERSATION:
-            await screen.action_new_conversation()
+            if not screen.history.may_leave(screen.conversation):
+                screen.prompt.put_back(text)
+                return
+            await screen.new_conversation()
         elif choice is OverflowChoice.TRUNCATE:
             screen.conversation.context_from = start
             await screen.notice(

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 from chat_app_support import notices, send, wait_ready
 from ollama_server import OllamaTestServer
@@ -17,6 +18,7 @@ from textual.pilot import Pilot
 
 from lollma_tui.core.backends.base import BackendState
 from lollma_tui.core.chat.conversation import Message, ReplyState
+from lollma_tui.core.chat.export import import_json
 from lollma_tui.core.chat.store import ChatStore
 from lollma_tui.core.paths import data_dir
 from lollma_tui.ui.app import LollmaApp
@@ -221,6 +223,50 @@ async def test_a_chat_whose_save_met_a_locked_history_is_saved_whole_with_the_ne
         for text in ("first", "second", "third")
         for role, text in (("user", text), ("assistant", "Fine."))
     ]
+
+
+async def test_export_of_a_chat_the_history_could_not_save_writes_what_is_on_screen(
+    ollama_server: OllamaTestServer, tmp_path: Path
+) -> None:
+    # Export is how a user keeps a chat the history could not save: it wrote only the turns
+    # saved before the failure (and said "Exported"), or nothing when the first save failed.
+    async with ready_app(ollama_server) as (app, pilot):
+        main = app.chat_screen
+
+        async def export(kind: str, name: str) -> str:
+            before = len(notices(app))
+            main.prompt.set_text(f"/export {kind} {tmp_path / name}")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: len(notices(app)) > before)
+            return notices(app)[-1]
+
+        with history_held_by_another_writer():
+            await send(pilot, app, "never saved")
+        assert "as shown here" in await export("md", "first.md")
+        assert (
+            "## You" in (tmp_path / "first.md").read_text()
+            and "never saved" in (tmp_path / "first.md").read_text()
+        )
+        await send(pilot, app, "saved again")
+        with history_held_by_another_writer():
+            await send(pilot, app, "left out")
+            said = await export("md", "rescue.md")
+            assert "as shown here" in said and "rescue.md" in said
+            assert await export("json", "rescue.json")
+        text = (tmp_path / "rescue.md").read_text()
+        assert all(words in text for words in ("never saved", "saved again", "left out")), text
+        # The JSON file imports back as the whole chat.
+        with ChatStore.open(tmp_path / "other.db") as store:
+            imported = import_json(store, tmp_path / "rescue.json")
+            thread = store.load(imported).conversation.messages
+        assert [m.content for m in thread] == [m.content for m in main.conversation.messages]
+        assert len(thread) == 6
+        # Leaving it for a new chat would lose what is not saved: the first Ctrl+N says so.
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: "not all in the history" in notices(app)[-1])
+        assert len(main.conversation.messages) == 6
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: not main.conversation.messages)
 
 
 async def test_a_chat_created_while_the_history_is_locked_is_saved_with_the_next_message(
