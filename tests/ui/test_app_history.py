@@ -362,6 +362,30 @@ async def test_a_chat_kept_open_lets_its_oldest_turns_go_and_brings_them_back(ti
         assert shown == [m.id for m in messages[-2 * TAIL_MESSAGES - 2 :]]
 
 
+async def test_keys_scroll_the_conversation_from_the_prompt_and_tab_never_loses_what_is_typed(
+    tiny_gguf: Path,
+) -> None:
+    # Tab went to the chat log, then to the side panel: nothing on screen showed it, and what
+    # was typed there went nowhere. The log was the only way to scroll without a mouse.
+    conversation = Conversation(title="to scroll")
+    conversation.messages += [Message("user" if i % 2 == 0 else "assistant", f"line {i}") for i in range(20)]
+    app = app_on_saved(conversation, tiny_gguf)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        chat_log = main.chat_log
+        await wait_until(pilot, lambda: chat_log.max_scroll_y > 0 and chat_log.is_vertical_scroll_end)
+        await pilot.press("tab", "tab")
+        await pilot.press(*"hello")
+        assert app.focused is main.prompt and main.prompt.text == "hello"
+        end = chat_log.scroll_y
+        await pilot.press("pageup")
+        await wait_until(pilot, lambda: chat_log.scroll_y < end)
+        assert main.prompt.text == "hello"
+        await pilot.press("pagedown")
+        await wait_until(pilot, lambda: chat_log.scroll_y == end)
+
+
 async def test_a_search_hit_in_a_short_chat_leaves_what_follows_in_view(tiny_gguf: Path) -> None:
     # Scrolled "to the top" of a log that had nothing to scroll, the turns sat below the view,
     # and the notices shown next (/help, /rename) could not be reached.

@@ -178,7 +178,7 @@ class ChatScreen(Screen[None]):
                 yield ChatLog(id="chat-log")
                 yield PromptInput(id="prompt")
             # Filled by `start`, once the first frame is up: the chat and its prompt come first.
-            yield VerticalScroll(id="sidebar")
+            yield VerticalScroll(id="sidebar", can_focus=False)  # focused, it showed nothing
         yield FittingFooter()
 
     @property
@@ -322,6 +322,10 @@ class ChatScreen(Screen[None]):
             why = self.catalog.unlisted.get(kind)  # the last ask failed: say why; it asks again
             asking = f"Asking {kind} for its models: Tab again in a moment"
             self.notify(asking if why is None else f"{why} · {asking}", timeout=3 if why is None else 6)
+
+    @on(PromptInput.LogScrollWanted)
+    def _log_scroll_wanted(self, message: PromptInput.LogScrollWanted) -> None:
+        self.chat_log.scroll_pages(message.pages)
 
     @on(PromptInput.Submitted)
     async def _prompt_submitted(self, message: PromptInput.Submitted) -> None:

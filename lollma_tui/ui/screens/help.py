@@ -24,6 +24,7 @@ KEYS = (
     ("/bench, /quantize", "benchmark set-ups; make other quantizations"),
     ("Ctrl+B", "show or hide the side panel"),
     ("Up / Down", "previous messages you sent"),
+    ("PgUp / PgDn", "scroll the conversation"),
     ("Tab", "complete a /command"),
     ("Ctrl+P", "command palette: every slash command, themes, keys"),
     ("F1", "this help"),

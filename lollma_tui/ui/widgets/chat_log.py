@@ -273,6 +273,10 @@ class ChatLog(VerticalScroll):
     # As `ReplyTurn.virtual_size`: the log's scrollbars follow in the same pass.
     virtual_size = Reactive(Size(0, 0), layout=False)
 
+    # Focused, it showed nothing, and what was typed next went nowhere: PageUp and PageDown in
+    # the prompt scroll it (`scroll_pages`), and a folded thinking section in it still takes focus.
+    can_focus = False
+
     class EarlierWanted(textual_message.Message):
         """The user scrolled to the top and earlier turns exist."""
 
@@ -287,6 +291,9 @@ class ChatLog(VerticalScroll):
         if new <= 0 < old and self.has_earlier:
             self.has_earlier = False  # until the app says more remain, after mounting a page
             self.post_message(self.EarlierWanted())
+
+    def scroll_pages(self, pages: int) -> None:
+        self.scroll_relative(y=pages * self.scrollable_content_region.height, animate=False)
 
     async def add_user(self, message: Message) -> UserTurn:
         turn = UserTurn(message)

@@ -26,6 +26,8 @@ class PromptInput(TextArea):
         "shift+enter": "newline",
         "up": "history_back",
         "down": "history_forward",
+        "pageup": "scroll_log_up",
+        "pagedown": "scroll_log_down",
     }
 
     @dataclass
@@ -48,6 +50,19 @@ class PromptInput(TextArea):
         @property
         def control(self) -> PromptInput:
             return self.prompt_input
+
+    @dataclass
+    class LogScrollWanted(Message):
+        """PageUp or PageDown in the prompt: the conversation above it scrolls a page (the log
+        takes no focus: keys typed there went nowhere)."""
+
+        pages: int
+
+    def action_scroll_log_up(self) -> None:
+        self.post_message(self.LogScrollWanted(-1))
+
+    def action_scroll_log_down(self) -> None:
+        self.post_message(self.LogScrollWanted(1))
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(
