@@ -315,6 +315,20 @@ async def test_the_footer_fits_its_keys_again_when_the_terminal_is_resized(tiny_
         await wait_until(pilot, lambda: "^r Regenerate" in screen_text(app).splitlines()[-1])
 
 
+async def test_every_key_stays_in_the_footer_where_there_is_room_for_it(tiny_gguf: Path) -> None:
+    # At 90 and 100 columns the footer showed "esc Stop ^q Quit f1 Help" and 60 empty columns:
+    # the room between the last key and the palette's hint, docked right, was counted as a key's.
+    keys = ("esc Stop", "^r Regenerate", "^n New chat", "f2 Settings", "^o Chats", "^b Panel", "f1 Help")
+    app = make_app(tiny_gguf)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await ready(pilot, app)
+        for width in (100, 90, 104, 94, 80):
+            await pilot.resize_terminal(width, 30)
+            await pilot.pause(0.3)
+            await wait_until(pilot, lambda: all(key in screen_text(app).splitlines()[-1] for key in keys))
+            assert "^q Quit" in screen_text(app).splitlines()[-1]
+
+
 async def test_everything_fits_and_works_by_keyboard_at_80x24(demo_gguf: Path) -> None:
     app = make_app(demo_gguf, sampling=DEMO_SAMPLING.with_changes(max_tokens=8))
     main = app.chat_screen

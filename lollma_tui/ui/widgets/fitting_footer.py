@@ -25,6 +25,9 @@ class FittingFooter(Footer):
     """The chat screen's keys need about 100 columns spaced out: at 80, Help and Quit fell off,
     and below 75 they did even set close together."""
 
+    _passes = 0
+    """Fitting passes begun (`_fit_keys`): only the last one leaves keys out."""
+
     def compose(self) -> ComposeResult:
         self._forget_removed_keys()
         yield from super().compose()
@@ -49,19 +52,31 @@ class FittingFooter(Footer):
         self.call_after_refresh(self._fit_keys)
 
     def _fit_keys(self) -> None:
+        self._passes += 1
         keys = list(self.query("FooterKey"))  # Textual's own, by name: the class is private
         for key in keys:
             key.display = True
-        self.call_after_refresh(self._leave_out, keys)  # measured as laid out, all of them
+        self.call_after_refresh(self._leave_out, keys, self._passes)  # measured as laid out, all of them
 
-    def _leave_out(self, keys: list[Widget]) -> None:
+    def _leave_out(self, keys: list[Widget], fit_pass: int) -> None:
+        if fit_pass != self._passes:
+            return  # a later pass shows them all again: it measures them laid out that way
+        # The palette's hint is docked on the right: what lies between it and the last key is room
+        # left, not a key's width (counted as one, it hid three keys at 100 columns).
+        palette = [key for key in keys if key.has_class("-command-palette")]
+        keys = [key for key in keys if key not in palette]
+        room = self.size.width - sum(key.outer_size.width for key in palette)
         # Each key's width with the space after it (the one before the next key's region).
         widths = {key: key.outer_size.width for key in keys}
         for key, after in itertools.pairwise(keys):
-            widths[key] = max(widths[key], after.region.x - key.region.x)
+            widths[key] += max(0, after.region.x - key.region.right)
         needed = sum(widths.values())
+        for key in palette:  # the first to go: Ctrl+P works without it, and F1 names it
+            if needed > room:
+                key.display = False
+                room += key.outer_size.width
         for action in GIVE_WAY:
-            if needed <= self.size.width:
+            if needed <= room:
                 return
             for key in keys:
                 if getattr(key, "action", None) == action and key.display:
