@@ -135,6 +135,20 @@ def _size(n: int) -> str:
     return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n} bytes"
 
 
+def make_folder(folder: Path, wanted: Path | None = None) -> None:
+    """Create `folder` and the folders above it. One of them being a file is said so, naming it
+    and `wanted` (the path asked for): mkdir's "File exists" named a path where nothing was."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        above = (*reversed(folder.parents), folder)
+        blocker = next((path for path in above if path.exists() and not path.is_dir()), None)
+        if blocker is None:
+            raise
+        reason = f"{blocker} is a file, not a folder"
+        raise NotADirectoryError(errno.ENOTDIR, reason, str(wanted or folder)) from exc
+
+
 def write_private_file(path: str | os.PathLike[str], data: bytes | str, *, overwrite: bool = True) -> Path:
     """Write `data` to `path` atomically, readable by the user only; returns the path written.
 
@@ -145,7 +159,7 @@ def write_private_file(path: str | os.PathLike[str], data: bytes | str, *, overw
     """
     target = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(target.parent, target)
     if not overwrite and os.path.lexists(target):
         raise TargetExistsError(target)
     # mkstemp creates the file O_EXCL with mode 0600: private from the first byte.

@@ -162,3 +162,14 @@ def test_a_file_growing_past_the_cap_while_read_is_refused(
     monkeypatch.setattr(safe_files.os, "fstat", fstat_then_grow)
     with pytest.raises(FileTooLargeError):
         read_regular_file(path, 50)
+
+
+@pytest.mark.parametrize("asked", ["notes.md/x.json", "notes.md/deeper/x.json"])
+def test_a_file_in_the_way_of_the_folder_is_named_as_such(tmp_path: Path, asked: str) -> None:
+    # mkdir said "File exists" of the path asked for, where nothing was.
+    (tmp_path / "notes.md").write_text("a file")
+    with pytest.raises(NotADirectoryError) as caught:
+        write_private_file(tmp_path / asked, "{}")
+    assert caught.value.strerror == f"{tmp_path / 'notes.md'} is a file, not a folder"
+    assert caught.value.filename == str(tmp_path / asked)
+    assert (tmp_path / "notes.md").read_text() == "a file"

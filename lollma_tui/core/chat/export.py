@@ -48,6 +48,7 @@ import json
 import os
 import re
 import time
+import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -57,13 +58,13 @@ from markdown_it import MarkdownIt
 from lollma_tui import __version__
 from lollma_tui.core import formatting as fmt
 from lollma_tui.core.backends.base import ReplyStats, Role, RunSetup
-from lollma_tui.core.backends.describe import setup_layers, tuning_parts
+from lollma_tui.core.backends.describe import setup_layers, setup_parts, tuning_parts
 from lollma_tui.core.chat import codec
 from lollma_tui.core.chat.conversation import Conversation, Message, ReplyState, reply_end_note
 from lollma_tui.core.chat.errors import ImportFormatError
 from lollma_tui.core.chat.store import ChatStore, ConversationTree, StoredMessage, ThreadWindow
 from lollma_tui.core.paths import unknown_home, user_path
-from lollma_tui.core.safe_files import TargetExistsError, read_regular_file, write_private_file
+from lollma_tui.core.safe_files import TargetExistsError, make_folder, read_regular_file, write_private_file
 from lollma_tui.core.safe_text import clean_text, has_surrogates
 from lollma_tui.core.settings import BackendKind, SamplingSettings
 
@@ -203,7 +204,12 @@ class ExportTargetExists(TargetExistsError):
 def export_file_name(title: str, kind: str) -> str:
     """The file an export gets when none is named: the conversation's title as a slug, in
     whatever script it is written (a Cyrillic or CJK title is no less a name)."""
-    slug = re.sub(r"[\W_]+", "-", title).strip("-").lower()[:48]
+    # A vowel sign (Devanagari) or a decomposed accent is part of its letter, not a separator.
+    kept = "".join(
+        char if char.isalnum() or unicodedata.category(char) in ("Mn", "Mc") else "-"
+        for char in unicodedata.normalize("NFC", title)
+    )
+    slug = re.sub(r"-+", "-", kept).strip("-").lower()[:48].rstrip("-")
     return f"{slug or 'conversation'}.{kind}"
 
 
@@ -230,7 +236,7 @@ def export_target(given: Path, title: str, kind: str, *, folder: bool = False) -
     """`given`, or the export's own file name inside it when it names a folder (made when
     `folder` says it is one and it is not there yet)."""
     if folder:
-        given.mkdir(parents=True, exist_ok=True)
+        make_folder(given)
     return given / export_file_name(title, kind) if given.is_dir() else given
 
 
@@ -521,7 +527,8 @@ def _model_label(setup: RunSetup) -> str:
         # The same model id can be served by several machines: the server is part of its name.
         where = f"{setup.server_kind or setup.backend} at {setup.server or '?'}"
         return " · ".join(w for w in (setup.model, setup.quant, where) if w)
-    return f"{setup.model} · {setup.quant} · {setup.backend}"
+    # An Ollama host other than the local one is named, as in the reply's heading and /compare.
+    return f"{setup.model} · {setup.quant} · {setup_parts(setup)['backend']}"
 
 
 def _setup_line(setup: RunSetup) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from lollma_tui.core.chat.conversation import Message, ReplyState
 from lollma_tui.core.chat.errors import ImportFormatError, StoreError
 from lollma_tui.core.chat.export import (
     FORMAT,
+    export_file_name,
     export_json,
     export_markdown,
     import_json,
@@ -239,16 +241,30 @@ def test_markdown_is_readable_and_complete(store: ChatStore, chat_id: str) -> No
     assert 'title: "What is a photon?"' in front
     assert f"conversation_id: {chat_id}" in front
     assert "messages: 4" in front
-    assert '  - "gemma-3-270m · Q4_K_M · ollama"' in front
+    # The Ollama host is named: two machines serve the same tag (a local one is not named).
+    assert '  - "gemma-3-270m · Q4_K_M · ollama on gpu-box:11434"' in front
     assert "exported: 2025-11-24T16:00:00Z" in front
     assert "## System prompt\n\n> You are a physicist." in body
     assert "## You · " in body
     assert "## Assistant (gemma-3-270m Q4_K_M) · " in body
     assert "A particle of light." in body
     assert "A quantum of light." not in body
-    assert "> - setup: gemma-3-270m · Q4_K_M · ollama · ngl 12/19 · 62% in GPU memory · ctx 8192" in body
+    setup = "gemma-3-270m · Q4_K_M · ollama on gpu-box:11434 · ngl 12/19 · 62% in GPU memory · ctx 8192"
+    assert f"> - setup: {setup}" in body
     assert "12.5 tok/s · 128 tokens · 0.19 s to first token · prompt 42 tokens at 812 tok/s" in body
     assert "> - state: failed: the model worker crashed" in body
+
+
+def test_markdown_names_the_ollama_host_only_when_it_is_not_the_local_one(store: ChatStore) -> None:
+    conversation = store.create_conversation()
+    for server in ("http://127.0.0.1:11434", "http://beta:11434"):
+        stats = sample_stats()
+        stats = dataclasses.replace(stats, setup=dataclasses.replace(stats.setup, server=server))
+        store.add_message(conversation.id, Message("user", "hello"))
+        store.add_message(conversation.id, Message("assistant", "hi", stats=stats))
+    front = export_markdown(store, conversation.id).split("---\n", 2)[1]
+    local, beta = "gemma-3-270m · Q4_K_M · ollama", "gemma-3-270m · Q4_K_M · ollama on beta:11434"
+    assert f'models:\n  - "{local}"\n  - "{beta}"\n' in front
 
 
 def test_markdown_shows_sampling_state_and_closes_open_fences(store: ChatStore, chat_id: str) -> None:
@@ -271,3 +287,17 @@ def test_a_replys_thinking_travels_in_json_and_is_folded_in_markdown(store: Chat
     folded = markdown.index("<details><summary>thinking</summary>")
     assert folded < markdown.index("> Photons are quanta.") < markdown.index("</details>")
     assert markdown.index("</details>") < markdown.index("A particle of light.")
+
+
+@pytest.mark.parametrize(
+    ("title", "name"),
+    [
+        ("नमस्ते दुनिया", "नमस्ते-दुनिया.md"),  # vowel signs were cut out as separators
+        (unicodedata.normalize("NFD", "été notes"), "été-notes.md"),  # a decomposed accent too
+        ("a" * 47 + " bcd", "a" * 47 + ".md"),  # cut at 48, it ended in "-"
+        ("Hello, World_x!", "hello-world-x.md"),
+        ("!!!", "conversation.md"),
+    ],
+)
+def test_an_export_is_named_after_its_title_in_any_script(title: str, name: str) -> None:
+    assert export_file_name(title, "md") == name
