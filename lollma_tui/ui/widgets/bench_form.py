@@ -275,6 +275,8 @@ class BenchSetup(Vertical):
         if event.value:
             quants.select_all()
         quants.disabled = event.value
+        if not event.value and quants.highlighted is None and quants.option_count:
+            quants.highlighted = 0  # or Space, once in the list, ticked nothing until Down was pressed
 
     def _fill_quants(self, keep: set[str] | None) -> None:
         """List the model's variants; `keep` names the files to leave ticked (None: all)."""

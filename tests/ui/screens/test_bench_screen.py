@@ -395,6 +395,25 @@ async def test_everything_is_reachable_from_the_keyboard_at_80x24(bench_models: 
         assert app.screen is not screen and app.results == [None]
 
 
+async def test_once_all_is_unticked_space_in_the_quant_list_ticks_a_row(
+    bench_models: Path, tmp_path: Path
+) -> None:
+    app = HostApp()
+    screen = make_screen(bench_models, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.open(screen)
+        await pilot.pause()
+        everything = screen.query_one("#bench-all-quants", Checkbox)
+        everything.focus()
+        await pilot.press("space", "tab")  # untick "all", into the list
+        quants = screen.query_one("#bench-quants", SelectionList)
+        assert app.focused is quants
+        ticked = len(quants.selected)
+        # Space ticked nothing: no row was highlighted until Down was pressed.
+        await pilot.press("space")
+        await wait_until(pilot, lambda: len(quants.selected) != ticked)
+
+
 async def test_without_any_model_the_screen_says_so(tmp_path: Path) -> None:
     app = HostApp()
     screen = BenchScreen(Catalog(), store=ResultStore(tmp_path / "results.jsonl"))
