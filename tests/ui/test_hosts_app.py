@@ -76,13 +76,13 @@ async def test_the_hosts_view_shows_every_host_and_enter_moves_the_chat(
         def row(name: str) -> list[str]:
             return [str(cell) for cell in table.get_row(name)]
 
-        assert row("den")[0] == "▶ den" and row("den")[3].startswith("● Ollama ")
+        assert row("den")[0] == "▶ den" and row("den")[3].startswith("✓ Ollama ")
         assert row("den")[4].endswith("(+1)") and row("den")[5] == OLLAMA_MODEL  # loaded now (/api/ps)
-        assert row("studio")[3] == "● LM Studio"
+        assert row("studio")[3] == "✓ LM Studio"
         assert row("studio")[4] == "granite-3.0-2b-instruct, qwen3-4b"
         assert row("studio")[5] == "granite-3.0-2b-instruct"
         assert "No OpenAI-compatible server answers" in row("gone")[3]
-        assert row("local")[3] == "● llama.cpp in this app"
+        assert row("local")[3] == "✓ llama.cpp in this app"
         table.move_cursor(row=table.get_row_index("studio"))
         await pilot.press("enter")
         await wait_until(pilot, lambda: main.models.host.name == "studio", within=15)
@@ -211,7 +211,7 @@ async def test_the_local_host_says_which_model_this_app_has_loaded(tiny_gguf: Pa
         view = await opened_hosts(pilot, app)
         await wait_until(pilot, lambda: len(view.reports) == 1, within=15)
         row = [str(cell) for cell in view.query_one(DataTable).get_row("local")]
-        assert row[3] == "● llama.cpp in this app" and row[5] == "tiny-llama"
+        assert row[3] == "✓ llama.cpp in this app" and row[5] == "tiny-llama"
         await pilot.press("escape")
 
 

@@ -57,11 +57,18 @@ def _head(entry: HostEntry, active: bool) -> tuple[Text, ...]:
     )
 
 
+def _state_cell(report: HostReport) -> Text:
+    # The mark says it, not only its colour (NO_COLOR made the red text all but invisible);
+    # the reason is in the text's own colour, readable in any theme.
+    mark = Text("✓ ", "green") if report.reachable else Text("✗ ", "red")
+    return mark + _cell(one_line(report.message, STATE_WIDTH))
+
+
 def host_row(report: HostReport, *, active: bool = False) -> tuple[Text, ...]:
     entry = report.entry
     return (
         *_head(entry, active),
-        _cell("● " + one_line(report.message, STATE_WIDTH), "green" if report.reachable else "red"),
+        _state_cell(report),
         _cell(_models_cell(report)),
         _cell(", ".join(report.loaded) or "—"),
         _cell(_gpus(report)),

@@ -43,11 +43,11 @@ async def test_rows_show_each_host_literally_and_enter_picks_one() -> None:
         table = app.screen.query_one(DataTable)
         assert table.row_count == 3
         cells = [str(cell) for cell in table.get_row("box")]
-        assert cells[:4] == ["  box", "openai", "http://box:8080/v1", "● llama-server b4500"]
+        assert cells[:4] == ["  box", "openai", "http://box:8080/v1", "✓ llama-server b4500"]
         assert cells[4] == "a, b, c (+2)" and cells[5] == "a" and cells[6].startswith("2 GPUs")
         evil = [str(cell) for cell in table.get_row("evil")]
         # Markup stays text, and the control characters are gone.
-        assert evil[3] == "● [bold red]boom[/]"  # shown as text, the escape sequence gone whole
+        assert evil[3] == "✗ [bold red]boom[/]"  # shown as text, the escape sequence gone whole
         await pilot.press("down", "enter")
         await pilot.pause()
     assert app.chosen == ["box"]
@@ -79,7 +79,7 @@ async def test_rows_wait_for_the_reports_and_mark_the_host_in_use() -> None:
         ]
         screen.reports = (REPORTS[1],)
         await pilot.pause()
-        assert str(table.get_row("box")[3]) == "● llama-server b4500"
+        assert str(table.get_row("box")[3]) == "✓ llama-server b4500"
         assert str(table.get_row("local")[3]) == "asking…"
 
 
@@ -99,7 +99,7 @@ async def test_a_long_state_is_cut_in_its_row_and_the_highlighted_host_is_shown_
         await pilot.pause()
         table = screen.query_one(DataTable)
         state = str(table.get_row("far")[3])
-        assert state.startswith("● No OpenAI-compatible server") and state.endswith("…")
+        assert state.startswith("✗ No OpenAI-compatible server") and state.endswith("…")
         assert len(state) <= 42
         detail = screen.query_one("#hosts-detail", Static)
         assert str(detail.render()).startswith("local · llama.cpp · this machine\nllama.cpp in this app")
