@@ -38,6 +38,7 @@ from lollma_tui.core.models.quantize import (
     quantize_async,
 )
 from lollma_tui.ui.literal import literal, plain
+from lollma_tui.ui.widgets.ticks import TickList
 
 PLAN_GROUP: Final = "quantize-plan"
 RUN_GROUP: Final = "quantize-run"
@@ -181,7 +182,7 @@ class QuantizeScreen(ModalScreen[list[Path]]):
             dialog.border_title = literal(f"Quantize {self.source.name}", one_line=True)
             with VerticalScroll(id="quantize-body", can_focus=False):
                 yield Static(plain(str(self.source)), id="quantize-source", markup=False)
-                yield SelectionList[str](
+                yield TickList[str](
                     *(Selection(type_prompt(t), t, t in self._selected) for t in self.types),
                     id="quantize-types",
                 )

@@ -31,6 +31,7 @@ from lollma_tui.core.bench.sweep import (
 from lollma_tui.core.models.catalog import Catalog, ModelGroup
 from lollma_tui.core.settings import AUTO
 from lollma_tui.ui.literal import literal_options, literal_text
+from lollma_tui.ui.widgets.ticks import TickBox, TickList
 
 NO_MODELS: Final = "no GGUF models found"
 
@@ -154,8 +155,8 @@ class BenchSetup(Vertical):
             )
         with Horizontal(classes="bench-line", id="bench-quant-line"):
             yield Label("quants", classes="bench-label")
-            yield Checkbox("all", form.all_quants, compact=True, id="bench-all-quants")
-            yield SelectionList[str](compact=True, id="bench-quants")
+            yield TickBox("all", form.all_quants, compact=True, id="bench-all-quants")
+            yield TickList[str](compact=True, id="bench-quants")
         with Horizontal(classes="bench-line"):
             yield Label("layers", classes="bench-label")
             yield self._input(
@@ -173,7 +174,7 @@ class BenchSetup(Vertical):
             )
             yield Label("-r", classes="bench-label-short")
             yield self._input(form.repetitions, str(DEFAULT_REPETITIONS), "bench-r", "timed runs per test")
-            yield Checkbox(
+            yield TickBox(
                 "chat",
                 form.chat,
                 compact=True,

@@ -14,6 +14,7 @@ from bench_support import HostApp, host_snapshot
 from gguf import LlamaFileType
 from gguf_factory import quantize_gguf
 from pilot_support import wait_until
+from terminal_output import screen_text
 from textual.content import Content
 from textual.message import Message
 from textual.widgets import Checkbox, Input, SelectionList, Static
@@ -412,6 +413,12 @@ async def test_once_all_is_unticked_space_in_the_quant_list_ticks_a_row(
         # Space ticked nothing: no row was highlighted until Down was pressed.
         await pilot.press("space")
         await wait_until(pilot, lambda: len(quants.selected) != ticked)
+        # Ticked and unticked boxes differ in what they show, not only in colour: "all" is
+        # unticked now, and so is one quant (Textual drew "X" in every box).
+        await pilot.pause()
+        text = screen_text(app)
+        assert "▐ ▌ all" in text and "▐ ▌ chat" in text, text
+        assert sum(line.count("▐X▌") for line in text.splitlines()) == len(quants.selected) == 1
 
 
 async def test_without_any_model_the_screen_says_so(tmp_path: Path) -> None:
