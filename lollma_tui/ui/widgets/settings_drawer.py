@@ -594,5 +594,4 @@ class SettingsDrawer(Vertical):
                 marks["model"] = "model"
         for row in self.query(FieldRow):
             field_name = marks.get((row.id or "").removeprefix("row-"))
-            row.set_class(field_name is not None, "-changed")
-            row.set_class(field_name is not None and field_name in reload, "-reload")
+            row.mark(changed=field_name is not None, reload=field_name in reload)

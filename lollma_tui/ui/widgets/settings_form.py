@@ -65,7 +65,10 @@ def pending_line(
     if not draft.model:
         return "choose a model", "-invalid"
     if reload:
-        return f"⟳ reload: {describe_fields(reload)}", "-reload"
+        # What applies without a reload is named too: it was left out, and not marked otherwise.
+        others = tuple(name for name in changed if name not in reload)
+        also = f" · also: {describe_fields(others)}" if others else ""
+        return f"⟳ reload: {describe_fields(reload)}{also}", "-reload"
     if changed:
         return f"applies without reload: {describe_fields(changed)}", "-changed"
     return "no pending changes", ""

@@ -53,6 +53,13 @@ class FieldRow(Vertical):
             yield Static("⟳", classes="reload-mark")
         yield Static("", classes="field-error", markup=False)
 
+    def mark(self, *, changed: bool, reload: bool) -> None:
+        """Differs from the settings in effect (•), and that change reloads the model (⟳): said by
+        a mark, not by the label's colour alone (under NO_COLOR nothing showed a change)."""
+        self.set_class(changed, "-changed")
+        self.set_class(changed and reload, "-reload")
+        self.query_one(".reload-mark", Static).update("⟳" if reload else "•")
+
     def show_error(self, error: str | None) -> None:
         self.set_class(error is not None, "-invalid")
         self.query_one(".field-error", Static).update(plain(error or ""))

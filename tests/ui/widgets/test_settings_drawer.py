@@ -355,6 +355,10 @@ async def test_keep_alive_alone_applies_without_a_reload(
         assert row(drawer, "keep_alive").display
         await type_into(pilot, "keep_alive", "1h")
         assert marked(drawer, "-changed") == {"keep_alive"} and marked(drawer, "-reload") == set()
+        # Marked by a sign, not only the label's colour (under NO_COLOR nothing showed it).
+        mark = row(drawer, "keep_alive").query_one(".reload-mark", Static)
+        assert mark.visible and text_of(mark) == "•"
+        assert not row(drawer, "n_ctx").query_one(".reload-mark", Static).visible
         apply = drawer.query_one("#apply", Button)
         assert str(apply.label) == "Apply" and not apply.disabled
         await type_into(pilot, "keep_alive", "soon")
@@ -398,11 +402,16 @@ async def test_a_bad_keep_alive_hidden_by_a_switch_to_llama_cpp_does_not_hold_ap
     llama_catalog: Catalog, ollama_catalog: Catalog, f16_path: str
 ) -> None:
     # Only Reset, which drops every edit, used to get Apply back.
+    from lollma_tui.core.session import reload_needed
+    from lollma_tui.core.session.reload import read_only_fields
+
     drawer = make_drawer(
         llama_catalog, ollama_catalog, "llama3.2:3b-instruct-q4_K_M", backend=BackendKind.OLLAMA
     )
     app = DrawerHost(drawer)
     async with app.run_test(size=SIZE) as pilot:
+        # As the app has it: keep_alive is nothing llama.cpp applies.
+        drawer.configure(fit_checker=None, reload_fields=reload_needed, read_only=read_only_fields)
         await open_drawer(pilot, drawer)
         await type_into(pilot, "keep_alive", "10 min")
         apply = drawer.query_one("#apply", Button)

@@ -256,3 +256,6 @@ def test_the_pending_line_puts_what_blocks_apply_first() -> None:
     reload = ("model",)
     assert pending_line(chosen, errors=none, reload=reload, changed=reload, asking=True)[1] == "-reload"
     assert pending_line(chosen, errors=none, reload=(), changed=()) == ("no pending changes", "")
+    # A change that applies without a reload is named beside those that reload (it was left out).
+    both = pending_line(chosen, errors=none, reload=("n_ctx",), changed=("n_ctx", "keep_alive"))
+    assert both == ("⟳ reload: context · also: keep_alive", "-reload")
