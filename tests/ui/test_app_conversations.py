@@ -235,11 +235,11 @@ async def test_version_shows_a_regenerated_replys_earlier_version_and_back(tiny_
 
         await type_enter(pilot, "/version 3")
         await wait_until(
-            pilot, lambda: "There is no such version: the last reply has 2 versions." in notices(app)
+            pilot, lambda: "✗ There is no such version: the last reply has 2 versions." in notices(app)
         )
         # A digit int() does not read is a usage error, not the end of the app.
         await type_enter(pilot, "/version ²")
-        await wait_until(pilot, lambda: "Usage: /version [N|prev|next]" in notices(app))
+        await wait_until(pilot, lambda: "✗ Usage: /version [N|prev|next]" in notices(app))
         await type_enter(pilot, "/version next")
         await wait_until(pilot, lambda: main.conversation.messages[-1].id == second.id)
         assert [m.role for m in main.conversation.messages] == ["user", "assistant"]
@@ -311,7 +311,7 @@ async def test_copy_sends_osc52_and_saves_a_file(tiny_gguf: Path, tmp_path: Path
         saved.mkdir()
         await type_enter(pilot, "/copy")
         await wait_until(pilot, lambda: "could not also be saved" in notices(app)[-1])
-        assert notices(app)[-1].startswith("Copied the last reply")
+        assert notices(app)[-1].startswith("! Copied the last reply")
         assert app.is_running
 
 
@@ -517,7 +517,9 @@ async def test_a_search_hit_whose_chat_was_deleted_meanwhile_says_so(tiny_gguf: 
         with ChatStore.open(default_store_path()) as store:
             store.delete_conversation(old.id)
         await pilot.press("enter")
-        await wait_until(pilot, lambda: "That message is gone: its conversation was deleted." in notices(app))
+        await wait_until(
+            pilot, lambda: "✗ That message is gone: its conversation was deleted." in notices(app)
+        )
         assert main.conversation.id != old.id
 
 

@@ -71,9 +71,9 @@ async def test_an_export_that_cannot_be_written_names_the_file_asked_for(
     async with app.run_test(size=(100, 32)) as pilot:
         await chatted(pilot, app)
         await pilot.press(*f"/export md {target}", "enter")
-        await wait_until(pilot, lambda: last_notice(app).startswith("Export failed"))
+        await wait_until(pilot, lambda: last_notice(app).startswith("✗ Export failed"))
         said = last_notice(app)
-    assert said.startswith(f"Export failed: {target}: ") and ".tmp" not in said, said
+    assert said.startswith(f"✗ Export failed: {target}: ") and ".tmp" not in said, said
 
 
 async def test_yes_replaces_a_symlink_and_leaves_the_file_it_points_to(

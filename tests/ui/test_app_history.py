@@ -74,10 +74,10 @@ async def test_the_notices_of_a_start_that_resumes_a_chat_stay_after_its_turns(t
         await started(pilot, app)
         shown = list(app.chat_screen.chat_log.children)
         texts = [str(child.render()) if isinstance(child, Static) else "" for child in shown]
-        assert problem in texts, texts
+        assert f"! {problem}" in texts, texts
         resumed = next(i for i, text in enumerate(texts) if text.startswith("Resumed “about lighthouses”"))
         last_turn = max(i for i, child in enumerate(shown) if "turn" in child.classes)
-        assert last_turn < texts.index(problem) < resumed
+        assert last_turn < texts.index(f"! {problem}") < resumed
 
 
 async def test_regenerating_a_chat_that_ends_on_a_question_answers_it_and_keeps_the_reply_before(

@@ -646,7 +646,7 @@ async def test_an_unknown_theme_in_the_config_file_is_said_in_the_chat_with_the_
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot, app)
         said = [n for n in notices(app) if "nope-theme" in n]
-        assert said and said[0].startswith(f"{config_path()}: ui.theme: Unknown theme 'nope-theme'")
+        assert said and said[0].startswith(f"! {config_path()}: ui.theme: Unknown theme 'nope-theme'")
         assert app.theme == "lollma-dark"
     # Given as --theme, it is the flag's: a toast, as before.
     flagged = LollmaApp(

@@ -414,6 +414,6 @@ async def test_help_on_one_command_and_commands_that_take_no_argument(tiny_gguf:
         assert app.screen is main  # no help screen opened
         shown = notices(app)[-4:]
         assert shown[0].startswith("/ctx N — ")
-        assert shown[1] == "/clear takes no argument (usage: /clear)"
+        assert shown[1] == "✗ /clear takes no argument (usage: /clear)"
         assert shown[2] == "Nothing to stop: no reply is being written."
-        assert shown[3].startswith("unknown command /nosuch")
+        assert shown[3].startswith("✗ unknown command /nosuch")

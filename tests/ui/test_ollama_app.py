@@ -695,7 +695,7 @@ async def test_delete_asks_before_a_model_leaves_the_server(ollama_server: Ollam
         assert not isinstance(app.screen, ConfirmScreen)
         # So is a model the server does not have (it asked "Delete …?" first, then said 404).
         await pilot.press(*"/delete nothere:1b", "enter")
-        await wait_until(pilot, lambda: notices(app)[-1] == "Ollama has no model 'nothere:1b' to delete.")
+        await wait_until(pilot, lambda: notices(app)[-1] == "✗ Ollama has no model 'nothere:1b' to delete.")
         assert not isinstance(app.screen, ConfirmScreen)
         # Enter alone keeps it: "Keep" has the focus.
         await pilot.press(*"/delete tinyllama:1b-q8_0", "enter")

@@ -150,7 +150,9 @@ async def test_unreadable_remote_output_is_one_notice_that_promises_no_retry(
         # The junk came first on the same stream: once the GPUs show, all of it has been read.
         await wait_until(pilot, lambda: len(panel.gpu_blocks) == 2, within=30)
         await wait_until(pilot, lambda: any("live again over ssh" in n for n in notices(app)), within=15)
-        trouble = [n for n in notices(app) if n.startswith(f"Hardware of {ALIAS}") and "live again" not in n]
+        trouble = [
+            n for n in notices(app) if n.startswith(f"! Hardware of {ALIAS}") and "live again" not in n
+        ]
         assert len(trouble) == 1, trouble
         assert "its output is not lollma-tui hardware lines" in trouble[0]
         assert "retrying" not in trouble[0] and f"{ALIAS}: {ALIAS}" not in trouble[0]

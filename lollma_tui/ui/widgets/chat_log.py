@@ -250,11 +250,17 @@ class HistoryTurn(Widget):
 Turn = UserTurn | ReplyTurn | HistoryTurn
 
 
+NOTICE_MARKS = {"error": "✗ ", "warning": "! "}
+"""What starts a notice of each kind: its colour alone did not tell an error from a hint (under
+NO_COLOR, to a screen reader)."""
+
+
 class Notice(Static):
     """A line from the app itself: model loaded, an error, a hint."""
 
     def __init__(self, text: str, kind: str = "info") -> None:
-        super().__init__(literal(text), markup=False, classes=f"notice -{kind}")
+        shown = NOTICE_MARKS.get(kind, "") + text
+        super().__init__(literal(shown), markup=False, classes=f"notice -{kind}")
 
 
 def saved_heading(message: Message) -> str:

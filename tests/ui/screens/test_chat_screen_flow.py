@@ -233,7 +233,7 @@ async def test_config_problems_and_the_model_note_are_shown_when_the_app_starts(
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_until(pilot, lambda: any("settings.n_ctx" in text for text, _ in notices(screen)))
         [(text, classes)] = [(t, c) for t, c in notices(screen) if "settings.n_ctx" in t]
-        assert text == problems[0] and "-warning" in classes
+        assert text == f"! {problems[0]}" and "-warning" in classes  # said by a mark, not only a colour
         await wait_until(pilot, lambda: any(text == took for text, _ in notices(screen)))
         await loaded(pilot, screen)  # the app still starts and loads the model
 
