@@ -27,6 +27,17 @@ from lollma_tui.core.workers.logs import OWN_NOTE_PREFIX
 _KV_TYPE_IDS = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 8}
 
 
+CONTEXT_STEP = 256
+"""llama.cpp makes every context a multiple of this. llama-cpp-python keeps room for as many
+tokens as it was asked: given 300, past 300 tokens of a context of 512 every reply failed with
+"could not broadcast input array", while the context meter showed room left. It is asked the
+size llama.cpp makes (the model card says "asked 300")."""
+
+
+def context_made(asked: int) -> int:
+    return -(-asked // CONTEXT_STEP) * CONTEXT_STEP
+
+
 DELTA_EVERY_S = 0.04
 """The most often the reply's text is sent to the app while it streams."""
 
@@ -325,7 +336,7 @@ class Worker:
         return self.engine_class(
             model_path=settings.model,
             n_gpu_layers=int(gpu_layers),
-            n_ctx=settings.n_ctx,
+            n_ctx=context_made(settings.n_ctx),
             n_batch=settings.n_batch,
             n_ubatch=min(settings.n_batch, 512),
             n_threads=threads,

@@ -76,6 +76,19 @@ async def test_load_reports_what_llama_cpp_loaded(backend: LlamaCppBackend, tiny
     assert psutil.Process(pid).is_running() and pid != os.getpid()
 
 
+async def test_a_context_that_is_not_a_multiple_of_256_is_usable_to_its_end(
+    backend: LlamaCppBackend, tiny_gguf: Path
+) -> None:
+    # Asked 300, llama.cpp made a context of 512 but llama-cpp-python kept room for 300 tokens:
+    # past them every reply failed with "could not broadcast input array from shape (51,) into
+    # shape (6,)", while the context meter said there was room left.
+    loaded = await backend.load(LoadSettings(model=str(tiny_gguf), n_ctx=300))
+    assert loaded.n_ctx == 512
+    _, done = await collect(backend, "the cache " * 36, GREEDY)
+    assert done.stats.prompt_tokens is not None and 300 < done.stats.prompt_tokens < 480
+    assert done.stats.gen_tokens == GREEDY.max_tokens
+
+
 async def test_the_threads_asked_for_evaluate_the_prompt_too(
     backend: LlamaCppBackend, tiny_gguf: Path
 ) -> None:
