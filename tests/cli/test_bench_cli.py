@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from gguf_factory import TinyModelSpec, write_tiny_gguf
 
 from lollma_tui.cli_bench import bench_main, main, quantize_main
 from lollma_tui.core.bench import ResultStore
@@ -69,6 +70,20 @@ def test_missing_model_in_a_real_process_has_no_traceback(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_a_model_whose_chat_template_fails_is_named_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The worker died at shutdown (SIGABRT): the run blamed llama.cpp's AMX repacking, then a
+    # "Fatal Python error", and never named the template.
+    model = write_tiny_gguf(
+        tmp_path / "broken-template.gguf", TinyModelSpec(chat_template="{% if %}broken{{")
+    )
+    assert bench_main(["-m", str(model), *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "the model's chat template failed: TemplateSyntaxError" in err, err
+    assert "repack" not in err.lower() and "Fatal Python error" not in err and "metadata" not in err, err
 
 
 def test_markdown_table_then_json_with_comparison(

@@ -253,7 +253,7 @@ class LlamaCppBackend:
             if event.get("id") != request_id:
                 continue
             if event.get("ev") == proto.EV_ERROR:
-                detail = await asyncio.to_thread(worker.log_detail)
+                detail = await asyncio.to_thread(worker.log_detail, errors_only=True)
                 await self._stop_worker()
                 text = str(event.get("message", "unknown error"))
                 message = f"Could not load {name}: {text}"

@@ -23,6 +23,7 @@ from lollma_tui.core.backends.think_tags import CLOSE, ThinkSplitter, opens_thin
 from lollma_tui.core.settings import AUTO, MAX_SEED, LoadSettings, SamplingSettings
 from lollma_tui.core.workers.channel import Channel, finish, open_channel
 from lollma_tui.core.workers.logs import OWN_NOTE_PREFIX
+from lollma_tui.core.workers.reasons import error_reason
 
 _KV_TYPE_IDS = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 8}
 
@@ -196,17 +197,6 @@ def _utf8(text: str) -> bool:
     return True
 
 
-def _reason(error: Exception) -> str:
-    """What to tell the user: a chat template's error is named as one."""
-    import jinja2
-
-    if isinstance(error, jinja2.TemplateError):
-        return f"the model's chat template failed: {type(error).__name__}: {error}"
-    if isinstance(error, ValueError | RuntimeError | OSError):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
-
-
 def _takes_system_role(llm: Any, metadata: dict[str, str]) -> bool:
     """Whether the GGUF's chat template renders a system message. Gemma 2's and Mistral's raise
     "System role not supported": with a system prompt set, every reply failed."""
@@ -254,7 +244,12 @@ class Worker:
             # The app adds what llama.cpp logged about it. A chat template Jinja cannot read
             # raised out of here: the worker died, and the crash was taken for a repack crash.
             self.channel.send(
-                {"ev": proto.EV_ERROR, "id": request_id, "kind": proto.ERR_LOAD, "message": _reason(error)}
+                {
+                    "ev": proto.EV_ERROR,
+                    "id": request_id,
+                    "kind": proto.ERR_LOAD,
+                    "message": error_reason(error),
+                }
             )
             return
         llm = self.llm
@@ -418,7 +413,7 @@ class Worker:
                     deltas.flush()
                 kind = proto.ERR_CONTEXT if "exceed context window" in str(error) else proto.ERR_GENERATION
                 self.channel.send(
-                    {"ev": proto.EV_ERROR, "id": request_id, "kind": kind, "message": _reason(error)}
+                    {"ev": proto.EV_ERROR, "id": request_id, "kind": kind, "message": error_reason(error)}
                 )
                 return
             if deltas is not None:

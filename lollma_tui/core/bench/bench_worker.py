@@ -24,6 +24,7 @@ from lollma_tui.core.backends.repack import crash_if_asked, log_position, repack
 from lollma_tui.core.bench import protocol as proto
 from lollma_tui.core.bench.protocol import BenchRequest, BenchTest
 from lollma_tui.core.workers.channel import Channel, finish, open_channel
+from lollma_tui.core.workers.reasons import error_reason
 
 _KV_TYPE_IDS = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 8}
 
@@ -199,8 +200,8 @@ def run(channel: Channel, request: BenchRequest, llama_cpp: Any) -> None:
     bench = Bench(llama_cpp, request)
     try:
         loaded = bench.load()
-    except (ValueError, RuntimeError, OSError) as error:
-        channel.send({"ev": proto.EV_ERROR, "kind": "load", "message": str(error)})
+    except Exception as error:  # a chat template Jinja cannot read ended the worker at shutdown
+        channel.send({"ev": proto.EV_ERROR, "kind": "load", "message": error_reason(error)})
         return
     channel.send({"ev": proto.EV_LOADED, **loaded})
     for index, test in enumerate(request.tests):

@@ -330,14 +330,14 @@ class BenchSession:
                     if not (error.crashed and use_repack and config.repack == "auto"):
                         raise
                     # As in the chat backend: the same file runs with repacking off, and only
-                    # then was repacking the cause.
-                    ctx.note(f"{label}: {repack.fallback_note('Repack on (`--repack on`)')}", label)
+                    # then was repacking the cause (said once it is known, not before the retry).
                     await worker.kill()
                     worker = await self._start_worker()
                     request = replace(request, repack=False)
                     rows = await self._guard(
                         run_llama_configuration(ctx, worker, config, request, system, label)
                     )
+                    ctx.note(f"{label}: {repack.fallback_note('Repack on (`--repack on`)')}", label)
                     await self._remember_repack_crash(config, system)
             if worker is not None:
                 # Free the bench worker's memory before the chat backend loads its own copy.

@@ -37,7 +37,7 @@ async def next_bench_event(worker: WorkerProcess) -> dict[str, Any]:
         raise WorkerFailed(str(exited), crashed=exited.crashed) from exited
     if event.get("ev") == proto.EV_ERROR:
         message = str(event.get("message") or "unknown error")
-        detail = await asyncio.to_thread(worker.log_detail)
+        detail = await asyncio.to_thread(worker.log_detail, errors_only=True)
         if detail and detail not in message:
             message += f" — llama.cpp: {detail}"
         raise WorkerFailed(message)

@@ -19,6 +19,8 @@ OWN_NOTE_PREFIX = "lollma-tui:"
 """Lines the workers print themselves; never shown as the cause of a failure."""
 
 _ERROR_WORDS = ("error", "failed", "invalid", "unable", "assert", "abort", "exception")
+_NOT_ERRORS = ("set_abort_callback",)
+"""Lines with an error word that llama.cpp prints on every load: never the cause of a failure."""
 _GENERIC_ENDINGS = ("failed to load model",)
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)')
 
@@ -53,8 +55,10 @@ def read_since(log_path: Path, since: int) -> str:
         return ""
 
 
-def failure_detail(text: str) -> str:
-    """The part of a worker's log that explains a failure, in one line ("" when nothing does)."""
+def failure_detail(text: str, *, errors_only: bool = False) -> str:
+    """The part of a worker's log that explains a failure, in one line ("" when nothing does).
+    `errors_only`: the worker said why itself; only a line that reads as an error adds to it
+    (the log's last lines were "Model metadata: {…}" after a chat template's error)."""
     lines = [ln.strip() for ln in text.splitlines()]
     lines = [ln for ln in lines if ln and not ln.startswith("===") and not ln.startswith(OWN_NOTE_PREFIX)]
     fatal = next((i for i, ln in enumerate(lines) if ln.startswith("Fatal Python error")), None)
@@ -68,12 +72,16 @@ def failure_detail(text: str) -> str:
         if before:
             parts.append(f"after: {before[-1]}")
         return " · ".join(parts)
-    errors = [ln for ln in lines if any(word in ln.lower() for word in _ERROR_WORDS)]
+    errors = [
+        ln
+        for ln in lines
+        if any(word in ln.lower() for word in _ERROR_WORDS) and not any(n in ln for n in _NOT_ERRORS)
+    ]
     # llama.cpp ends a failed load with the same line whatever the reason: the reason is before it.
     specific = [ln for ln in errors if not ln.lower().endswith(_GENERIC_ENDINGS)]
     if specific or errors:
         return (specific or errors)[-1]
-    return " · ".join(lines[-2:])
+    return "" if errors_only else " · ".join(lines[-2:])
 
 
 def _crash_site(lines: list[str]) -> str:

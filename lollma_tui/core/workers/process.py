@@ -200,9 +200,9 @@ class WorkerProcess:
             raise WorkerExited(self.name, item.returncode, item.problem, detail)
         return item
 
-    def log_detail(self) -> str:
-        """What this worker's part of the log says about a failure."""
-        return failure_detail(read_since(self.log_path, self.log_offset))
+    def log_detail(self, *, errors_only: bool = False) -> str:
+        """What this worker's part of the log says about a failure (see `failure_detail`)."""
+        return failure_detail(read_since(self.log_path, self.log_offset), errors_only=errors_only)
 
     # -- writing and stopping -----------------------------------------------------------------
 

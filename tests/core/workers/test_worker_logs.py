@@ -52,3 +52,13 @@ Thread 0x00007f5c358fe6c0 (most recent call first):
         "Fatal Python error: Segmentation fault · in a native thread"
         " · after: Using chat bos_token: <|im_start|>"
     )
+
+
+def test_the_line_llama_cpp_prints_on_every_load_is_no_cause() -> None:
+    # "set_abort_callback: call" holds "abort": a template's error ended in " — llama.cpp:
+    # set_abort_callback: call", and a bench run said its template failed, then the metadata.
+    log = "llama_context: n_ctx = 512\nset_abort_callback: call\nModel metadata: {'general.name': 'x'}\n"
+    assert failure_detail(log, errors_only=True) == ""
+    assert failure_detail(log + "llama_model_load: error loading model: bad magic\n", errors_only=True) == (
+        "llama_model_load: error loading model: bad magic"
+    )
