@@ -212,7 +212,13 @@ def _shortfall_text(estimate: MemoryEstimate, budget: MemoryBudget) -> str:
             f"RAM short by {fmt.size(estimate.ram_total - budget.free_ram)} "
             f"(needs {fmt.size(estimate.ram_total)}, {fmt.size(max(0, budget.free_ram))} free)"
         )
-    return "does not fit: " + ", ".join(parts) if parts else "does not fit"
+    text = "does not fit: " + ", ".join(parts) if parts else "does not fit"
+    kv = estimate.gpu_kv + estimate.cpu_kv
+    weights = estimate.gpu_weights + estimate.cpu_weights_mapped + estimate.cpu_weights_loaded
+    if kv > weights:
+        # 206 GiB for a 135M model, said with nothing else, read as a broken estimate.
+        text += f" · most of it is the KV cache for ctx {estimate.n_ctx} ({fmt.size(kv)}): /ctx N lowers it"
+    return text
 
 
 def _known_load_failure(settings: LoadSettings) -> str | None:

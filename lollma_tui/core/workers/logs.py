@@ -18,7 +18,7 @@ _TAIL_BYTES = 32 * 1024
 OWN_NOTE_PREFIX = "lollma-tui:"
 """Lines the workers print themselves; never shown as the cause of a failure."""
 
-_ERROR_WORDS = ("error", "failed", "invalid", "unable", "assert", "abort", "exception")
+_ERROR_WORDS = ("error", "failed", "invalid", "unable", "assert", "abort", "exception", "requires")
 _NOT_ERRORS = ("set_abort_callback",)
 """Lines with an error word that llama.cpp prints on every load: never the cause of a failure."""
 _GENERIC_ENDINGS = ("failed to load model",)

@@ -86,12 +86,30 @@ def test_short_ram_is_refused_with_the_shortfall(header: GGUFHeader, tiny_f16: P
     need = estimate_memory(header, FitParams.from_settings(target)).ram_total
     free = need - 50 * (1 << 20)
     plan = plan_load(target, header, MemoryBudget(free, None))
-    assert plan.refusal == (
+    assert plan.refusal is not None and plan.refusal.startswith(
         f"does not fit: RAM short by {fmt.size(need - free)} (needs {fmt.size(need)}, {fmt.size(free)} free)"
     )
     assert plan_load(target, header, MemoryBudget(need, None)).go
     auto = plan_load(target.with_changes(n_gpu_layers=AUTO), header, MemoryBudget(free, None))
     assert auto.refusal is not None and "RAM short by" in auto.refusal
+
+
+def test_a_refusal_says_when_the_context_is_what_does_not_fit(header: GGUFHeader, tiny_f16: Path) -> None:
+    # "RAM short by 183 GiB (needs 206 GiB)" for a 135M model, with nothing else said, read as a
+    # broken estimate: it was the KV cache of the context asked for.
+    huge = settings(tiny_f16, n_ctx=1 << 22)
+    estimate = estimate_memory(header, FitParams.from_settings(huge))
+    kv = estimate.cpu_kv + estimate.gpu_kv
+    plan = plan_load(huge, header, MemoryBudget(estimate.ram_total // 2, None))
+    assert plan.refusal is not None
+    assert plan.refusal.endswith(
+        f" · most of it is the KV cache for ctx {1 << 22} ({fmt.size(kv)}): /ctx N lowers it"
+    )
+    small = settings(tiny_f16, n_ctx=256)
+    estimate = estimate_memory(header, FitParams.from_settings(small))
+    assert estimate.cpu_kv < estimate.cpu_weights_mapped + estimate.cpu_weights_loaded
+    plan = plan_load(small, header, MemoryBudget(estimate.ram_total // 2, None))
+    assert plan.refusal is not None and "KV cache" not in plan.refusal
 
 
 def test_without_a_budget_nothing_is_refused_and_auto_is_left_to_the_worker(
