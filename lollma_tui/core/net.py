@@ -34,15 +34,23 @@ def is_loopback_host(hostname: str) -> bool:
     return address.is_loopback or address.is_unspecified
 
 
+_NOT_IN_HOST_NAMES = frozenset('<>"{}|\\^`')
+
+
 def split_address(url: str, named: str) -> tuple[urllib.parse.SplitResult, int | None]:
     """`url` split, with its port; raises ValueError worded for the user, who wrote `named`."""
     try:
         split = urllib.parse.urlsplit(url)
-        return split, split.port
+        port = split.port
     except ValueError as error:
         if "port" in str(error).lower():
             raise ValueError(f"{named}: the port is not a number from 1 to 65535") from None
         raise ValueError(f"{named}: not a server address ({error})") from None
+    if any(char.isspace() or char in _NOT_IN_HOST_NAMES for char in split.hostname or ""):
+        # urlsplit takes "a b" for a host name: it was asked for, and "not reachable" blamed the
+        # server, again at every retry.
+        raise ValueError(f"{named}: {split.hostname!r} is not a host name")
+    return split, port
 
 
 def url_hostname(url: str) -> str:

@@ -97,6 +97,9 @@ def test_a_value_out_of_range_is_a_cli_error(tiny_gguf: Path) -> None:
 def test_a_server_address_that_cannot_be_one_is_a_cli_error(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(CliError, match=re.escape("http://[::1: not a server address")):
         options_for("--backend", "ollama", "--ollama-host", "http://[::1")
+    # A space in it was taken as part of a host name: "not reachable", and retried for ever.
+    with pytest.raises(CliError, match=re.escape("http://a b:11434: 'a b' is not a host name")):
+        options_for("--backend", "ollama", "--ollama-host", "http://a b:11434")
     monkeypatch.setenv("OLLAMA_HOST", "box:99999")
     with pytest.raises(CliError, match=re.escape("OLLAMA_HOST=box:99999: the port is not a number")):
         options_for("--backend", "ollama")
