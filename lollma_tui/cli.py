@@ -231,8 +231,11 @@ def _model_named(spec: str) -> tuple[Path, str]:
         raise CliError(str(error)) from None
     except NoModelMatchError:
         folders = ", ".join(str(f) for f in models_folders())
+        # "llama3.2:1b" reads as an Ollama tag: the backend is the likelier mistake than the name.
+        tag = ":" in spec and "/" not in spec and not spec.lower().endswith(".gguf")
+        hint = "; an Ollama model? add --backend ollama" if tag else ""
         raise CliError(
-            f"model not found: {spec} (not a file, and no GGUF named like it in {folders})"
+            f"model not found: {spec} (not a file, and no GGUF named like it in {folders}{hint})"
         ) from None
     except ModelChoiceError as error:
         raise CliError(str(error)) from None

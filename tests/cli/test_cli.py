@@ -71,6 +71,9 @@ def test_model_name_is_looked_up_in_the_models_folder(tmp_path: Path, tiny_gguf:
     # (checked through a bad --ctx so the app itself does not start).
     env = {"LOLLMA_DATA_DIR": str(data), "HOME": str(tmp_path)}
     assert_one_line_error(run("--model", "llama-70b", env=env), "model not found")
+    assert "--backend ollama" not in run("--model", "llama-70b", env=env).stderr
+    # A name that reads as an Ollama tag says where it may be.
+    assert_one_line_error(run("--model", "llama3.2:1b", env=env), "model not found", "add --backend ollama")
     # A half-downloaded file is named with what is wrong with it, not "model not found".
     (data / "models" / "halfway-Q8_0.gguf").write_bytes(tiny_gguf.read_bytes()[:5000])
     assert_one_line_error(
