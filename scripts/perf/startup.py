@@ -13,6 +13,7 @@ import argparse
 import fcntl
 import os
 import pty
+import re
 import select
 import signal
 import statistics
@@ -39,6 +40,10 @@ Bare().run()
 """
 
 
+_CSI = re.compile(rb"\x1b\[[0-9;:?<>=]*[ -/]*[@-~]")
+"""A control sequence (a style, a cursor move) in what the program wrote."""
+
+
 def time_to_text(
     argv: list[str], marker: bytes, env: dict[str, str], timeout: float = 30.0
 ) -> tuple[float, float]:
@@ -61,7 +66,8 @@ def time_to_text(
             except OSError:
                 raise RuntimeError(f"{argv[0]} exited before its first frame") from None
             seen += chunk
-            if marker in seen:
+            # Styles split the text: the prompt's cursor sits on the "M" of its placeholder.
+            if marker in _CSI.sub(b"", seen):
                 elapsed = time.perf_counter() - started
                 os.kill(pid, signal.SIGKILL)
                 _, _, usage = os.wait4(pid, 0)
