@@ -12,25 +12,24 @@ from typing import Generic, TypeVar
 from rich.segment import Segment
 from textual.strip import Strip
 from textual.widgets import Checkbox, SelectionList
-from textual.widgets._toggle_button import ToggleButton
 from textual.widgets.option_list import OptionDoesNotExist
 
 T = TypeVar("T")
 
+TICKED = Checkbox.BUTTON_INNER
 UNTICKED = " "
 
 
 class TickBox(Checkbox):
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._mark()
+    def on_mount(self) -> None:
+        self._mark()  # nothing is drawn before it is mounted
 
     def watch_value(self) -> None:
         self._mark()
         super().watch_value()
 
     def _mark(self) -> None:
-        self.BUTTON_INNER = ToggleButton.BUTTON_INNER if self.value else UNTICKED
+        self.BUTTON_INNER = TICKED if self.value else UNTICKED
 
 
 class TickList(SelectionList[T], Generic[T]):
@@ -38,7 +37,7 @@ class TickList(SelectionList[T], Generic[T]):
         strip = super().render_line(y)
         segments = list(strip)
         # The mark is the second segment of a line that starts an option (`SelectionList`).
-        if len(segments) < 2 or segments[1].text != ToggleButton.BUTTON_INNER:
+        if len(segments) < 2 or segments[1].text != TICKED:
             return strip
         try:
             option = self.get_option_at_index(self.scroll_offset.y + y)
