@@ -68,7 +68,9 @@ async def test_send_streams_a_reply_with_its_stats(demo_gguf: Path) -> None:
         await wait_until(pilot, lambda: not main.is_generating)
         reply = turn.message
         assert reply.state in (ReplyState.COMPLETE, ReplyState.LENGTH)
-        assert len(reply.content.split()) > 5
+        # The demo is a base model sampled without a seed: a reply in a script written without
+        # spaces (seen: "で購入のページ") is as much a reply, so characters are counted, not words.
+        assert len(reply.content.strip()) >= 10
         footer = str(turn.footer.render())
         assert "to first token" in footer and "tok/s" in footer
         assert reply.stats is not None and reply.stats.gen_tokens > 5
