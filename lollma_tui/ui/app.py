@@ -112,7 +112,15 @@ class LollmaApp(LiteralApp[None]):
         self.push_screen(HelpScreen())
 
     async def action_quit(self) -> None:
-        await self.chat_screen.wind_down()
+        from lollma_tui.ui.controllers.history_recorder import QUITTING_UNSAVED
+
+        chat = self.chat_screen
+        # A signal (the terminal closed) cannot be answered: only a person quitting is asked.
+        if self.ended_by is None and not chat.history.may_leave(chat.conversation, QUITTING_UNSAVED):
+            if self.screen is not chat:
+                self.notify(QUITTING_UNSAVED, severity="warning")  # the chat log is not in view
+            return
+        await chat.wind_down()
         self.exit()
 
     def copy_to_clipboard(self, text: str) -> None:

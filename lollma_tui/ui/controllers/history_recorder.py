@@ -35,6 +35,11 @@ LEAVING_UNSAVED = (
     "/export md|json keeps it; do the same again to leave it anyway."
 )
 
+QUITTING_UNSAVED = (
+    "This chat is not all in the history (a save failed): quitting loses what is not. "
+    "/export md|json keeps it; quit again to quit anyway."
+)
+
 
 class HistoryRecorder:
     def __init__(self, owner: DOMNode) -> None:
@@ -80,14 +85,14 @@ class HistoryRecorder:
         self._owner.post_message(NoticePosted(refused or IN_USE_ELSEWHERE, "warning"))
         return False
 
-    def may_leave(self, conversation: Conversation) -> bool:
-        """Whether the chat on screen may be left for another now. One the history could not
-        save all of is kept the first time, with a warning: what is not saved would be lost.
-        Asked again, it is left."""
+    def may_leave(self, conversation: Conversation, warning: str = LEAVING_UNSAVED) -> bool:
+        """Whether the chat on screen may be left now (for another, or by quitting). One the
+        history could not save all of is kept the first time, with `warning`: what is not saved
+        would be lost. Asked again, it is left."""
         if not self._unsaved or not conversation.messages or self._warned_leaving == conversation.id:
             return True
         self._warned_leaving = conversation.id
-        self._owner.post_message(NoticePosted(LEAVING_UNSAVED, "warning"))
+        self._owner.post_message(NoticePosted(warning, "warning"))
         return False
 
     async def leave(self) -> None:

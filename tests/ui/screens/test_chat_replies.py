@@ -269,6 +269,39 @@ async def test_export_of_a_chat_the_history_could_not_save_writes_what_is_on_scr
         await wait_until(pilot, lambda: not main.conversation.messages)
 
 
+async def test_quitting_a_chat_the_history_could_not_save_warns_once(ollama_server: OllamaTestServer) -> None:
+    # Ctrl+Q (or /quit) ended the app at once, losing the turns the history could not save,
+    # though leaving the same chat for a new one was warned about.
+    async with ready_app(ollama_server) as (app, pilot):
+        main = app.chat_screen
+        await send(pilot, app, "kept on screen only")
+        with history_held_by_another_writer():
+            await send(pilot, app, "never saved")
+        await pilot.press("ctrl+q")
+        await wait_until(pilot, lambda: "quitting loses" in notices(app)[-1])
+        await pilot.pause(0.2)
+        assert app.return_code is None and app.is_running
+        assert len(main.conversation.messages) == 4
+        # From another screen the chat log is out of view: the warning is a toast there.
+        await pilot.press("f1")
+        await pilot.press("ctrl+q")
+        await pilot.pause(0.2)
+        assert app.return_code is not None  # asked again: it quits
+
+    ollama_server.set_default_reply("Fine.")
+    app = ollama_app(ollama_server.host)
+    async with app.run_test(size=(100, 32), notifications=True) as pilot:
+        await wait_ready(pilot, app)
+        with history_held_by_another_writer():
+            await send(pilot, app, "never saved either")
+        await pilot.press("f1")
+        await pilot.press("ctrl+q")
+        await wait_until(
+            pilot, lambda: any("quitting loses" in str(toast.render()) for toast in app.screen.query("Toast"))
+        )
+        assert app.return_code is None
+
+
 async def test_a_chat_created_while_the_history_is_locked_is_saved_with_the_next_message(
     ollama_server: OllamaTestServer,
 ) -> None:
