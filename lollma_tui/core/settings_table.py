@@ -338,8 +338,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "repack", "load", parse=_repack, format=str, reload=True,
-        help="llama.cpp's repacked weights (fast CPU kernels, AMX included); auto turns them off for a "
-        "model on a CPU where they crashed before",
+        help="llama.cpp's repacked weights (fast CPU kernels, AMX included); auto turns them off where "
+        "they crashed this model before",
         label="repack", row_label="Repack", choices=REPACK_CHOICES, flags=("--repack",),
         metavar="auto|on|off",
     ),
@@ -397,6 +397,13 @@ SETTING_NAMES: tuple[str, ...] = tuple(BY_NAME)
 """Every setting, load settings first."""
 LOAD_NAMES: frozenset[str] = frozenset(s.name for s in SETTINGS if s.section == "load")
 _ALIASES: Mapping[str, str] = {alias: s.name for s in SETTINGS for alias in s.aliases}
+
+
+QUANT_HELP = (
+    "which quantization of the model to load: fewer bits per weight take less memory and run "
+    "faster, at some cost in quality"
+)
+"""The drawer's Quant row: a choice of model file (or tag), not a setting of its own."""
 
 
 def setting(name: str) -> Setting:

@@ -30,7 +30,7 @@ from lollma_tui.core.settings import (
     SamplingSettings,
     SettingsError,
 )
-from lollma_tui.core.settings_table import Setting, setting
+from lollma_tui.core.settings_table import QUANT_HELP, Setting, setting
 from lollma_tui.ui.literal import literal_options, plain
 from lollma_tui.ui.widgets.model_menu import ModelMenu, Options, n_ctx_train_of, n_layers_of
 from lollma_tui.ui.widgets.sampling_section import SamplingSection
@@ -58,7 +58,7 @@ _TEXT_FIELDS = {f.name: f for f in LOAD_TEXT_FIELDS}
 
 
 def _row(name: str, control: Widget) -> FieldRow:
-    return FieldRow(setting(name).row_label, control, field=name)
+    return FieldRow(setting(name).row_label, control, field=name, help=setting(name).help)
 
 
 @dataclass
@@ -250,7 +250,8 @@ class SettingsDrawer(Vertical):
             backend = compact_select(self._backend_options(), draft.backend, id="backend")
             yield _row("backend", backend)
             yield _row("model", compact_select(model_options, model_value, id="model"))
-            yield FieldRow("Quant", compact_select(quant_options, quant_value, id="quant"), field="quant")
+            quant = compact_select(quant_options, quant_value, id="quant")
+            yield FieldRow("Quant", quant, field="quant", help=QUANT_HELP)
             yield Static("", id="drawer-read-only", markup=False)
             layers = Stepper(draft.n_gpu_layers, LayerScale(n_layers_of(variant)), id="n_gpu_layers")
             yield _row("n_gpu_layers", layers)

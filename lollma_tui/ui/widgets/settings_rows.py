@@ -41,10 +41,12 @@ class FieldRow(Vertical):
     (the backend does not let this app change it; the control is disabled).
     """
 
-    def __init__(self, label: str, control: Widget, *, field: str) -> None:
+    def __init__(self, label: str, control: Widget, *, field: str, help: str = "") -> None:
         super().__init__(id=f"row-{field}", classes="field")
         self.label = label
         self.control = control
+        self.help = help
+        """What the setting means, shown by `FieldHelp` while the row has focus."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="field-line"):
@@ -84,7 +86,21 @@ def text_row(text_field: Setting, value: Any, *, classes: str) -> FieldRow:
     )
     # A blinking cursor repaints forever; over SSH that is traffic for nothing.
     text_input.cursor_blink = False
-    return FieldRow(text_field.row_label, text_input, field=text_field.name)
+    return FieldRow(text_field.row_label, text_input, field=text_field.name, help=text_field.help)
+
+
+class FieldHelp(Static):
+    """What the focused setting means, below the fields: a tooltip shows only under a mouse,
+    and Tab reached every field without a word on what it does. Its height is fixed, so the
+    fields above never move as focus does (a click would land on another one)."""
+
+    def on_mount(self) -> None:
+        self.watch(self.screen, "focused", self._focus_moved)
+
+    def _focus_moved(self, focused: Widget | None) -> None:
+        nodes = focused.ancestors_with_self if focused is not None else []
+        row = next((node for node in nodes if isinstance(node, FieldRow)), None)
+        self.update(plain(row.help if row is not None else ""))
 
 
 def compact_select(options: list[tuple[str, Any]], value: Any, *, id: str) -> Select[Any]:
@@ -135,6 +151,7 @@ class ApplyBar(Vertical):
     STATES = ("-invalid", "-reload", "-changed")
 
     def compose(self) -> ComposeResult:
+        yield FieldHelp(id="drawer-help", markup=False)
         yield Static("", id="drawer-pending", markup=False)
         with Horizontal(id="drawer-buttons"):
             yield Button("Apply", id="apply", variant="primary", compact=True)

@@ -780,3 +780,37 @@ async def test_switching_backend_does_not_offer_the_other_backends_model(
         await pilot.pause()
         assert drawer.draft_load.model == "llama3.2:3b-instruct-q4_K_M"
         assert not any(".gguf" in label for label in option_labels(model)), option_labels(model)
+
+
+async def test_the_focused_field_says_what_it_means_below_the_fields(
+    llama_catalog: Catalog, ollama_catalog: Catalog, f16_path: str
+) -> None:
+    # What a setting does was only a mouse tooltip on three text rows: moving through the
+    # drawer with Tab, nothing said what "Repack" or "min_p" means.
+    drawer = make_drawer(llama_catalog, ollama_catalog, f16_path)
+    app = DrawerHost(drawer)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_drawer(pilot, drawer)
+        help_line = drawer.query_one("#drawer-help", Static)
+        body = drawer.query_one("#drawer-body")
+        seen: dict[str, str] = {}
+        await tab_to(pilot, "backend")
+        while (focused := focused_id(app)) not in seen:
+            assert focused is not None
+            seen[focused] = text_of(help_line)
+            # Shown whole, at the narrowest drawer, below the fields and clear of them.
+            lines = help_line.render_lines(help_line.region.reset_offset)
+            assert " ".join(" ".join(strip.text.split()) for strip in lines).strip() == seen[focused]
+            assert not help_line.region.overlaps(body.region)
+            await pilot.press("tab")
+            await pilot.pause()
+        fields = {name for name in seen if drawer.query(f"#row-{name}")}
+        assert len(fields) >= 20 and all(seen[name] for name in fields), seen
+        # A button is no setting: no help is shown for it, nor left from the field before.
+        assert "quantize" in seen and not any(seen[name] for name in set(seen) - fields)
+        assert seen["backend"].startswith("the inference backend")
+        assert seen["quant"].startswith("which quantization")
+        assert seen["n_ctx"].startswith("context size in tokens")
+        assert "repacked weights" in seen["repack"]
+        assert "less likely than this share" in seen["min_p"]
+        assert seen["stop"].startswith("strings that end a reply")
