@@ -218,11 +218,28 @@ class HistoryRecorder:
             else:
                 stored = await store.run(store.store.load, conversation.id)
                 have = [m.id for m in stored.conversation.messages]
-                if [m.id for m in wanted[: len(have)]] != have:
-                    return False  # the store's thread is not the start of this one: no safe parent
-                for message in wanted[len(have) :]:
-                    await store.run(store.store.add_message, conversation.id, message)
-        except StoreError:
+                # After a regenerate or an edit the store's thread forks from the one on screen
+                # where the new version began: what follows goes on a branch from there.
+                common = next(
+                    (
+                        at
+                        for at, (kept, shown) in enumerate(zip(have, wanted, strict=False))
+                        if kept != shown.id
+                    ),
+                    min(len(have), len(wanted)),
+                )
+                parent = wanted[common - 1].id if common else None
+                for message in wanted[common:]:
+                    await store.run(store.store.add_message, conversation.id, message, parent_id=parent)
+                    parent = message.id
+        except StoreError as error:
+            if not isinstance(error, StoreLockedError):
+                self._locked_out = False  # no later turn can do better: said, not retried
+                self._owner.post_message(
+                    NoticePosted(
+                        f"History could not catch up: {error}. This conversation goes on unsaved.", "error"
+                    )
+                )
             return False
         self._unsaved = self._locked_out = False
         self._owner.post_message(NoticePosted(SAVED_AGAIN, "info"))

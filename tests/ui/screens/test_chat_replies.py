@@ -225,6 +225,42 @@ async def test_a_chat_whose_save_met_a_locked_history_is_saved_whole_with_the_ne
     ]
 
 
+async def test_a_regenerate_or_edit_that_met_a_locked_history_is_saved_on_its_branch_later(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # The catch-up saved only a thread that continued the stored one: after Ctrl+R or /edit
+    # the stored one ends in the old version, so nothing was ever saved again, while the app
+    # had said "saved with your next message". A restart brought back the chat as it was.
+    async with ready_app(ollama_server) as (app, pilot):
+        main = app.chat_screen
+
+        def on_screen() -> list[str]:
+            return [m.id for m in main.conversation.messages]
+
+        await send(pilot, app, "first")
+        old_reply = main.conversation.messages[1].id
+        with history_held_by_another_writer():
+            await pilot.press("ctrl+r")
+            await wait_until(pilot, lambda: on_screen()[1] != old_reply and not main.is_generating)
+        assert any("saved with your next message" in text for text in notices(app))
+        await send(pilot, app, "second")
+        assert any("History is saved again" in text for text in notices(app))
+        assert [m.id for m in saved_thread()] == on_screen()
+        with history_held_by_another_writer():
+            main.prompt.set_text("/edit")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: main.prompt.text == "second")
+            await pilot.press("ctrl+a", *"edited ", "enter")
+            await wait_until(pilot, lambda: main.conversation.messages[2].content == "edited second")
+            await wait_until(pilot, lambda: len(on_screen()) == 4 and not main.is_generating)
+        await send(pilot, app, "third")
+        shown = on_screen()
+    assert [m.id for m in saved_thread()] == shown and len(shown) == 6
+    with ChatStore.open(data_dir() / "history.db") as store:
+        assert old_reply in store.siblings(shown[1])  # the replaced version is kept beside it
+        assert len(store.siblings(shown[2])) == 2  # and the message before its edit
+
+
 async def test_export_of_a_chat_the_history_could_not_save_writes_what_is_on_screen(
     ollama_server: OllamaTestServer, tmp_path: Path
 ) -> None:
