@@ -17,7 +17,7 @@ from lollma_tui.core.backends.base import (
     TextDelta,
     ThinkingDelta,
 )
-from lollma_tui.core.chat.conversation import Message, ReplyState
+from lollma_tui.core.chat.conversation import Message, ReplyState, is_sent
 from lollma_tui.core.chat.errors import StoreError
 from lollma_tui.core.chat.writer import state_for
 from lollma_tui.ui.controllers.token_rate import TokenRate
@@ -85,7 +85,7 @@ class ReplyStreamer:
             self.generating = None
             self._over.set()
             raise
-        work = self._generate(reply, turn, saved, continuing, regenerated=replaces is not None)
+        work = self._generate(reply, turn, saved, continuing, replaces=replaces)
         screen.run_worker(work, group="generation", exclusive=True, exit_on_error=False)
 
     async def _generate(
@@ -95,7 +95,7 @@ class ReplyStreamer:
         saved: StreamingReply | None,
         continuing: Ended | None,
         *,
-        regenerated: bool = False,
+        replaces: Message | None = None,
     ) -> None:
         screen = self._screen
         written_before = len(reply.content)
@@ -202,8 +202,10 @@ class ReplyStreamer:
                         )
                     except StoreError as error:
                         screen.history.save_failed(error)
-                    if (regenerated or continuing) and turn.is_mounted:  # its turn is new
+                    if (replaces or continuing) and turn.is_mounted:  # its turn is new
                         await self.mark_versions()
+                if replaces is not None and not is_sent(reply) and turn.is_mounted:
+                    await self._keep_replaced(reply, replaces, saved is not None)
             finally:
                 self.generating = None
                 self.ending = False
@@ -225,6 +227,25 @@ class ReplyStreamer:
         hint = " · /continue tries again" if again else ""
         await self._screen.notice(f"Could not continue the reply: {why}{hint}", "error")
         return True
+
+    async def _keep_replaced(self, failed: Message, replaced: Message, stored: bool) -> None:
+        """A new version that failed, or was stopped before any text, gives way to the one it
+        replaced: shown, it hid the answer the user read, and the model would be sent the
+        question without it."""
+        screen = self._screen
+        messages = screen.conversation.messages
+        if (
+            not messages
+            or messages[-1] is not failed
+            or (stored and not await screen.history.locate(replaced.id))
+        ):
+            return
+        messages[-1] = replaced
+        await screen.chat_log.replace_turn(failed.id, replaced)
+        await self.mark_versions()
+        why = f"failed: {failed.error}" if failed.error else "was stopped before any text"
+        where = " · /version shows it" if stored else ""
+        await screen.notice(f"The new version {why}; the reply before is shown again{where}.", "warning")
 
     async def mark_versions(self) -> None:
         """Say on the last reply which version it is, when Ctrl+R (or /version) made several."""

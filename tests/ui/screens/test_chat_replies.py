@@ -152,14 +152,16 @@ async def test_escape_before_the_request_reaches_the_model_stops_the_reply(
         state = lambda: (turn.message.state, turn.message.content)  # noqa: E731
         await wait_until(pilot, lambda: not main.is_generating, within=10, explain=state)
         assert state() == (ReplyState.STOPPED, "")
-        assert str(turn.footer.render()).startswith("stopped")
         assert len(ollama_server.generations) == generations
+        # A version stopped before any text gives way to the reply it was to replace.
+        assert turn not in main.chat_log.children and "stopped before any text" in notices(app)[-1]
+        assert main.conversation.messages[-1].content == "Fine."
         # The chat goes on.
         assert (await send(pilot, app, "again")).message.content == "Fine."
-    assert [(m.role, m.state) for m in saved_thread()][-3:] == [
-        ("assistant", ReplyState.STOPPED),
-        ("user", ReplyState.COMPLETE),
-        ("assistant", ReplyState.COMPLETE),
+    assert [(m.role, m.content, m.state) for m in saved_thread()] == [
+        (role, text, ReplyState.COMPLETE)
+        for text in ("hello", "again")
+        for role, text in (("user", text), ("assistant", "Fine."))
     ]
 
 
@@ -184,9 +186,10 @@ async def test_quitting_while_a_reply_waits_to_be_saved_stops_it_and_waits_for_n
         await asyncio.wait_for(quitting, 5)
         assert app.return_code == 0
         assert len(ollama_server.generations) == generations
+    # The stopped version is kept as a version; the thread shows the answer it was to replace.
     assert [(m.role, m.content, m.state) for m in saved_thread()] == [
         ("user", "hello", ReplyState.COMPLETE),
-        ("assistant", "", ReplyState.STOPPED),
+        ("assistant", "Fine.", ReplyState.COMPLETE),
     ]
 
 
@@ -259,6 +262,33 @@ async def test_a_regenerate_or_edit_that_met_a_locked_history_is_saved_on_its_br
     with ChatStore.open(data_dir() / "history.db") as store:
         assert old_reply in store.siblings(shown[1])  # the replaced version is kept beside it
         assert len(store.siblings(shown[2])) == 2  # and the message before its edit
+
+
+async def test_a_regenerate_that_fails_gives_way_to_the_reply_it_replaced(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # A Ctrl+R that failed showed only its error, as the newest version: the answer the user
+    # had read was hidden, and the next message went out without it ("q1\n\nq2").
+    async with ready_app(ollama_server) as (app, pilot):
+        main = app.chat_screen
+        await send(pilot, app, "q1")
+        answer = main.conversation.messages[1]
+        ollama_server.faults.stream_errors.append((0, "the GPU fell off the bus"))
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: "the GPU fell off the bus" in notices(app)[-1])
+        assert "shown again" in notices(app)[-1]
+        await wait_until(pilot, lambda: not main.is_generating)
+        assert main.conversation.messages == [main.conversation.messages[0], answer]
+        assert main.chat_log.turn_for(answer.id) is not None and len(main.chat_log.turns()) == 2
+        main.prompt.set_text("/version")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: notices(app)[-1].startswith("The last reply is version 1 of 2"))
+        await send(pilot, app, "q2")
+        asked = ollama_server.generations[-1].messages
+        sent = [(m["role"], m["content"]) for m in asked if m["role"] != "system"]
+        assert sent == [("user", "q1"), ("assistant", "Fine."), ("user", "q2")]
+    thread = saved_thread()
+    assert thread[1].id == answer.id and [m.content for m in thread] == ["q1", "Fine.", "q2", "Fine."]
 
 
 async def test_export_of_a_chat_the_history_could_not_save_writes_what_is_on_screen(
