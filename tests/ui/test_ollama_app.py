@@ -812,6 +812,32 @@ async def test_a_continue_that_fails_keeps_the_reply_it_was_to_continue(
         assert sent[-1] == {"role": "assistant", "content": "Lighthouses use a Fresnel lens to"}
 
 
+async def test_continue_while_another_model_loads_waits_for_it(ollama_server: OllamaTestServer) -> None:
+    # The check that a reply is continued by the model that wrote it ran only with a model
+    # loaded: during a swap the new model went on from the old one's text, and the whole reply
+    # was saved with the new model's name and figures.
+    app = ollama_app(ollama_server.host)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        ollama_server.queue_reply(Script(text="Lighthouses use a Fresnel lens to", done_reason="length"))
+        cut = (await send(pilot, app, "how do lighthouses work?")).message
+        generations = len(ollama_server.generations)
+        ollama_server.delay_load(3.0)
+        await pilot.press(*"/model tinyllama:1b-q8_0", "enter")
+        await wait_until(pilot, lambda: main.models.loading)
+        await pilot.press(*"/continue", "enter")
+        await wait_until(pilot, lambda: "A model is loading: /continue once it is ready" in notices(app)[-1])
+        await pilot.pause(0.3)
+        assert not main.is_generating and len(ollama_server.generations) == generations
+        assert cut.stats is not None and cut.stats.setup.model == TINYLLAMA_Q4.name
+        assert cut.content == "Lighthouses use a Fresnel lens to" and cut.state == ReplyState.LENGTH
+        # Once loaded, the other model is named as the reason, as before.
+        await wait_until(pilot, lambda: main.models.ready, within=15)
+        await pilot.press(*"/continue", "enter")
+        await wait_until(pilot, lambda: "load that again to continue it" in notices(app)[-1])
+
+
 async def test_a_reply_that_failed_half_way_can_be_continued(ollama_server: OllamaTestServer) -> None:
     # The runner crashed mid-reply, its text kept on screen: /continue said the reply was
     # complete, and there was nothing to continue.

@@ -285,6 +285,11 @@ class ChatCommands:
         if reply.state not in cut_off:
             await screen.notice("The last reply is complete; there is nothing to continue.")
             return
+        if screen.models.loading:
+            # Which model will be there, and its context, is not known yet: the new one would go
+            # on from the old one's text, and the whole reply would then be saved as its own.
+            await screen.notice("A model is loading: /continue once it is ready.", "warning")
+            return
         n_ctx = screen.models.loaded.n_ctx if screen.models.loaded is not None else 0
         if reply.state is ReplyState.LENGTH and fills_context(reply.stats, n_ctx):
             # Sent again it fails at once, and the reply was marked stopped.
