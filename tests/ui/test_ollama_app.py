@@ -838,6 +838,57 @@ async def test_continue_while_another_model_loads_waits_for_it(ollama_server: Ol
         await wait_until(pilot, lambda: "load that again to continue it" in notices(app)[-1])
 
 
+async def test_a_version_shown_with_version_keeps_the_turns_left_out_to_fit(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # /version loaded the thread afresh and forgot which early turns were left out to fit the
+    # context: Ctrl+R and /edit were then refused as "would not fit", though they had worked.
+    from lollma_tui.ui.screens.context_overflow import ContextOverflowScreen
+
+    ollama_server.set_default_reply("short answer here.")
+    options = StartupOptions(
+        load=LoadSettings(backend=BackendKind.OLLAMA, model=TINYLLAMA_Q4.name, n_ctx=512),
+        sampling=SamplingSettings(max_tokens=64),
+        ollama_host=ollama_server.host,
+    )
+    app = LollmaApp(options)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        asked = lambda: isinstance(app.screen, ContextOverflowScreen)  # noqa: E731
+
+        async def say(text: str) -> None:
+            sent = len(main.conversation.messages) + 2
+            main.prompt.set_text(text)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: asked() or len(main.conversation.messages) == sent)
+            if asked():
+                await pilot.press("t")  # leave the oldest turns out
+            await wait_until(
+                pilot, lambda: len(main.conversation.messages) == sent and not main.is_generating
+            )
+
+        async def written_again() -> None:
+            generations = len(ollama_server.generations)
+            await pilot.press("ctrl+r")
+            done = lambda: len(ollama_server.generations) > generations and not main.is_generating  # noqa: E731
+            await wait_until(pilot, done)
+
+        words = " ".join(["word"] * 120)
+        for turn in range(4):
+            await say(f"m{turn} {words}")
+        left_out = main.conversation.context_from
+        assert left_out >= 2
+        await written_again()
+        await written_again()
+        assert "would not fit" not in " ".join(notices(app))
+        await pilot.press(*"/version prev", "enter")
+        await wait_until(pilot, lambda: notices(app)[-1].startswith("Showing version 2 of 3"))
+        assert main.conversation.context_from == left_out
+        await written_again()
+        assert "would not fit" not in " ".join(notices(app))
+
+
 async def test_a_reply_that_failed_half_way_can_be_continued(ollama_server: OllamaTestServer) -> None:
     # The runner crashed mid-reply, its text kept on screen: /continue said the reply was
     # complete, and there was nothing to continue.

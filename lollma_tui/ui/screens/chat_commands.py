@@ -379,8 +379,10 @@ class ChatCommands:
             # The version has turns of its own after it: the whole thread changes.
             await screen.open_conversation(screen.conversation.id)
         else:
-            # Only the last reply changes: the rest of the log, notices included, stays.
+            # Only the last reply changes: the rest of the log, notices included, stays, and so
+            # do the turns left out to fit the context (Ctrl+R was refused once they were sent).
             thread.system_prompt = screen.conversation.system_prompt
+            thread.context_from = screen.conversation.context_from
             screen.conversation = thread
             await screen.chat_log.replace_turn(last.id, swapped)
             await screen.replies.mark_versions()
