@@ -889,6 +889,25 @@ async def test_a_version_shown_with_version_keeps_the_turns_left_out_to_fit(
         assert "would not fit" not in " ".join(notices(app))
 
 
+async def test_a_continued_reply_thinks_again_in_a_paragraph_of_its_own(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # The continuation's thinking was glued to the first one's: "Think A.Think B.", shown and saved.
+    app = ollama_app(ollama_server.host, model="qwen3:0.6b")
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        ollama_server.queue_reply(Script(text="Lighthouses use", thinking="Think A.", done_reason="length"))
+        reply = (await send(pilot, app, "how do lighthouses work?")).message
+        ollama_server.queue_reply(Script(text=" lenses.", thinking="Think B."))
+        await pilot.press(*"/continue", "enter")
+        await wait_until(pilot, lambda: reply.content.endswith("lenses.") and not main.is_generating)
+        assert reply.thinking == "Think A.\n\nThink B."
+    with closing(sqlite3.connect(default_store_path())) as db:
+        (saved,) = db.execute("SELECT thinking FROM messages WHERE id = ?", (reply.id,)).fetchone()
+    assert saved == "Think A.\n\nThink B."
+
+
 async def test_a_reply_that_failed_half_way_can_be_continued(ollama_server: OllamaTestServer) -> None:
     # The runner crashed mid-reply, its text kept on screen: /continue said the reply was
     # complete, and there was nothing to continue.

@@ -118,7 +118,7 @@ class ReplyStreamer:
         # Model text is cleaned as it arrives: what is shown, saved, copied and sent back to the
         # model never holds an escape sequence (llama.cpp byte tokens, a server's "\u001b").
         text_cleaner, thinking_cleaner = StreamCleaner(), StreamCleaner()
-        thinking = False
+        thinking = thinking_more = False
         try:
             if not models.ready:
                 turn.show_waiting("waiting for the model to load… Esc cancels")
@@ -155,6 +155,9 @@ class ReplyStreamer:
                         elif measured is not None:
                             rate = measured
                         thought = thinking_cleaner.feed(event.text)
+                        if continuing and thought.strip() and reply.thinking.strip() and not thinking_more:
+                            # A continuation thinks again: its thought is a paragraph of its own.
+                            thinking_more, thought = True, "\n\n" + thought.lstrip()
                         await turn.add_thinking(thought)
                         if saved is not None:
                             saved.add_thinking(thought)
