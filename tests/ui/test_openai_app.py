@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from chat_app_support import notices, send, wait_ready
@@ -308,3 +309,19 @@ async def test_a_resumed_chat_loads_the_model_it_last_used_on_a_server_with_seve
         loaded = again.chat_screen.models.loaded
         assert loaded is not None and loaded.name == MODELS[1].id
         assert any(f"Loading {MODELS[1].id}, the model this chat last used" in n for n in notices(again))
+
+
+async def test_another_backend_chosen_while_the_server_is_retried_ends_the_wait(tiny_gguf: Path) -> None:
+    # The first load kept retrying the server through the backend the swap had closed: the
+    # chat then showed "_load_first failed: RuntimeError: Cannot send a request, as the client
+    # has been closed", after the new model had loaded.
+    app = make_app(f"http://127.0.0.1:{free_port()}/v1")
+    main = app.chat_screen
+    async with app.run_test(size=(110, 36)) as pilot:
+        await wait_until(pilot, lambda: any("Retrying in the background" in n for n in notices(app)))
+        await pilot.press(*f"/backend llama.cpp {tiny_gguf}", "enter")
+        await wait_until(pilot, lambda: main.models.ready, within=60)
+        await pilot.pause(2.5)  # past the retries the wait had left (1 s, then 2 s)
+        said = " ".join(notices(app))
+        assert "failed" not in said and "RuntimeError" not in said, said
+        assert main.models.loaded is not None and main.models.loaded.setup().backend is BackendKind.LLAMA_CPP

@@ -30,6 +30,7 @@ from lollma_tui.core.backends.base import (
     BackendError,
     BackendState,
     BackendStatus,
+    BackendUnavailableError,
     ChatEvent,
     ChatMessage,
     LoadedModel,
@@ -82,6 +83,13 @@ WARM_UP_WAIT_S = 60.0
 """How long a load waits for its one-token warm-up. A server still loading a large model may
 take longer, and one that hangs would hold every change of model or backend for the whole
 HTTP timeout (300 s): past this the model counts as chosen, and the first reply waits."""
+
+
+MODELS_WAIT_S = 15.0
+"""How long the model list may take. It is read before every load and while the start-up waits
+for the server: one that accepts connections and never answers (hung, or behind an ssh tunnel
+to a machine that dropped off) held each change of model, and its rollback, for the whole HTTP
+timeout (300 s, twice), with Esc unable to stop it."""
 
 
 class _End:
@@ -188,11 +196,16 @@ class OpenAIBackend(ServerBackendState):
         if self._listed is not None and self._pump is not None and not self._pump.done():
             return self._listed
         try:
-            page = await self._call("models", self._client.models.list())
+            async with asyncio.timeout(MODELS_WAIT_S):
+                page = await self._call("models", self._client.models.list())
             if not isinstance(page.data, list):
                 raise TypeError("no list of models in the reply")
             ids, problems = read_model_ids(getattr(m, "id", None) for m in page.data)
             lengths = {getattr(m, "id", None): (getattr(m, "model_extra", None) or {}) for m in page.data}
+        except TimeoutError:
+            raise BackendUnavailableError(
+                f"{self._where().subject} did not list its models within {MODELS_WAIT_S:g} s: is it hung?"
+            ) from None
         except (AttributeError, TypeError, ValueError) as error:
             # An HTML page or another JSON shape (a proxy's login page, a web server at that
             # address): the client's parser fails on it with its own internals' errors.

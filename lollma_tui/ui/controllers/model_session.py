@@ -272,6 +272,9 @@ class ModelController:
         if self._refused_while_loading():
             return False
         self._swap_asked = True
+        # A first load still waiting for its server (retrying) waits no more: the swap closes
+        # that backend, and the wait's next try failed on it ("the client has been closed").
+        self._owner.workers.cancel_group(self._owner, "model-load")
         self._owner.run_worker(self._swap(target, force, host), group="swap", exit_on_error=False)
         return True
 
@@ -458,6 +461,7 @@ class ModelController:
         backend, delay = self.backend, FIRST_RETRY_S
         if not isinstance(backend, OpenAIBackend):
             return settings
+        self._status(BackendStatus(BackendState.UNLOADED, f"Connecting to {backend.base_url}…"))
         while True:
             try:
                 ids = [model.id for model in await backend.list_models()]

@@ -9,6 +9,7 @@ from openai_helpers import done_of, openai_settings, reply, text_of
 from openai_server import Flavour, OpenAITestServer, Script
 from openai_server.fixtures import free_port
 
+from lollma_tui.core.backends import openai as openai_backend
 from lollma_tui.core.backends.base import (
     BackendCrashedError,
     BackendError,
@@ -263,3 +264,22 @@ async def test_a_chat_answered_with_a_page_not_a_stream_says_so(make_backend: Fa
         assert str(caught.value).startswith("llama-server at ")  # not "Llama-server", nor "VLLM"
         assert backend.status.state is BackendState.READY
         assert text_of(await reply(backend))  # the next reply streams as before
+
+
+async def test_a_server_that_never_answers_its_model_list_fails_the_load_soon(
+    make_backend: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A hung server (or an ssh tunnel to a machine that dropped off) accepts the connection and
+    # says nothing: each load, and the rollback after it, waited the whole HTTP timeout (300 s).
+    import asyncio
+    import socket
+
+    monkeypatch.setattr(openai_backend, "MODELS_WAIT_S", 0.5)
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
+        backend = make_backend(url)
+        with pytest.raises(BackendUnavailableError) as caught:
+            await asyncio.wait_for(backend.load(openai_settings("any")), 60)
+    assert "did not list its models within 0.5 s" in str(caught.value)
+    assert backend.status.state is BackendState.FAILED
