@@ -48,9 +48,18 @@ async def report_host(entry: HostEntry, *, timeout_s: float = REPORT_TIMEOUT_S) 
 
 
 async def report_hosts(
-    entries: Sequence[HostEntry], *, timeout_s: float = REPORT_TIMEOUT_S
+    entries: Sequence[HostEntry],
+    *,
+    timeout_s: float = REPORT_TIMEOUT_S,
+    known: Mapping[str, HostReport] | None = None,
 ) -> list[HostReport]:
-    return list(await asyncio.gather(*(report_host(e, timeout_s=timeout_s) for e in entries)))
+    """Each host's report; those in `known` (by name) are not asked again."""
+    given = dict(known or {})
+
+    async def report_of(entry: HostEntry) -> HostReport:
+        return given[entry.name] if entry.name in given else await report_host(entry, timeout_s=timeout_s)
+
+    return list(await asyncio.gather(*(report_of(e) for e in entries)))
 
 
 async def _ask(entry: HostEntry, timeout_s: float) -> HostReport:

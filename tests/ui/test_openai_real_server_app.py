@@ -11,6 +11,7 @@ from lollma_tui.core.backends.base import StatsSource
 from lollma_tui.core.chat.conversation import ReplyState
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings, StartupOptions
 from lollma_tui.ui.app import LollmaApp
+from lollma_tui.ui.screens.hosts import HostsScreen
 
 
 def make_app(url: str, max_tokens: int) -> LollmaApp:
@@ -44,3 +45,29 @@ async def test_real_tokens_stream_into_the_chat_with_figures_measured_here(real_
         assert stats.source is StatsSource.CLIENT_CHUNKS and stats.setup.server == real_openai_server
         footer = str(turn.footer.render())
         assert "tok/s" in footer and "measured here" in footer
+
+
+async def test_the_hosts_view_opened_while_a_reply_streams_leaves_the_reply_whole(
+    real_openai_server: str,
+) -> None:
+    # The view asked every host for its models, this one too: llama-cpp-python's server ends
+    # the reply it is writing at any other request, and F4 cut the reply ("ended the reply
+    # without finishing it"), marked failed and never sent back to the model.
+    app = make_app(real_openai_server, max_tokens=1500)
+    main = app.chat_screen
+    async with app.run_test(size=(110, 36)) as pilot:
+        await wait_ready(pilot, app, within=60)
+        await pilot.press(*"Count.", "enter")
+        await wait_until(pilot, lambda: main.replies.writing, within=60)
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: not main.is_generating, within=120)
+        reply = main.conversation.messages[-1]
+        # Written to the end of the server's context, as with the view closed.
+        assert reply.state is ReplyState.LENGTH, reply.error
+        assert reply.stats is not None and reply.stats.gen_tokens > 100
+        # The view was told what the chat's own backend knew of that server.
+        view = app.screen
+        assert isinstance(view, HostsScreen)
+        await wait_until(pilot, lambda: bool(view.reports))
+        (own,) = [report for report in view.reports if report.entry == main.models.host]
+        assert own.reachable and "writing a reply" in own.message and own.models == (ALIAS,)

@@ -168,6 +168,11 @@ class OpenAIBackend(ServerBackendState):
         """What the server told about itself at the last load or refresh."""
         return self._extras
 
+    @property
+    def listed(self) -> tuple[ServedModel, ...]:
+        """The models the server offered when last asked (none before that)."""
+        return self._listed or ()
+
     def _where(self, model: str = "") -> Where:
         server = self._extras.kind.value if self._extras.kind is not ServerKind.UNKNOWN else "the server"
         return Where(

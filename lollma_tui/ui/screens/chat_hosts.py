@@ -207,11 +207,28 @@ class ChatHosts:
         )
         try:
             # The servers' answers first: one machine slow over ssh held every row at "asking…".
-            reports = [self._with_own_models(report) for report in await report_hosts(hosts)]
+            asked = await report_hosts(hosts, known=self._while_writing())
+            reports = [self._with_own_models(report) for report in asked]
             screen.post_message(HostsReported(tuple(with_gpus(reports, [known.get(h.name) for h in hosts]))))
             screen.post_message(HostsReported(tuple(with_gpus(reports, await gpus))))
         finally:
             gpus.cancel()
+
+    def _while_writing(self) -> dict[str, HostReport]:
+        """The server writing a reply is not asked: llama-cpp-python's ends the reply it is
+        writing at any other request, so opening this view cut it. What the chat's own
+        backend last read stands in."""
+        from lollma_tui.core.backends.openai import OpenAIBackend
+        from lollma_tui.core.host_reports import HostReport
+
+        models = self._screen.models
+        backend = models.backend
+        if not self._screen.is_generating or not isinstance(backend, OpenAIBackend):
+            return {}
+        label = f"{backend.extras.label} · writing a reply"
+        loaded = (models.loaded.name,) if models.loaded is not None else ()
+        served = tuple(model.id for model in backend.listed)
+        return {models.host.name: HostReport(models.host, True, label, served, loaded)}
 
     def _with_own_models(self, report: HostReport) -> HostReport:
         """llama.cpp runs in this app, so no server says what it has: the app does (it said "—"
