@@ -180,6 +180,13 @@ def _apply_quant(argument: str, state: CommandState) -> SettingsChange:
     catalog = state.catalog
     if catalog is None:
         raise CommandError("the model list is not available yet, so the quantizations are unknown")
+    if state.load.backend is BackendKind.OPENAI:
+        # A server's ids are not grouped into quantizations: its answer was "quantizations: ?".
+        offered = ", ".join(group.name for group in catalog.groups[:8]) or "nothing"
+        raise CommandError(
+            f"an OpenAI-compatible server serves each quantization as a model of its own: "
+            f"/model NAME picks one (it offers {offered})"
+        )
     if not argument:
         variants = quant_variants(catalog, state.load.model)
         if not variants:

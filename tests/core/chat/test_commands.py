@@ -10,6 +10,7 @@ from gguf_factory import TinyModelSpec, write_tiny_gguf
 from gguf_model_writer import ModelSpec, write_model
 
 from lollma_tui.core.backends.base import LoadedModel
+from lollma_tui.core.backends.openai_extras import ServedModel
 from lollma_tui.core.chat.commands import (
     COMMANDS,
     SETTING_COMMANDS,
@@ -34,6 +35,7 @@ from lollma_tui.core.chat.setting_commands import (
 )
 from lollma_tui.core.models.catalog import build_catalog, scan_models
 from lollma_tui.core.models.ollama_tags import group_ollama_models
+from lollma_tui.core.session.models import openai_catalog
 from lollma_tui.core.session.reload import LOAD_FIELDS
 from lollma_tui.core.settings import AUTO, BackendKind, LoadSettings, SamplingSettings
 from lollma_tui.core.settings_table import SETTING_NAMES, format_value
@@ -323,6 +325,20 @@ def test_quant_switches_the_ollama_tag() -> None:
     assert run("/quant", OLLAMA_STATE).message == "quantizations: Q4_K_M, Q8_0, F16"
     with pytest.raises(CommandError, match="no Q6_K variant here; available: Q4_K_M, Q8_0, F16"):
         run("/quant Q6_K", OLLAMA_STATE)
+
+
+def test_quant_on_a_server_says_each_quantization_is_a_model_of_its_own() -> None:
+    # It answered "quantizations: ?" and "smol has no Q8_0 variant here; available: ?".
+    catalog = openai_catalog([ServedModel("smol"), ServedModel("qwen2.5-7b-instruct-q4_k_m")])
+    state = CommandState(
+        LoadSettings(backend=BackendKind.OPENAI, model="smol"), SamplingSettings(), catalog=catalog
+    )
+    for asked in ("/quant", "/quant Q8_0"):
+        with pytest.raises(CommandError) as refused:
+            run(asked, state)
+        said = str(refused.value)
+        assert "?" not in said and "/model NAME" in said
+        assert "it offers smol, qwen2.5-7b-instruct-q4_k_m" in said
 
 
 def test_quant_switches_the_gguf_file(tiny_gguf: Path, tmp_path: Path) -> None:
