@@ -325,3 +325,14 @@ async def test_another_backend_chosen_while_the_server_is_retried_ends_the_wait(
         said = " ".join(notices(app))
         assert "failed" not in said and "RuntimeError" not in said, said
         assert main.models.loaded is not None and main.models.loaded.setup().backend is BackendKind.LLAMA_CPP
+
+
+async def test_part_of_a_model_name_at_start_loads_the_model_it_names(server: OpenAITestServer) -> None:
+    # `--model llama-3.2` failed at start ("has no model 'llama-3.2'"), while `/model llama-3.2`
+    # loaded it: the start-up load asked for the exact id.
+    app = make_app(server.base_url, model="llama-3.2")
+    main = app.chat_screen
+    async with app.run_test(size=(110, 36)) as pilot:
+        await wait_ready(pilot, app)
+        assert main.models.loaded is not None and main.models.loaded.name == MODELS[1].id
+        assert main.models.settings.model == MODELS[1].id

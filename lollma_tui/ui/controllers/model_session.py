@@ -272,9 +272,6 @@ class ModelController:
         if self._refused_while_loading():
             return False
         self._swap_asked = True
-        # A first load still waiting for its server (retrying) waits no more: the swap closes
-        # that backend, and the wait's next try failed on it ("the client has been closed").
-        self._owner.workers.cancel_group(self._owner, "model-load")
         self._owner.run_worker(self._swap(target, force, host), group="swap", exit_on_error=False)
         return True
 
@@ -304,6 +301,7 @@ class ModelController:
 
     async def _load_first(self, chat_model: ChatModel | None) -> None:
         settings: LoadSettings | None = self.settings
+        asked = settings.model if settings is not None else ""
         if settings is not None and settings.backend in (BackendKind.OLLAMA, BackendKind.OPENAI):
             if settings.backend is BackendKind.OLLAMA:
                 settings = await self._wait_for_ollama(settings, chat_model)
@@ -311,9 +309,12 @@ class ModelController:
                 settings = await self._wait_for_openai(settings, chat_model)
             if settings is None or self.loading or self.loaded is not None:
                 return  # a change asked for while the server was down loads its own model
-            # What was set meanwhile (/set, the drawer) counts, not the copy taken before the wait.
+            # What was set meanwhile (/set, the drawer) counts, not the copy taken before the wait;
+            # the model is the one the wait settled on, unless another was named meanwhile.
             current = self.settings
-            settings = current if current.model else current.with_changes(model=settings.model)
+            if current.model in ("", asked):
+                current = current.with_changes(model=settings.model)
+            settings = current
         if settings is None:
             return
         demo = demo_for(settings.model) if self._options.demo else None
@@ -414,6 +415,8 @@ class ModelController:
 
         delay = FIRST_RETRY_S
         while True:
+            if self.ollama() is not backend:
+                return None  # another backend was chosen meanwhile (as for OpenAI)
             try:
                 version = await backend.version(timeout_s=PING_TIMEOUT_S)
                 break
@@ -452,7 +455,9 @@ class ModelController:
         self._status(BackendStatus(BackendState.UNLOADED, "No model chosen"))
         return None
 
-    async def _wait_for_openai(self, settings: LoadSettings, chat_model: ChatModel | None) -> LoadSettings:
+    async def _wait_for_openai(
+        self, settings: LoadSettings, chat_model: ChatModel | None
+    ) -> LoadSettings | None:
         """As for Ollama: retried until the server answers; with no model named and several on
         offer, the one the resumed chat last used there."""
         from lollma_tui.core.backends.base import BackendUnavailableError
@@ -463,8 +468,13 @@ class ModelController:
             return settings
         self._status(BackendStatus(BackendState.UNLOADED, f"Connecting to {backend.base_url}…"))
         while True:
+            if self.backend is not backend:
+                # Another backend was chosen meanwhile: this one is closed, and its next try
+                # failed on it ("_load_first failed: … the client has been closed").
+                return None
             try:
-                ids = [model.id for model in await backend.list_models()]
+                served = await backend.list_models()
+                ids = [model.id for model in served]
                 break
             except BackendUnavailableError as error:
                 delay = await self._retry_after(str(error), delay)
@@ -472,6 +482,14 @@ class ModelController:
                 return settings  # its load says why (an API key, say)
         if delay > FIRST_RETRY_S:
             self._notice(f"Connected to {backend.base_url}.")
+        if (named := settings.model.strip()) and named not in ids:
+            # Part of a name, as /model takes it ("--model qwen" for "qwen2.5-7b-instruct").
+            from lollma_tui.core.session.models import ModelChoiceError, openai_catalog, resolve_model
+
+            try:
+                return settings.with_changes(model=resolve_model(named, openai_catalog(served)).ref)
+            except ModelChoiceError:
+                return settings  # its load says what the server offers
         used = await chat_model(BackendKind.OPENAI, backend.base_url) if chat_model is not None else None
         if settings.model.strip() or len(ids) < 2 or used not in ids:
             return settings
