@@ -214,6 +214,9 @@ def _apply_backend(argument: str, state: CommandState) -> SettingsChange:
         return _apply_model(model, state)
     chosen = model or state.last_models.get(kind, "")
     offered = state.gguf if kind is BackendKind.LLAMA_CPP else state.others.get(kind)
+    only = offered.groups[0].variants if offered is not None and len(offered.groups) == 1 else ()
+    if not chosen and kind is not BackendKind.LLAMA_CPP and len(only) == 1:
+        chosen = only[0].ref  # a server's only model: loaded, as at start-up
     if not chosen:
         if offered is not None and offered.groups:
             found = ", ".join(group.name for group in offered.groups)

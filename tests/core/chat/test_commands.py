@@ -566,6 +566,19 @@ def test_backend_ollama_lists_and_picks_from_the_servers_models_when_it_was_aske
     assert offered == ["/backend ollama qwen3:0.6b"]
 
 
+def test_backend_on_a_server_with_one_model_loads_it_without_asking() -> None:
+    # "/backend openai" against a server with one model asked "which model with openai? (found:
+    # smol)", where --backend openai and /host load it.
+    one = CommandState(
+        GGUF, SamplingSettings(), others={BackendKind.OPENAI: openai_catalog([ServedModel("smol")])}
+    )
+    change = run("/backend openai", one)
+    assert change.load.backend is BackendKind.OPENAI and change.load.model == "smol"
+    two = openai_catalog([ServedModel("smol"), ServedModel("other")])
+    with pytest.raises(CommandError, match=r"which model with openai\? .*found: smol, other"):
+        run("/backend openai", CommandState(GGUF, SamplingSettings(), others={BackendKind.OPENAI: two}))
+
+
 def test_backend_ollama_says_why_its_server_has_no_list() -> None:
     down = CommandState(GGUF, SamplingSettings(), unlisted={BackendKind.OLLAMA: "Cannot reach Ollama at X"})
     with pytest.raises(CommandError, match=r"with ollama\? Its server could not be asked: Cannot"):
