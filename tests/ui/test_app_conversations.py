@@ -13,7 +13,7 @@ from history_support import lighthouse_chat
 from pilot_support import wait_until
 from rich.text import Text
 from textual.pilot import Pilot
-from textual.widgets import Static
+from textual.widgets import OptionList, Static
 
 from lollma_tui.core.backends.base import BackendState
 from lollma_tui.core.chat.conversation import Message, ReplyState, reply_end_note
@@ -478,6 +478,82 @@ async def test_an_edit_or_a_regenerate_that_no_longer_fits_the_context_is_refuse
         await wait_until(pilot, lambda: sum("would not fit" in text for text in notices(app)) == 2)
         assert main.conversation.messages[-1] is reply and not main.is_generating
         assert main.editing is not None and main.prompt.text.endswith("the cache  more")
+
+
+async def test_leaving_out_turns_is_not_offered_when_the_message_alone_does_not_fit(tiny_gguf: Path) -> None:
+    # It was offered while there were earlier turns: they were left out, and the message was
+    # sent anyway, for the backend's "exceed context window" error.
+    app = make_app(tiny_gguf, sampling=SHORT.with_changes(max_tokens=16), n_ctx=256)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        await chat(pilot, app, "the model")
+        main.prompt.set_text("the model the cache " * 15)  # pasted
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ContextOverflowScreen))
+        choices = app.screen.query_one("#overflow-choices", OptionList)
+        truncate = choices.get_option("truncate")
+        assert truncate.disabled and "nothing earlier to leave out" in str(truncate.prompt)
+        await pilot.press("t")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, ContextOverflowScreen) and main.conversation.context_from == 0
+        await pilot.press("c")
+        await wait_until(pilot, lambda: not isinstance(app.screen, ContextOverflowScreen))
+        assert len(main.conversation.messages) == 2
+
+
+async def test_an_edit_or_a_regenerate_that_overflows_may_leave_out_the_oldest_turns(tiny_gguf: Path) -> None:
+    # Refused outright, Ctrl+R and /edit could not be used at all in a long chat after a smaller
+    # /ctx, or after a restart (the turns left out before are sent again): "/ctx with more, or
+    # Ctrl+N", though leaving out the oldest turns, as a new message may, makes it fit.
+    app = make_app(tiny_gguf, sampling=SHORT.with_changes(max_tokens=16), n_ctx=4096)
+    main = app.chat_screen
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        for words in ("the model the cache ", "quant layer memory ", "the cache the model "):
+            main.prompt.set_text(words * 5)  # pasted
+            await chat(pilot, app, "")
+        await type_enter(pilot, "/ctx 256")
+        await wait_until(pilot, lambda: main.models.ready and main.models.loaded.n_ctx == 256)  # type: ignore[union-attr]
+        before = list(main.conversation.messages)
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: isinstance(app.screen, ContextOverflowScreen))
+        question = str(app.screen.query_one("#overflow-question").render())
+        assert question.startswith("Writing the reply again would overflow the model's context"), question
+        await pilot.press("n")  # a new conversation is no answer: the turn is in this one
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ContextOverflowScreen)
+        await pilot.press("c")
+        await wait_until(pilot, lambda: not isinstance(app.screen, ContextOverflowScreen))
+        assert main.conversation.messages == before and not main.is_generating
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: isinstance(app.screen, ContextOverflowScreen))
+        await pilot.press("t")
+        await wait_until(
+            pilot,
+            lambda: main.conversation.messages[-1] is not before[-1] and not main.is_generating,
+            explain=lambda: (notices(app), [w for w in main.workers], main.conversation.messages[-1]),
+        )
+        reply = main.conversation.messages[-1]
+        assert reply.state in (ReplyState.COMPLETE, ReplyState.LENGTH), reply.error
+        assert reply.stats is not None and reply.stats.prompt_tokens is not None
+        assert reply.stats.prompt_tokens + 16 <= 256
+        assert main.conversation.context_from >= 2 and len(main.conversation.messages) == 6
+        # An edit of an early turn leaves out what is before it, as far as it must.
+        main.conversation.context_from = 0
+        await type_enter(pilot, "/edit")
+        await pilot.press("end", *" again", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ContextOverflowScreen))
+        question = str(app.screen.query_one("#overflow-question").render())
+        assert question.startswith("The edited message would overflow"), question
+        await pilot.press("t")
+        await wait_until(
+            pilot, lambda: main.conversation.messages[-2].content.endswith("again") and not main.is_generating
+        )
+        reply = main.conversation.messages[-1]
+        assert reply.state in (ReplyState.COMPLETE, ReplyState.LENGTH), reply.error
+        assert main.editing is None and main.conversation.context_from >= 2
+        assert reply.stats is not None and (reply.stats.prompt_tokens or 0) + 16 <= 256
 
 
 async def test_leaving_out_the_oldest_turns_makes_room_for_the_system_prompt_too(tiny_gguf: Path) -> None:

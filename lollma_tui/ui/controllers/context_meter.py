@@ -6,7 +6,7 @@ A plain object the chat screen owns. `refresh` measures as the screen's worker a
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from textual.dom import DOMNode
 
@@ -20,6 +20,18 @@ from lollma_tui.core.chat.context_budget import (
 from lollma_tui.core.chat.conversation import Conversation, is_sent
 from lollma_tui.ui.controllers.model_session import ModelController
 from lollma_tui.ui.messages import ContextMeasured, NoticePosted
+
+
+@dataclass(frozen=True)
+class Resend:
+    """An edit, or a reply written again, that would overflow the context."""
+
+    check: ContextCheck
+    upto: int
+    """The messages sent before `text`."""
+    text: str
+    subject: str
+    """What it is, as the question to the user names it."""
 
 
 class ContextMeter:
@@ -96,16 +108,24 @@ class ContextMeter:
         self._owner.post_message(ContextMeasured(None if check is None else replace(check, needed=0)))
         return check if check is not None and check.overflows else None
 
-    async def refusal(self, conversation: Conversation, upto: int, text: str = "") -> str | None:
-        """Why the conversation's first `upto` messages and then `text` cannot be sent (an edit
-        of message `upto`, or a reply written again), or None when they fit the context."""
-        check = await self._check(replace(conversation, messages=conversation.messages[:upto]), text)
-        if check is None or not check.overflows:
+    async def resend_check(
+        self, conversation: Conversation, upto: int, text: str, subject: str
+    ) -> Resend | None:
+        """What sending the conversation's first `upto` messages and then `text` again (an edit
+        of message `upto`, or the question a reply answers) takes, when it overflows the context."""
+        head = replace(conversation, messages=conversation.messages[:upto])
+        check = await self._check(head, text)
+        return Resend(check, upto, text, subject) if check is not None and check.overflows else None
+
+    async def fitting_start(self, conversation: Conversation, text: str, check: ContextCheck) -> int | None:
+        """Where the context must start for the conversation and then `text` to fit (`check`
+        says they do not), leaving out the messages before it; None when leaving out every
+        earlier turn is not enough."""
+        start = await self.first_to_keep(conversation, check)
+        if start <= conversation.context_from:
             return None
-        return (
-            f"That would not fit the model's context: {check.total:,} of {check.n_ctx:,} tokens, room for the"
-            " reply included. /ctx with more, or Ctrl+N for a new chat; nothing was sent."
-        )
+        trimmed = await self._check(replace(conversation, context_from=start), text)
+        return start if trimmed is not None and not trimmed.overflows else None
 
     async def _check(self, conversation: Conversation, text: str) -> ContextCheck | None:
         current = await self.usage(conversation)
@@ -130,3 +150,11 @@ class ContextMeter:
         while start < len(messages) and messages[start].role != "user":
             start += 1
         return start
+
+
+def resend_refusal(check: ContextCheck) -> str:
+    """Why an edit or a reply written again was not sent: `check` overflows, with nothing to leave out."""
+    return (
+        f"That would not fit the model's context: {check.total:,} of {check.n_ctx:,} tokens, room for the"
+        " reply included. /ctx with more, or Ctrl+N for a new chat; nothing was sent."
+    )

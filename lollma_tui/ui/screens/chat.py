@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, cast
 
 from textual import events, on, work
@@ -386,16 +386,19 @@ class ChatScreen(Screen[None]):
         elif self.is_generating or not self.commands.stop_pull():
             await self.replies.stop()
 
-    async def _resend_edited(self, original: Message, text: str) -> None:
+    async def _resend_edited(self, original: Message, text: str, checked: bool = False) -> None:
+        def back() -> None:
+            self.prompt.put_back(text)
+            self.editing = original  # still the edit it was
+
         messages = self.conversation.messages
         index = next((i for i, m in enumerate(messages) if m.id == original.id), None)
         if index is None:
             await self.send(text, context_checked=True)
             return
-        if (why := await self.context.refusal(self.conversation, index, text)) is not None:
-            self.prompt.put_back(text)
-            self.editing = original  # still the edit it was
-            return await self.notice(why, "warning")
+        go = partial(self._resend_edited, original, text, True)
+        if not checked and await self.dialogs.resend_overflows(index, text, "The edited message", go, back):
+            return
         # The old version and everything after it stay in the store on their branch.
         replacement = await self.history.branch_from(original, text)
         del messages[index:]
@@ -404,7 +407,7 @@ class ChatScreen(Screen[None]):
         await self.chat_log.add_user(replacement)
         await self.start_reply()
 
-    async def action_regenerate(self) -> None:
+    async def action_regenerate(self, checked: bool = False) -> None:
         if self.is_generating:
             self.notify("Wait for the reply to finish, or press Esc first.", severity="warning")
             return
@@ -413,8 +416,13 @@ class ChatScreen(Screen[None]):
         # otherwise the store keeps the old reply as a sibling branch.
         old = messages[-1] if messages and messages[-1].role == "assistant" else None
         upto = len(messages) - (old is not None)
-        if (why := await self.context.refusal(self.conversation, upto)) is not None and upto:
-            return await self.notice(why, "warning")  # a new version would be only the error
+        # Sent as it is, a new version would be only the backend's error.
+        if upto and not checked:
+            go, asked = partial(self.action_regenerate, True), messages[upto - 1].content
+            if await self.dialogs.resend_overflows(
+                upto - 1, asked, "Writing the reply again", go, lambda: None
+            ):
+                return
         if self.conversation.drop_last_reply() is None:
             self.notify("Nothing to regenerate yet.")
             return

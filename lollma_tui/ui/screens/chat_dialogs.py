@@ -7,6 +7,8 @@ the screen's own methods.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +20,7 @@ from lollma_tui.core.settings import BackendKind
 if TYPE_CHECKING:
     from lollma_tui.core.chat.context_budget import ContextCheck
     from lollma_tui.core.chat.conversation import Conversation
+    from lollma_tui.ui.controllers.context_meter import Resend
     from lollma_tui.ui.screens.chat import ChatScreen
     from lollma_tui.ui.screens.conversations import ConversationsResult
     from lollma_tui.ui.screens.search import SearchJump
@@ -140,11 +143,10 @@ class ChatDialogs:
         from lollma_tui.ui.screens.context_overflow import ContextOverflowScreen, OverflowChoice
 
         screen = self._screen
-        start = await screen.context.first_to_keep(screen.conversation, check)
-        # Nothing earlier left to leave out: the message and the room for its reply are too much.
-        can_truncate = start > screen.conversation.context_from
+        # None: the message and the room for its reply are too much, whatever is left out.
+        start = await screen.context.fitting_start(screen.conversation, text, check)
         choice = await screen.app.push_screen_wait(
-            ContextOverflowScreen(check.used, check.n_ctx, check.total, can_truncate=can_truncate)
+            ContextOverflowScreen(check.used, check.n_ctx, check.total, can_truncate=start is not None)
         )
         if choice is OverflowChoice.CANCEL:
             screen.prompt.put_back(text)
@@ -154,13 +156,60 @@ class ChatDialogs:
                 screen.prompt.put_back(text)
                 return
             await screen.new_conversation()
-        elif choice is OverflowChoice.TRUNCATE:
-            screen.conversation.context_from = start
-            await screen.notice(
-                f"Left out of what the model sees from now on: the oldest {counted(start, 'message')} "
-                "(still in the conversation)."
-            )
+        elif choice is OverflowChoice.TRUNCATE and start is not None:
+            await self._leave_out(start)
         await screen.send(text, context_checked=True)
+
+    async def _leave_out(self, start: int) -> None:
+        self._screen.conversation.context_from = start
+        await self._screen.notice(
+            f"Left out of what the model sees from now on: the oldest {counted(start, 'message')} "
+            "(still in the conversation)."
+        )
+
+    async def resend_overflows(
+        self, upto: int, text: str, subject: str, go: Callable[[], Awaitable[None]], back: Callable[[], None]
+    ) -> bool:
+        """Whether sending the first `upto` messages and then `text` again (an edit of message
+        `upto`, or the question a reply answers, as `subject` names it) overflows the context.
+        If so, ask whether to leave the oldest turns out, then `go` (or `back`).
+
+        Only refused, Ctrl+R and /edit could not be used at all in a long chat after a restart
+        (the turns left out before are sent again) or after a smaller /ctx."""
+        screen = self._screen
+        resend = await screen.context.resend_check(screen.conversation, upto, text, subject)
+        if resend is None:
+            return False
+        screen.run_worker(
+            self._ask_about_resend(resend, go, back),
+            group="context-overflow",
+            exclusive=True,
+            exit_on_error=False,
+        )
+        return True
+
+    async def _ask_about_resend(
+        self, resend: Resend, go: Callable[[], Awaitable[None]], back: Callable[[], None]
+    ) -> None:
+        from lollma_tui.ui.controllers.context_meter import resend_refusal
+        from lollma_tui.ui.screens.context_overflow import ContextOverflowScreen, OverflowChoice
+
+        screen = self._screen
+        check = resend.check
+        head = replace(screen.conversation, messages=screen.conversation.messages[: resend.upto])
+        if (start := await screen.context.fitting_start(head, resend.text, check)) is None:
+            back()
+            await screen.notice(resend_refusal(check), "warning")
+            return
+        choice = await screen.app.push_screen_wait(
+            ContextOverflowScreen(check.used, check.n_ctx, check.total, resend=resend.subject)
+        )
+        if choice is OverflowChoice.TRUNCATE:
+            await self._leave_out(start)
+        elif choice is not OverflowChoice.SEND_ANYWAY:
+            back()
+            return
+        await go()
 
     # -- benchmarks and quantizing ------------------------------------------------------------------
 

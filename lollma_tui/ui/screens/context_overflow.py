@@ -40,11 +40,11 @@ _CHOICES: tuple[tuple[OverflowChoice, str, str, str], ...] = (
 )
 
 
-def overflow_text(used_tokens: int, n_ctx: int, total_tokens: int) -> str:
+def overflow_text(used_tokens: int, n_ctx: int, total_tokens: int, subject: str = "The next message") -> str:
     """`total_tokens`: the conversation so far, the next message and the room kept for its reply."""
     over = total_tokens - n_ctx
     return (
-        f"The next message would overflow the model's context ({total_tokens:,} of {n_ctx:,} tokens"
+        f"{subject} would overflow the model's context ({total_tokens:,} of {n_ctx:,} tokens"
         + (f", {over:,} too many" if over > 0 else "")
         + f"). The conversation so far takes {used_tokens:,}."
     )
@@ -70,6 +70,7 @@ class ContextOverflowScreen(ModalScreen[OverflowChoice]):
         total_tokens: int,
         *,
         can_truncate: bool = True,
+        resend: str = "",
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -80,12 +81,19 @@ class ContextOverflowScreen(ModalScreen[OverflowChoice]):
         self.total_tokens = total_tokens
         self.can_truncate = can_truncate
         """False when every earlier turn is already left out (or there is none)."""
+        self.resend = resend
+        """What is sent again (an edited message, a reply written again) instead of a new message:
+        a new conversation is no answer then, the turn is in this one."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="overflow-dialog", classes="history-dialog") as dialog:
             dialog.border_title = "Context full"
             yield Static(
-                Content(overflow_text(self.used_tokens, self.n_ctx, self.total_tokens)),
+                Content(
+                    overflow_text(
+                        self.used_tokens, self.n_ctx, self.total_tokens, self.resend or "The next message"
+                    )
+                ),
                 id="overflow-question",
             )
             yield OptionList(
@@ -112,11 +120,15 @@ class ContextOverflowScreen(ModalScreen[OverflowChoice]):
         choices.focus()
 
     def _offered(self, choice: OverflowChoice) -> bool:
+        if choice is OverflowChoice.NEW_CONVERSATION:
+            return not self.resend
         return self.can_truncate or choice is not OverflowChoice.TRUNCATE
 
     def _detail(self, choice: OverflowChoice, detail: str) -> str:
         if self._offered(choice):
             return detail
+        if choice is OverflowChoice.NEW_CONVERSATION:
+            return "not for a turn of this one: Ctrl+N starts one"
         return "nothing earlier to leave out: the message and the room for its reply alone do not fit"
 
     def action_choose(self, value: str) -> None:
@@ -126,5 +138,5 @@ class ContextOverflowScreen(ModalScreen[OverflowChoice]):
     @on(OptionList.OptionSelected, "#overflow-choices")
     def _picked(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        if event.option.id is not None:
+        if event.option.id is not None and self._offered(OverflowChoice(event.option.id)):
             self.dismiss(OverflowChoice(event.option.id))
