@@ -7,10 +7,8 @@ matrix, a source that is already quantized (unless re-quantizing is allowed), to
 progress (elapsed time, bytes written, tensors done), and can be cancelled.
 
 The output goes next to the source as ``<base>-<TYPE>.gguf`` (``tiny-llama-f16.gguf`` →
-``tiny-llama-Q4_K_M.gguf``), which the catalog groups with the source at once: the metadata
-(name, architecture, parameter count) is copied, and the name minus its quant word is the same.
-Until it is complete the file is written under a hidden temporary name in the same folder and
-renamed at the end, so a failed, cancelled or killed run leaves no partial model behind.
+``tiny-llama-Q4_K_M.gguf``), which the catalog groups with the source: the metadata is copied.
+Written under a hidden name, renamed when complete: a failed or killed run leaves no partial file.
 """
 
 from __future__ import annotations
@@ -280,7 +278,9 @@ def plan_quantization(
         except OSError as error:
             raise QuantizeRefused(f"cannot create {folder}: {error.strerror or error}") from None
     if not paths.is_dir(folder):
-        raise QuantizeRefused(f"output folder not found: {folder}")
+        raise QuantizeRefused(
+            f"{'not a folder' if os.path.exists(folder) else 'output folder not found'}: {folder}"
+        )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise QuantizeRefused(f"cannot write to {folder}")
     output = output_path(source_path, name, folder, header.name or "")

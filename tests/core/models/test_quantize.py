@@ -150,6 +150,11 @@ def test_bad_sources_and_existing_outputs_are_refused(source_copy: Path, tmp_pat
     (source_copy.parent / "tiny-llama-Q8_0.gguf").write_bytes(b"someone else's file")
     with pytest.raises(QuantizeRefused, match="already exists"):
         plan_quantization(source_copy, "Q8_0")
+    # --output-dir naming a file said "output folder not found", though it was there.
+    with pytest.raises(QuantizeRefused, match=r"^not a folder: .*garbage\.gguf"):
+        plan_quantization(source_copy, "Q4_0", output_dir=garbage)
+    with pytest.raises(QuantizeRefused, match=r"^output folder not found: .*nowhere"):
+        plan_quantization(source_copy, "Q4_0", output_dir=tmp_path / "nowhere")
 
 
 def test_an_output_already_there_in_other_letter_case_is_refused(source_copy: Path) -> None:
