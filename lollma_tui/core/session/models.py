@@ -82,7 +82,7 @@ def openai_catalog(models: Iterable[ServedModel]) -> Catalog:
             parameter_label="",
             variants=(
                 ModelVariant(
-                    quant=model.quantization or quant_in_names(model.id) or "?",
+                    quant=model.quantization or quant_in_names(model.id) or "not reported",
                     size_bytes=0,
                     tags=(model.id,),
                 ),

@@ -72,10 +72,13 @@ def _group_label(group: ModelGroup) -> str:
 
 
 def _loose_variant(ref: str, backend: BackendKind) -> ModelVariant:
+    from lollma_tui.core.backends.openai_request import quant_in_names
+
+    quant = quant_in_names(Path(ref).name if backend == BackendKind.LLAMA_CPP else ref) or "unknown"
     if backend != BackendKind.LLAMA_CPP:
         # An Ollama tag or a server's model id: a name, not a path.
-        return ModelVariant(quant="?", size_bytes=0, tags=(ref,))
-    return ModelVariant(quant="?", size_bytes=0, paths=(Path(ref),))
+        return ModelVariant(quant=quant, size_bytes=0, tags=(ref,))
+    return ModelVariant(quant=quant, size_bytes=0, paths=(Path(ref),))
 
 
 def n_layers_of(variant: ModelVariant | None) -> int | None:

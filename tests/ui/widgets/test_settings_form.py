@@ -161,6 +161,19 @@ def test_menu_lists_groups_and_their_quants(llama_catalog: Catalog, f16_path: st
     assert not menu.same_model(f16_path, wide)
 
 
+def test_a_quant_nobody_reported_is_said_in_words() -> None:
+    # The drawer's Quant row read "?" for a server's model and for a file not scanned yet.
+    from lollma_tui.core.backends.openai_extras import ServedModel
+    from lollma_tui.core.session.models import openai_catalog
+
+    served = openai_catalog([ServedModel("smol"), ServedModel("qwen2.5-7b-instruct-q4_k_m")])
+    menu = ModelMenu.build(served, BackendKind.OPENAI)
+    assert menu.options("smol")[1][0] == [("not reported", 0)]
+    assert menu.options("qwen2.5-7b-instruct-q4_k_m")[1][0] == [("Q4_K_M", 0)]
+    loose = ModelMenu.build(Catalog(), BackendKind.LLAMA_CPP, ("/models/x.gguf",))
+    assert loose.options("/models/x.gguf")[1][0] == [("unknown", 0)]
+
+
 def test_one_file_name_in_two_folders_is_told_apart_by_its_folder(
     drawer_models: Path, tmp_path: Path
 ) -> None:
@@ -203,7 +216,7 @@ def test_a_model_the_scan_did_not_find_stays_selectable(llama_catalog: Catalog) 
     menu = ModelMenu.build(llama_catalog, BackendKind.LLAMA_CPP, ("/elsewhere/mystery-Q5_K_M.gguf",))
     (models, model), (quants, quant) = menu.options("/elsewhere/mystery-Q5_K_M.gguf")
     assert models[-1] == ("mystery-Q5_K_M.gguf (not scanned)", 2) and model == 2
-    assert quants == [("?", 0)] and quant == 0
+    assert quants == [("Q5_K_M", 0)] and quant == 0  # as its name spells it
 
     empty = ModelMenu.build(Catalog(), BackendKind.OLLAMA)
     assert empty.options("") == (([("no models found", NO_MODEL)], NO_MODEL), ([("—", NO_MODEL)], NO_MODEL))
