@@ -247,5 +247,6 @@ class ChatDialogs:
         if not created:
             return
         names = ", ".join(path.name for path in created)
-        await self._screen.notice(f"Created {names}; pick it in the drawer (F2) or with /quant.")
+        which = "it" if len(created) == 1 else "one"
+        await self._screen.notice(f"Created {names}; pick {which} in the drawer (F2) or with /quant.")
         self._screen.catalog.scan()
