@@ -13,6 +13,7 @@ import itertools
 import os
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,11 @@ class LlamaCppBackend:
             worker.kill_now()  # cancelled (a restart dropped): not ours to stop yet, so stop it here
             raise
         notes, self._pending_notes = self._pending_notes, ()
+        if worker.log_problem:
+            notes = (
+                *notes,
+                f"The llama.cpp worker {worker.log_problem}: it runs without, so a crash is not explained.",
+            )
         try:
             loaded = await self._load_in(worker, settings, use_repack, notes)
         except _RepackCrash:
@@ -370,6 +376,7 @@ class LlamaCppBackend:
         self._set_status(BackendState.GENERATING, f"{loaded.name} generating")
         started = time.perf_counter()
         first_at: float | None = None
+        made = _Made()
         finished = False
         try:
             await worker.send(
@@ -388,7 +395,7 @@ class LlamaCppBackend:
                     if self._cancelling:
                         finished = True
                         self._schedule_restart()
-                        yield ReplyDone("cancelled", _stats(loaded, started, first_at, None))
+                        yield ReplyDone("cancelled", _stats(loaded, started, first_at, None, made))
                         return
                     self._loaded = None
                     message = await self._crashed_while_generating(exited, loaded)
@@ -402,6 +409,7 @@ class LlamaCppBackend:
                         first_at = time.perf_counter()
                     at = event.get("t")
                     made_at = at if isinstance(at, float) else None
+                    made.saw(event.get("n"), made_at)
                     if event.get("thinking"):
                         yield ThinkingDelta(str(event["thinking"]), event.get("n"), made_at)
                     if event.get("text"):
@@ -510,8 +518,35 @@ class LlamaCppBackend:
         self._restart = asyncio.create_task(restart(), name="llama-worker-restart")
 
 
+@dataclass
+class _Made:
+    """Tokens the worker said it made, and when: the figures of a reply whose worker was killed
+    to stop it (they said "0 tokens" under its text)."""
+
+    first: tuple[int, float] | None = None
+    last: tuple[int, float] | None = None
+    tokens: int = 0
+
+    def saw(self, count: object, at: float | None) -> None:
+        if not isinstance(count, int):
+            return
+        self.tokens = max(self.tokens, count)
+        if at is not None:
+            self.first = self.first or (count, at)
+            self.last = (count, at)
+
+    def rate(self) -> float | None:
+        if self.first is None or self.last is None or self.last[1] <= self.first[1]:
+            return None
+        return (self.last[0] - self.first[0]) / (self.last[1] - self.first[1])
+
+
 def _stats(
-    loaded: LoadedModel, started: float, first_at: float | None, figures: proto.WorkerReplyFigures | None
+    loaded: LoadedModel,
+    started: float,
+    first_at: float | None,
+    figures: proto.WorkerReplyFigures | None,
+    made: _Made | None = None,
 ) -> ReplyStats:
     now = time.perf_counter()
     return ReplyStats(
@@ -520,8 +555,8 @@ def _stats(
         prompt_tokens=figures.prompt_tokens if figures else None,
         prompt_tokens_evaluated=figures.prompt_tokens_evaluated if figures else None,
         prompt_tps=figures.prompt_tps if figures else None,
-        gen_tokens=figures.gen_tokens if figures else 0,
-        gen_tps=figures.gen_tps if figures else None,
+        gen_tokens=figures.gen_tokens if figures else made.tokens if made else 0,
+        gen_tps=figures.gen_tps if figures else made.rate() if made else None,
         total_s=now - started,
     )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import faulthandler
+import io
 import os
 import queue
 import signal
@@ -94,12 +95,31 @@ def open_channel() -> Channel:
     protocol_fd = os.dup(1)
     # fd 2 is the log the app opened for us; fd 1 joins it.
     os.dup2(2, 1)
-    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stdout = _LogStream(1)
+    sys.stderr = _LogStream(2)
     # A crash inside llama.cpp then leaves the Python stack that led to it in the log.
     faulthandler.enable(file=sys.stderr)
     _die_with_parent()
     return Channel(os.fdopen(protocol_fd, "wb", buffering=0))
+
+
+class _LogStream(io.TextIOWrapper):
+    """Text to the log that a full disk cannot fail: llama-cpp-python prints while it loads,
+    and an ENOSPC there ended the load (the log only explains failures)."""
+
+    def __init__(self, fd: int) -> None:
+        raw = io.FileIO(fd, "w", closefd=False)
+        super().__init__(raw, encoding="utf-8", errors="replace", line_buffering=True, write_through=True)
+
+    def write(self, text: str) -> int:
+        try:
+            return super().write(text)
+        except OSError:
+            return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError):
+            super().flush()
 
 
 def _die_with_parent() -> None:

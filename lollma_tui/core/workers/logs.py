@@ -25,15 +25,29 @@ _GENERIC_ENDINGS = ("failed to load model",)
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)')
 
 
-def open_log(log_path: Path, title: str) -> int:
-    """An fd on the log, created 0600, rotated when large, headed with `title`; caller closes."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):
-        if log_path.stat().st_size > ROTATE_BYTES:
-            log_path.replace(log_path.with_name(log_path.name + ".1"))
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-    os.write(fd, f"\n=== {title} {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
-    return fd
+def open_log(log_path: Path, title: str) -> tuple[int, str]:
+    """An fd on the log, created 0600, rotated when large, headed with `title`; caller closes.
+
+    The log only explains failures: one that cannot be opened (a state folder left to root by
+    a `sudo lollma-tui`) or written (a full disk) must not stop the worker. Then the fd is on
+    /dev/null or the full file, and the second value says why, else it is ""."""
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            if log_path.stat().st_size > ROTATE_BYTES:
+                log_path.replace(log_path.with_name(log_path.name + ".1"))
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    except OSError as error:
+        return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC), _cannot_write(log_path, error)
+    try:
+        os.write(fd, f"\n=== {title} {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
+    except OSError as error:
+        return fd, _cannot_write(log_path, error)
+    return fd, ""
+
+
+def _cannot_write(log_path: Path, error: OSError) -> str:
+    return f"cannot write its log {log_path}: {error.strerror or error}"
 
 
 def log_size(log_path: Path) -> int:

@@ -88,6 +88,8 @@ class WorkerProcess:
         self.log_path = log_path
         self.log_offset = log_offset
         self.hello: dict[str, Any] = {}
+        self.log_problem = ""
+        """Why its log is not written ("" when it is): it runs without one."""
         self._events: asyncio.Queue[dict[str, Any] | _Exit] = asyncio.Queue()
         self._problem = ""
         self._reader = asyncio.create_task(self._read(), name=f"{name}-reader")
@@ -108,12 +110,8 @@ class WorkerProcess:
         Raises WorkerExited when it dies or stays silent before saying hello.
         """
         offset = await asyncio.to_thread(log_size, log_path)
-        try:
-            fd = await asyncio.to_thread(open_log, log_path, f"{name} started")
-        except OSError as error:
-            # A state folder left to root by a `sudo lollma-tui`, or a file where it should be.
-            why = error.strerror or str(error)
-            raise WorkerExited(name, None, f"cannot write its log {log_path}: {why}", "") from error
+        fd, log_problem = await asyncio.to_thread(open_log, log_path, f"{name} started")
+        in_folder = await asyncio.to_thread(os.path.isdir, log_path.parent)
         child_env = {**os.environ, **(env or {}), PARENT_PID_ENV: str(os.getpid())}
         try:
             process = await asyncio.create_subprocess_exec(
@@ -125,7 +123,7 @@ class WorkerProcess:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=fd,
-                cwd=log_path.parent,
+                cwd=log_path.parent if in_folder else None,
                 env=child_env,
                 # Its own session: Ctrl+C in the terminal reaches the app, which stops it cleanly.
                 start_new_session=True,
@@ -136,6 +134,7 @@ class WorkerProcess:
         finally:
             os.close(fd)
         worker = cls(process, name=name, log_path=log_path, log_offset=offset)
+        worker.log_problem = log_problem
         try:
             event = await worker.next_event(timeout_s=hello_timeout_s)
         except WorkerExited:
