@@ -124,6 +124,8 @@ class ReplyStreamer:
                 turn.show_waiting("waiting for the model to load… Esc cancels")
             if await self._model_or_stop(models):
                 turn.set_heading(models.reply_heading())
+                # A long prompt, or a server that loads the model first: no sign of life otherwise.
+                turn.show_waiting("reading the prompt… Esc stops")
                 self._rate.begin()
                 self._in_engine = True
                 async for event in models.session.stream_chat(history, sampling):

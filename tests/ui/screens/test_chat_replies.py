@@ -136,6 +136,21 @@ async def test_escape_while_the_model_loads_drops_the_wait_and_the_chat_goes_on(
     assert saved_user_messages() == ["hello", "again"]
 
 
+async def test_a_reply_says_it_is_under_way_before_its_first_word(ollama_server: OllamaTestServer) -> None:
+    # Until the first token (a long prompt, a server loading the model) the turn was a heading
+    # over nothing: with the side panel hidden, no sign that anything was happening.
+    async with ready_app(ollama_server) as (app, pilot):
+        main = app.chat_screen
+        ollama_server.delay_first_token(2.0)
+        await pilot.press(*"hello", "enter")
+        await wait_until(pilot, lambda: len(main.chat_log.reply_turns()) == 1)
+        turn = main.chat_log.reply_turns()[0]
+        await wait_until(pilot, lambda: "reading the prompt… Esc stops" in str(turn.footer.render()))
+        assert turn.message.content == ""
+        await wait_until(pilot, lambda: not main.is_generating, within=10)
+        assert turn.message.content == "Fine." and "reading the prompt" not in str(turn.footer.render())
+
+
 async def test_escape_before_the_request_reaches_the_model_stops_the_reply(
     ollama_server: OllamaTestServer,
 ) -> None:
