@@ -13,9 +13,7 @@ import itertools
 import os
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from lollma_tui.core import paths
 from lollma_tui.core.backends import llamacpp_protocol as proto, repack
@@ -31,7 +29,6 @@ from lollma_tui.core.backends.base import (
     ModelLoadError,
     NoModelError,
     ReplyDone,
-    ReplyStats,
     StatusListener,
     TextDelta,
     ThinkingDelta,
@@ -94,6 +91,7 @@ class LlamaCppBackend:
         self._repack_key: repack.RepackKey | None = None
         self._pending_notes: tuple[str, ...] = ()
         """Said with the next successful load (a fallback decided after a crash mid-reply)."""
+        self._ended: asyncio.Task[None] | None = None
         self._status = BackendStatus(BackendState.UNLOADED, "No model loaded")
         self._lock = asyncio.Lock()
         self._ids = itertools.count(1)
@@ -268,10 +266,31 @@ class LlamaCppBackend:
                 self._set_status(BackendState.FAILED, message)
                 raise ModelLoadError(message)
             if event.get("ev") == proto.EV_LOADED:
-                self._loaded = _loaded_from_wire(settings, event["model"], notes)
+                self._loaded = proto.loaded_from_wire(settings, event["model"], notes)
                 self._set_status(BackendState.READY, f"{self._loaded.name} ready")
+                worker.on_exit = lambda: self._ended_idle(worker)
                 self._prepare_spare()
                 return self._loaded
+
+    def _ended_idle(self, worker: WorkerProcess) -> None:
+        # Killed between replies (the OOM killer, a `kill`): the card said "ready" until the next
+        # message. A reply, a load or a stop in progress reads the exit itself.
+        busy = self._active is not None or self._lock.locked() or self._closing
+        if self._worker is worker and self._loaded is not None and not busy:
+            self._worker = self._loaded = None
+            self._ended = asyncio.create_task(self._say_ended(worker), name="llama-worker-ended")
+
+    async def _say_ended(self, worker: WorkerProcess) -> None:
+        try:
+            await worker.next_event()
+        except WorkerExited as exited:
+            how = exited.problem or describe_exit(exited.returncode)
+            detail = f" llama.cpp's log: {exited.detail}." if exited.detail else ""
+            if self._worker is None and self._status.state is BackendState.READY:
+                message = (
+                    f"The llama.cpp worker {how} while idle.{detail} Your next message restarts the model."
+                )
+                self._set_status(BackendState.FAILED, message)
 
     async def _stop_worker(self) -> None:
         worker, self._worker = self._worker, None
@@ -367,7 +386,7 @@ class LlamaCppBackend:
         if self._cancel_before_start:
             # Stopped while the worker restarted: the reply ends before it began.
             self._cancel_before_start = False
-            yield ReplyDone("cancelled", _stats(loaded, asked, None, None))
+            yield ReplyDone("cancelled", proto.reply_stats(loaded, asked, None, None))
             return
         request_id = next(self._ids)
         self._active = request_id
@@ -376,7 +395,7 @@ class LlamaCppBackend:
         self._set_status(BackendState.GENERATING, f"{loaded.name} generating")
         started = time.perf_counter()
         first_at: float | None = None
-        made = _Made()
+        made = proto.TokensMade()
         finished = False
         try:
             await worker.send(
@@ -395,7 +414,7 @@ class LlamaCppBackend:
                     if self._cancelling:
                         finished = True
                         self._schedule_restart()
-                        yield ReplyDone("cancelled", _stats(loaded, started, first_at, None, made))
+                        yield ReplyDone("cancelled", proto.reply_stats(loaded, started, first_at, None, made))
                         return
                     self._loaded = None
                     message = await self._crashed_while_generating(exited, loaded)
@@ -419,7 +438,7 @@ class LlamaCppBackend:
                     figures = proto.WorkerReplyFigures.from_wire(event["figures"])
                     reason = figures.finish_reason
                     finish = reason if reason in ("stop", "length", "cancelled") else "stop"
-                    yield ReplyDone(finish, _stats(loaded, started, first_at, figures))  # type: ignore[arg-type]
+                    yield ReplyDone(finish, proto.reply_stats(loaded, started, first_at, figures))  # type: ignore[arg-type]
                     return
                 elif kind == proto.EV_ERROR:
                     finished = True
@@ -516,73 +535,6 @@ class LlamaCppBackend:
                 return await self._load_locked(wanted, restarting=True)
 
         self._restart = asyncio.create_task(restart(), name="llama-worker-restart")
-
-
-@dataclass
-class _Made:
-    """Tokens the worker said it made, and when: the figures of a reply whose worker was killed
-    to stop it (they said "0 tokens" under its text)."""
-
-    first: tuple[int, float] | None = None
-    last: tuple[int, float] | None = None
-    tokens: int = 0
-
-    def saw(self, count: object, at: float | None) -> None:
-        if not isinstance(count, int):
-            return
-        self.tokens = max(self.tokens, count)
-        if at is not None:
-            self.first = self.first or (count, at)
-            self.last = (count, at)
-
-    def rate(self) -> float | None:
-        if self.first is None or self.last is None or self.last[1] <= self.first[1]:
-            return None
-        return (self.last[0] - self.first[0]) / (self.last[1] - self.first[1])
-
-
-def _stats(
-    loaded: LoadedModel,
-    started: float,
-    first_at: float | None,
-    figures: proto.WorkerReplyFigures | None,
-    made: _Made | None = None,
-) -> ReplyStats:
-    now = time.perf_counter()
-    return ReplyStats(
-        setup=loaded.setup(),
-        ttft_s=(first_at - started) if first_at is not None else None,
-        prompt_tokens=figures.prompt_tokens if figures else None,
-        prompt_tokens_evaluated=figures.prompt_tokens_evaluated if figures else None,
-        prompt_tps=figures.prompt_tps if figures else None,
-        gen_tokens=figures.gen_tokens if figures else made.tokens if made else 0,
-        gen_tps=figures.gen_tps if figures else made.rate() if made else None,
-        total_s=now - started,
-    )
-
-
-def _loaded_from_wire(settings: LoadSettings, model: dict[str, Any], notes: tuple[str, ...]) -> LoadedModel:
-    return LoadedModel(
-        settings=settings,
-        name=str(model["name"]),
-        architecture=str(model["architecture"]),
-        quant=str(model["quant"]),
-        n_layers=model.get("n_layers"),
-        n_ctx=int(model["n_ctx"]),
-        n_ctx_train=model.get("n_ctx_train"),
-        n_gpu_layers=int(model["n_gpu_layers"]),
-        gpu_offload_supported=bool(model["gpu_offload_supported"]),
-        chat_format=str(model["chat_format"]),
-        chat_format_source=model["chat_format_source"],
-        size_bytes=model.get("size_bytes"),
-        n_params=model.get("n_params"),
-        load_s=float(model["load_s"]),
-        n_threads=model.get("n_threads"),
-        n_threads_batch=model.get("n_threads_batch"),
-        n_batch=model.get("n_batch"),
-        repack=bool(model.get("repack", True)),
-        notes=(*(model.get("notes") or ()), *notes),
-    )
 
 
 def _with_absolute_model(settings: LoadSettings) -> LoadSettings:

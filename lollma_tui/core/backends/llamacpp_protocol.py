@@ -6,10 +6,11 @@ Kept free of llama_cpp so both sides can import it cheaply.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from lollma_tui.core.backends.base import ChatMessage
+from lollma_tui.core.backends.base import ChatMessage, LoadedModel, ReplyStats
 from lollma_tui.core.settings import AUTO, BackendKind, LoadSettings, SamplingSettings
 from lollma_tui.core.workers.wire import EV_ERROR, EV_HELLO, OP_CANCEL, OP_SHUTDOWN, decode, encode
 
@@ -100,3 +101,70 @@ class WorkerReplyFigures:
             gen_tokens=int(wire["gen_tokens"]),
             gen_s=float(wire["gen_s"]),
         )
+
+
+@dataclass
+class TokensMade:
+    """Tokens the worker said it made, and when: the figures of a reply whose worker was killed
+    to stop it (they said "0 tokens" under its text)."""
+
+    first: tuple[int, float] | None = None
+    last: tuple[int, float] | None = None
+    tokens: int = 0
+
+    def saw(self, count: object, at: float | None) -> None:
+        if not isinstance(count, int):
+            return
+        self.tokens = max(self.tokens, count)
+        if at is not None:
+            self.first = self.first or (count, at)
+            self.last = (count, at)
+
+    def rate(self) -> float | None:
+        if self.first is None or self.last is None or self.last[1] <= self.first[1]:
+            return None
+        return (self.last[0] - self.first[0]) / (self.last[1] - self.first[1])
+
+
+def reply_stats(
+    loaded: LoadedModel,
+    started: float,
+    first_at: float | None,
+    figures: WorkerReplyFigures | None,
+    made: TokensMade | None = None,
+) -> ReplyStats:
+    now = time.perf_counter()
+    return ReplyStats(
+        setup=loaded.setup(),
+        ttft_s=(first_at - started) if first_at is not None else None,
+        prompt_tokens=figures.prompt_tokens if figures else None,
+        prompt_tokens_evaluated=figures.prompt_tokens_evaluated if figures else None,
+        prompt_tps=figures.prompt_tps if figures else None,
+        gen_tokens=figures.gen_tokens if figures else made.tokens if made else 0,
+        gen_tps=figures.gen_tps if figures else made.rate() if made else None,
+        total_s=now - started,
+    )
+
+
+def loaded_from_wire(settings: LoadSettings, model: dict[str, Any], notes: tuple[str, ...]) -> LoadedModel:
+    return LoadedModel(
+        settings=settings,
+        name=str(model["name"]),
+        architecture=str(model["architecture"]),
+        quant=str(model["quant"]),
+        n_layers=model.get("n_layers"),
+        n_ctx=int(model["n_ctx"]),
+        n_ctx_train=model.get("n_ctx_train"),
+        n_gpu_layers=int(model["n_gpu_layers"]),
+        gpu_offload_supported=bool(model["gpu_offload_supported"]),
+        chat_format=str(model["chat_format"]),
+        chat_format_source=model["chat_format_source"],
+        size_bytes=model.get("size_bytes"),
+        n_params=model.get("n_params"),
+        load_s=float(model["load_s"]),
+        n_threads=model.get("n_threads"),
+        n_threads_batch=model.get("n_threads_batch"),
+        n_batch=model.get("n_batch"),
+        repack=bool(model.get("repack", True)),
+        notes=(*(model.get("notes") or ()), *notes),
+    )

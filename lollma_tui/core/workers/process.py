@@ -13,7 +13,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,8 @@ class WorkerProcess:
         self.log_path = log_path
         self.log_offset = log_offset
         self.hello: dict[str, Any] = {}
+        self.on_exit: Callable[[], None] | None = None
+        """Called once its process has ended, whoever reads its events (or nobody)."""
         self.log_problem = ""
         """Why its log is not written ("" when it is): it runs without one."""
         self._events: asyncio.Queue[dict[str, Any] | _Exit] = asyncio.Queue()
@@ -174,6 +176,8 @@ class WorkerProcess:
                 self._protocol_error(f"broke the protocol ({error})")
                 break
         self._events.put_nowait(_Exit(await self.process.wait(), self._problem))
+        if self.on_exit is not None:
+            self.on_exit()
 
     def _protocol_error(self, problem: str) -> None:
         # The two sides no longer agree on what was said: nothing it sends can be trusted.

@@ -264,6 +264,31 @@ async def test_a_stop_that_kills_the_worker_keeps_the_figures_of_what_it_wrote(
         await backend.close()
 
 
+async def test_a_worker_killed_between_replies_is_said_at_once(
+    backend: LlamaCppBackend, tiny_gguf: Path
+) -> None:
+    # The OOM killer, or a `kill`, while no reply runs: the status said "ready" until the next
+    # message, which then restarted the model without a word.
+    settings = LoadSettings(model=str(tiny_gguf))
+    await backend.load(settings)
+    (pid,) = backend.process_ids()
+    failed = asyncio.Event()
+    backend.set_status_listener(lambda status: failed.set() if status.state == BackendState.FAILED else None)
+    os.kill(pid, signal.SIGKILL)
+    await asyncio.wait_for(failed.wait(), 10)
+    status = backend.status
+    assert status.state == BackendState.FAILED and status.loaded is None
+    assert status.message.startswith("The llama.cpp worker was killed (out of memory, or by another program)")
+    assert status.message.endswith("while idle. Your next message restarts the model.")
+    _, done = await collect(backend, "the model", GREEDY)
+    assert done.stats.gen_tokens > 0
+    assert backend.status.state == BackendState.READY and backend.status.loaded is not None
+    # A swap ends the old worker on purpose: that is no failure.
+    await backend.load(settings.with_changes(n_ctx=1024))
+    await asyncio.sleep(0.5)
+    assert backend.status.state == BackendState.READY
+
+
 async def test_cancel_during_a_long_prompt_between_batches(slow_gguf: Path, tmp_path: Path) -> None:
     # Short batches, and more grace than the product's second: on a loaded machine one batch of
     # this model can take longer than that, and the stop would be a kill, not what is tested here.
