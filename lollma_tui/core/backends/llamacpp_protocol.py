@@ -134,12 +134,19 @@ def reply_stats(
     made: TokensMade | None = None,
 ) -> ReplyStats:
     now = time.perf_counter()
+    # Stopped while it read the prompt: llama.cpp counts evaluated tokens only at a sync, which
+    # a stop between two batches never reaches, and "817 of 818 cached" was shown and saved.
+    read = (
+        figures
+        if figures is not None and (figures.gen_tokens or figures.finish_reason != "cancelled")
+        else None
+    )
     return ReplyStats(
         setup=loaded.setup(),
         ttft_s=(first_at - started) if first_at is not None else None,
         prompt_tokens=figures.prompt_tokens if figures else None,
-        prompt_tokens_evaluated=figures.prompt_tokens_evaluated if figures else None,
-        prompt_tps=figures.prompt_tps if figures else None,
+        prompt_tokens_evaluated=read.prompt_tokens_evaluated if read else None,
+        prompt_tps=read.prompt_tps if read else None,
         gen_tokens=figures.gen_tokens if figures else made.tokens if made else 0,
         gen_tps=figures.gen_tps if figures else made.rate() if made else None,
         total_s=now - started,

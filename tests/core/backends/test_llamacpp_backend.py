@@ -303,6 +303,10 @@ async def test_cancel_during_a_long_prompt_between_batches(slow_gguf: Path, tmp_
         text, done = await asyncio.wait_for(task, 15)
         assert done.finish_reason == "cancelled" and text == ""
         assert backend.process_ids() == (pid,)
+        # How much of the prompt was read is not known: no part of it is said to be cached.
+        assert done.stats.prompt_tokens is not None and done.stats.prompt_tokens > 1000
+        assert done.stats.prompt_tokens_evaluated is None and not done.stats.prompt_cached
+        assert done.stats.prompt_tps is None
     finally:
         await backend.close()
 
