@@ -253,14 +253,20 @@ async def test_continue_appends_to_a_reply_cut_at_the_limit(tiny_gguf: Path) -> 
         await chat(pilot, app, "tell me about the cache")
         reply = main.conversation.messages[-1]
         assert reply.state == ReplyState.LENGTH
-        before = reply.content
+        before, first = reply.content, reply.stats
+        assert first is not None and first.gen_tokens == 6
         await type_enter(pilot, "/continue")
         await wait_until(pilot, lambda: not main.is_generating and reply.state != ReplyState.STREAMING)
         assert len(main.conversation.messages) == 2  # the same reply grew; no new turn
         assert reply.content.startswith(before) and len(reply.content) > len(before)
+        # The figures are the whole reply's: they were the continuation's alone ("6 tokens").
+        whole = reply.stats
+        assert whole is not None and whole.gen_tokens == 12 and whole.total_s > first.total_s
+        assert (whole.prompt_tokens, whole.ttft_s) == (first.prompt_tokens, first.ttft_s)
+        assert whole.gen_tps is not None and whole.gen_tps > 0
         conversation_id = main.conversation.id
     (saved_reply,) = [m for m in stored_thread(conversation_id) if m.role == "assistant"]
-    assert saved_reply.content == reply.content
+    assert saved_reply.content == reply.content and saved_reply.stats == whole
 
 
 async def test_continue_on_a_reply_that_filled_the_context_says_so_and_keeps_it(tiny_gguf: Path) -> None:

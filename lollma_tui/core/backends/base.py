@@ -7,7 +7,7 @@ and reports its state. The UI only sees these types; it never talks to llama.cpp
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal, Protocol, runtime_checkable
 
@@ -94,6 +94,26 @@ class ReplyStats:
         if self.prompt_tokens is None or self.prompt_tokens_evaluated is None:
             return False
         return self.prompt_tokens_evaluated < self.prompt_tokens
+
+    def followed_by(self, more: ReplyStats) -> ReplyStats:
+        """The figures of a reply these are for, continued (/continue) with `more`: the whole
+        reply's tokens, time and pace; its prompt is the first part's. Only `more` when another
+        set-up wrote it, whose figures would not be this one's."""
+        if more.setup != self.setup:
+            return more
+        # Each part's time between its first and last token, as its tokens/s was measured.
+        paced = [
+            (n - 1, (n - 1) / tps)
+            for n, tps in ((self.gen_tokens, self.gen_tps), (more.gen_tokens, more.gen_tps))
+            if tps and n > 1
+        ]
+        steps, span = sum(n for n, _ in paced), sum(s for _, s in paced)
+        return replace(
+            self,
+            gen_tokens=self.gen_tokens + more.gen_tokens,
+            gen_tps=steps / span if span > 0 else None,
+            total_s=self.total_s + more.total_s,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,9 +165,11 @@ class ReplyStreamer:
                             saved.add_thinking(thought)
                             saved.flush_if_due()
                     elif isinstance(event, ReplyDone):
-                        reply.stats = event.stats
+                        # Continued, the reply's figures are those of all of it.
+                        before = reply.stats if continuing else None
+                        reply.stats = event.stats if before is None else before.followed_by(event.stats)
                         reply.state = state_for(event.finish_reason)
-                        screen.show_reply_stats(event.stats)
+                        screen.show_reply_stats(reply.stats)
         except NoModelError:
             # The engine knows only that it has no model; what left it so (a failed load, a
             # server that cannot be reached) is in the status the user was last shown.

@@ -252,3 +252,17 @@ def test_a_row_auto_ran_without_repacking_after_a_crash_is_loaded_again_as_auto(
     repack.RepackMemory().remember_crash(key, "Tiny")
     assert settings_for(setup, current).repack == "auto"
     assert settings_for(setup, current.with_changes(repack="on")).repack == "off"
+
+
+def test_a_continued_reply_counts_as_one_of_its_set_up_and_another_set_up_s_part_stands_alone() -> None:
+    setup = RunSetup(BackendKind.LLAMA_CPP, "m", "Q4_0", n_gpu_layers=0, n_layers=2, n_ctx=512, n_threads=2)
+    first = ReplyStats(setup, 0.5, 100, 100, 200.0, gen_tokens=11, gen_tps=10.0, total_s=1.6)
+    more = ReplyStats(setup, 0.1, 111, 1, None, gen_tokens=21, gen_tps=20.0, total_s=1.2)
+    whole = first.followed_by(more)
+    # 10 steps in 1 s, then 20 in 1 s: 15 tok/s over the reply, not the last part's 20.
+    assert (whole.gen_tokens, whole.gen_tps, whole.total_s) == (32, 15.0, pytest.approx(2.8))
+    assert (whole.ttft_s, whole.prompt_tokens, whole.prompt_tps) == (0.5, 100, 200.0)
+    (summary,) = summarise_replies([whole])
+    assert summary.gen_tokens == 32
+    other = dataclasses.replace(more, setup=dataclasses.replace(setup, n_ctx=1024))
+    assert first.followed_by(other) == other
