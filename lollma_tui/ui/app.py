@@ -160,7 +160,7 @@ class LollmaApp(LiteralApp[None]):
 
         assert isinstance(message, BenchScreen.ApplyBest)
         message.control.dismiss()
-        self.chat_screen.apply_settings(message.load)
+        self.chat_screen.dialogs.apply_bench_best(message.load)
 
     async def on_conversations_screen_deleted(self, message: object) -> None:
         from lollma_tui.ui.screens.conversations import ConversationsScreen

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from chat_app_support import notices
 from gguf_factory import TinyModelSpec, write_tiny_gguf
 from pilot_support import wait_until
 
@@ -84,6 +85,12 @@ async def test_bench_screen_opens_on_the_model_and_apply_best_swaps(model_copy: 
             ),
         )
         assert main.models.session.settings.n_threads == 1
+        # The bench screen is gone at once: the chat says what changed.
+        [said] = [text for text in notices(app) if text.startswith("The bench's best set-up:")]
+        assert said == (
+            "The bench's best set-up: n_ctx: 1024 → 2048; n_threads: auto → 1"
+            " · /keep keeps it for the next start"
+        )
 
 
 async def test_quantize_from_the_drawer_adds_the_variant_to_the_catalog(model_copy: Path) -> None:

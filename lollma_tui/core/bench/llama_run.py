@@ -60,6 +60,7 @@ def fit_params(spec: SweepSpec, n_gpu_layers: int, n_ctx: int) -> FitParams:
         n_ctx=max(1, n_ctx),
         n_batch=min(spec.batch, max(1, n_ctx)),
         n_ubatch=spec.n_ubatch,
+        kv_cache_type=spec.kv_cache_type,
         flash_attn=spec.flash_attn,
     )
 

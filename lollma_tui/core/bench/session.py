@@ -317,6 +317,8 @@ class BenchSession:
                     n_batch=spec.batch,
                     n_ubatch=spec.n_ubatch,
                     flash_attn=spec.flash_attn,
+                    type_k=spec.kv_cache_type,
+                    type_v=spec.kv_cache_type,
                     repack=use_repack,
                     warmup=spec.warmup,
                     seed=spec.seed,
@@ -369,6 +371,7 @@ class BenchSession:
                 n_gpu_layers=ngl,
                 n_threads=config.threads,
                 flash_attn=spec.flash_attn,
+                kv_cache_type=spec.kv_cache_type,
                 repack=config.repack,
             )
             ctx.announce(f"{label} · loading the chat backend")

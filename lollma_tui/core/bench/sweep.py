@@ -62,6 +62,8 @@ class SweepSpec:
     n_batch: int | None = None
     n_ubatch: int = 512
     flash_attn: bool = False
+    kv_cache_type: str = "f16"
+    """llama.cpp's K and V cache type (f16, q8_0, q4_0, f32)."""
     repack: tuple[str, ...] = ("auto",)
     """llama.cpp's repacked weights per configuration: auto, on, off (a list sweeps them)."""
     chat: bool = True

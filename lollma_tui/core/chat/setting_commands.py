@@ -270,6 +270,15 @@ def _diff(old: LoadSettings | SamplingSettings, new: LoadSettings | SamplingSett
     return [f.name for f in fields(old) if getattr(old, f.name) != getattr(new, f.name)]
 
 
+def load_changes(old: LoadSettings, new: LoadSettings) -> str:
+    """What loading `new` instead of `old` changes, as /set says it ("n_threads: auto → 2")."""
+    values = (
+        (name, format_value(name, getattr(old, name)), format_value(name, getattr(new, name)))
+        for name in _diff(old, new)
+    )
+    return "; ".join(f"{name}: {before or 'none'} → {after}" for name, before, after in values) or "no change"
+
+
 def _unchanged(state: CommandState, message: str) -> SettingsChange:
     return SettingsChange(state.load, state.sampling, (), (), message)
 

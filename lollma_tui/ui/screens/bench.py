@@ -323,6 +323,10 @@ class BenchScreen(Screen[None]):
         except SweepInputError as error:
             self._say(str(error), "-error")
             return
+        base = self.base_settings
+        if base is not None:
+            # Measured as the chat runs, so that "Apply best" keeps them (it turned them off).
+            spec = replace(spec, flash_attn=base.flash_attn, kv_cache_type=base.kv_cache_type)
         self._start(spec)
 
     def action_stop(self) -> None:
@@ -391,7 +395,10 @@ class BenchScreen(Screen[None]):
         self.chart.records = ()
         self.query_one("#bench-progress", ProgressBar).update(total=None, progress=0)
         self.query_one("#bench-progress-text", Static).update("finding the model files…")
-        self._say("running", "-busy")
+        kept = ("flash attention on",) * spec.flash_attn + (f"KV cache {spec.kv_cache_type}",) * (
+            spec.kv_cache_type != "f16"
+        )
+        self._say(f"running with the chat's {' and '.join(kept)}" if kept else "running", "-busy")
         self.running = True
         self._sweep(spec)
 

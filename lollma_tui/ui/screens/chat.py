@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from lollma_tui.core.chat.conversation import Conversation, Message
     from lollma_tui.core.hosts import HostEntry
     from lollma_tui.core.session import MemoryBudget
-    from lollma_tui.core.settings import BackendKind, LoadSettings, StartupOptions
+    from lollma_tui.core.settings import BackendKind, StartupOptions
     from lollma_tui.ui.controllers.context_meter import ContextMeter
     from lollma_tui.ui.controllers.hardware_feed import HardwareFeed
     from lollma_tui.ui.controllers.history_recorder import HistoryRecorder
@@ -573,10 +573,6 @@ class ChatScreen(Screen[None]):
 
     async def on_settings_drawer_quantize_requested(self, message: SettingsDrawer.QuantizeRequested) -> None:
         await self.dialogs.quantize(message.model)
-
-    def apply_settings(self, load: LoadSettings) -> None:
-        """Load with `load` (from the bench screen's "apply best")."""
-        self.models.swap_to(load)
 
     async def action_copy_last(self) -> None:
         await self.commands.run("/copy")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from lollma_tui.core import paths
 from lollma_tui.core.formatting import counted
-from lollma_tui.core.settings import BackendKind
+from lollma_tui.core.settings import BackendKind, LoadSettings
 
 if TYPE_CHECKING:
     from lollma_tui.core.chat.context_budget import ContextCheck
@@ -228,6 +228,18 @@ class ChatDialogs:
             log_path=paths.log_dir() / "bench.log",
         )
         screen.app.push_screen(dialog)
+
+    def apply_bench_best(self, load: LoadSettings) -> None:
+        """Load the bench's best set-up, saying what changes: the bench screen closes at once."""
+        from lollma_tui.core.chat.setting_commands import load_changes
+        from lollma_tui.ui.messages import NoticePosted
+
+        screen = self._screen
+        changes = load_changes(screen.models.settings, load)
+        if screen.models.swap_to(load):
+            screen.post_message(
+                NoticePosted(f"The bench's best set-up: {changes} · /keep keeps it for the next start")
+            )
 
     async def quantize(self, model: str | None = None) -> None:
         screen = self._screen

@@ -187,6 +187,32 @@ async def test_apply_best_after_a_chat_only_sweep_takes_the_fastest_chat_row(
         assert message.load.model == message.record.model_filename
 
 
+async def test_a_sweep_runs_with_the_chat_s_flash_attention_and_kv_cache_and_apply_keeps_them(
+    bench_models: Path, tmp_path: Path
+) -> None:
+    # The form has no such fields: the sweep ran with flash attention off and an f16 cache, and
+    # "Apply best" turned the chat's off with no word.
+    app = HostApp()
+    form = SweepForm(gpu_layers="0", threads="1", n_prompt="16", n_gen="8", repetitions="1", chat=False)
+    screen = make_screen(bench_models, tmp_path, form)
+    screen.base_settings = LoadSettings(flash_attn=True, kv_cache_type="q8_0", n_ctx=2048)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.open(screen)
+        await pilot.pause()
+        await pilot.press("r")
+        await pilot.pause()
+        assert screen.status == "running with the chat's flash attention on and KV cache q8_0"
+        await wait_until(pilot, lambda: finished(app) is not None, within=120)
+        run = finished(app).run  # type: ignore[union-attr]
+        assert run.records and all(r.avg_ts > 0 for r in run.records)
+        assert all((r.flash_attn, r.type_k, r.type_v) == (True, "q8_0", "q8_0") for r in run.records)
+        await pilot.press("a")
+        await pilot.pause()
+        [message] = applied(app)
+        load = message.load
+        assert (load.flash_attn, load.kv_cache_type, load.n_ctx) == (True, "q8_0", 2048)
+
+
 @pytest.mark.parametrize("key", ["s", "escape"])
 async def test_stopping_mid_sweep_keeps_and_saves_the_finished_rows(
     bench_models: Path, tmp_path: Path, key: str
