@@ -167,6 +167,10 @@ def _make_engine_class() -> type:
             for token in super().generate(tokens, *args, **kwargs):
                 if self.cancel_event.is_set():
                     return
+                if llama_cpp.llama_vocab_is_eog(self._model.vocab, token):
+                    # The end-of-text token is no part of the reply (nor of llama.cpp's count).
+                    yield token
+                    continue
                 now = time.perf_counter()
                 if self.sampled == 0:
                     self.first_token_at = now

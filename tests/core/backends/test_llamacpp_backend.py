@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 import time
@@ -287,6 +288,27 @@ async def test_a_worker_killed_between_replies_is_said_at_once(
     await backend.load(settings.with_changes(n_ctx=1024))
     await asyncio.sleep(0.5)
     assert backend.status.state == BackendState.READY
+
+
+async def test_a_reply_s_tokens_are_those_llama_cpp_evaluated(smollm2_gguf: Path, tmp_path: Path) -> None:
+    # The end-of-text token was counted: every reply that ended by itself read one token more
+    # than llama.cpp's own count, which its log prints for each reply ("eval time … / N runs").
+    log = tmp_path / "llama.log"
+    backend = LlamaCppBackend(log_path=log)
+    try:
+        await backend.load(LoadSettings(model=str(smollm2_gguf), n_ctx=1024))
+        counted: list[int] = []
+        for question in ("Say hi.", "What is 2+2? Answer in one word."):
+            async for event in backend.stream_chat(
+                [ChatMessage("user", question)], GREEDY.with_changes(max_tokens=96)
+            ):
+                if isinstance(event, ReplyDone):
+                    assert event.finish_reason == "stop"
+                    counted.append(event.stats.gen_tokens)
+    finally:
+        await backend.close()
+    runs = [int(n) for n in re.findall(r"\beval time = .* / +(\d+) runs", log.read_text())]
+    assert counted == runs[-2:] and all(counted)
 
 
 async def test_cancel_during_a_long_prompt_between_batches(slow_gguf: Path, tmp_path: Path) -> None:
