@@ -656,3 +656,24 @@ async def test_an_unknown_theme_in_the_config_file_is_said_in_the_chat_with_the_
         await ready(pilot, flagged)
         assert any("Unknown theme 'typo'" in str(t.message) for t in flagged._notifications)
         assert not [n for n in notices(flagged) if "typo" in n]
+
+
+async def test_the_last_reply_s_figures_leave_the_card_when_another_set_up_is_loaded(tiny_gguf: Path) -> None:
+    # After /model or /ctx the card showed the old set-up's speed under the new one's name
+    # until the next reply: in a change-one-setting loop it read as the new set-up's speed.
+    app = make_app(tiny_gguf)
+    main = app.chat_screen
+    speed = lambda: main.model_card.query_one("#model-speed", Static)  # noqa: E731
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        await chat(pilot, app, "hello")
+        assert main.model_card.last_stats is not None and speed().has_class("-shown")
+        await command(pilot, app, "/model /nowhere/missing.gguf")  # refused: the set-up stays
+        await ready(pilot, app)
+        assert main.model_card.last_stats is not None and speed().has_class("-shown")
+        await command(pilot, app, "/ctx 2048")
+        await wait_until(pilot, lambda: main.models.loaded is not None and main.models.loaded.n_ctx == 2048)
+        await wait_until(pilot, lambda: not speed().has_class("-shown"))
+        assert main.model_card.last_stats is None
+        await chat(pilot, app, "again")
+        assert main.model_card.last_stats is not None and main.model_card.last_stats.setup.n_ctx == 2048

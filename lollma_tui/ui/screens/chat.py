@@ -281,6 +281,7 @@ class ChatScreen(Screen[None]):
         self.drawer.swap_progressed(None)
         for text, kind in self.models.report(result):
             await self.chat_log.add_notice(text, kind)
+        self.model_card.swapped_to(self.models.loaded)
         self.catalog.refresh()
         self.context.refresh(self.conversation)
         self.hosts.follow()

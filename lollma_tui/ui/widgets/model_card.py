@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from textual.app import ComposeResult
@@ -80,6 +81,16 @@ class ModelCard(Vertical):
                 self.set_class(status.state == state, f"-{state.value}")
         set_text(self.query_one("#model-lines", Static), plain("\n".join(lines)))
         set_text(self.query_one("#model-state", Static), plain(state_line))
+
+    def swapped_to(self, loaded: LoadedModel | None) -> None:
+        """A swap ended: the last reply's figures go unless `loaded` is the set-up they measured
+        (another set-up's figures under this card read as its speed)."""
+        stats = self.last_stats
+        if stats is None:
+            return
+        # Ollama's share on the GPU is learnt with the reply, not at the load.
+        if loaded is None or replace(loaded.setup(), gpu_share=None) != replace(stats.setup, gpu_share=None):
+            self.last_stats = None
 
     def watch_last_stats(self, stats: ReplyStats | None) -> None:
         text = ""
