@@ -178,6 +178,9 @@ def _as_text(raw: object, setting: Setting) -> str:
     format_value = setting.format
     if isinstance(raw, str):
         return raw
+    if isinstance(raw, bool) and not isinstance(setting.default(), tuple):
+        # As the file has it: `n_batch = true` was refused as "not 'on'".
+        return "true" if raw else "false"
     if isinstance(raw, bool | int | float):
         try:
             return format_value(raw)

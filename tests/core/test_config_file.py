@@ -79,6 +79,12 @@ def test_a_number_or_on_off_where_text_is_wanted_is_reported_not_a_crash(tmp_pat
     assert config.problems == (f"{path}: settings.stop: takes text or a list of strings in quotes, not 5",)
     config = read_config(write(tmp_path / "other.toml", "[settings]\nstop = true\n"))
     assert config.settings == {} and len(config.problems) == 1
+    # A boolean is quoted as the file has it: "n_batch must be a whole number, not 'on'".
+    path = write(tmp_path / "third.toml", "[settings]\nn_batch = true\nflash_attn = true\nuse_mmap = false\n")
+    config = read_config(path)
+    assert config.settings == {"flash_attn": True, "use_mmap": False}
+    (problem,) = config.problems
+    assert problem.startswith(f"{path}: settings.n_batch: ") and problem.endswith(", not 'true'")
 
 
 def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
