@@ -34,6 +34,7 @@ from lollma_tui.core.backends.base import (
     ThinkingDelta,
 )
 from lollma_tui.core.settings import BackendKind, LoadSettings, SamplingSettings
+from lollma_tui.core.workers.logs import log_size
 from lollma_tui.core.workers.process import WorkerExited, WorkerProcess, describe_exit
 
 __all__ = ["CANCEL_GRACE_S", "LlamaCppBackend", "describe_exit"]
@@ -221,6 +222,9 @@ class LlamaCppBackend:
         self, worker: WorkerProcess, settings: LoadSettings, use_repack: bool, notes: tuple[str, ...]
     ) -> LoadedModel:
         self._worker = worker
+        # A spare waits while other workers write to the same log (a crash, say): what explains
+        # a failure of this load is written from now on.
+        worker.log_offset = await asyncio.to_thread(log_size, worker.log_path)
         name = Path(settings.model).name
         if self._closing:
             # Its process was still starting when close() came: unload() ends it.

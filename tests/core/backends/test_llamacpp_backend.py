@@ -411,6 +411,30 @@ async def test_unload_ends_the_worker_process(backend: LlamaCppBackend, tiny_ggu
         process.status()
 
 
+async def test_a_failed_load_in_the_spare_quotes_its_own_error_not_a_crash_logged_before(
+    tmp_path: Path, tiny_gguf: Path
+) -> None:
+    # The spare worker was started before another worker crashed into the same log: the next
+    # load's failure named that crash ("Fatal Python error: Bus error · in decode"), not why
+    # this file would not load.
+    log = tmp_path / "llama.log"
+    backend = LlamaCppBackend(log_path=log)
+    try:
+        await backend.load(LoadSettings(model=str(tiny_gguf)))
+        await wait_for_spare(backend)
+        with log.open("a") as out:
+            out.write("Fatal Python error: Bus error\n\nCurrent thread 0x01 (most recent call first):\n")
+            out.write('  File "/x/llama_cpp/_internals.py", line 329 in decode\n')
+        broken = tmp_path / "broken-F16.gguf"
+        data = tiny_gguf.read_bytes()
+        broken.write_bytes(data[: len(data) * 2 // 3])
+        with pytest.raises(ModelLoadError) as failed:
+            await backend.load(LoadSettings(model=str(broken)))
+        assert "Fatal Python error" not in str(failed.value), failed.value
+    finally:
+        await backend.close()
+
+
 async def wait_for_spare(backend: LlamaCppBackend) -> int:
     for _ in range(300):
         spare = backend.spare_process_ids()
