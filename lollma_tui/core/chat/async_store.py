@@ -9,6 +9,7 @@ the database: another program holding the file's lock must not stall the reply.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,7 @@ class AsyncStore:
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-store")
         self._store: ChatStore | None = None
+        self._file: tuple[int, int] | None = None
 
     @property
     def store(self) -> ChatStore:
@@ -49,7 +51,16 @@ class AsyncStore:
     async def open(self, path: Path | None = None) -> StoreOpen:
         opened = await self.run(open_store, path)
         self._store = opened.store
+        self._file = await self.run(_file_identity, opened.store.path)
         return opened
+
+    async def file_gone(self) -> bool:
+        """Whether the file opened was deleted (or replaced) since: SQLite goes on writing to the
+        deleted file, and all of it is lost when the app ends."""
+        store = self._store
+        if store is None or self._file is None:
+            return False
+        return await self.run(_file_identity, store.path) != self._file
 
     async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `function` on the store's thread and wait for its result."""
@@ -189,3 +200,13 @@ def _finish(
     if chunk:
         writer.append_delta(chunk)
     writer.finish(state, stats=stats, sampling=sampling, error=error, thinking=thinking)
+
+
+def _file_identity(path: Path | None) -> tuple[int, int] | None:
+    if path is None:
+        return None
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino

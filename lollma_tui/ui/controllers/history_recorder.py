@@ -249,6 +249,8 @@ class HistoryRecorder:
         store = self.store
         if store is None:
             return
+        if await store.file_gone():
+            store = await self._made_again(store)
         if self._unsaved:
             # The message is the thread's last: catching up saves it with the rest.
             await self._caught_up(conversation)
@@ -263,6 +265,22 @@ class HistoryRecorder:
             await store.run(store.store.add_message, conversation.id, message)
         except StoreError as error:
             self.save_failed(error)
+
+    async def _made_again(self, gone: AsyncStore) -> AsyncStore:
+        """The history file was deleted while open (everything written to it since would be
+        lost when the app ends, unsaid): start a new one and save the chat on screen in it whole."""
+        path = gone.store.path
+        await gone.close()
+        opened = await self.open(path)
+        self.saved = False
+        self._unsaved = self._locked_out = False
+        said = (
+            f"The history file {path} was deleted while open: a new one is started, with this "
+            "conversation saved in it whole. Earlier conversations went with the deleted file."
+        )
+        self._owner.post_message(NoticePosted(opened.notice or said, "error" if opened.notice else "warning"))
+        assert self.store is not None
+        return self.store
 
     async def save_system_prompt(self, conversation: Conversation) -> None:
         store = self.store

@@ -151,6 +151,31 @@ async def test_a_reply_says_it_is_under_way_before_its_first_word(ollama_server:
         assert turn.message.content == "Fine." and "reading the prompt" not in str(turn.footer.render())
 
 
+async def test_a_history_file_deleted_while_open_is_made_again_with_the_chat(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # SQLite went on writing to the deleted file: no word, and after quitting `history list`
+    # said "no conversations saved yet".
+    async with ready_app(ollama_server) as (app, pilot):
+        main = app.chat_screen
+        await send(pilot, app, "first")
+        for name in ("history.db", "history.db-wal", "history.db-shm"):
+            (data_dir() / name).unlink(missing_ok=True)
+        await send(pilot, app, "second")
+        said = [text for text in notices(app) if "was deleted while open" in text]
+        assert said and "saved in it whole" in said[0]
+        await send(pilot, app, "third")
+        assert len(main.conversation.messages) == 6
+    assert [(m.role, m.content) for m in saved_thread()] == [
+        ("user", "first"),
+        ("assistant", "Fine."),
+        ("user", "second"),
+        ("assistant", "Fine."),
+        ("user", "third"),
+        ("assistant", "Fine."),
+    ]
+
+
 async def test_escape_before_the_request_reaches_the_model_stops_the_reply(
     ollama_server: OllamaTestServer,
 ) -> None:
