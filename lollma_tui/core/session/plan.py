@@ -48,6 +48,8 @@ class LoadPlan:
     short_of_memory: bool = False
     """Refused because the estimate does not fit the free memory, which an estimate may get
     wrong (/force loads it anyway)."""
+    unreadable: bool = False
+    """Refused because the file is not a GGUF that can be loaded (damaged, cut short, gone)."""
 
     @property
     def go(self) -> bool:
@@ -130,7 +132,9 @@ def plan_load(
             )
         return LoadPlan(requested, requested)
     if isinstance(header, GGUFError):
-        return LoadPlan(requested, requested, refusal=f"{target_label(requested)}: {header.reason}")
+        return LoadPlan(
+            requested, requested, refusal=f"{target_label(requested)}: {header.reason}", unreadable=True
+        )
     if header is None:
         return LoadPlan(requested, requested, notes=("the GGUF header was not read: fit not checked",))
     return _plan_gguf(requested, header, budget, gpu_offload)

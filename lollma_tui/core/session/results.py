@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 
 from lollma_tui.core.backends.base import LoadedModel
 from lollma_tui.core.session.plan import LoadPlan
@@ -101,6 +102,10 @@ def refused(
 ) -> SwapResult:
     """A swap that stopped before touching the model in use: `heading`, why, and what stays."""
     where = f" — still on {previous.name}" if previous is not None else ""
+    if previous is not None and plan.unreadable and same_file(previous.settings.model, target.model):
+        # Damaged or replaced under the model in use: its next reply may crash on it, and the
+        # restart that follows a crash fails the same way.
+        where += ", loaded before its file changed: its replies may fail until a good copy is loaded"
     return SwapResult(
         ok=False,
         requested=target,
@@ -112,3 +117,7 @@ def refused(
         plan=plan,
         timings=timings,
     )
+
+
+def same_file(one: str, other: str) -> bool:
+    return bool(one) and Path(one).expanduser().absolute() == Path(other).expanduser().absolute()

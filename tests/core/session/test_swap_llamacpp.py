@@ -265,6 +265,27 @@ async def test_gpu_layers_asked_of_a_cpu_only_build_reload_nothing(
         assert CPU_ONLY_BUILD_NOTE in result.notes
 
 
+async def test_a_reload_refused_because_the_loaded_file_was_damaged_says_the_model_in_use_may_fail(
+    make_session: MakeSession, llama_only: Factory, tiny_f16: Path, tmp_path: Path
+) -> None:
+    # Cut short under the loaded model, the file was refused for /ctx, "still on tiny-llama",
+    # and nothing said that the model in use was now reading a damaged file.
+    model = Path(shutil.copy(tiny_f16, tmp_path / "tiny-llama-F16.gguf"))
+    session = make_session(llama_only, LoadSettings(model=str(model), n_ctx=512))
+    await session.load()
+    other = Path(shutil.copy(tiny_f16, tmp_path / "other-F16.gguf"))
+    with model.open("r+b") as cut:
+        cut.truncate(model.stat().st_size // 2)
+    result = await session.swap(session.settings.with_changes(n_ctx=1024))
+    assert result.refused and "still on tiny-llama, loaded before its file changed" in result.message
+    # Another file that is damaged says nothing about the model in use.
+    with other.open("r+b") as cut:
+        cut.truncate(other.stat().st_size // 2)
+    result = await session.swap(session.settings.with_changes(model=str(other)))
+    assert result.refused and "still on tiny-llama" in result.message
+    assert "file changed" not in result.message
+
+
 async def test_refused_when_ram_is_short_and_the_old_model_stays(
     make_session: MakeSession, llama_only: Factory, tiny_f16: Path
 ) -> None:
