@@ -395,6 +395,14 @@ class ReplyMarkdown(Widget):
         self.app.open_url(href if _scheme(decoded) == _scheme(href) else decoded)
 
     def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if width and width != self._width:
+            # Back at a width laid out before (the side panel or drawer shown again): Textual
+            # reuses that arrangement and never asks the height, which is what renders lines.
+            rows = self.rows
+            self._render_lines(width)
+            if self.rows != rows:
+                self.refresh(layout=True)
         lines = self._settled if y < len(self._settled) else self._tail
         index = y if lines is self._settled else y - len(self._settled)
         if index < len(lines):

@@ -176,6 +176,35 @@ async def test_a_history_file_deleted_while_open_is_made_again_with_the_chat(
     ]
 
 
+async def test_a_reply_wraps_again_when_the_side_panel_or_the_drawer_comes_and_goes(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # Back at a width laid out before, Textual reused that layout and the reply kept lines
+    # drawn for the other width: half of each line was cut off, or its last letters.
+    ollama_server.set_default_reply(" ".join(["the quick brown fox jumps over the lazy dog"] * 12))
+    app = ollama_app(ollama_server.host)
+    async with app.run_test(size=(120, 32)) as pilot:
+        await wait_ready(pilot, app)
+        main = app.chat_screen
+        turn = await send(pilot, app, "hello")
+        body = turn.body
+
+        def drawn_at_its_width() -> bool:
+            lines = [body.render_line(y) for y in range(body.size.height)]
+            text = " ".join(line.text.strip() for line in lines if line.text.strip())
+            shown = text.count("fox") == turn.message.content.count("fox") > 3
+            return shown and all(line.cell_length == body.size.width for line in lines)
+
+        assert drawn_at_its_width()
+        for keys in (("ctrl+b", "ctrl+b"), ("f2", "escape"), ("ctrl+b", "ctrl+b")):
+            for key in keys:
+                await pilot.press(key)
+                await pilot.pause(0.2)
+            await wait_until(pilot, lambda: main.prompt.has_focus)
+            await pilot.pause(0.2)
+            assert drawn_at_its_width(), keys
+
+
 async def test_escape_before_the_request_reaches_the_model_stops_the_reply(
     ollama_server: OllamaTestServer,
 ) -> None:
