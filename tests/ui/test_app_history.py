@@ -23,6 +23,7 @@ from lollma_tui.ui.app import LollmaApp
 from lollma_tui.ui.screens.chat_pages import TAIL_MESSAGES
 from lollma_tui.ui.screens.conversations import ConversationsScreen
 from lollma_tui.ui.screens.search import SearchScreen
+from lollma_tui.ui.widgets.chat_log import HistoryTurn
 
 SHORT = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=12)
 
@@ -455,3 +456,22 @@ async def test_a_message_of_megabytes_is_shown_in_part_and_kept_whole(tiny_gguf:
             pilot, lambda: "more not shown here: /export writes the whole message" in screen_text(app)
         )
         assert "That is a lot of requests." in screen_text(app)
+
+
+async def test_a_resumed_turn_dragged_over_with_the_mouse_is_copied(tiny_gguf: Path) -> None:
+    # A turn from the history is drawn as one Rich group: a drag over it selected nothing, and
+    # Ctrl+C copied nothing.
+    with ChatStore.open(default_store_path()) as store:
+        lighthouse_chat(store)
+    app = make_app(tiny_gguf)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(pilot, app)
+        main = app.chat_screen
+        await wait_until(pilot, lambda: len(main.chat_log.query(HistoryTurn)) == 2)
+        question, answer = main.chat_log.query(HistoryTurn)
+        await pilot.mouse_down(question, offset=(3, 1))
+        await pilot.hover(answer, offset=(3, 1))
+        await pilot.mouse_up(answer, offset=(3, 1))
+        await pilot.pause()
+        copied = app.screen.get_selected_text() or ""
+        assert "how do lighthouses work" in copied and "a lamp and a lens" in copied, copied

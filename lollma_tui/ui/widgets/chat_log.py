@@ -24,6 +24,7 @@ THINKING_EVERY_S = 0.25
 if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.style import Style
+    from textual.selection import Selection
     from textual.widgets import Collapsible
 
     from lollma_tui.core.chat.conversation import Message
@@ -231,6 +232,14 @@ class HistoryTurn(Widget):
             reply_footer(self.message), style=self._style("error" if failed(self.message) else "reply-stats")
         )
         return Group(label, Padding(markdown, (0, 0, 0, 2)), Padding(footer, (0, 0, 0, 2)))
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        """The turn as text: drawn as one Rich group, it has no places a selection can start
+        or end in, so a drag takes it whole (it took nothing, and copied nothing)."""
+        parts = [self._header, shown_text(self.message.content)]
+        if self.message.role != "user":
+            parts.append(reply_footer(self.message))
+        return selection.extract(plain("\n".join(parts))), "\n"
 
     def _style(self, variable: str, *, bold: bool = False) -> Style:
         """Rich's style in the theme's colour `variable`, which may have an alpha (#D8DEE999)

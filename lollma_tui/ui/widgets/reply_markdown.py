@@ -33,6 +33,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.geometry import Region, Size
 from textual.reactive import Reactive
+from textual.selection import Selection
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -405,9 +406,32 @@ class ReplyMarkdown(Widget):
                 self.refresh(layout=True)
         lines = self._settled if y < len(self._settled) else self._tail
         index = y if lines is self._settled else y - len(self._settled)
-        if index < len(lines):
-            return lines[index]
-        return Strip.blank(self._width, self._line_style)
+        if index >= len(lines):
+            return Strip.blank(self._width, self._line_style)
+        # Offsets tell a mouse selection where it is in the text (without them it took the
+        # whole widget, and copied its CSS name).
+        line = lines[index].apply_offsets(0, y)
+        selection = self.text_selection
+        span = selection.get_span(y) if selection is not None else None
+        if span is None:
+            return line
+        start, end = span
+        end = line.cell_length if end == -1 else min(end, line.cell_length)
+        if start >= end:
+            return line
+        selected = self.screen.get_component_rich_style("screen--selection")
+        # Over the text's own colours, as the terminal shows a selection.
+        marked = line.crop(start, end)
+        marked = Strip(Segment.apply_style(marked, post_style=selected), marked.cell_length)
+        return Strip.join([line.crop(0, start), marked, line.crop(end)])
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        """The selected part of the text as drawn (wrapped lines, list marks included)."""
+        text = "\n".join(line.text.rstrip() for line in self.rendered_lines)
+        return selection.extract(text), "\n"
+
+    def selection_updated(self, selection: Selection | None) -> None:
+        self.refresh()
 
 
 class ReplyStream:

@@ -205,6 +205,37 @@ async def test_a_reply_wraps_again_when_the_side_panel_or_the_drawer_comes_and_g
             assert drawn_at_its_width(), keys
 
 
+async def test_text_selected_in_a_reply_with_the_mouse_is_what_is_copied(
+    ollama_server: OllamaTestServer,
+) -> None:
+    # A drag across a reply selected the whole widget, showed nothing, and copied its CSS name,
+    # "ReplyMarkdown.reply-text".
+    ollama_server.set_default_reply("alpha beta gamma delta\n\nepsilon zeta eta theta")
+    app = ollama_app(ollama_server.host)
+    async with app.run_test(size=(120, 32)) as pilot:
+        await wait_ready(pilot, app)
+        turn = await send(pilot, app, "hello")
+        body = turn.body
+        lines = [line.text.rstrip() for line in body.rendered_lines]
+        first = next(y for y, line in enumerate(lines) if "alpha" in line)
+        last = next(y for y, line in enumerate(lines) if "epsilon" in line)
+        start = lines[first].index("beta")
+        end = lines[last].index("zeta") + len("zeta") - 1  # the cell under the pointer is selected
+        left, top = body.gutter.left, body.gutter.top  # the mouse is given the widget's outer offsets
+        await pilot.mouse_down(body, offset=(left + start, top + first))
+        await pilot.hover(body, offset=(left + end, top + last))
+        await pilot.mouse_up(body, offset=(left + end, top + last))
+        await pilot.pause()
+        assert app.screen.get_selected_text() == "beta gamma delta\n\nepsilon zeta"
+        # What is selected shows as selected.
+        drawn = body.render_line(first)
+        selected = app.screen.get_component_rich_style("screen--selection")
+        marked = "".join(
+            segment.text for segment in drawn if segment.style and selected.bgcolor == segment.style.bgcolor
+        )
+        assert marked.startswith("beta gamma delta")
+
+
 async def test_escape_before_the_request_reaches_the_model_stops_the_reply(
     ollama_server: OllamaTestServer,
 ) -> None:
