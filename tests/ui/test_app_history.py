@@ -469,9 +469,21 @@ async def test_a_resumed_turn_dragged_over_with_the_mouse_is_copied(tiny_gguf: P
         main = app.chat_screen
         await wait_until(pilot, lambda: len(main.chat_log.query(HistoryTurn)) == 2)
         question, answer = main.chat_log.query(HistoryTurn)
+        # The log scrolls to its end, the panel's first sample comes: turns move until then.
+        regions = None
+        while regions != (question.region, answer.region):
+            regions = (question.region, answer.region)
+            await pilot.wait_for_scheduled_animations()
+            await pilot.pause(0.3)
         await pilot.mouse_down(question, offset=(3, 1))
         await pilot.hover(answer, offset=(3, 1))
         await pilot.mouse_up(answer, offset=(3, 1))
         await pilot.pause()
         copied = app.screen.get_selected_text() or ""
-        assert "how do lighthouses work" in copied and "a lamp and a lens" in copied, copied
+        assert "how do lighthouses work" in copied and "a lamp and a lens" in copied, (
+            copied,
+            app.screen.selections,
+            question.region,
+            answer.region,
+            main.chat_log.scroll_y,
+        )
