@@ -170,8 +170,8 @@ class ApplyBar(Vertical):
         apply.label = "Apply (reload)" if reload else "Apply"
         if not can_apply and apply.has_focus:
             # A focused button that gets disabled drops focus out of the drawer altogether; the
-            # entry before it (Stop) would take the next keys as stop strings, applied at once.
-            quantize = self.query_one("#quantize", Button)
-            (quantize if quantize.focusable else self.screen.query_one("#backend")).focus()
+            # entry before it (Stop) would take the next keys as stop strings, applied at once,
+            # and Quantize… after it opened its dialog on the next Enter. The first field does neither.
+            self.screen.query_one("#backend").focus()
         apply.disabled = not can_apply
         self.query_one("#reset", Button).disabled = not can_reset

@@ -204,6 +204,7 @@ async def test_a_second_enter_on_apply_does_not_request_twice(
         # that would take the next keys typed (Stop, just before it: applied at once).
         assert app.focused is not None and drawer in app.focused.ancestors
         assert not isinstance(app.focused, Input)
+        assert app.focused.id == "backend"  # it was Quantize…: the next Enter opened its dialog
         drawer.action_apply()
         await pilot.pause()
         assert len(recorder.of(SettingsDrawer.ApplyRequested)) == 1
