@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -35,7 +36,11 @@ def open_log(log_path: Path, title: str) -> tuple[int, str]:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):
             if log_path.stat().st_size > ROTATE_BYTES:
-                log_path.replace(log_path.with_name(log_path.name + ".1"))
+                # Copied, then emptied in place: a running worker (the loaded one, when its spare
+                # starts) keeps writing where its crash is read. Renamed, its lines went to ".1"
+                # and its crash was reported without a cause.
+                shutil.copyfile(log_path, log_path.with_name(log_path.name + ".1"))
+                os.truncate(log_path, 0)
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     except OSError as error:
         return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC), _cannot_write(log_path, error)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from lollma_tui.core.workers.logs import failure_detail
+import os
+from pathlib import Path
+
+from lollma_tui.core.workers.logs import ROTATE_BYTES, failure_detail, log_size, open_log, read_since
 
 _LLAMA_TAIL = """\
 sched_reserve:        CPU compute buffer size =    12.28 MiB
@@ -62,3 +65,21 @@ def test_the_line_llama_cpp_prints_on_every_load_is_no_cause() -> None:
     assert failure_detail(log + "llama_model_load: error loading model: bad magic\n", errors_only=True) == (
         "llama_model_load: error loading model: bad magic"
     )
+
+
+def test_a_worker_still_writing_when_the_log_rotates_is_read_where_it_writes(tmp_path: Path) -> None:
+    # The log was renamed to ".1" when the next worker (the spare after each load) started:
+    # the loaded worker went on writing there, and its crash was reported without a cause.
+    log = tmp_path / "llama.cpp.log"
+    log.write_bytes(b"x" * (ROTATE_BYTES - 10))
+    loaded, _ = open_log(log, "llama.cpp worker started")
+    offset = log_size(log)
+    os.write(loaded, b"model loaded\n")
+    spare, _ = open_log(log, "llama.cpp worker started")  # past the limit now: rotates
+    try:
+        assert (tmp_path / "llama.cpp.log.1").stat().st_size > ROTATE_BYTES
+        os.write(loaded, b"Fatal Python error: Segmentation fault\n")
+        assert "Fatal Python error: Segmentation fault" in read_since(log, offset)
+    finally:
+        os.close(loaded)
+        os.close(spare)
